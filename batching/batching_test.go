@@ -1,0 +1,93 @@
+package batching
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+func TestBatchRowsAndTruncate(t *testing.T) {
+	b := Get()
+	defer Put(b)
+	now := time.Unix(100, 0)
+	b.Buf.B = append(b.Buf.B, "row0"...)
+	b.EndRow(now)
+	mark := b.Mark()
+	b.Buf.B = append(b.Buf.B, "half"...)
+	b.Truncate(mark)
+	b.Buf.B = append(b.Buf.B, "row1!"...)
+	b.EndRow(now.Add(time.Second))
+	if b.Rows() != 2 || b.Len() != 9 {
+		t.Fatalf("rows=%d len=%d, want 2 and 9", b.Rows(), b.Len())
+	}
+	if !bytes.Equal(b.Row(0), []byte("row0")) || !bytes.Equal(b.Row(1), []byte("row1!")) {
+		t.Fatalf("rows %q %q", b.Row(0), b.Row(1))
+	}
+	if !b.Started.Equal(now) {
+		t.Fatalf("Started = %v, want the first row's time %v", b.Started, now)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	l := Limits{MaxRows: 2, MaxBytes: 10, MaxAge: time.Second}
+	b := Get()
+	defer Put(b)
+	now := time.Unix(100, 0)
+	if l.Full(b) || l.Due(b, now.Add(time.Hour)) {
+		t.Fatal("an empty batch is neither full nor due")
+	}
+	b.Buf.B = append(b.Buf.B, "abc"...)
+	b.EndRow(now)
+	if l.Full(b) {
+		t.Fatal("1 row, 3 bytes is not full")
+	}
+	if l.Due(b, now.Add(999*time.Millisecond)) || !l.Due(b, now.Add(time.Second)) {
+		t.Fatal("age trigger wrong")
+	}
+	b.Buf.B = append(b.Buf.B, "abcdefgh"...)
+	if !l.Full(b) {
+		t.Fatal("11 bytes must be full by bytes")
+	}
+	b.Truncate(3)
+	b.Buf.B = append(b.Buf.B, "x"...)
+	b.EndRow(now)
+	if !l.Full(b) {
+		t.Fatal("2 rows must be full by rows")
+	}
+}
+
+func TestBudgetHysteresis(t *testing.T) {
+	b := NewBudget(100)
+	if b.Acquire(60) {
+		t.Fatal("60/100 is not over")
+	}
+	if !b.Acquire(60) {
+		t.Fatal("120/100 is over")
+	}
+	b.Release(30)
+	if b.Over() || b.Resumable() {
+		t.Fatalf("90/100: over=%v resumable=%v, want false false", b.Over(), b.Resumable())
+	}
+	b.Release(40)
+	if !b.Resumable() || b.InUse() != 50 {
+		t.Fatalf("50/100 must be resumable, inUse=%d", b.InUse())
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("releasing more than acquired must panic")
+		}
+	}()
+	b.Release(51)
+}
+
+func TestPutGetReuses(t *testing.T) {
+	allocs := testing.AllocsPerRun(1000, func() {
+		b := Get()
+		b.Buf.B = append(b.Buf.B, "0123456789"...)
+		b.EndRow(time.Time{})
+		Put(b)
+	})
+	if allocs != 0 {
+		t.Fatalf("Get/append/Put allocates %.1f times, want 0", allocs)
+	}
+}
