@@ -1,0 +1,339 @@
+package loadgen
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Kind says what a generated record is: a fresh good event, a verbatim
+// re-send of an earlier one, or one of the bad kinds that must end up in the
+// dead-letter table.
+type Kind uint8
+
+// Record kinds. The bad kinds follow KindDup; their names are the
+// configuration and manifest names (and, except for KindNUL, the codec's
+// dead-letter reason).
+const (
+	KindGood Kind = iota
+	KindDup
+	KindMalformedJSON
+	KindWrongType
+	KindMissingRequired
+	KindInvalidUTF8
+	KindNUL
+	KindOutOfRange
+	KindOversized
+	KindBadCompression
+
+	numKinds
+)
+
+// NumKinds is the number of record kinds; Kind values are below it.
+const NumKinds = int(numKinds)
+
+var kindNames = [numKinds]string{
+	KindGood:            "good",
+	KindDup:             "dup",
+	KindMalformedJSON:   "malformed_json",
+	KindWrongType:       "wrong_type",
+	KindMissingRequired: "missing_required",
+	KindInvalidUTF8:     "invalid_utf8",
+	KindNUL:             "nul",
+	KindOutOfRange:      "out_of_range",
+	KindOversized:       "oversized",
+	KindBadCompression:  "bad_compression",
+}
+
+// reasons are the codec's dead-letter reasons for the bad kinds; verify uses
+// them to check that a dead letter's error names why it was rejected.
+var reasons = [numKinds]string{
+	KindMalformedJSON:   "malformed_json",
+	KindWrongType:       "wrong_type",
+	KindMissingRequired: "missing_required",
+	KindInvalidUTF8:     "invalid_utf8",
+	KindNUL:             "nul_in_text",
+	KindOutOfRange:      "out_of_range",
+	KindOversized:       "oversized",
+	KindBadCompression:  "bad_compression",
+}
+
+func (k Kind) String() string {
+	if k < numKinds {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Bad reports whether records of kind k cannot become a row.
+func (k Kind) Bad() bool { return k >= KindMalformedJSON && k < numKinds }
+
+// ParseKind returns the bad Kind named s, e.g. "wrong_type".
+func ParseKind(s string) (Kind, error) {
+	for k := KindMalformedJSON; k < numKinds; k++ {
+		if kindNames[k] == s {
+			return k, nil
+		}
+	}
+	return 0, fmt.Errorf("cannot use bad record kind %q; use one of %s", s, strings.Join(BadKindNames(), ", "))
+}
+
+// BadKindNames lists the bad kinds by name.
+func BadKindNames() []string {
+	var s []string
+	for k := KindMalformedJSON; k < numKinds; k++ {
+		s = append(s, kindNames[k])
+	}
+	return s
+}
+
+// Schemas, by the names Options.Schema accepts.
+const (
+	SchemaReference = "reference"
+	SchemaNarrow    = "narrow"
+	SchemaWide      = "wide"
+)
+
+// Compressions accepted by Options.Compression and Options.ValueCompression.
+var compressions = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
+// Defaults.
+const (
+	DefaultTopic         = "events"
+	DefaultSchema        = SchemaReference
+	DefaultMaxValueBytes = 2 << 20
+	DefaultTxnRecords    = 1000
+)
+
+// Options describes the simulated traffic. The same Options (in particular
+// the same Seed) always produce the same records in the same order: record i
+// is a pure function of the generation fields and i. Rate, ByteRate,
+// Duration, Compression, Topic and Partitions only shape how the records are
+// delivered, never their content.
+type Options struct {
+	// Seed selects the stream. Different seeds give different event ids and
+	// contents.
+	Seed int64 `json:"seed"`
+	// Schema is "reference" (default, ~480 bytes), "narrow" (~100 bytes) or
+	// "wide" (~2 KB, ~40 fields).
+	Schema string `json:"schema"`
+	// Records is the number of records to produce; 0 means until Duration
+	// (Produce requires one of the two).
+	Records int64 `json:"records"`
+	// Duration bounds a run; 0 means until Records.
+	Duration time.Duration `json:"duration"`
+	// Rate is records per second; 0 is as fast as possible. Mutually
+	// exclusive with ByteRate.
+	Rate float64 `json:"rate"`
+	// ByteRate is value bytes per second; 0 is as fast as possible.
+	ByteRate float64 `json:"byte_rate"`
+
+	// ValueSize is the mean size in bytes of a good value; 0 keeps the
+	// schema's natural size (reference ~480, narrow ~100, wide ~2000). The
+	// schema's variable-length text field (user_agent, tag, notes) absorbs
+	// the difference, so a ValueSize below the fixed part cannot be reached.
+	ValueSize int `json:"value_size"`
+	// SizeSpread in [0,1] spreads the variable field's length uniformly over
+	// mean×(1±SizeSpread); default 0.5 (set a negative value for exactly the
+	// mean).
+	SizeSpread float64 `json:"size_spread"`
+
+	// KeyCardinality is the number of distinct event ids good records draw
+	// from; 0 makes every good record a new event. With a cardinality,
+	// records that share an id differ in content (an update stream).
+	KeyCardinality int64 `json:"key_cardinality"`
+	// DupRatio is the fraction of records that re-send an earlier good
+	// record verbatim: same key, same value bytes, same headers.
+	DupRatio float64 `json:"dup_ratio"`
+	// Bad maps each bad kind to the fraction of records of that kind.
+	Bad map[Kind]float64 `json:"-"`
+	// MaxValueBytes is the size limit the appliance enforces; oversized
+	// records are one byte longer. Default 2 MiB.
+	MaxValueBytes int `json:"max_value_bytes"`
+
+	// Compression is the producer batch compression: none (default), gzip,
+	// snappy, lz4 or zstd.
+	Compression string `json:"compression"`
+	// ValueCompression compresses each good or bad value (except
+	// bad_compression records, which are garbage by design) with the named
+	// codec and marks it with a "content-encoding" header; "" or none
+	// leaves values plain.
+	ValueCompression string `json:"value_compression"`
+
+	// Transactional produces in transactions of TxnRecords consecutive
+	// records; AbortRatio of them (chosen by the seed) are aborted, so their
+	// records must never land.
+	Transactional bool    `json:"transactional"`
+	AbortRatio    float64 `json:"abort_ratio"`
+	TxnRecords    int     `json:"txn_records"`
+	// TransactionalID defaults to "sluice-loadgen-<seed>".
+	TransactionalID string `json:"transactional_id,omitempty"`
+
+	// Topic defaults to "events".
+	Topic string `json:"topic"`
+	// Partitions, when positive, creates Topic with that many partitions if
+	// it does not exist. Records are keyed by event id, so the producer's
+	// key hashing sends every occurrence of an id to the same partition.
+	Partitions int `json:"partitions"`
+}
+
+// EnsureDefaults fills zero fields with their defaults and returns o.
+func (o *Options) EnsureDefaults() *Options {
+	if o.Schema == "" {
+		o.Schema = DefaultSchema
+	}
+	if o.Topic == "" {
+		o.Topic = DefaultTopic
+	}
+	if o.MaxValueBytes == 0 {
+		o.MaxValueBytes = DefaultMaxValueBytes
+	}
+	if o.SizeSpread == 0 {
+		o.SizeSpread = 0.5
+	}
+	if o.SizeSpread < 0 {
+		o.SizeSpread = -1 // stays "exact" across repeated EnsureDefaults
+	}
+	if o.TxnRecords == 0 {
+		o.TxnRecords = DefaultTxnRecords
+	}
+	if o.Compression == "" {
+		o.Compression = "none"
+	}
+	if o.ValueCompression == "" {
+		o.ValueCompression = "none"
+	}
+	if o.Transactional && o.TransactionalID == "" {
+		o.TransactionalID = fmt.Sprintf("sluice-loadgen-%d", o.Seed)
+	}
+	return o
+}
+
+// Validate reports the first invalid field, naming the option and the fix.
+func (o *Options) Validate() error {
+	switch o.Schema {
+	case SchemaReference, SchemaNarrow, SchemaWide:
+	default:
+		return fmt.Errorf("cannot use schema %q; use reference, narrow or wide", o.Schema)
+	}
+	if o.Records < 0 {
+		return fmt.Errorf("cannot produce %d records; use a positive count, or 0 with a duration", o.Records)
+	}
+	if o.Duration < 0 {
+		return fmt.Errorf("cannot run for a negative duration %v", o.Duration)
+	}
+	if o.Rate < 0 || o.ByteRate < 0 {
+		return fmt.Errorf("cannot use a negative rate; use 0 for as fast as possible")
+	}
+	if o.Rate > 0 && o.ByteRate > 0 {
+		return fmt.Errorf("cannot limit both records/s (rate %v) and bytes/s (byte rate %v); set only one", o.Rate, o.ByteRate)
+	}
+	if o.ValueSize < 0 {
+		return fmt.Errorf("cannot use value size %d; use a positive mean size in bytes or 0 for the schema's natural size", o.ValueSize)
+	}
+	if o.SizeSpread > 1 {
+		return fmt.Errorf("cannot use size spread %v; use a fraction in [0,1]", o.SizeSpread)
+	}
+	if o.KeyCardinality < 0 {
+		return fmt.Errorf("cannot use key cardinality %d; use a positive count or 0 for unique events", o.KeyCardinality)
+	}
+	if o.MaxValueBytes < 1024 {
+		return fmt.Errorf("cannot use max value bytes %d; use at least 1024", o.MaxValueBytes)
+	}
+	sum := o.DupRatio
+	if o.DupRatio < 0 || o.DupRatio > 1 {
+		return fmt.Errorf("cannot use dup ratio %v; use a fraction in [0,1]", o.DupRatio)
+	}
+	for k, r := range o.Bad {
+		if !k.Bad() {
+			return fmt.Errorf("cannot use %q as a bad record kind; use one of %s", k, strings.Join(BadKindNames(), ", "))
+		}
+		if r < 0 || r > 1 {
+			return fmt.Errorf("cannot use ratio %v for bad kind %s; use a fraction in [0,1]", r, k)
+		}
+		sum += r
+	}
+	if sum > 1+1e-9 {
+		return fmt.Errorf("cannot use dup and bad ratios that add up to %v; their sum must be at most 1", sum)
+	}
+	if !validCompression(o.Compression) {
+		return fmt.Errorf("cannot use compression %q; use one of %s", o.Compression, strings.Join(compressions, ", "))
+	}
+	if !validCompression(o.ValueCompression) {
+		return fmt.Errorf("cannot use value compression %q; use one of %s", o.ValueCompression, strings.Join(compressions, ", "))
+	}
+	if o.AbortRatio < 0 || o.AbortRatio > 1 {
+		return fmt.Errorf("cannot use abort ratio %v; use a fraction in [0,1]", o.AbortRatio)
+	}
+	if o.AbortRatio > 0 && !o.Transactional {
+		return fmt.Errorf("cannot abort transactions (abort ratio %v) without transactional producing; enable transactional", o.AbortRatio)
+	}
+	if o.TxnRecords < 0 {
+		return fmt.Errorf("cannot use %d records per transaction; use a positive count", o.TxnRecords)
+	}
+	if o.Topic == "" {
+		return fmt.Errorf("cannot produce without a topic; set the topic")
+	}
+	if o.Partitions < 0 {
+		return fmt.Errorf("cannot create a topic with %d partitions; use a positive count or 0 to leave the topic as is", o.Partitions)
+	}
+	return nil
+}
+
+func validCompression(s string) bool {
+	for _, c := range compressions {
+		if s == c {
+			return true
+		}
+	}
+	return false
+}
+
+// SpreadBad sets every bad kind except oversized to ratio/7, so a single
+// "bad ratio" covers the cheap kinds. Oversized records cost MaxValueBytes
+// each and must be asked for explicitly.
+func (o *Options) SpreadBad(ratio float64) {
+	if o.Bad == nil {
+		o.Bad = make(map[Kind]float64)
+	}
+	n := 0
+	for k := KindMalformedJSON; k < numKinds; k++ {
+		if k != KindOversized {
+			n++
+		}
+	}
+	for k := KindMalformedJSON; k < numKinds; k++ {
+		if k != KindOversized {
+			o.Bad[k] = ratio / float64(n)
+		}
+	}
+}
+
+// badByName is the JSON form of Options.Bad.
+func (o *Options) badByName() map[string]float64 {
+	m := make(map[string]float64, len(o.Bad))
+	for k, r := range o.Bad {
+		if r > 0 {
+			m[k.String()] = r
+		}
+	}
+	return m
+}
+
+func (o *Options) setBadByName(m map[string]float64) error {
+	o.Bad = make(map[Kind]float64, len(m))
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		k, err := ParseKind(n)
+		if err != nil {
+			return err
+		}
+		o.Bad[k] = m[n]
+	}
+	return nil
+}
