@@ -58,6 +58,8 @@ type Generator struct {
 
 	plain bool // skip value compression (verify compares plain JSON)
 
+	ctx recCtx
+
 	headerVal []byte
 	zenc      *zstd.Encoder
 	genc      *gzip.Writer
@@ -170,8 +172,10 @@ func (g *Generator) At(i int64, r *Rec) {
 	}
 	r.Key = appendUUID(r.Key, r.EventID)
 
-	var c recCtx
-	g.initCtx(&c, i, src, kind)
+	// The context lives in g: passed to a schema's render func it would
+	// escape and cost an allocation per record.
+	c := &g.ctx
+	g.initCtx(c, i, src, kind)
 	c.id = r.EventID
 	switch kind {
 	case KindBadCompression:
@@ -180,20 +184,20 @@ func (g *Generator) At(i int64, r *Rec) {
 		return
 	case KindOversized:
 		c.varLen = 0
-		probe := g.sch.render(r.Value[:0], &c)
+		probe := g.sch.render(r.Value[:0], c)
 		fixed := len(probe)
-		g.initCtx(&c, i, src, kind)
+		g.initCtx(c, i, src, kind)
 		c.id = r.EventID
 		c.varLen = g.o.MaxValueBytes + 1 - fixed
-		r.Value = g.sch.render(r.Value[:0], &c)
+		r.Value = g.sch.render(r.Value[:0], c)
 		return // never value-compressed: the size is the point
 	case KindMalformedJSON:
-		r.Value = g.sch.render(r.Value, &c)
+		r.Value = g.sch.render(r.Value, c)
 		// Any proper prefix of a JSON object is invalid.
 		cut := 1 + int(c.rng.next()%uint64(len(r.Value)-1))
 		r.Value = r.Value[:cut]
 	default:
-		r.Value = g.sch.render(r.Value, &c)
+		r.Value = g.sch.render(r.Value, c)
 	}
 	if g.headerVal != nil && !g.plain {
 		g.compress(r)
