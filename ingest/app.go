@@ -1,0 +1,355 @@
+// Package ingest is the appliance: the Kafka consumer group, per-partition
+// state, the exactly-once commit protocol, configuration, metrics wiring and
+// the `run` command. It owns ordering and ownership; it knows nothing of SQL
+// text (package pgcopy does) or of record formats (package codec does).
+//
+// Protocol (DESIGN.md, "Exactly-once protocol"):
+//
+//   - On assignment each partition's offsets row in PostgreSQL is claimed:
+//     owner_epoch+1 is this owner's fencing token and next_offset is where
+//     fetching starts. Kafka's own committed offsets are never used.
+//   - Partitions are spread over workers (one PostgreSQL connection each) by
+//     hash; a worker decodes its partitions' records into one batch per
+//     table and hands full or aged batches to its committer, which writes
+//     each in one transaction that compare-and-sets the offsets first.
+//     Batches of one worker commit strictly in order, so each batch's
+//     expected offsets are the previous batch's new ones.
+//   - A fenced batch drops the fenced partitions' work; revoke commits
+//     in-flight work before returning; loss drops it. Bytes between fetch and
+//     commit are bounded by batch.max_inflight_bytes: over it, fetching is
+//     paused while the poll loop keeps serving the group.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-dev/sluice/batching"
+	"github.com/sluice-dev/sluice/codec"
+	pgcopy "github.com/sluice-dev/sluice/copy"
+)
+
+// tableRT is a configured table at run time.
+type tableRT struct {
+	cfg     TableConfig
+	pg      *pgcopy.Table
+	cols    []codec.Column
+	format  codec.Format
+	opts    codec.Options
+	nFields int // fields per tuple, including the seq field of keyed tables
+}
+
+// partKey names a partition.
+type partKey struct {
+	topic     string
+	partition int32
+}
+
+// partState is one owned partition. Fields marked "worker" are touched only
+// by the owning worker's goroutine.
+type partState struct {
+	topic     string
+	partition int32
+	table     *tableRT
+	worker    *worker
+	epoch     int64
+
+	next int64 // worker: next_offset expected in PostgreSQL when the next batch commits
+
+	dropped       atomic.Bool  // revoked, lost or fenced: drop its work
+	halted        atomic.Bool  // offset out of range or data loss: needs an operator
+	committed     atomic.Int64 // last committed next_offset (-1: none)
+	highWatermark atomic.Int64
+}
+
+// App is one running appliance instance.
+type App struct {
+	cfg    *Config
+	log    *slog.Logger
+	m      *appMetrics
+	budget *batching.Budget
+	limits batching.Limits
+
+	byTopic map[string]*tableRT
+	tables  []*tableRT
+	topics  []string
+	workers []*worker
+
+	cl *kgo.Client
+
+	ctlMu sync.Mutex
+	ctl   *pgconn.PgConn
+
+	mu    sync.Mutex
+	parts map[partKey]*partState
+
+	consuming   atomic.Bool
+	metricsAddr atomic.Value // string
+
+	// hardCtx is canceled only when in-flight work must be abandoned.
+	hardCtx    context.Context
+	hardCancel context.CancelFunc
+}
+
+// New builds an App from a validated configuration.
+func New(cfg *Config, log *slog.Logger) (*App, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	a := &App{
+		cfg:     cfg,
+		log:     log,
+		budget:  batching.NewBudget(int64(cfg.Batch.MaxInflightBytes)),
+		byTopic: map[string]*tableRT{},
+		parts:   map[partKey]*partState{},
+		limits: batching.Limits{
+			MaxRows:  cfg.Batch.MaxRows,
+			MaxBytes: int(cfg.Batch.MaxBytes),
+			MaxAge:   cfg.Batch.MaxAge.D(),
+		},
+	}
+	a.metricsAddr.Store("")
+	a.m = newAppMetrics(func() float64 { return float64(a.budget.InUse()) })
+	for i := range cfg.Tables {
+		tc := cfg.Tables[i]
+		cols, err := tc.codecColumns()
+		if err != nil {
+			return nil, fmt.Errorf("tables[%d]: %w", i, err)
+		}
+		format, _ := codec.ParseFormat(tc.Format)
+		pt, err := tc.pgTable()
+		if err != nil {
+			return nil, fmt.Errorf("tables[%d]: %w", i, err)
+		}
+		t := &tableRT{cfg: tc, pg: pt, cols: cols, format: format,
+			opts: codec.Options{MaxRecordBytes: int(tc.MaxRecordBytes)}}
+		// Build one decoder now so a bad column spec fails at start.
+		dec, err := codec.NewDecoder(format, colsForFormat(format, cols), t.opts)
+		if err != nil {
+			return nil, cfgErr(fmt.Sprintf("tables[%d].columns", i), "%v", err)
+		}
+		t.nFields = dec.NumFields()
+		if pt.Keyed() {
+			t.nFields++
+		}
+		a.tables = append(a.tables, t)
+		for _, tp := range tc.Topics {
+			a.byTopic[tp] = t
+			a.topics = append(a.topics, tp)
+		}
+	}
+	sort.Strings(a.topics)
+	return a, nil
+}
+
+func colsForFormat(f codec.Format, cols []codec.Column) []codec.Column {
+	if f == codec.FormatRaw {
+		return nil
+	}
+	return cols
+}
+
+// MetricsAddr returns the address the metrics server listens on, once Run
+// has started it.
+func (a *App) MetricsAddr() string { return a.metricsAddr.Load().(string) }
+
+// Ready reports whether the App consumes with no halted partition.
+func (a *App) Ready() bool { return a.notReady() == "" }
+
+func (a *App) notReady() string {
+	if !a.consuming.Load() {
+		return "not consuming"
+	}
+	var halted []string
+	for _, st := range a.snapshotParts() {
+		if st.halted.Load() {
+			halted = append(halted, fmt.Sprintf("%s/%d", st.topic, st.partition))
+		}
+	}
+	if len(halted) > 0 {
+		return "halted partitions: " + strings.Join(halted, ", ") + " (see logs; reset with `sluice reset-offset`)"
+	}
+	return ""
+}
+
+func (a *App) snapshotParts() []*partState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]*partState, 0, len(a.parts))
+	for _, st := range a.parts {
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].topic != out[j].topic {
+			return out[i].topic < out[j].topic
+		}
+		return out[i].partition < out[j].partition
+	})
+	return out
+}
+
+// Migrate connects to PostgreSQL and creates the offsets, dead-letter and
+// (create: true) target tables.
+func Migrate(ctx context.Context, cfg *Config) error {
+	conn, err := connectPG(ctx, cfg.Postgres.URL, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	var tables []*pgcopy.Table
+	for i := range cfg.Tables {
+		t, err := cfg.Tables[i].pgTable()
+		if err != nil {
+			return err
+		}
+		tables = append(tables, t)
+	}
+	if err := pgcopy.Migrate(ctx, conn, cfg.Postgres.Schema, tables); err != nil {
+		return fmt.Errorf("cannot migrate: %w", err)
+	}
+	return nil
+}
+
+// connectPG connects, retrying transient failures for up to patience.
+// Authentication and TLS failures are returned at once: retrying them only
+// hides a configuration mistake.
+func connectPG(ctx context.Context, url string, patience time.Duration) (*pgconn.PgConn, error) {
+	deadline := time.Now().Add(patience)
+	backoff := 100 * time.Millisecond
+	for {
+		conn, err := pgconn.Connect(ctx, url)
+		if err == nil {
+			return conn, nil
+		}
+		if !pgcopy.IsRetryable(err) || time.Now().After(deadline) || isAuthError(err) {
+			return nil, fmt.Errorf("cannot connect to PostgreSQL (postgres.url): %s", redactErr(err, url))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+func isAuthError(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "28") || pe.Code == "3D000"
+	}
+	s := err.Error()
+	return strings.Contains(s, "tls") || strings.Contains(s, "certificate") || strings.Contains(s, "x509")
+}
+
+// Run runs the appliance until ctx is canceled, then shuts down gracefully:
+// polling stops, in-flight batches commit, the group is left. It returns nil
+// after a graceful shutdown.
+func (a *App) Run(ctx context.Context) error {
+	a.hardCtx, a.hardCancel = context.WithCancel(context.Background())
+	defer a.hardCancel()
+
+	ctl, err := connectPG(ctx, a.cfg.Postgres.URL, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	a.ctl = ctl
+	defer func() {
+		a.ctlMu.Lock()
+		if a.ctl != nil {
+			a.ctl.Close(context.Background())
+		}
+		a.ctlMu.Unlock()
+	}()
+	var pts []*pgcopy.Table
+	for _, t := range a.tables {
+		pts = append(pts, t.pg)
+	}
+	if err := pgcopy.Migrate(ctx, ctl, a.cfg.Postgres.Schema, pts); err != nil {
+		return fmt.Errorf("cannot prepare tables: %w", err)
+	}
+
+	if a.cfg.Metrics.Listen != "" {
+		addr, stop, err := a.serveMetrics(a.cfg.Metrics.Listen)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		a.metricsAddr.Store(addr)
+		a.log.Info("serving metrics", "addr", addr)
+	}
+
+	for i := 0; i < a.cfg.Postgres.MaxConns; i++ {
+		a.workers = append(a.workers, newWorker(a, i))
+	}
+	var wg sync.WaitGroup
+	for _, w := range a.workers {
+		wg.Add(2)
+		go func() { defer wg.Done(); w.run() }()
+		go func() { defer wg.Done(); w.commitLoop() }()
+	}
+	defer func() {
+		for _, w := range a.workers {
+			close(w.in)
+		}
+		wg.Wait()
+		for _, w := range a.workers {
+			w.writer.Close(context.Background())
+		}
+	}()
+
+	opts, err := a.clientOptions()
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("cannot create the Kafka client (kafka.*): %w", err)
+	}
+	a.cl = cl
+	if err := a.checkKafka(ctx); err != nil {
+		cl.Close()
+		return err
+	}
+	a.log.Info("consuming", "topics", a.topics, "group", a.cfg.Kafka.Group, "workers", len(a.workers))
+	a.consuming.Store(true)
+	a.pollLoop(ctx)
+	a.consuming.Store(false)
+
+	// Leaving the group revokes every partition; onRevoked commits what is
+	// in flight before the leave completes.
+	a.log.Info("shutting down: committing in-flight batches and leaving the group")
+	closed := make(chan struct{})
+	go func() { cl.CloseAllowingRebalance(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(a.cfg.Kafka.RebalanceTimeout.D() + 5*time.Second):
+		a.log.Error("leaving the group timed out; abandoning in-flight batches (they will be re-read: nothing is lost)")
+		a.hardCancel()
+		<-closed
+	}
+	a.log.Info("stopped")
+	return nil
+}
+
+// checkKafka fails fast on an unreachable or misconfigured cluster instead
+// of retrying forever behind the consumer group.
+func (a *App) checkKafka(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err := a.cl.Ping(pctx)
+	if err != nil {
+		return fmt.Errorf("cannot reach Kafka at %v (kafka.brokers): %w", a.cfg.Kafka.Brokers, err)
+	}
+	return nil
+}

@@ -1,0 +1,197 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	pgcopy "github.com/sluice-dev/sluice/copy"
+)
+
+// ErrUsage is returned after a command printed a usage mistake.
+var ErrUsage = errors.New("usage error")
+
+// commonFlags are the flags shared by the commands that read a config.
+type commonFlags struct {
+	config, brokers, postgres, group, metrics, logLevel string
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.config, "config", "", "YAML config file (default $SLUICE_CONFIG)")
+	fs.StringVar(&c.brokers, "brokers", "", "override kafka.brokers (comma-separated host:port)")
+	fs.StringVar(&c.postgres, "postgres", "", "override postgres.url")
+	fs.StringVar(&c.group, "group", "", "override kafka.group")
+	fs.StringVar(&c.metrics, "metrics-listen", "", "override metrics.listen (host:port)")
+	fs.StringVar(&c.logLevel, "log-level", "", "override log.level (debug|info|warn|error)")
+}
+
+// load reads the config: file, then SLUICE_* environment, then flags.
+func (c *commonFlags) load() (*Config, error) {
+	path := c.config
+	if path == "" {
+		path = os.Getenv("SLUICE_CONFIG")
+	}
+	if path == "" {
+		return nil, errNoConfig
+	}
+	env := func(k string) string {
+		switch {
+		case k == "SLUICE_KAFKA_BROKERS" && c.brokers != "":
+			return c.brokers
+		case k == "SLUICE_POSTGRES_URL" && c.postgres != "":
+			return c.postgres
+		case k == "SLUICE_KAFKA_GROUP" && c.group != "":
+			return c.group
+		case k == "SLUICE_METRICS_LISTEN" && c.metrics != "":
+			return c.metrics
+		case k == "SLUICE_LOG_LEVEL" && c.logLevel != "":
+			return c.logLevel
+		}
+		return os.Getenv(k)
+	}
+	return LoadFile(path, env)
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return ErrUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
+		return ErrUsage
+	}
+	return nil
+}
+
+// NewLogger returns the logger described by cfg, writing to w.
+func NewLogger(cfg LogConfig, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Level))
+	o := &slog.HandlerOptions{Level: lvl}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+// RunMain is `sluice run`.
+func RunMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sluice run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf commonFlags
+	cf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	app, err := New(cfg, NewLogger(cfg.Log, stderr))
+	if err != nil {
+		return err
+	}
+	return app.Run(ctx)
+}
+
+// MigrateMain is `sluice migrate`.
+func MigrateMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sluice migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf commonFlags
+	cf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	if err := Migrate(ctx, cfg); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "migrated: schema %s (offsets, dead_letters) and %d table(s)\n", cfg.Postgres.Schema, len(cfg.Tables))
+	return nil
+}
+
+// ResetOffsetMain is `sluice reset-offset`: the operator's way out of a
+// halted partition. It bumps the owner epoch, so a running owner is fenced;
+// run it with the group's instances stopped and restart them afterwards.
+func ResetOffsetMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sluice reset-offset", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf commonFlags
+	cf.register(fs)
+	topic := fs.String("topic", "", "topic of the partition (required)")
+	partition := fs.Int("partition", -1, "partition number (required)")
+	to := fs.String("to", "", "new next offset: a number, earliest or latest (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *topic == "" || *partition < 0 || *to == "" {
+		fmt.Fprintln(stderr, "sluice reset-offset: --topic, --partition and --to are required")
+		return ErrUsage
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	next, err := strconv.ParseInt(*to, 10, 64)
+	if err != nil {
+		if *to != "earliest" && *to != "latest" {
+			return fmt.Errorf("cannot parse --to %q; use a number, earliest or latest", *to)
+		}
+		next, err = brokerOffset(ctx, cfg, *topic, int32(*partition), *to)
+		if err != nil {
+			return err
+		}
+	}
+	conn, err := connectPG(ctx, cfg.Postgres.URL, 0)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if err := pgcopy.ResetOffset(ctx, conn, cfg.Postgres.Schema, cfg.Kafka.Group, *topic, int32(*partition), next); err != nil {
+		return fmt.Errorf("cannot reset %s/%d: %w", *topic, *partition, err)
+	}
+	fmt.Fprintf(stdout, "group %s: %s/%d next offset set to %d\n", cfg.Kafka.Group, *topic, *partition, next)
+	return nil
+}
+
+func brokerOffset(ctx context.Context, cfg *Config, topic string, partition int32, which string) (int64, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var lo kadm.ListedOffsets
+	if which == "earliest" {
+		lo, err = adm.ListStartOffsets(ctx, topic)
+	} else {
+		lo, err = adm.ListEndOffsets(ctx, topic)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("cannot list %s offsets of %s: %w", which, topic, err)
+	}
+	o, ok := lo.Lookup(topic, partition)
+	if !ok || o.Err != nil {
+		return 0, fmt.Errorf("cannot find %s offset of %s/%d (does the partition exist?)", which, topic, partition)
+	}
+	return o.Offset, nil
+}
+
+// splitCSV splits a comma-separated flag value.
+func splitCSV(s string) []string { return splitList(strings.TrimSpace(s)) }

@@ -1,0 +1,594 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"gopkg.in/yaml.v3"
+
+	"github.com/sluice-dev/sluice/codec"
+	pgcopy "github.com/sluice-dev/sluice/copy"
+)
+
+// Config is the appliance's configuration. Its YAML keys are a contract
+// (DESIGN.md, "Configuration"); Load fills defaults, applies SLUICE_*
+// environment overrides and validates.
+type Config struct {
+	Kafka    KafkaConfig    `yaml:"kafka"`
+	Postgres PostgresConfig `yaml:"postgres"`
+	Batch    BatchConfig    `yaml:"batch"`
+	Tables   []TableConfig  `yaml:"tables"`
+	Metrics  MetricsConfig  `yaml:"metrics"`
+	Log      LogConfig      `yaml:"log"`
+}
+
+// KafkaConfig is the `kafka:` section.
+type KafkaConfig struct {
+	Brokers     []string   `yaml:"brokers"`
+	Group       string     `yaml:"group"`
+	Isolation   string     `yaml:"isolation"`
+	StartOffset string     `yaml:"start_offset"`
+	TLS         TLSConfig  `yaml:"tls"`
+	SASL        SASLConfig `yaml:"sasl"`
+	// SessionTimeout is how long the group waits for a silent member
+	// before reassigning its partitions (failover time).
+	SessionTimeout Duration `yaml:"session_timeout"`
+	// RebalanceTimeout bounds how long a revoke may take to commit
+	// in-flight batches.
+	RebalanceTimeout Duration `yaml:"rebalance_timeout"`
+	// FetchMaxBytes caps one fetch response (bounds memory).
+	FetchMaxBytes Size `yaml:"fetch_max_bytes"`
+}
+
+// TLSConfig is `kafka.tls`.
+type TLSConfig struct {
+	Enabled    bool   `yaml:"enabled"`
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
+}
+
+// SASLConfig is `kafka.sasl`.
+type SASLConfig struct {
+	Mechanism    string `yaml:"mechanism"`
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// PostgresConfig is the `postgres:` section.
+type PostgresConfig struct {
+	URL      string `yaml:"url"`
+	Schema   string `yaml:"schema"`
+	MaxConns int    `yaml:"max_conns"`
+}
+
+// BatchConfig is the `batch:` section.
+type BatchConfig struct {
+	MaxRows          int      `yaml:"max_rows"`
+	MaxBytes         Size     `yaml:"max_bytes"`
+	MaxAge           Duration `yaml:"max_age"`
+	MaxInflightBytes Size     `yaml:"max_inflight_bytes"`
+}
+
+// TableConfig is one item of `tables:`.
+type TableConfig struct {
+	Name       string         `yaml:"name"`
+	Topics     []string       `yaml:"topics"`
+	Format     string         `yaml:"format"`
+	Create     *bool          `yaml:"create"`
+	Key        []string       `yaml:"key"`
+	OnConflict string         `yaml:"on_conflict"`
+	Columns    []ColumnConfig `yaml:"columns"`
+	// MaxRecordBytes: a record value larger than this is dead-lettered as
+	// oversized. Default 1MiB.
+	MaxRecordBytes Size `yaml:"max_record_bytes"`
+}
+
+// ColumnConfig is one item of a table's `columns:`.
+type ColumnConfig struct {
+	Name     string `yaml:"name"`
+	Type     string `yaml:"type"`
+	Path     string `yaml:"path"`
+	Source   string `yaml:"source"`
+	Required bool   `yaml:"required"`
+}
+
+// MetricsConfig is the `metrics:` section.
+type MetricsConfig struct {
+	Listen string `yaml:"listen"`
+}
+
+// LogConfig is the `log:` section.
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Duration is a time.Duration written as "250ms", "5s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(strings.TrimSpace(n.Value))
+	if err != nil || v < 0 {
+		return fmt.Errorf("cannot parse %q as a duration; write it like 250ms, 5s or 1m", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Size is a byte count written as "32MiB", "512KiB", "1GB" or a plain number.
+type Size int64
+
+// UnmarshalYAML parses a size.
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseSize(n.Value)
+	if err != nil {
+		return err
+	}
+	*s = Size(v)
+	return nil
+}
+
+// MarshalYAML writes the size in bytes.
+func (s Size) MarshalYAML() (any, error) { return int64(s), nil }
+
+var sizeRe = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)$`)
+
+var sizeUnits = map[string]float64{
+	"": 1, "b": 1,
+	"k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9,
+	"ki": 1 << 10, "kib": 1 << 10, "mi": 1 << 20, "mib": 1 << 20, "gi": 1 << 30, "gib": 1 << 30,
+}
+
+// ParseSize parses "32MiB", "1.5GB", "4096".
+func ParseSize(s string) (int64, error) {
+	m := sizeRe.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, fmt.Errorf("cannot parse %q as a size; write it like 32MiB, 512KiB, 1GB or 4096", s)
+	}
+	unit, ok := sizeUnits[strings.ToLower(m[2])]
+	if !ok {
+		return 0, fmt.Errorf("cannot parse %q as a size: unknown unit %q; use B, KiB, MiB, GiB, KB, MB or GB", s, m[2])
+	}
+	f, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, fmt.Errorf("cannot parse %q as a size: %w", s, err)
+	}
+	return int64(f * unit), nil
+}
+
+// Defaults returns a configuration with every default filled and no tables.
+func Defaults() Config {
+	return Config{
+		Kafka: KafkaConfig{
+			Brokers:          []string{"127.0.0.1:9092"},
+			Group:            "sluice",
+			Isolation:        "read_committed",
+			StartOffset:      "earliest",
+			SessionTimeout:   Duration(10 * time.Second),
+			RebalanceTimeout: Duration(30 * time.Second),
+			FetchMaxBytes:    Size(16 << 20),
+		},
+		Postgres: PostgresConfig{
+			URL:      "postgres://postgres@127.0.0.1:5432/postgres",
+			Schema:   "sluice",
+			MaxConns: 4,
+		},
+		Batch: BatchConfig{
+			MaxRows:          50000,
+			MaxBytes:         Size(32 << 20),
+			MaxAge:           Duration(250 * time.Millisecond),
+			MaxInflightBytes: Size(256 << 20),
+		},
+		Metrics: MetricsConfig{Listen: "127.0.0.1:9187"},
+		Log:     LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// ConfigError is a configuration mistake: the key, what is wrong and the fix.
+type ConfigError struct {
+	Key string
+	Msg string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Key == "" {
+		return "invalid configuration: " + e.Msg
+	}
+	return fmt.Sprintf("invalid configuration: %s: %s", e.Key, e.Msg)
+}
+
+func cfgErr(key, format string, args ...any) error {
+	return &ConfigError{Key: key, Msg: fmt.Sprintf(format, args...)}
+}
+
+// LoadFile reads path (empty: no file, defaults only), applies environment
+// overrides from env (nil: os.Getenv) and validates.
+func LoadFile(path string, env func(string) string) (*Config, error) {
+	var data []byte
+	if path != "" {
+		var err error
+		data, err = os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read config file: %w; pass an existing file with --config or SLUICE_CONFIG", err)
+		}
+	}
+	return Parse(data, env)
+}
+
+// Parse parses YAML (which may be empty), applies environment overrides from
+// env (nil: os.Getenv) and validates.
+func Parse(data []byte, env func(string) string) (*Config, error) {
+	c := Defaults()
+	if len(strings.TrimSpace(string(data))) > 0 {
+		var root yaml.Node
+		if err := yaml.Unmarshal(data, &root); err != nil {
+			return nil, fmt.Errorf("cannot parse config YAML: %w", err)
+		}
+		if len(root.Content) > 0 {
+			if err := checkKeys(root.Content[0], reflect.TypeOf(c), ""); err != nil {
+				return nil, err
+			}
+			if err := root.Content[0].Decode(&c); err != nil {
+				return nil, fmt.Errorf("invalid configuration: %s", strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  "))
+			}
+		}
+	}
+	if env == nil {
+		env = os.Getenv
+	}
+	c.applyEnv(env)
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// checkKeys rejects keys that no struct field knows, naming the full key, its
+// line and the valid keys. yaml.v3's KnownFields reports the Go type instead.
+func checkKeys(n *yaml.Node, t reflect.Type, prefix string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+				return nil
+			}
+			return cfgErr(prefix, "line %d: expected a mapping of keys", n.Line)
+		}
+		fields := map[string]reflect.Type{}
+		var names []string
+		for i := 0; i < t.NumField(); i++ {
+			tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+			if tag == "" || tag == "-" {
+				continue
+			}
+			fields[tag] = t.Field(i).Type
+			names = append(names, tag)
+		}
+		sort.Strings(names)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			key := k
+			if prefix != "" {
+				key = prefix + "." + k
+			}
+			ft, ok := fields[k]
+			if !ok {
+				return cfgErr(key, "unknown key (line %d); valid keys here: %s", n.Content[i].Line, strings.Join(names, ", "))
+			}
+			if _, custom := reflect.New(ft).Interface().(yaml.Unmarshaler); custom {
+				continue
+			}
+			if err := checkKeys(n.Content[i+1], ft, key); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		if n.Kind == yaml.SequenceNode {
+			for i, item := range n.Content {
+				if err := checkKeys(item, t.Elem(), fmt.Sprintf("%s[%d]", prefix, i)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Config) applyEnv(env func(string) string) {
+	if v := env("SLUICE_KAFKA_BROKERS"); v != "" {
+		c.Kafka.Brokers = splitList(v)
+	}
+	if v := env("SLUICE_KAFKA_GROUP"); v != "" {
+		c.Kafka.Group = v
+	}
+	if v := env("SLUICE_POSTGRES_URL"); v != "" {
+		c.Postgres.URL = v
+	}
+	if v := env("SLUICE_METRICS_LISTEN"); v != "" {
+		c.Metrics.Listen = v
+	}
+	if v := env("SLUICE_KAFKA_SASL_USERNAME"); v != "" {
+		c.Kafka.SASL.Username = v
+	}
+	if v := env("SLUICE_KAFKA_SASL_PASSWORD"); v != "" {
+		c.Kafka.SASL.Password = v
+	}
+	if v := env("SLUICE_LOG_LEVEL"); v != "" {
+		c.Log.Level = v
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Validate checks every key and fills per-table defaults. Errors name the key
+// and the fix.
+func (c *Config) Validate() error {
+	k := &c.Kafka
+	if len(k.Brokers) == 0 {
+		return cfgErr("kafka.brokers", "no brokers; list at least one host:port, e.g. [\"127.0.0.1:9092\"], or set SLUICE_KAFKA_BROKERS")
+	}
+	for i, b := range k.Brokers {
+		if !strings.Contains(b, ":") {
+			return cfgErr(fmt.Sprintf("kafka.brokers[%d]", i), "%q has no port; write host:port, e.g. %s:9092", b, b)
+		}
+	}
+	if k.Group == "" {
+		return cfgErr("kafka.group", "empty; set a consumer group name, e.g. sluice")
+	}
+	if k.Isolation != "read_committed" && k.Isolation != "read_uncommitted" {
+		return cfgErr("kafka.isolation", "%q is not valid; use read_committed or read_uncommitted", k.Isolation)
+	}
+	if k.StartOffset != "earliest" && k.StartOffset != "latest" {
+		return cfgErr("kafka.start_offset", "%q is not valid; use earliest or latest", k.StartOffset)
+	}
+	switch strings.ToUpper(k.SASL.Mechanism) {
+	case "":
+		if k.SASL.Username != "" {
+			return cfgErr("kafka.sasl.mechanism", "empty but a username is set; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+		}
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		k.SASL.Mechanism = strings.ToUpper(k.SASL.Mechanism)
+		if k.SASL.Username == "" {
+			return cfgErr("kafka.sasl.username", "empty while kafka.sasl.mechanism is %s; set it (or SLUICE_KAFKA_SASL_USERNAME)", k.SASL.Mechanism)
+		}
+	default:
+		return cfgErr("kafka.sasl.mechanism", "%q is not supported; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", k.SASL.Mechanism)
+	}
+	if k.SessionTimeout.D() < time.Second {
+		return cfgErr("kafka.session_timeout", "%s is too short; use at least 1s (default 10s)", k.SessionTimeout.D())
+	}
+	if k.RebalanceTimeout.D() < time.Second {
+		return cfgErr("kafka.rebalance_timeout", "%s is too short; use at least 1s (default 30s)", k.RebalanceTimeout.D())
+	}
+	if k.FetchMaxBytes < 1<<10 {
+		return cfgErr("kafka.fetch_max_bytes", "%d is too small; use at least 1KiB (default 16MiB)", k.FetchMaxBytes)
+	}
+
+	p := &c.Postgres
+	if p.URL == "" {
+		return cfgErr("postgres.url", "empty; set a URL like postgres://user@host:5432/db or SLUICE_POSTGRES_URL")
+	}
+	if _, err := pgconn.ParseConfig(p.URL); err != nil {
+		return cfgErr("postgres.url", "cannot parse: %s; write it like postgres://user@host:5432/db?sslmode=verify-full", redactErr(err, p.URL))
+	}
+	if !identRe.MatchString(p.Schema) {
+		return cfgErr("postgres.schema", "%q is not a plain identifier; use letters, digits and _ (default sluice)", p.Schema)
+	}
+	if p.MaxConns < 1 || p.MaxConns > 256 {
+		return cfgErr("postgres.max_conns", "%d is out of range; use 1..256 (default 4)", p.MaxConns)
+	}
+
+	b := &c.Batch
+	if b.MaxRows < 1 {
+		return cfgErr("batch.max_rows", "%d must be at least 1 (default 50000)", b.MaxRows)
+	}
+	if b.MaxBytes < 1<<10 {
+		return cfgErr("batch.max_bytes", "%d bytes is too small; use at least 1KiB (default 32MiB)", b.MaxBytes)
+	}
+	if b.MaxAge.D() <= 0 {
+		return cfgErr("batch.max_age", "must be positive, e.g. 250ms")
+	}
+	if b.MaxInflightBytes < b.MaxBytes {
+		return cfgErr("batch.max_inflight_bytes", "%d is below batch.max_bytes (%d); raise it to at least max_bytes (default 256MiB)", b.MaxInflightBytes, b.MaxBytes)
+	}
+
+	if len(c.Tables) == 0 {
+		return cfgErr("tables", "no tables; add at least one table with name, topics and columns (see README, Configuration)")
+	}
+	seenTopic := map[string]string{}
+	seenTable := map[string]bool{}
+	for i := range c.Tables {
+		t := &c.Tables[i]
+		key := fmt.Sprintf("tables[%d]", i)
+		if err := t.validate(key); err != nil {
+			return err
+		}
+		if seenTable[t.Name] {
+			return cfgErr(key+".name", "table %s is configured twice; merge the two entries", t.Name)
+		}
+		seenTable[t.Name] = true
+		for _, tp := range t.Topics {
+			if other, ok := seenTopic[tp]; ok {
+				return cfgErr(key+".topics", "topic %q already feeds table %s; a topic feeds one table (run a second group for a second table)", tp, other)
+			}
+			seenTopic[tp] = t.Name
+		}
+	}
+
+	if c.Metrics.Listen != "" && !strings.Contains(c.Metrics.Listen, ":") {
+		return cfgErr("metrics.listen", "%q has no port; write host:port, e.g. 127.0.0.1:9187, or empty to disable", c.Metrics.Listen)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return cfgErr("log.level", "%q is not valid; use debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return cfgErr("log.format", "%q is not valid; use text or json", c.Log.Format)
+	}
+	return nil
+}
+
+func (t *TableConfig) validate(key string) error {
+	if t.Name == "" {
+		return cfgErr(key+".name", "empty; name the target table, e.g. public.events")
+	}
+	parts := strings.Split(t.Name, ".")
+	if len(parts) > 2 {
+		return cfgErr(key+".name", "%q has too many dots; write table or schema.table", t.Name)
+	}
+	for _, p := range parts {
+		if !identRe.MatchString(p) {
+			return cfgErr(key+".name", "%q is not a plain identifier; use letters, digits and _ (schema.table)", t.Name)
+		}
+	}
+	if len(t.Topics) == 0 {
+		return cfgErr(key+".topics", "no topics; list the Kafka topics that feed %s", t.Name)
+	}
+	f, err := codec.ParseFormat(t.Format)
+	if err != nil {
+		return cfgErr(key+".format", "%v", err)
+	}
+	if t.Format == "" {
+		t.Format = "json"
+	}
+	if t.OnConflict == "" {
+		t.OnConflict = "ignore"
+	}
+	if _, err := pgcopy.ParsePolicy(t.OnConflict); err != nil {
+		return cfgErr(key+".on_conflict", "%q is not valid; use ignore (first write wins) or update (highest offset wins)", t.OnConflict)
+	}
+	if t.MaxRecordBytes == 0 {
+		t.MaxRecordBytes = 1 << 20
+	}
+	if f == codec.FormatRaw {
+		if len(t.Columns) > 0 {
+			return cfgErr(key+".columns", "format raw has fixed columns (topic, partition, offset, timestamp, key, value, headers); remove columns or use format json")
+		}
+		if len(t.Key) > 0 {
+			return cfgErr(key+".key", "format raw is keyed by (topic, partition, offset); remove key")
+		}
+		return nil
+	}
+	if len(t.Columns) == 0 {
+		return cfgErr(key+".columns", "table %s has no columns; list at least one {name, type, path|source}", t.Name)
+	}
+	names := map[string]bool{}
+	for j, col := range t.Columns {
+		ck := fmt.Sprintf("%s.columns[%d]", key, j)
+		if !identRe.MatchString(col.Name) {
+			return cfgErr(ck+".name", "%q is not a plain identifier; use letters, digits and _", col.Name)
+		}
+		if names[col.Name] {
+			return cfgErr(ck+".name", "column %s appears twice; rename or remove one", col.Name)
+		}
+		names[col.Name] = true
+		if _, err := codec.ParseType(col.Type); err != nil {
+			return cfgErr(ck+".type", "%v", err)
+		}
+		src, err := codec.ParseSource(col.Source)
+		if err != nil {
+			return cfgErr(ck+".source", "%v", err)
+		}
+		if src == codec.SourcePath && col.Path == "" {
+			return cfgErr(ck, "column %s has neither path nor source; set path (e.g. attrs.country) or source (e.g. kafka.offset)", col.Name)
+		}
+		if src != codec.SourcePath && col.Path != "" {
+			return cfgErr(ck, "column %s has both path and source; keep one", col.Name)
+		}
+	}
+	for _, kc := range t.Key {
+		if !names[kc] {
+			return cfgErr(key+".key", "key column %q is not among the columns of %s; add it to columns or fix the name", kc, t.Name)
+		}
+	}
+	return nil
+}
+
+// CreateTarget reports whether Migrate should create the target.
+func (t *TableConfig) CreateTarget() bool { return t.Create == nil || *t.Create }
+
+// codecColumns converts the table's columns for the codec.
+func (t *TableConfig) codecColumns() ([]codec.Column, error) {
+	f, _ := codec.ParseFormat(t.Format)
+	if f == codec.FormatRaw {
+		return codec.RawColumns(), nil
+	}
+	cols := make([]codec.Column, len(t.Columns))
+	for i, c := range t.Columns {
+		typ, err := codec.ParseType(c.Type)
+		if err != nil {
+			return nil, err
+		}
+		src, err := codec.ParseSource(c.Source)
+		if err != nil {
+			return nil, err
+		}
+		cols[i] = codec.Column{Name: c.Name, Type: typ, Source: src, Path: c.Path, Required: c.Required}
+	}
+	return cols, nil
+}
+
+// pgTable converts the table config for pgcopy.
+func (t *TableConfig) pgTable() (*pgcopy.Table, error) {
+	cols, err := t.codecColumns()
+	if err != nil {
+		return nil, err
+	}
+	pol, err := pgcopy.ParsePolicy(t.OnConflict)
+	if err != nil {
+		return nil, err
+	}
+	pt := &pgcopy.Table{Name: t.Name, Key: t.Key, OnConflict: pol, Create: t.CreateTarget()}
+	for i, c := range cols {
+		pt.Columns = append(pt.Columns, pgcopy.Column{Name: c.Name, SQLType: c.Type.String()})
+		if c.Source == codec.SourceOffset && (i == 0 || pt.OffsetColumn == "") {
+			pt.OffsetColumn = c.Name
+		}
+	}
+	return pt, nil
+}
+
+// redactErr removes a URL's password from an error message.
+func redactErr(err error, url string) string {
+	msg := err.Error()
+	if cfg, perr := pgconn.ParseConfig(url); perr == nil && cfg.Password != "" {
+		msg = strings.ReplaceAll(msg, cfg.Password, "xxxxx")
+	}
+	return msg
+}
+
+var errNoConfig = errors.New("no configuration: pass --config FILE or set SLUICE_CONFIG")

@@ -1,0 +1,140 @@
+package ingest
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const validYAML = `
+kafka:
+  brokers: ["127.0.0.1:9092"]
+  group: sluice
+postgres:
+  url: postgres://postgres@127.0.0.1:5432/postgres
+batch:
+  max_rows: 1000
+  max_bytes: 4MiB
+  max_age: 100ms
+tables:
+  - name: public.events
+    topics: [events]
+    key: [event_id]
+    columns:
+      - {name: event_id, type: uuid, path: event_id, required: true}
+      - {name: country, type: text, path: attrs.country}
+      - {name: src_offset, type: int8, source: kafka.offset}
+`
+
+func noEnv(string) string { return "" }
+
+func TestParseValidAndDefaults(t *testing.T) {
+	c, err := Parse([]byte(validYAML), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Batch.MaxBytes != 4<<20 || c.Batch.MaxAge.D() != 100*time.Millisecond || c.Batch.MaxRows != 1000 {
+		t.Fatalf("batch = %+v", c.Batch)
+	}
+	if c.Batch.MaxInflightBytes != 256<<20 || c.Postgres.Schema != "sluice" || c.Postgres.MaxConns != 4 {
+		t.Fatalf("defaults not applied: %+v %+v", c.Batch, c.Postgres)
+	}
+	tb := c.Tables[0]
+	if tb.Format != "json" || tb.OnConflict != "ignore" || !tb.CreateTarget() || tb.MaxRecordBytes != 1<<20 {
+		t.Fatalf("table defaults: %+v", tb)
+	}
+	pt, err := tb.pgTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt.OffsetColumn != "src_offset" || !pt.Keyed() || len(pt.Columns) != 3 {
+		t.Fatalf("pgTable = %+v", pt)
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	env := map[string]string{
+		"SLUICE_KAFKA_BROKERS":  "a:1, b:2",
+		"SLUICE_POSTGRES_URL":   "postgres://u@h:5/db",
+		"SLUICE_KAFKA_GROUP":    "g2",
+		"SLUICE_METRICS_LISTEN": "127.0.0.1:0",
+	}
+	c, err := Parse([]byte(validYAML), func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.Kafka.Brokers, ",") != "a:1,b:2" || c.Postgres.URL != "postgres://u@h:5/db" ||
+		c.Kafka.Group != "g2" || c.Metrics.Listen != "127.0.0.1:0" {
+		t.Fatalf("overrides not applied: %+v %+v %+v", c.Kafka, c.Postgres, c.Metrics)
+	}
+}
+
+func TestParseSizes(t *testing.T) {
+	for in, want := range map[string]int64{"32MiB": 32 << 20, "512KiB": 512 << 10, "1GB": 1e9, "4096": 4096, "1.5GiB": 3 << 29, "10 MB": 1e7} {
+		got, err := ParseSize(in)
+		if err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "MiB", "12XB", "-1", "1e3"} {
+		if _, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q) succeeded, want error", in)
+		}
+	}
+}
+
+// TestConfigErrors checks that each mistake fails with a message naming the
+// key and the fix.
+func TestConfigErrors(t *testing.T) {
+	f := func(name, edit, wantKey, wantFix string) {
+		t.Helper()
+		y := validYAML
+		if old, new, ok := strings.Cut(edit, "=>"); ok {
+			if !strings.Contains(y, old) {
+				t.Fatalf("%s: %q not in the base YAML", name, old)
+			}
+			y = strings.Replace(y, old, new, 1)
+		} else {
+			y += edit
+		}
+		_, err := Parse([]byte(y), noEnv)
+		if err == nil {
+			t.Errorf("%s: no error", name)
+			return
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, wantKey) || !strings.Contains(msg, wantFix) {
+			t.Errorf("%s: error %q should name %q and say %q", name, msg, wantKey, wantFix)
+		}
+	}
+	f("unknown top key", "kafak:\n  group: x\n", "kafak", "valid keys here")
+	f("unknown nested key", "  group: sluice=>  group: sluice\n  grup: x", "kafka.grup", "valid keys here: brokers")
+	f("unknown column key", "path: event_id, required: true}=>path: event_id, requird: true}", "tables[0].columns[0].requird", "valid keys")
+	f("bad type", "type: uuid=>type: uuuid", "tables[0].columns[0].type", "use one of")
+	f("no columns", `    columns:
+      - {name: event_id, type: uuid, path: event_id, required: true}
+      - {name: country, type: text, path: attrs.country}
+      - {name: src_offset, type: int8, source: kafka.offset}
+=>    columns: []
+`, "tables[0].columns", "no columns")
+	f("bad size", "max_bytes: 4MiB=>max_bytes: 4MiBs", "4MiBs", "32MiB")
+	f("bad duration", "max_age: 100ms=>max_age: soon", "soon", "250ms")
+	f("bad isolation", "group: sluice=>group: sluice\n  isolation: dirty", "kafka.isolation", "read_committed or read_uncommitted")
+	f("bad start offset", "group: sluice=>group: sluice\n  start_offset: middle", "kafka.start_offset", "earliest or latest")
+	f("key not a column", "key: [event_id]=>key: [id]", "tables[0].key", "add it to columns")
+	f("bad on_conflict", "key: [event_id]=>key: [event_id]\n    on_conflict: replace", "tables[0].on_conflict", "ignore")
+	f("bad source", "source: kafka.offset=>source: kafka.ofset", "tables[0].columns[2].source", "kafka.offset")
+	f("path and source", "source: kafka.offset=>source: kafka.offset, path: x", "tables[0].columns[2]", "keep one")
+	f("broker without port", `brokers: ["127.0.0.1:9092"]=>brokers: ["kafka"]`, "kafka.brokers[0]", "host:port")
+	f("inflight below batch", "max_age: 100ms=>max_age: 100ms\n  max_inflight_bytes: 1MiB", "batch.max_inflight_bytes", "raise it")
+	f("bad sasl", "group: sluice=>group: sluice\n  sasl: {mechanism: GSSAPI}", "kafka.sasl.mechanism", "SCRAM-SHA-256")
+	f("wrong yaml type", "max_rows: 1000=>max_rows: many", "many", "")
+	f("bad table name", "name: public.events=>name: public.ev-ents", "tables[0].name", "identifier")
+}
+
+func TestNoTablesMessage(t *testing.T) {
+	_, err := Parse([]byte("kafka: {group: x}\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "tables") {
+		t.Fatalf("want a tables error, got %v", err)
+	}
+}

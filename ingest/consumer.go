@@ -1,0 +1,334 @@
+package ingest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	pgcopy "github.com/sluice-dev/sluice/copy"
+)
+
+func (a *App) clientOptions() ([]kgo.Opt, error) {
+	k := a.cfg.Kafka
+	iso := kgo.ReadCommitted()
+	if k.Isolation == "read_uncommitted" {
+		iso = kgo.ReadUncommitted()
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(k.Brokers...),
+		kgo.ConsumerGroup(k.Group),
+		kgo.ConsumeTopics(a.topics...),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchIsolationLevel(iso),
+		// Out of range is never skipped: the partition halts for an operator.
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+		kgo.OnPartitionsAssigned(a.onAssigned),
+		kgo.OnPartitionsRevoked(a.onRevoked),
+		kgo.OnPartitionsLost(a.onLost),
+		kgo.AdjustFetchOffsetsFn(a.adjustOffsets),
+		kgo.SessionTimeout(k.SessionTimeout.D()),
+		kgo.HeartbeatInterval(max(k.SessionTimeout.D()/10, 100*time.Millisecond)),
+		kgo.RebalanceTimeout(k.RebalanceTimeout.D()),
+		kgo.FetchMaxBytes(int32(k.FetchMaxBytes)),
+		kgo.FetchMaxPartitionBytes(int32(min(int64(k.FetchMaxBytes), 8<<20))),
+		kgo.FetchMaxWait(250 * time.Millisecond),
+		kgo.ClientID("sluice"),
+	}
+	if k.TLS.Enabled {
+		tc, err := tlsConfig(k.TLS)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	if k.SASL.Mechanism != "" {
+		pass := k.SASL.Password
+		if k.SASL.PasswordFile != "" {
+			b, err := os.ReadFile(k.SASL.PasswordFile)
+			if err != nil {
+				return nil, cfgErr("kafka.sasl.password_file", "cannot read: %v", err)
+			}
+			pass = strings.TrimRight(string(b), "\r\n")
+		}
+		switch k.SASL.Mechanism {
+		case "PLAIN":
+			opts = append(opts, kgo.SASL(plain.Auth{User: k.SASL.Username, Pass: pass}.AsMechanism()))
+		case "SCRAM-SHA-256":
+			opts = append(opts, kgo.SASL(scram.Auth{User: k.SASL.Username, Pass: pass}.AsSha256Mechanism()))
+		case "SCRAM-SHA-512":
+			opts = append(opts, kgo.SASL(scram.Auth{User: k.SASL.Username, Pass: pass}.AsSha512Mechanism()))
+		}
+	}
+	return opts, nil
+}
+
+func tlsConfig(c TLSConfig) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, cfgErr("kafka.tls.ca_file", "cannot read: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, cfgErr("kafka.tls.ca_file", "%s holds no PEM certificate", c.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if c.CertFile != "" || c.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, cfgErr("kafka.tls.cert_file", "cannot load the client certificate and key: %v", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// adjustOffsets claims newly assigned partitions in PostgreSQL and returns
+// where to fetch from: the stored next_offset, or start_offset when none is
+// stored. It runs before fetching starts, so nothing is read from a position
+// PostgreSQL did not give.
+func (a *App) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	tps := map[string][]int32{}
+	for t, ps := range offsets {
+		for p := range ps {
+			tps[t] = append(tps[t], p)
+		}
+	}
+	var claims []pgcopy.Claim
+	backoff := 100 * time.Millisecond
+	for {
+		var err error
+		claims, err = a.claim(ctx, tps)
+		if err == nil {
+			break
+		}
+		a.log.Warn("cannot claim partitions in PostgreSQL; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cannot claim partitions: %w", err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	start := kgo.NewOffset().AtStart()
+	if a.cfg.Kafka.StartOffset == "latest" {
+		start = kgo.NewOffset().AtEnd()
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, c := range claims {
+		t := a.byTopic[c.Topic]
+		st := &partState{
+			topic:     c.Topic,
+			partition: c.Partition,
+			table:     t,
+			epoch:     c.Epoch,
+			next:      c.NextOffset,
+		}
+		st.committed.Store(c.NextOffset)
+		st.highWatermark.Store(-1)
+		st.worker = a.workers[workerFor(c.Topic, c.Partition, len(a.workers))]
+		k := partKey{c.Topic, c.Partition}
+		if old := a.parts[k]; old != nil {
+			old.dropped.Store(true)
+		}
+		a.parts[k] = st
+		if c.NextOffset >= 0 {
+			offsets[c.Topic][c.Partition] = kgo.NewOffset().At(c.NextOffset)
+		} else {
+			offsets[c.Topic][c.Partition] = start
+		}
+		a.log.Info("claimed partition", "topic", c.Topic, "partition", c.Partition, "epoch", c.Epoch, "next_offset", c.NextOffset)
+	}
+	return offsets, nil
+}
+
+func (a *App) claim(ctx context.Context, tps map[string][]int32) ([]pgcopy.Claim, error) {
+	a.ctlMu.Lock()
+	defer a.ctlMu.Unlock()
+	if a.ctl == nil || a.ctl.IsClosed() {
+		conn, err := connectPG(ctx, a.cfg.Postgres.URL, 0)
+		if err != nil {
+			return nil, err
+		}
+		a.ctl = conn
+	}
+	claims, err := pgcopy.ClaimPartitions(ctx, a.ctl, a.cfg.Postgres.Schema, a.cfg.Kafka.Group, tps)
+	if err != nil && pgcopy.IsRetryable(err) {
+		a.ctl.Close(context.Background())
+		a.ctl = nil
+	}
+	return claims, err
+}
+
+func workerFor(topic string, partition int32, n int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(topic); i++ {
+		h = (h ^ uint32(topic[i])) * 16777619
+	}
+	h = (h ^ uint32(partition)) * 16777619
+	return int(h % uint32(n))
+}
+
+func (a *App) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	a.m.rebalances.Inc()
+	a.log.Info("partitions assigned", "partitions", assigned)
+}
+
+// onRevoked commits the revoked partitions' in-flight work, then forgets
+// them. It must return within the rebalance timeout; past it the work is
+// dropped (the next owner re-reads it from the stored offsets).
+func (a *App) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	a.m.rebalances.Inc()
+	a.log.Info("partitions revoked", "partitions", revoked)
+	a.release(revoked, true)
+}
+
+// onLost drops the lost partitions' in-flight work: another owner may
+// already have claimed them, and the offsets CAS fences anything we would
+// still try to commit.
+func (a *App) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	a.m.rebalances.Inc()
+	a.log.Warn("partitions lost", "partitions", lost)
+	a.release(lost, false)
+}
+
+func (a *App) release(tps map[string][]int32, commit bool) {
+	byWorker := map[*worker][]*partState{}
+	a.mu.Lock()
+	for t, ps := range tps {
+		for _, p := range ps {
+			k := partKey{t, p}
+			st := a.parts[k]
+			if st == nil {
+				continue
+			}
+			if !commit {
+				st.dropped.Store(true)
+			}
+			byWorker[st.worker] = append(byWorker[st.worker], st)
+		}
+	}
+	a.mu.Unlock()
+
+	deadline := time.After(max(a.cfg.Kafka.RebalanceTimeout.D()-2*time.Second, time.Second))
+	var dones []chan struct{}
+	for w, sts := range byWorker {
+		done := make(chan struct{})
+		w.in <- wmsg{ctl: &ctlMsg{parts: sts, done: done}}
+		dones = append(dones, done)
+	}
+	for _, d := range dones {
+		select {
+		case <-d:
+		case <-deadline:
+			a.log.Error("in-flight batches did not commit within the rebalance timeout; dropping them (they will be re-read from the stored offsets)")
+		case <-a.hardCtx.Done():
+		}
+	}
+	a.mu.Lock()
+	for _, sts := range byWorker {
+		for _, st := range sts {
+			st.dropped.Store(true)
+			if a.parts[partKey{st.topic, st.partition}] == st {
+				delete(a.parts, partKey{st.topic, st.partition})
+			}
+		}
+	}
+	a.mu.Unlock()
+}
+
+// pollLoop fetches and hands records to workers until ctx is canceled.
+func (a *App) pollLoop(ctx context.Context) {
+	paused := false
+	for ctx.Err() == nil {
+		if !paused && a.budget.Over() {
+			a.cl.PauseFetchTopics(a.topics...)
+			paused = true
+			a.log.Debug("in-flight byte budget exceeded; fetching paused", "inflight", a.budget.InUse())
+		} else if paused && a.budget.Resumable() {
+			a.cl.ResumeFetchTopics(a.topics...)
+			paused = false
+		}
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if paused {
+			pctx, cancel = context.WithTimeout(ctx, 20*time.Millisecond)
+		}
+		fs := a.cl.PollRecords(pctx, 20000)
+		cancel()
+		if fs.IsClientClosed() {
+			return
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			a.fetchError(t, p, err)
+		})
+		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+			a.dispatch(fp)
+		})
+		a.cl.AllowRebalance()
+	}
+}
+
+func (a *App) fetchError(topic string, partition int32, err error) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return
+	}
+	var dl *kgo.ErrDataLoss
+	if errors.Is(err, kerr.OffsetOutOfRange) || errors.As(err, &dl) {
+		a.mu.Lock()
+		st := a.parts[partKey{topic, partition}]
+		a.mu.Unlock()
+		if st != nil && !st.halted.Swap(true) {
+			a.log.Error("PARTITION HALTED: the stored offset is not on the broker (out of range or data loss); nothing is skipped. Inspect the topic, then run `sluice reset-offset` and restart",
+				"topic", topic, "partition", partition, "stored_next_offset", st.committed.Load(), "err", err)
+		}
+		return
+	}
+	a.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
+}
+
+func (a *App) dispatch(fp kgo.FetchTopicPartition) {
+	a.mu.Lock()
+	st := a.parts[partKey{fp.Topic, fp.Partition}]
+	a.mu.Unlock()
+	if st == nil || st.dropped.Load() {
+		return
+	}
+	if fp.HighWatermark > st.highWatermark.Load() {
+		st.highWatermark.Store(fp.HighWatermark)
+	}
+	if len(fp.Records) == 0 {
+		return
+	}
+	var n int64
+	for _, r := range fp.Records {
+		n += recordCost(r)
+	}
+	a.budget.Acquire(n)
+	a.m.recordsConsumed.Add(len(fp.Records))
+	a.m.bytesConsumed.Add(int(n) - 64*len(fp.Records))
+	st.worker.in <- wmsg{st: st, recs: fp.Records, bytes: n}
+}
+
+// recordCost is what a fetched record holds in memory until its batch
+// commits, as counted against the in-flight budget.
+func recordCost(r *kgo.Record) int64 {
+	n := int64(len(r.Key) + len(r.Value) + 64)
+	for _, h := range r.Headers {
+		n += int64(len(h.Key) + len(h.Value))
+	}
+	return n
+}

@@ -1,0 +1,481 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	pgcopy "github.com/sluice-dev/sluice/copy"
+	"github.com/sluice-dev/sluice/internal/devenv"
+)
+
+var testPG *devenv.Postgres
+
+func TestMain(m *testing.M) {
+	ctx := context.Background()
+	var err error
+	testPG, err = devenv.StartPostgres(ctx, devenv.PostgresOptions{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cannot start the test PostgreSQL:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	testPG.Stop()
+	os.Exit(code)
+}
+
+// env is one test's world: its own database, broker and topic.
+type env struct {
+	t      *testing.T
+	ctx    context.Context
+	url    string
+	broker *devenv.Broker
+	topic  string
+	parts  int
+	prod   *kgo.Client
+	db     *pgx.Conn
+}
+
+var dbSeq struct {
+	sync.Mutex
+	n int
+}
+
+func newEnv(t *testing.T, partitions int) *env {
+	t.Helper()
+	ctx := context.Background()
+	dbSeq.Lock()
+	dbSeq.n++
+	name := fmt.Sprintf("ingest_%d", dbSeq.n)
+	dbSeq.Unlock()
+	url, err := testPG.CreateDatabase(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := devenv.StartBroker(devenv.BrokerOptions{Topics: []string{"events", "events2"}, Partitions: partitions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	prod, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.DefaultProduceTopic("events"),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	db, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close(context.Background()) })
+	return &env{t: t, ctx: ctx, url: url, broker: b, topic: "events", parts: partitions, prod: prod, db: db}
+}
+
+// tableYAML is the default test table: keyed by id.
+const tableYAML = `
+  - name: public.items
+    topics: [events]
+    key: [id]
+    on_conflict: %s
+    columns:
+      - {name: id, type: uuid, path: id, required: true}
+      - {name: n, type: int8, path: n}
+      - {name: v, type: text, path: v}
+      - {name: src_offset, type: int8, source: kafka.offset}
+`
+
+func (e *env) config(extra string, tables string) *Config {
+	e.t.Helper()
+	y := fmt.Sprintf(`
+kafka:
+  brokers: [%q]
+  group: g
+  session_timeout: 3s
+  rebalance_timeout: 10s
+postgres:
+  url: %q
+  max_conns: 2
+batch:
+  max_rows: 500
+  max_bytes: 1MiB
+  max_age: 50ms
+metrics:
+  listen: 127.0.0.1:0
+%s
+tables:
+%s`, e.broker.Addrs()[0], e.url, extra, tables)
+	c, err := Parse([]byte(y), noEnv)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+type running struct {
+	app  *App
+	stop func()
+}
+
+func (e *env) start(cfg *Config) *running {
+	e.t.Helper()
+	log := slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	app, err := New(cfg, log)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					e.t.Errorf("Run: %v", err)
+				}
+			case <-time.After(60 * time.Second):
+				e.t.Error("Run did not return within 60s of cancel")
+			}
+		})
+	}
+	e.t.Cleanup(stop)
+	e.waitFor("app consuming", func() bool {
+		select {
+		case err := <-done:
+			e.t.Fatalf("Run returned early: %v", err)
+		default:
+		}
+		return app.consuming.Load()
+	})
+	return &running{app: app, stop: stop}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func (e *env) waitFor(what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func uuidFor(i int) string {
+	return fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i)
+}
+
+func item(i int, v string) *kgo.Record {
+	id := uuidFor(i)
+	return &kgo.Record{Key: []byte(id), Value: fmt.Appendf(nil, `{"id":%q,"n":%d,"v":%q}`, id, i, v)}
+}
+
+func (e *env) produce(recs ...*kgo.Record) {
+	e.t.Helper()
+	if err := e.prod.ProduceSync(e.ctx, recs...).FirstErr(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// storedSum returns the sum of stored next_offsets (ignoring -1).
+func (e *env) storedSum() int64 {
+	var n int64
+	err := e.db.QueryRow(e.ctx, `SELECT coalesce(sum(greatest(next_offset,0)),0) FROM sluice.offsets WHERE group_id='g'`).Scan(&n)
+	if err != nil && !strings.Contains(err.Error(), "does not exist") {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+func (e *env) count(q string, args ...any) int64 {
+	e.t.Helper()
+	var n int64
+	if err := e.db.QueryRow(e.ctx, q, args...).Scan(&n); err != nil {
+		e.t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// waitDrained waits until the stored offsets cover `produced` records
+// (no transactions here, so the log end offsets sum to the records produced).
+func (e *env) waitDrained(produced int64) {
+	e.t.Helper()
+	e.waitFor(fmt.Sprintf("stored offsets to reach %d", produced), func() bool { return e.storedSum() >= produced })
+	if got := e.storedSum(); got != produced {
+		e.t.Fatalf("stored offsets sum to %d, want exactly %d", got, produced)
+	}
+}
+
+func TestExactlyOnceWithDuplicatesAndBadRecords(t *testing.T) {
+	e := newEnv(t, 4)
+	r := e.start(e.config("", fmt.Sprintf(tableYAML, "ignore")))
+	var recs []*kgo.Record
+	const good, dups = 2000, 300
+	for i := 0; i < good; i++ {
+		recs = append(recs, item(i, "first"))
+	}
+	for i := 0; i < dups; i++ {
+		recs = append(recs, item(i*5, "dup")) // same key, so same partition, later offset
+	}
+	bad := []*kgo.Record{
+		{Key: []byte("b1"), Value: []byte(`{"id":`)},                                                  // malformed
+		{Key: []byte("b2"), Value: []byte(`{"id":"` + uuidFor(9000) + `","n":"many"}`)},               // wrong type
+		{Key: []byte("b3"), Value: []byte(`{"n":1}`)},                                                 // missing required id
+		{Key: []byte("b4"), Value: []byte(`{"id":"` + uuidFor(9001) + `","n":1e30}`)},                 // out of range
+		{Key: []byte("b5"), Value: []byte(`{"id":"` + uuidFor(9002) + `","v":"a\u0000b"}`)},           // NUL in text
+		{Key: []byte("b6"), Value: append([]byte(`{"id":"`+uuidFor(9003)+`","v":"`), 0xff, '"', '}')}, // invalid UTF-8
+	}
+	recs = append(recs, bad...)
+	e.produce(recs...)
+	e.waitDrained(int64(len(recs)))
+
+	if n := e.count(`SELECT count(*) FROM public.items`); n != good {
+		t.Errorf("target holds %d rows, want %d unique events", n, good)
+	}
+	if n := e.count(`SELECT count(*) FROM public.items WHERE v <> 'first'`); n != 0 {
+		t.Errorf("%d rows were overwritten by duplicates under on_conflict ignore", n)
+	}
+	if n := e.count(`SELECT count(*) FROM sluice.dead_letters`); n != int64(len(bad)) {
+		t.Errorf("dead letters = %d, want %d", n, len(bad))
+	}
+	// A dead letter names its reason.
+	var reasons []string
+	rows, err := e.db.Query(e.ctx, `SELECT error FROM sluice.dead_letters ORDER BY "offset"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s string
+		rows.Scan(&s)
+		reasons = append(reasons, s)
+	}
+	rows.Close()
+	all := strings.Join(reasons, "\n")
+	for _, want := range []string{"malformed_json", "column n", "missing_required", "out_of_range", "nul_in_text", "invalid_utf8"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("dead-letter errors do not mention %q:\n%s", want, all)
+		}
+	}
+	// Metrics and health.
+	body := httpGet(t, "http://"+r.app.MetricsAddr()+"/metrics")
+	for _, name := range []string{"sluice_records_consumed_total", "sluice_rows_written_total{table=\"public.items\"}",
+		"sluice_dead_letters_total{table=\"public.items\",reason=\"malformed_json\"}", "sluice_batches_committed_total",
+		"sluice_batch_rows_bucket", "sluice_copy_duration_seconds_bucket", "sluice_merge_duration_seconds_bucket",
+		"sluice_commit_duration_seconds_bucket", "sluice_consumer_lag{topic=\"events\"", "sluice_inflight_bytes",
+		"sluice_end_to_end_seconds_bucket", "sluice_fenced_total", "sluice_rebalances_total", "sluice_partition_halted{"} {
+		if !strings.Contains(body, name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	if s := httpGet(t, "http://"+r.app.MetricsAddr()+"/readyz"); !strings.Contains(s, "ready") {
+		t.Errorf("/readyz = %q", s)
+	}
+	r.stop()
+	if got := e.count(`SELECT count(*) FROM public.items`); got != good {
+		t.Errorf("after shutdown target holds %d rows, want %d", got, good)
+	}
+}
+
+func pgconnFor(e *env) (*pgconn.PgConn, error) { return pgconn.Connect(e.ctx, e.url) }
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestRestartMidStream(t *testing.T) {
+	e := newEnv(t, 3)
+	cfg := e.config("", fmt.Sprintf(tableYAML, "ignore"))
+	r1 := e.start(cfg)
+	var total int64
+	for i := 0; i < 1500; i++ {
+		e.produce(item(i, "x"))
+		total++
+		if i == 300 {
+			e.waitFor("a first commit", func() bool { return e.storedSum() > 0 })
+			r1.stop() // graceful stop in the middle of the stream
+		}
+	}
+	if e.storedSum() >= total {
+		t.Fatal("everything was committed before the restart; the test proves nothing")
+	}
+	e.start(cfg)
+	e.waitDrained(total)
+	if n := e.count(`SELECT count(*) FROM public.items`); n != 1500 {
+		t.Fatalf("target holds %d rows, want 1500", n)
+	}
+}
+
+func TestRebalanceTwoConsumers(t *testing.T) {
+	e := newEnv(t, 6)
+	cfg := e.config("", fmt.Sprintf(tableYAML, "ignore"))
+	r1 := e.start(cfg)
+	var total int64
+	produceN := func(from, n int) {
+		for i := from; i < from+n; i += 50 {
+			var recs []*kgo.Record
+			for j := i; j < i+50 && j < from+n; j++ {
+				recs = append(recs, item(j, "x"))
+			}
+			e.produce(recs...)
+			total += int64(len(recs))
+		}
+	}
+	produceN(0, 1000)
+	r2 := e.start(cfg) // joins the group: partitions move from r1 to r2
+	produceN(1000, 1000)
+	e.waitFor("both instances to commit", func() bool {
+		return r1.app.m.batchesCommitted.Get() > 0 && r2.app.m.batchesCommitted.Get() > 0
+	})
+	r1.stop() // leaves: its partitions move to r2
+	produceN(2000, 1000)
+	e.waitDrained(total)
+	if n := e.count(`SELECT count(*) FROM public.items`); n != 3000 {
+		t.Fatalf("target holds %d rows, want 3000", n)
+	}
+	if r2.app.m.rebalances.Get() < 2 {
+		t.Errorf("r2 saw %d rebalances, want at least 2", r2.app.m.rebalances.Get())
+	}
+	if n := e.count(`SELECT max(owner_epoch) FROM sluice.offsets`); n < 2 {
+		t.Errorf("max owner_epoch = %d; partitions should have been claimed more than once", n)
+	}
+}
+
+func TestFencedStaleOwner(t *testing.T) {
+	e := newEnv(t, 2)
+	cfg := e.config("", fmt.Sprintf(tableYAML, "ignore"))
+	r1 := e.start(cfg)
+	e.waitFor("partitions claimed", func() bool {
+		return e.count(`SELECT count(*) FROM sluice.offsets WHERE owner_epoch >= 1`) == 2
+	})
+	// A newer owner claims both partitions behind r1's back (what a new
+	// group member does after r1 is presumed dead).
+	conn, err := pgconnFor(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgcopy.ClaimPartitions(e.ctx, conn, "sluice", "g", map[string][]int32{"events": {0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(e.ctx)
+	for i := 0; i < 200; i++ {
+		e.produce(item(i, "x"))
+	}
+	e.waitFor("r1 to be fenced", func() bool { return r1.app.m.fenced.Get() >= 1 })
+	if n := e.count(`SELECT count(*) FROM public.items`); n != 0 {
+		t.Fatalf("the fenced owner wrote %d rows", n)
+	}
+	if n := e.count(`SELECT count(*) FROM sluice.offsets WHERE next_offset >= 0`); n != 0 {
+		t.Fatalf("the fenced owner advanced %d offsets", n)
+	}
+	r1.stop()
+	// The next owner lands everything exactly once.
+	e.start(cfg)
+	e.waitDrained(200)
+	if n := e.count(`SELECT count(*) FROM public.items`); n != 200 {
+		t.Fatalf("target holds %d rows, want 200", n)
+	}
+}
+
+func TestOnConflictPolicies(t *testing.T) {
+	e := newEnv(t, 1)
+	tables := fmt.Sprintf(tableYAML, "update") + strings.NewReplacer("public.items", "public.firsts", "[events]", "[events2]", "on_conflict: %s", "on_conflict: ignore").Replace(tableYAML)
+	r := e.start(e.config("", tables))
+	_ = r
+	send := func(topic string, vs ...string) {
+		for _, v := range vs {
+			rec := item(7, v)
+			rec.Topic = topic
+			e.produce(rec)
+		}
+	}
+	// Two values inside one batch, then later batches with more.
+	send("events", "v1", "v2")
+	send("events2", "v1", "v2")
+	e.waitFor("first batches", func() bool { return e.storedSum() >= 4 })
+	send("events", "v3", "v4", "v5")
+	send("events2", "v3", "v4", "v5")
+	e.waitDrained(10)
+	var v string
+	var off int64
+	if err := e.db.QueryRow(e.ctx, `SELECT v, src_offset FROM public.items`).Scan(&v, &off); err != nil {
+		t.Fatal(err)
+	}
+	if v != "v5" || off != 4 {
+		t.Errorf("update policy: got v=%s src_offset=%d, want the highest offset's v5 at 4", v, off)
+	}
+	if err := e.db.QueryRow(e.ctx, `SELECT v, src_offset FROM public.firsts`).Scan(&v, &off); err != nil {
+		t.Fatal(err)
+	}
+	if v != "v1" || off != 0 {
+		t.Errorf("ignore policy: got v=%s src_offset=%d, want the first write v1 at 0", v, off)
+	}
+}
+
+func TestPoisonRecordsAndPostgresRejects(t *testing.T) {
+	e := newEnv(t, 1)
+	// A target with a CHECK the codec cannot know about: PostgreSQL rejects
+	// the row, the batch is bisected and only that row is dead-lettered.
+	if _, err := e.db.Exec(e.ctx, `CREATE TABLE public.items (id uuid PRIMARY KEY, n int8 CHECK (n >= 0), v text, src_offset int8)`); err != nil {
+		t.Fatal(err)
+	}
+	tables := strings.Replace(fmt.Sprintf(tableYAML, "ignore"), "key: [id]", "key: [id]\n    create: false", 1)
+	e.start(e.config("", tables))
+	e.produce(
+		item(1, "a"),
+		&kgo.Record{Value: []byte(`{"id":"` + uuidFor(2) + `","n":"NaN-ish"}`)}, // codec rejects
+		item(3, "c"),
+		&kgo.Record{Value: []byte(`{"id":"` + uuidFor(4) + `","n":-4}`)}, // PostgreSQL rejects
+		item(5, "e"),
+	)
+	e.waitDrained(5)
+	if n := e.count(`SELECT count(*) FROM public.items`); n != 3 {
+		t.Errorf("target holds %d rows, want the 3 good neighbours", n)
+	}
+	var errs []string
+	rows, err := e.db.Query(e.ctx, `SELECT "offset", error FROM sluice.dead_letters ORDER BY "offset"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offs []int64
+	for rows.Next() {
+		var o int64
+		var s string
+		rows.Scan(&o, &s)
+		offs = append(offs, o)
+		errs = append(errs, s)
+	}
+	rows.Close()
+	if fmt.Sprint(offs) != "[1 3]" {
+		t.Fatalf("dead letters at offsets %v, want [1 3]; errors %q", offs, errs)
+	}
+	if !strings.Contains(errs[0], "column n") || !strings.Contains(errs[1], "items_n_check") {
+		t.Errorf("dead-letter reasons not precise: %q", errs)
+	}
+}

@@ -1,0 +1,139 @@
+package ingest
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// Metric names are a contract (DESIGN.md, "Metrics"); dashboards and alerts
+// depend on them.
+
+var (
+	sizeBuckets    = []float64{1, 10, 100, 1000, 5000, 10000, 25000, 50000, 100000, 250000}
+	latencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+)
+
+// appMetrics is one App's metric set. Each App has its own set so several
+// can run in one process (tests, `sluice bench`).
+type appMetrics struct {
+	set *metrics.Set
+
+	recordsConsumed  *metrics.Counter
+	bytesConsumed    *metrics.Counter
+	batchesCommitted *metrics.Counter
+	fenced           *metrics.Counter
+	rebalances       *metrics.Counter
+	batchRows        *metrics.PrometheusHistogram
+	copyDur          *metrics.PrometheusHistogram
+	mergeDur         *metrics.PrometheusHistogram
+	commitDur        *metrics.PrometheusHistogram
+	endToEnd         *metrics.PrometheusHistogram
+	retries          *metrics.Counter
+
+	mu   sync.Mutex
+	rows map[string]*metrics.Counter
+	dls  map[[2]string]*metrics.Counter
+}
+
+func newAppMetrics(inflight func() float64) *appMetrics {
+	s := metrics.NewSet()
+	m := &appMetrics{
+		set:              s,
+		recordsConsumed:  s.NewCounter("sluice_records_consumed_total"),
+		bytesConsumed:    s.NewCounter("sluice_bytes_consumed_total"),
+		batchesCommitted: s.NewCounter("sluice_batches_committed_total"),
+		fenced:           s.NewCounter("sluice_fenced_total"),
+		rebalances:       s.NewCounter("sluice_rebalances_total"),
+		retries:          s.NewCounter("sluice_batch_retries_total"),
+		batchRows:        s.NewPrometheusHistogramExt("sluice_batch_rows", sizeBuckets),
+		copyDur:          s.NewPrometheusHistogramExt("sluice_copy_duration_seconds", latencyBuckets),
+		mergeDur:         s.NewPrometheusHistogramExt("sluice_merge_duration_seconds", latencyBuckets),
+		commitDur:        s.NewPrometheusHistogramExt("sluice_commit_duration_seconds", latencyBuckets),
+		endToEnd:         s.NewPrometheusHistogramExt("sluice_end_to_end_seconds", latencyBuckets),
+		rows:             map[string]*metrics.Counter{},
+		dls:              map[[2]string]*metrics.Counter{},
+	}
+	s.NewGauge("sluice_inflight_bytes", inflight)
+	return m
+}
+
+func (m *appMetrics) rowsWritten(table string) *metrics.Counter {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.rows[table]
+	if c == nil {
+		c = m.set.NewCounter(fmt.Sprintf("sluice_rows_written_total{table=%q}", table))
+		m.rows[table] = c
+	}
+	return c
+}
+
+func (m *appMetrics) deadLetters(table, reason string) *metrics.Counter {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := [2]string{table, reason}
+	c := m.dls[k]
+	if c == nil {
+		c = m.set.NewCounter(fmt.Sprintf("sluice_dead_letters_total{table=%q,reason=%q}", table, reason))
+		m.dls[k] = c
+	}
+	return c
+}
+
+// writePartitionMetrics writes the per-partition gauges, which come and go
+// with assignments and so are rendered from the live state.
+func (a *App) writePartitionMetrics(w io.Writer) {
+	for _, st := range a.snapshotParts() {
+		lag := st.highWatermark.Load() - st.committed.Load()
+		if st.committed.Load() < 0 || lag < 0 {
+			lag = 0
+		}
+		halted := 0
+		if st.halted.Load() {
+			halted = 1
+		}
+		fmt.Fprintf(w, "sluice_consumer_lag{topic=%q,partition=\"%d\"} %d\n", st.topic, st.partition, lag)
+		fmt.Fprintf(w, "sluice_partition_halted{topic=%q,partition=\"%d\"} %d\n", st.topic, st.partition, halted)
+	}
+}
+
+// Handler serves /metrics, /healthz and /readyz.
+func (a *App) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		a.m.set.WritePrometheus(w)
+		a.writePartitionMetrics(w)
+		metrics.WriteProcessMetrics(w)
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if why := a.notReady(); why != "" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, why+"\n")
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	return mux
+}
+
+// serveMetrics listens on addr; it returns the listener's address (useful
+// with port 0) and a function that stops the server.
+func (a *App) serveMetrics(addr string) (string, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("cannot listen on metrics.listen %s: %w; pick a free host:port or empty to disable", addr, err)
+	}
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return ln.Addr().String(), func() { srv.Close() }, nil
+}

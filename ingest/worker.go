@@ -1,0 +1,453 @@
+package ingest
+
+import (
+	"encoding/base64"
+	"errors"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-dev/sluice/batching"
+	"github.com/sluice-dev/sluice/codec"
+	pgcopy "github.com/sluice-dev/sluice/copy"
+)
+
+// wmsg is what the poll loop and the group callbacks send a worker. One
+// channel carries both so a control message is handled after every record
+// fetched before it.
+type wmsg struct {
+	st    *partState
+	recs  []*kgo.Record
+	bytes int64
+	ctl   *ctlMsg
+}
+
+// ctlMsg asks a worker to flush and commit everything it holds for parts,
+// then close done.
+type ctlMsg struct {
+	parts []*partState
+	done  chan struct{}
+}
+
+// worker decodes the records of its partitions into per-table batches; its
+// committer writes them in order over one PostgreSQL connection.
+type worker struct {
+	a      *App
+	id     int
+	in     chan wmsg
+	commit chan *pending
+	writer *pgcopy.Writer
+	decs   map[*tableRT]*codec.Decoder
+	open   map[*tableRT]*pending
+	rec    codec.Record
+}
+
+// pending is a batch on its way to PostgreSQL.
+type pending struct {
+	table   *tableRT
+	b       *batching.Batch
+	recs    []*kgo.Record // recs[i] produced tuple i
+	dls     []pgcopy.DeadLetter
+	ranges  []rangeState
+	bytes   int64 // budget bytes to release when done
+	seq     int64
+	barrier chan struct{} // set on a barrier message: close it and do nothing else
+}
+
+type rangeState struct {
+	st       *partState
+	from, to int64
+}
+
+func newWorker(a *App, id int) *worker {
+	return &worker{
+		a:      a,
+		id:     id,
+		in:     make(chan wmsg, 64),
+		commit: make(chan *pending, 1),
+		writer: pgcopy.NewWriter(a.cfg.Postgres.URL, a.cfg.Postgres.Schema, a.cfg.Kafka.Group),
+		decs:   map[*tableRT]*codec.Decoder{},
+		open:   map[*tableRT]*pending{},
+	}
+}
+
+func (w *worker) run() {
+	defer close(w.commit)
+	tick := time.NewTicker(max(w.a.limits.MaxAge/4, 5*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case m, ok := <-w.in:
+			if !ok {
+				w.flushAll()
+				return
+			}
+			if m.ctl != nil {
+				w.flushAll()
+				done := m.ctl.done
+				w.commit <- &pending{barrier: done}
+				continue
+			}
+			w.decode(m)
+		case now := <-tick.C:
+			for _, p := range w.open {
+				if w.a.limits.Due(p.b, now) {
+					w.flush(p)
+				}
+			}
+		}
+	}
+}
+
+func (w *worker) flushAll() {
+	for _, p := range w.open {
+		w.flush(p)
+	}
+}
+
+func (w *worker) decoder(t *tableRT) *codec.Decoder {
+	d := w.decs[t]
+	if d == nil {
+		var err error
+		d, err = codec.NewDecoder(t.format, colsForFormat(t.format, t.cols), t.opts)
+		if err != nil {
+			panic("BUG: decoder validated in New failed later: " + err.Error())
+		}
+		w.decs[t] = d
+	}
+	return d
+}
+
+func (w *worker) pendingFor(t *tableRT) *pending {
+	p := w.open[t]
+	if p == nil {
+		p = &pending{table: t, b: batching.Get()}
+		w.open[t] = p
+	}
+	return p
+}
+
+func (w *worker) decode(m wmsg) {
+	st := m.st
+	if st.dropped.Load() {
+		w.a.budget.Release(m.bytes)
+		return
+	}
+	t := st.table
+	dec := w.decoder(t)
+	keyed := t.pg.Keyed()
+	p := w.pendingFor(t)
+	ri := p.rangeFor(st)
+	for _, r := range m.recs {
+		cost := recordCost(r)
+		if expect := p.ranges[ri].to; expect >= 0 && r.Offset < expect {
+			// Already committed (a fetch from before a seek): never twice.
+			w.a.budget.Release(cost)
+			continue
+		}
+		p.bytes += cost
+		w.fill(r)
+		mark := p.b.Mark()
+		buf := pgcopy.AppendTupleHeader(p.b.Buf.B, t.nFields)
+		if keyed {
+			buf = pgcopy.AppendInt8Field(buf, p.seq)
+			p.seq++
+		}
+		buf, err := dec.AppendFields(buf, &w.rec)
+		if err != nil {
+			p.b.Buf.B = buf[:mark]
+			p.dls = append(p.dls, deadLetter(r, t.cfg.Name, err))
+			w.a.m.deadLetters(t.cfg.Name, reasonOf(err)).Inc()
+		} else {
+			p.b.Buf.B = buf
+			p.b.EndRow(time.Now())
+			p.recs = append(p.recs, r)
+		}
+		p.ranges[ri].to = r.Offset + 1
+		if w.a.limits.Full(p.b) {
+			w.flush(p)
+			p = w.pendingFor(t)
+			ri = p.rangeFor(st)
+		}
+	}
+}
+
+func (p *pending) rangeFor(st *partState) int {
+	for i := range p.ranges {
+		if p.ranges[i].st == st {
+			return i
+		}
+	}
+	p.ranges = append(p.ranges, rangeState{st: st, from: st.next, to: st.next})
+	return len(p.ranges) - 1
+}
+
+// fill points the reused codec.Record at r without copying bytes.
+func (w *worker) fill(r *kgo.Record) {
+	w.rec.Topic = r.Topic
+	w.rec.Partition = r.Partition
+	w.rec.Offset = r.Offset
+	w.rec.Timestamp = r.Timestamp
+	w.rec.Key = r.Key
+	w.rec.Value = r.Value
+	w.rec.Headers = w.rec.Headers[:0]
+	for _, h := range r.Headers {
+		w.rec.Headers = append(w.rec.Headers, codec.Header{Key: h.Key, Value: h.Value})
+	}
+}
+
+// flush hands p to the committer. Each partition's expected offset for the
+// next batch becomes this batch's end: batches of one worker commit in
+// order, so the chain holds.
+func (w *worker) flush(p *pending) {
+	delete(w.open, p.table)
+	var live []rangeState
+	for _, r := range p.ranges {
+		if r.to == r.from {
+			continue // no record of this partition made it in
+		}
+		r.st.next = r.to
+		live = append(live, r)
+	}
+	p.ranges = live
+	if len(p.ranges) == 0 {
+		w.a.budget.Release(p.bytes)
+		batching.Put(p.b)
+		return
+	}
+	n := int64(p.b.Len())
+	w.a.budget.Acquire(n)
+	p.bytes += n
+	w.commit <- p
+}
+
+func (w *worker) commitLoop() {
+	for p := range w.commit {
+		if p.barrier != nil {
+			close(p.barrier)
+			continue
+		}
+		w.write(p)
+		w.a.budget.Release(p.bytes)
+		batching.Put(p.b)
+	}
+}
+
+// write commits p, retrying infrastructure failures with backoff until it
+// lands, every partition in it is dropped, or the App is hard-stopped.
+// Nothing is ever dead-lettered for an infrastructure failure.
+func (w *worker) write(p *pending) {
+	a := w.a
+	backoff := 100 * time.Millisecond
+	for {
+		p.dropDead()
+		if len(p.ranges) == 0 {
+			return
+		}
+		b := p.pgBatch()
+		start := time.Now()
+		res, err := w.writer.Write(a.hardCtx, b)
+		if err == nil {
+			a.m.batchesCommitted.Inc()
+			a.m.batchRows.Update(float64(res.Rows))
+			a.m.rowsWritten(p.table.cfg.Name).Add(res.Rows)
+			a.m.copyDur.Update(res.CopyTime.Seconds())
+			a.m.mergeDur.Update(res.MergeTime.Seconds())
+			a.m.commitDur.Update(res.CommitTime.Seconds())
+			for _, dl := range res.Rejected {
+				a.m.deadLetters(p.table.cfg.Name, dl.Reason).Inc()
+			}
+			now := time.Now()
+			for _, r := range p.recs {
+				a.m.endToEnd.Update(now.Sub(r.Timestamp).Seconds())
+			}
+			for _, r := range p.ranges {
+				r.st.committed.Store(r.to)
+			}
+			a.log.Debug("batch committed", "worker", w.id, "table", p.table.cfg.Name, "rows", res.Rows,
+				"dead_letters", len(p.dls)+len(res.Rejected), "took", time.Since(start))
+			return
+		}
+		var fe *pgcopy.FencedError
+		if errors.As(err, &fe) {
+			for _, fr := range fe.Ranges {
+				for _, r := range p.ranges {
+					if r.st.topic == fr.Topic && r.st.partition == fr.Partition && !r.st.dropped.Swap(true) {
+						a.m.fenced.Inc()
+						a.log.Warn("partition fenced: a newer owner claimed it; dropping local work",
+							"topic", fr.Topic, "partition", fr.Partition, "epoch", r.st.epoch)
+					}
+				}
+			}
+			continue
+		}
+		if a.hardCtx.Err() != nil {
+			return
+		}
+		a.m.retries.Inc()
+		if pgcopy.IsRetryable(err) {
+			a.log.Warn("batch write failed; retrying", "table", p.table.cfg.Name, "rows", len(p.recs), "err", err, "backoff", backoff)
+		} else {
+			a.log.Error("batch write failed (not a row-level error); retrying — check PostgreSQL", "table", p.table.cfg.Name, "err", err, "backoff", backoff)
+		}
+		select {
+		case <-a.hardCtx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (p *pending) pgBatch() *pgcopy.Batch {
+	b := &pgcopy.Batch{
+		Table:       p.table.pg,
+		Data:        p.b.Buf.B,
+		Ends:        p.b.Ends,
+		DeadLetters: p.dls,
+		DeadLetterFor: func(i int, msg string) pgcopy.DeadLetter {
+			r := p.recs[i]
+			dl := deadLetter(r, p.table.cfg.Name, nil)
+			dl.Error = "rejected by PostgreSQL: " + msg
+			dl.Reason = "rejected_by_postgres"
+			return dl
+		},
+	}
+	for _, r := range p.ranges {
+		b.Ranges = append(b.Ranges, pgcopy.Range{
+			Topic: r.st.topic, Partition: r.st.partition, Epoch: r.st.epoch, From: r.from, To: r.to,
+		})
+	}
+	return b
+}
+
+// dropDead removes the rows, dead letters and ranges of dropped partitions.
+// Rare (fencing, loss), so it copies.
+func (p *pending) dropDead() {
+	dead := false
+	for _, r := range p.ranges {
+		if r.st.dropped.Load() {
+			dead = true
+		}
+	}
+	if !dead {
+		return
+	}
+	isDead := func(topic string, part int32) bool {
+		for _, r := range p.ranges {
+			if r.st.topic == topic && r.st.partition == part {
+				return r.st.dropped.Load()
+			}
+		}
+		return true
+	}
+	nb := batching.Get()
+	var recs []*kgo.Record
+	for i, r := range p.recs {
+		if isDead(r.Topic, r.Partition) {
+			continue
+		}
+		nb.Buf.B = append(nb.Buf.B, p.b.Row(i)...)
+		nb.EndRow(p.b.Started)
+		recs = append(recs, r)
+	}
+	var dls []pgcopy.DeadLetter
+	for _, dl := range p.dls {
+		if !isDead(dl.Topic, dl.Partition) {
+			dls = append(dls, dl)
+		}
+	}
+	var ranges []rangeState
+	for _, r := range p.ranges {
+		if !r.st.dropped.Load() {
+			ranges = append(ranges, r)
+		}
+	}
+	batching.Put(p.b)
+	p.b, p.recs, p.dls, p.ranges = nb, recs, dls, ranges
+}
+
+func reasonOf(err error) string {
+	var re *codec.RowError
+	if errors.As(err, &re) {
+		return string(re.Reason)
+	}
+	return "invalid"
+}
+
+func deadLetter(r *kgo.Record, table string, err error) pgcopy.DeadLetter {
+	dl := pgcopy.DeadLetter{
+		Topic:     r.Topic,
+		Partition: r.Partition,
+		Offset:    r.Offset,
+		Key:       r.Key,
+		Value:     r.Value,
+		Headers:   headersJSON(r.Headers),
+		Target:    table,
+	}
+	if err != nil {
+		dl.Error = err.Error()
+		dl.Reason = reasonOf(err)
+	}
+	return dl
+}
+
+// headersJSON renders headers as a JSON array of {"key","value"}; a value
+// that is not valid UTF-8 is written as {"key","value_base64"}.
+func headersJSON(hs []kgo.RecordHeader) []byte {
+	if len(hs) == 0 {
+		return nil
+	}
+	b := []byte{'['}
+	for i, h := range hs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"key":`...)
+		b = appendJSONString(b, h.Key)
+		if utf8.Valid(h.Value) && !containsNUL(h.Value) {
+			b = append(b, `,"value":`...)
+			b = appendJSONString(b, string(h.Value))
+		} else {
+			b = append(b, `,"value_base64":"`...)
+			b = base64.StdEncoding.AppendEncode(b, h.Value)
+			b = append(b, '"')
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+func containsNUL(b []byte) bool {
+	for _, c := range b {
+		if c == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	if !utf8.ValidString(s) {
+		s = strconv.QuoteToASCII(s)
+		s = s[1 : len(s)-1]
+	}
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c == 0:
+			b = append(b, `\uFFFD`...) // jsonb rejects \u0000
+		case c < 0x20:
+			b = append(b, `\u00`...)
+			b = append(b, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&15])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
+}

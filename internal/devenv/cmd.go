@@ -1,0 +1,46 @@
+package devenv
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// BrokerMain is `sluice broker`: the embedded Kafka-protocol broker as a
+// standalone process, for the demo, tests, benchmarks and interop (kcat).
+func BrokerMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sluice broker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:9092", "host:port to listen on (the advertised host is always 127.0.0.1)")
+	dataDir := fs.String("data-dir", "", "persist topics, offsets, groups and transactions here (empty: in memory)")
+	syncWrites := fs.Bool("sync-writes", false, "fsync every produced batch (with --data-dir)")
+	partitions := fs.Int("partitions", 4, "partitions of auto-created topics")
+	topics := fs.String("topics", "", "comma-separated topics to create at start")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *partitions < 1 {
+		return errors.New("--partitions must be at least 1")
+	}
+	var ts []string
+	for _, t := range strings.Split(*topics, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			ts = append(ts, t)
+		}
+	}
+	b, err := StartBroker(BrokerOptions{Listen: *listen, DataDir: *dataDir, SyncWrites: *syncWrites, Partitions: *partitions, Topics: ts})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "broker listening on %s (data dir %q)\n", strings.Join(b.Addrs(), ","), *dataDir)
+	<-ctx.Done()
+	b.Close()
+	fmt.Fprintln(stdout, "broker stopped")
+	return nil
+}
