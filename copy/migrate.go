@@ -1,0 +1,201 @@
+package pgcopy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// migrateLockKey serialises Migrate across every Sluice instance sharing a
+// database, whatever its schema: targets may be shared between schemas.
+const migrateLockKey = 0x736c7569636501 // "sluice" + 1
+
+// Migrate creates schema, <schema>.offsets and <schema>.dead_letters, and
+// every table with Create set that does not exist yet. It then checks every
+// table, created or pre-existing: the configured columns must exist, keyless
+// tables must store each configured type unchanged (their tuples are copied
+// straight in), and keyed tables must accept the merge (types convertible, a
+// non-partial, non-deferrable unique index on exactly Key).
+//
+// Migrate is idempotent and may run concurrently from several instances: it
+// holds a transaction-level advisory lock while creating. conn must not be
+// inside a transaction.
+func Migrate(ctx context.Context, conn *pgconn.PgConn, schema string, tables []*Table) error {
+	if schema == "" {
+		return errors.New("cannot migrate an empty schema name: set postgres.schema, e.g. sluice")
+	}
+	for _, t := range tables {
+		if err := t.validate(); err != nil {
+			return err
+		}
+	}
+	s := pgx.Identifier{schema}.Sanitize()
+	var b strings.Builder
+	fmt.Fprintf(&b, "BEGIN; SELECT pg_advisory_xact_lock(%d);\n", migrateLockKey)
+	fmt.Fprintf(&b, "CREATE SCHEMA IF NOT EXISTS %s;\n", s)
+	fmt.Fprintf(&b, `CREATE TABLE IF NOT EXISTS %s.offsets (
+	group_id text NOT NULL,
+	topic text NOT NULL,
+	partition int NOT NULL,
+	next_offset bigint NOT NULL,
+	owner_epoch bigint NOT NULL,
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (group_id, topic, partition)
+);
+`, s)
+	fmt.Fprintf(&b, `CREATE TABLE IF NOT EXISTS %s.dead_letters (
+	topic text NOT NULL,
+	partition int NOT NULL,
+	"offset" bigint NOT NULL,
+	key bytea,
+	value bytea,
+	headers jsonb,
+	target text,
+	error text,
+	received_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (topic, partition, "offset")
+);
+`, s)
+	for _, t := range tables {
+		if !t.Create {
+			continue
+		}
+		ts, _ := t.schemaTable()
+		fmt.Fprintf(&b, "CREATE SCHEMA IF NOT EXISTS %s;\n", pgx.Identifier{ts}.Sanitize())
+		fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s (", t.ident())
+		for i, c := range t.Columns {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(pgx.Identifier{c.Name}.Sanitize() + " " + c.SQLType)
+		}
+		if t.Keyed() {
+			b.WriteString(", PRIMARY KEY (" + quoteList(t.Key) + ")")
+		}
+		b.WriteString(");\n")
+	}
+	b.WriteString("COMMIT")
+	if err := execSimple(ctx, conn, b.String()); err != nil {
+		rollback(ctx, conn)
+		return fmt.Errorf("cannot create the tables of schema %s (and create: true targets): %w", schema, err)
+	}
+	for _, t := range tables {
+		if err := checkTable(ctx, conn, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// targetColumn is what the catalog says about a target column.
+type targetColumn struct {
+	typ     string // format_type, with typmod: usable in DDL
+	baseOID uint32 // the type under any domains
+	notNull bool
+}
+
+// describeTarget returns the columns of t's target by name, or an error
+// naming the fix when the target does not exist.
+func describeTarget(ctx context.Context, conn *pgconn.PgConn, t *Table) (map[string]targetColumn, error) {
+	var p params
+	p.text(t.ident())
+	r, err := query(ctx, conn, "SELECT to_regclass($1) IS NOT NULL", &p)
+	if err != nil {
+		return nil, fmt.Errorf("cannot look up table %s: %w", t.Name, err)
+	}
+	if len(r.Rows) != 1 || string(r.Rows[0][0]) != "t" {
+		return nil, fmt.Errorf("cannot find table %s: create it, or set create: true for it and run sluice migrate", t.Name)
+	}
+	r, err = query(ctx, conn, `WITH RECURSIVE c AS (
+	SELECT a.attname, a.attnotnull, format_type(a.atttypid, a.atttypmod) AS typ, a.atttypid AS base
+	FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
+	UNION ALL
+	SELECT c.attname, c.attnotnull, c.typ, t.typbasetype FROM c JOIN pg_type t ON t.oid = c.base WHERE t.typtype = 'd'
+)
+SELECT c.attname, c.attnotnull, c.typ, c.base FROM c JOIN pg_type t ON t.oid = c.base WHERE t.typtype <> 'd'`, &p)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the columns of table %s: %w", t.Name, err)
+	}
+	cols := make(map[string]targetColumn, len(r.Rows))
+	for _, row := range r.Rows {
+		oid, err := atoi64(row[3])
+		if err != nil {
+			return nil, err
+		}
+		cols[string(row[0])] = targetColumn{typ: string(row[2]), baseOID: uint32(oid), notNull: string(row[1]) == "t"}
+	}
+	return cols, nil
+}
+
+// resolveTypes returns the OIDs of the configured SQLTypes of t.
+func resolveTypes(ctx context.Context, conn *pgconn.PgConn, t *Table) ([]uint32, error) {
+	var p params
+	a := p.array(oidText)
+	for _, c := range t.Columns {
+		a.str(c.SQLType)
+	}
+	p.endArray(oidTextArr)
+	r, err := query(ctx, conn, "SELECT n, to_regtype(s)::oid FROM unnest($1::text[]) WITH ORDINALITY AS x(s, n) ORDER BY n", &p)
+	if err != nil {
+		return nil, fmt.Errorf("cannot resolve the column types of table %s: %w", t.Name, err)
+	}
+	oids := make([]uint32, len(t.Columns))
+	for i, row := range r.Rows {
+		if row[1] == nil {
+			c := t.Columns[i]
+			return nil, fmt.Errorf("cannot use column %s.%s: type %q does not exist; use a PostgreSQL type such as text, int8 or jsonb", t.Name, c.Name, c.SQLType)
+		}
+		v, err := atoi64(row[1])
+		if err != nil {
+			return nil, err
+		}
+		oids[i] = uint32(v)
+	}
+	return oids, nil
+}
+
+// sameWireFormat reports whether a field encoded as type a can be received
+// by a column whose base type is b.
+func sameWireFormat(a, b uint32) bool {
+	if a == b {
+		return true
+	}
+	textLike := func(o uint32) bool { return o == 25 || o == 1043 || o == 1042 } // text, varchar, bpchar
+	return textLike(a) && textLike(b)
+}
+
+// checkTable verifies that batches for t can be written to its target.
+func checkTable(ctx context.Context, conn *pgconn.PgConn, t *Table) error {
+	cols, err := describeTarget(ctx, conn, t)
+	if err != nil {
+		return err
+	}
+	oids, err := resolveTypes(ctx, conn, t)
+	if err != nil {
+		return err
+	}
+	for i, c := range t.Columns {
+		tc, ok := cols[c.Name]
+		if !ok {
+			return fmt.Errorf("cannot find column %q in table %s: add it (ALTER TABLE %s ADD COLUMN %s %s) or remove it from the configuration",
+				c.Name, t.Name, t.ident(), pgx.Identifier{c.Name}.Sanitize(), c.SQLType)
+		}
+		if !t.Keyed() && !sameWireFormat(oids[i], tc.baseOID) {
+			return fmt.Errorf("cannot copy column %s.%s: it is %s but configured as %s, and keyless tables are copied without conversion; configure type %s or change the column",
+				t.Name, c.Name, tc.typ, c.SQLType, tc.typ)
+		}
+	}
+	if _, err := query(ctx, conn, t.checkStatement(), nil); err != nil {
+		switch pgCode(err) {
+		case "42P10", "55000":
+			return fmt.Errorf("cannot merge into table %s: no usable unique index covers exactly the key (%s) (%w); add one, e.g. ALTER TABLE %s ADD PRIMARY KEY (%s) or CREATE UNIQUE INDEX ON %s (%s), not partial and not deferrable",
+				t.Name, strings.Join(t.Key, ", "), err, t.ident(), quoteList(t.Key), t.ident(), quoteList(t.Key))
+		}
+		return fmt.Errorf("cannot insert the configured columns into table %s: %w; make the configured types match the table's columns", t.Name, err)
+	}
+	return nil
+}

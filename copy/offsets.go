@@ -1,0 +1,166 @@
+package pgcopy
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Claim is the stored state of one partition for a consumer group.
+type Claim struct {
+	Topic      string
+	Partition  int32
+	Epoch      int64 // owner_epoch; 0 when no row exists
+	NextOffset int64 // -1: nothing stored yet
+}
+
+func offsetsTable(schema string) string {
+	return pgx.Identifier{schema, "offsets"}.Sanitize()
+}
+
+// ClaimPartitions makes the caller the owner of the given partitions: it
+// upserts each offsets row, incrementing owner_epoch (new rows start at
+// epoch 1 with next_offset -1), in one statement that locks the rows in
+// (topic, partition) order so concurrent claims cannot deadlock. The
+// returned epoch is the caller's fencing token for Range.Epoch; a Write
+// still in flight for an older epoch either commits before the claim (and
+// the claim returns its next_offset) or is fenced.
+func ClaimPartitions(ctx context.Context, conn *pgconn.PgConn, schema, group string, tps map[string][]int32) ([]Claim, error) {
+	type tp struct {
+		topic string
+		part  int32
+	}
+	var all []tp
+	for t, ps := range tps {
+		for _, p := range ps {
+			all = append(all, tp{t, p})
+		}
+	}
+	if len(all) == 0 {
+		return nil, nil
+	}
+	slices.SortFunc(all, func(a, b tp) int {
+		return cmp.Or(cmp.Compare(a.topic, b.topic), cmp.Compare(a.part, b.part))
+	})
+	all = slices.Compact(all)
+	var p params
+	p.text(group)
+	a := p.array(oidText)
+	for _, x := range all {
+		a.str(x.topic)
+	}
+	p.endArray(oidTextArr)
+	a = p.array(oidInt4)
+	for _, x := range all {
+		a.int4(x.part)
+	}
+	p.endArray(oidInt4Arr)
+	sql := `INSERT INTO ` + offsetsTable(schema) + ` AS o (group_id, topic, partition, next_offset, owner_epoch, updated_at)
+SELECT $1, v.t, v.p, -1, 1, now() FROM unnest($2::text[], $3::int4[]) AS v(t, p) ORDER BY v.t, v.p
+ON CONFLICT (group_id, topic, partition) DO UPDATE SET owner_epoch = o.owner_epoch + 1, updated_at = now()
+RETURNING o.topic, o.partition, o.owner_epoch, o.next_offset`
+	r, err := query(ctx, conn, sql, &p)
+	if err != nil {
+		return nil, fmt.Errorf("cannot claim %d partitions for group %s in %s: %w", len(all), group, offsetsTable(schema), err)
+	}
+	claims, err := parseClaims(r.Rows)
+	if err != nil {
+		return nil, err
+	}
+	sortClaims(claims)
+	return claims, nil
+}
+
+// ReadOffsets returns every stored partition of group, sorted by topic and
+// partition.
+func ReadOffsets(ctx context.Context, conn *pgconn.PgConn, schema, group string) ([]Claim, error) {
+	var p params
+	p.text(group)
+	r, err := query(ctx, conn, "SELECT topic, partition, owner_epoch, next_offset FROM "+offsetsTable(schema)+
+		" WHERE group_id = $1 ORDER BY topic, partition", &p)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the offsets of group %s from %s: %w", group, offsetsTable(schema), err)
+	}
+	return parseClaims(r.Rows)
+}
+
+// ResetOffset is the operator's command for a halted partition: it stores
+// next as the partition's next offset (-1: start over at the configured
+// start_offset) and bumps owner_epoch, so a running owner is fenced and the
+// next claim starts at next.
+func ResetOffset(ctx context.Context, conn *pgconn.PgConn, schema, group, topic string, partition int32, next int64) error {
+	if next < -1 {
+		return fmt.Errorf("cannot reset %s/%d to offset %d: use an offset >= 0, or -1 for start_offset", topic, partition, next)
+	}
+	var p params
+	p.text(group)
+	p.text(topic)
+	p.int4(partition)
+	p.int8(next)
+	sql := `INSERT INTO ` + offsetsTable(schema) + ` AS o (group_id, topic, partition, next_offset, owner_epoch, updated_at)
+VALUES ($1, $2, $3, $4, 1, now())
+ON CONFLICT (group_id, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, owner_epoch = o.owner_epoch + 1, updated_at = now()`
+	if _, err := query(ctx, conn, sql, &p); err != nil {
+		return fmt.Errorf("cannot reset the offset of %s/%d for group %s: %w", topic, partition, group, err)
+	}
+	return nil
+}
+
+// readClaims returns what is stored for the partitions of ranges, in the
+// order of ranges; a partition without a row gets Epoch 0, NextOffset -1.
+func readClaims(ctx context.Context, conn *pgconn.PgConn, schema, group string, ranges []Range) ([]Claim, error) {
+	var p params
+	p.text(group)
+	a := p.array(oidText)
+	for _, r := range ranges {
+		a.str(r.Topic)
+	}
+	p.endArray(oidTextArr)
+	a = p.array(oidInt4)
+	for _, r := range ranges {
+		a.int4(r.Partition)
+	}
+	p.endArray(oidInt4Arr)
+	res, err := query(ctx, conn, `SELECT v.t, v.p, coalesce(o.owner_epoch, 0), coalesce(o.next_offset, -1)
+FROM unnest($2::text[], $3::int4[]) WITH ORDINALITY AS v(t, p, n)
+LEFT JOIN `+offsetsTable(schema)+` o ON o.group_id = $1 AND o.topic = v.t AND o.partition = v.p
+ORDER BY v.n`, &p)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the offsets of %d partitions of group %s: %w", len(ranges), group, err)
+	}
+	return parseClaims(res.Rows)
+}
+
+func parseClaims(rows [][][]byte) ([]Claim, error) {
+	claims := make([]Claim, 0, len(rows))
+	for _, row := range rows {
+		if len(row) != 4 {
+			return nil, errors.New("cannot parse an offsets row: expected 4 columns")
+		}
+		part, err := atoi64(row[1])
+		if err != nil {
+			return nil, err
+		}
+		epoch, err := atoi64(row[2])
+		if err != nil {
+			return nil, err
+		}
+		next, err := atoi64(row[3])
+		if err != nil {
+			return nil, err
+		}
+		claims = append(claims, Claim{Topic: string(row[0]), Partition: int32(part), Epoch: epoch, NextOffset: next})
+	}
+	return claims, nil
+}
+
+func sortClaims(c []Claim) {
+	slices.SortFunc(c, func(a, b Claim) int {
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+}
