@@ -35,6 +35,7 @@ type appMetrics struct {
 	commitDur        *metrics.PrometheusHistogram
 	endToEnd         *metrics.PrometheusHistogram
 	retries          *metrics.Counter
+	e2eHist          latencyHist
 
 	mu   sync.Mutex
 	rows map[string]*metrics.Counter
@@ -137,3 +138,55 @@ func (a *App) serveMetrics(addr string) (string, func(), error) {
 	go srv.Serve(ln)
 	return ln.Addr().String(), func() { srv.Close() }, nil
 }
+
+// Stats is a snapshot of an App's counters, for the demo, benchmarks and
+// tests.
+type Stats struct {
+	RecordsConsumed  uint64
+	BytesConsumed    uint64
+	RowsWritten      uint64
+	DeadLetters      uint64
+	BatchesCommitted uint64
+	Fenced           uint64
+	Rebalances       uint64
+	InflightBytes    int64
+	Partitions       int
+	Lag              int64 // sum over owned partitions of high watermark minus committed offset
+}
+
+// Stats returns the App's counters now.
+func (a *App) Stats() Stats {
+	s := Stats{
+		RecordsConsumed:  a.m.recordsConsumed.Get(),
+		BytesConsumed:    a.m.bytesConsumed.Get(),
+		BatchesCommitted: a.m.batchesCommitted.Get(),
+		Fenced:           a.m.fenced.Get(),
+		Rebalances:       a.m.rebalances.Get(),
+		InflightBytes:    a.budget.InUse(),
+	}
+	a.m.mu.Lock()
+	for _, c := range a.m.rows {
+		s.RowsWritten += c.Get()
+	}
+	for _, c := range a.m.dls {
+		s.DeadLetters += c.Get()
+	}
+	a.m.mu.Unlock()
+	for _, st := range a.snapshotParts() {
+		s.Partitions++
+		if hw, c := st.highWatermark.Load(), max(st.committed.Load(), 0); hw > c {
+			s.Lag += hw - c
+		}
+	}
+	return s
+}
+
+// EndToEndQuantile returns the q-quantile (0..1) of record timestamp to
+// commit latency, in seconds, estimated from the histogram buckets.
+func (a *App) EndToEndQuantile(q float64) float64 {
+	return a.m.e2eHist.quantile(q)
+}
+
+// ResetLatency forgets the latency observations so far (a benchmark resets
+// after its warm-up).
+func (a *App) ResetLatency() { a.m.e2eHist.reset() }

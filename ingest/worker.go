@@ -159,7 +159,6 @@ func (w *worker) decode(m wmsg) {
 		if err != nil {
 			p.b.Buf.B = buf[:mark]
 			p.dls = append(p.dls, deadLetter(r, t.cfg.Name, err))
-			w.a.m.deadLetters(t.cfg.Name, reasonOf(err)).Inc()
 		} else {
 			p.b.Buf.B = buf
 			p.b.EndRow(time.Now())
@@ -256,12 +255,17 @@ func (w *worker) write(p *pending) {
 			a.m.copyDur.Update(res.CopyTime.Seconds())
 			a.m.mergeDur.Update(res.MergeTime.Seconds())
 			a.m.commitDur.Update(res.CommitTime.Seconds())
+			for _, dl := range p.dls {
+				a.m.deadLetters(p.table.cfg.Name, dl.Reason).Inc()
+			}
 			for _, dl := range res.Rejected {
 				a.m.deadLetters(p.table.cfg.Name, dl.Reason).Inc()
 			}
 			now := time.Now()
 			for _, r := range p.recs {
-				a.m.endToEnd.Update(now.Sub(r.Timestamp).Seconds())
+				lat := now.Sub(r.Timestamp).Seconds()
+				a.m.endToEnd.Update(lat)
+				a.m.e2eHist.update(lat)
 			}
 			for _, r := range p.ranges {
 				r.st.committed.Store(r.to)

@@ -1,0 +1,334 @@
+// Package demo is `sluice demo`: the README's first command. It brings up the
+// embedded environment (or uses given services), produces the reference
+// workload with duplicates and bad records while the appliance runs, waits
+// until everything is committed, checks exactly-once and prints a summary.
+// It fails when the check fails.
+package demo
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-dev/sluice/ingest"
+	"github.com/sluice-dev/sluice/internal/devenv"
+	"github.com/sluice-dev/sluice/loadgen"
+)
+
+// Options configures a demo run.
+type Options struct {
+	Duration   time.Duration // how long to produce
+	Records    int64         // or how many records (overrides Duration)
+	Rate       float64       // records/s, 0 = as fast as possible
+	Partitions int
+	Postgres   string // use this PostgreSQL instead of a private one
+	Brokers    string // use these brokers instead of the embedded one
+	Topic      string
+	Seed       int64
+	DupRatio   float64
+	BadRatio   float64
+	MaxConns   int
+	Verbose    bool
+}
+
+// Main is `sluice demo`.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sluice demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o Options
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to produce traffic")
+	fs.Int64Var(&o.Records, "records", 0, "produce exactly this many records instead of --duration")
+	fs.Float64Var(&o.Rate, "rate", 0, "records per second (0: as fast as possible)")
+	fs.IntVar(&o.Partitions, "partitions", 4, "partitions of the demo topic (embedded broker)")
+	fs.StringVar(&o.Postgres, "postgres", "", "PostgreSQL URL to use instead of a private cluster")
+	fs.StringVar(&o.Brokers, "brokers", "", "Kafka brokers (comma-separated) to use instead of the embedded broker")
+	fs.StringVar(&o.Topic, "topic", "sluice_demo_events", "topic to produce to and consume from")
+	fs.Int64Var(&o.Seed, "seed", 42, "loadgen seed")
+	fs.Float64Var(&o.DupRatio, "dup-ratio", 0.02, "fraction of records that re-send an earlier event")
+	fs.Float64Var(&o.BadRatio, "bad-ratio", 0.005, "fraction of records that are bad (spread over every kind)")
+	fs.IntVar(&o.MaxConns, "max-conns", 2, "writer connections")
+	fs.BoolVar(&o.Verbose, "v", false, "log the appliance at info level")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return Run(ctx, o, stdout)
+}
+
+// Run runs the demo and returns an error when anything, including the
+// exactly-once check, fails.
+func Run(ctx context.Context, o Options, out io.Writer) error {
+	fmt.Fprintln(out, "sluice demo: Kafka → PostgreSQL, exactly once")
+	pgURL := o.Postgres
+	if pgURL == "" {
+		fmt.Fprint(out, "  starting a private PostgreSQL … ")
+		pg, err := devenv.StartPostgres(ctx, devenv.PostgresOptions{Durable: true})
+		if err != nil {
+			return err
+		}
+		defer pg.Stop()
+		pgURL, err = pg.CreateDatabase(ctx, "sluice_demo")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s:%d (fsync on)\n", pg.Host, pg.Port)
+	}
+	var brokers []string
+	if o.Brokers == "" {
+		fmt.Fprint(out, "  starting the embedded Kafka-protocol broker … ")
+		b, err := devenv.StartBroker(devenv.BrokerOptions{Topics: []string{o.Topic}, Partitions: o.Partitions})
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		brokers = b.Addrs()
+		fmt.Fprintf(out, "%s, topic %s with %d partitions\n", brokers[0], o.Topic, o.Partitions)
+	} else {
+		brokers = strings.Split(o.Brokers, ",")
+	}
+
+	const table = "public.sluice_demo_events"
+	cfgYAML := fmt.Sprintf(`
+kafka:
+  brokers: [%s]
+  group: sluice-demo-%d
+postgres:
+  url: %q
+  max_conns: %d
+metrics:
+  listen: 127.0.0.1:0
+tables:
+%s`, quoteList(brokers), time.Now().UnixNano(), pgURL, o.MaxConns, indent(loadgen.TableConfigYAML(loadgen.SchemaReference, table, o.Topic), "  "))
+	cfg, err := ingest.Parse([]byte(cfgYAML), func(string) string { return "" })
+	if err != nil {
+		return fmt.Errorf("cannot build the demo configuration: %w", err)
+	}
+	level := slog.LevelWarn
+	if o.Verbose {
+		level = slog.LevelInfo
+	}
+	app, err := ingest.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	if err != nil {
+		return err
+	}
+	appCtx, stopApp := context.WithCancel(context.Background())
+	defer stopApp()
+	appDone := make(chan error, 1)
+	go func() { appDone <- app.Run(appCtx) }()
+
+	lo := loadgen.Options{
+		Seed:     o.Seed,
+		Schema:   loadgen.SchemaReference,
+		Records:  o.Records,
+		Duration: o.Duration,
+		Rate:     o.Rate,
+		DupRatio: o.DupRatio,
+		Topic:    o.Topic,
+	}
+	if o.Records > 0 {
+		lo.Duration = 0
+	}
+	lo.SpreadBad(o.BadRatio)
+
+	fmt.Fprintf(out, "  producing reference events (%s, %.1f%% duplicates, %.1f%% bad records) while the appliance runs …\n",
+		describeAmount(o), 100*o.DupRatio, 100*o.BadRatio)
+	start := time.Now()
+	progressDone := make(chan struct{})
+	stopProgress := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		progress(out, app, stopProgress, start)
+	}()
+	stats, err := loadgen.Produce(ctx, brokers, lo, nil)
+	if err != nil {
+		close(stopProgress)
+		<-progressDone
+		return fmt.Errorf("cannot produce the workload: %w", err)
+	}
+	produceTime := time.Since(start)
+	total := stats.Records
+
+	// Drain: until the offsets stored in PostgreSQL reach the log end.
+	ends, err := endOffsets(ctx, brokers, o.Topic)
+	if err != nil {
+		close(stopProgress)
+		<-progressDone
+		return err
+	}
+	if err := waitStored(ctx, pgURL, cfg.Kafka.Group, o.Topic, ends, appDone); err != nil {
+		close(stopProgress)
+		<-progressDone
+		return err
+	}
+	elapsed := time.Since(start)
+	close(stopProgress)
+	<-progressDone
+	st := app.Stats()
+	p99 := app.EndToEndQuantile(0.99)
+	stopApp()
+	if err := <-appDone; err != nil {
+		return fmt.Errorf("the appliance failed: %w", err)
+	}
+
+	// Exactly-once check.
+	db, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close(context.Background())
+	var rows, dls int64
+	if err := db.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&rows); err != nil {
+		return err
+	}
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM sluice.dead_letters WHERE target = $1`, table).Scan(&dls); err != nil {
+		return err
+	}
+	wantRows := stats.Committed[loadgen.KindGood]
+	wantDLs := stats.Committed.Bad()
+	rep, verr := loadgen.Verify(ctx, pgURL, loadgen.VerifyOptions{Options: lo, Stats: &stats, Table: table})
+	ok := rows == wantRows && dls == wantDLs && verr == nil && rep.OK()
+
+	mb := float64(stats.CommittedBytes) / 1e6
+	secs := elapsed.Seconds()
+	fmt.Fprintf(out, "\nsummary\n")
+	fmt.Fprintf(out, "  records produced    %d (%d unique events, %d duplicates, %d bad) in %.1fs\n",
+		total, wantRows, stats.Committed[loadgen.KindDup], wantDLs, produceTime.Seconds())
+	fmt.Fprintf(out, "  records consumed    %d, %.1f MB\n", st.RecordsConsumed, float64(st.BytesConsumed)/1e6)
+	fmt.Fprintf(out, "  drained in          %.1fs: %.0f records/s, %.1f MB/s, %.0f rows/s\n",
+		secs, float64(total)/secs, mb/secs, float64(rows)/secs)
+	fmt.Fprintf(out, "  batches committed   %d, end-to-end p99 %.2fs\n", st.BatchesCommitted, p99)
+	fmt.Fprintf(out, "  target rows         %d (want %d unique events)\n", rows, wantRows)
+	fmt.Fprintf(out, "  dead letters        %d (want %d bad records)\n", dls, wantDLs)
+	if verr != nil {
+		fmt.Fprintf(out, "  verify              error: %v\n", verr)
+	} else {
+		fmt.Fprintf(out, "  verify              %s\n", rep.Summary())
+	}
+	if !ok {
+		fmt.Fprintln(out, "  verdict             FAIL")
+		return errors.New("exactly-once check failed")
+	}
+	fmt.Fprintln(out, "  verdict             PASS: every record landed exactly once (or once in dead_letters)")
+	return nil
+}
+
+func describeAmount(o Options) string {
+	if o.Records > 0 {
+		return fmt.Sprintf("%d records", o.Records)
+	}
+	return "for " + o.Duration.String()
+}
+
+func progress(out io.Writer, app *ingest.App, stop <-chan struct{}, start time.Time) {
+	tty := isTerminal(out)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			if tty {
+				fmt.Fprintln(out)
+			}
+			return
+		case <-t.C:
+		}
+		s := app.Stats()
+		secs := time.Since(start).Seconds()
+		line := fmt.Sprintf("  %5.0fs consumed %d (%.1f MB/s)  rows %d  dead letters %d  lag %d  in flight %.1f MiB",
+			secs, s.RecordsConsumed, float64(s.BytesConsumed)/1e6/secs, s.RowsWritten, s.DeadLetters, s.Lag, float64(s.InflightBytes)/(1<<20))
+		if tty {
+			fmt.Fprintf(out, "\r%-110s", line)
+		} else {
+			fmt.Fprintln(out, line)
+		}
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func endOffsets(ctx context.Context, brokers []string, topic string) (map[int32]int64, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	lo, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list end offsets of %s: %w", topic, err)
+	}
+	out := map[int32]int64{}
+	lo.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out, nil
+}
+
+func waitStored(ctx context.Context, url, group, topic string, ends map[int32]int64, appDone <-chan error) error {
+	db, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer db.Close(context.Background())
+	for {
+		rows, err := db.Query(ctx, `SELECT partition, next_offset FROM sluice.offsets WHERE group_id=$1 AND topic=$2`, group, topic)
+		if err == nil {
+			stored := map[int32]int64{}
+			for rows.Next() {
+				var p int32
+				var n int64
+				rows.Scan(&p, &n)
+				stored[p] = n
+			}
+			rows.Close()
+			done := true
+			for p, end := range ends {
+				if end > 0 && stored[p] < end {
+					done = false
+				}
+			}
+			if done {
+				return nil
+			}
+		}
+		select {
+		case err := <-appDone:
+			return fmt.Errorf("the appliance stopped before draining: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func quoteList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
+
+func indent(s, pre string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := range lines {
+		lines[i] = pre + lines[i]
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
