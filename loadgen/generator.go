@@ -154,21 +154,11 @@ func (g *Generator) At(i int64, r *Rec) {
 	if g.o.Transactional {
 		r.Txn = i / int64(g.o.TxnRecords)
 	}
-	kind := g.kindAt(i)
-	src := i
-	if kind == KindDup {
-		src = g.dupSource(i)
-		if src < 0 {
-			kind = KindGood // nothing earlier to re-send: a fresh event
-			src = i
-		}
-	}
+	kind, id, src := g.identify(i)
 	r.Kind = kind
-	if kind.Bad() {
-		r.EventID = g.uuid(domainID, uint64(i))
-	} else {
-		r.EventID = g.goodID(src)
-		kind = KindGood
+	r.EventID = id
+	if !kind.Bad() {
+		kind = KindGood // a dup renders its source as a good record
 	}
 	r.Key = appendUUID(r.Key, r.EventID)
 
@@ -202,6 +192,25 @@ func (g *Generator) At(i int64, r *Rec) {
 	if g.headerVal != nil && !g.plain {
 		g.compress(r)
 	}
+}
+
+// identify returns record i's kind, event id and the index whose content
+// it carries (i itself, or the earlier record a dup re-sends) without
+// rendering it.
+func (g *Generator) identify(i int64) (kind Kind, id [16]byte, src int64) {
+	kind = g.kindAt(i)
+	src = i
+	if kind == KindDup {
+		src = g.dupSource(i)
+		if src < 0 {
+			kind = KindGood // nothing earlier to re-send: a fresh event
+			src = i
+		}
+	}
+	if kind.Bad() {
+		return kind, g.uuid(domainID, uint64(i)), i
+	}
+	return kind, g.goodID(src), src
 }
 
 // TxnAborted reports whether transaction txn is aborted by design.

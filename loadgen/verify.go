@@ -1,0 +1,846 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// VerifyOptions says what was sent and where it should have landed.
+type VerifyOptions struct {
+	// Gen are the generation options of the loadgen run (from the manifest
+	// or the same flags). Gen.Records is the number of records produced
+	// unless Stats is set.
+	Gen Options
+	// Stats, from the run's manifest, gives the exact record count and the
+	// records and transactions whose outcome is unknown. Without it every
+	// record 0..Gen.Records-1 is assumed delivered as designed.
+	Stats *Stats
+	// Table is the target table, default "public.events".
+	Table string
+	// Schema is the PostgreSQL schema of dead_letters, default "sluice".
+	Schema string
+	// OnConflict is the table's policy for a key seen again: "ignore"
+	// (default: the first committed occurrence's values), "update" (the
+	// last), or "any" (any committed occurrence). Keyless tables expect
+	// one row per committed occurrence.
+	OnConflict string
+	// MaxExamples bounds the examples kept per anomaly; default 5.
+	MaxExamples int
+}
+
+// Report is the outcome of Verify. Every field named as an anomaly must be
+// zero for OK.
+type Report struct {
+	Table        string
+	Records      int64      // records produced (indices 0..Records-1)
+	Committed    KindCounts // records committed, by kind
+	Aborted      KindCounts // records in aborted transactions, by kind
+	Uncertain    int64      // records whose delivery is unknown; accepted either way
+	ExpectedRows int64      // rows the target should hold
+	Rows         int64      // rows found in the target
+	DeadLetters  int64      // dead letters found for the topic
+	// DeadLettersByKind counts dead letters matched to a bad record, by kind;
+	// it must equal Committed for every bad kind.
+	DeadLettersByKind KindCounts
+
+	// Anomalies in the target table.
+	Missing     int64 // committed events without a row
+	Duplicated  int64 // rows beyond the expected count for an event
+	Unexpected  int64 // rows whose id was never sent
+	FromAborted int64 // rows whose id was sent only in aborted transactions
+	WrongValue  int64 // rows whose columns differ from what was sent
+	BadInTarget int64 // rows for records that must have been dead-lettered
+	// Anomalies in the dead-letter table.
+	DeadLetterMissing    KindCounts // committed bad records without a dead letter, by kind
+	DeadLetterDuplicated int64      // dead letters beyond one for a record
+	DeadLetterUnexpected int64      // dead letters whose key was never sent
+	DeadLetterAborted    int64      // dead letters for records of aborted transactions
+	DeadLetterWrongValue int64      // dead letters whose value differs from the record's
+	GoodDeadLettered     int64      // dead letters for good records
+	InBoth               int64      // records both in the target and in dead letters
+
+	// ReasonMismatch counts dead letters whose error does not name the
+	// reason of the record's kind (informational, not an anomaly: the
+	// appliance may classify a record by its first problem).
+	ReasonMismatch int64
+
+	// Examples holds up to MaxExamples descriptions per anomaly.
+	Examples map[string][]string
+	Elapsed  time.Duration
+}
+
+// OK reports whether the report shows no anomaly.
+func (r *Report) OK() bool {
+	return r.Missing == 0 && r.Duplicated == 0 && r.Unexpected == 0 && r.FromAborted == 0 &&
+		r.WrongValue == 0 && r.BadInTarget == 0 && r.DeadLetterMissing.Total() == 0 &&
+		r.DeadLetterDuplicated == 0 && r.DeadLetterUnexpected == 0 && r.DeadLetterAborted == 0 &&
+		r.DeadLetterWrongValue == 0 && r.GoodDeadLettered == 0 && r.InBoth == 0
+}
+
+// WriteSummary writes a human-readable summary of r to w.
+func (r *Report) WriteSummary(w io.Writer) {
+	verdict := "OK: exactly once"
+	if !r.OK() {
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(w, "verify %s: %s (%v)\n", r.Table, verdict, r.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "  sent:         %d records; committed %d (good %d, dup %d, bad %d); aborted %d; uncertain %d\n",
+		r.Records, r.Committed.Total(), r.Committed[KindGood], r.Committed[KindDup], r.Committed.Bad(), r.Aborted.Total(), r.Uncertain)
+	fmt.Fprintf(w, "  target:       %d rows, expected %d\n", r.Rows, r.ExpectedRows)
+	fmt.Fprintf(w, "  dead letters: %d, expected %d\n", r.DeadLetters, r.Committed.Bad())
+	for k := KindMalformedJSON; k < numKinds; k++ {
+		if r.Committed[k] != 0 || r.DeadLettersByKind[k] != 0 {
+			fmt.Fprintf(w, "    %-16s %d of %d\n", k, r.DeadLettersByKind[k], r.Committed[k])
+		}
+	}
+	line := func(name string, n int64) {
+		if n != 0 {
+			fmt.Fprintf(w, "  %-26s %d\n", name+":", n)
+			for _, e := range r.Examples[name] {
+				fmt.Fprintf(w, "      %s\n", e)
+			}
+		}
+	}
+	line("missing rows", r.Missing)
+	line("duplicated rows", r.Duplicated)
+	line("unexpected rows", r.Unexpected)
+	line("rows from aborted txns", r.FromAborted)
+	line("wrong-valued rows", r.WrongValue)
+	line("bad records in target", r.BadInTarget)
+	line("missing dead letters", r.DeadLetterMissing.Total())
+	line("duplicated dead letters", r.DeadLetterDuplicated)
+	line("unexpected dead letters", r.DeadLetterUnexpected)
+	line("dead letters from aborted", r.DeadLetterAborted)
+	line("wrong-valued dead letters", r.DeadLetterWrongValue)
+	line("good records dead-lettered", r.GoodDeadLettered)
+	line("in target and dead letters", r.InBoth)
+	if r.ReasonMismatch != 0 {
+		line("dead letters with another reason (informational)", r.ReasonMismatch)
+	}
+}
+
+func (r *Report) example(name string, max int, format string, args ...any) {
+	if len(r.Examples[name]) < max {
+		if r.Examples == nil {
+			r.Examples = make(map[string][]string)
+		}
+		r.Examples[name] = append(r.Examples[name], fmt.Sprintf(format, args...))
+	}
+}
+
+// occ is what verify knows about one good event id.
+type occ struct {
+	first, last int64 // committed occurrences (first and last index)
+	n           int32 // committed occurrences
+	rows        int32 // target rows found
+	uncertain   bool  // some occurrence's delivery is unknown
+	dead        bool  // a dead letter carries this id
+}
+
+type badRec struct {
+	index     int64
+	kind      Kind
+	committed bool
+	uncertain bool
+	dead      int32
+}
+
+// Verify recomputes from the seed what was sent and checks the target table
+// and the dead-letter table in pgURL: every committed good event is in the
+// target exactly once (keyed tables; once per committed occurrence for
+// keyless ones) with the values it was sent with, nothing from an aborted
+// transaction or never sent is there, and every committed bad record is in
+// dead_letters exactly once, with its bytes, and not in the target. It holds
+// one map entry per distinct event id and per bad record (about 64 bytes
+// each) and streams both tables.
+func Verify(ctx context.Context, pgURL string, o VerifyOptions) (Report, error) {
+	start := time.Now()
+	if o.Table == "" {
+		o.Table = "public.events"
+	}
+	if o.Schema == "" {
+		o.Schema = "sluice"
+	}
+	if o.OnConflict == "" {
+		o.OnConflict = "ignore"
+	}
+	switch o.OnConflict {
+	case "ignore", "update", "any":
+	default:
+		return Report{}, fmt.Errorf("cannot verify with on_conflict %q; use ignore, update or any", o.OnConflict)
+	}
+	if o.MaxExamples <= 0 {
+		o.MaxExamples = 5
+	}
+	gen := o.Gen
+	gen.EnsureDefaults()
+	if o.Stats != nil {
+		gen.Records = o.Stats.Records
+	}
+	if err := gen.Validate(); err != nil {
+		return Report{}, fmt.Errorf("cannot verify: %w", err)
+	}
+	if gen.Records <= 0 {
+		return Report{}, errors.New("cannot verify without a record count; pass the manifest or the number of records sent")
+	}
+	v := &verifier{o: o, gen: gen, g: NewGenerator(gen), rep: Report{Table: o.Table, Records: gen.Records}}
+	v.g.plain = true
+	v.sch = v.g.sch
+	v.keyless = v.sch.key == ""
+	v.expect()
+
+	cfg, err := pgx.ParseConfig(pgURL)
+	if err != nil {
+		return Report{}, fmt.Errorf("cannot parse the Postgres URL: %w (use postgres://user@host:port/db)", err)
+	}
+	cfg.RuntimeParams["timezone"] = "UTC"
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol // every value as text
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return Report{}, fmt.Errorf("cannot connect to Postgres at %s:%d: %w", cfg.Host, cfg.Port, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := v.readDeadLetters(ctx, conn); err != nil {
+		return Report{}, err
+	}
+	if err := v.readTarget(ctx, conn); err != nil {
+		return Report{}, err
+	}
+	v.finish()
+	v.rep.Elapsed = time.Since(start)
+	return v.rep, nil
+}
+
+type verifier struct {
+	o       VerifyOptions
+	gen     Options
+	g       *Generator
+	sch     *schema
+	keyless bool
+	rep     Report
+
+	good    map[[16]byte]*occ
+	aborted map[[16]byte]bool // good ids sent only in aborted transactions
+	bad     map[[16]byte]*badRec
+	prev    []int64 // previous committed occurrence of the same id, when needed
+
+	rec    Rec
+	fields []jsonField
+	nested []jsonField
+}
+
+// expect walks the stream and records what must have landed.
+func (v *verifier) expect() {
+	uncertainIdx := map[int64]bool{}
+	badTxn := map[int64]bool{}      // forced aborts
+	uncertainTx := map[int64]bool{} // commit outcome unknown
+	if s := v.o.Stats; s != nil {
+		for _, i := range s.FailedIndices {
+			uncertainIdx[i] = true
+		}
+		for _, t := range s.ForcedAborts {
+			badTxn[t] = true
+		}
+		for _, t := range s.UncertainTxns {
+			uncertainTx[t] = true
+		}
+	}
+	n := v.gen.Records
+	v.good = make(map[[16]byte]*occ, min(n, 1<<20))
+	v.aborted = make(map[[16]byte]bool)
+	v.bad = make(map[[16]byte]*badRec)
+	needPrev := v.keyless || v.o.OnConflict == "any"
+	if needPrev {
+		v.prev = make([]int64, n)
+	}
+	per := int64(v.gen.TxnRecords)
+	for i := int64(0); i < n; i++ {
+		kind, id, _ := v.g.identify(i)
+		committed, uncertain := true, uncertainIdx[i]
+		if v.gen.Transactional {
+			txn := i / per
+			switch {
+			case uncertainTx[txn]:
+				uncertain = true
+			case v.g.TxnAborted(txn) || badTxn[txn]:
+				committed = false
+			}
+		}
+		if uncertain {
+			v.rep.Uncertain++
+			committed = false
+		}
+		if committed {
+			v.rep.Committed[kind]++
+		} else if !uncertain {
+			v.rep.Aborted[kind]++
+		}
+		if kind.Bad() {
+			v.bad[id] = &badRec{index: i, kind: kind, committed: committed, uncertain: uncertain}
+			continue
+		}
+		e := v.good[id]
+		if !committed {
+			if uncertain {
+				if e == nil {
+					e = &occ{first: -1, last: -1}
+					v.good[id] = e
+				}
+				e.uncertain = true
+			} else if e == nil {
+				v.aborted[id] = true
+			}
+			continue
+		}
+		if e == nil {
+			e = &occ{first: i, last: -1}
+			v.good[id] = e
+			delete(v.aborted, id)
+		}
+		if e.first < 0 {
+			e.first = i
+		}
+		if needPrev {
+			v.prev[i] = e.last
+		}
+		e.last = i
+		e.n++
+	}
+	for _, e := range v.good {
+		switch {
+		case e.n == 0:
+		case v.keyless:
+			v.rep.ExpectedRows += int64(e.n)
+		default:
+			v.rep.ExpectedRows++
+		}
+	}
+}
+
+func (v *verifier) readDeadLetters(ctx context.Context, conn *pgx.Conn) error {
+	q := fmt.Sprintf(`SELECT partition, "offset", key, value, error FROM %s.dead_letters WHERE topic = $1`,
+		pgx.Identifier{v.o.Schema}.Sanitize())
+	rows, err := conn.Query(ctx, q, v.gen.Topic)
+	if err != nil {
+		return fmt.Errorf("cannot read %s.dead_letters: %w (is --schema-name the appliance's schema?)", v.o.Schema, err)
+	}
+	defer rows.Close()
+	var val []byte
+	for rows.Next() {
+		raw := rows.RawValues()
+		v.rep.DeadLetters++
+		where := fmt.Sprintf("partition %s offset %s", raw[0], raw[1])
+		key, err := decodeByteaText(raw[2], nil)
+		if err != nil {
+			return fmt.Errorf("cannot decode a dead letter key at %s: %w", where, err)
+		}
+		id, ok := parseUUID(key)
+		if !ok {
+			v.rep.DeadLetterUnexpected++
+			v.rep.example("unexpected dead letters", v.o.MaxExamples, "%s: key %q is not a loadgen event id", where, key)
+			continue
+		}
+		if b := v.bad[id]; b != nil {
+			b.dead++
+			switch {
+			case b.dead > 1:
+				v.rep.DeadLetterDuplicated++
+				v.rep.example("duplicated dead letters", v.o.MaxExamples, "%s: record %d (%s, key %s) dead-lettered %d times so far", where, b.index, b.kind, key, b.dead)
+				continue
+			case b.uncertain:
+			case !b.committed:
+				v.rep.DeadLetterAborted++
+				v.rep.example("dead letters from aborted", v.o.MaxExamples, "%s: record %d (%s, key %s) was in an aborted transaction", where, b.index, b.kind, key)
+				continue
+			}
+			if b.committed {
+				v.rep.DeadLettersByKind[b.kind]++
+			}
+			val, err = decodeByteaText(raw[3], val[:0])
+			if err != nil {
+				return fmt.Errorf("cannot decode a dead letter value at %s: %w", where, err)
+			}
+			v.g.plain = false
+			v.g.At(b.index, &v.rec)
+			v.g.plain = true
+			if !bytes.Equal(val, v.rec.Value) {
+				v.rep.DeadLetterWrongValue++
+				v.rep.example("wrong-valued dead letters", v.o.MaxExamples, "%s: record %d (%s): value of %d bytes differs from the %d bytes sent", where, b.index, b.kind, len(val), len(v.rec.Value))
+			}
+			if !bytes.Contains(raw[4], []byte(reasons[b.kind])) {
+				v.rep.ReasonMismatch++
+				v.rep.example("dead letters with another reason (informational)", v.o.MaxExamples, "%s: %s record %d: error %q", where, b.kind, b.index, raw[4])
+			}
+			continue
+		}
+		if e := v.good[id]; e != nil {
+			e.dead = true
+			if !e.uncertain {
+				v.rep.GoodDeadLettered++
+				v.rep.example("good records dead-lettered", v.o.MaxExamples, "%s: good event %s (first sent as record %d): error %q", where, key, e.first, raw[4])
+			}
+			continue
+		}
+		if v.aborted[id] {
+			v.rep.DeadLetterAborted++
+			v.rep.example("dead letters from aborted", v.o.MaxExamples, "%s: event %s was sent only in aborted transactions", where, key)
+			continue
+		}
+		v.rep.DeadLetterUnexpected++
+		v.rep.example("unexpected dead letters", v.o.MaxExamples, "%s: key %s was never sent", where, key)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("cannot read %s.dead_letters: %w", v.o.Schema, err)
+	}
+	return nil
+}
+
+func (v *verifier) readTarget(ctx context.Context, conn *pgx.Conn) error {
+	cols := v.sch.columns
+	var sel strings.Builder
+	idCol := -1
+	for k, c := range cols {
+		if k > 0 {
+			sel.WriteString(", ")
+		}
+		sel.WriteString(pgx.Identifier{c.Name}.Sanitize())
+		if c.Type == "uuid" && idCol < 0 {
+			idCol = k
+		}
+	}
+	rows, err := conn.Query(ctx, "SELECT "+sel.String()+" FROM "+quoteQualified(v.o.Table))
+	if err != nil {
+		return fmt.Errorf("cannot read table %s: %w (is --table right, with the columns of schema %s?)", v.o.Table, err, v.gen.Schema)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		raw := rows.RawValues()
+		v.rep.Rows++
+		id, ok := parseUUID(raw[idCol])
+		if !ok {
+			v.rep.Unexpected++
+			v.rep.example("unexpected rows", v.o.MaxExamples, "%s = %q is not a loadgen event id", cols[idCol].Name, raw[idCol])
+			continue
+		}
+		e := v.good[id]
+		if e == nil {
+			switch {
+			case v.aborted[id]:
+				v.rep.FromAborted++
+				v.rep.example("rows from aborted txns", v.o.MaxExamples, "%s was sent only in aborted transactions", raw[idCol])
+			case v.bad[id] != nil:
+				b := v.bad[id]
+				if b.uncertain {
+					continue
+				}
+				if b.committed {
+					v.rep.BadInTarget++
+					v.rep.example("bad records in target", v.o.MaxExamples, "record %d (%s, key %s) landed in the target", b.index, b.kind, raw[idCol])
+				} else {
+					v.rep.FromAborted++
+					v.rep.example("rows from aborted txns", v.o.MaxExamples, "bad record %d (%s, key %s) of an aborted transaction landed", b.index, b.kind, raw[idCol])
+				}
+				if b.dead > 0 {
+					v.rep.InBoth++
+					v.rep.example("in target and dead letters", v.o.MaxExamples, "record %d (%s, key %s)", b.index, b.kind, raw[idCol])
+				}
+			default:
+				v.rep.Unexpected++
+				v.rep.example("unexpected rows", v.o.MaxExamples, "%s was never sent", raw[idCol])
+			}
+			continue
+		}
+		e.rows++
+		if e.dead && e.rows == 1 {
+			v.rep.InBoth++
+			v.rep.example("in target and dead letters", v.o.MaxExamples, "event %s", raw[idCol])
+		}
+		if e.n == 0 {
+			continue // only uncertain occurrences: any content was possible
+		}
+		if diff := v.matchRow(e, raw); diff != "" {
+			if e.uncertain {
+				continue
+			}
+			v.rep.WrongValue++
+			v.rep.example("wrong-valued rows", v.o.MaxExamples, "%s: %s", raw[idCol], diff)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("cannot read table %s: %w", v.o.Table, err)
+	}
+	return nil
+}
+
+// matchRow compares a row with the occurrence(s) the policy allows and
+// returns "" or a description of the first difference.
+func (v *verifier) matchRow(e *occ, raw [][]byte) string {
+	if v.prev == nil {
+		idx := e.first
+		if v.o.OnConflict == "update" {
+			idx = e.last
+		}
+		return v.diff(idx, raw)
+	}
+	// Any committed occurrence may be the row's (keyless: each row is one
+	// occurrence; "any": the policy does not say which).
+	first := ""
+	for idx := e.last; idx >= 0; idx = v.prev[idx] {
+		d := v.diff(idx, raw)
+		if d == "" {
+			return ""
+		}
+		if first == "" {
+			first = d
+		}
+	}
+	return first
+}
+
+// diff compares raw (text values of the schema's columns) with record idx.
+func (v *verifier) diff(idx int64, raw [][]byte) string {
+	v.g.At(idx, &v.rec)
+	var err error
+	v.fields, err = parseObject(v.rec.Value, v.fields[:0])
+	if err != nil {
+		return fmt.Sprintf("cannot parse the generated record %d: %v", idx, err)
+	}
+	for k, c := range v.sch.columns {
+		got := raw[k]
+		if c.Source != "" {
+			if got == nil {
+				return fmt.Sprintf("column %s (%s) is NULL", c.Name, c.Source)
+			}
+			continue
+		}
+		want := v.lookup(c.Path)
+		if want == nil || string(want) == "null" {
+			if got != nil {
+				return fmt.Sprintf("column %s is %q, want NULL (record %d)", c.Name, got, idx)
+			}
+			continue
+		}
+		if got == nil {
+			return fmt.Sprintf("column %s is NULL, want %s (record %d)", c.Name, want, idx)
+		}
+		if !equalText(c.Type, want, got) {
+			return fmt.Sprintf("column %s is %q, want %s (record %d)", c.Name, got, want, idx)
+		}
+	}
+	return ""
+}
+
+// lookup returns the JSON token at a dotted path of the parsed record.
+func (v *verifier) lookup(path string) []byte {
+	head, rest, nestedPath := strings.Cut(path, ".")
+	tok := findField(v.fields, head)
+	for nestedPath && tok != nil {
+		var err error
+		v.nested, err = parseObject(tok, v.nested[:0])
+		if err != nil {
+			return nil
+		}
+		head, rest, nestedPath = strings.Cut(rest, ".")
+		tok = findField(v.nested, head)
+	}
+	return tok
+}
+
+func (v *verifier) finish() {
+	for id, e := range v.good {
+		if e.uncertain || e.n == 0 {
+			continue
+		}
+		want := int32(1)
+		if v.keyless {
+			want = e.n
+		}
+		switch {
+		case e.rows < want:
+			if e.dead {
+				continue // counted as dead-lettered
+			}
+			v.rep.Missing += int64(want - e.rows)
+			v.rep.example("missing rows", v.o.MaxExamples, "%s (first sent as record %d, %d committed occurrences, %d rows)", appendUUID(nil, id), e.first, e.n, e.rows)
+		case e.rows > want:
+			v.rep.Duplicated += int64(e.rows - want)
+			v.rep.example("duplicated rows", v.o.MaxExamples, "%s: %d rows, want %d", appendUUID(nil, id), e.rows, want)
+		}
+	}
+	for id, b := range v.bad {
+		if b.committed && b.dead == 0 {
+			v.rep.DeadLetterMissing[b.kind]++
+			v.rep.example("missing dead letters", v.o.MaxExamples, "record %d (%s, key %s)", b.index, b.kind, appendUUID(nil, id))
+		}
+	}
+}
+
+// quoteQualified quotes "schema.table" (or "table") as an identifier.
+func quoteQualified(name string) string {
+	return pgx.Identifier(strings.Split(name, ".")).Sanitize()
+}
+
+// decodeByteaText decodes PostgreSQL's hex text form of bytea (\x...).
+func decodeByteaText(s, dst []byte) ([]byte, error) {
+	if s == nil {
+		return nil, nil
+	}
+	if !bytes.HasPrefix(s, []byte(`\x`)) {
+		return nil, fmt.Errorf("cannot decode bytea %.20q: not in hex format (set bytea_output = hex)", s)
+	}
+	s = s[2:]
+	n := len(dst)
+	dst = append(dst, make([]byte, len(s)/2)...)
+	if _, err := hex.Decode(dst[n:], s); err != nil {
+		return nil, fmt.Errorf("cannot decode bytea: %w", err)
+	}
+	return dst, nil
+}
+
+// equalText reports whether the PostgreSQL text form got of a column of type
+// typ holds the value of the JSON token want.
+func equalText(typ string, want, got []byte) bool {
+	switch typ {
+	case "text", "uuid":
+		s, ok := jsonString(want)
+		return ok && (bytes.Equal(s, got) || typ == "uuid" && bytes.EqualFold(s, got))
+	case "int2", "int4", "int8":
+		return bytes.Equal(want, got)
+	case "float4", "float8":
+		w, err1 := strconv.ParseFloat(string(want), 64)
+		g, err2 := strconv.ParseFloat(string(got), 64)
+		if typ == "float4" {
+			w, g = float64(float32(w)), float64(float32(g))
+		}
+		return err1 == nil && err2 == nil && w == g
+	case "numeric":
+		return equalDecimal(want, got)
+	case "bool":
+		return string(want) == "true" && string(got) == "t" || string(want) == "false" && string(got) == "f"
+	case "timestamptz", "timestamp":
+		s, ok := jsonString(want)
+		if !ok {
+			return false
+		}
+		w, err := time.Parse(time.RFC3339Nano, string(s))
+		if err != nil {
+			return false
+		}
+		layout := "2006-01-02 15:04:05.999999999-07"
+		if typ == "timestamp" {
+			layout = "2006-01-02 15:04:05.999999999"
+			w = w.UTC()
+		}
+		g, err := time.Parse(layout, string(got))
+		return err == nil && g.Equal(w)
+	case "jsonb", "json":
+		return equalJSON(want, got)
+	}
+	return bytes.Equal(want, got)
+}
+
+func equalDecimal(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var x, y big.Rat
+	if _, ok := x.SetString(string(a)); !ok {
+		return false
+	}
+	if _, ok := y.SetString(string(b)); !ok {
+		return false
+	}
+	return x.Cmp(&y) == 0
+}
+
+// equalJSON compares two JSON documents by value: object key order and
+// number spelling (1.50 vs 1.5) do not matter.
+func equalJSON(a, b []byte) bool {
+	var x, y any
+	da := json.NewDecoder(bytes.NewReader(a))
+	da.UseNumber()
+	db := json.NewDecoder(bytes.NewReader(b))
+	db.UseNumber()
+	if da.Decode(&x) != nil || db.Decode(&y) != nil {
+		return false
+	}
+	return equalJSONValue(x, y)
+}
+
+func equalJSONValue(x, y any) bool {
+	switch xv := x.(type) {
+	case json.Number:
+		yv, ok := y.(json.Number)
+		return ok && equalDecimal([]byte(xv), []byte(yv))
+	case map[string]any:
+		yv, ok := y.(map[string]any)
+		if !ok || len(xv) != len(yv) {
+			return false
+		}
+		for k, a := range xv {
+			b, ok := yv[k]
+			if !ok || !equalJSONValue(a, b) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		yv, ok := y.([]any)
+		if !ok || len(xv) != len(yv) {
+			return false
+		}
+		for k := range xv {
+			if !equalJSONValue(xv[k], yv[k]) {
+				return false
+			}
+		}
+		return true
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// jsonField is one member of a parsed JSON object: the raw key (without
+// quotes, escapes left as is) and the raw value token.
+type jsonField struct {
+	key, val []byte
+}
+
+func findField(fs []jsonField, key string) []byte {
+	for _, f := range fs {
+		if string(f.key) == key {
+			return f.val
+		}
+	}
+	return nil
+}
+
+var errJSON = errors.New("malformed JSON")
+
+// parseObject splits a JSON object into its members without decoding them.
+func parseObject(s []byte, dst []jsonField) ([]jsonField, error) {
+	i := skipWS(s, 0)
+	if i >= len(s) || s[i] != '{' {
+		return dst, errJSON
+	}
+	i = skipWS(s, i+1)
+	if i < len(s) && s[i] == '}' {
+		return dst, nil
+	}
+	for {
+		if i >= len(s) || s[i] != '"' {
+			return dst, errJSON
+		}
+		end, err := skipString(s, i)
+		if err != nil {
+			return dst, err
+		}
+		key := s[i+1 : end-1]
+		i = skipWS(s, end)
+		if i >= len(s) || s[i] != ':' {
+			return dst, errJSON
+		}
+		i = skipWS(s, i+1)
+		vend, err := skipValue(s, i)
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, jsonField{key: key, val: s[i:vend]})
+		i = skipWS(s, vend)
+		if i >= len(s) {
+			return dst, errJSON
+		}
+		if s[i] == '}' {
+			return dst, nil
+		}
+		if s[i] != ',' {
+			return dst, errJSON
+		}
+		i = skipWS(s, i+1)
+	}
+}
+
+func skipWS(s []byte, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at s[i] == '"'.
+func skipString(s []byte, i int) (int, error) {
+	for j := i + 1; j < len(s); j++ {
+		switch s[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1, nil
+		}
+	}
+	return 0, errJSON
+}
+
+// skipValue returns the index after the value starting at s[i].
+func skipValue(s []byte, i int) (int, error) {
+	if i >= len(s) {
+		return 0, errJSON
+	}
+	switch s[i] {
+	case '"':
+		return skipString(s, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(s); j++ {
+			switch s[j] {
+			case '"':
+				end, err := skipString(s, j)
+				if err != nil {
+					return 0, err
+				}
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1, nil
+				}
+			}
+		}
+		return 0, errJSON
+	}
+	j := i
+	for j < len(s) && s[j] != ',' && s[j] != '}' && s[j] != ']' && s[j] != ' ' && s[j] != '\n' && s[j] != '\t' && s[j] != '\r' {
+		j++
+	}
+	if j == i {
+		return 0, errJSON
+	}
+	return j, nil
+}
+
+// jsonString returns the contents of a JSON string token, unescaped.
+func jsonString(tok []byte) ([]byte, bool) {
+	if len(tok) < 2 || tok[0] != '"' || tok[len(tok)-1] != '"' {
+		return nil, false
+	}
+	if bytes.IndexByte(tok, '\\') < 0 {
+		return tok[1 : len(tok)-1], true
+	}
+	var s string
+	if err := json.Unmarshal(tok, &s); err != nil {
+		return nil, false
+	}
+	return []byte(s), true
+}
