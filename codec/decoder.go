@@ -25,7 +25,7 @@ type Decoder struct {
 
 type column struct {
 	Column
-	slot int    // SourcePath: index into parser.slots
+	slot  int    // SourcePath: index into parser.slots
 	where string // Path or source name, for errors
 }
 

@@ -341,7 +341,7 @@ const (
 func plainWord(x uint64) bool {
 	q := x ^ (lsb * '"')
 	b := x ^ (lsb * '\\')
-	special := (q - lsb) &^ q | (b - lsb) &^ b | (x-lsb*0x20)&^x | x
+	special := (q-lsb)&^q | (b-lsb)&^b | (x-lsb*0x20)&^x | x
 	return special&msb == 0
 }
 

@@ -11,7 +11,7 @@ import (
 // whose text form breaks one of them is rejected by numeric input and by
 // jsonb, whose numbers are numerics.
 const (
-	numericMaxDscale  = 0x3FFF     // digits after the decimal point
+	numericMaxDscale  = 0x3FFF      // digits after the decimal point
 	numericMaxLeadExp = 4*32767 + 3 // decimal exponent of the leading digit: int16 base-10000 weight
 	numericMaxExp     = 1073741823  // |exponent| must stay below INT_MAX/2
 )
