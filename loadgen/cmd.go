@@ -1,0 +1,212 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// genFlags registers the generator's flags on fs. apply must be called after
+// parsing to resolve --bad-ratio and --bad into o.Bad.
+func genFlags(fs *flag.FlagSet, o *Options) (apply func() error) {
+	fs.Int64Var(&o.Seed, "seed", 1, "stream seed; the same seed and flags give the same records")
+	fs.StringVar(&o.Schema, "schema", DefaultSchema, "event schema: reference (~480 B), narrow (~100 B) or wide (~2 KB)")
+	fs.Int64Var(&o.Records, "records", 0, "records to produce (0: until --duration)")
+	fs.StringVar(&o.Topic, "topic", DefaultTopic, "Kafka topic")
+	fs.IntVar(&o.ValueSize, "value-size", 0, "mean value size in bytes (0: the schema's natural size)")
+	fs.Float64Var(&o.SizeSpread, "size-spread", 0.5, "variable field length spread, fraction of its mean in [0,1]")
+	fs.Int64Var(&o.KeyCardinality, "key-cardinality", 0, "distinct event ids good records draw from (0: every event unique)")
+	fs.Float64Var(&o.DupRatio, "dup-ratio", 0, "fraction of records re-sending an earlier event verbatim")
+	fs.IntVar(&o.MaxValueBytes, "max-value-bytes", DefaultMaxValueBytes, "the appliance's value size limit; oversized records exceed it by one byte")
+	fs.StringVar(&o.ValueCompression, "value-compression", "none", "per-value compression with a content-encoding header: none, gzip, snappy, lz4, zstd")
+	fs.BoolVar(&o.Transactional, "transactional", false, "produce in transactions of --txn-records records")
+	fs.Float64Var(&o.AbortRatio, "abort-ratio", 0, "fraction of transactions aborted (needs --transactional)")
+	fs.IntVar(&o.TxnRecords, "txn-records", DefaultTxnRecords, "records per transaction")
+	var badRatio float64
+	fs.Float64Var(&badRatio, "bad-ratio", 0, "fraction of bad records, spread over every bad kind except oversized")
+	bad := map[Kind]float64{}
+	fs.Func("bad", "KIND=RATIO: fraction of bad records of one kind, repeatable; kinds: "+strings.Join(BadKindNames(), ", "), func(s string) error {
+		name, val, ok := strings.Cut(s, "=")
+		if !ok {
+			return fmt.Errorf("cannot parse %q; use KIND=RATIO, e.g. --bad wrong_type=0.01", s)
+		}
+		k, err := ParseKind(name)
+		if err != nil {
+			return err
+		}
+		r, err := strconv.ParseFloat(val, 64)
+		if err != nil || r < 0 || r > 1 {
+			return fmt.Errorf("cannot parse ratio %q for %s; use a fraction in [0,1]", val, name)
+		}
+		bad[k] = r
+		return nil
+	})
+	return func() error {
+		if badRatio < 0 || badRatio > 1 {
+			return fmt.Errorf("cannot use --bad-ratio %v; use a fraction in [0,1]", badRatio)
+		}
+		if badRatio > 0 {
+			o.SpreadBad(badRatio)
+		}
+		for k, r := range bad {
+			if o.Bad == nil {
+				o.Bad = map[Kind]float64{}
+			}
+			o.Bad[k] = r
+		}
+		if o.SizeSpread == 0 {
+			o.SizeSpread = -1 // an explicit 0 means exactly the mean
+		}
+		return nil
+	}
+}
+
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (help bool, err error) {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return false, fmt.Errorf("cannot parse %s flags: %w (see sluice %s -h)", fs.Name(), err, fs.Name())
+	}
+	if fs.NArg() > 0 {
+		return false, fmt.Errorf("cannot use argument %q: %s takes flags only (see sluice %s -h)", fs.Arg(0), fs.Name(), fs.Name())
+	}
+	return false, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// LoadgenMain is the `sluice loadgen` command: it produces the simulated
+// traffic, prints progress to stderr and a summary to stdout, and writes a
+// manifest for `sluice verify` when --manifest is given.
+func LoadgenMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	var o Options
+	apply := genFlags(fs, &o)
+	brokers := fs.String("brokers", envOr("SLUICE_KAFKA_BROKERS", "127.0.0.1:9092"), "comma-separated Kafka brokers (env SLUICE_KAFKA_BROKERS)")
+	fs.DurationVar(&o.Duration, "duration", 0, "run time (0: until --records)")
+	fs.Float64Var(&o.Rate, "rate", 0, "records per second (0: as fast as possible)")
+	fs.Float64Var(&o.ByteRate, "byte-rate", 0, "value bytes per second (0: as fast as possible)")
+	fs.StringVar(&o.Compression, "compression", "none", "producer batch compression: none, gzip, snappy, lz4, zstd")
+	fs.IntVar(&o.Partitions, "partitions", 0, "create the topic with this many partitions if missing (0: leave it)")
+	manifest := fs.String("manifest", "", "write the run's manifest (options and committed counts) to this file, for sluice verify --manifest")
+	printTable := fs.String("print-table-config", "", "print the tables: entry for the schema into table NAME (e.g. public.events) and exit")
+	quiet := fs.Bool("quiet", false, "no progress output")
+	if help, err := parseFlags(fs, args, stderr); help || err != nil {
+		return err
+	}
+	if err := apply(); err != nil {
+		return err
+	}
+	if *printTable != "" {
+		fmt.Fprint(stdout, "tables:\n"+TableConfigYAML(o.Schema, *printTable, o.Topic))
+		return nil
+	}
+	if o.Records == 0 && o.Duration == 0 {
+		return errors.New("cannot produce an endless stream; set --records N or --duration D")
+	}
+	if err := o.EnsureDefaults().Validate(); err != nil {
+		return fmt.Errorf("%w (see sluice loadgen -h)", err)
+	}
+	var progress io.Writer = stderr
+	if *quiet {
+		progress = nil
+	}
+	var addrs []string
+	for _, b := range strings.Split(*brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			addrs = append(addrs, b)
+		}
+	}
+	if len(addrs) == 0 {
+		return errors.New("cannot produce without brokers; set --brokers host:port[,host:port]")
+	}
+	stats, err := Produce(ctx, addrs, o, progress)
+	if *manifest != "" {
+		if werr := WriteManifest(*manifest, NewManifest(o, stats, err)); werr != nil {
+			return errors.Join(err, werr)
+		}
+		fmt.Fprintf(stdout, "manifest written to %s\n", *manifest)
+	}
+	if err != nil {
+		return fmt.Errorf("loadgen stopped: %w", err)
+	}
+	if stats.Interrupted {
+		fmt.Fprintf(stdout, "interrupted after %d records\n", stats.Records)
+	}
+	return nil
+}
+
+// VerifyMain is the `sluice verify` command: it checks the target and
+// dead-letter tables against what loadgen sent (from --manifest, or from
+// the same generator flags and --records) and returns an error when the
+// report shows any anomaly.
+func VerifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	var o Options
+	apply := genFlags(fs, &o)
+	pgURL := fs.String("postgres", envOr("SLUICE_POSTGRES_URL", ""), "Postgres URL (env SLUICE_POSTGRES_URL)")
+	schemaName := fs.String("schema-name", "sluice", "Postgres schema of the dead_letters table")
+	table := fs.String("table", "public.events", "target table")
+	onConflict := fs.String("on-conflict", "ignore", "the table's policy: ignore (first occurrence wins), update (last wins) or any")
+	manifest := fs.String("manifest", "", "manifest written by sluice loadgen --manifest (replaces the generator flags)")
+	examples := fs.Int("examples", 5, "examples printed per anomaly")
+	if help, err := parseFlags(fs, args, stderr); help || err != nil {
+		return err
+	}
+	if err := apply(); err != nil {
+		return err
+	}
+	if *pgURL == "" {
+		return errors.New("cannot verify without Postgres; set --postgres postgres://user@host:port/db or SLUICE_POSTGRES_URL")
+	}
+	vo := VerifyOptions{Table: *table, Schema: *schemaName, OnConflict: *onConflict, MaxExamples: *examples}
+	if *manifest != "" {
+		var conflict string
+		genNames := map[string]bool{}
+		tmp := flag.NewFlagSet("", flag.ContinueOnError)
+		genFlags(tmp, &Options{})
+		tmp.VisitAll(func(f *flag.Flag) { genNames[f.Name] = true })
+		fs.Visit(func(f *flag.Flag) {
+			if genNames[f.Name] && conflict == "" {
+				conflict = f.Name
+			}
+		})
+		if conflict != "" {
+			return fmt.Errorf("cannot combine --manifest with --%s: the manifest holds the generator options; drop one of them", conflict)
+		}
+		m, err := ReadManifest(*manifest)
+		if err != nil {
+			return err
+		}
+		if m.Error != "" {
+			fmt.Fprintf(stderr, "verify: the loadgen run ended with an error (%s); records it could not account for may show as anomalies\n", m.Error)
+		}
+		vo.Gen, vo.Stats = m.Options, &m.Stats
+	} else {
+		if o.Records <= 0 {
+			return errors.New("cannot verify without knowing what was sent; pass --manifest FILE or the loadgen flags with --records N")
+		}
+		vo.Gen = o
+	}
+	rep, err := Verify(ctx, *pgURL, vo)
+	if err != nil {
+		return err
+	}
+	rep.WriteSummary(stdout)
+	if !rep.OK() {
+		return fmt.Errorf("verify found exactly-once violations in %s (see the report above)", *table)
+	}
+	return nil
+}
