@@ -189,13 +189,40 @@ func checkTable(ctx context.Context, conn *pgconn.PgConn, t *Table) error {
 				t.Name, c.Name, tc.typ, c.SQLType, tc.typ)
 		}
 	}
+	noIndex := func(cause string) error {
+		return fmt.Errorf("cannot merge into table %s: no usable unique index covers exactly the key (%s) (%s); add one, e.g. ALTER TABLE %s ADD PRIMARY KEY (%s) or CREATE UNIQUE INDEX ON %s (%s), not partial and not deferrable",
+			t.Name, strings.Join(t.Key, ", "), cause, t.ident(), quoteList(t.Key), t.ident(), quoteList(t.Key))
+	}
 	if _, err := query(ctx, conn, t.checkStatement(), nil); err != nil {
-		switch pgCode(err) {
-		case "42P10", "55000":
-			return fmt.Errorf("cannot merge into table %s: no usable unique index covers exactly the key (%s) (%w); add one, e.g. ALTER TABLE %s ADD PRIMARY KEY (%s) or CREATE UNIQUE INDEX ON %s (%s), not partial and not deferrable",
-				t.Name, strings.Join(t.Key, ", "), err, t.ident(), quoteList(t.Key), t.ident(), quoteList(t.Key))
+		if pgCode(err) == "42P10" {
+			return noIndex(err.Error())
 		}
 		return fmt.Errorf("cannot insert the configured columns into table %s: %w; make the configured types match the table's columns", t.Name, err)
+	}
+	if !t.Keyed() {
+		return nil
+	}
+	// Planning accepts a deferrable unique index as arbiter; executing
+	// ON CONFLICT then fails on every batch. Require an immediate one.
+	var p params
+	p.text(t.ident())
+	a := p.array(oidText)
+	for _, k := range t.Key {
+		a.str(k)
+	}
+	p.endArray(oidTextArr)
+	r, err := query(ctx, conn, `SELECT count(*) FROM pg_index i
+WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indimmediate AND i.indisvalid
+AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = cardinality($2::text[])
+AND NOT EXISTS (
+	SELECT 1 FROM unnest(i.indkey[0:i.indnkeyatts-1]) AS k(attnum)
+	JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+	WHERE NOT a.attname::text = ANY($2::text[]))`, &p)
+	if err != nil {
+		return fmt.Errorf("cannot read the unique indexes of table %s: %w", t.Name, err)
+	}
+	if n, err := atoi64(r.Rows[0][0]); err != nil || n == 0 {
+		return noIndex("deferrable, partial or missing")
 	}
 	return nil
 }

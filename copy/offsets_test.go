@@ -1,0 +1,41 @@
+package pgcopy
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestClaimPartitions(t *testing.T) {
+	t.Parallel()
+	url, c, claims := setup(t, 2)
+	_ = url
+	want := []Claim{{"t", 0, 1, -1}, {"t", 1, 1, -1}}
+	if !reflect.DeepEqual(claims, want) {
+		t.Fatalf("first claim: %+v, want %+v", claims, want)
+	}
+	claims, err := ClaimPartitions(testCtx(t), c, "sluice", "g", map[string][]int32{"t": {1, 0}, "u": {3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []Claim{{"t", 0, 2, -1}, {"t", 1, 2, -1}, {"u", 3, 1, -1}}
+	if !reflect.DeepEqual(claims, want) {
+		t.Fatalf("second claim: %+v, want %+v", claims, want)
+	}
+	if err := ResetOffset(testCtx(t), c, "sluice", "g", "t", 1, 500); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadOffsets(testCtx(t), c, "sluice", "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []Claim{{"t", 0, 2, -1}, {"t", 1, 3, 500}, {"u", 3, 1, -1}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("after reset: %+v, want %+v", got, want)
+	}
+	if other, err := ReadOffsets(testCtx(t), c, "sluice", "other"); err != nil || len(other) != 0 {
+		t.Fatalf("other group: %v, %v", other, err)
+	}
+	if err := ResetOffset(testCtx(t), c, "sluice", "g", "t", 1, -5); err == nil {
+		t.Fatal("reset to -5 succeeded")
+	}
+}
