@@ -197,7 +197,7 @@ tables:
 	}
 	wantRows := stats.Committed[loadgen.KindGood]
 	wantDLs := stats.Committed.Bad()
-	rep, verr := loadgen.Verify(ctx, pgURL, loadgen.VerifyOptions{Options: lo, Stats: &stats, Table: table})
+	rep, verr := loadgen.Verify(ctx, pgURL, loadgen.VerifyOptions{Gen: lo, Stats: &stats, Table: table})
 	ok := rows == wantRows && dls == wantDLs && verr == nil && rep.OK()
 
 	mb := float64(stats.CommittedBytes) / 1e6
@@ -214,7 +214,7 @@ tables:
 	if verr != nil {
 		fmt.Fprintf(out, "  verify              error: %v\n", verr)
 	} else {
-		fmt.Fprintf(out, "  verify              %s\n", rep.Summary())
+		rep.WriteSummary(out)
 	}
 	if !ok {
 		fmt.Fprintln(out, "  verdict             FAIL")
