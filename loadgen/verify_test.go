@@ -1,0 +1,363 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/klauspost/compress/zstd"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// appliance simulates Sluice for one table: it creates the target and the
+// dead-letter table and lands records the way the appliance must (bad ones
+// as dead letters, good ones as rows, first write wins on a key).
+type appliance struct {
+	t     *testing.T
+	conn  *pgx.Conn
+	cols  []Column
+	key   string
+	table string
+	max   int
+}
+
+func newAppliance(t *testing.T, url string, o Options, table string) *appliance {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	o.EnsureDefaults()
+	s := schemaByName(o.Schema)
+	a := &appliance{t: t, conn: conn, cols: s.columns, key: s.key, table: table, max: o.MaxValueBytes}
+	var defs []string
+	for _, c := range a.cols {
+		d := pgx.Identifier{c.Name}.Sanitize() + " " + c.Type
+		if c.Name == a.key {
+			d += " primary key"
+		}
+		defs = append(defs, d)
+	}
+	a.exec(`CREATE SCHEMA sluice`)
+	a.exec(`CREATE TABLE sluice.dead_letters(topic text, partition int, "offset" bigint, key bytea, value bytea,
+		headers jsonb, target text, error text, received_at timestamptz, primary key (topic, partition, "offset"))`)
+	a.exec(`CREATE TABLE ` + quoteQualified(table) + ` (` + strings.Join(defs, ", ") + `)`)
+	return a
+}
+
+func (a *appliance) exec(sql string, args ...any) int64 {
+	a.t.Helper()
+	tag, err := a.conn.Exec(context.Background(), sql, args...)
+	if err != nil {
+		a.t.Fatalf("%s: %v", sql, err)
+	}
+	return tag.RowsAffected()
+}
+
+// land lands records in order.
+func (a *appliance) land(recs []*kgo.Record) {
+	a.t.Helper()
+	b := &pgx.Batch{}
+	for _, r := range recs {
+		a.queue(b, r.Topic, r.Partition, r.Offset, r.Key, r.Value, r.Headers)
+	}
+	if err := a.conn.SendBatch(context.Background(), b).Close(); err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+func (a *appliance) queue(b *pgx.Batch, topic string, partition int32, offset int64, key, value []byte, headers []kgo.RecordHeader) {
+	a.t.Helper()
+	rec := &Rec{Value: value, Headers: headers}
+	if reason := rowReason(a.t, a.cols, rec, a.max); reason != "" {
+		b.Queue(`INSERT INTO sluice.dead_letters VALUES ($1, $2, $3, $4, $5, '{}', $6, $7, now())`,
+			topic, partition, offset, key, value, a.table, "column ?: "+reason+": simulated")
+		return
+	}
+	if len(headers) > 0 {
+		d, _ := zstd.NewReader(nil)
+		defer d.Close()
+		var err error
+		if value, err = d.DecodeAll(value, nil); err != nil {
+			a.t.Fatal(err)
+		}
+	}
+	fields, err := parseObject(value, nil)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	var names, params []string
+	var args []any
+	for k, c := range a.cols {
+		names = append(names, pgx.Identifier{c.Name}.Sanitize())
+		params = append(params, fmt.Sprintf("$%d::text::%s", k+1, c.Type))
+		switch c.Source {
+		case "kafka.offset":
+			args = append(args, strconv.FormatInt(offset, 10))
+			continue
+		case "kafka.partition":
+			args = append(args, strconv.Itoa(int(partition)))
+			continue
+		}
+		head, rest, nested := strings.Cut(c.Path, ".")
+		tok := findField(fields, head)
+		if nested && tok != nil {
+			inner, err := parseObject(tok, nil)
+			if err != nil {
+				a.t.Fatal(err)
+			}
+			tok = findField(inner, rest)
+		}
+		switch {
+		case tok == nil || string(tok) == "null":
+			args = append(args, nil)
+		case tok[0] == '"':
+			s, ok := jsonString(tok)
+			if !ok {
+				a.t.Fatalf("bad string %s", tok)
+			}
+			args = append(args, string(s))
+		default:
+			args = append(args, string(tok))
+		}
+	}
+	sql := "INSERT INTO " + quoteQualified(a.table) + " (" + strings.Join(names, ", ") + ") VALUES (" + strings.Join(params, ", ") + ")"
+	if a.key != "" {
+		sql += " ON CONFLICT (" + a.key + ") DO NOTHING"
+	}
+	b.Queue(sql, args...)
+}
+
+func (a *appliance) landOne(topic string, partition int32, offset int64, r *Rec) {
+	a.t.Helper()
+	b := &pgx.Batch{}
+	a.queue(b, topic, partition, offset, r.Key, r.Value, r.Headers)
+	if err := a.conn.SendBatch(context.Background(), b).Close(); err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+func mustVerify(t *testing.T, url string, o VerifyOptions) Report {
+	t.Helper()
+	rep, err := Verify(context.Background(), url, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func summary(r Report) string {
+	var b bytes.Buffer
+	r.WriteSummary(&b)
+	return b.String()
+}
+
+func TestVerifyReferenceRoundTripAndCorruption(t *testing.T) {
+	addrs := testBroker(t)
+	url := testDB(t, "verify_reference")
+	manifest := filepath.Join(t.TempDir(), "run.json")
+	ctx := context.Background()
+	var out, errOut bytes.Buffer
+	err := LoadgenMain(ctx, []string{"--brokers", strings.Join(addrs, ","), "--records", "3000", "--seed", "21",
+		"--dup-ratio", "0.05", "--bad-ratio", "0.035", "--bad", "oversized=0.005", "--max-value-bytes", "16384",
+		"--transactional", "--abort-ratio", "0.3", "--txn-records", "100", "--value-compression", "zstd",
+		"--compression", "snappy", "--manifest", manifest, "--quiet"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("loadgen: %v\n%s", err, errOut.String())
+	}
+	m, err := ReadManifest(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := consume(t, addrs, "events", true, int(m.Stats.Committed.Total()))
+	app := newAppliance(t, url, m.Options, "public.events")
+	app.land(recs)
+
+	vo := VerifyOptions{Gen: m.Options, Stats: &m.Stats}
+	rep := mustVerify(t, url, vo)
+	if !rep.OK() || rep.Rows != rep.ExpectedRows || rep.Rows == 0 || rep.ReasonMismatch != 0 || rep.Aborted.Total() == 0 {
+		t.Fatalf("clean landing should verify:\n%s", summary(rep))
+	}
+	for k := KindMalformedJSON; k < numKinds; k++ {
+		if rep.Committed[k] == 0 || rep.DeadLettersByKind[k] != rep.Committed[k] {
+			t.Fatalf("kind %s: %d dead letters for %d committed:\n%s", k, rep.DeadLettersByKind[k], rep.Committed[k], summary(rep))
+		}
+	}
+	if rep.Committed != m.Stats.Committed {
+		t.Fatalf("verify recomputed committed %v, loadgen counted %v", rep.Committed, m.Stats.Committed)
+	}
+	out.Reset()
+	if err := VerifyMain(ctx, []string{"--postgres", url, "--manifest", manifest}, &out, &errOut); err != nil {
+		t.Fatalf("verify command: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "OK: exactly once") {
+		t.Fatalf("verify summary:\n%s", out.String())
+	}
+
+	// Corrupt the tables, one anomaly of each kind.
+	app.exec(`DELETE FROM sluice.dead_letters WHERE ctid = (SELECT ctid FROM sluice.dead_letters ORDER BY partition, "offset" LIMIT 1)`)
+	app.exec(`INSERT INTO sluice.dead_letters SELECT topic, partition, "offset" + 1000000, key, value, headers, target, error, received_at
+		FROM sluice.dead_letters ORDER BY partition, "offset" LIMIT 1`)
+	app.exec(`DELETE FROM public.events WHERE event_id = (SELECT event_id FROM public.events ORDER BY event_id LIMIT 1)`)
+	app.exec(`UPDATE public.events SET amount = amount + 0.01 WHERE event_id = (SELECT event_id FROM public.events ORDER BY event_id OFFSET 1 LIMIT 1)`)
+	var goodKey []byte
+	if err := app.conn.QueryRow(ctx, `SELECT event_id::text FROM public.events ORDER BY event_id OFFSET 2 LIMIT 1`).Scan(&goodKey); err != nil {
+		t.Fatal(err)
+	}
+	app.exec(`INSERT INTO sluice.dead_letters VALUES ('events', 0, 2000000, $1, '\x00', '{}', 'public.events', 'simulated', now())`, goodKey)
+	app.exec(`INSERT INTO public.events (event_id, src_offset) VALUES ('7d1e3c0a-96a4-4f3e-8a55-8b0d2f3c9e11', 1)`)
+
+	// A good and a bad record sent only in aborted transactions.
+	g := NewGenerator(m.Options)
+	committedIDs := map[[16]byte]bool{}
+	var r Rec
+	for i := int64(0); i < m.Stats.Records; i++ {
+		g.At(i, &r)
+		if !g.TxnAborted(r.Txn) {
+			committedIDs[r.EventID] = true
+		}
+	}
+	var abortedGood, abortedBad bool
+	for i := int64(0); i < m.Stats.Records && !(abortedGood && abortedBad); i++ {
+		g.At(i, &r)
+		if !g.TxnAborted(r.Txn) || committedIDs[r.EventID] {
+			continue
+		}
+		switch {
+		case r.Kind == KindGood && !abortedGood:
+			app.landOne("events", 1, 3000000, &r)
+			abortedGood = true
+		case r.Kind.Bad() && r.Kind != KindOversized && !abortedBad:
+			app.landOne("events", 1, 3000001, &r)
+			abortedBad = true
+		}
+	}
+	if !abortedGood || !abortedBad {
+		t.Fatal("the stream has no aborted good and bad records to inject")
+	}
+
+	rep = mustVerify(t, url, vo)
+	want := Report{Missing: 1, WrongValue: 1, FromAborted: 1, Unexpected: 1, DeadLetterDuplicated: 1,
+		DeadLetterAborted: 1, GoodDeadLettered: 1, InBoth: 1}
+	got := Report{Missing: rep.Missing, WrongValue: rep.WrongValue, FromAborted: rep.FromAborted, Unexpected: rep.Unexpected,
+		Duplicated: rep.Duplicated, BadInTarget: rep.BadInTarget, DeadLetterDuplicated: rep.DeadLetterDuplicated,
+		DeadLetterUnexpected: rep.DeadLetterUnexpected, DeadLetterAborted: rep.DeadLetterAborted,
+		DeadLetterWrongValue: rep.DeadLetterWrongValue, GoodDeadLettered: rep.GoodDeadLettered, InBoth: rep.InBoth}
+	if fmt.Sprint(got) != fmt.Sprint(want) || rep.DeadLetterMissing.Total() != 1 || rep.OK() {
+		t.Fatalf("corrupted tables: got anomalies\n%+v\nwant\n%+v\nmissing dead letters %v\n%s", got, want, rep.DeadLetterMissing, summary(rep))
+	}
+	if len(rep.Examples["wrong-valued rows"]) != 1 || !strings.Contains(rep.Examples["wrong-valued rows"][0], "column amount") {
+		t.Fatalf("wrong value example should name the column: %v", rep.Examples["wrong-valued rows"])
+	}
+	out.Reset()
+	err = VerifyMain(ctx, []string{"--postgres", url, "--manifest", manifest}, &out, &errOut)
+	if err == nil || !strings.Contains(out.String(), "FAILED") || !strings.Contains(out.String(), "missing rows") {
+		t.Fatalf("verify command on corrupted tables: %v\n%s", err, out.String())
+	}
+
+	// A dead letter whose bytes differ from the record's, and a bad record
+	// that landed as a row.
+	app.exec(`UPDATE sluice.dead_letters SET value = '\x01' WHERE "offset" = (SELECT min("offset") FROM sluice.dead_letters WHERE partition = 3)`)
+	for i := int64(0); i < m.Stats.Records; i++ {
+		g.At(i, &r)
+		if r.Kind == KindMissingRequired && !g.TxnAborted(r.Txn) {
+			app.exec(`INSERT INTO public.events (event_id, src_offset) VALUES ($1::text::uuid, 5)`, string(r.Key))
+			break
+		}
+	}
+	rep = mustVerify(t, url, vo)
+	if rep.DeadLetterWrongValue != 1 || rep.BadInTarget != 1 || rep.InBoth != 2 {
+		t.Fatalf("want 1 wrong-valued dead letter, 1 bad record in target, 2 in both:\n%s", summary(rep))
+	}
+}
+
+func TestVerifyKeylessWide(t *testing.T) {
+	addrs := testBroker(t)
+	url := testDB(t, "verify_wide")
+	o := Options{Seed: 31, Schema: SchemaWide, Records: 1500, DupRatio: 0.1, KeyCardinality: 300, Bad: allBad(0.01), MaxValueBytes: 8192}
+	stats, err := Produce(context.Background(), addrs, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := newAppliance(t, url, o, "public.wide")
+	app.land(consume(t, addrs, "events", true, 1500))
+	vo := VerifyOptions{Gen: o, Stats: &stats, Table: "public.wide"}
+	rep := mustVerify(t, url, vo)
+	if !rep.OK() || rep.Rows != stats.Committed[KindGood]+stats.Committed[KindDup] {
+		t.Fatalf("keyless table holds every good and dup record:\n%s", summary(rep))
+	}
+	app.exec(`INSERT INTO public.wide SELECT * FROM public.wide LIMIT 1`)
+	app.exec(`UPDATE public.wide SET meta = jsonb_set(meta, '{rank}', '-1') WHERE ctid = (SELECT ctid FROM public.wide OFFSET 10 LIMIT 1)`)
+	rep = mustVerify(t, url, vo)
+	if rep.Duplicated != 1 || rep.WrongValue != 1 || rep.OK() {
+		t.Fatalf("want 1 duplicated and 1 wrong-valued row:\n%s", summary(rep))
+	}
+}
+
+func TestVerifyConflictPolicies(t *testing.T) {
+	addrs := testBroker(t)
+	url := testDB(t, "verify_narrow")
+	// Few keys, so most events are re-sent with new content.
+	o := Options{Seed: 41, Schema: SchemaNarrow, Records: 2000, KeyCardinality: 50, Partitions: 0}
+	stats, err := Produce(context.Background(), addrs, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := newAppliance(t, url, o, "public.narrow")
+	app.land(consume(t, addrs, "events", true, 2000)) // first write wins
+	for _, tc := range []struct {
+		policy string
+		ok     bool
+	}{{"ignore", true}, {"any", true}, {"update", false}} {
+		rep := mustVerify(t, url, VerifyOptions{Gen: o, Stats: &stats, Table: "public.narrow", OnConflict: tc.policy})
+		if rep.OK() != tc.ok || rep.Rows != 50 {
+			t.Fatalf("policy %s: ok=%v, want %v:\n%s", tc.policy, rep.OK(), tc.ok, summary(rep))
+		}
+		if !tc.ok && rep.WrongValue == 0 {
+			t.Fatalf("policy %s should report the first-write rows as wrong:\n%s", tc.policy, summary(rep))
+		}
+	}
+}
+
+func TestCommandErrors(t *testing.T) {
+	ctx := context.Background()
+	var out, errOut bytes.Buffer
+	for _, tc := range []struct {
+		verify bool
+		args   []string
+		want   string
+	}{
+		{false, []string{"--seed", "1"}, "--records N or --duration D"},
+		{false, []string{"--records", "10", "--bad", "bogus=0.1"}, "malformed_json"},
+		{false, []string{"--records", "10", "--bad", "wrong_type"}, "KIND=RATIO"},
+		{false, []string{"--records", "10", "--abort-ratio", "0.5"}, "enable transactional"},
+		{false, []string{"--records", "10", "--compression", "brotli"}, "use one of none, gzip"},
+		{false, []string{"--records", "10", "extra"}, "takes flags only"},
+		{true, []string{"--records", "10"}, "--postgres"},
+		{true, []string{"--postgres", "postgres://x@127.0.0.1:1/db"}, "--manifest FILE"},
+		{true, []string{"--postgres", "postgres://x@127.0.0.1:1/db", "--manifest", "m.json", "--seed", "3"}, "--seed"},
+		{true, []string{"--postgres", "postgres://x@127.0.0.1:1/db", "--manifest", filepath.Join(t.TempDir(), "none.json")}, "cannot read manifest"},
+	} {
+		var err error
+		if tc.verify {
+			err = VerifyMain(ctx, tc.args, &out, &errOut)
+		} else {
+			err = LoadgenMain(ctx, tc.args, &out, &errOut)
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want one mentioning %q", tc.args, err, tc.want)
+		}
+	}
+	out.Reset()
+	if err := LoadgenMain(ctx, []string{"--print-table-config", "public.events"}, &out, &errOut); err != nil ||
+		!strings.HasPrefix(out.String(), "tables:\n- name: public.events\n") {
+		t.Fatalf("print-table-config: %v\n%s", err, out.String())
+	}
+}
