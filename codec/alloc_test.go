@@ -1,0 +1,38 @@
+package codec
+
+import (
+	"testing"
+	"time"
+)
+
+// TestZeroAllocs asserts the steady state allocates nothing per record,
+// plain and zstd-compressed.
+func TestZeroAllocs(t *testing.T) {
+	d := mustDecoder(t, FormatJSON, referenceColumns, Options{})
+	rec := &Record{Topic: "events", Partition: 1, Offset: 42, Timestamp: time.Now(), Value: referenceEvent}
+	zrec := &Record{Topic: "events", Partition: 1, Offset: 43, Timestamp: time.Now(),
+		Value: compressed(t, "zstd", referenceEvent), Headers: []Header{{Key: "content-encoding", Value: []byte("zstd")}}}
+	escaped := &Record{Value: []byte(`{"event_id":"3f1c9a2e-8b4d-4c6e-9f2a-1b3c5d7e9f01","type":"caf\u00e9 \ud83d\ude00",` +
+		`"amount":"-12345678901234.5678e-3","ts":1730419201234,"attrs":{"country":"D\u0045"}}`)}
+	dst := make([]byte, 0, 4096)
+	for name, r := range map[string]*Record{"plain": rec, "zstd": zrec, "escaped": escaped} {
+		if _, err := d.AppendFields(dst[:0], r); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		allocs := testing.AllocsPerRun(200, func() {
+			var err error
+			if dst, err = d.AppendFields(dst[:0], r); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %.1f allocations per record, want 0", name, allocs)
+		}
+	}
+	raw := mustDecoder(t, FormatRaw, nil, Options{})
+	hrec := &Record{Topic: "events", Key: []byte("k"), Value: referenceEvent, Timestamp: time.Now(),
+		Headers: []Header{{Key: "trace", Value: []byte("abc")}, {Key: "bin", Value: []byte{0xff}}}}
+	if allocs := testing.AllocsPerRun(200, func() { dst, _ = raw.AppendFields(dst[:0], hrec) }); allocs != 0 {
+		t.Errorf("raw: %.1f allocations per record, want 0", allocs)
+	}
+}
