@@ -118,7 +118,7 @@ func queryInt(t testing.TB, c *pgconn.PgConn, sql string) int64 {
 
 // Field encoders of the test tuples (the real ones live in codec/).
 
-func fInt8(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }
+func fInt8(v int64) []byte  { return binary.BigEndian.AppendUint64(nil, uint64(v)) }
 func fText(s string) []byte { return []byte(s) }
 func fJSONB(s string) []byte {
 	return append([]byte{1}, s...)

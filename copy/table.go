@@ -158,8 +158,8 @@ type tableSQL struct {
 	stage      string // quoted pg_temp staging table name (keyed tables)
 	copyStage  string
 	copyTarget string
-	merge      string // merges every staged row
-	mergeRange string // merges staged rows with $1 <= seq <= $2
+	merge      string    // merges every staged row
+	mergeRange [2]string // merges staged rows with seq BETWEEN the two: prefix, suffix
 }
 
 // conflictClause returns the ON CONFLICT clause of the merge; the target is
@@ -254,6 +254,6 @@ func (t *Table) compile(stageName string) *tableSQL {
 	head := "INSERT INTO " + t.ident() + " AS t (" + cols + ") SELECT DISTINCT ON (" + keys + ") " + cols + " FROM " + q.stage
 	tail := " ORDER BY " + keys + ", " + order + " " + t.conflictClause()
 	q.merge = head + tail
-	q.mergeRange = head + " WHERE " + seq + " BETWEEN $1 AND $2" + tail
+	q.mergeRange = [2]string{head + " WHERE " + seq + " BETWEEN ", tail}
 	return q
 }

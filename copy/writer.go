@@ -185,6 +185,8 @@ type Writer struct {
 
 	// stmts counts round trips; tests bound bisection with it.
 	stmts int
+	// commitStmt is COMMIT; tests swap in ROLLBACK to lose a commit.
+	commitStmt string
 	// afterCommit, when set by tests, sees COMMIT's error and may replace it.
 	afterCommit func(error) error
 }
@@ -204,6 +206,7 @@ func NewWriter(connString, schema, group string) *Writer {
 		schema:     schema,
 		group:      group,
 		tables:     make(map[*Table]*tableState),
+		commitStmt: "COMMIT",
 		casSQL: `UPDATE ` + off + ` AS o SET next_offset = v.next, updated_at = now()
 FROM unnest($2::text[], $3::int4[], $4::int8[], $5::int8[], $6::int8[]) AS v(topic, part, epoch, prev, next)
 WHERE o.group_id = $1 AND o.topic = v.topic AND o.partition = v.part AND o.owner_epoch = v.epoch AND o.next_offset = v.prev`,
@@ -400,7 +403,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful 
 			copySQL = ts.sql.copyStage
 		}
 		if careful {
-			err = w.copyCareful(ctx, t, copySQL, 0, len(b.Ends))
+			_, err = w.copyCareful(ctx, t, copySQL, 0, len(b.Ends), false)
 		} else {
 			var tag pgconn.CommandTag
 			tag, err = w.copyRange(ctx, conn, copySQL, b, 0, len(b.Ends))
@@ -417,7 +420,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful 
 	start = time.Now()
 	if b.Table.Keyed() && len(b.Ends) > 0 {
 		if careful {
-			err = w.mergeCareful(ctx, t, t.staged)
+			_, err = w.mergeCareful(ctx, t, t.staged, false)
 		} else {
 			w.stmts++
 			var tag pgconn.CommandTag
@@ -437,7 +440,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful 
 
 	start = time.Now()
 	w.stmts++
-	err = execSimple(ctx, conn, "COMMIT")
+	err = execSimple(ctx, conn, w.commitStmt)
 	if w.afterCommit != nil {
 		err = w.afterCommit(err)
 	}
@@ -602,46 +605,52 @@ func (w *Writer) underSavepoint(ctx context.Context, conn *pgconn.PgConn, f func
 // copyCareful copies tuples [lo, hi) under savepoints, rejecting the ones
 // COPY refuses. When the error names the tuple (the COPY context's line
 // number) it is rejected at once, the tuples before it are copied again in
-// one go and the rest is halved; otherwise the range is halved. Each
-// rejection thus costs O(log n) statements, and a range without bad tuples
-// costs one.
-func (w *Writer) copyCareful(ctx context.Context, t *tx, sql string, lo, hi int) error {
+// one go and the rest is halved; otherwise the range is halved, and when
+// the left half copies cleanly the right half is split without trying it
+// whole. Each rejection thus costs O(log n) statements, and a range
+// without bad tuples costs one. It reports whether [lo, hi) copied in one
+// statement.
+func (w *Writer) copyCareful(ctx context.Context, t *tx, sql string, lo, hi int, knownBad bool) (bool, error) {
 	if lo >= hi {
-		return nil
+		return true, nil
 	}
-	err := w.underSavepoint(ctx, t.conn, func() error {
-		_, err := w.copyRange(ctx, t.conn, sql, t.b, lo, hi)
-		return err
-	})
-	if err == nil {
-		t.staged = appendRange(t.staged, lo, hi)
-		return nil
-	}
-	if !isRowLevel(err) {
-		return err
-	}
-	if line, _, ok := copyLine(err); ok && lo+line-1 < hi {
-		bad := lo + line - 1
-		if err := w.reject(t, bad, err); err != nil {
+	if !knownBad || hi-lo == 1 {
+		err := w.underSavepoint(ctx, t.conn, func() error {
+			_, err := w.copyRange(ctx, t.conn, sql, t.b, lo, hi)
 			return err
+		})
+		if err == nil {
+			t.staged = appendRange(t.staged, lo, hi)
+			return true, nil
 		}
-		if err := w.copyCareful(ctx, t, sql, lo, bad); err != nil {
-			return err
+		if !isRowLevel(err) {
+			return false, err
 		}
-		mid := bad + 1 + (hi-bad-1)/2
-		if err := w.copyCareful(ctx, t, sql, bad+1, mid); err != nil {
-			return err
+		if line, _, ok := copyLine(err); ok && lo+line-1 < hi {
+			bad := lo + line - 1
+			w.reject(t, bad, err)
+			if _, err := w.copyCareful(ctx, t, sql, lo, bad, false); err != nil {
+				return false, err
+			}
+			mid := bad + 1 + (hi-bad-1)/2
+			if _, err := w.copyCareful(ctx, t, sql, bad+1, mid, false); err != nil {
+				return false, err
+			}
+			_, err := w.copyCareful(ctx, t, sql, mid, hi, false)
+			return false, err
 		}
-		return w.copyCareful(ctx, t, sql, mid, hi)
-	}
-	if hi-lo == 1 {
-		return w.reject(t, lo, err)
+		if hi-lo == 1 {
+			w.reject(t, lo, err)
+			return false, nil
+		}
 	}
 	mid := lo + (hi-lo)/2
-	if err := w.copyCareful(ctx, t, sql, lo, mid); err != nil {
-		return err
+	leftClean, err := w.copyCareful(ctx, t, sql, lo, mid, false)
+	if err != nil {
+		return false, err
 	}
-	return w.copyCareful(ctx, t, sql, mid, hi)
+	_, err = w.copyCareful(ctx, t, sql, mid, hi, leftClean)
+	return false, err
 }
 
 func appendRange(dst []int, lo, hi int) []int {
@@ -654,45 +663,57 @@ func appendRange(dst []int, lo, hi int) []int {
 // mergeCareful merges the staged tuples idx (ascending) under savepoints,
 // halving on a row-level error until the single tuples responsible are
 // found. Halves are merged in seq order, so a key's first occurrence
-// (ignore) or last occurrence (update) still wins across halves.
-func (w *Writer) mergeCareful(ctx context.Context, t *tx, idx []int) error {
+// (ignore) or last occurrence (update) still wins across halves. When the
+// left half of a failed range merges cleanly the right half is known to
+// fail and is split without trying it whole. Each node costs one round
+// trip (two when it fails), so k bad tuples cost O(k log n) of them.
+// It reports whether idx merged in one statement.
+func (w *Writer) mergeCareful(ctx context.Context, t *tx, idx []int, knownBad bool) (bool, error) {
 	if len(idx) == 0 {
-		return nil
+		return true, nil
 	}
-	lo, err := t.b.seq(idx[0])
-	if err != nil {
-		return err
-	}
-	hi, err := t.b.seq(idx[len(idx)-1])
-	if err != nil {
-		return err
-	}
-	err = w.underSavepoint(ctx, t.conn, func() error {
-		var p params
-		p.int8(lo)
-		p.int8(hi)
+	if !knownBad || len(idx) == 1 {
+		lo, err := t.b.seq(idx[0])
+		if err != nil {
+			return false, err
+		}
+		hi, err := t.b.seq(idx[len(idx)-1])
+		if err != nil {
+			return false, err
+		}
+		sql := savepoint + "; " + t.ts.mergeRange[0] + strconv.FormatInt(lo, 10) + " AND " + strconv.FormatInt(hi, 10) +
+			t.ts.mergeRange[1] + "; " + releaseSavepoint
 		w.stmts++
-		tag, err := t.conn.ExecParams(ctx, t.ts.mergeRange, p.args(), p.oids, p.formats, nil).Close()
-		t.affected += tag.RowsAffected()
-		return err
-	})
-	if err == nil || !isRowLevel(err) {
-		return err
-	}
-	if len(idx) == 1 {
-		return w.reject(t, idx[0], err)
+		results, err := t.conn.Exec(ctx, sql).ReadAll()
+		if err == nil {
+			if len(results) > 1 {
+				t.affected += results[1].CommandTag.RowsAffected()
+			}
+			return true, nil
+		}
+		if !isRowLevel(err) {
+			return false, err
+		}
+		w.stmts++
+		if uerr := execSimple(ctx, t.conn, undoSavepoint); uerr != nil {
+			return false, uerr
+		}
+		if len(idx) == 1 {
+			w.reject(t, idx[0], err)
+			return false, nil
+		}
 	}
 	mid := len(idx) / 2
-	if err := w.mergeCareful(ctx, t, idx[:mid]); err != nil {
-		return err
+	leftClean, err := w.mergeCareful(ctx, t, idx[:mid], false)
+	if err != nil {
+		return false, err
 	}
-	return w.mergeCareful(ctx, t, idx[mid:])
+	_, err = w.mergeCareful(ctx, t, idx[mid:], leftClean)
+	return false, err
 }
 
-func (w *Writer) reject(t *tx, i int, err error) error {
-	dl := t.b.DeadLetterFor(i, rejectMessage(err))
-	t.rejects = append(t.rejects, dl)
-	return nil
+func (w *Writer) reject(t *tx, i int, err error) {
+	t.rejects = append(t.rejects, t.b.DeadLetterFor(i, rejectMessage(err)))
 }
 
 // createStage creates the connection's staging table for a keyed table:
