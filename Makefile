@@ -26,3 +26,17 @@ lint:
 
 clean:
 	rm -rf bin
+
+# image packages the host-built static binary into a FROM scratch image
+# (docker/Dockerfile.scratch): nothing is pulled, so it works offline. The
+# build context is a temporary directory with only the binary, the passwd and
+# group files and the host's CA bundle (a few MB, not the repository). Build
+# from source instead with `docker build -f docker/Dockerfile .`.
+IMAGE     ?= sluice:dev
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+image: build
+	@test -r $(CA_BUNDLE) || { echo "cannot read the CA bundle $(CA_BUNDLE); install ca-certificates or set CA_BUNDLE=FILE"; exit 1; }
+	ctx=$$(mktemp -d) && trap 'rm -rf "$$ctx"' EXIT && \
+	cp $(BIN) "$$ctx/sluice" && cp docker/rootfs/passwd docker/rootfs/group "$$ctx/" && \
+	cp $(CA_BUNDLE) "$$ctx/ca-certificates.crt" && \
+	docker build -f docker/Dockerfile.scratch -t $(IMAGE) "$$ctx"
