@@ -1,0 +1,257 @@
+package pgcopy
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// referenceTable is the reference event's target (DESIGN.md).
+func referenceTable(name string) *Table {
+	return &Table{
+		Name: name,
+		Columns: []Column{
+			{"event_id", "uuid"}, {"tenant_id", "int8"}, {"user_id", "int8"}, {"type", "text"},
+			{"ts", "timestamptz"}, {"amount", "float8"}, {"url", "text"}, {"user_agent", "text"},
+			{"attrs", "jsonb"},
+		},
+		Key:    []string{"event_id"},
+		Create: true,
+	}
+}
+
+const (
+	refURL   = "https://shop.example.com/checkout/cart?item=12345&ref=newsletter-2026-11"
+	refAgent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"
+	refAttrs = `{"country": "DE", "device": "desktop", "session": "0b9c3c2e-6f0e-4a57-9d2a-2f4f0d7b1c11", "experiment": "checkout-v2"}`
+)
+
+func appendField(dst, v []byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(v)))
+	return append(dst, v...)
+}
+
+// appendReference appends the reference event with key id as a tuple; a
+// keyed tuple starts with seq.
+func appendReference(dst []byte, keyed bool, seq int64, id uint64) []byte {
+	n := 9
+	if keyed {
+		n++
+	}
+	dst = AppendTupleHeader(dst, n)
+	if keyed {
+		dst = AppendInt8Field(dst, seq)
+	}
+	dst = binary.BigEndian.AppendUint32(dst, 16)
+	dst = binary.BigEndian.AppendUint64(dst, 0x0123456789ab4def)
+	dst = binary.BigEndian.AppendUint64(dst, id)
+	dst = AppendInt8Field(dst, int64(id%1000))
+	dst = AppendInt8Field(dst, int64(id%100000))
+	dst = appendField(dst, []byte("purchase"))
+	dst = AppendInt8Field(dst, 846_806_401_234_000+int64(id)) // µs since 2000-01-01
+	dst = binary.BigEndian.AppendUint32(dst, 8)
+	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(12.34))
+	dst = appendField(dst, []byte(refURL))
+	dst = appendField(dst, []byte(refAgent))
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(refAttrs)+1))
+	dst = append(dst, 1)
+	return append(dst, refAttrs...)
+}
+
+// referenceBatch holds rows reference events with 1% duplicate keys, the
+// keys starting at base.
+type referenceBatch struct {
+	keyed, raw []byte // with and without the seq field
+	ends       []int
+}
+
+func makeReferenceBatch(rows int, base uint64) *referenceBatch {
+	rb := &referenceBatch{}
+	for i := range rows {
+		id := base + uint64(i)
+		if i%100 == 99 {
+			id = base + uint64(i/2) // a duplicate of an earlier key
+		}
+		rb.keyed = appendReference(rb.keyed, true, int64(i), id)
+		rb.ends = append(rb.ends, len(rb.keyed))
+		rb.raw = appendReference(rb.raw, false, 0, id)
+	}
+	return rb
+}
+
+const benchRows = 10000
+
+func BenchmarkFraming(b *testing.B) {
+	var rb referenceBatch
+	rb.keyed = appendReference(nil, true, 0, 1)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(rb.keyed)))
+	buf := make([]byte, 0, 1024)
+	for b.Loop() {
+		buf = appendReference(buf[:0], true, 1, 2)
+	}
+}
+
+func BenchmarkCopyReader(b *testing.B) {
+	rb := makeReferenceBatch(benchRows, 0)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(rb.keyed)))
+	var r copyReader
+	p := make([]byte, 65536)
+	for b.Loop() {
+		r.reset(rb.keyed)
+		for {
+			if _, err := r.Read(p); err != nil {
+				break
+			}
+		}
+	}
+}
+
+// benchSetup migrates the reference table (and an identical raw one) into
+// a fresh database and claims partition 0.
+func benchSetup(b *testing.B) (string, *pgconn.PgConn, *Table, Claim) {
+	url := newDB(b)
+	c := connect(b, url)
+	tbl := referenceTable("public.events")
+	raw := referenceTable("public.events_raw")
+	if err := Migrate(testCtx(b), c, "sluice", []*Table{tbl, raw}); err != nil {
+		b.Fatal(err)
+	}
+	claims, err := ClaimPartitions(testCtx(b), c, "sluice", "g", map[string][]int32{"t": {0}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return url, c, tbl, claims[0]
+}
+
+// BenchmarkWrite measures the exactly-once path: offsets CAS, COPY into
+// staging, DISTINCT ON merge, COMMIT, for 10k reference rows per batch.
+func BenchmarkWrite(b *testing.B) {
+	for _, tb := range []string{"64MB", "8MB"} {
+		b.Run("temp_buffers="+tb, func(b *testing.B) {
+			url, _, tbl, claim := benchSetup(b)
+			w := NewWriter(url+"&temp_buffers="+tb, "sluice", "g")
+			defer w.Close(context.Background())
+			from := int64(-1)
+			var copyT, mergeT, commitT float64
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				b.StopTimer()
+				rb := makeReferenceBatch(benchRows, uint64(n*benchRows))
+				to := int64((n + 1) * benchRows)
+				batch := &Batch{Table: tbl, Data: rb.keyed, Ends: rb.ends,
+					Ranges: []Range{{Topic: "t", Partition: 0, Epoch: claim.Epoch, From: from, To: to}}}
+				b.SetBytes(int64(len(rb.raw)))
+				b.StartTimer()
+				res, err := w.Write(context.Background(), batch)
+				if err != nil {
+					b.Fatal(err)
+				}
+				copyT += res.CopyTime.Seconds()
+				mergeT += res.MergeTime.Seconds()
+				commitT += res.CommitTime.Seconds()
+				from = to
+				n++
+			}
+			b.ReportMetric(float64(benchRows)*float64(n)/b.Elapsed().Seconds(), "rows/s")
+			b.ReportMetric(copyT/float64(n)*1e3, "copy-ms")
+			b.ReportMetric(mergeT/float64(n)*1e3, "merge-ms")
+			b.ReportMetric(commitT/float64(n)*1e3, "commit-ms")
+		})
+	}
+}
+
+// BenchmarkRawCopy is the yardstick: the same rows (without seq) copied
+// straight into an identical table, one COPY per batch, no merge.
+func BenchmarkRawCopy(b *testing.B) {
+	url, _, _, _ := benchSetup(b)
+	c := connect(b, url)
+	raw := referenceTable("public.events_raw")
+	sql := raw.compile("unused").copyTarget
+	var r copyReader
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		// Distinct keys: the raw table has the same primary key.
+		rb := makeReferenceBatch(benchRows, uint64(n*benchRows))
+		rb.raw = rb.raw[:0]
+		for i := range benchRows {
+			rb.raw = appendReference(rb.raw, false, 0, uint64(n*benchRows+i))
+		}
+		b.SetBytes(int64(len(rb.raw)))
+		b.StartTimer()
+		r.reset(rb.raw)
+		if _, err := c.CopyFrom(context.Background(), &r, sql); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	b.ReportMetric(float64(benchRows)*float64(n)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkStaging compares staging and merge strategies by hand, each in
+// one transaction per 10k-row batch: temporary vs unlogged staging, and
+// INSERT … SELECT DISTINCT ON … ON CONFLICT vs MERGE.
+func BenchmarkStaging(b *testing.B) {
+	mergeSQL := func(stage string) string {
+		return `MERGE INTO public.events t USING (SELECT DISTINCT ON (event_id) * FROM ` + stage + ` ORDER BY event_id, sluice_seq) s
+ON t.event_id = s.event_id
+WHEN NOT MATCHED THEN INSERT (event_id, tenant_id, user_id, type, ts, amount, url, user_agent, attrs)
+VALUES (s.event_id, s.tenant_id, s.user_id, s.type, s.ts, s.amount, s.url, s.user_agent, s.attrs)`
+	}
+	tbl := referenceTable("public.events")
+	variants := []struct {
+		name, create, before string
+		merge                func(stage string) string
+	}{
+		{"temp/distinct-on-insert", "CREATE TEMP TABLE stage (sluice_seq int8, LIKE public.events) ON COMMIT DELETE ROWS", "",
+			func(string) string { return tbl.compile("stage").merge }},
+		{"temp/merge", "CREATE TEMP TABLE stage (sluice_seq int8, LIKE public.events) ON COMMIT DELETE ROWS", "",
+			func(string) string { return mergeSQL(`pg_temp.stage`) }},
+		{"unlogged-truncate/distinct-on-insert", "CREATE UNLOGGED TABLE public.stage (sluice_seq int8, LIKE public.events)", "TRUNCATE public.stage",
+			func(string) string { return `INSERT INTO public.events AS t SELECT DISTINCT ON (event_id) event_id, tenant_id, user_id, type, ts, amount, url, user_agent, attrs FROM public.stage ORDER BY event_id, sluice_seq ON CONFLICT (event_id) DO NOTHING` }},
+		{"unlogged-delete/distinct-on-insert", "CREATE UNLOGGED TABLE public.stage (sluice_seq int8, LIKE public.events)", "DELETE FROM public.stage",
+			func(string) string { return `INSERT INTO public.events AS t SELECT DISTINCT ON (event_id) event_id, tenant_id, user_id, type, ts, amount, url, user_agent, attrs FROM public.stage ORDER BY event_id, sluice_seq ON CONFLICT (event_id) DO NOTHING` }},
+	}
+	for _, v := range variants {
+		b.Run(v.name, func(b *testing.B) {
+			url, _, _, _ := benchSetup(b)
+			c := connect(b, url+"&temp_buffers=64MB")
+			mustExec(b, c, v.create)
+			stage := "pg_temp.stage"
+			if v.before != "" {
+				stage = "public.stage"
+			}
+			copySQL := fmt.Sprintf(`COPY %s (sluice_seq, event_id, tenant_id, user_id, type, ts, amount, url, user_agent, attrs) FROM STDIN (FORMAT binary)`, stage)
+			merge := v.merge(stage)
+			var r copyReader
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				b.StopTimer()
+				rb := makeReferenceBatch(benchRows, uint64(n*benchRows))
+				b.SetBytes(int64(len(rb.raw)))
+				b.StartTimer()
+				mustExec(b, c, "BEGIN")
+				if v.before != "" {
+					mustExec(b, c, v.before)
+				}
+				r.reset(rb.keyed)
+				if _, err := c.CopyFrom(context.Background(), &r, copySQL); err != nil {
+					b.Fatal(err)
+				}
+				mustExec(b, c, merge)
+				mustExec(b, c, "COMMIT")
+				n++
+			}
+			b.ReportMetric(float64(benchRows)*float64(n)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
