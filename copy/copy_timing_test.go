@@ -132,10 +132,14 @@ func benchSetup(b *testing.B) (string, *pgconn.PgConn, *Table, Claim) {
 // BenchmarkWrite measures the exactly-once path: offsets CAS, COPY into
 // staging, DISTINCT ON merge, COMMIT, for 10k reference rows per batch.
 func BenchmarkWrite(b *testing.B) {
-	for _, tb := range []string{"64MB", "8MB"} {
-		b.Run("temp_buffers="+tb, func(b *testing.B) {
+	for _, settings := range []string{"", "&temp_buffers=8MB&work_mem=4MB"} {
+		name := "sluice-defaults"
+		if settings != "" {
+			name = "postgres-defaults"
+		}
+		b.Run(name, func(b *testing.B) {
 			url, _, tbl, claim := benchSetup(b)
-			w := NewWriter(url+"&temp_buffers="+tb, "sluice", "g")
+			w := NewWriter(url+settings, "sluice", "g")
 			defer w.Close(context.Background())
 			from := int64(-1)
 			var copyT, mergeT, commitT float64
@@ -223,7 +227,7 @@ VALUES (s.event_id, s.tenant_id, s.user_id, s.type, s.ts, s.amount, s.url, s.use
 	for _, v := range variants {
 		b.Run(v.name, func(b *testing.B) {
 			url, _, _, _ := benchSetup(b)
-			c := connect(b, url+"&temp_buffers=64MB")
+			c := connect(b, url+"&temp_buffers=64MB&work_mem=64MB")
 			mustExec(b, c, v.create)
 			stage := "pg_temp.stage"
 			if v.before != "" {

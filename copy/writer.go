@@ -168,6 +168,11 @@ const maxConflictAttempts = 5
 // fit spills to disk on every commit. Allocated only as used.
 const tempBuffers = "64MB"
 
+// workMem is the session's work_mem unless the connection string sets it:
+// the merge sorts the whole batch (DISTINCT ON), and with the default 4MB a
+// 10k-row reference batch already sorts on disk.
+const workMem = "64MB"
+
 // Writer writes batches over one connection, opened on first use and
 // reopened after a failure. It is not safe for concurrent use; run one
 // Writer per connection wanted.
@@ -239,6 +244,9 @@ func (w *Writer) connect(ctx context.Context) (*pgconn.PgConn, error) {
 		}
 		if _, ok := cfg.RuntimeParams["temp_buffers"]; !ok {
 			cfg.RuntimeParams["temp_buffers"] = tempBuffers
+		}
+		if _, ok := cfg.RuntimeParams["work_mem"]; !ok {
+			cfg.RuntimeParams["work_mem"] = workMem
 		}
 		if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 			cfg.RuntimeParams["application_name"] = "sluice"
