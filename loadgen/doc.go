@@ -1,0 +1,49 @@
+// Package loadgen simulates the traffic Sluice ingests and verifies that it
+// landed exactly once. It backs the `sluice loadgen` and `sluice verify`
+// commands.
+//
+// Determinism. Record i of a stream is a pure function of the generation
+// options (Seed, Schema, ValueSize, SizeSpread, KeyCardinality, DupRatio,
+// Bad, MaxValueBytes, ValueCompression, Transactional, AbortRatio,
+// TxnRecords) and i: Generator.At(i) needs no state and Generator.Next
+// walks the same stream. Delivery options (Rate, ByteRate, Duration,
+// Compression, Topic, Partitions) never change content. Each record is:
+//
+//   - good: a new event (or, with KeyCardinality, one of that many ids with
+//     new content: an update stream);
+//   - dup: a verbatim re-send (same key, value bytes and headers) of an
+//     earlier good record;
+//   - bad, of one kind: malformed_json (a truncated object), wrong_type
+//     (tenant_id "abc"), missing_required (no event_id), invalid_utf8 (raw
+//     bytes in user_agent), nul (\u0000 in user_agent), out_of_range
+//     (tenant_id beyond int8), oversized (MaxValueBytes+1 bytes, never
+//     value-compressed), bad_compression (a "content-encoding: zstd" header
+//     over garbage). Every bad record has its own uuid key.
+//
+// The key is always the event id as a uuid string, so every occurrence of an
+// id lands in one partition. With Transactional, records i in
+// [t×TxnRecords, (t+1)×TxnRecords) form transaction t, aborted when the seed
+// says so (Generator.TxnAborted); aborted records must never land.
+//
+// Produce sends a stream with franz-go (idempotent, acks from all in-sync
+// replicas) and returns exact counts of committed, aborted and failed
+// records by kind; the Manifest (options + Stats) is what verify needs to
+// know what was sent without storing it.
+//
+// Verify replays the stream and checks PostgreSQL:
+//
+//   - the target table holds every committed good event once (keyed
+//     tables; once per committed occurrence for keyless ones), with every
+//     column equal to what was sent (the first committed occurrence under
+//     on_conflict ignore, the last under update), numbers, text,
+//     timestamps and jsonb compared by value;
+//   - no row comes from an aborted transaction, a bad record or an id never
+//     sent;
+//   - dead_letters holds every committed bad record exactly once, with its
+//     exact value bytes, and none from aborted transactions or good records;
+//   - no record is both a row and a dead letter.
+//
+// Records whose delivery the producer could not confirm (listed in the
+// manifest) are accepted either way. Verify holds one small map entry per
+// event id and per bad record and streams both tables.
+package loadgen
