@@ -323,7 +323,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.log.Info("consuming", "topics", a.topics, "group", a.cfg.Kafka.Group, "workers", len(a.workers))
 	a.consuming.Store(true)
-	a.pollLoop(ctx)
+	pollErr := a.pollLoop(ctx)
 	a.consuming.Store(false)
 
 	// Leaving the group revokes every partition; onRevoked commits what is
@@ -337,6 +337,9 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Error("leaving the group timed out; abandoning in-flight batches (they will be re-read: nothing is lost)")
 		a.hardCancel()
 		<-closed
+	}
+	if pollErr != nil {
+		return pollErr
 	}
 	a.log.Info("stopped")
 	return nil

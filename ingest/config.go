@@ -296,7 +296,13 @@ func checkKeys(n *yaml.Node, t reflect.Type, prefix string) error {
 			if !ok {
 				return cfgErr(key, "unknown key (line %d); valid keys here: %s", n.Content[i].Line, strings.Join(names, ", "))
 			}
-			if _, custom := reflect.New(ft).Interface().(yaml.Unmarshaler); custom {
+			_, custom := reflect.New(ft).Interface().(yaml.Unmarshaler)
+			if custom || isLeaf(ft) {
+				// Decode leaves here so a type mistake names its key.
+				if err := n.Content[i+1].Decode(reflect.New(ft).Interface()); err != nil {
+					msg := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  ")
+					return cfgErr(key, "%s (line %d)", msg, n.Content[i+1].Line)
+				}
 				continue
 			}
 			if err := checkKeys(n.Content[i+1], ft, key); err != nil {
@@ -313,6 +319,16 @@ func checkKeys(n *yaml.Node, t reflect.Type, prefix string) error {
 		}
 	}
 	return nil
+}
+
+func isLeaf(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int32, reflect.Int64, reflect.String, reflect.Float64:
+		return true
+	case reflect.Pointer:
+		return isLeaf(t.Elem())
+	}
+	return false
 }
 
 func (c *Config) applyEnv(env func(string) string) {

@@ -117,8 +117,8 @@ func TestConfigErrors(t *testing.T) {
       - {name: src_offset, type: int8, source: kafka.offset}
 =>    columns: []
 `, "tables[0].columns", "no columns")
-	f("bad size", "max_bytes: 4MiB=>max_bytes: 4MiBs", "4MiBs", "32MiB")
-	f("bad duration", "max_age: 100ms=>max_age: soon", "soon", "250ms")
+	f("bad size", "max_bytes: 4MiB=>max_bytes: 4MiBs", "batch.max_bytes", "MiB")
+	f("bad duration", "max_age: 100ms=>max_age: soon", "batch.max_age", "250ms")
 	f("bad isolation", "group: sluice=>group: sluice\n  isolation: dirty", "kafka.isolation", "read_committed or read_uncommitted")
 	f("bad start offset", "group: sluice=>group: sluice\n  start_offset: middle", "kafka.start_offset", "earliest or latest")
 	f("key not a column", "key: [event_id]=>key: [id]", "tables[0].key", "add it to columns")
@@ -128,7 +128,7 @@ func TestConfigErrors(t *testing.T) {
 	f("broker without port", `brokers: ["127.0.0.1:9092"]=>brokers: ["kafka"]`, "kafka.brokers[0]", "host:port")
 	f("inflight below batch", "max_age: 100ms=>max_age: 100ms\n  max_inflight_bytes: 1MiB", "batch.max_inflight_bytes", "raise it")
 	f("bad sasl", "group: sluice=>group: sluice\n  sasl: {mechanism: GSSAPI}", "kafka.sasl.mechanism", "SCRAM-SHA-256")
-	f("wrong yaml type", "max_rows: 1000=>max_rows: many", "many", "")
+	f("wrong yaml type", "max_rows: 1000=>max_rows: many", "batch.max_rows", "many")
 	f("bad table name", "name: public.events=>name: public.ev-ents", "tables[0].name", "identifier")
 }
 

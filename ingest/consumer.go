@@ -201,6 +201,9 @@ func (a *App) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]i
 // already have claimed them, and the offsets CAS fences anything we would
 // still try to commit.
 func (a *App) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	if len(lost) == 0 {
+		return
+	}
 	a.m.rebalances.Inc()
 	a.log.Warn("partitions lost", "partitions", lost)
 	a.release(lost, false)
@@ -251,8 +254,9 @@ func (a *App) release(tps map[string][]int32, commit bool) {
 	a.mu.Unlock()
 }
 
-// pollLoop fetches and hands records to workers until ctx is canceled.
-func (a *App) pollLoop(ctx context.Context) {
+// pollLoop fetches and hands records to workers until ctx is canceled or a
+// fatal client error (a configuration the cluster rejects) occurs.
+func (a *App) pollLoop(ctx context.Context) error {
 	paused := false
 	for ctx.Err() == nil {
 		if !paused && a.budget.Over() {
@@ -270,21 +274,35 @@ func (a *App) pollLoop(ctx context.Context) {
 		fs := a.cl.PollRecords(pctx, 20000)
 		cancel()
 		if fs.IsClientClosed() {
-			return
+			return nil
 		}
+		var fatal error
 		fs.EachError(func(t string, p int32, err error) {
-			a.fetchError(t, p, err)
+			if f := a.fetchError(t, p, err); f != nil {
+				fatal = f
+			}
 		})
+		if fatal != nil {
+			return fatal
+		}
 		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
 			a.dispatch(fp)
 		})
 		a.cl.AllowRebalance()
 	}
+	return nil
 }
 
-func (a *App) fetchError(topic string, partition int32, err error) {
+// fetchError handles one error from a poll. It returns an error when the
+// appliance cannot continue: the cluster rejects its configuration or
+// credentials, which retrying would only hide.
+func (a *App) fetchError(topic string, partition int32, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return
+		return nil
+	}
+	var ke *kerr.Error
+	if topic == "" && errors.As(err, &ke) && !ke.Retriable {
+		return fmt.Errorf("cannot consume (kafka.*): the cluster rejects this client: %w", err)
 	}
 	var dl *kgo.ErrDataLoss
 	if errors.Is(err, kerr.OffsetOutOfRange) || errors.As(err, &dl) {
@@ -295,9 +313,10 @@ func (a *App) fetchError(topic string, partition int32, err error) {
 			a.log.Error("PARTITION HALTED: the stored offset is not on the broker (out of range or data loss); nothing is skipped. Inspect the topic, then run `sluice reset-offset` and restart",
 				"topic", topic, "partition", partition, "stored_next_offset", st.committed.Load(), "err", err)
 		}
-		return
+		return nil
 	}
 	a.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
+	return nil
 }
 
 func (a *App) dispatch(fp kgo.FetchTopicPartition) {

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -51,6 +52,8 @@ func StartBroker(o BrokerOptions) (*Broker, error) {
 		kfake.NumBrokers(1),
 		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(o.Partitions),
+		// Tests and chaos runs use short session timeouts for fast failover.
+		kfake.GroupMinSessionTimeout(500 * time.Millisecond),
 	}
 	if o.Listen != "" {
 		host, portStr, err := net.SplitHostPort(o.Listen)
