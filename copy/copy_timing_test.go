@@ -220,9 +220,13 @@ VALUES (s.event_id, s.tenant_id, s.user_id, s.type, s.ts, s.amount, s.url, s.use
 		{"temp/merge", "CREATE TEMP TABLE stage (sluice_seq int8, LIKE public.events) ON COMMIT DELETE ROWS", "",
 			func(string) string { return mergeSQL(`pg_temp.stage`) }},
 		{"unlogged-truncate/distinct-on-insert", "CREATE UNLOGGED TABLE public.stage (sluice_seq int8, LIKE public.events)", "TRUNCATE public.stage",
-			func(string) string { return `INSERT INTO public.events AS t SELECT DISTINCT ON (event_id) event_id, tenant_id, user_id, type, ts, amount, url, user_agent, attrs FROM public.stage ORDER BY event_id, sluice_seq ON CONFLICT (event_id) DO NOTHING` }},
+			func(string) string {
+				return `INSERT INTO public.events AS t SELECT DISTINCT ON (event_id) event_id, tenant_id, user_id, type, ts, amount, url, user_agent, attrs FROM public.stage ORDER BY event_id, sluice_seq ON CONFLICT (event_id) DO NOTHING`
+			}},
 		{"unlogged-delete/distinct-on-insert", "CREATE UNLOGGED TABLE public.stage (sluice_seq int8, LIKE public.events)", "DELETE FROM public.stage",
-			func(string) string { return `INSERT INTO public.events AS t SELECT DISTINCT ON (event_id) event_id, tenant_id, user_id, type, ts, amount, url, user_agent, attrs FROM public.stage ORDER BY event_id, sluice_seq ON CONFLICT (event_id) DO NOTHING` }},
+			func(string) string {
+				return `INSERT INTO public.events AS t SELECT DISTINCT ON (event_id) event_id, tenant_id, user_id, type, ts, amount, url, user_agent, attrs FROM public.stage ORDER BY event_id, sluice_seq ON CONFLICT (event_id) DO NOTHING`
+			}},
 	}
 	for _, v := range variants {
 		b.Run(v.name, func(b *testing.B) {

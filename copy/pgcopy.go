@@ -9,22 +9,39 @@
 //   - Tuples arrive already encoded (int16 field count, then fields) in one
 //     byte slice; the package frames them with the binary COPY header and
 //     trailer and streams them through pgconn.PgConn.CopyFrom. No row is ever
-//     boxed into []any.
+//     boxed into []any. Keyed tables' tuples start with an int8 seq field
+//     (strictly increasing within the batch); see Table.
+//   - Migrate creates <schema>.offsets, <schema>.dead_letters and the targets
+//     marked Create, and checks every target (columns, types, a unique index
+//     on exactly the key) with errors that name the fix.
+//   - ClaimPartitions bumps owner_epoch; the epoch is the fencing token that
+//     every Range carries.
 //   - One Batch is one transaction: the offsets rows of its partitions are
-//     compare-and-set first (epoch and expected next_offset, which also locks
-//     them against a new owner), then the tuples are copied to a staging
-//     table and merged into the target (or copied straight into a keyless
-//     target), dead letters are inserted, and the transaction commits.
-//     Either all of that happens or none of it does.
+//     compare-and-set first in one statement (epoch and expected
+//     next_offset, which also locks them against a new owner), then the
+//     tuples are copied to a per-connection temporary staging table and
+//     merged into the target in key order (DISTINCT ON key, ON CONFLICT per
+//     Policy), or copied straight into a keyless target; dead letters are
+//     inserted and the transaction commits. Either all of that happens or
+//     none of it does.
 //   - A stale owner (epoch or next_offset mismatch) gets *FencedError and
-//     nothing is written.
-//   - A row-level rejection by PostgreSQL (data exception, constraint
-//     violation) is bisected under savepoints to find the offending rows;
-//     they become dead letters through Batch.DeadLetterFor and the rest commits.
+//     nothing is written, dead letters included. A batch already committed
+//     by an earlier Write whose answer was lost is recognised (every range
+//     stored at To under the same epoch) and reported as Result.Replayed.
+//   - A row-level rejection by PostgreSQL (data exception, class 22;
+//     integrity violation, class 23) reruns the transaction under
+//     savepoints: COPY errors name their tuple and it is rejected directly,
+//     other failures are bisected, O(k log n) statements for k bad tuples.
+//     Rejected tuples become dead letters through Batch.DeadLetterFor and
+//     the rest commits.
 //   - Connection and server failures are returned as errors for which
-//     IsRetryable reports true; the caller retries the same Batch. A lost
-//     connection during COMMIT is resolved by re-reading the offsets rows.
-//   - Deadlocks and serialization failures (40P01, 40001) are retried inside.
+//     IsRetryable reports true; the next Write reconnects and the caller
+//     retries the same Batch. A lost connection during COMMIT is resolved by
+//     re-reading the offsets rows.
+//   - Deadlocks and serialization failures (40P01, 40001) are retried inside
+//     Write with jittered backoff.
+//
+// A Writer owns one connection and is not safe for concurrent use.
 //
 // The package imports no other part of Sluice.
 package pgcopy

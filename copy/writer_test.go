@@ -586,3 +586,44 @@ func TestConcurrentWritersOverlappingKeys(t *testing.T) {
 		})
 	}
 }
+
+func TestIsRetryable(t *testing.T) {
+	pg := func(code string) error { return fmt.Errorf("wrapped: %w", &pgconn.PgError{Code: code}) }
+	for err, want := range map[error]bool{
+		nil:                                 false,
+		&FencedError{}:                      false,
+		pg("57P01"):                         true,
+		pg("53300"):                         true,
+		pg("08006"):                         true,
+		pg("40P01"):                         true,
+		pg("23505"):                         false,
+		pg("22001"):                         false,
+		pg("42P01"):                         false,
+		io.ErrUnexpectedEOF:                 true,
+		context.Canceled:                    false,
+		errors.New("no config"):             false,
+		&retryableError{errors.New("x")}:    true,
+		fmt.Errorf("x: %w", &FencedError{}): false,
+	} {
+		if got := IsRetryable(err); got != want {
+			t.Errorf("IsRetryable(%v) = %v, want %v", err, got, want)
+		}
+	}
+}
+
+func TestBatchValidate(t *testing.T) {
+	tbl := eventsTable()
+	r := []Range{{Topic: "t", Partition: 0, Epoch: 1, From: -1, To: 1}}
+	for name, b := range map[string]*Batch{
+		"no table":     {Ranges: r},
+		"no ranges":    {Table: tbl},
+		"ends short":   {Table: tbl, Ranges: r, Data: []byte{1, 2, 3}, Ends: []int{2}},
+		"empty tuple":  {Table: tbl, Ranges: r, Data: []byte{1, 2}, Ends: []int{0, 2}},
+		"dup range":    {Table: tbl, Ranges: append(r, r[0])},
+		"ends too far": {Table: tbl, Ranges: r, Data: []byte{1}, Ends: []int{2}},
+	} {
+		if err := b.validate(); err == nil {
+			t.Errorf("%s: validate succeeded", name)
+		}
+	}
+}
