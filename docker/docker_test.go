@@ -1,0 +1,201 @@
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/devenv"
+	"github.com/sluice-dev/sluice/loadgen"
+)
+
+// TestImageEndToEnd builds the image with `make image` (under a test tag and
+// into a temporary binary, so it disturbs neither bin/ nor sluice:dev), runs
+// it with --network host against the embedded broker and a private
+// PostgreSQL, lands a workload with duplicates and bad records exactly once,
+// and stops it the way an orchestrator does: SIGTERM, graceful, exit code 0.
+func TestImageEndToEnd(t *testing.T) {
+	requireDocker(t)
+	ctx := testCtx(t, 3*time.Minute)
+	start := time.Now()
+
+	tag := fmt.Sprintf("sluice:test-%d", os.Getpid())
+	bin := filepath.Join(t.TempDir(), "sluice")
+	run(t, ctx, repoRoot, "make", "image", "BIN="+bin, "IMAGE="+tag)
+	t.Cleanup(func() { runErr(context.Background(), "", "docker", "rmi", "-f", tag) })
+	var img struct {
+		Size   int64
+		Config struct {
+			User         string
+			Entrypoint   []string
+			Cmd          []string
+			Env          []string
+			ExposedPorts map[string]struct{}
+		}
+	}
+	inspect := run(t, ctx, "", "docker", "image", "inspect", "--format", "{{json .}}", tag)
+	if err := json.Unmarshal([]byte(inspect), &img); err != nil {
+		t.Fatalf("cannot parse docker image inspect: %v\n%s", err, inspect)
+	}
+	t.Logf("image %s: %.1f MB, built in %s", tag, float64(img.Size)/1e6, time.Since(start).Round(time.Millisecond))
+	if img.Config.User != "65532:65532" {
+		t.Errorf("image user = %q, want 65532:65532 (non-root)", img.Config.User)
+	}
+	if strings.Join(img.Config.Entrypoint, " ") != "/sluice" || strings.Join(img.Config.Cmd, " ") != "run" {
+		t.Errorf("image entrypoint %q cmd %q, want [/sluice] [run]", img.Config.Entrypoint, img.Config.Cmd)
+	}
+	if _, ok := img.Config.ExposedPorts["9187/tcp"]; !ok {
+		t.Errorf("image exposes %v, want 9187/tcp", img.Config.ExposedPorts)
+	}
+	if img.Size > 60e6 {
+		t.Errorf("image is %d bytes; a scratch image with one static binary should stay well under 60 MB", img.Size)
+	}
+
+	url, err := testPostgres(t).CreateDatabase(ctx, "image_e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := devenv.StartBroker(devenv.BrokerOptions{Topics: []string{"events"}, Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	port, err := devenv.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", port)
+
+	// The mounted file names unreachable services on purpose: the container
+	// only works if the SLUICE_* environment overrides them.
+	cfg := fmt.Sprintf(`kafka:
+  brokers: ["kafka.invalid:9092"]
+  group: from-file
+postgres:
+  url: postgres://nobody@127.0.0.1:1/none
+  max_conns: 2
+batch:
+  max_age: 100ms
+metrics:
+  listen: 127.0.0.1:1
+log:
+  level: info
+tables:
+%s`, indent(loadgen.TableConfigYAML(loadgen.SchemaReference, "public.events", "events"), "  "))
+	cfgPath := filepath.Join(t.TempDir(), "sluice.yaml")
+	// Readable by the image's user 65532.
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	name := fmt.Sprintf("sluice-test-%d", os.Getpid())
+	runErr(ctx, "", "docker", "rm", "-f", name)
+	run(t, ctx, "", "docker", "run", "-d", "--name", name, "--network", "host",
+		"-v", cfgPath+":/etc/sluice/sluice.yaml:ro",
+		"-e", "SLUICE_KAFKA_BROKERS="+strings.Join(b.Addrs(), ","),
+		"-e", "SLUICE_POSTGRES_URL="+url,
+		"-e", "SLUICE_KAFKA_GROUP=image-e2e",
+		"-e", "SLUICE_METRICS_LISTEN="+metricsAddr,
+		tag)
+	t.Cleanup(func() { runErr(context.Background(), "", "docker", "rm", "-f", name) })
+	logs := func() string {
+		out, _ := runErr(context.Background(), "", "docker", "logs", name)
+		return out
+	}
+	alive := func() error {
+		out, err := runErr(ctx, "", "docker", "inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", name)
+		if err != nil {
+			return fmt.Errorf("docker inspect: %v: %s", err, out)
+		}
+		if !strings.HasPrefix(out, "true") {
+			return fmt.Errorf("%w (running, exit code: %s); its log:\n%s", errStopped, strings.TrimSpace(out), logs())
+		}
+		return nil
+	}
+
+	lo := loadgen.Options{Seed: 11, Records: 3000, Topic: "events", DupRatio: 0.05}
+	lo.SpreadBad(0.03)
+	stats, err := loadgen.Produce(ctx, b.Addrs(), lo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRows, wantDLs := stats.Committed[loadgen.KindGood], stats.Committed.Bad()
+	if wantRows == 0 || wantDLs == 0 || stats.Committed[loadgen.KindDup] == 0 {
+		t.Fatalf("the workload should hold good, duplicate and bad records: %+v", stats.Committed)
+	}
+	waitLanded(t, ctx, url, "public.events", wantRows, wantDLs, 60*time.Second, alive)
+
+	// What an orchestrator probes, served from inside the container.
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready"} {
+		code, body := httpGet(t, "http://"+metricsAddr+path)
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("GET %s = %d %q, want 200 %q", path, code, body, want)
+		}
+	}
+	if _, body := httpGet(t, "http://"+metricsAddr+"/metrics"); !strings.Contains(body, `sluice_rows_written_total{table="public.events"}`) {
+		t.Errorf("/metrics has no sluice_rows_written_total for public.events:\n%s", body)
+	}
+
+	// docker stop sends SIGTERM; the appliance commits what is in flight,
+	// leaves the group and exits 0.
+	stopStart := time.Now()
+	run(t, ctx, "", "docker", "stop", "-t", "40", name)
+	code := strings.TrimSpace(run(t, ctx, "", "docker", "inspect", "--format", "{{.State.ExitCode}}", name))
+	log := logs()
+	if code != "0" {
+		t.Errorf("exit code after docker stop = %s, want 0 (graceful); log:\n%s", code, log)
+	}
+	if !strings.Contains(log, "msg=stopped") {
+		t.Errorf("the log has no \"stopped\" line after docker stop:\n%s", log)
+	}
+	t.Logf("stopped in %s; whole test %s", time.Since(stopStart).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+
+	// Nothing moved after the stop.
+	rows, dls, err := landed(ctx, url, "public.events")
+	if err != nil || rows != wantRows || dls != wantDLs {
+		t.Errorf("after stop: %d rows, %d dead letters (%v), want %d and %d", rows, dls, err, wantRows, wantDLs)
+	}
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// indent prefixes every line of s with pre.
+func indent(s, pre string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := range lines {
+		lines[i] = pre + lines[i]
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// portOf returns the port of a host:port address.
+func portOf(t *testing.T, addr string) int {
+	t.Helper()
+	i := strings.LastIndexByte(addr, ':')
+	p, err := strconv.Atoi(addr[i+1:])
+	if i < 0 || err != nil {
+		t.Fatalf("cannot parse the port of %q", addr)
+	}
+	return p
+}
