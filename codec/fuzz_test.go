@@ -8,7 +8,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // everyTypeColumns reads one path per column type, so a fuzzed document
@@ -101,7 +104,7 @@ func FuzzDecode(f *testing.F) {
 }
 
 // readFuzzCorpus returns the []byte inputs of testdata/fuzz/FuzzDecode.
-func readFuzzCorpus(t *testing.T) [][]byte {
+func readFuzzCorpus(t testing.TB) [][]byte {
 	files, err := filepath.Glob("testdata/fuzz/FuzzDecode/*")
 	if err != nil {
 		t.Fatal(err)
@@ -164,3 +167,46 @@ func TestFuzzCorpusInPostgres(t *testing.T) {
 		}
 	}
 }
+
+// fuzzPG is one connection per fuzz worker process, with the fuzz tables.
+var fuzzPG struct {
+	once sync.Once
+	conn *pgx.Conn
+}
+
+// FuzzDecodePostgres is FuzzDecode with PostgreSQL as the oracle: every
+// tuple a decoder accepts must COPY. Slower (a round trip per input), so it
+// is a separate target: go test -fuzz FuzzDecodePostgres ./codec/.
+func FuzzDecodePostgres(f *testing.F) {
+	for _, in := range readFuzzCorpus(f) {
+		f.Add(in)
+	}
+	decs := fuzzDecoders(f)
+	f.Fuzz(func(t *testing.T, value []byte) {
+		fuzzPG.once.Do(func() {
+			fuzzPG.conn = pgConn(noCleanup{t})
+			for _, fd := range decs {
+				mustExec(t, fuzzPG.conn, fmt.Sprintf("DROP TABLE IF EXISTS fuzzpg_%s; CREATE UNLOGGED TABLE fuzzpg_%s %s",
+					fd.name, fd.name, strings.Replace(fd.table, "primary key", "", 1)))
+			}
+		})
+		if fuzzPG.conn == nil {
+			t.Fatal("no PostgreSQL connection")
+		}
+		for _, fd := range decs {
+			fields := checkDecode(t, fd, value)
+			if fields == nil {
+				continue
+			}
+			err := copyTuples(context.Background(), fuzzPG.conn, "fuzzpg_"+fd.name, appendTuple(nil, fd.dec.NumFields(), fields))
+			if err != nil {
+				t.Fatalf("%s: PostgreSQL rejects the tuple we made from %q: %v", fd.name, value, err)
+			}
+		}
+	})
+}
+
+// noCleanup lets a connection outlive the test that opened it.
+type noCleanup struct{ testing.TB }
+
+func (noCleanup) Cleanup(func()) {}
