@@ -1,12 +1,13 @@
 package codec
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
 
 // TestZeroAllocs asserts the steady state allocates nothing per record,
-// plain and zstd-compressed.
+// plain, with escapes, and under every content-encoding.
 func TestZeroAllocs(t *testing.T) {
 	d := mustDecoder(t, FormatJSON, referenceColumns, Options{})
 	rec := &Record{Topic: "events", Partition: 1, Offset: 42, Timestamp: time.Now(), Value: referenceEvent}
@@ -27,6 +28,16 @@ func TestZeroAllocs(t *testing.T) {
 		})
 		if allocs != 0 {
 			t.Errorf("%s: %.1f allocations per record, want 0", name, allocs)
+		}
+	}
+	for _, enc := range []string{"gzip", "snappy", "snappy-framed", "s2", "s2-framed", "lz4"} {
+		name, _, _ := strings.Cut(enc, "-")
+		r := &Record{Value: compressed(t, enc, referenceEvent), Headers: []Header{{Key: "Content-Encoding", Value: []byte(name)}}}
+		if _, err := d.AppendFields(dst[:0], r); err != nil {
+			t.Fatalf("%s: %v", enc, err)
+		}
+		if allocs := testing.AllocsPerRun(100, func() { dst, _ = d.AppendFields(dst[:0], r) }); allocs != 0 {
+			t.Errorf("%s: %.1f allocations per record, want 0", enc, allocs)
 		}
 	}
 	raw := mustDecoder(t, FormatRaw, nil, Options{})
