@@ -19,7 +19,8 @@
 //     for the column's type: the decoder validates instead of letting COPY
 //     fail. The tests hold this against a real server.
 //   - Pure functions, no I/O, no goroutines, and no allocations per record in
-//     steady state (asserted for the reference event, plain and zstd).
+//     steady state (asserted for the reference event, plain and under every
+//     content-encoding).
 //
 // # Formats
 //
@@ -87,7 +88,8 @@
 //     beyond numeric's range are ReasonInvalidValue in a jsonb column.
 //   - json: any JSON value, its text verbatim.
 //   - bytea: a base64 string: the standard alphabet with padding, or the
-//     URL-safe alphabet with or without padding.
+//     URL-safe alphabet with or without padding; CR and LF are ignored.
+//     (PostgreSQL's hex form \x... is not recognised: it is not base64.)
 //
 // Any other JSON kind for a type is ReasonWrongType.
 //
