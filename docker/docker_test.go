@@ -18,7 +18,8 @@ import (
 )
 
 // TestImageEndToEnd builds the image with `make image` (under a test tag and
-// into a temporary binary, so it disturbs neither bin/ nor sluice:dev), runs
+// into a temporary binary, so it disturbs neither bin/ nor sluice:dev) or
+// takes the one SLUICE_TEST_IMAGE names, runs
 // it with --network host against the embedded broker and a private
 // PostgreSQL, lands a workload with duplicates and bad records exactly once,
 // and stops it the way an orchestrator does: SIGTERM, graceful, exit code 0.
@@ -27,10 +28,15 @@ func TestImageEndToEnd(t *testing.T) {
 	ctx := testCtx(t, 3*time.Minute)
 	start := time.Now()
 
-	tag := fmt.Sprintf("sluice:test-%d", os.Getpid())
-	bin := filepath.Join(t.TempDir(), "sluice")
-	run(t, ctx, repoRoot, "make", "image", "BIN="+bin, "IMAGE="+tag)
-	t.Cleanup(func() { runErr(context.Background(), "", "docker", "rmi", "-f", tag) })
+	// SLUICE_TEST_IMAGE tests an image built elsewhere instead, e.g. the
+	// source build: docker build -f docker/Dockerfile -t sluice:src .
+	tag := os.Getenv("SLUICE_TEST_IMAGE")
+	if tag == "" {
+		tag = fmt.Sprintf("sluice:test-%d", os.Getpid())
+		bin := filepath.Join(t.TempDir(), "sluice")
+		run(t, ctx, repoRoot, "make", "image", "BIN="+bin, "IMAGE="+tag)
+		t.Cleanup(func() { runErr(context.Background(), "", "docker", "rmi", "-f", tag) })
+	}
 	var img struct {
 		Size   int64
 		Config struct {
@@ -45,7 +51,7 @@ func TestImageEndToEnd(t *testing.T) {
 	if err := json.Unmarshal([]byte(inspect), &img); err != nil {
 		t.Fatalf("cannot parse docker image inspect: %v\n%s", err, inspect)
 	}
-	t.Logf("image %s: %.1f MB, built in %s", tag, float64(img.Size)/1e6, time.Since(start).Round(time.Millisecond))
+	t.Logf("image %s: %.1f MB, ready in %s", tag, float64(img.Size)/1e6, time.Since(start).Round(time.Millisecond))
 	if img.Config.User != "65532:65532" {
 		t.Errorf("image user = %q, want 65532:65532 (non-root)", img.Config.User)
 	}
