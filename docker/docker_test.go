@@ -137,7 +137,7 @@ tables:
 	if wantRows == 0 || wantDLs == 0 || stats.Committed[loadgen.KindDup] == 0 {
 		t.Fatalf("the workload should hold good, duplicate and bad records: %+v", stats.Committed)
 	}
-	waitLanded(t, ctx, url, "public.events", wantRows, wantDLs, 60*time.Second, alive)
+	waitLanded(t, ctx, url, "public.events", wantRows, wantDLs, 90*time.Second, alive)
 
 	// What an orchestrator probes, served from inside the container.
 	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready"} {
