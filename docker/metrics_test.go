@@ -108,7 +108,7 @@ func TestMetricNameParsing(t *testing.T) {
 }
 
 // dashboardQueries returns every expression of the dashboard: panel targets
-// (rows' nested panels too) and templating queries.
+// (rows' nested panels too), annotation queries and templating queries.
 func dashboardQueries(t *testing.T) (map[string]any, []query) {
 	t.Helper()
 	raw, err := os.ReadFile(dashboardPath)
@@ -143,6 +143,20 @@ func dashboardQueries(t *testing.T) (map[string]any, []query) {
 	}
 	panels, _ := d["panels"].([]any)
 	walk(panels)
+	if ann, ok := d["annotations"].(map[string]any); ok {
+		list, _ := ann["list"].([]any)
+		for _, a := range list {
+			am, _ := a.(map[string]any)
+			if expr, _ := am["expr"].(string); expr != "" {
+				q := query{where: fmt.Sprintf("dashboard annotation %v", am["name"]), expr: expr}
+				text, _ := am["textFormat"].(string)
+				for _, m := range legendRe.FindAllStringSubmatch(text, -1) {
+					q.labels = append(q.labels, m[1])
+				}
+				qs = append(qs, q)
+			}
+		}
+	}
 	if tmpl, ok := d["templating"].(map[string]any); ok {
 		list, _ := tmpl["list"].([]any)
 		for _, v := range list {
