@@ -40,6 +40,7 @@ type composeService struct {
 		Test []string `yaml:"test"`
 	} `yaml:"healthcheck"`
 	StopGracePeriod string `yaml:"stop_grace_period"`
+	Restart         string `yaml:"restart"`
 }
 
 // mountOf returns the container path a bind mount of source (relative to
@@ -132,7 +133,7 @@ func TestComposeConfig(t *testing.T) {
 	}
 
 	cf := loadCompose(t)
-	for _, name := range []string{"kafka", "postgres", "sluice", "loadgen", "prometheus", "grafana"} {
+	for _, name := range []string{"kafka", "topics", "postgres", "sluice", "loadgen", "prometheus", "grafana"} {
 		if _, ok := cf.Services[name]; !ok {
 			t.Fatalf("compose.yaml has no service %s", name)
 		}
@@ -227,10 +228,27 @@ func TestComposeConfig(t *testing.T) {
 	if err != nil || grace < cfg.Kafka.RebalanceTimeout.D()+5*time.Second {
 		t.Errorf("sluice stop_grace_period %q must be at least kafka.rebalance_timeout + 5s (%s): a shorter one kills the graceful shutdown", sl.StopGracePeriod, cfg.Kafka.RebalanceTimeout.D()+5*time.Second)
 	}
-	for dep, want := range map[string]string{"kafka": "service_healthy", "postgres": "service_healthy"} {
+	for dep, want := range map[string]string{"topics": "service_completed_successfully", "postgres": "service_healthy"} {
 		if got := sl.dependsOn(t)[dep]; got != want {
 			t.Errorf("sluice depends on %s with condition %q, want %q", dep, got, want)
 		}
+	}
+
+	// The topics service creates what sluice consumes, with at least one
+	// partition per writer, before sluice and loadgen start.
+	tp := cf.Services["topics"]
+	if tp.Restart != "no" {
+		t.Errorf("topics is a one-shot service; restart %q, want \"no\"", tp.Restart)
+	}
+	if got := flagValue(tp.Command, "--bootstrap-server"); got != internal {
+		t.Errorf("topics dials %q, kafka advertises %s", got, internal)
+	}
+	if got, want := flagValue(tp.Command, "--topic"), cfg.Tables[0].Topics[0]; got != want {
+		t.Errorf("topics creates %q, sluice consumes %q", got, want)
+	}
+	partitions, err := strconv.Atoi(flagValue(tp.Command, "--partitions"))
+	if err != nil || partitions < cfg.Postgres.MaxConns {
+		t.Errorf("topics creates %q partitions, want at least postgres.max_conns (%d) so every writer has one", flagValue(tp.Command, "--partitions"), cfg.Postgres.MaxConns)
 	}
 
 	// The tables sluice.yaml configures are those of the events loadgen
@@ -252,6 +270,12 @@ func TestComposeConfig(t *testing.T) {
 	}
 	if b := flagValue(lg.Command, "--brokers"); b != internal {
 		t.Errorf("loadgen produces to %q, kafka advertises %s", b, internal)
+	}
+	if p := flagValue(lg.Command, "--partitions"); p != "" && p != strconv.Itoa(partitions) {
+		t.Errorf("loadgen would create the topic with %s partitions, the topics service with %d", p, partitions)
+	}
+	if got := lg.dependsOn(t)["topics"]; got != "service_completed_successfully" {
+		t.Errorf("loadgen must wait for the topics service to complete, not %q", got)
 	}
 
 	// Prometheus scrapes sluice on metrics.listen's port and loads the rules.
