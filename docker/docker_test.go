@@ -19,10 +19,10 @@ import (
 
 // TestImageEndToEnd builds the image with `make image` (under a test tag and
 // into a temporary binary, so it disturbs neither bin/ nor sluice:dev) or
-// takes the one SLUICE_TEST_IMAGE names, runs
-// it with --network host against the embedded broker and a private
-// PostgreSQL, lands a workload with duplicates and bad records exactly once,
-// and stops it the way an orchestrator does: SIGTERM, graceful, exit code 0.
+// takes the one SLUICE_TEST_IMAGE names, runs it with --network host against
+// the embedded broker and a private PostgreSQL, lands a workload with
+// duplicates and bad records exactly once, and stops it the way an
+// orchestrator does: SIGTERM, graceful, exit code 0.
 func TestImageEndToEnd(t *testing.T) {
 	requireDocker(t)
 	ctx := testCtx(t, 3*time.Minute)
@@ -60,6 +60,11 @@ func TestImageEndToEnd(t *testing.T) {
 	}
 	if _, ok := img.Config.ExposedPorts["9187/tcp"]; !ok {
 		t.Errorf("image exposes %v, want 9187/tcp", img.Config.ExposedPorts)
+	}
+	for _, want := range []string{"SLUICE_CONFIG=/etc/sluice/sluice.yaml", "SLUICE_METRICS_LISTEN=0.0.0.0:9187"} {
+		if !contains(img.Config.Env, want) {
+			t.Errorf("image environment %q lacks %s", img.Config.Env, want)
+		}
 	}
 	if img.Size > 60e6 {
 		t.Errorf("image is %d bytes; a scratch image with one static binary should stay well under 60 MB", img.Size)
