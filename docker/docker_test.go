@@ -20,9 +20,10 @@ import (
 // TestImageEndToEnd builds the image with `make image` (under a test tag and
 // into a temporary binary, so it disturbs neither bin/ nor sluice:dev) or
 // takes the one SLUICE_TEST_IMAGE names, runs it with --network host against
-// the embedded broker and a private PostgreSQL, lands a workload with
-// duplicates and bad records exactly once, and stops it the way an
-// orchestrator does: SIGTERM, graceful, exit code 0.
+// the embedded broker and a private PostgreSQL, and lands two workloads with
+// duplicates and bad records exactly once across a stop and restart of the
+// container. Each stop is what an orchestrator does: SIGTERM, graceful, exit
+// code 0.
 func TestImageEndToEnd(t *testing.T) {
 	requireDocker(t)
 	ctx := testCtx(t, 3*time.Minute)
@@ -132,16 +133,76 @@ tables:
 		return nil
 	}
 
-	lo := loadgen.Options{Seed: 11, Records: 3000, Topic: "events", DupRatio: 0.05}
-	lo.SpreadBad(0.03)
-	stats, err := loadgen.Produce(ctx, b.Addrs(), lo, nil)
+	// stop is what an orchestrator does: SIGTERM; the appliance commits
+	// what is in flight, leaves the group and exits 0, logging "stopped".
+	stops := 0
+	stop := func() {
+		t.Helper()
+		began := time.Now()
+		run(t, ctx, "", "docker", "stop", "-t", "40", name)
+		stops++
+		code := strings.TrimSpace(run(t, ctx, "", "docker", "inspect", "--format", "{{.State.ExitCode}}", name))
+		log := logs()
+		if code != "0" {
+			t.Errorf("exit code after docker stop = %s, want 0 (graceful); log:\n%s", code, log)
+		}
+		if n := strings.Count(log, "msg=stopped"); n != stops {
+			t.Errorf("the log has %d \"stopped\" lines after %d docker stops:\n%s", n, stops, log)
+		}
+		t.Logf("docker stop %d took %s", stops, time.Since(began).Round(time.Millisecond))
+	}
+	// produce sends records at rate records/s (0: at once); it must not
+	// call t.Fatal (it also runs in a goroutine).
+	produce := func(seed, records int64, rate float64) (loadgen.Stats, error) {
+		lo := loadgen.Options{Seed: seed, Records: records, Rate: rate, Topic: "events", DupRatio: 0.05}
+		lo.SpreadBad(0.03)
+		stats, err := loadgen.Produce(ctx, b.Addrs(), lo, nil)
+		if err == nil && (stats.Committed[loadgen.KindGood] == 0 || stats.Committed.Bad() == 0 || stats.Committed[loadgen.KindDup] == 0) {
+			err = fmt.Errorf("the workload should hold good, duplicate and bad records: %+v", stats.Committed)
+		}
+		return stats, err
+	}
+
+	// A first workload, paced so that the container is stopped while it is
+	// still being produced: what was fetched but not committed is committed
+	// on the way out or read again after the restart.
+	type produced struct {
+		stats loadgen.Stats
+		err   error
+	}
+	firstDone := make(chan produced, 1)
+	go func() {
+		st, err := produce(11, 3000, 2000)
+		firstDone <- produced{st, err}
+	}()
+	waitFor(t, "the first rows", 90*time.Second, func() (bool, error) {
+		if err := alive(); err != nil {
+			return false, err
+		}
+		rows, _, err := landed(ctx, url, "public.events")
+		if err != nil && strings.Contains(err.Error(), "42P01") { // not migrated yet
+			return false, nil
+		}
+		return rows > 0, err
+	})
+	stop()
+	stoppedRows, stoppedDLs, _ := landed(ctx, url, "public.events")
+	p := <-firstDone
+	if p.err != nil {
+		t.Fatal(p.err)
+	}
+	first := p.stats
+	t.Logf("at the first stop: %d of %d rows, %d of %d dead letters", stoppedRows, first.Committed[loadgen.KindGood], stoppedDLs, first.Committed.Bad())
+
+	// The same container started again resumes from the offsets stored in
+	// PostgreSQL; a second workload joins the rest of the first.
+	run(t, ctx, "", "docker", "start", name)
+	second, err := produce(12, 2000, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantRows, wantDLs := stats.Committed[loadgen.KindGood], stats.Committed.Bad()
-	if wantRows == 0 || wantDLs == 0 || stats.Committed[loadgen.KindDup] == 0 {
-		t.Fatalf("the workload should hold good, duplicate and bad records: %+v", stats.Committed)
-	}
+	wantRows := first.Committed[loadgen.KindGood] + second.Committed[loadgen.KindGood]
+	wantDLs := first.Committed.Bad() + second.Committed.Bad()
 	waitLanded(t, ctx, url, "public.events", wantRows, wantDLs, 90*time.Second, alive)
 
 	// What an orchestrator probes, served from inside the container.
@@ -155,25 +216,12 @@ tables:
 		t.Errorf("/metrics has no sluice_rows_written_total for public.events:\n%s", body)
 	}
 
-	// docker stop sends SIGTERM; the appliance commits what is in flight,
-	// leaves the group and exits 0.
-	stopStart := time.Now()
-	run(t, ctx, "", "docker", "stop", "-t", "40", name)
-	code := strings.TrimSpace(run(t, ctx, "", "docker", "inspect", "--format", "{{.State.ExitCode}}", name))
-	log := logs()
-	if code != "0" {
-		t.Errorf("exit code after docker stop = %s, want 0 (graceful); log:\n%s", code, log)
-	}
-	if !strings.Contains(log, "msg=stopped") {
-		t.Errorf("the log has no \"stopped\" line after docker stop:\n%s", log)
-	}
-	t.Logf("stopped in %s; whole test %s", time.Since(stopStart).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
-
-	// Nothing moved after the stop.
+	stop()
 	rows, dls, err := landed(ctx, url, "public.events")
 	if err != nil || rows != wantRows || dls != wantDLs {
-		t.Errorf("after stop: %d rows, %d dead letters (%v), want %d and %d", rows, dls, err, wantRows, wantDLs)
+		t.Errorf("after the stop: %d rows, %d dead letters (%v), want %d and %d", rows, dls, err, wantRows, wantDLs)
 	}
+	t.Logf("whole test %s", time.Since(start).Round(time.Millisecond))
 }
 
 func httpGet(t *testing.T, url string) (int, string) {
