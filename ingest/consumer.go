@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -44,6 +45,7 @@ func (a *App) clientOptions() ([]kgo.Opt, error) {
 		kgo.FetchMaxPartitionBytes(int32(min(int64(k.FetchMaxBytes), 8<<20))),
 		kgo.FetchMaxWait(250 * time.Millisecond),
 		kgo.ClientID("sluice"),
+		kgo.WithLogger(kgoLogger{a.log}),
 	}
 	if k.TLS.Enabled {
 		tc, err := tlsConfig(k.TLS)
@@ -350,4 +352,19 @@ func recordCost(r *kgo.Record) int64 {
 		n += int64(len(h.Key) + len(h.Value))
 	}
 	return n
+}
+
+// kgoLogger forwards franz-go's log lines to slog (at debug level only, where
+// the client's chatter helps; its errors reach us through fetches anyway).
+type kgoLogger struct{ log *slog.Logger }
+
+func (l kgoLogger) Level() kgo.LogLevel {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		return kgo.LogLevelDebug
+	}
+	return kgo.LogLevelNone
+}
+
+func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	l.log.Debug("kgo: "+msg, keyvals...)
 }

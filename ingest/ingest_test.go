@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	pgcopy "github.com/sluice-dev/sluice/copy"
@@ -129,7 +131,11 @@ type running struct {
 
 func (e *env) start(cfg *Config) *running {
 	e.t.Helper()
-	log := slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	lvl := slog.LevelInfo
+	if os.Getenv("SLUICE_TEST_DEBUG") != "" {
+		lvl = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: lvl}))
 	app, err := New(cfg, log)
 	if err != nil {
 		e.t.Fatal(err)
@@ -175,6 +181,9 @@ func (e *env) waitFor(what string, cond func() bool) {
 	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
+			if os.Getenv("SLUICE_TEST_DEBUG") != "" {
+				pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+			}
 			e.t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -195,6 +204,18 @@ func (e *env) produce(recs ...*kgo.Record) {
 	if err := e.prod.ProduceSync(e.ctx, recs...).FirstErr(); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+// logEnd returns the sum of the topics' log end offsets.
+func (e *env) logEnd() int64 {
+	e.t.Helper()
+	lo, err := kadm.NewClient(e.prod).ListEndOffsets(e.ctx, "events", "events2")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var n int64
+	lo.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n
 }
 
 // storedSum returns the sum of stored next_offsets (ignoring -1).
@@ -349,11 +370,13 @@ func TestRebalanceTwoConsumers(t *testing.T) {
 	}
 	produceN(0, 1000)
 	r2 := e.start(cfg) // joins the group: partitions move from r1 to r2
+	e.waitFor("r2 to own partitions", func() bool { return r2.app.Stats().Partitions == 3 && r1.app.Stats().Partitions == 3 })
 	produceN(1000, 1000)
 	e.waitFor("both instances to commit", func() bool {
 		return r1.app.m.batchesCommitted.Get() > 0 && r2.app.m.batchesCommitted.Get() > 0
 	})
 	r1.stop() // leaves: its partitions move to r2
+	e.waitFor("r2 to own every partition", func() bool { return r2.app.Stats().Partitions == 6 })
 	produceN(2000, 1000)
 	e.waitDrained(total)
 	if n := e.count(`SELECT count(*) FROM public.items`); n != 3000 {
