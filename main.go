@@ -28,6 +28,7 @@ var commands = map[string]command{
 	"run":          ingest.RunMain,
 	"migrate":      ingest.MigrateMain,
 	"reset-offset": ingest.ResetOffsetMain,
+	"healthcheck":  ingest.HealthcheckMain,
 	"broker":       devenv.BrokerMain,
 	"demo":         demo.Main,
 	"loadgen":      loadgen.LoadgenMain,
@@ -42,6 +43,7 @@ Commands:
   run          run the appliance (--config FILE)
   migrate      create the offsets, dead-letter and target tables (--config FILE)
   reset-offset set a partition's stored offset (for a halted partition)
+  healthcheck  probe /healthz or /readyz of a running appliance (for containers)
   broker       run the embedded Kafka-protocol broker (kfake)
   demo         everything embedded: broker, PostgreSQL, traffic, appliance, verification
   loadgen      produce simulated traffic

@@ -311,6 +311,12 @@ func TestExactlyOnceWithDuplicatesAndBadRecords(t *testing.T) {
 	if s := httpGet(t, "http://"+r.app.MetricsAddr()+"/readyz"); !strings.Contains(s, "ready") {
 		t.Errorf("/readyz = %q", s)
 	}
+	if err := HealthcheckMain(e.ctx, []string{"--addr", r.app.MetricsAddr(), "--path", "/readyz"}, io.Discard, io.Discard); err != nil {
+		t.Errorf("healthcheck of a ready appliance: %v", err)
+	}
+	if err := HealthcheckMain(e.ctx, []string{"--addr", "127.0.0.1:1"}, io.Discard, io.Discard); err == nil {
+		t.Error("healthcheck of a closed port succeeded")
+	}
 	r.stop()
 	if got := e.count(`SELECT count(*) FROM public.items`); got != good {
 		t.Errorf("after shutdown target holds %d rows, want %d", got, good)
