@@ -264,6 +264,7 @@ func (a *App) pollLoop(ctx context.Context) error {
 		if !paused && a.budget.Over() {
 			a.cl.PauseFetchTopics(a.topics...)
 			paused = true
+			a.m.fetchPauses.Inc()
 			a.log.Debug("in-flight byte budget exceeded; fetching paused", "inflight", a.budget.InUse())
 		} else if paused && a.budget.Resumable() {
 			a.cl.ResumeFetchTopics(a.topics...)

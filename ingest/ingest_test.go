@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"gopkg.in/yaml.v3"
 
 	pgcopy "github.com/sluice-dev/sluice/copy"
 	"github.com/sluice-dev/sluice/internal/devenv"
@@ -507,4 +508,109 @@ func TestPoisonRecordsAndPostgresRejects(t *testing.T) {
 	if !strings.Contains(errs[0], "column n") || !strings.Contains(errs[1], "items_n_check") {
 		t.Errorf("dead-letter reasons not precise: %q", errs)
 	}
+}
+
+// TestHaltOnOffsetOutOfRange: when the broker no longer has the stored
+// offset (retention deleted it), the partition halts loudly instead of
+// skipping; an operator reset moves it on.
+func TestHaltOnOffsetOutOfRange(t *testing.T) {
+	e := newEnv(t, 1)
+	cfg := e.config("", fmt.Sprintf(tableYAML, "ignore"))
+	r := e.start(cfg)
+	for i := 0; i < 5; i++ {
+		e.produce(item(i, "x"))
+	}
+	e.waitDrained(5)
+	r.stop()
+	for i := 5; i < 15; i++ {
+		e.produce(item(i, "x"))
+	}
+	// Retention deletes offsets 5..9 before Sluice read them.
+	adm := kadm.NewClient(e.prod)
+	var del kadm.Offsets
+	del.Add(kadm.Offset{Topic: "events", Partition: 0, At: 10})
+	if _, err := adm.DeleteRecords(e.ctx, del); err != nil {
+		t.Fatal(err)
+	}
+	r = e.start(cfg)
+	e.waitFor("the partition to halt", func() bool { return !r.app.Ready() })
+	if why := r.app.notReady(); !strings.Contains(why, "events/0") {
+		t.Errorf("readyz reason %q does not name the halted partition", why)
+	}
+	body := httpGet(t, "http://"+r.app.MetricsAddr()+"/metrics")
+	if !strings.Contains(body, `sluice_partition_halted{topic="events",partition="0"} 1`) {
+		t.Errorf("/metrics does not show the halted partition")
+	}
+	resp, err := http.Get("http://" + r.app.MetricsAddr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz = %d, want 503", resp.StatusCode)
+	}
+	if n := e.count(`SELECT count(*) FROM public.items`); n != 5 {
+		t.Fatalf("a halted partition wrote rows: %d, want 5", n)
+	}
+	r.stop()
+
+	// The operator resets to the earliest available offset and restarts.
+	path := writeConfig(t, cfg)
+	var out strings.Builder
+	if err := ResetOffsetMain(e.ctx, []string{"--config", path, "--topic", "events", "--partition", "0", "--to", "earliest"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "set to 10") {
+		t.Errorf("reset-offset said %q", out.String())
+	}
+	r = e.start(cfg)
+	e.waitDrained(15)
+	if n := e.count(`SELECT count(*) FROM public.items`); n != 10 {
+		t.Fatalf("after reset the target holds %d rows, want 10 (0..4 and 10..14)", n)
+	}
+	if !r.app.Ready() {
+		t.Errorf("not ready after the reset: %s", r.app.notReady())
+	}
+}
+
+// writeConfig writes cfg as YAML to a temporary file.
+func writeConfig(t *testing.T, cfg *Config) string {
+	t.Helper()
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := t.TempDir() + "/sluice.yaml"
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestBackpressure: with a tiny in-flight budget, fetching pauses instead of
+// buffering the backlog, and everything still lands exactly once.
+func TestBackpressure(t *testing.T) {
+	e := newEnv(t, 2)
+	var recs []*kgo.Record
+	for i := 0; i < 3000; i++ {
+		recs = append(recs, item(i, strings.Repeat("p", 200)))
+	}
+	e.produce(recs...)
+	cfg := e.config("", fmt.Sprintf(tableYAML, "ignore"))
+	cfg.Batch.MaxBytes = 16 << 10
+	cfg.Batch.MaxInflightBytes = 64 << 10
+	cfg.Kafka.FetchMaxBytes = 32 << 10
+	r := e.start(cfg)
+	e.waitDrained(3000)
+	if n := e.count(`SELECT count(*) FROM public.items`); n != 3000 {
+		t.Fatalf("target holds %d rows, want 3000", n)
+	}
+	if r.app.m.fetchPauses.Get() == 0 {
+		t.Error("fetching never paused although the backlog is far larger than the in-flight budget")
+	}
+	if r.app.m.rebalances.Get() > 1 {
+		t.Errorf("backpressure caused %d rebalances, want just the initial assignment", r.app.m.rebalances.Get())
+	}
+	// Bytes are released right after each commit; a leak never returns to 0.
+	e.waitFor("the in-flight budget to return to 0", func() bool { return r.app.budget.InUse() == 0 })
 }

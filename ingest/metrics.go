@@ -35,6 +35,7 @@ type appMetrics struct {
 	commitDur        *metrics.PrometheusHistogram
 	endToEnd         *metrics.PrometheusHistogram
 	retries          *metrics.Counter
+	fetchPauses      *metrics.Counter
 	e2eHist          latencyHist
 
 	mu   sync.Mutex
@@ -52,6 +53,7 @@ func newAppMetrics(inflight func() float64) *appMetrics {
 		fenced:           s.NewCounter("sluice_fenced_total"),
 		rebalances:       s.NewCounter("sluice_rebalances_total"),
 		retries:          s.NewCounter("sluice_batch_retries_total"),
+		fetchPauses:      s.NewCounter("sluice_fetch_pauses_total"),
 		batchRows:        s.NewPrometheusHistogramExt("sluice_batch_rows", sizeBuckets),
 		copyDur:          s.NewPrometheusHistogramExt("sluice_copy_duration_seconds", latencyBuckets),
 		mergeDur:         s.NewPrometheusHistogramExt("sluice_merge_duration_seconds", latencyBuckets),
