@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -613,4 +614,36 @@ func TestBackpressure(t *testing.T) {
 	}
 	// Bytes are released right after each commit; a leak never returns to 0.
 	e.waitFor("the in-flight budget to return to 0", func() bool { return r.app.budget.InUse() == 0 })
+}
+
+// TestKcatInterop feeds the embedded broker with a real third-party Kafka
+// client (kcat, librdkafka) and checks the appliance lands its records.
+func TestKcatInterop(t *testing.T) {
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Skip("kcat is not installed (.ci/run installs it: apt-get install kcat)")
+	}
+	e := newEnv(t, 2)
+	e.start(e.config("", fmt.Sprintf(tableYAML, "ignore")))
+	var in strings.Builder
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(&in, "%s|{\"id\":%q,\"n\":%d,\"v\":\"kcat\"}\n", uuidFor(i), uuidFor(i), i)
+	}
+	in.WriteString("bad|{not json\n")
+	cmd := exec.Command(kcat, "-P", "-b", e.broker.Addrs()[0], "-t", "events", "-K", "|", "-H", "source=kcat")
+	cmd.Stdin = strings.NewReader(in.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kcat: %v\n%s", err, out)
+	}
+	e.waitDrained(101)
+	if n := e.count(`SELECT count(*) FROM public.items WHERE v = 'kcat'`); n != 100 {
+		t.Errorf("target holds %d kcat rows, want 100", n)
+	}
+	var key, headers string
+	if err := e.db.QueryRow(e.ctx, `SELECT convert_from(key, 'UTF8'), headers::text FROM sluice.dead_letters`).Scan(&key, &headers); err != nil {
+		t.Fatal(err)
+	}
+	if key != "bad" || !strings.Contains(headers, "kcat") {
+		t.Errorf("dead letter key %q headers %s; want key bad and the kcat header", key, headers)
+	}
 }
