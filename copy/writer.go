@@ -423,12 +423,14 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful 
 	}
 
 	start := time.Now()
+	fault("begin") // test-only (fault.go)
 	if err := w.begin(ctx, b); err != nil {
 		if errors.Is(err, errReplayed) {
 			return Result{Rows: len(b.Ends), Affected: -1, Replayed: true}, nil
 		}
 		return res, w.abort(ctx, err)
 	}
+	fault("copy") // test-only (fault.go)
 
 	if len(b.Ends) > 0 {
 		copySQL := ts.sql.copyTarget
@@ -471,9 +473,14 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful 
 	}
 	res.MergeTime = time.Since(start)
 
+	fault("merge")  // test-only (fault.go)
+	fault("commit") // test-only (fault.go)
 	start = time.Now()
 	w.stmts++
 	err = execSimple(ctx, conn, w.commitStmt)
+	if err == nil {
+		fault("committed") // test-only (fault.go)
+	}
 	if w.afterCommit != nil {
 		err = w.afterCommit(err)
 	}
