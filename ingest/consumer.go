@@ -229,12 +229,21 @@ func (a *App) release(tps map[string][]int32, commit bool) {
 	}
 	a.mu.Unlock()
 
-	deadline := time.After(max(a.cfg.Kafka.RebalanceTimeout.D()-2*time.Second, time.Second))
+	// A context, not time.After: its Done channel stays closed for every
+	// select below once the deadline passes.
+	dctx, cancel := context.WithTimeout(context.Background(), max(a.cfg.Kafka.RebalanceTimeout.D()-2*time.Second, time.Second))
+	defer cancel()
+	deadline := dctx.Done()
 	var dones []chan struct{}
 	for w, sts := range byWorker {
 		done := make(chan struct{})
-		w.in <- wmsg{ctl: &ctlMsg{parts: sts, done: done}}
-		dones = append(dones, done)
+		select {
+		case w.in <- wmsg{ctl: &ctlMsg{parts: sts, done: done}}:
+			dones = append(dones, done)
+		case <-deadline:
+			// The worker is stuck behind a commit that keeps failing: drop
+			// the partitions below; their next owner re-reads the work.
+		}
 	}
 	for _, d := range dones {
 		select {
