@@ -32,6 +32,9 @@ func (a *App) clientOptions() ([]kgo.Opt, error) {
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchIsolationLevel(iso),
+		// Transaction markers are delivered so offsets advance past them
+		// (worker.decode); they are never written.
+		kgo.KeepControlRecords(),
 		// Out of range is never skipped: the partition halts for an operator.
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.OnPartitionsAssigned(a.onAssigned),

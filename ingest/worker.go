@@ -53,6 +53,7 @@ type pending struct {
 	ranges  []rangeState
 	bytes   int64 // budget bytes to release when done
 	seq     int64
+	opened  time.Time     // when the batch was opened; ages batches without rows
 	barrier chan struct{} // set on a barrier message: close it and do nothing else
 }
 
@@ -93,7 +94,12 @@ func (w *worker) run() {
 			w.decode(m)
 		case now := <-tick.C:
 			for _, p := range w.open {
-				if w.a.limits.Due(p.b, now) {
+				// A batch of only dead letters or transaction markers has
+				// no rows to age by, yet it advances offsets: without the
+				// second test it would wait for the next good record, so a
+				// partition ending in bad records or a commit marker would
+				// never reach its log end.
+				if w.a.limits.Due(p.b, now) || (len(p.b.Ends) == 0 && now.Sub(p.opened) >= w.a.limits.MaxAge) {
 					w.flush(p)
 				}
 			}
@@ -123,7 +129,7 @@ func (w *worker) decoder(t *tableRT) *codec.Decoder {
 func (w *worker) pendingFor(t *tableRT) *pending {
 	p := w.open[t]
 	if p == nil {
-		p = &pending{table: t, b: batching.Get()}
+		p = &pending{table: t, b: batching.Get(), opened: time.Now()}
 		w.open[t] = p
 	}
 	return p
@@ -145,6 +151,17 @@ func (w *worker) decode(m wmsg) {
 		if expect := p.ranges[ri].to; expect >= 0 && r.Offset < expect {
 			// Already committed (a fetch from before a seek): never twice.
 			w.a.budget.Release(cost)
+			continue
+		}
+		if r.Attrs.IsControl() {
+			// A transaction's commit or abort marker (kept by
+			// kgo.KeepControlRecords) holds no data, but the stored offset
+			// must move past it: every transactional producer's last write
+			// is a marker, and a partition whose offset stops short of its
+			// log end never shows lag 0 (aborted records themselves are
+			// never fetched under read_committed).
+			w.a.budget.Release(cost)
+			p.ranges[ri].to = r.Offset + 1
 			continue
 		}
 		p.bytes += cost
