@@ -75,7 +75,8 @@ type partState struct {
 // App is one running appliance instance.
 type App struct {
 	cfg    *Config
-	log    *slog.Logger
+	log    *slog.Logger // scrubs secrets (security.go)
+	red    *redactor
 	m      *appMetrics
 	budget *batching.Budget
 	limits batching.Limits
@@ -106,9 +107,11 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	red := newRedactor(cfg)
 	a := &App{
 		cfg:     cfg,
-		log:     log,
+		log:     slog.New(red.handler(log.Handler())),
+		red:     red,
 		budget:  batching.NewBudget(int64(cfg.Batch.MaxInflightBytes)),
 		byTopic: map[string]*tableRT{},
 		parts:   map[partKey]*partState{},
@@ -200,7 +203,8 @@ func (a *App) snapshotParts() []*partState {
 
 // Migrate connects to PostgreSQL and creates the offsets, dead-letter and
 // (create: true) target tables.
-func Migrate(ctx context.Context, cfg *Config) error {
+func Migrate(ctx context.Context, cfg *Config) (err error) {
+	defer func() { err = newRedactor(cfg).error(err) }()
 	conn, err := connectPG(ctx, cfg.Postgres.URL, 30*time.Second)
 	if err != nil {
 		return err
@@ -232,7 +236,7 @@ func connectPG(ctx context.Context, url string, patience time.Duration) (*pgconn
 			return conn, nil
 		}
 		if !pgcopy.IsRetryable(err) || time.Now().After(deadline) || isAuthError(err) {
-			return nil, fmt.Errorf("cannot connect to PostgreSQL (postgres.url): %s", redactErr(err, url))
+			return nil, errors.New(withHint("cannot connect to PostgreSQL (postgres.url): "+redactErr(err, url), pgHint(err)))
 		}
 		select {
 		case <-ctx.Done():
@@ -255,7 +259,8 @@ func isAuthError(err error) bool {
 // Run runs the appliance until ctx is canceled, then shuts down gracefully:
 // polling stops, in-flight batches commit, the group is left. It returns nil
 // after a graceful shutdown.
-func (a *App) Run(ctx context.Context) error {
+func (a *App) Run(ctx context.Context) (err error) {
+	defer func() { err = a.red.error(err) }()
 	a.hardCtx, a.hardCancel = context.WithCancel(context.Background())
 	defer a.hardCancel()
 
@@ -352,7 +357,7 @@ func (a *App) checkKafka(ctx context.Context) error {
 	defer cancel()
 	err := a.cl.Ping(pctx)
 	if err != nil {
-		return fmt.Errorf("cannot reach Kafka at %v (kafka.brokers): %w", a.cfg.Kafka.Brokers, err)
+		return fmt.Errorf("cannot connect to Kafka at %v (kafka.*): %w%s", a.cfg.Kafka.Brokers, err, hintSuffix(kafkaHint(err, &a.cfg.Kafka)))
 	}
 	return nil
 }

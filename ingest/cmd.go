@@ -133,7 +133,7 @@ func MigrateMain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // ResetOffsetMain is `sluice reset-offset`: the operator's way out of a
 // halted partition. It bumps the owner epoch, so a running owner is fenced;
 // run it with the group's instances stopped and restart them afterwards.
-func ResetOffsetMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func ResetOffsetMain(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("sluice reset-offset", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cf commonFlags
@@ -152,6 +152,7 @@ func ResetOffsetMain(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
+	defer func() { err = newRedactor(cfg).error(err) }()
 	next, err := strconv.ParseInt(*to, 10, 64)
 	if err != nil {
 		if *to != "earliest" && *to != "latest" {
@@ -175,9 +176,13 @@ func ResetOffsetMain(ctx context.Context, args []string, stdout, stderr io.Write
 }
 
 func brokerOffset(ctx context.Context, cfg *Config, topic string, partition int32, which string) (int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
+	sec, err := KafkaSecurityOpts(cfg)
 	if err != nil {
 		return 0, err
+	}
+	cl, err := kgo.NewClient(append(sec, kgo.SeedBrokers(cfg.Kafka.Brokers...))...)
+	if err != nil {
+		return 0, fmt.Errorf("cannot create the Kafka client (kafka.*): %w", err)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
@@ -188,7 +193,7 @@ func brokerOffset(ctx context.Context, cfg *Config, topic string, partition int3
 		lo, err = adm.ListEndOffsets(ctx, topic)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("cannot list %s offsets of %s: %w", which, topic, err)
+		return 0, fmt.Errorf("cannot list %s offsets of %s: %w%s", which, topic, err, hintSuffix(kafkaHint(err, &cfg.Kafka)))
 	}
 	o, ok := lo.Lookup(topic, partition)
 	if !ok || o.Err != nil {

@@ -67,9 +67,16 @@ type SASLConfig struct {
 
 // PostgresConfig is the `postgres:` section.
 type PostgresConfig struct {
+	// URL is a libpq URL or keyword/value string; sslmode, sslrootcert,
+	// sslcert and sslkey go here. After Parse it also holds the password
+	// from PasswordFile or SLUICE_POSTGRES_PASSWORD (security.go): never
+	// log it.
 	URL      string `yaml:"url"`
 	Schema   string `yaml:"schema"`
 	MaxConns int    `yaml:"max_conns"`
+	// PasswordFile holds the password (a mounted secret); it wins over
+	// SLUICE_POSTGRES_PASSWORD and the URL's password.
+	PasswordFile string `yaml:"password_file"`
 }
 
 // BatchConfig is the `batch:` section.
@@ -258,6 +265,9 @@ func Parse(data []byte, env func(string) string) (*Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	if err := c.resolveSecrets(env); err != nil {
+		return nil, err
+	}
 	return &c, nil
 }
 
@@ -400,6 +410,9 @@ func (c *Config) Validate() error {
 		}
 	default:
 		return cfgErr("kafka.sasl.mechanism", "%q is not supported; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", k.SASL.Mechanism)
+	}
+	if err := c.validateSecurity(); err != nil {
+		return err
 	}
 	if k.SessionTimeout.D() < time.Second {
 		return cfgErr("kafka.session_timeout", "%s is too short; use at least 1s (default 10s)", k.SessionTimeout.D())

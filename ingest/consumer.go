@@ -2,19 +2,13 @@ package ingest
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	pgcopy "github.com/sluice-dev/sluice/copy"
 )
@@ -50,55 +44,11 @@ func (a *App) clientOptions() ([]kgo.Opt, error) {
 		kgo.ClientID("sluice"),
 		kgo.WithLogger(kgoLogger{a.log}),
 	}
-	if k.TLS.Enabled {
-		tc, err := tlsConfig(k.TLS)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, kgo.DialTLSConfig(tc))
+	sec, err := KafkaSecurityOpts(a.cfg)
+	if err != nil {
+		return nil, err
 	}
-	if k.SASL.Mechanism != "" {
-		pass := k.SASL.Password
-		if k.SASL.PasswordFile != "" {
-			b, err := os.ReadFile(k.SASL.PasswordFile)
-			if err != nil {
-				return nil, cfgErr("kafka.sasl.password_file", "cannot read: %v", err)
-			}
-			pass = strings.TrimRight(string(b), "\r\n")
-		}
-		switch k.SASL.Mechanism {
-		case "PLAIN":
-			opts = append(opts, kgo.SASL(plain.Auth{User: k.SASL.Username, Pass: pass}.AsMechanism()))
-		case "SCRAM-SHA-256":
-			opts = append(opts, kgo.SASL(scram.Auth{User: k.SASL.Username, Pass: pass}.AsSha256Mechanism()))
-		case "SCRAM-SHA-512":
-			opts = append(opts, kgo.SASL(scram.Auth{User: k.SASL.Username, Pass: pass}.AsSha512Mechanism()))
-		}
-	}
-	return opts, nil
-}
-
-func tlsConfig(c TLSConfig) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, cfgErr("kafka.tls.ca_file", "cannot read: %v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, cfgErr("kafka.tls.ca_file", "%s holds no PEM certificate", c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" || c.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, cfgErr("kafka.tls.cert_file", "cannot load the client certificate and key: %v", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
+	return append(opts, sec...), nil
 }
 
 // adjustOffsets claims newly assigned partitions in PostgreSQL and returns

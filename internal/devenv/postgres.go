@@ -39,6 +39,25 @@ type PostgresOptions struct {
 	Settings []string
 	// Dir is the data directory's parent; default os.TempDir().
 	Dir string
+	// TLS, when set, turns ssl on with its server key pair; plain
+	// connections are still accepted unless HBA rejects them.
+	TLS *PostgresTLS
+	// HBA lines go before the default pg_hba.conf rules (which trust every
+	// socket and loopback connection), so they win: e.g.
+	// "hostssl all app 127.0.0.1/32 scram-sha-256" and
+	// "host all app 127.0.0.1/32 reject". The postgres superuser should keep
+	// the trust rules: devenv itself connects as postgres without TLS.
+	HBA []string
+}
+
+// PostgresTLS is the server side of TLS for StartPostgres.
+type PostgresTLS struct {
+	// Server is the server's certificate and key.
+	Server *KeyPair
+	// ClientCA, when set, is trusted for client certificates (for
+	// `hostssl … cert` HBA rules, where the certificate's common name is
+	// the role).
+	ClientCA *CA
 }
 
 // Postgres is a running private cluster.
@@ -135,11 +154,94 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 		os.RemoveAll(root)
 		return nil, fmt.Errorf("cannot initdb the private PostgreSQL in %s: %w\n%s", p.DataDir, err, out)
 	}
+	if err := p.configureSecurity(); err != nil {
+		os.RemoveAll(root)
+		return nil, err
+	}
 	if err := p.start(ctx); err != nil {
 		os.RemoveAll(root)
 		return nil, err
 	}
 	return p, nil
+}
+
+// configureSecurity writes the TLS files and settings and the HBA rules into
+// the fresh data directory.
+func (p *Postgres) configureSecurity() error {
+	if t := p.opts.TLS; t != nil {
+		if t.Server == nil {
+			return errors.New("cannot enable TLS on the private PostgreSQL: PostgresTLS.Server is nil; issue one with CA.ServerCert")
+		}
+		conf := "\n# devenv: TLS\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
+		files := map[string][]byte{"server.crt": t.Server.CertPEM, "server.key": t.Server.KeyPEM}
+		if t.ClientCA != nil {
+			files["client_ca.crt"] = t.ClientCA.CertPEM
+			conf += "ssl_ca_file = 'client_ca.crt'\n"
+		}
+		for name, data := range files {
+			if err := p.writeDataFile(name, data, 0o600); err != nil {
+				return err
+			}
+		}
+		if err := p.appendDataFile("postgresql.conf", conf); err != nil {
+			return err
+		}
+	}
+	if len(p.opts.HBA) > 0 {
+		f := filepath.Join(p.DataDir, "pg_hba.conf")
+		old, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("cannot read %s: %w", f, err)
+		}
+		hba := "# devenv: PostgresOptions.HBA\n" + strings.Join(p.opts.HBA, "\n") + "\n\n" + string(old)
+		if err := p.writeDataFile("pg_hba.conf", []byte(hba), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeDataFile writes a file into the data directory, owned by the server's
+// user (the server refuses a key file it does not own).
+func (p *Postgres) writeDataFile(name string, data []byte, mode os.FileMode) error {
+	f := filepath.Join(p.DataDir, name)
+	if err := os.WriteFile(f, data, mode); err != nil {
+		return fmt.Errorf("cannot write %s: %w", f, err)
+	}
+	if err := os.Chmod(f, mode); err != nil {
+		return fmt.Errorf("cannot chmod %s: %w", f, err)
+	}
+	if p.asUser != "" {
+		return chownTo(f, p.asUser)
+	}
+	return nil
+}
+
+func (p *Postgres) appendDataFile(name, text string) error {
+	f := filepath.Join(p.DataDir, name)
+	old, err := os.ReadFile(f)
+	if err != nil {
+		return fmt.Errorf("cannot read %s: %w", f, err)
+	}
+	return p.writeDataFile(name, append(old, text...), 0o600)
+}
+
+// CreateRole creates a login role with a password (stored as SCRAM, the
+// server default).
+func (p *Postgres) CreateRole(ctx context.Context, name, password string) error {
+	c, err := pgx.Connect(ctx, p.URL(""))
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	var stmt string
+	if err := c.QueryRow(ctx, "SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', $1::text, $2::text)", name, password).Scan(&stmt); err != nil {
+		return err
+	}
+	if _, err := c.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("cannot create role %s: %w", name, err)
+	}
+	return nil
 }
 
 func (p *Postgres) serverOptions() string {

@@ -1,0 +1,461 @@
+package ingest
+
+// Security: TLS and SASL to Kafka, the PostgreSQL password, and keeping
+// secrets out of logs and errors.
+//
+// Secrets are resolved once, when the configuration is loaded (Parse):
+//
+//   - kafka.sasl password: kafka.sasl.password_file (SLUICE_KAFKA_SASL_PASSWORD_FILE
+//     overrides it) wins over kafka.sasl.password (SLUICE_KAFKA_SASL_PASSWORD
+//     overrides it);
+//   - PostgreSQL password: postgres.password_file (SLUICE_POSTGRES_PASSWORD_FILE
+//     overrides it) wins over SLUICE_POSTGRES_PASSWORD, which wins over the
+//     password in postgres.url. The winner is written into Config.Postgres.URL,
+//     so every connection (control, writers, migrate, reset-offset) uses the
+//     same settings; sslmode, sslrootcert, sslcert and sslkey stay in the URL.
+//
+// The App scrubs every secret it knows (and any URL password) from its log
+// lines and from the errors Run returns.
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// validateSecurity checks the kafka.tls and kafka.sasl keys that do not need
+// the secrets themselves (those are checked by resolveSecrets).
+func (c *Config) validateSecurity() error {
+	t := c.Kafka.TLS
+	if !t.Enabled && (t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "") {
+		return cfgErr("kafka.tls.enabled", "false while other kafka.tls keys are set; set enabled: true to use TLS, or remove the other keys")
+	}
+	if t.CertFile != "" && t.KeyFile == "" {
+		return cfgErr("kafka.tls.key_file", "empty while kafka.tls.cert_file is set; set the client certificate's private key file")
+	}
+	if t.KeyFile != "" && t.CertFile == "" {
+		return cfgErr("kafka.tls.cert_file", "empty while kafka.tls.key_file is set; set the client certificate file")
+	}
+	s := c.Kafka.SASL
+	if s.Mechanism == "" && (s.Password != "" || s.PasswordFile != "") {
+		return cfgErr("kafka.sasl.mechanism", "empty but a password is set; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	}
+	return nil
+}
+
+// resolveSecrets reads password files and folds the PostgreSQL password into
+// postgres.url. env is the environment (the same function Parse applied).
+func (c *Config) resolveSecrets(env func(string) string) error {
+	s := &c.Kafka.SASL
+	if v := env("SLUICE_KAFKA_SASL_PASSWORD_FILE"); v != "" {
+		s.PasswordFile = v
+	}
+	if s.PasswordFile != "" {
+		pw, err := readSecretFile(s.PasswordFile, "kafka.sasl.password_file", "SLUICE_KAFKA_SASL_PASSWORD_FILE")
+		if err != nil {
+			return err
+		}
+		s.Password = pw
+	}
+	if s.Mechanism != "" && s.Password == "" {
+		return cfgErr("kafka.sasl.password", "empty while kafka.sasl.mechanism is %s; set SLUICE_KAFKA_SASL_PASSWORD, SLUICE_KAFKA_SASL_PASSWORD_FILE or kafka.sasl.password_file", s.Mechanism)
+	}
+
+	p := &c.Postgres
+	if v := env("SLUICE_POSTGRES_PASSWORD_FILE"); v != "" {
+		p.PasswordFile = v
+	}
+	pw := env("SLUICE_POSTGRES_PASSWORD")
+	if p.PasswordFile != "" {
+		var err error
+		if pw, err = readSecretFile(p.PasswordFile, "postgres.password_file", "SLUICE_POSTGRES_PASSWORD_FILE"); err != nil {
+			return err
+		}
+	}
+	if pw == "" {
+		return nil
+	}
+	u, err := withPassword(p.URL, pw)
+	if err != nil {
+		return err
+	}
+	p.URL = u
+	return nil
+}
+
+// readSecretFile reads a mounted secret; one trailing newline (as left by
+// `echo … > file`) is not part of it.
+func readSecretFile(path, key, envName string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", cfgErr(key, "cannot read the secret file: %v; mount the file or fix the path (%s overrides %s)", err, envName, key)
+	}
+	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if s == "" {
+		return "", cfgErr(key, "%s is empty; write the password into it", path)
+	}
+	return s, nil
+}
+
+// withPassword returns the connection string connString with its password
+// replaced by pw. It handles URLs (postgres://) and keyword/value strings.
+// Its errors never quote connString.
+func withPassword(connString, pw string) (string, error) {
+	if strings.HasPrefix(connString, "postgres://") || strings.HasPrefix(connString, "postgresql://") {
+		u, err := url.Parse(connString)
+		if err != nil {
+			// url.Error quotes the URL, password included: say less.
+			return "", cfgErr("postgres.url", "cannot parse the URL to add the password; write it like postgres://user@host:5432/db?sslmode=verify-full")
+		}
+		if u.User == nil || u.User.Username() == "" {
+			return "", cfgErr("postgres.url", "has no user, so the password from SLUICE_POSTGRES_PASSWORD(_FILE) or postgres.password_file has no one to belong to; write postgres://USER@host:5432/db")
+		}
+		u.User = url.UserPassword(u.User.Username(), pw)
+		return u.String(), nil
+	}
+	// keyword/value: a later keyword wins; quote and escape like libpq.
+	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
+	return connString + " password='" + r.Replace(pw) + "'", nil
+}
+
+// KafkaSecurityOpts returns the kgo options for cfg's kafka.tls and
+// kafka.sasl: every Kafka client Sluice creates (the appliance, reset-offset,
+// load generators pointed at the same cluster) must use them. cfg must come
+// from Parse, which resolves password files.
+func KafkaSecurityOpts(cfg *Config) ([]kgo.Opt, error) {
+	k := cfg.Kafka
+	var opts []kgo.Opt
+	if k.TLS.Enabled {
+		tc, err := tlsConfig(k.TLS)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	if k.SASL.Mechanism != "" {
+		if k.SASL.Password == "" {
+			return nil, cfgErr("kafka.sasl.password", "empty while kafka.sasl.mechanism is %s; set SLUICE_KAFKA_SASL_PASSWORD, SLUICE_KAFKA_SASL_PASSWORD_FILE or kafka.sasl.password_file", k.SASL.Mechanism)
+		}
+		user, pass := k.SASL.Username, k.SASL.Password
+		switch k.SASL.Mechanism {
+		case "PLAIN":
+			opts = append(opts, kgo.SASL(plain.Auth{User: user, Pass: pass}.AsMechanism()))
+		case "SCRAM-SHA-256":
+			opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha256Mechanism()))
+		case "SCRAM-SHA-512":
+			opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()))
+		default:
+			return nil, cfgErr("kafka.sasl.mechanism", "%q is not supported; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", k.SASL.Mechanism)
+		}
+	}
+	return opts, nil
+}
+
+// tlsConfig builds the client TLS config of kafka.tls. With no ca_file the
+// system roots are trusted; with no server_name kgo checks each broker's
+// certificate against the host it dials.
+func tlsConfig(c TLSConfig) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, cfgErr("kafka.tls.ca_file", "cannot read: %v; mount the CA bundle or fix the path", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, cfgErr("kafka.tls.ca_file", "%s holds no PEM certificate; point it at the CA bundle (-----BEGIN CERTIFICATE-----)", c.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if c.CertFile != "" || c.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, cfgErr("kafka.tls.cert_file", "cannot load the client certificate and key (kafka.tls.key_file): %v", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// kafkaHint explains a failed connection to Kafka: what is wrong and which
+// key fixes it. It returns "" when it has nothing better than err.
+func kafkaHint(err error, cfg *KafkaConfig) string {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostErr   x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		record    tls.RecordHeaderError
+		alert     tls.AlertError
+	)
+	switch {
+	case errors.As(err, &unknownCA):
+		return "the broker's certificate is not signed by a trusted CA; set kafka.tls.ca_file to the CA bundle that signed it"
+	case errors.As(err, &hostErr):
+		return fmt.Sprintf("the broker's certificate is not valid for %q (it names %s); set kafka.tls.server_name to a name the certificate holds, or list the brokers by that name", hostErr.Host, certNames(hostErr.Certificate))
+	case errors.As(err, &invalid):
+		return "the broker's certificate is invalid (" + invalid.Error() + "); renew it on the broker"
+	case errors.As(err, &record):
+		return "the broker does not speak TLS on that port; use its TLS (SSL/SASL_SSL) listener port or set kafka.tls.enabled: false"
+	case errors.As(err, &alert) && (uint8(alert) == 116 || uint8(alert) == 42):
+		// 116 certificate_required, 42 bad_certificate
+		return "the broker requires a client certificate; set kafka.tls.cert_file and kafka.tls.key_file"
+	case errors.Is(err, kerr.SaslAuthenticationFailed):
+		return fmt.Sprintf("SASL authentication failed for user %q; check kafka.sasl.username, the password (kafka.sasl.password_file, SLUICE_KAFKA_SASL_PASSWORD or SLUICE_KAFKA_SASL_PASSWORD_FILE) and kafka.sasl.mechanism (%s)", cfg.SASL.Username, cfg.SASL.Mechanism)
+	case errors.Is(err, kerr.UnsupportedSaslMechanism):
+		return fmt.Sprintf("the broker does not enable SASL mechanism %s; set kafka.sasl.mechanism to one it enables", cfg.SASL.Mechanism)
+	case errors.Is(err, kerr.IllegalSaslState), errors.Is(err, kerr.ClusterAuthorizationFailed):
+		return "the broker requires SASL authentication; set kafka.sasl.mechanism, username and password"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "nothing accepts connections there; check kafka.brokers (host:port)"
+	case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
+		if !cfg.TLS.Enabled {
+			return "the broker closed the connection; if its listener is SSL or SASL_SSL, set kafka.tls.enabled: true (and kafka.sasl.* for SASL)"
+		}
+		if cfg.SASL.Mechanism == "" {
+			return "the broker closed the connection; if its listener is SASL_SSL, set kafka.sasl.mechanism, username and password"
+		}
+		return "the broker closed the connection; check kafka.tls.* and kafka.sasl.* against the listener's security protocol"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timed out; check kafka.brokers and that a firewall lets this host reach them"
+	}
+	return ""
+}
+
+// pgHint explains a failed connection to PostgreSQL. It returns "" when it
+// has nothing better than err.
+func pgHint(err error) string {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostErr   x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		pe        *pgconn.PgError
+	)
+	switch {
+	case errors.As(err, &unknownCA):
+		return "the server's certificate is not signed by a trusted CA; set sslrootcert=/path/to/ca.pem in postgres.url to the provider's CA bundle"
+	case errors.As(err, &hostErr):
+		return fmt.Sprintf("the server's certificate is not valid for host %q (it names %s); connect by a name the certificate holds", hostErr.Host, certNames(hostErr.Certificate))
+	case errors.As(err, &invalid):
+		return "the server's certificate is invalid (" + invalid.Error() + ")"
+	case errors.As(err, &pe):
+		switch pe.Code {
+		case "28P01":
+			return "the password is wrong; fix it in postgres.url, SLUICE_POSTGRES_PASSWORD, SLUICE_POSTGRES_PASSWORD_FILE or postgres.password_file (the file wins, then the variable, then the URL)"
+		case "28000":
+			return "the server has no pg_hba.conf rule for this user, database, address and encryption; check the user in postgres.url and its sslmode (a server that requires TLS needs sslmode=require or stronger)"
+		case "3D000":
+			return "the database does not exist; fix the database in postgres.url or create it"
+		}
+	case strings.Contains(err.Error(), "server refused TLS connection"):
+		return "the server does not offer TLS; enable ssl on the server or lower sslmode in postgres.url"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "nothing accepts connections there; check the host and port in postgres.url and that the server runs"
+	}
+	return ""
+}
+
+func certNames(c *x509.Certificate) string {
+	if c == nil {
+		return "no names"
+	}
+	var names []string
+	names = append(names, c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	if len(names) == 0 && c.Subject.CommonName != "" {
+		names = append(names, c.Subject.CommonName)
+	}
+	if len(names) == 0 {
+		return "no names"
+	}
+	return strings.Join(names, ", ")
+}
+
+// withHint appends hint to msg when there is one.
+func withHint(msg, hint string) string {
+	if hint == "" {
+		return msg
+	}
+	return msg + "; " + hint
+}
+
+// minSecretLen: shorter secrets are not scrubbed from arbitrary text, which
+// would mangle every log line; structural URL/DSN password scrubbing still
+// applies to them.
+const minSecretLen = 4
+
+// redactor scrubs known secrets, in plain and URL-escaped forms, and
+// passwords in URLs and keyword/value connection strings from text.
+type redactor struct {
+	r *strings.Replacer // nil: no secrets known
+}
+
+var (
+	urlPasswordRe = regexp.MustCompile(`(://[^/@\s:]*):[^@\s/]*@`)
+	kvPasswordRe  = regexp.MustCompile(`(password=)('(?:[^'\\]|\\.)*'|\S+)`)
+)
+
+func newRedactor(cfg *Config) *redactor {
+	secrets := []string{cfg.Kafka.SASL.Password}
+	if pc, err := pgconn.ParseConfig(cfg.Postgres.URL); err == nil {
+		secrets = append(secrets, pc.Password)
+	}
+	seen := map[string]bool{}
+	var forms []string
+	for _, s := range secrets {
+		if len(s) < minSecretLen {
+			continue
+		}
+		userinfo := strings.TrimPrefix(url.UserPassword("u", s).String(), "u:")
+		for _, f := range []string{s, url.QueryEscape(s), url.PathEscape(s), userinfo} {
+			if !seen[f] {
+				seen[f] = true
+				forms = append(forms, f)
+			}
+		}
+	}
+	// Longest first, so a secret containing another is replaced whole.
+	sort.Slice(forms, func(i, j int) bool { return len(forms[i]) > len(forms[j]) })
+	rd := &redactor{}
+	if len(forms) > 0 {
+		var pairs []string
+		for _, f := range forms {
+			pairs = append(pairs, f, "xxxxx")
+		}
+		rd.r = strings.NewReplacer(pairs...)
+	}
+	return rd
+}
+
+// scrub returns s without secrets.
+func (rd *redactor) scrub(s string) string {
+	if rd.r != nil {
+		s = rd.r.Replace(s)
+	}
+	if strings.Contains(s, "://") {
+		s = urlPasswordRe.ReplaceAllString(s, "$1:xxxxx@")
+	}
+	if strings.Contains(s, "password=") {
+		s = kvPasswordRe.ReplaceAllString(s, "${1}xxxxx")
+	}
+	return s
+}
+
+// redactedError is an error whose message held a secret. Unwrap keeps
+// errors.Is/As working; do not print the unwrapped errors.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// error returns err, or a copy whose message is scrubbed if it held a secret.
+func (rd *redactor) error(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if s := rd.scrub(msg); s != msg {
+		return &redactedError{msg: s, err: err}
+	}
+	return err
+}
+
+// handler wraps h so that messages and attribute values are scrubbed.
+func (rd *redactor) handler(h slog.Handler) slog.Handler {
+	if rh, ok := h.(*redactHandler); ok {
+		h = rh.h
+	}
+	return &redactHandler{h: h, rd: rd}
+}
+
+type redactHandler struct {
+	h  slog.Handler
+	rd *redactor
+}
+
+func (h *redactHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.h.Enabled(ctx, l) }
+
+func (h *redactHandler) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, h.rd.scrub(r.Message), r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(h.rd.attr(a))
+		return true
+	})
+	return h.h.Handle(ctx, out)
+}
+
+func (h *redactHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	out := make([]slog.Attr, len(as))
+	for i, a := range as {
+		out[i] = h.rd.attr(a)
+	}
+	return &redactHandler{h: h.h.WithAttrs(out), rd: h.rd}
+}
+
+func (h *redactHandler) WithGroup(name string) slog.Handler {
+	return &redactHandler{h: h.h.WithGroup(name), rd: h.rd}
+}
+
+func (rd *redactor) attr(a slog.Attr) slog.Attr {
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindString:
+		if s := rd.scrub(v.String()); s != v.String() {
+			return slog.String(a.Key, s)
+		}
+	case slog.KindGroup:
+		g := v.Group()
+		out := make([]slog.Attr, len(g))
+		for i, ga := range g {
+			out[i] = rd.attr(ga)
+		}
+		return slog.Attr{Key: a.Key, Value: slog.GroupValue(out...)}
+	case slog.KindAny:
+		// Handlers print these with %+v (text) or as JSON; both show the
+		// same strings %+v does.
+		s := fmt.Sprintf("%+v", v.Any())
+		if t := rd.scrub(s); t != s {
+			return slog.String(a.Key, t)
+		}
+	}
+	return slog.Attr{Key: a.Key, Value: v}
+}
+
+// String hides the password when a SASLConfig (or a Config holding it) is
+// printed with %v.
+func (s SASLConfig) String() string {
+	pw := ""
+	if s.Password != "" {
+		pw = "xxxxx"
+	}
+	return fmt.Sprintf("{mechanism:%s username:%s password:%s password_file:%s}", s.Mechanism, s.Username, pw, s.PasswordFile)
+}
+
+// GoString hides the password for %#v.
+func (s SASLConfig) GoString() string { return "ingest.SASLConfig" + s.String() }
+
+// hintSuffix returns "; hint", or "" without a hint.
+func hintSuffix(hint string) string { return withHint("", hint) }
