@@ -63,7 +63,8 @@ func appendReference(dst []byte, keyed bool, seq int64, id uint64) []byte {
 }
 
 // referenceBatch holds rows reference events with 1% duplicate keys, the
-// keys starting at base.
+// keys starting at base: half of the duplicates repeat a key of the same
+// batch, half (when base > 0) a key of an earlier batch.
 type referenceBatch struct {
 	keyed, raw []byte // with and without the seq field
 	ends       []int
@@ -73,8 +74,11 @@ func makeReferenceBatch(rows int, base uint64) *referenceBatch {
 	rb := &referenceBatch{}
 	for i := range rows {
 		id := base + uint64(i)
-		if i%100 == 99 {
-			id = base + uint64(i/2) // a duplicate of an earlier key
+		switch {
+		case i%200 == 99:
+			id = base + uint64(i/2) // a duplicate of a key of this batch
+		case i%200 == 199 && base > 0:
+			id = base - 1 - uint64(i) // a key of an earlier batch
 		}
 		rb.keyed = appendReference(rb.keyed, true, int64(i), id)
 		rb.ends = append(rb.ends, len(rb.keyed))
@@ -129,17 +133,23 @@ func benchSetup(b *testing.B) (string, *pgconn.PgConn, *Table, Claim) {
 	return url, c, tbl, claims[0]
 }
 
-// BenchmarkWrite measures the exactly-once path: offsets CAS, COPY into
-// staging, DISTINCT ON merge, COMMIT, for 10k reference rows per batch.
+// BenchmarkWrite measures the exactly-once path for 10k reference rows per
+// batch: offsets CAS and key probe, COPY straight into the target, COMMIT
+// (direct), or offsets CAS, COPY into staging, DISTINCT ON merge, COMMIT
+// (merge, with Sluice's and with PostgreSQL's default session settings).
 func BenchmarkWrite(b *testing.B) {
-	for _, settings := range []string{"", "&temp_buffers=8MB&work_mem=4MB"} {
-		name := "sluice-defaults"
-		if settings != "" {
-			name = "postgres-defaults"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, v := range []struct {
+		name, settings string
+		merge          bool
+	}{
+		{"direct", "", false},
+		{"merge/sluice-defaults", "", true},
+		{"merge/postgres-defaults", "&temp_buffers=8MB&work_mem=4MB", true},
+	} {
+		b.Run(v.name, func(b *testing.B) {
 			url, _, tbl, claim := benchSetup(b)
-			w := NewWriter(url+settings, "sluice", "g")
+			w := NewWriter(url+v.settings, "sluice", "g")
+			w.noDirect = v.merge
 			defer w.Close(context.Background())
 			from := int64(-1)
 			var copyT, mergeT, commitT float64

@@ -23,7 +23,10 @@
 //     merged into the target in key order (DISTINCT ON key, ON CONFLICT per
 //     Policy), or copied straight into a keyless target; dead letters are
 //     inserted and the transaction commits. Either all of that happens or
-//     none of it does.
+//     none of it does. Under PolicyIgnore the keyed merge is replaced by
+//     the direct path (direct.go): duplicates dropped in Go, existing keys
+//     probed, the rest copied straight into the target, with a fallback to
+//     the merge on a concurrent unique violation or deadlock.
 //   - A stale owner (epoch or next_offset mismatch) gets *FencedError and
 //     nothing is written, dead letters included. A batch already committed
 //     by an earlier Write whose answer was lost is recognised (every range

@@ -38,6 +38,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -94,6 +95,9 @@ type Result struct {
 	// Rejected are the tuples PostgreSQL refused, as dead letters committed
 	// with the batch.
 	Rejected []DeadLetter
+	// Direct is set when the tuples were copied straight into the target
+	// (direct.go) rather than merged from the staging table.
+	Direct bool
 	// Replayed is set when the batch had already been committed by an
 	// earlier Write whose outcome was lost; this Write changed nothing and
 	// Rejected is unknown.
@@ -212,6 +216,10 @@ type Writer struct {
 	dlSQL     string
 	p         params
 	rd        copyReader
+	probeArgs params
+	dk        directKeys
+	// noDirect turns the direct path off (benchmarks compare both).
+	noDirect bool
 
 	// stmts counts round trips; tests bound bisection with it.
 	stmts int
@@ -224,6 +232,12 @@ type Writer struct {
 type tableState struct {
 	sql      *tableSQL
 	stagedOn *pgconn.PgConn // connection holding the staging table
+
+	// Set by createStage: the direct path applies (direct.go).
+	direct    bool
+	keyFields []int    // tuple field positions of the key columns (0 is seq)
+	keyOIDs   []uint32 // configured type OIDs of the key columns
+	probe     string   // probeSQL
 }
 
 // NewWriter returns a Writer for connString (a PostgreSQL URL or DSN) that
@@ -362,8 +376,9 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 		return Result{}, err
 	}
 	careful := false
+	direct := !w.noDirect
 	for attempt := 1; ; attempt++ {
-		res, err := w.attempt(ctx, b, ts, careful)
+		res, err := w.attempt(ctx, b, ts, careful, direct)
 		res.Attempts = attempt
 		if err == nil {
 			return res, nil
@@ -372,6 +387,16 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 		switch {
 		case errors.As(err, &fe):
 			return res, err
+		case res.Direct && (pgCode(err) == "23505" || isConflict(err)):
+			// A key committed by a concurrent writer since the probe, or a
+			// deadlock with one: the staging merge handles both.
+			direct = false
+			continue
+		case res.Direct && isRowLevel(err) && b.DeadLetterFor != nil:
+			// A row PostgreSQL refuses: find it under savepoints (careful
+			// attempts always merge).
+			direct, careful = false, true
+			continue
 		case !careful && isRowLevel(err) && b.DeadLetterFor != nil:
 			// Rerun the transaction under savepoints to find the rows.
 			careful = true
@@ -408,7 +433,7 @@ type tx struct {
 
 // attempt runs one transaction. On error the transaction is rolled back or
 // the connection dropped.
-func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful bool) (Result, error) {
+func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful, direct bool) (Result, error) {
 	var res Result
 	conn, err := w.connect(ctx)
 	if err != nil {
@@ -416,15 +441,23 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful 
 	}
 	t := &tx{b: b, ts: ts.sql, conn: conn}
 	if b.Table.Keyed() && ts.stagedOn != conn {
-		if err := w.createStage(ctx, conn, b.Table, ts.sql); err != nil {
+		if err := w.createStage(ctx, conn, b.Table, ts); err != nil {
 			return res, w.abort(ctx, err)
 		}
 		ts.stagedOn = conn
 	}
+	direct = direct && !careful && ts.direct && len(b.Ends) > 0 && w.dk.prepare(b, ts.keyFields)
+	var probe *params
+	if direct {
+		probe = &w.probeArgs
+		probe.reset()
+		w.dk.probeArrays(probe, ts.keyOIDs)
+	}
 
 	start := time.Now()
 	fault("begin") // test-only (fault.go)
-	if err := w.begin(ctx, b); err != nil {
+	existing, err := w.begin(ctx, b, ts.probe, probe)
+	if err != nil {
 		if errors.Is(err, errReplayed) {
 			return Result{Rows: len(b.Ends), Affected: -1, Replayed: true}, nil
 		}
@@ -432,7 +465,22 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful 
 	}
 	fault("copy") // test-only (fault.go)
 
-	if len(b.Ends) > 0 {
+	if direct {
+		res.Direct = true
+		if err := w.dk.dropExisting(existing); err != nil {
+			return res, w.abort(ctx, err)
+		}
+		if len(w.dk.sel) > 0 {
+			w.dk.rd.reset(b, w.dk.sel)
+			w.stmts++
+			tag, err := conn.CopyFrom(ctx, &w.dk.rd, ts.sql.copyTarget)
+			w.dk.rd.reset(nil, nil)
+			if err != nil {
+				return res, w.abort(ctx, err)
+			}
+			t.affected = tag.RowsAffected()
+		}
+	} else if len(b.Ends) > 0 {
 		copySQL := ts.sql.copyTarget
 		if b.Table.Keyed() {
 			copySQL = ts.sql.copyStage
@@ -453,7 +501,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful 
 	res.CopyTime = time.Since(start)
 
 	start = time.Now()
-	if b.Table.Keyed() && len(b.Ends) > 0 {
+	if b.Table.Keyed() && len(b.Ends) > 0 && !direct {
 		if careful {
 			_, err = w.mergeCareful(ctx, t, t.staged, false)
 		} else {
@@ -494,7 +542,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful 
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && !conn.IsClosed() {
 		// The server answered: the transaction is over and did not commit.
-		return Result{}, err
+		return Result{Direct: res.Direct}, err
 	}
 	// The connection broke while COMMIT was in flight: ask the offsets.
 	w.dropConn()
@@ -528,8 +576,10 @@ func (w *Writer) abort(ctx context.Context, err error) error {
 
 // begin opens the transaction and compare-and-sets every range in one
 // round trip. The UPDATE also row-locks the offsets rows, so a claim by a
-// new owner waits for this transaction and then sees its result.
-func (w *Writer) begin(ctx context.Context, b *Batch) error {
+// new owner waits for this transaction and then sees its result. With
+// probeArgs, the direct path's key probe (probeSQL) runs in the same round
+// trip and its rows are returned.
+func (w *Writer) begin(ctx context.Context, b *Batch, probeSQL string, probeArgs *params) ([][][]byte, error) {
 	p := &w.p
 	p.reset()
 	p.text(w.group)
@@ -564,21 +614,29 @@ func (w *Writer) begin(ctx context.Context, b *Batch) error {
 	// Deferred constraints would fail at COMMIT, where no row can be blamed.
 	pb.ExecParams("SET CONSTRAINTS ALL IMMEDIATE", nil, nil, nil, nil)
 	pb.ExecParams(w.casSQL, p.args(), p.oids, p.formats, nil)
+	want := 3
+	if probeArgs != nil {
+		pb.ExecParams(probeSQL, probeArgs.args(), probeArgs.oids, probeArgs.formats, nil)
+		want++
+	}
 	w.stmts++
 	results, err := w.conn.ExecBatch(ctx, &pb).ReadAll()
 	if err != nil {
-		return fmt.Errorf("cannot begin the transaction and compare-and-set the offsets: %w", err)
+		return nil, fmt.Errorf("cannot begin the transaction and compare-and-set the offsets: %w", err)
 	}
-	if len(results) != 3 {
-		return fmt.Errorf("cannot compare-and-set the offsets: expected 3 results, got %d", len(results))
+	if len(results) != want {
+		return nil, fmt.Errorf("cannot compare-and-set the offsets: expected %d results, got %d", want, len(results))
 	}
 	if n := results[2].CommandTag.RowsAffected(); n == int64(len(b.Ranges)) {
-		return nil
+		if probeArgs != nil {
+			return results[3].Rows, nil
+		}
+		return nil, nil
 	}
 	rollback(ctx, w.conn)
 	stored, err := readClaims(ctx, w.conn, w.schema, w.group, b.Ranges)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fe := &FencedError{}
 	replayed := true
@@ -595,9 +653,9 @@ func (w *Writer) begin(ctx context.Context, b *Batch) error {
 		fe.Stored = append(fe.Stored, s)
 	}
 	if replayed {
-		return errReplayed
+		return nil, errReplayed
 	}
-	return fe
+	return nil, fe
 }
 
 // errReplayed reports that every range is already at To under the same
@@ -764,7 +822,8 @@ func (w *Writer) reject(t *tx, i int, err error) {
 //
 // It is a temporary table ON COMMIT DELETE ROWS: no WAL, no catalog churn
 // per batch, emptied by the commit that used it and gone with the session.
-func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table, ts *tableSQL) error {
+func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table, st *tableState) error {
+	ts := st.sql
 	cols, err := describeTarget(ctx, conn, t)
 	if err != nil {
 		return err
@@ -775,12 +834,14 @@ func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table,
 	}
 	var b strings.Builder
 	b.WriteString("CREATE TEMP TABLE IF NOT EXISTS " + ts.stage[len(`"pg_temp".`):] + " (" + pgx.Identifier{seqColumn}.Sanitize() + " int8 NOT NULL")
+	direct := t.OnConflict == PolicyIgnore
 	for i, c := range t.Columns {
 		tc, ok := cols[c.Name]
 		if !ok {
 			return fmt.Errorf("cannot find column %q in table %s: add it or remove it from the configuration, then run sluice migrate", c.Name, t.Name)
 		}
 		b.WriteString(", " + pgx.Identifier{c.Name}.Sanitize() + " ")
+		direct = direct && sameWireFormat(oids[i], tc.baseOID)
 		if sameWireFormat(oids[i], tc.baseOID) {
 			b.WriteString(tc.typ)
 			if tc.notNull {
@@ -795,6 +856,16 @@ func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table,
 	if err := execSimple(ctx, conn, b.String()); err != nil {
 		return fmt.Errorf("cannot create the staging table for %s: %w", t.Name, err)
 	}
+	st.direct = direct
+	st.keyFields, st.keyOIDs = st.keyFields[:0], st.keyOIDs[:0]
+	var keyTypes []string
+	for _, k := range t.Key {
+		i := slices.IndexFunc(t.Columns, func(c Column) bool { return c.Name == k })
+		st.keyFields = append(st.keyFields, 1+i)
+		st.keyOIDs = append(st.keyOIDs, oids[i])
+		keyTypes = append(keyTypes, t.Columns[i].SQLType)
+	}
+	st.probe = probeSQL(t, keyTypes)
 	return nil
 }
 

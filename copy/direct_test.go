@@ -1,0 +1,210 @@
+package pgcopy
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestDirectCrossBatchDuplicates: keys repeated within a batch keep their
+// first occurrence, keys of an earlier batch keep the earlier row, and the
+// batch goes through the direct path.
+func TestDirectCrossBatchDuplicates(t *testing.T) {
+	t.Parallel()
+	tbl := eventsTable()
+	url, c, claims := setup(t, 1, tbl)
+	w := newWriter(t, url)
+	b := newBuilder(tbl, "t", 0)
+	for i, k := range []int64{3, 1, 2, 1, 3} {
+		b.add(int64(i), fInt8(k), fText(fmt.Sprint("first", i)), fInt8(int64(i)))
+	}
+	res, err := w.Write(testCtx(t), b.batch(claims[0].Epoch, -1, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Direct || res.Rows != 5 || res.Affected != 3 || res.Attempts != 1 {
+		t.Fatalf("first batch: %+v", res)
+	}
+	b = newBuilder(tbl, "t", 0)
+	for i, k := range []int64{4, 2, 5, 4, 1} {
+		b.add(int64(5+i), fInt8(k), fText(fmt.Sprint("second", i)), fInt8(int64(5+i)))
+	}
+	res, err = w.Write(testCtx(t), b.batch(claims[0].Epoch, 5, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Direct || res.Affected != 2 || res.Attempts != 1 {
+		t.Fatalf("second batch: %+v", res)
+	}
+	got := queryRows(t, c, "SELECT id, val FROM events ORDER BY id")
+	want := [][]string{{"1", "first1"}, {"2", "first2"}, {"3", "first0"}, {"4", "second0"}, {"5", "second2"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("rows %v, want %v", got, want)
+	}
+	if o := offsetsOf(t, c); o[0].NextOffset != 10 {
+		t.Fatalf("offsets %+v", o)
+	}
+}
+
+// TestDirectFallsBackOnConcurrentKey: a key inserted by another
+// transaction after the probe makes the direct COPY fail with a unique
+// violation once that transaction commits; the batch is rerun through the
+// staging merge and lands exactly once, the concurrent row winning.
+func TestDirectFallsBackOnConcurrentKey(t *testing.T) {
+	t.Parallel()
+	tbl := eventsTable()
+	url, c, claims := setup(t, 1, tbl)
+	w := newWriter(t, url)
+	if _, err := w.connect(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	pid := w.conn.PID()
+	other := connect(t, url)
+	// Uncommitted: invisible to the probe, but COPY must wait for it.
+	mustExec(t, other, "BEGIN; INSERT INTO events VALUES (7, 'other', -1)")
+	b := newBuilder(tbl, "t", 0)
+	for i := range 20 {
+		b.add(int64(i), fInt8(int64(i)), fText("w"), fInt8(int64(i)))
+	}
+	errc := make(chan error, 1)
+	var res Result
+	go func() {
+		var err error
+		res, err = w.Write(testCtx(t), b.batch(claims[0].Epoch, -1, 20))
+		errc <- err
+	}()
+	waitLocked(t, c, pid)
+	mustExec(t, other, "COMMIT")
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if res.Direct || res.Attempts != 2 || res.Affected != 19 {
+		t.Fatalf("result %+v: want a second, merging attempt inserting 19 rows", res)
+	}
+	if n := queryInt(t, c, "SELECT count(*) FROM events"); n != 20 {
+		t.Fatalf("%d rows, want 20", n)
+	}
+	if v := queryRows(t, c, "SELECT val FROM events WHERE id = 7"); v[0][0] != "other" {
+		t.Fatalf("key 7 = %v, want the concurrent row", v)
+	}
+	if o := offsetsOf(t, c); o[0].NextOffset != 20 {
+		t.Fatalf("offsets %+v", o)
+	}
+}
+
+// TestDirectNotForUpdateOrNullKey: on_conflict update and batches with a
+// NULL key take the merge path.
+func TestDirectNotForUpdateOrNullKey(t *testing.T) {
+	t.Parallel()
+	upd := eventsTable()
+	upd.Name = "upd"
+	upd.OnConflict = PolicyUpdate
+	ign := eventsTable()
+	url, c, claims := setup(t, 2, upd, ign)
+	w := newWriter(t, url)
+	b := newBuilder(upd, "t", 0)
+	b.add(0, fInt8(1), fText("a"), fInt8(0))
+	res, err := w.Write(testCtx(t), b.batch(claims[0].Epoch, -1, 1))
+	if err != nil || res.Direct {
+		t.Fatalf("update table: %+v, %v", res, err)
+	}
+	b = newBuilder(ign, "t", 1)
+	b.add(0, fInt8(1), fText("a"), fInt8(0))
+	b.add(1, nil, fText("null key"), fInt8(1))
+	res, err = w.Write(testCtx(t), b.batch(claims[1].Epoch, -1, 2))
+	if err != nil || res.Direct || len(res.Rejected) != 1 || res.Rejected[0].Offset != 1 {
+		t.Fatalf("null key: %+v, %v", res, err)
+	}
+	if n := queryInt(t, c, "SELECT count(*) FROM events"); n != 1 {
+		t.Fatalf("%d rows, want 1", n)
+	}
+}
+
+// TestTupleReader: the stream is the binary COPY framing of the selected
+// tuples without their seq field, and prepare keeps the first occurrence
+// of each key in key order.
+func TestTupleReader(t *testing.T) {
+	tbl := eventsTable()
+	bl := newBuilder(tbl, "t", 0)
+	keys := []int64{5, 3, 5, 9, 3}
+	for i, k := range keys {
+		bl.add(int64(i), fInt8(k), fText(strings.Repeat("v", i)), nil)
+	}
+	b := bl.batch(1, -1, 5)
+	var d directKeys
+	if !d.prepare(b, []int{1}) {
+		t.Fatal("prepare refused a well-formed batch")
+	}
+	if want := []int32{1, 0, 3}; !reflect.DeepEqual(d.sel, want) {
+		t.Fatalf("selected %v, want %v", d.sel, want)
+	}
+	want := AppendHeader(nil)
+	for _, i := range d.sel {
+		want = AppendTupleHeader(want, 3)
+		want = binary.BigEndian.AppendUint32(want, 8)
+		want = binary.BigEndian.AppendUint64(want, uint64(keys[i]))
+		want = binary.BigEndian.AppendUint32(want, uint32(i))
+		want = append(want, strings.Repeat("v", int(i))...)
+		want = binary.BigEndian.AppendUint32(want, 0xffffffff)
+	}
+	want = AppendTrailer(want)
+	for _, chunk := range []int{1, 3, 7, 4096} {
+		d.rd.reset(b, d.sel)
+		var got []byte
+		p := make([]byte, chunk)
+		for {
+			n, err := d.rd.Read(p)
+			got = append(got, p[:n]...)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("chunk %d: stream\n%x\nwant\n%x", chunk, got, want)
+		}
+	}
+	if err := d.dropExisting([][][]byte{{[]byte("2")}}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int32{1, 3}; !reflect.DeepEqual(d.sel, want) {
+		t.Fatalf("after dropping position 2: %v, want %v", d.sel, want)
+	}
+	if err := d.dropExisting([][][]byte{{[]byte("9")}}); err == nil {
+		t.Fatal("an out-of-range probe answer was accepted")
+	}
+	// A NULL key or a tuple without a seq field is left to the merge path.
+	bl = newBuilder(tbl, "t", 0)
+	bl.add(0, nil, fText("x"), nil)
+	if d.prepare(bl.batch(1, -1, 1), []int{1}) {
+		t.Fatal("prepare accepted a NULL key")
+	}
+	if d.prepare(&Batch{Table: tbl, Data: []byte{0, 1, 0, 0, 0, 0}, Ends: []int{6}}, []int{1}) {
+		t.Fatal("prepare accepted a tuple without seq")
+	}
+}
+
+func TestPrepareAllocs(t *testing.T) {
+	rb := makeReferenceBatch(2000, 5000)
+	b := &Batch{Table: referenceTable("public.events"), Data: rb.keyed, Ends: rb.ends}
+	var d directKeys
+	var p params
+	d.prepare(b, []int{1})
+	allocs := testing.AllocsPerRun(10, func() {
+		d.prepare(b, []int{1})
+		p.reset()
+		d.probeArrays(&p, []uint32{2950})
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per batch, want 0", allocs)
+	}
+	if len(d.sel) != 1990 {
+		t.Fatalf("%d distinct keys, want 1990", len(d.sel))
+	}
+}
