@@ -38,10 +38,10 @@ import (
 // directKeys is the per-Writer scratch of the direct path; reused across
 // batches so steady state allocates nothing.
 type directKeys struct {
-	keyBuf []byte     // per tuple: each key field as int32 length + bytes
-	keyEnd []int32    // keyEnd[i] = end of tuple i's key in keyBuf
-	sel    []int32    // tuple indices kept, ascending key order
-	exist  []bool     // indexed by position in sel: the key is in the target
+	keyBuf []byte  // per tuple: each key field as int32 length + bytes
+	keyEnd []int32 // keyEnd[i] = end of tuple i's key in keyBuf
+	sel    []int32 // tuple indices kept, ascending key order
+	exist  []bool  // indexed by position in sel: the key is in the target
 	rd     tupleReader
 }
 
