@@ -27,6 +27,12 @@ lint:
 clean:
 	rm -rf bin
 
+# chaos is the long form of internal/chaos: >= 20 kill -9s, every fault point,
+# three instances, failover/resume timings, a multi-GB backlog's peak RSS.
+# It prints a summary table. (`make test` runs the short form.)
+chaos:
+	SLUICE_CHAOS=long $(GO) test -count=1 -timeout 60m -v -run . ./internal/chaos
+
 # image packages the host-built static binary into a FROM scratch image
 # (docker/Dockerfile.scratch): nothing is pulled, so it works offline. The
 # build context is a temporary directory with only the binary, the passwd and
