@@ -383,9 +383,14 @@ func produceOdd(t *testing.T, c *cluster, parts, n int) []*oddRec {
 		if err := res.FirstErr(); err != nil {
 			t.Fatalf("cannot produce odd records: %v", err)
 		}
-		for i, r := range res {
-			meta[i].offset = r.Record.Offset
-			meta[i].partition = r.Record.Partition
+		// Results come in per-partition order, not in the order given.
+		byRec := make(map[*kgo.Record]*oddRec, len(chunk))
+		for i, r := range chunk {
+			byRec[r] = meta[i]
+		}
+		for _, r := range res {
+			m := byRec[r.Record]
+			m.offset, m.partition = r.Record.Offset, r.Record.Partition
 		}
 		out = append(out, meta...)
 		chunk, meta = nil, nil
