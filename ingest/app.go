@@ -353,7 +353,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 // checkKafka fails fast on an unreachable or misconfigured cluster instead
 // of retrying forever behind the consumer group.
 func (a *App) checkKafka(ctx context.Context) error {
-	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// 15s: kgo tries the seed twice with a 10s dial timeout; a TLS client
+	// on a plaintext listener waits out the handshake.
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	err := a.cl.Ping(pctx)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -202,8 +203,9 @@ func kafkaHint(err error, cfg *KafkaConfig) string {
 		hostErr   x509.HostnameError
 		invalid   x509.CertificateInvalidError
 		record    tls.RecordHeaderError
-		alert     tls.AlertError
+		firstEOF  *kgo.ErrFirstReadEOF
 	)
+	msg := err.Error()
 	switch {
 	case errors.As(err, &unknownCA):
 		return "the broker's certificate is not signed by a trusted CA; set kafka.tls.ca_file to the CA bundle that signed it"
@@ -213,9 +215,11 @@ func kafkaHint(err error, cfg *KafkaConfig) string {
 		return "the broker's certificate is invalid (" + invalid.Error() + "); renew it on the broker"
 	case errors.As(err, &record):
 		return "the broker does not speak TLS on that port; use its TLS (SSL/SASL_SSL) listener port or set kafka.tls.enabled: false"
-	case errors.As(err, &alert) && (uint8(alert) == 116 || uint8(alert) == 42):
-		// 116 certificate_required, 42 bad_certificate
+	case strings.Contains(msg, "remote error: tls: certificate required"):
+		// crypto/tls does not export the type of a received alert.
 		return "the broker requires a client certificate; set kafka.tls.cert_file and kafka.tls.key_file"
+	case strings.Contains(msg, "remote error: tls: bad certificate"), strings.Contains(msg, "remote error: tls: unknown certificate authority"):
+		return "the broker rejects the client certificate; set kafka.tls.cert_file and kafka.tls.key_file to a certificate signed by a CA the broker trusts"
 	case errors.Is(err, kerr.SaslAuthenticationFailed):
 		return fmt.Sprintf("SASL authentication failed for user %q; check kafka.sasl.username, the password (kafka.sasl.password_file, SLUICE_KAFKA_SASL_PASSWORD or SLUICE_KAFKA_SASL_PASSWORD_FILE) and kafka.sasl.mechanism (%s)", cfg.SASL.Username, cfg.SASL.Mechanism)
 	case errors.Is(err, kerr.UnsupportedSaslMechanism):
@@ -224,17 +228,33 @@ func kafkaHint(err error, cfg *KafkaConfig) string {
 		return "the broker requires SASL authentication; set kafka.sasl.mechanism, username and password"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "nothing accepts connections there; check kafka.brokers (host:port)"
+	case errors.As(err, &firstEOF):
+		switch m := firstEOF.Error(); {
+		case strings.Contains(m, "requires TLS"):
+			return "the broker closed the connection at once, as a TLS (SSL or SASL_SSL) listener does to a plaintext client; set kafka.tls.enabled: true"
+		case strings.Contains(m, "SASL is required"):
+			return "the broker closed the connection at once, as a SASL listener does to a client that does not authenticate; set kafka.sasl.mechanism, username and password"
+		}
+		return "the broker closed the connection at once; check kafka.tls.* and kafka.sasl.* against the listener's security protocol"
 	case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
+		var hints []string
+		if cfg.SASL.Mechanism != "" {
+			// Some brokers (kfake among them) close the connection instead
+			// of answering with an authentication error.
+			hints = append(hints, fmt.Sprintf("the broker may have rejected the SASL credentials of user %q; check kafka.sasl.username, the password (kafka.sasl.password_file, SLUICE_KAFKA_SASL_PASSWORD or SLUICE_KAFKA_SASL_PASSWORD_FILE) and kafka.sasl.mechanism (%s)", cfg.SASL.Username, cfg.SASL.Mechanism))
+		} else {
+			hints = append(hints, "if the listener is SASL_PLAINTEXT or SASL_SSL, set kafka.sasl.mechanism, username and password")
+		}
 		if !cfg.TLS.Enabled {
-			return "the broker closed the connection; if its listener is SSL or SASL_SSL, set kafka.tls.enabled: true (and kafka.sasl.* for SASL)"
+			hints = append(hints, "if the listener is SSL or SASL_SSL, set kafka.tls.enabled: true")
 		}
-		if cfg.SASL.Mechanism == "" {
-			return "the broker closed the connection; if its listener is SASL_SSL, set kafka.sasl.mechanism, username and password"
-		}
-		return "the broker closed the connection; check kafka.tls.* and kafka.sasl.* against the listener's security protocol"
+		return "the broker closed the connection; " + strings.Join(hints, "; ")
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
+		if cfg.TLS.Enabled {
+			return "timed out connecting or in the TLS handshake; check kafka.brokers, that a firewall lets this host reach them, and that the port is a TLS listener (a plaintext listener never answers the handshake)"
+		}
 		return "timed out; check kafka.brokers and that a firewall lets this host reach them"
 	}
 	return ""
@@ -434,11 +454,18 @@ func (rd *redactor) attr(a slog.Attr) slog.Attr {
 		}
 		return slog.Attr{Key: a.Key, Value: slog.GroupValue(out...)}
 	case slog.KindAny:
-		// Handlers print these with %+v (text) or as JSON; both show the
-		// same strings %+v does.
+		// The text handler prints these with %+v, the JSON handler marshals
+		// them (ignoring String methods): check both forms.
 		s := fmt.Sprintf("%+v", v.Any())
 		if t := rd.scrub(s); t != s {
 			return slog.String(a.Key, t)
+		}
+		if _, isErr := v.Any().(error); !isErr {
+			if js, err := json.Marshal(v.Any()); err == nil {
+				if t := rd.scrub(string(js)); t != string(js) {
+					return slog.String(a.Key, t)
+				}
+			}
 		}
 	}
 	return slog.Attr{Key: a.Key, Value: v}
@@ -459,3 +486,18 @@ func (s SASLConfig) GoString() string { return "ingest.SASLConfig" + s.String() 
 
 // hintSuffix returns "; hint", or "" without a hint.
 func hintSuffix(hint string) string { return withHint("", hint) }
+
+// String hides the URL's password when a PostgresConfig (or a Config holding
+// it) is printed with %v.
+func (p PostgresConfig) String() string {
+	return fmt.Sprintf("{url:%s schema:%s max_conns:%d password_file:%s}", (&redactor{}).scrub(p.URL), p.Schema, p.MaxConns, p.PasswordFile)
+}
+
+// GoString hides the URL's password for %#v.
+func (p PostgresConfig) GoString() string { return "ingest.PostgresConfig" + p.String() }
+
+// LogValue hides the password when a SASLConfig is logged.
+func (s SASLConfig) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// LogValue hides the URL's password when a PostgresConfig is logged.
+func (p PostgresConfig) LogValue() slog.Value { return slog.StringValue(p.String()) }
