@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/sluice-dev/sluice/bench"
 	"github.com/sluice-dev/sluice/ingest"
 	"github.com/sluice-dev/sluice/internal/demo"
 	"github.com/sluice-dev/sluice/internal/devenv"
@@ -33,6 +34,7 @@ var commands = map[string]command{
 	"demo":         demo.Main,
 	"loadgen":      loadgen.LoadgenMain,
 	"verify":       loadgen.VerifyMain,
+	"bench":        bench.BenchMain,
 }
 
 const usage = `sluice lands Kafka records in PostgreSQL exactly once.
@@ -48,6 +50,7 @@ Commands:
   demo         everything embedded: broker, PostgreSQL, traffic, appliance, verification
   loadgen      produce simulated traffic
   verify       check PostgreSQL against what loadgen sent, exactly once
+  bench        end-to-end benchmark against the raw COPY limit, same run
 
 Run 'sluice COMMAND -h' for a command's flags.
 `

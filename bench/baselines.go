@@ -1,0 +1,331 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sluice-dev/sluice/codec"
+	"github.com/sluice-dev/sluice/loadgen"
+)
+
+// shard is the tuples one baseline connection writes: binary COPY tuples
+// back to back, ends[i] the end of tuple i.
+type shard struct {
+	data []byte
+	ends []int
+}
+
+func (s *shard) tuple(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = s.ends[i-1]
+	}
+	return s.data[start:s.ends[i]]
+}
+
+// workload is the preloaded stream decoded into binary COPY tuples, outside
+// any timing: every good and dup record (for the INSERT writer) and the
+// distinct ones only (for raw COPY), sharded by key over the connections
+// like Kafka partitions by key.
+type workload struct {
+	cols     []string
+	all      []shard
+	distinct []shard
+	rows     int64 // distinct rows
+}
+
+func decodeWorkload(gen loadgen.Options, records int64, conns int) (*workload, error) {
+	g := loadgen.NewGenerator(gen)
+	var cols []codec.Column
+	w := &workload{all: make([]shard, conns), distinct: make([]shard, conns)}
+	for _, c := range g.Columns() {
+		typ, err := codec.ParseType(c.Type)
+		if err != nil {
+			return nil, err
+		}
+		src, err := codec.ParseSource(c.Source)
+		if err != nil {
+			return nil, err
+		}
+		cols = append(cols, codec.Column{Name: c.Name, Type: typ, Source: src, Path: c.Path, Required: c.Required})
+		w.cols = append(w.cols, c.Name)
+	}
+	dec, err := codec.NewDecoder(codec.FormatJSON, cols, codec.Options{MaxRecordBytes: 1 << 20})
+	if err != nil {
+		return nil, fmt.Errorf("cannot build a decoder for the %s schema: %w", gen.Schema, err)
+	}
+	seed := maphash.MakeSeed()
+	var r loadgen.Rec
+	var rec codec.Record
+	now := time.Now()
+	for i := range records {
+		g.At(i, &r)
+		if r.Kind != loadgen.KindGood && r.Kind != loadgen.KindDup {
+			continue // bad records are dead letters, not rows
+		}
+		rec = codec.Record{Topic: gen.Topic, Offset: i, Timestamp: now, Key: r.Key, Value: r.Value}
+		sh := int(maphash.Bytes(seed, r.Key) % uint64(conns))
+		for _, s := range []*shard{&w.all[sh], &w.distinct[sh]} {
+			if s == &w.distinct[sh] && r.Kind == loadgen.KindDup {
+				continue
+			}
+			mark := len(s.data)
+			s.data = binary.BigEndian.AppendUint16(s.data, uint16(dec.NumFields()))
+			s.data, err = dec.AppendFields(s.data, &rec)
+			if err != nil {
+				return nil, fmt.Errorf("cannot decode record %d for the baselines: %w", i, err)
+			}
+			if mark == len(s.data) {
+				return nil, fmt.Errorf("cannot decode record %d: empty tuple", i)
+			}
+			s.ends = append(s.ends, len(s.data))
+		}
+		if r.Kind == loadgen.KindGood {
+			w.rows++
+		}
+	}
+	return w, nil
+}
+
+// baselines measures the raw COPY limit and the plain INSERT writer on
+// fresh copies of s's table.
+func (e *env) baselines(ctx context.Context, s *stream, o Options) (raw, ins *Throughput, err error) {
+	logf(o.Log, "decoding %d records into binary tuples for the baselines (not timed) …", s.stats.Records)
+	w, err := decodeWorkload(s.gen, s.stats.Records, o.MaxConns)
+	if err != nil {
+		return nil, nil, err
+	}
+	if w.rows != s.stats.Committed[loadgen.KindGood] {
+		return nil, nil, fmt.Errorf("cannot use the decoded workload: %d distinct rows decoded, %d good records committed", w.rows, s.stats.Committed[loadgen.KindGood])
+	}
+	rawTable, insTable := s.table+"_rawcopy", s.table+"_insert"
+	if err := e.cloneTable(ctx, s.table, rawTable, insTable); err != nil {
+		return nil, nil, err
+	}
+
+	if err := e.checkpoint(ctx); err != nil {
+		return nil, nil, err
+	}
+	logf(o.Log, "raw COPY limit: %d distinct rows over %d connections, %d rows per COPY …", w.rows, o.MaxConns, o.BatchRows)
+	d, err := e.parallel(ctx, w.distinct, func(ctx context.Context, c *pgconn.PgConn, sh *shard) error {
+		return copyShard(ctx, c, sh, rawTable, w.cols, o.BatchRows)
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot run the raw COPY baseline: %w", err)
+	}
+	t := newThroughput(d, s.stats.Records, w.rows, s.stats.CommittedBytes)
+	raw = &t
+	logf(o.Log, "  %.2fs: %.0f rows/s, %.1f MB/s", t.Seconds, t.RowsPerSec, t.MBPerSec)
+
+	if err := e.checkpoint(ctx); err != nil {
+		return nil, nil, err
+	}
+	logf(o.Log, "INSERT … ON CONFLICT DO NOTHING: %d records, %d rows per statement, commit every %d rows …", s.stats.Records, o.InsertRows, o.BatchRows)
+	d, err = e.parallel(ctx, w.all, func(ctx context.Context, c *pgconn.PgConn, sh *shard) error {
+		return insertShard(ctx, c, sh, insTable, w.cols, o.InsertRows, o.BatchRows)
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot run the INSERT baseline: %w", err)
+	}
+	t2 := newThroughput(d, s.stats.Records, w.rows, s.stats.CommittedBytes)
+	ins = &t2
+	logf(o.Log, "  %.2fs: %.0f rows/s, %.1f MB/s", t2.Seconds, t2.RowsPerSec, t2.MBPerSec)
+	if err := e.countRows(ctx, rawTable, w.rows); err != nil {
+		return nil, nil, err
+	}
+	if err := e.countRows(ctx, insTable, w.rows); err != nil {
+		return nil, nil, err
+	}
+	return raw, ins, nil
+}
+
+// cloneTable creates empty copies of table (columns, defaults, primary key
+// and indexes).
+func (e *env) cloneTable(ctx context.Context, table string, clones ...string) error {
+	c, err := pgx.Connect(ctx, e.pgURL)
+	if err != nil {
+		return fmt.Errorf("cannot connect to PostgreSQL: %w", err)
+	}
+	defer c.Close(context.Background())
+	for _, cl := range clones {
+		if _, err := c.Exec(ctx, "CREATE TABLE "+cl+" (LIKE "+table+" INCLUDING ALL)"); err != nil {
+			return fmt.Errorf("cannot create the baseline table %s: %w", cl, err)
+		}
+		if e.pg == nil {
+			e.owned = append(e.owned, cl)
+		}
+	}
+	return nil
+}
+
+func (e *env) countRows(ctx context.Context, table string, want int64) error {
+	c, err := pgx.Connect(ctx, e.pgURL)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.Background())
+	var n int64
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+		return fmt.Errorf("cannot count the rows of %s: %w", table, err)
+	}
+	if n != want {
+		return fmt.Errorf("baseline table %s holds %d rows, want %d: the baseline is broken", table, n, want)
+	}
+	return nil
+}
+
+// parallel connects one connection per shard, then times f over all shards
+// at once.
+func (e *env) parallel(ctx context.Context, shards []shard, f func(context.Context, *pgconn.PgConn, *shard) error) (time.Duration, error) {
+	conns := make([]*pgconn.PgConn, len(shards))
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close(context.Background())
+			}
+		}
+	}()
+	for i := range conns {
+		c, err := pgconn.Connect(ctx, e.pgURL)
+		if err != nil {
+			return 0, fmt.Errorf("cannot connect to PostgreSQL: %w", err)
+		}
+		conns[i] = c
+	}
+	errs := make([]error, len(shards))
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range shards {
+		wg.Go(func() { errs[i] = f(ctx, conns[i], &shards[i]) })
+	}
+	wg.Wait()
+	d := time.Since(start)
+	for _, err := range errs {
+		if err != nil {
+			return d, err
+		}
+	}
+	return d, nil
+}
+
+const (
+	copyHeader  = "PGCOPY\n\xff\r\n\x00" + "\x00\x00\x00\x00" + "\x00\x00\x00\x00"
+	copyTrailer = "\xff\xff"
+)
+
+func quoteCols(cols []string) string {
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = pgx.Identifier{c}.Sanitize()
+	}
+	return strings.Join(q, ", ")
+}
+
+func qualified(table string) string {
+	return pgx.Identifier(strings.SplitN(table, ".", 2)).Sanitize()
+}
+
+// copyShard copies sh in chunks of rows tuples, one COPY (and one
+// transaction) per chunk.
+func copyShard(ctx context.Context, c *pgconn.PgConn, sh *shard, table string, cols []string, rows int) error {
+	sql := "COPY " + qualified(table) + " (" + quoteCols(cols) + ") FROM STDIN (FORMAT binary)"
+	hdr, trl := []byte(copyHeader), []byte(copyTrailer)
+	for lo := 0; lo < len(sh.ends); lo += rows {
+		hi := min(lo+rows, len(sh.ends))
+		start := 0
+		if lo > 0 {
+			start = sh.ends[lo-1]
+		}
+		r := io.MultiReader(bytes.NewReader(hdr), bytes.NewReader(sh.data[start:sh.ends[hi-1]]), bytes.NewReader(trl))
+		if _, err := c.CopyFrom(ctx, r, sql); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// insertShard inserts sh with multi-row INSERT … ON CONFLICT DO NOTHING,
+// per statement rows tuples as binary parameters (a COPY field is exactly
+// a binary parameter value), one transaction per txRows tuples. Full
+// statements are prepared once.
+func insertShard(ctx context.Context, c *pgconn.PgConn, sh *shard, table string, cols []string, per, txRows int) error {
+	stmt := func(n int) string {
+		var b strings.Builder
+		b.WriteString("INSERT INTO " + qualified(table) + " (" + quoteCols(cols) + ") VALUES ")
+		p := 1
+		for r := range n {
+			if r > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteByte('(')
+			for k := range cols {
+				if k > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString("$" + strconv.Itoa(p))
+				p++
+			}
+			b.WriteByte(')')
+		}
+		b.WriteString(" ON CONFLICT DO NOTHING")
+		return b.String()
+	}
+	if _, err := c.Prepare(ctx, "bench_insert", stmt(per), nil); err != nil {
+		return err
+	}
+	formats := []int16{1}
+	var params [][]byte
+	inTx := 0
+	exec := func(sql string) error { _, err := c.Exec(ctx, sql).ReadAll(); return err }
+	for lo := 0; lo < len(sh.ends); lo += per {
+		hi := min(lo+per, len(sh.ends))
+		if inTx == 0 {
+			if err := exec("BEGIN"); err != nil {
+				return err
+			}
+		}
+		params = params[:0]
+		for i := lo; i < hi; i++ {
+			t := sh.tuple(i)
+			off := 2
+			for range cols {
+				n := int32(binary.BigEndian.Uint32(t[off:]))
+				off += 4
+				if n < 0 {
+					params = append(params, nil)
+					continue
+				}
+				params = append(params, t[off:off+int(n)])
+				off += int(n)
+			}
+		}
+		var err error
+		if hi-lo == per {
+			_, err = c.ExecPrepared(ctx, "bench_insert", params, formats, nil).Close()
+		} else {
+			_, err = c.ExecParams(ctx, stmt(hi-lo), params, nil, formats, nil).Close()
+		}
+		if err != nil {
+			return err
+		}
+		inTx += hi - lo
+		if inTx >= txRows || hi == len(sh.ends) {
+			if err := exec("COMMIT"); err != nil {
+				return err
+			}
+			inTx = 0
+		}
+	}
+	return nil
+}

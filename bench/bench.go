@@ -1,0 +1,676 @@
+// Package bench is Sluice's benchmark harness: `sluice bench` (one
+// end-to-end run against the raw COPY limit) and `sluice report` (a
+// capacity sweep written as Markdown with SVG charts).
+//
+// Contract:
+//
+//   - Run brings up the embedded environment (a private PostgreSQL with
+//     fsync and synchronous_commit on, and the in-process kfake broker) or
+//     uses the given brokers and PostgreSQL, preloads Options.Records
+//     loadgen records (1% verbatim duplicates by default) and measures, in
+//     one process and one run, on fresh tables with the same primary key:
+//     (a) the raw COPY limit: the distinct rows, decoded with codec before
+//     the clock starts, copied in binary by MaxConns parallel connections
+//     (sharded by key, BatchRows rows per COPY, each its own transaction);
+//     (b) a plain writer: multi-row INSERT … ON CONFLICT DO NOTHING of every
+//     record (duplicates included) over the same connections, InsertRows
+//     rows per statement, committed every BatchRows rows; (c) Sluice: the
+//     appliance (ingest.New/Run in-process) drains the topic, timed from
+//     Run to the moment the offsets stored in PostgreSQL reach the log end.
+//     Each phase starts after a CHECKPOINT. Throughputs are of the same
+//     workload (the same records, the same distinct rows landed), so a
+//     ratio is a ratio of times.
+//   - Then, with the appliance still running, records are produced at
+//     LatencyFraction of Sluice's measured rate for LatencyFor into a second
+//     topic and table, and the p50/p99 of record timestamp to commit are read
+//     from ingest.App.EndToEndQuantile.
+//   - Every table Sluice wrote is checked with loadgen.Verify; Run returns
+//     an error (and the result) when a check fails: a benchmark that loses
+//     data is worthless.
+//   - CPU is read from /proc: utime+stime of this process (the appliance,
+//     and with the embedded broker the broker too) and of the private
+//     cluster's postmaster and its children (found through the data
+//     directory's postmaster.pid; unknown for an external PostgreSQL).
+//     Peak RSS is this process's VmHWM, reset through /proc/self/clear_refs
+//     when the drain starts: the appliance's peak, plus the embedded
+//     broker's fetch handling and the preloaded log it holds (reported
+//     separately as the RSS at drain start).
+//
+// Timings belong here and in reports, never in tests: `go test ./bench`
+// asserts only that results are well formed and verified.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-dev/sluice/ingest"
+	"github.com/sluice-dev/sluice/internal/devenv"
+	"github.com/sluice-dev/sluice/loadgen"
+)
+
+// Options configures Run. Zero fields take the defaults documented on each.
+type Options struct {
+	Brokers  []string `json:"brokers,omitempty"`  // empty: the embedded kfake broker
+	Postgres string   `json:"postgres,omitempty"` // empty: a private durable cluster
+
+	Schema     string        `json:"schema"`      // loadgen schema; default reference
+	Records    int64         `json:"records"`     // preloaded records; default 1,000,000
+	DupRatio   float64       `json:"dup_ratio"`   // verbatim re-sends; default 0.01 (negative: none)
+	Seed       int64         `json:"seed"`        // loadgen seed; default 1
+	Partitions int           `json:"partitions"`  // default 4
+	MaxConns   int           `json:"max_conns"`   // postgres.max_conns and the baselines' connections; default 2
+	BatchRows  int           `json:"batch_rows"`  // batch.max_rows; default 50000
+	BatchBytes int64         `json:"batch_bytes"` // batch.max_bytes; default 32 MiB
+	MaxAge     time.Duration `json:"max_age"`     // batch.max_age; default 250ms
+	InsertRows int           `json:"insert_rows"` // rows per INSERT statement of the plain writer; default 1000
+
+	LatencyFor      time.Duration `json:"latency_for"`      // default 15s; negative skips the latency phase
+	LatencyFraction float64       `json:"latency_fraction"` // of Sluice's measured records/s; default 0.5
+
+	SkipBaselines bool `json:"skip_baselines,omitempty"` // skip the raw COPY and INSERT phases
+
+	// Log receives progress lines; nil discards them.
+	Log io.Writer `json:"-"`
+}
+
+func (o *Options) ensureDefaults() {
+	if o.Schema == "" {
+		o.Schema = loadgen.SchemaReference
+	}
+	if o.Records == 0 {
+		o.Records = 1_000_000
+	}
+	if o.DupRatio == 0 {
+		o.DupRatio = 0.01
+	}
+	if o.DupRatio < 0 {
+		o.DupRatio = 0
+	}
+	if o.Seed == 0 {
+		o.Seed = 1
+	}
+	if o.Partitions == 0 {
+		o.Partitions = 4
+	}
+	if o.MaxConns == 0 {
+		o.MaxConns = 2
+	}
+	if o.BatchRows == 0 {
+		o.BatchRows = 50000
+	}
+	if o.BatchBytes == 0 {
+		o.BatchBytes = 32 << 20
+	}
+	if o.MaxAge == 0 {
+		o.MaxAge = 250 * time.Millisecond
+	}
+	if o.InsertRows == 0 {
+		o.InsertRows = 1000
+	}
+	if o.LatencyFor == 0 {
+		o.LatencyFor = 15 * time.Second
+	}
+	if o.LatencyFraction == 0 {
+		o.LatencyFraction = 0.5
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+}
+
+func (o *Options) validate() error {
+	switch {
+	case o.Records < 1000:
+		return fmt.Errorf("cannot benchmark %d records; use --records 1000 or more", o.Records)
+	case o.Partitions < 1:
+		return fmt.Errorf("cannot use %d partitions; use --partitions 1 or more", o.Partitions)
+	case o.MaxConns < 1:
+		return fmt.Errorf("cannot use %d connections; use --max-conns 1 or more", o.MaxConns)
+	case o.BatchRows < 1 || o.BatchBytes < 1024:
+		return fmt.Errorf("cannot use batches of %d rows and %d bytes; use --batch-rows ≥ 1 and --batch-bytes ≥ 1024", o.BatchRows, o.BatchBytes)
+	case o.InsertRows < 1 || o.InsertRows > 5000:
+		return fmt.Errorf("cannot use %d rows per INSERT; use --insert-rows between 1 and 5000 (PostgreSQL allows 65535 parameters)", o.InsertRows)
+	case o.DupRatio > 0.5:
+		return fmt.Errorf("cannot use dup ratio %v; use a fraction up to 0.5", o.DupRatio)
+	case o.LatencyFraction <= 0 || o.LatencyFraction > 2:
+		return fmt.Errorf("cannot produce at %v of the measured rate; use --latency-fraction in (0, 2]", o.LatencyFraction)
+	}
+	switch o.Schema {
+	case loadgen.SchemaReference, loadgen.SchemaNarrow, loadgen.SchemaWide:
+	default:
+		return fmt.Errorf("cannot use schema %q; use reference, narrow or wide", o.Schema)
+	}
+	return nil
+}
+
+// Throughput is one writer's time for the workload.
+type Throughput struct {
+	Seconds    float64 `json:"seconds"`
+	Records    int64   `json:"records"` // records of the workload (duplicates included)
+	Rows       int64   `json:"rows"`    // distinct rows landed
+	Bytes      int64   `json:"bytes"`   // JSON value bytes of the workload
+	RowsPerSec float64 `json:"rows_per_sec"`
+	MBPerSec   float64 `json:"mb_per_sec"` // of the JSON input, 10^6 bytes
+	GBPerDay   float64 `json:"gb_per_day"` // MBPerSec × 86.4
+}
+
+func newThroughput(d time.Duration, records, rows, bytes int64) Throughput {
+	s := d.Seconds()
+	t := Throughput{Seconds: s, Records: records, Rows: rows, Bytes: bytes}
+	if s > 0 {
+		t.RowsPerSec = float64(rows) / s
+		t.MBPerSec = float64(bytes) / 1e6 / s
+		t.GBPerDay = t.MBPerSec * 86.4
+	}
+	return t
+}
+
+// Latency is the end-to-end latency at a fixed produce rate.
+type Latency struct {
+	Fraction      float64 `json:"fraction"`        // of the measured maximum records/s
+	RecordsPerSec float64 `json:"records_per_sec"` // offered
+	MBPerSec      float64 `json:"mb_per_sec"`      // offered
+	Records       int64   `json:"records"`
+	Seconds       float64 `json:"seconds"`
+	P50, P99      float64 `json:"-"`
+	P50Sec        float64 `json:"p50_seconds"`
+	P99Sec        float64 `json:"p99_seconds"`
+}
+
+// CPU is CPU time spent during the drain, in seconds.
+type CPU struct {
+	Appliance float64 `json:"appliance_seconds"` // this process (appliance; with the embedded broker, the broker too)
+	Postgres  float64 `json:"postgres_seconds"`  // postmaster and children; -1: unknown (external PostgreSQL)
+	Wall      float64 `json:"wall_seconds"`
+	Cores     int     `json:"cores"`
+}
+
+// Result is what Run measured.
+type Result struct {
+	Options Options     `json:"options"`
+	Sluice  Throughput  `json:"sluice"`
+	RawCopy *Throughput `json:"raw_copy,omitempty"`
+	Insert  *Throughput `json:"insert,omitempty"`
+	// RatioRawCopy and RatioInsert are Sluice's throughput over (a) and (b).
+	RatioRawCopy float64   `json:"ratio_raw_copy,omitempty"`
+	RatioInsert  float64   `json:"ratio_insert,omitempty"`
+	Batches      uint64    `json:"batches"`
+	Latency      []Latency `json:"latency,omitempty"`
+	CPU          CPU       `json:"cpu"`
+	// PeakRSS is VmHWM of this process during the drain; StartRSS its RSS
+	// when the drain started (the embedded broker's preloaded log, ...).
+	PeakRSS   int64    `json:"peak_rss_bytes"`
+	StartRSS  int64    `json:"start_rss_bytes"`
+	RSSMethod string   `json:"rss_method"`
+	Verified  bool     `json:"verified"`
+	Verify    []string `json:"verify"` // one summary per table checked
+	Env       string   `json:"environment"`
+}
+
+// Run runs the benchmark described by o. It returns the result and an
+// error when any phase fails, including the exactly-once check.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	o.ensureDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	e, err := startEnv(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	res := &Result{Options: o, Env: e.describe()}
+	logf(o.Log, "environment: %s", res.Env)
+
+	spec := pointSpec{
+		Partitions: o.Partitions, MaxConns: o.MaxConns, BatchRows: o.BatchRows, BatchBytes: o.BatchBytes,
+		MaxAge: o.MaxAge, Records: o.Records, Seed: o.Seed,
+	}
+	if o.LatencyFor > 0 {
+		spec.Latency = []float64{o.LatencyFraction}
+		spec.LatencyFor = o.LatencyFor
+	}
+	if !o.SkipBaselines {
+		spec.before = func(ctx context.Context, s *stream) error {
+			raw, ins, err := e.baselines(ctx, s, o)
+			if err != nil {
+				return err
+			}
+			res.RawCopy, res.Insert = raw, ins
+			return nil
+		}
+	}
+	pr, err := e.point(ctx, o, spec)
+	if pr != nil {
+		res.Sluice = pr.Drain
+		res.Batches = pr.Batches
+		res.Latency = pr.Latency
+		res.CPU = pr.CPU
+		res.PeakRSS, res.StartRSS, res.RSSMethod = pr.PeakRSS, pr.StartRSS, pr.RSSMethod
+		res.Verified = pr.Verified
+		res.Verify = pr.Verify
+		if res.RawCopy != nil && res.RawCopy.Seconds > 0 && pr.Drain.Seconds > 0 {
+			res.RatioRawCopy = res.RawCopy.Seconds / pr.Drain.Seconds
+		}
+		if res.Insert != nil && res.Insert.Seconds > 0 && pr.Drain.Seconds > 0 {
+			res.RatioInsert = res.Insert.Seconds / pr.Drain.Seconds
+		}
+	}
+	return res, err
+}
+
+func logf(w io.Writer, format string, args ...any) {
+	fmt.Fprintf(w, "bench: "+format+"\n", args...)
+}
+
+// env is the environment a run stands on.
+type env struct {
+	pgURL   string
+	brokers []string
+	pg      *devenv.Postgres
+	broker  *devenv.Broker
+	run     string // unique suffix of this run's topics, tables and groups
+	n       int
+	owned   []string // tables created in an external PostgreSQL, dropped at close
+}
+
+func startEnv(ctx context.Context, o Options) (*env, error) {
+	e := &env{run: fmt.Sprintf("%d", time.Now().UnixNano()%1e9)}
+	if o.Postgres == "" {
+		pg, err := devenv.StartPostgres(ctx, devenv.PostgresOptions{Durable: true})
+		if err != nil {
+			return nil, err
+		}
+		e.pg = pg
+		url, err := pg.CreateDatabase(ctx, "sluice_bench")
+		if err != nil {
+			pg.Stop()
+			return nil, fmt.Errorf("cannot create the benchmark database: %w", err)
+		}
+		e.pgURL = url
+	} else {
+		e.pgURL = o.Postgres
+	}
+	if len(o.Brokers) == 0 {
+		b, err := devenv.StartBroker(devenv.BrokerOptions{Partitions: o.Partitions})
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.broker = b
+		e.brokers = b.Addrs()
+	} else {
+		e.brokers = o.Brokers
+	}
+	return e, nil
+}
+
+func (e *env) describe() string {
+	pg := "PostgreSQL " + redactURL(e.pgURL)
+	if e.pg != nil {
+		pg = fmt.Sprintf("private PostgreSQL %s:%d (fsync on, synchronous_commit on)", e.pg.Host, e.pg.Port)
+	}
+	k := "Kafka " + strings.Join(e.brokers, ",")
+	if e.broker != nil {
+		k = "embedded kfake broker " + e.brokers[0]
+	}
+	return fmt.Sprintf("%s; %s; %d CPUs", pg, k, runtime.NumCPU())
+}
+
+func redactURL(u string) string {
+	if i := strings.Index(u, "@"); i >= 0 {
+		if j := strings.Index(u, "://"); j >= 0 && j < i {
+			return u[:j+3] + "…" + u[i:]
+		}
+	}
+	return u
+}
+
+func (e *env) close() {
+	if len(e.owned) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if c, err := pgx.Connect(ctx, e.pgURL); err == nil {
+			for _, t := range e.owned {
+				c.Exec(ctx, "DROP TABLE IF EXISTS "+t)
+			}
+			c.Close(ctx)
+		}
+		cancel()
+	}
+	if e.broker != nil {
+		e.broker.Close()
+	}
+	if e.pg != nil {
+		e.pg.Stop()
+	}
+}
+
+// stream is one topic and the table it lands in.
+type stream struct {
+	topic, table string
+	gen          loadgen.Options
+	stats        loadgen.Stats
+}
+
+func (e *env) newStream(schema string, partitions int, seed int64) *stream {
+	e.n++
+	name := fmt.Sprintf("bench_%s_%d", e.run, e.n)
+	s := &stream{topic: name, table: "public." + name}
+	s.gen = loadgen.Options{Seed: seed, Schema: schema, Topic: name, Partitions: partitions}
+	if e.pg == nil {
+		e.owned = append(e.owned, s.table)
+	}
+	return s
+}
+
+// pointSpec is one appliance configuration and workload.
+type pointSpec struct {
+	Partitions, MaxConns, BatchRows int
+	BatchBytes                      int64
+	MaxAge                          time.Duration
+	Records                         int64
+	Seed                            int64
+	Latency                         []float64 // fractions of the drain rate, each measured for LatencyFor
+	LatencyFor                      time.Duration
+
+	// before runs after the preload and before the drain (the baselines).
+	before func(ctx context.Context, s *stream) error
+}
+
+// pointResult is what one pointSpec measured.
+type pointResult struct {
+	Drain     Throughput
+	Batches   uint64
+	Latency   []Latency
+	CPU       CPU
+	PeakRSS   int64
+	StartRSS  int64
+	RSSMethod string
+	Verified  bool
+	Verify    []string
+}
+
+// point preloads a topic, drains it through a fresh appliance, measures
+// latency at the requested rates on further topics, and verifies every
+// table.
+func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult, error) {
+	drain := e.newStream(o.Schema, sp.Partitions, sp.Seed)
+	drain.gen.Records = sp.Records
+	drain.gen.DupRatio = o.DupRatio
+	var lat []*stream
+	for i := range sp.Latency {
+		s := e.newStream(o.Schema, sp.Partitions, sp.Seed+int64(i)+1)
+		s.gen.DupRatio = o.DupRatio
+		lat = append(lat, s)
+	}
+	all := append([]*stream{drain}, lat...)
+	if err := e.createTopics(ctx, all, sp.Partitions); err != nil {
+		return nil, err
+	}
+
+	logf(o.Log, "preloading %d %s records (%.1f%% duplicates) into %s (%d partitions)", sp.Records, o.Schema, 100*o.DupRatio, drain.topic, sp.Partitions)
+	st, err := loadgen.Produce(ctx, e.brokers, drain.gen, nil)
+	if err != nil {
+		return nil, fmt.Errorf("cannot preload the benchmark topic: %w", err)
+	}
+	if st.Failed.Total() > 0 || st.Interrupted {
+		return nil, fmt.Errorf("cannot preload the benchmark topic: %d records failed (interrupted %v); check the broker", st.Failed.Total(), st.Interrupted)
+	}
+	drain.stats = st
+
+	cfg, err := e.config(o, sp, all)
+	if err != nil {
+		return nil, err
+	}
+	if err := ingest.Migrate(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if sp.before != nil {
+		if err := sp.before(ctx, drain); err != nil {
+			return nil, err
+		}
+	}
+	ends, err := e.endOffsets(ctx, drain.topic)
+	if err != nil {
+		return nil, err
+	}
+
+	// The drain.
+	runtime.GC()
+	debug.FreeOSMemory()
+	if err := e.checkpoint(ctx); err != nil {
+		return nil, err
+	}
+	app, err := ingest.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		return nil, err
+	}
+	db, err := pgx.Connect(ctx, e.pgURL)
+	if err != nil {
+		return nil, fmt.Errorf("cannot connect to PostgreSQL to watch the offsets: %w", err)
+	}
+	defer db.Close(context.Background())
+
+	pr := &pointResult{RSSMethod: "VmHWM of the bench process (appliance in-process, with the embedded broker when used), reset at drain start via /proc/self/clear_refs"}
+	rssOK := resetPeakRSS() == nil
+	pr.StartRSS, _ = readRSS("VmRSS")
+	cpu0 := e.cpuNow()
+	appCtx, stopApp := context.WithCancel(context.Background())
+	defer stopApp()
+	appDone := make(chan error, 1)
+	logf(o.Log, "draining through the appliance (%d connections, batches of %d rows) …", sp.MaxConns, sp.BatchRows)
+	start := time.Now()
+	go func() { appDone <- app.Run(appCtx) }()
+	if err := waitStored(ctx, db, cfg.Kafka.Group, drain.topic, ends, appDone); err != nil {
+		return nil, err
+	}
+	elapsed := time.Since(start)
+	cpu1 := e.cpuNow()
+	if rssOK {
+		pr.PeakRSS, _ = readRSS("VmHWM")
+	} else {
+		pr.RSSMethod = "unavailable (/proc/self/clear_refs not writable)"
+	}
+	pr.CPU = cpu1.sub(cpu0, elapsed)
+	pr.Drain = newThroughput(elapsed, st.Records, st.Committed[loadgen.KindGood], st.CommittedBytes)
+	pr.Batches = app.Stats().BatchesCommitted
+	logf(o.Log, "drained %d records in %.2fs: %.0f rows/s, %.1f MB/s", st.Records, elapsed.Seconds(), pr.Drain.RowsPerSec, pr.Drain.MBPerSec)
+
+	// Latency at fixed rates, the appliance consuming live.
+	recBytes := float64(st.CommittedBytes) / float64(max(st.Committed.Total(), 1))
+	for i, frac := range sp.Latency {
+		s := lat[i]
+		rate := frac * float64(st.Records) / elapsed.Seconds()
+		s.gen.Rate = rate
+		s.gen.Duration = sp.LatencyFor
+		logf(o.Log, "latency at %.0f%% of the measured rate: %.0f records/s for %v …", 100*frac, rate, sp.LatencyFor)
+		app.ResetLatency()
+		t0 := time.Now()
+		lst, err := loadgen.Produce(ctx, e.brokers, s.gen, nil)
+		if err != nil {
+			return pr, fmt.Errorf("cannot produce the latency workload: %w", err)
+		}
+		produced := time.Since(t0)
+		s.stats = lst
+		s.gen.Records = lst.Records
+		lends, err := e.endOffsets(ctx, s.topic)
+		if err != nil {
+			return pr, err
+		}
+		if err := waitStored(ctx, db, cfg.Kafka.Group, s.topic, lends, appDone); err != nil {
+			return pr, err
+		}
+		l := Latency{Fraction: frac, RecordsPerSec: rate, MBPerSec: rate * recBytes / 1e6, Records: lst.Records,
+			Seconds: produced.Seconds(), P50: app.EndToEndQuantile(0.5), P99: app.EndToEndQuantile(0.99)}
+		l.P50Sec, l.P99Sec = l.P50, l.P99
+		pr.Latency = append(pr.Latency, l)
+		logf(o.Log, "  p50 %.3fs, p99 %.3fs", l.P50, l.P99)
+	}
+	stopApp()
+	if err := <-appDone; err != nil {
+		return pr, fmt.Errorf("the appliance failed: %w", err)
+	}
+
+	// Exactly once, for every table.
+	pr.Verified = true
+	for _, s := range all {
+		vo := loadgen.VerifyOptions{Gen: s.gen, Stats: &s.stats, Table: s.table}
+		rep, err := loadgen.Verify(ctx, e.pgURL, vo)
+		if err != nil {
+			pr.Verified = false
+			return pr, fmt.Errorf("cannot verify %s: %w", s.table, err)
+		}
+		var b strings.Builder
+		rep.WriteSummary(&b)
+		pr.Verify = append(pr.Verify, strings.TrimRight(b.String(), "\n"))
+		if !rep.OK() {
+			pr.Verified = false
+		}
+	}
+	if !pr.Verified {
+		return pr, errors.New("exactly-once check failed:\n" + strings.Join(pr.Verify, "\n"))
+	}
+	logf(o.Log, "verified %d tables: exactly once", len(all))
+	return pr, nil
+}
+
+// config is the appliance configuration for sp over streams.
+func (e *env) config(o Options, sp pointSpec, streams []*stream) (*ingest.Config, error) {
+	var tables strings.Builder
+	for _, s := range streams {
+		tables.WriteString(indent(loadgen.TableConfigYAML(o.Schema, s.table, s.topic), "  "))
+	}
+	y := fmt.Sprintf(`
+kafka:
+  brokers: [%s]
+  group: sluice-bench-%s-%d
+postgres:
+  url: %q
+  max_conns: %d
+batch:
+  max_rows: %d
+  max_bytes: %d
+  max_age: %s
+metrics:
+  listen: ""
+tables:
+%s`, quoteList(e.brokers), e.run, e.n, e.pgURL, sp.MaxConns, sp.BatchRows, sp.BatchBytes, sp.MaxAge, tables.String())
+	cfg, err := ingest.Parse([]byte(y), func(string) string { return "" })
+	if err != nil {
+		return nil, fmt.Errorf("cannot build the benchmark configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+func (e *env) createTopics(ctx context.Context, ss []*stream, partitions int) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...))
+	if err != nil {
+		return fmt.Errorf("cannot create a Kafka client for %v: %w", e.brokers, err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for _, s := range ss {
+		r, err := adm.CreateTopic(ctx, int32(partitions), -1, nil, s.topic)
+		if err == nil {
+			err = r.Err
+		}
+		if err != nil {
+			return fmt.Errorf("cannot create topic %s with %d partitions: %w", s.topic, partitions, err)
+		}
+	}
+	return nil
+}
+
+func (e *env) endOffsets(ctx context.Context, topic string) (map[int32]int64, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	lo, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list end offsets of %s: %w", topic, err)
+	}
+	out := map[int32]int64{}
+	lo.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out, nil
+}
+
+func (e *env) checkpoint(ctx context.Context) error {
+	c, err := pgx.Connect(ctx, e.pgURL)
+	if err != nil {
+		return fmt.Errorf("cannot connect to PostgreSQL: %w", err)
+	}
+	defer c.Close(context.Background())
+	if _, err := c.Exec(ctx, "CHECKPOINT"); err != nil && e.pg != nil {
+		return fmt.Errorf("cannot run CHECKPOINT before a measurement: %w", err)
+	}
+	return nil
+}
+
+// waitStored polls the offsets table until every partition with records
+// has its next_offset at the log end. The poll interval (5ms) bounds the
+// timing error it adds.
+func waitStored(ctx context.Context, db *pgx.Conn, group, topic string, ends map[int32]int64, appDone <-chan error) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		rows, err := db.Query(ctx, `SELECT partition, next_offset FROM sluice.offsets WHERE group_id=$1 AND topic=$2`, group, topic)
+		if err == nil {
+			stored := map[int32]int64{}
+			for rows.Next() {
+				var p int32
+				var n int64
+				if err := rows.Scan(&p, &n); err == nil {
+					stored[p] = n
+				}
+			}
+			rows.Close()
+			done := true
+			for p, end := range ends {
+				if end > 0 && stored[p] < end {
+					done = false
+				}
+			}
+			if done {
+				return nil
+			}
+		}
+		select {
+		case err := <-appDone:
+			return fmt.Errorf("the appliance stopped before draining %s: %v", topic, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func quoteList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
+
+func indent(s, pre string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := range lines {
+		lines[i] = pre + lines[i]
+	}
+	return strings.Join(lines, "\n") + "\n"
+}

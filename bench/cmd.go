@@ -1,0 +1,139 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// usageError marks a flag mistake; main prints usage-style exit 2 for
+// flag.ErrHelp only, so these are plain errors with the fix.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// commonFlags registers the flags Run and the report share.
+func commonFlags(fs *flag.FlagSet, o *Options, brokers *string) {
+	fs.StringVar(brokers, "brokers", "", "Kafka brokers (comma-separated) instead of the embedded kfake broker")
+	fs.StringVar(&o.Postgres, "postgres", "", "PostgreSQL URL instead of a private cluster (tables are created and dropped)")
+	fs.StringVar(&o.Schema, "schema", "reference", "loadgen schema: reference, narrow or wide")
+	fs.Float64Var(&o.DupRatio, "dup-ratio", 0.01, "fraction of records that re-send an earlier event (negative: none)")
+	fs.Int64Var(&o.Seed, "seed", 1, "loadgen seed")
+	fs.DurationVar(&o.MaxAge, "max-age", 250*time.Millisecond, "batch.max_age")
+	fs.Int64Var(&o.BatchBytes, "batch-bytes", 32<<20, "batch.max_bytes in bytes")
+}
+
+// BenchMain is `sluice bench`.
+func BenchMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("sluice bench", stderr)
+	var o Options
+	var brokers string
+	var asJSON bool
+	commonFlags(fs, &o, &brokers)
+	fs.Int64Var(&o.Records, "records", 1_000_000, "records to preload and drain")
+	fs.IntVar(&o.Partitions, "partitions", 4, "partitions of the benchmark topic")
+	fs.IntVar(&o.MaxConns, "max-conns", 2, "postgres.max_conns, and the baselines' connections")
+	fs.IntVar(&o.BatchRows, "batch-rows", 50000, "batch.max_rows (and rows per transaction of the baselines)")
+	fs.IntVar(&o.InsertRows, "insert-rows", 1000, "rows per INSERT statement of the plain writer")
+	fs.DurationVar(&o.LatencyFor, "latency-for", 15*time.Second, "how long to produce at a fixed rate for the latency measurement (negative: skip)")
+	fs.Float64Var(&o.LatencyFraction, "latency-fraction", 0.5, "fixed produce rate as a fraction of the measured maximum")
+	fs.BoolVar(&o.SkipBaselines, "skip-baselines", false, "skip the raw COPY and INSERT baselines")
+	fs.BoolVar(&asJSON, "json", false, "print the result as JSON on stdout (progress still goes to stderr)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: sluice bench [flags]
+
+Preloads records, drains them through the appliance and measures, in the
+same run, the raw COPY limit and a plain INSERT writer; then end-to-end
+latency at a fixed rate; verifies exactly-once. See bench/README.md.
+
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("cannot use argument %q: sluice bench takes flags only", fs.Arg(0))
+	}
+	if brokers != "" {
+		o.Brokers = strings.Split(brokers, ",")
+	}
+	o.Log = stderr
+	res, err := Run(ctx, o)
+	if res != nil {
+		if asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			if jerr := enc.Encode(res); jerr != nil {
+				return errors.Join(err, jerr)
+			}
+		} else {
+			WriteText(stdout, res)
+		}
+	}
+	return err
+}
+
+// WriteText writes r for people.
+func WriteText(w io.Writer, r *Result) {
+	o := r.Options
+	fmt.Fprintf(w, "sluice bench: %d %s records (%.1f%% duplicates), %d partitions, %d connections, batches of %d rows\n",
+		o.Records, o.Schema, 100*o.DupRatio, o.Partitions, o.MaxConns, o.BatchRows)
+	fmt.Fprintf(w, "  environment: %s\n\n", r.Env)
+	fmt.Fprintf(w, "  %-34s %9s %12s %9s %10s %8s\n", "writer", "seconds", "rows/s", "MB/s", "GB/day", "ratio")
+	row := func(name string, t *Throughput, ratio string) {
+		fmt.Fprintf(w, "  %-34s %9.2f %12.0f %9.1f %10.0f %8s\n", name, t.Seconds, t.RowsPerSec, t.MBPerSec, t.GBPerDay, ratio)
+	}
+	if r.RawCopy != nil {
+		row("(a) raw binary COPY (limit)", r.RawCopy, "1.00")
+	}
+	if r.Insert != nil {
+		row("(b) INSERT … ON CONFLICT DO NOTHING", r.Insert, fmt.Sprintf("%.2f", r.Insert.Seconds/r.RawCopy.Seconds))
+	}
+	ratio := "-"
+	if r.RatioRawCopy > 0 {
+		ratio = fmt.Sprintf("%.2f", r.RatioRawCopy)
+	}
+	row("Sluice, exactly once, end to end", &r.Sluice, ratio)
+	fmt.Fprintln(w)
+	if r.RatioRawCopy > 0 {
+		fmt.Fprintf(w, "  Sluice / raw COPY limit   %.2f\n", r.RatioRawCopy)
+		fmt.Fprintf(w, "  Sluice / INSERT writer    %.2f\n", r.RatioInsert)
+	}
+	fmt.Fprintf(w, "  MB/s and GB/day are of the JSON input (%d records, %.1f MB, %d distinct rows); ratios are ratios of times\n",
+		r.Sluice.Records, float64(r.Sluice.Bytes)/1e6, r.Sluice.Rows)
+	fmt.Fprintf(w, "  batches committed         %d\n", r.Batches)
+	for _, l := range r.Latency {
+		fmt.Fprintf(w, "  latency at %3.0f%% of max    %.0f records/s (%.1f MB/s) for %.0fs: p50 %.3fs, p99 %.3fs\n",
+			100*l.Fraction, l.RecordsPerSec, l.MBPerSec, l.Seconds, l.P50Sec, l.P99Sec)
+	}
+	c := r.CPU
+	if c.Appliance >= 0 {
+		fmt.Fprintf(w, "  CPU during the drain      appliance process %.1fs", c.Appliance)
+		if c.Postgres >= 0 {
+			fmt.Fprintf(w, ", PostgreSQL %.1fs", c.Postgres)
+		}
+		fmt.Fprintf(w, " of %.1fs × %d cores\n", c.Wall, c.Cores)
+	}
+	if r.PeakRSS > 0 {
+		fmt.Fprintf(w, "  peak RSS                  %.0f MiB (RSS at drain start %.0f MiB; %s)\n",
+			float64(r.PeakRSS)/(1<<20), float64(r.StartRSS)/(1<<20), r.RSSMethod)
+	}
+	verdict := "FAILED"
+	if r.Verified {
+		verdict = "OK: exactly once"
+	}
+	fmt.Fprintf(w, "  verify                    %s\n", verdict)
+	for _, v := range r.Verify {
+		for _, line := range strings.Split(v, "\n") {
+			fmt.Fprintf(w, "    %s\n", line)
+		}
+	}
+}

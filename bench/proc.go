@@ -1,0 +1,157 @@
+package bench
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of the times in /proc/*/stat; it is 100
+// on every Linux architecture Go supports.
+const clockTicks = 100
+
+// cpuSample is cumulative CPU seconds at one moment.
+type cpuSample struct {
+	self, postgres float64 // postgres < 0: unknown
+}
+
+func (e *env) cpuNow() cpuSample {
+	s := cpuSample{self: -1, postgres: -1}
+	if v, err := procCPU(os.Getpid(), false); err == nil {
+		s.self = v
+	}
+	if e.pg != nil {
+		if v, err := postgresCPU(e.pg.DataDir); err == nil {
+			s.postgres = v
+		}
+	}
+	return s
+}
+
+func (s cpuSample) sub(before cpuSample, wall time.Duration) CPU {
+	c := CPU{Appliance: -1, Postgres: -1, Wall: wall.Seconds(), Cores: runtime.NumCPU()}
+	if s.self >= 0 && before.self >= 0 {
+		c.Appliance = s.self - before.self
+	}
+	if s.postgres >= 0 && before.postgres >= 0 {
+		c.Postgres = s.postgres - before.postgres
+	}
+	return c
+}
+
+// procStat returns the ppid and the utime, stime, cutime, cstime fields of
+// /proc/pid/stat, in seconds.
+func procStat(pid int) (ppid int, times [4]float64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, times, err
+	}
+	return parseStat(b)
+}
+
+// parseStat parses a /proc/pid/stat line. The command name (field 2) may
+// hold spaces and parentheses, so fields are counted from the last ')'.
+func parseStat(b []byte) (ppid int, times [4]float64, err error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, times, errors.New("cannot parse /proc stat: no command name")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); ppid is field 4, utime..cstime are 14..17.
+	if len(f) < 15 {
+		return 0, times, errors.New("cannot parse /proc stat: too few fields")
+	}
+	if ppid, err = strconv.Atoi(f[1]); err != nil {
+		return 0, times, fmt.Errorf("cannot parse /proc stat ppid %q: %w", f[1], err)
+	}
+	for k := range 4 {
+		v, err := strconv.ParseFloat(f[11+k], 64)
+		if err != nil {
+			return 0, times, fmt.Errorf("cannot parse /proc stat time %q: %w", f[11+k], err)
+		}
+		times[k] = v / clockTicks
+	}
+	return ppid, times, nil
+}
+
+// procCPU returns utime+stime of pid, plus its reaped children's with
+// children.
+func procCPU(pid int, children bool) (float64, error) {
+	_, t, err := procStat(pid)
+	if err != nil {
+		return 0, err
+	}
+	v := t[0] + t[1]
+	if children {
+		v += t[2] + t[3]
+	}
+	return v, nil
+}
+
+// postgresCPU returns the CPU seconds of the cluster in dataDir: its
+// postmaster (with the children it has reaped: backends that exited) and
+// its live children (backends, checkpointer, WAL writer, ...).
+func postgresCPU(dataDir string) (float64, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return 0, fmt.Errorf("cannot read postmaster.pid: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pm, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		return 0, fmt.Errorf("cannot parse the postmaster pid %q: %w", line, err)
+	}
+	total, err := procCPU(pm, true)
+	if err != nil {
+		return 0, err
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range ents {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil || pid == pm {
+			continue
+		}
+		ppid, t, err := procStat(pid)
+		if err != nil || ppid != pm {
+			continue // gone meanwhile, or not a child
+		}
+		total += t[0] + t[1]
+	}
+	return total, nil
+}
+
+// resetPeakRSS resets VmHWM to the current RSS (Linux ≥ 4.0).
+func resetPeakRSS() error {
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
+// readRSS returns a "Vm…:  N kB" field of /proc/self/status in bytes.
+func readRSS(field string) (int64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			f := strings.Fields(v)
+			if len(f) == 0 {
+				break
+			}
+			n, err := strconv.ParseInt(f[0], 10, 64)
+			if err != nil {
+				return 0, err
+			}
+			return n * 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("cannot find %s in /proc/self/status", field)
+}
