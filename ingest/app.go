@@ -240,7 +240,7 @@ func connectPG(ctx context.Context, url string, patience time.Duration) (*pgconn
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("%s: %w", withHint("cannot connect to PostgreSQL (postgres.url): "+redactErr(err, url), pgHint(err)), ctx.Err())
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 2*time.Second)

@@ -429,7 +429,7 @@ func (c *Config) Validate() error {
 		return cfgErr("postgres.url", "empty; set a URL like postgres://user@host:5432/db or SLUICE_POSTGRES_URL")
 	}
 	if _, err := pgconn.ParseConfig(p.URL); err != nil {
-		return cfgErr("postgres.url", "cannot parse: %s; write it like postgres://user@host:5432/db?sslmode=verify-full", redactErr(err, p.URL))
+		return cfgErr("postgres.url", "cannot parse: %s; write it like postgres://user@host:5432/db?sslmode=verify-full", pgParseDetail(err))
 	}
 	if !identRe.MatchString(p.Schema) {
 		return cfgErr("postgres.schema", "%q is not a plain identifier; use letters, digits and _ (default sluice)", p.Schema)

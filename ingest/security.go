@@ -281,6 +281,9 @@ func pgHint(err error) string {
 		case "28P01":
 			return "the password is wrong; fix it in postgres.url, SLUICE_POSTGRES_PASSWORD, SLUICE_POSTGRES_PASSWORD_FILE or postgres.password_file (the file wins, then the variable, then the URL)"
 		case "28000":
+			if strings.Contains(pe.Message, "client certificate") {
+				return "the server requires a client certificate; set sslcert and sslkey in postgres.url (with sslmode=verify-full)"
+			}
 			return "the server has no pg_hba.conf rule for this user, database, address and encryption; check the user in postgres.url and its sslmode (a server that requires TLS needs sslmode=require or stronger)"
 		case "3D000":
 			return "the database does not exist; fix the database in postgres.url or create it"
@@ -501,3 +504,19 @@ func (s SASLConfig) LogValue() slog.Value { return slog.StringValue(s.String()) 
 
 // LogValue hides the URL's password when a PostgresConfig is logged.
 func (p PostgresConfig) LogValue() slog.Value { return slog.StringValue(p.String()) }
+
+// pgParseDetail is what is wrong with an unparsable connection string,
+// without the string: pgconn quotes it with the password masked, but a
+// password holding an unescaped '@' or ':' defeats the masking.
+func pgParseDetail(err error) string {
+	msg := err.Error()
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) && strings.HasPrefix(msg, "cannot parse `") {
+		// The quoted string ends at the last "`: " (the details that follow
+		// hold no backquote).
+		if i := strings.LastIndex(msg, "`: "); i >= 0 {
+			msg = msg[i+len("`: "):]
+		}
+	}
+	return (&redactor{}).scrub(msg)
+}
