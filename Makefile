@@ -5,7 +5,7 @@ PKGS     := ./...
 BENCHTIME ?= 1x
 COUNT    ?= 6
 
-.PHONY: build demo test test-short lint bench bench-baseline chaos image clean
+.PHONY: build demo test test-short lint bench bench-baseline report chaos image clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) .
@@ -46,3 +46,33 @@ image: build
 	cp $(BIN) "$$ctx/sluice" && cp docker/rootfs/passwd docker/rootfs/group "$$ctx/" && \
 	cp $(CA_BUNDLE) "$$ctx/ca-certificates.crt" && \
 	docker build -f docker/Dockerfile.scratch -t $(IMAGE) "$$ctx"
+
+# Micro benchmarks (codec, batching, copy framing, loadgen generator; the
+# PostgreSQL-backed copy benchmarks are excluded by BENCH_COPY) compared by
+# benchstat against bench/baseline.txt. Fails on a significant regression:
+# more than BENCH_MAX_SLOWDOWN sec/op, or any allocation where the baseline
+# had none. Refresh the baseline on a quiet machine with `make bench-baseline`
+# and commit it.
+BENCHSTAT          ?= $(shell command -v benchstat 2>/dev/null || echo $$(go env GOPATH)/bin/benchstat)
+BENCH_PKGS         := ./codec ./batching ./copy ./loadgen
+BENCH_COPY         := ^Benchmark(Framing|CopyReader)$$
+BENCH_MAX_SLOWDOWN ?= 0.15
+bench-run:
+	@mkdir -p bin
+	$(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) ./codec ./batching ./loadgen > bin/bench-new.txt
+	$(GO) test -run '^$$' -bench '$(BENCH_COPY)' -benchmem -count $(COUNT) ./copy >> bin/bench-new.txt
+
+$(BENCHSTAT):
+	$(GO) install golang.org/x/perf/cmd/benchstat@latest
+
+bench: $(BENCHSTAT) bench-run
+	$(BENCHSTAT) bench/baseline.txt bin/bench-new.txt
+	$(BENCHSTAT) -format csv bench/baseline.txt bin/bench-new.txt 2>/dev/null | $(GO) run ./bench/benchcheck -max-slowdown $(BENCH_MAX_SLOWDOWN)
+
+bench-baseline: bench-run
+	cp bin/bench-new.txt bench/baseline.txt
+	@echo "bench/baseline.txt refreshed; commit it"
+
+# The capacity report (a few minutes): bench/report/report.md with SVG charts.
+report: build
+	$(BIN) report --out bench/report

@@ -35,6 +35,7 @@ var commands = map[string]command{
 	"loadgen":      loadgen.LoadgenMain,
 	"verify":       loadgen.VerifyMain,
 	"bench":        bench.BenchMain,
+	"report":       bench.ReportMain,
 }
 
 const usage = `sluice lands Kafka records in PostgreSQL exactly once.
@@ -51,6 +52,7 @@ Commands:
   loadgen      produce simulated traffic
   verify       check PostgreSQL against what loadgen sent, exactly once
   bench        end-to-end benchmark against the raw COPY limit, same run
+  report       capacity report: a sweep written as Markdown with SVG charts
 
 Run 'sluice COMMAND -h' for a command's flags.
 `

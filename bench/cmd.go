@@ -87,7 +87,7 @@ func WriteText(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "sluice bench: %d %s records (%.1f%% duplicates), %d partitions, %d connections, batches of %d rows\n",
 		o.Records, o.Schema, 100*o.DupRatio, o.Partitions, o.MaxConns, o.BatchRows)
 	fmt.Fprintf(w, "  environment: %s\n\n", r.Env)
-	fmt.Fprintf(w, "  %-34s %9s %12s %9s %10s %8s\n", "writer", "seconds", "rows/s", "MB/s", "GB/day", "ratio")
+	fmt.Fprintf(w, "  %-34s %9s %12s %9s %10s %8s\n", "writer", "seconds", "rows/s", "MB/s", "GB/day", "vs (a)")
 	row := func(name string, t *Throughput, ratio string) {
 		fmt.Fprintf(w, "  %-34s %9.2f %12.0f %9.1f %10.0f %8s\n", name, t.Seconds, t.RowsPerSec, t.MBPerSec, t.GBPerDay, ratio)
 	}
@@ -95,7 +95,11 @@ func WriteText(w io.Writer, r *Result) {
 		row("(a) raw binary COPY (limit)", r.RawCopy, "1.00")
 	}
 	if r.Insert != nil {
-		row("(b) INSERT … ON CONFLICT DO NOTHING", r.Insert, fmt.Sprintf("%.2f", r.Insert.Seconds/r.RawCopy.Seconds))
+		ratio := "-"
+		if r.RawCopy != nil && r.Insert.Seconds > 0 {
+			ratio = fmt.Sprintf("%.2f", r.RawCopy.Seconds/r.Insert.Seconds)
+		}
+		row("(b) INSERT … ON CONFLICT DO NOTHING", r.Insert, ratio)
 	}
 	ratio := "-"
 	if r.RatioRawCopy > 0 {

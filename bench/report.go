@@ -1,0 +1,429 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ReportOptions configures Sweep. The base point uses Options' partitions,
+// connections and batch rows; every other point changes one of them.
+type ReportOptions struct {
+	Options
+	Fractions  []float64 `json:"sweep_fractions"` // produce rates for the latency sweep, as fractions of the base point's maximum
+	BatchRows  []int     `json:"sweep_batch_rows"`
+	Partitions []int     `json:"sweep_partitions"`
+	MaxConns   []int     `json:"sweep_max_conns"`
+}
+
+// ReportPoint is one configuration's measurements.
+type ReportPoint struct {
+	Param      string     `json:"param"` // "base", "batch_rows", "partitions", "max_conns"
+	Partitions int        `json:"partitions"`
+	MaxConns   int        `json:"max_conns"`
+	BatchRows  int        `json:"batch_rows"`
+	Drain      Throughput `json:"drain"`
+	Latency    *Latency   `json:"latency,omitempty"` // at the fraction nearest 0.5
+	CPU        CPU        `json:"cpu"`
+}
+
+// Report is a capacity sweep's outcome.
+type Report struct {
+	Generated time.Time     `json:"generated"`
+	Env       string        `json:"environment"`
+	Options   ReportOptions `json:"options"`
+	RawCopy   *Throughput   `json:"raw_copy,omitempty"` // at the base point
+	Insert    *Throughput   `json:"insert,omitempty"`
+	Rate      []Latency     `json:"rate"` // the latency sweep at the base point
+	Points    []ReportPoint `json:"points"`
+	Elapsed   float64       `json:"elapsed_seconds"`
+}
+
+// Objective is the end-to-end latency a rate must keep at p99 to count as
+// sustainable, and Target the original system's daily volume.
+const (
+	Objective = 1.0   // seconds
+	TargetGB  = 500.0 // GB/day
+)
+
+func (o *ReportOptions) ensureDefaults() {
+	if o.Records == 0 {
+		o.Records = 300_000
+	}
+	if o.LatencyFor == 0 {
+		o.LatencyFor = 8 * time.Second
+	}
+	o.Options.ensureDefaults()
+	if o.Fractions == nil {
+		o.Fractions = []float64{0.25, 0.5, 0.75, 0.9}
+	}
+	if o.BatchRows == nil {
+		o.BatchRows = []int{5000, 20000, 50000}
+	}
+	if o.Partitions == nil {
+		o.Partitions = []int{2, 4, 8}
+	}
+	if o.MaxConns == nil {
+		o.MaxConns = []int{1, 2, 4}
+	}
+}
+
+// Sweep measures the base point (with the raw COPY and INSERT baselines
+// and the latency sweep), then each other value of batch rows, partitions
+// and connections (drain, and latency at half its own maximum). Every
+// table is verified exactly once.
+func Sweep(ctx context.Context, o ReportOptions) (*Report, error) {
+	o.ensureDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if o.LatencyFor <= 0 {
+		return nil, fmt.Errorf("cannot report without a latency sweep; use a positive --latency-for")
+	}
+	e, err := startEnv(ctx, o.Options)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	start := time.Now()
+	r := &Report{Generated: start.UTC(), Env: e.describe(), Options: o}
+	logf(o.Log, "environment: %s", r.Env)
+	base := pointSpec{Partitions: o.Options.Partitions, MaxConns: o.Options.MaxConns, BatchRows: o.Options.BatchRows,
+		BatchBytes: o.BatchBytes, MaxAge: o.MaxAge, Records: o.Records, Seed: o.Seed,
+		Latency: o.Fractions, LatencyFor: o.LatencyFor}
+	if !o.SkipBaselines {
+		base.before = func(ctx context.Context, s *stream) error {
+			raw, ins, err := e.baselines(ctx, s, o.Options)
+			r.RawCopy, r.Insert = raw, ins
+			return err
+		}
+	}
+	logf(o.Log, "base point: %d partitions, %d connections, batches of %d rows", base.Partitions, base.MaxConns, base.BatchRows)
+	pr, err := e.point(ctx, o.Options, base)
+	if err != nil {
+		return nil, err
+	}
+	r.Rate = pr.Latency
+	basePt := ReportPoint{Param: "base", Partitions: base.Partitions, MaxConns: base.MaxConns, BatchRows: base.BatchRows,
+		Drain: pr.Drain, Latency: nearestHalf(pr.Latency), CPU: pr.CPU}
+	r.Points = append(r.Points, basePt)
+
+	vary := func(param string, values []int, set func(*pointSpec, int), get func(pointSpec) int) error {
+		for _, v := range values {
+			if v == get(base) {
+				continue
+			}
+			sp := base
+			sp.before = nil
+			sp.Latency = []float64{0.5}
+			set(&sp, v)
+			logf(o.Log, "point %s=%d", param, v)
+			p, err := e.point(ctx, o.Options, sp)
+			if err != nil {
+				return fmt.Errorf("cannot measure %s=%d: %w", param, v, err)
+			}
+			r.Points = append(r.Points, ReportPoint{Param: param, Partitions: sp.Partitions, MaxConns: sp.MaxConns,
+				BatchRows: sp.BatchRows, Drain: p.Drain, Latency: nearestHalf(p.Latency), CPU: p.CPU})
+		}
+		return nil
+	}
+	if err := vary("batch_rows", o.BatchRows, func(s *pointSpec, v int) { s.BatchRows = v }, func(s pointSpec) int { return s.BatchRows }); err != nil {
+		return r, err
+	}
+	if err := vary("partitions", o.Partitions, func(s *pointSpec, v int) { s.Partitions = v }, func(s pointSpec) int { return s.Partitions }); err != nil {
+		return r, err
+	}
+	if err := vary("max_conns", o.MaxConns, func(s *pointSpec, v int) { s.MaxConns = v }, func(s pointSpec) int { return s.MaxConns }); err != nil {
+		return r, err
+	}
+	r.Elapsed = time.Since(start).Seconds()
+	return r, nil
+}
+
+func nearestHalf(ls []Latency) *Latency {
+	var best *Latency
+	for i := range ls {
+		if best == nil || math.Abs(ls[i].Fraction-0.5) < math.Abs(best.Fraction-0.5) {
+			best = &ls[i]
+		}
+	}
+	return best
+}
+
+// Sustainable returns the highest offered rate of the latency sweep whose
+// p99 met Objective, or nil.
+func (r *Report) Sustainable() *Latency {
+	var best *Latency
+	for i := range r.Rate {
+		l := &r.Rate[i]
+		if l.P99Sec <= Objective && (best == nil || l.MBPerSec > best.MBPerSec) {
+			best = l
+		}
+	}
+	return best
+}
+
+// Recommended returns the point with the highest drain throughput among
+// those whose p99 at half their maximum met Objective (the base point if
+// none did).
+func (r *Report) Recommended() ReportPoint {
+	best := -1
+	for i, p := range r.Points {
+		if p.Latency == nil || p.Latency.P99Sec > Objective {
+			continue
+		}
+		if best < 0 || p.Drain.MBPerSec > r.Points[best].Drain.MBPerSec {
+			best = i
+		}
+	}
+	if best < 0 {
+		return r.Points[0]
+	}
+	return r.Points[best]
+}
+
+// paramValue is the varied parameter's value of p.
+func (p ReportPoint) paramValue(param string) int {
+	switch param {
+	case "batch_rows":
+		return p.BatchRows
+	case "partitions":
+		return p.Partitions
+	}
+	return p.MaxConns
+}
+
+// series returns the base point and the points varying param, by value.
+func (r *Report) series(param string) []ReportPoint {
+	var out []ReportPoint
+	for _, p := range r.Points {
+		if p.Param == param || p.Param == "base" {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b ReportPoint) int { return a.paramValue(param) - b.paramValue(param) })
+	return out
+}
+
+var paramTitles = map[string]string{
+	"batch_rows": "batch.max_rows",
+	"partitions": "partitions",
+	"max_conns":  "postgres.max_conns",
+}
+
+// Render writes report.md, report.json and the SVG charts into dir.
+func Render(r *Report, dir string) error {
+	if len(r.Points) == 0 {
+		return fmt.Errorf("cannot render a report without points; run the sweep first")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cannot create the report directory %s: %w", dir, err)
+	}
+	writeChart := func(name string, c *Chart) error {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return fmt.Errorf("cannot write chart %s: %w", name, err)
+		}
+		if err := c.WriteSVG(f); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
+	var md strings.Builder
+	o := r.Options
+	base := r.Points[0]
+	fmt.Fprintf(&md, "# Sluice capacity report\n\n")
+	fmt.Fprintf(&md, "Generated %s by `sluice report` in %.0fs. Environment: %s.\n\n", r.Generated.Format(time.RFC3339), r.Elapsed, r.Env)
+	fmt.Fprintf(&md, "Workload per point: %d `%s` records (%.1f%% verbatim duplicates), batch.max_bytes %d, batch.max_age %v. "+
+		"Base point: %d partitions, %d connections, batches of %d rows. Every table was verified exactly once. "+
+		"MB/s and GB/day are of the JSON input; numbers come from one run on a shared machine, so compare them within this report only.\n\n",
+		o.Records, o.Schema, 100*o.DupRatio, o.BatchBytes, o.MaxAge, base.Partitions, base.MaxConns, base.BatchRows)
+
+	fmt.Fprintf(&md, "## Summary\n\n| | value |\n|---|---|\n")
+	fmt.Fprintf(&md, "| maximum (drain of a backlog) | %.1f MB/s, %.0f rows/s, %.0f GB/day |\n", base.Drain.MBPerSec, base.Drain.RowsPerSec, base.Drain.GBPerDay)
+	if r.RawCopy != nil {
+		fmt.Fprintf(&md, "| raw COPY limit, same rows, same connections | %.1f MB/s (Sluice reaches %.2f of it) |\n", r.RawCopy.MBPerSec, r.RawCopy.Seconds/base.Drain.Seconds)
+	}
+	if r.Insert != nil {
+		fmt.Fprintf(&md, "| plain INSERT … ON CONFLICT DO NOTHING | %.1f MB/s (Sluice is %.2f× it) |\n", r.Insert.MBPerSec, r.Insert.Seconds/base.Drain.Seconds)
+	}
+	if s := r.Sustainable(); s != nil {
+		gb := s.MBPerSec * 86.4
+		fmt.Fprintf(&md, "| sustainable at p99 ≤ %.0f s | %.1f MB/s = **%.0f GB/day** (at %.0f%% of the maximum: p50 %.3f s, p99 %.3f s) |\n",
+			Objective, s.MBPerSec, gb, 100*s.Fraction, s.P50Sec, s.P99Sec)
+		fmt.Fprintf(&md, "| headroom against %.0f GB/day | **%.1f×** |\n", TargetGB, gb/TargetGB)
+	} else {
+		fmt.Fprintf(&md, "| sustainable at p99 ≤ %.0f s | not met at any measured rate (lowest: %.0f%% of the maximum) |\n", Objective, 100*slices.Min(o.Fractions))
+	}
+	c := base.CPU
+	if c.Appliance >= 0 && c.Postgres >= 0 {
+		tot := c.Appliance + c.Postgres
+		fmt.Fprintf(&md, "| where the time goes (base drain, CPU seconds) | appliance process %.1f s (%.0f%%), PostgreSQL %.1f s (%.0f%%), of %.1f s wall × %d cores |\n",
+			c.Appliance, 100*c.Appliance/tot, c.Postgres, 100*c.Postgres/tot, c.Wall, c.Cores)
+	}
+	rec := r.Recommended()
+	fmt.Fprintf(&md, "| recommended | `postgres.max_conns: %d`, `batch.max_rows: %d`, %d partitions (%.1f MB/s, p99 %s at half load) |\n\n",
+		rec.MaxConns, rec.BatchRows, rec.Partitions, rec.Drain.MBPerSec, fmtLat(rec.Latency))
+
+	// Latency against rate.
+	fmt.Fprintf(&md, "## Latency against produce rate (base point)\n\n![latency against rate](latency-rate.svg)\n\n")
+	fmt.Fprintf(&md, "| fraction of max | records/s | MB/s | GB/day | p50 | p99 |\n|---|---|---|---|---|---|\n")
+	lc := &Chart{Title: "End-to-end latency against produce rate", XLabel: "offered MB/s", YLabel: "seconds", HLine: Objective, HLineLabel: "p99 objective"}
+	var p50s, p99s [][2]float64
+	for _, l := range r.Rate {
+		fmt.Fprintf(&md, "| %.0f%% | %.0f | %.1f | %.0f | %.3f s | %.3f s |\n", 100*l.Fraction, l.RecordsPerSec, l.MBPerSec, l.MBPerSec*86.4, l.P50Sec, l.P99Sec)
+		p50s = append(p50s, [2]float64{l.MBPerSec, l.P50Sec})
+		p99s = append(p99s, [2]float64{l.MBPerSec, l.P99Sec})
+	}
+	lc.Series = []Series{{Name: "p50", Points: p50s}, {Name: "p99", Points: p99s}}
+	if err := writeChart("latency-rate.svg", lc); err != nil {
+		return err
+	}
+	md.WriteString("\n")
+
+	for _, param := range []string{"batch_rows", "partitions", "max_conns"} {
+		pts := r.series(param)
+		title := paramTitles[param]
+		fmt.Fprintf(&md, "## Throughput and latency against %s\n\n", title)
+		fmt.Fprintf(&md, "![throughput against %s](throughput-%s.svg) ![latency against %s](latency-%s.svg)\n\n", title, param, title, param)
+		fmt.Fprintf(&md, "| %s | rows/s | MB/s | GB/day | p50 at half load | p99 at half load | appliance CPU | PostgreSQL CPU | wall |\n|---|---|---|---|---|---|---|---|---|\n", title)
+		var thr, l50, l99 [][2]float64
+		for _, p := range pts {
+			x := float64(p.paramValue(param))
+			fmt.Fprintf(&md, "| %d | %.0f | %.1f | %.0f | %s | %s | %s | %s | %.1f s |\n", p.paramValue(param), p.Drain.RowsPerSec, p.Drain.MBPerSec, p.Drain.GBPerDay,
+				fmtP(p.Latency, false), fmtP(p.Latency, true), fmtCPU(p.CPU.Appliance), fmtCPU(p.CPU.Postgres), p.CPU.Wall)
+			thr = append(thr, [2]float64{x, p.Drain.MBPerSec})
+			if p.Latency != nil {
+				l50 = append(l50, [2]float64{x, p.Latency.P50Sec})
+				l99 = append(l99, [2]float64{x, p.Latency.P99Sec})
+			}
+		}
+		md.WriteString("\n")
+		if err := writeChart("throughput-"+param+".svg", &Chart{Title: "Drain throughput against " + title, XLabel: title, YLabel: "MB/s",
+			Series: []Series{{Name: "Sluice", Points: thr}}}); err != nil {
+			return err
+		}
+		if err := writeChart("latency-"+param+".svg", &Chart{Title: "Latency at half load against " + title, XLabel: title, YLabel: "seconds",
+			HLine: Objective, HLineLabel: "p99 objective", Series: []Series{{Name: "p50", Points: l50}, {Name: "p99", Points: l99}}}); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(&md, "## How to reproduce\n\n```sh\nmake build && ./bin/sluice report --out DIR   # flags widen the sweep: sluice report -h\n```\n")
+	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(md.String()), 0o644); err != nil {
+		return fmt.Errorf("cannot write the report: %w", err)
+	}
+	j, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "report.json"), append(j, '\n'), 0o644)
+}
+
+func fmtLat(l *Latency) string {
+	if l == nil {
+		return "not measured"
+	}
+	return fmt.Sprintf("%.3f s", l.P99Sec)
+}
+
+func fmtP(l *Latency, p99 bool) string {
+	if l == nil {
+		return "–"
+	}
+	if p99 {
+		return fmt.Sprintf("%.3f s", l.P99Sec)
+	}
+	return fmt.Sprintf("%.3f s", l.P50Sec)
+}
+
+func fmtCPU(v float64) string {
+	if v < 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f s", v)
+}
+
+// ReportMain is `sluice report`.
+func ReportMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("sluice report", stderr)
+	var o ReportOptions
+	var brokers, fractions, batchRows, partitions, conns, out string
+	commonFlags(fs, &o.Options, &brokers)
+	fs.Int64Var(&o.Records, "records", 300_000, "records preloaded and drained per point")
+	fs.IntVar(&o.Options.Partitions, "base-partitions", 4, "partitions of the base point")
+	fs.IntVar(&o.Options.MaxConns, "base-max-conns", 2, "connections of the base point")
+	fs.IntVar(&o.Options.BatchRows, "base-batch-rows", 50000, "batch.max_rows of the base point")
+	fs.DurationVar(&o.LatencyFor, "latency-for", 8*time.Second, "how long each fixed-rate latency measurement produces")
+	fs.StringVar(&fractions, "fractions", "0.25,0.5,0.75,0.9", "produce rates of the latency sweep, as fractions of the base maximum")
+	fs.StringVar(&batchRows, "batch-rows", "5000,20000,50000", "batch.max_rows values to sweep")
+	fs.StringVar(&partitions, "partitions", "2,4,8", "partition counts to sweep")
+	fs.StringVar(&conns, "max-conns", "1,2,4", "postgres.max_conns values to sweep")
+	fs.BoolVar(&o.SkipBaselines, "skip-baselines", false, "skip the raw COPY and INSERT baselines")
+	fs.StringVar(&out, "out", "report", "directory for report.md, report.json and the SVG charts")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: sluice report [flags]\n\nA capacity sweep over rate, batch size, partitions and connections, written as\nMarkdown with SVG charts. The default sweep takes a few minutes.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("cannot use argument %q: sluice report takes flags only", fs.Arg(0))
+	}
+	var err error
+	if o.Fractions, err = parseList(fractions, "--fractions", func(s string) (float64, error) { return strconv.ParseFloat(s, 64) }); err != nil {
+		return err
+	}
+	atoi := func(s string) (int, error) { return strconv.Atoi(s) }
+	if o.BatchRows, err = parseList(batchRows, "--batch-rows", atoi); err != nil {
+		return err
+	}
+	if o.Partitions, err = parseList(partitions, "--partitions", atoi); err != nil {
+		return err
+	}
+	if o.MaxConns, err = parseList(conns, "--max-conns", atoi); err != nil {
+		return err
+	}
+	if brokers != "" {
+		o.Brokers = strings.Split(brokers, ",")
+	}
+	o.Log = stderr
+	r, err := Sweep(ctx, o)
+	if err != nil {
+		return err
+	}
+	if err := Render(r, out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "sluice report: wrote %s\n", filepath.Join(out, "report.md"))
+	return nil
+}
+
+func parseList[T int | float64](s, flagName string, parse func(string) (T, error)) ([]T, error) {
+	var out []T
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		v, err := parse(f)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("cannot parse %q in %s; give positive numbers separated by commas", f, flagName)
+		}
+		out = append(out, v)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("cannot sweep an empty %s; give at least one value", flagName)
+	}
+	return out, nil
+}
