@@ -886,3 +886,69 @@ func TestRedactor(t *testing.T) {
 		t.Errorf("log line holds a secret: %s", s)
 	}
 }
+
+// TestCommandsUseSecuritySettings: `sluice migrate` and `sluice
+// reset-offset --to latest` (which asks the broker) reach a SASL_SSL Kafka
+// and a TLS-only PostgreSQL with the secrets from the environment and a
+// mounted file, as the appliance does.
+func TestCommandsUseSecuritySettings(t *testing.T) {
+	const pgPW, kafkaPW = "cmd-Pg-Pw-1", "cmd-Kafka-Pw-2"
+	s := startSecurePG(t, pgPW)
+	p := newPKI(t, "127.0.0.1")
+	tc, err := devenv.ServerTLSConfig(p.server, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startSecBroker(t, devenv.BrokerOptions{TLS: tc, SASL: [][3]string{{"SCRAM-SHA-512", "sluice", kafkaPW}}})
+	db, admin := secDB(t, s.pg, appRole)
+	y := secYAML(b.Addrs(), s.url(url.User(appRole), "127.0.0.1", db, s.verifyFull(s.pki.caFile)),
+		fmt.Sprintf("  tls: {enabled: true, ca_file: %q}\n  sasl: {mechanism: SCRAM-SHA-512, username: sluice}", p.caFile), "")
+	cfgFile := filepath.Join(t.TempDir(), "sluice.yaml")
+	if err := os.WriteFile(cfgFile, y, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SLUICE_CONFIG", cfgFile)
+	t.Setenv("SLUICE_KAFKA_SASL_PASSWORD", kafkaPW)
+	t.Setenv("SLUICE_POSTGRES_PASSWORD_FILE", writeSecret(t, "pg-pw", pgPW))
+	t.Setenv("SLUICE_POSTGRES_PASSWORD", "")
+	t.Setenv("SLUICE_KAFKA_SASL_PASSWORD_FILE", "")
+	ctx := context.Background()
+
+	var so, se bytes.Buffer
+	if err := MigrateMain(ctx, nil, &so, &se); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, se.String())
+	}
+	cfg := mustParse(t, y, os.Getenv)
+	sec, err := KafkaSecurityOpts(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(append(sec, kgo.SeedBrokers(b.Addrs()...), kgo.DefaultProduceTopic("events"), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i := 0; i < 7; i++ {
+		r := item(i, "cmd")
+		r.Partition = 1
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	so.Reset()
+	if err := ResetOffsetMain(ctx, []string{"--topic", "events", "--partition", "1", "--to", "latest"}, &so, &se); err != nil {
+		t.Fatalf("reset-offset: %v\n%s", err, se.String())
+	}
+	if want := "group g: events/1 next offset set to 7"; !strings.Contains(so.String(), want) {
+		t.Fatalf("reset-offset printed %q, want %q", so.String(), want)
+	}
+	c, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var next int64
+	if err := c.QueryRow(ctx, "SELECT next_offset FROM sluice.offsets WHERE group_id = 'g' AND topic = 'events' AND partition = 1").Scan(&next); err != nil || next != 7 {
+		t.Fatalf("stored next_offset = %d, %v; want 7", next, err)
+	}
+}
