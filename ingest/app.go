@@ -122,6 +122,9 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 		},
 	}
 	a.metricsAddr.Store("")
+	for _, w := range securityWarnings(cfg) {
+		a.log.Warn("insecure setting: " + w)
+	}
 	a.m = newAppMetrics(func() float64 { return float64(a.budget.InUse()) })
 	for i := range cfg.Tables {
 		tc := cfg.Tables[i]

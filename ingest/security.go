@@ -520,3 +520,66 @@ func pgParseDetail(err error) string {
 	}
 	return (&redactor{}).scrub(msg)
 }
+
+// securityWarnings lists settings that work but expose credentials or data
+// on the network; New logs them at start.
+func securityWarnings(cfg *Config) []string {
+	var w []string
+	k := cfg.Kafka
+	if k.SASL.Mechanism == "PLAIN" && !k.TLS.Enabled {
+		w = append(w, "kafka.sasl.mechanism PLAIN without kafka.tls.enabled sends the Kafka password in clear text; enable TLS (SASL_SSL) or use SCRAM")
+	}
+	if !k.TLS.Enabled && !allLoopback(k.Brokers) {
+		w = append(w, "kafka.tls.enabled is false for non-loopback brokers: records and credentials cross the network unencrypted")
+	}
+	pc, err := pgconn.ParseConfig(cfg.Postgres.URL)
+	if err != nil {
+		return w
+	}
+	remote := false
+	for _, h := range append([]string{pc.Host}, fallbackHosts(pc)...) {
+		if !isLoopbackHost(h) {
+			remote = true
+		}
+	}
+	if !remote {
+		return w
+	}
+	switch tc := pc.TLSConfig; {
+	case tc == nil:
+		w = append(w, "postgres.url connects to a remote server without TLS; set sslmode=verify-full and sslrootcert")
+	case tc.InsecureSkipVerify && tc.VerifyPeerCertificate == nil:
+		// sslmode=prefer (the default when the URL has none) or require:
+		// encrypted but unauthenticated, and prefer falls back to plaintext.
+		w = append(w, "postgres.url does not verify the server's certificate (sslmode is prefer, the default, or require); set sslmode=verify-full and sslrootcert to the provider's CA bundle")
+	}
+	return w
+}
+
+func fallbackHosts(pc *pgconn.Config) []string {
+	var hs []string
+	for _, f := range pc.Fallbacks {
+		hs = append(hs, f.Host)
+	}
+	return hs
+}
+
+func allLoopback(addrs []string) bool {
+	for _, a := range addrs {
+		h, _, err := net.SplitHostPort(a)
+		if err != nil || !isLoopbackHost(h) {
+			return false
+		}
+	}
+	return true
+}
+
+// isLoopbackHost reports whether h is a loopback name or address or a unix
+// socket directory.
+func isLoopbackHost(h string) bool {
+	if h == "localhost" || strings.HasPrefix(h, "/") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}

@@ -952,3 +952,25 @@ func TestCommandsUseSecuritySettings(t *testing.T) {
 		t.Fatalf("stored next_offset = %d, %v; want 7", next, err)
 	}
 }
+
+func TestSecurityWarnings(t *testing.T) {
+	f := func(brokers, pgURL, kafka string, want ...string) {
+		t.Helper()
+		got := strings.Join(securityWarnings(mustParse(t, secYAML([]string{brokers}, pgURL, kafka, ""), noEnv)), "\n")
+		if len(want) == 0 && got != "" {
+			t.Errorf("%s %s: unexpected warnings:\n%s", brokers, pgURL, got)
+		}
+		for _, w := range want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s %s: warnings lack %q:\n%s", brokers, pgURL, w, got)
+			}
+		}
+	}
+	f("127.0.0.1:9092", "postgres://u@localhost/db", "")
+	f("127.0.0.1:9092", "postgres://u:pw@db.example.com/db?sslmode=verify-full", "")
+	f("kafka.example.com:9093", "postgres://u@db.example.com/db?sslmode=verify-ca", "  tls: {enabled: true}\n  sasl: {mechanism: PLAIN, username: u, password: p}")
+	f("kafka.example.com:9092", "postgres://u@db.example.com/db", "  sasl: {mechanism: PLAIN, username: u, password: p}",
+		"PLAIN without kafka.tls.enabled", "non-loopback brokers", "does not verify the server's certificate")
+	f("127.0.0.1:9092", "postgres://u@10.0.0.5/db?sslmode=require", "", "does not verify")
+	f("127.0.0.1:9092", "host=db.example.com user=u sslmode=disable", "", "without TLS")
+}
