@@ -266,7 +266,7 @@ func (a *App) fetchError(topic string, partition int32, err error) error {
 		return nil
 	}
 	var ke *kerr.Error
-	if topic == "" && errors.As(err, &ke) && !ke.Retriable {
+	if topic == "" && errors.As(err, &ke) && !ke.Retriable && !isGroupSessionError(err) {
 		return fmt.Errorf("cannot consume (kafka.*): the cluster rejects this client: %w", err)
 	}
 	var dl *kgo.ErrDataLoss
@@ -282,6 +282,17 @@ func (a *App) fetchError(topic string, partition int32, err error) error {
 	}
 	a.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
 	return nil
+}
+
+// isGroupSessionError reports an error that ends a group session, not the
+// appliance: franz-go rejoins by itself and the new assignment reclaims the
+// partitions in PostgreSQL. A restarted broker that forgot the member answers
+// UNKNOWN_MEMBER_ID, which is not retriable in kerr's sense; treating it as
+// a rejected configuration made `sluice run` exit after every broker
+// restart (found by internal/chaos).
+func isGroupSessionError(err error) bool {
+	return errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) ||
+		errors.Is(err, kerr.RebalanceInProgress)
 }
 
 func (a *App) dispatch(fp kgo.FetchTopicPartition) {
