@@ -65,7 +65,13 @@ func setup(m *testing.M) (int, error) {
 		return 0, fmt.Errorf("cannot build sluice: %v\n%s", err, out)
 	}
 	testPG, err = devenv.StartPostgres(context.Background(), devenv.PostgresOptions{
-		Settings: []string{"max_connections=200"},
+		// fsync stays off (an immediate stop is a PostgreSQL crash, not an
+		// OS crash, so the page cache keeps the WAL), but a commit must be
+		// in the WAL before it is acknowledged: with devenv's test default
+		// synchronous_commit=off an immediate stop forgets the last
+		// acknowledged commits, which no consumer can be exactly-once
+		// against (see README.md, "Findings").
+		Settings: []string{"synchronous_commit=on"},
 	})
 	if err != nil {
 		return 0, err
@@ -726,7 +732,16 @@ func (c *cluster) startSampler(tables map[string]string) *sampler {
 		last: map[tp]stored{}, history: map[tp][]progress{}}
 	c.sampler = s
 	go s.run()
-	c.t.Cleanup(s.halt)
+	c.t.Cleanup(func() {
+		s.halt()
+		if c.t.Failed() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			for _, v := range s.violations {
+				c.t.Logf("sampler saw: %s", v)
+			}
+		}
+	})
 	return s
 }
 
