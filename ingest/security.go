@@ -138,8 +138,9 @@ func withPassword(connString, pw string) (string, error) {
 
 // KafkaSecurityOpts returns the kgo options for cfg's kafka.tls and
 // kafka.sasl: every Kafka client Sluice creates (the appliance, reset-offset,
-// load generators pointed at the same cluster) must use them. cfg must come
-// from Parse, which resolves password files.
+// load generators pointed at the same cluster) must use them. Parse has
+// already read kafka.sasl.password_file; for a Config built in code it is
+// read here.
 func KafkaSecurityOpts(cfg *Config) ([]kgo.Opt, error) {
 	k := cfg.Kafka
 	var opts []kgo.Opt
@@ -151,6 +152,14 @@ func KafkaSecurityOpts(cfg *Config) ([]kgo.Opt, error) {
 		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
 	if k.SASL.Mechanism != "" {
+		if k.SASL.Password == "" && k.SASL.PasswordFile != "" {
+			// A Config built in code rather than by Parse.
+			pw, err := readSecretFile(k.SASL.PasswordFile, "kafka.sasl.password_file", "SLUICE_KAFKA_SASL_PASSWORD_FILE")
+			if err != nil {
+				return nil, err
+			}
+			k.SASL.Password = pw
+		}
 		if k.SASL.Password == "" {
 			return nil, cfgErr("kafka.sasl.password", "empty while kafka.sasl.mechanism is %s; set SLUICE_KAFKA_SASL_PASSWORD, SLUICE_KAFKA_SASL_PASSWORD_FILE or kafka.sasl.password_file", k.SASL.Mechanism)
 		}

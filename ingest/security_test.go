@@ -606,6 +606,23 @@ func TestSecretsInConfig(t *testing.T) {
 			}
 		})
 	}
+	t.Run("KafkaSecurityOpts of a Config built in code", func(t *testing.T) {
+		cfg := Defaults()
+		cfg.Kafka.SASL = SASLConfig{Mechanism: "SCRAM-SHA-256", Username: "u", PasswordFile: "/nonexistent/pw"}
+		if _, err := KafkaSecurityOpts(&cfg); err == nil || !strings.Contains(err.Error(), "kafka.sasl.password_file: cannot read") {
+			t.Fatalf("KafkaSecurityOpts error = %v", err)
+		}
+		cfg.Kafka.SASL.PasswordFile = pwFile
+		cfg.Kafka.TLS = TLSConfig{Enabled: true, CAFile: pwFile}
+		if _, err := KafkaSecurityOpts(&cfg); err == nil || !strings.Contains(err.Error(), "kafka.tls.ca_file") {
+			t.Fatalf("KafkaSecurityOpts with a non-PEM CA file: error = %v", err)
+		}
+		cfg.Kafka.TLS = TLSConfig{Enabled: true}
+		opts, err := KafkaSecurityOpts(&cfg)
+		if err != nil || len(opts) != 2 {
+			t.Fatalf("KafkaSecurityOpts = %d options, %v; want TLS and SASL", len(opts), err)
+		}
+	})
 	t.Run("no user to give the password to", func(t *testing.T) {
 		y := secYAML([]string{"127.0.0.1:9092"}, "postgres://db.example/ingest", "", "")
 		_, err := Parse(y, envMap(map[string]string{"SLUICE_POSTGRES_PASSWORD": "pw-Secret-1"}))
