@@ -1,0 +1,213 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestChartSVG(t *testing.T) {
+	c := &Chart{Title: "T <&>", XLabel: "x", YLabel: "y", HLine: 1, HLineLabel: "objective",
+		Series: []Series{{Name: "a", Points: [][2]float64{{1, 0.2}, {2, 0.7}, {4, 1.9}}}, {Name: "b", Points: [][2]float64{{1, 3}}}}}
+	var b bytes.Buffer
+	if err := c.WriteSVG(&b); err != nil {
+		t.Fatal(err)
+	}
+	// Well-formed XML with one polyline (b has a single point) and four
+	// markers; the title is escaped.
+	d := xml.NewDecoder(bytes.NewReader(b.Bytes()))
+	counts := map[string]int{}
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			break
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			counts[se.Name.Local]++
+		}
+	}
+	if counts["svg"] != 1 || counts["polyline"] != 1 || counts["circle"] != 4 {
+		t.Fatalf("elements %v in\n%s", counts, b.String())
+	}
+	if !strings.Contains(b.String(), "T &lt;&amp;&gt;") {
+		t.Fatal("title not escaped")
+	}
+	// The y axis covers the largest value: ticks go up to 5 (niceCeil(3)).
+	if !strings.Contains(b.String(), ">5<") {
+		t.Fatalf("no tick at 5 in\n%s", b.String())
+	}
+	b.Reset()
+	if err := (&Chart{Title: "empty"}).WriteSVG(&b); err != nil || !strings.Contains(b.String(), "no data") {
+		t.Fatalf("empty chart: %v\n%s", err, b.String())
+	}
+}
+
+func TestNiceCeilAndTicks(t *testing.T) {
+	for _, c := range []struct{ in, want float64 }{{0.7, 1}, {1.2, 2}, {2.2, 2.5}, {3, 5}, {7, 10}, {130, 200}, {0, 0}} {
+		if got := niceCeil(c.in); got != c.want {
+			t.Errorf("niceCeil(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+	ts := ticks(0, 250)
+	if len(ts) < 4 || len(ts) > 10 || ts[0] != 0 || ts[len(ts)-1] != 250 {
+		t.Errorf("ticks(0, 250) = %v", ts)
+	}
+}
+
+const benchstatCSV = `,base.txt,,new.txt,,,
+,sec/op,CI,sec/op,CI,vs base,P
+DecodeReference-2,1.0e-06,1%,1.3e-06,2%,+30.00%,p=0.002 n=6
+Framing-2,2.0e-08,1%,2.1e-08,1%,~,p=0.310 n=6
+Batching-2,5.0e-07,1%,5.4e-07,1%,+8.00%,p=0.002 n=6
+geomean,1e-07,,1.1e-07,,+10.00%,
+
+,/tmp/a.txt,,/tmp/b.txt,,,
+,allocs/op,CI,allocs/op,CI,vs base,P
+DecodeReference-2,0,∞,1,∞,~,p=0.100 n=6
+Framing-2,0,∞,0,∞,~,p=1.000 n=6
+Generator-2,3,∞,3,∞,~,p=1.000 n=6
+geomean,,,,,+0.00%,
+`
+
+func TestRegressions(t *testing.T) {
+	regs, err := Regressions(strings.NewReader(benchstatCSV), 0.15)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range regs {
+		got = append(got, r.Benchmark+" "+r.Unit)
+	}
+	want := []string{"DecodeReference-2 sec/op", "DecodeReference-2 allocs/op"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("regressions %v, want %v", got, want)
+	}
+	// A looser threshold keeps the new allocation but not the slowdown.
+	regs, _ = Regressions(strings.NewReader(benchstatCSV), 0.5)
+	if len(regs) != 1 || regs[0].Unit != "allocs/op" {
+		t.Fatalf("with 50%%: %v", regs)
+	}
+	if _, err := Regressions(strings.NewReader(",a.txt\n,sec/op,CI\nX-2,1,∞\n"), 0.15); err == nil {
+		t.Fatal("output without a comparison was accepted")
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	line := []byte("4242 (post gres: (x)) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 1 0 100 1000 10")
+	ppid, times, err := parseStat(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ppid != 17 || times != [4]float64{2.5, 0.5, 0.07, 0.03} {
+		t.Fatalf("ppid %d times %v", ppid, times)
+	}
+	if _, _, err := parseStat([]byte("1 (x) S 0")); err == nil {
+		t.Fatal("a short line was accepted")
+	}
+}
+
+func syntheticReport() *Report {
+	lat := func(f, mb, p99 float64) *Latency {
+		return &Latency{Fraction: f, RecordsPerSec: mb * 2000, MBPerSec: mb, P50Sec: p99 / 3, P99Sec: p99}
+	}
+	pt := func(param string, parts, conns, rows int, mb, p99 float64) ReportPoint {
+		return ReportPoint{Param: param, Partitions: parts, MaxConns: conns, BatchRows: rows,
+			Drain: newThroughput(10*time.Second, 1000, 900, int64(mb*10e6)), Latency: lat(0.5, mb/2, p99),
+			CPU: CPU{Appliance: 4, Postgres: 6, Wall: 10, Cores: 2}}
+	}
+	raw := newThroughput(9*time.Second, 1000, 900, 600e6)
+	return &Report{
+		Generated: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Env: "synthetic",
+		Options: ReportOptions{Options: Options{Records: 1000, Schema: "reference", DupRatio: 0.01, MaxAge: 250 * time.Millisecond}},
+		RawCopy: &raw,
+		Rate:    []Latency{*lat(0.25, 15, 0.3), *lat(0.5, 30, 0.6), *lat(0.9, 54, 2.5)},
+		Points: []ReportPoint{
+			pt("base", 4, 2, 50000, 60, 0.6),
+			pt("max_conns", 4, 4, 50000, 70, 1.4), // faster but misses the objective
+			pt("max_conns", 4, 1, 50000, 40, 0.5),
+			pt("batch_rows", 4, 2, 20000, 55, 0.4),
+		},
+	}
+}
+
+func TestRenderSynthetic(t *testing.T) {
+	r := syntheticReport()
+	if s := r.Sustainable(); s == nil || s.MBPerSec != 30 {
+		t.Fatalf("sustainable %+v, want the 30 MB/s point", s)
+	}
+	if rec := r.Recommended(); rec.MaxConns != 2 || rec.BatchRows != 50000 {
+		t.Fatalf("recommended %+v, want the base point", rec)
+	}
+	dir := t.TempDir()
+	if err := Render(r, dir); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"30.0 MB/s = **2592 GB/day**",   // sustainable at p99 ≤ 1 s
+		"**5.2×**",                      // headroom against 500 GB/day
+		"reaches 0.90 of it",            // 9 s raw COPY over 10 s
+		"appliance process 4.0 s (40%)", // where the time goes
+		"`postgres.max_conns: 2`",       // recommended
+		"| 1 | 90 | 40.0 |",             // the max_conns table, sorted
+		"![latency against rate](latency-rate.svg)",
+	} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	for _, f := range []string{"latency-rate.svg", "throughput-batch_rows.svg", "latency-max_conns.svg", "throughput-partitions.svg", "report.json"} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if err := Render(&Report{}, dir); err == nil {
+		t.Fatal("an empty report rendered")
+	}
+}
+
+// TestRunSmall runs the whole benchmark on a few thousand records: the
+// result must be complete and verified. It asserts no timing.
+func TestRunSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var log bytes.Buffer
+	res, err := Run(ctx, Options{Records: 4000, Partitions: 2, MaxConns: 2, BatchRows: 1000, InsertRows: 100,
+		LatencyFor: 500 * time.Millisecond, Log: &log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if !res.Verified || len(res.Verify) != 2 {
+		t.Fatalf("verified %v: %v", res.Verified, res.Verify)
+	}
+	for name, th := range map[string]*Throughput{"sluice": &res.Sluice, "raw": res.RawCopy, "insert": res.Insert} {
+		if th == nil || th.Seconds <= 0 || th.Records != 4000 || th.Rows < 3900 || th.Rows > 4000 || th.RowsPerSec <= 0 || th.Bytes <= 0 {
+			t.Errorf("%s throughput %+v", name, th)
+		}
+	}
+	if res.RatioRawCopy <= 0 || res.RatioInsert <= 0 || res.Batches == 0 {
+		t.Errorf("ratios %v %v, batches %d", res.RatioRawCopy, res.RatioInsert, res.Batches)
+	}
+	if len(res.Latency) != 1 || res.Latency[0].Records == 0 || res.Latency[0].P99Sec <= 0 || res.Latency[0].P50Sec > res.Latency[0].P99Sec {
+		t.Errorf("latency %+v", res.Latency)
+	}
+	if res.CPU.Appliance <= 0 || res.CPU.Postgres <= 0 {
+		t.Errorf("cpu %+v", res.CPU)
+	}
+	var out bytes.Buffer
+	WriteText(&out, res)
+	if !strings.Contains(out.String(), "Sluice / raw COPY limit") || !strings.Contains(out.String(), "OK: exactly once") {
+		t.Errorf("text output:\n%s", out.String())
+	}
+}
