@@ -388,6 +388,8 @@ type pointSpec struct {
 
 	// before runs after the preload and before the drain (the baselines).
 	before func(ctx context.Context, s *stream) error
+	// cleanup drops the point's topics and tables once verified.
+	cleanup bool
 }
 
 // pointResult is what one pointSpec measured.
@@ -544,7 +546,33 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 		return pr, errors.New("exactly-once check failed:\n" + strings.Join(pr.Verify, "\n"))
 	}
 	logf(o.Log, "verified %d tables: exactly once", len(all))
+	if sp.cleanup {
+		e.drop(ctx, all)
+	}
 	return pr, nil
+}
+
+// drop deletes the streams' topics (the embedded broker holds them in this
+// process's heap, which would slow later points through GC) and tables
+// (so autovacuum of old tables does not run during later points).
+func (e *env) drop(ctx context.Context, ss []*stream) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...))
+	if err == nil {
+		var topics []string
+		for _, s := range ss {
+			topics = append(topics, s.topic)
+		}
+		kadm.NewClient(cl).DeleteTopics(ctx, topics...)
+		cl.Close()
+	}
+	if c, err := pgx.Connect(ctx, e.pgURL); err == nil {
+		for _, s := range ss {
+			c.Exec(ctx, "DROP TABLE IF EXISTS "+s.table+", "+s.table+"_rawcopy, "+s.table+"_insert")
+		}
+		c.Close(context.Background())
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
 }
 
 // config is the appliance configuration for sp over streams.

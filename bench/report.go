@@ -99,7 +99,7 @@ func Sweep(ctx context.Context, o ReportOptions) (*Report, error) {
 	logf(o.Log, "environment: %s", r.Env)
 	base := pointSpec{Partitions: o.Options.Partitions, MaxConns: o.Options.MaxConns, BatchRows: o.Options.BatchRows,
 		BatchBytes: o.BatchBytes, MaxAge: o.MaxAge, Records: o.Records, Seed: o.Seed,
-		Latency: o.Fractions, LatencyFor: o.LatencyFor}
+		Latency: o.Fractions, LatencyFor: o.LatencyFor, cleanup: true}
 	if !o.SkipBaselines {
 		base.before = func(ctx context.Context, s *stream) error {
 			raw, ins, err := e.baselines(ctx, s, o.Options)
