@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -147,6 +149,14 @@ func TestCrashFaults(t *testing.T) {
 	}
 	summary.add("crash", "PostgreSQL stopped in immediate mode and restarted", "%d", pgRestarts)
 
+	// The transactional stream ends before the broker faults: loadgen's
+	// transactional producer does not survive a broker kill -9 (its open
+	// transaction never ends, the last stable offset stops and read_committed
+	// consumers rightly wait; see README.md, "Findings"). The idempotent
+	// update stream goes on through the broker restarts.
+	evStats := events.stop(t)
+	s.setIdle("events")
+
 	// The broker restarted: kill -9, then cleanly.
 	brokerRestarts := pick(1, 2)
 	for i := 0; i < brokerRestarts; i++ {
@@ -161,7 +171,6 @@ func TestCrashFaults(t *testing.T) {
 
 	// One last kill while the producers stop, then drain and check.
 	in.kill()
-	evStats := events.stop(t)
 	upStats := updates.stop(t)
 	c.restart(in)
 	c.waitDrained(pick(3*time.Minute, 6*time.Minute))
@@ -579,4 +588,76 @@ func durStats(ds []time.Duration) string {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	r := func(d time.Duration) time.Duration { return d.Round(10 * time.Millisecond) }
 	return fmt.Sprintf("min %v, median %v, max %v (n=%d)", r(s[0]), r(s[len(s)/2]), r(s[len(s)-1]), len(s))
+}
+
+// TestBacklogRSS (long form) produces a multi-GB backlog at full speed
+// first, then drains it with one instance and default settings while the
+// peak RSS (VmHWM) of the sluice process is read from /proc. The size is
+// SLUICE_CHAOS_BACKLOG_MB (default 2048) of committed value bytes.
+func TestBacklogRSS(t *testing.T) {
+	skipShort(t)
+	if !long {
+		t.Skip("long form only: SLUICE_CHAOS=long (make chaos)")
+	}
+	mb := int64(2048)
+	if v := os.Getenv("SLUICE_CHAOS_BACKLOG_MB"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			t.Fatalf("SLUICE_CHAOS_BACKLOG_MB=%q: want a positive number of MB", v)
+		}
+		mb = n
+	}
+	c := newCluster(t, clusterOptions{
+		partitions: 8,
+		topics:     []string{"backlog"},
+		tablesYAML: tableYAML(loadgen.SchemaReference, "public.backlog", "backlog", "ignore", 0),
+	})
+	in := c.addInstance(4) // postgres.max_conns default
+	c.migrate("public.backlog")
+	const valueSize = 1000
+	gen := loadgen.Options{Seed: 41, Topic: "backlog", ValueSize: valueSize, DupRatio: 0.01,
+		Records: (mb << 20) / valueSize, Compression: "lz4"}
+	gen.SpreadBad(0.001)
+	produceStart := time.Now()
+	s := c.produce(gen, "public.backlog", "ignore")
+	st := s.wait(t, 20*time.Minute)
+	produced := time.Since(produceStart)
+	summary.add("backlog", "backlog produced first (loadgen, full speed)", "%d records, %.0f MiB of values in %v",
+		st.Committed.Total(), float64(st.CommittedBytes)/(1<<20), produced.Round(time.Second))
+
+	smp := c.startSampler(map[string]string{"backlog": "public.backlog"})
+	start := time.Now()
+	in.startAndWait(t)
+	pid := in.pid()
+	var peak int64
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			if h := vmHWM(pid); h > peak {
+				peak = h
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	c.waitDrained(20 * time.Minute)
+	drain := time.Since(start)
+	close(stop)
+	<-watched
+	if h := vmHWM(pid); h > peak {
+		peak = h
+	}
+	c.waitLagZero(time.Minute)
+	smp.halt()
+	smp.check(t)
+	rep := c.verify(s, st)
+	summary.add("backlog", "drained with default settings (start → stored offsets at log end)", "%v, %.1f MiB/s of values",
+		drain.Round(time.Second), float64(st.CommittedBytes)/(1<<20)/drain.Seconds())
+	summary.add("backlog", "peak RSS of sluice while draining (VmHWM)", "%.1f MiB (design limit 256 MiB)", float64(peak)/(1<<20))
+	summary.addReport("backlog", rep, st)
 }

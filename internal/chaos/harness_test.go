@@ -711,6 +711,7 @@ type progress struct {
 type sampler struct {
 	c      *cluster
 	tables map[string]string // topic → target table
+	idle   map[string]bool   // topics no longer produced to: progress is not awaited
 	stop   chan struct{}
 	done   chan struct{}
 
@@ -729,7 +730,7 @@ type sampler struct {
 // beyond its partition's stored offset.
 func (c *cluster) startSampler(tables map[string]string) *sampler {
 	s := &sampler{c: c, tables: tables, stop: make(chan struct{}), done: make(chan struct{}),
-		last: map[tp]stored{}, history: map[tp][]progress{}}
+		last: map[tp]stored{}, history: map[tp][]progress{}, idle: map[string]bool{}}
 	c.sampler = s
 	go s.run()
 	c.t.Cleanup(func() {
@@ -903,6 +904,13 @@ func (s *sampler) check(t *testing.T) {
 	t.Logf("sampler: %d offset samples, %d snapshots, %d PostgreSQL errors (expected during PostgreSQL faults)", s.samples, s.snapshots, s.pgErrors)
 }
 
+// setIdle stops awaiting progress on topic (its producer stopped).
+func (s *sampler) setIdle(topic string) {
+	s.mu.Lock()
+	s.idle[topic] = true
+	s.mu.Unlock()
+}
+
 // current returns the last sampled next_offset of every partition.
 func (s *sampler) current() map[tp]int64 {
 	s.mu.Lock()
@@ -924,6 +932,9 @@ func (s *sampler) allProgressedSince(t *testing.T, base map[tp]int64, d time.Dur
 		defer s.mu.Unlock()
 		latest = time.Time{}
 		for topic := range s.tables {
+			if s.idle[topic] {
+				continue
+			}
 			for p := int32(0); p < int32(s.c.o.partitions); p++ {
 				k := tp{topic, p}
 				found := false
