@@ -156,7 +156,9 @@ func VerifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	var o Options
 	apply := genFlags(fs, &o)
-	pgURL := fs.String("postgres", envOr("SLUICE_POSTGRES_URL", ""), "Postgres URL (env SLUICE_POSTGRES_URL)")
+	// The default is read after parsing, not shown in --help: the URL may
+	// hold a password.
+	pgURL := fs.String("postgres", "", "Postgres URL (default $SLUICE_POSTGRES_URL)")
 	schemaName := fs.String("schema-name", "sluice", "Postgres schema of the dead_letters table")
 	table := fs.String("table", "public.events", "target table")
 	onConflict := fs.String("on-conflict", "ignore", "the table's policy: ignore (first occurrence wins), update (last wins) or any")
@@ -167,6 +169,9 @@ func VerifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if err := apply(); err != nil {
 		return err
+	}
+	if *pgURL == "" {
+		*pgURL = os.Getenv("SLUICE_POSTGRES_URL")
 	}
 	if *pgURL == "" {
 		return errors.New("cannot verify without Postgres; set --postgres postgres://user@host:port/db or SLUICE_POSTGRES_URL")
