@@ -295,7 +295,12 @@ func (w *worker) write(p *pending) {
 		if errors.As(err, &fe) {
 			for _, fr := range fe.Ranges {
 				for _, r := range p.ranges {
-					if r.st.topic == fr.Topic && r.st.partition == fr.Partition && !r.st.dropped.Swap(true) {
+					// Counted even when the partition was already dropped:
+					// a zombie usually learns of its lost session (onLost)
+					// just before its stale compare-and-set fails, and the
+					// fencing must still show (found by internal/chaos).
+					if r.st.topic == fr.Topic && r.st.partition == fr.Partition {
+						r.st.dropped.Store(true)
 						a.m.fenced.Inc()
 						a.log.Warn("partition fenced: a newer owner claimed it; dropping local work",
 							"topic", fr.Topic, "partition", fr.Partition, "epoch", r.st.epoch)
