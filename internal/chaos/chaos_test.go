@@ -248,6 +248,15 @@ func TestGroupFaults(t *testing.T) {
 	rejoin := s.allProgressedSince(t, base, settle).Sub(started)
 	summary.add("group", "restarted member rejoins (start → every partition progressing)", "%v", rejoin.Round(10*time.Millisecond))
 
+	// Slow PostgreSQL with several members: backpressure, no rebalance storm.
+	before := c.metrics.get("sluice_rebalances_total")
+	if err := c.lockTable("public.events", 4*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	base = s.current()
+	s.allProgressedSince(t, base, settle)
+	summary.add("group", "rebalances during a 4s target lock, all members", "%v", c.metrics.get("sluice_rebalances_total")-before)
+
 	// The zombie: one writer connection, so the freeze holds no lock.
 	z := c.addInstance(1)
 	c.metrics.forget(z)
@@ -278,15 +287,6 @@ func TestGroupFaults(t *testing.T) {
 	summary.add("group", "zombie partitions fenced after SIGCONT", "%v", fenced)
 	base = s.current()
 	s.allProgressedSince(t, base, settle)
-
-	// Slow PostgreSQL with several members: backpressure, no rebalance storm.
-	before := c.metrics.get("sluice_rebalances_total")
-	if err := c.lockTable("public.events", 4*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	base = s.current()
-	s.allProgressedSince(t, base, settle)
-	summary.add("group", "rebalances during a 4s target lock, all members", "%v", c.metrics.get("sluice_rebalances_total")-before)
 
 	st := events.stop(t)
 	c.waitDrained(pick(3*time.Minute, 6*time.Minute))
