@@ -29,6 +29,15 @@ func TestChartSVG(t *testing.T) {
 		}
 		if se, ok := tok.(xml.StartElement); ok {
 			counts[se.Name.Local]++
+			// encoding/xml accepts duplicate attributes; XML (and so
+			// browsers) do not.
+			seen := map[string]bool{}
+			for _, a := range se.Attr {
+				if seen[a.Name.Local] {
+					t.Errorf("<%s> repeats attribute %s", se.Name.Local, a.Name.Local)
+				}
+				seen[a.Name.Local] = true
+			}
 		}
 	}
 	if counts["svg"] != 1 || counts["polyline"] != 1 || counts["circle"] != 4 {
