@@ -208,3 +208,34 @@ func TestPrepareAllocs(t *testing.T) {
 		t.Fatalf("%d distinct keys, want 1990", len(d.sel))
 	}
 }
+
+// TestWriterSessionSettings: a Writer's session ends itself when its process
+// freezes mid-transaction (idle_in_transaction_session_timeout), so a
+// zombie cannot hold its partitions' offsets rows against the next owner;
+// a setting in the connection string wins.
+func TestWriterSessionSettings(t *testing.T) {
+	url := newDB(t)
+	ctx := testCtx(t)
+	show := func(w *Writer) string {
+		t.Helper()
+		conn, err := w.connect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := conn.ExecParams(ctx, "SHOW idle_in_transaction_session_timeout", nil, nil, nil, nil).Read()
+		if res.Err != nil {
+			t.Fatal(res.Err)
+		}
+		return string(res.Rows[0][0])
+	}
+	w := NewWriter(url, "sluice", "g")
+	defer w.Close(ctx)
+	if got := show(w); got != idleInTransaction {
+		t.Errorf("idle_in_transaction_session_timeout = %s, want %s", got, idleInTransaction)
+	}
+	w2 := NewWriter(url+"&idle_in_transaction_session_timeout=30s", "sluice", "g")
+	defer w2.Close(ctx)
+	if got := show(w2); got != "30s" {
+		t.Errorf("with the connection string's 30s: %s", got)
+	}
+}

@@ -215,6 +215,16 @@ const tempBuffers = "64MB"
 // 10k-row reference batch already sorts on disk.
 const workMem = "64MB"
 
+// idleInTransaction is the session's idle_in_transaction_session_timeout
+// unless the connection string sets it. A writer holds its partitions'
+// offsets rows locked from the first statement of a batch to COMMIT; if its
+// process freezes mid-transaction (SIGSTOP, a VM pause: a zombie), the new
+// owner's claim would wait on those locks for as long as the freeze lasts.
+// PostgreSQL ends such a session after this long, which releases the locks
+// and fences the zombie. Between the statements of a healthy batch the
+// client only does in-memory work, milliseconds long.
+const idleInTransaction = "5s"
+
 // Writer writes batches over one connection, opened on first use and
 // reopened after a failure. It is not safe for concurrent use; run one
 // Writer per connection wanted.
@@ -299,6 +309,9 @@ func (w *Writer) connect(ctx context.Context) (*pgconn.PgConn, error) {
 		}
 		if _, ok := cfg.RuntimeParams["work_mem"]; !ok {
 			cfg.RuntimeParams["work_mem"] = workMem
+		}
+		if _, ok := cfg.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
+			cfg.RuntimeParams["idle_in_transaction_session_timeout"] = idleInTransaction
 		}
 		if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 			cfg.RuntimeParams["application_name"] = "sluice"

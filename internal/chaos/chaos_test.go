@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -189,6 +190,9 @@ func TestCrashFaults(t *testing.T) {
 // load: members join and leave, one is killed (failover is measured), one
 // is frozen before a batch past its session timeout while the others take
 // over, then thawed: its commit must be fenced and nothing duplicated.
+// claimedRe matches the appliance's "claimed partition" log line.
+var claimedRe = regexp.MustCompile(`msg="claimed partition" topic=(\S+) partition=(\d+) epoch=(\d+)`)
+
 func TestGroupFaults(t *testing.T) {
 	c := newCluster(t, clusterOptions{
 		partitions:     6,
@@ -257,34 +261,67 @@ func TestGroupFaults(t *testing.T) {
 	s.allProgressedSince(t, base, settle)
 	summary.add("group", "rebalances during a 4s target lock, all members", "%v", c.metrics.get("sluice_rebalances_total")-before)
 
-	// The zombie: one writer connection, so the freeze holds no lock.
+	// The zombie freezes in the middle of a batch's transaction, after the
+	// merge, holding its partitions' offsets rows locked: the new owners'
+	// claims wait until PostgreSQL ends the idle-in-transaction session
+	// (the writer sets idle_in_transaction_session_timeout) and then take
+	// over; the thawed zombie's retry is fenced.
 	z := c.addInstance(1)
 	c.metrics.forget(z)
-	z.start(fmt.Sprintf("SLUICE_FAULT=begin:%d:stop", 3+rand.IntN(5)))
-	waitFor(t, 2*time.Minute, "the zombie to freeze itself before a batch", func() bool {
+	z.start(fmt.Sprintf("SLUICE_FAULT=merge:%d:stop", 3+rand.IntN(5)))
+	waitFor(t, 2*time.Minute, "the zombie to freeze itself inside a batch", func() bool {
 		if !z.alive() {
 			t.Fatalf("the zombie died:\n%s", tailFile(z.logPath, 30))
 		}
 		return procState(z.pid()) == "T"
 	})
 	frozen := time.Now()
+	// The zombie's partitions, from its own log: each must be claimed by
+	// another member (a higher epoch) and move past where the zombie
+	// stopped, while the zombie is still frozen.
+	owned := map[tp]int64{}
+	for _, m := range claimedRe.FindAllStringSubmatch(tailFile(z.logPath, 400), -1) {
+		p, _ := strconv.Atoi(m[2])
+		e, _ := strconv.ParseInt(m[3], 10, 64)
+		owned[tp{m[1], int32(p)}] = e
+	}
+	if len(owned) == 0 {
+		t.Fatalf("the zombie froze without owning a partition:\n%s", tailFile(z.logPath, 30))
+	}
 	base = s.current()
-	takeover := s.allProgressedSince(t, base, settle).Sub(frozen)
-	summary.add("group", "zombie (SIGSTOP before a batch): others take over after", "%v", takeover.Round(10*time.Millisecond))
+	waitFor(t, settle, "other members to take over the frozen zombie's partitions", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for k, e := range owned {
+			if cur := s.last[k]; cur.epoch <= e || cur.next <= base[k] {
+				return false
+			}
+		}
+		return true
+	})
+	takeover := time.Since(frozen)
+	summary.add("group", "zombie frozen inside a batch's transaction: its partitions claimed and progressing elsewhere after", "%v", takeover.Round(10*time.Millisecond))
 	z.signal(syscall.SIGCONT)
+	// The thawed zombie must give up its stale batch: either its retry fails
+	// the compare-and-set (fenced), or it first learns that its session was
+	// lost and drops the batch. Either way nothing it held lands twice, which
+	// the final verification proves.
 	var fenced float64
-	waitFor(t, time.Minute, "the thawed zombie's batch to be fenced (sluice_fenced_total)", func() bool {
+	var lost bool
+	waitFor(t, time.Minute, "the thawed zombie to give up its stale batch (fenced or lost)", func() bool {
 		m, err := scrape(z.metricsAddr)
 		if err != nil {
 			return false
 		}
 		fenced = sumPrefix(m, "sluice_fenced_total")
-		return fenced > 0
+		lost = strings.Contains(tailFile(z.logPath, 400), "partitions lost")
+		return fenced > 0 || lost
 	})
-	if !strings.Contains(tailFile(z.logPath, 400), "partition fenced") {
+	if fenced > 0 && !strings.Contains(tailFile(z.logPath, 400), "partition fenced") {
 		t.Errorf("the zombie counted %v fenced partitions but did not log them", fenced)
 	}
-	summary.add("group", "zombie partitions fenced after SIGCONT", "%v", fenced)
+	summary.add("group", "thawed zombie: partitions fenced / session lost first", "%v / %v", fenced, lost)
+
 	base = s.current()
 	s.allProgressedSince(t, base, settle)
 
