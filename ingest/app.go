@@ -97,6 +97,11 @@ type App struct {
 	consuming   atomic.Bool
 	metricsAddr atomic.Value // string
 
+	// failed holds the first fatal error; failPoll stops the poll loop.
+	failMu   sync.Mutex
+	failed   error
+	failPoll context.CancelFunc
+
 	// hardCtx is canceled only when in-flight work must be abandoned.
 	hardCtx    context.Context
 	hardCancel context.CancelFunc
@@ -331,8 +336,16 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	a.log.Info("consuming", "topics", a.topics, "group", a.cfg.Kafka.Group, "workers", len(a.workers))
 	a.consuming.Store(true)
-	pollErr := a.pollLoop(ctx)
+	pollCtx, cancelPoll := context.WithCancel(ctx)
+	a.failMu.Lock()
+	a.failPoll = cancelPoll
+	a.failMu.Unlock()
+	pollErr := a.pollLoop(pollCtx)
+	cancelPoll()
 	a.consuming.Store(false)
+	if pollErr == nil {
+		pollErr = a.failure()
+	}
 
 	// Leaving the group revokes every partition; onRevoked commits what is
 	// in flight before the leave completes.
@@ -351,6 +364,28 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	a.log.Info("stopped")
 	return nil
+}
+
+// fail stops the App with err: the poll loop ends, in-flight work is
+// committed or dropped as at any shutdown, and Run returns err. For states
+// only a restart from the stored offsets can repair.
+func (a *App) fail(err error) {
+	a.failMu.Lock()
+	defer a.failMu.Unlock()
+	if a.failed != nil {
+		return
+	}
+	a.failed = err
+	a.log.Error("stopping", "err", err)
+	if a.failPoll != nil {
+		a.failPoll()
+	}
+}
+
+func (a *App) failure() error {
+	a.failMu.Lock()
+	defer a.failMu.Unlock()
+	return a.failed
 }
 
 // checkKafka fails fast on an unreachable or misconfigured cluster instead

@@ -647,3 +647,45 @@ func TestKcatInterop(t *testing.T) {
 		t.Errorf("dead letter key %q headers %s; want key bad and the kcat header", key, headers)
 	}
 }
+
+// TestLostCommitStops: when PostgreSQL loses acknowledged commits (the
+// stored offset moves back under this owner's own epoch), the appliance must
+// not drop the partition for good nor skip ahead: it stops with an error
+// naming the cause, and a restart resumes from the stored offsets.
+func TestLostCommitStops(t *testing.T) {
+	e := newEnv(t, 1)
+	cfg := e.config("", fmt.Sprintf(tableYAML, "ignore"))
+	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	app, err := New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- app.Run(e.ctx) }()
+	for i := 0; i < 10; i++ {
+		e.produce(item(i, "x"))
+	}
+	e.waitDrained(10)
+	// Simulate a lost commit: rows 5..9 and the offset advance vanish.
+	if _, err := e.db.Exec(e.ctx, `DELETE FROM public.items WHERE n >= 5`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.Exec(e.ctx, `UPDATE sluice.offsets SET next_offset = 5`); err != nil {
+		t.Fatal(err)
+	}
+	e.produce(item(10, "x"))
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "lost acknowledged commits") {
+			t.Fatalf("Run returned %v, want the lost-commit error", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run did not stop after PostgreSQL lost a commit")
+	}
+	// A restart re-claims at the stored offset and lands everything once.
+	e.start(cfg)
+	e.waitDrained(11)
+	if n := e.count(`SELECT count(*) FROM public.items`); n != 11 {
+		t.Fatalf("target holds %d rows after the restart, want 11", n)
+	}
+}

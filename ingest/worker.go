@@ -3,6 +3,7 @@ package ingest
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -293,7 +294,17 @@ func (w *worker) write(p *pending) {
 		}
 		var fe *pgcopy.FencedError
 		if errors.As(err, &fe) {
-			for _, fr := range fe.Ranges {
+			for i, fr := range fe.Ranges {
+				if i < len(fe.Stored) && fe.Stored[i].Epoch == fr.Epoch && fe.Stored[i].NextOffset != fr.From {
+					// Our own epoch, yet not the offset our last commit set:
+					// PostgreSQL lost acknowledged commits (synchronous_commit
+					// off, a failover to a lagging replica) or someone edited
+					// the row. The fetch position is ahead of what is stored,
+					// so the only safe move is to start over from the stored
+					// offsets: stop, and let the restart re-claim.
+					a.fail(fmt.Errorf("cannot continue: %s/%d's stored next_offset is %d under this instance's own epoch %d, but its last commit set %d: PostgreSQL lost acknowledged commits (check synchronous_commit and replica failover); restart sluice to resume from the stored offsets",
+						fr.Topic, fr.Partition, fe.Stored[i].NextOffset, fr.Epoch, fr.From))
+				}
 				for _, r := range p.ranges {
 					// Counted even when the partition was already dropped:
 					// a zombie usually learns of its lost session (onLost)
