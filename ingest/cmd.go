@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -103,9 +104,17 @@ func RunMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	app, err := New(cfg, NewLogger(cfg.Log, stderr))
+	log := NewLogger(cfg.Log, stderr)
+	app, err := New(cfg, log)
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// batch.max_inflight_bytes bounds the process: the garbage
+		// collector works harder as the heap nears it instead of letting
+		// the heap grow to twice what is live (GOGC). The runtime's limit
+		// leaves out the mapped binary and C memory, hence the margin.
+		debug.SetMemoryLimit(max(int64(cfg.Batch.MaxInflightBytes)-32<<20, int64(cfg.Batch.MaxInflightBytes)*3/4))
 	}
 	return app.Run(ctx)
 }

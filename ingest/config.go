@@ -191,7 +191,7 @@ func Defaults() Config {
 			StartOffset:      "earliest",
 			SessionTimeout:   Duration(10 * time.Second),
 			RebalanceTimeout: Duration(30 * time.Second),
-			FetchMaxBytes:    Size(16 << 20),
+			FetchMaxBytes:    Size(4 << 20),
 		},
 		Postgres: PostgresConfig{
 			URL:      "postgres://postgres@127.0.0.1:5432/postgres",

@@ -39,7 +39,7 @@ func (a *App) clientOptions() ([]kgo.Opt, error) {
 		kgo.HeartbeatInterval(max(k.SessionTimeout.D()/10, 100*time.Millisecond)),
 		kgo.RebalanceTimeout(k.RebalanceTimeout.D()),
 		kgo.FetchMaxBytes(int32(k.FetchMaxBytes)),
-		kgo.FetchMaxPartitionBytes(int32(min(int64(k.FetchMaxBytes), 8<<20))),
+		kgo.FetchMaxPartitionBytes(int32(min(int64(k.FetchMaxBytes), 1<<20))),
 		kgo.FetchMaxWait(250 * time.Millisecond),
 		kgo.ClientID("sluice"),
 		kgo.WithLogger(kgoLogger{a.log}),
@@ -236,7 +236,7 @@ func (a *App) pollLoop(ctx context.Context) error {
 		if paused {
 			pctx, cancel = context.WithTimeout(ctx, 20*time.Millisecond)
 		}
-		fs := a.cl.PollRecords(pctx, 20000)
+		fs := a.cl.PollRecords(pctx, 5000)
 		cancel()
 		if fs.IsClientClosed() {
 			return nil

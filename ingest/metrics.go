@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -115,6 +116,11 @@ func (a *App) Handler() http.Handler {
 		a.writePartitionMetrics(w)
 		metrics.WriteProcessMetrics(w)
 	})
+	// Profiles, for diagnosing CPU and memory in production; the listener
+	// is loopback unless configured otherwise (README, Security).
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})

@@ -53,6 +53,7 @@ type pending struct {
 	dls     []pgcopy.DeadLetter
 	ranges  []rangeState
 	bytes   int64 // budget bytes to release when done
+	encoded int64 // bytes of b already counted against the budget
 	seq     int64
 	opened  time.Time     // when the batch was opened; ages batches without rows
 	barrier chan struct{} // set on a barrier message: close it and do nothing else
@@ -189,6 +190,18 @@ func (w *worker) decode(m wmsg) {
 			ri = p.rangeFor(st)
 		}
 	}
+	w.account(p)
+}
+
+// account counts p's encoded bytes not yet counted against the in-flight
+// budget: the poll loop must see them to pause fetching while batches fill,
+// not only once they are flushed.
+func (w *worker) account(p *pending) {
+	if n := int64(p.b.Len()) - p.encoded; n > 0 {
+		w.a.budget.Acquire(n)
+		p.bytes += n
+		p.encoded += n
+	}
 }
 
 func (p *pending) rangeFor(st *partState) int {
@@ -234,9 +247,7 @@ func (w *worker) flush(p *pending) {
 		batching.Put(p.b)
 		return
 	}
-	n := int64(p.b.Len())
-	w.a.budget.Acquire(n)
-	p.bytes += n
+	w.account(p)
 	w.commit <- p
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"regexp"
 	"sort"
@@ -674,6 +675,14 @@ func TestBacklogRSS(t *testing.T) {
 		for {
 			if h := vmHWM(pid); h > peak {
 				peak = h
+				if path := os.Getenv("SLUICE_CHAOS_HEAP"); path != "" && h > 200<<20 {
+					// Diagnostics: the heap profile at the highest RSS seen.
+					if resp, err := http.Get("http://" + in.metricsAddr + "/debug/pprof/heap"); err == nil {
+						b, _ := io.ReadAll(resp.Body)
+						resp.Body.Close()
+						os.WriteFile(path, b, 0o644)
+					}
+				}
 			}
 			select {
 			case <-stop:
