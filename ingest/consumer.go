@@ -95,7 +95,7 @@ func (a *App) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kg
 		}
 		st.committed.Store(c.NextOffset)
 		st.highWatermark.Store(-1)
-		st.worker = a.workers[workerFor(c.Topic, c.Partition, len(a.workers))]
+		st.worker = a.leastLoadedWorker()
 		k := partKey{c.Topic, c.Partition}
 		if old := a.parts[k]; old != nil {
 			old.dropped.Store(true)
@@ -129,13 +129,24 @@ func (a *App) claim(ctx context.Context, tps map[string][]int32) ([]pgcopy.Claim
 	return claims, err
 }
 
-func workerFor(topic string, partition int32, n int) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(topic); i++ {
-		h = (h ^ uint32(topic[i])) * 16777619
+// leastLoadedWorker returns the worker owning the fewest partitions, so
+// that partitions spread evenly over the writer connections (a hash of a
+// few partition numbers over a few workers is often lopsided). The caller
+// holds a.mu.
+func (a *App) leastLoadedWorker() *worker {
+	load := make(map[*worker]int, len(a.workers))
+	for _, st := range a.parts {
+		if !st.dropped.Load() {
+			load[st.worker]++
+		}
 	}
-	h = (h ^ uint32(partition)) * 16777619
-	return int(h % uint32(n))
+	best := a.workers[0]
+	for _, w := range a.workers[1:] {
+		if load[w] < load[best] {
+			best = w
+		}
+	}
+	return best
 }
 
 func (a *App) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
