@@ -509,6 +509,15 @@ func TestPoisonRecordsAndPostgresRejects(t *testing.T) {
 	if !strings.Contains(errs[0], "column n") || !strings.Contains(errs[1], "items_n_check") {
 		t.Errorf("dead-letter reasons not precise: %q", errs)
 	}
+	// The row PostgreSQL rejected keeps its record's bytes (re-read from
+	// Kafka: batches hold no record bytes).
+	var value []byte
+	if err := e.db.QueryRow(e.ctx, `SELECT value FROM sluice.dead_letters WHERE "offset" = 3`).Scan(&value); err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"id":"` + uuidFor(4) + `","n":-4}`; string(value) != want {
+		t.Errorf("rejected row's dead letter holds %q, want the record's value %q", value, want)
+	}
 }
 
 // TestHaltOnOffsetOutOfRange: when the broker no longer has the stored

@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -49,7 +51,7 @@ type worker struct {
 type pending struct {
 	table   *tableRT
 	b       *batching.Batch
-	recs    []*kgo.Record // recs[i] produced tuple i
+	rows    []rowMeta // rows[i] is the record behind tuple i
 	dls     []pgcopy.DeadLetter
 	ranges  []rangeState
 	bytes   int64 // budget bytes to release when done
@@ -57,6 +59,16 @@ type pending struct {
 	seq     int64
 	opened  time.Time     // when the batch was opened; ages batches without rows
 	barrier chan struct{} // set on a barrier message: close it and do nothing else
+}
+
+// rowMeta is what a batch keeps of the record behind each tuple. The
+// records themselves, and the fetch buffers they pin, are let go as soon as
+// they are decoded, so a batch in flight costs its encoded bytes only; the
+// rare row PostgreSQL rejects is re-read from Kafka for its dead letter.
+type rowMeta struct {
+	st     *partState
+	offset int64
+	ts     int64 // record timestamp, Unix nanoseconds
 }
 
 type rangeState struct {
@@ -148,11 +160,13 @@ func (w *worker) decode(m wmsg) {
 	keyed := t.pg.Keyed()
 	p := w.pendingFor(t)
 	ri := p.rangeFor(st)
+	// The fetched records are only needed while they are decoded: their
+	// bytes leave the budget when this chunk is done (dead letters keep a
+	// copy, counted in the batch).
+	defer w.a.budget.Release(m.bytes)
 	for _, r := range m.recs {
-		cost := recordCost(r)
 		if expect := p.ranges[ri].to; expect >= 0 && r.Offset < expect {
 			// Already committed (a fetch from before a seek): never twice.
-			w.a.budget.Release(cost)
 			continue
 		}
 		if r.Attrs.IsControl() {
@@ -162,11 +176,9 @@ func (w *worker) decode(m wmsg) {
 			// is a marker, and a partition whose offset stops short of its
 			// log end never shows lag 0 (aborted records themselves are
 			// never fetched under read_committed).
-			w.a.budget.Release(cost)
 			p.ranges[ri].to = r.Offset + 1
 			continue
 		}
-		p.bytes += cost
 		w.fill(r)
 		mark := p.b.Mark()
 		buf := pgcopy.AppendTupleHeader(p.b.Buf.B, t.nFields)
@@ -177,11 +189,15 @@ func (w *worker) decode(m wmsg) {
 		buf, err := dec.AppendFields(buf, &w.rec)
 		if err != nil {
 			p.b.Buf.B = buf[:mark]
-			p.dls = append(p.dls, deadLetter(r, t.cfg.Name, err))
+			dl := deadLetter(r, t.cfg.Name, err)
+			n := int64(len(dl.Key) + len(dl.Value) + len(dl.Headers) + len(dl.Error))
+			w.a.budget.Acquire(n)
+			p.bytes += n
+			p.dls = append(p.dls, dl)
 		} else {
 			p.b.Buf.B = buf
 			p.b.EndRow(time.Now())
-			p.recs = append(p.recs, r)
+			p.rows = append(p.rows, rowMeta{st: st, offset: r.Offset, ts: r.Timestamp.UnixNano()})
 		}
 		p.ranges[ri].to = r.Offset + 1
 		if w.a.limits.Full(p.b) {
@@ -274,7 +290,7 @@ func (w *worker) write(p *pending) {
 		if len(p.ranges) == 0 {
 			return
 		}
-		b := p.pgBatch()
+		b := p.pgBatch(a)
 		start := time.Now()
 		res, err := w.writer.Write(a.hardCtx, b)
 		if err == nil {
@@ -290,9 +306,9 @@ func (w *worker) write(p *pending) {
 			for _, dl := range res.Rejected {
 				a.m.deadLetters(p.table.cfg.Name, dl.Reason).Inc()
 			}
-			now := time.Now()
-			for _, r := range p.recs {
-				lat := now.Sub(r.Timestamp).Seconds()
+			now := time.Now().UnixNano()
+			for _, r := range p.rows {
+				lat := float64(now-r.ts) / 1e9
 				a.m.endToEnd.Update(lat)
 				a.m.e2eHist.update(lat)
 			}
@@ -336,7 +352,7 @@ func (w *worker) write(p *pending) {
 		}
 		a.m.retries.Inc()
 		if pgcopy.IsRetryable(err) {
-			a.log.Warn("batch write failed; retrying", "table", p.table.cfg.Name, "rows", len(p.recs), "err", err, "backoff", backoff)
+			a.log.Warn("batch write failed; retrying", "table", p.table.cfg.Name, "rows", len(p.rows), "err", err, "backoff", backoff)
 		} else {
 			a.log.Error("batch write failed (not a row-level error); retrying — check PostgreSQL", "table", p.table.cfg.Name, "err", err, "backoff", backoff)
 		}
@@ -349,15 +365,21 @@ func (w *worker) write(p *pending) {
 	}
 }
 
-func (p *pending) pgBatch() *pgcopy.Batch {
+func (p *pending) pgBatch(a *App) *pgcopy.Batch {
 	b := &pgcopy.Batch{
 		Table:       p.table.pg,
 		Data:        p.b.Buf.B,
 		Ends:        p.b.Ends,
 		DeadLetters: p.dls,
 		DeadLetterFor: func(i int, msg string) pgcopy.DeadLetter {
-			r := p.recs[i]
-			dl := deadLetter(r, p.table.cfg.Name, nil)
+			row := p.rows[i]
+			dl := pgcopy.DeadLetter{Topic: row.st.topic, Partition: row.st.partition, Offset: row.offset}
+			if r, err := a.refetch(row.st.topic, row.st.partition, row.offset); err != nil {
+				msg += " (the record could not be re-read from Kafka for this dead letter: " + err.Error() + ")"
+			} else {
+				dl = deadLetter(r, p.table.cfg.Name, nil)
+			}
+			dl.Target = p.table.cfg.Name
 			dl.Error = "rejected by PostgreSQL: " + msg
 			dl.Reason = "rejected_by_postgres"
 			return dl
@@ -392,14 +414,14 @@ func (p *pending) dropDead() {
 		return true
 	}
 	nb := batching.Get()
-	var recs []*kgo.Record
-	for i, r := range p.recs {
-		if isDead(r.Topic, r.Partition) {
+	var rows []rowMeta
+	for i, r := range p.rows {
+		if r.st.dropped.Load() {
 			continue
 		}
 		nb.Buf.B = append(nb.Buf.B, p.b.Row(i)...)
 		nb.EndRow(p.b.Started)
-		recs = append(recs, r)
+		rows = append(rows, r)
 	}
 	var dls []pgcopy.DeadLetter
 	for _, dl := range p.dls {
@@ -414,7 +436,7 @@ func (p *pending) dropDead() {
 		}
 	}
 	batching.Put(p.b)
-	p.b, p.recs, p.dls, p.ranges = nb, recs, dls, ranges
+	p.b, p.rows, p.dls, p.ranges = nb, rows, dls, ranges
 }
 
 func reasonOf(err error) string {
@@ -425,13 +447,15 @@ func reasonOf(err error) string {
 	return "invalid"
 }
 
+// deadLetter builds r's dead letter. It copies r's bytes: a dead letter
+// outlives the fetch buffer r points into.
 func deadLetter(r *kgo.Record, table string, err error) pgcopy.DeadLetter {
 	dl := pgcopy.DeadLetter{
 		Topic:     r.Topic,
 		Partition: r.Partition,
 		Offset:    r.Offset,
-		Key:       r.Key,
-		Value:     r.Value,
+		Key:       bytes.Clone(r.Key),
+		Value:     bytes.Clone(r.Value),
 		Headers:   headersJSON(r.Headers),
 		Target:    table,
 	}
@@ -498,4 +522,54 @@ func appendJSONString(b []byte, s string) []byte {
 		}
 	}
 	return append(b, '"')
+}
+
+// refetch re-reads one record from Kafka, for the dead letter of a row
+// PostgreSQL rejected (batches keep no record bytes). Rare, so it uses a
+// short-lived client of its own with the appliance's security settings.
+func (a *App) refetch(topic string, partition int32, offset int64) (*kgo.Record, error) {
+	opts, err := KafkaSecurityOpts(a.cfg)
+	if err != nil {
+		return nil, err
+	}
+	iso := kgo.ReadCommitted()
+	if a.cfg.Kafka.Isolation == "read_uncommitted" {
+		iso = kgo.ReadUncommitted()
+	}
+	opts = append(opts,
+		kgo.SeedBrokers(a.cfg.Kafka.Brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(offset)}}),
+		kgo.FetchIsolationLevel(iso),
+		kgo.FetchMaxPartitionBytes(1<<20),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(a.hardCtx, 30*time.Second)
+	defer cancel()
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("cannot re-read %s/%d at offset %d: %w", topic, partition, offset, ctx.Err())
+		}
+		var found *kgo.Record
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return nil, fmt.Errorf("cannot re-read %s/%d at offset %d: %w", topic, partition, offset, ferr)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if found == nil && r.Offset >= offset {
+				found = r
+			}
+		})
+		if found != nil {
+			if found.Offset != offset {
+				return nil, fmt.Errorf("cannot re-read %s/%d at offset %d: no longer in the log (next is %d)", topic, partition, offset, found.Offset)
+			}
+			return found, nil
+		}
+	}
 }
