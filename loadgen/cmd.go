@@ -103,7 +103,13 @@ func LoadgenMain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	manifest := fs.String("manifest", "", "write the run's manifest (options and committed counts) to this file, for sluice verify --manifest")
 	printTable := fs.String("print-table-config", "", "print the tables: entry for the schema into table NAME (e.g. public.events) and exit")
 	quiet := fs.Bool("quiet", false, "no progress output")
+	var sec securityFlags
+	sec.register(fs)
 	if help, err := parseFlags(fs, args, stderr); help || err != nil {
+		return err
+	}
+	secOpts, err := sec.opts()
+	if err != nil {
 		return err
 	}
 	if err := apply(); err != nil {
@@ -132,7 +138,10 @@ func LoadgenMain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if len(addrs) == 0 {
 		return errors.New("cannot produce without brokers; set --brokers host:port[,host:port]")
 	}
-	stats, err := Produce(ctx, addrs, o, progress)
+	if err := ping(ctx, addrs, secOpts); err != nil {
+		return err
+	}
+	stats, err := Produce(ctx, addrs, o, progress, secOpts...)
 	if *manifest != "" {
 		if werr := WriteManifest(*manifest, NewManifest(o, stats, err)); werr != nil {
 			return errors.Join(err, werr)
