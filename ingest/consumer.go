@@ -39,7 +39,7 @@ func (a *App) clientOptions() ([]kgo.Opt, error) {
 		kgo.HeartbeatInterval(max(k.SessionTimeout.D()/10, 100*time.Millisecond)),
 		kgo.RebalanceTimeout(k.RebalanceTimeout.D()),
 		kgo.FetchMaxBytes(int32(k.FetchMaxBytes)),
-		kgo.FetchMaxPartitionBytes(int32(min(int64(k.FetchMaxBytes), 1<<20))),
+		kgo.FetchMaxPartitionBytes(int32(k.FetchMaxBytes / 4)),
 		kgo.FetchMaxWait(250 * time.Millisecond),
 		kgo.ClientID("sluice"),
 		kgo.WithLogger(kgoLogger{a.log}),
