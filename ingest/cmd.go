@@ -113,8 +113,9 @@ func RunMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		// batch.max_inflight_bytes bounds the process: the garbage
 		// collector works harder as the heap nears it instead of letting
 		// the heap grow to twice what is live (GOGC). The runtime's limit
-		// leaves out the mapped binary and C memory, hence the margin.
-		debug.SetMemoryLimit(max(int64(cfg.Batch.MaxInflightBytes)-32<<20, int64(cfg.Batch.MaxInflightBytes)*3/4))
+		// leaves out the mapped binary and C memory, hence the margin
+		// (48MiB: measured in internal/chaos TestBacklogRSS).
+		debug.SetMemoryLimit(max(int64(cfg.Batch.MaxInflightBytes)-48<<20, int64(cfg.Batch.MaxInflightBytes)*3/4))
 	}
 	return app.Run(ctx)
 }
