@@ -476,7 +476,7 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	logf(o.Log, "draining through the appliance (%d connections, batches of %d rows) …", sp.MaxConns, sp.BatchRows)
 	start := time.Now()
 	go func() { appDone <- app.Run(appCtx) }()
-	if err := waitStored(ctx, db, cfg.Kafka.Group, drain.topic, ends, appDone); err != nil {
+	if err := ingest.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, drain.topic, ends, appDone, 5*time.Millisecond); err != nil {
 		return nil, err
 	}
 	elapsed := time.Since(start)
@@ -512,7 +512,7 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 		if err != nil {
 			return pr, err
 		}
-		if err := waitStored(ctx, db, cfg.Kafka.Group, s.topic, lends, appDone); err != nil {
+		if err := ingest.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, s.topic, lends, appDone, 5*time.Millisecond); err != nil {
 			return pr, err
 		}
 		l := Latency{Fraction: frac, RecordsPerSec: rate, MBPerSec: rate * recBytes / 1e6, Records: lst.Records,
@@ -647,44 +647,6 @@ func (e *env) checkpoint(ctx context.Context) error {
 		return fmt.Errorf("cannot run CHECKPOINT before a measurement: %w", err)
 	}
 	return nil
-}
-
-// waitStored polls the offsets table until every partition with records
-// has its next_offset at the log end. The poll interval (5ms) bounds the
-// timing error it adds.
-func waitStored(ctx context.Context, db *pgx.Conn, group, topic string, ends map[int32]int64, appDone <-chan error) error {
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		rows, err := db.Query(ctx, `SELECT partition, next_offset FROM sluice.offsets WHERE group_id=$1 AND topic=$2`, group, topic)
-		if err == nil {
-			stored := map[int32]int64{}
-			for rows.Next() {
-				var p int32
-				var n int64
-				if err := rows.Scan(&p, &n); err == nil {
-					stored[p] = n
-				}
-			}
-			rows.Close()
-			done := true
-			for p, end := range ends {
-				if end > 0 && stored[p] < end {
-					done = false
-				}
-			}
-			if done {
-				return nil
-			}
-		}
-		select {
-		case err := <-appDone:
-			return fmt.Errorf("the appliance stopped before draining %s: %v", topic, err)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
 }
 
 func quoteList(ss []string) string {

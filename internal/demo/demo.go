@@ -167,7 +167,7 @@ tables:
 		<-progressDone
 		return err
 	}
-	if err := waitStored(ctx, pgURL, cfg.Kafka.Group, o.Topic, ends, appDone); err != nil {
+	if err := waitStored(ctx, pgURL, cfg, o.Topic, ends, appDone); err != nil {
 		close(stopProgress)
 		<-progressDone
 		return err
@@ -280,43 +280,6 @@ func endOffsets(ctx context.Context, brokers []string, topic string) (map[int32]
 	return out, nil
 }
 
-func waitStored(ctx context.Context, url, group, topic string, ends map[int32]int64, appDone <-chan error) error {
-	db, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer db.Close(context.Background())
-	for {
-		rows, err := db.Query(ctx, `SELECT partition, next_offset FROM sluice.offsets WHERE group_id=$1 AND topic=$2`, group, topic)
-		if err == nil {
-			stored := map[int32]int64{}
-			for rows.Next() {
-				var p int32
-				var n int64
-				rows.Scan(&p, &n)
-				stored[p] = n
-			}
-			rows.Close()
-			done := true
-			for p, end := range ends {
-				if end > 0 && stored[p] < end {
-					done = false
-				}
-			}
-			if done {
-				return nil
-			}
-		}
-		select {
-		case err := <-appDone:
-			return fmt.Errorf("the appliance stopped before draining: %v", err)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
 func quoteList(ss []string) string {
 	q := make([]string, len(ss))
 	for i, s := range ss {
@@ -331,4 +294,13 @@ func indent(s, pre string) string {
 		lines[i] = pre + lines[i]
 	}
 	return strings.Join(lines, "\n") + "\n"
+}
+
+func waitStored(ctx context.Context, url string, cfg *ingest.Config, topic string, ends map[int32]int64, appDone <-chan error) error {
+	db, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer db.Close(context.Background())
+	return ingest.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, topic, ends, appDone, 100*time.Millisecond)
 }
