@@ -91,16 +91,22 @@ func NewLogger(cfg LogConfig, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, o))
 }
 
-// RunMain is `sluice run`.
-func RunMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sluice run", flag.ContinueOnError)
+// configCommand parses the flags of a command that takes only the common
+// flags and loads its configuration.
+func configCommand(name string, args []string, stderr io.Writer) (*Config, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cf commonFlags
 	cf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		return nil, err
 	}
-	cfg, err := cf.load()
+	return cf.load()
+}
+
+// RunMain is `sluice run`.
+func RunMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := configCommand("sluice run", args, stderr)
 	if err != nil {
 		return err
 	}
@@ -122,14 +128,7 @@ func RunMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // MigrateMain is `sluice migrate`.
 func MigrateMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sluice migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cf commonFlags
-	cf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := cf.load()
+	cfg, err := configCommand("sluice migrate", args, stderr)
 	if err != nil {
 		return err
 	}
