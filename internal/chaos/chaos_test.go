@@ -82,7 +82,7 @@ func TestCrashFaults(t *testing.T) {
 	if err := c.lockTable("public.events", lockFor); err != nil {
 		t.Fatal(err)
 	}
-	base := s.current()
+	base := s.fresh()
 	s.allProgressedSince(t, base, time.Minute)
 	if after := c.metrics.get("sluice_rebalances_total"); after != before {
 		t.Errorf("a %v lock on the target caused %v rebalances of a one-member group; backpressure must not cost the membership", lockFor, after-before)
@@ -96,7 +96,7 @@ func TestCrashFaults(t *testing.T) {
 		randomDelay(200*time.Millisecond, 2500*time.Millisecond)
 		in.kill()
 		started := time.Now()
-		base := s.current()
+		base := s.fresh()
 		c.restart(in)
 		resumes = append(resumes, s.allProgressedSince(t, base, 2*time.Minute).Sub(started))
 	}
@@ -108,7 +108,7 @@ func TestCrashFaults(t *testing.T) {
 	for _, p := range points {
 		in.kill()
 		c.killAt(in, p, 2+rand.IntN(12))
-		base := s.current()
+		base := s.fresh()
 		c.restart(in)
 		s.allProgressedSince(t, base, 2*time.Minute)
 	}
@@ -131,7 +131,7 @@ func TestCrashFaults(t *testing.T) {
 	if terminated == 0 {
 		t.Errorf("the termination loop found no appliance backend to terminate in %d rounds", rounds)
 	}
-	base = s.current()
+	base = s.fresh()
 	s.allProgressedSince(t, base, 2*time.Minute)
 	summary.add("crash", "backends terminated (pg_terminate_backend loop)", "%d sessions in %d rounds", terminated, rounds)
 
@@ -146,7 +146,7 @@ func TestCrashFaults(t *testing.T) {
 		if err := testPG.StartServer(c.ctx); err != nil {
 			t.Fatal(err)
 		}
-		base := s.current()
+		base := s.fresh()
 		s.allProgressedSince(t, base, 2*time.Minute)
 	}
 	summary.add("crash", "PostgreSQL stopped in immediate mode and restarted", "%d", pgRestarts)
@@ -165,7 +165,7 @@ func TestCrashFaults(t *testing.T) {
 		for _, hard := range []bool{true, false} {
 			randomDelay(200*time.Millisecond, 1500*time.Millisecond)
 			c.restartBroker(hard)
-			base := s.current()
+			base := s.fresh()
 			s.allProgressedSince(t, base, 2*time.Minute)
 		}
 	}
@@ -216,7 +216,7 @@ func TestGroupFaults(t *testing.T) {
 
 	// Members join, one at a time.
 	for _, in := range ins[1:] {
-		base := s.current()
+		base := s.fresh()
 		c.restart(in)
 		s.allProgressedSince(t, base, settle)
 	}
@@ -226,10 +226,10 @@ func TestGroupFaults(t *testing.T) {
 		in := ins[1+r%(n-1)]
 		randomDelay(200*time.Millisecond, 2*time.Second)
 		in.term(time.Minute)
-		base := s.current()
+		base := s.fresh()
 		s.allProgressedSince(t, base, settle)
 		c.restart(in)
-		base = s.current()
+		base = s.fresh()
 		s.allProgressedSince(t, base, settle)
 	}
 	summary.add("group", "instances; graceful leave+rejoin rounds", "%d; %d", n, rounds)
@@ -239,7 +239,7 @@ func TestGroupFaults(t *testing.T) {
 	victim := ins[n-1]
 	randomDelay(200*time.Millisecond, 2*time.Second)
 	killed := time.Now()
-	base := s.current()
+	base := s.fresh()
 	victim.kill()
 	failover := s.allProgressedSince(t, base, settle).Sub(killed)
 	session := c.o.sessionTimeout
@@ -248,7 +248,7 @@ func TestGroupFaults(t *testing.T) {
 	}
 	summary.add("group", fmt.Sprintf("failover after kill -9 of 1 of %d (session_timeout %v)", n, session), "%v", failover.Round(10*time.Millisecond))
 	started := time.Now()
-	base = s.current()
+	base = s.fresh()
 	c.restart(victim)
 	rejoin := s.allProgressedSince(t, base, settle).Sub(started)
 	summary.add("group", "restarted member rejoins (start → every partition progressing)", "%v", rejoin.Round(10*time.Millisecond))
@@ -258,7 +258,7 @@ func TestGroupFaults(t *testing.T) {
 	if err := c.lockTable("public.events", 4*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	base = s.current()
+	base = s.fresh()
 	s.allProgressedSince(t, base, settle)
 	summary.add("group", "rebalances during a 4s target lock, all members", "%v", c.metrics.get("sluice_rebalances_total")-before)
 
@@ -289,7 +289,7 @@ func TestGroupFaults(t *testing.T) {
 	if len(owned) == 0 {
 		t.Fatalf("the zombie froze without owning a partition:\n%s", tailFile(z.logPath, 30))
 	}
-	base = s.current()
+	base = s.fresh()
 	waitFor(t, settle, "other members to take over the frozen zombie's partitions", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -323,7 +323,7 @@ func TestGroupFaults(t *testing.T) {
 	}
 	summary.add("group", "thawed zombie: partitions fenced / session lost first", "%v / %v", fenced, lost)
 
-	base = s.current()
+	base = s.fresh()
 	s.allProgressedSince(t, base, settle)
 
 	st := events.stop(t)

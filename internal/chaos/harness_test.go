@@ -923,6 +923,28 @@ func (s *sampler) setIdle(topic string) {
 }
 
 // current returns the last sampled next_offset of every partition.
+// fresh returns the stored offsets as of a sample taken after the call
+// (or, if PostgreSQL answers no sample within 10 s, the last one). A base
+// for allProgressedSince must be fresh: a sample from just before a kill
+// misses the victim's last commits, which would then count as progress by
+// its successor, and the next fault would hit the successor mid-join.
+func (s *sampler) fresh() map[tp]int64 {
+	s.mu.Lock()
+	want := s.samples + 2
+	s.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		s.mu.Lock()
+		n := s.samples
+		s.mu.Unlock()
+		if n >= want {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return s.current()
+}
+
 func (s *sampler) current() map[tp]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
