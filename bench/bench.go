@@ -42,6 +42,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -445,7 +446,7 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 			return nil, err
 		}
 	}
-	ends, err := e.endOffsets(ctx, drain.topic)
+	ends, err := ingest.LogEnds(ctx, e.brokers, drain.topic)
 	if err != nil {
 		return nil, err
 	}
@@ -508,7 +509,7 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 		produced := time.Since(t0)
 		s.stats = lst
 		s.gen.Records = lst.Records
-		lends, err := e.endOffsets(ctx, s.topic)
+		lends, err := ingest.LogEnds(ctx, e.brokers, s.topic)
 		if err != nil {
 			return pr, err
 		}
@@ -579,11 +580,12 @@ func (e *env) drop(ctx context.Context, ss []*stream) {
 func (e *env) config(o Options, sp pointSpec, streams []*stream) (*ingest.Config, error) {
 	var tables strings.Builder
 	for _, s := range streams {
-		tables.WriteString(indent(loadgen.TableConfigYAML(o.Schema, s.table, s.topic), "  "))
+		tables.WriteString(loadgen.TableConfigYAML(o.Schema, s.table, s.topic))
 	}
+	brokersYAML, _ := json.Marshal(e.brokers) // JSON is YAML
 	y := fmt.Sprintf(`
 kafka:
-  brokers: [%s]
+  brokers: %s
   group: sluice-bench-%s-%d
 postgres:
   url: %q
@@ -595,7 +597,7 @@ batch:
 metrics:
   listen: ""
 tables:
-%s`, quoteList(e.brokers), e.run, e.n, e.pgURL, sp.MaxConns, sp.BatchRows, sp.BatchBytes, sp.MaxAge, tables.String())
+%s`, brokersYAML, e.run, e.n, e.pgURL, sp.MaxConns, sp.BatchRows, sp.BatchBytes, sp.MaxAge, tables.String())
 	cfg, err := ingest.Parse([]byte(y), func(string) string { return "" })
 	if err != nil {
 		return nil, fmt.Errorf("cannot build the benchmark configuration: %w", err)
@@ -622,21 +624,6 @@ func (e *env) createTopics(ctx context.Context, ss []*stream, partitions int) er
 	return nil
 }
 
-func (e *env) endOffsets(ctx context.Context, topic string) (map[int32]int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	lo, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err != nil {
-		return nil, fmt.Errorf("cannot list end offsets of %s: %w", topic, err)
-	}
-	out := map[int32]int64{}
-	lo.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
-	return out, nil
-}
-
 func (e *env) checkpoint(ctx context.Context) error {
 	c, err := pgx.Connect(ctx, e.pgURL)
 	if err != nil {
@@ -647,20 +634,4 @@ func (e *env) checkpoint(ctx context.Context) error {
 		return fmt.Errorf("cannot run CHECKPOINT before a measurement: %w", err)
 	}
 	return nil
-}
-
-func quoteList(ss []string) string {
-	q := make([]string, len(ss))
-	for i, s := range ss {
-		q[i] = fmt.Sprintf("%q", s)
-	}
-	return strings.Join(q, ", ")
-}
-
-func indent(s, pre string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	for i := range lines {
-		lines[i] = pre + lines[i]
-	}
-	return strings.Join(lines, "\n") + "\n"
 }

@@ -101,7 +101,7 @@ metrics:
 log:
   level: info
 tables:
-%s`, indent(loadgen.TableConfigYAML(loadgen.SchemaReference, "public.events", "events"), "  "))
+%s`, loadgen.TableConfigYAML(loadgen.SchemaReference, "public.events", "events"))
 	cfgPath := filepath.Join(t.TempDir(), "sluice.yaml")
 	// Readable by the image's user 65532.
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
@@ -240,14 +240,6 @@ func httpGet(t *testing.T, url string) (int, string) {
 }
 
 // indent prefixes every line of s with pre.
-func indent(s, pre string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	for i := range lines {
-		lines[i] = pre + lines[i]
-	}
-	return strings.Join(lines, "\n") + "\n"
-}
-
 // portOf returns the port of a host:port address.
 func portOf(t *testing.T, addr string) int {
 	t.Helper()

@@ -424,7 +424,7 @@ batch:
 metrics:
   listen: 127.0.0.1:0
 tables:
-%s`, b.Addrs()[0], url, indent(loadgen.TableConfigYAML(loadgen.SchemaReference, "public.events", "events"), "  "))
+%s`, b.Addrs()[0], url, loadgen.TableConfigYAML(loadgen.SchemaReference, "public.events", "events"))
 	cfg, err := ingest.Parse([]byte(cfgYAML), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)

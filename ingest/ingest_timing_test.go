@@ -27,7 +27,7 @@ postgres: {url: "postgres://u@127.0.0.1:1/db"}
 batch: {max_rows: 50000, max_bytes: 32MiB, max_age: 1h}
 metrics: {listen: ""}
 tables:
-%s`, indentYAML(loadgen.TableConfigYAML(loadgen.SchemaReference, "public.events", "events")))
+%s`, loadgen.TableConfigYAML(loadgen.SchemaReference, "public.events", "events"))
 	cfg, err := Parse([]byte(y), noEnv)
 	if err != nil {
 		b.Fatal(err)
@@ -92,26 +92,3 @@ tables:
 // framed counts bytes framed by BenchmarkBatchPath's committer, so the
 // framing is not optimised away.
 var framed int64
-
-func indentYAML(s string) string {
-	out := ""
-	for _, line := range splitLines(s) {
-		out += "  " + line + "\n"
-	}
-	return out
-}
-
-func splitLines(s string) []string {
-	var lines []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			lines = append(lines, s[start:i])
-			start = i + 1
-		}
-	}
-	if start < len(s) {
-		lines = append(lines, s[start:])
-	}
-	return lines
-}

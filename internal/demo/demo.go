@@ -7,6 +7,7 @@ package demo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,8 +18,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-dev/sluice/ingest"
 	"github.com/sluice-dev/sluice/internal/devenv"
@@ -102,7 +101,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	const table = "public.sluice_demo_events"
 	cfgYAML := fmt.Sprintf(`
 kafka:
-  brokers: [%s]
+  brokers: %s
   group: sluice-demo-%d
 postgres:
   url: %q
@@ -110,7 +109,7 @@ postgres:
 metrics:
   listen: 127.0.0.1:0
 tables:
-%s`, quoteList(brokers), time.Now().UnixNano(), pgURL, o.MaxConns, indent(loadgen.TableConfigYAML(loadgen.SchemaReference, table, o.Topic), "  "))
+%s`, yamlList(brokers), time.Now().UnixNano(), pgURL, o.MaxConns, loadgen.TableConfigYAML(loadgen.SchemaReference, table, o.Topic))
 	cfg, err := ingest.Parse([]byte(cfgYAML), func(string) string { return "" })
 	if err != nil {
 		return fmt.Errorf("cannot build the demo configuration: %w", err)
@@ -161,7 +160,7 @@ tables:
 	total := stats.Records
 
 	// Drain: until the offsets stored in PostgreSQL reach the log end.
-	ends, err := endOffsets(ctx, brokers, o.Topic)
+	ends, err := ingest.LogEnds(ctx, brokers, o.Topic)
 	if err != nil {
 		close(stopProgress)
 		<-progressDone
@@ -265,37 +264,6 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-func endOffsets(ctx context.Context, brokers []string, topic string) (map[int32]int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	lo, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err != nil {
-		return nil, fmt.Errorf("cannot list end offsets of %s: %w", topic, err)
-	}
-	out := map[int32]int64{}
-	lo.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
-	return out, nil
-}
-
-func quoteList(ss []string) string {
-	q := make([]string, len(ss))
-	for i, s := range ss {
-		q[i] = fmt.Sprintf("%q", s)
-	}
-	return strings.Join(q, ", ")
-}
-
-func indent(s, pre string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	for i := range lines {
-		lines[i] = pre + lines[i]
-	}
-	return strings.Join(lines, "\n") + "\n"
-}
-
 func waitStored(ctx context.Context, url string, cfg *ingest.Config, topic string, ends map[int32]int64, appDone <-chan error) error {
 	db, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -303,4 +271,10 @@ func waitStored(ctx context.Context, url string, cfg *ingest.Config, topic strin
 	}
 	defer db.Close(context.Background())
 	return ingest.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, topic, ends, appDone, 100*time.Millisecond)
+}
+
+// yamlList renders ss as a YAML flow sequence (JSON is YAML).
+func yamlList(ss []string) string {
+	b, _ := json.Marshal(ss)
+	return string(b)
 }
