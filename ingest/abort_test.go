@@ -47,7 +47,7 @@ func TestAbortedNeverLandUnderBackpressure(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg := e.config("", fmt.Sprintf(tableYAML, "ignore"))
+	cfg := e.config(fmt.Sprintf(tableYAML, "ignore"))
 	cfg.Kafka.FetchMaxBytes = 64 << 20
 	cfg.Batch.MaxBytes = 64 << 10
 	cfg.Batch.MaxInflightBytes = 256 << 10

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -99,27 +100,37 @@ const tableYAML = `
       - {name: src_offset, type: int8, source: kafka.offset}
 `
 
-func (e *env) config(extra string, tables string) *Config {
-	e.t.Helper()
-	y := fmt.Sprintf(`
+// configYAML is the tests' configuration: the env's broker and database,
+// fast group timeouts and small batches. kafkaExtra and pgExtra are lines
+// indented by two spaces, inside kafka: and postgres:; tables are items of
+// the tables: list.
+func configYAML(brokers []string, pgURL, kafkaExtra, pgExtra, tables string) []byte {
+	bs, _ := json.Marshal(brokers) // JSON is YAML
+	return fmt.Appendf(nil, `
 kafka:
-  brokers: [%q]
+  brokers: %s
   group: g
   session_timeout: 3s
   rebalance_timeout: 10s
+%s
 postgres:
   url: %q
   max_conns: 2
+%s
 batch:
   max_rows: 500
   max_bytes: 1MiB
   max_age: 50ms
 metrics:
   listen: 127.0.0.1:0
-%s
 tables:
-%s`, e.broker.Addrs()[0], e.url, extra, tables)
-	c, err := Parse([]byte(y), noEnv)
+%s`, bs, kafkaExtra, pgURL, pgExtra, tables)
+}
+
+func (e *env) config(tables string) *Config {
+	e.t.Helper()
+	y := configYAML(e.broker.Addrs(), e.url, "", "", tables)
+	c, err := Parse(y, noEnv)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -251,7 +262,7 @@ func (e *env) waitDrained(produced int64) {
 
 func TestExactlyOnceWithDuplicatesAndBadRecords(t *testing.T) {
 	e := newEnv(t, 4)
-	r := e.start(e.config("", fmt.Sprintf(tableYAML, "ignore")))
+	r := e.start(e.config(fmt.Sprintf(tableYAML, "ignore")))
 	var recs []*kgo.Record
 	const good, dups = 2000, 300
 	for i := 0; i < good; i++ {
@@ -340,7 +351,7 @@ func httpGet(t *testing.T, url string) string {
 
 func TestRestartMidStream(t *testing.T) {
 	e := newEnv(t, 3)
-	cfg := e.config("", fmt.Sprintf(tableYAML, "ignore"))
+	cfg := e.config(fmt.Sprintf(tableYAML, "ignore"))
 	r1 := e.start(cfg)
 	var total int64
 	for i := 0; i < 1500; i++ {
@@ -363,7 +374,7 @@ func TestRestartMidStream(t *testing.T) {
 
 func TestRebalanceTwoConsumers(t *testing.T) {
 	e := newEnv(t, 6)
-	cfg := e.config("", fmt.Sprintf(tableYAML, "ignore"))
+	cfg := e.config(fmt.Sprintf(tableYAML, "ignore"))
 	r1 := e.start(cfg)
 	var total int64
 	produceN := func(from, n int) {
@@ -400,7 +411,7 @@ func TestRebalanceTwoConsumers(t *testing.T) {
 
 func TestFencedStaleOwner(t *testing.T) {
 	e := newEnv(t, 2)
-	cfg := e.config("", fmt.Sprintf(tableYAML, "ignore"))
+	cfg := e.config(fmt.Sprintf(tableYAML, "ignore"))
 	r1 := e.start(cfg)
 	e.waitFor("partitions claimed", func() bool {
 		return e.count(`SELECT count(*) FROM sluice.offsets WHERE owner_epoch >= 1`) == 2
@@ -437,7 +448,7 @@ func TestFencedStaleOwner(t *testing.T) {
 func TestOnConflictPolicies(t *testing.T) {
 	e := newEnv(t, 1)
 	tables := fmt.Sprintf(tableYAML, "update") + strings.NewReplacer("public.items", "public.firsts", "[events]", "[events2]", "on_conflict: %s", "on_conflict: ignore").Replace(tableYAML)
-	r := e.start(e.config("", tables))
+	r := e.start(e.config(tables))
 	_ = r
 	send := func(topic string, vs ...string) {
 		for _, v := range vs {
@@ -477,7 +488,7 @@ func TestPoisonRecordsAndPostgresRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 	tables := strings.Replace(fmt.Sprintf(tableYAML, "ignore"), "key: [id]", "key: [id]\n    create: false", 1)
-	e.start(e.config("", tables))
+	e.start(e.config(tables))
 	e.produce(
 		item(1, "a"),
 		&kgo.Record{Value: []byte(`{"id":"` + uuidFor(2) + `","n":"NaN-ish"}`)}, // codec rejects
@@ -525,7 +536,7 @@ func TestPoisonRecordsAndPostgresRejects(t *testing.T) {
 // skipping; an operator reset moves it on.
 func TestHaltOnOffsetOutOfRange(t *testing.T) {
 	e := newEnv(t, 1)
-	cfg := e.config("", fmt.Sprintf(tableYAML, "ignore"))
+	cfg := e.config(fmt.Sprintf(tableYAML, "ignore"))
 	r := e.start(cfg)
 	for i := 0; i < 5; i++ {
 		e.produce(item(i, "x"))
@@ -606,7 +617,7 @@ func TestBackpressure(t *testing.T) {
 		recs = append(recs, item(i, strings.Repeat("p", 200)))
 	}
 	e.produce(recs...)
-	cfg := e.config("", fmt.Sprintf(tableYAML, "ignore"))
+	cfg := e.config(fmt.Sprintf(tableYAML, "ignore"))
 	cfg.Batch.MaxBytes = 16 << 10
 	cfg.Batch.MaxInflightBytes = 64 << 10
 	cfg.Kafka.FetchMaxBytes = 32 << 10
@@ -633,7 +644,7 @@ func TestKcatInterop(t *testing.T) {
 		t.Skip("kcat is not installed (.ci/run installs it: apt-get install kcat)")
 	}
 	e := newEnv(t, 2)
-	e.start(e.config("", fmt.Sprintf(tableYAML, "ignore")))
+	e.start(e.config(fmt.Sprintf(tableYAML, "ignore")))
 	var in strings.Builder
 	for i := 0; i < 100; i++ {
 		fmt.Fprintf(&in, "%s|{\"id\":%q,\"n\":%d,\"v\":\"kcat\"}\n", uuidFor(i), uuidFor(i), i)
@@ -663,7 +674,7 @@ func TestKcatInterop(t *testing.T) {
 // naming the cause, and a restart resumes from the stored offsets.
 func TestLostCommitStops(t *testing.T) {
 	e := newEnv(t, 1)
-	cfg := e.config("", fmt.Sprintf(tableYAML, "ignore"))
+	cfg := e.config(fmt.Sprintf(tableYAML, "ignore"))
 	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	app, err := New(cfg, log)
 	if err != nil {

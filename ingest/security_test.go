@@ -120,25 +120,7 @@ func secDB(t *testing.T, pg *devenv.Postgres, owner string) (name, adminURL stri
 // secYAML is a full configuration; kafkaExtra and pgExtra are YAML lines
 // indented by two spaces, inside kafka: and postgres:.
 func secYAML(brokers []string, pgURL, kafkaExtra, pgExtra string) []byte {
-	return fmt.Appendf(nil, `
-kafka:
-  brokers: [%q]
-  group: g
-  session_timeout: 3s
-  rebalance_timeout: 10s
-%s
-postgres:
-  url: %q
-  max_conns: 2
-%s
-batch:
-  max_rows: 500
-  max_bytes: 1MiB
-  max_age: 50ms
-metrics:
-  listen: 127.0.0.1:0
-tables:
-%s`, strings.Join(brokers, `", "`), kafkaExtra, pgURL, pgExtra, fmt.Sprintf(tableYAML, "ignore"))
+	return configYAML(brokers, pgURL, kafkaExtra, pgExtra, fmt.Sprintf(tableYAML, "ignore"))
 }
 
 func mustParse(t *testing.T, y []byte, env func(string) string) *Config {

@@ -14,7 +14,7 @@ import (
 // batch, the second never saw the marker. Lag stayed above 0 for good.
 func TestOffsetsReachLogEnd(t *testing.T) {
 	e := newEnv(t, 2)
-	e.start(e.config("", fmt.Sprintf(tableYAML, "ignore")))
+	e.start(e.config(fmt.Sprintf(tableYAML, "ignore")))
 
 	// Good records, then bad ones at the tail of the stream.
 	e.produce(item(1, "a"), item(2, "b"), item(3, "c"))
