@@ -164,6 +164,7 @@ func (w *worker) decode(m wmsg) {
 	// bytes leave the budget when this chunk is done (dead letters keep a
 	// copy, counted in the batch).
 	defer w.a.budget.Release(m.bytes)
+	now := time.Now() // a chunk decodes in well under max_age: one clock read ages it
 	for _, r := range m.recs {
 		if expect := p.ranges[ri].to; expect >= 0 && r.Offset < expect {
 			// Already committed (a fetch from before a seek): never twice.
@@ -196,7 +197,7 @@ func (w *worker) decode(m wmsg) {
 			p.dls = append(p.dls, dl)
 		} else {
 			p.b.Buf.B = buf
-			p.b.EndRow(time.Now())
+			p.b.EndRow(now)
 			p.rows = append(p.rows, rowMeta{st: st, offset: r.Offset, ts: r.Timestamp.UnixNano()})
 		}
 		p.ranges[ri].to = r.Offset + 1
