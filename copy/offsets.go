@@ -50,16 +50,7 @@ func ClaimPartitions(ctx context.Context, conn *pgconn.PgConn, schema, group str
 	all = slices.Compact(all)
 	var p params
 	p.text(group)
-	a := p.array(oidText)
-	for _, x := range all {
-		a.str(x.topic)
-	}
-	p.endArray(oidTextArr)
-	a = p.array(oidInt4)
-	for _, x := range all {
-		a.int4(x.part)
-	}
-	p.endArray(oidInt4Arr)
+	p.partitions(len(all), func(i int) (string, int32) { return all[i].topic, all[i].part })
 	sql := `INSERT INTO ` + offsetsTable(schema) + ` AS o (group_id, topic, partition, next_offset, owner_epoch, updated_at)
 SELECT $1, v.t, v.p, -1, 1, now() FROM unnest($2::text[], $3::int4[]) AS v(t, p) ORDER BY v.t, v.p
 ON CONFLICT (group_id, topic, partition) DO UPDATE SET owner_epoch = o.owner_epoch + 1, updated_at = now()
@@ -116,16 +107,7 @@ ON CONFLICT (group_id, topic, partition) DO UPDATE SET next_offset = EXCLUDED.ne
 func readClaims(ctx context.Context, conn *pgconn.PgConn, schema, group string, ranges []Range) ([]Claim, error) {
 	var p params
 	p.text(group)
-	a := p.array(oidText)
-	for _, r := range ranges {
-		a.str(r.Topic)
-	}
-	p.endArray(oidTextArr)
-	a = p.array(oidInt4)
-	for _, r := range ranges {
-		a.int4(r.Partition)
-	}
-	p.endArray(oidInt4Arr)
+	p.partitions(len(ranges), func(i int) (string, int32) { return ranges[i].Topic, ranges[i].Partition })
 	res, err := query(ctx, conn, `SELECT v.t, v.p, coalesce(o.owner_epoch, 0), coalesce(o.next_offset, -1)
 FROM unnest($2::text[], $3::int4[]) WITH ORDINALITY AS v(t, p, n)
 LEFT JOIN `+offsetsTable(schema)+` o ON o.group_id = $1 AND o.topic = v.t AND o.partition = v.p

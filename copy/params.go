@@ -148,6 +148,23 @@ func (p *params) endArray(arrOID uint32) {
 	p.formats = append(p.formats, formatBinary)
 }
 
+// partitions appends two array parameters naming n partitions: text[] of
+// topics and int4[] of partition numbers, the i-th of each from at(i).
+func (p *params) partitions(n int, at func(i int) (string, int32)) {
+	a := p.array(oidText)
+	for i := range n {
+		t, _ := at(i)
+		a.str(t)
+	}
+	p.endArray(oidTextArr)
+	a = p.array(oidInt4)
+	for i := range n {
+		_, part := at(i)
+		a.int4(part)
+	}
+	p.endArray(oidInt4Arr)
+}
+
 // args returns the values for ExecParams; valid until the next reset.
 func (p *params) args() [][]byte {
 	p.values = p.values[:0]

@@ -609,17 +609,8 @@ func (w *Writer) begin(ctx context.Context, b *Batch, probeSQL string, probeArgs
 	p := &w.p
 	p.reset()
 	p.text(w.group)
-	a := p.array(oidText)
-	for _, r := range b.Ranges {
-		a.str(r.Topic)
-	}
-	p.endArray(oidTextArr)
-	a = p.array(oidInt4)
-	for _, r := range b.Ranges {
-		a.int4(r.Partition)
-	}
-	p.endArray(oidInt4Arr)
-	a = p.array(oidInt8)
+	p.partitions(len(b.Ranges), func(i int) (string, int32) { return b.Ranges[i].Topic, b.Ranges[i].Partition })
+	a := p.array(oidInt8)
 	for _, r := range b.Ranges {
 		a.int8(r.Epoch)
 	}
