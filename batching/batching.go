@@ -7,10 +7,13 @@
 //   - A Batch is obtained with Get and returned with Put; neither it nor its
 //     buffer may be used after Put. Buffers come from a
 //     valyala/bytebufferpool pool, which calibrates its default size and
-//     drops outsized buffers, so a rare huge batch does not pin memory.
+//     drops outsized buffers, so a rare huge batch does not pin memory;
+//     besides, up to two buffers of 1 MiB or more are kept across garbage
+//     collections (which empty the pool) for the next batches.
 //   - Rows are appended by the caller straight into Batch.Buf.B and closed
 //     with EndRow, which records the row's end offset; Truncate drops a
-//     half-written row.
+//     half-written row. Reserve sizes a fresh batch once (from the previous
+//     batch's size) so that filling it never copies it.
 //   - Limits says when a batch is full (rows or bytes) or due (age).
 //   - Budget counts bytes held anywhere between fetch and commit. Acquire
 //     never blocks: it reports whether the budget is exceeded so the caller
@@ -21,6 +24,7 @@
 package batching
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,20 +45,44 @@ type Batch struct {
 var (
 	bufPool   bytebufferpool.Pool
 	batchPool = sync.Pool{New: func() any { return new(Batch) }}
+	// spare keeps a few large buffers across garbage collections: the
+	// sync.Pool under bufPool is emptied by every GC, and a batch of tens
+	// of megabytes that must be allocated (and zeroed) afresh each time
+	// costs a noticeable share of the encoding work. Two are enough for a
+	// writer's filling batch and committing batch to trade buffers.
+	spare = make(chan *bytebufferpool.ByteBuffer, spareBuffers)
+)
+
+const (
+	spareBuffers  = 2
+	spareMinBytes = 1 << 20 // smaller buffers are cheap to grow: bufPool only
 )
 
 // Get returns an empty batch with a pooled buffer.
 func Get() *Batch {
 	b := batchPool.Get().(*Batch)
-	b.Buf = bufPool.Get()
+	select {
+	case b.Buf = <-spare:
+	default:
+		b.Buf = bufPool.Get()
+	}
 	return b
 }
 
 // Put returns b and its buffer to the pools. Neither b nor its buffer may be
 // used afterwards.
 func Put(b *Batch) {
-	if b.Buf != nil {
-		bufPool.Put(b.Buf)
+	if buf := b.Buf; buf != nil {
+		buf.Reset()
+		if cap(buf.B) < spareMinBytes {
+			bufPool.Put(buf)
+		} else {
+			select {
+			case spare <- buf:
+			default:
+				bufPool.Put(buf)
+			}
+		}
 	}
 	b.reset()
 	batchPool.Put(b)
@@ -67,6 +95,30 @@ func (b *Batch) reset() {
 	}
 	b.Ends = b.Ends[:0]
 	b.Started = time.Time{}
+}
+
+// Reserve makes sure a batch of rows rows and bytes bytes in all fits
+// without growing, allocating an eighth more when it must allocate (rows
+// differ in size): a batch that fills by append alone copies itself at
+// every growth, which for a batch of tens of megabytes costs more than
+// encoding its rows. The caller passes the size of the table's previous
+// batch; a buffer from the pool that is large enough is kept as it is.
+func (b *Batch) Reserve(bytes, rows int) {
+	if bytes > cap(b.Buf.B) {
+		b.Buf.B = slices.Grow(b.Buf.B, bytes+bytes/8-len(b.Buf.B))
+	}
+	if rows > cap(b.Ends) {
+		b.Ends = slices.Grow(b.Ends, rows+rows/8-len(b.Ends))
+	}
+}
+
+// Ensure makes room for n more bytes, doubling the buffer when it must
+// grow: append's own growth for large slices is a quarter, which copies a
+// batch that fills from empty about four times over.
+func (b *Batch) Ensure(n int) {
+	if cap(b.Buf.B)-len(b.Buf.B) < n {
+		b.Buf.B = slices.Grow(b.Buf.B, max(n, cap(b.Buf.B)))
+	}
 }
 
 // Rows returns the number of complete rows.

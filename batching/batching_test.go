@@ -2,6 +2,7 @@ package batching
 
 import (
 	"bytes"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -89,5 +90,51 @@ func TestPutGetReuses(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("Get/append/Put allocates %.1f times, want 0", allocs)
+	}
+}
+
+// A large batch buffer outlives garbage collections (which empty the
+// sync.Pool under bytebufferpool), and Reserve sizes a fresh batch without
+// copying it later.
+func TestLargeBufferSurvivesGC(t *testing.T) {
+	b := Get()
+	b.Reserve(4<<20, 1000)
+	if cap(b.Buf.B) < 4<<20 || cap(b.Ends) < 1000 {
+		t.Fatalf("Reserve(4 MiB, 1000) left capacities %d and %d", cap(b.Buf.B), cap(b.Ends))
+	}
+	b.Buf.B = append(b.Buf.B, bytes.Repeat([]byte{'x'}, 3<<20)...)
+	want := &b.Buf.B[:1][0]
+	b.Reserve(1<<20, 10) // already large enough: no new buffer
+	if &b.Buf.B[:1][0] != want {
+		t.Fatal("Reserve replaced a buffer that was large enough")
+	}
+	Put(b)
+	runtime.GC()
+	runtime.GC()
+	got := Get()
+	defer Put(got)
+	if got.Len() != 0 {
+		t.Fatalf("a reused buffer holds %d bytes, want 0", got.Len())
+	}
+	if cap(got.Buf.B) < 4<<20 || &got.Buf.B[:1][0] != want {
+		t.Fatalf("after two GCs Get returned a buffer of capacity %d, not the 4 MiB one put back", cap(got.Buf.B))
+	}
+}
+
+func TestEnsureDoubles(t *testing.T) {
+	b := Get()
+	defer Put(b)
+	b.Ensure(1 << 20)
+	c := cap(b.Buf.B)
+	if c < 1<<20 {
+		t.Fatalf("Ensure(1 MiB) on an empty batch left capacity %d", c)
+	}
+	b.Buf.B = b.Buf.B[:c]
+	b.Ensure(10)
+	if cap(b.Buf.B) < 2*c {
+		t.Fatalf("Ensure on a full batch of capacity %d grew it to %d, want at least double", c, cap(b.Buf.B))
+	}
+	if len(b.Buf.B) != c {
+		t.Fatalf("Ensure changed the length from %d to %d", c, len(b.Buf.B))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +41,7 @@ func (s *shard) tuple(i int) []byte {
 // like Kafka partitions by key.
 type workload struct {
 	cols     []string
+	keyField int // index of the key column in a tuple; -1: keyless
 	all      []shard
 	distinct []shard
 	rows     int64 // distinct rows
@@ -48,8 +50,11 @@ type workload struct {
 func decodeWorkload(gen loadgen.Options, records int64, conns int) (*workload, error) {
 	g := loadgen.NewGenerator(gen)
 	var cols []codec.Column
-	w := &workload{all: make([]shard, conns), distinct: make([]shard, conns)}
-	for _, c := range g.Columns() {
+	w := &workload{all: make([]shard, conns), distinct: make([]shard, conns), keyField: -1}
+	for i, c := range g.Columns() {
+		if c.Name == g.KeyColumn() {
+			w.keyField = i
+		}
 		typ, err := codec.ParseType(c.Type)
 		if err != nil {
 			return nil, err
@@ -100,54 +105,88 @@ func decodeWorkload(gen loadgen.Options, records int64, conns int) (*workload, e
 
 // baselines measures the raw COPY limit and the plain INSERT writer on
 // fresh copies of s's table.
-func (e *env) baselines(ctx context.Context, s *stream, o Options) (raw, ins *Throughput, err error) {
+func (e *env) baselines(ctx context.Context, s *stream, o Options) (raw, rawSorted, ins *Throughput, err error) {
 	logf(o.Log, "decoding %d records into binary tuples for the baselines (not timed) …", s.stats.Records)
 	w, err := decodeWorkload(s.gen, s.stats.Records, o.MaxConns)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if w.rows != s.stats.Committed[loadgen.KindGood] {
-		return nil, nil, fmt.Errorf("cannot use the decoded workload: %d distinct rows decoded, %d good records committed", w.rows, s.stats.Committed[loadgen.KindGood])
+		return nil, nil, nil, fmt.Errorf("cannot use the decoded workload: %d distinct rows decoded, %d good records committed", w.rows, s.stats.Committed[loadgen.KindGood])
 	}
-	rawTable, insTable := s.table+"_rawcopy", s.table+"_insert"
-	if err := e.cloneTable(ctx, s.table, rawTable, insTable); err != nil {
-		return nil, nil, err
+	rawTable, sortedTable, insTable := s.table+"_rawcopy", s.table+"_rawsorted", s.table+"_insert"
+	if err := e.cloneTable(ctx, s.table, rawTable, sortedTable, insTable); err != nil {
+		return nil, nil, nil, err
 	}
 
-	if err := e.checkpoint(ctx); err != nil {
-		return nil, nil, err
-	}
 	logf(o.Log, "raw COPY limit: %d distinct rows over %d connections, %d rows per COPY …", w.rows, o.MaxConns, o.BatchRows)
-	d, err := e.parallel(ctx, w.distinct, func(ctx context.Context, c *pgconn.PgConn, sh *shard) error {
+	raw, err = e.phase(ctx, s, w.rows, rawTable, w.distinct, func(ctx context.Context, c *pgconn.PgConn, sh *shard) error {
 		return copyShard(ctx, c, sh, rawTable, w.cols, o.BatchRows)
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot run the raw COPY baseline: %w", err)
+		return nil, nil, nil, fmt.Errorf("cannot run the raw COPY baseline: %w", err)
 	}
-	t := newThroughput(d, s.stats.Records, w.rows, s.stats.CommittedBytes)
-	raw = &t
-	logf(o.Log, "  %.2fs: %.0f rows/s, %.1f MB/s", t.Seconds, t.RowsPerSec, t.MBPerSec)
+	logf(o.Log, "  %.2fs: %.0f rows/s, %.1f MB/s", raw.Seconds, raw.RowsPerSec, raw.MBPerSec)
 
-	if err := e.checkpoint(ctx); err != nil {
-		return nil, nil, err
+	if o.SortedBaseline && w.keyField >= 0 {
+		sorted := sortedByKey(w.distinct, w.keyField, o.BatchRows)
+		logf(o.Log, "raw COPY, key-sorted batches: %d distinct rows over %d connections, %d rows per COPY …", w.rows, o.MaxConns, o.BatchRows)
+		t, err := e.phase(ctx, s, w.rows, sortedTable, sorted, func(ctx context.Context, c *pgconn.PgConn, sh *shard) error {
+			return copyShard(ctx, c, sh, sortedTable, w.cols, o.BatchRows)
+		})
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("cannot run the key-sorted raw COPY baseline: %w", err)
+		}
+		rawSorted = t
+		logf(o.Log, "  %.2fs: %.0f rows/s, %.1f MB/s", t.Seconds, t.RowsPerSec, t.MBPerSec)
 	}
+
 	logf(o.Log, "INSERT … ON CONFLICT DO NOTHING: %d records, %d rows per statement, commit every %d rows …", s.stats.Records, o.InsertRows, o.BatchRows)
-	d, err = e.parallel(ctx, w.all, func(ctx context.Context, c *pgconn.PgConn, sh *shard) error {
+	ins, err = e.phase(ctx, s, w.rows, insTable, w.all, func(ctx context.Context, c *pgconn.PgConn, sh *shard) error {
 		return insertShard(ctx, c, sh, insTable, w.cols, o.InsertRows, o.BatchRows)
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot run the INSERT baseline: %w", err)
+		return nil, nil, nil, fmt.Errorf("cannot run the INSERT baseline: %w", err)
 	}
-	t2 := newThroughput(d, s.stats.Records, w.rows, s.stats.CommittedBytes)
-	ins = &t2
-	logf(o.Log, "  %.2fs: %.0f rows/s, %.1f MB/s", t2.Seconds, t2.RowsPerSec, t2.MBPerSec)
-	if err := e.countRows(ctx, rawTable, w.rows); err != nil {
-		return nil, nil, err
+	logf(o.Log, "  %.2fs: %.0f rows/s, %.1f MB/s", ins.Seconds, ins.RowsPerSec, ins.MBPerSec)
+	return raw, rawSorted, ins, nil
+}
+
+// phase times one baseline writer over shards into table after a
+// CHECKPOINT, checks that table then holds exactly rows rows, and drops it:
+// a filled baseline table left behind would be vacuumed and analysed by
+// autovacuum during the next phase, which would then pay for this one.
+func (e *env) phase(ctx context.Context, s *stream, rows int64, table string, shards []shard, f func(context.Context, *pgconn.PgConn, *shard) error) (*Throughput, error) {
+	if err := e.checkpoint(ctx); err != nil {
+		return nil, err
 	}
-	if err := e.countRows(ctx, insTable, w.rows); err != nil {
-		return nil, nil, err
+	cpu0 := e.cpuNow()
+	d, err := e.parallel(ctx, shards, f)
+	if err != nil {
+		return nil, err
 	}
-	return raw, ins, nil
+	cpu := e.cpuNow().sub(cpu0, d)
+	if err := e.countRows(ctx, table, rows); err != nil {
+		return nil, err
+	}
+	if err := e.dropTable(ctx, table); err != nil {
+		return nil, err
+	}
+	t := newThroughput(d, s.stats.Records, rows, s.stats.CommittedBytes)
+	t.CPU = &cpu
+	return &t, nil
+}
+
+func (e *env) dropTable(ctx context.Context, table string) error {
+	c, err := pgx.Connect(ctx, e.pgURL)
+	if err != nil {
+		return fmt.Errorf("cannot connect to PostgreSQL: %w", err)
+	}
+	defer c.Close(context.Background())
+	if _, err := c.Exec(ctx, "DROP TABLE "+table); err != nil {
+		return fmt.Errorf("cannot drop the baseline table %s: %w", table, err)
+	}
+	return nil
 }
 
 // cloneTable creates empty copies of table (columns, defaults, primary key
@@ -217,6 +256,54 @@ func (e *env) parallel(ctx context.Context, shards []shard, f func(context.Conte
 		}
 	}
 	return d, nil
+}
+
+// sortedByKey returns copies of shards whose tuples, in each run of rows
+// tuples (one COPY), are in ascending order of field keyField's bytes: the
+// order in which Sluice's direct path copies a batch (binary uuid order is
+// PostgreSQL's uuid order).
+func sortedByKey(shards []shard, keyField, rows int) []shard {
+	out := make([]shard, len(shards))
+	for i := range shards {
+		sh := &shards[i]
+		o := &out[i]
+		o.data = make([]byte, 0, len(sh.data))
+		o.ends = make([]int, 0, len(sh.ends))
+		idx := make([]int, 0, rows)
+		for lo := 0; lo < len(sh.ends); lo += rows {
+			idx = idx[:0]
+			for k := lo; k < min(lo+rows, len(sh.ends)); k++ {
+				idx = append(idx, k)
+			}
+			slices.SortFunc(idx, func(a, b int) int {
+				return bytes.Compare(tupleField(sh.tuple(a), keyField), tupleField(sh.tuple(b), keyField))
+			})
+			for _, k := range idx {
+				o.data = append(o.data, sh.tuple(k)...)
+				o.ends = append(o.ends, len(o.data))
+			}
+		}
+	}
+	return out
+}
+
+// tupleField returns field i of a binary COPY tuple (nil for NULL).
+func tupleField(t []byte, i int) []byte {
+	off := 2
+	for {
+		n := int(int32(binary.BigEndian.Uint32(t[off:])))
+		off += 4
+		if i == 0 {
+			if n < 0 {
+				return nil
+			}
+			return t[off : off+n]
+		}
+		if n > 0 {
+			off += n
+		}
+		i--
+	}
 }
 
 const (

@@ -50,6 +50,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -77,11 +78,21 @@ type Options struct {
 	BatchBytes int64         `json:"batch_bytes"` // batch.max_bytes; default 32 MiB
 	MaxAge     time.Duration `json:"max_age"`     // batch.max_age; default 250ms
 	InsertRows int           `json:"insert_rows"` // rows per INSERT statement of the plain writer; default 1000
+	// Compression is the producer's batch compression (loadgen's
+	// --compression: none, gzip, snappy, lz4, zstd); default none.
+	Compression string `json:"compression"`
 
 	LatencyFor      time.Duration `json:"latency_for"`      // default 15s; negative skips the latency phase
 	LatencyFraction float64       `json:"latency_fraction"` // of Sluice's measured records/s; default 0.5
 
 	SkipBaselines bool `json:"skip_baselines,omitempty"` // skip the raw COPY and INSERT phases
+	// SortedBaseline adds (a'): the raw COPY with each COPY's rows in key
+	// order, as Sluice's direct path sends them (keyed schemas only).
+	SortedBaseline bool `json:"sorted_baseline,omitempty"`
+
+	// CPUProfile, when set, is a file that receives a CPU profile of this
+	// process (appliance and embedded broker) during the drain.
+	CPUProfile string `json:"-"`
 
 	// Log receives progress lines; nil discards them.
 	Log io.Writer `json:"-"`
@@ -127,6 +138,9 @@ func (o *Options) ensureDefaults() {
 	if o.LatencyFraction == 0 {
 		o.LatencyFraction = 0.5
 	}
+	if o.Compression == "" {
+		o.Compression = "none"
+	}
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
@@ -154,6 +168,11 @@ func (o *Options) validate() error {
 	default:
 		return fmt.Errorf("cannot use schema %q; use reference, narrow or wide", o.Schema)
 	}
+	switch o.Compression {
+	case "none", "gzip", "snappy", "lz4", "zstd":
+	default:
+		return fmt.Errorf("cannot use compression %q; use none, gzip, snappy, lz4 or zstd", o.Compression)
+	}
 	return nil
 }
 
@@ -164,8 +183,9 @@ type Throughput struct {
 	Rows       int64   `json:"rows"`    // distinct rows landed
 	Bytes      int64   `json:"bytes"`   // JSON value bytes of the workload
 	RowsPerSec float64 `json:"rows_per_sec"`
-	MBPerSec   float64 `json:"mb_per_sec"` // of the JSON input, 10^6 bytes
-	GBPerDay   float64 `json:"gb_per_day"` // MBPerSec × 86.4
+	MBPerSec   float64 `json:"mb_per_sec"`    // of the JSON input, 10^6 bytes
+	GBPerDay   float64 `json:"gb_per_day"`    // MBPerSec × 86.4
+	CPU        *CPU    `json:"cpu,omitempty"` // of a baseline phase (Sluice's is Result.CPU)
 }
 
 func newThroughput(d time.Duration, records, rows, bytes int64) Throughput {
@@ -204,13 +224,21 @@ type Result struct {
 	Options Options     `json:"options"`
 	Sluice  Throughput  `json:"sluice"`
 	RawCopy *Throughput `json:"raw_copy,omitempty"`
-	Insert  *Throughput `json:"insert,omitempty"`
-	// RatioRawCopy and RatioInsert are Sluice's throughput over (a) and (b).
-	RatioRawCopy float64   `json:"ratio_raw_copy,omitempty"`
-	RatioInsert  float64   `json:"ratio_insert,omitempty"`
-	Batches      uint64    `json:"batches"`
-	Latency      []Latency `json:"latency,omitempty"`
-	CPU          CPU       `json:"cpu"`
+	// RawCopySorted is (a'), with Options.SortedBaseline.
+	RawCopySorted *Throughput `json:"raw_copy_sorted,omitempty"`
+	Insert        *Throughput `json:"insert,omitempty"`
+	// RatioRawCopy and RatioInsert are Sluice's throughput over (a) and (b),
+	// RatioRawCopySorted over (a').
+	RatioRawCopy       float64 `json:"ratio_raw_copy,omitempty"`
+	RatioRawCopySorted float64 `json:"ratio_raw_copy_sorted,omitempty"`
+	RatioInsert        float64 `json:"ratio_insert,omitempty"`
+	Batches            uint64  `json:"batches"`
+	// FirstRecord and FirstCommit are the seconds from the appliance's
+	// start to its first fetched record and first committed batch.
+	FirstRecord float64   `json:"first_record_seconds"`
+	FirstCommit float64   `json:"first_commit_seconds"`
+	Latency     []Latency `json:"latency,omitempty"`
+	CPU         CPU       `json:"cpu"`
 	// PeakRSS is VmHWM of this process during the drain; StartRSS its RSS
 	// when the drain started (the embedded broker's preloaded log, ...).
 	PeakRSS   int64    `json:"peak_rss_bytes"`
@@ -246,11 +274,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if !o.SkipBaselines {
 		spec.before = func(ctx context.Context, s *stream) error {
-			raw, ins, err := e.baselines(ctx, s, o)
+			raw, sorted, ins, err := e.baselines(ctx, s, o)
 			if err != nil {
 				return err
 			}
-			res.RawCopy, res.Insert = raw, ins
+			res.RawCopy, res.RawCopySorted, res.Insert = raw, sorted, ins
 			return nil
 		}
 	}
@@ -258,6 +286,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if pr != nil {
 		res.Sluice = pr.Drain
 		res.Batches = pr.Batches
+		res.FirstRecord, res.FirstCommit = pr.FirstRecord, pr.FirstCommit
 		res.Latency = pr.Latency
 		res.CPU = pr.CPU
 		res.PeakRSS, res.StartRSS, res.RSSMethod = pr.PeakRSS, pr.StartRSS, pr.RSSMethod
@@ -265,6 +294,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.Verify = pr.Verify
 		if res.RawCopy != nil && res.RawCopy.Seconds > 0 && pr.Drain.Seconds > 0 {
 			res.RatioRawCopy = res.RawCopy.Seconds / pr.Drain.Seconds
+		}
+		if res.RawCopySorted != nil && res.RawCopySorted.Seconds > 0 && pr.Drain.Seconds > 0 {
+			res.RatioRawCopySorted = res.RawCopySorted.Seconds / pr.Drain.Seconds
 		}
 		if res.Insert != nil && res.Insert.Seconds > 0 && pr.Drain.Seconds > 0 {
 			res.RatioInsert = res.Insert.Seconds / pr.Drain.Seconds
@@ -279,17 +311,18 @@ func logf(w io.Writer, format string, args ...any) {
 
 // env is the environment a run stands on.
 type env struct {
-	pgURL   string
-	brokers []string
-	pg      *devenv.Postgres
-	broker  *devenv.Broker
-	run     string // unique suffix of this run's topics, tables and groups
-	n       int
-	owned   []string // tables created in an external PostgreSQL, dropped at close
+	pgURL       string
+	brokers     []string
+	pg          *devenv.Postgres
+	broker      *devenv.Broker
+	run         string // unique suffix of this run's topics, tables and groups
+	compression string // producer batch compression of every stream
+	n           int
+	owned       []string // tables created in an external PostgreSQL, dropped at close
 }
 
 func startEnv(ctx context.Context, o Options) (*env, error) {
-	e := &env{run: fmt.Sprintf("%d", time.Now().UnixNano()%1e9)}
+	e := &env{run: fmt.Sprintf("%d", time.Now().UnixNano()%1e9), compression: o.Compression}
 	if o.Postgres == "" {
 		pg, err := devenv.StartPostgres(ctx, devenv.PostgresOptions{Durable: true})
 		if err != nil {
@@ -370,7 +403,7 @@ func (e *env) newStream(schema string, partitions int, seed int64) *stream {
 	e.n++
 	name := fmt.Sprintf("bench_%s_%d", e.run, e.n)
 	s := &stream{topic: name, table: "public." + name}
-	s.gen = loadgen.Options{Seed: seed, Schema: schema, Topic: name, Partitions: partitions}
+	s.gen = loadgen.Options{Seed: seed, Schema: schema, Topic: name, Partitions: partitions, Compression: e.compression}
 	if e.pg == nil {
 		e.owned = append(e.owned, s.table)
 	}
@@ -395,15 +428,19 @@ type pointSpec struct {
 
 // pointResult is what one pointSpec measured.
 type pointResult struct {
-	Drain     Throughput
-	Batches   uint64
-	Latency   []Latency
-	CPU       CPU
-	PeakRSS   int64
-	StartRSS  int64
-	RSSMethod string
-	Verified  bool
-	Verify    []string
+	Drain Throughput
+	// FirstRecord and FirstCommit are the seconds from Run to the first
+	// fetched record and to the first committed batch (start-up: group
+	// join, claims, first fetch; then the first batch filling).
+	FirstRecord, FirstCommit float64
+	Batches                  uint64
+	Latency                  []Latency
+	CPU                      CPU
+	PeakRSS                  int64
+	StartRSS                 int64
+	RSSMethod                string
+	Verified                 bool
+	Verify                   []string
 }
 
 // point preloads a topic, drains it through a fresh appliance, measures
@@ -475,12 +512,22 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	defer stopApp()
 	appDone := make(chan error, 1)
 	logf(o.Log, "draining through the appliance (%d connections, batches of %d rows) …", sp.MaxConns, sp.BatchRows)
+	stopProfile, err := startCPUProfile(o.CPUProfile)
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	go func() { appDone <- app.Run(appCtx) }()
+	firsts := watchFirsts(app, start)
 	if err := ingest.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, drain.topic, ends, appDone, 5*time.Millisecond); err != nil {
+		stopProfile()
 		return nil, err
 	}
 	elapsed := time.Since(start)
+	if err := stopProfile(); err != nil {
+		return nil, err
+	}
+	pr.FirstRecord, pr.FirstCommit = firsts()
 	cpu1 := e.cpuNow()
 	if rssOK {
 		pr.PeakRSS, _ = readRSS("VmHWM")
@@ -490,7 +537,8 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	pr.CPU = cpu1.sub(cpu0, elapsed)
 	pr.Drain = newThroughput(elapsed, st.Records, st.Committed[loadgen.KindGood], st.CommittedBytes)
 	pr.Batches = app.Stats().BatchesCommitted
-	logf(o.Log, "drained %d records in %.2fs: %.0f rows/s, %.1f MB/s", st.Records, elapsed.Seconds(), pr.Drain.RowsPerSec, pr.Drain.MBPerSec)
+	logf(o.Log, "drained %d records in %.2fs: %.0f rows/s, %.1f MB/s (first record fetched after %.2fs, first batch committed after %.2fs)",
+		st.Records, elapsed.Seconds(), pr.Drain.RowsPerSec, pr.Drain.MBPerSec, pr.FirstRecord, pr.FirstCommit)
 
 	// Latency at fixed rates, the appliance consuming live.
 	recBytes := float64(st.CommittedBytes) / float64(max(st.Committed.Total(), 1))
@@ -551,6 +599,59 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 		e.drop(ctx, all)
 	}
 	return pr, nil
+}
+
+// watchFirsts samples app's counters every millisecond from start until
+// the returned function is called, which reports the seconds to the first
+// fetched record and to the first committed batch (0: not seen).
+func watchFirsts(app *ingest.App, start time.Time) func() (record, commit float64) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var rec, com float64
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for rec == 0 || com == 0 {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			s := app.Stats()
+			if rec == 0 && s.RecordsConsumed > 0 {
+				rec = time.Since(start).Seconds()
+			}
+			if com == 0 && s.BatchesCommitted > 0 {
+				com = time.Since(start).Seconds()
+			}
+		}
+	}()
+	return func() (float64, float64) {
+		close(stop)
+		<-done
+		return rec, com
+	}
+}
+
+// startCPUProfile starts a CPU profile into path ("" profiles nothing);
+// the returned function stops it and closes the file.
+func startCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create the CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cannot start the CPU profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
 
 // drop deletes the streams' topics (the embedded broker holds them in this

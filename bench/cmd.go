@@ -28,6 +28,7 @@ func commonFlags(fs *flag.FlagSet, o *Options, brokers *string) {
 	fs.Int64Var(&o.Seed, "seed", 1, "loadgen seed")
 	fs.DurationVar(&o.MaxAge, "max-age", 250*time.Millisecond, "batch.max_age")
 	fs.Int64Var(&o.BatchBytes, "batch-bytes", 32<<20, "batch.max_bytes in bytes")
+	fs.StringVar(&o.Compression, "compression", "none", "producer batch compression of the benchmark topics: none, gzip, snappy, lz4, zstd")
 }
 
 // BenchMain is `sluice bench`.
@@ -45,6 +46,8 @@ func BenchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.DurationVar(&o.LatencyFor, "latency-for", 15*time.Second, "how long to produce at a fixed rate for the latency measurement (negative: skip)")
 	fs.Float64Var(&o.LatencyFraction, "latency-fraction", 0.5, "fixed produce rate as a fraction of the measured maximum")
 	fs.BoolVar(&o.SkipBaselines, "skip-baselines", false, "skip the raw COPY and INSERT baselines")
+	fs.BoolVar(&o.SortedBaseline, "sorted-baseline", false, "also measure (a'): the raw COPY with each COPY's rows in key order, as Sluice's direct path sends them")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the drain (appliance and embedded broker) to this file")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON on stdout (progress still goes to stderr)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: sluice bench [flags]
@@ -84,8 +87,8 @@ latency at a fixed rate; verifies exactly-once. See bench/README.md.
 // WriteText writes r for people.
 func WriteText(w io.Writer, r *Result) {
 	o := r.Options
-	fmt.Fprintf(w, "sluice bench: %d %s records (%.1f%% duplicates), %d partitions, %d connections, batches of %d rows\n",
-		o.Records, o.Schema, 100*o.DupRatio, o.Partitions, o.MaxConns, o.BatchRows)
+	fmt.Fprintf(w, "sluice bench: %d %s records (%.1f%% duplicates, %s compression), %d partitions, %d connections, batches of %d rows\n",
+		o.Records, o.Schema, 100*o.DupRatio, o.Compression, o.Partitions, o.MaxConns, o.BatchRows)
 	fmt.Fprintf(w, "  environment: %s\n\n", r.Env)
 	fmt.Fprintf(w, "  %-34s %9s %12s %9s %10s %8s\n", "writer", "seconds", "rows/s", "MB/s", "GB/day", "vs (a)")
 	row := func(name string, t *Throughput, ratio string) {
@@ -93,6 +96,9 @@ func WriteText(w io.Writer, r *Result) {
 	}
 	if r.RawCopy != nil {
 		row("(a) raw binary COPY (limit)", r.RawCopy, "1.00")
+	}
+	if r.RawCopySorted != nil {
+		row("(a') raw COPY, key-sorted batches", r.RawCopySorted, fmt.Sprintf("%.2f", r.RawCopy.Seconds/r.RawCopySorted.Seconds))
 	}
 	if r.Insert != nil {
 		ratio := "-"
@@ -109,23 +115,39 @@ func WriteText(w io.Writer, r *Result) {
 	fmt.Fprintln(w)
 	if r.RatioRawCopy > 0 {
 		fmt.Fprintf(w, "  Sluice / raw COPY limit   %.2f\n", r.RatioRawCopy)
+		if r.RatioRawCopySorted > 0 {
+			fmt.Fprintf(w, "  Sluice / key-sorted COPY  %.2f\n", r.RatioRawCopySorted)
+		}
 		fmt.Fprintf(w, "  Sluice / INSERT writer    %.2f\n", r.RatioInsert)
 	}
 	fmt.Fprintf(w, "  MB/s and GB/day are of the JSON input (%d records, %.1f MB, %d distinct rows); ratios are ratios of times\n",
 		r.Sluice.Records, float64(r.Sluice.Bytes)/1e6, r.Sluice.Rows)
 	fmt.Fprintf(w, "  batches committed         %d\n", r.Batches)
+	fmt.Fprintf(w, "  start-up                  first record fetched after %.2fs, first batch committed after %.2fs\n", r.FirstRecord, r.FirstCommit)
 	for _, l := range r.Latency {
 		fmt.Fprintf(w, "  latency at %3.0f%% of max    %.0f records/s (%.1f MB/s) for %.0fs: p50 %.3fs, p99 %.3fs\n",
 			100*l.Fraction, l.RecordsPerSec, l.MBPerSec, l.Seconds, l.P50Sec, l.P99Sec)
 	}
-	c := r.CPU
-	if c.Appliance >= 0 {
-		fmt.Fprintf(w, "  CPU during the drain      appliance process %.1fs", c.Appliance)
+	cpuLine := func(name, self string, c CPU) {
+		if c.Appliance < 0 {
+			return
+		}
+		fmt.Fprintf(w, "  %-25s %s %.1fs", name, self, c.Appliance)
 		if c.Postgres >= 0 {
 			fmt.Fprintf(w, ", PostgreSQL %.1fs", c.Postgres)
 		}
 		fmt.Fprintf(w, " of %.1fs × %d cores\n", c.Wall, c.Cores)
 	}
+	if r.RawCopy != nil && r.RawCopy.CPU != nil {
+		cpuLine("CPU during (a)", "bench process", *r.RawCopy.CPU)
+	}
+	if r.RawCopySorted != nil && r.RawCopySorted.CPU != nil {
+		cpuLine("CPU during (a')", "bench process", *r.RawCopySorted.CPU)
+	}
+	if r.Insert != nil && r.Insert.CPU != nil {
+		cpuLine("CPU during (b)", "bench process", *r.Insert.CPU)
+	}
+	cpuLine("CPU during the drain", "appliance process", r.CPU)
 	if r.PeakRSS > 0 {
 		fmt.Fprintf(w, "  peak RSS                  %.0f MiB (RSS at drain start %.0f MiB; %s)\n",
 			float64(r.PeakRSS)/(1<<20), float64(r.StartRSS)/(1<<20), r.RSSMethod)

@@ -102,7 +102,7 @@ func Sweep(ctx context.Context, o ReportOptions) (*Report, error) {
 		Latency: o.Fractions, LatencyFor: o.LatencyFor, cleanup: true}
 	if !o.SkipBaselines {
 		base.before = func(ctx context.Context, s *stream) error {
-			raw, ins, err := e.baselines(ctx, s, o.Options)
+			raw, _, ins, err := e.baselines(ctx, s, o.Options)
 			r.RawCopy, r.Insert = raw, ins
 			return err
 		}

@@ -47,6 +47,10 @@ type tableRT struct {
 	format  codec.Format
 	opts    codec.Options
 	nFields int // fields per tuple, including the seq field of keyed tables
+
+	// lastBytes and lastRows are the size of the table's last flushed
+	// batch: the next batch reserves that much (plus slack) up front.
+	lastBytes, lastRows atomic.Int64
 }
 
 // partKey names a partition.

@@ -421,7 +421,7 @@ func (c *Config) Validate() error {
 		return cfgErr("kafka.rebalance_timeout", "%s is too short; use at least 1s (default 30s)", k.RebalanceTimeout.D())
 	}
 	if k.FetchMaxBytes < 1<<10 {
-		return cfgErr("kafka.fetch_max_bytes", "%d is too small; use at least 1KiB (default 16MiB)", k.FetchMaxBytes)
+		return cfgErr("kafka.fetch_max_bytes", "%d is too small; use at least 1KiB (default 4MiB)", k.FetchMaxBytes)
 	}
 
 	p := &c.Postgres

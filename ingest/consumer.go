@@ -41,6 +41,7 @@ func (a *App) clientOptions() ([]kgo.Opt, error) {
 		kgo.FetchMaxBytes(int32(k.FetchMaxBytes)),
 		kgo.FetchMaxPartitionBytes(int32(k.FetchMaxBytes / 4)),
 		kgo.FetchMaxWait(250 * time.Millisecond),
+		kgo.WithPools(&fetchPools{}),
 		kgo.ClientID("sluice"),
 		kgo.WithLogger(kgoLogger{a.log}),
 	}

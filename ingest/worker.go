@@ -144,12 +144,20 @@ func (w *worker) pendingFor(t *tableRT) *pending {
 	p := w.open[t]
 	if p == nil {
 		p = &pending{table: t, b: batching.Get(), opened: time.Now()}
+		// Room for a batch like the last one: one growth near the end
+		// would copy it all.
+		bytes, rows := t.lastBytes.Load(), t.lastRows.Load()
+		p.b.Reserve(int(bytes), int(rows))
+		p.rows = make([]rowMeta, 0, rows+rows/8)
 		w.open[t] = p
 	}
 	return p
 }
 
 func (w *worker) decode(m wmsg) {
+	// Every record's memory goes back to the fetch pools once this chunk
+	// is handled: nothing below keeps a record (dead letters copy theirs).
+	defer recycle(m.recs)
 	st := m.st
 	if st.dropped.Load() {
 		w.a.budget.Release(m.bytes)
@@ -181,6 +189,11 @@ func (w *worker) decode(m wmsg) {
 			continue
 		}
 		w.fill(r)
+		// A tuple is about as long as the record (binary fields are no
+		// longer than their JSON, plus a length word each): room for that
+		// up front keeps the codec's appends from growing the batch a
+		// quarter at a time.
+		p.b.Ensure(len(r.Value) + len(r.Key) + 8*t.nFields + 64)
 		mark := p.b.Mark()
 		buf := pgcopy.AppendTupleHeader(p.b.Buf.B, t.nFields)
 		if keyed {
@@ -231,6 +244,13 @@ func (p *pending) rangeFor(st *partState) int {
 	return len(p.ranges) - 1
 }
 
+// recycle hands records back to the client's fetch pools (fetchPools).
+func recycle(recs []*kgo.Record) {
+	for _, r := range recs {
+		r.Recycle()
+	}
+}
+
 // fill points the reused codec.Record at r without copying bytes.
 func (w *worker) fill(r *kgo.Record) {
 	w.rec.Topic = r.Topic
@@ -259,6 +279,8 @@ func (w *worker) flush(p *pending) {
 		live = append(live, r)
 	}
 	p.ranges = live
+	p.table.lastBytes.Store(int64(p.b.Len()))
+	p.table.lastRows.Store(int64(p.b.Rows()))
 	if len(p.ranges) == 0 {
 		w.a.budget.Release(p.bytes)
 		batching.Put(p.b)

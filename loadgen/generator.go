@@ -132,6 +132,10 @@ func (g *Generator) Options() Options { return g.o }
 // Columns returns the target table's columns for the generator's schema.
 func (g *Generator) Columns() []Column { return g.sch.columns }
 
+// KeyColumn returns the name of the target table's key column, "" for the
+// keyless wide schema.
+func (g *Generator) KeyColumn() string { return g.sch.key }
+
 // SetIndex positions the generator so that the next call to Next fills record i.
 func (g *Generator) SetIndex(i int64) { g.next = i }
 
