@@ -14,7 +14,9 @@
 //     with EndRow, which records the row's end offset; Truncate drops a
 //     half-written row. Reserve sizes a fresh batch once (from the previous
 //     batch's size) so that filling it never copies it.
-//   - Limits says when a batch is full (rows or bytes) or due (age).
+//   - Limits says when a batch is full (rows or bytes) or due (age);
+//     SlowStart scales them for a batch after a smaller one, so batch sizes
+//     ramp up to the limits instead of starting there.
 //   - Budget counts bytes held anywhere between fetch and commit. Acquire
 //     never blocks: it reports whether the budget is exceeded so the caller
 //     can pause fetching (the poll loop must keep running to serve
@@ -155,6 +157,21 @@ type Limits struct {
 	MaxRows  int
 	MaxBytes int
 	MaxAge   time.Duration
+}
+
+// SlowStart returns the limits for a batch that follows one of prevRows
+// rows: at most twice that many rows, from a sixteenth of MaxRows up to
+// MaxRows, and MaxBytes scaled alike. A backlog (at start-up, after a
+// rebalance or an outage) then reaches PostgreSQL after a small batch
+// instead of after MaxRows of encoding with PostgreSQL idle, and batches
+// are back to full size within four flushes.
+func (l Limits) SlowStart(prevRows int) Limits {
+	rows := min(l.MaxRows, max(l.MaxRows/16, 2*prevRows, 1))
+	return Limits{
+		MaxRows:  rows,
+		MaxBytes: max(int(int64(l.MaxBytes)*int64(rows)/int64(max(l.MaxRows, 1))), 1),
+		MaxAge:   l.MaxAge,
+	}
 }
 
 // Full reports whether b has reached its row or byte limit.

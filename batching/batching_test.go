@@ -138,3 +138,22 @@ func TestEnsureDoubles(t *testing.T) {
 		t.Fatalf("Ensure changed the length from %d to %d", c, len(b.Buf.B))
 	}
 }
+
+func TestSlowStart(t *testing.T) {
+	l := Limits{MaxRows: 50000, MaxBytes: 32 << 20, MaxAge: time.Second}
+	for _, c := range []struct{ prev, rows int }{
+		{0, 3125}, {10, 3125}, {3125, 6250}, {6250, 12500}, {12500, 25000}, {25000, 50000}, {50000, 50000}, {90000, 50000},
+	} {
+		got := l.SlowStart(c.prev)
+		if got.MaxRows != c.rows || got.MaxAge != l.MaxAge {
+			t.Errorf("SlowStart(%d) = %+v, want %d rows and the same age", c.prev, got, c.rows)
+		}
+		if want := int(int64(l.MaxBytes) * int64(c.rows) / int64(l.MaxRows)); got.MaxBytes != want {
+			t.Errorf("SlowStart(%d).MaxBytes = %d, want %d", c.prev, got.MaxBytes, want)
+		}
+	}
+	one := Limits{MaxRows: 1, MaxBytes: 1024}
+	if got := one.SlowStart(0); got.MaxRows != 1 || got.MaxBytes != 1024 {
+		t.Errorf("SlowStart of a one-row limit = %+v, want it unchanged", got)
+	}
+}

@@ -45,6 +45,9 @@ type worker struct {
 	decs   map[*tableRT]*codec.Decoder
 	open   map[*tableRT]*pending
 	rec    codec.Record
+	// lastRows is the row count of this worker's last flushed batch per
+	// table, for the next batch's slow start.
+	lastRows map[*tableRT]int
 }
 
 // pending is a batch on its way to PostgreSQL.
@@ -57,6 +60,7 @@ type pending struct {
 	bytes   int64 // budget bytes to release when done
 	encoded int64 // bytes of b already counted against the budget
 	seq     int64
+	limits  batching.Limits // the batch's flush limits (batching.Limits.SlowStart)
 	opened  time.Time     // when the batch was opened; ages batches without rows
 	barrier chan struct{} // set on a barrier message: close it and do nothing else
 }
@@ -85,6 +89,8 @@ func newWorker(a *App, id int) *worker {
 		writer: pgcopy.NewWriter(a.cfg.Postgres.URL, a.cfg.Postgres.Schema, a.cfg.Kafka.Group),
 		decs:   map[*tableRT]*codec.Decoder{},
 		open:   map[*tableRT]*pending{},
+
+		lastRows: map[*tableRT]int{},
 	}
 }
 
@@ -106,6 +112,9 @@ func (w *worker) run() {
 				continue
 			}
 			w.decode(m)
+			if len(w.in) == 0 {
+				w.flushCaughtUp()
+			}
 		case now := <-tick.C:
 			for _, p := range w.open {
 				// A batch of only dead letters or transaction markers has
@@ -117,6 +126,27 @@ func (w *worker) run() {
 					w.flush(p)
 				}
 			}
+		}
+	}
+}
+
+// flushCaughtUp flushes every open batch whose partitions have all been
+// read up to the high watermark of their last fetch: nothing more is there
+// to add to it, and waiting for max_age would only add latency (at the end
+// of a backlog, or at a rate the appliance keeps up with). Under load the
+// committer holds the worker back, records queue in w.in meanwhile and the
+// batches grow again: the commit rate follows what PostgreSQL can take.
+func (w *worker) flushCaughtUp() {
+	for _, p := range w.open {
+		caughtUp := len(p.ranges) > 0
+		for _, r := range p.ranges {
+			if r.to < r.st.highWatermark.Load() {
+				caughtUp = false
+				break
+			}
+		}
+		if caughtUp {
+			w.flush(p)
 		}
 	}
 }
@@ -144,11 +174,14 @@ func (w *worker) pendingFor(t *tableRT) *pending {
 	p := w.open[t]
 	if p == nil {
 		p = &pending{table: t, b: batching.Get(), opened: time.Now()}
-		// Room for a batch like the last one: one growth near the end
-		// would copy it all.
-		bytes, rows := t.lastBytes.Load(), t.lastRows.Load()
-		p.b.Reserve(int(bytes), int(rows))
-		p.rows = make([]rowMeta, 0, rows+rows/8)
+		p.limits = w.a.limits.SlowStart(w.lastRows[t])
+		// Room for as many rows at the table's last bytes per row: one
+		// growth near the end would copy the whole batch.
+		if rows := t.lastRows.Load(); rows > 0 {
+			per := t.lastBytes.Load() / rows
+			p.b.Reserve(int(min(per*int64(p.limits.MaxRows), int64(p.limits.MaxBytes))), p.limits.MaxRows)
+		}
+		p.rows = make([]rowMeta, 0, p.limits.MaxRows)
 		w.open[t] = p
 	}
 	return p
@@ -214,7 +247,7 @@ func (w *worker) decode(m wmsg) {
 			p.rows = append(p.rows, rowMeta{st: st, offset: r.Offset, ts: r.Timestamp.UnixNano()})
 		}
 		p.ranges[ri].to = r.Offset + 1
-		if w.a.limits.Full(p.b) {
+		if p.limits.Full(p.b) {
 			w.flush(p)
 			p = w.pendingFor(t)
 			ri = p.rangeFor(st)
@@ -279,8 +312,11 @@ func (w *worker) flush(p *pending) {
 		live = append(live, r)
 	}
 	p.ranges = live
-	p.table.lastBytes.Store(int64(p.b.Len()))
-	p.table.lastRows.Store(int64(p.b.Rows()))
+	w.lastRows[p.table] = p.b.Rows()
+	if p.b.Rows() > 0 {
+		p.table.lastBytes.Store(int64(p.b.Len()))
+		p.table.lastRows.Store(int64(p.b.Rows()))
+	}
 	if len(p.ranges) == 0 {
 		w.a.budget.Release(p.bytes)
 		batching.Put(p.b)
