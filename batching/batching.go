@@ -8,8 +8,9 @@
 //     buffer may be used after Put. Buffers come from a
 //     valyala/bytebufferpool pool, which calibrates its default size and
 //     drops outsized buffers, so a rare huge batch does not pin memory;
-//     besides, up to two buffers of 1 MiB or more are kept across garbage
-//     collections (which empty the pool) for the next batches.
+//     besides, up to six buffers of 1 MiB or more are kept across garbage
+//     collections (which empty the pool) for the next batches, and
+//     GetSized hands out the kept buffer that fits.
 //   - Rows are appended by the caller straight into Batch.Buf.B and closed
 //     with EndRow, which records the row's end offset; Truncate drops a
 //     half-written row. Reserve sizes a fresh batch once (from the previous
@@ -47,44 +48,96 @@ type Batch struct {
 var (
 	bufPool   bytebufferpool.Pool
 	batchPool = sync.Pool{New: func() any { return new(Batch) }}
-	// spare keeps a few large buffers across garbage collections: the
-	// sync.Pool under bufPool is emptied by every GC, and a batch of tens
-	// of megabytes that must be allocated (and zeroed) afresh each time
-	// costs a noticeable share of the encoding work. Two are enough for a
-	// writer's filling batch and committing batch to trade buffers.
-	spare = make(chan *bytebufferpool.ByteBuffer, spareBuffers)
+	// free keeps the large buffers across garbage collections: the
+	// sync.Pool under bufPool is emptied by every GC, and a buffer of tens
+	// of megabytes allocated afresh costs page faults and zeroing over its
+	// whole size, more than encoding its rows. A few cover every writer's
+	// filling and committing batch.
+	free struct {
+		sync.Mutex
+		bufs []*bytebufferpool.ByteBuffer
+	}
 )
 
 const (
-	spareBuffers  = 2
-	spareMinBytes = 1 << 20 // smaller buffers are cheap to grow: bufPool only
+	freeBuffers  = 6
+	freeMinBytes = 1 << 20 // smaller buffers are cheap to grow: bufPool only
 )
 
 // Get returns an empty batch with a pooled buffer.
-func Get() *Batch {
+func Get() *Batch { return GetSized(0, 0) }
+
+// GetSized returns an empty batch that holds rows rows of bytes bytes in
+// all without growing (see Reserve), preferring a kept buffer that is
+// already large enough.
+func GetSized(bytes, rows int) *Batch {
 	b := batchPool.Get().(*Batch)
-	select {
-	case b.Buf = <-spare:
-	default:
-		b.Buf = bufPool.Get()
-	}
+	b.Buf = takeFree(bytes)
+	b.Reserve(bytes, rows)
 	return b
+}
+
+// takeFree returns the smallest kept buffer of at least bytes, else the
+// largest kept one (Reserve grows it), else one from bufPool.
+func takeFree(bytes int) *bytebufferpool.ByteBuffer {
+	free.Lock()
+	defer free.Unlock()
+	fit, big := -1, -1
+	for i, buf := range free.bufs {
+		c := cap(buf.B)
+		if c >= bytes && (fit < 0 || c < cap(free.bufs[fit].B)) {
+			fit = i
+		}
+		if big < 0 || c > cap(free.bufs[big].B) {
+			big = i
+		}
+	}
+	pick := fit
+	if pick < 0 {
+		pick = big
+	}
+	if pick < 0 {
+		return bufPool.Get()
+	}
+	buf := free.bufs[pick]
+	last := len(free.bufs) - 1
+	free.bufs[pick] = free.bufs[last]
+	free.bufs[last] = nil
+	free.bufs = free.bufs[:last]
+	return buf
+}
+
+// putFree keeps buf when it is large and there is room, or when it is
+// larger than the smallest kept buffer, which then goes to bufPool.
+func putFree(buf *bytebufferpool.ByteBuffer) {
+	buf.Reset()
+	if cap(buf.B) < freeMinBytes {
+		bufPool.Put(buf)
+		return
+	}
+	free.Lock()
+	defer free.Unlock()
+	if len(free.bufs) < freeBuffers {
+		free.bufs = append(free.bufs, buf)
+		return
+	}
+	small := 0
+	for i, k := range free.bufs {
+		if cap(k.B) < cap(free.bufs[small].B) {
+			small = i
+		}
+	}
+	if cap(free.bufs[small].B) < cap(buf.B) {
+		free.bufs[small], buf = buf, free.bufs[small]
+	}
+	bufPool.Put(buf)
 }
 
 // Put returns b and its buffer to the pools. Neither b nor its buffer may be
 // used afterwards.
 func Put(b *Batch) {
-	if buf := b.Buf; buf != nil {
-		buf.Reset()
-		if cap(buf.B) < spareMinBytes {
-			bufPool.Put(buf)
-		} else {
-			select {
-			case spare <- buf:
-			default:
-				bufPool.Put(buf)
-			}
-		}
+	if b.Buf != nil {
+		putFree(b.Buf)
 	}
 	b.reset()
 	batchPool.Put(b)

@@ -519,7 +519,13 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	start := time.Now()
 	go func() { appDone <- app.Run(appCtx) }()
 	firsts := watchFirsts(app, start)
-	if err := ingest.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, drain.topic, ends, appDone, 5*time.Millisecond); err != nil {
+	// PostgreSQL is polled every 5ms only once every record was fetched:
+	// before that, the polls would only add load to the server measured.
+	fetchedAll := func(n int64) func() bool {
+		from := app.Stats().RecordsConsumed
+		return func() bool { return app.Stats().RecordsConsumed-from >= uint64(n) }
+	}
+	if err := ingest.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, drain.topic, ends, appDone, 5*time.Millisecond, fetchedAll(st.Records)); err != nil {
 		stopProfile()
 		return nil, err
 	}
@@ -561,7 +567,7 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 		if err != nil {
 			return pr, err
 		}
-		if err := ingest.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, s.topic, lends, appDone, 5*time.Millisecond); err != nil {
+		if err := ingest.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, s.topic, lends, appDone, 5*time.Millisecond, nil); err != nil {
 			return pr, err
 		}
 		l := Latency{Fraction: frac, RecordsPerSec: rate, MBPerSec: rate * recBytes / 1e6, Records: lst.Records,

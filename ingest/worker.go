@@ -45,9 +45,14 @@ type worker struct {
 	decs   map[*tableRT]*codec.Decoder
 	open   map[*tableRT]*pending
 	rec    codec.Record
-	// lastRows is the row count of this worker's last flushed batch per
-	// table, for the next batch's slow start.
-	lastRows map[*tableRT]int
+	// last is this worker's last flushed batch per table, for the next
+	// batch's slow start and buffer size.
+	last map[*tableRT]lastBatch
+}
+
+type lastBatch struct {
+	rows int
+	full bool // flushed at its limits: a backlog is being worked off
 }
 
 // pending is a batch on its way to PostgreSQL.
@@ -61,8 +66,9 @@ type pending struct {
 	encoded int64 // bytes of b already counted against the budget
 	seq     int64
 	limits  batching.Limits // the batch's flush limits (batching.Limits.SlowStart)
-	opened  time.Time     // when the batch was opened; ages batches without rows
-	barrier chan struct{} // set on a barrier message: close it and do nothing else
+	full    bool            // flushed because it reached them
+	opened  time.Time       // when the batch was opened; ages batches without rows
+	barrier chan struct{}   // set on a barrier message: close it and do nothing else
 }
 
 // rowMeta is what a batch keeps of the record behind each tuple. The
@@ -82,15 +88,18 @@ type rangeState struct {
 
 func newWorker(a *App, id int) *worker {
 	return &worker{
-		a:      a,
-		id:     id,
-		in:     make(chan wmsg, 64),
-		commit: make(chan *pending, 1),
+		a:  a,
+		id: id,
+		in: make(chan wmsg, 64),
+		// Unbuffered: the worker encodes the next batch while the
+		// committer writes one, which encoding outpaces; a queued batch
+		// would add a buffer in flight and nothing to throughput.
+		commit: make(chan *pending),
 		writer: pgcopy.NewWriter(a.cfg.Postgres.URL, a.cfg.Postgres.Schema, a.cfg.Kafka.Group),
 		decs:   map[*tableRT]*codec.Decoder{},
 		open:   map[*tableRT]*pending{},
 
-		lastRows: map[*tableRT]int{},
+		last: map[*tableRT]lastBatch{},
 	}
 }
 
@@ -173,15 +182,22 @@ func (w *worker) decoder(t *tableRT) *codec.Decoder {
 func (w *worker) pendingFor(t *tableRT) *pending {
 	p := w.open[t]
 	if p == nil {
-		p = &pending{table: t, b: batching.Get(), opened: time.Now()}
-		p.limits = w.a.limits.SlowStart(w.lastRows[t])
-		// Room for as many rows at the table's last bytes per row: one
-		// growth near the end would copy the whole batch.
-		if rows := t.lastRows.Load(); rows > 0 {
-			per := t.lastBytes.Load() / rows
-			p.b.Reserve(int(min(per*int64(p.limits.MaxRows), int64(p.limits.MaxBytes))), p.limits.MaxRows)
+		last := w.last[t]
+		l := w.a.limits.SlowStart(last.rows)
+		// Room for its rows at the table's last bytes per row, so that
+		// filling it never copies it. In a backlog, room for a full-size
+		// batch: the batches ramping up then reuse their buffers instead
+		// of outgrowing them at every step.
+		var bytes, rows int
+		if n := t.lastRows.Load(); n > 0 {
+			rows = l.MaxRows
+			if last.full {
+				rows = w.a.limits.MaxRows
+			}
+			bytes = int(min(t.lastBytes.Load()/n*int64(rows), int64(w.a.limits.MaxBytes)))
 		}
-		p.rows = make([]rowMeta, 0, p.limits.MaxRows)
+		p = &pending{table: t, b: batching.GetSized(bytes, rows), limits: l, opened: time.Now()}
+		p.rows = make([]rowMeta, 0, l.MaxRows)
 		w.open[t] = p
 	}
 	return p
@@ -248,6 +264,7 @@ func (w *worker) decode(m wmsg) {
 		}
 		p.ranges[ri].to = r.Offset + 1
 		if p.limits.Full(p.b) {
+			p.full = true
 			w.flush(p)
 			p = w.pendingFor(t)
 			ri = p.rangeFor(st)
@@ -312,7 +329,7 @@ func (w *worker) flush(p *pending) {
 		live = append(live, r)
 	}
 	p.ranges = live
-	w.lastRows[p.table] = p.b.Rows()
+	w.last[p.table] = lastBatch{rows: p.b.Rows(), full: p.full}
 	if p.b.Rows() > 0 {
 		p.table.lastBytes.Store(int64(p.b.Len()))
 		p.table.lastRows.Store(int64(p.b.Rows()))

@@ -270,7 +270,7 @@ func waitStored(ctx context.Context, url string, cfg *ingest.Config, topic strin
 		return err
 	}
 	defer db.Close(context.Background())
-	return ingest.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, topic, ends, appDone, 100*time.Millisecond)
+	return ingest.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, topic, ends, appDone, 100*time.Millisecond, nil)
 }
 
 // yamlList renders ss as a YAML flow sequence (JSON is YAML).
