@@ -8,7 +8,7 @@
 //     buffer may be used after Put. Buffers come from a
 //     valyala/bytebufferpool pool, which calibrates its default size and
 //     drops outsized buffers, so a rare huge batch does not pin memory;
-//     besides, up to six buffers of 1 MiB or more are kept across garbage
+//     besides, up to two buffers of 1 MiB or more are kept across garbage
 //     collections (which empty the pool) for the next batches, and
 //     GetSized hands out the kept buffer that fits.
 //   - Rows are appended by the caller straight into Batch.Buf.B and closed
@@ -51,8 +51,9 @@ var (
 	// free keeps the large buffers across garbage collections: the
 	// sync.Pool under bufPool is emptied by every GC, and a buffer of tens
 	// of megabytes allocated afresh costs page faults and zeroing over its
-	// whole size, more than encoding its rows. A few cover every writer's
-	// filling and committing batch.
+	// whole size, more than encoding its rows. Two are kept: enough for
+	// a writer's committed batch to hand its buffer to the next one, and
+	// little enough not to hold memory the in-flight budget cannot see.
 	free struct {
 		sync.Mutex
 		bufs []*bytebufferpool.ByteBuffer
@@ -60,7 +61,7 @@ var (
 )
 
 const (
-	freeBuffers  = 6
+	freeBuffers  = 2
 	freeMinBytes = 1 << 20 // smaller buffers are cheap to grow: bufPool only
 )
 

@@ -5,21 +5,26 @@
 // Contract:
 //
 //   - Run brings up the embedded environment (a private PostgreSQL with
-//     fsync and synchronous_commit on, and the in-process kfake broker) or
-//     uses the given brokers and PostgreSQL, preloads Options.Records
-//     loadgen records (1% verbatim duplicates by default) and measures, in
-//     one process and one run, on fresh tables with the same primary key:
+//     fsync and synchronous_commit on, and the kfake broker: in this
+//     process, or as the Options.BrokerCommand child process, which is
+//     what `sluice bench` runs) or uses the given brokers and PostgreSQL,
+//     preloads Options.Records loadgen records (1% verbatim duplicates by
+//     default, producer compression Options.Compression) and measures, in
+//     one run, on fresh tables with the same primary key, after one
+//     untimed warm-up COPY (a cold server made the first phase ~25% slow):
 //     (a) the raw COPY limit: the distinct rows, decoded with codec before
 //     the clock starts, copied in binary by MaxConns parallel connections
 //     (sharded by key, BatchRows rows per COPY, each its own transaction);
+//     optionally (a') the same with each COPY's rows in key order;
 //     (b) a plain writer: multi-row INSERT … ON CONFLICT DO NOTHING of every
 //     record (duplicates included) over the same connections, InsertRows
 //     rows per statement, committed every BatchRows rows; (c) Sluice: the
 //     appliance (ingest.New/Run in-process) drains the topic, timed from
 //     Run to the moment the offsets stored in PostgreSQL reach the log end.
-//     Each phase starts after a CHECKPOINT. Throughputs are of the same
-//     workload (the same records, the same distinct rows landed), so a
-//     ratio is a ratio of times.
+//     Each phase starts after a CHECKPOINT; a baseline table is dropped
+//     once its phase is measured. Throughputs are of the same workload
+//     (the same records, the same distinct rows landed), so a ratio is a
+//     ratio of times.
 //   - Then, with the appliance still running, records are produced at
 //     LatencyFraction of Sluice's measured rate for LatencyFor into a second
 //     topic and table, and the p50/p99 of record timestamp to commit are read
@@ -27,14 +32,13 @@
 //   - Every table Sluice wrote is checked with loadgen.Verify; Run returns
 //     an error (and the result) when a check fails: a benchmark that loses
 //     data is worthless.
-//   - CPU is read from /proc: utime+stime of this process (the appliance,
-//     and with the embedded broker the broker too) and of the private
-//     cluster's postmaster and its children (found through the data
-//     directory's postmaster.pid; unknown for an external PostgreSQL).
-//     Peak RSS is this process's VmHWM, reset through /proc/self/clear_refs
-//     when the drain starts: the appliance's peak, plus the embedded
-//     broker's fetch handling and the preloaded log it holds (reported
-//     separately as the RSS at drain start).
+//   - CPU is read from /proc for every phase: utime+stime of this process
+//     (the appliance, plus the broker when it runs in-process), of the
+//     broker child process, and of the private cluster's postmaster and
+//     its children (found through the data directory's postmaster.pid;
+//     unknown for an external PostgreSQL). Peak RSS is this process's
+//     VmHWM, reset through /proc/self/clear_refs when the drain starts:
+//     the appliance's peak (plus the broker's when in-process).
 //
 // Timings belong here and in reports, never in tests: `go test ./bench`
 // asserts only that results are well formed and verified.
@@ -65,8 +69,11 @@ import (
 
 // Options configures Run. Zero fields take the defaults documented on each.
 type Options struct {
-	Brokers  []string `json:"brokers,omitempty"`  // empty: the embedded kfake broker
-	Postgres string   `json:"postgres,omitempty"` // empty: a private durable cluster
+	Brokers []string `json:"brokers,omitempty"` // empty: the embedded kfake broker
+	// BrokerCommand, when set (and Brokers empty), runs the embedded broker
+	// as this child process (`sluice broker`) instead of in this process.
+	BrokerCommand []string `json:"-"`
+	Postgres      string   `json:"postgres,omitempty"` // empty: a private durable cluster
 
 	Schema     string        `json:"schema"`      // loadgen schema; default reference
 	Records    int64         `json:"records"`     // preloaded records; default 1,000,000
@@ -213,7 +220,8 @@ type Latency struct {
 
 // CPU is CPU time spent during the drain, in seconds.
 type CPU struct {
-	Appliance float64 `json:"appliance_seconds"` // this process (appliance; with the embedded broker, the broker too)
+	Appliance float64 `json:"appliance_seconds"` // this process (appliance; with the in-process broker, the broker too)
+	Broker    float64 `json:"broker_seconds"`    // the broker child process; -1: none (in-process or external)
 	Postgres  float64 `json:"postgres_seconds"`  // postmaster and children; -1: unknown (external PostgreSQL)
 	Wall      float64 `json:"wall_seconds"`
 	Cores     int     `json:"cores"`
@@ -314,9 +322,10 @@ type env struct {
 	pgURL       string
 	brokers     []string
 	pg          *devenv.Postgres
-	broker      *devenv.Broker
-	run         string // unique suffix of this run's topics, tables and groups
-	compression string // producer batch compression of every stream
+	broker      *devenv.Broker // in-process broker
+	bproc       *brokerProc    // or broker child process
+	run         string         // unique suffix of this run's topics, tables and groups
+	compression string         // producer batch compression of every stream
 	n           int
 	owned       []string // tables created in an external PostgreSQL, dropped at close
 }
@@ -338,7 +347,15 @@ func startEnv(ctx context.Context, o Options) (*env, error) {
 	} else {
 		e.pgURL = o.Postgres
 	}
-	if len(o.Brokers) == 0 {
+	if len(o.Brokers) == 0 && len(o.BrokerCommand) > 0 {
+		p, err := startBrokerProc(ctx, o.BrokerCommand, o.Partitions, o.Log)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.bproc = p
+		e.brokers = []string{p.addr}
+	} else if len(o.Brokers) == 0 {
 		b, err := devenv.StartBroker(devenv.BrokerOptions{Partitions: o.Partitions})
 		if err != nil {
 			e.close()
@@ -359,7 +376,10 @@ func (e *env) describe() string {
 	}
 	k := "Kafka " + strings.Join(e.brokers, ",")
 	if e.broker != nil {
-		k = "embedded kfake broker " + e.brokers[0]
+		k = "embedded kfake broker " + e.brokers[0] + " in this process"
+	}
+	if e.bproc != nil {
+		k = fmt.Sprintf("embedded kfake broker %s in its own process (pid %d)", e.brokers[0], e.bproc.pid())
 	}
 	return fmt.Sprintf("%s; %s; %d CPUs", pg, k, runtime.NumCPU())
 }
@@ -386,6 +406,9 @@ func (e *env) close() {
 	}
 	if e.broker != nil {
 		e.broker.Close()
+	}
+	if e.bproc != nil {
+		e.bproc.stop()
 	}
 	if e.pg != nil {
 		e.pg.Stop()
@@ -504,7 +527,11 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	}
 	defer db.Close(context.Background())
 
-	pr := &pointResult{RSSMethod: "VmHWM of the bench process (appliance in-process, with the embedded broker when used), reset at drain start via /proc/self/clear_refs"}
+	method := "VmHWM of the bench process (the appliance; the broker runs in its own process), reset at drain start via /proc/self/clear_refs"
+	if e.broker != nil {
+		method = "VmHWM of the bench process (the appliance and the in-process broker with the preloaded log), reset at drain start via /proc/self/clear_refs"
+	}
+	pr := &pointResult{RSSMethod: method}
 	rssOK := resetPeakRSS() == nil
 	pr.StartRSS, _ = readRSS("VmRSS")
 	cpu0 := e.cpuNow()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/xml"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -191,16 +192,28 @@ func TestRunSmall(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	// The broker runs as `sluice broker` in a child process, as `sluice
+	// bench` runs it: build this tree's sluice.
+	bin := filepath.Join(t.TempDir(), "sluice")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/sluice-dev/sluice")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("cannot build sluice: %v\n%s", err, out)
+	}
 	var log bytes.Buffer
 	res, err := Run(ctx, Options{Records: 4000, Partitions: 2, MaxConns: 2, BatchRows: 1000, InsertRows: 100,
-		LatencyFor: 500 * time.Millisecond, Log: &log})
+		LatencyFor: 500 * time.Millisecond, Compression: "lz4", SortedBaseline: true,
+		BrokerCommand: []string{bin, "broker"}, Log: &log})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if !strings.Contains(res.Env, "in its own process") {
+		t.Errorf("environment %q does not name the broker process", res.Env)
 	}
 	if !res.Verified || len(res.Verify) != 2 {
 		t.Fatalf("verified %v: %v", res.Verified, res.Verify)
 	}
-	for name, th := range map[string]*Throughput{"sluice": &res.Sluice, "raw": res.RawCopy, "insert": res.Insert} {
+	for name, th := range map[string]*Throughput{"sluice": &res.Sluice, "raw": res.RawCopy, "raw sorted": res.RawCopySorted, "insert": res.Insert} {
 		if th == nil || th.Seconds <= 0 || th.Records != 4000 || th.Rows < 3900 || th.Rows > 4000 || th.RowsPerSec <= 0 || th.Bytes <= 0 {
 			t.Errorf("%s throughput %+v", name, th)
 		}
@@ -211,12 +224,32 @@ func TestRunSmall(t *testing.T) {
 	if len(res.Latency) != 1 || res.Latency[0].Records == 0 || res.Latency[0].P99Sec <= 0 || res.Latency[0].P50Sec > res.Latency[0].P99Sec {
 		t.Errorf("latency %+v", res.Latency)
 	}
-	if res.CPU.Appliance <= 0 || res.CPU.Postgres <= 0 {
+	if res.CPU.Appliance <= 0 || res.CPU.Postgres <= 0 || res.CPU.Broker < 0 {
 		t.Errorf("cpu %+v", res.CPU)
+	}
+	for name, th := range map[string]*Throughput{"raw": res.RawCopy, "raw sorted": res.RawCopySorted, "insert": res.Insert} {
+		if th != nil && (th.CPU == nil || th.CPU.Postgres <= 0) {
+			t.Errorf("%s phase CPU %+v", name, th.CPU)
+		}
+	}
+	if res.FirstRecord <= 0 || res.FirstCommit < res.FirstRecord || res.FirstCommit > res.Sluice.Seconds {
+		t.Errorf("start-up: first record %.3fs, first commit %.3fs, drain %.3fs", res.FirstRecord, res.FirstCommit, res.Sluice.Seconds)
 	}
 	var out bytes.Buffer
 	WriteText(&out, res)
 	if !strings.Contains(out.String(), "Sluice / raw COPY limit") || !strings.Contains(out.String(), "OK: exactly once") {
 		t.Errorf("text output:\n%s", out.String())
+	}
+}
+
+func TestValidateCompression(t *testing.T) {
+	o := Options{Compression: "brotli"}
+	o.ensureDefaults()
+	if err := o.validate(); err == nil || !strings.Contains(err.Error(), "none, gzip, snappy, lz4 or zstd") {
+		t.Fatalf("compression brotli: %v", err)
+	}
+	o.Compression = "zstd"
+	if err := o.validate(); err != nil {
+		t.Fatalf("compression zstd: %v", err)
 	}
 }

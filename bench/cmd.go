@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 )
@@ -20,8 +21,9 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 }
 
 // commonFlags registers the flags Run and the report share.
-func commonFlags(fs *flag.FlagSet, o *Options, brokers *string) {
+func commonFlags(fs *flag.FlagSet, o *Options, brokers *string, inProcess *bool) {
 	fs.StringVar(brokers, "brokers", "", "Kafka brokers (comma-separated) instead of the embedded kfake broker")
+	fs.BoolVar(inProcess, "in-process-broker", false, "run the embedded broker inside the bench process instead of as a `sluice broker` child process")
 	fs.StringVar(&o.Postgres, "postgres", "", "PostgreSQL URL instead of a private cluster (tables are created and dropped)")
 	fs.StringVar(&o.Schema, "schema", "reference", "loadgen schema: reference, narrow or wide")
 	fs.Float64Var(&o.DupRatio, "dup-ratio", 0.01, "fraction of records that re-send an earlier event (negative: none)")
@@ -31,13 +33,32 @@ func commonFlags(fs *flag.FlagSet, o *Options, brokers *string) {
 	fs.StringVar(&o.Compression, "compression", "none", "producer batch compression of the benchmark topics: none, gzip, snappy, lz4, zstd")
 }
 
+// brokerFlags applies --brokers and --in-process-broker: by default the
+// embedded broker runs as this executable's `broker` command in a child
+// process, so the bench process measures the appliance alone.
+func brokerFlags(o *Options, brokers string, inProcess bool) error {
+	if brokers != "" {
+		o.Brokers = strings.Split(brokers, ",")
+		return nil
+	}
+	if inProcess {
+		return nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("cannot find this executable to run the broker process (use --in-process-broker): %w", err)
+	}
+	o.BrokerCommand = []string{exe, "broker"}
+	return nil
+}
+
 // BenchMain is `sluice bench`.
 func BenchMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sluice bench", stderr)
 	var o Options
 	var brokers string
-	var asJSON bool
-	commonFlags(fs, &o, &brokers)
+	var asJSON, inProcess bool
+	commonFlags(fs, &o, &brokers, &inProcess)
 	fs.Int64Var(&o.Records, "records", 1_000_000, "records to preload and drain")
 	fs.IntVar(&o.Partitions, "partitions", 4, "partitions of the benchmark topic")
 	fs.IntVar(&o.MaxConns, "max-conns", 2, "postgres.max_conns, and the baselines' connections")
@@ -65,8 +86,8 @@ latency at a fixed rate; verifies exactly-once. See bench/README.md.
 	if fs.NArg() > 0 {
 		return fmt.Errorf("cannot use argument %q: sluice bench takes flags only", fs.Arg(0))
 	}
-	if brokers != "" {
-		o.Brokers = strings.Split(brokers, ",")
+	if err := brokerFlags(&o, brokers, inProcess); err != nil {
+		return err
 	}
 	o.Log = stderr
 	res, err := Run(ctx, o)
@@ -133,6 +154,9 @@ func WriteText(w io.Writer, r *Result) {
 			return
 		}
 		fmt.Fprintf(w, "  %-25s %s %.1fs", name, self, c.Appliance)
+		if c.Broker >= 0 {
+			fmt.Fprintf(w, ", broker %.1fs", c.Broker)
+		}
 		if c.Postgres >= 0 {
 			fmt.Fprintf(w, ", PostgreSQL %.1fs", c.Postgres)
 		}

@@ -18,13 +18,18 @@ const clockTicks = 100
 
 // cpuSample is cumulative CPU seconds at one moment.
 type cpuSample struct {
-	self, postgres float64 // postgres < 0: unknown
+	self, broker, postgres float64 // < 0: unknown
 }
 
 func (e *env) cpuNow() cpuSample {
-	s := cpuSample{self: -1, postgres: -1}
+	s := cpuSample{self: -1, broker: -1, postgres: -1}
 	if v, err := procCPU(os.Getpid(), false); err == nil {
 		s.self = v
+	}
+	if e.bproc != nil {
+		if v, err := procCPU(e.bproc.pid(), false); err == nil {
+			s.broker = v
+		}
 	}
 	if e.pg != nil {
 		if v, err := postgresCPU(e.pg.DataDir); err == nil {
@@ -35,9 +40,12 @@ func (e *env) cpuNow() cpuSample {
 }
 
 func (s cpuSample) sub(before cpuSample, wall time.Duration) CPU {
-	c := CPU{Appliance: -1, Postgres: -1, Wall: wall.Seconds(), Cores: runtime.NumCPU()}
+	c := CPU{Appliance: -1, Broker: -1, Postgres: -1, Wall: wall.Seconds(), Cores: runtime.NumCPU()}
 	if s.self >= 0 && before.self >= 0 {
 		c.Appliance = s.self - before.self
+	}
+	if s.broker >= 0 && before.broker >= 0 {
+		c.Broker = s.broker - before.broker
 	}
 	if s.postgres >= 0 && before.postgres >= 0 {
 		c.Postgres = s.postgres - before.postgres

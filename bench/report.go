@@ -267,9 +267,13 @@ func Render(r *Report, dir string) error {
 	}
 	c := base.CPU
 	if c.Appliance >= 0 && c.Postgres >= 0 {
-		tot := c.Appliance + c.Postgres
-		fmt.Fprintf(&md, "| where the time goes (base drain, CPU seconds) | appliance process %.1f s (%.0f%%), PostgreSQL %.1f s (%.0f%%), of %.1f s wall × %d cores |\n",
-			c.Appliance, 100*c.Appliance/tot, c.Postgres, 100*c.Postgres/tot, c.Wall, c.Cores)
+		tot := c.Appliance + c.Postgres + max(c.Broker, 0)
+		broker := ""
+		if c.Broker >= 0 {
+			broker = fmt.Sprintf(", embedded broker %.1f s (%.0f%%)", c.Broker, 100*c.Broker/tot)
+		}
+		fmt.Fprintf(&md, "| where the time goes (base drain, CPU seconds) | appliance process %.1f s (%.0f%%)%s, PostgreSQL %.1f s (%.0f%%), of %.1f s wall × %d cores |\n",
+			c.Appliance, 100*c.Appliance/tot, broker, c.Postgres, 100*c.Postgres/tot, c.Wall, c.Cores)
 	}
 	rec := r.Recommended()
 	fmt.Fprintf(&md, "| recommended | `postgres.max_conns: %d`, `batch.max_rows: %d`, %d partitions (%.1f MB/s, p99 %s at half load) |\n\n",
@@ -358,7 +362,8 @@ func ReportMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := newFlagSet("sluice report", stderr)
 	var o ReportOptions
 	var brokers, fractions, batchRows, partitions, conns, out string
-	commonFlags(fs, &o.Options, &brokers)
+	var inProcess bool
+	commonFlags(fs, &o.Options, &brokers, &inProcess)
 	fs.Int64Var(&o.Records, "records", 300_000, "records preloaded and drained per point")
 	fs.IntVar(&o.Options.Partitions, "base-partitions", 4, "partitions of the base point")
 	fs.IntVar(&o.Options.MaxConns, "base-max-conns", 2, "connections of the base point")
@@ -394,8 +399,8 @@ func ReportMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if o.MaxConns, err = parseList(conns, "--max-conns", atoi); err != nil {
 		return err
 	}
-	if brokers != "" {
-		o.Brokers = strings.Split(brokers, ",")
+	if err := brokerFlags(&o.Options, brokers, inProcess); err != nil {
+		return err
 	}
 	o.Log = stderr
 	r, err := Sweep(ctx, o)

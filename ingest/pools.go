@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"math/bits"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -14,9 +15,12 @@ import (
 // (kgo.Record.Recycle, called by worker.decode for every record it is
 // given). A record that is never recycled (its partition was revoked
 // meanwhile) is simply left to the garbage collector.
+//
+// Slices are pooled by power-of-two capacity class, so a Get finds a slice
+// large enough whenever one of its class was put back.
 type fetchPools struct {
-	bytes sync.Pool // *[]byte
-	recs  sync.Pool // *[]kgo.Record
+	bytes [poolClasses]sync.Pool // *[]byte of capacity 1<<class
+	recs  [poolClasses]sync.Pool // *[]kgo.Record of capacity 1<<class
 }
 
 var (
@@ -24,30 +28,51 @@ var (
 	_ kgo.PoolRecords         = (*fetchPools)(nil)
 )
 
-// decompressGuess is the expected expansion of a compressed batch; a slice
-// too small is grown by the client and comes back grown.
-const decompressGuess = 4
+const (
+	poolClasses = 31
+	// decompressGuess is the expected expansion of a compressed batch; a
+	// slice too small is grown by the client and comes back grown.
+	decompressGuess = 4
+)
+
+// classOf returns the smallest class whose capacity holds n.
+func classOf(n int) int { return bits.Len(uint(max(n, 1) - 1)) }
+
+// classHeld returns the largest class that a slice of capacity c fills.
+func classHeld(c int) int { return bits.Len(uint(c)) - 1 }
 
 func (p *fetchPools) GetDecompressBytes(compressed []byte, _ kgo.CompressionCodecType) []byte {
-	if b, ok := p.bytes.Get().(*[]byte); ok && cap(*b) >= len(compressed) {
+	c := classOf(decompressGuess * len(compressed))
+	if c >= poolClasses {
+		return make([]byte, 0, decompressGuess*len(compressed))
+	}
+	if b, ok := p.bytes[c].Get().(*[]byte); ok {
 		return (*b)[:0]
 	}
-	return make([]byte, 0, decompressGuess*len(compressed))
+	return make([]byte, 0, 1<<c)
 }
 
 func (p *fetchPools) PutDecompressBytes(b []byte) {
-	b = b[:0]
-	p.bytes.Put(&b)
+	if c := classHeld(cap(b)); c >= 0 && c < poolClasses {
+		b = b[:0]
+		p.bytes[c].Put(&b)
+	}
 }
 
 func (p *fetchPools) GetRecords(n int) []kgo.Record {
-	if r, ok := p.recs.Get().(*[]kgo.Record); ok && cap(*r) >= n {
+	c := classOf(n)
+	if c >= poolClasses {
+		return make([]kgo.Record, n)
+	}
+	if r, ok := p.recs[c].Get().(*[]kgo.Record); ok {
 		return (*r)[:n]
 	}
-	return make([]kgo.Record, n)
+	return make([]kgo.Record, n, 1<<c)
 }
 
 func (p *fetchPools) PutRecords(r []kgo.Record) {
-	r = r[:0]
-	p.recs.Put(&r)
+	if c := classHeld(cap(r)); c >= 0 && c < poolClasses {
+		r = r[:0]
+		p.recs[c].Put(&r)
+	}
 }

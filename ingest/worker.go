@@ -45,14 +45,9 @@ type worker struct {
 	decs   map[*tableRT]*codec.Decoder
 	open   map[*tableRT]*pending
 	rec    codec.Record
-	// last is this worker's last flushed batch per table, for the next
-	// batch's slow start and buffer size.
-	last map[*tableRT]lastBatch
-}
-
-type lastBatch struct {
-	rows int
-	full bool // flushed at its limits: a backlog is being worked off
+	// lastRows is the row count of this worker's last flushed batch per
+	// table, for the next batch's slow start.
+	lastRows map[*tableRT]int
 }
 
 // pending is a batch on its way to PostgreSQL.
@@ -66,7 +61,6 @@ type pending struct {
 	encoded int64 // bytes of b already counted against the budget
 	seq     int64
 	limits  batching.Limits // the batch's flush limits (batching.Limits.SlowStart)
-	full    bool            // flushed because it reached them
 	opened  time.Time       // when the batch was opened; ages batches without rows
 	barrier chan struct{}   // set on a barrier message: close it and do nothing else
 }
@@ -99,7 +93,7 @@ func newWorker(a *App, id int) *worker {
 		decs:   map[*tableRT]*codec.Decoder{},
 		open:   map[*tableRT]*pending{},
 
-		last: map[*tableRT]lastBatch{},
+		lastRows: map[*tableRT]int{},
 	}
 }
 
@@ -182,19 +176,13 @@ func (w *worker) decoder(t *tableRT) *codec.Decoder {
 func (w *worker) pendingFor(t *tableRT) *pending {
 	p := w.open[t]
 	if p == nil {
-		last := w.last[t]
-		l := w.a.limits.SlowStart(last.rows)
+		l := w.a.limits.SlowStart(w.lastRows[t])
 		// Room for its rows at the table's last bytes per row, so that
-		// filling it never copies it. In a backlog, room for a full-size
-		// batch: the batches ramping up then reuse their buffers instead
-		// of outgrowing them at every step.
+		// filling it never copies it.
 		var bytes, rows int
 		if n := t.lastRows.Load(); n > 0 {
 			rows = l.MaxRows
-			if last.full {
-				rows = w.a.limits.MaxRows
-			}
-			bytes = int(min(t.lastBytes.Load()/n*int64(rows), int64(w.a.limits.MaxBytes)))
+			bytes = int(min(t.lastBytes.Load()/n*int64(rows), int64(l.MaxBytes)))
 		}
 		p = &pending{table: t, b: batching.GetSized(bytes, rows), limits: l, opened: time.Now()}
 		p.rows = make([]rowMeta, 0, l.MaxRows)
@@ -264,7 +252,6 @@ func (w *worker) decode(m wmsg) {
 		}
 		p.ranges[ri].to = r.Offset + 1
 		if p.limits.Full(p.b) {
-			p.full = true
 			w.flush(p)
 			p = w.pendingFor(t)
 			ri = p.rangeFor(st)
@@ -329,7 +316,7 @@ func (w *worker) flush(p *pending) {
 		live = append(live, r)
 	}
 	p.ranges = live
-	w.last[p.table] = lastBatch{rows: p.b.Rows(), full: p.full}
+	w.lastRows[p.table] = p.b.Rows()
 	if p.b.Rows() > 0 {
 		p.table.lastBytes.Store(int64(p.b.Len()))
 		p.table.lastRows.Store(int64(p.b.Rows()))
