@@ -161,7 +161,12 @@ func (b *Batch) reset() {
 // batch; a buffer from the pool that is large enough is kept as it is.
 func (b *Batch) Reserve(bytes, rows int) {
 	if bytes > cap(b.Buf.B) {
-		b.Buf.B = slices.Grow(b.Buf.B, bytes+bytes/8-len(b.Buf.B))
+		if len(b.Buf.B) == 0 {
+			// slices.Grow would copy the old buffer's whole capacity.
+			b.Buf.B = make([]byte, 0, bytes+bytes/8)
+		} else {
+			b.Buf.B = slices.Grow(b.Buf.B, bytes+bytes/8-len(b.Buf.B))
+		}
 	}
 	if rows > cap(b.Ends) {
 		b.Ends = slices.Grow(b.Ends, rows+rows/8-len(b.Ends))
