@@ -300,12 +300,12 @@ func Render(r *Report, dir string) error {
 		title := paramTitles[param]
 		fmt.Fprintf(&md, "## Throughput and latency against %s\n\n", title)
 		fmt.Fprintf(&md, "![throughput against %s](throughput-%s.svg) ![latency against %s](latency-%s.svg)\n\n", title, param, title, param)
-		fmt.Fprintf(&md, "| %s | rows/s | MB/s | GB/day | p50 at half load | p99 at half load | appliance CPU | PostgreSQL CPU | wall |\n|---|---|---|---|---|---|---|---|---|\n", title)
+		fmt.Fprintf(&md, "| %s | rows/s | MB/s | GB/day | p50 at half load | p99 at half load | appliance CPU | broker CPU | PostgreSQL CPU | wall |\n|---|---|---|---|---|---|---|---|---|---|\n", title)
 		var thr, l50, l99 [][2]float64
 		for _, p := range pts {
 			x := float64(p.paramValue(param))
-			fmt.Fprintf(&md, "| %d | %.0f | %.1f | %.0f | %s | %s | %s | %s | %.1f s |\n", p.paramValue(param), p.Drain.RowsPerSec, p.Drain.MBPerSec, p.Drain.GBPerDay,
-				fmtP(p.Latency, false), fmtP(p.Latency, true), fmtCPU(p.CPU.Appliance), fmtCPU(p.CPU.Postgres), p.CPU.Wall)
+			fmt.Fprintf(&md, "| %d | %.0f | %.1f | %.0f | %s | %s | %s | %s | %s | %.1f s |\n", p.paramValue(param), p.Drain.RowsPerSec, p.Drain.MBPerSec, p.Drain.GBPerDay,
+				fmtP(p.Latency, false), fmtP(p.Latency, true), fmtCPU(p.CPU.Appliance), fmtCPU(p.CPU.Broker), fmtCPU(p.CPU.Postgres), p.CPU.Wall)
 			thr = append(thr, [2]float64{x, p.Drain.MBPerSec})
 			if p.Latency != nil {
 				l50 = append(l50, [2]float64{x, p.Latency.P50Sec})
