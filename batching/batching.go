@@ -13,8 +13,9 @@
 //     GetSized hands out the kept buffer that fits.
 //   - Rows are appended by the caller straight into Batch.Buf.B and closed
 //     with EndRow, which records the row's end offset; Truncate drops a
-//     half-written row. Reserve sizes a fresh batch once (from the previous
-//     batch's size) so that filling it never copies it.
+//     half-written row. GetSized/Reserve size a batch once for the rows the
+//     caller expects, and Ensure doubles it when a row does not fit, so a
+//     batch is not copied over and over while it fills.
 //   - Limits says when a batch is full (rows or bytes) or due (age);
 //     SlowStart scales them for a batch after a smaller one, so batch sizes
 //     ramp up to the limits instead of starting there.

@@ -115,7 +115,7 @@ func (e *env) baselines(ctx context.Context, s *stream, o Options) (raw, rawSort
 		return nil, nil, nil, fmt.Errorf("cannot use the decoded workload: %d distinct rows decoded, %d good records committed", w.rows, s.stats.Committed[loadgen.KindGood])
 	}
 	rawTable, sortedTable, insTable := s.table+"_rawcopy", s.table+"_rawsorted", s.table+"_insert"
-	if err := e.cloneTable(ctx, s.table, rawTable, sortedTable, insTable); err != nil {
+	if err := e.cloneTable(ctx, s.table, rawTable, insTable); err != nil {
 		return nil, nil, nil, err
 	}
 
@@ -144,6 +144,9 @@ func (e *env) baselines(ctx context.Context, s *stream, o Options) (raw, rawSort
 	logf(o.Log, "  %.2fs: %.0f rows/s, %.1f MB/s", raw.Seconds, raw.RowsPerSec, raw.MBPerSec)
 
 	if o.SortedBaseline && w.keyField >= 0 {
+		if err := e.cloneTable(ctx, s.table, sortedTable); err != nil {
+			return nil, nil, nil, err
+		}
 		sorted := sortedByKey(w.distinct, w.keyField, o.BatchRows)
 		logf(o.Log, "raw COPY, key-sorted batches: %d distinct rows over %d connections, %d rows per COPY …", w.rows, o.MaxConns, o.BatchRows)
 		t, err := e.phase(ctx, s, w.rows, sortedTable, sorted, func(ctx context.Context, c *pgconn.PgConn, sh *shard) error {
@@ -154,6 +157,10 @@ func (e *env) baselines(ctx context.Context, s *stream, o Options) (raw, rawSort
 		}
 		rawSorted = t
 		logf(o.Log, "  %.2fs: %.0f rows/s, %.1f MB/s", t.Seconds, t.RowsPerSec, t.MBPerSec)
+	}
+
+	if o.SortedBaseline && w.keyField < 0 {
+		logf(o.Log, "no key-sorted raw COPY: the %s schema is keyless", s.gen.Schema)
 	}
 
 	logf(o.Log, "INSERT … ON CONFLICT DO NOTHING: %d records, %d rows per statement, commit every %d rows …", s.stats.Records, o.InsertRows, o.BatchRows)

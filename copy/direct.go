@@ -200,7 +200,7 @@ func probeSQL(t *Table, keyTypes []string) string {
 // tupleReader streams the tuples d.sel of a keyed batch, each without its
 // leading seq field, framed by the binary COPY header and trailer. It
 // holds no copy of the tuples: the caller must keep them unchanged until
-// CopyFrom returns.
+// copyFrom (not pgconn's CopyFrom, see copyFrom) returns.
 type tupleReader struct {
 	b     *Batch
 	sel   []int32

@@ -54,6 +54,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -499,7 +500,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful,
 		if len(w.dk.sel) > 0 {
 			w.dk.rd.reset(b, w.dk.sel)
 			w.stmts++
-			tag, err := conn.CopyFrom(ctx, &w.dk.rd, ts.sql.copyTarget)
+			tag, err := copyFrom(ctx, conn, &w.dk.rd, ts.sql.copyTarget)
 			w.dk.rd.reset(nil, nil)
 			if err != nil {
 				return res, w.abort(ctx, err)
@@ -684,8 +685,44 @@ var errReplayed = errors.New("batch already committed")
 func (w *Writer) copyRange(ctx context.Context, conn *pgconn.PgConn, sql string, b *Batch, lo, hi int) (pgconn.CommandTag, error) {
 	w.rd.reset(b.Data[b.start(lo):b.Ends[hi-1]])
 	w.stmts++
-	tag, err := conn.CopyFrom(ctx, &w.rd, sql)
+	tag, err := copyFrom(ctx, conn, &w.rd, sql)
 	w.rd.reset(nil)
+	return tag, err
+}
+
+// errCopyAbandoned is what a COPY's reader returns once copyFrom has
+// returned: its caller may already be reusing the rows.
+var errCopyAbandoned = errors.New("the COPY was abandoned")
+
+// copyGuard is the reader copyFrom hands to pgconn. Read holds mu while it
+// reads the rows, and copyFrom clears r under mu when CopyFrom returns.
+type copyGuard struct {
+	mu sync.Mutex
+	r  io.Reader
+}
+
+func (g *copyGuard) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.r == nil {
+		return 0, errCopyAbandoned
+	}
+	return g.r.Read(p)
+}
+
+// copyFrom is conn.CopyFrom(ctx, r, sql), except that r is not read once
+// it returns. pgconn reads r in a goroutine and, when the connection fails
+// mid-COPY, returns without waiting for that goroutine, which may then
+// still read rows its caller is already reusing: internal/chaos caught a
+// writer panicking in tupleReader.Read after PostgreSQL terminated its
+// connection. The guard is fresh for every call, so an abandoned
+// goroutine can never read the next COPY's rows.
+func copyFrom(ctx context.Context, conn *pgconn.PgConn, r io.Reader, sql string) (pgconn.CommandTag, error) {
+	g := &copyGuard{r: r}
+	tag, err := conn.CopyFrom(ctx, g, sql)
+	g.mu.Lock()
+	g.r = nil
+	g.mu.Unlock()
 	return tag, err
 }
 
