@@ -98,7 +98,8 @@ type Options struct {
 	SortedBaseline bool `json:"sorted_baseline,omitempty"`
 
 	// CPUProfile, when set, is a file that receives a CPU profile of this
-	// process (appliance and embedded broker) during the drain.
+	// process (the appliance, and the broker when in-process) during the
+	// drain.
 	CPUProfile string `json:"-"`
 
 	// Log receives progress lines; nil discards them.

@@ -68,7 +68,7 @@ func BenchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Float64Var(&o.LatencyFraction, "latency-fraction", 0.5, "fixed produce rate as a fraction of the measured maximum")
 	fs.BoolVar(&o.SkipBaselines, "skip-baselines", false, "skip the raw COPY and INSERT baselines")
 	fs.BoolVar(&o.SortedBaseline, "sorted-baseline", false, "also measure (a'): the raw COPY with each COPY's rows in key order, as Sluice's direct path sends them")
-	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the drain (appliance and embedded broker) to this file")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the bench process (the appliance) during the drain to this file")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON on stdout (progress still goes to stderr)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: sluice bench [flags]
