@@ -49,7 +49,7 @@ type tableRT struct {
 	nFields int // fields per tuple, including the seq field of keyed tables
 
 	// lastBytes and lastRows are the size of the table's last flushed
-	// batch: the next batch reserves that much (plus slack) up front.
+	// batch: its bytes per row size the next batch's buffer up front.
 	lastBytes, lastRows atomic.Int64
 }
 
