@@ -55,15 +55,11 @@ func decodeWorkload(gen loadgen.Options, records int64, conns int) (*workload, e
 		if c.Name == g.KeyColumn() {
 			w.keyField = i
 		}
-		typ, err := codec.ParseType(c.Type)
+		col, err := codec.ParseColumn(c.Name, c.Type, c.Source, c.Path, c.Required)
 		if err != nil {
 			return nil, err
 		}
-		src, err := codec.ParseSource(c.Source)
-		if err != nil {
-			return nil, err
-		}
-		cols = append(cols, codec.Column{Name: c.Name, Type: typ, Source: src, Path: c.Path, Required: c.Required})
+		cols = append(cols, col)
 		w.cols = append(w.cols, c.Name)
 	}
 	dec, err := codec.NewDecoder(codec.FormatJSON, cols, codec.Options{MaxRecordBytes: 1 << 20})

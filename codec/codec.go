@@ -252,6 +252,20 @@ type Column struct {
 	Required bool   // missing or null becomes a *RowError instead of NULL
 }
 
+// ParseColumn builds a Column from its configuration names (see ParseType
+// and ParseSource).
+func ParseColumn(name, typ, source, path string, required bool) (Column, error) {
+	t, err := ParseType(typ)
+	if err != nil {
+		return Column{}, err
+	}
+	src, err := ParseSource(source)
+	if err != nil {
+		return Column{}, err
+	}
+	return Column{Name: name, Type: t, Source: src, Path: path, Required: required}, nil
+}
+
 // Format is how a record value is interpreted.
 type Format uint8
 

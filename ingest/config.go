@@ -578,15 +578,11 @@ func (t *TableConfig) codecColumns() ([]codec.Column, error) {
 	}
 	cols := make([]codec.Column, len(t.Columns))
 	for i, c := range t.Columns {
-		typ, err := codec.ParseType(c.Type)
+		col, err := codec.ParseColumn(c.Name, c.Type, c.Source, c.Path, c.Required)
 		if err != nil {
 			return nil, err
 		}
-		src, err := codec.ParseSource(c.Source)
-		if err != nil {
-			return nil, err
-		}
-		cols[i] = codec.Column{Name: c.Name, Type: typ, Source: src, Path: c.Path, Required: c.Required}
+		cols[i] = col
 	}
 	return cols, nil
 }
