@@ -47,10 +47,6 @@ type tableRT struct {
 	format  codec.Format
 	opts    codec.Options
 	nFields int // fields per tuple, including the seq field of keyed tables
-
-	// lastBytes and lastRows are the size of the table's last flushed
-	// batch: its bytes per row size the next batch's buffer up front.
-	lastBytes, lastRows atomic.Int64
 }
 
 // partKey names a partition.

@@ -45,10 +45,13 @@ type worker struct {
 	decs   map[*tableRT]*codec.Decoder
 	open   map[*tableRT]*pending
 	rec    codec.Record
-	// lastRows is the row count of this worker's last flushed batch per
-	// table, for the next batch's slow start.
-	lastRows map[*tableRT]int
+	// last is the size of this worker's last flushed batch per table: its
+	// rows set the next batch's slow start, its bytes per row the next
+	// buffer's size.
+	last map[*tableRT]batchSize
 }
+
+type batchSize struct{ rows, bytes int }
 
 // pending is a batch on its way to PostgreSQL.
 type pending struct {
@@ -93,7 +96,7 @@ func newWorker(a *App, id int) *worker {
 		decs:   map[*tableRT]*codec.Decoder{},
 		open:   map[*tableRT]*pending{},
 
-		lastRows: map[*tableRT]int{},
+		last: map[*tableRT]batchSize{},
 	}
 }
 
@@ -176,13 +179,14 @@ func (w *worker) decoder(t *tableRT) *codec.Decoder {
 func (w *worker) pendingFor(t *tableRT) *pending {
 	p := w.open[t]
 	if p == nil {
-		l := w.a.limits.SlowStart(w.lastRows[t])
-		// Room for its rows at the table's last bytes per row, so that
+		last := w.last[t]
+		l := w.a.limits.SlowStart(last.rows)
+		// Room for its rows at the last batch's bytes per row, so that
 		// filling it never copies it.
 		var bytes, rows int
-		if n := t.lastRows.Load(); n > 0 {
+		if last.rows > 0 {
 			rows = l.MaxRows
-			bytes = int(min(t.lastBytes.Load()/n*int64(rows), int64(l.MaxBytes)))
+			bytes = min(last.bytes/last.rows*rows, l.MaxBytes)
 		}
 		p = &pending{table: t, b: batching.GetSized(bytes, rows), limits: l, opened: time.Now()}
 		p.rows = make([]rowMeta, 0, l.MaxRows)
@@ -316,11 +320,7 @@ func (w *worker) flush(p *pending) {
 		live = append(live, r)
 	}
 	p.ranges = live
-	w.lastRows[p.table] = p.b.Rows()
-	if p.b.Rows() > 0 {
-		p.table.lastBytes.Store(int64(p.b.Len()))
-		p.table.lastRows.Store(int64(p.b.Rows()))
-	}
+	w.last[p.table] = batchSize{rows: p.b.Rows(), bytes: p.b.Len()}
 	if len(p.ranges) == 0 {
 		w.a.budget.Release(p.bytes)
 		batching.Put(p.b)
