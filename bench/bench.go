@@ -549,11 +549,8 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	firsts := watchFirsts(app, start)
 	// PostgreSQL is polled every 5ms only once every record was fetched:
 	// before that, the polls would only add load to the server measured.
-	fetchedAll := func(n int64) func() bool {
-		from := app.Stats().RecordsConsumed
-		return func() bool { return app.Stats().RecordsConsumed-from >= uint64(n) }
-	}
-	if err := ingest.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, drain.topic, ends, appDone, 5*time.Millisecond, fetchedAll(st.Records)); err != nil {
+	fetchedAll := func() bool { return app.Stats().RecordsConsumed >= uint64(st.Records) }
+	if err := ingest.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, drain.topic, ends, appDone, 5*time.Millisecond, fetchedAll); err != nil {
 		stopProfile()
 		return nil, err
 	}
