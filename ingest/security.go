@@ -37,8 +37,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/sluice-dev/sluice/internal/kafkaauth"
 )
 
 // validateSecurity checks the kafka.tls and kafka.sasl keys that do not need
@@ -163,17 +163,11 @@ func KafkaSecurityOpts(cfg *Config) ([]kgo.Opt, error) {
 		if k.SASL.Password == "" {
 			return nil, cfgErr("kafka.sasl.password", "empty while kafka.sasl.mechanism is %s; set SLUICE_KAFKA_SASL_PASSWORD, SLUICE_KAFKA_SASL_PASSWORD_FILE or kafka.sasl.password_file", k.SASL.Mechanism)
 		}
-		user, pass := k.SASL.Username, k.SASL.Password
-		switch k.SASL.Mechanism {
-		case "PLAIN":
-			opts = append(opts, kgo.SASL(plain.Auth{User: user, Pass: pass}.AsMechanism()))
-		case "SCRAM-SHA-256":
-			opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha256Mechanism()))
-		case "SCRAM-SHA-512":
-			opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()))
-		default:
+		opt, ok := kafkaauth.SASL(k.SASL.Mechanism, k.SASL.Username, k.SASL.Password)
+		if !ok {
 			return nil, cfgErr("kafka.sasl.mechanism", "%q is not supported; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", k.SASL.Mechanism)
 		}
+		opts = append(opts, opt)
 	}
 	return opts, nil
 }

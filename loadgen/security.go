@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/sluice-dev/sluice/internal/kafkaauth"
 )
 
 // securityFlags are loadgen's TLS and SASL flags, the same settings as the
@@ -89,17 +89,11 @@ func (s *securityFlags) opts() ([]kgo.Opt, error) {
 	if user == "" || pass == "" {
 		return nil, errors.New("cannot use SASL without a user and a password; set --sasl-username and --sasl-password-file (or the SLUICE_KAFKA_SASL_* environment)")
 	}
-	switch mech {
-	case "PLAIN":
-		opts = append(opts, kgo.SASL(plain.Auth{User: user, Pass: pass}.AsMechanism()))
-	case "SCRAM-SHA-256":
-		opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha256Mechanism()))
-	case "SCRAM-SHA-512":
-		opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()))
-	default:
+	opt, ok := kafkaauth.SASL(mech, user, pass)
+	if !ok {
 		return nil, fmt.Errorf("cannot use --sasl-mechanism %q; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.mechanism)
 	}
-	return opts, nil
+	return append(opts, opt), nil
 }
 
 // ping fails fast when the brokers cannot be reached or reject the
