@@ -58,11 +58,7 @@ func TestDirectFallsBackOnConcurrentKey(t *testing.T) {
 	t.Parallel()
 	tbl := eventsTable()
 	url, c, claims := setup(t, 1, tbl)
-	w := newWriter(t, url)
-	if _, err := w.connect(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
-	pid := w.conn.PID()
+	w, pid := connectedWriter(t, url)
 	other := connect(t, url)
 	// Uncommitted: invisible to the probe, but COPY must wait for it.
 	mustExec(t, other, "BEGIN; INSERT INTO events VALUES (7, 'other', -1)")

@@ -211,6 +211,17 @@ func newWriter(t testing.TB, url string) *Writer {
 	return w
 }
 
+// connectedWriter returns a Writer with its session open and that session's
+// backend PID, for tests that watch or terminate it.
+func connectedWriter(t testing.TB, url string) (*Writer, uint32) {
+	t.Helper()
+	w := newWriter(t, url)
+	if _, err := w.connect(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	return w, w.conn.PID()
+}
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()

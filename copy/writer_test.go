@@ -377,11 +377,7 @@ func TestTerminatedBackendRetried(t *testing.T) {
 	t.Parallel()
 	tbl := eventsTable()
 	url, c, claims := setup(t, 1, tbl)
-	w := newWriter(t, url)
-	if _, err := w.connect(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
-	pid := w.conn.PID()
+	w, pid := connectedWriter(t, url)
 	// Hold key 500 so the merge blocks mid-batch.
 	blocker := connect(t, url)
 	mustExec(t, blocker, "BEGIN; INSERT INTO events VALUES (500, 'blocker', 0)")
@@ -422,11 +418,7 @@ func TestDeadlockRetried(t *testing.T) {
 	t.Parallel()
 	tbl := eventsTable()
 	url, c, claims := setup(t, 1, tbl)
-	w := newWriter(t, url)
-	if _, err := w.connect(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
-	pid := w.conn.PID()
+	w, pid := connectedWriter(t, url)
 	other := connect(t, url)
 	// other holds key 1; the writer locks the offsets row, then waits for
 	// key 1; other then waits for the offsets row: a deadlock. other waits
