@@ -304,6 +304,21 @@ func startSecBroker(t *testing.T, o devenv.BrokerOptions) *devenv.Broker {
 	return b
 }
 
+// startSASLSSLBroker starts a broker that takes TLS connections only, for
+// the SCRAM-SHA-512 user sluice with password kafkaPW, and returns it with
+// the kafka.tls and kafka.sasl lines of a configuration that reaches it
+// (the password left to the caller).
+func startSASLSSLBroker(t *testing.T, kafkaPW string) (*devenv.Broker, string) {
+	t.Helper()
+	p := newPKI(t, "127.0.0.1")
+	tc, err := devenv.ServerTLSConfig(p.server, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startSecBroker(t, devenv.BrokerOptions{TLS: tc, SASL: [][3]string{{"SCRAM-SHA-512", "sluice", kafkaPW}}})
+	return b, fmt.Sprintf("  tls: {enabled: true, ca_file: %q}\n  sasl: {mechanism: SCRAM-SHA-512, username: sluice}", p.caFile)
+}
+
 func TestKafkaTLS(t *testing.T) {
 	p := newPKI(t, "127.0.0.1", "localhost")
 	tc, err := devenv.ServerTLSConfig(p.server, p.ca) // mutual TLS: client certificates required
@@ -633,13 +648,7 @@ func TestNoSecretsInOutput(t *testing.T) {
 	record := func(what string, v any) { fmt.Fprintf(&out, "\n--- %s\n%v\n", what, v) }
 
 	s := startSecurePG(t, pgPW)
-	p := newPKI(t, "127.0.0.1")
-	tc, err := devenv.ServerTLSConfig(p.server, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := startSecBroker(t, devenv.BrokerOptions{TLS: tc, SASL: [][3]string{{"SCRAM-SHA-512", "sluice", kafkaPW}}})
-	kafkaYAML := fmt.Sprintf("  tls: {enabled: true, ca_file: %q}\n  sasl: {mechanism: SCRAM-SHA-512, username: sluice}", p.caFile)
+	b, kafkaYAML := startSASLSSLBroker(t, kafkaPW)
 	db, admin := secDB(t, s.pg, appRole)
 	pgURL := s.url(url.UserPassword(appRole, pgPW), "127.0.0.1", db, s.verifyFull(s.pki.caFile))
 	kafkaEnv := envMap(map[string]string{"SLUICE_KAFKA_SASL_PASSWORD": kafkaPW})
@@ -893,15 +902,9 @@ func TestRedactor(t *testing.T) {
 func TestCommandsUseSecuritySettings(t *testing.T) {
 	const pgPW, kafkaPW = "cmd-Pg-Pw-1", "cmd-Kafka-Pw-2"
 	s := startSecurePG(t, pgPW)
-	p := newPKI(t, "127.0.0.1")
-	tc, err := devenv.ServerTLSConfig(p.server, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := startSecBroker(t, devenv.BrokerOptions{TLS: tc, SASL: [][3]string{{"SCRAM-SHA-512", "sluice", kafkaPW}}})
+	b, kafkaYAML := startSASLSSLBroker(t, kafkaPW)
 	db, admin := secDB(t, s.pg, appRole)
-	y := secYAML(b.Addrs(), s.url(url.User(appRole), "127.0.0.1", db, s.verifyFull(s.pki.caFile)),
-		fmt.Sprintf("  tls: {enabled: true, ca_file: %q}\n  sasl: {mechanism: SCRAM-SHA-512, username: sluice}", p.caFile), "")
+	y := secYAML(b.Addrs(), s.url(url.User(appRole), "127.0.0.1", db, s.verifyFull(s.pki.caFile)), kafkaYAML, "")
 	cfgFile := filepath.Join(t.TempDir(), "sluice.yaml")
 	if err := os.WriteFile(cfgFile, y, 0o600); err != nil {
 		t.Fatal(err)
