@@ -30,17 +30,10 @@ func startBrokerProc(ctx context.Context, argv []string, partitions int, log io.
 	args := append(append([]string{}, argv[1:]...), "--listen", "127.0.0.1:0", "--partitions", strconv.Itoa(partitions))
 	cmd := exec.Command(argv[0], args...)
 	cmd.Stderr = log
-	// The broker's heap is the preloaded log, and each fetch copies
-	// batches into fresh buffers: at the default GOGC=100 the heap may
-	// double before a collection, so nearly every fetch lands on pages
-	// never touched before, and their page faults cost this 2-core VM
-	// 2.2–2.5 CPU-seconds per million records against 0.5–0.7 s with
-	// GOGC=25 (two runs each). It is the test broker, not the appliance:
-	// its settings only decide how much of the machine it takes away. A
-	// GOMEMLIMIT in the environment is meant for the appliance: under it
+	// A GOMEMLIMIT in the environment is meant for the appliance: under it
 	// the broker, whose live heap is the whole log, would collect without
-	// pause.
-	cmd.Env = append(os.Environ(), "GOGC=25", "GOMEMLIMIT=off")
+	// pause. (`sluice broker` sets its own GOGC; see devenv.BrokerMain.)
+	cmd.Env = append(os.Environ(), "GOMEMLIMIT=off")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
