@@ -2,6 +2,7 @@ package codec
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -336,24 +337,31 @@ const (
 	msb = 0x8080808080808080
 )
 
-// plainWord reports whether the 8 bytes in x need no attention inside a
-// JSON string: no quote, no backslash, no control byte, no non-ASCII byte.
-func plainWord(x uint64) bool {
+// specialBytes returns, for the 8 bytes in x (little-endian), a mask whose
+// lowest set bit is the high bit of the first byte that needs attention
+// inside a JSON string: a quote, a backslash, a control byte or a non-ASCII
+// byte; 0 when none does. Bits above the lowest may be false positives (a
+// borrow runs on past a matching byte), so only the lowest is meaningful.
+func specialBytes(x uint64) uint64 {
 	q := x ^ (lsb * '"')
 	b := x ^ (lsb * '\\')
-	special := (q-lsb)&^q | (b-lsb)&^b | (x-lsb*0x20)&^x | x
-	return special&msb == 0
+	return ((q-lsb)&^q | (b-lsb)&^b | (x-lsb*0x20)&^x | x) & msb
 }
 
 // parseString parses the string starting at the opening quote at p.pos.
-// It validates escapes and UTF-8 and records poisons.
+// It validates escapes and UTF-8 and records poisons. Eight bytes at a
+// time, it jumps straight to the first byte that needs attention.
 func (p *parser) parseString() (span, bool) {
 	doc := p.doc
 	start := p.pos + 1
 	i := start
 	var flags uint8
 	for {
-		for i+8 <= len(doc) && plainWord(binary.LittleEndian.Uint64(doc[i:])) {
+		for i+8 <= len(doc) {
+			if m := specialBytes(binary.LittleEndian.Uint64(doc[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
 			i += 8
 		}
 		if i >= len(doc) {
