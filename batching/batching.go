@@ -16,6 +16,8 @@
 //     half-written row. GetSized/Reserve size a batch once for the rows the
 //     caller expects, and Ensure doubles it when a row does not fit, so a
 //     batch is not copied over and over while it fills.
+//   - Keys/KeyEnds may index each row's unique key beside the rows; the
+//     package only keeps and resets them.
 //   - Limits says when a batch is full (rows or bytes) or due (age);
 //     SlowStart scales them for a batch after a smaller one, so batch sizes
 //     ramp up to the limits instead of starting there.
@@ -44,6 +46,12 @@ type Batch struct {
 	Ends []int
 	// Started is when the first row was added.
 	Started time.Time
+	// Keys and KeyEnds optionally index the rows' unique keys, cut out by
+	// the encoder while each row is hot in cache: KeyEnds[i] is the end of
+	// row i's key in Keys. The writer uses them when there is one per row
+	// (pgcopy.CutKey gives their format); they are reset with the batch.
+	Keys    []byte
+	KeyEnds []int32
 }
 
 var (
@@ -151,6 +159,10 @@ func (b *Batch) reset() {
 		b.Ends = nil // drop outsized row indexes
 	}
 	b.Ends = b.Ends[:0]
+	if cap(b.Keys) > 16<<20 {
+		b.Keys, b.KeyEnds = nil, nil
+	}
+	b.Keys, b.KeyEnds = b.Keys[:0], b.KeyEnds[:0]
 	b.Started = time.Time{}
 }
 

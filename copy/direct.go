@@ -17,9 +17,10 @@ import (
 // merge, whose single-row speculative insertions cost more than the COPY
 // itself (see writer.go). Per batch:
 //
-//  1. In Go: the key of every tuple is cut out of the tuple (no parsing
-//     beyond the field lengths), the tuples are sorted by key bytes, then
-//     seq, and only the first occurrence of each key is kept.
+//  1. In Go: the key of every tuple, cut out of it by the encoder while it
+//     was hot in cache (CutKey, Batch.Keys) or here, the tuples are sorted
+//     by key (see prepare), then seq, and only the first occurrence of each
+//     key is kept.
 //  2. In the round trip that opens the transaction and compare-and-sets the
 //     offsets, one statement probes the target's unique index for the kept
 //     keys (a LATERAL nested loop, so it stays index lookups however large
@@ -38,90 +39,204 @@ import (
 // directKeys is the per-Writer scratch of the direct path; reused across
 // batches so steady state allocates nothing.
 type directKeys struct {
-	keyBuf []byte  // per tuple: each key field as int32 length + bytes
-	keyEnd []int32 // keyEnd[i] = end of tuple i's key in keyBuf
-	sel    []int32 // tuple indices kept, ascending key order
+	keys   []byte  // the batch's keys: its own Keys, or ownBuf
+	ends   []int32 // ends[i] = end of tuple i's key in keys
+	ownBuf []byte  // keys cut here when the batch brings none
+	ownEnd []int32
+	ents   []keyEnt // sort entries, and the radix sort's second buffer
+	tmp    []keyEnt
+	sel    []int32 // tuple indices kept, in key order
 	exist  []bool  // indexed by position in sel: the key is in the target
 	rd     tupleReader
+}
+
+// keyEnt is a tuple in the key sort: its key's first eight payload bytes
+// as a big-endian number, and its index.
+type keyEnt struct {
+	pre uint64
+	i   int32
 }
 
 func (d *directKeys) key(i int32) []byte {
 	start := int32(0)
 	if i > 0 {
-		start = d.keyEnd[i-1]
+		start = d.ends[i-1]
 	}
-	return d.keyBuf[start:d.keyEnd[i]]
+	return d.keys[start:d.ends[i]]
 }
 
-// prepare cuts the keys out of b's tuples and selects the first occurrence
-// of each key in ascending key order. It reports false when a tuple is
-// malformed or has a NULL key field: the merge path deals with those.
-// keyFields are the field positions (0 is seq) of the key columns, in
-// key order.
-func (d *directKeys) prepare(b *Batch, keyFields []int) bool {
-	d.keyBuf = d.keyBuf[:0]
-	d.keyEnd = d.keyEnd[:0]
-	d.sel = d.sel[:0]
-	last := keyFields[0]
-	for _, f := range keyFields {
+// KeyFields returns the tuple field positions of t's key columns in key
+// order (0 is the seq field every keyed tuple starts with), for CutKey.
+func (t *Table) KeyFields() []int {
+	fields := make([]int, 0, len(t.Key))
+	for _, k := range t.Key {
+		fields = append(fields, 1+slices.IndexFunc(t.Columns, func(c Column) bool { return c.Name == k }))
+	}
+	return fields
+}
+
+// CutKey appends the key of a keyed tuple to keys: the fields at positions
+// fields (Table.KeyFields), each as its int32 length and bytes, as the
+// tuple holds them. It reports false, appending nothing, for a tuple too
+// short for its own field lengths or without the seq field. A NULL key
+// field is copied as it is (length -1); the writer leaves such a batch to
+// the merge path.
+func CutKey(keys []byte, tuple []byte, fields []int) ([]byte, bool) {
+	var pos [8]int32 // field start offsets for up to 8 fields in a stack array
+	last := 0
+	for _, f := range fields {
 		last = max(last, f)
 	}
-	var pos [8]int32 // field start offsets for up to 8 fields in a stack array
-	var posBuf []int32
-	if last < len(pos) {
-		posBuf = pos[:last+1]
+	if last >= len(pos) || len(fields) == 0 {
+		return slowCutKey(keys, tuple, fields, last)
+	}
+	t := tuple
+	if len(t) < 2+seqFieldBytes || int(binary.BigEndian.Uint16(t)) <= last || binary.BigEndian.Uint32(t[2:]) != 8 {
+		return keys, false
+	}
+	off := 2
+	for f := 0; f <= last; f++ {
+		if off+4 > len(t) {
+			return keys, false
+		}
+		pos[f] = int32(off)
+		n := int32(binary.BigEndian.Uint32(t[off:]))
+		off += 4 + int(max(n, 0))
+		if off > len(t) {
+			return keys, false
+		}
+	}
+	for _, f := range fields {
+		p := pos[f]
+		n := max(int32(binary.BigEndian.Uint32(t[p:])), 0)
+		keys = append(keys, t[p:p+4+n]...)
+	}
+	return keys, true
+}
+
+// slowCutKey is CutKey for keys with a field beyond the eighth.
+func slowCutKey(keys []byte, t []byte, fields []int, last int) ([]byte, bool) {
+	if len(fields) == 0 || len(t) < 2+seqFieldBytes || int(binary.BigEndian.Uint16(t)) <= last || binary.BigEndian.Uint32(t[2:]) != 8 {
+		return keys, false
+	}
+	pos := make([]int, last+1)
+	off := 2
+	for f := 0; f <= last; f++ {
+		if off+4 > len(t) {
+			return keys, false
+		}
+		pos[f] = off
+		off += 4 + int(max(int32(binary.BigEndian.Uint32(t[off:])), 0))
+		if off > len(t) {
+			return keys, false
+		}
+	}
+	for _, f := range fields {
+		p := pos[f]
+		n := int(max(int32(binary.BigEndian.Uint32(t[p:])), 0))
+		keys = append(keys, t[p:p+4+n]...)
+	}
+	return keys, true
+}
+
+// prepare takes the keys of b's tuples (b.KeyEnds when the encoder cut
+// them, else cut here) and selects the first occurrence of each key in key
+// order. It reports false when a tuple is malformed or has a NULL key
+// field: the merge path deals with those. keyFields are the field
+// positions (Table.KeyFields) of the key columns.
+//
+// Key order is by the first eight bytes of the first key field's value,
+// then by the whole key, then by tuple index, so the first occurrence of a
+// key sorts first: for uuid and int8 keys, the order of their bytes. The
+// eight-byte prefixes are radix-sorted; only tuples sharing one are
+// compared whole (duplicates, or keys with a common prefix).
+func (d *directKeys) prepare(b *Batch, keyFields []int) bool {
+	n := len(b.Ends)
+	if len(b.KeyEnds) == n {
+		d.keys, d.ends = b.Keys, b.KeyEnds
 	} else {
-		posBuf = make([]int32, last+1)
-	}
-	for i := range b.Ends {
-		s, e := b.start(i), b.Ends[i]
-		t := b.Data[s:e]
-		if len(t) < 2+seqFieldBytes || int(binary.BigEndian.Uint16(t)) <= last || binary.BigEndian.Uint32(t[2:]) != 8 {
-			return false
-		}
-		off := 2
-		for f := 0; f <= last; f++ {
-			if off+4 > len(t) {
+		d.ownBuf, d.ownEnd = d.ownBuf[:0], d.ownEnd[:0]
+		for i := range n {
+			var ok bool
+			if d.ownBuf, ok = CutKey(d.ownBuf, b.Data[b.start(i):b.Ends[i]], keyFields); !ok {
 				return false
 			}
-			posBuf[f] = int32(off)
-			n := int32(binary.BigEndian.Uint32(t[off:]))
-			if n < 0 {
-				if slices.Contains(keyFields, f) {
-					return false // NULL key: let the merge path reject it
+			d.ownEnd = append(d.ownEnd, int32(len(d.ownBuf)))
+		}
+		d.keys, d.ends = d.ownBuf, d.ownEnd
+	}
+	d.ents = slices.Grow(d.ents[:0], n)
+	for i := range int32(n) {
+		k := d.key(i)
+		// Every key field must be present and not NULL.
+		for f, rest := 0, k; f < len(keyFields); f++ {
+			if len(rest) < 4 {
+				return false
+			}
+			l := int32(binary.BigEndian.Uint32(rest))
+			if l < 0 || int(l) > len(rest)-4 {
+				return false
+			}
+			rest = rest[4+l:]
+		}
+		var pre [8]byte
+		copy(pre[:], k[4:4+min(8, int(binary.BigEndian.Uint32(k)))])
+		d.ents = append(d.ents, keyEnt{pre: binary.BigEndian.Uint64(pre[:]), i: i})
+	}
+	d.tmp = slices.Grow(d.tmp[:0], n)[:n]
+	ents := radixSort(d.ents, d.tmp)
+	d.sel = d.sel[:0]
+	for j := 0; j < len(ents); {
+		r := j + 1
+		for r < len(ents) && ents[r].pre == ents[j].pre {
+			r++
+		}
+		run := ents[j:r]
+		if len(run) > 1 {
+			slices.SortFunc(run, func(a, b keyEnt) int {
+				if c := bytes.Compare(d.key(a.i), d.key(b.i)); c != 0 {
+					return c
 				}
-				n = 0
-			}
-			off += 4 + int(n)
-			if off > len(t) {
-				return false
-			}
+				return int(a.i - b.i)
+			})
 		}
-		for _, f := range keyFields {
-			p := posBuf[f]
-			n := int32(binary.BigEndian.Uint32(t[p:]))
-			d.keyBuf = append(d.keyBuf, t[p:p+4+n]...)
+		for x, e := range run {
+			if x > 0 && bytes.Equal(d.key(e.i), d.key(run[x-1].i)) {
+				continue // a later occurrence of the same key
+			}
+			d.sel = append(d.sel, e.i)
 		}
-		d.keyEnd = append(d.keyEnd, int32(len(d.keyBuf)))
-		d.sel = append(d.sel, int32(i))
+		j = r
 	}
-	// Ascending key, then ascending index (= seq): the first occurrence of
-	// a key comes first and is the one kept.
-	slices.SortFunc(d.sel, func(a, b int32) int {
-		if c := bytes.Compare(d.key(a), d.key(b)); c != 0 {
-			return c
+	return true
+}
+
+// radixSort sorts ents by pre, stably, using tmp (as long as ents) as the
+// second buffer, and returns whichever of the two holds the result. A byte
+// position where every entry has the same digit is skipped.
+func radixSort(ents, tmp []keyEnt) []keyEnt {
+	var count [256]int
+	for shift := uint(0); shift < 64; shift += 8 {
+		count = [256]int{}
+		for _, e := range ents {
+			count[byte(e.pre>>shift)]++
 		}
-		return int(a - b)
-	})
-	kept := d.sel[:0]
-	for j, i := range d.sel {
-		if j > 0 && bytes.Equal(d.key(i), d.key(kept[len(kept)-1])) {
+		if len(ents) == 0 || count[byte(ents[0].pre>>shift)] == len(ents) {
 			continue
 		}
-		kept = append(kept, i)
+		sum := 0
+		for d, c := range count {
+			count[d] = sum
+			sum += c
+		}
+		for _, e := range ents {
+			b := byte(e.pre >> shift)
+			tmp[count[b]] = e
+			count[b]++
+		}
+		ents, tmp = tmp, ents
 	}
-	d.sel = kept
-	return true
+	return ents
 }
 
 // probeArrays appends one binary array parameter per key column holding

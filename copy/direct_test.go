@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -234,4 +236,89 @@ func TestWriterSessionSettings(t *testing.T) {
 	if got := show(w2); got != "30s" {
 		t.Errorf("with the connection string's 30s: %s", got)
 	}
+}
+
+// TestPrepareOrder: whether the encoder cut the keys (Batch.Keys) or
+// prepare cuts them, the selection is the first occurrence of each key,
+// ordered by the key's first eight value bytes, then the whole key: here
+// text keys of every length from 0 to 13 bytes sharing prefixes, and
+// duplicates, against a plain sort of the same rule.
+func TestPrepareOrder(t *testing.T) {
+	tbl := &Table{Name: "public.t", Key: []string{"k"}, OnConflict: PolicyIgnore,
+		Columns: []Column{{Name: "v", SQLType: "int8"}, {Name: "k", SQLType: "text"}}}
+	rng := rand.New(rand.NewPCG(1, 2))
+	bl := newBuilder(tbl, "t", 0)
+	var keys []string
+	for i := range 3000 {
+		k := strings.Repeat("ab", 6)[:rng.IntN(13)] + string(rune('a'+rng.IntN(3)))
+		if rng.IntN(10) == 0 {
+			k = k[:0]
+		}
+		keys = append(keys, k)
+		bl.add(int64(i), fInt8(int64(i)), fText(k))
+	}
+	b := bl.batch(1, -1, int64(len(keys)))
+	fields := tbl.KeyFields()
+	if !reflect.DeepEqual(fields, []int{2}) {
+		t.Fatalf("KeyFields %v, want [2]", fields)
+	}
+	// The reference: first occurrence of each key, sorted by (first 8
+	// bytes zero-padded, whole encoded key).
+	first := map[string]int32{}
+	for i, k := range keys {
+		if _, ok := first[k]; !ok {
+			first[k] = int32(i)
+		}
+	}
+	var want []int32
+	for _, i := range first {
+		want = append(want, i)
+	}
+	enc := func(i int32) []byte {
+		return append(binary.BigEndian.AppendUint32(nil, uint32(len(keys[i]))), keys[i]...)
+	}
+	pre := func(i int32) []byte {
+		var p [8]byte
+		copy(p[:], keys[i])
+		return p[:]
+	}
+	slices.SortFunc(want, func(a, b int32) int {
+		if c := bytes.Compare(pre(a), pre(b)); c != 0 {
+			return c
+		}
+		return bytes.Compare(enc(a), enc(b))
+	})
+
+	var d directKeys
+	if !d.prepare(b, fields) {
+		t.Fatal("prepare refused the batch")
+	}
+	if !slices.Equal(d.sel, want) {
+		t.Fatalf("cutting its own keys: %d selected, want %d (first difference at %d)", len(d.sel), len(want), firstDiff(d.sel, want))
+	}
+	for i := range b.Ends {
+		var ok bool
+		if b.Keys, ok = CutKey(b.Keys, b.Data[b.start(i):b.Ends[i]], fields); !ok {
+			t.Fatalf("CutKey refused tuple %d", i)
+		}
+		b.KeyEnds = append(b.KeyEnds, int32(len(b.Keys)))
+	}
+	var d2 directKeys
+	if !d2.prepare(b, fields) || !slices.Equal(d2.sel, want) {
+		t.Fatalf("with the batch's keys: %d selected, want %d (first difference at %d)", len(d2.sel), len(want), firstDiff(d2.sel, want))
+	}
+	// An empty key entry (a tuple the encoder could not cut) refuses.
+	b.KeyEnds[len(b.KeyEnds)-1] = b.KeyEnds[len(b.KeyEnds)-2]
+	if d2.prepare(b, fields) {
+		t.Fatal("prepare accepted an empty key entry")
+	}
+}
+
+func firstDiff(a, b []int32) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }

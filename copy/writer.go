@@ -86,12 +86,17 @@ type DeadLetter struct {
 
 // Batch is one transaction's worth of work for one table.
 //
-// The Writer reads Data and Ends only during Write and keeps no reference
+// The Writer reads Data, Ends and the keys only during Write and keeps no reference
 // to them afterwards.
 type Batch struct {
-	Table         *Table
-	Data          []byte       // tuples back to back, no header/trailer
-	Ends          []int        // Ends[i] = end of tuple i in Data
+	Table *Table
+	Data  []byte // tuples back to back, no header/trailer
+	Ends  []int  // Ends[i] = end of tuple i in Data
+	// Keys and KeyEnds optionally hold each tuple's key as CutKey cuts it
+	// (KeyEnds[i] = end of tuple i's key in Keys); with one per tuple the
+	// direct path reads them instead of cutting the keys itself.
+	Keys          []byte
+	KeyEnds       []int32
 	Ranges        []Range      // one per partition in the batch
 	DeadLetters   []DeadLetter // found by the decoder; inserted in the same transaction
 	DeadLetterFor func(i int, err string) DeadLetter

@@ -47,6 +47,9 @@ type tableRT struct {
 	format  codec.Format
 	opts    codec.Options
 	nFields int // fields per tuple, including the seq field of keyed tables
+	// keyFields are the key's field positions in a tuple (keyed tables):
+	// the worker cuts each key out as it encodes the tuple (pgcopy.CutKey).
+	keyFields []int
 }
 
 // partKey names a partition.
@@ -152,6 +155,7 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 		t.nFields = dec.NumFields()
 		if pt.Keyed() {
 			t.nFields++
+			t.keyFields = pt.KeyFields()
 		}
 		a.tables = append(a.tables, t)
 		for _, tp := range tc.Topics {

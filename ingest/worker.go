@@ -251,6 +251,14 @@ func (w *worker) decode(m wmsg) {
 			p.dls = append(p.dls, dl)
 		} else {
 			p.b.Buf.B = buf
+			if keyed {
+				// The writer sorts by key: cutting it now, while the tuple
+				// is in cache, spares it a walk over the whole batch. A
+				// tuple it cannot cut (never one encoded here) gets an
+				// empty key, which sends the batch to the merge path.
+				p.b.Keys, _ = pgcopy.CutKey(p.b.Keys, buf[mark:], t.keyFields)
+				p.b.KeyEnds = append(p.b.KeyEnds, int32(len(p.b.Keys)))
+			}
 			p.b.EndRow(now)
 			p.rows = append(p.rows, rowMeta{st: st, offset: r.Offset, ts: r.Timestamp.UnixNano()})
 		}
@@ -433,6 +441,8 @@ func (p *pending) pgBatch(a *App) *pgcopy.Batch {
 		Table:       p.table.pg,
 		Data:        p.b.Buf.B,
 		Ends:        p.b.Ends,
+		Keys:        p.b.Keys,
+		KeyEnds:     p.b.KeyEnds,
 		DeadLetters: p.dls,
 		DeadLetterFor: func(i int, msg string) pgcopy.DeadLetter {
 			row := p.rows[i]
