@@ -518,7 +518,7 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	if err := e.checkpoint(ctx); err != nil {
 		return nil, err
 	}
-	app, err := ingest.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	app, err := ingest.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: benchLogLevel()})))
 	if err != nil {
 		return nil, err
 	}
@@ -766,4 +766,14 @@ func (e *env) checkpoint(ctx context.Context) error {
 		return fmt.Errorf("cannot run CHECKPOINT before a measurement: %w", err)
 	}
 	return nil
+}
+
+// benchLogLevel is the appliance's log level in the bench: warnings, or
+// SLUICE_BENCH_LOG (debug, info, warn, error) to watch batches commit.
+func benchLogLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("SLUICE_BENCH_LOG"))); err != nil {
+		return slog.LevelWarn
+	}
+	return l
 }

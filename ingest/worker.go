@@ -387,7 +387,8 @@ func (w *worker) write(p *pending) {
 				r.st.committed.Store(r.to)
 			}
 			a.log.Debug("batch committed", "worker", w.id, "table", p.table.cfg.Name, "rows", res.Rows,
-				"dead_letters", len(p.dls)+len(res.Rejected), "took", time.Since(start))
+				"dead_letters", len(p.dls)+len(res.Rejected), "took", time.Since(start),
+				"copy", res.CopyTime, "merge", res.MergeTime, "commit", res.CommitTime)
 			return
 		}
 		var fe *pgcopy.FencedError
