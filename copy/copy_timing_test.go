@@ -131,6 +131,30 @@ func BenchmarkPrepare(b *testing.B) {
 	})
 }
 
+// BenchmarkTupleReader streams a batch of 50,000 reference rows (25 MB,
+// more than the caches hold) in key order, as the direct path's COPY
+// does: a gather over the whole batch.
+func BenchmarkTupleReader(b *testing.B) {
+	rb := makeReferenceBatch(50000, 1<<40)
+	tbl := referenceTable("public.events")
+	batch := &Batch{Table: tbl, Data: rb.keyed, Ends: rb.ends}
+	var d directKeys
+	if !d.prepare(batch, tbl.KeyFields()) {
+		b.Fatal("prepare refused the batch")
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(rb.keyed)))
+	p := make([]byte, 65536)
+	for b.Loop() {
+		d.rd.reset(batch, d.sel)
+		for {
+			if _, err := d.rd.Read(p); err != nil {
+				break
+			}
+		}
+	}
+}
+
 func BenchmarkFraming(b *testing.B) {
 	var rb referenceBatch
 	rb.keyed = appendReference(nil, true, 0, 1)
