@@ -25,16 +25,20 @@ import (
 //     offsets, one statement probes the target's unique index for the kept
 //     keys (a LATERAL nested loop, so it stays index lookups however large
 //     the table); keys already present are dropped: the first write wins.
+//     With a KeyFilter (keyfilter.go) only the keys it may hold are probed:
+//     those this process committed lately, and its false positives.
 //  3. The remaining tuples are streamed, without their seq field, straight
 //     into the target with COPY in ascending key order.
 //
 // A key committed by a concurrent transaction between the probe and the
-// COPY makes COPY fail with a unique violation (23505), and two direct
+// COPY, or one the KeyFilter did not know of and so left unprobed, makes
+// COPY fail with a unique violation (23505): the batch reruns probing every
+// key, then, should that fail again, through the staging merge. Two direct
 // writers cannot deadlock on each other's keys because both insert in the
-// same (Go byte) order; a direct writer and a merging writer order keys
+// same key order (prepare); a direct writer and a merging writer order keys
 // differently and may deadlock (40P01). Any such failure, and any other
 // row-level error, rolls the attempt back and Write reruns the batch
-// through the staging merge, which handles every case as before.
+// through the staging merge, which handles every case.
 
 // directKeys is the per-Writer scratch of the direct path; reused across
 // batches so steady state allocates nothing.
@@ -48,6 +52,15 @@ type directKeys struct {
 	sel    []int32 // tuple indices kept, in key order
 	exist  []bool  // indexed by position in sel: the key is in the target
 	rd     tupleReader
+
+	// With a KeyFilter (Batch.Seen): hashes[j] is the filter's hash of
+	// key sel[j] (before dropExisting), added to the filter once the
+	// batch commits; probe lists the positions in sel whose keys the
+	// probe asks about (all of them without a filter or when not
+	// optimistic), may is scratch.
+	hashes []uint64
+	may    []bool
+	probe  []int32
 }
 
 // keyEnt is a tuple in the key sort: its key's first eight payload bytes
@@ -239,13 +252,41 @@ func radixSort(ents, tmp []keyEnt) []keyEnt {
 	return ents
 }
 
+// choose sets the keys to probe: every selected key, or, when optimistic,
+// only those filter f may hold (a key it does not know of cannot be in the
+// target unless another process or an earlier run wrote it, and then COPY
+// fails and the batch is rerun probing every key). With a filter it hashes
+// every selected key, for f.add once the batch commits.
+func (d *directKeys) choose(f *KeyFilter, optimistic bool) {
+	d.probe = d.probe[:0]
+	d.hashes = d.hashes[:0]
+	if f != nil {
+		for _, i := range d.sel {
+			d.hashes = append(d.hashes, f.hash(d.key(i)))
+		}
+	}
+	if f == nil || !optimistic {
+		for j := range d.sel {
+			d.probe = append(d.probe, int32(j))
+		}
+		return
+	}
+	d.may = slices.Grow(d.may[:0], len(d.hashes))[:len(d.hashes)]
+	f.mayContain(d.hashes, d.may)
+	for j, m := range d.may {
+		if m {
+			d.probe = append(d.probe, int32(j))
+		}
+	}
+}
+
 // probeArrays appends one binary array parameter per key column holding
-// the kept keys in order.
+// the keys to probe (choose), in key order.
 func (d *directKeys) probeArrays(p *params, elemOIDs []uint32) {
 	for k, oid := range elemOIDs {
 		a := p.array(oid)
-		for _, i := range d.sel {
-			key := d.key(i)
+		for _, j := range d.probe {
+			key := d.key(d.sel[j])
 			// Skip to key field k: each is int32 length + bytes.
 			for range k {
 				key = key[4+binary.BigEndian.Uint32(key):]
@@ -257,8 +298,8 @@ func (d *directKeys) probeArrays(p *params, elemOIDs []uint32) {
 	}
 }
 
-// dropExisting removes the kept tuples whose 1-based positions in sel the
-// probe returned (text int8 values).
+// dropExisting removes the selected tuples whose keys the probe found: it
+// answers with 1-based positions in d.probe (text int8 values).
 func (d *directKeys) dropExisting(rows [][][]byte) error {
 	if len(rows) == 0 {
 		return nil
@@ -267,10 +308,10 @@ func (d *directKeys) dropExisting(rows [][][]byte) error {
 	clear(d.exist)
 	for _, r := range rows {
 		n, err := strconv.Atoi(string(r[0]))
-		if err != nil || n < 1 || n > len(d.sel) {
-			return fmt.Errorf("cannot read the key probe's answer %q: expected a position in 1..%d", r[0], len(d.sel))
+		if err != nil || n < 1 || n > len(d.probe) {
+			return fmt.Errorf("cannot read the key probe's answer %q: expected a position in 1..%d", r[0], len(d.probe))
 		}
-		d.exist[n-1] = true
+		d.exist[d.probe[n-1]] = true
 	}
 	kept := d.sel[:0]
 	for j, i := range d.sel {

@@ -168,6 +168,7 @@ func TestTupleReader(t *testing.T) {
 			t.Fatalf("chunk %d: stream\n%x\nwant\n%x", chunk, got, want)
 		}
 	}
+	d.choose(nil, false) // no filter: every key is probed
 	if err := d.dropExisting([][][]byte{{[]byte("2")}}); err != nil {
 		t.Fatal(err)
 	}
@@ -193,11 +194,17 @@ func TestPrepareAllocs(t *testing.T) {
 	b := &Batch{Table: referenceTable("public.events"), Data: rb.keyed, Ends: rb.ends}
 	var d directKeys
 	var p params
+	f := NewKeyFilter(0)
 	d.prepare(b, []int{1})
+	d.choose(f, false)
+	f.add(d.hashes[:len(d.hashes)/2]) // half the keys seen before
 	allocs := testing.AllocsPerRun(10, func() {
-		d.prepare(b, []int{1})
-		p.reset()
-		d.probeArrays(&p, []uint32{2950})
+		for _, optimistic := range []bool{false, true} {
+			d.prepare(b, []int{1})
+			d.choose(f, optimistic)
+			p.reset()
+			d.probeArrays(&p, []uint32{2950})
+		}
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per batch, want 0", allocs)
@@ -321,4 +328,59 @@ func firstDiff(a, b []int32) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// TestDirectKeyFilter: with a KeyFilter the direct path probes only the
+// keys committed through it; a key it does not know of that is in the
+// table (here: written before a "restart", a fresh Writer and filter)
+// makes the optimistic attempt fail and the batch rerun probing every key,
+// and the table's next batch probes every key too (the back-off).
+func TestDirectKeyFilter(t *testing.T) {
+	t.Parallel()
+	tbl := eventsTable()
+	url, c, claims := setup(t, 1, tbl)
+	ctx := testCtx(t)
+	write := func(w *Writer, f *KeyFilter, from, to int64, keys ...int64) Result {
+		t.Helper()
+		b := newBuilder(tbl, "t", 0)
+		for i, k := range keys {
+			b.add(from+1+int64(i), fInt8(k), fText(fmt.Sprint("at", from+1+int64(i))), fInt8(from+1+int64(i)))
+		}
+		batch := b.batch(claims[0].Epoch, from, to)
+		batch.Seen = f
+		res, err := w.Write(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Direct {
+			t.Fatalf("keys %v: not written directly: %+v", keys, res)
+		}
+		return res
+	}
+	w, f := newWriter(t, url), NewKeyFilter(0)
+	if res := write(w, f, -1, 5, 1, 2, 3, 4, 5); res.ProbedKeys != 0 || res.Attempts != 1 {
+		t.Fatalf("first batch, empty filter: %+v", res)
+	}
+	// Key 3 was committed through the filter: the only one probed.
+	if res := write(w, f, 5, 9, 6, 7, 3, 8); res.ProbedKeys != 1 || res.Attempts != 1 || res.Affected != 3 {
+		t.Fatalf("second batch: %+v", res)
+	}
+	// A restart: the new filter knows nothing; key 2 is in the table.
+	w2, f2 := newWriter(t, url), NewKeyFilter(0)
+	if res := write(w2, f2, 9, 11, 9, 2); res.Attempts != 2 || res.ProbedKeys != 2 || res.Affected != 1 {
+		t.Fatalf("batch meeting an unknown existing key: %+v", res)
+	}
+	// Backing off: the next batch probes every key, though it could skip 10.
+	if res := write(w2, f2, 11, 13, 10, 4); res.Attempts != 1 || res.ProbedKeys != 2 || res.Affected != 1 {
+		t.Fatalf("batch after the failure: %+v", res)
+	}
+	got := queryRows(t, c, "SELECT id, val FROM events ORDER BY id")
+	want := [][]string{{"1", "at0"}, {"2", "at1"}, {"3", "at2"}, {"4", "at3"}, {"5", "at4"},
+		{"6", "at6"}, {"7", "at7"}, {"8", "at9"}, {"9", "at10"}, {"10", "at12"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("rows %v, want %v", got, want)
+	}
+	if o := offsetsOf(t, c); o[0].NextOffset != 13 {
+		t.Fatalf("offsets %+v", o)
+	}
 }

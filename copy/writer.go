@@ -95,8 +95,12 @@ type Batch struct {
 	// Keys and KeyEnds optionally hold each tuple's key as CutKey cuts it
 	// (KeyEnds[i] = end of tuple i's key in Keys); with one per tuple the
 	// direct path reads them instead of cutting the keys itself.
-	Keys          []byte
-	KeyEnds       []int32
+	Keys    []byte
+	KeyEnds []int32
+	// Seen, when set, is the target's KeyFilter, shared by the Writers of
+	// the table: the direct path then probes only the keys it may hold,
+	// and adds the batch's keys once it commits.
+	Seen          *KeyFilter
 	Ranges        []Range      // one per partition in the batch
 	DeadLetters   []DeadLetter // found by the decoder; inserted in the same transaction
 	DeadLetterFor func(i int, err string) DeadLetter
@@ -126,6 +130,11 @@ type Result struct {
 	// rejection).
 	Attempts                        int
 	CopyTime, MergeTime, CommitTime time.Duration
+	// ProbedKeys is the number of keys the direct path's probe looked up
+	// in the target (all distinct keys without Batch.Seen).
+	ProbedKeys int
+
+	optimistic bool // the direct path probed only the keys Seen may hold
 }
 
 // FencedError reports that another owner holds (some of) the partitions of
@@ -267,7 +276,17 @@ type tableState struct {
 	keyFields []int    // tuple field positions of the key columns (0 is seq)
 	keyOIDs   []uint32 // configured type OIDs of the key columns
 	probe     string   // probeSQL
+
+	// Back-off of the KeyFilter's optimism (Batch.Seen): after an
+	// optimistic batch met a key the filter did not know of, the next
+	// skip batches probe every key; penalty doubles with each such
+	// failure (up to maxPenalty) and halves with each optimistic success.
+	skip, penalty int
 }
+
+// maxPenalty bounds the KeyFilter back-off: at worst one optimistic try
+// per 64 batches, whose failed COPY costs about half a batch.
+const maxPenalty = 64
 
 // NewWriter returns a Writer for connString (a PostgreSQL URL or DSN) that
 // keeps offsets and dead letters in schema for consumer group group. It
@@ -409,16 +428,33 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 	}
 	careful := false
 	direct := !w.noDirect
+	optimistic := b.Seen != nil
+	if ts.skip > 0 {
+		ts.skip--
+		optimistic = false
+	}
 	for attempt := 1; ; attempt++ {
-		res, err := w.attempt(ctx, b, ts, careful, direct)
+		res, err := w.attempt(ctx, b, ts, careful, direct, optimistic)
 		res.Attempts = attempt
 		if err == nil {
+			if res.optimistic {
+				ts.penalty /= 2
+			}
 			return res, nil
 		}
 		var fe *FencedError
 		switch {
 		case errors.As(err, &fe):
 			return res, err
+		case res.optimistic && pgCode(err) == "23505":
+			// A key the filter did not know of is in the target (written
+			// by another process, or before this one started), or a
+			// concurrent writer committed it: rerun probing every key,
+			// and keep probing every key for a while.
+			ts.penalty = min(2*ts.penalty+1, maxPenalty)
+			ts.skip = ts.penalty
+			optimistic = false
+			continue
 		case res.Direct && (pgCode(err) == "23505" || isConflict(err)):
 			// A key committed by a concurrent writer since the probe, or a
 			// deadlock with one: the staging merge handles both.
@@ -465,7 +501,7 @@ type tx struct {
 
 // attempt runs one transaction. On error the transaction is rolled back or
 // the connection dropped.
-func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful, direct bool) (Result, error) {
+func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful, direct, optimistic bool) (Result, error) {
 	var res Result
 	conn, err := w.connect(ctx)
 	if err != nil {
@@ -481,9 +517,14 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful,
 	direct = direct && !careful && ts.direct && len(b.Ends) > 0 && w.dk.prepare(b, ts.keyFields)
 	var probe *params
 	if direct {
-		probe = &w.probeArgs
-		probe.reset()
-		w.dk.probeArrays(probe, ts.keyOIDs)
+		res.optimistic = optimistic && b.Seen != nil
+		w.dk.choose(b.Seen, res.optimistic)
+		res.ProbedKeys = len(w.dk.probe)
+		if len(w.dk.probe) > 0 {
+			probe = &w.probeArgs
+			probe.reset()
+			w.dk.probeArrays(probe, ts.keyOIDs)
+		}
 	}
 
 	start := time.Now()
@@ -569,12 +610,13 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful,
 	res.Rejected = t.rejects
 	res.Affected = t.affected
 	if err == nil {
+		w.remember(b, res)
 		return res, nil
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && !conn.IsClosed() {
 		// The server answered: the transaction is over and did not commit.
-		return Result{Direct: res.Direct}, err
+		return Result{Direct: res.Direct, optimistic: res.optimistic}, err
 	}
 	// The connection broke while COMMIT was in flight: ask the offsets.
 	w.dropConn()
@@ -586,7 +628,16 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful,
 		return Result{}, &retryableError{fmt.Errorf("cannot commit: the connection broke and the offsets show the transaction did not commit: %w", err)}
 	}
 	res.Affected = -1
+	w.remember(b, res)
 	return res, nil
+}
+
+// remember adds the keys of a committed direct batch to its KeyFilter:
+// those it inserted and those the probe found already there.
+func (w *Writer) remember(b *Batch, res Result) {
+	if res.Direct && b.Seen != nil {
+		b.Seen.add(w.dk.hashes)
+	}
 }
 
 // abort ends a failed attempt: a broken connection is dropped so the next

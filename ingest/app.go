@@ -50,6 +50,10 @@ type tableRT struct {
 	// keyFields are the key's field positions in a tuple (keyed tables):
 	// the worker cuts each key out as it encodes the tuple (pgcopy.CutKey).
 	keyFields []int
+	// seen remembers the keys this process committed lately (keyed
+	// tables), shared by every worker's writer: the direct path probes
+	// only the keys it may hold (pgcopy.KeyFilter).
+	seen *pgcopy.KeyFilter
 }
 
 // partKey names a partition.
@@ -156,6 +160,7 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 		if pt.Keyed() {
 			t.nFields++
 			t.keyFields = pt.KeyFields()
+			t.seen = pgcopy.NewKeyFilter(0)
 		}
 		a.tables = append(a.tables, t)
 		for _, tp := range tc.Topics {

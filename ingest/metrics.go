@@ -37,6 +37,7 @@ type appMetrics struct {
 	endToEnd         *metrics.PrometheusHistogram
 	retries          *metrics.Counter
 	fetchPauses      *metrics.Counter
+	probedKeys       *metrics.Counter
 	e2eHist          latencyHist
 
 	mu   sync.Mutex
@@ -55,6 +56,7 @@ func newAppMetrics(inflight func() float64) *appMetrics {
 		rebalances:       s.NewCounter("sluice_rebalances_total"),
 		retries:          s.NewCounter("sluice_batch_retries_total"),
 		fetchPauses:      s.NewCounter("sluice_fetch_pauses_total"),
+		probedKeys:       s.NewCounter("sluice_probed_keys_total"),
 		batchRows:        s.NewPrometheusHistogramExt("sluice_batch_rows", sizeBuckets),
 		copyDur:          s.NewPrometheusHistogramExt("sluice_copy_duration_seconds", latencyBuckets),
 		mergeDur:         s.NewPrometheusHistogramExt("sluice_merge_duration_seconds", latencyBuckets),

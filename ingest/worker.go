@@ -371,6 +371,7 @@ func (w *worker) write(p *pending) {
 			a.m.copyDur.Update(res.CopyTime.Seconds())
 			a.m.mergeDur.Update(res.MergeTime.Seconds())
 			a.m.commitDur.Update(res.CommitTime.Seconds())
+			a.m.probedKeys.Add(res.ProbedKeys)
 			for _, dl := range p.dls {
 				a.m.deadLetters(p.table.cfg.Name, dl.Reason).Inc()
 			}
@@ -388,7 +389,8 @@ func (w *worker) write(p *pending) {
 			}
 			a.log.Debug("batch committed", "worker", w.id, "table", p.table.cfg.Name, "rows", res.Rows,
 				"dead_letters", len(p.dls)+len(res.Rejected), "took", time.Since(start),
-				"copy", res.CopyTime, "merge", res.MergeTime, "commit", res.CommitTime)
+				"copy", res.CopyTime, "merge", res.MergeTime, "commit", res.CommitTime,
+				"attempts", res.Attempts, "direct", res.Direct, "probed_keys", res.ProbedKeys)
 			return
 		}
 		var fe *pgcopy.FencedError
@@ -444,6 +446,7 @@ func (p *pending) pgBatch(a *App) *pgcopy.Batch {
 		Ends:        p.b.Ends,
 		Keys:        p.b.Keys,
 		KeyEnds:     p.b.KeyEnds,
+		Seen:        p.table.seen,
 		DeadLetters: p.dls,
 		DeadLetterFor: func(i int, msg string) pgcopy.DeadLetter {
 			row := p.rows[i]
