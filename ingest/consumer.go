@@ -234,7 +234,9 @@ func (a *App) release(tps map[string][]int32, commit bool) {
 // fatal client error (a configuration the cluster rejects) occurs.
 func (a *App) pollLoop(ctx context.Context) error {
 	paused := false
+	var flow flowControl
 	for ctx.Err() == nil {
+		flow.update(a)
 		if !paused && a.budget.Over() {
 			a.cl.PauseFetchTopics(a.topics...)
 			paused = true
@@ -245,7 +247,7 @@ func (a *App) pollLoop(ctx context.Context) error {
 			paused = false
 		}
 		pctx, cancel := ctx, context.CancelFunc(func() {})
-		if paused {
+		if paused || flow.any() {
 			pctx, cancel = context.WithTimeout(ctx, 20*time.Millisecond)
 		}
 		fs := a.cl.PollRecords(pctx, 5000)
@@ -268,6 +270,50 @@ func (a *App) pollLoop(ctx context.Context) error {
 		a.cl.AllowRebalance()
 	}
 	return nil
+}
+
+// flowControl keeps one worker's backlog from starving the others. The
+// in-flight budget is shared: a worker whose committer falls behind would
+// otherwise pile fetched records in its queue until the budget pauses
+// every partition, and the other workers would run dry until the commits
+// brought the budget down (measured: one writer idle for a quarter of a
+// drain). So the poll loop pauses the partitions of a worker whose queue
+// holds more than queueHigh bytes, and resumes them below queueLow; the
+// budget stays the memory bound.
+type flowControl struct {
+	paused map[*worker]map[string][]int32 // what was paused, to resume exactly that
+}
+
+func (f *flowControl) any() bool { return len(f.paused) > 0 }
+
+// update pauses or resumes each worker's partitions by its queue. A
+// partition paused for a worker and reassigned meanwhile is resumed with
+// that worker's list, once its queue drains.
+func (f *flowControl) update(a *App) {
+	high := 2 * int64(a.cfg.Kafka.FetchMaxBytes)
+	for _, w := range a.workers {
+		q := w.queued.Load()
+		tps, isPaused := f.paused[w]
+		switch {
+		case !isPaused && q > high:
+			tps = map[string][]int32{}
+			a.mu.Lock()
+			for k, st := range a.parts {
+				if st.worker == w {
+					tps[k.topic] = append(tps[k.topic], k.partition)
+				}
+			}
+			a.mu.Unlock()
+			if f.paused == nil {
+				f.paused = map[*worker]map[string][]int32{}
+			}
+			f.paused[w] = tps
+			a.cl.PauseFetchPartitions(tps)
+		case isPaused && q <= high/2:
+			a.cl.ResumeFetchPartitions(tps)
+			delete(f.paused, w)
+		}
+	}
 }
 
 // fetchError handles one error from a poll. It returns an error when the
@@ -327,6 +373,7 @@ func (a *App) dispatch(fp kgo.FetchTopicPartition) {
 	a.budget.Acquire(n)
 	a.m.recordsConsumed.Add(len(fp.Records))
 	a.m.bytesConsumed.Add(int(n) - 64*len(fp.Records))
+	st.worker.queued.Add(n)
 	st.worker.in <- wmsg{st: st, recs: fp.Records, bytes: n}
 }
 

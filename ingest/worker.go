@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -37,10 +38,15 @@ type ctlMsg struct {
 // worker decodes the records of its partitions into per-table batches; its
 // committer writes them in order over one PostgreSQL connection.
 type worker struct {
-	a      *App
-	id     int
-	in     chan wmsg
+	a  *App
+	id int
+	in chan wmsg
+	// queued is the budget bytes of the records dispatched to in and not
+	// yet decoded: the poll loop pauses this worker's partitions while it
+	// is high (App.flowControl).
+	queued atomic.Int64
 	commit chan *pending
+	idle   chan struct{} // the committer finished a batch (capacity 1)
 	writer *pgcopy.Writer
 	decs   map[*tableRT]*codec.Decoder
 	open   map[*tableRT]*pending
@@ -65,6 +71,7 @@ type pending struct {
 	seq     int64
 	limits  batching.Limits // the batch's flush limits (batching.Limits.SlowStart)
 	opened  time.Time       // when the batch was opened; ages batches without rows
+	why     string          // why it was flushed: full, age, caught_up or barrier (debug log)
 	barrier chan struct{}   // set on a barrier message: close it and do nothing else
 }
 
@@ -92,6 +99,7 @@ func newWorker(a *App, id int) *worker {
 		// committer writes one, which encoding outpaces; a queued batch
 		// would add a buffer in flight and nothing to throughput.
 		commit: make(chan *pending),
+		idle:   make(chan struct{}, 1),
 		writer: pgcopy.NewWriter(a.cfg.Postgres.URL, a.cfg.Postgres.Schema, a.cfg.Kafka.Group),
 		decs:   map[*tableRT]*codec.Decoder{},
 		open:   map[*tableRT]*pending{},
@@ -118,20 +126,33 @@ func (w *worker) run() {
 				continue
 			}
 			w.decode(m)
+			w.queued.Add(-m.bytes)
 			if len(w.in) == 0 {
-				w.flushCaughtUp()
+				w.flushCaughtUp(false)
 			}
 		case now := <-tick.C:
-			for _, p := range w.open {
-				// A batch of only dead letters or transaction markers has
-				// no rows to age by, yet it advances offsets: without the
-				// second test it would wait for the next good record, so a
-				// partition ending in bad records or a commit marker would
-				// never reach its log end.
-				if w.a.limits.Due(p.b, now) || (len(p.b.Ends) == 0 && now.Sub(p.opened) >= w.a.limits.MaxAge) {
-					w.flush(p)
-				}
+			w.flushDue(now, false)
+		case <-w.idle:
+			// The committer is free: what was offered while it was busy
+			// goes now.
+			w.flushDue(time.Now(), true)
+			if len(w.in) == 0 {
+				w.flushCaughtUp(true)
 			}
+		}
+	}
+}
+
+// flushDue offers (or, with wait, flushes) every open batch older than
+// max_age.
+func (w *worker) flushDue(now time.Time, wait bool) {
+	for _, p := range w.open {
+		// A batch of only dead letters or transaction markers has no rows
+		// to age by, yet it advances offsets: without the second test it
+		// would wait for the next good record, so a partition ending in bad
+		// records or a commit marker would never reach its log end.
+		if w.a.limits.Due(p.b, now) || (len(p.b.Ends) == 0 && now.Sub(p.opened) >= w.a.limits.MaxAge) {
+			w.handOff(p, "age", wait)
 		}
 	}
 }
@@ -140,9 +161,9 @@ func (w *worker) run() {
 // read up to the high watermark of their last fetch: nothing more is there
 // to add to it, and waiting for max_age would only add latency (at the end
 // of a backlog, or at a rate the appliance keeps up with). Under load the
-// committer holds the worker back, records queue in w.in meanwhile and the
-// batches grow again: the commit rate follows what PostgreSQL can take.
-func (w *worker) flushCaughtUp() {
+// committer is busy, the batch is only offered and keeps growing: the
+// commit rate follows what PostgreSQL can take.
+func (w *worker) flushCaughtUp(wait bool) {
 	for _, p := range w.open {
 		caughtUp := len(p.ranges) > 0
 		for _, r := range p.ranges {
@@ -152,14 +173,14 @@ func (w *worker) flushCaughtUp() {
 			}
 		}
 		if caughtUp {
-			w.flush(p)
+			w.handOff(p, "caught_up", wait)
 		}
 	}
 }
 
 func (w *worker) flushAll() {
 	for _, p := range w.open {
-		w.flush(p)
+		w.flush(p, "barrier")
 	}
 }
 
@@ -264,7 +285,7 @@ func (w *worker) decode(m wmsg) {
 		}
 		p.ranges[ri].to = r.Offset + 1
 		if p.limits.Full(p.b) {
-			w.flush(p)
+			w.flush(p, "full")
 			p = w.pendingFor(t)
 			ri = p.rangeFor(st)
 		}
@@ -314,28 +335,55 @@ func (w *worker) fill(r *kgo.Record) {
 	}
 }
 
-// flush hands p to the committer. Each partition's expected offset for the
-// next batch becomes this batch's end: batches of one worker commit in
-// order, so the chain holds.
-func (w *worker) flush(p *pending) {
-	delete(w.open, p.table)
-	var live []rangeState
+// flush hands p to the committer, waiting until it takes p. Each
+// partition's expected offset for the next batch becomes this batch's end:
+// batches of one worker commit in order, so the chain holds.
+func (w *worker) flush(p *pending, why string) { w.handOff(p, why, true) }
+
+// offer hands p to the committer only if the committer is waiting for a
+// batch, and otherwise leaves p open to keep filling. A batch due by age or
+// caught up gains nothing from waiting for a busy committer: flushed, it
+// would only stop growing (measured: a third of the batches of a drain cut
+// short on age, each shrinking its successor's slow start).
+func (w *worker) offer(p *pending, why string) { w.handOff(p, why, false) }
+
+func (w *worker) handOff(p *pending, why string, wait bool) {
+	live := p.ranges[:0]
 	for _, r := range p.ranges {
-		if r.to == r.from {
-			continue // no record of this partition made it in
+		if r.to != r.from { // else no record of this partition made it in
+			live = append(live, r)
 		}
-		r.st.next = r.to
-		live = append(live, r)
 	}
 	p.ranges = live
-	w.last[p.table] = batchSize{rows: p.b.Rows(), bytes: p.b.Len()}
+	last := batchSize{rows: p.b.Rows(), bytes: p.b.Len()}
 	if len(p.ranges) == 0 {
+		delete(w.open, p.table)
+		w.last[p.table] = last
 		w.a.budget.Release(p.bytes)
 		batching.Put(p.b)
 		return
 	}
 	w.account(p)
-	w.commit <- p
+	p.why = why
+	if wait {
+		w.commit <- p
+	} else {
+		select {
+		case w.commit <- p:
+		default:
+			return
+		}
+	}
+	// The committer owns p now.
+	select {
+	case <-w.idle: // it was idle until now
+	default:
+	}
+	delete(w.open, p.table)
+	for _, r := range live {
+		r.st.next = r.to
+	}
+	w.last[p.table] = last
 }
 
 func (w *worker) commitLoop() {
@@ -347,6 +395,10 @@ func (w *worker) commitLoop() {
 		w.write(p)
 		w.a.budget.Release(p.bytes)
 		batching.Put(p.b)
+		select {
+		case w.idle <- struct{}{}: // the worker may hand over a batch it offered
+		default:
+		}
 	}
 }
 
@@ -390,7 +442,7 @@ func (w *worker) write(p *pending) {
 			a.log.Debug("batch committed", "worker", w.id, "table", p.table.cfg.Name, "rows", res.Rows,
 				"dead_letters", len(p.dls)+len(res.Rejected), "took", time.Since(start),
 				"copy", res.CopyTime, "merge", res.MergeTime, "commit", res.CommitTime,
-				"attempts", res.Attempts, "direct", res.Direct, "probed_keys", res.ProbedKeys)
+				"attempts", res.Attempts, "direct", res.Direct, "probed_keys", res.ProbedKeys, "flushed", p.why)
 			return
 		}
 		var fe *pgcopy.FencedError
