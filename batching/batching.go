@@ -20,7 +20,8 @@
 //     package only keeps and resets them.
 //   - Limits says when a batch is full (rows or bytes) or due (age);
 //     SlowStart scales them for a batch after a smaller one, so batch sizes
-//     ramp up to the limits instead of starting there.
+//     ramp up to the limits instead of starting there, and Share for the
+//     end of a backlog, so batch sizes ramp down with it.
 //   - Budget counts bytes held anywhere between fetch and commit. Acquire
 //     never blocks: it reports whether the budget is exceeded so the caller
 //     can pause fetching (the poll loop must keep running to serve
@@ -238,7 +239,25 @@ type Limits struct {
 // instead of after MaxRows of encoding with PostgreSQL idle, and batches
 // are back to full size within four flushes.
 func (l Limits) SlowStart(prevRows int) Limits {
-	rows := min(l.MaxRows, max(l.MaxRows/16, 2*prevRows, 1))
+	return l.scaled(2 * prevRows)
+}
+
+// Share returns the limits for a batch that should take at most half of
+// the rows left to read, remaining (all the rows when under a sixteenth of
+// MaxRows): the last batches of a backlog shrink by halves, so the workers
+// sharing it finish together instead of one committing a whole batch
+// alone at the end. A negative remaining (unknown) leaves l as it is.
+func (l Limits) Share(remaining int) Limits {
+	if remaining < 0 {
+		return l
+	}
+	return l.scaled(remaining / 2)
+}
+
+// scaled returns l with at most rows rows (at least a sixteenth of
+// MaxRows), and MaxBytes scaled alike.
+func (l Limits) scaled(rows int) Limits {
+	rows = min(l.MaxRows, max(l.MaxRows/16, rows, 1))
 	return Limits{
 		MaxRows:  rows,
 		MaxBytes: max(int(int64(l.MaxBytes)*int64(rows)/int64(max(l.MaxRows, 1))), 1),

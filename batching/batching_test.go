@@ -157,3 +157,20 @@ func TestSlowStart(t *testing.T) {
 		t.Errorf("SlowStart of a one-row limit = %+v, want it unchanged", got)
 	}
 }
+
+// TestShare: a batch takes at most half of what is left, between a
+// sixteenth of MaxRows and MaxRows; unknown remaining changes nothing.
+func TestShare(t *testing.T) {
+	l := Limits{MaxRows: 50000, MaxBytes: 32 << 20, MaxAge: time.Second}
+	for _, c := range []struct{ remaining, rows int }{
+		{-1, 50000}, {1 << 40, 50000}, {200000, 50000}, {60000, 30000}, {30000, 15000}, {6000, 3125}, {0, 3125},
+	} {
+		got := l.Share(c.remaining)
+		if got.MaxRows != c.rows || got.MaxAge != l.MaxAge {
+			t.Errorf("Share(%d) = %+v, want %d rows and the same age", c.remaining, got, c.rows)
+		}
+		if want := int(int64(l.MaxBytes) * int64(c.rows) / int64(l.MaxRows)); got.MaxBytes != want {
+			t.Errorf("Share(%d).MaxBytes = %d, want %d", c.remaining, got.MaxBytes, want)
+		}
+	}
+}

@@ -221,6 +221,9 @@ func (w *worker) pendingFor(t *tableRT) *pending {
 	if p == nil {
 		last := w.last[t]
 		l := w.a.limits.SlowStart(last.rows)
+		if s := w.a.limits.Share(w.remaining(t)); s.MaxRows < l.MaxRows {
+			l = s
+		}
 		// Room for its rows at the last batch's bytes per row, so that
 		// filling it never copies it.
 		var bytes, rows int
@@ -233,6 +236,27 @@ func (w *worker) pendingFor(t *tableRT) *pending {
 		w.open[t] = p
 	}
 	return p
+}
+
+// remaining returns the records of t's partitions on this worker that are
+// not in a batch yet, by their last fetch's high watermark; -1 until every
+// one has been fetched from once.
+func (w *worker) remaining(t *tableRT) int {
+	a := w.a
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := int64(0)
+	for _, st := range a.parts {
+		if st.worker != w || st.table != t || st.dropped.Load() {
+			continue
+		}
+		hwm := st.highWatermark.Load()
+		if hwm < 0 {
+			return -1
+		}
+		n += max(hwm-st.next, 0)
+	}
+	return int(min(n, 1<<40))
 }
 
 func (w *worker) decode(m wmsg) {
