@@ -18,9 +18,11 @@ import (
 // as possibly present for as long as its generation lives (no false
 // negative); a key never added is reported with a probability of about
 // 2.5% per generation (a false positive: one needless probe). Generations
-// start small and double up to max keys, so a small table's filter stays
-// small; when one is full a new one starts, and the oldest are forgotten
-// once the others hold more than max keys. The filter thus covers every key
+// start at firstGenKeys (256 KiB) and double up to max keys, so a small
+// table's filter stays small while a large one is checked against a few
+// generations only (each costs a lookup, and most keys are new, so most
+// lookups check them all); when one is full a new one starts, and the
+// oldest are forgotten once the others hold more than max keys. The filter thus covers every key
 // until it has seen about 2×max, the last max to 2×max keys after that, and
 // holds at most 2×max bytes (bitsPerKey is 8).
 //
@@ -52,7 +54,7 @@ const (
 	// KeyFilterKeys is the default largest generation: the filter then
 	// remembers the last 2–4 million keys of a table in at most 4 MiB.
 	KeyFilterKeys = 2 << 20
-	firstGenKeys  = 1 << 15
+	firstGenKeys  = 1 << 18
 	bitsPerKey    = 8
 	probesPerKey  = 5 // bits set per key, each chosen by 9 bits of the hash
 )

@@ -11,7 +11,7 @@ import (
 // keys never added are reported rarely, a full generation rotates out the
 // one before it, and memory stays within two generations.
 func TestKeyFilter(t *testing.T) {
-	const max = 1 << 16
+	const max = 2 * firstGenKeys
 	f := NewKeyFilter(max)
 	key := func(i uint64) uint64 {
 		var b [20]byte
@@ -48,8 +48,10 @@ func TestKeyFilter(t *testing.T) {
 		t.Fatalf("an empty filter holds %d of 1000 keys", n)
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
-	for added < 5*max {
-		add(1 + rng.IntN(5000))
+	for next := uint64(max / 8); added < 5*max; next += max / 8 {
+		for added < next {
+			add(1 + rng.IntN(20000))
+		}
 		// Every key of the last generation's capacity is still known.
 		from := uint64(0)
 		if added > max {
@@ -70,7 +72,7 @@ func TestKeyFilter(t *testing.T) {
 	}
 	// The first keys are long rotated out: known no more often than keys
 	// never added.
-	if n := hits(0, 10000); n > 500 {
+	if n := hits(0, 10000); n > 1000 {
 		t.Errorf("%d of the 10,000 first keys still known after %d more", n, added)
 	}
 }
