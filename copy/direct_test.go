@@ -384,3 +384,30 @@ func TestDirectKeyFilter(t *testing.T) {
 		t.Fatalf("offsets %+v", o)
 	}
 }
+
+// TestWriterPrepare: Prepare opens the session and the staging table, and
+// the first Write then uses them as they are.
+func TestWriterPrepare(t *testing.T) {
+	t.Parallel()
+	tbl := eventsTable()
+	url, _, claims := setup(t, 1, tbl)
+	w := newWriter(t, url)
+	ctx := testCtx(t)
+	if err := w.Prepare(ctx, tbl); err != nil {
+		t.Fatal(err)
+	}
+	conn := w.conn
+	ts := w.tables[tbl]
+	if conn == nil || ts == nil || ts.stagedOn != conn {
+		t.Fatalf("after Prepare: session %v, staging table on %v", conn, ts)
+	}
+	stmts := w.stmts
+	b := newBuilder(tbl, "t", 0)
+	b.add(0, fInt8(1), fText("a"), fInt8(0))
+	if _, err := w.Write(ctx, b.batch(claims[0].Epoch, -1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if w.conn != conn || ts.stagedOn != conn || w.stmts-stmts > 3 {
+		t.Fatalf("the first Write reconnected or re-created its staging table (%d statements)", w.stmts-stmts)
+	}
+}

@@ -359,6 +359,33 @@ func (w *Writer) dropConn() {
 	}
 }
 
+// Prepare opens the Writer's session and, for each keyed table, its
+// staging table, so that the first Write does not pay for them: called
+// while the consumer joins its group, it takes connection set-up off the
+// first batch's commit. An error is only reported; Write connects again.
+func (w *Writer) Prepare(ctx context.Context, tables ...*Table) error {
+	conn, err := w.connect(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range tables {
+		if !t.Keyed() {
+			continue
+		}
+		ts, err := w.table(t)
+		if err != nil {
+			return err
+		}
+		if ts.stagedOn != conn {
+			if err := w.createStage(ctx, conn, t, ts); err != nil {
+				return w.abort(ctx, err)
+			}
+			ts.stagedOn = conn
+		}
+	}
+	return nil
+}
+
 func (w *Writer) table(t *Table) (*tableState, error) {
 	if ts, ok := w.tables[t]; ok {
 		return ts, nil

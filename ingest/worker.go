@@ -430,6 +430,14 @@ func (w *worker) handOff(p *pending, why string, wait bool) {
 }
 
 func (w *worker) commitLoop() {
+	// Connect while the consumer joins its group, not in the first batch.
+	tables := make([]*pgcopy.Table, 0, len(w.a.tables))
+	for _, t := range w.a.tables {
+		tables = append(tables, t.pg)
+	}
+	if err := w.writer.Prepare(w.a.hardCtx, tables...); err != nil {
+		w.a.log.Warn("cannot open a PostgreSQL session ahead of the first batch; the first batch will retry", "worker", w.id, "err", err)
+	}
 	for p := range w.commit {
 		if p.barrier != nil {
 			close(p.barrier)
