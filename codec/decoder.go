@@ -32,8 +32,9 @@ type column struct {
 type node struct {
 	name     string
 	children []*node
-	slot     int   // -1 when no column reads this exact path
-	subtree  []int // slots at and below this node, cleared on a duplicate key
+	slot     int    // -1 when no column reads this exact path
+	subtree  []int  // slots at and below this node, cleared on a duplicate key
+	seen     uint32 // parser.gen of the document it was last met in (each key of an object is met once unless repeated)
 }
 
 // lookup finds the child named key, trying index next first: keys of one

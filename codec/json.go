@@ -91,6 +91,7 @@ type parser struct {
 	slots    []span
 	poisons  []poison
 	keyBuf   []byte // unescaped object key, reused
+	gen      uint32 // counts documents, for node.seen
 
 	// Error state, set when a parse function returns false.
 	errReason Reason
@@ -103,6 +104,7 @@ func (p *parser) reset(doc []byte) {
 	p.doc = doc
 	p.pos = 0
 	p.depth = 0
+	p.gen++
 	p.poisons = p.poisons[:0]
 	p.errReason = ""
 	p.errDetail = ""
@@ -269,10 +271,15 @@ func (p *parser) parseObject(n *node) bool {
 			}
 		} else {
 			// Last duplicate key wins, as in jsonb: forget what an earlier
-			// occurrence of this key recorded below it.
-			for _, s := range child.subtree {
-				p.slots[s] = span{}
+			// occurrence of this key recorded below it. Only a repeated key
+			// has anything to forget (node.seen: the document it was last
+			// met in).
+			if child.seen == p.gen {
+				for _, s := range child.subtree {
+					p.slots[s] = span{}
+				}
 			}
+			child.seen = p.gen
 			sp, ok := p.parseValue(child)
 			if !ok {
 				return false
