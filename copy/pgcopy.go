@@ -26,7 +26,10 @@
 //     none of it does. Under PolicyIgnore the keyed merge is replaced by
 //     the direct path (direct.go): duplicates dropped in Go, existing keys
 //     probed, the rest copied straight into the target, with a fallback to
-//     the merge on a concurrent unique violation or deadlock.
+//     the merge on a concurrent unique violation or deadlock. With a
+//     KeyFilter (Batch.Seen, keyfilter.go) only the keys it may hold are
+//     probed; a unique violation then reruns the batch probing every key.
+//     The filter never decides correctness, only how many keys are probed.
 //   - A stale owner (epoch or next_offset mismatch) gets *FencedError and
 //     nothing is written, dead letters included. A batch already committed
 //     by an earlier Write whose answer was lost is recognised (every range

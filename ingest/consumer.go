@@ -278,8 +278,8 @@ func (a *App) pollLoop(ctx context.Context) error {
 // every partition, and the other workers would run dry until the commits
 // brought the budget down (measured: one writer idle for a quarter of a
 // drain). So the poll loop pauses the partitions of a worker whose queue
-// holds more than queueHigh bytes, and resumes them below queueLow; the
-// budget stays the memory bound.
+// holds more than 2 × kafka.fetch_max_bytes, and resumes them once it holds
+// half that; the budget stays the memory bound.
 type flowControl struct {
 	paused map[*worker]map[string][]int32 // what was paused, to resume exactly that
 }

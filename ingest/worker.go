@@ -404,13 +404,13 @@ func (w *worker) fill(r *kgo.Record) {
 // batches of one worker commit in order, so the chain holds.
 func (w *worker) flush(p *pending, why string) { w.handOff(p, why, true) }
 
-// offer hands p to the committer only if the committer is waiting for a
-// batch, and otherwise leaves p open to keep filling. A batch due by age or
-// caught up gains nothing from waiting for a busy committer: flushed, it
-// would only stop growing (measured: a third of the batches of a drain cut
-// short on age, each shrinking its successor's slow start).
-func (w *worker) offer(p *pending, why string) { w.handOff(p, why, false) }
-
+// handOff hands p to the committer: waiting until it takes p, or, without
+// wait, only if the committer is waiting for a batch, leaving p open to
+// keep filling otherwise. A batch due by age or caught up gains nothing from
+// waiting for a busy committer: flushed, it would only stop growing
+// (measured: a third of the batches of a drain cut short on age, each
+// shrinking its successor's slow start). The committer signals on w.idle
+// when it is free again.
 func (w *worker) handOff(p *pending, why string, wait bool) {
 	live := p.ranges[:0]
 	for _, r := range p.ranges {
