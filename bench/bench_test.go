@@ -224,13 +224,23 @@ func TestRunSmall(t *testing.T) {
 	if len(res.Latency) != 1 || res.Latency[0].Records == 0 || res.Latency[0].P99Sec <= 0 || res.Latency[0].P50Sec > res.Latency[0].P99Sec {
 		t.Errorf("latency %+v", res.Latency)
 	}
-	if res.CPU.Appliance <= 0 || res.CPU.Postgres <= 0 || res.CPU.Broker < 0 {
+	if res.CPU.Appliance <= 0 || res.CPU.Postgres < 0 || res.CPU.Broker < 0 {
 		t.Errorf("cpu %+v", res.CPU)
 	}
+	// /proc counts CPU in clock ticks (10ms): a phase of a few tens of
+	// milliseconds may show none, so each phase must be measured and all of
+	// them together must show PostgreSQL working (found by a fresh-clone CI
+	// run: the raw phase took 26ms and counted 0).
+	pgCPU := res.CPU.Postgres
 	for name, th := range map[string]*Throughput{"raw": res.RawCopy, "raw sorted": res.RawCopySorted, "insert": res.Insert} {
-		if th != nil && (th.CPU == nil || th.CPU.Postgres <= 0) {
-			t.Errorf("%s phase CPU %+v", name, th.CPU)
+		if th == nil || th.CPU == nil || th.CPU.Wall <= 0 || th.CPU.Postgres < 0 {
+			t.Errorf("%s phase CPU %+v", name, th)
+			continue
 		}
+		pgCPU += th.CPU.Postgres
+	}
+	if pgCPU <= 0 {
+		t.Errorf("no PostgreSQL CPU counted over all phases")
 	}
 	if res.FirstRecord <= 0 || res.FirstCommit < res.FirstRecord || res.FirstCommit > res.Sluice.Seconds {
 		t.Errorf("start-up: first record %.3fs, first commit %.3fs, drain %.3fs", res.FirstRecord, res.FirstCommit, res.Sluice.Seconds)
