@@ -6,6 +6,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/sluice-dev/sluice/codec"
 	pgcopy "github.com/sluice-dev/sluice/copy"
+	"github.com/sluice-dev/sluice/internal/kafkaauth"
 )
 
 // Config is the appliance's configuration. Its YAML keys are a contract
@@ -398,18 +400,18 @@ func (c *Config) Validate() error {
 	if k.StartOffset != "earliest" && k.StartOffset != "latest" {
 		return cfgErr("kafka.start_offset", "%q is not valid; use earliest or latest", k.StartOffset)
 	}
-	switch strings.ToUpper(k.SASL.Mechanism) {
-	case "":
+	switch mech := strings.ToUpper(k.SASL.Mechanism); {
+	case mech == "":
 		if k.SASL.Username != "" {
-			return cfgErr("kafka.sasl.mechanism", "empty but a username is set; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+			return cfgErr("kafka.sasl.mechanism", "empty but a username is set; use %s", kafkaauth.MechanismList())
 		}
-	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-		k.SASL.Mechanism = strings.ToUpper(k.SASL.Mechanism)
+	case slices.Contains(kafkaauth.Mechanisms, mech):
+		k.SASL.Mechanism = mech
 		if k.SASL.Username == "" {
 			return cfgErr("kafka.sasl.username", "empty while kafka.sasl.mechanism is %s; set it (or SLUICE_KAFKA_SASL_USERNAME)", k.SASL.Mechanism)
 		}
 	default:
-		return cfgErr("kafka.sasl.mechanism", "%q is not supported; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", k.SASL.Mechanism)
+		return cfgErr("kafka.sasl.mechanism", "%q is not supported; use %s", k.SASL.Mechanism, kafkaauth.MechanismList())
 	}
 	if err := c.validateSecurity(); err != nil {
 		return err

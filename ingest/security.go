@@ -56,7 +56,7 @@ func (c *Config) validateSecurity() error {
 	}
 	s := c.Kafka.SASL
 	if s.Mechanism == "" && (s.Password != "" || s.PasswordFile != "") {
-		return cfgErr("kafka.sasl.mechanism", "empty but a password is set; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+		return cfgErr("kafka.sasl.mechanism", "empty but a password is set; use %s", kafkaauth.MechanismList())
 	}
 	return nil
 }
@@ -165,7 +165,7 @@ func KafkaSecurityOpts(cfg *Config) ([]kgo.Opt, error) {
 		}
 		opt, ok := kafkaauth.SASL(k.SASL.Mechanism, k.SASL.Username, k.SASL.Password)
 		if !ok {
-			return nil, cfgErr("kafka.sasl.mechanism", "%q is not supported; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", k.SASL.Mechanism)
+			return nil, cfgErr("kafka.sasl.mechanism", "%q is not supported; use %s", k.SASL.Mechanism, kafkaauth.MechanismList())
 		}
 		opts = append(opts, opt)
 	}
@@ -176,26 +176,19 @@ func KafkaSecurityOpts(cfg *Config) ([]kgo.Opt, error) {
 // system roots are trusted; with no server_name kgo checks each broker's
 // certificate against the host it dials.
 func tlsConfig(c TLSConfig) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, cfgErr("kafka.tls.ca_file", "cannot read: %v; mount the CA bundle or fix the path", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, cfgErr("kafka.tls.ca_file", "%s holds no PEM certificate; point it at the CA bundle (-----BEGIN CERTIFICATE-----)", c.CAFile)
-		}
-		tc.RootCAs = pool
+	tc, err := kafkaauth.TLS(kafkaauth.TLSFiles{CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile, ServerName: c.ServerName})
+	var te *kafkaauth.TLSError
+	switch {
+	case err == nil:
+		return tc, nil
+	case !errors.As(err, &te):
+		return nil, err
+	case te.File == kafkaauth.CertKeyPair:
+		return nil, cfgErr("kafka.tls.cert_file", "cannot load the client certificate and key (kafka.tls.key_file): %v", te.Err)
+	case te.Err == nil:
+		return nil, cfgErr("kafka.tls.ca_file", "%s holds no PEM certificate; point it at the CA bundle (-----BEGIN CERTIFICATE-----)", te.Path)
 	}
-	if c.CertFile != "" || c.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, cfgErr("kafka.tls.cert_file", "cannot load the client certificate and key (kafka.tls.key_file): %v", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
+	return nil, cfgErr("kafka.tls.ca_file", "cannot read: %v; mount the CA bundle or fix the path", te.Err)
 }
 
 // kafkaHint explains a failed connection to Kafka: what is wrong and which

@@ -2,8 +2,6 @@ package loadgen
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,7 +31,7 @@ func (s *securityFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.certFile, "tls-cert-file", "", "client certificate (PEM), for mutual TLS")
 	fs.StringVar(&s.keyFile, "tls-key-file", "", "client key (PEM), for mutual TLS")
 	fs.StringVar(&s.serverName, "tls-server-name", "", "name to verify the brokers' certificates against (default: each broker's host)")
-	fs.StringVar(&s.mechanism, "sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default: no SASL)")
+	fs.StringVar(&s.mechanism, "sasl-mechanism", "", "SASL mechanism: "+kafkaauth.MechanismList()+" (default: no SASL)")
 	fs.StringVar(&s.user, "sasl-username", "", "SASL user (default $SLUICE_KAFKA_SASL_USERNAME)")
 	fs.StringVar(&s.passwordFile, "sasl-password-file", "", "file holding the SASL password (default $SLUICE_KAFKA_SASL_PASSWORD_FILE, then $SLUICE_KAFKA_SASL_PASSWORD)")
 }
@@ -45,24 +43,17 @@ func (s *securityFlags) opts() ([]kgo.Opt, error) {
 		return nil, errors.New("cannot use --tls-* without --tls; add --tls")
 	}
 	if s.tls {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.serverName}
-		if s.caFile != "" {
-			pem, err := os.ReadFile(s.caFile)
-			if err != nil {
-				return nil, fmt.Errorf("cannot read --tls-ca-file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("cannot use --tls-ca-file %s: no PEM certificate in it", s.caFile)
-			}
-			tc.RootCAs = pool
-		}
-		if s.certFile != "" || s.keyFile != "" {
-			cert, err := tls.LoadX509KeyPair(s.certFile, s.keyFile)
-			if err != nil {
-				return nil, fmt.Errorf("cannot load --tls-cert-file and --tls-key-file: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
+		tc, err := kafkaauth.TLS(kafkaauth.TLSFiles{CAFile: s.caFile, CertFile: s.certFile, KeyFile: s.keyFile, ServerName: s.serverName})
+		var te *kafkaauth.TLSError
+		switch {
+		case errors.As(err, &te) && te.File == kafkaauth.CertKeyPair:
+			return nil, fmt.Errorf("cannot load --tls-cert-file and --tls-key-file: %w", te.Err)
+		case errors.As(err, &te) && te.Err == nil:
+			return nil, fmt.Errorf("cannot use --tls-ca-file %s: no PEM certificate in it", te.Path)
+		case errors.As(err, &te):
+			return nil, fmt.Errorf("cannot read --tls-ca-file: %w", te.Err)
+		case err != nil:
+			return nil, err
 		}
 		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
@@ -91,7 +82,7 @@ func (s *securityFlags) opts() ([]kgo.Opt, error) {
 	}
 	opt, ok := kafkaauth.SASL(mech, user, pass)
 	if !ok {
-		return nil, fmt.Errorf("cannot use --sasl-mechanism %q; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.mechanism)
+		return nil, fmt.Errorf("cannot use --sasl-mechanism %q; use %s", s.mechanism, kafkaauth.MechanismList())
 	}
 	return append(opts, opt), nil
 }
