@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // TestDirectCrossBatchDuplicates: keys repeated within a batch keep their
@@ -42,13 +44,18 @@ func TestDirectCrossBatchDuplicates(t *testing.T) {
 	if !res.Direct || res.Affected != 2 || res.Attempts != 1 {
 		t.Fatalf("second batch: %+v", res)
 	}
-	got := queryRows(t, c, "SELECT id, val FROM events ORDER BY id")
-	want := [][]string{{"1", "first1"}, {"2", "first2"}, {"3", "first0"}, {"4", "second0"}, {"5", "second2"}}
-	if !reflect.DeepEqual(got, want) {
+	wantEvents(t, c, 10, [][]string{{"1", "first1"}, {"2", "first2"}, {"3", "first0"}, {"4", "second0"}, {"5", "second2"}})
+}
+
+// wantEvents checks the (id, val) rows of the events table, in id order,
+// and partition 0's stored next_offset.
+func wantEvents(t *testing.T, c *pgconn.PgConn, next int64, want [][]string) {
+	t.Helper()
+	if got := queryRows(t, c, "SELECT id, val FROM events ORDER BY id"); !reflect.DeepEqual(got, want) {
 		t.Fatalf("rows %v, want %v", got, want)
 	}
-	if o := offsetsOf(t, c); o[0].NextOffset != 10 {
-		t.Fatalf("offsets %+v", o)
+	if o := offsetsOf(t, c); o[0].NextOffset != next {
+		t.Fatalf("offsets %+v, want next_offset %d", o, next)
 	}
 }
 
@@ -374,15 +381,8 @@ func TestDirectKeyFilter(t *testing.T) {
 	if res := write(w2, f2, 11, 13, 10, 4); res.Attempts != 1 || res.ProbedKeys != 2 || res.Affected != 1 {
 		t.Fatalf("batch after the failure: %+v", res)
 	}
-	got := queryRows(t, c, "SELECT id, val FROM events ORDER BY id")
-	want := [][]string{{"1", "at0"}, {"2", "at1"}, {"3", "at2"}, {"4", "at3"}, {"5", "at4"},
-		{"6", "at6"}, {"7", "at7"}, {"8", "at9"}, {"9", "at10"}, {"10", "at12"}}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("rows %v, want %v", got, want)
-	}
-	if o := offsetsOf(t, c); o[0].NextOffset != 13 {
-		t.Fatalf("offsets %+v", o)
-	}
+	wantEvents(t, c, 13, [][]string{{"1", "at0"}, {"2", "at1"}, {"3", "at2"}, {"4", "at3"}, {"5", "at4"},
+		{"6", "at6"}, {"7", "at7"}, {"8", "at9"}, {"9", "at10"}, {"10", "at12"}})
 }
 
 // TestWriterPrepare: Prepare opens the session and the staging table, and
