@@ -56,6 +56,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -149,9 +150,28 @@ func (o *Options) ensureDefaults() {
 	if o.Compression == "" {
 		o.Compression = "none"
 	}
-	if o.Log == nil {
+	switch o.Log.(type) {
+	case nil:
 		o.Log = io.Discard
+	case *os.File, *lockedWriter:
+	default:
+		// The broker child's stderr goes to Log too, copied by os/exec in
+		// a goroutine of its own unless Log is a file.
+		o.Log = &lockedWriter{w: o.Log}
 	}
+}
+
+// lockedWriter serialises the writes of the bench and of the broker child
+// process's stderr copier to one writer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func (o *Options) validate() error {
