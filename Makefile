@@ -13,8 +13,19 @@ build:
 demo: build
 	$(BIN) demo
 
+# RACE_PKGS run again under the race detector when a C compiler is there
+# (the detector needs cgo). loadgen is left out (minutes under it) and so is
+# internal/chaos (its appliances are separate processes).
+RACE_PKGS := ./batching ./codec ./copy ./ingest ./bench ./internal/kafkaauth
+
 test: lint
 	$(GO) test -count=1 -timeout 12m $(PKGS)
+	@if command -v gcc >/dev/null 2>&1; then \
+		echo "$(GO) test -race -count=1 $(RACE_PKGS)"; \
+		CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m $(RACE_PKGS); \
+	else \
+		echo "no C compiler (gcc): the race detector run is skipped"; \
+	fi
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
