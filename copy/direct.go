@@ -94,18 +94,18 @@ func (t *Table) KeyFields() []int {
 // short for its own field lengths or without the seq field. A NULL key
 // field is copied as it is (length -1); the writer leaves such a batch to
 // the merge path.
-func CutKey(keys []byte, tuple []byte, fields []int) ([]byte, bool) {
-	var pos [8]int32 // field start offsets for up to 8 fields in a stack array
+func CutKey(keys []byte, t []byte, fields []int) ([]byte, bool) {
 	last := 0
 	for _, f := range fields {
 		last = max(last, f)
 	}
-	if last >= len(pos) || len(fields) == 0 {
-		return slowCutKey(keys, tuple, fields, last)
-	}
-	t := tuple
-	if len(t) < 2+seqFieldBytes || int(binary.BigEndian.Uint16(t)) <= last || binary.BigEndian.Uint32(t[2:]) != 8 {
+	if len(fields) == 0 || len(t) < 2+seqFieldBytes || int(binary.BigEndian.Uint16(t)) <= last || binary.BigEndian.Uint32(t[2:]) != 8 {
 		return keys, false
+	}
+	var buf [8]int32 // field start offsets, on the stack for up to 8 fields
+	pos := buf[:]
+	if last >= len(buf) {
+		pos = make([]int32, last+1)
 	}
 	off := 2
 	for f := 0; f <= last; f++ {
@@ -113,32 +113,6 @@ func CutKey(keys []byte, tuple []byte, fields []int) ([]byte, bool) {
 			return keys, false
 		}
 		pos[f] = int32(off)
-		n := int32(binary.BigEndian.Uint32(t[off:]))
-		off += 4 + int(max(n, 0))
-		if off > len(t) {
-			return keys, false
-		}
-	}
-	for _, f := range fields {
-		p := pos[f]
-		n := max(int32(binary.BigEndian.Uint32(t[p:])), 0)
-		keys = append(keys, t[p:p+4+n]...)
-	}
-	return keys, true
-}
-
-// slowCutKey is CutKey for keys with a field beyond the eighth.
-func slowCutKey(keys []byte, t []byte, fields []int, last int) ([]byte, bool) {
-	if len(fields) == 0 || len(t) < 2+seqFieldBytes || int(binary.BigEndian.Uint16(t)) <= last || binary.BigEndian.Uint32(t[2:]) != 8 {
-		return keys, false
-	}
-	pos := make([]int, last+1)
-	off := 2
-	for f := 0; f <= last; f++ {
-		if off+4 > len(t) {
-			return keys, false
-		}
-		pos[f] = off
 		off += 4 + int(max(int32(binary.BigEndian.Uint32(t[off:])), 0))
 		if off > len(t) {
 			return keys, false
@@ -146,7 +120,7 @@ func slowCutKey(keys []byte, t []byte, fields []int, last int) ([]byte, bool) {
 	}
 	for _, f := range fields {
 		p := pos[f]
-		n := int(max(int32(binary.BigEndian.Uint32(t[p:])), 0))
+		n := max(int32(binary.BigEndian.Uint32(t[p:])), 0)
 		keys = append(keys, t[p:p+4+n]...)
 	}
 	return keys, true

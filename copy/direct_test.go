@@ -411,3 +411,35 @@ func TestWriterPrepare(t *testing.T) {
 		t.Fatalf("the first Write reconnected or re-created its staging table (%d statements)", w.stmts-stmts)
 	}
 }
+
+// TestCutKey: the key fields come out as the tuple holds them, also beyond
+// the eighth field; a tuple without its seq field or cut short is refused.
+func TestCutKey(t *testing.T) {
+	var cols []Column
+	for i := range 10 {
+		cols = append(cols, Column{Name: fmt.Sprint("c", i), SQLType: "int8"})
+	}
+	tbl := &Table{Name: "public.wide", Columns: cols, Key: []string{"c9", "c1"}, OnConflict: PolicyIgnore}
+	fields := tbl.KeyFields()
+	if !slices.Equal(fields, []int{10, 2}) {
+		t.Fatalf("KeyFields %v, want [10 2]", fields)
+	}
+	bl := newBuilder(tbl, "t", 0)
+	var vals [][]byte
+	for i := range 10 {
+		vals = append(vals, fInt8(int64(100+i)))
+	}
+	bl.add(0, vals...)
+	b := bl.batch(1, -1, 1)
+	key, ok := CutKey([]byte("x"), b.Data, fields)
+	want := append([]byte("x"), append(appendField(nil, fInt8(109)), appendField(nil, fInt8(101))...)...)
+	if !ok || !bytes.Equal(key, want) {
+		t.Fatalf("CutKey = %x, %v; want %x", key, ok, want)
+	}
+	if k, ok := CutKey(nil, b.Data[:len(b.Data)-3], fields); ok || len(k) != 0 {
+		t.Errorf("a tuple cut short: %x, %v", k, ok)
+	}
+	if k, ok := CutKey(nil, []byte{0, 1, 0, 0, 0, 0}, []int{1}); ok || len(k) != 0 {
+		t.Errorf("a tuple without seq: %x, %v", k, ok)
+	}
+}
