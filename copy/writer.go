@@ -376,11 +376,8 @@ func (w *Writer) Prepare(ctx context.Context, tables ...*Table) error {
 		if err != nil {
 			return err
 		}
-		if ts.stagedOn != conn {
-			if err := w.createStage(ctx, conn, t, ts); err != nil {
-				return w.abort(ctx, err)
-			}
-			ts.stagedOn = conn
+		if err := w.createStage(ctx, conn, t, ts); err != nil {
+			return w.abort(ctx, err)
 		}
 	}
 	return nil
@@ -535,11 +532,10 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful,
 		return res, err
 	}
 	t := &tx{b: b, ts: ts.sql, conn: conn}
-	if b.Table.Keyed() && ts.stagedOn != conn {
+	if b.Table.Keyed() {
 		if err := w.createStage(ctx, conn, b.Table, ts); err != nil {
 			return res, w.abort(ctx, err)
 		}
-		ts.stagedOn = conn
 	}
 	direct = direct && !careful && ts.direct && len(b.Ends) > 0 && w.dk.prepare(b, ts.keyFields)
 	var probe *params
@@ -959,7 +955,12 @@ func (w *Writer) reject(t *tx, i int, err error) {
 //
 // It is a temporary table ON COMMIT DELETE ROWS: no WAL, no catalog churn
 // per batch, emptied by the commit that used it and gone with the session.
+// It is created once per session: a call on the connection that already
+// holds it does nothing.
 func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table, st *tableState) error {
+	if st.stagedOn == conn {
+		return nil
+	}
 	ts := st.sql
 	cols, err := describeTarget(ctx, conn, t)
 	if err != nil {
@@ -1003,6 +1004,7 @@ func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table,
 		keyTypes = append(keyTypes, t.Columns[i].SQLType)
 	}
 	st.probe = probeSQL(t, keyTypes)
+	st.stagedOn = conn
 	return nil
 }
 
