@@ -151,25 +151,20 @@ func (w *worker) run() {
 			if len(w.in) == 0 {
 				w.flushCaughtUp(false)
 			}
-		case now := <-tick.C:
-			w.flushDue(now, false)
-			if len(w.in) == 0 {
-				w.flushCaughtUp(false)
-			}
+		case <-tick.C:
+			w.flushReady(false)
 		case <-w.idle:
 			// The committer is free: what was offered while it was busy
 			// goes now.
-			w.flushDue(time.Now(), true)
-			if len(w.in) == 0 {
-				w.flushCaughtUp(true)
-			}
+			w.flushReady(true)
 		}
 	}
 }
 
-// flushDue offers (or, with wait, flushes) every open batch older than
-// max_age.
-func (w *worker) flushDue(now time.Time, wait bool) {
+// flushReady offers (or, with wait, flushes) every open batch older than
+// max_age, and, when no records wait to be decoded, every caught-up one.
+func (w *worker) flushReady(wait bool) {
+	now := time.Now()
 	for _, p := range w.open {
 		// A batch of only dead letters or transaction markers has no rows
 		// to age by, yet it advances offsets: without the second test it
@@ -178,6 +173,9 @@ func (w *worker) flushDue(now time.Time, wait bool) {
 		if w.a.limits.Due(p.b, now) || (len(p.b.Ends) == 0 && now.Sub(p.opened) >= w.a.limits.MaxAge) {
 			w.handOff(p, "age", wait)
 		}
+	}
+	if len(w.in) == 0 {
+		w.flushCaughtUp(wait)
 	}
 }
 
