@@ -250,6 +250,7 @@ type Column struct {
 	Source   Source
 	Path     string // dotted JSON path for SourcePath, e.g. "attrs.country"
 	Required bool   // missing or null becomes a *RowError instead of NULL
+	Limit    Limit  // the target column's length, precision and scale; checked after any source
 }
 
 // ParseColumn builds a Column from its configuration names (see ParseType

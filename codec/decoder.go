@@ -241,6 +241,7 @@ func (d *Decoder) appendFields(dst []byte, rec *Record) ([]byte, *RowError) {
 	for i := range d.cols {
 		c := &d.cols[i]
 		var rerr *RowError
+		start := len(dst)
 		switch c.Source {
 		case SourcePath:
 			dst, rerr = d.appendPath(dst, c, d.p.slots[c.slot])
@@ -268,6 +269,11 @@ func (d *Decoder) appendFields(dst []byte, rec *Record) ([]byte, *RowError) {
 		}
 		if rerr != nil {
 			return dst, rerr
+		}
+		if c.Limit != (Limit{}) {
+			if rerr = c.checkLimit(dst[start:]); rerr != nil {
+				return dst, rerr
+			}
 		}
 	}
 	return dst, nil

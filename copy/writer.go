@@ -302,10 +302,10 @@ func NewWriter(connString, schema, group string) *Writer {
 		casSQL: `UPDATE ` + off + ` AS o SET next_offset = v.next, updated_at = now()
 FROM unnest($2::text[], $3::int4[], $4::int8[], $5::int8[], $6::int8[]) AS v(topic, part, epoch, prev, next)
 WHERE o.group_id = $1 AND o.topic = v.topic AND o.partition = v.part AND o.owner_epoch = v.epoch AND o.next_offset = v.prev`,
-		dlSQL: `INSERT INTO ` + pgx.Identifier{schema, "dead_letters"}.Sanitize() + ` (topic, partition, "offset", key, value, headers, target, error, received_at)
-SELECT * , now() FROM unnest($1::text[], $2::int4[], $3::int8[], $4::bytea[], $5::bytea[], $6::jsonb[], $7::text[], $8::text[])
-ORDER BY 1, 2, 3
-ON CONFLICT (topic, partition, "offset") DO NOTHING`,
+		dlSQL: `INSERT INTO ` + pgx.Identifier{schema, "dead_letters"}.Sanitize() + ` (group_id, topic, partition, "offset", key, value, headers, target, error, received_at)
+SELECT $9::text, *, now() FROM unnest($1::text[], $2::int4[], $3::int8[], $4::bytea[], $5::bytea[], $6::jsonb[], $7::text[], $8::text[])
+ORDER BY 8, 2, 3, 4
+ON CONFLICT (group_id, target, topic, partition, "offset") DO NOTHING`,
 	}
 }
 
@@ -1009,8 +1009,8 @@ func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table,
 }
 
 // insertDeadLetters inserts the decoder's and PostgreSQL's rejections.
-// A record already dead-lettered (same topic, partition, offset) is left
-// as it is.
+// A record already dead-lettered for this group and target (same topic,
+// partition, offset) is left as it is: a rerun of a batch adds nothing.
 func (w *Writer) insertDeadLetters(ctx context.Context, t *tx) error {
 	all := t.b.DeadLetters
 	if len(t.rejects) > 0 {
@@ -1069,6 +1069,7 @@ func (w *Writer) insertDeadLetters(ctx context.Context, t *tx) error {
 		a.str(cleanText(all[i].Error))
 	}
 	p.endArray(oidTextArr)
+	p.text(w.group)
 	w.stmts++
 	if _, err := t.conn.ExecParams(ctx, w.dlSQL, p.args(), p.oids, p.formats, nil).Close(); err != nil {
 		return fmt.Errorf("cannot insert %d dead letters into %s: %w", len(all), pgx.Identifier{w.schema, "dead_letters"}.Sanitize(), err)

@@ -152,7 +152,7 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 		t := &tableRT{cfg: tc, pg: pt, cols: cols, format: format,
 			opts: codec.Options{MaxRecordBytes: int(tc.MaxRecordBytes)}}
 		// Build one decoder now so a bad column spec fails at start.
-		dec, err := codec.NewDecoder(format, colsForFormat(format, cols), t.opts)
+		dec, err := codec.NewDecoder(format, cols, t.opts)
 		if err != nil {
 			return nil, cfgErr(fmt.Sprintf("tables[%d].columns", i), "%v", err)
 		}
@@ -181,13 +181,6 @@ const dataShare = 0.4
 
 func dataBudget(cfg *Config) int64 {
 	return int64(float64(cfg.Batch.MaxInflightBytes) * dataShare)
-}
-
-func colsForFormat(f codec.Format, cols []codec.Column) []codec.Column {
-	if f == codec.FormatRaw {
-		return nil
-	}
-	return cols
 }
 
 // MetricsAddr returns the address the metrics server listens on, once Run
@@ -310,6 +303,15 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	if err := pgcopy.Migrate(ctx, ctl, a.cfg.Postgres.Schema, pts); err != nil {
 		return fmt.Errorf("cannot prepare tables: %w", err)
+	}
+	// The targets' length, precision and scale are known now: the
+	// decoders (built by the workers from t.cols) dead-letter values
+	// PostgreSQL would round or trim.
+	for _, t := range a.tables {
+		for i := range t.cols {
+			l := t.pg.Columns[i].Limit
+			t.cols[i].Limit = codec.Limit{Chars: l.Chars, Precision: l.Precision, Scale: l.Scale}
+		}
 	}
 
 	if a.cfg.Metrics.Listen != "" {

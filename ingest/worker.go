@@ -226,7 +226,7 @@ func (w *worker) decoder(t *tableRT) *codec.Decoder {
 	d := w.decs[t]
 	if d == nil {
 		var err error
-		d, err = codec.NewDecoder(t.format, colsForFormat(t.format, t.cols), t.opts)
+		d, err = codec.NewDecoder(t.format, t.cols, t.opts)
 		if err != nil {
 			panic("BUG: decoder validated in New failed later: " + err.Error())
 		}

@@ -170,6 +170,7 @@ func VerifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	pgURL := fs.String("postgres", "", "Postgres URL (default $SLUICE_POSTGRES_URL)")
 	schemaName := fs.String("schema-name", "sluice", "Postgres schema of the dead_letters table")
 	table := fs.String("table", "public.events", "target table")
+	group := fs.String("group", "", "consumer group whose dead letters are checked (default: every group's for --table)")
 	onConflict := fs.String("on-conflict", "ignore", "the table's policy: ignore (first occurrence wins), update (last wins) or any")
 	manifest := fs.String("manifest", "", "manifest written by sluice loadgen --manifest (replaces the generator flags)")
 	examples := fs.Int("examples", 5, "examples printed per anomaly")
@@ -185,7 +186,7 @@ func VerifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *pgURL == "" {
 		return errors.New("cannot verify without Postgres; set --postgres postgres://user@host:port/db or SLUICE_POSTGRES_URL")
 	}
-	vo := VerifyOptions{Table: *table, Schema: *schemaName, OnConflict: *onConflict, MaxExamples: *examples}
+	vo := VerifyOptions{Table: *table, Schema: *schemaName, Group: *group, OnConflict: *onConflict, MaxExamples: *examples}
 	if *manifest != "" {
 		var conflict string
 		genNames := map[string]bool{}

@@ -31,6 +31,11 @@ type VerifyOptions struct {
 	Table string
 	// Schema is the PostgreSQL schema of dead_letters, default "sluice".
 	Schema string
+	// Group, when set, is the consumer group whose dead letters are read.
+	// Dead letters are always read for Table only (their target), so
+	// several groups or tables reading one topic do not count each
+	// other's.
+	Group string
 	// OnConflict is the table's policy for a key seen again: "ignore"
 	// (default: the first committed occurrence's values), "update" (the
 	// last), or "any" (any committed occurrence). Keyless tables expect
@@ -330,9 +335,18 @@ func (v *verifier) expect() {
 }
 
 func (v *verifier) readDeadLetters(ctx context.Context, conn *pgx.Conn) error {
-	q := fmt.Sprintf(`SELECT partition, "offset", key, value, error FROM %s.dead_letters WHERE topic = $1`,
+	// The target is stored as configured: "events" and "public.events"
+	// name the same table.
+	alt := v.o.Table
+	if s, n, ok := strings.Cut(v.o.Table, "."); ok && s == "public" {
+		alt = n
+	} else if !ok {
+		alt = "public." + v.o.Table
+	}
+	q := fmt.Sprintf(`SELECT partition, "offset", key, value, error FROM %s.dead_letters
+WHERE topic = $1 AND target IN ($2, $3) AND ($4 = '' OR group_id = $4)`,
 		pgx.Identifier{v.o.Schema}.Sanitize())
-	rows, err := conn.Query(ctx, q, v.gen.Topic)
+	rows, err := conn.Query(ctx, q, v.gen.Topic, v.o.Table, alt, v.o.Group)
 	if err != nil {
 		return fmt.Errorf("cannot read %s.dead_letters: %w (is --schema-name the appliance's schema?)", v.o.Schema, err)
 	}

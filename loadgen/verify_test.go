@@ -47,7 +47,8 @@ func newAppliance(t *testing.T, url string, o Options, table string) *appliance 
 	}
 	a.exec(`CREATE SCHEMA sluice`)
 	a.exec(`CREATE TABLE sluice.dead_letters(topic text, partition int, "offset" bigint, key bytea, value bytea,
-		headers jsonb, target text, error text, received_at timestamptz, primary key (topic, partition, "offset"))`)
+		headers jsonb, target text, error text, received_at timestamptz, group_id text NOT NULL DEFAULT 'sluice',
+		primary key (group_id, target, topic, partition, "offset"))`)
 	a.exec(`CREATE TABLE ` + quoteQualified(table) + ` (` + strings.Join(defs, ", ") + `)`)
 	return a
 }
