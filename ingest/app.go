@@ -104,6 +104,9 @@ type App struct {
 	consuming   atomic.Bool
 	metricsAddr atomic.Value // string
 
+	topicsW topicWatch     // subscribed topics that do not exist (monitor.go)
+	periods monitorPeriods // the monitor's timings
+
 	// failed holds the first fatal error; failPoll stops the poll loop.
 	failMu   sync.Mutex
 	failed   error
@@ -134,6 +137,7 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 		},
 	}
 	a.metricsAddr.Store("")
+	a.periods = defaultPeriods()
 	for _, w := range securityWarnings(cfg) {
 		a.log.Warn("insecure setting: " + w)
 	}
@@ -193,6 +197,9 @@ func (a *App) Ready() bool { return a.notReady() == "" }
 func (a *App) notReady() string {
 	if !a.consuming.Load() {
 		return "not consuming"
+	}
+	if missing := a.missingTopics(); len(missing) > 0 {
+		return missingTopicsMessage(missing)
 	}
 	var halted []string
 	for _, st := range a.snapshotParts() {
@@ -356,13 +363,28 @@ func (a *App) Run(ctx context.Context) (err error) {
 		cl.Close()
 		return err
 	}
+	missing, err := a.checkTopics(ctx)
+	switch {
+	case err != nil:
+		a.log.Warn("cannot list the subscribed topics; the monitor retries", "err", err)
+	case len(missing) > 0 && a.cfg.Kafka.MissingTopics == "fail":
+		cl.Close()
+		return fmt.Errorf("cannot start: subscribed topic(s) %s do not exist (kafka.missing_topics: fail); create them, correct tables[].topics, or set kafka.missing_topics: wait",
+			strings.Join(missing, ", "))
+	default:
+		a.updateMissing(missing)
+	}
 	a.log.Info("consuming", "topics", a.topics, "group", a.cfg.Kafka.Group, "workers", len(a.workers))
 	a.consuming.Store(true)
 	pollCtx, cancelPoll := context.WithCancel(ctx)
 	a.failMu.Lock()
 	a.failPoll = cancelPoll
 	a.failMu.Unlock()
+	monitorDone := make(chan struct{})
+	go func() { defer close(monitorDone); a.monitor(pollCtx) }()
 	pollErr := a.pollLoop(pollCtx)
+	cancelPoll()
+	<-monitorDone
 	cancelPoll()
 	a.consuming.Store(false)
 	if pollErr == nil {

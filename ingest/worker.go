@@ -491,7 +491,7 @@ func (w *worker) write(p *pending) {
 		if err == nil {
 			a.m.batchesCommitted.Inc()
 			a.m.batchRows.Update(float64(res.Rows))
-			a.m.rowsWritten(p.table.cfg.Name).Add(res.Rows)
+			a.m.table(p.table.cfg.Name).committed(res)
 			a.m.copyDur.Update(res.CopyTime.Seconds())
 			a.m.mergeDur.Update(res.MergeTime.Seconds())
 			a.m.commitDur.Update(res.CommitTime.Seconds())
