@@ -264,15 +264,38 @@ func connectPG(ctx context.Context, url string, patience time.Duration) (*pgconn
 			return conn, nil
 		}
 		if !pgcopy.IsRetryable(err) || time.Now().After(deadline) || isAuthError(err) {
-			return nil, errors.New(withHint("cannot connect to PostgreSQL (postgres.url): "+redactErr(err, url), pgHint(err)))
+			return nil, errors.New(pgConnectError(err, url))
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%s: %w", withHint("cannot connect to PostgreSQL (postgres.url): "+redactErr(err, url), pgHint(err)), ctx.Err())
+			return nil, fmt.Errorf("%s: %w", pgConnectError(err, url), ctx.Err())
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 2*time.Second)
 	}
+}
+
+// pgConnectError words a failed connection. A server's refusal (wrong or
+// missing password, no pg_hba.conf rule, no such database) is reported
+// alone: with sslmode=prefer pgconn also lists the TLS attempt the server
+// refused first, which only hides the cause.
+func pgConnectError(err error, url string) string {
+	const prefix = "cannot connect to PostgreSQL (postgres.url)"
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || !(strings.HasPrefix(pe.Code, "28") || pe.Code == "3D000") {
+		return withHint(prefix+": "+redactErr(err, url), pgHint(err))
+	}
+	who, noPassword := "", false
+	if cfg, perr := pgconn.ParseConfig(url); perr == nil {
+		who = fmt.Sprintf(" as user %s at %s:%d", cfg.User, cfg.Host, cfg.Port)
+		noPassword = cfg.Password == ""
+	}
+	msg := fmt.Sprintf("%s%s: %s: %s (SQLSTATE %s)", prefix, who, pe.Severity, pe.Message, pe.Code)
+	hint := pgHint(err)
+	if pe.Code == "28P01" && noPassword {
+		hint = "no password was given; set it with postgres.password_file, SLUICE_POSTGRES_PASSWORD_FILE, SLUICE_POSTGRES_PASSWORD or in postgres.url"
+	}
+	return withHint(msg, hint)
 }
 
 func isAuthError(err error) bool {

@@ -81,7 +81,8 @@ type PostgresConfig struct {
 	Schema   string `yaml:"schema"`
 	MaxConns int    `yaml:"max_conns"`
 	// PasswordFile holds the password (a mounted secret); it wins over
-	// SLUICE_POSTGRES_PASSWORD and the URL's password.
+	// the URL's password, and may not be combined with
+	// SLUICE_POSTGRES_PASSWORD.
 	PasswordFile string `yaml:"password_file"`
 }
 
