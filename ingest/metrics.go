@@ -190,13 +190,3 @@ func (a *App) Stats() Stats {
 	}
 	return s
 }
-
-// EndToEndQuantile returns the q-quantile (0..1) of record timestamp to
-// commit latency, in seconds, estimated from the histogram buckets.
-func (a *App) EndToEndQuantile(q float64) float64 {
-	return a.m.e2eHist.quantile(q)
-}
-
-// ResetLatency forgets the latency observations so far (a benchmark resets
-// after its warm-up).
-func (a *App) ResetLatency() { a.m.e2eHist.reset() }
