@@ -20,6 +20,7 @@ RACE_PKGS := ./batching ./codec ./copy ./ingest ./bench ./internal/kafkaauth
 
 test: lint
 	$(GO) test -count=1 -timeout 12m $(PKGS)
+	$(GO) test -count=1 -tags sluicefault -run Fault ./copy
 	@if command -v gcc >/dev/null 2>&1; then \
 		echo "$(GO) test -race -count=1 $(RACE_PKGS)"; \
 		CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m $(RACE_PKGS); \
@@ -34,6 +35,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags sluicefault ./copy ./internal/chaos
 
 clean:
 	rm -rf bin

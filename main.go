@@ -2,6 +2,14 @@
 //
 // This file only dispatches subcommands; each stage lives in its own package
 // (ingest, codec, batching, copy, loadgen, bench).
+//
+// It is one binary: besides the appliance's commands (run, migrate,
+// reset-offset, healthcheck, all in ingest) it links the embedded Kafka
+// broker and PostgreSQL launcher (internal/devenv) for broker, demo, bench
+// and report. The appliance's path never imports them (main_test.go checks
+// with go list), so `sluice run` only carries their code, never starts it.
+// Fault injection for the chaos tests is not linked at all unless built
+// with -tags sluicefault (copy/fault.go).
 package main
 
 import (

@@ -20,12 +20,12 @@ const (
 // savepoint back and is returned for the caller to narrow down; any other
 // error is returned with the transaction left as it is.
 func (w *Writer) underSavepoint(ctx context.Context, conn *pgconn.PgConn, f func() error) error {
-	w.stmts++
+	w.roundTrip()
 	if err := execSimple(ctx, conn, savepoint); err != nil {
 		return err
 	}
 	ferr := f()
-	w.stmts++
+	w.roundTrip()
 	if ferr == nil {
 		return execSimple(ctx, conn, releaseSavepoint)
 	}
@@ -119,7 +119,7 @@ func (w *Writer) mergeCareful(ctx context.Context, t *tx, idx []int, knownBad bo
 		}
 		sql := savepoint + "; " + t.ts.mergeRange[0] + strconv.FormatInt(lo, 10) + " AND " + strconv.FormatInt(hi, 10) +
 			t.ts.mergeRange[1] + "; " + releaseSavepoint
-		w.stmts++
+		w.roundTrip()
 		results, err := t.conn.Exec(ctx, sql).ReadAll()
 		if err == nil {
 			if len(results) > 1 {
@@ -130,7 +130,7 @@ func (w *Writer) mergeCareful(ctx context.Context, t *tx, idx []int, knownBad bo
 		if !isRowLevel(err) {
 			return false, err
 		}
-		w.stmts++
+		w.roundTrip()
 		if uerr := execSimple(ctx, t.conn, undoSavepoint); uerr != nil {
 			return false, uerr
 		}

@@ -83,7 +83,7 @@ func (w *Writer) insertDeadLetters(ctx context.Context, t *tx) error {
 		a.str(cleanText(all[i].Error))
 	}
 	p.endArray(oidTextArr)
-	w.stmts++
+	w.roundTrip()
 	if _, err := t.conn.ExecParams(ctx, w.dlSQL, p.args(), p.oids, p.formats, nil).Close(); err != nil {
 		return fmt.Errorf("cannot insert %d dead letters into %s: %w", len(all), pgx.Identifier{w.schema, "dead_letters"}.Sanitize(), err)
 	}

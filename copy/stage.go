@@ -53,7 +53,7 @@ func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table,
 		}
 	}
 	b.WriteString(") ON COMMIT DELETE ROWS")
-	w.stmts++
+	w.roundTrip()
 	if err := execSimple(ctx, conn, b.String()); err != nil {
 		return fmt.Errorf("cannot create the staging table for %s: %w", t.Name, err)
 	}

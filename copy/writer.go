@@ -96,15 +96,29 @@ type Writer struct {
 	rd        copyReader
 	probeArgs params
 	dk        directKeys
+	// hooks are set by the package's tests and benchmarks only; nil in
+	// production, where each costs one nil check.
+	hooks *hooks
+}
+
+// hooks are a Writer's test and benchmark knobs.
+type hooks struct {
 	// noDirect turns the direct path off (benchmarks compare both).
 	noDirect bool
-
 	// stmts counts round trips; tests bound bisection with it.
 	stmts int
-	// commitStmt is COMMIT; tests swap in ROLLBACK to lose a commit.
+	// commitStmt replaces COMMIT when set; tests use ROLLBACK to lose a
+	// commit.
 	commitStmt string
-	// afterCommit, when set by tests, sees COMMIT's error and may replace it.
+	// afterCommit, when set, sees COMMIT's error and may replace it.
 	afterCommit func(error) error
+}
+
+// roundTrip counts a round trip for the tests.
+func (w *Writer) roundTrip() {
+	if w.hooks != nil {
+		w.hooks.stmts++
+	}
 }
 
 type tableState struct {
@@ -138,7 +152,6 @@ func NewWriter(connString, schema, group string) *Writer {
 		schema:     schema,
 		group:      group,
 		tables:     make(map[*Table]*tableState),
-		commitStmt: "COMMIT",
 		casSQL: `UPDATE ` + off + ` AS o SET next_offset = v.next, updated_at = now()
 FROM unnest($2::text[], $3::int4[], $4::int8[], $5::int8[], $6::int8[]) AS v(topic, part, epoch, prev, next)
 WHERE o.group_id = $1 AND o.topic = v.topic AND o.partition = v.part AND o.owner_epoch = v.epoch AND o.next_offset = v.prev`,
@@ -254,7 +267,7 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 		ts.skip--
 		m = max(m, modeDirect)
 	}
-	if w.noDirect {
+	if w.hooks != nil && w.hooks.noDirect {
 		m = modeMerge
 	}
 	for attempt := 1; ; attempt++ {
@@ -389,7 +402,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 		}
 		if len(w.dk.sel) > 0 {
 			w.dk.rd.reset(b, w.dk.sel)
-			w.stmts++
+			w.roundTrip()
 			tag, err := copyFrom(ctx, conn, &w.dk.rd, ts.sql.copyTarget)
 			w.dk.rd.reset(nil, nil)
 			if err != nil {
@@ -422,7 +435,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 		if careful {
 			_, err = w.mergeCareful(ctx, t, t.staged, false)
 		} else {
-			w.stmts++
+			w.roundTrip()
 			var tag pgconn.CommandTag
 			tag, err = conn.ExecParams(ctx, ts.sql.merge, nil, nil, nil, nil).Close()
 			t.affected = tag.RowsAffected()
@@ -441,13 +454,17 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 	fault("merge")  // test-only (fault.go)
 	fault("commit") // test-only (fault.go)
 	start = time.Now()
-	w.stmts++
-	err = execSimple(ctx, conn, w.commitStmt)
+	w.roundTrip()
+	commit := "COMMIT"
+	if w.hooks != nil && w.hooks.commitStmt != "" {
+		commit = w.hooks.commitStmt
+	}
+	err = execSimple(ctx, conn, commit)
 	if err == nil {
 		fault("committed") // test-only (fault.go)
 	}
-	if w.afterCommit != nil {
-		err = w.afterCommit(err)
+	if w.hooks != nil && w.hooks.afterCommit != nil {
+		err = w.hooks.afterCommit(err)
 	}
 	res.CommitTime = time.Since(start)
 	res.Rows = len(b.Ends) - len(t.rejects)
@@ -537,7 +554,7 @@ func (w *Writer) begin(ctx context.Context, b *Batch, probeSQL string, probeArgs
 		pb.ExecParams(probeSQL, probeArgs.args(), probeArgs.oids, probeArgs.formats, nil)
 		want++
 	}
-	w.stmts++
+	w.roundTrip()
 	results, err := w.conn.ExecBatch(ctx, &pb).ReadAll()
 	if err != nil {
 		return nil, fmt.Errorf("cannot begin the transaction and compare-and-set the offsets: %w", err)
@@ -579,7 +596,7 @@ func (w *Writer) begin(ctx context.Context, b *Batch, probeSQL string, probeArgs
 // copyRange streams tuples [lo, hi) of b through COPY.
 func (w *Writer) copyRange(ctx context.Context, conn *pgconn.PgConn, sql string, b *Batch, lo, hi int) (pgconn.CommandTag, error) {
 	w.rd.reset(b.Data[b.start(lo):b.Ends[hi-1]])
-	w.stmts++
+	w.roundTrip()
 	tag, err := copyFrom(ctx, conn, &w.rd, sql)
 	w.rd.reset(nil)
 	return tag, err

@@ -59,7 +59,8 @@ func setup(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("cannot find the go command to build sluice: %w", err)
 	}
-	build := exec.Command(goBin, "build", "-o", sluiceBin, "github.com/sluice-dev/sluice")
+	// The fault hooks (copy/fault.go) exist only in a sluicefault build.
+	build := exec.Command(goBin, "build", "-tags", "sluicefault", "-o", sluiceBin, "github.com/sluice-dev/sluice")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("cannot build sluice: %v\n%s", err, out)
