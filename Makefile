@@ -31,11 +31,23 @@ test: lint
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
 
-lint:
+# lint: gofmt, go.mod and go.sum tidy, go vet and staticcheck, each also
+# over the sluicefault build (copy/fault.go). staticcheck is installed into
+# GOPATH/bin when neither PATH nor GOPATH/bin has it; STATICCHECK_VERSION is
+# a release that supports Go 1.26.
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $$($(GO) env GOPATH)/bin/staticcheck)
+lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod or go.sum is not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags sluicefault ./copy ./internal/chaos
+	$(STATICCHECK) $(PKGS)
+	$(STATICCHECK) -tags sluicefault ./copy ./internal/chaos
+
+$(STATICCHECK):
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 clean:
 	rm -rf bin

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -1167,14 +1166,4 @@ func (c *cluster) lockTable(table string, d time.Duration) error {
 	}
 	time.Sleep(d) // the fault's duration
 	return tx.Commit(c.ctx)
-}
-
-// dialable reports whether addr accepts TCP connections.
-func dialable(addr string) bool {
-	conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	conn.Close()
-	return true
 }
