@@ -7,8 +7,16 @@ COUNT    ?= 6
 
 .PHONY: build demo test test-short lint bench bench-baseline report chaos image clean
 
+# VERSION and REVISION are stamped into the binary (internal/buildinfo):
+# `sluice version` prints them and /metrics exports sluice_build_info.
+# Outside a git checkout VERSION is dev and the revision is unknown.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS  := -X github.com/sluice-dev/sluice/internal/buildinfo.version=$(VERSION) \
+            -X github.com/sluice-dev/sluice/internal/buildinfo.revision=$(REVISION)
+
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) .
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) .
 
 demo: build
 	$(BIN) demo
@@ -62,7 +70,8 @@ chaos:
 # (docker/Dockerfile.scratch): nothing is pulled, so it works offline. The
 # build context is a temporary directory with only the binary, the passwd and
 # group files and the host's CA bundle (a few MB, not the repository). Build
-# from source instead with `docker build -f docker/Dockerfile .`.
+# from source instead with `docker build -f docker/Dockerfile .` (pass
+# --build-arg VERSION=... --build-arg REVISION=...: the context has no .git).
 IMAGE     ?= sluice:dev
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 image: build
@@ -70,7 +79,7 @@ image: build
 	ctx=$$(mktemp -d) && trap 'rm -rf "$$ctx"' EXIT && \
 	cp $(BIN) "$$ctx/sluice" && cp docker/rootfs/passwd docker/rootfs/group "$$ctx/" && \
 	cp $(CA_BUNDLE) "$$ctx/ca-certificates.crt" && \
-	docker build -f docker/Dockerfile.scratch -t $(IMAGE) "$$ctx"
+	docker build -f docker/Dockerfile.scratch --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMAGE) "$$ctx"
 
 # Micro benchmarks (codec, batching, copy framing, loadgen generator; the
 # PostgreSQL-backed copy benchmarks are excluded by BENCH_COPY) compared by

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -48,5 +51,42 @@ func TestFaultOnlyWithTag(t *testing.T) {
 	files = goList(t, "-tags", "sluicefault", "-f", "{{range .GoFiles}}{{.}} {{end}}", "./copy")
 	if !slices.Contains(files, "fault.go") || slices.Contains(files, "fault_off.go") {
 		t.Errorf("a sluicefault build compiles %v; want fault.go and not fault_off.go", files)
+	}
+}
+
+// The Makefile stamps the version with -ldflags -X; the symbol must be
+// the one buildinfo reads.
+func TestVersionStamped(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command to build sluice with: %v", err)
+	}
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "sluice")
+	ldflags := "-X github.com/sluice-dev/sluice/internal/buildinfo.version=v9.9.9-test" +
+		" -X github.com/sluice-dev/sluice/internal/buildinfo.revision=0123abc"
+	build := exec.Command(goBin, "build", "-trimpath", "-ldflags", ldflags, "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("sluice version: %v\n%s", err, out)
+	}
+	if want := "sluice v9.9.9-test (revision 0123abc, " + runtime.Version(); !strings.HasPrefix(string(out), want) {
+		t.Errorf("sluice version printed %q, want it to start with %q", out, want)
+	}
+}
+
+func TestVersionCommand(t *testing.T) {
+	var out, errOut strings.Builder
+	if code := run([]string{"version"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "sluice ") {
+		t.Errorf("sluice version: exit %d, %q %q", code, out.String(), errOut.String())
+	}
+	if code := run([]string{"version", "extra"}, &out, &errOut); code != 2 {
+		t.Errorf("sluice version extra: exit %d, want 2 (usage)", code)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/sluice-dev/sluice/internal/buildinfo"
 )
 
 // Metric names are a contract (DESIGN.md, "Metrics"); dashboards and alerts
@@ -66,6 +68,8 @@ func newAppMetrics(inflight func() float64) *appMetrics {
 		dls:              map[[2]string]*metrics.Counter{},
 	}
 	s.NewGauge("sluice_inflight_bytes", inflight)
+	s.NewGauge(fmt.Sprintf(`sluice_build_info{version=%q,revision=%q,go_version=%q}`,
+		buildinfo.Version(), buildinfo.Revision(), buildinfo.GoVersion()), func() float64 { return 1 })
 	return m
 }
 

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sluice-dev/sluice/internal/buildinfo"
 )
 
 func TestPprofConfig(t *testing.T) {
@@ -96,5 +98,18 @@ func TestRunPprofFlagNeedsLoopback(t *testing.T) {
 	err := RunMain(context.Background(), []string{"--config", path, "--pprof"}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "metrics.pprof") {
 		t.Fatalf("sluice run --pprof with metrics.listen 0.0.0.0:9187: %v, want an error naming metrics.pprof", err)
+	}
+}
+
+func TestBuildInfoMetric(t *testing.T) {
+	a, err := New(mustParse(t, []byte(validYAML), noEnv), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	want := `sluice_build_info{version="` + buildinfo.Version() + `",revision="` + buildinfo.Revision() + `",go_version="` + buildinfo.GoVersion() + `"} 1`
+	if !strings.Contains(rec.Body.String(), want+"\n") {
+		t.Errorf("/metrics has no %s", want)
 	}
 }
