@@ -7,8 +7,16 @@ COUNT    ?= 6
 
 .PHONY: build demo test test-short lint bench bench-baseline report chaos image clean
 
+# VERSION and REVISION are stamped into the binary (internal/buildinfo):
+# `sluice version` prints them and /metrics exports sluice_build_info.
+# Outside a git checkout VERSION is dev and the revision is unknown.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS  := -X github.com/sluice-dev/sluice/internal/buildinfo.version=$(VERSION) \
+            -X github.com/sluice-dev/sluice/internal/buildinfo.revision=$(REVISION)
+
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) .
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) .
 
 demo: build
 	$(BIN) demo
@@ -20,6 +28,7 @@ RACE_PKGS := ./batching ./codec ./copy ./ingest ./bench ./internal/kafkaauth
 
 test: lint
 	$(GO) test -count=1 -timeout 12m $(PKGS)
+	$(GO) test -count=1 -tags sluicefault -run Fault ./copy
 	@if command -v gcc >/dev/null 2>&1; then \
 		echo "$(GO) test -race -count=1 $(RACE_PKGS)"; \
 		CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m $(RACE_PKGS); \
@@ -30,10 +39,23 @@ test: lint
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
 
-lint:
+# lint: gofmt, go.mod and go.sum tidy, go vet and staticcheck, each also
+# over the sluicefault build (copy/fault.go). staticcheck is installed into
+# GOPATH/bin when neither PATH nor GOPATH/bin has it; STATICCHECK_VERSION is
+# a release that supports Go 1.26.
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $$($(GO) env GOPATH)/bin/staticcheck)
+lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod or go.sum is not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags sluicefault ./copy ./internal/chaos
+	$(STATICCHECK) $(PKGS)
+	$(STATICCHECK) -tags sluicefault ./copy ./internal/chaos
+
+$(STATICCHECK):
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 clean:
 	rm -rf bin
@@ -48,7 +70,8 @@ chaos:
 # (docker/Dockerfile.scratch): nothing is pulled, so it works offline. The
 # build context is a temporary directory with only the binary, the passwd and
 # group files and the host's CA bundle (a few MB, not the repository). Build
-# from source instead with `docker build -f docker/Dockerfile .`.
+# from source instead with `docker build -f docker/Dockerfile .` (pass
+# --build-arg VERSION=... --build-arg REVISION=...: the context has no .git).
 IMAGE     ?= sluice:dev
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 image: build
@@ -56,7 +79,7 @@ image: build
 	ctx=$$(mktemp -d) && trap 'rm -rf "$$ctx"' EXIT && \
 	cp $(BIN) "$$ctx/sluice" && cp docker/rootfs/passwd docker/rootfs/group "$$ctx/" && \
 	cp $(CA_BUNDLE) "$$ctx/ca-certificates.crt" && \
-	docker build -f docker/Dockerfile.scratch -t $(IMAGE) "$$ctx"
+	docker build -f docker/Dockerfile.scratch --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMAGE) "$$ctx"
 
 # Micro benchmarks (codec, batching, copy framing, loadgen generator; the
 # PostgreSQL-backed copy benchmarks are excluded by BENCH_COPY) compared by

@@ -2,6 +2,14 @@
 //
 // This file only dispatches subcommands; each stage lives in its own package
 // (ingest, codec, batching, copy, loadgen, bench).
+//
+// It is one binary: besides the appliance's commands (run, migrate,
+// reset-offset, healthcheck, all in ingest) it links the embedded Kafka
+// broker and PostgreSQL launcher (internal/devenv) for broker, demo, bench
+// and report. The appliance's path never imports them (main_test.go checks
+// with go list), so `sluice run` only carries their code, never starts it.
+// Fault injection for the chaos tests is not linked at all unless built
+// with -tags sluicefault (copy/fault.go).
 package main
 
 import (
@@ -16,6 +24,7 @@ import (
 
 	"github.com/sluice-dev/sluice/bench"
 	"github.com/sluice-dev/sluice/ingest"
+	"github.com/sluice-dev/sluice/internal/buildinfo"
 	"github.com/sluice-dev/sluice/internal/demo"
 	"github.com/sluice-dev/sluice/internal/devenv"
 	"github.com/sluice-dev/sluice/loadgen"
@@ -36,6 +45,7 @@ var commands = map[string]command{
 	"verify":       loadgen.VerifyMain,
 	"bench":        bench.BenchMain,
 	"report":       bench.ReportMain,
+	"version":      versionMain,
 }
 
 const usage = `sluice lands Kafka records in PostgreSQL exactly once.
@@ -53,6 +63,7 @@ Commands:
   verify       check PostgreSQL against what loadgen sent, exactly once
   bench        end-to-end benchmark against the raw COPY limit, same run
   report       capacity report: a sweep written as Markdown with SVG charts
+  version      print the version, revision and Go version of this binary
 
 Run 'sluice COMMAND -h' for a command's flags.
 `
@@ -62,6 +73,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		args[0] = "version"
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stderr, usage)
 		if len(args) == 0 {
@@ -87,6 +101,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "sluice %s: %v\n", args[0], err)
 	return 1
+}
+
+// versionMain is `sluice version`.
+func versionMain(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "sluice version takes no arguments, got %q\n", args[0])
+		return ingest.ErrUsage
+	}
+	fmt.Fprintln(stdout, buildinfo.String())
+	return nil
 }
 
 // signalContext is canceled on the first SIGINT or SIGTERM (graceful

@@ -28,7 +28,7 @@
 //   - Then, with the appliance still running, records are produced at
 //     LatencyFraction of Sluice's measured rate for LatencyFor into a second
 //     topic and table, and the p50/p99 of record timestamp to commit are read
-//     from ingest.App.EndToEndQuantile.
+//     from ingest.App.EndToEndLatency.
 //   - Every table Sluice wrote is checked with loadgen.Verify; Run returns
 //     an error (and the result) when a check fails: a benchmark that loses
 //     data is worthless.
@@ -527,7 +527,7 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 			return nil, err
 		}
 	}
-	ends, err := ingest.LogEnds(ctx, e.brokers, drain.topic)
+	ends, err := devenv.LogEnds(ctx, e.brokers, drain.topic)
 	if err != nil {
 		return nil, err
 	}
@@ -570,7 +570,7 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	// PostgreSQL is polled every 5ms only once every record was fetched:
 	// before that, the polls would only add load to the server measured.
 	fetchedAll := func() bool { return app.Stats().RecordsConsumed >= uint64(st.Records) }
-	if err := ingest.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, drain.topic, ends, appDone, 5*time.Millisecond, fetchedAll); err != nil {
+	if err := devenv.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, drain.topic, ends, appDone, 5*time.Millisecond, fetchedAll); err != nil {
 		stopProfile()
 		return nil, err
 	}
@@ -599,7 +599,7 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 		s.gen.Rate = rate
 		s.gen.Duration = sp.LatencyFor
 		logf(o.Log, "latency at %.0f%% of the measured rate: %.0f records/s for %v …", 100*frac, rate, sp.LatencyFor)
-		app.ResetLatency()
+		since := app.EndToEndLatency()
 		t0 := time.Now()
 		lst, err := loadgen.Produce(ctx, e.brokers, s.gen, nil)
 		if err != nil {
@@ -608,15 +608,17 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 		produced := time.Since(t0)
 		s.stats = lst
 		s.gen.Records = lst.Records
-		lends, err := ingest.LogEnds(ctx, e.brokers, s.topic)
+		lends, err := devenv.LogEnds(ctx, e.brokers, s.topic)
 		if err != nil {
 			return pr, err
 		}
-		if err := ingest.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, s.topic, lends, appDone, 5*time.Millisecond, nil); err != nil {
+		if err := devenv.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, s.topic, lends, appDone, 5*time.Millisecond, nil); err != nil {
 			return pr, err
 		}
 		l := Latency{Fraction: frac, RecordsPerSec: rate, MBPerSec: rate * recBytes / 1e6, Records: lst.Records,
-			Seconds: produced.Seconds(), P50: app.EndToEndQuantile(0.5), P99: app.EndToEndQuantile(0.99)}
+			Seconds: produced.Seconds()}
+		phase := app.EndToEndLatency().Sub(since)
+		l.P50, l.P99 = phase.Quantile(0.5), phase.Quantile(0.99)
 		l.P50Sec, l.P99Sec = l.P50, l.P99
 		pr.Latency = append(pr.Latency, l)
 		logf(o.Log, "  p50 %.3fs, p99 %.3fs", l.P50, l.P99)

@@ -100,7 +100,7 @@
 // int8 (Unix milliseconds), NULL when the record has none; kafka.key →
 // text (validated), bytea, json, jsonb (validated as a whole document),
 // NULL for a null key; kafka.headers → json, jsonb in the shape described
-// at RawColumns; kafka.value → text, bytea, json, jsonb, after
+// at AppendHeadersJSON; kafka.value → text, bytea, json, jsonb, after
 // decompression. For json/jsonb kafka.value the document JSON null is a
 // JSON null, not SQL NULL.
 //

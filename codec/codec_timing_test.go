@@ -139,3 +139,13 @@ func BenchmarkValidateJSON(b *testing.B) {
 		dst, _ = d.AppendFields(dst[:0], rec)
 	}
 }
+
+func BenchmarkAppendHeadersJSON(b *testing.B) {
+	hs := []Header{{Key: "content-encoding", Value: []byte("zstd")}, {Key: "trace-id", Value: []byte("4bf92f3577b34da6a3ce929d0e0e4736")}}
+	b.ReportAllocs()
+	var dst []byte
+	for b.Loop() {
+		dst = AppendHeadersJSON(dst[:0], hs)
+	}
+	b.SetBytes(int64(len(dst)))
+}

@@ -347,7 +347,7 @@ func TestSources(t *testing.T) {
 	want := []string{"events", "3", "3", "3", "1099511627776", "1099511627776",
 		"2026-11-01 00:00:01.234567+00", "2026-11-01 00:00:01.234567", "1793491201234",
 		` {"k": 1} `, `\x207b226b223a20317d20`, `{"k": 1}`, `{"k": 1}`,
-		`[{"key": "trace", "value": "abc\"\n"}, {"key": "bin", "value": "/wA="}, {"key": "nul", "value": "YQBi"}, {"key": "nil", "value": null}, {"key": "bad�key�", "value": ""}]`,
+		`[{"key": "trace", "value": "abc\"\n"}, {"key": "bin", "value_base64": "/wA="}, {"key": "nul", "value_base64": "YQBi"}, {"key": "nil", "value": null}, {"key": "bad�key�", "value": ""}]`,
 		"true",
 		` {"a":"x","n":1.50} `, `\x207b2261223a2278222c226e223a312e35307d20`, `{"a":"x","n":1.50}`, `{"a": "x", "n": 1.50}`, "x"}
 	for i := range want {

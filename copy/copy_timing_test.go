@@ -215,7 +215,7 @@ func BenchmarkWrite(b *testing.B) {
 		b.Run(v.name, func(b *testing.B) {
 			url, _, tbl, claim := benchSetup(b)
 			w := NewWriter(url+v.settings, "sluice", "g")
-			w.noDirect = v.merge
+			w.hooks = &hooks{noDirect: v.merge}
 			defer w.Close(context.Background())
 			from := int64(-1)
 			var copyT, mergeT, commitT float64

@@ -401,14 +401,14 @@ func TestWriterPrepare(t *testing.T) {
 	if conn == nil || ts == nil || ts.stagedOn != conn {
 		t.Fatalf("after Prepare: session %v, staging table on %v", conn, ts)
 	}
-	stmts := w.stmts
+	stmts := w.hooks.stmts
 	b := newBuilder(tbl, "t", 0)
 	b.add(0, fInt8(1), fText("a"), fInt8(0))
 	if _, err := w.Write(ctx, b.batch(claims[0].Epoch, -1, 1)); err != nil {
 		t.Fatal(err)
 	}
-	if w.conn != conn || ts.stagedOn != conn || w.stmts-stmts > 3 {
-		t.Fatalf("the first Write reconnected or re-created its staging table (%d statements)", w.stmts-stmts)
+	if w.conn != conn || ts.stagedOn != conn || w.hooks.stmts-stmts > 3 {
+		t.Fatalf("the first Write reconnected or re-created its staging table (%d statements)", w.hooks.stmts-stmts)
 	}
 }
 

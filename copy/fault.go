@@ -1,4 +1,4 @@
-//go:build unix
+//go:build sluicefault && unix
 
 package pgcopy
 
@@ -13,10 +13,12 @@ import (
 	"time"
 )
 
-// Test-only fault injection for the chaos tests (internal/chaos). It is off
-// unless the environment variable SLUICE_FAULT is set when the process
-// starts; then each call of fault costs one comparison. Never set it in
-// production.
+// Test-only fault injection for the chaos tests (internal/chaos), compiled
+// only into a binary built with -tags sluicefault (the chaos harness builds
+// its own); a release binary has the no-op in fault_off.go and ignores
+// SLUICE_FAULT. Even in a fault build it is off unless the environment
+// variable SLUICE_FAULT is set when the process starts; then each call of
+// fault costs one comparison.
 //
 //	SLUICE_FAULT=POINT:N[:ACTION]
 //

@@ -207,6 +207,7 @@ func setup(t testing.TB, n int32, tables ...*Table) (url string, c *pgconn.PgCon
 
 func newWriter(t testing.TB, url string) *Writer {
 	w := NewWriter(url, "sluice", "g")
+	w.hooks = &hooks{}
 	t.Cleanup(func() { w.Close(context.Background()) })
 	return w
 }

@@ -44,181 +44,17 @@ package pgcopy
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
-
-// Range is the offset advance of one partition in a Batch.
-type Range struct {
-	Topic     string
-	Partition int32
-	Epoch     int64 // the owner's fencing token from ClaimPartitions
-	From      int64 // next_offset the caller believes is stored (may be -1)
-	To        int64 // the new next_offset: last offset in the batch + 1
-}
-
-// DeadLetter is a record that cannot become a row.
-type DeadLetter struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	Key       []byte
-	Value     []byte
-	Headers   []byte // JSON text or nil; text that is not JSON is stored as a JSON string
-	Target    string // target table; empty: Batch.Table.Name
-	Error     string
-	Reason    string // metric label, not stored
-}
-
-// Batch is one transaction's worth of work for one table.
-//
-// The Writer reads Data, Ends and the keys only during Write and keeps no reference
-// to them afterwards.
-type Batch struct {
-	Table *Table
-	Data  []byte // tuples back to back, no header/trailer
-	Ends  []int  // Ends[i] = end of tuple i in Data
-	// Keys and KeyEnds optionally hold each tuple's key as CutKey cuts it
-	// (KeyEnds[i] = end of tuple i's key in Keys); with one per tuple the
-	// direct path reads them instead of cutting the keys itself.
-	Keys    []byte
-	KeyEnds []int32
-	// Seen, when set, is the target's KeyFilter, shared by the Writers of
-	// the table: the direct path then probes only the keys it may hold,
-	// and adds the batch's keys once it commits.
-	Seen          *KeyFilter
-	Ranges        []Range      // one per partition in the batch
-	DeadLetters   []DeadLetter // found by the decoder; inserted in the same transaction
-	DeadLetterFor func(i int, err string) DeadLetter
-}
-
-// Result describes a committed Write.
-type Result struct {
-	// Rows is the number of tuples handed to the target: len(Ends) minus
-	// Rejected. In-batch duplicates and conflicts are counted; see Affected.
-	Rows int
-	// Affected is the number of rows inserted or updated in the target as
-	// reported by PostgreSQL, or -1 when the commit was confirmed by
-	// re-reading the offsets after a lost connection.
-	Affected int64
-	// Rejected are the tuples PostgreSQL refused, as dead letters committed
-	// with the batch.
-	Rejected []DeadLetter
-	// Direct is set when the tuples were copied straight into the target
-	// (direct.go) rather than merged from the staging table.
-	Direct bool
-	// Replayed is set when the batch had already been committed by an
-	// earlier Write whose outcome was lost; this Write changed nothing and
-	// Rejected is unknown.
-	Replayed bool
-	// Attempts is the number of transactions tried (deadlock and
-	// serialization retries, and the bisecting rerun after a row-level
-	// rejection).
-	Attempts                        int
-	CopyTime, MergeTime, CommitTime time.Duration
-	// Distinct is the number of distinct keys among the tuples of a keyed
-	// batch (Rows minus the in-batch duplicates), or -1 when not counted
-	// (keyless tables, careful reruns).
-	Distinct int
-	// ProbedKeys is the number of keys the direct path's probe looked up
-	// in the target (all distinct keys without Batch.Seen).
-	ProbedKeys int
-
-	optimistic bool // the direct path probed only the keys Seen may hold
-}
-
-// FencedError reports that another owner holds (some of) the partitions of
-// a batch, or that their stored offsets differ from Range.From. Nothing of
-// the batch was written. The caller must drop its in-memory work for these
-// partitions and re-read their offsets.
-type FencedError struct {
-	Ranges []Range // the mismatched ranges
-	Stored []Claim // what is stored for them, in the same order (Epoch 0: no row)
-}
-
-func (e *FencedError) Error() string {
-	var b strings.Builder
-	b.WriteString("cannot commit batch: fenced by a newer owner or a moved offset (")
-	for i, r := range e.Ranges {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		fmt.Fprintf(&b, "%s/%d: have epoch %d next_offset %d", r.Topic, r.Partition, r.Epoch, r.From)
-		if i < len(e.Stored) {
-			fmt.Fprintf(&b, ", stored epoch %d next_offset %d", e.Stored[i].Epoch, e.Stored[i].NextOffset)
-		}
-	}
-	b.WriteString("); drop the partitions' work and reclaim them")
-	return b.String()
-}
-
-// retryableError marks an error the caller resolves by retrying the batch.
-type retryableError struct{ err error }
-
-func (e *retryableError) Error() string { return e.err.Error() }
-func (e *retryableError) Unwrap() error { return e.err }
-
-// IsRetryable reports whether retrying the same Batch (after a backoff) may
-// succeed: lost connections, server shutdown and restart, too many
-// connections, resource exhaustion, I/O errors. It is false for
-// *FencedError, for row-level data errors, for configuration errors and
-// for a cancelled context.
-//
-// Retrying is always safe: a batch that did commit is recognised by the
-// offsets compare-and-set and reported as Result.Replayed.
-func IsRetryable(err error) bool {
-	if err == nil {
-		return false
-	}
-	var fe *FencedError
-	if errors.As(err, &fe) {
-		return false
-	}
-	var re *retryableError
-	if errors.As(err, &re) {
-		return true
-	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch c := pe.Code; {
-		case strings.HasPrefix(c, "08"), // connection exception
-			strings.HasPrefix(c, "53"),  // insufficient resources (too many connections, disk full, out of memory)
-			strings.HasPrefix(c, "57P"), // admin/crash shutdown, cannot connect now
-			strings.HasPrefix(c, "58"),  // system error (I/O)
-			c == "40001", c == "40P01",  // conflicts that outlived the retries inside Write
-			c == "55P03": // lock not available
-			return true
-		}
-		return false
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	var ne net.Error
-	var ce *pgconn.ConnectError
-	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
-		errors.Is(err, pgconn.ErrConnClosed), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE),
-		errors.As(err, &ne), errors.As(err, &ce), pgconn.SafeToRetry(err):
-		return true
-	}
-	return false
-}
 
 // maxConflictAttempts bounds the transactions tried for one Write when they
 // fail with a deadlock or serialization failure.
@@ -260,15 +96,29 @@ type Writer struct {
 	rd        copyReader
 	probeArgs params
 	dk        directKeys
+	// hooks are set by the package's tests and benchmarks only; nil in
+	// production, where each costs one nil check.
+	hooks *hooks
+}
+
+// hooks are a Writer's test and benchmark knobs.
+type hooks struct {
 	// noDirect turns the direct path off (benchmarks compare both).
 	noDirect bool
-
 	// stmts counts round trips; tests bound bisection with it.
 	stmts int
-	// commitStmt is COMMIT; tests swap in ROLLBACK to lose a commit.
+	// commitStmt replaces COMMIT when set; tests use ROLLBACK to lose a
+	// commit.
 	commitStmt string
-	// afterCommit, when set by tests, sees COMMIT's error and may replace it.
+	// afterCommit, when set, sees COMMIT's error and may replace it.
 	afterCommit func(error) error
+}
+
+// roundTrip counts a round trip for the tests.
+func (w *Writer) roundTrip() {
+	if w.hooks != nil {
+		w.hooks.stmts++
+	}
 }
 
 type tableState struct {
@@ -302,7 +152,6 @@ func NewWriter(connString, schema, group string) *Writer {
 		schema:     schema,
 		group:      group,
 		tables:     make(map[*Table]*tableState),
-		commitStmt: "COMMIT",
 		casSQL: `UPDATE ` + off + ` AS o SET next_offset = v.next, updated_at = now()
 FROM unnest($2::text[], $3::int4[], $4::int8[], $5::int8[], $6::int8[]) AS v(topic, part, epoch, prev, next)
 WHERE o.group_id = $1 AND o.topic = v.topic AND o.partition = v.part AND o.owner_epoch = v.epoch AND o.next_offset = v.prev`,
@@ -400,50 +249,6 @@ func (w *Writer) table(t *Table) (*tableState, error) {
 	return ts, nil
 }
 
-// validate checks the shape of b; it does not parse tuples.
-func (b *Batch) validate() error {
-	if b.Table == nil {
-		return errors.New("cannot write a batch without a table: set Batch.Table")
-	}
-	if len(b.Ranges) == 0 {
-		return fmt.Errorf("cannot write a batch for %s without ranges: every batch must advance the offsets of the partitions it came from", b.Table.Name)
-	}
-	prev := 0
-	for i, e := range b.Ends {
-		if e <= prev {
-			return fmt.Errorf("cannot write a batch for %s: Ends[%d]=%d does not follow %d; every tuple must be non-empty", b.Table.Name, i, e, prev)
-		}
-		prev = e
-	}
-	if prev != len(b.Data) {
-		return fmt.Errorf("cannot write a batch for %s: the tuples end at %d but Data holds %d bytes", b.Table.Name, prev, len(b.Data))
-	}
-	for i := range b.Ranges {
-		for j := range i {
-			if b.Ranges[i].Topic == b.Ranges[j].Topic && b.Ranges[i].Partition == b.Ranges[j].Partition {
-				return fmt.Errorf("cannot write a batch for %s: partition %s/%d has two ranges; merge them", b.Table.Name, b.Ranges[i].Topic, b.Ranges[i].Partition)
-			}
-		}
-	}
-	return nil
-}
-
-func (b *Batch) start(i int) int {
-	if i == 0 {
-		return 0
-	}
-	return b.Ends[i-1]
-}
-
-// seq returns the seq field of tuple i of a keyed batch.
-func (b *Batch) seq(i int) (int64, error) {
-	s := b.start(i)
-	if b.Ends[i]-s < 14 || binary.BigEndian.Uint32(b.Data[s+2:]) != 8 {
-		return 0, fmt.Errorf("cannot read the seq field of tuple %d for %s: a keyed tuple must start with an int8 seq field", i, b.Table.Name)
-	}
-	return int64(binary.BigEndian.Uint64(b.Data[s+6:])), nil
-}
-
 // Write commits b in one transaction: the offsets compare-and-set, the
 // tuples, the dead letters. See the package comment for the outcomes.
 func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
@@ -454,15 +259,19 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	careful := false
-	direct := !w.noDirect
-	optimistic := b.Seen != nil
+	m := modeDirect
+	if b.Seen != nil {
+		m = modeOptimistic
+	}
 	if ts.skip > 0 {
 		ts.skip--
-		optimistic = false
+		m = max(m, modeDirect)
+	}
+	if w.hooks != nil && w.hooks.noDirect {
+		m = modeMerge
 	}
 	for attempt := 1; ; attempt++ {
-		res, err := w.attempt(ctx, b, ts, careful, direct, optimistic)
+		res, err := w.attempt(ctx, b, ts, m)
 		res.Attempts = attempt
 		if err == nil {
 			if res.optimistic {
@@ -481,21 +290,21 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 			// and keep probing every key for a while.
 			ts.penalty = min(2*ts.penalty+1, maxPenalty)
 			ts.skip = ts.penalty
-			optimistic = false
+			m = modeDirect
 			continue
 		case res.Direct && (pgCode(err) == "23505" || isConflict(err)):
 			// A key committed by a concurrent writer since the probe, or a
 			// deadlock with one: the staging merge handles both.
-			direct = false
+			m = modeMerge
 			continue
 		case res.Direct && isRowLevel(err) && b.DeadLetterFor != nil:
 			// A row PostgreSQL refuses: find it under savepoints (careful
 			// attempts always merge).
-			direct, careful = false, true
+			m = modeCareful
 			continue
-		case !careful && isRowLevel(err) && b.DeadLetterFor != nil:
+		case m != modeCareful && isRowLevel(err) && b.DeadLetterFor != nil:
 			// Rerun the transaction under savepoints to find the rows.
-			careful = true
+			m = modeCareful
 			continue
 		case isConflict(err) && attempt < maxConflictAttempts:
 			// 10ms, 20ms, 40ms … each scaled by a random factor in [0.5, 1.5)
@@ -527,9 +336,29 @@ type tx struct {
 	affected int64
 }
 
-// attempt runs one transaction. On error the transaction is rolled back or
-// the connection dropped.
-func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful, direct, optimistic bool) (Result, error) {
+// mode is how an attempt writes a batch. Write starts with the cheapest
+// mode that may apply and only moves down the list, as failures show what
+// the batch needs.
+type mode uint8
+
+const (
+	// modeOptimistic is the direct path (direct.go) probing only the keys
+	// Batch.Seen may hold.
+	modeOptimistic mode = iota
+	// modeDirect is the direct path probing every distinct key.
+	modeDirect
+	// modeMerge copies into the staging table and merges it into the
+	// target in one statement (a keyless target is copied into directly).
+	modeMerge
+	// modeCareful is modeMerge under savepoints, rejecting the tuples
+	// PostgreSQL refuses (careful.go).
+	modeCareful
+)
+
+// attempt runs one transaction in mode m. The direct modes fall back to
+// modeMerge when the table or the batch does not allow the direct path. On
+// error the transaction is rolled back or the connection dropped.
+func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) (Result, error) {
 	var res Result
 	conn, err := w.connect(ctx)
 	if err != nil {
@@ -541,7 +370,8 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful,
 			return res, w.abort(ctx, err)
 		}
 	}
-	direct = direct && !careful && ts.direct && len(b.Ends) > 0 && w.dk.prepare(b, ts.keyFields)
+	careful := m == modeCareful
+	direct := m <= modeDirect && ts.direct && len(b.Ends) > 0 && w.dk.prepare(b, ts.keyFields)
 	res.Distinct = -1
 	switch {
 	case direct:
@@ -553,7 +383,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful,
 	}
 	var probe *params
 	if direct {
-		res.optimistic = optimistic && b.Seen != nil
+		res.optimistic = m == modeOptimistic && b.Seen != nil
 		w.dk.choose(b.Seen, res.optimistic)
 		res.ProbedKeys = len(w.dk.probe)
 		if len(w.dk.probe) > 0 {
@@ -581,7 +411,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful,
 		}
 		if len(w.dk.sel) > 0 {
 			w.dk.rd.reset(b, w.dk.sel)
-			w.stmts++
+			w.roundTrip()
 			tag, err := copyFrom(ctx, conn, &w.dk.rd, ts.sql.copyTarget)
 			w.dk.rd.reset(nil, nil)
 			if err != nil {
@@ -614,7 +444,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful,
 		if careful {
 			_, err = w.mergeCareful(ctx, t, t.staged, false)
 		} else {
-			w.stmts++
+			w.roundTrip()
 			var tag pgconn.CommandTag
 			tag, err = conn.ExecParams(ctx, ts.sql.merge, nil, nil, nil, nil).Close()
 			t.affected = tag.RowsAffected()
@@ -633,13 +463,17 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, careful,
 	fault("merge")  // test-only (fault.go)
 	fault("commit") // test-only (fault.go)
 	start = time.Now()
-	w.stmts++
-	err = execSimple(ctx, conn, w.commitStmt)
+	w.roundTrip()
+	commit := "COMMIT"
+	if w.hooks != nil && w.hooks.commitStmt != "" {
+		commit = w.hooks.commitStmt
+	}
+	err = execSimple(ctx, conn, commit)
 	if err == nil {
 		fault("committed") // test-only (fault.go)
 	}
-	if w.afterCommit != nil {
-		err = w.afterCommit(err)
+	if w.hooks != nil && w.hooks.afterCommit != nil {
+		err = w.hooks.afterCommit(err)
 	}
 	res.CommitTime = time.Since(start)
 	res.Rows = len(b.Ends) - len(t.rejects)
@@ -732,7 +566,7 @@ func (w *Writer) begin(ctx context.Context, b *Batch, probeSQL string, probeArgs
 		pb.ExecParams(probeSQL, probeArgs.args(), probeArgs.oids, probeArgs.formats, nil)
 		want++
 	}
-	w.stmts++
+	w.roundTrip()
 	results, err := w.conn.ExecBatch(ctx, &pb).ReadAll()
 	if err != nil {
 		return nil, fmt.Errorf("cannot begin the transaction and compare-and-set the offsets: %w", err)
@@ -771,15 +605,10 @@ func (w *Writer) begin(ctx context.Context, b *Batch, probeSQL string, probeArgs
 	return nil, fe
 }
 
-// errReplayed reports that every range is already at To under the same
-// epoch: only this owner can have done that, with this very batch, in an
-// earlier Write whose outcome was lost.
-var errReplayed = errors.New("batch already committed")
-
 // copyRange streams tuples [lo, hi) of b through COPY.
 func (w *Writer) copyRange(ctx context.Context, conn *pgconn.PgConn, sql string, b *Batch, lo, hi int) (pgconn.CommandTag, error) {
 	w.rd.reset(b.Data[b.start(lo):b.Ends[hi-1]])
-	w.stmts++
+	w.roundTrip()
 	tag, err := copyFrom(ctx, conn, &w.rd, sql)
 	w.rd.reset(nil)
 	return tag, err
@@ -819,293 +648,6 @@ func copyFrom(ctx context.Context, conn *pgconn.PgConn, r io.Reader, sql string)
 	g.r = nil
 	g.mu.Unlock()
 	return tag, err
-}
-
-const (
-	savepoint        = "SAVEPOINT sluice_bisect"
-	releaseSavepoint = "RELEASE SAVEPOINT sluice_bisect"
-	undoSavepoint    = "ROLLBACK TO SAVEPOINT sluice_bisect; RELEASE SAVEPOINT sluice_bisect"
-)
-
-// underSavepoint runs f in a savepoint. A row-level error rolls the
-// savepoint back and is returned for the caller to narrow down; any other
-// error is returned with the transaction left as it is.
-func (w *Writer) underSavepoint(ctx context.Context, conn *pgconn.PgConn, f func() error) error {
-	w.stmts++
-	if err := execSimple(ctx, conn, savepoint); err != nil {
-		return err
-	}
-	ferr := f()
-	w.stmts++
-	if ferr == nil {
-		return execSimple(ctx, conn, releaseSavepoint)
-	}
-	if !isRowLevel(ferr) {
-		return ferr
-	}
-	if err := execSimple(ctx, conn, undoSavepoint); err != nil {
-		return err
-	}
-	return ferr
-}
-
-// copyCareful copies tuples [lo, hi) under savepoints, rejecting the ones
-// COPY refuses. When the error names the tuple (the COPY context's line
-// number) it is rejected at once, the tuples before it are copied again in
-// one go and the rest is halved; otherwise the range is halved, and when
-// the left half copies cleanly the right half is split without trying it
-// whole. Each rejection thus costs O(log n) statements, and a range
-// without bad tuples costs one. It reports whether [lo, hi) copied in one
-// statement.
-func (w *Writer) copyCareful(ctx context.Context, t *tx, sql string, lo, hi int, knownBad bool) (bool, error) {
-	if lo >= hi {
-		return true, nil
-	}
-	if !knownBad || hi-lo == 1 {
-		err := w.underSavepoint(ctx, t.conn, func() error {
-			_, err := w.copyRange(ctx, t.conn, sql, t.b, lo, hi)
-			return err
-		})
-		if err == nil {
-			t.staged = appendRange(t.staged, lo, hi)
-			return true, nil
-		}
-		if !isRowLevel(err) {
-			return false, err
-		}
-		if line, _, ok := copyLine(err); ok && lo+line-1 < hi {
-			bad := lo + line - 1
-			w.reject(t, bad, err)
-			if _, err := w.copyCareful(ctx, t, sql, lo, bad, false); err != nil {
-				return false, err
-			}
-			mid := bad + 1 + (hi-bad-1)/2
-			if _, err := w.copyCareful(ctx, t, sql, bad+1, mid, false); err != nil {
-				return false, err
-			}
-			_, err := w.copyCareful(ctx, t, sql, mid, hi, false)
-			return false, err
-		}
-		if hi-lo == 1 {
-			w.reject(t, lo, err)
-			return false, nil
-		}
-	}
-	mid := lo + (hi-lo)/2
-	leftClean, err := w.copyCareful(ctx, t, sql, lo, mid, false)
-	if err != nil {
-		return false, err
-	}
-	_, err = w.copyCareful(ctx, t, sql, mid, hi, leftClean)
-	return false, err
-}
-
-func appendRange(dst []int, lo, hi int) []int {
-	for i := lo; i < hi; i++ {
-		dst = append(dst, i)
-	}
-	return dst
-}
-
-// mergeCareful merges the staged tuples idx (ascending) under savepoints,
-// halving on a row-level error until the single tuples responsible are
-// found. Halves are merged in seq order, so a key's first occurrence
-// (ignore) or last occurrence (update) still wins across halves. When the
-// left half of a failed range merges cleanly the right half is known to
-// fail and is split without trying it whole. Each node costs one round
-// trip (two when it fails), so k bad tuples cost O(k log n) of them.
-// It reports whether idx merged in one statement.
-func (w *Writer) mergeCareful(ctx context.Context, t *tx, idx []int, knownBad bool) (bool, error) {
-	if len(idx) == 0 {
-		return true, nil
-	}
-	if !knownBad || len(idx) == 1 {
-		lo, err := t.b.seq(idx[0])
-		if err != nil {
-			return false, err
-		}
-		hi, err := t.b.seq(idx[len(idx)-1])
-		if err != nil {
-			return false, err
-		}
-		sql := savepoint + "; " + t.ts.mergeRange[0] + strconv.FormatInt(lo, 10) + " AND " + strconv.FormatInt(hi, 10) +
-			t.ts.mergeRange[1] + "; " + releaseSavepoint
-		w.stmts++
-		results, err := t.conn.Exec(ctx, sql).ReadAll()
-		if err == nil {
-			if len(results) > 1 {
-				t.affected += results[1].CommandTag.RowsAffected()
-			}
-			return true, nil
-		}
-		if !isRowLevel(err) {
-			return false, err
-		}
-		w.stmts++
-		if uerr := execSimple(ctx, t.conn, undoSavepoint); uerr != nil {
-			return false, uerr
-		}
-		if len(idx) == 1 {
-			w.reject(t, idx[0], err)
-			return false, nil
-		}
-	}
-	mid := len(idx) / 2
-	leftClean, err := w.mergeCareful(ctx, t, idx[:mid], false)
-	if err != nil {
-		return false, err
-	}
-	_, err = w.mergeCareful(ctx, t, idx[mid:], leftClean)
-	return false, err
-}
-
-func (w *Writer) reject(t *tx, i int, err error) {
-	t.rejects = append(t.rejects, t.b.DeadLetterFor(i, rejectMessage(err)))
-}
-
-// createStage creates the connection's staging table for a keyed table:
-// (sluice_seq, columns) with each column of the target's own type (domains,
-// typmods and NOT NULL included, so COPY itself rejects bad tuples and names
-// their line) when the configured type has the same wire format, and of the
-// configured type otherwise (the merge then converts).
-//
-// It is a temporary table ON COMMIT DELETE ROWS: no WAL, no catalog churn
-// per batch, emptied by the commit that used it and gone with the session.
-// It is created once per session: a call on the connection that already
-// holds it does nothing.
-func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table, st *tableState) error {
-	if st.stagedOn == conn {
-		return nil
-	}
-	ts := st.sql
-	cols, err := describeTarget(ctx, conn, t)
-	if err != nil {
-		return err
-	}
-	oids, err := resolveTypes(ctx, conn, t)
-	if err != nil {
-		return err
-	}
-	var b strings.Builder
-	b.WriteString("CREATE TEMP TABLE IF NOT EXISTS " + ts.stage[len(`"pg_temp".`):] + " (" + pgx.Identifier{seqColumn}.Sanitize() + " int8 NOT NULL")
-	direct := t.OnConflict == PolicyIgnore
-	for i, c := range t.Columns {
-		tc, ok := cols[c.Name]
-		if !ok {
-			return fmt.Errorf("cannot find column %q in table %s: add it or remove it from the configuration, then run sluice migrate", c.Name, t.Name)
-		}
-		b.WriteString(", " + pgx.Identifier{c.Name}.Sanitize() + " ")
-		direct = direct && sameWireFormat(oids[i], tc.baseOID)
-		if sameWireFormat(oids[i], tc.baseOID) {
-			b.WriteString(tc.typ)
-			if tc.notNull {
-				b.WriteString(" NOT NULL")
-			}
-		} else {
-			b.WriteString(c.SQLType)
-		}
-	}
-	b.WriteString(") ON COMMIT DELETE ROWS")
-	w.stmts++
-	if err := execSimple(ctx, conn, b.String()); err != nil {
-		return fmt.Errorf("cannot create the staging table for %s: %w", t.Name, err)
-	}
-	st.direct = direct
-	st.keyFields, st.keyOIDs = st.keyFields[:0], st.keyOIDs[:0]
-	var keyTypes []string
-	for _, k := range t.Key {
-		i := slices.IndexFunc(t.Columns, func(c Column) bool { return c.Name == k })
-		st.keyFields = append(st.keyFields, 1+i)
-		st.keyOIDs = append(st.keyOIDs, oids[i])
-		keyTypes = append(keyTypes, t.Columns[i].SQLType)
-	}
-	st.probe = probeSQL(t, keyTypes)
-	st.stagedOn = conn
-	return nil
-}
-
-// insertDeadLetters inserts the decoder's and PostgreSQL's rejections.
-// A record already dead-lettered for this group and target (same topic,
-// partition, offset) is left as it is: a rerun of a batch adds nothing.
-func (w *Writer) insertDeadLetters(ctx context.Context, t *tx) error {
-	all := t.b.DeadLetters
-	if len(t.rejects) > 0 {
-		all = append(all[:len(all):len(all)], t.rejects...)
-	}
-	var p params
-	a := p.array(oidText)
-	for i := range all {
-		a.str(cleanText(all[i].Topic))
-	}
-	p.endArray(oidTextArr)
-	a = p.array(oidInt4)
-	for i := range all {
-		a.int4(all[i].Partition)
-	}
-	p.endArray(oidInt4Arr)
-	a = p.array(oidInt8)
-	for i := range all {
-		a.int8(all[i].Offset)
-	}
-	p.endArray(oidInt8Arr)
-	for _, f := range []func(*DeadLetter) []byte{
-		func(d *DeadLetter) []byte { return d.Key },
-		func(d *DeadLetter) []byte { return d.Value },
-	} {
-		a = p.array(oidBytea)
-		for i := range all {
-			if v := f(&all[i]); v != nil {
-				a.bytes(v)
-			} else {
-				a.null()
-			}
-		}
-		p.endArray(oidByteaArr)
-	}
-	a = p.array(oidJSONB)
-	for i := range all {
-		if h := all[i].Headers; h != nil {
-			a.jsonb(safeJSON(h))
-		} else {
-			a.null()
-		}
-	}
-	p.endArray(oidJSONBArr)
-	a = p.array(oidText)
-	for i := range all {
-		target := all[i].Target
-		if target == "" {
-			target = t.b.Table.Name
-		}
-		a.str(cleanText(target))
-	}
-	p.endArray(oidTextArr)
-	a = p.array(oidText)
-	for i := range all {
-		a.str(cleanText(all[i].Error))
-	}
-	p.endArray(oidTextArr)
-	p.text(w.group)
-	w.stmts++
-	if _, err := t.conn.ExecParams(ctx, w.dlSQL, p.args(), p.oids, p.formats, nil).Close(); err != nil {
-		return fmt.Errorf("cannot insert %d dead letters into %s: %w", len(all), pgx.Identifier{w.schema, "dead_letters"}.Sanitize(), err)
-	}
-	return nil
-}
-
-// cleanText makes s acceptable to a text column: valid UTF-8, no NUL.
-func cleanText(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	return strings.ReplaceAll(s, "\x00", "")
-}
-
-// safeJSON returns h if jsonb accepts it, else h as a JSON string.
-func safeJSON(h []byte) []byte {
-	if json.Valid(h) && !strings.Contains(string(h), `\u0000`) {
-		return h
-	}
-	s, _ := json.Marshal(cleanText(string(h)))
-	return s
 }
 
 // resolveCommit learns whether a transaction for ranges whose COMMIT got no

@@ -280,8 +280,8 @@ func TestBisectCheckConstraint(t *testing.T) {
 				t.Errorf("offsets %+v", got)
 			}
 			// k=2 bad rows among n=1000: O(k log n) statements.
-			if limit := 3*2*int(math.Ceil(math.Log2(1000))) + 12; w.stmts > limit {
-				t.Errorf("%d statements, want at most %d", w.stmts, limit)
+			if limit := 3*2*int(math.Ceil(math.Log2(1000))) + 12; w.hooks.stmts > limit {
+				t.Errorf("%d statements, want at most %d", w.hooks.stmts, limit)
 			}
 		})
 	}
@@ -339,8 +339,8 @@ CREATE TABLE events (id int8 PRIMARY KEY, val varchar(3) NOT NULL, off small)`)
 			}
 			// Pinpointing: a handful of statements per bad row, far fewer than
 			// bisection by halving would need.
-			if w.stmts > 40 {
-				t.Errorf("%d statements for 3 pinpointed rows", w.stmts)
+			if w.hooks.stmts > 40 {
+				t.Errorf("%d statements for 3 pinpointed rows", w.hooks.stmts)
 			}
 		})
 	}
@@ -457,7 +457,7 @@ func TestAmbiguousCommit(t *testing.T) {
 	// The COMMIT goes through but its answer is lost.
 	b := newBuilder(tbl, "t", 0)
 	b.add(0, fInt8(1), fText("a"), fInt8(0))
-	w.afterCommit = func(err error) error {
+	w.hooks.afterCommit = func(err error) error {
 		if err != nil {
 			return err
 		}
@@ -465,7 +465,7 @@ func TestAmbiguousCommit(t *testing.T) {
 		return io.ErrUnexpectedEOF
 	}
 	res, err := w.Write(testCtx(t), b.batch(e, -1, 1))
-	w.afterCommit = nil
+	w.hooks.afterCommit = nil
 	if err != nil || res.Rows != 1 || res.Affected != -1 {
 		t.Fatalf("lost answer to a commit that happened: %+v, %v", res, err)
 	}
@@ -488,8 +488,8 @@ func TestAmbiguousCommit(t *testing.T) {
 	// the batch once.
 	b = newBuilder(tbl, "t", 0)
 	b.add(1, fInt8(2), fText("b"), fInt8(1))
-	w.commitStmt = "ROLLBACK"
-	w.afterCommit = func(error) error {
+	w.hooks.commitStmt = "ROLLBACK"
+	w.hooks.afterCommit = func(error) error {
 		w.conn.Close(context.Background())
 		return io.ErrUnexpectedEOF
 	}
@@ -497,7 +497,7 @@ func TestAmbiguousCommit(t *testing.T) {
 	if err == nil || !IsRetryable(err) {
 		t.Fatalf("lost commit that did not happen: %v", err)
 	}
-	w.commitStmt, w.afterCommit = "COMMIT", nil
+	w.hooks.commitStmt, w.hooks.afterCommit = "", nil
 	if n := queryInt(t, c, "SELECT count(*) FROM events"); n != 1 {
 		t.Fatalf("%d rows after a lost commit", n)
 	}

@@ -106,9 +106,23 @@ func configCommand(name string, args []string, stderr io.Writer) (*Config, error
 
 // RunMain is `sluice run`.
 func RunMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := configCommand("sluice run", args, stderr)
+	fs := flag.NewFlagSet("sluice run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf commonFlags
+	cf.register(fs)
+	pprof := fs.Bool("pprof", false, "serve /debug/pprof/ on the metrics listener, which must be loopback (metrics.pprof)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := cf.load()
 	if err != nil {
 		return err
+	}
+	if *pprof {
+		cfg.Metrics.Pprof = true
+		if err := cfg.Metrics.checkPprof(); err != nil {
+			return err
+		}
 	}
 	log := NewLogger(cfg.Log, stderr)
 	app, err := New(cfg, log)

@@ -120,6 +120,9 @@ type ColumnConfig struct {
 // MetricsConfig is the `metrics:` section.
 type MetricsConfig struct {
 	Listen string `yaml:"listen"`
+	// Pprof serves /debug/pprof/ on the metrics listener; it requires a
+	// loopback Listen (see checkPprof).
+	Pprof bool `yaml:"pprof"`
 }
 
 // LogConfig is the `log:` section.
@@ -488,6 +491,9 @@ func (c *Config) Validate() error {
 
 	if c.Metrics.Listen != "" && !strings.Contains(c.Metrics.Listen, ":") {
 		return cfgErr("metrics.listen", "%q has no port; write host:port, e.g. 127.0.0.1:9187, or empty to disable", c.Metrics.Listen)
+	}
+	if err := c.Metrics.checkPprof(); err != nil {
+		return err
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -28,29 +28,51 @@ func (h *latencyHist) update(seconds float64) {
 	h.counts[i].Add(1)
 }
 
-// quantile returns the upper bound of the bucket holding the q-quantile, or
-// 0 with no observations.
-func (h *latencyHist) quantile(q float64) float64 {
+// Latency is a snapshot of the end-to-end latency histogram (record
+// timestamp to commit): counts per log-scale bucket since the App started.
+// A benchmark that wants the latency of one phase subtracts the snapshot
+// taken at its start (Sub).
+type Latency struct {
+	counts [len(latencyHist{}.counts)]uint64
+}
+
+// EndToEndLatency returns the latency observations so far.
+func (a *App) EndToEndLatency() Latency { return a.m.e2eHist.snapshot() }
+
+func (h *latencyHist) snapshot() Latency {
+	var l Latency
+	for i := range l.counts {
+		l.counts[i] = h.counts[i].Load()
+	}
+	return l
+}
+
+// Sub returns the observations in l that are not in earlier, a snapshot
+// of the same App taken before l.
+func (l Latency) Sub(earlier Latency) Latency {
+	for i := range l.counts {
+		l.counts[i] -= min(earlier.counts[i], l.counts[i])
+	}
+	return l
+}
+
+// Quantile returns the upper bound of the bucket holding the q-quantile
+// (0..1), in seconds, or 0 with no observations.
+func (l Latency) Quantile(q float64) float64 {
 	var total uint64
-	for i := range h.counts {
-		total += h.counts[i].Load()
+	for _, c := range l.counts {
+		total += c
 	}
 	if total == 0 {
 		return 0
 	}
 	rank := uint64(math.Ceil(q * float64(total)))
 	var seen uint64
-	for i := range h.counts {
-		seen += h.counts[i].Load()
+	for i, c := range l.counts {
+		seen += c
 		if seen >= rank {
 			return latMin * math.Pow(latFactor, float64(i+1))
 		}
 	}
-	return latMin * math.Pow(latFactor, float64(len(h.counts)))
-}
-
-func (h *latencyHist) reset() {
-	for i := range h.counts {
-		h.counts[i].Store(0)
-	}
+	return latMin * math.Pow(latFactor, float64(len(l.counts)))
 }

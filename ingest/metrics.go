@@ -13,6 +13,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	pgcopy "github.com/sluice-dev/sluice/copy"
+	"github.com/sluice-dev/sluice/internal/buildinfo"
 )
 
 // Metric names are a contract (DESIGN.md, "Metrics"); dashboards and alerts
@@ -81,6 +82,8 @@ func newAppMetrics(inflight func() float64) *appMetrics {
 		dls:              map[[2]string]*metrics.Counter{},
 	}
 	s.NewGauge("sluice_inflight_bytes", inflight)
+	s.NewGauge(fmt.Sprintf(`sluice_build_info{version=%q,revision=%q,go_version=%q}`,
+		buildinfo.Version(), buildinfo.Revision(), buildinfo.GoVersion()), func() float64 { return 1 })
 	return m
 }
 
@@ -172,7 +175,8 @@ func (st *partState) lag() int64 {
 	return lag
 }
 
-// Handler serves /metrics, /healthz and /readyz.
+// Handler serves /metrics, /healthz and /readyz, and /debug/pprof/ with
+// metrics.pprof.
 func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
@@ -183,11 +187,13 @@ func (a *App) Handler() http.Handler {
 		metrics.WriteProcessMetrics(&b)
 		writeWithHelp(w, b.Bytes())
 	})
-	// Profiles, for diagnosing CPU and memory in production; the listener
-	// is loopback unless configured otherwise (README, Security).
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if a.cfg.Metrics.Pprof {
+		// Profiles, for diagnosing CPU and memory in production; only on
+		// a loopback listener (checkPprof, docs/security.md).
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
@@ -209,9 +215,49 @@ func (a *App) serveMetrics(addr string) (string, func(), error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("cannot listen on metrics.listen %s: %w; pick a free host:port or empty to disable", addr, err)
 	}
+	if a.cfg.Metrics.Pprof {
+		// checkPprof read the configured host; this is what it resolved to.
+		if ta, ok := ln.Addr().(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
+			ln.Close()
+			return "", nil, fmt.Errorf("cannot serve metrics.pprof on %s (metrics.listen %s): it is not a loopback address; listen on 127.0.0.1 or turn metrics.pprof off", ln.Addr(), addr)
+		}
+	}
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	return ln.Addr().String(), func() { srv.Close() }, nil
+}
+
+// checkPprof refuses metrics.pprof unless metrics.listen is a loopback
+// address: profiles and goroutine dumps show memory contents (record
+// values, connection strings), and the CPU profile and trace endpoints
+// cost CPU on demand, so they must not be reachable from the network. An
+// operator reaches a loopback listener through ssh -L or kubectl
+// port-forward.
+func (m *MetricsConfig) checkPprof() error {
+	if !m.Pprof {
+		return nil
+	}
+	if m.Listen == "" {
+		return cfgErr("metrics.pprof", "is on but metrics.listen is empty; set metrics.listen to a loopback host:port such as 127.0.0.1:9187")
+	}
+	if !isLoopbackListen(m.Listen) {
+		return cfgErr("metrics.pprof", "needs a loopback metrics.listen, not %q (profiles expose memory contents); listen on 127.0.0.1, [::1] or localhost and reach it with ssh -L or kubectl port-forward, or turn metrics.pprof off", m.Listen)
+	}
+	return nil
+}
+
+// isLoopbackListen reports whether host:port names only the loopback
+// interface. An empty host (all interfaces) is not loopback.
+func isLoopbackListen(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Stats is a snapshot of an App's counters, for the demo, benchmarks and
@@ -255,13 +301,3 @@ func (a *App) Stats() Stats {
 	}
 	return s
 }
-
-// EndToEndQuantile returns the q-quantile (0..1) of record timestamp to
-// commit latency, in seconds, estimated from the histogram buckets.
-func (a *App) EndToEndQuantile(q float64) float64 {
-	return a.m.e2eHist.quantile(q)
-}
-
-// ResetLatency forgets the latency observations so far (a benchmark resets
-// after its warm-up).
-func (a *App) ResetLatency() { a.m.e2eHist.reset() }

@@ -36,7 +36,7 @@ func TestFetchPoolsReuse(t *testing.T) {
 	if len(b) != 0 || cap(b) < 4000 {
 		t.Fatalf("GetDecompressBytes for 1000 compressed bytes returned len %d cap %d, want 0 and at least 4000", len(b), cap(b))
 	}
-	grown := make([]byte, 10000, 10000) // the client grew it: it comes back larger
+	grown := make([]byte, 10000) // the client grew it: it comes back larger
 	p.PutDecompressBytes(grown)
 	b2 := p.GetDecompressBytes(make([]byte, 1500), kgo.CodecLz4)
 	if cap(b2) < 6000 {

@@ -3,14 +3,11 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -667,62 +664,14 @@ func deadLetter(r *kgo.Record, table string, err error) pgcopy.DeadLetter {
 	return dl
 }
 
-// headersJSON renders headers as a JSON array of {"key","value"}; a value
-// that is not valid UTF-8 is written as {"key","value_base64"}.
+// headersJSON renders headers as codec.AppendHeadersJSON does for a
+// kafka.headers column, so a dead letter's headers read like a row's.
 func headersJSON(hs []kgo.RecordHeader) []byte {
-	if len(hs) == 0 {
-		return nil
+	h := make([]codec.Header, len(hs))
+	for i, rh := range hs {
+		h[i] = codec.Header{Key: rh.Key, Value: rh.Value}
 	}
-	b := []byte{'['}
-	for i, h := range hs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"key":`...)
-		b = appendJSONString(b, h.Key)
-		if utf8.Valid(h.Value) && !containsNUL(h.Value) {
-			b = append(b, `,"value":`...)
-			b = appendJSONString(b, string(h.Value))
-		} else {
-			b = append(b, `,"value_base64":"`...)
-			b = base64.StdEncoding.AppendEncode(b, h.Value)
-			b = append(b, '"')
-		}
-		b = append(b, '}')
-	}
-	return append(b, ']')
-}
-
-func containsNUL(b []byte) bool {
-	for _, c := range b {
-		if c == 0 {
-			return true
-		}
-	}
-	return false
-}
-
-func appendJSONString(b []byte, s string) []byte {
-	if !utf8.ValidString(s) {
-		s = strconv.QuoteToASCII(s)
-		s = s[1 : len(s)-1]
-	}
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c == 0:
-			b = append(b, `\uFFFD`...) // jsonb rejects \u0000
-		case c < 0x20:
-			b = append(b, `\u00`...)
-			b = append(b, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&15])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
+	return codec.AppendHeadersJSON(nil, h)
 }
 
 // refetch re-reads one record from Kafka, for the dead letter of a row

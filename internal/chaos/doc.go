@@ -3,7 +3,8 @@
 // invariants checked during and after the run. It holds only tests.
 //
 // The harness (harness_test.go) builds the `sluice` binary once per test
-// run with `go build`, starts a private PostgreSQL (internal/devenv) for the
+// run with `go build -tags sluicefault` (the fault hooks exist only in such
+// a build; a release binary ignores SLUICE_FAULT), starts a private PostgreSQL (internal/devenv) for the
 // whole run, and for each test a `sluice broker --data-dir` process and one
 // to three `sluice run` processes on 127.0.0.1. loadgen.Produce streams
 // deterministic traffic (every record's kind, id and fate follow from the

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -59,7 +58,8 @@ func setup(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("cannot find the go command to build sluice: %w", err)
 	}
-	build := exec.Command(goBin, "build", "-o", sluiceBin, "github.com/sluice-dev/sluice")
+	// The fault hooks (copy/fault.go) exist only in a sluicefault build.
+	build := exec.Command(goBin, "build", "-tags", "sluicefault", "-o", sluiceBin, "github.com/sluice-dev/sluice")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("cannot build sluice: %v\n%s", err, out)
@@ -1166,14 +1166,4 @@ func (c *cluster) lockTable(table string, d time.Duration) error {
 	}
 	time.Sleep(d) // the fault's duration
 	return tx.Commit(c.ctx)
-}
-
-// dialable reports whether addr accepts TCP connections.
-func dialable(addr string) bool {
-	conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	conn.Close()
-	return true
 }

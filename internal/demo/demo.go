@@ -160,7 +160,7 @@ tables:
 	total := stats.Records
 
 	// Drain: until the offsets stored in PostgreSQL reach the log end.
-	ends, err := ingest.LogEnds(ctx, brokers, o.Topic)
+	ends, err := devenv.LogEnds(ctx, brokers, o.Topic)
 	if err != nil {
 		close(stopProgress)
 		<-progressDone
@@ -175,7 +175,7 @@ tables:
 	close(stopProgress)
 	<-progressDone
 	st := app.Stats()
-	p99 := app.EndToEndQuantile(0.99)
+	p99 := app.EndToEndLatency().Quantile(0.99)
 	stopApp()
 	if err := <-appDone; err != nil {
 		return fmt.Errorf("the appliance failed: %w", err)
@@ -270,7 +270,7 @@ func waitStored(ctx context.Context, url string, cfg *ingest.Config, topic strin
 		return err
 	}
 	defer db.Close(context.Background())
-	return ingest.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, topic, ends, appDone, 100*time.Millisecond, nil)
+	return devenv.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, topic, ends, appDone, 100*time.Millisecond, nil)
 }
 
 // yamlList renders ss as a YAML flow sequence (JSON is YAML).

@@ -1,4 +1,4 @@
-package ingest
+package devenv
 
 import (
 	"context"
@@ -11,8 +11,7 @@ import (
 )
 
 // LogEnds returns the log end offset of each partition of topic, for
-// WaitStored. opts are extra client options (security, from
-// KafkaSecurityOpts).
+// WaitStored. opts are extra client options (security).
 func LogEnds(ctx context.Context, brokers []string, topic string, opts ...kgo.Opt) (map[int32]int64, error) {
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
 	if err != nil {
@@ -32,7 +31,8 @@ func LogEnds(ctx context.Context, brokers []string, topic string, opts ...kgo.Op
 // log end in ends is above 0 has a stored next_offset at or past it: the
 // appliance has committed everything up to those ends. It returns early
 // with an error when stopped yields (the appliance's Run returned) or ctx
-// ends. The demo and the benchmarks use it to time a drain. When ready is
+// ends. The demo and the benchmarks use it to time a drain; the appliance
+// itself never waits for a drain. When ready is
 // not nil, PostgreSQL is only asked once ready returns true (a cheap
 // in-process test, such as every record having been fetched), so that
 // polling often does not load the server being measured.

@@ -1,0 +1,118 @@
+package pgcopy
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Range is the offset advance of one partition in a Batch.
+type Range struct {
+	Topic     string
+	Partition int32
+	Epoch     int64 // the owner's fencing token from ClaimPartitions
+	From      int64 // next_offset the caller believes is stored (may be -1)
+	To        int64 // the new next_offset: last offset in the batch + 1
+}
+
+// Batch is one transaction's worth of work for one table.
+//
+// The Writer reads Data, Ends and the keys only during Write and keeps no reference
+// to them afterwards.
+type Batch struct {
+	Table *Table
+	Data  []byte // tuples back to back, no header/trailer
+	Ends  []int  // Ends[i] = end of tuple i in Data
+	// Keys and KeyEnds optionally hold each tuple's key as CutKey cuts it
+	// (KeyEnds[i] = end of tuple i's key in Keys); with one per tuple the
+	// direct path reads them instead of cutting the keys itself.
+	Keys    []byte
+	KeyEnds []int32
+	// Seen, when set, is the target's KeyFilter, shared by the Writers of
+	// the table: the direct path then probes only the keys it may hold,
+	// and adds the batch's keys once it commits.
+	Seen          *KeyFilter
+	Ranges        []Range      // one per partition in the batch
+	DeadLetters   []DeadLetter // found by the decoder; inserted in the same transaction
+	DeadLetterFor func(i int, err string) DeadLetter
+}
+
+// Result describes a committed Write.
+type Result struct {
+	// Rows is the number of tuples handed to the target: len(Ends) minus
+	// Rejected. In-batch duplicates and conflicts are counted; see Affected.
+	Rows int
+	// Affected is the number of rows inserted or updated in the target as
+	// reported by PostgreSQL, or -1 when the commit was confirmed by
+	// re-reading the offsets after a lost connection.
+	Affected int64
+	// Rejected are the tuples PostgreSQL refused, as dead letters committed
+	// with the batch.
+	Rejected []DeadLetter
+	// Direct is set when the tuples were copied straight into the target
+	// (direct.go) rather than merged from the staging table.
+	Direct bool
+	// Replayed is set when the batch had already been committed by an
+	// earlier Write whose outcome was lost; this Write changed nothing and
+	// Rejected is unknown.
+	Replayed bool
+	// Attempts is the number of transactions tried (deadlock and
+	// serialization retries, and the bisecting rerun after a row-level
+	// rejection).
+	Attempts                        int
+	CopyTime, MergeTime, CommitTime time.Duration
+	// Distinct is the number of distinct keys among the tuples of a keyed
+	// batch (Rows minus the in-batch duplicates), or -1 when not counted
+	// (keyless tables, careful reruns).
+	Distinct int
+	// ProbedKeys is the number of keys the direct path's probe looked up
+	// in the target (all distinct keys without Batch.Seen).
+	ProbedKeys int
+
+	optimistic bool // the direct path probed only the keys Seen may hold
+}
+
+// validate checks the shape of b; it does not parse tuples.
+func (b *Batch) validate() error {
+	if b.Table == nil {
+		return errors.New("cannot write a batch without a table: set Batch.Table")
+	}
+	if len(b.Ranges) == 0 {
+		return fmt.Errorf("cannot write a batch for %s without ranges: every batch must advance the offsets of the partitions it came from", b.Table.Name)
+	}
+	prev := 0
+	for i, e := range b.Ends {
+		if e <= prev {
+			return fmt.Errorf("cannot write a batch for %s: Ends[%d]=%d does not follow %d; every tuple must be non-empty", b.Table.Name, i, e, prev)
+		}
+		prev = e
+	}
+	if prev != len(b.Data) {
+		return fmt.Errorf("cannot write a batch for %s: the tuples end at %d but Data holds %d bytes", b.Table.Name, prev, len(b.Data))
+	}
+	for i := range b.Ranges {
+		for j := range i {
+			if b.Ranges[i].Topic == b.Ranges[j].Topic && b.Ranges[i].Partition == b.Ranges[j].Partition {
+				return fmt.Errorf("cannot write a batch for %s: partition %s/%d has two ranges; merge them", b.Table.Name, b.Ranges[i].Topic, b.Ranges[i].Partition)
+			}
+		}
+	}
+	return nil
+}
+
+func (b *Batch) start(i int) int {
+	if i == 0 {
+		return 0
+	}
+	return b.Ends[i-1]
+}
+
+// seq returns the seq field of tuple i of a keyed batch.
+func (b *Batch) seq(i int) (int64, error) {
+	s := b.start(i)
+	if b.Ends[i]-s < 14 || binary.BigEndian.Uint32(b.Data[s+2:]) != 8 {
+		return 0, fmt.Errorf("cannot read the seq field of tuple %d for %s: a keyed tuple must start with an int8 seq field", i, b.Table.Name)
+	}
+	return int64(binary.BigEndian.Uint64(b.Data[s+6:])), nil
+}

@@ -1,0 +1,72 @@
+package pgcopy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// createStage creates the connection's staging table for a keyed table:
+// (sluice_seq, columns) with each column of the target's own type (domains,
+// typmods and NOT NULL included, so COPY itself rejects bad tuples and names
+// their line) when the configured type has the same wire format, and of the
+// configured type otherwise (the merge then converts).
+//
+// It is a temporary table ON COMMIT DELETE ROWS: no WAL, no catalog churn
+// per batch, emptied by the commit that used it and gone with the session.
+// It is created once per session: a call on the connection that already
+// holds it does nothing.
+func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table, st *tableState) error {
+	if st.stagedOn == conn {
+		return nil
+	}
+	ts := st.sql
+	cols, err := describeTarget(ctx, conn, t)
+	if err != nil {
+		return err
+	}
+	oids, err := resolveTypes(ctx, conn, t)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString("CREATE TEMP TABLE IF NOT EXISTS " + ts.stage[len(`"pg_temp".`):] + " (" + pgx.Identifier{seqColumn}.Sanitize() + " int8 NOT NULL")
+	direct := t.OnConflict == PolicyIgnore
+	for i, c := range t.Columns {
+		tc, ok := cols[c.Name]
+		if !ok {
+			return fmt.Errorf("cannot find column %q in table %s: add it or remove it from the configuration, then run sluice migrate", c.Name, t.Name)
+		}
+		b.WriteString(", " + pgx.Identifier{c.Name}.Sanitize() + " ")
+		direct = direct && sameWireFormat(oids[i], tc.baseOID)
+		if sameWireFormat(oids[i], tc.baseOID) {
+			b.WriteString(tc.typ)
+			if tc.notNull {
+				b.WriteString(" NOT NULL")
+			}
+		} else {
+			b.WriteString(c.SQLType)
+		}
+	}
+	b.WriteString(") ON COMMIT DELETE ROWS")
+	w.roundTrip()
+	if err := execSimple(ctx, conn, b.String()); err != nil {
+		return fmt.Errorf("cannot create the staging table for %s: %w", t.Name, err)
+	}
+	st.direct = direct
+	st.keyFields, st.keyOIDs = st.keyFields[:0], st.keyOIDs[:0]
+	var keyTypes []string
+	for _, k := range t.Key {
+		i := slices.IndexFunc(t.Columns, func(c Column) bool { return c.Name == k })
+		st.keyFields = append(st.keyFields, 1+i)
+		st.keyOIDs = append(st.keyOIDs, oids[i])
+		keyTypes = append(keyTypes, t.Columns[i].SQLType)
+	}
+	st.probe = probeSQL(t, keyTypes)
+	st.stagedOn = conn
+	return nil
+}
