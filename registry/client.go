@@ -252,6 +252,22 @@ func (c *Client) Register(ctx context.Context, subject string, typ SchemaType, t
 	return id, nil
 }
 
+// Lookup returns the id of a schema already registered under subject, or
+// ErrNotFound (permanent) when the subject does not hold it. It registers
+// nothing.
+func (c *Client) Lookup(ctx context.Context, subject string, typ SchemaType, text string, refs ...Reference) (int, error) {
+	s := sr.Schema{Schema: text, Type: sr.SchemaType(typ)}
+	for _, r := range refs {
+		s.References = append(s.References, sr.SchemaReference{Name: r.Name, Subject: r.Subject, Version: r.Version})
+	}
+	c.requests.Add(1)
+	ss, err := c.sr.LookupSchema(ctx, subject, s)
+	if err != nil {
+		return 0, classify(fmt.Sprintf("look up a %s schema under subject %q", typ, subject), c.urls, err)
+	}
+	return ss.ID, nil
+}
+
 // resolve fetches root's references, transitively, dependencies first.
 func (c *Client) resolve(ctx context.Context, op string, root sr.SubjectSchema) (*Schema, error) {
 	typ := SchemaType(root.Type)

@@ -449,6 +449,12 @@ func TestRegister(t *testing.T) {
 	if err != nil || len(s.References) != 1 {
 		t.Fatalf("%+v, %v", s, err)
 	}
+	if got, err := c.Lookup(ctx, "address-value", TypeAvro, addressAvro, Reference{Name: "com.example.Country", Subject: "country-value", Version: 1}); err != nil || got != id {
+		t.Fatalf("lookup: id %d, %v; want %d", got, err, id)
+	}
+	if _, err := c.Lookup(ctx, "address-value", TypeAvro, countryAvro); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("lookup of an unregistered schema: got %v, want ErrNotFound", err)
+	}
 	_, err = c.Register(ctx, "bad-value", TypeAvro, addressAvro, Reference{Name: "x", Subject: "missing", Version: 1})
 	if err == nil || IsPermanent(err) {
 		t.Fatalf("registering with a missing reference: got %v, want a non-permanent error", err)
