@@ -322,9 +322,14 @@ func (e *encoder) parse(js []byte) error {
 		return err
 	}
 	ev.amountText = findField(e.fields, "amount")
-	if _, ok := e.amount.SetString(string(ev.amountText)); !ok {
-		return fmt.Errorf("amount %q is not a decimal", ev.amountText)
+	// The generator writes amounts with two decimals (appendFixed); parse
+	// them as cents rather than through Rat.SetString, which dominates.
+	whole, frac, ok := bytes.Cut(ev.amountText, []byte("."))
+	cents, err := strconv.ParseInt(string(whole)+string(frac), 10, 64)
+	if !ok || len(frac) != 2 || err != nil {
+		return fmt.Errorf("amount %q is not a decimal with two digits", ev.amountText)
 	}
+	e.amount.SetFrac64(cents, 100)
 	ev.Amount = &e.amount
 	if ev.URL, err = str(e.fields, "url"); err != nil {
 		return err
