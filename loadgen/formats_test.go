@@ -264,6 +264,13 @@ func TestFormatOptions(t *testing.T) {
 	if len(o.Bad) != 7 || o.Bad[KindWrongMagic] != 0 {
 		t.Fatalf("json spread: %v", o.Bad)
 	}
+	var out bytes.Buffer
+	if err := LoadgenMain(context.Background(), []string{"--format", "protobuf", "--registry", "http://127.0.0.1:8081",
+		"--print-table-config", "public.events"}, &out, &out); err != nil ||
+		!strings.Contains(out.String(), "schema_registry:\n  urls: [http://127.0.0.1:8081]\ntables:\n") ||
+		!strings.Contains(out.String(), "  format: protobuf\n") {
+		t.Fatalf("table config for protobuf: %v\n%s", err, out.String())
+	}
 	if _, err := Produce(context.Background(), []string{"127.0.0.1:1"}, Options{Format: FormatAvro, Records: 1}, nil); err == nil ||
 		!strings.Contains(err.Error(), "without a schema id") {
 		t.Fatalf("producing avro without a schema id: %v", err)
