@@ -200,6 +200,9 @@ func Verify(ctx context.Context, pgURL string, o VerifyOptions) (Report, error) 
 	if gen.Records <= 0 {
 		return Report{}, errors.New("cannot verify without a record count; pass the manifest or the number of records sent")
 	}
+	if registryFormat(gen.Format) && gen.SchemaID == 0 {
+		return Report{}, fmt.Errorf("cannot verify %s records without their schema id; pass the manifest, the schema id or the registry", gen.Format)
+	}
 	v := &verifier{o: o, gen: gen, g: NewGenerator(gen), rep: Report{Table: o.Table, Records: gen.Records}}
 	v.g.plain = true
 	v.sch = v.g.sch
@@ -393,7 +396,7 @@ WHERE topic = $1 AND target IN ($2, $3) AND ($4 = '' OR group_id = $4)`,
 				v.rep.DeadLetterWrongValue++
 				v.rep.example("wrong-valued dead letters", v.o.MaxExamples, "%s: record %d (%s): value of %d bytes differs from the %d bytes sent", where, b.index, b.kind, len(val), len(v.rec.Value))
 			}
-			if !bytes.Contains(raw[4], []byte(reasons[b.kind])) {
+			if !bytes.Contains(raw[4], []byte(reasonFor(b.kind, v.gen.Format))) {
 				v.rep.ReasonMismatch++
 				v.rep.example("dead letters with another reason (informational)", v.o.MaxExamples, "%s: %s record %d: error %q", where, b.kind, b.index, raw[4])
 			}
