@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -1297,6 +1298,13 @@ func appendJSONText(dst, s []byte, jsonb bool) ([]byte, Reason, string) {
 	i := 0
 	for i < len(s) {
 		j := i
+		for j+8 <= len(s) {
+			if m := specialBytes(binary.LittleEndian.Uint64(s[j:])); m != 0 {
+				j += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			j += 8
+		}
 		for j < len(s) && s[j] >= 0x20 && s[j] < 0x80 && s[j] != '"' && s[j] != '\\' {
 			j++
 		}
