@@ -68,3 +68,50 @@ func TestAvroSchemaNeeded(t *testing.T) {
 		t.Fatalf("got %v, want a SchemaNeededError for id 1", err)
 	}
 }
+
+// TestAvroZeroAllocs asserts the steady state allocates nothing per
+// record: the reference event, a nested and a map path, header framing,
+// decimals beyond 64 bits and records rendered as JSON.
+func TestAvroZeroAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race")
+	}
+	d := avroDecoder(t, referenceColumns, AvroReferenceSchema)
+	run := func(name string, d *Decoder, rec *Record) {
+		t.Helper()
+		dst := make([]byte, 0, 4096)
+		if _, err := d.AppendFields(dst, rec); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if allocs := testing.AllocsPerRun(200, func() {
+			var err error
+			if dst, err = d.AppendFields(dst[:0], rec); err != nil {
+				t.Fatal(err)
+			}
+		}); allocs != 0 {
+			t.Errorf("%s: %.1f allocations per record, want 0", name, allocs)
+		}
+	}
+	run("reference", d, &Record{Topic: "events", Offset: 42, Value: referenceAvroValue})
+	run("header framing", d, &Record{Value: referenceAvroValue[5:],
+		Headers: []Header{{Key: valueSchemaIDHeader, Value: referenceAvroValue[:5]}}})
+
+	cols := []Column{
+		{Name: "big", Type: TypeNumeric, Path: "big"},
+		{Name: "big_text", Type: TypeText, Path: "big"},
+		{Name: "m", Type: TypeText, Path: "m.k"},
+		{Name: "whole", Type: TypeJSONB, Path: "whole"},
+		{Name: "ts", Type: TypeText, Path: "ts"},
+		{Name: "f", Type: TypeNumeric, Path: "f"},
+	}
+	schema := `{"type":"record","name":"R","fields":[
+		{"name":"big","type":` + ftDecimal0 + `},
+		{"name":"m","type":{"type":"map","values":"string"}},
+		{"name":"whole","type":` + ftInner + `},
+		{"name":"ts","type":` + ftTsNanos + `},
+		{"name":"f","type":"double"}]}`
+	d2 := avroDecoder(t, cols, schema)
+	value := cat(AppendRegistryFraming(nil, 1), aS("\x80\x00\x00\x00\x00\x00\x00\x00\x00\x01"),
+		aL(2), aS("j"), aS("x"), aS("k"), aS("found"), aL(0), inner, aL(tsMillis*1e6+1), aF64(-1.25e-7))
+	run("nested", d2, &Record{Value: value})
+}
