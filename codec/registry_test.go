@@ -9,7 +9,9 @@ import (
 
 func TestParseFraming(t *testing.T) {
 	guid := [16]byte{0x3f, 0x1c, 0x9a, 0x2e, 0x8b, 0x4d, 0x4c, 0x6e, 0x9f, 0x2a, 0x1b, 0x3c, 0x5d, 0x7e, 0x9f, 0x01}
-	hdr := func(v string) []Header { return []Header{{Key: "other", Value: []byte("x")}, {Key: valueSchemaIDHeader, Value: []byte(v)}} }
+	hdr := func(v string) []Header {
+		return []Header{{Key: "other", Value: []byte("x")}, {Key: valueSchemaIDHeader, Value: []byte(v)}}
+	}
 	cases := []struct {
 		name     string
 		value    string
