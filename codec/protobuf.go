@@ -110,6 +110,37 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 )
 
+// ProtobufReferenceSchema is the reference event of the benchmarks as a
+// Protobuf schema, field for field the JSON one: ts is a
+// google.protobuf.Timestamp, amount a double (numeric columns read its
+// shortest decimal), attrs a message. Register it as it is; its first
+// message, sluice.reference.v1.Event, is the value (message index [0]).
+const ProtobufReferenceSchema = `syntax = "proto3";
+
+package sluice.reference.v1;
+
+import "google/protobuf/timestamp.proto";
+
+message Event {
+  string event_id = 1;
+  int64 tenant_id = 2;
+  int64 user_id = 3;
+  string type = 4;
+  google.protobuf.Timestamp ts = 5;
+  double amount = 6;
+  string url = 7;
+  string user_agent = 8;
+  Attrs attrs = 9;
+}
+
+message Attrs {
+  string country = 1;
+  string device = 2;
+  string session = 3;
+  string experiment = 4;
+}
+`
+
 // protobufSchemaFile is the import path the writer schema itself gets when
 // its text does not name one; it cannot clash with a reference that names
 // a real .proto file.
