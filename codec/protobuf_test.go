@@ -1,7 +1,9 @@
 package codec
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
@@ -9,6 +11,8 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
 )
 
 // Wire builders for hand-made payloads.
@@ -426,6 +430,215 @@ func TestProtobufCompileErrors(t *testing.T) {
 		var re *RowError
 		if !errors.As(err, &re) || re.Column != "c" || re.Path != tc.col.Path || !strings.Contains(re.Detail, tc.want) {
 			t.Errorf("%s %s: got %v, want a RowError for column c containing %q", tc.col.Path, tc.col.Type, err, tc.want)
+		}
+	}
+}
+
+// TestProtobufReferenceEvent: the reference event decodes from Protobuf to
+// the very fields it decodes to from JSON, in the schema's text and
+// descriptor forms, with no allocation per record.
+func TestProtobufReferenceEvent(t *testing.T) {
+	payload := protobufReferenceEvent(t)
+	d := mustDecoder(t, FormatJSON, referenceColumns, Options{})
+	want, err := d.AppendFields(nil, &Record{Offset: 42, Value: referenceEvent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = want[:len(want)-12] // kafka.offset is not a path column
+
+	fd, err := compileProtobufFile(&Schema{Text: ProtobufReferenceSchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := proto.Marshal(protodesc.ToFileDescriptorProto(fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{"text": ProtobufReferenceSchema, "descriptor": base64.StdEncoding.EncodeToString(desc)} {
+		p := pbPlan(t, text, []int{0}, referenceColumns)
+		got, rerr := pbAppendRow(p, nil, payload)
+		if rerr != nil {
+			t.Fatalf("%s: %v", name, rerr)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: fields differ from the JSON reference event's:\n got %q\nwant %q", name, got, want)
+		}
+		if raceEnabled {
+			continue
+		}
+		dst := make([]byte, 0, 1024)
+		if allocs := testing.AllocsPerRun(200, func() { dst, _ = pbAppendRow(p, dst[:0], payload) }); allocs != 0 {
+			t.Errorf("%s: %.1f allocations per record, want 0", name, allocs)
+		}
+	}
+}
+
+// TestProtobufZeroAllocsRich: maps, lists, Struct, oneofs, decimals and
+// merges allocate nothing once the scratch buffers have grown.
+func TestProtobufZeroAllocsRich(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race")
+	}
+	schema := fmt.Sprintf(pbCaseSchema, `map<string, Sub> m = 1; repeated int64 r = 2; google.protobuf.Struct st = 3;
+		oneof o { Sub a = 4; string b = 5; } confluent.type.Decimal d = 6; Sub s = 7; double f = 8; E e = 9;`)
+	cols := []Column{
+		{Name: "m", Type: TypeJSON, Path: "m"}, {Name: "mb", Type: TypeJSONB, Path: "m"},
+		{Name: "r", Type: TypeText, Path: "r"}, {Name: "st", Type: TypeJSONB, Path: "st"},
+		{Name: "a", Type: TypeText, Path: "a.s"}, {Name: "b", Type: TypeText, Path: "b"},
+		{Name: "d", Type: TypeNumeric, Path: "d"}, {Name: "dt", Type: TypeText, Path: "d"},
+		{Name: "s", Type: TypeJSON, Path: "s"}, {Name: "sn", Type: TypeInt4, Path: "s.n"},
+		{Name: "f", Type: TypeNumeric, Path: "f"}, {Name: "e", Type: TypeText, Path: "e"},
+	}
+	p := pbPlan(t, schema, []int{1}, cols)
+	payload := pbCat(
+		pbBytes(1, pbString(1, "k1"), pbBytes(2, pbString(1, "x\ny"), pbPacked(3, 1, 2))),
+		pbBytes(1, pbString(1, "k2"), pbBytes(2, pbVarint(2, 7))),
+		pbBytes(1, pbString(1, "k1")),
+		pbPacked(2, 1, 2, 3), pbVarint(2, 4),
+		pbBytes(3, pbBytes(1, pbString(1, "a"), pbBytes(2, pbBytes(5, pbBytes(1, pbString(1, "b"), pbBytes(2, pbString(3, "c"))))))),
+		pbString(5, "gone"), pbBytes(4, pbString(1, "x")),
+		pbBytes(6, pbBytes(1, []byte{0x80, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}), pbVarint(3, 7)),
+		pbBytes(7, pbString(1, "x")), pbBytes(7, pbVarint(2, 3)),
+		pbFixed64(8, math.Float64bits(1.0/3)), pbVarint(9, 2),
+	)
+	dst, rerr := pbAppendRow(p, nil, payload)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	fields, err := splitFields(dst, len(cols))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(fields[0]), `{"k2":{"n":7},"k1":{}}`; got != want {
+		t.Errorf("map as json: %s, want %s", got, want)
+	}
+	if got, want := string(fields[5]), ""; fields[5] != nil {
+		t.Errorf("cleared oneof member b: %q, want NULL (%s)", got, want)
+	}
+	if allocs := testing.AllocsPerRun(200, func() { dst, _ = pbAppendRow(p, dst[:0], payload) }); allocs != 0 {
+		t.Errorf("%.1f allocations per record, want 0", allocs)
+	}
+}
+
+// TestProtobufSchemas: references in both forms, built-in imports, message
+// indexes, and schemas that do not compile.
+func TestProtobufSchemas(t *testing.T) {
+	common := `syntax = "proto3";
+package common;
+import "confluent/meta.proto";
+message Money { string currency = 1 [(confluent.field_meta) = {doc: "ISO 4217"}]; int64 units = 2; }
+`
+	types := `syntax = "proto2";
+package common.types;
+message Tag { optional string name = 1 [default = "none"]; }
+`
+	fdTypes, err := compileProtobufFile(&Schema{Text: types})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fdpTypes := protodesc.ToFileDescriptorProto(fdTypes)
+	typesDesc, err := proto.Marshal(fdpTypes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	main := `syntax = "proto3";
+package shop;
+import "common/money.proto";
+import "common/types/tag.proto";
+import "confluent/type/decimal.proto";
+import "google/type/date.proto";
+import "google/type/money.proto";
+import "google/protobuf/wrappers.proto";
+message Order {
+  message Line { string sku = 1; common.Money price = 2; }
+  message Audit { message Entry { string who = 1; } }
+  repeated Line lines = 1;
+}
+message Refund {
+  common.Money amount = 1;
+  common.types.Tag tag = 2;
+  confluent.type.Decimal exact = 3;
+  google.type.Date day = 4;
+  google.type.Money gmoney = 5;
+  google.protobuf.Int32Value n = 6;
+}
+`
+	refs := []NamedSchema{
+		{Name: "common/money.proto", Schema: Schema{Type: SchemaProtobuf, Text: common}},
+		{Name: "common/types/tag.proto", Schema: Schema{Type: SchemaProtobuf, Text: base64.StdEncoding.EncodeToString(typesDesc)}},
+	}
+	s := &Schema{Type: SchemaProtobuf, Text: main, References: refs}
+	cols := []Column{
+		{Name: "units", Type: TypeInt8, Path: "amount.units"},
+		{Name: "tag", Type: TypeText, Path: "tag.name"},
+		{Name: "exact", Type: TypeNumeric, Path: "exact"},
+		{Name: "day", Type: TypeDate, Path: "day"},
+		{Name: "gm", Type: TypeJSONB, Path: "gmoney"},
+	}
+	p, err := compileProtobufPlan(s, []int{1}, cols, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := pbCat(pbBytes(1, pbVarint(2, 5)), pbBytes(2, pbString(1, "vip")), pbBytes(3, pbBytes(1, []byte{1}), pbVarint(3, 1)),
+		pbBytes(4, pbVarint(1, 2026), pbVarint(2, 1), pbVarint(3, 31)), pbBytes(5, pbString(1, "EUR"), pbVarint(2, 3)))
+	got, rerr := pbAppendRow(p.(*protobufPlan), nil, payload)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	var want []byte
+	want = appendInt8Field(want, 5)
+	want = appendStringField(want, "vip")
+	n, _ := splitNumber([]byte("0.1"))
+	want = appendNumericField(want, &n)
+	want = appendInt4Field(want, int32(daysFromCivil(2026, 1, 31)-unixToPGDays))
+	want = appendJSONBField(want, []byte(`{"currency_code":"EUR","units":3}`))
+	if !bytes.Equal(got, want) {
+		t.Errorf("fields\n got %q\nwant %q", got, want)
+	}
+
+	// Message indexes: nested messages, and indexes naming nothing.
+	for _, tc := range []struct {
+		idx  []int
+		path string
+		ok   bool
+	}{
+		{[]int{0}, "lines", true},
+		{nil, "lines", true},
+		{[]int{0, 0}, "sku", true},
+		{[]int{0, 1, 0}, "who", true},
+		{[]int{2}, "", false},
+		{[]int{0, 2}, "", false},
+		{[]int{1, 0}, "", false},
+		{[]int{-1}, "", false},
+	} {
+		p, err := compileProtobufPlan(s, tc.idx, []Column{{Name: "c", Type: TypeText, Path: "x"}}, Options{})
+		var re *RowError
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("index %v: %v", tc.idx, err)
+		case !tc.ok && (!errors.As(err, &re) || re.Reason != ReasonSchemaMismatch || !strings.Contains(re.Detail, "names no message")):
+			t.Errorf("index %v: got %v, want schema_mismatch naming no message", tc.idx, err)
+		case tc.ok:
+			pp := p.(*protobufPlan)
+			if pp.root.t.fieldByName(tc.path) < 0 {
+				t.Errorf("index %v selected %s, which has no field %s", tc.idx, pp.root.t.name, tc.path)
+			}
+		}
+	}
+
+	// Schemas that do not compile.
+	for name, s := range map[string]*Schema{
+		"syntax error":   {Text: "syntax = \"proto3\"; message {"},
+		"missing import": {Text: "syntax = \"proto3\"; import \"nowhere/x.proto\"; message A { x.Y y = 1; }"},
+		"empty":          {Text: "  "},
+		"unknown type":   {Text: "syntax = \"proto3\"; message A { Nope n = 1; }"},
+	} {
+		_, err := compileProtobufPlan(s, nil, []Column{{Name: "c", Type: TypeText, Path: "x"}}, Options{})
+		var re *RowError
+		if !errors.As(err, &re) || re.Reason != ReasonSchemaMismatch {
+			t.Errorf("%s: got %v, want schema_mismatch", name, err)
+		} else if name == "missing import" && !strings.Contains(re.Detail, "nowhere/x.proto") {
+			t.Errorf("%s: %q does not name the import", name, re.Detail)
 		}
 	}
 }
