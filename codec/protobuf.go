@@ -241,7 +241,24 @@ func protobufDescriptor(text string) (*descriptorpb.FileDescriptorProto, bool) {
 	if err := proto.Unmarshal(b, fdp); err != nil {
 		return nil, false
 	}
+	for _, m := range fdp.MessageType {
+		fillJSONNames(m)
+	}
 	return fdp, true
+}
+
+// fillJSONNames gives fields without a json_name the default one, as protoc
+// writes it: descriptors built by hand often leave it out, and the linker
+// takes a missing name for an empty custom one.
+func fillJSONNames(m *descriptorpb.DescriptorProto) {
+	for _, f := range m.Field {
+		if f.JsonName == nil {
+			f.JsonName = proto.String(pbJSONName(f.GetName()))
+		}
+	}
+	for _, n := range m.NestedType {
+		fillJSONNames(n)
+	}
 }
 
 // protobufMessage follows Confluent's message-index list.
