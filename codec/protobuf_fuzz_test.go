@@ -633,6 +633,16 @@ func pbDifferential(t *testing.T, seed uint64) {
 	if err := proto.Unmarshal(payload, oracle); err != nil {
 		t.Fatalf("seed %d: unmarshal: %v", seed, err)
 	}
+	p, dcols := pbDiffPlan(t, r, fdp, fd)
+	if rerr := p.decode(payload); rerr != nil {
+		t.Fatalf("seed %d: decode: %v\npayload %x", seed, rerr, payload)
+	}
+	pbCompare(t, fmt.Sprintf("seed %d", seed), p, dcols, oracle)
+}
+
+// pbDiffPlan compiles the plan of random columns for a generated schema,
+// from its descriptor form.
+func pbDiffPlan(t *testing.T, r *rand.Rand, fdp *descriptorpb.FileDescriptorProto, fd protoreflect.FileDescriptor) (*protobufPlan, []pbDiffColumn) {
 	desc, err := proto.Marshal(fdp)
 	if err != nil {
 		t.Fatal(err)
@@ -644,24 +654,29 @@ func pbDifferential(t *testing.T, seed uint64) {
 	}
 	pl, err := compileProtobufPlan(&Schema{Type: SchemaProtobuf, Text: base64.StdEncoding.EncodeToString(desc)}, nil, cols, Options{})
 	if err != nil {
-		t.Fatalf("seed %d: compile: %v", seed, err)
+		t.Fatalf("compile: %v", err)
 	}
-	p := pl.(*protobufPlan)
-	if rerr := p.decode(payload); rerr != nil {
-		t.Fatalf("seed %d: decode: %v\npayload %x", seed, rerr, payload)
-	}
+	return pl.(*protobufPlan), dcols
+}
+
+// pbCompare checks every column of the last decode against oracle.
+func pbCompare(t *testing.T, what string, p *protobufPlan, dcols []pbDiffColumn, oracle protoreflect.Message) {
 	for i := range dcols {
 		c := &dcols[i]
 		got, rerr := p.appendPath(nil, i)
 		want, reason, jsonText, skip := pbOracle(c, oracle)
-		where := fmt.Sprintf("seed %d column %s (%s %s)", seed, c.col.Path, c.col.Type, fieldKind(c.fd))
+		where := fmt.Sprintf("%s column %s (%s %s)", what, c.col.Path, c.col.Type, fieldKind(c.fd))
 		switch {
 		case skip:
 		case reason == "float-text":
+			if rerr != nil {
+				t.Errorf("%s: %v", where, rerr)
+				continue
+			}
 			f, err := strconv.ParseFloat(string(got[4:]), 64)
 			v := oracleFloat(c, oracle)
-			if rerr != nil || err != nil || !(f == v || math.IsNaN(f) && math.IsNaN(v)) || math.Signbit(f) != math.Signbit(v) {
-				t.Errorf("%s: got %q (%v), want %v", where, got, rerr, v)
+			if err != nil || !(f == v || math.IsNaN(f) && math.IsNaN(v)) || math.Signbit(f) != math.Signbit(v) {
+				t.Errorf("%s: got %q, want %v", where, got, v)
 			}
 		case reason != "":
 			if rerr == nil || rerr.Reason != reason {
@@ -720,4 +735,73 @@ func FuzzProtobufDifferential(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(pbDifferential)
+}
+
+// FuzzProtobufDecode feeds arbitrary payloads to the plan of a generated
+// schema. Where both the plan and dynamicpb accept the payload the columns
+// must agree; the plan may reject what dynamicpb accepts only for a wire
+// type that does not fit a field a column reads (dynamicpb keeps such a
+// field as unknown).
+func FuzzProtobufDecode(f *testing.F) {
+	for seed := uint64(0); seed < 4; seed++ {
+		r := rand.New(rand.NewPCG(seed, seed>>32|1))
+		g := &pbGen{r: r}
+		fdp := g.schema()
+		fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
+		if err != nil {
+			f.Fatal(err)
+		}
+		m := dynamicpb.NewMessage(fd.Messages().ByName("R"))
+		g.fill(m, 0)
+		b, _ := proto.Marshal(m)
+		f.Add(seed, b)
+	}
+	f.Add(uint64(1), []byte{0x0a, 0x03, 0x13, 0x14, 0x00})
+	f.Fuzz(func(t *testing.T, seed uint64, payload []byte) {
+		r := rand.New(rand.NewPCG(seed, seed>>32|1))
+		g := &pbGen{r: r}
+		fdp := g.schema()
+		fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, dcols := pbDiffPlan(t, r, fdp, fd)
+		oracle := dynamicpb.NewMessage(fd.Messages().ByName("R"))
+		goErr := proto.Unmarshal(payload, oracle)
+		rerr := p.decode(payload)
+		if rerr != nil {
+			if rerr.Reason != ReasonSchemaMismatch {
+				t.Fatalf("decode: %v", rerr)
+			}
+			if goErr == nil && !strings.Contains(rerr.Detail, "value for a field of type") {
+				t.Fatalf("decode rejects what protobuf accepts: %v", rerr)
+			}
+			return
+		}
+		if goErr != nil {
+			for i := range dcols { // no panic, well-formed or an error
+				if out, rerr := p.appendPath([]byte("x"), i); rerr == nil {
+					if _, err := splitFields(out[1:], 1); err != nil {
+						t.Fatal(err)
+					}
+				} else if string(out) != "x" {
+					t.Fatalf("buffer not restored: %q", out)
+				}
+			}
+			return
+		}
+		pbCompareLenient(t, p, dcols, oracle)
+	})
+}
+
+// pbCompareLenient is pbCompare where rendering a message may fail on a
+// field dynamicpb kept as unknown.
+func pbCompareLenient(t *testing.T, p *protobufPlan, dcols []pbDiffColumn, oracle protoreflect.Message) {
+	t.Helper()
+	for i := range dcols {
+		if _, rerr := p.appendPath(nil, i); rerr != nil && rerr.Reason == ReasonSchemaMismatch && strings.Contains(rerr.Detail, "value for a field of type") {
+			return
+		}
+	}
+	pbCompare(t, "fuzz", p, dcols, oracle)
 }
