@@ -14,8 +14,9 @@ package codec
 // index naming no message is ReasonSchemaMismatch for every record that
 // uses it.
 //
-// Paths name fields by their .proto names (the JSON name is accepted as
-// well), dotted through singular message fields: customer.address.city.
+// Paths name fields by their .proto names (the lowerCamelCase JSON name is
+// accepted as well), dotted through singular message fields:
+// customer.address.city.
 // Each member of a oneof is addressed by its own name. A path naming no
 // field of the writer schema is NULL for every record (so a column may
 // name a field that older or newer schema versions lack); a path through
@@ -58,8 +59,10 @@ package codec
 //	message                json, jsonb, text (the JSON)
 //	google.protobuf.Timestamp
 //	                       timestamptz, timestamp (seconds and nanos rounded to the
-//	                       microsecond as PostgreSQL rounds them), text (RFC 3339), json,
-//	                       jsonb; nanos outside 0..999999999 are ReasonInvalidValue
+//	                       microsecond as PostgreSQL rounds them; beyond PostgreSQL's
+//	                       range ReasonOutOfRange), text (RFC 3339, as protojson: years
+//	                       1 to 9999), json, jsonb; nanos outside 0..999999999 are
+//	                       ReasonInvalidValue
 //	google.protobuf.Duration
 //	                       int8 (microseconds, rounded half to even), text ("1.5s"),
 //	                       json, jsonb
@@ -81,7 +84,9 @@ package codec
 // unnamed), NaN and ±Infinity are the strings "NaN", "Infinity" and
 // "-Infinity", Timestamp and Duration are strings, wrappers are their
 // value, Struct/Value/ListValue are the JSON they hold, and
-// confluent.type.Decimal is a number. google.protobuf.Any stays
+// confluent.type.Decimal is a number. A text column holding a JSON string
+// (Timestamp, Duration, FieldMask, a Value holding a string) gets the
+// string's content, as for JSON records. google.protobuf.Any stays
 // {"@type": url, "value": base64} (its type is not resolved). A string
 // with NUL is ReasonInvalidValue in jsonb (json keeps \u0000); invalid
 // UTF-8 in a string is ReasonInvalidUTF8 in json, jsonb and text. Nesting
@@ -156,6 +161,9 @@ const protobufSchemaFile = "sluice/writer-schema.proto"
 // when a column cannot be read from the message (a path through a scalar,
 // repeated or map field, or a column type the field cannot fill). The
 // caller dead-letters each record written with that schema.
+//
+// The plan keeps the state of the last decode and scratch buffers: like a
+// Decoder, it is used by one goroutine at a time.
 func compileProtobufPlan(s *Schema, msgIndexes []int, cols []Column, opts Options) (valuePlan, error) {
 	opts = opts.EnsureDefaults()
 	fd, err := compileProtobufFile(s)
@@ -227,8 +235,11 @@ func compileProtobufFile(s *Schema) (protoreflect.FileDescriptor, error) {
 // protobufDescriptor decodes text as a base64 serialized
 // FileDescriptorProto, the form some serializers register.
 func protobufDescriptor(text string) (*descriptorpb.FileDescriptorProto, bool) {
-	text = strings.TrimSpace(text)
-	if text == "" || strings.ContainsAny(text, " \t\n;{") {
+	if strings.ContainsAny(text, ";{\"") {
+		return nil, false // .proto text: base64 has none of these
+	}
+	text = strings.Join(strings.Fields(text), "") // base64 may come wrapped
+	if text == "" {
 		return nil, false
 	}
 	b, err := base64.StdEncoding.DecodeString(text)

@@ -454,7 +454,10 @@ func TestProtobufReferenceEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, text := range map[string]string{"text": ProtobufReferenceSchema, "descriptor": base64.StdEncoding.EncodeToString(desc)} {
+	b64 := base64.StdEncoding.EncodeToString(desc)
+	forms := map[string]string{"text": ProtobufReferenceSchema, "descriptor": b64,
+		"wrapped descriptor": b64[:40] + "\n" + b64[40:80] + "\r\n" + b64[80:] + "\n"}
+	for name, text := range forms {
 		p := pbPlan(t, text, []int{0}, referenceColumns)
 		got, rerr := pbAppendRow(p, nil, payload)
 		if rerr != nil {
