@@ -256,9 +256,9 @@ func TestProtobufFramingReachesPlan(t *testing.T) {
 	d := mustDecoder(t, FormatProtobuf, []Column{{Name: "v", Type: TypeText, Path: "v"}}, Options{})
 	rec := &Record{Value: []byte("\x00\x00\x00\x00\x05\x00\x0a\x01x")}
 	needSchema(t, d, rec, SchemaRef{ID: 5}, &Schema{Type: SchemaProtobuf, Text: `syntax = "proto3"; message M { string v = 1; }`})
-	_, rerr := decode(t, d, rec)
-	if rerr == nil || rerr.Reason == "" || rerr.Detail == "" {
-		t.Fatalf("got %v", rerr)
+	fields, rerr := decode(t, d, rec)
+	if rerr != nil || len(fields) != 1 || string(fields[0]) != "x" {
+		t.Fatalf("got %q, %v", fields, rerr)
 	}
 	if len(d.schemas.entries[SchemaRef{ID: 5}].protos) != 1 {
 		t.Errorf("the plan for message [0] was not cached")
