@@ -74,9 +74,10 @@ type partState struct {
 
 	next int64 // worker: next_offset expected in PostgreSQL when the next batch commits
 
-	dropped       atomic.Bool  // revoked, lost or fenced: drop its work
-	halted        atomic.Bool  // offset out of range or data loss: needs an operator
-	committed     atomic.Int64 // last committed next_offset (-1: none)
+	dropped       atomic.Bool            // revoked, lost or fenced: drop its work
+	halted        atomic.Bool            // offset out of range, data loss or no route: needs an operator
+	haltWhy       atomic.Pointer[string] // why, when not the stored offset
+	committed     atomic.Int64           // last committed next_offset (-1: none)
 	highWatermark atomic.Int64
 }
 
@@ -89,9 +90,11 @@ type App struct {
 	budget *batching.Budget
 	limits batching.Limits
 
-	byTopic map[string]*tableRT
-	tables  []*tableRT
-	topics  []string
+	routeMu sync.Mutex          // guards byTopic, tables and the routes' instances
+	routes  []*route            // tables[] in order (routing.go)
+	byTopic map[string]*tableRT // resolved topics
+	tables  []*tableRT          // configured tables and template instances
+	topics  []string            // the topic names configured (patterns aside)
 	workers []*worker
 
 	cl *kgo.Client
@@ -152,32 +155,35 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 	a.reg = reg
 	for i := range cfg.Tables {
 		tc := cfg.Tables[i]
-		cols, err := tc.codecColumns()
-		if err != nil {
-			return nil, fmt.Errorf("tables[%d]: %w", i, err)
-		}
-		format, _ := codec.ParseFormat(tc.Format)
-		pt, err := tc.pgTable()
-		if err != nil {
-			return nil, fmt.Errorf("tables[%d]: %w", i, err)
-		}
-		t := &tableRT{cfg: tc, pg: pt, cols: cols, format: format,
-			opts: codec.Options{MaxRecordBytes: int(tc.MaxRecordBytes)}}
-		// Build one decoder now so a bad column spec fails at start.
-		dec, err := codec.NewDecoder(format, cols, t.opts)
-		if err != nil {
-			return nil, cfgErr(fmt.Sprintf("tables[%d].columns", i), "%v", err)
-		}
-		t.nFields = dec.NumFields()
-		if pt.Keyed() {
-			t.nFields++
-			t.keyFields = pt.KeyFields()
-			t.seen = pgcopy.NewKeyFilter(0)
-		}
-		a.tables = append(a.tables, t)
+		r := &route{cfg: tc, index: i, names: map[string]bool{}, template: hasTemplate(tc.Name), byName: map[string]*tableRT{}}
 		for _, tp := range tc.Topics {
-			a.byTopic[tp] = t
+			if isPattern(tp) {
+				re, err := compilePattern(tp)
+				if err != nil {
+					return nil, cfgErr(fmt.Sprintf("tables[%d].topics", i), "%q is not a valid pattern: %v", tp, err)
+				}
+				r.patterns = append(r.patterns, re)
+				continue
+			}
+			r.names[tp] = true
 			a.topics = append(a.topics, tp)
+		}
+		sample := tc
+		if r.template {
+			sample.Name, _ = expandTable(tc.Name, "sample.topic.name")
+		}
+		t, err := newTableRT(sample)
+		if err != nil {
+			return nil, fmt.Errorf("tables[%d]: %w", i, err)
+		}
+		a.routes = append(a.routes, r)
+		if r.template {
+			continue // instances are made per topic (routing.go)
+		}
+		r.fixed = t
+		a.tables = append(a.tables, t)
+		for n := range r.names {
+			a.byTopic[n] = t
 		}
 	}
 	sort.Strings(a.topics)
@@ -212,11 +218,17 @@ func (a *App) notReady() string {
 	if why := a.regWait.reason(); why != "" {
 		return why
 	}
-	var halted []string
+	var halted, unrouted []string
 	for _, st := range a.snapshotParts() {
-		if st.halted.Load() {
+		switch {
+		case st.haltWhy.Load() != nil:
+			unrouted = append(unrouted, fmt.Sprintf("%s/%d: %s", st.topic, st.partition, *st.haltWhy.Load()))
+		case st.halted.Load():
 			halted = append(halted, fmt.Sprintf("%s/%d", st.topic, st.partition))
 		}
+	}
+	if len(unrouted) > 0 {
+		return "unrouted partitions: " + strings.Join(unrouted, "; ")
 	}
 	if len(halted) > 0 {
 		return "halted partitions: " + strings.Join(halted, ", ") + " (see logs; reset with `sluice reset-offset`)"
@@ -349,10 +361,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	// decoders (built by the workers from t.cols) dead-letter values
 	// PostgreSQL would round or trim.
 	for _, t := range a.tables {
-		for i := range t.cols {
-			l := t.pg.Columns[i].Limit
-			t.cols[i].Limit = codec.Limit{Chars: l.Chars, Precision: l.Precision, Scale: l.Scale}
-		}
+		t.applyLimits()
 	}
 
 	if a.cfg.Metrics.Listen != "" {
@@ -408,7 +417,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	default:
 		a.updateMissing(missing)
 	}
-	a.log.Info("consuming", "topics", a.topics, "group", a.cfg.Kafka.Group, "workers", len(a.workers))
+	a.log.Info("consuming", "topics", a.subscriptions(), "group", a.cfg.Kafka.Group, "workers", len(a.workers))
 	a.consuming.Store(true)
 	pollCtx, cancelPoll := context.WithCancel(ctx)
 	a.failMu.Lock()

@@ -139,7 +139,7 @@ func (m *appMetrics) deadLetters(table, reason string) *metrics.Counter {
 func (a *App) writePartitionMetrics(w io.Writer) {
 	parts := a.snapshotParts()
 	tableLag := map[string]int64{}
-	for _, t := range a.tables {
+	for _, t := range a.tableList() {
 		tableLag[t.cfg.Name] = 0
 	}
 	writeFamily(w, "sluice_consumer_lag", "gauge")
@@ -157,7 +157,7 @@ func (a *App) writePartitionMetrics(w io.Writer) {
 		fmt.Fprintf(w, "sluice_partition_halted{topic=%q,partition=\"%d\"} %d\n", st.topic, st.partition, halted)
 	}
 	writeFamily(w, "sluice_table_lag", "gauge")
-	for _, t := range a.tables {
+	for _, t := range a.tableList() {
 		fmt.Fprintf(w, "sluice_table_lag{table=%q} %d\n", t.cfg.Name, tableLag[t.cfg.Name])
 	}
 	writeFamily(w, "sluice_partitions_assigned", "gauge")

@@ -460,8 +460,8 @@ func (w *worker) handOff(p *pending, why string, wait bool) {
 
 func (w *worker) commitLoop() {
 	// Connect while the consumer joins its group, not in the first batch.
-	tables := make([]*pgcopy.Table, 0, len(w.a.tables))
-	for _, t := range w.a.tables {
+	tables := make([]*pgcopy.Table, 0, len(w.a.tableList()))
+	for _, t := range w.a.tableList() {
 		tables = append(tables, t.pg)
 	}
 	if err := w.writer.Prepare(w.a.hardCtx, tables...); err != nil {
