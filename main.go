@@ -57,7 +57,7 @@ Commands:
   migrate      create the offsets, dead-letter and target tables (--config FILE)
   reset-offset set a partition's stored offset (for a halted partition)
   healthcheck  probe /healthz or /readyz of a running appliance (for containers)
-  broker       run the embedded Kafka-protocol broker (kfake)
+  broker       run the embedded Kafka-protocol broker (kfake), and a Schema Registry with --registry-listen
   demo         everything embedded: broker, PostgreSQL, traffic, appliance, verification
   loadgen      produce simulated traffic
   verify       check PostgreSQL against what loadgen sent, exactly once

@@ -250,6 +250,7 @@ type Column struct {
 	Source   Source
 	Path     string // dotted JSON path for SourcePath, e.g. "attrs.country"
 	Required bool   // missing or null becomes a *RowError instead of NULL
+	Limit    Limit  // the target column's length, precision and scale; checked after any source
 }
 
 // ParseColumn builds a Column from its configuration names (see ParseType
@@ -271,27 +272,47 @@ type Format uint8
 
 // Record formats.
 const (
-	FormatJSON Format = iota // the value is a JSON object; columns pick paths
-	FormatRaw                // key, value, headers and position, unparsed
+	FormatJSON       Format = iota // the value is a JSON object; columns pick paths
+	FormatRaw                      // key, value, headers and position, unparsed
+	FormatAvro                     // registry-framed Avro
+	FormatProtobuf                 // registry-framed Protobuf
+	FormatJSONSchema               // registry-framed JSON (JSON Schema)
 )
 
-// ParseFormat returns the Format for "json" or "raw".
+var formatNames = [...]string{
+	FormatJSON:       "json",
+	FormatRaw:        "raw",
+	FormatAvro:       "avro",
+	FormatProtobuf:   "protobuf",
+	FormatJSONSchema: "json_schema",
+}
+
+// ParseFormat returns the Format for a configuration name such as "json"
+// or "avro" ("" means json).
 func ParseFormat(name string) (Format, error) {
-	switch name {
-	case "json", "":
+	if name == "" {
 		return FormatJSON, nil
-	case "raw":
-		return FormatRaw, nil
 	}
-	return 0, fmt.Errorf("unknown format %q; use json or raw", name)
+	for i, n := range formatNames {
+		if n == name {
+			return Format(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown format %q; use one of %v", name, formatNames[:])
 }
 
 // String returns the configuration name of f.
 func (f Format) String() string {
-	if f == FormatRaw {
-		return "raw"
+	if int(f) < len(formatNames) {
+		return formatNames[f]
 	}
-	return "json"
+	return fmt.Sprintf("format(%d)", uint8(f))
+}
+
+// registry reports whether records of format f are framed with a Schema
+// Registry schema id.
+func (f Format) registry() bool {
+	return f == FormatAvro || f == FormatProtobuf || f == FormatJSONSchema
 }
 
 // Header is one Kafka record header.
@@ -327,6 +348,9 @@ const (
 	ReasonBadCompression  Reason = "bad_compression"
 	ReasonOversized       Reason = "oversized"
 	ReasonInvalidValue    Reason = "invalid_value"
+	ReasonBadFraming      Reason = "bad_framing"     // registry framing: wrong magic byte, truncated prefix or header
+	ReasonUnknownSchema   Reason = "unknown_schema"  // the registry has no schema with the record's id
+	ReasonSchemaMismatch  Reason = "schema_mismatch" // the payload does not match its writer schema, or the schema cannot be used
 )
 
 // RowError says why one record could not become a row: which column, which

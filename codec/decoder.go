@@ -20,11 +20,17 @@ type Decoder struct {
 	aux       parser // validates kafka.key documents
 	scratch   []byte // unescaped string values
 	z         decompressor
+
+	// Registry formats.
+	schemas schemaCache
+	plan    valuePlan // the plan of the record being decoded (Avro, Protobuf)
+	needed  SchemaRef // the schema AppendFields asks for
+	indexes []int     // Protobuf message indexes of the record
 }
 
 type column struct {
 	Column
-	slot  int    // SourcePath: index into parser.slots
+	slot  int    // SourcePath: index into parser.slots, or into the plan's path columns (Avro, Protobuf)
 	where string // Path or source name, for errors
 }
 
@@ -90,10 +96,16 @@ func NewDecoder(format Format, cols []Column, opts Options) (*Decoder, error) {
 		if cols == nil {
 			cols = RawColumns()
 		}
+	case FormatAvro, FormatProtobuf, FormatJSONSchema:
+		if len(cols) == 0 {
+			return nil, fmt.Errorf("cannot build a %s decoder without columns; configure at least one column", format)
+		}
 	default:
-		return nil, fmt.Errorf("cannot build a decoder for format %d; use json or raw", format)
+		return nil, fmt.Errorf("cannot build a decoder for format %d; use one of %v", format, formatNames[:])
 	}
 	d := &Decoder{format: format, opts: opts}
+	d.schemas.max = opts.MaxSchemas
+	binaryPaths := 0 // path columns of Avro and Protobuf, which their plans fill
 	d.p.maxDepth = opts.MaxDepth
 	d.aux.maxDepth = opts.MaxDepth
 	d.z.max = opts.MaxDecompressedBytes
@@ -111,6 +123,11 @@ func NewDecoder(format Format, cols []Column, opts Options) (*Decoder, error) {
 		switch c.Source {
 		case SourcePath:
 			col.where = c.Path
+			if format == FormatAvro || format == FormatProtobuf {
+				col.slot = binaryPaths
+				binaryPaths++
+				break
+			}
 			if root == nil {
 				root = &node{slot: -1}
 			}
@@ -174,6 +191,9 @@ func validateColumn(format Format, c Column) error {
 		return fmt.Errorf("the column has both source %s and path %q; a column reads one or the other", c.Source, c.Path)
 	}
 	allowed := sourceTypes[c.Source]
+	if c.Source == SourceValue && (format == FormatAvro || format == FormatProtobuf) {
+		allowed = []Type{TypeBytea} // binary values: only as received
+	}
 	if !slices.Contains(allowed, c.Type) {
 		return fmt.Errorf("source %s cannot fill a %s column; use type %v", c.Source, c.Type, joinTypes(allowed))
 	}
@@ -211,7 +231,16 @@ func (d *Decoder) AppendFields(dst []byte, rec *Record) ([]byte, error) {
 	// Keep no reference to the record's memory.
 	d.p.doc, d.aux.doc = nil, nil
 	d.z.src.Reset(nil)
+	if d.plan != nil {
+		if r, ok := d.plan.(planReleaser); ok {
+			r.release()
+		}
+		d.plan = nil
+	}
 	if rerr != nil {
+		if rerr == errSchemaNeeded {
+			return out[:entry], &SchemaNeededError{Ref: d.needed}
+		}
 		return out[:entry], rerr
 	}
 	return out, nil
@@ -222,10 +251,25 @@ func (d *Decoder) appendFields(dst []byte, rec *Record) ([]byte, *RowError) {
 		return dst, &RowError{Reason: ReasonOversized, Detail: fmt.Sprintf("key and value take %d bytes, more than the limit of %d", n, d.opts.MaxRecordBytes)}
 	}
 	value := rec.Value
-	if d.format == FormatJSON && value != nil && len(rec.Headers) > 0 {
+	if d.format != FormatRaw && value != nil && len(rec.Headers) > 0 {
 		var rerr *RowError
 		if value, rerr = d.z.decodeValue(rec); rerr != nil {
 			return dst, rerr
+		}
+	}
+	framed := value
+	if d.format.registry() && value != nil {
+		plan, payload, rerr := d.resolve(rec, value)
+		if rerr != nil {
+			return dst, rerr
+		}
+		if plan != nil {
+			d.plan = plan
+			if rerr := plan.decode(payload); rerr != nil {
+				return dst, rerr
+			}
+		} else {
+			value = payload // JSON Schema: the JSON document after the framing
 		}
 	}
 	var top span
@@ -241,9 +285,17 @@ func (d *Decoder) appendFields(dst []byte, rec *Record) ([]byte, *RowError) {
 	for i := range d.cols {
 		c := &d.cols[i]
 		var rerr *RowError
+		start := len(dst)
 		switch c.Source {
 		case SourcePath:
-			dst, rerr = d.appendPath(dst, c, d.p.slots[c.slot])
+			switch {
+			case d.plan != nil:
+				dst, rerr = d.plan.appendPath(dst, c.slot)
+			case d.root == nil:
+				dst, rerr = c.null(dst) // Avro or Protobuf tombstone
+			default:
+				dst, rerr = d.appendPath(dst, c, d.p.slots[c.slot])
+			}
 		case SourceTopic:
 			if reason, detail := checkText(s2b(rec.Topic)); reason != "" {
 				return dst, c.fail(reason, detail)
@@ -264,10 +316,19 @@ func (d *Decoder) appendFields(dst []byte, rec *Record) ([]byte, *RowError) {
 		case SourceHeaders:
 			dst = appendHeadersField(dst, c.Type, rec.Headers)
 		case SourceValue:
-			dst, rerr = d.appendValue(dst, c, value, top)
+			if c.Type == TypeBytea {
+				dst, rerr = d.appendValue(dst, c, framed, top) // registry formats: the framing included
+			} else {
+				dst, rerr = d.appendValue(dst, c, value, top)
+			}
 		}
 		if rerr != nil {
 			return dst, rerr
+		}
+		if c.Limit != (Limit{}) {
+			if rerr = c.checkLimit(dst[start:]); rerr != nil {
+				return dst, rerr
+			}
 		}
 	}
 	return dst, nil

@@ -7,6 +7,7 @@ const (
 	DefaultMaxRecordBytes       = 1 << 20
 	DefaultMaxDecompressedBytes = 16 << 20
 	DefaultMaxDepth             = 1000
+	DefaultMaxSchemas           = 1000
 )
 
 // Options tunes a Decoder. The zero value means every default.
@@ -30,6 +31,13 @@ type Options struct {
 	// default, DefaultMaxDepth (1000), stays well inside it and bounds the
 	// decoder's stack.
 	MaxDepth int
+
+	// MaxSchemas bounds the writer schemas a decoder of a registry format
+	// (avro, protobuf, json_schema) keeps with their compiled plans; past
+	// it the oldest is evicted and fetched again when a record needs it.
+	// Default DefaultMaxSchemas (1000): a topic rarely sees more than a
+	// few dozen schema versions, and each costs a few kilobytes.
+	MaxSchemas int
 }
 
 // EnsureDefaults returns a copy of o with zero fields set to their defaults.
@@ -43,6 +51,9 @@ func (o Options) EnsureDefaults() Options {
 	if o.MaxDepth == 0 {
 		o.MaxDepth = DefaultMaxDepth
 	}
+	if o.MaxSchemas == 0 {
+		o.MaxSchemas = DefaultMaxSchemas
+	}
 	return o
 }
 
@@ -55,6 +66,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("cannot use MaxDecompressedBytes %d: it must be positive (0 means the default %d)", o.MaxDecompressedBytes, DefaultMaxDecompressedBytes)
 	case o.MaxDepth < 0 || o.MaxDepth > 100_000:
 		return fmt.Errorf("cannot use MaxDepth %d: it must be between 1 and 100000 (0 means the default %d)", o.MaxDepth, DefaultMaxDepth)
+	case o.MaxSchemas < 0:
+		return fmt.Errorf("cannot use MaxSchemas %d: it must be positive (0 means the default %d)", o.MaxSchemas, DefaultMaxSchemas)
 	}
 	return nil
 }

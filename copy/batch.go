@@ -62,6 +62,10 @@ type Result struct {
 	// rejection).
 	Attempts                        int
 	CopyTime, MergeTime, CommitTime time.Duration
+	// Distinct is the number of distinct keys among the tuples of a keyed
+	// batch (Rows minus the in-batch duplicates), or -1 when not counted
+	// (keyless tables, careful reruns).
+	Distinct int
 	// ProbedKeys is the number of keys the direct path's probe looked up
 	// in the target (all distinct keys without Batch.Seen).
 	ProbedKeys int

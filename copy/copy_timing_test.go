@@ -16,9 +16,9 @@ func referenceTable(name string) *Table {
 	return &Table{
 		Name: name,
 		Columns: []Column{
-			{"event_id", "uuid"}, {"tenant_id", "int8"}, {"user_id", "int8"}, {"type", "text"},
-			{"ts", "timestamptz"}, {"amount", "float8"}, {"url", "text"}, {"user_agent", "text"},
-			{"attrs", "jsonb"},
+			{Name: "event_id", SQLType: "uuid"}, {Name: "tenant_id", SQLType: "int8"}, {Name: "user_id", SQLType: "int8"}, {Name: "type", SQLType: "text"},
+			{Name: "ts", SQLType: "timestamptz"}, {Name: "amount", SQLType: "float8"}, {Name: "url", SQLType: "text"}, {Name: "user_agent", SQLType: "text"},
+			{Name: "attrs", SQLType: "jsonb"},
 		},
 		Key:    []string{"event_id"},
 		Create: true,

@@ -23,8 +23,8 @@ type DeadLetter struct {
 }
 
 // insertDeadLetters inserts the decoder's and PostgreSQL's rejections.
-// A record already dead-lettered (same topic, partition, offset) is left
-// as it is.
+// A record already dead-lettered for this group and target (same topic,
+// partition, offset) is left as it is: a rerun of a batch adds nothing.
 func (w *Writer) insertDeadLetters(ctx context.Context, t *tx) error {
 	all := t.b.DeadLetters
 	if len(t.rejects) > 0 {
@@ -83,6 +83,7 @@ func (w *Writer) insertDeadLetters(ctx context.Context, t *tx) error {
 		a.str(cleanText(all[i].Error))
 	}
 	p.endArray(oidTextArr)
+	p.text(w.group)
 	w.roundTrip()
 	if _, err := t.conn.ExecParams(ctx, w.dlSQL, p.args(), p.oids, p.formats, nil).Close(); err != nil {
 		return fmt.Errorf("cannot insert %d dead letters into %s: %w", len(all), pgx.Identifier{w.schema, "dead_letters"}.Sanitize(), err)

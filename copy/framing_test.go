@@ -85,16 +85,16 @@ func TestParsePolicy(t *testing.T) {
 }
 
 func TestTableValidate(t *testing.T) {
-	ok := Table{Name: "s.t", Columns: []Column{{"id", "int8"}, {"v", "text"}}, Key: []string{"id"}, OffsetColumn: "id"}
+	ok := Table{Name: "s.t", Columns: []Column{{Name: "id", SQLType: "int8"}, {Name: "v", SQLType: "text"}}, Key: []string{"id"}, OffsetColumn: "id"}
 	if err := ok.validate(); err != nil {
 		t.Fatal(err)
 	}
 	for name, mut := range map[string]func(*Table){
 		"no columns":      func(t *Table) { t.Columns = nil },
 		"key not column":  func(t *Table) { t.Key = []string{"nope"} },
-		"dup column":      func(t *Table) { t.Columns = append(t.Columns, Column{"v", "text"}) },
+		"dup column":      func(t *Table) { t.Columns = append(t.Columns, Column{Name: "v", SQLType: "text"}) },
 		"offset column":   func(t *Table) { t.OffsetColumn = "nope" },
-		"reserved column": func(t *Table) { t.Columns = append(t.Columns, Column{seqColumn, "int8"}) },
+		"reserved column": func(t *Table) { t.Columns = append(t.Columns, Column{Name: seqColumn, SQLType: "int8"}) },
 		"bad type":        func(t *Table) { t.Columns[1].SQLType = "text; DROP TABLE x" },
 		"bad name":        func(t *Table) { t.Name = "a.b.c" },
 	} {

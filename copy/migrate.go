@@ -48,18 +48,20 @@ func Migrate(ctx context.Context, conn *pgconn.PgConn, schema string, tables []*
 );
 `, s)
 	fmt.Fprintf(&b, `CREATE TABLE IF NOT EXISTS %s.dead_letters (
+	group_id text NOT NULL,
+	target text NOT NULL,
 	topic text NOT NULL,
 	partition int NOT NULL,
 	"offset" bigint NOT NULL,
 	key bytea,
 	value bytea,
 	headers jsonb,
-	target text,
 	error text,
 	received_at timestamptz NOT NULL DEFAULT now(),
-	PRIMARY KEY (topic, partition, "offset")
+	PRIMARY KEY (group_id, target, topic, partition, "offset")
 );
 `, s)
+	b.WriteString(upgradeDeadLetters(s))
 	for _, t := range tables {
 		if !t.Create {
 			continue
@@ -95,6 +97,7 @@ func Migrate(ctx context.Context, conn *pgconn.PgConn, schema string, tables []*
 type targetColumn struct {
 	typ     string // format_type, with typmod: usable in DDL
 	baseOID uint32 // the type under any domains
+	typmod  int32  // the base type's modifier (varchar length, numeric precision and scale), -1 for none
 	notNull bool
 }
 
@@ -111,12 +114,13 @@ func describeTarget(ctx context.Context, conn *pgconn.PgConn, t *Table) (map[str
 		return nil, fmt.Errorf("cannot find table %s: create it, or set create: true for it and run sluice migrate", t.Name)
 	}
 	r, err = query(ctx, conn, `WITH RECURSIVE c AS (
-	SELECT a.attname, a.attnotnull, format_type(a.atttypid, a.atttypmod) AS typ, a.atttypid AS base
+	SELECT a.attname, a.attnotnull, format_type(a.atttypid, a.atttypmod) AS typ, a.atttypid AS base, a.atttypmod AS mod
 	FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
 	UNION ALL
-	SELECT c.attname, c.attnotnull, c.typ, t.typbasetype FROM c JOIN pg_type t ON t.oid = c.base WHERE t.typtype = 'd'
+	SELECT c.attname, c.attnotnull, c.typ, t.typbasetype, CASE WHEN t.typtypmod >= 0 THEN t.typtypmod ELSE c.mod END
+	FROM c JOIN pg_type t ON t.oid = c.base WHERE t.typtype = 'd'
 )
-SELECT c.attname, c.attnotnull, c.typ, c.base FROM c JOIN pg_type t ON t.oid = c.base WHERE t.typtype <> 'd'`, &p)
+SELECT c.attname, c.attnotnull, c.typ, c.base, c.mod FROM c JOIN pg_type t ON t.oid = c.base WHERE t.typtype <> 'd'`, &p)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the columns of table %s: %w", t.Name, err)
 	}
@@ -126,7 +130,11 @@ SELECT c.attname, c.attnotnull, c.typ, c.base FROM c JOIN pg_type t ON t.oid = c
 		if err != nil {
 			return nil, err
 		}
-		cols[string(row[0])] = targetColumn{typ: string(row[2]), baseOID: uint32(oid), notNull: string(row[1]) == "t"}
+		mod, err := atoi64(row[4])
+		if err != nil {
+			return nil, err
+		}
+		cols[string(row[0])] = targetColumn{typ: string(row[2]), baseOID: uint32(oid), typmod: int32(mod), notNull: string(row[1]) == "t"}
 	}
 	return cols, nil
 }
@@ -184,10 +192,15 @@ func checkTable(ctx context.Context, conn *pgconn.PgConn, t *Table) error {
 			return fmt.Errorf("cannot find column %q in table %s: add it (ALTER TABLE %s ADD COLUMN %s %s) or remove it from the configuration",
 				c.Name, t.Name, t.ident(), pgx.Identifier{c.Name}.Sanitize(), c.SQLType)
 		}
+		lim, err := checkColumn(t, c, oids[i], tc)
+		if err != nil {
+			return err
+		}
 		if !t.Keyed() && !sameWireFormat(oids[i], tc.baseOID) {
 			return fmt.Errorf("cannot copy column %s.%s: it is %s but configured as %s, and keyless tables are copied without conversion; configure type %s or change the column",
-				t.Name, c.Name, tc.typ, c.SQLType, tc.typ)
+				t.Name, c.Name, tc.typ, c.SQLType, typeNames[tc.baseOID])
 		}
+		t.Columns[i].Limit = lim
 	}
 	noIndex := func(cause string) error {
 		return fmt.Errorf("cannot merge into table %s: no usable unique index covers exactly the key (%s) (%s); add one, e.g. ALTER TABLE %s ADD PRIMARY KEY (%s) or CREATE UNIQUE INDEX ON %s (%s), not partial and not deferrable",
@@ -225,4 +238,37 @@ AND NOT EXISTS (
 		return noIndex("deferrable, partial or missing")
 	}
 	return nil
+}
+
+// upgradeDeadLetters returns the statements that bring a dead-letter table
+// of the first layout (identity (topic, partition, offset), one row per
+// record whatever the group or target) to the current one (identity
+// (group_id, target, topic, partition, offset)), keeping every row. It does
+// nothing on a table that already has group_id.
+//
+// The first layout did not record the group. An old row gets the group
+// whose offsets row covers its partition when exactly one group reads that
+// partition in this schema (the usual deployment), and the empty string
+// otherwise: the row is kept, findable by topic, partition and offset. A
+// row without a target gets the empty string too.
+func upgradeDeadLetters(schema string) string {
+	dl := schema + ".dead_letters"
+	off := schema + ".offsets"
+	lit := "'" + strings.ReplaceAll(dl, "'", "''") + "'"
+	return fmt.Sprintf(`DO $upgrade$ DECLARE pk name; BEGIN
+IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = %[3]s::regclass AND attname = 'group_id' AND NOT attisdropped) THEN
+	ALTER TABLE %[1]s ADD COLUMN group_id text;
+	UPDATE %[1]s AS d SET group_id = coalesce((
+		SELECT min(o.group_id) FROM %[2]s AS o WHERE o.topic = d.topic AND o.partition = d.partition
+		HAVING count(DISTINCT o.group_id) = 1), ''), target = coalesce(d.target, '');
+	ALTER TABLE %[1]s ALTER COLUMN group_id SET NOT NULL, ALTER COLUMN target SET NOT NULL;
+	SELECT conname INTO pk FROM pg_constraint WHERE conrelid = %[3]s::regclass AND contype = 'p';
+	IF pk IS NOT NULL THEN
+		EXECUTE format('ALTER TABLE %%s DROP CONSTRAINT %%I', %[3]s, pk);
+	END IF;
+	ALTER TABLE %[1]s ADD PRIMARY KEY (group_id, target, topic, partition, "offset");
+	RAISE NOTICE 'dead letters upgraded to one per group and target in %%', %[3]s;
+END IF;
+END $upgrade$;
+`, dl, off, lit)
 }

@@ -1,6 +1,7 @@
 package pgcopy
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -9,7 +10,7 @@ import (
 func eventsTable() *Table {
 	return &Table{
 		Name:         "public.events",
-		Columns:      []Column{{"id", "int8"}, {"val", "text"}, {"off", "int8"}},
+		Columns:      []Column{{Name: "id", SQLType: "int8"}, {Name: "val", SQLType: "text"}, {Name: "off", SQLType: "int8"}},
 		Key:          []string{"id"},
 		OnConflict:   PolicyIgnore,
 		OffsetColumn: "off",
@@ -20,7 +21,7 @@ func eventsTable() *Table {
 func TestMigrateIdempotentConcurrent(t *testing.T) {
 	t.Parallel()
 	url := newDB(t)
-	tables := []*Table{eventsTable(), {Name: "other.logs", Columns: []Column{{"line", "text"}}, Create: true}}
+	tables := []*Table{eventsTable(), {Name: "other.logs", Columns: []Column{{Name: "line", SQLType: "text"}}, Create: true}}
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for range 8 {
@@ -85,7 +86,7 @@ CREATE TABLE badcast (id int8 PRIMARY KEY, val point, off int8)`)
 	f("nocol", `"off"`, "ADD COLUMN")
 	f("missing", "create: true")
 	f("badcast", "point")
-	logs := &Table{Name: "logs", Columns: []Column{{"n", "int8"}}}
+	logs := &Table{Name: "logs", Columns: []Column{{Name: "n", SQLType: "int8"}}}
 	err := Migrate(testCtx(t), c, "sluice", []*Table{logs})
 	if err == nil || !strings.Contains(err.Error(), "logs.n") || !strings.Contains(err.Error(), "integer") {
 		t.Errorf("keyless type mismatch: %v", err)
@@ -101,4 +102,148 @@ CREATE UNIQUE INDEX ON ok_existing (id)`)
 	if err := Migrate(testCtx(t), c, "sluice", []*Table{ok}); err != nil {
 		t.Errorf("pre-existing table with a unique index: %v", err)
 	}
+}
+
+// TestColumnCompatibility: a target column must hold every value of the
+// configured type unchanged. Lossy pairs are refused naming both types and
+// the ALTER TABLE fix; widenings are accepted and typmods become Limits.
+func TestColumnCompatibility(t *testing.T) {
+	t.Parallel()
+	url := newDB(t)
+	c := connect(t, url)
+	mustExec(t, c, `CREATE DOMAIN positive_amount AS numeric(12,2) CHECK (VALUE >= 0);
+CREATE DOMAIN short_name AS varchar(8)`)
+	n := 0
+	try := func(keyed bool, cfg, target string) (Limit, error) {
+		t.Helper()
+		n++
+		name := fmt.Sprintf("compat%d", n)
+		ddl := fmt.Sprintf("CREATE TABLE %s (id int8 NOT NULL, v %s)", name, target)
+		cols := []Column{{Name: "id", SQLType: "int8"}, {Name: "v", SQLType: cfg}}
+		tbl := &Table{Name: name, Columns: cols}
+		if keyed {
+			ddl = fmt.Sprintf("CREATE TABLE %s (id int8 PRIMARY KEY, v %s)", name, target)
+			tbl.Key = []string{"id"}
+		}
+		mustExec(t, c, ddl)
+		err := Migrate(testCtx(t), c, "sluice", []*Table{tbl})
+		return tbl.Columns[1].Limit, err
+	}
+	refused := []struct{ cfg, target, why string }{
+		{"float8", "int4", "cannot hold every value"},
+		{"numeric", "int4", "cannot hold every value"},
+		{"float8", "float4", "cannot hold every value"},
+		{"float8", "numeric", "cannot hold every value"},
+		{"int8", "int4", "cannot hold every value"},
+		{"int8", "float8", "cannot hold every value"},
+		{"numeric", "text", "changes its type"},
+		{"int8", "varchar(40)", "changes its type"},
+		{"timestamptz", "timestamp", "time zone"},
+		{"timestamp", "timestamptz", "time zone"},
+		{"jsonb", "json", "normalises"},
+		{"json", "jsonb", "normalises"},
+		{"text", "char(10)", "pads"},
+		{"timestamptz", "timestamptz(0)", "precision 0"},
+		{"int8", "numeric(12,2)", "integer digits"},
+		{"int4", "numeric(9,0)", "integer digits"},
+		{"numeric", "numeric(5,-2)", "negative scale"},
+		{"uuid", "text", "changes its type"},
+		{"text", "uuid", "cannot hold"},
+		{"bool", "int2", "cannot hold"},
+	}
+	for _, keyed := range []bool{true, false} {
+		for _, r := range refused {
+			_, err := try(keyed, r.cfg, r.target)
+			if err == nil {
+				t.Errorf("keyed=%v: %s configured into a %s column was accepted", keyed, r.cfg, r.target)
+				continue
+			}
+			for _, want := range []string{".v", r.why, "ALTER TABLE", "TYPE " + r.cfg} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("keyed=%v %s into %s: error %q does not mention %q", keyed, r.cfg, r.target, err, want)
+				}
+			}
+		}
+	}
+	allowed := []struct {
+		cfg, target string
+		lim         Limit
+	}{
+		{"int2", "int4", Limit{}},
+		{"int2", "float4", Limit{}},
+		{"int4", "int8", Limit{}},
+		{"int4", "float8", Limit{}},
+		{"int4", "numeric(10,0)", Limit{}},
+		{"int8", "numeric", Limit{}},
+		{"int8", "numeric(21,2)", Limit{}},
+		{"float4", "float8", Limit{}},
+		{"text", "varchar(12)", Limit{Chars: 12}},
+		{"text", "varchar", Limit{}},
+		{"text", "short_name", Limit{Chars: 8}},
+		{"numeric", "numeric(12,2)", Limit{Precision: 12, Scale: 2}},
+		{"numeric", "positive_amount", Limit{Precision: 12, Scale: 2}},
+		{"numeric", "numeric", Limit{}},
+		{"timestamptz", "timestamptz(6)", Limit{}},
+	}
+	for _, a := range allowed {
+		lim, err := try(true, a.cfg, a.target)
+		if err != nil {
+			t.Errorf("%s configured into a %s column was refused: %v", a.cfg, a.target, err)
+		} else if lim != a.lim {
+			t.Errorf("%s into %s: limit %+v, want %+v", a.cfg, a.target, lim, a.lim)
+		}
+	}
+	// Keyless tables are copied without conversion: a widening needs the
+	// column's own type, and the message names it.
+	_, err := try(false, "int4", "int8")
+	if err == nil || !strings.Contains(err.Error(), "configure type int8") {
+		t.Errorf("keyless int4 into int8: %v", err)
+	}
+	// Same wire format with a limit works keyless too.
+	if lim, err := try(false, "text", "varchar(5)"); err != nil || lim.Chars != 5 {
+		t.Errorf("keyless text into varchar(5): %+v, %v", lim, err)
+	}
+}
+
+// TestMigrateDeadLettersUpgrade: a dead-letter table of the first layout
+// (one row per topic, partition and offset) is upgraded in place to one
+// row per group and target, keeping every row; a second group can then
+// dead-letter the same record.
+func TestMigrateDeadLettersUpgrade(t *testing.T) {
+	t.Parallel()
+	url := newDB(t)
+	c := connect(t, url)
+	mustExec(t, c, `CREATE SCHEMA sluice;
+CREATE TABLE sluice.offsets (group_id text NOT NULL, topic text NOT NULL, partition int NOT NULL,
+	next_offset bigint NOT NULL, owner_epoch bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (group_id, topic, partition));
+CREATE TABLE sluice.dead_letters (topic text NOT NULL, partition int NOT NULL, "offset" bigint NOT NULL,
+	key bytea, value bytea, headers jsonb, target text, error text, received_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (topic, partition, "offset"));
+INSERT INTO sluice.offsets VALUES ('g1', 'solo', 0, 10, 1), ('g1', 'shared', 0, 10, 1), ('g2', 'shared', 0, 10, 1);
+INSERT INTO sluice.dead_letters (topic, partition, "offset", value, target, error) VALUES
+	('solo', 0, 3, 'x', 'public.events', 'malformed_json: a'),
+	('shared', 0, 4, 'y', 'public.events', 'malformed_json: b'),
+	('gone', 1, 5, 'z', NULL, 'malformed_json: c')`)
+	for range 2 { // the second run finds the new layout and changes nothing
+		if err := Migrate(testCtx(t), c, "sluice", []*Table{eventsTable()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := queryRows(t, c, `SELECT group_id, target, topic, partition, "offset", value, error FROM sluice.dead_letters ORDER BY "offset"`)
+	want := [][]string{
+		{"g1", "public.events", "solo", "0", "3", `\x78`, "malformed_json: a"},
+		{"", "public.events", "shared", "0", "4", `\x79`, "malformed_json: b"},
+		{"", "", "gone", "1", "5", `\x7a`, "malformed_json: c"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after the upgrade:\n got %v\nwant %v", got, want)
+	}
+	pk := queryRows(t, c, `SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+WHERE i.indrelid = 'sluice.dead_letters'::regclass AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)`)
+	if fmt.Sprint(pk) != "[[group_id] [target] [topic] [partition] [offset]]" {
+		t.Errorf("primary key after the upgrade: %v", pk)
+	}
+	mustExec(t, c, `INSERT INTO sluice.dead_letters (group_id, target, topic, partition, "offset", error)
+VALUES ('g2', 'public.events', 'solo', 0, 3, 'another group')`)
 }

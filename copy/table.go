@@ -46,6 +46,9 @@ func (p Policy) String() string {
 type Column struct {
 	Name    string // target column name, used verbatim (quoted)
 	SQLType string // the type the field is encoded as, e.g. "int8", "timestamptz", "jsonb"
+	// Limit is set by Migrate from the target column's type modifier: the
+	// encoder must dead-letter values past it (see Limit).
+	Limit Limit
 }
 
 // Table describes a target. The Writer caches what it derives from a Table

@@ -169,7 +169,7 @@ func TestDuplicates(t *testing.T) {
 
 func TestKeyless(t *testing.T) {
 	t.Parallel()
-	tbl := &Table{Name: "logs", Columns: []Column{{"line", "text"}, {"n", "int8"}, {"id", "uuid"}, {"doc", "jsonb"}}, Create: true}
+	tbl := &Table{Name: "logs", Columns: []Column{{Name: "line", SQLType: "text"}, {Name: "n", SQLType: "int8"}, {Name: "id", SQLType: "uuid"}, {Name: "doc", SQLType: "jsonb"}}, Create: true}
 	url, c, claims := setup(t, 1, tbl)
 	w := newWriter(t, url)
 	b := newBuilder(tbl, "t", 0)

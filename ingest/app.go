@@ -105,6 +105,9 @@ type App struct {
 	consuming   atomic.Bool
 	metricsAddr atomic.Value // string
 
+	topicsW topicWatch     // subscribed topics that do not exist (monitor.go)
+	periods monitorPeriods // the monitor's timings
+
 	// failed holds the first fatal error; failPoll stops the poll loop.
 	failMu   sync.Mutex
 	failed   error
@@ -135,6 +138,7 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 		},
 	}
 	a.metricsAddr.Store("")
+	a.periods = defaultPeriods()
 	for _, w := range securityWarnings(cfg) {
 		a.log.Warn("insecure setting: " + w)
 	}
@@ -153,7 +157,7 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 		t := &tableRT{cfg: tc, pg: pt, cols: cols, format: format,
 			opts: codec.Options{MaxRecordBytes: int(tc.MaxRecordBytes)}}
 		// Build one decoder now so a bad column spec fails at start.
-		dec, err := codec.NewDecoder(format, colsForFormat(format, cols), t.opts)
+		dec, err := codec.NewDecoder(format, cols, t.opts)
 		if err != nil {
 			return nil, cfgErr(fmt.Sprintf("tables[%d].columns", i), "%v", err)
 		}
@@ -184,13 +188,6 @@ func dataBudget(cfg *Config) int64 {
 	return int64(float64(cfg.Batch.MaxInflightBytes) * dataShare)
 }
 
-func colsForFormat(f codec.Format, cols []codec.Column) []codec.Column {
-	if f == codec.FormatRaw {
-		return nil
-	}
-	return cols
-}
-
 // MetricsAddr returns the address the metrics server listens on, once Run
 // has started it.
 func (a *App) MetricsAddr() string { return a.metricsAddr.Load().(string) }
@@ -201,6 +198,9 @@ func (a *App) Ready() bool { return a.notReady() == "" }
 func (a *App) notReady() string {
 	if !a.consuming.Load() {
 		return "not consuming"
+	}
+	if missing := a.missingTopics(); len(missing) > 0 {
+		return missingTopicsMessage(missing)
 	}
 	var halted []string
 	for _, st := range a.snapshotParts() {
@@ -265,15 +265,38 @@ func connectPG(ctx context.Context, url string, patience time.Duration) (*pgconn
 			return conn, nil
 		}
 		if !pgcopy.IsRetryable(err) || time.Now().After(deadline) || isAuthError(err) {
-			return nil, errors.New(withHint("cannot connect to PostgreSQL (postgres.url): "+redactErr(err, url), pgHint(err)))
+			return nil, errors.New(pgConnectError(err, url))
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%s: %w", withHint("cannot connect to PostgreSQL (postgres.url): "+redactErr(err, url), pgHint(err)), ctx.Err())
+			return nil, fmt.Errorf("%s: %w", pgConnectError(err, url), ctx.Err())
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 2*time.Second)
 	}
+}
+
+// pgConnectError words a failed connection. A server's refusal (wrong or
+// missing password, no pg_hba.conf rule, no such database) is reported
+// alone: with sslmode=prefer pgconn also lists the TLS attempt the server
+// refused first, which only hides the cause.
+func pgConnectError(err error, url string) string {
+	const prefix = "cannot connect to PostgreSQL (postgres.url)"
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || !(strings.HasPrefix(pe.Code, "28") || pe.Code == "3D000") {
+		return withHint(prefix+": "+redactErr(err, url), pgHint(err))
+	}
+	who, noPassword := "", false
+	if cfg, perr := pgconn.ParseConfig(url); perr == nil {
+		who = fmt.Sprintf(" as user %s at %s:%d", cfg.User, cfg.Host, cfg.Port)
+		noPassword = cfg.Password == ""
+	}
+	msg := fmt.Sprintf("%s%s: %s: %s (SQLSTATE %s)", prefix, who, pe.Severity, pe.Message, pe.Code)
+	hint := pgHint(err)
+	if pe.Code == "28P01" && noPassword {
+		hint = "no password was given; set it with postgres.password_file, SLUICE_POSTGRES_PASSWORD_FILE, SLUICE_POSTGRES_PASSWORD or in postgres.url"
+	}
+	return withHint(msg, hint)
 }
 
 func isAuthError(err error) bool {
@@ -311,6 +334,15 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	if err := pgcopy.Migrate(ctx, ctl, a.cfg.Postgres.Schema, pts); err != nil {
 		return fmt.Errorf("cannot prepare tables: %w", err)
+	}
+	// The targets' length, precision and scale are known now: the
+	// decoders (built by the workers from t.cols) dead-letter values
+	// PostgreSQL would round or trim.
+	for _, t := range a.tables {
+		for i := range t.cols {
+			l := t.pg.Columns[i].Limit
+			t.cols[i].Limit = codec.Limit{Chars: l.Chars, Precision: l.Precision, Scale: l.Scale}
+		}
 	}
 
 	if a.cfg.Metrics.Listen != "" {
@@ -355,13 +387,28 @@ func (a *App) Run(ctx context.Context) (err error) {
 		cl.Close()
 		return err
 	}
+	missing, err := a.checkTopics(ctx)
+	switch {
+	case err != nil:
+		a.log.Warn("cannot list the subscribed topics; the monitor retries", "err", err)
+	case len(missing) > 0 && a.cfg.Kafka.MissingTopics == "fail":
+		cl.Close()
+		return fmt.Errorf("cannot start: subscribed topic(s) %s do not exist (kafka.missing_topics: fail); create them, correct tables[].topics, or set kafka.missing_topics: wait",
+			strings.Join(missing, ", "))
+	default:
+		a.updateMissing(missing)
+	}
 	a.log.Info("consuming", "topics", a.topics, "group", a.cfg.Kafka.Group, "workers", len(a.workers))
 	a.consuming.Store(true)
 	pollCtx, cancelPoll := context.WithCancel(ctx)
 	a.failMu.Lock()
 	a.failPoll = cancelPoll
 	a.failMu.Unlock()
+	monitorDone := make(chan struct{})
+	go func() { defer close(monitorDone); a.monitor(pollCtx) }()
 	pollErr := a.pollLoop(pollCtx)
+	cancelPoll()
+	<-monitorDone
 	cancelPoll()
 	a.consuming.Store(false)
 	if pollErr == nil {

@@ -48,6 +48,10 @@ type KafkaConfig struct {
 	RebalanceTimeout Duration `yaml:"rebalance_timeout"`
 	// FetchMaxBytes caps one fetch response (bounds memory).
 	FetchMaxBytes Size `yaml:"fetch_max_bytes"`
+	// MissingTopics says what a configured topic that does not exist
+	// does: "wait" (default: warn, count it, /readyz not ready, consume it
+	// once it is created) or "fail" (Run fails at start, naming it).
+	MissingTopics string `yaml:"missing_topics"`
 }
 
 // TLSConfig is `kafka.tls`.
@@ -77,7 +81,8 @@ type PostgresConfig struct {
 	Schema   string `yaml:"schema"`
 	MaxConns int    `yaml:"max_conns"`
 	// PasswordFile holds the password (a mounted secret); it wins over
-	// SLUICE_POSTGRES_PASSWORD and the URL's password.
+	// the URL's password, and may not be combined with
+	// SLUICE_POSTGRES_PASSWORD.
 	PasswordFile string `yaml:"password_file"`
 }
 
@@ -197,6 +202,7 @@ func Defaults() Config {
 			SessionTimeout:   Duration(10 * time.Second),
 			RebalanceTimeout: Duration(30 * time.Second),
 			FetchMaxBytes:    Size(4 << 20),
+			MissingTopics:    "wait",
 		},
 		Postgres: PostgresConfig{
 			URL:      "postgres://postgres@127.0.0.1:5432/postgres",
@@ -402,6 +408,9 @@ func (c *Config) Validate() error {
 	}
 	if k.StartOffset != "earliest" && k.StartOffset != "latest" {
 		return cfgErr("kafka.start_offset", "%q is not valid; use earliest or latest", k.StartOffset)
+	}
+	if k.MissingTopics != "wait" && k.MissingTopics != "fail" {
+		return cfgErr("kafka.missing_topics", "%q is not valid; use wait or fail", k.MissingTopics)
 	}
 	switch mech := strings.ToUpper(k.SASL.Mechanism); {
 	case mech == "":

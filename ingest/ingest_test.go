@@ -142,7 +142,7 @@ type running struct {
 	stop func()
 }
 
-func (e *env) start(cfg *Config) *running {
+func (e *env) start(cfg *Config, prep ...func(*App)) *running {
 	e.t.Helper()
 	lvl := slog.LevelInfo
 	if os.Getenv("SLUICE_TEST_DEBUG") != "" {
@@ -152,6 +152,9 @@ func (e *env) start(cfg *Config) *running {
 	app, err := New(cfg, log)
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	for _, f := range prep {
+		f(app)
 	}
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan error, 1)

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	pgcopy "github.com/sluice-dev/sluice/copy"
 	"github.com/sluice-dev/sluice/internal/buildinfo"
 )
 
@@ -42,12 +44,24 @@ type appMetrics struct {
 	probedKeys       *metrics.Counter
 	e2eHist          latencyHist
 
-	mu   sync.Mutex
-	rows map[string]*metrics.Counter
-	dls  map[[2]string]*metrics.Counter
+	mu     sync.Mutex
+	tables map[string]*tableMetrics
+	dls    map[[2]string]*metrics.Counter
+}
+
+// tableMetrics are a target table's row counters. Every tuple handed to
+// the target lands (written), is a later duplicate of a key earlier in its
+// batch (deduplicated), or is kept out by a stored row that wins (ignored:
+// the key exists under on_conflict ignore, or the stored row is newer under
+// update).
+type tableMetrics struct {
+	written, deduplicated, ignored *metrics.Counter
 }
 
 func newAppMetrics(inflight func() float64) *appMetrics {
+	// Every family gets # HELP and # TYPE lines (the setting is global to
+	// the library; Sluice's help texts are filled in by writeWithHelp).
+	metrics.ExposeMetadata(true)
 	s := metrics.NewSet()
 	m := &appMetrics{
 		set:              s,
@@ -64,7 +78,7 @@ func newAppMetrics(inflight func() float64) *appMetrics {
 		mergeDur:         s.NewPrometheusHistogramExt("sluice_merge_duration_seconds", latencyBuckets),
 		commitDur:        s.NewPrometheusHistogramExt("sluice_commit_duration_seconds", latencyBuckets),
 		endToEnd:         s.NewPrometheusHistogramExt("sluice_end_to_end_seconds", latencyBuckets),
-		rows:             map[string]*metrics.Counter{},
+		tables:           map[string]*tableMetrics{},
 		dls:              map[[2]string]*metrics.Counter{},
 	}
 	s.NewGauge("sluice_inflight_bytes", inflight)
@@ -73,15 +87,36 @@ func newAppMetrics(inflight func() float64) *appMetrics {
 	return m
 }
 
-func (m *appMetrics) rowsWritten(table string) *metrics.Counter {
+func (m *appMetrics) table(name string) *tableMetrics {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c := m.rows[table]
-	if c == nil {
-		c = m.set.NewCounter(fmt.Sprintf("sluice_rows_written_total{table=%q}", table))
-		m.rows[table] = c
+	tm := m.tables[name]
+	if tm == nil {
+		tm = &tableMetrics{
+			written:      m.set.NewCounter(fmt.Sprintf("sluice_rows_written_total{table=%q}", name)),
+			deduplicated: m.set.NewCounter(fmt.Sprintf("sluice_rows_deduplicated_total{table=%q}", name)),
+			ignored:      m.set.NewCounter(fmt.Sprintf("sluice_rows_ignored_total{table=%q}", name)),
+		}
+		m.tables[name] = tm
 	}
-	return c
+	return tm
+}
+
+// committed counts a committed batch's rows.
+func (tm *tableMetrics) committed(res pgcopy.Result) {
+	if res.Affected < 0 {
+		// The commit's answer was lost and the offsets showed it went
+		// through: how many rows were kept out is unknown.
+		tm.written.Add(res.Rows)
+		return
+	}
+	tm.written.Add(int(res.Affected))
+	if res.Distinct >= 0 {
+		tm.deduplicated.Add(res.Rows - res.Distinct)
+		if kept := res.Distinct - int(res.Affected); kept > 0 {
+			tm.ignored.Add(kept)
+		}
+	}
 }
 
 func (m *appMetrics) deadLetters(table, reason string) *metrics.Counter {
@@ -96,21 +131,48 @@ func (m *appMetrics) deadLetters(table, reason string) *metrics.Counter {
 	return c
 }
 
-// writePartitionMetrics writes the per-partition gauges, which come and go
-// with assignments and so are rendered from the live state.
+// writePartitionMetrics writes the per-partition and per-table gauges,
+// which come and go with assignments and so are rendered from the live
+// state.
 func (a *App) writePartitionMetrics(w io.Writer) {
-	for _, st := range a.snapshotParts() {
-		lag := st.highWatermark.Load() - st.committed.Load()
-		if st.committed.Load() < 0 || lag < 0 {
-			lag = 0
-		}
+	parts := a.snapshotParts()
+	tableLag := map[string]int64{}
+	for _, t := range a.tables {
+		tableLag[t.cfg.Name] = 0
+	}
+	writeFamily(w, "sluice_consumer_lag", "gauge")
+	for _, st := range parts {
+		lag := st.lag()
+		tableLag[st.table.cfg.Name] += lag
+		fmt.Fprintf(w, "sluice_consumer_lag{topic=%q,partition=\"%d\"} %d\n", st.topic, st.partition, lag)
+	}
+	writeFamily(w, "sluice_partition_halted", "gauge")
+	for _, st := range parts {
 		halted := 0
 		if st.halted.Load() {
 			halted = 1
 		}
-		fmt.Fprintf(w, "sluice_consumer_lag{topic=%q,partition=\"%d\"} %d\n", st.topic, st.partition, lag)
 		fmt.Fprintf(w, "sluice_partition_halted{topic=%q,partition=\"%d\"} %d\n", st.topic, st.partition, halted)
 	}
+	writeFamily(w, "sluice_table_lag", "gauge")
+	for _, t := range a.tables {
+		fmt.Fprintf(w, "sluice_table_lag{table=%q} %d\n", t.cfg.Name, tableLag[t.cfg.Name])
+	}
+	writeFamily(w, "sluice_partitions_assigned", "gauge")
+	fmt.Fprintf(w, "sluice_partitions_assigned %d\n", len(parts))
+	writeFamily(w, "sluice_missing_topics", "gauge")
+	fmt.Fprintf(w, "sluice_missing_topics %d\n", len(a.missingTopics()))
+}
+
+// lag is the partition's high watermark minus its committed offset, 0
+// before either is known.
+func (st *partState) lag() int64 {
+	c := st.committed.Load()
+	lag := st.highWatermark.Load() - c
+	if c < 0 || lag < 0 {
+		return 0
+	}
+	return lag
 }
 
 // Handler serves /metrics, /healthz and /readyz, and /debug/pprof/ with
@@ -119,9 +181,11 @@ func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		a.m.set.WritePrometheus(w)
-		a.writePartitionMetrics(w)
-		metrics.WriteProcessMetrics(w)
+		var b bytes.Buffer
+		a.m.set.WritePrometheus(&b)
+		a.writePartitionMetrics(&b)
+		metrics.WriteProcessMetrics(&b)
+		writeWithHelp(w, b.Bytes())
 	})
 	if a.cfg.Metrics.Pprof {
 		// Profiles, for diagnosing CPU and memory in production; only on
@@ -201,7 +265,7 @@ func isLoopbackListen(listen string) bool {
 type Stats struct {
 	RecordsConsumed  uint64
 	BytesConsumed    uint64
-	RowsWritten      uint64
+	RowsWritten      uint64 // rows that landed in the targets
 	DeadLetters      uint64
 	BatchesCommitted uint64
 	Fenced           uint64
@@ -222,8 +286,8 @@ func (a *App) Stats() Stats {
 		InflightBytes:    a.budget.InUse(),
 	}
 	a.m.mu.Lock()
-	for _, c := range a.m.rows {
-		s.RowsWritten += c.Get()
+	for _, tm := range a.m.tables {
+		s.RowsWritten += tm.written.Get()
 	}
 	for _, c := range a.m.dls {
 		s.DeadLetters += c.Get()

@@ -6,11 +6,12 @@ package ingest
 // Secrets are resolved once, when the configuration is loaded (Parse):
 //
 //   - kafka.sasl password: kafka.sasl.password_file (SLUICE_KAFKA_SASL_PASSWORD_FILE
-//     overrides it) wins over kafka.sasl.password (SLUICE_KAFKA_SASL_PASSWORD
-//     overrides it);
+//     overrides it) or kafka.sasl.password (SLUICE_KAFKA_SASL_PASSWORD
+//     overrides it), not both: a password given as a value and as a file
+//     is refused, naming both, rather than one chosen silently;
 //   - PostgreSQL password: postgres.password_file (SLUICE_POSTGRES_PASSWORD_FILE
-//     overrides it) wins over SLUICE_POSTGRES_PASSWORD, which wins over the
-//     password in postgres.url. The winner is written into Config.Postgres.URL,
+//     overrides it) or SLUICE_POSTGRES_PASSWORD, not both; either wins over
+//     the password in postgres.url. It is written into Config.Postgres.URL,
 //     so every connection (control, writers, migrate, reset-offset) uses the
 //     same settings; sslmode, sslrootcert, sslcert and sslkey stay in the URL.
 //
@@ -25,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
@@ -65,11 +67,19 @@ func (c *Config) validateSecurity() error {
 // postgres.url. env is the environment (the same function Parse applied).
 func (c *Config) resolveSecrets(env func(string) string) error {
 	s := &c.Kafka.SASL
+	fileKey := "kafka.sasl.password_file"
 	if v := env("SLUICE_KAFKA_SASL_PASSWORD_FILE"); v != "" {
-		s.PasswordFile = v
+		s.PasswordFile, fileKey = v, "SLUICE_KAFKA_SASL_PASSWORD_FILE"
 	}
 	if s.PasswordFile != "" {
-		pw, err := readSecretFile(s.PasswordFile, "kafka.sasl.password_file", "SLUICE_KAFKA_SASL_PASSWORD_FILE")
+		if s.Password != "" {
+			valueKey := "kafka.sasl.password"
+			if env("SLUICE_KAFKA_SASL_PASSWORD") != "" {
+				valueKey = "SLUICE_KAFKA_SASL_PASSWORD"
+			}
+			return bothSetErr(valueKey, fileKey)
+		}
+		pw, err := readSecretFile(s.PasswordFile, fileKey)
 		if err != nil {
 			return err
 		}
@@ -80,13 +90,17 @@ func (c *Config) resolveSecrets(env func(string) string) error {
 	}
 
 	p := &c.Postgres
+	fileKey = "postgres.password_file"
 	if v := env("SLUICE_POSTGRES_PASSWORD_FILE"); v != "" {
-		p.PasswordFile = v
+		p.PasswordFile, fileKey = v, "SLUICE_POSTGRES_PASSWORD_FILE"
 	}
 	pw := env("SLUICE_POSTGRES_PASSWORD")
 	if p.PasswordFile != "" {
+		if pw != "" {
+			return bothSetErr("SLUICE_POSTGRES_PASSWORD", fileKey)
+		}
 		var err error
-		if pw, err = readSecretFile(p.PasswordFile, "postgres.password_file", "SLUICE_POSTGRES_PASSWORD_FILE"); err != nil {
+		if pw, err = readSecretFile(p.PasswordFile, fileKey); err != nil {
 			return err
 		}
 	}
@@ -101,12 +115,22 @@ func (c *Config) resolveSecrets(env func(string) string) error {
 	return nil
 }
 
+// bothSetErr refuses a secret given twice: which one was meant is not a
+// choice to make silently.
+func bothSetErr(value, file string) error {
+	return cfgErr(value, "set together with %s; give the secret in one place only (unset %s, or remove %s)", file, value, file)
+}
+
 // readSecretFile reads a mounted secret; one trailing newline (as left by
 // `echo … > file`) is not part of it.
-func readSecretFile(path, key, envName string) (string, error) {
+func readSecretFile(path, key string) (string, error) {
 	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrPermission) {
+		return "", cfgErr(key, "cannot read the secret file: %v; this process runs as uid %d (gid %d): make the file readable by it "+
+			"(e.g. chgrp %d and chmod 0440 the file, or set the pod's fsGroup to %d)", err, os.Getuid(), os.Getgid(), os.Getgid(), os.Getgid())
+	}
 	if err != nil {
-		return "", cfgErr(key, "cannot read the secret file: %v; mount the file or fix the path (%s overrides %s)", err, envName, key)
+		return "", cfgErr(key, "cannot read the secret file: %v; mount the file or fix the path", err)
 	}
 	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 	if s == "" {
@@ -154,7 +178,7 @@ func KafkaSecurityOpts(cfg *Config) ([]kgo.Opt, error) {
 	if k.SASL.Mechanism != "" {
 		if k.SASL.Password == "" && k.SASL.PasswordFile != "" {
 			// A Config built in code rather than by Parse.
-			pw, err := readSecretFile(k.SASL.PasswordFile, "kafka.sasl.password_file", "SLUICE_KAFKA_SASL_PASSWORD_FILE")
+			pw, err := readSecretFile(k.SASL.PasswordFile, "kafka.sasl.password_file")
 			if err != nil {
 				return nil, err
 			}
@@ -275,7 +299,7 @@ func pgHint(err error) string {
 	case errors.As(err, &pe):
 		switch pe.Code {
 		case "28P01":
-			return "the password is wrong; fix it in postgres.url, SLUICE_POSTGRES_PASSWORD, SLUICE_POSTGRES_PASSWORD_FILE or postgres.password_file (the file wins, then the variable, then the URL)"
+			return "the password is wrong; fix it where it is set: postgres.password_file, SLUICE_POSTGRES_PASSWORD_FILE or SLUICE_POSTGRES_PASSWORD (any of them wins over a password in postgres.url), or postgres.url"
 		case "28000":
 			if strings.Contains(pe.Message, "client certificate") {
 				return "the server requires a client certificate; set sslcert and sslkey in postgres.url (with sslmode=verify-full)"

@@ -11,10 +11,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -399,7 +401,7 @@ func TestKafkaSASL(t *testing.T) {
 			fmt.Sprintf("  sasl: {mechanism: scram-sha-256, username: scram256, password_file: %q}", writeSecret(t, "kafka-pw", "scram256-Pw-2")),
 			nil},
 		{"SCRAM-SHA-512 over TLS, SLUICE_KAFKA_SASL_PASSWORD_FILE", saslSSL,
-			tlsYAML + "  sasl: {mechanism: SCRAM-SHA-512, username: scram512, password: overridden-by-the-file}",
+			tlsYAML + "  sasl: {mechanism: SCRAM-SHA-512, username: scram512}",
 			map[string]string{"SLUICE_KAFKA_SASL_PASSWORD_FILE": writeSecret(t, "kafka-pw-512", "scram512-Pw-3")}},
 	}
 	for _, c := range good {
@@ -507,7 +509,7 @@ func TestPostgresTLS(t *testing.T) {
 		}, "", map[string]string{"SLUICE_POSTGRES_PASSWORD": pw}, appRole},
 		{"postgres.password_file wins over the URL", func(db string) string {
 			return s.url(url.UserPassword(appRole, "stale-password"), "127.0.0.1", db, vf)
-		}, fmt.Sprintf("  password_file: %q", writeSecret(t, "pg-pw", pw)), map[string]string{"SLUICE_POSTGRES_PASSWORD": "also-stale"}, appRole},
+		}, fmt.Sprintf("  password_file: %q", writeSecret(t, "pg-pw", pw)), nil, appRole},
 		{"SLUICE_POSTGRES_PASSWORD_FILE", func(db string) string {
 			return s.url(url.User(appRole), "127.0.0.1", db, vf)
 		}, "", map[string]string{"SLUICE_POSTGRES_PASSWORD_FILE": writeSecret(t, "pg-pw-env", pw)}, appRole},
@@ -536,6 +538,12 @@ func TestPostgresTLS(t *testing.T) {
 		{"wrong password", func(db string) string {
 			return s.url(url.User(appRole), "127.0.0.1", db, vf)
 		}, map[string]string{"SLUICE_POSTGRES_PASSWORD": "not-the-password"}, []string{"password is wrong", "SLUICE_POSTGRES_PASSWORD"}},
+		{"wrong password, default sslmode: reported once, without the TLS attempt", func(db string) string {
+			return s.url(url.UserPassword(appRole, "not-the-password"), "127.0.0.1", db, nil)
+		}, nil, []string{"as user " + appRole, "password authentication failed", "28P01", "password is wrong"}},
+		{"no password at all", func(db string) string {
+			return s.url(url.User(appRole), "127.0.0.1", db, nil)
+		}, nil, []string{"no password was given", "SLUICE_POSTGRES_PASSWORD"}},
 		{"untrusted CA", func(db string) string {
 			return s.url(url.UserPassword(appRole, pw), "127.0.0.1", db, s.verifyFull(s.pki.otherCAFile))
 		}, nil, []string{"not signed by a trusted CA", "sslrootcert"}},
@@ -558,6 +566,9 @@ func TestPostgresTLS(t *testing.T) {
 			if strings.Contains(err.Error(), pw) {
 				t.Errorf("the error holds the password: %v", err)
 			}
+			if strings.Contains(c.want[0], "password") && (strings.Contains(err.Error(), "tls error") || strings.Contains(err.Error(), "pg_hba")) {
+				t.Errorf("a password error mentions the TLS attempt or pg_hba.conf: %v", err)
+			}
 		})
 	}
 }
@@ -576,17 +587,17 @@ func TestSecretsInConfig(t *testing.T) {
 			t.Errorf("SLUICE_KAFKA_SASL_PASSWORD does not override kafka.sasl.password: got %q", cfg.Kafka.SASL.Password)
 		}
 		cfg = mustParse(t, base("  sasl: {mechanism: PLAIN, username: u}", ""),
-			envMap(map[string]string{"SLUICE_KAFKA_SASL_PASSWORD": "from-env", "SLUICE_KAFKA_SASL_PASSWORD_FILE": pwFile}))
+			envMap(map[string]string{"SLUICE_KAFKA_SASL_PASSWORD_FILE": pwFile}))
 		if cfg.Kafka.SASL.Password != "from-the-file" {
-			t.Errorf("the password file does not win: got %q", cfg.Kafka.SASL.Password)
+			t.Errorf("the password file is not read: got %q", cfg.Kafka.SASL.Password)
 		}
 		cfg = mustParse(t, base("", ""), envMap(map[string]string{"SLUICE_POSTGRES_PASSWORD": "p w@x"}))
 		if want := "postgres://app:p%20w%40x@db.example:5432/ingest?sslmode=verify-full"; cfg.Postgres.URL != want {
 			t.Errorf("postgres.url = %q, want %q", cfg.Postgres.URL, want)
 		}
-		cfg = mustParse(t, base("", fmt.Sprintf("  password_file: %q", pwFile)), envMap(map[string]string{"SLUICE_POSTGRES_PASSWORD": "x"}))
+		cfg = mustParse(t, base("", fmt.Sprintf("  password_file: %q", pwFile)), nil)
 		if !strings.Contains(cfg.Postgres.URL, "app:from-the-file@") {
-			t.Errorf("postgres.password_file does not win: %q", cfg.Postgres.URL)
+			t.Errorf("postgres.password_file is not read: %q", cfg.Postgres.URL)
 		}
 	})
 	bad := []struct {
@@ -597,7 +608,16 @@ func TestSecretsInConfig(t *testing.T) {
 		{"SASL without a password", "  sasl: {mechanism: SCRAM-SHA-512, username: u}", "", nil, "kafka.sasl.password: empty while kafka.sasl.mechanism is SCRAM-SHA-512"},
 		{"password without a mechanism", "", "", map[string]string{"SLUICE_KAFKA_SASL_PASSWORD": "x"}, "kafka.sasl.mechanism: empty but a password is set"},
 		{"missing password file", "  sasl: {mechanism: PLAIN, username: u, password_file: /nonexistent/pw}", "", nil, "kafka.sasl.password_file: cannot read the secret file"},
-		{"empty password file", "", "", map[string]string{"SLUICE_POSTGRES_PASSWORD_FILE": writeSecret(t, "empty", "")}, "postgres.password_file: "},
+		{"empty password file", "", "", map[string]string{"SLUICE_POSTGRES_PASSWORD_FILE": writeSecret(t, "empty", "")}, "SLUICE_POSTGRES_PASSWORD_FILE: "},
+		{"SASL password in the environment and a file", "  sasl: {mechanism: PLAIN, username: u}", "",
+			map[string]string{"SLUICE_KAFKA_SASL_PASSWORD": "from-env", "SLUICE_KAFKA_SASL_PASSWORD_FILE": pwFile},
+			"SLUICE_KAFKA_SASL_PASSWORD: set together with SLUICE_KAFKA_SASL_PASSWORD_FILE"},
+		{"SASL password in the YAML and a file", fmt.Sprintf("  sasl: {mechanism: PLAIN, username: u, password: y, password_file: %q}", pwFile), "",
+			nil, "kafka.sasl.password: set together with kafka.sasl.password_file"},
+		{"PostgreSQL password in the environment and a file", "", fmt.Sprintf("  password_file: %q", pwFile),
+			map[string]string{"SLUICE_POSTGRES_PASSWORD": "x"}, "SLUICE_POSTGRES_PASSWORD: set together with postgres.password_file"},
+		{"PostgreSQL password in two environment variables", "", "",
+			map[string]string{"SLUICE_POSTGRES_PASSWORD": "x", "SLUICE_POSTGRES_PASSWORD_FILE": pwFile}, "SLUICE_POSTGRES_PASSWORD: set together with SLUICE_POSTGRES_PASSWORD_FILE"},
 		{"TLS keys while disabled", "  tls: {ca_file: /etc/ca.pem}", "", nil, "kafka.tls.enabled: false while other kafka.tls keys are set"},
 		{"certificate without key", "  tls: {enabled: true, cert_file: /c.pem}", "", nil, "kafka.tls.key_file: empty while kafka.tls.cert_file is set"},
 	}
@@ -981,4 +1001,59 @@ func TestSecurityWarnings(t *testing.T) {
 		"PLAIN without kafka.tls.enabled", "non-loopback brokers", "does not verify the server's certificate")
 	f("127.0.0.1:9092", "postgres://u@10.0.0.5/db?sslmode=require", "", "does not verify")
 	f("127.0.0.1:9092", "host=db.example.com user=u sslmode=disable", "", "without TLS")
+}
+
+// TestUnreadableSecretNamesUID: a mounted secret the process cannot read
+// (as in a container running as a non-root uid) is reported with the uid
+// and gid to grant. The test re-runs itself as uid 65534 (nobody), which
+// needs root to start; as any other user the check happens directly.
+func TestUnreadableSecretNamesUID(t *testing.T) {
+	if os.Getenv("SLUICE_TEST_SECRET_CHILD") != "" {
+		_, err := Parse(secYAML([]string{"127.0.0.1:9092"}, "postgres://app@db.example/ingest", "", ""),
+			envMap(map[string]string{"SLUICE_POSTGRES_PASSWORD_FILE": os.Getenv("SLUICE_TEST_SECRET_CHILD")}))
+		fmt.Fprintf(os.Stdout, "PARSE-ERROR: %v\n", err)
+		return
+	}
+	dir := t.TempDir()
+	os.Chmod(filepath.Dir(dir), 0o755) // TempDir makes both 0700
+	os.Chmod(dir, 0o755)
+	secret := filepath.Join(dir, "pg-password")
+	if err := os.WriteFile(secret, []byte("s3cret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out string
+	if os.Getuid() != 0 {
+		os.Chmod(secret, 0)
+		_, err := Parse(secYAML([]string{"127.0.0.1:9092"}, "postgres://app@db.example/ingest", "", ""),
+			envMap(map[string]string{"SLUICE_POSTGRES_PASSWORD_FILE": secret}))
+		out = fmt.Sprint(err)
+	} else {
+		// The test binary lives in a directory only root may enter: copy it.
+		bin := filepath.Join(dir, "ingest.test")
+		data, err := os.ReadFile(os.Args[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bin, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "-test.run", "^TestUnreadableSecretNamesUID$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "SLUICE_TEST_SECRET_CHILD="+secret)
+		cmd.Dir = dir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child as uid 65534: %v\n%s", err, b)
+		}
+		out = string(b)
+	}
+	uid := fmt.Sprintf("uid %d", os.Getuid())
+	if os.Getuid() == 0 {
+		uid = "uid 65534"
+	}
+	for _, want := range []string{"SLUICE_POSTGRES_PASSWORD_FILE", "permission denied", "runs as " + uid, "chmod 0440"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("unreadable secret: %q does not mention %q", out, want)
+		}
+	}
 }

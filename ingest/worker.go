@@ -223,7 +223,7 @@ func (w *worker) decoder(t *tableRT) *codec.Decoder {
 	d := w.decs[t]
 	if d == nil {
 		var err error
-		d, err = codec.NewDecoder(t.format, colsForFormat(t.format, t.cols), t.opts)
+		d, err = codec.NewDecoder(t.format, t.cols, t.opts)
 		if err != nil {
 			panic("BUG: decoder validated in New failed later: " + err.Error())
 		}
@@ -488,7 +488,7 @@ func (w *worker) write(p *pending) {
 		if err == nil {
 			a.m.batchesCommitted.Inc()
 			a.m.batchRows.Update(float64(res.Rows))
-			a.m.rowsWritten(p.table.cfg.Name).Add(res.Rows)
+			a.m.table(p.table.cfg.Name).committed(res)
 			a.m.copyDur.Update(res.CopyTime.Seconds())
 			a.m.mergeDur.Update(res.MergeTime.Seconds())
 			a.m.commitDur.Update(res.CommitTime.Seconds())

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/sluice-dev/sluice/registry"
 )
 
 // genFlags registers the generator's flags on fs. apply must be called after
@@ -16,6 +18,8 @@ import (
 func genFlags(fs *flag.FlagSet, o *Options) (apply func() error) {
 	fs.Int64Var(&o.Seed, "seed", 1, "stream seed; the same seed and flags give the same records")
 	fs.StringVar(&o.Schema, "schema", DefaultSchema, "event schema: reference (~480 B), narrow (~100 B) or wide (~2 KB)")
+	fs.StringVar(&o.Format, "format", FormatJSON, "record format: json, or avro, protobuf, json_schema (the reference schema, registry-framed)")
+	fs.IntVar(&o.SchemaID, "schema-id", 0, "registry id framed into avro/protobuf/json_schema records (0: register the schema with --registry)")
 	fs.Int64Var(&o.Records, "records", 0, "records to produce (0: until --duration)")
 	fs.StringVar(&o.Topic, "topic", DefaultTopic, "Kafka topic")
 	fs.IntVar(&o.ValueSize, "value-size", 0, "mean value size in bytes (0: the schema's natural size)")
@@ -30,7 +34,8 @@ func genFlags(fs *flag.FlagSet, o *Options) (apply func() error) {
 	var badRatio float64
 	fs.Float64Var(&badRatio, "bad-ratio", 0, "fraction of bad records, spread over every bad kind except oversized")
 	bad := map[Kind]float64{}
-	fs.Func("bad", "KIND=RATIO: fraction of bad records of one kind, repeatable; kinds: "+strings.Join(BadKindNames(), ", "), func(s string) error {
+	fs.Func("bad", "KIND=RATIO: fraction of bad records of one kind, repeatable; kinds: "+strings.Join(BadKindNames(), ", ")+
+		" (wrong_magic, truncated and unknown_schema for registry formats only; avro and protobuf cannot carry malformed_json, wrong_type, missing_required, out_of_range)", func(s string) error {
 		name, val, ok := strings.Cut(s, "=")
 		if !ok {
 			return fmt.Errorf("cannot parse %q; use KIND=RATIO, e.g. --bad wrong_type=0.01", s)
@@ -80,6 +85,29 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (help bool, e
 	return false, nil
 }
 
+// registryFlags are the Schema Registry's address and credentials; the
+// credentials come from the environment only, so that they stay out of
+// process listings.
+type registryFlags struct{ urls string }
+
+func (f *registryFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.urls, "registry", envOr("SLUICE_SCHEMA_REGISTRY_URLS", ""),
+		"comma-separated Schema Registry URLs for registry formats (env SLUICE_SCHEMA_REGISTRY_URLS; credentials from SLUICE_SCHEMA_REGISTRY_USERNAME/_PASSWORD or _TOKEN)")
+}
+
+func (f *registryFlags) options() (registry.Options, bool) {
+	var o registry.Options
+	for _, u := range strings.Split(f.urls, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			o.URLs = append(o.URLs, u)
+		}
+	}
+	o.Username = os.Getenv("SLUICE_SCHEMA_REGISTRY_USERNAME")
+	o.Password = os.Getenv("SLUICE_SCHEMA_REGISTRY_PASSWORD")
+	o.Token = os.Getenv("SLUICE_SCHEMA_REGISTRY_TOKEN")
+	return o, len(o.URLs) > 0
+}
+
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
@@ -105,6 +133,8 @@ func LoadgenMain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	quiet := fs.Bool("quiet", false, "no progress output")
 	var sec securityFlags
 	sec.register(fs)
+	var reg registryFlags
+	reg.register(fs)
 	if help, err := parseFlags(fs, args, stderr); help || err != nil {
 		return err
 	}
@@ -116,7 +146,10 @@ func LoadgenMain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	if *printTable != "" {
-		fmt.Fprint(stdout, "tables:\n"+TableConfigYAML(o.Schema, *printTable, o.Topic))
+		if ro, ok := reg.options(); ok && registryFormat(o.Format) {
+			fmt.Fprintf(stdout, "schema_registry:\n  urls: [%s]\n", strings.Join(ro.URLs, ", "))
+		}
+		fmt.Fprint(stdout, "tables:\n"+TableConfigYAMLFormat(o.Schema, o.Format, *printTable, o.Topic))
 		return nil
 	}
 	if o.Records == 0 && o.Duration == 0 {
@@ -140,6 +173,16 @@ func LoadgenMain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if err := ping(ctx, addrs, secOpts); err != nil {
 		return err
+	}
+	if registryFormat(o.Format) && o.SchemaID == 0 {
+		ro, ok := reg.options()
+		if !ok {
+			return fmt.Errorf("cannot produce %s records without a schema id; pass --registry URL (the reference schema is registered under %s) or --schema-id N", o.Format, Subject(o.Topic))
+		}
+		if err := RegisterSchema(ctx, &o, ro); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "registered the reference %s schema under subject %s: id %d\n", o.Format, Subject(o.Topic), o.SchemaID)
 	}
 	stats, err := Produce(ctx, addrs, o, progress, secOpts...)
 	if *manifest != "" {
@@ -170,9 +213,12 @@ func VerifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	pgURL := fs.String("postgres", "", "Postgres URL (default $SLUICE_POSTGRES_URL)")
 	schemaName := fs.String("schema-name", "sluice", "Postgres schema of the dead_letters table")
 	table := fs.String("table", "public.events", "target table")
+	group := fs.String("group", "", "consumer group whose dead letters are checked (default: every group's for --table)")
 	onConflict := fs.String("on-conflict", "ignore", "the table's policy: ignore (first occurrence wins), update (last wins) or any")
 	manifest := fs.String("manifest", "", "manifest written by sluice loadgen --manifest (replaces the generator flags)")
 	examples := fs.Int("examples", 5, "examples printed per anomaly")
+	var reg registryFlags
+	reg.register(fs)
 	if help, err := parseFlags(fs, args, stderr); help || err != nil {
 		return err
 	}
@@ -185,7 +231,7 @@ func VerifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *pgURL == "" {
 		return errors.New("cannot verify without Postgres; set --postgres postgres://user@host:port/db or SLUICE_POSTGRES_URL")
 	}
-	vo := VerifyOptions{Table: *table, Schema: *schemaName, OnConflict: *onConflict, MaxExamples: *examples}
+	vo := VerifyOptions{Table: *table, Schema: *schemaName, Group: *group, OnConflict: *onConflict, MaxExamples: *examples}
 	if *manifest != "" {
 		var conflict string
 		genNames := map[string]bool{}
@@ -213,6 +259,17 @@ func VerifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return errors.New("cannot verify without knowing what was sent; pass --manifest FILE or the loadgen flags with --records N")
 		}
 		vo.Gen = o
+	}
+	if vo.Gen.EnsureDefaults(); registryFormat(vo.Gen.Format) && vo.Gen.SchemaID == 0 {
+		ro, ok := reg.options()
+		if !ok {
+			return fmt.Errorf("cannot verify %s records without their schema id; pass --manifest, --schema-id N or --registry URL", vo.Gen.Format)
+		}
+		id, err := LookupSchemaID(ctx, vo.Gen, ro)
+		if err != nil {
+			return err
+		}
+		vo.Gen.SchemaID = id
 	}
 	rep, err := Verify(ctx, *pgURL, vo)
 	if err != nil {

@@ -20,6 +20,19 @@
 //     value-compressed), bad_compression (a "content-encoding: zstd" header
 //     over garbage). Every bad record has its own uuid key.
 //
+// Formats. Records are JSON unless Options.Format names a registry format
+// (avro, protobuf, json_schema): then the reference schema's events are
+// encoded in it with the Confluent wire format, framed with Options.SchemaID
+// (RegisterSchema registers the schema under "<topic>-value" and sets it).
+// The content is the same stream: each event is rendered as JSON first and
+// encoded from that, so verify compares rows with the JSON rendering in
+// every format. Registry formats add three bad kinds: wrong_magic (the
+// first byte is not 0), truncated (the payload cut short) and
+// unknown_schema (an id never registered). Avro and Protobuf cannot carry
+// malformed_json, wrong_type, missing_required or out_of_range: their
+// schemas fix every field's type and presence. The schemas are in
+// formats.go.
+//
 // The key is always the event id as a uuid string, so every occurrence of an
 // id lands in one partition. With Transactional, records i in
 // [t×TxnRecords, (t+1)×TxnRecords) form transaction t, aborted when the seed

@@ -56,7 +56,8 @@ type Generator struct {
 
 	varMean, varLo, varSpan int
 
-	plain bool // skip value compression (verify compares plain JSON)
+	plain bool     // skip the format's encoding and value compression (verify compares plain JSON)
+	enc   *encoder // nil for FormatJSON
 
 	ctx recCtx
 
@@ -83,6 +84,9 @@ func NewGenerator(o Options) *Generator {
 		g.thr[k] = threshold(cum)
 	}
 	g.abort = threshold(o.AbortRatio)
+	if registryFormat(o.Format) {
+		g.enc = newEncoder(o.Format)
+	}
 	g.sizeVariable()
 	if o.ValueCompression != "none" {
 		g.headerVal = []byte(o.ValueCompression)
@@ -177,13 +181,7 @@ func (g *Generator) At(i int64, r *Rec) {
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: "content-encoding", Value: zstdHeader})
 		return
 	case KindOversized:
-		c.varLen = 0
-		probe := g.sch.render(r.Value[:0], c)
-		fixed := len(probe)
-		g.initCtx(c, i, src, kind)
-		c.id = r.EventID
-		c.varLen = g.o.MaxValueBytes + 1 - fixed
-		r.Value = g.sch.render(r.Value[:0], c)
+		g.oversized(r, i, src, kind)
 		return // never value-compressed: the size is the point
 	case KindMalformedJSON:
 		r.Value = g.sch.render(r.Value, c)
@@ -193,9 +191,78 @@ func (g *Generator) At(i int64, r *Rec) {
 	default:
 		r.Value = g.sch.render(r.Value, c)
 	}
+	if g.enc != nil && !g.plain {
+		g.frame(r, kind, c)
+	}
 	if g.headerVal != nil && !g.plain {
 		g.compress(r)
 	}
+}
+
+// oversized renders an oversized record: exactly MaxValueBytes+1 bytes in
+// the stream's format.
+func (g *Generator) oversized(r *Rec, i, src int64, kind Kind) {
+	c := &g.ctx
+	c.varLen = 0
+	probe := g.sch.render(r.Value[:0], c)
+	if g.enc != nil && !g.plain {
+		r.Value = probe
+		g.frame(r, kind, c)
+		probe = r.Value
+	}
+	fixed := len(probe)
+	want := g.o.MaxValueBytes + 1
+	varLen := want - fixed
+	// A registry format's length prefixes grow with the text: adjust until
+	// the size is exact (two rounds at most in practice).
+	for range 4 {
+		g.initCtx(c, i, src, kind)
+		c.id = r.EventID
+		c.varLen = max(varLen, 0)
+		r.Value = g.sch.render(r.Value[:0], c)
+		if g.enc == nil || g.plain {
+			return
+		}
+		g.frame(r, kind, c)
+		if len(r.Value) == want {
+			return
+		}
+		varLen += want - len(r.Value)
+	}
+}
+
+// frame replaces r.Value, the JSON rendering of the event, by its
+// registry-format encoding with the wire-format prefix, and injects the
+// framing kinds.
+func (g *Generator) frame(r *Rec, kind Kind, c *recCtx) {
+	id := uint32(g.o.SchemaID)
+	if kind == KindUnknownSchema {
+		id = unknownSchemaID + uint32(c.rng.intn(16))
+	}
+	out := appendFraming(r.scratch[:0], g.o.Format, id)
+	prefix := len(out)
+	out, uaOff, err := g.enc.appendPayload(out, r.Value)
+	if err != nil {
+		panic(fmt.Sprintf("loadgen: record %d: %v", r.Index, err))
+	}
+	switch kind {
+	case KindWrongMagic:
+		out[0] = byte(1 + c.rng.intn(255))
+	case KindTruncated:
+		switch g.o.Format {
+		case FormatProtobuf:
+			// Cut inside user_agent's bytes: a cut between fields would
+			// leave a valid, shorter message.
+			n := len(g.enc.ev.UserAgent)
+			out = out[:uaOff+c.rng.intn(n)]
+		default:
+			// Any proper prefix of an Avro record or a JSON object is
+			// invalid, the empty payload included.
+			out = out[:prefix+c.rng.intn(len(out)-prefix)]
+		}
+	}
+	// Swap buffers: the JSON buffer becomes the next call's scratch.
+	r.Value, r.scratch = out, r.Value
 }
 
 // identify returns record i's kind, event id and the index whose content

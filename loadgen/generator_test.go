@@ -14,10 +14,15 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-func allBad(ratio float64) map[Kind]float64 {
+// allBad gives every bad kind of the JSON format the same ratio.
+func allBad(ratio float64) map[Kind]float64 { return allBadFor(FormatJSON, ratio) }
+
+func allBadFor(format string, ratio float64) map[Kind]float64 {
 	m := make(map[Kind]float64)
 	for k := KindMalformedJSON; k < numKinds; k++ {
-		m[k] = ratio
+		if k.appliesTo(format) {
+			m[k] = ratio
+		}
 	}
 	return m
 }
@@ -96,7 +101,9 @@ func TestGeneratorRatios(t *testing.T) {
 	const n = 10000
 	o := Options{Seed: 1, Records: n, DupRatio: 0.1, Bad: map[Kind]float64{}, MaxValueBytes: 2048}
 	for k := KindMalformedJSON; k < numKinds; k++ {
-		o.Bad[k] = 0.01 * float64(k-KindMalformedJSON+1) // 1%..8%
+		if k.appliesTo(FormatJSON) {
+			o.Bad[k] = 0.01 * float64(k-KindMalformedJSON+1) // 1%..8%
+		}
 	}
 	g := NewGenerator(o)
 	var counts KindCounts
@@ -288,7 +295,7 @@ func TestBadKindsAreInvalid(t *testing.T) {
 			}
 		}
 		for k := KindGood; k < numKinds; k++ {
-			if seen[k] == 0 {
+			if seen[k] == 0 && k.appliesTo(FormatJSON) {
 				t.Errorf("%s: no record of kind %s in 4000", schema, k)
 			}
 		}

@@ -48,3 +48,15 @@ func BenchmarkGeneratorReferenceZstdValues(b *testing.B) {
 func BenchmarkGeneratorReferenceGzipValues(b *testing.B) {
 	benchmarkGenerator(b, Options{Seed: 1, ValueCompression: "gzip"})
 }
+
+func BenchmarkGeneratorAvro(b *testing.B) {
+	benchmarkGenerator(b, Options{Seed: 1, Format: FormatAvro, SchemaID: 1})
+}
+
+func BenchmarkGeneratorProtobuf(b *testing.B) {
+	benchmarkGenerator(b, Options{Seed: 1, Format: FormatProtobuf, SchemaID: 1})
+}
+
+func BenchmarkGeneratorJSONSchema(b *testing.B) {
+	benchmarkGenerator(b, Options{Seed: 1, Format: FormatJSONSchema, SchemaID: 1})
+}

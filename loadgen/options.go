@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -26,6 +27,10 @@ const (
 	KindOutOfRange
 	KindOversized
 	KindBadCompression
+	// Registry formats only (see Kind.appliesTo).
+	KindWrongMagic
+	KindTruncated
+	KindUnknownSchema
 
 	numKinds
 )
@@ -44,6 +49,9 @@ var kindNames = [numKinds]string{
 	KindOutOfRange:      "out_of_range",
 	KindOversized:       "oversized",
 	KindBadCompression:  "bad_compression",
+	KindWrongMagic:      "wrong_magic",
+	KindTruncated:       "truncated",
+	KindUnknownSchema:   "unknown_schema",
 }
 
 // reasons are the codec's dead-letter reasons for the bad kinds; verify uses
@@ -57,6 +65,36 @@ var reasons = [numKinds]string{
 	KindOutOfRange:      "out_of_range",
 	KindOversized:       "oversized",
 	KindBadCompression:  "bad_compression",
+	KindWrongMagic:      "bad_framing",
+	KindTruncated:       "schema_mismatch",
+	KindUnknownSchema:   "unknown_schema",
+}
+
+// reasonFor is the dead-letter reason of a bad kind in a format.
+func reasonFor(k Kind, format string) string {
+	if k == KindTruncated && format == FormatJSONSchema {
+		return reasons[KindMalformedJSON] // the payload is JSON cut short
+	}
+	return reasons[k]
+}
+
+// appliesTo reports whether records of kind k can be generated in format.
+// The JSON kinds need a JSON payload (JSON, JSON Schema): an Avro or
+// Protobuf schema fixes every field's type and presence, so a wrong type,
+// an out-of-range number or a missing field cannot be written. The framing
+// kinds need a registry format.
+func (k Kind) appliesTo(format string) bool {
+	switch format {
+	case FormatJSON, "":
+		return k < KindWrongMagic
+	case FormatJSONSchema:
+		return k < numKinds
+	}
+	switch k {
+	case KindMalformedJSON, KindWrongType, KindMissingRequired, KindOutOfRange:
+		return false
+	}
+	return k < numKinds
 }
 
 func (k Kind) String() string {
@@ -118,6 +156,14 @@ type Options struct {
 	// Schema is "reference" (default, ~480 bytes), "narrow" (~100 bytes) or
 	// "wide" (~2 KB, ~40 fields).
 	Schema string `json:"schema"`
+	// Format is json (default), or a registry format carrying the
+	// reference schema's events: avro, protobuf, json_schema (Confluent
+	// wire format; see formats.go). ValueSize and the size spread apply to
+	// the JSON rendering of an event.
+	Format string `json:"format,omitempty"`
+	// SchemaID is the registry id framed into registry-format records
+	// (RegisterSchema sets it); required to produce them.
+	SchemaID int `json:"schema_id,omitempty"`
 	// Records is the number of records to produce; 0 means until Duration
 	// (Produce requires one of the two).
 	Records int64 `json:"records"`
@@ -183,6 +229,9 @@ func (o *Options) EnsureDefaults() *Options {
 	if o.Schema == "" {
 		o.Schema = DefaultSchema
 	}
+	if o.Format == "" {
+		o.Format = FormatJSON
+	}
 	if o.Topic == "" {
 		o.Topic = DefaultTopic
 	}
@@ -216,6 +265,15 @@ func (o *Options) Validate() error {
 	case SchemaReference, SchemaNarrow, SchemaWide:
 	default:
 		return fmt.Errorf("cannot use schema %q; use reference, narrow or wide", o.Schema)
+	}
+	if o.Format != "" && !slices.Contains(formats, o.Format) {
+		return fmt.Errorf("cannot use format %q; use one of %s", o.Format, strings.Join(formats, ", "))
+	}
+	if registryFormat(o.Format) && o.Schema != SchemaReference {
+		return fmt.Errorf("cannot generate schema %s in format %s; registry formats carry the reference schema only", o.Schema, o.Format)
+	}
+	if o.SchemaID < 0 || o.SchemaID >= unknownSchemaID {
+		return fmt.Errorf("cannot use schema id %d; use the id the registry gave the schema", o.SchemaID)
 	}
 	if o.Records < 0 {
 		return fmt.Errorf("cannot produce %d records; use a positive count, or 0 with a duration", o.Records)
@@ -251,6 +309,9 @@ func (o *Options) Validate() error {
 		}
 		if r < 0 || r > 1 {
 			return fmt.Errorf("cannot use ratio %v for bad kind %s; use a fraction in [0,1]", r, k)
+		}
+		if r > 0 && !k.appliesTo(o.Format) {
+			return fmt.Errorf("cannot generate %s records in format %s; use one of %s", k, o.Format, strings.Join(BadKindNamesFor(o.Format), ", "))
 		}
 		sum += r
 	}
@@ -290,24 +351,36 @@ func validCompression(s string) bool {
 	return false
 }
 
-// SpreadBad sets every bad kind except oversized to ratio/7, so a single
-// "bad ratio" covers the cheap kinds. Oversized records cost MaxValueBytes
-// each and must be asked for explicitly.
+// SpreadBad spreads ratio evenly over every bad kind of o.Format except
+// oversized (for JSON: ratio/7 each), so a single "bad ratio" covers the
+// cheap kinds. Oversized records cost MaxValueBytes each and must be asked
+// for explicitly. Set o.Format first.
 func (o *Options) SpreadBad(ratio float64) {
 	if o.Bad == nil {
 		o.Bad = make(map[Kind]float64)
 	}
 	n := 0
 	for k := KindMalformedJSON; k < numKinds; k++ {
-		if k != KindOversized {
+		if k != KindOversized && k.appliesTo(o.Format) {
 			n++
 		}
 	}
 	for k := KindMalformedJSON; k < numKinds; k++ {
-		if k != KindOversized {
+		if k != KindOversized && k.appliesTo(o.Format) {
 			o.Bad[k] = ratio / float64(n)
 		}
 	}
+}
+
+// BadKindNamesFor lists the bad kinds that format can carry.
+func BadKindNamesFor(format string) []string {
+	var s []string
+	for k := KindMalformedJSON; k < numKinds; k++ {
+		if k.appliesTo(format) {
+			s = append(s, kindNames[k])
+		}
+	}
+	return s
 }
 
 // badByName is the JSON form of Options.Bad.

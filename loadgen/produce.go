@@ -128,6 +128,9 @@ func Produce(ctx context.Context, brokers []string, o Options, progress io.Write
 	if len(brokers) == 0 {
 		return Stats{}, errors.New("cannot produce without brokers; give at least one host:port")
 	}
+	if registryFormat(o.Format) && o.SchemaID == 0 {
+		return Stats{}, fmt.Errorf("cannot produce %s records without a schema id; register the reference schema first (RegisterSchema, or loadgen --registry URL)", o.Format)
+	}
 	codec, err := batchCodec(o.Compression)
 	if err != nil {
 		return Stats{}, err

@@ -329,11 +329,19 @@ func renderWide(dst []byte, c *recCtx) []byte {
 // `tables:` line. Keyed schemas (reference, narrow) use on_conflict: ignore;
 // the wide table is keyless and deduplicated by Kafka position.
 func TableConfigYAML(schema, table, topic string) string {
+	return TableConfigYAMLFormat(schema, FormatJSON, table, topic)
+}
+
+// TableConfigYAMLFormat is TableConfigYAML for records in format (json,
+// avro, protobuf, json_schema): the columns and paths are the same in
+// every format. A registry format also needs the configuration's
+// schema_registry section.
+func TableConfigYAMLFormat(schema, format, table, topic string) string {
 	s := schemaByName(schema)
 	var b strings.Builder
 	fmt.Fprintf(&b, "- name: %s\n", yamlScalar(table))
 	fmt.Fprintf(&b, "  topics: [%s]\n", yamlScalar(topic))
-	b.WriteString("  format: json\n  create: true\n")
+	fmt.Fprintf(&b, "  format: %s\n  create: true\n", format)
 	if s.key != "" {
 		fmt.Fprintf(&b, "  key: [%s]\n  on_conflict: ignore\n", s.key)
 	}

@@ -31,6 +31,11 @@ type VerifyOptions struct {
 	Table string
 	// Schema is the PostgreSQL schema of dead_letters, default "sluice".
 	Schema string
+	// Group, when set, is the consumer group whose dead letters are read.
+	// Dead letters are always read for Table only (their target), so
+	// several groups or tables reading one topic do not count each
+	// other's.
+	Group string
 	// OnConflict is the table's policy for a key seen again: "ignore"
 	// (default: the first committed occurrence's values), "update" (the
 	// last), or "any" (any committed occurrence). Keyless tables expect
@@ -195,6 +200,9 @@ func Verify(ctx context.Context, pgURL string, o VerifyOptions) (Report, error) 
 	if gen.Records <= 0 {
 		return Report{}, errors.New("cannot verify without a record count; pass the manifest or the number of records sent")
 	}
+	if registryFormat(gen.Format) && gen.SchemaID == 0 {
+		return Report{}, fmt.Errorf("cannot verify %s records without their schema id; pass the manifest, the schema id or the registry", gen.Format)
+	}
 	v := &verifier{o: o, gen: gen, g: NewGenerator(gen), rep: Report{Table: o.Table, Records: gen.Records}}
 	v.g.plain = true
 	v.sch = v.g.sch
@@ -330,9 +338,18 @@ func (v *verifier) expect() {
 }
 
 func (v *verifier) readDeadLetters(ctx context.Context, conn *pgx.Conn) error {
-	q := fmt.Sprintf(`SELECT partition, "offset", key, value, error FROM %s.dead_letters WHERE topic = $1`,
+	// The target is stored as configured: "events" and "public.events"
+	// name the same table.
+	alt := v.o.Table
+	if s, n, ok := strings.Cut(v.o.Table, "."); ok && s == "public" {
+		alt = n
+	} else if !ok {
+		alt = "public." + v.o.Table
+	}
+	q := fmt.Sprintf(`SELECT partition, "offset", key, value, error FROM %s.dead_letters
+WHERE topic = $1 AND target IN ($2, $3) AND ($4 = '' OR group_id = $4)`,
 		pgx.Identifier{v.o.Schema}.Sanitize())
-	rows, err := conn.Query(ctx, q, v.gen.Topic)
+	rows, err := conn.Query(ctx, q, v.gen.Topic, v.o.Table, alt, v.o.Group)
 	if err != nil {
 		return fmt.Errorf("cannot read %s.dead_letters: %w (is --schema-name the appliance's schema?)", v.o.Schema, err)
 	}
@@ -379,7 +396,7 @@ func (v *verifier) readDeadLetters(ctx context.Context, conn *pgx.Conn) error {
 				v.rep.DeadLetterWrongValue++
 				v.rep.example("wrong-valued dead letters", v.o.MaxExamples, "%s: record %d (%s): value of %d bytes differs from the %d bytes sent", where, b.index, b.kind, len(val), len(v.rec.Value))
 			}
-			if !bytes.Contains(raw[4], []byte(reasons[b.kind])) {
+			if !bytes.Contains(raw[4], []byte(reasonFor(b.kind, v.gen.Format))) {
 				v.rep.ReasonMismatch++
 				v.rep.example("dead letters with another reason (informational)", v.o.MaxExamples, "%s: %s record %d: error %q", where, b.kind, b.index, raw[4])
 			}

@@ -13,6 +13,9 @@ import (
 
 // BrokerMain is `sluice broker`: the embedded Kafka-protocol broker as a
 // standalone process, for the demo, tests, benchmarks and interop (kcat).
+// With --registry-listen it also serves an embedded Schema Registry (see
+// StartRegistry), off by default so that it never takes a port (8081 is
+// the usual one) that a real registry may hold.
 func BrokerMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sluice broker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -21,6 +24,7 @@ func BrokerMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	syncWrites := fs.Bool("sync-writes", false, "fsync every produced batch (with --data-dir)")
 	partitions := fs.Int("partitions", 4, "partitions of auto-created topics")
 	topics := fs.String("topics", "", "comma-separated topics to create at start")
+	registryListen := fs.String("registry-listen", "", "also serve a Schema Registry (Confluent REST API) on host:port, e.g. 127.0.0.1:8081; its schemas persist in --data-dir (empty: no registry)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -50,7 +54,21 @@ func BrokerMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	fmt.Fprintf(stdout, "broker listening on %s (data dir %q)\n", strings.Join(b.Addrs(), ","), *dataDir)
+	var reg *Registry
+	if *registryListen != "" {
+		reg, err = StartRegistry(RegistryOptions{Listen: *registryListen, DataDir: *dataDir})
+		if err != nil {
+			b.Close()
+			return err
+		}
+		fmt.Fprintf(stdout, "schema registry listening on %s\n", reg.URL())
+	}
 	<-ctx.Done()
+	if reg != nil {
+		if err := reg.Close(); err != nil {
+			fmt.Fprintf(stderr, "cannot close the schema registry cleanly: %v\n", err)
+		}
+	}
 	b.Close()
 	fmt.Fprintln(stdout, "broker stopped")
 	return nil

@@ -1,0 +1,117 @@
+package codec
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// referenceAvro is the JSON reference event as an AvroReferenceEvent.
+var referenceAvro = AvroReferenceEvent{
+	EventID:    "3f1c9a2e-8b4d-4c6e-9f2a-1b3c5d7e9f01",
+	TenantID:   123,
+	UserID:     ptr[int64](4567),
+	Type:       "purchase",
+	TSMillis:   time.Date(2026, 11, 1, 0, 0, 1, 234e6, time.UTC).UnixMilli(),
+	AmountCent: 1234,
+	URL:        ptr("https://shop.example.com/checkout/cart?item=sku-48213&qty=2&ref=newsletter-2026-11"),
+	UserAgent:  ptr("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"),
+	Country:    "DE",
+	Device:     "desktop",
+	Session:    "9b2e4f6a-1c3d-4e5f-8a7b-6c5d4e3f2a1b",
+	Experiment: ptr("checkout-v2"),
+}
+
+// referenceAvroValue is the reference event framed with schema id 1.
+var referenceAvroValue = AppendAvroReferenceEvent(AppendRegistryFraming(nil, 1), &referenceAvro)
+
+// avroDecoder returns a FormatAvro decoder that has schema text as id 1.
+func avroDecoder(t testing.TB, cols []Column, text string) *Decoder {
+	t.Helper()
+	d := mustDecoder(t, FormatAvro, cols, Options{})
+	if err := d.AddSchema(SchemaRef{ID: 1}, &Schema{Type: SchemaAvro, Text: text}); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestAvroReferenceEventMatchesJSON decodes the reference event from Avro
+// and from JSON: the fields must be the same bytes.
+func TestAvroReferenceEventMatchesJSON(t *testing.T) {
+	jd := mustDecoder(t, FormatJSON, referenceColumns, Options{})
+	want, err := jd.AppendFields(nil, &Record{Value: referenceEvent, Offset: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad := avroDecoder(t, referenceColumns, AvroReferenceSchema)
+	got, err := ad.AppendFields(nil, &Record{Value: referenceAvroValue, Offset: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gf, _ := splitFields(got, len(referenceColumns))
+	wf, _ := splitFields(want, len(referenceColumns))
+	for i := range wf {
+		if string(gf[i]) != string(wf[i]) {
+			t.Errorf("column %s: avro %q, json %q", referenceColumns[i].Name, gf[i], wf[i])
+		}
+	}
+	t.Logf("avro payload %d bytes, json %d bytes", len(referenceAvroValue), len(referenceEvent))
+}
+
+func TestAvroSchemaNeeded(t *testing.T) {
+	d := mustDecoder(t, FormatAvro, referenceColumns, Options{})
+	_, err := d.AppendFields([]byte("x"), &Record{Value: referenceAvroValue})
+	var need *SchemaNeededError
+	if !errors.As(err, &need) || need.Ref != (SchemaRef{ID: 1}) {
+		t.Fatalf("got %v, want a SchemaNeededError for id 1", err)
+	}
+}
+
+// TestAvroZeroAllocs asserts the steady state allocates nothing per
+// record: the reference event, a nested and a map path, header framing,
+// decimals beyond 64 bits and records rendered as JSON.
+func TestAvroZeroAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race")
+	}
+	d := avroDecoder(t, referenceColumns, AvroReferenceSchema)
+	run := func(name string, d *Decoder, rec *Record) {
+		t.Helper()
+		dst := make([]byte, 0, 4096)
+		if _, err := d.AppendFields(dst, rec); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if allocs := testing.AllocsPerRun(200, func() {
+			var err error
+			if dst, err = d.AppendFields(dst[:0], rec); err != nil {
+				t.Fatal(err)
+			}
+		}); allocs != 0 {
+			t.Errorf("%s: %.1f allocations per record, want 0", name, allocs)
+		}
+	}
+	run("reference", d, &Record{Topic: "events", Offset: 42, Value: referenceAvroValue})
+	run("header framing", d, &Record{Value: referenceAvroValue[5:],
+		Headers: []Header{{Key: valueSchemaIDHeader, Value: referenceAvroValue[:5]}}})
+
+	cols := []Column{
+		{Name: "big", Type: TypeNumeric, Path: "big"},
+		{Name: "big_text", Type: TypeText, Path: "big"},
+		{Name: "m", Type: TypeText, Path: "m.k"},
+		{Name: "whole", Type: TypeJSONB, Path: "whole"},
+		{Name: "ts", Type: TypeText, Path: "ts"},
+		{Name: "f", Type: TypeNumeric, Path: "f"},
+	}
+	schema := `{"type":"record","name":"R","fields":[
+		{"name":"big","type":` + ftDecimal0 + `},
+		{"name":"m","type":{"type":"map","values":"string"}},
+		{"name":"whole","type":` + ftInner + `},
+		{"name":"ts","type":` + ftTsNanos + `},
+		{"name":"f","type":"double"}]}`
+	d2 := avroDecoder(t, cols, schema)
+	value := cat(AppendRegistryFraming(nil, 1), aS("\x80\x00\x00\x00\x00\x00\x00\x00\x00\x01"),
+		aL(2), aS("j"), aS("x"), aS("k"), aS("found"), aL(0), inner, aL(tsMillis*1e6+1), aF64(-1.25e-7))
+	run("nested", d2, &Record{Value: value})
+}

@@ -1,0 +1,423 @@
+package codec
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
+)
+
+// SchemaType is the kind of a Schema Registry schema.
+type SchemaType uint8
+
+// Schema types, as the registry's schemaType field names them. SchemaAvro is
+// the zero value: the registry omits schemaType for Avro schemas.
+const (
+	SchemaAvro     SchemaType = iota // "AVRO"
+	SchemaProtobuf                   // "PROTOBUF"
+	SchemaJSON                       // "JSON" (JSON Schema)
+)
+
+var schemaTypeNames = [...]string{SchemaAvro: "AVRO", SchemaProtobuf: "PROTOBUF", SchemaJSON: "JSON"}
+
+// String returns the registry's name of t.
+func (t SchemaType) String() string {
+	if int(t) < len(schemaTypeNames) {
+		return schemaTypeNames[t]
+	}
+	return "SchemaType(" + strconv.Itoa(int(t)) + ")"
+}
+
+// ParseSchemaType returns the SchemaType for the registry's schemaType
+// field: AVRO, PROTOBUF or JSON; the empty string means AVRO.
+func ParseSchemaType(name string) (SchemaType, error) {
+	if name == "" {
+		return SchemaAvro, nil
+	}
+	for i, n := range schemaTypeNames {
+		if n == name {
+			return SchemaType(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown schema type %q; the registry knows AVRO, PROTOBUF and JSON", name)
+}
+
+// schemaTypeOf is the schema type a registry format reads.
+func schemaTypeOf(f Format) SchemaType {
+	switch f {
+	case FormatProtobuf:
+		return SchemaProtobuf
+	case FormatJSONSchema:
+		return SchemaJSON
+	}
+	return SchemaAvro
+}
+
+// Schema is a writer schema as a Schema Registry stores it, references
+// resolved.
+type Schema struct {
+	Type       SchemaType
+	Text       string        // Avro JSON, .proto text (or base64 FileDescriptorProto), JSON Schema
+	References []NamedSchema // every transitive reference, dependencies first
+}
+
+// NamedSchema is a schema another schema refers to by name.
+type NamedSchema struct {
+	Name   string // Avro full name or Protobuf import path
+	Schema Schema
+}
+
+// SchemaRef identifies a writer schema: by the registry's 32-bit id, or by
+// the 16-byte GUID newer serializers put in record headers.
+type SchemaRef struct {
+	ID     int32
+	GUID   [16]byte // RFC 4122 byte order, as in the header
+	IsGUID bool
+}
+
+// String returns "id 42" or "guid 3f1c9a2e-8b4d-4c6e-9f2a-1b3c5d7e9f01".
+func (r SchemaRef) String() string {
+	if !r.IsGUID {
+		return "id " + strconv.FormatInt(int64(r.ID), 10)
+	}
+	var b [36]byte
+	hex.Encode(b[0:8], r.GUID[0:4])
+	hex.Encode(b[9:13], r.GUID[4:6])
+	hex.Encode(b[14:18], r.GUID[6:8])
+	hex.Encode(b[19:23], r.GUID[8:10])
+	hex.Encode(b[24:], r.GUID[10:])
+	b[8], b[13], b[18], b[23] = '-', '-', '-', '-'
+	return "guid " + string(b[:])
+}
+
+// SchemaNeededError is what Decoder.AppendFields returns for a record whose
+// writer schema the decoder does not have. The caller fetches it from the
+// registry, hands it to Decoder.AddSchema (nil when the registry does not
+// know Ref) and decodes the same record again. It is not a *RowError: the
+// record is fine, the decoder lacks a schema.
+type SchemaNeededError struct {
+	Ref SchemaRef
+}
+
+func (e *SchemaNeededError) Error() string {
+	return "codec needs the writer schema with " + e.Ref.String() + " from the schema registry"
+}
+
+// Registry framing (Confluent's wire format).
+const (
+	magicID   = 0 // magic byte, then the 4-byte big-endian schema id
+	magicGUID = 1 // magic byte, then the 16-byte schema GUID
+
+	// valueSchemaIDHeader carries the value's schema id (magic byte 0 and
+	// id) or GUID (magic byte 1 and GUID), and for Protobuf the message
+	// indexes after it; the value then has no prefix.
+	valueSchemaIDHeader = "__value_schema_id"
+
+	// maxMessageIndexes bounds the Protobuf message index list (the
+	// nesting depth of the message in its file).
+	maxMessageIndexes = 64
+)
+
+// framing is the parsed registry framing of one record.
+type framing struct {
+	ref     SchemaRef
+	payload []byte // the encoded datum, after any prefix
+	indexes []int  // Protobuf message indexes, decoder-owned
+}
+
+func badFraming(detail string) *RowError {
+	return &RowError{Reason: ReasonBadFraming, Detail: detail}
+}
+
+// parseFraming reads the schema reference of rec, whose value (possibly
+// decompressed) is value. The last __value_schema_id header wins, as in
+// Confluent's deserializers; without one the value carries the prefix.
+// indexes is reused for the Protobuf message indexes.
+func parseFraming(rec *Record, value []byte, protobuf bool, indexes []int) (framing, *RowError) {
+	var header []byte
+	found := false
+	for i := range rec.Headers {
+		if h := &rec.Headers[i]; h.Key == valueSchemaIDHeader {
+			header, found = h.Value, true
+		}
+	}
+	f := framing{indexes: indexes[:0]}
+	var rest []byte
+	var rerr *RowError
+	if found {
+		if f.ref, rest, rerr = parseSchemaID(header, valueSchemaIDHeader+" header"); rerr != nil {
+			return f, rerr
+		}
+		f.payload = value
+	} else {
+		if f.ref, rest, rerr = parseSchemaID(value, "value"); rerr != nil {
+			return f, rerr
+		}
+	}
+	if protobuf {
+		if f.indexes, rest, rerr = parseMessageIndexes(rest, f.indexes); rerr != nil {
+			return f, rerr
+		}
+	}
+	if found {
+		if len(rest) != 0 {
+			return f, badFraming(fmt.Sprintf("%d bytes after the schema reference in the %s header", len(rest), valueSchemaIDHeader))
+		}
+	} else {
+		f.payload = rest
+	}
+	return f, nil
+}
+
+// parseSchemaID reads a magic byte and the id or GUID it announces.
+func parseSchemaID(b []byte, where string) (SchemaRef, []byte, *RowError) {
+	if len(b) == 0 {
+		return SchemaRef{}, nil, badFraming("empty " + where + ", want a magic byte and a schema id")
+	}
+	switch b[0] {
+	case magicID:
+		if len(b) < 5 {
+			return SchemaRef{}, nil, badFraming(fmt.Sprintf("%s of %d bytes is too short for magic byte 0 and a 4-byte schema id", where, len(b)))
+		}
+		return SchemaRef{ID: int32(binary.BigEndian.Uint32(b[1:]))}, b[5:], nil
+	case magicGUID:
+		if len(b) < 17 {
+			return SchemaRef{}, nil, badFraming(fmt.Sprintf("%s of %d bytes is too short for magic byte 1 and a 16-byte schema GUID", where, len(b)))
+		}
+		ref := SchemaRef{IsGUID: true}
+		copy(ref.GUID[:], b[1:17])
+		return ref, b[17:], nil
+	}
+	return SchemaRef{}, nil, badFraming(fmt.Sprintf("%s starts with byte 0x%02x, not a schema registry magic byte (0 or 1); is the topic written by a schema registry serializer?", where, b[0]))
+}
+
+// parseMessageIndexes reads Protobuf message indexes: a zigzag varint
+// count, then as many zigzag varint indexes; a count of 0 means [0].
+func parseMessageIndexes(b []byte, dst []int) ([]int, []byte, *RowError) {
+	n, i, ok := readVarlong(b, 0)
+	if !ok || n < 0 || n > maxMessageIndexes {
+		return dst, nil, badFraming("invalid Protobuf message index count")
+	}
+	if n == 0 {
+		return append(dst, 0), b[i:], nil
+	}
+	for range n {
+		var v int64
+		if v, i, ok = readVarlong(b, i); !ok || v < 0 || v > 1<<30 {
+			return dst, nil, badFraming("invalid Protobuf message index")
+		}
+		dst = append(dst, int(v))
+	}
+	return dst, b[i:], nil
+}
+
+// readVarlong reads a zigzag-encoded varint of at most 10 bytes (Avro's
+// long, Kafka's varlong) at b[i:].
+func readVarlong(b []byte, i int) (int64, int, bool) {
+	var u uint64
+	for shift := uint(0); shift < 70; shift += 7 {
+		if i >= len(b) {
+			return 0, i, false
+		}
+		c := b[i]
+		i++
+		if shift == 63 && c > 1 {
+			return 0, i, false
+		}
+		u |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			return int64(u>>1) ^ -int64(u&1), i, true
+		}
+	}
+	return 0, i, false
+}
+
+// valuePlan decodes payloads written with one writer schema.
+type valuePlan interface {
+	// decode walks payload (after the framing), remembering where each path
+	// column's value is. It allocates nothing in steady state.
+	decode(payload []byte) *RowError
+	// appendPath appends the binary COPY field of path column i (i indexes
+	// the decoder's path columns in column order) from the last decode.
+	appendPath(dst []byte, i int) ([]byte, *RowError)
+}
+
+// planReleaser is implemented by plans that hold on to the last payload:
+// release drops the reference, so the decoder keeps none of the record.
+type planReleaser interface {
+	release()
+}
+
+// schemaEntry is one cached writer schema and what it compiled to.
+type schemaEntry struct {
+	ref    SchemaRef
+	schema *Schema   // nil when the registry does not know ref
+	plan   valuePlan // Avro; nil for JSON Schema and Protobuf
+	err    *RowError // every record with this schema fails so (unknown, wrong type, does not compile)
+	protos []protoPlan
+}
+
+// protoPlan is a Protobuf plan for one message index path.
+type protoPlan struct {
+	indexes []int
+	plan    valuePlan
+	err     *RowError
+}
+
+// schemaCache holds the writer schemas a decoder has been given, up to max,
+// evicting the oldest first.
+type schemaCache struct {
+	entries map[SchemaRef]*schemaEntry
+	order   []SchemaRef // insertion ring once full
+	next    int         // ring position of the oldest entry
+	max     int
+	last    *schemaEntry // the entry the previous record used
+}
+
+func (c *schemaCache) get(ref SchemaRef) *schemaEntry {
+	if e := c.last; e != nil && e.ref == ref {
+		return e
+	}
+	e := c.entries[ref]
+	if e != nil {
+		c.last = e
+	}
+	return e
+}
+
+func (c *schemaCache) put(e *schemaEntry) {
+	if c.entries == nil {
+		c.entries = make(map[SchemaRef]*schemaEntry)
+	}
+	if _, ok := c.entries[e.ref]; ok {
+		c.entries[e.ref] = e
+		c.last = nil
+		return
+	}
+	if len(c.order) < c.max {
+		c.order = append(c.order, e.ref)
+	} else {
+		old := c.order[c.next]
+		delete(c.entries, old)
+		c.order[c.next] = e.ref
+		c.next = (c.next + 1) % len(c.order)
+	}
+	c.entries[e.ref] = e
+	c.last = nil
+}
+
+// AddSchema gives d the writer schema s for ref, after AppendFields
+// returned a *SchemaNeededError for it. s is nil when the registry says
+// the schema does not exist: records using ref are then a *RowError with
+// ReasonUnknownSchema. The schema is compiled for d's columns at once;
+// one that cannot be parsed, is of the wrong type for d's format, or
+// whose fields cannot fill d's columns is cached as well, and every
+// record using it is a *RowError naming the column and why (the pipeline
+// never stalls on a schema). The returned error says the same for
+// logging; it is nil when the schema compiled. The cache holds up to
+// Options.MaxSchemas schemas and evicts the oldest.
+func (d *Decoder) AddSchema(ref SchemaRef, s *Schema) error {
+	if !d.format.registry() {
+		return fmt.Errorf("cannot add a schema to a decoder for format %s, which reads no schema registry framing", d.format)
+	}
+	e := &schemaEntry{ref: ref}
+	if s != nil {
+		sc := *s
+		sc.References = slices.Clone(s.References)
+		e.schema = &sc
+	}
+	switch {
+	case s == nil:
+		e.err = &RowError{Reason: ReasonUnknownSchema,
+			Detail: fmt.Sprintf("the schema registry has no schema with %s; register it or route the producer to the right registry", ref)}
+	case s.Type != schemaTypeOf(d.format):
+		e.err = &RowError{Reason: ReasonSchemaMismatch,
+			Detail: fmt.Sprintf("schema %s is a %s schema, format %s reads %s schemas", ref, s.Type, d.format, schemaTypeOf(d.format))}
+	case d.format == FormatAvro:
+		var plan *avroPlan
+		if plan, e.err = compileAvroPlan(e.schema, d.pathColumns(), d.opts); plan != nil {
+			e.plan = plan
+		}
+		if e.err != nil {
+			e.err.Detail = fmt.Sprintf("schema %s: %s", ref, e.err.Detail)
+		}
+	}
+	d.schemas.put(e)
+	if e.err != nil {
+		return e.err
+	}
+	return nil
+}
+
+// pathColumns returns the path columns, in column order.
+func (d *Decoder) pathColumns() []Column {
+	var cols []Column
+	for i := range d.cols {
+		if d.cols[i].Source == SourcePath {
+			cols = append(cols, d.cols[i].Column)
+		}
+	}
+	return cols
+}
+
+// errSchemaNeeded marks, inside the decoder, that d.needed holds the
+// reference of a schema the caller must fetch.
+var errSchemaNeeded = &RowError{Reason: "schema_needed"}
+
+// resolve parses the framing of rec and finds the plan for its schema. For
+// FormatJSONSchema it returns a nil plan and the payload to parse as JSON.
+func (d *Decoder) resolve(rec *Record, value []byte) (valuePlan, []byte, *RowError) {
+	f, rerr := parseFraming(rec, value, d.format == FormatProtobuf, d.indexes)
+	d.indexes = f.indexes
+	if rerr != nil {
+		return nil, nil, rerr
+	}
+	e := d.schemas.get(f.ref)
+	if e == nil {
+		d.needed = f.ref
+		return nil, nil, errSchemaNeeded
+	}
+	if e.err != nil {
+		re := *e.err
+		return nil, nil, &re
+	}
+	if d.format != FormatProtobuf {
+		return e.plan, f.payload, nil
+	}
+	for i := range e.protos {
+		if pp := &e.protos[i]; slices.Equal(pp.indexes, f.indexes) {
+			if pp.err != nil {
+				re := *pp.err
+				return nil, nil, &re
+			}
+			return pp.plan, f.payload, nil
+		}
+	}
+	// First record with this message: compile its plan (once).
+	pp := protoPlan{indexes: slices.Clone(f.indexes)}
+	plan, err := compileProtobufPlan(e.schema, pp.indexes, d.pathColumns(), d.opts)
+	if err != nil {
+		pp.err = &RowError{Reason: ReasonSchemaMismatch, Detail: fmt.Sprintf("schema %s, message indexes %v: %v", f.ref, pp.indexes, err)}
+		var re *RowError
+		if asRowError(err, &re) {
+			pp.err = re
+		}
+	} else {
+		pp.plan = plan
+	}
+	e.protos = append(e.protos, pp)
+	if pp.err != nil {
+		re := *pp.err
+		return nil, nil, &re
+	}
+	return plan, f.payload, nil
+}
+
+func asRowError(err error, re **RowError) bool {
+	r, ok := err.(*RowError)
+	if ok {
+		*re = r
+	}
+	return ok
+}
