@@ -309,9 +309,9 @@ func (f Format) String() string {
 	return fmt.Sprintf("format(%d)", uint8(f))
 }
 
-// registry reports whether records of format f are framed with a Schema
-// Registry schema id.
-func (f Format) registry() bool {
+// UsesRegistry reports whether records of format f are framed with a
+// Schema Registry schema id, so their decoder needs AddSchema.
+func (f Format) UsesRegistry() bool {
 	return f == FormatAvro || f == FormatProtobuf || f == FormatJSONSchema
 }
 

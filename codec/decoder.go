@@ -258,7 +258,7 @@ func (d *Decoder) appendFields(dst []byte, rec *Record) ([]byte, *RowError) {
 		}
 	}
 	framed := value
-	if d.format.registry() && value != nil {
+	if d.format.UsesRegistry() && value != nil {
 		plan, payload, rerr := d.resolve(rec, value)
 		if rerr != nil {
 			return dst, rerr

@@ -318,7 +318,7 @@ func (c *schemaCache) put(e *schemaEntry) {
 // logging; it is nil when the schema compiled. The cache holds up to
 // Options.MaxSchemas schemas and evicts the oldest.
 func (d *Decoder) AddSchema(ref SchemaRef, s *Schema) error {
-	if !d.format.registry() {
+	if !d.format.UsesRegistry() {
 		return fmt.Errorf("cannot add a schema to a decoder for format %s, which reads no schema registry framing", d.format)
 	}
 	e := &schemaEntry{ref: ref}

@@ -38,6 +38,7 @@ import (
 	"github.com/sluice-dev/sluice/batching"
 	"github.com/sluice-dev/sluice/codec"
 	pgcopy "github.com/sluice-dev/sluice/copy"
+	"github.com/sluice-dev/sluice/registry"
 )
 
 // tableRT is a configured table at run time.
@@ -105,8 +106,10 @@ type App struct {
 	consuming   atomic.Bool
 	metricsAddr atomic.Value // string
 
-	topicsW topicWatch     // subscribed topics that do not exist (monitor.go)
-	periods monitorPeriods // the monitor's timings
+	reg     *registry.Client // nil without schema_registry
+	regWait registryWait     // partitions waiting for the registry
+	topicsW topicWatch       // subscribed topics that do not exist (monitor.go)
+	periods monitorPeriods   // the monitor's timings
 
 	// failed holds the first fatal error; failPoll stops the poll loop.
 	failMu   sync.Mutex
@@ -143,6 +146,11 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 		a.log.Warn("insecure setting: " + w)
 	}
 	a.m = newAppMetrics(func() float64 { return float64(a.budget.InUse()) })
+	reg, err := newRegistry(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.reg = reg
 	for i := range cfg.Tables {
 		tc := cfg.Tables[i]
 		cols, err := tc.codecColumns()
@@ -201,6 +209,9 @@ func (a *App) notReady() string {
 	}
 	if missing := a.missingTopics(); len(missing) > 0 {
 		return missingTopicsMessage(missing)
+	}
+	if why := a.regWait.reason(); why != "" {
+		return why
 	}
 	var halted []string
 	for _, st := range a.snapshotParts() {

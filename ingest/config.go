@@ -24,12 +24,13 @@ import (
 // (docs/design.md, "Configuration"); Load fills defaults, applies SLUICE_*
 // environment overrides and validates.
 type Config struct {
-	Kafka    KafkaConfig    `yaml:"kafka"`
-	Postgres PostgresConfig `yaml:"postgres"`
-	Batch    BatchConfig    `yaml:"batch"`
-	Tables   []TableConfig  `yaml:"tables"`
-	Metrics  MetricsConfig  `yaml:"metrics"`
-	Log      LogConfig      `yaml:"log"`
+	Kafka          KafkaConfig          `yaml:"kafka"`
+	SchemaRegistry SchemaRegistryConfig `yaml:"schema_registry"`
+	Postgres       PostgresConfig       `yaml:"postgres"`
+	Batch          BatchConfig          `yaml:"batch"`
+	Tables         []TableConfig        `yaml:"tables"`
+	Metrics        MetricsConfig        `yaml:"metrics"`
+	Log            LogConfig            `yaml:"log"`
 }
 
 // KafkaConfig is the `kafka:` section.
@@ -374,6 +375,7 @@ func (c *Config) applyEnv(env func(string) string) {
 	if v := env("SLUICE_LOG_LEVEL"); v != "" {
 		c.Log.Level = v
 	}
+	c.SchemaRegistry.applyEnv(env)
 }
 
 func splitList(s string) []string {
@@ -487,6 +489,16 @@ func (c *Config) Validate() error {
 			}
 			seenTopic[tp] = t.Name
 		}
+	}
+	needRegistry := ""
+	for i := range c.Tables {
+		if f, _ := codec.ParseFormat(c.Tables[i].Format); f.UsesRegistry() {
+			needRegistry = fmt.Sprintf("tables[%d] (format %s)", i, c.Tables[i].Format)
+			break
+		}
+	}
+	if err := c.SchemaRegistry.validate(needRegistry); err != nil {
+		return err
 	}
 
 	if c.Metrics.Listen != "" && !strings.Contains(c.Metrics.Listen, ":") {

@@ -42,6 +42,7 @@ type appMetrics struct {
 	retries          *metrics.Counter
 	fetchPauses      *metrics.Counter
 	probedKeys       *metrics.Counter
+	registryErrors   *metrics.Counter
 	e2eHist          latencyHist
 
 	mu     sync.Mutex
@@ -73,6 +74,7 @@ func newAppMetrics(inflight func() float64) *appMetrics {
 		retries:          s.NewCounter("sluice_batch_retries_total"),
 		fetchPauses:      s.NewCounter("sluice_fetch_pauses_total"),
 		probedKeys:       s.NewCounter("sluice_probed_keys_total"),
+		registryErrors:   s.NewCounter("sluice_schema_registry_errors_total"),
 		batchRows:        s.NewPrometheusHistogramExt("sluice_batch_rows", sizeBuckets),
 		copyDur:          s.NewPrometheusHistogramExt("sluice_copy_duration_seconds", latencyBuckets),
 		mergeDur:         s.NewPrometheusHistogramExt("sluice_merge_duration_seconds", latencyBuckets),

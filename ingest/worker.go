@@ -322,6 +322,18 @@ func (w *worker) decode(m wmsg) {
 			p.seq++
 		}
 		buf, err := dec.AppendFields(buf, &w.rec)
+		if need, ok := err.(*codec.SchemaNeededError); ok {
+			// A writer schema this decoder has not seen: fetch it (the
+			// partition waits while the registry is unreachable), then
+			// decode the same record again.
+			if !w.fetchSchema(st, dec, need) {
+				// Dropped or stopping: the rest of the chunk is not
+				// decoded; whoever owns the partition next reads it again.
+				p.b.Buf.B = buf[:mark]
+				break
+			}
+			buf, err = dec.AppendFields(buf, &w.rec)
+		}
 		if err != nil {
 			p.b.Buf.B = buf[:mark]
 			dl := deadLetter(r, t.cfg.Name, err)
