@@ -3,14 +3,15 @@
 // the `run` command. It owns ordering and ownership; it knows nothing of SQL
 // text (package pgcopy does) or of record formats (package codec does).
 //
-// Protocol (DESIGN.md, "Exactly-once protocol"):
+// Protocol (docs/design.md, "Exactly-once protocol"):
 //
 //   - On assignment each partition's offsets row in PostgreSQL is claimed:
 //     owner_epoch+1 is this owner's fencing token and next_offset is where
 //     fetching starts. Kafka's own committed offsets are never used.
-//   - Partitions are spread over workers (one PostgreSQL connection each) by
-//     hash; a worker decodes its partitions' records into one batch per
-//     table and hands full or aged batches to its committer, which writes
+//   - Each claimed partition goes to the worker (one PostgreSQL connection
+//     each) owning the fewest partitions (leastLoadedWorker); a worker
+//     decodes its partitions' records into one batch per table and hands
+//     full or aged batches to its committer, which writes
 //     each in one transaction that compare-and-sets the offsets first.
 //     Batches of one worker commit strictly in order, so each batch's
 //     expected offsets are the previous batch's new ones.

@@ -21,7 +21,7 @@ import (
 )
 
 // Config is the appliance's configuration. Its YAML keys are a contract
-// (DESIGN.md, "Configuration"); Load fills defaults, applies SLUICE_*
+// (docs/design.md, "Configuration"); Load fills defaults, applies SLUICE_*
 // environment overrides and validates.
 type Config struct {
 	Kafka          KafkaConfig          `yaml:"kafka"`
@@ -469,7 +469,7 @@ func (c *Config) Validate() error {
 	}
 
 	if len(c.Tables) == 0 {
-		return cfgErr("tables", "no tables; add at least one table with name, topics and columns (see README, Configuration)")
+		return cfgErr("tables", "no tables; add at least one table with name, topics and columns (see docs/configuration.md)")
 	}
 	seenTopic := map[string]string{}
 	seenTable := map[string]bool{}

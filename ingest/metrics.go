@@ -16,7 +16,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/buildinfo"
 )
 
-// Metric names are a contract (DESIGN.md, "Metrics"); dashboards and alerts
+// Metric names are a contract (docs/design.md, "Metrics"); dashboards and alerts
 // depend on them.
 
 var (
