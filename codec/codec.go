@@ -128,6 +128,8 @@ package codec
 
 import (
 	"fmt"
+	"iter"
+	"math/bits"
 	"time"
 )
 
@@ -211,6 +213,16 @@ const (
 	SourceKey
 	SourceHeaders
 	SourceValue
+
+	// Debezium envelope fields (FormatDebezium only), see debezium.go.
+	SourceDebeziumOp            // debezium.op
+	SourceDebeziumTsMs          // debezium.ts_ms
+	SourceDebeziumSourceTsMs    // debezium.source.ts_ms
+	SourceDebeziumSourceLSN     // debezium.source.lsn
+	SourceDebeziumSourceDB      // debezium.source.db
+	SourceDebeziumSourceSchema  // debezium.source.schema
+	SourceDebeziumSourceTable   // debezium.source.table
+	SourceDebeziumTransactionID // debezium.transaction.id
 )
 
 var sourceNames = [...]string{
@@ -222,6 +234,15 @@ var sourceNames = [...]string{
 	SourceKey:       "kafka.key",
 	SourceHeaders:   "kafka.headers",
 	SourceValue:     "kafka.value",
+
+	SourceDebeziumOp:            "debezium.op",
+	SourceDebeziumTsMs:          "debezium.ts_ms",
+	SourceDebeziumSourceTsMs:    "debezium.source.ts_ms",
+	SourceDebeziumSourceLSN:     "debezium.source.lsn",
+	SourceDebeziumSourceDB:      "debezium.source.db",
+	SourceDebeziumSourceSchema:  "debezium.source.schema",
+	SourceDebeziumSourceTable:   "debezium.source.table",
+	SourceDebeziumTransactionID: "debezium.transaction.id",
 }
 
 // String returns the configuration name of s ("" for SourcePath).
@@ -250,6 +271,7 @@ type Column struct {
 	Source   Source
 	Path     string // dotted JSON path for SourcePath, e.g. "attrs.country"
 	Required bool   // missing or null becomes a *RowError instead of NULL
+	Key      bool   // part of the table's conflict key: what a delete matches on
 }
 
 // ParseColumn builds a Column from its configuration names (see ParseType
@@ -271,25 +293,31 @@ type Format uint8
 
 // Record formats.
 const (
-	FormatJSON Format = iota // the value is a JSON object; columns pick paths
-	FormatRaw                // key, value, headers and position, unparsed
+	FormatJSON     Format = iota // the value is a JSON object; columns pick paths
+	FormatRaw                    // key, value, headers and position, unparsed
+	FormatDebezium               // Debezium change events in JSON; columns pick paths in the row
 )
 
-// ParseFormat returns the Format for "json" or "raw".
+// ParseFormat returns the Format for "json", "raw" or "debezium".
 func ParseFormat(name string) (Format, error) {
 	switch name {
 	case "json", "":
 		return FormatJSON, nil
 	case "raw":
 		return FormatRaw, nil
+	case "debezium":
+		return FormatDebezium, nil
 	}
-	return 0, fmt.Errorf("unknown format %q; use json or raw", name)
+	return 0, fmt.Errorf("unknown format %q; use json, raw or debezium", name)
 }
 
 // String returns the configuration name of f.
 func (f Format) String() string {
-	if f == FormatRaw {
+	switch f {
+	case FormatRaw:
 		return "raw"
+	case FormatDebezium:
+		return "debezium"
 	}
 	return "json"
 }
@@ -312,6 +340,69 @@ type Record struct {
 	Headers   []Header
 }
 
+// Op is what a decoded record means for its row. Every record of FormatJSON
+// and FormatRaw is an upsert, except tombstones under Options.Deletes;
+// FormatDebezium records carry their own operation.
+type Op uint8
+
+// Operations reported by Decoder.Op.
+const (
+	// OpUpsert: insert the tuple, or resolve the conflict on its key as the
+	// table says.
+	OpUpsert Op = iota
+	// OpDelete: delete the row whose key columns equal the tuple's; only
+	// the key columns (and kafka.*/debezium.* source columns) are filled,
+	// the other path columns are NULL.
+	OpDelete
+	// OpTruncate: the source table was truncated. Nothing was appended.
+	OpTruncate
+	// OpSkip: the record changes no row (a tombstone after a Debezium
+	// delete, a logical decoding message). Nothing was appended.
+	OpSkip
+)
+
+var opNames = [...]string{OpUpsert: "upsert", OpDelete: "delete", OpTruncate: "truncate", OpSkip: "skip"}
+
+func (o Op) String() string {
+	if int(o) < len(opNames) {
+		return opNames[o]
+	}
+	return "invalid"
+}
+
+// ColumnSet is a set of column indexes (positions in Decoder.Columns).
+// The zero value is empty.
+type ColumnSet []uint64
+
+// Has reports whether column i is in s.
+func (s ColumnSet) Has(i int) bool {
+	return i >= 0 && i>>6 < len(s) && s[i>>6]&(1<<(i&63)) != 0
+}
+
+// Len returns the number of columns in s.
+func (s ColumnSet) Len() int {
+	n := 0
+	for _, w := range s {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+
+// All yields the columns in s in increasing order.
+func (s ColumnSet) All() iter.Seq[int] {
+	return func(yield func(int) bool) {
+		for wi, w := range s {
+			for w != 0 {
+				b := bits.TrailingZeros64(w)
+				if !yield(wi<<6 + b) {
+					return
+				}
+				w &= w - 1
+			}
+		}
+	}
+}
+
 // Reason classifies why a record could not become a row. It is a metric
 // label, so the set is small and fixed.
 type Reason string
@@ -327,6 +418,8 @@ const (
 	ReasonBadCompression  Reason = "bad_compression"
 	ReasonOversized       Reason = "oversized"
 	ReasonInvalidValue    Reason = "invalid_value"
+	ReasonBadEnvelope     Reason = "bad_envelope" // not a Debezium change event: no op, unknown op, no after
+	ReasonBadKey          Reason = "bad_key"      // a delete whose record key does not name the row
 )
 
 // RowError says why one record could not become a row: which column, which

@@ -30,6 +30,13 @@ type Options struct {
 	// default, DefaultMaxDepth (1000), stays well inside it and bounds the
 	// decoder's stack.
 	MaxDepth int
+
+	// Deletes makes a tombstone (nil value) of FormatJSON a delete
+	// (OpDelete) of the row named by the record key, read into the key
+	// columns (Column.Key) as described at Decoder.Op. Without it a
+	// tombstone is a row of NULL path columns. FormatDebezium carries its
+	// own deletes and ignores this option.
+	Deletes bool
 }
 
 // EnsureDefaults returns a copy of o with zero fields set to their defaults.
