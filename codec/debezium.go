@@ -111,6 +111,7 @@ const maxDecimalBytes = 61_300
 type debezium struct {
 	bare, wrapped   envelope // slots of the envelope alone, and below "payload"
 	payload, schema int      // slots of the wrapper's fields
+	payloadNode     *node    // the path tree below "payload"
 
 	keyPaths int  // key columns read from the row
 	keyKafka bool // a key column reads kafka.key
@@ -168,7 +169,8 @@ func (d *Decoder) initDebezium() error {
 	z.payload = slotAt(root, "payload", &d.p.slots)
 	z.schema = slotAt(root, "schema", &d.p.slots)
 	z.bare = buildEnvelope(root, d.cols, &d.p.slots)
-	z.wrapped = buildEnvelope(root.child("payload"), d.cols, &d.p.slots)
+	z.payloadNode = root.child("payload")
+	z.wrapped = buildEnvelope(z.payloadNode, d.cols, &d.p.slots)
 	root.fillSubtree()
 	d.root = root
 	d.needParse = true
@@ -233,14 +235,15 @@ func (d *Decoder) appendDebezium(dst []byte, rec *Record) ([]byte, *RowError) {
 			return dst, rerr
 		}
 	}
-	d.p.reset(value)
-	top, ok := d.p.parseDocument(d.root)
+	top, plan, ok := d.parseKnownSchema(value)
 	if !ok {
-		return dst, &RowError{Reason: d.p.errReason, Detail: fmt.Sprintf("%s at byte %d", d.p.errDetail, d.p.errPos)}
+		d.p.reset(value)
+		if top, ok = d.p.parseDocument(d.root); !ok {
+			return dst, &RowError{Reason: d.p.errReason, Detail: fmt.Sprintf("%s at byte %d", d.p.errDetail, d.p.errPos)}
+		}
 	}
 	slots := d.p.slots
 	env := &z.bare
-	var plan *dbzPlan
 	switch sp := slots[z.payload]; sp.kind {
 	case kindNone:
 		if slots[z.schema].kind != kindNone {
@@ -251,8 +254,9 @@ func (d *Decoder) appendDebezium(dst []byte, rec *Record) ([]byte, *RowError) {
 		return dst, nil
 	case kindObject:
 		env = &z.wrapped
-		if s := slots[z.schema]; s.kind == kindObject {
-			plan = z.planFor(s.raw(value), d.cols)
+		if s := slots[z.schema]; s.kind == kindObject && plan == nil {
+			_, poisoned := d.p.poisoned(s.start, s.end)
+			plan = z.planFor(s.raw(value), d.cols, !poisoned)
 		}
 	default:
 		return dst, envelopeError("the payload is a JSON %s, not an object", sp.kind)
@@ -317,6 +321,51 @@ func (d *Decoder) appendDebezium(dst []byte, rec *Record) ([]byte, *RowError) {
 		}
 	}
 	return dst, nil
+}
+
+// The wrapper as JsonConverter writes it, the schema first.
+const (
+	wrapperHead = `{"schema":`
+	payloadHead = `,"payload":`
+)
+
+// parseKnownSchema parses a value that starts with the wrapper and the
+// schema of the last plan, byte for byte, without validating the schema
+// again: the same bytes were a complete, valid JSON value before, and a
+// value's validity does not depend on what surrounds it. It reports false
+// when the value has another shape or the rest does not parse; the caller
+// then parses the whole value, which also finds the error to report.
+func (d *Decoder) parseKnownSchema(value []byte) (span, *dbzPlan, bool) {
+	z := d.dbz
+	last := z.last
+	if last == nil || !last.clean || !bytes.HasPrefix(value, []byte(wrapperHead)) {
+		return span{}, nil, false
+	}
+	rest := value[len(wrapperHead):]
+	if !bytes.HasPrefix(rest, last.schema) || !bytes.HasPrefix(rest[len(last.schema):], []byte(payloadHead)) {
+		return span{}, nil, false
+	}
+	p := &d.p
+	p.reset(value)
+	p.pos = len(wrapperHead) + len(last.schema) + len(payloadHead)
+	p.depth = 1 // inside the top-level object, as in parseDocument
+	p.skipWS()
+	sp, ok := p.parseValue(z.payloadNode)
+	if !ok {
+		return span{}, nil, false
+	}
+	p.skipWS()
+	if p.pos >= len(value) || value[p.pos] != '}' {
+		return span{}, nil, false
+	}
+	p.pos++
+	p.skipWS()
+	if p.pos != len(value) {
+		return span{}, nil, false
+	}
+	p.slots[z.schema] = span{start: len(wrapperHead), end: len(wrapperHead) + len(last.schema), kind: kindObject}
+	p.slots[z.payload] = sp
+	return span{start: 0, end: len(value), kind: kindObject}, last, true
 }
 
 // debeziumOp returns the op code at sp.
@@ -405,6 +454,7 @@ func envelopeEncoding(s Source) fieldEnc {
 // dbzPlan is what one envelope schema says about the columns' fields.
 type dbzPlan struct {
 	schema   []byte
+	clean    bool       // schema holds nothing jsonb rejects (see parser.poisons)
 	row, old []fieldEnc // per column: encoding of its path in after and in before
 }
 
@@ -424,7 +474,7 @@ func (p *dbzPlan) oldEnc(i int) fieldEnc {
 
 // planFor returns the plan of an envelope schema, compiling it on first
 // sight. Lookups allocate nothing.
-func (z *debezium) planFor(schema []byte, cols []column) *dbzPlan {
+func (z *debezium) planFor(schema []byte, cols []column, clean bool) *dbzPlan {
 	if p := z.last; p != nil && bytes.Equal(p.schema, schema) {
 		return p
 	}
@@ -434,6 +484,7 @@ func (z *debezium) planFor(schema []byte, cols []column) *dbzPlan {
 		return p
 	}
 	p := compilePlan(schema, cols)
+	p.clean = clean
 	if len(z.plans) >= maxPlans {
 		clear(z.plans)
 	}

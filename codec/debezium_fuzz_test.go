@@ -32,6 +32,9 @@ func checkChange(t *testing.T, name string, d *Decoder, rec *Record) {
 		if d.Op() != OpUpsert || d.Unchanged() != nil {
 			t.Fatalf("%s: after %v Op is %s and Unchanged %v", name, err, d.Op(), d.Unchanged())
 		}
+		if _, err2 := d.AppendFields(nil, rec); err2 == nil || err2.Error() != err.Error() {
+			t.Fatalf("%s: decoding again gives %v, first %v", name, err2, err)
+		}
 		return
 	}
 	if string(out[:3]) != "xyz" {

@@ -163,13 +163,17 @@ func twosComplement(x *big.Int) []byte {
 	return b
 }
 
+func mustBig(s string) *big.Int {
+	x, ok := new(big.Int).SetString(s, 10)
+	if !ok {
+		panic(s)
+	}
+	return x
+}
+
 // decimal64 returns the base64 Connect Decimal of an unscaled value.
 func decimal64(unscaled string) string {
-	x, ok := new(big.Int).SetString(unscaled, 10)
-	if !ok {
-		panic(unscaled)
-	}
-	return base64.StdEncoding.EncodeToString(twosComplement(x))
+	return base64.StdEncoding.EncodeToString(twosComplement(mustBig(unscaled)))
 }
 
 // pgSource is the source block of a PostgreSQL connector.
@@ -768,4 +772,42 @@ func TestDebeziumZeroAllocs(t *testing.T) {
 			t.Errorf("%s: %.1f allocations per record, want 0", tc.name, allocs)
 		}
 	}
+}
+
+// TestDebeziumKnownSchema checks the parse that skips a schema seen
+// before: it accepts and rejects exactly what the full parse does.
+func TestDebeziumKnownSchema(t *testing.T) {
+	cols := []Column{{Name: "id", Type: TypeInt8, Path: "id", Key: true}, {Name: "v", Type: TypeJSONB, Source: SourceValue}}
+	d := mustDecoder(t, FormatDebezium, cols, Options{MaxDepth: 8})
+	schema := envelopeSchema(`{"type":"int64","field":"id"}`)
+	poisoned := strings.Replace(schema, `"name":"event.block"`, `"name":"event.block\u0000"`, 1)
+	f := func(value string, want Reason) {
+		t.Helper()
+		for i := range 3 { // compiles the plan, then takes the known schema
+			_, _, rerr := decodeChange(t, d, &Record{Value: []byte(value)})
+			var got Reason
+			if rerr != nil {
+				got = rerr.Reason
+			}
+			if got != want {
+				t.Errorf("%.60s… (decode %d): got %v, want %q", value[len(value)-40:], i, rerr, want)
+			}
+		}
+	}
+	ok := wrap(schema, `{"op":"c","after":{"id":1}}`)
+	f(ok, "")
+	f(wrap(schema, `{"op":"c","after":{"id":1}}`)+" ", "")
+	f(wrap(schema, ` {"op":"c","after":{"id":1}} `), "")
+	f(wrap(schema, `{"op":"c","after":{"id":1}}`)+"x", ReasonMalformedJSON)
+	f(wrap(schema, `{"op":"c","after":{"id":1}},"x":1`), "")
+	f(wrap(schema, `{"op":"c","after":{"id":1}},"payload":null`), "")
+	f(wrap(schema, `{"op":"c","after":{"id":1}}`)[:len(ok)-1], ReasonMalformedJSON)
+	f(wrap(schema, `{"op":"c","after":{"id":[[[[[[[1]]]]]]]}}`), ReasonMalformedJSON)
+	f(wrap(schema, `{"op":"c","after":{"id":[[[[[1]]]]]}}`), ReasonWrongType)
+	f(wrap(schema, `null`), "")
+	f(wrap(schema, `"x"`), ReasonBadEnvelope)
+	f(wrap(schema, `{"op":"c","after":{"id":1,"x":"\u0000"}}`), ReasonInvalidValue)
+	f(wrap(poisoned, `{"op":"c","after":{"id":1}}`), ReasonInvalidValue)
+	f(ok, "")
+	f(wrap(poisoned, `{"op":"c","after":{"id":1}}`), ReasonInvalidValue)
 }
