@@ -9,6 +9,9 @@
 //     (int32 big-endian length followed by the bytes, or length -1 for NULL)
 //     to the caller's buffer, in column order. It does not write the int16
 //     field count of the tuple: the caller frames tuples (see package pgcopy).
+//     Decoder.Op then says what the tuple means (an upsert, a delete); for
+//     records that change no row (OpSkip) or truncate the table
+//     (OpTruncate) nothing is appended and the caller frames no tuple.
 //   - A record that cannot become a row (malformed JSON, wrong type, out of
 //     range, missing required field, invalid UTF-8 or NUL in text, bad
 //     compression frame, oversized) yields a *RowError naming the column,
@@ -30,8 +33,9 @@
 // column takes any JSON value. The whole document is validated in one
 // pass even where no column looks, so a record is either valid JSON or
 // dead-lettered. A tombstone (nil value) is not parsed: every path column
-// and kafka.value is NULL (ReasonMissingRequired where Required). An empty,
-// non-nil value is ReasonMalformedJSON.
+// and kafka.value is NULL (ReasonMissingRequired where Required); with
+// Options.Deletes it is instead a delete of the row the record key names
+// (see Decoder.Op). An empty, non-nil value is ReasonMalformedJSON.
 //
 // FormatRaw: no parsing and no decompression; the default columns are
 // RawColumns (topic, partition, offset, timestamp, key, value as received,
