@@ -137,7 +137,8 @@ type envelope struct {
 	old               []int // per column: its path in before, for key path columns; -1 otherwise
 }
 
-// debeziumFields maps each debezium.* source to the column types it fills.
+// debeziumSourceTypes lists, per debezium.* source, the column types it
+// can fill.
 var debeziumSourceTypes = map[Source][]Type{
 	SourceDebeziumOp:            {TypeText},
 	SourceDebeziumTsMs:          {TypeInt8, TypeNumeric, TypeTimestamptz, TypeTimestamp},
@@ -147,6 +148,11 @@ var debeziumSourceTypes = map[Source][]Type{
 	SourceDebeziumSourceSchema:  {TypeText},
 	SourceDebeziumSourceTable:   {TypeText},
 	SourceDebeziumTransactionID: {TypeText},
+}
+
+// debezium reports whether s reads the Debezium envelope.
+func (s Source) debezium() bool {
+	return s >= SourceDebeziumOp && s <= SourceDebeziumTransactionID
 }
 
 func validateDebeziumSource(format Format, c Column) error {
@@ -211,7 +217,7 @@ func buildEnvelope(n *node, cols []column, slots *[]span) envelope {
 			if c.Key {
 				e.old[i] = slotAt(before, c.Path, slots)
 			}
-		case c.Source >= SourceDebeziumOp:
+		case c.Source.debezium():
 			e.row[i] = slotAt(n, strings.TrimPrefix(c.Source.String(), "debezium."), slots)
 		}
 	}
@@ -311,7 +317,7 @@ func (d *Decoder) appendDebezium(dst []byte, rec *Record) ([]byte, *RowError) {
 			dst, rerr = d.appendKeyField(dst, i, c, plan.oldEnc(i))
 		case c.Source == SourcePath:
 			dst = appendNull(dst)
-		case c.Source >= SourceDebeziumOp:
+		case c.Source.debezium():
 			dst, rerr = d.appendChangeField(dst, -1, c, slots[env.row[i]], envelopeEncoding(c.Source))
 		default:
 			dst, rerr = d.appendSource(dst, c, rec, value, top)

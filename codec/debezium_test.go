@@ -811,3 +811,26 @@ func TestDebeziumKnownSchema(t *testing.T) {
 	f(ok, "")
 	f(wrap(poisoned, `{"op":"c","after":{"id":1}}`), ReasonInvalidValue)
 }
+
+func TestDebeziumCompressedAndOversized(t *testing.T) {
+	d := mustDecoder(t, FormatDebezium, referenceChangeColumns, Options{MaxRecordBytes: 8000})
+	want, _, rerr := decodeChange(t, d, &Record{Value: referenceChangeWrapped})
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	for _, enc := range []string{"zstd", "gzip", "lz4"} {
+		got, op, rerr := decodeChange(t, d, &Record{Value: compressed(t, enc, referenceChangeWrapped),
+			Headers: []Header{{Key: "content-encoding", Value: []byte(enc)}}})
+		if rerr != nil || op != OpUpsert || strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("%s: %q, %s, %v", enc, got, op, rerr)
+		}
+	}
+	_, _, rerr = decodeChange(t, d, &Record{Value: referenceChangeWrapped, Headers: []Header{{Key: "content-encoding", Value: []byte("br")}}})
+	if rerr == nil || rerr.Reason != ReasonBadCompression {
+		t.Errorf("unknown encoding: %v", rerr)
+	}
+	_, _, rerr = decodeChange(t, d, &Record{Value: []byte(envelopeJSON("c", "null", `{"url":"`+strings.Repeat("x", 8000)+`"}`))})
+	if rerr == nil || rerr.Reason != ReasonOversized {
+		t.Errorf("oversized: %v", rerr)
+	}
+}

@@ -187,7 +187,7 @@ func validateColumn(format Format, c Column) error {
 	if c.Path != "" {
 		return fmt.Errorf("the column has both source %s and path %q; a column reads one or the other", c.Source, c.Path)
 	}
-	if c.Source >= SourceDebeziumOp {
+	if c.Source.debezium() {
 		return validateDebeziumSource(format, c)
 	}
 	allowed := sourceTypes[c.Source]
