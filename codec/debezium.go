@@ -13,7 +13,21 @@ import (
 	"strings"
 )
 
-// The text below documents FormatDebezium for the package comment.
+// The text below documents change streams and FormatDebezium for the
+// package comment.
+//
+// # Change streams
+//
+// Decoder.Op says what each accepted record means: OpUpsert (every record
+// of FormatJSON and FormatRaw), OpDelete, OpTruncate or OpSkip; the last
+// two append nothing. A delete's tuple holds the key columns
+// (Column.Key), kafka.* and debezium.* source columns; its other path
+// columns are NULL. With Options.Deletes a FormatJSON tombstone is a
+// delete whose key columns are read from the record key: an object key by
+// the key columns' paths, a scalar or non-JSON key into the single key
+// column (rules at Decoder.Op); a tombstone without a usable key is
+// ReasonBadKey. Decoder.Unchanged names the columns whose stored value the
+// writer must keep.
 //
 // # Debezium change events
 //
