@@ -89,6 +89,8 @@ func debeziumSeeds() [][2][]byte {
 	add(referenceChangeKey, []byte(wrap(envelopeSchema(referenceRowFields), envelopeJSON("d", "null", "null"))))
 	add([]byte(`{"id":1}`), []byte(envelopeJSON("d", `{"id":1}`, "null")))
 	add([]byte(`7`), []byte(`{"op":"d"}`))
+	add([]byte(`{"k":{"a":[1,"\u00e9"]}}`), []byte(`{"op":"d","before":null}`))
+	add([]byte(`"k"`), []byte(`{"op":"c","after":{"k":"{\"a\":1}","v":"x"}}`))
 	add([]byte(`{"int8":"42","text":"x"}`), []byte(`{"op":"d","before":{"int8":42,"text":"x"}}`))
 	add([]byte(`{"text":"\u00e9","int8":1e3,"other":[1]}`), []byte(`{"op":"d","before":null}`))
 	add([]byte(`{"id":1}`), []byte(`{"schema":null,"payload":null}`))
@@ -139,12 +141,15 @@ type changeDecoder struct {
 
 func changeDecoders(t testing.TB) []changeDecoder {
 	plainCols := debeziumEveryTypeColumns()[:len(everyTypeColumns())]
+	jsonKeyCols := []Column{{Name: "k", Type: TypeJSONB, Path: "k", Key: true}, {Name: "v", Type: TypeText, Path: "v"}}
 	return []changeDecoder{
 		{"reference", referenceChangeTable, mustDecoder(t, FormatDebezium, referenceChangeColumns, Options{}), false},
 		{"every_type", strings.TrimSuffix(everyTypeTable, ")") + ", c_op text, c_ts timestamptz, c_lsn numeric)",
 			mustDecoder(t, FormatDebezium, debeziumEveryTypeColumns(), Options{}), false},
 		{"plain_delete", everyTypeTable, mustDecoder(t, FormatJSON, plainCols, Options{Deletes: true}), true},
 		{"plain_value", everyTypeTable, mustDecoder(t, FormatJSON, plainCols, Options{Deletes: true}), false},
+		{"json_key_delete", "(k jsonb, v text)", mustDecoder(t, FormatJSON, jsonKeyCols, Options{Deletes: true}), true},
+		{"json_key_debezium", "(k jsonb, v text)", mustDecoder(t, FormatDebezium, jsonKeyCols, Options{}), false},
 	}
 }
 

@@ -95,6 +95,7 @@ type keyReader struct {
 	payload  int   // slot of "payload", -1 for plain formats
 	paths    int   // number of key path columns
 	single   int   // the key path column when paths == 1
+	jsonKey  bool  // that column is json or jsonb
 	kafkaKey bool  // a key column reads kafka.key
 
 	// The key last parsed.
@@ -125,6 +126,7 @@ func newKeyReader(cols []column, debezium bool, maxDepth int) *keyReader {
 		case SourcePath:
 			k.paths++
 			k.single = i
+			k.jsonKey = c.Type == TypeJSON || c.Type == TypeJSONB
 			k.bare[i] = slotAt(k.root, c.Path, &k.p.slots)
 			if payload != nil {
 				k.wrapped[i] = slotAt(payload, c.Path, &k.p.slots)
@@ -181,6 +183,9 @@ func (k *keyReader) parse(key []byte) *RowError {
 	switch {
 	case !ok:
 		// Not JSON: the key's bytes are a string.
+		if k.jsonKey && k.paths == 1 {
+			return badKey("the key is not valid JSON, which a json key column needs: %s at byte %d", k.p.errDetail, k.p.errPos)
+		}
 		if reason, detail := checkText(key); reason != "" {
 			return badKey("the key is neither JSON nor text: %s", detail)
 		}

@@ -669,6 +669,20 @@ func TestDeletes(t *testing.T) {
 		t.Errorf("scalar key for a composite key: %v", rerr)
 	}
 
+	// JSON key columns take the key's JSON text; a key that is not JSON is
+	// no json value.
+	for _, typ := range []Type{TypeJSON, TypeJSONB} {
+		dj := mustDecoder(t, FormatJSON, []Column{{Name: "k", Type: typ, Path: "k", Key: true}}, Options{Deletes: true})
+		for key, want := range map[string]string{`"x"`: `"x"`, `42`: `42`, `{"k":[1]}`: `[1]`, `{"k":{"a":"b"}}`: `{"a":"b"}`} {
+			if got, _, rerr := decodeChange(t, dj, &Record{Key: []byte(key)}); rerr != nil || got[0] != want {
+				t.Errorf("%s key %s: %q, %v", typ, key, got, rerr)
+			}
+		}
+		if _, _, rerr := decodeChange(t, dj, &Record{Key: []byte(`abc`)}); rerr == nil || rerr.Reason != ReasonBadKey {
+			t.Errorf("%s key abc: %v", typ, rerr)
+		}
+	}
+
 	// Keyed by kafka.key alone.
 	d4 := mustDecoder(t, FormatJSON, []Column{{Name: "k", Type: TypeText, Source: SourceKey, Key: true}, {Name: "v", Type: TypeText, Path: "v"}}, Options{Deletes: true})
 	if got, op, rerr := decodeChange(t, d4, &Record{Key: []byte(`anything`)}); rerr != nil || op != OpDelete || strings.Join(got, "|") != "anything|"+null {
