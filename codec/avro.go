@@ -794,13 +794,6 @@ func appendUint(dst []byte, u uint64) []byte {
 	return append(dst, buf[i:]...)
 }
 
-func appendDigits(dst []byte, v int64, n int) []byte {
-	for i := n - 1; i >= 0; i-- {
-		dst = append(dst, byte('0'+v/int64(pow10[i])%10))
-	}
-	return dst
-}
-
 // civilFromDays returns the proleptic Gregorian date days after 1970-01-01
 // (H. Hinnant's algorithm).
 func civilFromDays(z int64) (y, m, d int64) {
@@ -840,27 +833,6 @@ func appendDateText(dst []byte, days int64) ([]byte, bool) {
 	return appendDigits(dst, d, 2), true
 }
 
-// appendTimeText appends HH:MM:SS and, when not zero, the fraction of a
-// second without trailing zeros, as PostgreSQL prints a time.
-func appendTimeText(dst []byte, us int64) []byte {
-	sec := us / usPerSec
-	dst = appendDigits(dst, sec/3600, 2)
-	dst = append(dst, ':')
-	dst = appendDigits(dst, sec/60%60, 2)
-	dst = append(dst, ':')
-	dst = appendDigits(dst, sec%60, 2)
-	if f := us % usPerSec; f != 0 {
-		dst = append(dst, '.')
-		n := 6
-		for f%10 == 0 {
-			f /= 10
-			n--
-		}
-		dst = appendDigits(dst, f, n)
-	}
-	return dst
-}
-
 // appendTimestampText appends an RFC 3339 timestamp for µs since
 // 2000-01-01, with a Z when utc, for years 0001 to 9999.
 func appendTimestampText(dst []byte, us int64, utc bool) ([]byte, bool) {
@@ -875,14 +847,6 @@ func appendTimestampText(dst []byte, us int64, utc bool) ([]byte, bool) {
 		dst = append(dst, 'Z')
 	}
 	return dst, true
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b < 0 {
-		q--
-	}
-	return q
 }
 
 // appendISODuration appends an Avro duration (months, days and

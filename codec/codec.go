@@ -9,6 +9,9 @@
 //     (int32 big-endian length followed by the bytes, or length -1 for NULL)
 //     to the caller's buffer, in column order. It does not write the int16
 //     field count of the tuple: the caller frames tuples (see package pgcopy).
+//     Decoder.Op then says what the tuple means (an upsert, a delete); for
+//     records that change no row (OpSkip) or truncate the table
+//     (OpTruncate) nothing is appended and the caller frames no tuple.
 //   - A record that cannot become a row (malformed JSON, wrong type, out of
 //     range, missing required field, invalid UTF-8 or NUL in text, bad
 //     compression frame, oversized) yields a *RowError naming the column,
@@ -30,8 +33,9 @@
 // column takes any JSON value. The whole document is validated in one
 // pass even where no column looks, so a record is either valid JSON or
 // dead-lettered. A tombstone (nil value) is not parsed: every path column
-// and kafka.value is NULL (ReasonMissingRequired where Required). An empty,
-// non-nil value is ReasonMalformedJSON.
+// and kafka.value is NULL (ReasonMissingRequired where Required); with
+// Options.Deletes it is instead a delete of the row the record key names
+// (see Decoder.Op). An empty, non-nil value is ReasonMalformedJSON.
 //
 // FormatRaw: no parsing and no decompression; the default columns are
 // RawColumns (topic, partition, offset, timestamp, key, value as received,
@@ -128,6 +132,8 @@ package codec
 
 import (
 	"fmt"
+	"iter"
+	"math/bits"
 	"time"
 )
 
@@ -211,6 +217,16 @@ const (
 	SourceKey
 	SourceHeaders
 	SourceValue
+
+	// Debezium envelope fields (FormatDebezium only), see debezium.go.
+	SourceDebeziumOp            // debezium.op
+	SourceDebeziumTsMs          // debezium.ts_ms
+	SourceDebeziumSourceTsMs    // debezium.source.ts_ms
+	SourceDebeziumSourceLSN     // debezium.source.lsn
+	SourceDebeziumSourceDB      // debezium.source.db
+	SourceDebeziumSourceSchema  // debezium.source.schema
+	SourceDebeziumSourceTable   // debezium.source.table
+	SourceDebeziumTransactionID // debezium.transaction.id
 )
 
 var sourceNames = [...]string{
@@ -222,6 +238,15 @@ var sourceNames = [...]string{
 	SourceKey:       "kafka.key",
 	SourceHeaders:   "kafka.headers",
 	SourceValue:     "kafka.value",
+
+	SourceDebeziumOp:            "debezium.op",
+	SourceDebeziumTsMs:          "debezium.ts_ms",
+	SourceDebeziumSourceTsMs:    "debezium.source.ts_ms",
+	SourceDebeziumSourceLSN:     "debezium.source.lsn",
+	SourceDebeziumSourceDB:      "debezium.source.db",
+	SourceDebeziumSourceSchema:  "debezium.source.schema",
+	SourceDebeziumSourceTable:   "debezium.source.table",
+	SourceDebeziumTransactionID: "debezium.transaction.id",
 }
 
 // String returns the configuration name of s ("" for SourcePath).
@@ -251,6 +276,7 @@ type Column struct {
 	Path     string // dotted JSON path for SourcePath, e.g. "attrs.country"
 	Required bool   // missing or null becomes a *RowError instead of NULL
 	Limit    Limit  // the target column's length, precision and scale; checked after any source
+	Key      bool   // part of the table's conflict key: what a delete matches on
 }
 
 // ParseColumn builds a Column from its configuration names (see ParseType
@@ -277,6 +303,7 @@ const (
 	FormatAvro                     // registry-framed Avro
 	FormatProtobuf                 // registry-framed Protobuf
 	FormatJSONSchema               // registry-framed JSON (JSON Schema)
+	FormatDebezium                 // Debezium change events in JSON; columns pick paths in the row
 )
 
 var formatNames = [...]string{
@@ -285,6 +312,7 @@ var formatNames = [...]string{
 	FormatAvro:       "avro",
 	FormatProtobuf:   "protobuf",
 	FormatJSONSchema: "json_schema",
+	FormatDebezium:   "debezium",
 }
 
 // ParseFormat returns the Format for a configuration name such as "json"
@@ -333,6 +361,69 @@ type Record struct {
 	Headers   []Header
 }
 
+// Op is what a decoded record means for its row. Every record of FormatJSON
+// and FormatRaw is an upsert, except tombstones under Options.Deletes;
+// FormatDebezium records carry their own operation.
+type Op uint8
+
+// Operations reported by Decoder.Op.
+const (
+	// OpUpsert: insert the tuple, or resolve the conflict on its key as the
+	// table says.
+	OpUpsert Op = iota
+	// OpDelete: delete the row whose key columns equal the tuple's; only
+	// the key columns (and kafka.*/debezium.* source columns) are filled,
+	// the other path columns are NULL.
+	OpDelete
+	// OpTruncate: the source table was truncated. Nothing was appended.
+	OpTruncate
+	// OpSkip: the record changes no row (a tombstone after a Debezium
+	// delete, a logical decoding message). Nothing was appended.
+	OpSkip
+)
+
+var opNames = [...]string{OpUpsert: "upsert", OpDelete: "delete", OpTruncate: "truncate", OpSkip: "skip"}
+
+func (o Op) String() string {
+	if int(o) < len(opNames) {
+		return opNames[o]
+	}
+	return "invalid"
+}
+
+// ColumnSet is a set of column indexes (positions in Decoder.Columns).
+// The zero value is empty.
+type ColumnSet []uint64
+
+// Has reports whether column i is in s.
+func (s ColumnSet) Has(i int) bool {
+	return i >= 0 && i>>6 < len(s) && s[i>>6]&(1<<(i&63)) != 0
+}
+
+// Len returns the number of columns in s.
+func (s ColumnSet) Len() int {
+	n := 0
+	for _, w := range s {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+
+// All yields the columns in s in increasing order.
+func (s ColumnSet) All() iter.Seq[int] {
+	return func(yield func(int) bool) {
+		for wi, w := range s {
+			for w != 0 {
+				b := bits.TrailingZeros64(w)
+				if !yield(wi<<6 + b) {
+					return
+				}
+				w &= w - 1
+			}
+		}
+	}
+}
+
 // Reason classifies why a record could not become a row. It is a metric
 // label, so the set is small and fixed.
 type Reason string
@@ -351,6 +442,8 @@ const (
 	ReasonBadFraming      Reason = "bad_framing"     // registry framing: wrong magic byte, truncated prefix or header
 	ReasonUnknownSchema   Reason = "unknown_schema"  // the registry has no schema with the record's id
 	ReasonSchemaMismatch  Reason = "schema_mismatch" // the payload does not match its writer schema, or the schema cannot be used
+	ReasonBadEnvelope     Reason = "bad_envelope"    // not a Debezium change event: no op, unknown op, no after
+	ReasonBadKey          Reason = "bad_key"         // a delete whose record key does not name the row
 )
 
 // RowError says why one record could not become a row: which column, which
