@@ -23,6 +23,7 @@ type avroPlan struct {
 	slots    []avroSlot
 	data     []byte // the payload of the last decode, until release
 	maxDepth int
+	jump     bool // skip array and map blocks by their byte size
 
 	// Error state of a failed decode.
 	errPos    int
@@ -52,6 +53,7 @@ type avroNode struct {
 	keys     []string    // map: the path segments looked up among its keys
 	values   []*avroNode // map: the node of each key
 	subtrees [][]int     // map: the slots below each key, cleared when the key repeats
+	exact    bool        // a column reads this value or one around it: walk every block item
 }
 
 // compileAvroPlan parses s and builds the plan that fills cols (the
@@ -63,7 +65,7 @@ func compileAvroPlan(s *Schema, cols []Column, opts Options) (*avroPlan, *RowErr
 	if err != nil {
 		return nil, &RowError{Reason: ReasonSchemaMismatch, Detail: "cannot parse the Avro schema: " + err.Error()}
 	}
-	p := &avroPlan{maxDepth: opts.EnsureDefaults().MaxDepth}
+	p := &avroPlan{maxDepth: opts.EnsureDefaults().MaxDepth, jump: !opts.checkBlocks}
 	tree := &node{slot: -1}
 	nslots := 0
 	for _, c := range cols {
@@ -82,17 +84,18 @@ func compileAvroPlan(s *Schema, cols []Column, opts Options) (*avroPlan, *RowErr
 	}
 	tree.fillSubtree()
 	p.slots = make([]avroSlot, nslots)
-	p.root = compileAvroNode(root, tree)
+	p.root = compileAvroNode(root, tree, false)
 	return p, nil
 }
 
-func compileAvroNode(t *avroType, pn *node) *avroNode {
-	n := &avroNode{t: t, slot: pn.slot}
+func compileAvroNode(t *avroType, pn *node, exact bool) *avroNode {
+	exact = exact || pn.slot >= 0
+	n := &avroNode{t: t, slot: pn.slot, exact: exact}
 	switch t.kind {
 	case avroUnion:
 		n.slot = -1 // the branch records the value
 		for _, b := range t.branches {
-			n.branches = append(n.branches, compileAvroNode(b, pn))
+			n.branches = append(n.branches, compileAvroNode(b, pn, exact))
 		}
 	case avroRecord:
 		if len(pn.children) == 0 {
@@ -102,14 +105,14 @@ func compileAvroNode(t *avroType, pn *node) *avroNode {
 		for i, f := range t.fields {
 			for _, c := range pn.children {
 				if c.name == f.name {
-					n.fields[i] = compileAvroNode(f.t, c)
+					n.fields[i] = compileAvroNode(f.t, c, exact)
 				}
 			}
 		}
 	case avroMap:
 		for _, c := range pn.children {
 			n.keys = append(n.keys, c.name)
-			n.values = append(n.values, compileAvroNode(t.items, c))
+			n.values = append(n.values, compileAvroNode(t.items, c, exact))
 			n.subtrees = append(n.subtrees, c.subtree)
 		}
 	}
@@ -269,7 +272,7 @@ func (p *avroPlan) walk(n *avroNode, pos, depth int) (int, bool) {
 			if c := n.fields[i]; c != nil {
 				pos, ok = p.walk(c, pos, depth)
 			} else {
-				pos, ok = p.skip(f.t, pos, depth)
+				pos, ok = p.skip(f.t, pos, depth, p.jump && !n.exact)
 			}
 			if !ok {
 				p.errPath = append(p.errPath, f.name)
@@ -281,7 +284,7 @@ func (p *avroPlan) walk(n *avroNode, pos, depth int) (int, bool) {
 			return pos, false
 		}
 	default:
-		if pos, ok = p.skip(t, pos, depth); !ok {
+		if pos, ok = p.skip(t, pos, depth, p.jump && !n.exact); !ok {
 			return pos, false
 		}
 	}
@@ -325,7 +328,7 @@ func (p *avroPlan) walkMap(n *avroNode, pos, depth int) (int, bool) {
 				}
 				pos, ok = p.walk(n.values[match], pos, depth)
 			} else {
-				pos, ok = p.skip(n.t.items, pos, depth)
+				pos, ok = p.skip(n.t.items, pos, depth, p.jump && !n.exact)
 			}
 			if !ok {
 				p.errPath = append(p.errPath, string(data[key.start:key.end]))
@@ -410,10 +413,12 @@ func (p *avroPlan) itemMin(t *avroType) int {
 }
 
 // skip validates the value of type t at pos and returns the position
-// after it. Strings and bytes are skipped by length, array and map blocks
-// with a byte size in one jump; their text is not checked for UTF-8 (no
-// column reads it).
-func (p *avroPlan) skip(t *avroType, pos, depth int) (int, bool) {
+// after it. Strings and bytes are skipped by length, their text not
+// checked for UTF-8 (no column reads it); with jump, array and map blocks
+// with a byte size are skipped in one jump, their items unchecked. A value
+// a column reads is walked without jumps: it is converted afterwards on
+// the strength of this walk.
+func (p *avroPlan) skip(t *avroType, pos, depth int, jump bool) (int, bool) {
 	data := p.data
 	switch t.kind {
 	case avroNull:
@@ -475,14 +480,14 @@ func (p *avroPlan) skip(t *avroType, pos, depth int) (int, bool) {
 		if !ok {
 			return next, false
 		}
-		return p.skip(t.branches[b], next, depth)
+		return p.skip(t.branches[b], next, depth, jump)
 	case avroRecord:
 		if depth++; depth > p.maxDepth {
 			return pos, p.fail(pos, "nesting deeper than the maximum depth")
 		}
 		for i := range t.fields {
 			var ok bool
-			if pos, ok = p.skip(t.fields[i].t, pos, depth); !ok {
+			if pos, ok = p.skip(t.fields[i].t, pos, depth, jump); !ok {
 				p.errPath = append(p.errPath, t.fields[i].name)
 				return pos, false
 			}
@@ -500,7 +505,7 @@ func (p *avroPlan) skip(t *avroType, pos, depth int) (int, bool) {
 			if count == 0 {
 				return next, true
 			}
-			if blockEnd >= 0 {
+			if blockEnd >= 0 && jump {
 				pos = blockEnd // the byte size lets the block be skipped whole
 				continue
 			}
@@ -511,9 +516,12 @@ func (p *avroPlan) skip(t *avroType, pos, depth int) (int, bool) {
 						return pos, false
 					}
 				}
-				if pos, ok = p.skip(t.items, pos, depth); !ok {
+				if pos, ok = p.skip(t.items, pos, depth, jump); !ok {
 					return pos, false
 				}
+			}
+			if blockEnd >= 0 && pos != blockEnd {
+				return pos, p.fail(pos, "block's byte size does not match its items")
 			}
 		}
 	}

@@ -115,3 +115,24 @@ func TestAvroZeroAllocs(t *testing.T) {
 		aL(2), aS("j"), aS("x"), aS("k"), aS("found"), aL(0), inner, aL(tsMillis*1e6+1), aF64(-1.25e-7))
 	run("nested", d2, &Record{Value: value})
 }
+
+// TestAvroJumpOnlyUnread: array blocks with a byte size are jumped over
+// only where no column reads them, around them or inside them.
+func TestAvroJumpOnlyUnread(t *testing.T) {
+	schema := `{"type":"record","name":"R","fields":[
+		{"name":"a","type":{"type":"record","name":"A","fields":[{"name":"x","type":"long"},{"name":"arr","type":{"type":"array","items":"string"}}]}},
+		{"name":"other","type":{"type":"array","items":"string"}}]}`
+	cols := []Column{{Name: "a", Type: TypeJSONB, Path: "a"}, {Name: "x", Type: TypeInt8, Path: "a.x"}}
+	d := avroDecoder(t, cols, schema)
+	garbage := cat(aL(-1), aL(1), aL(-2), aL(0)) // one item of 1 byte: a negative string length
+	good := cat(aL(-1), aL(2), aS("s"), aL(0))
+	rec := func(arr, other []byte) *Record {
+		return &Record{Value: cat(AppendRegistryFraming(nil, 1), aL(5), arr, other)}
+	}
+	if fields, rerr := decode(t, d, rec(good, garbage)); rerr != nil || string(fields[0][1:]) != `{"x":5,"arr":["s"]}` {
+		t.Errorf("garbage in an unread block: %q %v, want it jumped over", fields, rerr)
+	}
+	if _, rerr := decode(t, d, rec(garbage, good)); rerr == nil || rerr.Reason != ReasonSchemaMismatch || rerr.Path != "a.arr" {
+		t.Errorf("garbage in a block a column reads: %v, want schema_mismatch at a.arr", rerr)
+	}
+}

@@ -38,6 +38,11 @@ type Options struct {
 	// Default DefaultMaxSchemas (1000): a topic rarely sees more than a
 	// few dozen schema versions, and each costs a few kilobytes.
 	MaxSchemas int
+
+	// checkBlocks makes Avro plans walk the items of array and map blocks
+	// that carry a byte size instead of jumping over them: tests compare
+	// the walk with other decoders, which read every item.
+	checkBlocks bool
 }
 
 // EnsureDefaults returns a copy of o with zero fields set to their defaults.
