@@ -658,11 +658,11 @@ func (p *avroPlan) appendLong(dst []byte, c *column, t *avroType, x int64) ([]by
 			}
 			return appendInt4Field(dst, int32(pg)), nil
 		case TypeTimestamptz, TypeTimestamp:
-			us := (x - unixToPGDays) * usPerDay
-			if x < pgMinTimestamp/usPerDay || x > pgEndTimestamp/usPerDay || us < pgMinTimestamp || us >= pgEndTimestamp {
+			pg := x - unixToPGDays
+			if pg < pgMinTimestamp/usPerDay || pg >= pgEndTimestamp/usPerDay || pg*usPerDay < pgMinTimestamp {
 				return dst, c.fail(ReasonOutOfRange, fmt.Sprintf("date %d days from 1970-01-01 out of range for %s", x, c.Type))
 			}
-			return appendInt8Field(dst, us), nil
+			return appendInt8Field(dst, pg*usPerDay), nil
 		case TypeText, TypeJSON, TypeJSONB:
 			var buf [16]byte
 			s, ok := appendDateText(buf[:0], x)
