@@ -91,6 +91,27 @@ func avroFuzzDecoders(t testing.TB) []avroFuzzDecoder {
 	if err := k.AddSchema(SchemaRef{ID: 1}, &Schema{Text: kitchenSchema}); err != nil {
 		t.Fatal(err)
 	}
+	// Columns random payloads rarely fail, so that many tuples reach
+	// PostgreSQL.
+	var bcols []Column
+	var bddl []string
+	for _, c := range []struct {
+		path string
+		typ  Type
+	}{{"b", TypeBool}, {"i", TypeInt4}, {"l", TypeInt8}, {"f", TypeFloat4}, {"d", TypeFloat8}, {"by", TypeBytea},
+		{"s", TypeBytea}, {"e", TypeText}, {"fx", TypeBytea}, {"dec", TypeNumeric}, {"fdec", TypeNumeric}, {"fdec", TypeJSONB},
+		{"dt", TypeDate}, {"tm", TypeInt4}, {"tu", TypeInt8}, {"tsm", TypeTimestamptz}, {"tsn", TypeTimestamptz},
+		{"tsn", TypeTimestamp}, {"lts", TypeTimestamp}, {"dur", TypeJSONB}, {"dur", TypeText}, {"node", TypeJSONB},
+		{"node.next.v", TypeNumeric}, {"dec", TypeFloat8}, {"d", TypeNumeric}, {"f", TypeJSONB}} {
+		name := fmt.Sprintf("c%d", len(bcols))
+		bcols = append(bcols, Column{Name: name, Type: c.typ, Path: c.path})
+		bddl = append(bddl, name+" "+c.typ.String())
+	}
+	btable := "(" + strings.Join(bddl, ", ") + ")"
+	kb := mustDecoder(t, FormatAvro, bcols, Options{})
+	if err := kb.AddSchema(SchemaRef{ID: 1}, &Schema{Text: kitchenSchema}); err != nil {
+		t.Fatal(err)
+	}
 	kj := mustDecoder(t, FormatAvro, kcols, Options{})
 	if err := kj.AddSchema(SchemaRef{ID: 1}, &Schema{Text: kitchenSchema}); err != nil {
 		t.Fatal(err)
@@ -99,6 +120,7 @@ func avroFuzzDecoders(t testing.TB) []avroFuzzDecoder {
 		{"kitchen", ktable, k},
 		{"reference", referenceTable, avroDecoder(t, referenceColumns, AvroReferenceSchema)},
 		{"kitchen_jump", ktable, kj},
+		{"kitchen_bin", btable, kb},
 	}
 }
 
@@ -143,7 +165,7 @@ func FuzzAvro(f *testing.F) {
 	decs := avroFuzzDecoders(f)
 	schemas := []avro.Schema{avro.MustParse(kitchenSchema), avro.MustParse(AvroReferenceSchema)}
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		var matched [3]bool
+		var matched [4]bool
 		for i, fd := range decs {
 			_, matched[i] = checkAvroDecode(t, fd, payload)
 			if matched[i] && i < len(schemas) {
