@@ -143,18 +143,25 @@ func checkAvroPath(root *avroType, c Column) *RowError {
 		at = next
 	}
 	var kinds []string
+	var fits []Type
 	for _, t := range expandUnions(at) {
-		if t.kind == avroNull || slices.Contains(avroColumnTypes(t), c.Type) {
+		if t.kind == avroNull {
+			continue
+		}
+		if slices.Contains(avroColumnTypes(t), c.Type) {
 			return nil
 		}
 		kinds = append(kinds, t.String())
+		if fits == nil {
+			fits = avroColumnTypes(t)
+		}
 	}
 	if len(kinds) == 0 {
-		return nil
+		return nil // only null: always NULL
 	}
 	return &RowError{Column: c.Name, Path: c.Path, Reason: ReasonWrongType,
 		Detail: fmt.Sprintf("the writer schema has %s there, which cannot fill a %s column; use type %s",
-			strings.Join(kinds, " or "), c.Type, joinTypes(avroColumnTypes(expandUnions(at)[0])))}
+			strings.Join(kinds, " or "), c.Type, joinTypes(fits))}
 }
 
 func expandUnions(ts []*avroType) []*avroType {
