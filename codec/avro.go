@@ -1166,6 +1166,10 @@ func (p *avroPlan) appendDecimal(dst []byte, c *column, t *avroType, b []byte) (
 	if len(b) > maxDecimalBytes {
 		return dst, c.fail(ReasonOutOfRange, fmt.Sprintf("decimal of %d bytes is longer than the %d supported", len(b), maxDecimalBytes))
 	}
+	if c.Type == TypeNumeric && len(b) <= 8 && t.scale <= 15 {
+		neg, mag := smallDecimal(b)
+		return appendNumericScaled(dst, neg, mag, t.scale), nil
+	}
 	p.num = p.appendDecimalText(p.num[:0], b, t.scale)
 	text := p.num
 	n, _ := splitNumber(text)
@@ -1213,17 +1217,7 @@ func (p *avroPlan) appendDecimalText(dst, b []byte, scale int) []byte {
 	}
 	digitsAt := len(dst)
 	if len(b) <= 8 {
-		var x int64
-		if neg {
-			x = -1
-		}
-		for _, c := range b {
-			x = x<<8 | int64(c)
-		}
-		mag := uint64(x)
-		if neg {
-			mag = -mag
-		}
+		_, mag := smallDecimal(b)
 		dst = appendUint(dst, mag)
 	} else {
 		dst = append(dst, p.bigDigits(b, neg)...)
@@ -1246,6 +1240,75 @@ func (p *avroPlan) appendDecimalText(dst, b []byte, scale int) []byte {
 			copy(dst[at+1:], dst[at:len(dst)-1])
 			dst[at] = '.'
 		}
+	}
+	return dst
+}
+
+// smallDecimal returns the sign and magnitude of a two's complement
+// integer of at most 8 bytes.
+func smallDecimal(b []byte) (neg bool, mag uint64) {
+	neg = len(b) > 0 && b[0]&0x80 != 0
+	var x int64
+	if neg {
+		x = -1
+	}
+	for _, c := range b {
+		x = x<<8 | int64(c)
+	}
+	mag = uint64(x)
+	if neg {
+		mag = -mag
+	}
+	return neg, mag
+}
+
+// appendNumericScaled appends ±mag × 10^-scale as a binary numeric field
+// with that scale, straight to base-10000 digits. scale must be at most
+// 15, so that the fraction padded to whole digits fits a uint64.
+func appendNumericScaled(dst []byte, neg bool, mag uint64, scale int) []byte {
+	ip, fp := mag/pow10[scale], mag%pow10[scale]
+	fracGroups := (scale + 3) / 4
+	fp *= pow10[4*fracGroups-scale]
+	var g [10]uint16 // at most 5 integer and 4 fraction groups
+	var ig [5]uint16
+	ni := 0
+	for x := ip; x > 0; x /= 10000 {
+		ig[ni] = uint16(x % 10000)
+		ni++
+	}
+	n := 0
+	for j := ni - 1; j >= 0; j-- {
+		g[n] = ig[j]
+		n++
+	}
+	for j := fracGroups - 1; j >= 0; j-- {
+		g[n] = uint16(fp / pow10[4*j] % 10000)
+		n++
+	}
+	weight := ni - 1
+	start := 0
+	for start < n && g[start] == 0 {
+		start++
+		weight--
+	}
+	end := n
+	for end > start && g[end-1] == 0 {
+		end--
+	}
+	sign := uint16(numericPos)
+	if start == end {
+		weight = 0
+	} else if neg {
+		sign = numericNeg
+	}
+	nd := end - start
+	dst = binary.BigEndian.AppendUint32(dst, uint32(8+2*nd))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(nd))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(int16(weight)))
+	dst = binary.BigEndian.AppendUint16(dst, sign)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(scale))
+	for _, d := range g[start:end] {
+		dst = binary.BigEndian.AppendUint16(dst, d)
 	}
 	return dst
 }
@@ -1450,11 +1513,10 @@ func (p *avroPlan) appendJSON(dst []byte, t *avroType, v []byte, pos int, jsonb 
 		for i := range t.fields {
 			f := &t.fields[i]
 			if i > 0 {
-				dst = append(dst, ',')
+				dst = append(dst, f.key...)
+			} else {
+				dst = append(dst, f.key[1:]...)
 			}
-			dst = append(dst, '"')
-			dst = append(dst, f.name...) // names are [A-Za-z0-9_]
-			dst = append(dst, '"', ':')
 			var reason Reason
 			var detail string
 			if dst, pos, reason, detail = p.appendJSON(dst, f.t, v, pos, jsonb); reason != "" {

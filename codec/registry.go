@@ -370,10 +370,18 @@ var errSchemaNeeded = &RowError{Reason: "schema_needed"}
 // resolve parses the framing of rec and finds the plan for its schema. For
 // FormatJSONSchema it returns a nil plan and the payload to parse as JSON.
 func (d *Decoder) resolve(rec *Record, value []byte) (valuePlan, []byte, *RowError) {
-	f, rerr := parseFraming(rec, value, d.format == FormatProtobuf, d.indexes)
-	d.indexes = f.indexes
-	if rerr != nil {
-		return nil, nil, rerr
+	var f framing
+	if len(rec.Headers) == 0 && len(value) >= 5 && value[0] == magicID && d.format != FormatProtobuf {
+		// The common case, without a loop over headers.
+		f.ref.ID = int32(binary.BigEndian.Uint32(value[1:]))
+		f.payload = value[5:]
+	} else {
+		var rerr *RowError
+		f, rerr = parseFraming(rec, value, d.format == FormatProtobuf, d.indexes)
+		d.indexes = f.indexes
+		if rerr != nil {
+			return nil, nil, rerr
+		}
 	}
 	e := d.schemas.get(f.ref)
 	if e == nil {
