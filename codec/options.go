@@ -44,6 +44,11 @@ type Options struct {
 	// tombstone is a row of NULL path columns. FormatDebezium carries its
 	// own deletes and ignores this option.
 	Deletes bool
+
+	// checkBlocks makes Avro plans walk the items of array and map blocks
+	// that carry a byte size instead of jumping over them: tests compare
+	// the walk with other decoders, which read every item.
+	checkBlocks bool
 }
 
 // EnsureDefaults returns a copy of o with zero fields set to their defaults.
