@@ -1,0 +1,188 @@
+package pgcopy
+
+import (
+	"strings"
+	"testing"
+)
+
+// docsTable is a keyed target with two value columns that a change event
+// may leave out: id, a, b, off (the guard).
+func docsTable(name string, p Policy) *Table {
+	return &Table{
+		Name:         name,
+		Columns:      []Column{{Name: "id", SQLType: "int8"}, {Name: "a", SQLType: "text"}, {Name: "b", SQLType: "text"}, {Name: "off", SQLType: "int8"}},
+		Key:          []string{"id"},
+		OnConflict:   p,
+		OffsetColumn: "off",
+		Create:       true,
+	}
+}
+
+// change is one tuple of a docs batch. A delete carries id and off only.
+type change struct {
+	op        RowOp
+	id        int64
+	a, b      string // "" is NULL
+	unchanged uint64 // bit 1: a, bit 2: b
+}
+
+func del(id int64) change             { return change{op: RowDelete, id: id} }
+func up(id int64, a, b string) change { return change{id: id, a: a, b: b} }
+func keep(id int64, a, b string, m uint64) change {
+	return change{id: id, a: a, b: b, unchanged: m}
+}
+
+const (
+	keepA = 1 << 1
+	keepB = 1 << 2
+)
+
+func nullable(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return fText(s)
+}
+
+// docsWriter writes batches of changes to one partition of a docs table,
+// each tuple's off being its Kafka offset.
+type docsWriter struct {
+	t     *testing.T
+	w     *Writer
+	tbl   *Table
+	part  int32
+	epoch int64
+	next  int64
+}
+
+// batch builds the changes at offsets next, next+1, …
+func (d *docsWriter) batch(cs ...change) *Batch {
+	b := newBuilder(d.tbl, "t", d.part)
+	off := max(d.next, 0)
+	var ops []RowOp
+	var unch []uint64
+	for _, c := range cs {
+		if c.op == RowDelete {
+			b.add(off, fInt8(c.id), nil, nil, fInt8(off))
+		} else {
+			b.add(off, fInt8(c.id), nullable(c.a), nullable(c.b), fInt8(off))
+		}
+		ops = append(ops, c.op)
+		unch = append(unch, c.unchanged)
+		off++
+	}
+	batch := b.batch(d.epoch, d.next, off)
+	batch.Ops, batch.Unchanged = ops, unch
+	return batch
+}
+
+func (d *docsWriter) write(cs ...change) Result {
+	d.t.Helper()
+	b := d.batch(cs...)
+	res, err := d.w.Write(testCtx(d.t), b)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.next = b.Ranges[0].To
+	return res
+}
+
+func dump(t *testing.T, d *docsWriter, table string) string {
+	t.Helper()
+	c := connect(t, d.w.connString)
+	var out []string
+	for _, r := range queryRows(t, c, "SELECT id, coalesce(a, '-'), coalesce(b, '-') FROM "+table+" ORDER BY id") {
+		out = append(out, r[0]+"="+r[1]+","+r[2])
+	}
+	return strings.Join(out, " ")
+}
+
+func TestOpsWithinBatch(t *testing.T) {
+	t.Parallel()
+	// Keys 1-9 are stored before the batch, 11-19 are not.
+	stored := []change{up(1, "s", "s"), up(2, "s", "s"), up(3, "s", "s"), up(4, "s", "s"), up(5, "s", "s"), up(6, "s", "s")}
+	batch := []change{
+		up(1, "u", "u"), del(1), // upsert then delete
+		del(2), up(2, "u", "u"), // delete then upsert
+		del(3), del(3), // delete twice
+		up(4, "u1", "u1"), del(4), up(4, "u2", "u2"), up(4, "u3", "u3"), // upsert-delete-upsert-upsert
+		up(5, "u1", "u1"), up(5, "u2", "u2"), // no delete: as before
+		keep(6, "", "u", keepA),   // keeps a under update
+		del(11),                   // delete of a missing key
+		up(12, "u", "u"), del(12), // upsert then delete, new key
+		del(13), up(13, "u1", "u1"), up(13, "u2", "u2"), // delete then upserts, new key
+		keep(14, "", "u", keepA|keepB), // inserted: NULL as sent
+	}
+	for _, tc := range []struct {
+		p       Policy
+		want    string
+		deleted int64
+	}{
+		{PolicyIgnore, "2=u,u 4=u2,u2 5=s,s 6=s,s 13=u1,u1 14=-,u", 4},
+		{PolicyUpdate, "2=u,u 4=u3,u3 5=u2,u2 6=s,u 13=u2,u2 14=-,u", 4},
+	} {
+		t.Run(tc.p.String(), func(t *testing.T) {
+			tbl := docsTable("docs", tc.p)
+			url, _, claims := setup(t, 1, tbl)
+			d := &docsWriter{t: t, w: newWriter(t, url), tbl: tbl, epoch: claims[0].Epoch, next: -1}
+			d.write(stored...)
+			res := d.write(batch...)
+			if got := dump(t, d, "docs"); got != tc.want {
+				t.Errorf("rows\n got %s\nwant %s", got, tc.want)
+			}
+			// Keys 1, 2, 3 and 4 had stored rows and a delete.
+			if res.Deleted != tc.deleted || res.Direct || res.Rows != len(batch) || res.Distinct != 10 {
+				t.Errorf("result %+v", res)
+			}
+		})
+	}
+}
+
+// TestOpsLockOrder checks the plans of the lock: rows are locked above the
+// sort by the staged key, i.e. in key order, and a large target is probed
+// by its index, not scanned.
+func TestOpsLockOrder(t *testing.T) {
+	t.Parallel()
+	tbl := docsTable("docs", PolicyUpdate)
+	url, c, claims := setup(t, 1, tbl)
+	d := &docsWriter{t: t, w: newWriter(t, url), tbl: tbl, epoch: claims[0].Epoch, next: -1}
+	d.write(del(1))
+	ts := d.w.tables[tbl]
+	explain := func(sql string) string {
+		t.Helper()
+		r, err := d.w.conn.Exec(testCtx(t), "EXPLAIN (COSTS OFF) "+sql).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for _, row := range r[len(r)-1].Rows {
+			plan = append(plan, string(row[0]))
+		}
+		return strings.Join(plan, "\n")
+	}
+	// The plans of the writer's own session, where its ops stage lives,
+	// with 100 keys staged.
+	fill := "BEGIN; INSERT INTO " + ts.ops.stage + " SELECT g, g % 2, 0, g, 'x', 'x', g FROM generate_series(1, 100) g"
+	for _, large := range []bool{false, true} {
+		if large {
+			mustExec(t, c, "INSERT INTO docs SELECT g, 'x', 'x', 0 FROM generate_series(1, 300000) g; ANALYZE docs")
+		}
+		if err := execSimple(testCtx(t), d.w.conn, fill); err != nil {
+			t.Fatal(err)
+		}
+		text := explain(ts.ops.lock)
+		lock, sort := strings.Index(text, "LockRows"), strings.Index(text, "Sort Key: s.id")
+		if lock < 0 || sort < lock {
+			t.Errorf("rows are not locked in key order:\n%s", text)
+		}
+		if large && strings.Contains(text, "Seq Scan on docs") {
+			t.Errorf("the lock scans the whole target:\n%s", text)
+		}
+		for _, stmt := range strings.Split(ts.ops.statements(true, true, true, 0, 0).sql, "; ") {
+			if text := explain(stmt); large && strings.Contains(text, "Seq Scan on docs") {
+				t.Errorf("%s\nscans the whole target:\n%s", stmt, text)
+			}
+		}
+		mustExec(t, d.w.conn, "ROLLBACK")
+	}
+}
