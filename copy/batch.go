@@ -32,7 +32,7 @@ type Batch struct {
 	// Seen, when set, is the target's KeyFilter, shared by the Writers of
 	// the table: the direct path then probes only the keys it may hold,
 	// and adds the batch's keys once it commits.
-	Seen          *KeyFilter
+	Seen *KeyFilter
 	// Ops, when set, holds one RowOp per tuple; nil means every tuple is
 	// an upsert. Keyed tables only: a RowDelete on a keyless table is
 	// refused. Per key, in seq order, a batch's deletes and upserts resolve

@@ -147,13 +147,13 @@ func (b *Batch) changes() (deletes, keeps bool) {
 
 // opsSQL holds the ops stage's statements for one table and connection.
 type opsSQL struct {
-	t        *Table
-	stage    string   // quoted pg_temp name
-	create   string   // CREATE TEMP TABLE … of the stage
-	copy     string   // COPY into the stage: seq, op, unchanged, columns
-	casts    []string // per column: "" or a cast of the stage column to the target's type
-	keyCols  []int    // per key column: its position in Columns
-	lock     string   // locks the stored rows of every staged key, in key order
+	t       *Table
+	stage   string   // quoted pg_temp name
+	create  string   // CREATE TEMP TABLE … of the stage
+	copy    string   // COPY into the stage: seq, op, unchanged, columns
+	casts   []string // per column: "" or a cast of the stage column to the target's type
+	keyCols []int    // per key column: its position in Columns
+	lock    string   // locks the stored rows of every staged key, in key order
 }
 
 // newOpsSQL builds the ops stage for t staged as stageName, its columns of
