@@ -2,8 +2,10 @@ package pgcopy
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -348,6 +350,231 @@ func TestOpsModel(t *testing.T) {
 					t.Errorf("paths %v: not every path was taken", paths)
 				}
 			})
+		}
+	}
+}
+
+// TestOpsGuard checks that a delete removes a stored row only when the
+// row's OffsetColumn is lower than the delete's, or either is NULL, and
+// that upserts keep their guard after an ignored delete.
+func TestOpsGuard(t *testing.T) {
+	t.Parallel()
+	for _, p := range []Policy{PolicyIgnore, PolicyUpdate} {
+		t.Run(p.String(), func(t *testing.T) {
+			tbl := docsTable("docs", p)
+			url, c, claims := setup(t, 2, tbl)
+			w := newWriter(t, url)
+			// Partition 1 is ahead: its rows carry offsets from 1000.
+			newer := &docsWriter{t: t, w: w, tbl: tbl, part: 1, epoch: claims[1].Epoch, next: -1, base: 1000}
+			older := &docsWriter{t: t, w: w, tbl: tbl, epoch: claims[0].Epoch, next: -1}
+			newer.write(up(1, "new", "new"), up(2, "new", "new"), up(3, "new", "new"))
+			mustExec(t, c, "INSERT INTO docs VALUES (4, 'null', 'null', NULL)")
+			res := older.write(
+				del(1),                      // older: ignored
+				del(2), up(2, "old", "old"), // older delete and upsert: both ignored
+				change{op: RowDelete, id: 3, nullOff: true}, // no offset: deletes
+				del(4), // stored without offset: deleted
+			)
+			if res.Deleted != 2 {
+				t.Errorf("deleted %d, want 2", res.Deleted)
+			}
+			if got, want := dump(t, older, "docs"), "1=new,new 2=new,new"; got != want {
+				t.Errorf("rows %s, want %s", got, want)
+			}
+			// A newer delete removes the row.
+			res = newer.write(del(1))
+			if got, want := dump(t, older, "docs"), "2=new,new"; got != want || res.Deleted != 1 {
+				t.Errorf("rows %s, want %s; result %+v", got, want, res)
+			}
+		})
+	}
+}
+
+// TestOpsUnchanged checks that marked columns keep their stored values on
+// update, across batches, and are NULL (as sent) on insert.
+func TestOpsUnchanged(t *testing.T) {
+	t.Parallel()
+	tbl := docsTable("docs", PolicyUpdate)
+	url, _, claims := setup(t, 2, tbl)
+	w := newWriter(t, url)
+	d := &docsWriter{t: t, w: w, tbl: tbl, epoch: claims[0].Epoch, next: -1}
+	step := func(want string, cs ...change) Result {
+		t.Helper()
+		res := d.write(cs...)
+		if got := dump(t, d, "docs"); got != want {
+			t.Fatalf("after %v:\n got %s\nwant %s", cs, got, want)
+		}
+		return res
+	}
+	step("1=A,B 2=A,B", up(1, "A", "B"), up(2, "A", "B"))
+	res := step("1=A,B2 2=A2,B", keep(1, "", "B2", keepA), keep(2, "A2", "", keepB))
+	if res.Affected != 2 || res.Deleted != 0 {
+		t.Errorf("result %+v", res)
+	}
+	// The last upsert of a key wins, with its own marks.
+	step("1=A3,B2 2=A2,B", keep(1, "x", "y", keepA), keep(1, "A3", "", keepB))
+	// Marks on a key column are ignored; a new key takes the values sent.
+	step("1=A4,B2 2=A2,B 3=-,B", keep(1, "A4", "", keepB|1), keep(3, "", "B", keepA))
+	// After a delete in the same batch the winner is inserted as sent.
+	step("1=-,B5 2=A2,B 3=-,B", del(1), keep(1, "", "B5", keepA))
+	// A mark with no stored row left to keep from, then a plain upsert.
+	step("1=-,B5 2=A6,B6 3=-,B", keep(2, "A6", "", keepB), up(2, "A6", "B6"))
+	// An older update keeping values is refused by the guard like any other.
+	old := &docsWriter{t: t, w: w, tbl: tbl, part: 1, epoch: claims[1].Epoch, next: -1}
+	old.write(keep(2, "old", "", keepB), keep(3, "", "old", keepA))
+	if got, want := dump(t, d, "docs"), "1=-,B5 2=A6,B6 3=-,B"; got != want {
+		t.Errorf("after an older update: %s, want %s", got, want)
+	}
+	// Under PolicyIgnore stored rows are kept whatever the marks say.
+	ign := docsTable("ign", PolicyIgnore)
+	if err := Migrate(testCtx(t), connect(t, url), "sluice", []*Table{ign}); err != nil {
+		t.Fatal(err)
+	}
+	i := &docsWriter{t: t, w: w, tbl: ign, part: 1, epoch: claims[1].Epoch, next: old.next}
+	i.write(up(1, "A", "B"))
+	i.write(keep(1, "", "x", keepA), keep(2, "", "B", keepA))
+	if got, want := dump(t, i, "ign"), "1=A,B 2=-,B"; got != want {
+		t.Errorf("ignore: %s, want %s", got, want)
+	}
+}
+
+// TestOpsTruncate checks that a truncating batch empties the target before
+// its rows land, on a keyed table whose plain batches take the direct path
+// and on a keyless one; that its replay truncates nothing; and that a
+// fenced one changes nothing.
+func TestOpsTruncate(t *testing.T) {
+	t.Parallel()
+	tbl := docsTable("docs", PolicyIgnore)
+	logs := &Table{Name: "logs", Columns: []Column{{Name: "line", SQLType: "text"}}, Create: true}
+	url, c, claims := setup(t, 2, tbl, logs)
+	w := newWriter(t, url)
+	d := &docsWriter{t: t, w: w, tbl: tbl, epoch: claims[0].Epoch, next: -1}
+	if res := d.write(up(1, "s", "s"), up(2, "s", "s"), up(3, "s", "s")); !res.Direct {
+		t.Fatalf("the plain batch did not take the direct path: %+v", res)
+	}
+	b := d.batch(up(1, "new", "new"), up(4, "new", "new"), del(4), up(5, "new", "new"))
+	b.Truncate = true
+	res, err := w.Write(testCtx(t), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Direct || res.Deleted != 0 {
+		t.Errorf("result %+v", res)
+	}
+	d.next = b.Ranges[0].To
+	if got, want := dump(t, d, "docs"), "1=new,new 5=new,new"; got != want {
+		t.Fatalf("rows %s, want %s", got, want)
+	}
+	// Plain upserts after a truncate, in the same batch.
+	b2 := d.batch(up(2, "p", "p"))
+	b2.Ops, b2.Unchanged, b2.Truncate = nil, nil, true
+	if _, err := w.Write(testCtx(t), b2); err != nil {
+		t.Fatal(err)
+	}
+	d.next = b2.Ranges[0].To
+	mustExec(t, c, "INSERT INTO docs VALUES (7, 'later', 'later', 0)")
+	// The replay of a committed truncate truncates nothing.
+	if res, err := w.Write(testCtx(t), b2); err != nil || !res.Replayed {
+		t.Fatalf("replay: %+v, %v", res, err)
+	}
+	if got, want := dump(t, d, "docs"), "2=p,p 7=later,later"; got != want {
+		t.Fatalf("rows %s, want %s", got, want)
+	}
+	// Only a truncate, on a keyless table.
+	lb := newBuilder(logs, "t", 1)
+	lb.add(0, fText("a"))
+	if _, err := w.Write(testCtx(t), lb.batch(claims[1].Epoch, -1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	lb = newBuilder(logs, "t", 1)
+	lb.add(1, fText("b"))
+	lt := lb.batch(claims[1].Epoch, 1, 2)
+	lt.Truncate = true
+	lt.Unchanged = []uint64{1} // means nothing to an insert
+	if _, err := w.Write(testCtx(t), lt); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryRows(t, c, "SELECT line FROM logs"); !reflect.DeepEqual(got, [][]string{{"b"}}) {
+		t.Fatalf("logs %v", got)
+	}
+	// A stale owner's truncate and deletes change nothing.
+	if _, err := ClaimPartitions(testCtx(t), c, "sluice", "g", map[string][]int32{"t": {0}}); err != nil {
+		t.Fatal(err)
+	}
+	stale := d.batch(del(2), up(8, "stale", "stale"))
+	stale.Truncate = true
+	_, err = w.Write(testCtx(t), stale)
+	var fe *FencedError
+	if !errors.As(err, &fe) {
+		t.Fatalf("stale owner: %v", err)
+	}
+	if got, want := dump(t, d, "docs"), "2=p,p 7=later,later"; got != want {
+		t.Fatalf("a fenced batch changed the rows: %s, want %s", got, want)
+	}
+}
+
+// TestOpsReplay checks that a committed ops batch written again is a
+// replay that deletes nothing, and that once a later batch committed it is
+// fenced and deletes nothing either.
+func TestOpsReplay(t *testing.T) {
+	t.Parallel()
+	tbl := docsTable("docs", PolicyUpdate)
+	url, c, claims := setup(t, 1, tbl)
+	d := &docsWriter{t: t, w: newWriter(t, url), tbl: tbl, epoch: claims[0].Epoch, next: -1}
+	d.write(up(1, "a", "a"), up(2, "a", "a"))
+	b := d.batch(del(1), keep(2, "", "b", keepA))
+	if res, err := d.w.Write(testCtx(t), b); err != nil || res.Deleted != 1 || res.Affected != 1 {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	d.next = b.Ranges[0].To
+	mustExec(t, c, "INSERT INTO docs VALUES (1, 'back', 'back', 0)")
+	res, err := d.w.Write(testCtx(t), b)
+	if err != nil || !res.Replayed || res.Deleted != -1 || res.Affected != -1 {
+		t.Fatalf("replay: %+v, %v", res, err)
+	}
+	d.write(up(3, "c", "c"))
+	var fe *FencedError
+	if _, err := d.w.Write(testCtx(t), b); !errors.As(err, &fe) {
+		t.Fatalf("an old batch after a newer one: %v", err)
+	}
+	if got, want := dump(t, d, "docs"), "1=back,back 2=a,b 3=c,c"; got != want {
+		t.Fatalf("rows %s, want %s", got, want)
+	}
+}
+
+func TestOpsValidate(t *testing.T) {
+	tbl := docsTable("docs", PolicyUpdate)
+	logs := &Table{Name: "logs", Columns: []Column{{Name: "line", SQLType: "text"}}}
+	wide := &Table{Name: "wide", Key: []string{"c0"}}
+	for i := range MaxUnchangedColumns + 1 {
+		wide.Columns = append(wide.Columns, Column{Name: fmt.Sprint("c", i), SQLType: "text"})
+	}
+	r := []Range{{Topic: "t", Partition: 0, Epoch: 1, From: -1, To: 1}}
+	data, ends := []byte{0, 1, 0, 0, 0, 0}, []int{6}
+	for _, tc := range []struct {
+		b    *Batch
+		want string
+	}{
+		{&Batch{Table: logs, Ranges: r, Data: data, Ends: ends, Ops: []RowOp{RowDelete}}, "keyless table logs (tuple 0 is a delete): a delete finds its row by key; configure the table's key"},
+		{&Batch{Table: tbl, Ranges: r, Data: data, Ends: ends, Ops: []RowOp{RowDelete, RowDelete}}, "2 ops for 1 tuples"},
+		{&Batch{Table: tbl, Ranges: r, Data: data, Ends: ends, Ops: []RowOp{7}}, "op 7; use RowUpsert or RowDelete"},
+		{&Batch{Table: tbl, Ranges: r, Data: data, Ends: ends, Unchanged: []uint64{}}, "0 unchanged masks for 1 tuples"},
+		{&Batch{Table: tbl, Ranges: r, Data: data, Ends: ends, Unchanged: []uint64{1 << 4}}, "marks column 4 unchanged but the table has 4 columns"},
+		{&Batch{Table: wide, Ranges: r, Data: data, Ends: ends, Unchanged: []uint64{0}}, "65 columns and Batch.Unchanged marks at most 64"},
+	} {
+		if err := tc.b.validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("error %v, want it to contain %q", err, tc.want)
+		}
+	}
+	ok := &Batch{Table: logs, Ranges: r, Data: data, Ends: ends, Ops: []RowOp{RowUpsert}, Unchanged: []uint64{1}}
+	if err := ok.validate(); err != nil {
+		t.Errorf("upserts on a keyless table: %v", err)
+	}
+	for _, name := range []string{"sluice_op", "sluice_unchanged"} {
+		bad := docsTable("docs", PolicyIgnore)
+		bad.Columns[1].Name = name
+		if err := bad.validate(); err == nil || !strings.Contains(err.Error(), "reserved") {
+			t.Errorf("column %s: %v", name, err)
 		}
 	}
 }
