@@ -32,7 +32,29 @@ type Batch struct {
 	// Seen, when set, is the target's KeyFilter, shared by the Writers of
 	// the table: the direct path then probes only the keys it may hold,
 	// and adds the batch's keys once it commits.
-	Seen          *KeyFilter
+	Seen *KeyFilter
+	// Ops, when set, holds one RowOp per tuple; nil means every tuple is
+	// an upsert. Keyed tables only: a RowDelete on a keyless table is
+	// refused. Per key, in seq order, a batch's deletes and upserts resolve
+	// in order: if the key has a delete, its stored row is deleted (subject
+	// to the OffsetColumn guard, see Table) and the upserts after the last
+	// delete compete as usual (the first wins under PolicyIgnore, the last
+	// under PolicyUpdate) for a fresh insert; without a delete nothing
+	// changes from plain upserts.
+	Ops []RowOp
+	// Unchanged, when set, holds one mask per tuple: bit i set means
+	// column i (Columns order) keeps its stored value, as for a Debezium
+	// unavailable-value placeholder. It matters under PolicyUpdate when
+	// the tuple updates a stored row; a tuple inserted (a new key, or one
+	// deleted earlier in the batch) has the column as sent, usually NULL.
+	// Bits of key columns are ignored. At most MaxUnchangedColumns columns.
+	Unchanged []uint64
+	// Truncate empties the target first, in the same transaction, after
+	// the offsets compare-and-set and before the tuples (a Debezium
+	// truncate event: the caller starts a new batch there). TRUNCATE holds
+	// an ACCESS EXCLUSIVE lock on the target until the batch commits, and
+	// fails on a target that other tables reference by foreign key.
+	Truncate      bool
 	Ranges        []Range      // one per partition in the batch
 	DeadLetters   []DeadLetter // found by the decoder; inserted in the same transaction
 	DeadLetterFor func(i int, err string) DeadLetter
@@ -47,6 +69,10 @@ type Result struct {
 	// reported by PostgreSQL, or -1 when the commit was confirmed by
 	// re-reading the offsets after a lost connection.
 	Affected int64
+	// Deleted is the number of stored rows deleted by the batch's
+	// RowDelete tuples (rows emptied by Truncate are not counted), or -1
+	// when unknown, as for Affected.
+	Deleted int64
 	// Rejected are the tuples PostgreSQL refused, as dead letters committed
 	// with the batch.
 	Rejected []DeadLetter
@@ -98,7 +124,7 @@ func (b *Batch) validate() error {
 			}
 		}
 	}
-	return nil
+	return b.validateOps()
 }
 
 func (b *Batch) start(i int) int {

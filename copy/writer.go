@@ -94,6 +94,7 @@ type Writer struct {
 	dlSQL     string
 	p         params
 	rd        copyReader
+	ord       opsReader
 	probeArgs params
 	dk        directKeys
 	// hooks are set by the package's tests and benchmarks only; nil in
@@ -130,6 +131,9 @@ type tableState struct {
 	keyFields []int    // tuple field positions of the key columns (0 is seq)
 	keyOIDs   []uint32 // configured type OIDs of the key columns
 	probe     string   // probeSQL
+	ops       *opsSQL  // the ops stage (ops.go)
+
+	opsOn *pgconn.PgConn // connection holding the ops stage
 
 	// Back-off of the KeyFilter's optimism (Batch.Seen): after an
 	// optimistic batch met a key the filter did not know of, the next
@@ -334,6 +338,12 @@ type tx struct {
 	rejects  []DeadLetter
 	staged   []int // tuples that reached the staging table (careful keyed attempts)
 	affected int64
+	deleted  int64
+
+	// ops is set when the batch goes through the ops stage (ops.go): it
+	// deletes rows (deletes) or keeps stored values (keeps).
+	ops            *opsSQL
+	deletes, keeps bool
 }
 
 // mode is how an attempt writes a batch. Write starts with the cheapest
@@ -369,9 +379,16 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 		if err := w.createStage(ctx, conn, b.Table, ts); err != nil {
 			return res, w.abort(ctx, err)
 		}
+		if t.deletes, t.keeps = b.changes(); (t.deletes || t.keeps) && len(b.Ends) > 0 {
+			if err := w.createOps(ctx, conn, ts); err != nil {
+				return res, w.abort(ctx, err)
+			}
+			t.ops = ts.ops
+		}
 	}
 	careful := m == modeCareful
-	direct := m <= modeDirect && ts.direct && len(b.Ends) > 0 && w.dk.prepare(b, ts.keyFields)
+	// The direct path only inserts, and its probe runs before a TRUNCATE.
+	direct := m <= modeDirect && ts.direct && t.ops == nil && !b.Truncate && len(b.Ends) > 0 && w.dk.prepare(b, ts.keyFields)
 	res.Distinct = -1
 	switch {
 	case direct:
@@ -398,9 +415,15 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 	existing, err := w.begin(ctx, b, ts.probe, probe)
 	if err != nil {
 		if errors.Is(err, errReplayed) {
-			return Result{Rows: len(b.Ends), Affected: -1, Replayed: true}, nil
+			return Result{Rows: len(b.Ends), Affected: -1, Deleted: -1, Replayed: true}, nil
 		}
 		return res, w.abort(ctx, err)
+	}
+	if b.Truncate {
+		w.roundTrip()
+		if err := execSimple(ctx, conn, "TRUNCATE "+b.Table.ident()); err != nil {
+			return res, w.abort(ctx, fmt.Errorf("cannot truncate %s: %w", b.Table.Name, err))
+		}
 	}
 	fault("copy") // test-only (fault.go)
 
@@ -421,14 +444,17 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 		}
 	} else if len(b.Ends) > 0 {
 		copySQL := ts.sql.copyTarget
-		if b.Table.Keyed() {
+		switch {
+		case t.ops != nil:
+			copySQL = t.ops.copy
+		case b.Table.Keyed():
 			copySQL = ts.sql.copyStage
 		}
 		if careful {
 			_, err = w.copyCareful(ctx, t, copySQL, 0, len(b.Ends), false)
 		} else {
 			var tag pgconn.CommandTag
-			tag, err = w.copyRange(ctx, conn, copySQL, b, 0, len(b.Ends))
+			tag, err = w.copyRange(ctx, conn, copySQL, b, 0, len(b.Ends), t.ops != nil)
 			if !b.Table.Keyed() {
 				t.affected = tag.RowsAffected()
 			}
@@ -441,9 +467,18 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 
 	start = time.Now()
 	if b.Table.Keyed() && len(b.Ends) > 0 && !direct {
-		if careful {
+		switch {
+		case careful && t.ops != nil:
+			// Lock every staged key once, in key order, then bisect.
+			w.roundTrip()
+			if err = execSimple(ctx, conn, t.ops.lock); err == nil {
+				_, err = w.mergeCareful(ctx, t, t.staged, false)
+			}
+		case careful:
 			_, err = w.mergeCareful(ctx, t, t.staged, false)
-		} else {
+		case t.ops != nil:
+			err = w.mergeOps(ctx, t, t.ops)
+		default:
 			w.roundTrip()
 			var tag pgconn.CommandTag
 			tag, err = conn.ExecParams(ctx, ts.sql.merge, nil, nil, nil, nil).Close()
@@ -482,6 +517,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 	}
 	res.Rejected = t.rejects
 	res.Affected = t.affected
+	res.Deleted = t.deleted
 	if err == nil {
 		w.remember(b, res)
 		return res, nil
@@ -500,7 +536,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 	if !committed {
 		return Result{}, &retryableError{fmt.Errorf("cannot commit: the connection broke and the offsets show the transaction did not commit: %w", err)}
 	}
-	res.Affected = -1
+	res.Affected, res.Deleted = -1, -1
 	w.remember(b, res)
 	return res, nil
 }
@@ -605,10 +641,17 @@ func (w *Writer) begin(ctx context.Context, b *Batch, probeSQL string, probeArgs
 	return nil, fe
 }
 
-// copyRange streams tuples [lo, hi) of b through COPY.
-func (w *Writer) copyRange(ctx context.Context, conn *pgconn.PgConn, sql string, b *Batch, lo, hi int) (pgconn.CommandTag, error) {
-	w.rd.reset(b.Data[b.start(lo):b.Ends[hi-1]])
+// copyRange streams tuples [lo, hi) of b through COPY; with ops, each with
+// its op and unchanged mask (opsReader).
+func (w *Writer) copyRange(ctx context.Context, conn *pgconn.PgConn, sql string, b *Batch, lo, hi int, ops bool) (pgconn.CommandTag, error) {
 	w.roundTrip()
+	if ops {
+		w.ord.reset(b, lo, hi)
+		tag, err := copyFrom(ctx, conn, &w.ord, sql)
+		w.ord.reset(nil, 0, 0)
+		return tag, err
+	}
+	w.rd.reset(b.Data[b.start(lo):b.Ends[hi-1]])
 	tag, err := copyFrom(ctx, conn, &w.rd, sql)
 	w.rd.reset(nil)
 	return tag, err
