@@ -107,6 +107,19 @@ type TableConfig struct {
 	// MaxRecordBytes: a record value larger than this is dead-lettered as
 	// oversized. Default 1MiB.
 	MaxRecordBytes Size `yaml:"max_record_bytes"`
+	// Deletes makes a tombstone (a record with a null value) delete the
+	// row whose key the record key names (keyed tables only). Format
+	// debezium always applies its deletes.
+	Deletes bool `yaml:"deletes"`
+	// Truncate applies Debezium truncate events (op t) by emptying the
+	// target, as a barrier in the stream; without it they are skipped and
+	// counted.
+	Truncate bool `yaml:"truncate"`
+	// Guard names a column holding a monotonic version of the row (the
+	// Kafka offset, Debezium's source LSN, a timestamp): an upsert or
+	// delete only replaces a stored row whose guard is lower. Default: the
+	// first kafka.offset column.
+	Guard string `yaml:"guard"`
 }
 
 // ColumnConfig is one item of a table's `columns:`.
@@ -545,6 +558,22 @@ func (t *TableConfig) validate(key string) error {
 	}
 	if t.OnConflict == "" {
 		t.OnConflict = "ignore"
+		if f == codec.FormatDebezium {
+			t.OnConflict = "update" // a replica takes every change
+		}
+	}
+	if f == codec.FormatDebezium && t.OnConflict != "update" {
+		return cfgErr(key+".on_conflict", "format debezium mirrors a source table, so later changes must overwrite earlier ones; set on_conflict: update (or leave it out)")
+	}
+	if (t.Deletes || f == codec.FormatDebezium) && len(t.Key) == 0 {
+		what := "deletes: true"
+		if f == codec.FormatDebezium {
+			what = "format debezium"
+		}
+		return cfgErr(key+".key", "empty, but %s deletes rows by key; set key to the source table's primary key columns (e.g. key: [id])", what)
+	}
+	if t.Truncate && f != codec.FormatDebezium {
+		return cfgErr(key+".truncate", "only format debezium carries truncate events; remove truncate or use format debezium")
 	}
 	if _, err := pgcopy.ParsePolicy(t.OnConflict); err != nil {
 		return cfgErr(key+".on_conflict", "%q is not valid; use ignore (first write wins) or update (highest offset wins)", t.OnConflict)
@@ -588,6 +617,9 @@ func (t *TableConfig) validate(key string) error {
 			return cfgErr(ck, "column %s has both path and source; keep one", col.Name)
 		}
 	}
+	if t.Guard != "" && !names[t.Guard] {
+		return cfgErr(key+".guard", "column %s is not among the columns; name a configured column holding a monotonic version (e.g. source: debezium.source.lsn or kafka.offset)", t.Guard)
+	}
 	for _, kc := range t.Key {
 		if !names[kc] {
 			return cfgErr(key+".key", "key column %q is not among the columns of %s; add it to columns or fix the name", kc, t.Name)
@@ -611,6 +643,7 @@ func (t *TableConfig) codecColumns() ([]codec.Column, error) {
 		if err != nil {
 			return nil, err
 		}
+		col.Key = slices.Contains(t.Key, c.Name)
 		cols[i] = col
 	}
 	return cols, nil
@@ -632,6 +665,9 @@ func (t *TableConfig) pgTable() (*pgcopy.Table, error) {
 		if c.Source == codec.SourceOffset && (i == 0 || pt.OffsetColumn == "") {
 			pt.OffsetColumn = c.Name
 		}
+	}
+	if t.Guard != "" {
+		pt.OffsetColumn = t.Guard
 	}
 	return pt, nil
 }

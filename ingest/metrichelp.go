@@ -15,6 +15,8 @@ var metricHelp = map[string]string{
 	"sluice_rows_written_total":           "Rows that landed in the target table (inserted, or updated under on_conflict update).",
 	"sluice_rows_deduplicated_total":      "Tuples dropped because an earlier record in the same batch had the same key.",
 	"sluice_rows_ignored_total":           "Tuples kept out of the target because the stored row wins (key exists under on_conflict ignore; stored row newer under update).",
+	"sluice_rows_deleted_total":           "Stored rows deleted by tombstones (deletes: true) and Debezium delete events.",
+	"sluice_change_events_skipped_total":  "Change events that make no row, by op: Debezium messages and the tombstones after deletes (skip), truncates without truncate: true.",
 	"sluice_dead_letters_total":           "Records stored in the dead-letter table instead of the target, by reason.",
 	"sluice_batches_committed_total":      "Batch transactions committed (rows, dead letters and offsets together).",
 	"sluice_batch_retries_total":          "Batch transactions retried after a transient error.",

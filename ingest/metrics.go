@@ -12,6 +12,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/sluice-dev/sluice/codec"
 	pgcopy "github.com/sluice-dev/sluice/copy"
 	"github.com/sluice-dev/sluice/internal/buildinfo"
 )
@@ -56,7 +57,25 @@ type appMetrics struct {
 // the key exists under on_conflict ignore, or the stored row is newer under
 // update).
 type tableMetrics struct {
-	written, deduplicated, ignored *metrics.Counter
+	written, deduplicated, ignored, deleted *metrics.Counter
+
+	set  *metrics.Set
+	name string
+	mu   sync.Mutex
+	skip map[codec.Op]*metrics.Counter
+}
+
+// skipped counts change events that make no row (Debezium messages, the
+// tombstones after deletes, truncates without truncate: true).
+func (tm *tableMetrics) skipped(op codec.Op) *metrics.Counter {
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	c := tm.skip[op]
+	if c == nil {
+		c = tm.set.NewCounter(fmt.Sprintf("sluice_change_events_skipped_total{table=%q,op=%q}", tm.name, op.String()))
+		tm.skip[op] = c
+	}
+	return c
 }
 
 func newAppMetrics(inflight func() float64) *appMetrics {
@@ -98,6 +117,10 @@ func (m *appMetrics) table(name string) *tableMetrics {
 			written:      m.set.NewCounter(fmt.Sprintf("sluice_rows_written_total{table=%q}", name)),
 			deduplicated: m.set.NewCounter(fmt.Sprintf("sluice_rows_deduplicated_total{table=%q}", name)),
 			ignored:      m.set.NewCounter(fmt.Sprintf("sluice_rows_ignored_total{table=%q}", name)),
+			deleted:      m.set.NewCounter(fmt.Sprintf("sluice_rows_deleted_total{table=%q}", name)),
+			set:          m.set,
+			name:         name,
+			skip:         map[codec.Op]*metrics.Counter{},
 		}
 		m.tables[name] = tm
 	}
@@ -113,9 +136,12 @@ func (tm *tableMetrics) committed(res pgcopy.Result) {
 		return
 	}
 	tm.written.Add(int(res.Affected))
+	if res.Deleted > 0 {
+		tm.deleted.Add(int(res.Deleted))
+	}
 	if res.Distinct >= 0 {
 		tm.deduplicated.Add(res.Rows - res.Distinct)
-		if kept := res.Distinct - int(res.Affected); kept > 0 {
+		if kept := res.Distinct - int(res.Affected) - int(max(res.Deleted, 0)); kept > 0 {
 			tm.ignored.Add(kept)
 		}
 	}

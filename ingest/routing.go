@@ -241,7 +241,7 @@ func newTableRT(tc TableConfig) (*tableRT, error) {
 		return nil, err
 	}
 	t := &tableRT{cfg: tc, pg: pt, cols: cols, format: format,
-		opts: codec.Options{MaxRecordBytes: int(tc.MaxRecordBytes)}}
+		opts: codec.Options{MaxRecordBytes: int(tc.MaxRecordBytes), Deletes: tc.Deletes}}
 	// Build one decoder now so a bad column spec fails at start.
 	dec, err := codec.NewDecoder(format, cols, t.opts)
 	if err != nil {
