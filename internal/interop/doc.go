@@ -23,7 +23,10 @@
 // prevents: a value without framing, one shorter than the prefix, an id the
 // registry never gave, a payload cut short, a tombstone, a qty beyond the
 // int4 column, a NUL in a text field, and per format a message index naming
-// no message (Protobuf) or a value that skipped validation (JSON Schema).
+// no message and the serializer's own framing of the file's second message
+// (Protobuf: 1.7 writes message indexes as unsigned varints, not zigzag, so
+// [1] reads as a negative count) or a value that skipped validation (JSON
+// Schema).
 // The script writes the rows it expects (one JSON object per row) and where
 // each bad record went. The real appliance then drains the topic into a
 // keyed table; the test compares every column of every row, checks that

@@ -63,13 +63,15 @@ var interopFormats = []struct {
 		"id int8", "name text", "qty int4", "big int8", "ratio float8", "score float4", "active bool",
 		"payload bytea", "checksum bytea", "color text", "tags jsonb", "counts jsonb",
 		"counts_a int8 counts.a", "note text", "maybe int8", "address jsonb", "city text address.city",
-		"ts timestamptz", "day date", "price numeric", "uid uuid",
+		"ts timestamptz", "day date", "price numeric", "uid uuid", "items jsonb", "mixed text",
+		"ts_us timestamptz", "tod text", "amount8 numeric",
 	)},
 	{"protobuf", 2, cols(
 		"id int8", "name text", "qty int4", "big int8", "counter numeric", "ratio float8", "score float4",
 		"active bool", "payload bytea", "color text", "tags jsonb", "nums jsonb", "counts jsonb",
 		"address jsonb", "city text address.city", "ts timestamptz", "label text", "code int8",
-		"note text", "maybe int8", "flag bool", "opt int4", "ratio32 float4",
+		"note text", "maybe int8", "flag bool", "opt int4", "ratio32 float4", "items jsonb",
+		"wait text", "wait_us int8 wait", "meta jsonb",
 	)},
 	{"json_schema", 3, cols(
 		"id int8", "name text", "qty int4", "big int8", "ratio float8", "active bool", "payload bytea",
@@ -146,7 +148,7 @@ func runFormat(t *testing.T, pg *devenv.Postgres, format string, seed int, cs []
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("produce.py %s: %v\n%s", format, err, stderr.String())
+		t.Fatalf("produce.py %s: %v (a missing module? %s)\n%s", format, err, installHint, stderr.String())
 	}
 	var s summary
 	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
@@ -552,7 +554,7 @@ func checkDeadLetters(t *testing.T, ctx context.Context, db *pgx.Conn, table str
 		if (b.Value == nil) != (l.value == nil) || !bytes.Equal(l.value, want) {
 			t.Errorf("bad record %s: dead letter value %x, want %x (nil %v)", b.Kind, l.value, want, b.Value == nil)
 		}
-		t.Logf("dead letter %-18s %s", b.Kind, l.err)
+		t.Logf("dead letter %-22s %s", b.Kind, l.err)
 	}
 	if n != len(bad) {
 		t.Errorf("%d dead letters, want %d (one per bad record)", n, len(bad))

@@ -60,6 +60,14 @@ def f32(x):
     return struct.unpack("<f", struct.pack("<f", x))[0]
 
 
+def rfc3339_short(dt):
+    """rfc3339 without trailing zeros in the fraction, as Sluice writes an
+    Avro timestamp inside JSON (Avro defines no JSON text for it)."""
+    date, frac = rfc3339(dt)[:-1].split(".")
+    frac = frac.rstrip("0")
+    return date + ("." + frac if frac else "") + "Z"
+
+
 def rfc3339(dt):
     """An aware datetime as RFC 3339 in UTC with microseconds."""
     dt = dt.astimezone(UTC)
@@ -103,6 +111,10 @@ class Gen:
                               EPOCH])
         ms = self.r.randint(-2_208_988_800_000, 4_102_444_800_000)  # 1900 to 2100
         return EPOCH + datetime.timedelta(milliseconds=ms)
+
+    def ts_micros(self):
+        """An aware datetime with microsecond precision."""
+        return self.ts_millis() + datetime.timedelta(microseconds=self.r.randint(0, 999))
 
     def date(self):
         if self.r.random() < 0.1:
@@ -160,7 +172,21 @@ class Avro:
                     {"name": "unit", "type": ["null", "int"]},
                     {"name": "since", "type": {"type": "int", "logicalType": "date"}},
                     {"name": "kind", "type": "Color"},
+                    {"name": "blob", "type": "bytes"},
                 ]}},
+            {"name": "items", "type": {"type": "array", "items": {
+                "type": "record", "name": "Item", "fields": [
+                    {"name": "sku", "type": "string"},
+                    {"name": "n", "type": "int"},
+                    {"name": "w", "type": ["null", "double"]},
+                    {"name": "at", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+                    {"name": "cost", "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 3}},
+                ]}}},
+            {"name": "mixed", "type": ["null", "long", "string"]},
+            {"name": "ts_us", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+            {"name": "tod", "type": {"type": "int", "logicalType": "time-millis"}},
+            {"name": "amount8", "type": {"type": "fixed", "name": "Amount", "size": 8,
+                                         "logicalType": "decimal", "precision": 18, "scale": 4}},
             {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}},
             {"name": "day", "type": {"type": "int", "logicalType": "date"}},
             {"name": "price", "type": {"type": "bytes", "logicalType": "decimal", "precision": 12, "scale": 2}},
@@ -187,7 +213,12 @@ class Avro:
             "unit": g.maybe(lambda: g.r.randint(0, 500)),
             "since": g.date(),
             "kind": g.pick(["RED", "GREEN", "BLUE"]),
+            "blob": g.raw(6),
         }
+        items = [{"sku": g.pick(TAGS), "n": g.r.randint(-5, 5), "w": g.maybe(g.double), "at": g.ts_micros(),
+                  "cost": decimal.Decimal(g.r.randint(-10 ** 9 + 1, 10 ** 9 - 1)).scaleb(-3)}
+                 for _ in range(g.r.randint(0, 3))]
+        tod = datetime.time(g.r.randint(0, 23), g.r.randint(0, 59), g.r.randint(0, 59), 1000 * g.pick([0, 1, 500, 999]))
         obj = {
             "id": id_,
             "name": g.pick(NAMES),
@@ -208,6 +239,11 @@ class Avro:
             "day": g.date(),
             "price": g.price(),
             "uid": str(g.uid()),
+            "items": items,
+            "mixed": g.pick([None, g.int_in(-2 ** 63, 2 ** 63 - 1), g.pick(NAMES)]),
+            "ts_us": g.ts_micros(),
+            "tod": tod,
+            "amount8": decimal.Decimal(g.int_in(-10 ** 18 + 1, 10 ** 18 - 1, (-10 ** 18 + 1, 10 ** 18 - 1, -1, 0))).scaleb(-4),
         }
         row = {
             "id": id_, "name": obj["name"], "qty": obj["qty"], "big": obj["big"],
@@ -215,7 +251,13 @@ class Avro:
             "payload": obj["payload"].hex(), "checksum": obj["checksum"].hex(),
             "color": obj["color"], "tags": obj["tags"], "counts": obj["counts"],
             "counts_a": obj["counts"].get("a"), "note": obj["note"], "maybe": obj["maybe"],
-            "address": dict(addr, since=addr["since"].isoformat()),
+            "address": dict(addr, since=addr["since"].isoformat(), blob=base64.b64encode(addr["blob"]).decode()),
+            "items": [dict(it, at=rfc3339_short(it["at"]), cost=json.loads(str(it["cost"]))) for it in items],
+            "mixed": None if obj["mixed"] is None else str(obj["mixed"]),
+            "ts_us": rfc3339(obj["ts_us"]),
+            # time-millis as text: HH:MM:SS and the fraction without trailing zeros.
+            "tod": tod.strftime("%H:%M:%S") + ((".%03d" % (tod.microsecond // 1000)).rstrip("0") if tod.microsecond else ""),
+            "amount8": str(obj["amount8"]),
             "city": addr["city"],
             "ts": rfc3339(obj["ts"]), "day": obj["day"].isoformat(),
             # python3-avro writes a Decimal's digits as the unscaled value
@@ -242,14 +284,15 @@ class Avro:
 class Protobuf:
     def __init__(self, brokers, registry, topic):
         from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-        from google.protobuf import timestamp_pb2, wrappers_pb2  # noqa: F401 (in the default pool)
+        from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2, wrappers_pb2  # noqa: F401 (in the default pool)
         from confluent_kafka.schema_registry import SchemaRegistryClient
         from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
 
         F = descriptor_pb2.FieldDescriptorProto
         fdp = descriptor_pb2.FileDescriptorProto(
             name="interop/event.proto", package="interop", syntax="proto3",
-            dependency=["google/protobuf/timestamp.proto", "google/protobuf/wrappers.proto"])
+            dependency=["google/protobuf/timestamp.proto", "google/protobuf/wrappers.proto",
+                        "google/protobuf/duration.proto", "google/protobuf/struct.proto"])
 
         def field(msg, name, number, typ, type_name=None, repeated=False, oneof=None, optional=False):
             f = msg.field.add(name=name, number=number, type=typ,
@@ -294,6 +337,9 @@ class Protobuf:
         ev.oneof_decl.add(name="_opt")
         field(ev, "opt", 21, F.TYPE_INT32, oneof=1, optional=True)
         field(ev, "ratio32", 22, F.TYPE_MESSAGE, ".google.protobuf.FloatValue")
+        field(ev, "items", 23, F.TYPE_MESSAGE, ".interop.Item", repeated=True)
+        field(ev, "wait", 24, F.TYPE_MESSAGE, ".google.protobuf.Duration")
+        field(ev, "meta", 25, F.TYPE_MESSAGE, ".google.protobuf.Struct")
 
         addr = fdp.message_type.add(name="Address")
         field(addr, "street", 1, F.TYPE_STRING)
@@ -304,6 +350,13 @@ class Protobuf:
         field(addr, "big", 6, F.TYPE_FIXED64)
         field(addr, "kind", 7, F.TYPE_ENUM, ".interop.Color")
         field(addr, "blob", 8, F.TYPE_BYTES)
+
+        item = fdp.message_type.add(name="Item")
+        field(item, "sku", 1, F.TYPE_STRING)
+        field(item, "n", 2, F.TYPE_INT32)
+        field(item, "tags", 3, F.TYPE_STRING, repeated=True)
+        field(item, "at", 4, F.TYPE_MESSAGE, ".google.protobuf.Timestamp")
+        field(item, "big", 5, F.TYPE_UINT64)
 
         color = fdp.enum_type.add(name="Color")
         for n, v in [("COLOR_UNSPECIFIED", 0), ("RED", 1), ("GREEN", 2), ("BLUE", 3)]:
@@ -316,6 +369,9 @@ class Protobuf:
         self.color_names = {v.number: v.name for v in color.value}
         sr = SchemaRegistryClient({"url": registry})
         self.serializer = ProtobufSerializer(self.cls, sr)
+        # Address is the file's second message: see bad_message_index_uvarint.
+        self.addr_cls = message_factory.MessageFactory(pool).GetPrototype(pool.FindMessageTypeByName("interop.Address"))
+        self.addr_serializer = ProtobufSerializer(self.addr_cls, sr)
         self.topic = topic
         self.producer = SerializingProducer({
             "bootstrap.servers": brokers, "enable.idempotence": True, "linger.ms": 5,
@@ -414,6 +470,37 @@ class Protobuf:
         if g.r.random() < 0.6:
             m.ratio32.value = g.single()
             row["ratio32"] = f32(m.ratio32.value)
+        row["items"] = []
+        for _ in range(g.r.randint(0, 3)):
+            it = m.items.add()
+            it.sku = g.pick(TAGS)
+            it.n = g.pick([0, 1, -7])
+            it.tags.extend(g.pick(TAGS) for _ in range(g.r.randint(0, 2)))
+            it.big = g.pick([0, 2 ** 64 - 1, 12345])
+            j = {k: v for k, v in (("sku", it.sku), ("n", it.n), ("tags", list(it.tags)), ("big", it.big)) if v}
+            if g.r.random() < 0.5:
+                self.timestamp(g, it.at)
+                j["at"] = self.ts_json(it.at)
+            row["items"].append(j)
+        row["wait"] = row["wait_us"] = None
+        if g.r.random() < 0.8:
+            sec = g.r.randint(-10 ** 6, 10 ** 6)
+            nanos = g.pick([0, 1000 * g.r.randint(0, 999999), g.r.randint(0, 999999999)])
+            if nanos % 1000 == 500:
+                nanos += 1
+            if sec < 0 or (sec == 0 and g.r.random() < 0.5):
+                nanos = -nanos
+            m.wait.seconds, m.wait.nanos = sec, nanos
+            row["wait"] = m.wait.ToJsonString()
+            us, rem = divmod(abs(nanos), 1000)
+            us += rem > 500
+            row["wait_us"] = sec * 10 ** 6 + (us if nanos >= 0 else -us)
+        row["meta"] = None
+        if g.r.random() < 0.7:
+            from google.protobuf import json_format
+            m.meta.update({"k": g.pick(NAMES), "n": g.pick([1, -2.5, 1e300, 0]), "ok": g.r.random() < 0.5,
+                           "nil": None, "list": [1, "x", None, {"deep": [True]}], "obj": {}})
+            row["meta"] = json_format.MessageToDict(m.meta)
         return m, row
 
     def mutate(self, m, how):
@@ -616,6 +703,15 @@ def main():
     if fmt == "protobuf":
         # Message indexes [5]: the file has no sixth message.
         bad.append(("bad_message_index", "schema_mismatch", framed[:5] + b"\x02\x0a" + framed[6:]))
+        # The 1.7 serializer writes the message indexes of any message but
+        # the first as unsigned varints ([1] as count 1, index 1: bytes 01
+        # 01), which the wire format reads as zigzag (count -1): a framing
+        # error, never a record decoded as the wrong message.
+        from confluent_kafka.serialization import SerializationContext, MessageField
+        a = f.addr_cls(city="Lyon", zip=69001)
+        value = f.addr_serializer(a, SerializationContext(topic, MessageField.VALUE))
+        assert value[5:7] == b"\x01\x01", value.hex()
+        bad.append(("uvarint_message_index", "bad_framing", value))
     if fmt == "json_schema":
         # What a producer that skips validation sends: the column is int4.
         obj = dict(good_obj, qty="many")
