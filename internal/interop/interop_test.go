@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"math/big"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,6 +165,7 @@ func runFormat(t *testing.T, pg *devenv.Postgres, format string, seed int, cs []
 	if s.Duplicates == 0 || s.Bad < 7 {
 		t.Fatalf("the workload lacks re-sends or bad records: %+v", s)
 	}
+	checkRegistered(t, reg.URL(), topic+"-value", format, s.SchemaID)
 	brokers := broker.Addrs()
 	ends, err := devenv.LogEnds(ctx, brokers, topic)
 	if err != nil {
@@ -188,16 +190,18 @@ func runFormat(t *testing.T, pg *devenv.Postgres, format string, seed int, cs []
 		t.Fatal(err)
 	}
 	appCtx, stopApp := context.WithCancel(ctx)
-	appDone := make(chan error, 1)
-	go func() { appDone <- app.Run(appCtx) }()
-	stopped := false
+	appDone := make(chan error, 1) // for WaitStored
+	finished := make(chan struct{})
+	var runErr error
+	go func() {
+		runErr = app.Run(appCtx)
+		appDone <- runErr
+		close(finished)
+	}()
 	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
 		stopApp()
-		return <-appDone
+		<-finished
+		return runErr
 	}
 	defer stop()
 	db, err := pgx.Connect(ctx, url)
@@ -216,6 +220,47 @@ func runFormat(t *testing.T, pg *devenv.Postgres, format string, seed int, cs []
 	checkRows(t, ctx, db, table, cs, expected)
 	checkDeadLetters(t, ctx, db, table, bad)
 	return s
+}
+
+// checkRegistered checks that the serializer registered its schema itself
+// (auto.register.schemas), with the well-known Protobuf imports as
+// references under their own subjects.
+func checkRegistered(t *testing.T, registryURL, subject, format string, id int) {
+	t.Helper()
+	resp, err := http.Get(registryURL + "/subjects/" + subject + "/versions/latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct {
+		ID         int    `json:"id"`
+		SchemaType string `json:"schemaType"`
+		References []struct {
+			Name, Subject string
+		} `json:"references"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("cannot read %s from the registry: %s %v", subject, resp.Status, err)
+	}
+	want := map[string]string{"avro": "", "protobuf": "PROTOBUF", "json_schema": "JSON"}[format]
+	if got.ID != id || got.SchemaType != want && !(want == "" && got.SchemaType == "AVRO") {
+		t.Errorf("%s holds schema id %d of type %q; the records name id %d, want type %q", subject, got.ID, got.SchemaType, id, want)
+	}
+	if format == "protobuf" {
+		var refs []string
+		for _, r := range got.References {
+			refs = append(refs, r.Name+"="+r.Subject)
+		}
+		slices.Sort(refs)
+		if w := []string{
+			"google/protobuf/duration.proto=google/protobuf/duration.proto",
+			"google/protobuf/struct.proto=google/protobuf/struct.proto",
+			"google/protobuf/timestamp.proto=google/protobuf/timestamp.proto",
+			"google/protobuf/wrappers.proto=google/protobuf/wrappers.proto",
+		}; !slices.Equal(refs, w) {
+			t.Errorf("%s references %v, want %v", subject, refs, w)
+		}
+	}
 }
 
 func configYAML(brokers []string, registryURL, pgURL, format, table, topic string, cs []col) []byte {
