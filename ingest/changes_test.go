@@ -120,9 +120,9 @@ func TestTombstoneDeletes(t *testing.T) {
 	e.produce(item(1, "a"), item(2, "b"), item(3, "c"))
 	e.waitDrained(3)
 	e.produce(
-		&kgo.Record{Key: []byte(uuidFor(2))},                         // plain string key
+		&kgo.Record{Key: []byte(uuidFor(2))},                        // plain string key
 		&kgo.Record{Key: fmt.Appendf(nil, `{"id":%q}`, uuidFor(3))}, // JSON object key
-		&kgo.Record{},                                               // no key: dead letter
+		&kgo.Record{}, // no key: dead letter
 		item(2, "back"),
 	)
 	e.waitDrained(7)
