@@ -78,7 +78,20 @@ func Migrate(ctx context.Context, conn *pgconn.PgConn, schema string, tables []*
 		if t.Keyed() {
 			b.WriteString(", PRIMARY KEY (" + quoteList(t.Key) + ")")
 		}
-		b.WriteString(");\n")
+		b.WriteString(")")
+		if t.Partition != nil {
+			b.WriteString(t.createPartitionedSQL())
+		} else {
+			b.WriteString(";\n")
+		}
+	}
+	for _, t := range tables {
+		if t.Partition != nil {
+			// Rows no partition holds land there instead of failing the
+			// batch. A table that exists unpartitioned is left alone: the
+			// check below names the fix.
+			b.WriteString(t.defaultPartitionSQL())
+		}
 	}
 	b.WriteString("COMMIT")
 	if err := execSimple(ctx, conn, b.String()); err != nil {
@@ -88,6 +101,11 @@ func Migrate(ctx context.Context, conn *pgconn.PgConn, schema string, tables []*
 	for _, t := range tables {
 		if err := checkTable(ctx, conn, t); err != nil {
 			return err
+		}
+		if t.Partition != nil {
+			if err := CheckPartitioned(ctx, conn, t); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
