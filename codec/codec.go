@@ -128,6 +128,7 @@ package codec
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -251,6 +252,12 @@ type Column struct {
 	Path     string // dotted JSON path for SourcePath, e.g. "attrs.country"
 	Required bool   // missing or null becomes a *RowError instead of NULL
 	Limit    Limit  // the target column's length, precision and scale; checked after any source
+	// NotBefore, when set, holds the oldest time, in Unix microseconds, a
+	// timestamptz, timestamp (UTC wall clock) or date value of the column
+	// may have: an older one is ReasonExpired (a partitioned table's
+	// retention). The caller may move it at any time; it is read once per
+	// record. Checked after any source.
+	NotBefore *atomic.Int64
 }
 
 // ParseColumn builds a Column from its configuration names (see ParseType
@@ -351,6 +358,7 @@ const (
 	ReasonBadFraming      Reason = "bad_framing"     // registry framing: wrong magic byte, truncated prefix or header
 	ReasonUnknownSchema   Reason = "unknown_schema"  // the registry has no schema with the record's id
 	ReasonSchemaMismatch  Reason = "schema_mismatch" // the payload does not match its writer schema, or the schema cannot be used
+	ReasonExpired         Reason = "expired"         // the value is older than Column.NotBefore (the table's retention)
 )
 
 // RowError says why one record could not become a row: which column, which

@@ -330,6 +330,11 @@ func (d *Decoder) appendFields(dst []byte, rec *Record) ([]byte, *RowError) {
 				return dst, rerr
 			}
 		}
+		if c.NotBefore != nil {
+			if rerr = c.checkNotBefore(dst[start:]); rerr != nil {
+				return dst, rerr
+			}
+		}
 	}
 	return dst, nil
 }

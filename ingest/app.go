@@ -54,6 +54,8 @@ type tableRT struct {
 	// tables), shared by every worker's writer: the direct path probes
 	// only the keys it may hold (pgcopy.KeyFilter).
 	seen *pgcopy.KeyFilter
+	// part is set for a table with partition: (partitions.go).
+	part *tablePartitions
 }
 
 // partKey names a partition.
@@ -115,6 +117,8 @@ type App struct {
 	// hardCtx is canceled only when in-flight work must be abandoned.
 	hardCtx    context.Context
 	hardCancel context.CancelFunc
+
+	pm partitionMaint // partitions.go
 }
 
 // New builds an App from a validated configuration.
@@ -155,6 +159,7 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 		}
 		t := &tableRT{cfg: tc, pg: pt, cols: cols, format: format,
 			opts: codec.Options{MaxRecordBytes: int(tc.MaxRecordBytes)}}
+		a.initPartitions(t)
 		// Build one decoder now so a bad column spec fails at start.
 		dec, err := codec.NewDecoder(format, cols, t.opts)
 		if err != nil {
@@ -248,6 +253,20 @@ func Migrate(ctx context.Context, cfg *Config) (err error) {
 	}
 	if err := pgcopy.Migrate(ctx, conn, cfg.Postgres.Schema, tables); err != nil {
 		return fmt.Errorf("cannot migrate: %w", err)
+	}
+	for _, t := range tables {
+		if t.Partition == nil {
+			continue
+		}
+		// The first partitions, so that a table is ready before any
+		// instance runs.
+		m, err := pgcopy.MaintainPartitions(ctx, conn, t, time.Now(), partitionLockTimeout)
+		if err == nil && len(m.Failed) > 0 {
+			err = m.Failed[0]
+		}
+		if err != nil {
+			return fmt.Errorf("cannot migrate: %w", err)
+		}
 	}
 	return nil
 }
@@ -343,6 +362,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 			t.cols[i].Limit = codec.Limit{Chars: l.Chars, Precision: l.Precision, Scale: l.Scale}
 		}
 	}
+	stopPartitions, err := a.startPartitions(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopPartitions()
 
 	if a.cfg.Metrics.Listen != "" {
 		addr, stop, err := a.serveMetrics(a.cfg.Metrics.Listen)
