@@ -208,12 +208,6 @@ func (t *Table) boundLiteral(b time.Time) string {
 	return "'" + b.Format("2006-01-02 15:04:05") + "+00'"
 }
 
-// createPartitionedSQL returns the end of the CREATE TABLE of t that
-// partitions it.
-func (t *Table) createPartitionedSQL() string {
-	return " PARTITION BY RANGE (" + pgx.Identifier{t.Partition.Column}.Sanitize() + ");\n"
-}
-
 // defaultPartitionSQL returns the statement that gives t a default
 // partition when it is partitioned and has none.
 func (t *Table) defaultPartitionSQL() string {
@@ -269,6 +263,13 @@ type partInfo struct {
 // cannot be maintained at all (not partitioned as configured, PostgreSQL
 // unreachable).
 func MaintainPartitions(ctx context.Context, conn *pgconn.PgConn, t *Table, now time.Time, lockTimeout time.Duration) (Maintenance, error) {
+	return maintain(ctx, conn, t, now, lockTimeout, false)
+}
+
+// maintain is MaintainPartitions; with dryRun it changes nothing and
+// reports the partitions it would create and expire (conn may then be
+// inside a transaction).
+func maintain(ctx context.Context, conn *pgconn.PgConn, t *Table, now time.Time, lockTimeout time.Duration, dryRun bool) (Maintenance, error) {
 	var m Maintenance
 	if t.Partition == nil {
 		return m, fmt.Errorf("cannot maintain the partitions of table %s: it has no partitioning configured", t.Name)
@@ -330,6 +331,10 @@ func MaintainPartitions(ctx context.Context, conn *pgconn.PgConn, t *Table, now 
 	}
 	slices.SortFunc(starts, func(a, b time.Time) int { return a.Compare(b) })
 	for _, s := range starts {
+		if dryRun {
+			m.Created = append(m.Created, t.PartitionName(s))
+			continue
+		}
 		name, moved, skipped, err := t.createPartition(ctx, conn, s, iv.Next(s), defName, lockTimeout)
 		switch {
 		case err != nil:
@@ -350,6 +355,14 @@ func MaintainPartitions(ctx context.Context, conn *pgconn.PgConn, t *Table, now 
 		cutoff := notBefore.Unix()
 		for _, pi := range parts {
 			if pi.isDefault || !pi.hasTo || pi.to > cutoff {
+				continue
+			}
+			if dryRun {
+				if p.Detach {
+					m.Detached = append(m.Detached, pi.name)
+				} else {
+					m.Dropped = append(m.Dropped, pi.name)
+				}
 				continue
 			}
 			skipped, err := t.expirePartition(ctx, conn, pi.name, lockTimeout)
