@@ -212,6 +212,9 @@ const (
 	SourceKey
 	SourceHeaders
 	SourceValue
+	// SourceUnmapped gathers the top-level members of a JSON record that
+	// no path column reads into one json or jsonb object (unmapped.go).
+	SourceUnmapped
 )
 
 var sourceNames = [...]string{
@@ -223,6 +226,7 @@ var sourceNames = [...]string{
 	SourceKey:       "kafka.key",
 	SourceHeaders:   "kafka.headers",
 	SourceValue:     "kafka.value",
+	SourceUnmapped:  "unmapped",
 }
 
 // String returns the configuration name of s ("" for SourcePath).

@@ -77,6 +77,7 @@ var sourceTypes = map[Source][]Type{
 	SourceKey:       {TypeText, TypeBytea, TypeJSON, TypeJSONB},
 	SourceHeaders:   {TypeJSONB, TypeJSON},
 	SourceValue:     {TypeText, TypeBytea, TypeJSON, TypeJSONB},
+	SourceUnmapped:  {TypeJSONB, TypeJSON},
 }
 
 // NewDecoder builds a decoder for columns cols of a table whose records
@@ -145,6 +146,14 @@ func NewDecoder(format Format, cols []Column, opts Options) (*Decoder, error) {
 			if c.Type == TypeJSON || c.Type == TypeJSONB {
 				d.needParse = true
 			}
+		case SourceUnmapped:
+			if err := d.p.unmapped.enable(format); err != nil {
+				return nil, fmt.Errorf("cannot use column %d (%q): %w", i+1, c.Name, err)
+			}
+			if root == nil {
+				root = &node{slot: -1}
+			}
+			d.needParse = true
 		}
 		d.cols = append(d.cols, col)
 	}
@@ -315,6 +324,8 @@ func (d *Decoder) appendFields(dst []byte, rec *Record) ([]byte, *RowError) {
 			dst, rerr = d.appendKey(dst, c, rec.Key)
 		case SourceHeaders:
 			dst = appendHeadersField(dst, c.Type, rec.Headers)
+		case SourceUnmapped:
+			dst, rerr = d.appendUnmapped(dst, c)
 		case SourceValue:
 			if c.Type == TypeBytea {
 				dst, rerr = d.appendValue(dst, c, framed, top) // registry formats: the framing included

@@ -56,6 +56,9 @@ type tableRT struct {
 	seen *pgcopy.KeyFilter
 	// part is set for a table with partition: (partitions.go).
 	part *tablePartitions
+	// ev holds the shape the workers encode with (evolve.go); it starts
+	// as pg, cols, nFields and keyFields above.
+	ev evolution
 }
 
 // partKey names a partition.
@@ -171,6 +174,7 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 			t.keyFields = pt.KeyFields()
 			t.seen = pgcopy.NewKeyFilter(0)
 		}
+		t.initShape()
 		a.tables = append(a.tables, t)
 		for _, tp := range tc.Topics {
 			a.byTopic[tp] = t
@@ -361,6 +365,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 			l := t.pg.Columns[i].Limit
 			t.cols[i].Limit = codec.Limit{Chars: l.Chars, Precision: l.Precision, Scale: l.Scale}
 		}
+	}
+	if err := a.loadEvolved(ctx); err != nil {
+		return fmt.Errorf("cannot prepare tables: %w", err)
 	}
 	stopPartitions, err := a.startPartitions(ctx)
 	if err != nil {

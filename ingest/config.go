@@ -612,6 +612,9 @@ func (t *TableConfig) codecColumns() ([]codec.Column, error) {
 		}
 		cols[i] = col
 	}
+	if t.Unmapped != "" {
+		cols = append(cols, codec.Column{Name: t.Unmapped, Type: codec.TypeJSONB, Source: codec.SourceUnmapped})
+	}
 	return cols, nil
 }
 
