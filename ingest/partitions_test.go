@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -194,5 +195,49 @@ func TestPartitionConfig(t *testing.T) {
 	p := c.Tables[0].Partition.pg()
 	if p.Interval.String() != "day" || p.Premake != 3 || p.Retention != 30*24*time.Hour || p.Detach {
 		t.Errorf("defaults: %+v", p)
+	}
+}
+
+func TestMigrateCheck(t *testing.T) {
+	e := newEnv(t, 1)
+	path := t.TempDir() + "/sluice.yaml"
+	if err := os.WriteFile(path, configYAML(e.broker.Addrs(), e.url, "", "", partitionedYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut strings.Builder
+	if err := MigrateMain(e.ctx, []string{"--config", path, "--check"}, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s%s", err, out.String(), errOut.String())
+	}
+	for _, want := range []string{"migrate would (nothing was changed):", "create schema sluice", "create table sluice.offsets",
+		`create table "public"."pitems" ("id" uuid, "ts" timestamptz, "v" text, PRIMARY KEY ("id", "ts")) PARTITION BY RANGE ("ts")`,
+		"create partition public.pitems_default DEFAULT", "create partition public.pitems_p" + time.Now().UTC().Format("20060102")} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--check output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM pg_namespace WHERE nspname = 'sluice'`) + e.count(`SELECT count(*) FROM pg_class WHERE relname LIKE 'pitems%'`); n != 0 {
+		t.Fatal("migrate --check changed the database")
+	}
+	out.Reset()
+	if err := MigrateMain(e.ctx, []string{"--config", path}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.partitions("public.pitems"); len(got) != 4 {
+		t.Errorf("migrate made partitions %v, want the default and three", got)
+	}
+	out.Reset()
+	if err := MigrateMain(e.ctx, []string{"--config", path, "--check"}, &out, &errOut); err != nil || !strings.Contains(out.String(), "nothing to create or change") {
+		t.Errorf("--check after migrate: %v\n%s", err, out.String())
+	}
+	// A table migrate would refuse: the error names it, and the fix.
+	e.db.Exec(e.ctx, `CREATE TABLE public.items (id uuid, n int8, v text, src_offset int8)`)
+	bad := strings.Replace(fmt.Sprintf(tableYAML, "ignore"), "topics: [events]", "topics: [events2]\n    create: false", 1)
+	if err := os.WriteFile(path, configYAML(e.broker.Addrs(), e.url, "", "", partitionedYAML+bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err := MigrateMain(e.ctx, []string{"--config", path, "--check"}, &out, &errOut)
+	if err == nil || !strings.Contains(out.String(), "migrate would fail:") || !strings.Contains(out.String(), "ADD PRIMARY KEY") {
+		t.Errorf("--check of a table without a unique key: %v\n%s", err, out.String())
 	}
 }
