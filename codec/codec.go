@@ -248,6 +248,7 @@ import (
 	"fmt"
 	"iter"
 	"math/bits"
+	"sync/atomic"
 	"time"
 )
 
@@ -341,6 +342,9 @@ const (
 	SourceDebeziumSourceSchema  // debezium.source.schema
 	SourceDebeziumSourceTable   // debezium.source.table
 	SourceDebeziumTransactionID // debezium.transaction.id
+	// SourceUnmapped gathers the top-level members of a JSON record that
+	// no path column reads into one json or jsonb object (unmapped.go).
+	SourceUnmapped
 )
 
 var sourceNames = [...]string{
@@ -361,6 +365,7 @@ var sourceNames = [...]string{
 	SourceDebeziumSourceSchema:  "debezium.source.schema",
 	SourceDebeziumSourceTable:   "debezium.source.table",
 	SourceDebeziumTransactionID: "debezium.transaction.id",
+	SourceUnmapped:              "unmapped",
 }
 
 // String returns the configuration name of s ("" for SourcePath).
@@ -391,6 +396,12 @@ type Column struct {
 	Required bool   // missing or null becomes a *RowError instead of NULL
 	Limit    Limit  // the target column's length, precision and scale; checked after any source
 	Key      bool   // part of the table's conflict key: what a delete matches on
+	// NotBefore, when set, holds the oldest time, in Unix microseconds, a
+	// timestamptz, timestamp (UTC wall clock) or date value of the column
+	// may have: an older one is ReasonExpired (a partitioned table's
+	// retention). The caller may move it at any time; it is read once per
+	// record. Checked after any source.
+	NotBefore *atomic.Int64
 }
 
 // ParseColumn builds a Column from its configuration names (see ParseType
@@ -558,6 +569,7 @@ const (
 	ReasonSchemaMismatch  Reason = "schema_mismatch" // the payload does not match its writer schema, or the schema cannot be used
 	ReasonBadEnvelope     Reason = "bad_envelope"    // not a Debezium change event: no op, unknown op, no after
 	ReasonBadKey          Reason = "bad_key"         // a delete whose record key does not name the row
+	ReasonExpired         Reason = "expired"         // the value is older than Column.NotBefore (the table's retention)
 )
 
 // RowError says why one record could not become a row: which column, which

@@ -83,6 +83,7 @@ var sourceTypes = map[Source][]Type{
 	SourceKey:       {TypeText, TypeBytea, TypeJSON, TypeJSONB},
 	SourceHeaders:   {TypeJSONB, TypeJSON},
 	SourceValue:     {TypeText, TypeBytea, TypeJSON, TypeJSONB},
+	SourceUnmapped:  {TypeJSONB, TypeJSON},
 }
 
 // NewDecoder builds a decoder for columns cols of a table whose records
@@ -155,6 +156,14 @@ func NewDecoder(format Format, cols []Column, opts Options) (*Decoder, error) {
 			if c.Type == TypeJSON || c.Type == TypeJSONB {
 				d.needParse = true
 			}
+		case SourceUnmapped:
+			if err := d.p.unmapped.enable(format); err != nil {
+				return nil, fmt.Errorf("cannot use column %d (%q): %w", i+1, c.Name, err)
+			}
+			if root == nil {
+				root = &node{slot: -1}
+			}
+			d.needParse = true
 		}
 		d.cols = append(d.cols, col)
 	}
@@ -324,12 +333,19 @@ func (d *Decoder) appendFields(dst []byte, rec *Record) ([]byte, *RowError) {
 			dst, rerr = d.appendValue(dst, c, framed, top) // registry formats: the framing included
 		default:
 			dst, rerr = d.appendSource(dst, c, rec, value, top)
+		case c.Source == SourceUnmapped:
+			dst, rerr = d.appendUnmapped(dst, c)
 		}
 		if rerr != nil {
 			return dst, rerr
 		}
 		if c.Limit != (Limit{}) {
 			if rerr = c.checkLimit(dst[start:]); rerr != nil {
+				return dst, rerr
+			}
+		}
+		if c.NotBefore != nil {
+			if rerr = c.checkNotBefore(dst[start:]); rerr != nil {
 				return dst, rerr
 			}
 		}

@@ -90,8 +90,9 @@ type parser struct {
 	maxDepth int
 	slots    []span
 	poisons  []poison
-	keyBuf   []byte // unescaped object key, reused
-	gen      uint32 // counts documents, for node.seen
+	keyBuf   []byte   // unescaped object key, reused
+	gen      uint32   // counts documents, for node.seen
+	unmapped unmapped // the top-level members no column reads, when a column wants them
 
 	// Error state, set when a parse function returns false.
 	errReason Reason
@@ -106,6 +107,7 @@ func (p *parser) reset(doc []byte) {
 	p.depth = 0
 	p.gen++
 	p.poisons = p.poisons[:0]
+	p.unmapped.members = p.unmapped.members[:0]
 	p.errReason = ""
 	p.errDetail = ""
 	for i := range p.slots {
@@ -268,6 +270,9 @@ func (p *parser) parseObject(n *node) bool {
 		if child == nil {
 			if _, ok := p.parseValue(nil); !ok {
 				return false
+			}
+			if p.unmapped.on && p.depth == 1 {
+				p.unmapped.add(key.start-1, p.pos)
 			}
 		} else {
 			// Last duplicate key wins, as in jsonb: forget what an earlier

@@ -33,9 +33,28 @@ func Migrate(ctx context.Context, conn *pgconn.PgConn, schema string, tables []*
 			return err
 		}
 	}
+	sql := fmt.Sprintf("BEGIN; SELECT pg_advisory_xact_lock(%d);\n", migrateLockKey) + migrateSQL(schema, tables) + "COMMIT"
+	if err := execSimple(ctx, conn, sql); err != nil {
+		rollback(ctx, conn)
+		return fmt.Errorf("cannot create the tables of schema %s (and create: true targets): %w", schema, err)
+	}
+	for _, t := range tables {
+		if err := checkTable(ctx, conn, t); err != nil {
+			return err
+		}
+		if t.Partition != nil {
+			if err := CheckPartitioned(ctx, conn, t); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// migrateSQL returns Migrate's statements, to run in one transaction.
+func migrateSQL(schema string, tables []*Table) string {
 	s := pgx.Identifier{schema}.Sanitize()
 	var b strings.Builder
-	fmt.Fprintf(&b, "BEGIN; SELECT pg_advisory_xact_lock(%d);\n", migrateLockKey)
 	fmt.Fprintf(&b, "CREATE SCHEMA IF NOT EXISTS %s;\n", s)
 	fmt.Fprintf(&b, `CREATE TABLE IF NOT EXISTS %s.offsets (
 	group_id text NOT NULL,
@@ -68,29 +87,38 @@ func Migrate(ctx context.Context, conn *pgconn.PgConn, schema string, tables []*
 		}
 		ts, _ := t.schemaTable()
 		fmt.Fprintf(&b, "CREATE SCHEMA IF NOT EXISTS %s;\n", pgx.Identifier{ts}.Sanitize())
-		fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s (", t.ident())
-		for i, c := range t.Columns {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(pgx.Identifier{c.Name}.Sanitize() + " " + c.SQLType)
-		}
-		if t.Keyed() {
-			b.WriteString(", PRIMARY KEY (" + quoteList(t.Key) + ")")
-		}
-		b.WriteString(");\n")
-	}
-	b.WriteString("COMMIT")
-	if err := execSimple(ctx, conn, b.String()); err != nil {
-		rollback(ctx, conn)
-		return fmt.Errorf("cannot create the tables of schema %s (and create: true targets): %w", schema, err)
+		b.WriteString("CREATE TABLE IF NOT EXISTS " + t.createSQL() + ";\n")
 	}
 	for _, t := range tables {
-		if err := checkTable(ctx, conn, t); err != nil {
-			return err
+		if t.Partition != nil {
+			// Rows no partition holds land there instead of failing the
+			// batch. A table that exists unpartitioned is left alone: the
+			// check below names the fix.
+			b.WriteString(t.defaultPartitionSQL())
 		}
 	}
-	return nil
+	return b.String()
+}
+
+// createSQL returns what follows CREATE TABLE for t: its name, columns,
+// primary key and partitioning.
+func (t *Table) createSQL() string {
+	var b strings.Builder
+	b.WriteString(t.ident() + " (")
+	for i, c := range t.Columns {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(pgx.Identifier{c.Name}.Sanitize() + " " + c.SQLType)
+	}
+	if t.Keyed() {
+		b.WriteString(", PRIMARY KEY (" + quoteList(t.Key) + ")")
+	}
+	b.WriteString(")")
+	if t.Partition != nil {
+		b.WriteString(" PARTITION BY RANGE (" + pgx.Identifier{t.Partition.Column}.Sanitize() + ")")
+	}
+	return b.String()
 }
 
 // targetColumn is what the catalog says about a target column.

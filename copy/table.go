@@ -61,6 +61,10 @@ type Table struct {
 	OnConflict   Policy
 	OffsetColumn string // optional column holding the Kafka offset; with PolicyUpdate the merge only overwrites a row whose OffsetColumn is lower than the incoming one
 	Create       bool   // Migrate creates the target from Columns (PRIMARY KEY Key) if missing
+	// Partition, when set, makes Migrate create the target partitioned
+	// by time (with Create) and check that it is; MaintainPartitions keeps
+	// its partitions (partition.go).
+	Partition *Partitioning
 }
 
 // Tuple layout the caller produces:
@@ -134,6 +138,9 @@ func (t *Table) validate() error {
 	}
 	if t.OffsetColumn != "" && !seen[t.OffsetColumn] {
 		return fmt.Errorf("cannot use table %s: offset column %q is not among the configured columns; add it (source: kafka.offset) or unset it", t.Name, t.OffsetColumn)
+	}
+	if t.Partition != nil {
+		return t.Partition.validate(t)
 	}
 	return nil
 }

@@ -56,6 +56,11 @@ type tableRT struct {
 	// tables), shared by every worker's writer: the direct path probes
 	// only the keys it may hold (pgcopy.KeyFilter).
 	seen *pgcopy.KeyFilter
+	// part is set for a table with partition: (partitions.go).
+	part *tablePartitions
+	// ev holds the shape the workers encode with (evolve.go); it starts
+	// as pg, cols, nFields and keyFields above.
+	ev evolution
 }
 
 // partKey names a partition.
@@ -122,6 +127,8 @@ type App struct {
 	// hardCtx is canceled only when in-flight work must be abandoned.
 	hardCtx    context.Context
 	hardCancel context.CancelFunc
+
+	pm partitionMaint // partitions.go
 }
 
 // New builds an App from a validated configuration.
@@ -181,6 +188,8 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 		if r.template {
 			continue // instances are made per topic (routing.go)
 		}
+		a.initPartitions(t)
+		t.initShape()
 		r.fixed = t
 		a.tables = append(a.tables, t)
 		for n := range r.names {
@@ -273,6 +282,20 @@ func Migrate(ctx context.Context, cfg *Config) (err error) {
 	if err := pgcopy.Migrate(ctx, conn, cfg.Postgres.Schema, tables); err != nil {
 		return fmt.Errorf("cannot migrate: %w", err)
 	}
+	for _, t := range tables {
+		if t.Partition == nil {
+			continue
+		}
+		// The first partitions, so that a table is ready before any
+		// instance runs.
+		m, err := pgcopy.MaintainPartitions(ctx, conn, t, time.Now(), partitionLockTimeout)
+		if err == nil && len(m.Failed) > 0 {
+			err = m.Failed[0]
+		}
+		if err != nil {
+			return fmt.Errorf("cannot migrate: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -364,6 +387,14 @@ func (a *App) Run(ctx context.Context) (err error) {
 	for _, t := range a.tables {
 		t.applyLimits()
 	}
+	if err := a.loadEvolved(ctx); err != nil {
+		return fmt.Errorf("cannot prepare tables: %w", err)
+	}
+	stopPartitions, err := a.startPartitions(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopPartitions()
 
 	if a.cfg.Metrics.Listen != "" {
 		addr, stop, err := a.serveMetrics(a.cfg.Metrics.Listen)

@@ -142,9 +142,20 @@ func RunMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // MigrateMain is `sluice migrate`.
 func MigrateMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := configCommand("sluice migrate", args, stderr)
+	fs := flag.NewFlagSet("sluice migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf commonFlags
+	cf.register(fs)
+	check := fs.Bool("check", false, "print what migrate would create or change (tables, partitions) and what it would refuse, changing nothing")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := cf.load()
 	if err != nil {
 		return err
+	}
+	if *check {
+		return CheckMigration(ctx, cfg, stdout)
 	}
 	if err := Migrate(ctx, cfg); err != nil {
 		return err

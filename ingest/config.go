@@ -120,6 +120,14 @@ type TableConfig struct {
 	// delete only replaces a stored row whose guard is lower. Default: the
 	// first kafka.offset column.
 	Guard string `yaml:"guard"`
+	// Partition partitions the target by time (docs/partitions.md).
+	Partition *PartitionConfig `yaml:"partition"`
+	// Evolve "add_columns" adds a nullable column for each top-level field
+	// a newer writer schema adds (registry formats).
+	Evolve string `yaml:"evolve"`
+	// Unmapped names a jsonb column that keeps every top-level member of
+	// a JSON record no column maps.
+	Unmapped string `yaml:"unmapped"`
 }
 
 // ColumnConfig is one item of a table's `columns:`.
@@ -582,6 +590,9 @@ func (t *TableConfig) validate(key string) error {
 		t.MaxRecordBytes = 1 << 20
 	}
 	if f == codec.FormatRaw {
+		if err := t.validateGrowth(key, f, rawColumnNames()); err != nil {
+			return err
+		}
 		if len(t.Columns) > 0 {
 			return cfgErr(key+".columns", "format raw has fixed columns (topic, partition, offset, timestamp, key, value, headers); remove columns or use format json")
 		}
@@ -625,7 +636,7 @@ func (t *TableConfig) validate(key string) error {
 			return cfgErr(key+".key", "key column %q is not among the columns of %s; add it to columns or fix the name", kc, t.Name)
 		}
 	}
-	return nil
+	return t.validateGrowth(key, f, names)
 }
 
 // CreateTarget reports whether Migrate should create the target.
@@ -646,6 +657,9 @@ func (t *TableConfig) codecColumns() ([]codec.Column, error) {
 		col.Key = slices.Contains(t.Key, c.Name)
 		cols[i] = col
 	}
+	if t.Unmapped != "" {
+		cols = append(cols, codec.Column{Name: t.Unmapped, Type: codec.TypeJSONB, Source: codec.SourceUnmapped})
+	}
 	return cols, nil
 }
 
@@ -659,7 +673,7 @@ func (t *TableConfig) pgTable() (*pgcopy.Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	pt := &pgcopy.Table{Name: t.Name, Key: t.Key, OnConflict: pol, Create: t.CreateTarget()}
+	pt := &pgcopy.Table{Name: t.Name, Key: t.Key, OnConflict: pol, Create: t.CreateTarget(), Partition: t.Partition.pg()}
 	for i, c := range cols {
 		pt.Columns = append(pt.Columns, pgcopy.Column{Name: c.Name, SQLType: c.Type.String()})
 		if c.Source == codec.SourceOffset && (i == 0 || pt.OffsetColumn == "") {
@@ -682,3 +696,139 @@ func redactErr(err error, url string) string {
 }
 
 var errNoConfig = errors.New("no configuration: pass --config FILE or set SLUICE_CONFIG")
+
+// PartitionConfig is a table's `partition:`: the target is partitioned by
+// time (docs/partitions.md).
+type PartitionConfig struct {
+	Column          string `yaml:"column"`           // a timestamptz, timestamp or date column
+	Interval        string `yaml:"interval"`         // hour | day | week | month
+	Premake         *int   `yaml:"premake"`          // partitions kept ahead of now and of the newest row; default 3
+	Retention       Period `yaml:"retention"`        // e.g. 30d; empty keeps everything
+	RetentionAction string `yaml:"retention_action"` // drop (default) | detach
+}
+
+// Period is a duration that may also be written in days or weeks: "30d",
+// "2w", "12h", "90m".
+type Period time.Duration
+
+// UnmarshalYAML parses a period.
+func (p *Period) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParsePeriod(n.Value)
+	if err != nil {
+		return err
+	}
+	*p = Period(v)
+	return nil
+}
+
+// MarshalYAML writes the period as a Go duration.
+func (p Period) MarshalYAML() (any, error) { return time.Duration(p).String(), nil }
+
+// ParsePeriod parses "30d", "2w" or a Go duration such as "12h".
+func ParsePeriod(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if n := len(s); n > 1 && (s[n-1] == 'd' || s[n-1] == 'w') {
+		if v, err := strconv.Atoi(s[:n-1]); err == nil && v >= 0 {
+			unit := 24 * time.Hour
+			if s[n-1] == 'w' {
+				unit *= 7
+			}
+			return time.Duration(v) * unit, nil
+		}
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("cannot parse %q as a period; write it like 30d, 2w or 12h", s)
+	}
+	return v, nil
+}
+
+func rawColumnNames() map[string]bool {
+	names := map[string]bool{}
+	for _, c := range codec.RawColumns() {
+		names[c.Name] = true
+	}
+	return names
+}
+
+// validateGrowth checks partition, evolve and unmapped; names holds the
+// table's column names.
+func (t *TableConfig) validateGrowth(key string, f codec.Format, names map[string]bool) error {
+	switch t.Evolve {
+	case "", "none":
+	case "add_columns":
+		if f != codec.FormatAvro && f != codec.FormatProtobuf && f != codec.FormatJSONSchema {
+			return cfgErr(key+".evolve", "add_columns follows writer schemas, and format %s has none; use format avro, protobuf or json_schema, or unmapped: COLUMN for json", f)
+		}
+	default:
+		return cfgErr(key+".evolve", "%q is not valid; use add_columns (a new top-level field becomes a new nullable column) or none", t.Evolve)
+	}
+	if t.Unmapped != "" {
+		if f != codec.FormatJSON {
+			return cfgErr(key+".unmapped", "keeps the top-level members of JSON records no column maps, and format %s is not json; remove it", f)
+		}
+		if !identRe.MatchString(t.Unmapped) {
+			return cfgErr(key+".unmapped", "%q is not a plain identifier; name a jsonb column, e.g. extra", t.Unmapped)
+		}
+		if names[t.Unmapped] {
+			return cfgErr(key+".unmapped", "column %s is also listed in columns; Sluice adds the unmapped column itself (jsonb): remove it from columns or pick another name", t.Unmapped)
+		}
+	}
+	p := t.Partition
+	if p == nil {
+		return nil
+	}
+	pk := key + ".partition"
+	if p.Column == "" {
+		return cfgErr(pk+".column", "empty; name the time column to partition by, e.g. ts")
+	}
+	if !names[p.Column] {
+		return cfgErr(pk+".column", "%q is not among the columns of %s; add it to columns or fix the name", p.Column, t.Name)
+	}
+	if p.Interval == "" {
+		p.Interval = "day"
+	}
+	iv, err := pgcopy.ParseInterval(p.Interval)
+	if err != nil {
+		return cfgErr(pk+".interval", "%q is not valid; use hour, day, week or month", p.Interval)
+	}
+	if p.Premake == nil {
+		three := 3
+		p.Premake = &three
+	}
+	if *p.Premake < 0 || *p.Premake > 1000 {
+		return cfgErr(pk+".premake", "%d is out of range; use 0..1000 (default 3)", *p.Premake)
+	}
+	if r := time.Duration(p.Retention); r != 0 && r < iv.Max() {
+		return cfgErr(pk+".retention", "%v is shorter than one %s; keep at least one partition (e.g. %s), or leave it empty to keep everything", r, iv, map[pgcopy.Interval]string{pgcopy.IntervalHour: "1h", pgcopy.IntervalDay: "1d", pgcopy.IntervalWeek: "1w", pgcopy.IntervalMonth: "31d"}[iv])
+	}
+	switch p.RetentionAction {
+	case "":
+		p.RetentionAction = "drop"
+	case "drop", "detach":
+	default:
+		return cfgErr(pk+".retention_action", "%q is not valid; use drop (expired partitions are dropped) or detach (kept as plain tables)", p.RetentionAction)
+	}
+	if len(t.Key) > 0 && !slices.Contains(t.Key, p.Column) {
+		return cfgErr(key+".key", "PostgreSQL requires the partition column in every unique key, and the key (%s) lacks %s; add it: key: [%s, %s]",
+			strings.Join(t.Key, ", "), p.Column, strings.Join(t.Key, ", "), p.Column)
+	}
+	if len(t.Name)-strings.IndexByte(t.Name, '.')-1+pgcopy.PartitionSuffixLen > 63 {
+		return cfgErr(key+".name", "%q is too long for partitioned tables: its partitions' names add _pyyyymmddhh and must fit 63 bytes; shorten it", t.Name)
+	}
+	return nil
+}
+
+// pg converts the partition config for pgcopy (nil when not set).
+func (p *PartitionConfig) pg() *pgcopy.Partitioning {
+	if p == nil {
+		return nil
+	}
+	iv, _ := pgcopy.ParseInterval(p.Interval)
+	premake := 3
+	if p.Premake != nil {
+		premake = *p.Premake
+	}
+	return &pgcopy.Partitioning{Column: p.Column, Interval: iv, Premake: premake,
+		Retention: time.Duration(p.Retention), Detach: p.RetentionAction == "detach"}
+}

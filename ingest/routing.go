@@ -190,6 +190,8 @@ func (a *App) tableFor(ctx context.Context, topic string) (*tableRT, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot prepare table %s for topic %s: %w", name, topic, err)
 	}
+	a.initPartitions(t)
+	t.initShape()
 	if err := a.prepareTable(ctx, t); err != nil {
 		return nil, fmt.Errorf("cannot prepare table %s for topic %s: %w", name, topic, err)
 	}

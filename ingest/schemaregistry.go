@@ -234,10 +234,20 @@ func (w *worker) fetchSchema(st *partState, dec *codec.Decoder, need *codec.Sche
 			s, err = a.reg.Schema(ctx, int(need.Ref.ID))
 		}
 		cancel()
+		var cs *codec.Schema
+		if err == nil {
+			cs = codecSchema(s)
+			// evolve: add_columns adds the fields the table lacks before
+			// the decoder compiles the schema for the table's columns.
+			fields, ferr := codec.SchemaFields(cs)
+			if ferr == nil {
+				err = a.evolve(a.hardCtx, st.table, fields)
+			}
+		}
 		switch {
 		case err == nil:
 			a.regWait.set(key, "")
-			if cerr := dec.AddSchema(need.Ref, codecSchema(s)); cerr != nil {
+			if cerr := dec.AddSchema(need.Ref, cs); cerr != nil {
 				a.log.Warn("a writer schema cannot fill the table; its records become dead letters", "table", st.table.cfg.Name, "schema", need.Ref.String(), "err", cerr)
 			} else {
 				a.log.Info("writer schema compiled", "table", st.table.cfg.Name, "schema", need.Ref.String(), "subject", s.Subject, "version", s.Version)

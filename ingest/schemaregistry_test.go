@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"encoding/binary"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -8,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-dev/sluice/internal/devenv"
 	"github.com/sluice-dev/sluice/loadgen"
@@ -76,5 +80,63 @@ func TestRegistryOutageWaits(t *testing.T) {
 		var b strings.Builder
 		rep.WriteSummary(&b)
 		t.Errorf("not exactly once:\n%s", b.String())
+	}
+}
+
+// TestRegistryEvolveAddColumns: with evolve: add_columns, a writer schema
+// that adds a field reaches the table as a new column before the first
+// record written with it is decoded, so that record's value is stored.
+func TestRegistryEvolveAddColumns(t *testing.T) {
+	e := newEnv(t, 1)
+	reg, err := devenv.StartRegistry(devenv.RegistryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	cl, err := registry.New(registry.Options{URLs: []string{reg.URL()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := `{"type":"record","name":"Item","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"}]}`
+	v2 := `{"type":"record","name":"Item","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},` +
+		`{"name":"country","type":["null","string"],"default":null}]}`
+	id1, err := cl.Register(e.ctx, "events-value", registry.TypeAvro, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2, err := cl.Register(e.ctx, "events-value", registry.TypeAvro, v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zz := func(b []byte, v int64) []byte { return binary.AppendUvarint(b, uint64((v<<1)^(v>>63))) }
+	str := func(b []byte, s string) []byte { return append(zz(b, int64(len(s))), s...) }
+	frame := func(id int) []byte { return binary.BigEndian.AppendUint32([]byte{0}, uint32(id)) }
+	var recs []*kgo.Record
+	for i := range 4 {
+		v := str(zz(frame(id1), int64(i)), fmt.Sprint("n", i))
+		recs = append(recs, &kgo.Record{Value: v})
+	}
+	for i := 4; i < 8; i++ {
+		v := str(zz(str(zz(frame(id2), int64(i)), fmt.Sprint("n", i)), 1), fmt.Sprint("c", i))
+		recs = append(recs, &kgo.Record{Value: v})
+	}
+	cfg := e.configRegistry(reg.URL(), `
+  - name: public.evolving
+    topics: [events]
+    format: avro
+    evolve: add_columns
+    key: [id]
+    columns:
+      - {name: id, type: int8, path: id}
+      - {name: name, type: text, path: name}
+`)
+	e.start(cfg)
+	e.produce(recs...)
+	e.waitDrained(8)
+	if n := e.count(`SELECT count(*) FROM public.evolving WHERE id >= 4 AND country = 'c' || id`); n != 4 {
+		t.Errorf("%d rows written with the new schema hold the new field, want 4", n)
+	}
+	if n := e.count(`SELECT count(*) FROM public.evolving WHERE id < 4 AND country IS NULL`); n != 4 {
+		t.Errorf("%d rows written with the old schema have NULL, want 4", n)
 	}
 }

@@ -46,7 +46,7 @@ type worker struct {
 	commit chan *pending
 	idle   chan struct{} // the committer finished a batch (capacity 1)
 	writer *pgcopy.Writer
-	decs   map[*tableRT]*codec.Decoder
+	decs   map[*tableRT]shapeDecoder
 	open   map[*tableRT]*pending
 	rec    codec.Record
 	// last is the size of this worker's last flushed batch per table: its
@@ -73,6 +73,7 @@ type pending struct {
 	bytes     int64 // budget bytes to release when done
 	encoded   int64 // bytes of b already counted against the budget
 	seq       int64
+	shape     *tableShape     // the columns its tuples hold (evolve.go)
 	limits    batching.Limits // the batch's flush limits (batching.Limits.SlowStart)
 	opened    time.Time       // when the batch was opened; ages batches without rows
 	why       string          // why it was flushed: full, age, caught_up or barrier (debug log)
@@ -125,7 +126,7 @@ func newWorker(a *App, id int) *worker {
 		commit: make(chan *pending),
 		idle:   make(chan struct{}, 1),
 		writer: pgcopy.NewWriter(a.cfg.Postgres.URL, a.cfg.Postgres.Schema, a.cfg.Kafka.Group),
-		decs:   map[*tableRT]*codec.Decoder{},
+		decs:   map[*tableRT]shapeDecoder{},
 		open:   map[*tableRT]*pending{},
 
 		last: map[*tableRT]batchSize{},
@@ -225,17 +226,24 @@ func (w *worker) flushAll() {
 	}
 }
 
-func (w *worker) decoder(t *tableRT) *codec.Decoder {
+// shapeDecoder is a worker's decoder of a table's shape.
+type shapeDecoder struct {
+	shape *tableShape
+	dec   *codec.Decoder
+}
+
+// decoder returns the worker's decoder for t's shape sh.
+func (w *worker) decoder(t *tableRT, sh *tableShape) *codec.Decoder {
 	d := w.decs[t]
-	if d == nil {
-		var err error
-		d, err = codec.NewDecoder(t.format, t.cols, t.opts)
+	if d.shape != sh {
+		dec, err := codec.NewDecoder(t.format, sh.cols, t.opts)
 		if err != nil {
 			panic("BUG: decoder validated in New failed later: " + err.Error())
 		}
+		d = shapeDecoder{shape: sh, dec: dec}
 		w.decs[t] = d
 	}
-	return d
+	return d.dec
 }
 
 func (w *worker) pendingFor(t *tableRT) *pending {
@@ -253,7 +261,7 @@ func (w *worker) pendingFor(t *tableRT) *pending {
 			rows = l.MaxRows
 			bytes = min(last.bytes/last.rows*rows, l.MaxBytes)
 		}
-		p = &pending{table: t, b: batching.GetSized(bytes, rows), limits: l, opened: time.Now()}
+		p = &pending{table: t, shape: t.cur(), b: batching.GetSized(bytes, rows), limits: l, opened: time.Now()}
 		p.rows = getRows(l.MaxRows)
 		w.open[t] = p
 	}
@@ -291,19 +299,29 @@ func (w *worker) decode(m wmsg) {
 		return
 	}
 	t := st.table
-	dec := w.decoder(t)
-	keyed := t.pg.Keyed()
 	p := w.pendingFor(t)
+	sh := p.shape
+	dec := w.decoder(t, sh)
+	keyed := sh.pg.Keyed()
 	ri := p.rangeFor(st)
 	// The fetched records are only needed while they are decoded: their
 	// bytes leave the budget when this chunk is done (dead letters keep a
 	// copy, counted in the batch).
 	defer w.a.budget.Release(m.bytes)
 	now := time.Now() // a chunk decodes in well under max_age: one clock read ages it
-	for _, r := range m.recs {
+	for i := 0; i < len(m.recs); i++ {
+		r := m.recs[i]
 		if expect := p.ranges[ri].to; expect >= 0 && r.Offset < expect {
 			// Already committed (a fetch from before a seek): never twice.
 			continue
+		}
+		if cur := t.cur(); cur != sh {
+			// The table evolved (evolve.go): the open batch commits with
+			// the columns it was encoded with, the next ones get the new.
+			w.flush(p, "evolved")
+			p = w.pendingFor(t)
+			sh, dec = p.shape, w.decoder(t, p.shape)
+			ri = p.rangeFor(st)
 		}
 		if r.Attrs.IsControl() {
 			// A transaction's commit or abort marker (kept by
@@ -320,9 +338,9 @@ func (w *worker) decode(m wmsg) {
 		// longer than their JSON, plus a length word each): room for that
 		// up front keeps the codec's appends from growing the batch a
 		// quarter at a time.
-		p.b.Ensure(len(r.Value) + len(r.Key) + 8*t.nFields + 64)
+		p.b.Ensure(len(r.Value) + len(r.Key) + 8*sh.nFields + 64)
 		mark := p.b.Mark()
-		buf := pgcopy.AppendTupleHeader(p.b.Buf.B, t.nFields)
+		buf := pgcopy.AppendTupleHeader(p.b.Buf.B, sh.nFields)
 		if keyed {
 			buf = pgcopy.AppendInt8Field(buf, p.seq)
 			p.seq++
@@ -337,6 +355,14 @@ func (w *worker) decode(m wmsg) {
 				// decoded; whoever owns the partition next reads it again.
 				p.b.Buf.B = buf[:mark]
 				break
+			}
+			if t.cur() != sh {
+				// The schema added columns to the table (evolve.go): decode
+				// the record again with the new shape's decoder, after the
+				// open batch commits with the old one.
+				p.b.Buf.B = buf[:mark]
+				i--
+				continue
 			}
 			buf, err = dec.AppendFields(buf, &w.rec)
 		}
@@ -378,7 +404,7 @@ func (w *worker) decode(m wmsg) {
 				// is in cache, spares it a walk over the whole batch. A
 				// tuple it cannot cut (never one encoded here) gets an
 				// empty key, which sends the batch to the merge path.
-				p.b.Keys, _ = pgcopy.CutKey(p.b.Keys, buf[mark:], t.keyFields)
+				p.b.Keys, _ = pgcopy.CutKey(p.b.Keys, buf[mark:], sh.keyFields)
 				p.b.KeyEnds = append(p.b.KeyEnds, int32(len(p.b.Keys)))
 			}
 			p.b.EndRow(now)
@@ -394,6 +420,7 @@ func (w *worker) decode(m wmsg) {
 		if p.limits.Full(p.b) {
 			w.flush(p, "full")
 			p = w.pendingFor(t)
+			sh, dec = p.shape, w.decoder(t, p.shape)
 			ri = p.rangeFor(st)
 		}
 	}
@@ -498,7 +525,7 @@ func (w *worker) commitLoop() {
 	// Connect while the consumer joins its group, not in the first batch.
 	tables := make([]*pgcopy.Table, 0, len(w.a.tableList()))
 	for _, t := range w.a.tableList() {
-		tables = append(tables, t.pg)
+		tables = append(tables, t.cur().pg)
 	}
 	if err := w.writer.Prepare(w.a.hardCtx, tables...); err != nil {
 		w.a.log.Warn("cannot open a PostgreSQL session ahead of the first batch; the first batch will retry", "worker", w.id, "err", err)
@@ -631,7 +658,7 @@ func (p *pending) pgBatch(a *App) *pgcopy.Batch {
 		Ops:         p.ops,
 		Unchanged:   p.unchanged,
 		Truncate:    p.truncate,
-		Table:       p.table.pg,
+		Table:       p.shape.pg,
 		Data:        p.b.Buf.B,
 		Ends:        p.b.Ends,
 		Keys:        p.b.Keys,

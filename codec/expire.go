@@ -1,0 +1,40 @@
+package codec
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+)
+
+// pgEpochMicros is PostgreSQL's epoch (2000-01-01 UTC) in Unix
+// microseconds.
+const pgEpochMicros = 946684800 * 1_000_000
+
+// checkNotBefore checks the time field the decoder just appended for c
+// against c.NotBefore. NULL passes (Required decides about it).
+func (c *column) checkNotBefore(field []byte) *RowError {
+	if len(field) < 4 || int32(binary.BigEndian.Uint32(field)) < 0 {
+		return nil
+	}
+	v := field[4:]
+	var us int64
+	switch {
+	case (c.Type == TypeTimestamptz || c.Type == TypeTimestamp) && len(v) == 8:
+		us = int64(binary.BigEndian.Uint64(v))
+		if us >= 1<<63-1-pgEpochMicros {
+			return nil // infinity, or as far in the future
+		}
+		if us != -1<<63 { // not -infinity
+			us += pgEpochMicros
+		}
+	case c.Type == TypeDate && len(v) == 4:
+		us = int64(int32(binary.BigEndian.Uint32(v)))*86400_000_000 + pgEpochMicros
+	default:
+		return nil
+	}
+	if nb := c.NotBefore.Load(); us < nb {
+		return c.fail(ReasonExpired, fmt.Sprintf("value %s is older than the table's retention keeps (not before %s); its partition is dropped",
+			time.UnixMicro(us).UTC().Format(time.RFC3339Nano), time.UnixMicro(nb).UTC().Format(time.RFC3339)))
+	}
+	return nil
+}

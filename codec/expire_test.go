@@ -1,0 +1,51 @@
+package codec
+
+import (
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestNotBefore(t *testing.T) {
+	var nb atomic.Int64
+	nb.Store(time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC).UnixMicro())
+	cols := []Column{
+		{Name: "id", Type: TypeInt8, Path: "id"},
+		{Name: "ts", Type: TypeTimestamptz, Path: "ts", Required: true, NotBefore: &nb},
+		{Name: "d", Type: TypeDate, Path: "d", NotBefore: &nb},
+	}
+	dec, err := NewDecoder(FormatJSON, cols, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := func(value string, want Reason, column string) {
+		t.Helper()
+		_, err := dec.AppendFields(nil, &Record{Value: []byte(value)})
+		var re *RowError
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: %v", value, err)
+		case want != "" && (!errors.As(err, &re) || re.Reason != want || re.Column != column):
+			t.Errorf("%s: got %v, want %s in column %s", value, err, want, column)
+		}
+	}
+	f(`{"id":1,"ts":"2026-11-20T00:00:00Z"}`, "", "")
+	f(`{"id":1,"ts":"2026-11-19T23:59:59.999999Z"}`, ReasonExpired, "ts")
+	f(`{"id":1,"ts":"2026-11-21T00:00:00+05:00"}`, "", "")
+	f(`{"id":1,"ts":"-infinity"}`, ReasonInvalidValue, "ts")
+	f(`{"id":1,"ts":"2026-11-25T00:00:00Z","d":"2026-11-19"}`, ReasonExpired, "d")
+	f(`{"id":1,"ts":"2026-11-25T00:00:00Z","d":"2026-11-20"}`, "", "")
+	f(`{"id":1}`, ReasonMissingRequired, "ts")
+	// The caller moves the limit while the decoder lives.
+	nb.Store(time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC).UnixMicro())
+	f(`{"id":1,"ts":"2026-11-25T00:00:00Z"}`, ReasonExpired, "ts")
+	nb.Store(-1 << 63)
+	f(`{"id":1,"ts":"0001-01-01T00:00:00Z"}`, "", "")
+
+	rec := &Record{Value: []byte(`{"id":1,"ts":"2026-11-25T00:00:00Z"}`)}
+	var dst []byte
+	if n := testing.AllocsPerRun(100, func() { dst, _ = dec.AppendFields(dst[:0], rec) }); n != 0 {
+		t.Errorf("%v allocations per record with NotBefore", n)
+	}
+}

@@ -1,0 +1,69 @@
+package codec
+
+import (
+	"fmt"
+	"testing"
+)
+
+// Every listed field fills a column of its listed type: a table evolved
+// from SchemaFields decodes records of that schema.
+func TestSchemaFields(t *testing.T) {
+	avro := &Schema{Type: SchemaAvro, Text: `{"type": "record", "name": "E", "fields": [
+  {"name": "b", "type": "boolean"}, {"name": "i", "type": "int"}, {"name": "l", "type": ["null", "long"]},
+  {"name": "f", "type": "float"}, {"name": "d", "type": "double"}, {"name": "s", "type": "string"},
+  {"name": "u", "type": {"type": "string", "logicalType": "uuid"}}, {"name": "by", "type": "bytes"},
+  {"name": "fx", "type": {"type": "fixed", "name": "F", "size": 3}},
+  {"name": "dec", "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2}},
+  {"name": "day", "type": {"type": "int", "logicalType": "date"}},
+  {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+  {"name": "lts", "type": {"type": "long", "logicalType": "local-timestamp-millis"}},
+  {"name": "tm", "type": {"type": "int", "logicalType": "time-millis"}},
+  {"name": "en", "type": {"type": "enum", "name": "En", "symbols": ["A", "B"]}},
+  {"name": "rec", "type": {"type": "record", "name": "R", "fields": [{"name": "x", "type": "int"}]}},
+  {"name": "arr", "type": {"type": "array", "items": "int"}}, {"name": "mp", "type": {"type": "map", "values": "string"}},
+  {"name": "mix", "type": ["null", "int", "string"]}]}`}
+	pb := &Schema{Type: SchemaProtobuf, Text: fmt.Sprintf(pbCaseSchema, `bool b = 1; int32 i = 2; int64 l = 3; uint32 u32 = 4; uint64 u64 = 5;
+float f = 6; double d = 7; string s = 8; bytes by = 9; E en = 10; google.protobuf.Timestamp ts = 11;
+google.protobuf.Int64Value w = 12; confluent.type.Decimal dec = 13; google.type.Date day = 14;
+repeated int32 rep = 15; map<string, int32> mp = 16; Sub sub = 17; google.protobuf.Duration dur = 18;`)}
+	for _, c := range []struct {
+		s    *Schema
+		want string
+	}{
+		{avro, "[{b bool} {i int4} {l int8} {f float4} {d float8} {s text} {u uuid} {by bytea} {fx bytea} {dec numeric} {day date} {ts timestamptz} {lts timestamp} {tm text} {en text} {rec jsonb} {arr jsonb} {mp jsonb} {mix jsonb}]"},
+		{pb, "[{b bool} {i int4} {l int8} {u32 int8} {u64 numeric} {f float4} {d float8} {s text} {by bytea} {en text} {ts timestamptz} {w int8} {dec numeric} {day date} {rep jsonb} {mp jsonb} {sub jsonb} {dur jsonb}]"},
+	} {
+		fields, err := SchemaFields(c.s)
+		if c.s.Type == SchemaProtobuf {
+			fields, err = protobufFields(c.s, []int{1}) // M, after Sub
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(fields); got != c.want {
+			t.Errorf("%s fields:\n got %s\nwant %s", c.s.Type, got, c.want)
+		}
+		var cols []Column
+		for _, f := range fields {
+			cols = append(cols, Column{Name: f.Name, Type: f.Type, Path: f.Name})
+		}
+		var err2 error
+		if c.s.Type == SchemaAvro {
+			_, rerr := compileAvroPlan(c.s, cols, Options{})
+			if rerr != nil {
+				err2 = rerr
+			}
+		} else {
+			_, err2 = compileProtobufPlan(c.s, []int{1}, cols, Options{})
+		}
+		if err2 != nil {
+			t.Errorf("%s: the listed types do not compile: %v", c.s.Type, err2)
+		}
+	}
+	if f, err := SchemaFields(&Schema{Type: SchemaJSON, Text: `{}`}); f != nil || err != nil {
+		t.Errorf("JSON Schema: %v, %v", f, err)
+	}
+	if _, err := SchemaFields(&Schema{Type: SchemaAvro, Text: `"string"`}); err == nil {
+		t.Error("a non-record Avro schema listed fields")
+	}
+}

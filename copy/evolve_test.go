@@ -1,0 +1,101 @@
+package pgcopy
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestAddColumns(t *testing.T) {
+	t.Parallel()
+	tb := eventsTable()
+	url, c, _ := setup(t, 1, tb)
+	mustExec(t, c, "ALTER TABLE public.events ADD COLUMN by_hand varchar(5)")
+	add := []Column{{Name: "country", SQLType: "text"}, {Name: "score", SQLType: "float8"}, {Name: "by_hand", SQLType: "text"}, {Name: "val", SQLType: "int8"}}
+	var wg sync.WaitGroup
+	results := make([][]Column, 4)
+	errs := make([]error, 4)
+	for i := range 4 {
+		wg.Go(func() {
+			results[i], errs[i] = AddColumns(testCtx(t), connect(t, url), tb, add, time.Second)
+		})
+	}
+	wg.Wait()
+	for i := range 4 {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		// Existing columns keep their type: val stays text, by_hand a
+		// varchar(5) Sluice does not write.
+		if got := fmt.Sprint(results[i]); got != "[{country text {0 0 0}} {score float8 {0 0 0}} {by_hand  {0 0 0}} {val text {0 0 0}}]" {
+			t.Errorf("instance %d: %s", i, got)
+		}
+	}
+	got, err := EvolvedColumns(testCtx(t), c, tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[{country text {0 0 0}} {score float8 {0 0 0}}]" {
+		t.Errorf("evolved columns %v, want country and score only", got)
+	}
+	// A restart that knows country already finds score alone.
+	tb2 := eventsTable()
+	tb2.Columns = append(tb2.Columns, Column{Name: "country", SQLType: "text"})
+	if got, err := EvolvedColumns(testCtx(t), c, tb2); err != nil || fmt.Sprint(got) != "[{score float8 {0 0 0}}]" {
+		t.Errorf("evolved columns besides country: %v, %v", got, err)
+	}
+	if n := queryInt(t, c, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.events'::regclass AND attname = 'country' AND NOT attnotnull"); n != 1 {
+		t.Error("country is not a nullable column")
+	}
+}
+
+func TestCheckMigration(t *testing.T) {
+	t.Parallel()
+	url := newDB(t)
+	c := connect(t, url)
+	tb := partitionedTable(IntervalDay, 48*time.Hour)
+	now := day("2026-11-27T10:00:00Z")
+	plan, err := CheckMigration(testCtx(t), c, "sluice", []*Table{tb}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"create schema sluice", "create table sluice.offsets", "create table sluice.dead_letters",
+		`create table "public"."pevents" ("id" int8, "ts" timestamptz, "v" text, PRIMARY KEY ("id", "ts")) PARTITION BY RANGE ("ts")`,
+		"create partition public.pevents_default DEFAULT",
+		"create partition public.pevents_p20261127", "create partition public.pevents_p20261128", "create partition public.pevents_p20261129"}
+	if strings.Join(plan.Changes, "\n") != strings.Join(want, "\n") || len(plan.Problems) > 0 {
+		t.Fatalf("plan on an empty database:\n%s\nproblems %v\nwant:\n%s", strings.Join(plan.Changes, "\n"), plan.Problems, strings.Join(want, "\n"))
+	}
+	if n := queryInt(t, c, "SELECT count(*) FROM pg_namespace WHERE nspname = 'sluice'") + queryInt(t, c, "SELECT count(*) FROM pg_class WHERE relname LIKE 'pevents%'"); n != 0 {
+		t.Fatal("CheckMigration changed the database")
+	}
+
+	// After Migrate and a week: nothing to create but the partitions ahead,
+	// the old ones to drop. A second table Migrate would refuse.
+	if err := Migrate(testCtx(t), c, "sluice", []*Table{tb}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := MaintainPartitions(testCtx(t), c, tb, now, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, c, "CREATE TABLE public.nokey (id int8, val text, off int8)")
+	bad := eventsTable()
+	bad.Name, bad.Create = "public.nokey", false
+	plan, err = CheckMigration(testCtx(t), c, "sluice", []*Table{tb, bad}, now.AddDate(0, 0, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []string{"create partition public.pevents_p20261130", "create partition public.pevents_p20261201", "create partition public.pevents_p20261202",
+		"drop partition public.pevents_p20261127 (older than the retention)"}
+	if strings.Join(plan.Changes, "\n") != strings.Join(want, "\n") {
+		t.Errorf("plan a few days on:\n%s\nwant:\n%s", strings.Join(plan.Changes, "\n"), strings.Join(want, "\n"))
+	}
+	if len(plan.Problems) != 1 || !strings.Contains(plan.Problems[0], "no usable unique index") {
+		t.Errorf("problems %v, want the missing unique index of nokey", plan.Problems)
+	}
+	if got := partitionNames(t, url); len(got) != 4 {
+		t.Errorf("CheckMigration changed the partitions: %v", got)
+	}
+}

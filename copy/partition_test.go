@@ -1,0 +1,306 @@
+package pgcopy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+func day(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// fTs encodes t as a binary timestamptz field.
+func fTs(t time.Time) []byte {
+	return fInt8(t.Sub(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)).Microseconds())
+}
+
+func partitionedTable(iv Interval, retention time.Duration) *Table {
+	return &Table{
+		Name:       "public.pevents",
+		Columns:    []Column{{Name: "id", SQLType: "int8"}, {Name: "ts", SQLType: "timestamptz"}, {Name: "v", SQLType: "text"}},
+		Key:        []string{"id", "ts"},
+		OnConflict: PolicyIgnore,
+		Create:     true,
+		Partition:  &Partitioning{Column: "ts", Interval: iv, Premake: 2, Retention: retention},
+	}
+}
+
+// partitionNames lists the partitions of public.pevents.
+func partitionNames(t *testing.T, url string) []string {
+	t.Helper()
+	c := connect(t, url)
+	var out []string
+	for _, r := range queryRows(t, c, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'public.pevents'::regclass ORDER BY 1`) {
+		out = append(out, r[0])
+	}
+	return out
+}
+
+func TestIntervalFloor(t *testing.T) {
+	at := day("2026-11-27T13:45:10Z") // a Friday
+	for _, c := range []struct {
+		iv         Interval
+		floor, nxt string
+	}{
+		{IntervalHour, "2026-11-27T13:00:00Z", "2026-11-27T14:00:00Z"},
+		{IntervalDay, "2026-11-27T00:00:00Z", "2026-11-28T00:00:00Z"},
+		{IntervalWeek, "2026-11-23T00:00:00Z", "2026-11-30T00:00:00Z"},
+		{IntervalMonth, "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z"},
+	} {
+		f := c.iv.Floor(at.In(time.FixedZone("x", -5*3600)))
+		if !f.Equal(day(c.floor)) || !c.iv.Next(f).Equal(day(c.nxt)) {
+			t.Errorf("%v: floor %v next %v, want %s and %s", c.iv, f, c.iv.Next(f), c.floor, c.nxt)
+		}
+	}
+	tb := partitionedTable(IntervalHour, 0)
+	if n := tb.PartitionName(day("2026-11-27T13:00:00Z")); n != "pevents_p2026112713" {
+		t.Errorf("hourly partition name %s", n)
+	}
+	tb.Partition.Interval = IntervalWeek
+	if n := tb.PartitionName(day("2026-11-23T00:00:00Z")); n != "pevents_p20261123" {
+		t.Errorf("weekly partition name %s", n)
+	}
+}
+
+func TestPartitionValidation(t *testing.T) {
+	f := func(mod func(*Table), want string) {
+		t.Helper()
+		tb := partitionedTable(IntervalDay, 0)
+		mod(tb)
+		err := tb.validate()
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want an error containing %q", err, want)
+		}
+	}
+	f(func(tb *Table) { tb.Key = []string{"id"} }, "add ts to key")
+	f(func(tb *Table) { tb.Partition.Column = "nope" }, "not among the configured columns")
+	f(func(tb *Table) { tb.Partition.Column = "v" }, "use a timestamptz, timestamp or date column")
+	f(func(tb *Table) { tb.Name = "public." + strings.Repeat("x", 55) }, "shorter table name")
+	f(func(tb *Table) { tb.Columns[1].SQLType = "date"; tb.Partition.Interval = IntervalHour }, "use interval day")
+}
+
+func TestPartitionMaintenance(t *testing.T) {
+	t.Parallel()
+	tb := partitionedTable(IntervalDay, 72*time.Hour)
+	url, c, claims := setup(t, 1, tb)
+	if k := queryRows(t, c, "SELECT relkind FROM pg_class WHERE oid = 'public.pevents'::regclass"); k[0][0] != "p" {
+		t.Fatalf("relkind %v, want a partitioned table", k)
+	}
+	if got := partitionNames(t, url); !slices.Equal(got, []string{"pevents_default"}) {
+		t.Fatalf("after Migrate: partitions %v, want only the default", got)
+	}
+	now := day("2026-11-27T10:00:00Z")
+	m, err := MaintainPartitions(testCtx(t), c, tb, now, time.Second)
+	if err != nil || len(m.Failed) > 0 {
+		t.Fatalf("maintain: %v %v", err, m.Failed)
+	}
+	want := []string{"pevents_default", "pevents_p20261127", "pevents_p20261128", "pevents_p20261129"}
+	if got := partitionNames(t, url); !slices.Equal(got, want) {
+		t.Fatalf("partitions %v, want %v", got, want)
+	}
+
+	// Rows through the Writer: one in a partition, one before the oldest
+	// partition (but within the retention), one after the newest, one
+	// older than the retention. The last three land in the default.
+	w := newWriter(t, url)
+	b := newBuilder(tb, "t", 0)
+	b.add(0, fInt8(1), fTs(day("2026-11-27T11:00:00Z")), fText("now"))
+	b.add(1, fInt8(2), fTs(day("2026-11-25T08:00:00Z")), fText("before"))
+	b.add(2, fInt8(3), fTs(day("2026-12-24T08:00:00Z")), fText("after"))
+	b.add(3, fInt8(4), fTs(day("2026-11-01T08:00:00Z")), fText("expired"))
+	if _, err := w.Write(testCtx(t), b.batch(claims[0].Epoch, -1, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if n := queryInt(t, c, "SELECT count(*) FROM public.pevents_default"); n != 3 {
+		t.Fatalf("default partition holds %d rows, want 3", n)
+	}
+	m, err = MaintainPartitions(testCtx(t), c, tb, now, time.Second)
+	if err != nil || len(m.Failed) > 0 {
+		t.Fatalf("maintain: %v %v", err, m.Failed)
+	}
+	// The rows' partitions are made and the rows moved; premake runs
+	// ahead of the newest row too. The expired row stays in the default.
+	if m.Moved != 2 || m.DefaultRows != 1 {
+		t.Errorf("moved %d rows, %d left in the default; want 2 and 1", m.Moved, m.DefaultRows)
+	}
+	want = []string{"pevents_default", "pevents_p20261125", "pevents_p20261127", "pevents_p20261128", "pevents_p20261129",
+		"pevents_p20261224", "pevents_p20261225", "pevents_p20261226"}
+	if got := partitionNames(t, url); !slices.Equal(got, want) {
+		t.Fatalf("partitions %v, want %v", got, want)
+	}
+	if r := queryRows(t, c, "SELECT tableoid::regclass::text, v FROM public.pevents ORDER BY id"); len(r) != 4 ||
+		r[1][0] != "pevents_p20261125" || r[2][0] != "pevents_p20261224" || r[3][0] != "pevents_default" {
+		t.Errorf("rows by partition: %v", r)
+	}
+	// A batch of the same keys again: ON CONFLICT works across partitions.
+	b2 := newBuilder(tb, "t", 0)
+	b2.add(4, fInt8(2), fTs(day("2026-11-25T08:00:00Z")), fText("again"))
+	b2.add(5, fInt8(5), fTs(day("2026-11-28T08:00:00Z")), fText("new"))
+	res, err := w.Write(testCtx(t), b2.batch(claims[0].Epoch, 4, 6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Affected != 1 {
+		t.Errorf("second batch affected %d rows, want 1 (one key exists)", res.Affected)
+	}
+
+	// A week later: every partition ending before 2026-12-01 (the
+	// retention floor of 2026-12-04T10:00) goes.
+	m, err = MaintainPartitions(testCtx(t), c, tb, now.AddDate(0, 0, 7), time.Second)
+	if err != nil || len(m.Failed) > 0 {
+		t.Fatalf("maintain: %v %v", err, m.Failed)
+	}
+	if want := []string{"pevents_p20261125", "pevents_p20261127", "pevents_p20261128", "pevents_p20261129"}; !slices.Equal(m.Dropped, want) {
+		t.Errorf("dropped %v, want %v", m.Dropped, want)
+	}
+	want = []string{"pevents_default", "pevents_p20261204", "pevents_p20261205", "pevents_p20261206",
+		"pevents_p20261224", "pevents_p20261225", "pevents_p20261226"}
+	if got := partitionNames(t, url); !slices.Equal(got, want) {
+		t.Fatalf("partitions %v, want %v", got, want)
+	}
+	if n := queryInt(t, c, "SELECT count(*) FROM pg_class WHERE relname = 'pevents_p20261125'"); n != 0 {
+		t.Error("a dropped partition's table still exists")
+	}
+
+	// Detach keeps the table.
+	tb.Partition.Detach = true
+	m, err = MaintainPartitions(testCtx(t), c, tb, day("2026-12-30T00:00:00Z"), time.Second)
+	if err != nil || len(m.Failed) > 0 {
+		t.Fatalf("maintain: %v %v", err, m.Failed)
+	}
+	if len(m.Detached) != 6 || len(m.Dropped) != 0 {
+		t.Errorf("detached %v, dropped %v", m.Detached, m.Dropped)
+	}
+	if n := queryInt(t, c, "SELECT count(*) FROM public.pevents_p20261224"); n != 1 {
+		t.Errorf("detached partition holds %d rows, want 1", n)
+	}
+}
+
+func TestPartitionMaintenanceLocks(t *testing.T) {
+	t.Parallel()
+	tb := partitionedTable(IntervalHour, 0)
+	url, c, _ := setup(t, 1, tb)
+	now := day("2026-11-27T10:30:00Z")
+
+	// Another session maintains the table: this one skips the round.
+	other := connect(t, url)
+	mustExec(t, other, fmt.Sprintf(`BEGIN; SELECT pg_advisory_xact_lock(%d, hashtext('"public"."pevents"'))`, partitionLockClass))
+	m, err := MaintainPartitions(testCtx(t), c, tb, now, time.Second)
+	if err != nil || !m.Skipped || len(m.Created) > 0 {
+		t.Fatalf("with the lock held elsewhere: %+v, %v; want a skipped round", m, err)
+	}
+	mustExec(t, other, "ROLLBACK")
+
+	// A session holding the default partition: the step gives up after
+	// the lock_timeout instead of queueing in front of ingestion.
+	mustExec(t, other, "BEGIN; LOCK TABLE public.pevents_default IN ROW EXCLUSIVE MODE")
+	start := time.Now()
+	m, err = MaintainPartitions(testCtx(t), c, tb, now, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Failed) != 3 || !IsLockTimeout(m.Failed[0]) || time.Since(start) > 10*time.Second {
+		t.Fatalf("with the default partition locked: %+v after %v; want three lock timeouts", m, time.Since(start))
+	}
+	mustExec(t, other, "ROLLBACK")
+
+	// Two instances at once, rounds in step as their minute ticks would
+	// be: no error, and every round's partitions are made by one of them.
+	conns := [2]*pgconn.PgConn{connect(t, url), connect(t, url)}
+	skipped := 0
+	for i := range 10 {
+		var wg sync.WaitGroup
+		var ms [2]Maintenance
+		var errs [2]error
+		for j := range 2 {
+			wg.Go(func() {
+				ms[j], errs[j] = MaintainPartitions(testCtx(t), conns[j], tb, now.Add(time.Duration(i)*time.Hour), time.Second)
+				if errs[j] == nil && len(ms[j].Failed) > 0 {
+					errs[j] = ms[j].Failed[0]
+				}
+			})
+		}
+		wg.Wait()
+		for j := range 2 {
+			if errs[j] != nil {
+				t.Fatalf("round %d, instance %d: %v", i, j, errs[j])
+			}
+			if ms[j].Skipped {
+				skipped++
+			}
+		}
+		if ms[0].Skipped && ms[1].Skipped {
+			t.Fatalf("round %d: both instances skipped", i)
+		}
+	}
+	t.Logf("%d of 20 rounds skipped: the other instance held the lock", skipped)
+	// Hours 10 to 10+9+2, and the default.
+	got := partitionNames(t, url)
+	if len(got) != 13 || got[1] != "pevents_p2026112710" || got[12] != "pevents_p2026112721" {
+		t.Fatalf("partitions after two instances: %v", got)
+	}
+}
+
+// A partitioned table made by someone else (pg_partman, by hand) is written
+// into as it is, with no maintenance when partition: is not configured.
+func TestForeignPartitionedTable(t *testing.T) {
+	t.Parallel()
+	url := newDB(t)
+	c := connect(t, url)
+	mustExec(t, c, `CREATE TABLE public.pevents (id int8, ts timestamptz, v text, PRIMARY KEY (id, ts)) PARTITION BY RANGE (ts);
+CREATE TABLE public.pevents_2026 PARTITION OF public.pevents FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')`)
+	tb := partitionedTable(IntervalDay, 0)
+	tb.Partition = nil
+	tb.Create = false
+	_, c, claims := setupIn(t, url, 1, tb)
+	w := newWriter(t, url)
+	b := newBuilder(tb, "t", 0)
+	b.add(0, fInt8(1), fTs(day("2026-11-27T11:00:00Z")), fText("a"))
+	b.add(1, fInt8(1), fTs(day("2026-11-27T11:00:00Z")), fText("dup"))
+	if _, err := w.Write(testCtx(t), b.batch(claims[0].Epoch, -1, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if r := queryRows(t, c, "SELECT tableoid::regclass::text, v FROM public.pevents"); len(r) != 1 || r[0][0] != "pevents_2026" || r[0][1] != "a" {
+		t.Errorf("rows: %v", r)
+	}
+	if got := partitionNames(t, url); !slices.Equal(got, []string{"pevents_2026"}) {
+		t.Errorf("partitions %v: Sluice changed a table it does not maintain", got)
+	}
+	// partition: on a table that is not partitioned names the fix.
+	mustExec(t, c, "CREATE TABLE public.plain (id int8, ts timestamptz, v text, PRIMARY KEY (id, ts))")
+	pt := partitionedTable(IntervalDay, 0)
+	pt.Name, pt.Create = "public.plain", false
+	err := Migrate(testCtx(t), c, "sluice", []*Table{pt})
+	if err == nil || !strings.Contains(err.Error(), "not a partitioned table") {
+		t.Errorf("Migrate of partition: on a plain table: %v", err)
+	}
+}
+
+// setupIn is setup in the existing database url.
+func setupIn(t testing.TB, url string, n int32, tables ...*Table) (string, *pgconn.PgConn, []Claim) {
+	t.Helper()
+	c := connect(t, url)
+	if err := Migrate(testCtx(t), c, "sluice", tables); err != nil {
+		t.Fatal(err)
+	}
+	var parts []int32
+	for i := range n {
+		parts = append(parts, i)
+	}
+	claims, err := ClaimPartitions(testCtx(t), c, "sluice", "g", map[string][]int32{"t": parts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url, c, claims
+}

@@ -1,0 +1,194 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sluice-dev/sluice/codec"
+	pgcopy "github.com/sluice-dev/sluice/copy"
+)
+
+// Schema evolution (evolve: add_columns, docs/partitions.md). When a
+// writer schema brings a top-level field that no column maps, evolve adds
+// a nullable column for it to the target (pgcopy.AddColumns: one short
+// transaction under a per-table advisory lock) and gives the table a new
+// shape: the columns it writes, and the pgcopy.Table and tuple layout that
+// go with them. Batches are encoded and committed with one shape each: a
+// worker that finds the shape changed commits its open batch first, then
+// decodes with a decoder of the new shape. Columns added so are marked in
+// the catalog; a restarted instance finds them (loadEvolved) and writes
+// them from the start. A column is never retyped: a field whose type
+// changed so that its column cannot hold it makes each record a dead
+// letter naming the column (the decoder's wrong_type).
+
+// evolveLockTimeout bounds how long adding columns waits for its locks
+// (ALTER TABLE needs a moment of ACCESS EXCLUSIVE).
+const evolveLockTimeout = 5 * time.Second
+
+// tableShape is what a table writes: its columns, the pgcopy.Table built
+// from them, and the tuple layout. A shape never changes; evolution
+// publishes a new one.
+type tableShape struct {
+	pg        *pgcopy.Table
+	cols      []codec.Column
+	nFields   int   // fields per tuple, including the seq field of keyed tables
+	keyFields []int // the key's field positions in a tuple (keyed tables)
+}
+
+// evolution is a table's evolving state.
+type evolution struct {
+	mu    sync.Mutex // serialises evolve calls of one table
+	shape atomic.Pointer[tableShape]
+}
+
+// cur returns the table's current shape; New sets the first from the
+// configured columns.
+func (t *tableRT) cur() *tableShape { return t.ev.shape.Load() }
+
+// initShape publishes t's configured columns as its first shape. The
+// shape shares t.pg and t.cols, so what Run learns of the target before
+// the workers start (limits, evolved columns) reaches it.
+func (t *tableRT) initShape() {
+	t.ev.shape.Store(&tableShape{pg: t.pg, cols: t.cols, nFields: t.nFields, keyFields: t.keyFields})
+}
+
+// withColumns returns a shape of sh with cols appended (paths named after
+// the columns).
+func (sh *tableShape) withColumns(cols []codec.Column) *tableShape {
+	pg := *sh.pg
+	pg.Columns = slices.Clone(sh.pg.Columns)
+	ns := &tableShape{pg: &pg, cols: slices.Clone(sh.cols), nFields: sh.nFields + len(cols)}
+	for _, c := range cols {
+		pg.Columns = append(pg.Columns, pgcopy.Column{Name: c.Name, SQLType: c.Type.String()})
+		ns.cols = append(ns.cols, c)
+	}
+	if pg.Keyed() {
+		ns.keyFields = pg.KeyFields()
+	}
+	return ns
+}
+
+// mapped reports whether a column of sh is named name or reads a path
+// starting at the top-level field name.
+func (sh *tableShape) mapped(name string) bool {
+	for _, c := range sh.cols {
+		if c.Name == name {
+			return true
+		}
+		if c.Source == codec.SourcePath {
+			if top, _, _ := strings.Cut(c.Path, "."); top == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// evolve gives t a nullable column for every field of a writer schema
+// (codec.SchemaFields) that no column maps, when t has evolve:
+// add_columns; otherwise it does nothing. Call it when a writer schema
+// reaches a decoder of t (before Decoder.AddSchema): when it returns, t's
+// shape (t.cur()) holds the columns, and a worker must commit the batch it
+// has open for t before decoding another record of t with a decoder of
+// the new shape. An error (PostgreSQL unreachable, a lock not granted in
+// time) leaves t as it was; retry it like a failed schema fetch. A field
+// whose name is taken by a column of another type, or that is not a
+// plain identifier, is logged and skipped: its values are not stored.
+func (a *App) evolve(ctx context.Context, t *tableRT, fields []codec.SchemaField) error {
+	if t.cfg.Evolve != "add_columns" || len(fields) == 0 {
+		return nil
+	}
+	t.ev.mu.Lock()
+	defer t.ev.mu.Unlock()
+	sh := t.cur()
+	var add []pgcopy.Column
+	for _, f := range fields {
+		if sh.mapped(f.Name) {
+			continue
+		}
+		if !identRe.MatchString(f.Name) || len(f.Name) > 63 {
+			a.log.Warn("cannot add a column for a new field: its name is not a plain identifier; map it with a column of its own",
+				"table", t.cfg.Name, "field", f.Name)
+			continue
+		}
+		add = append(add, pgcopy.Column{Name: f.Name, SQLType: f.Type.String()})
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	var got []pgcopy.Column
+	err := a.withCtl(ctx, func(conn *pgconn.PgConn) error {
+		var err error
+		got, err = pgcopy.AddColumns(ctx, conn, sh.pg, add, evolveLockTimeout)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("cannot evolve table %s: %w", t.cfg.Name, err)
+	}
+	cols := a.evolvedColumns(t, add, got)
+	if len(cols) == 0 {
+		return nil
+	}
+	t.ev.shape.Store(sh.withColumns(cols))
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.Name + " " + c.Type.String()
+	}
+	a.log.Info("table evolved: columns added for new writer-schema fields", "table", t.cfg.Name, "columns", names)
+	return nil
+}
+
+// evolvedColumns turns the columns the target has for the requested ones
+// into decoder columns, skipping those of a type Sluice does not write or
+// that differ from the field's.
+func (a *App) evolvedColumns(t *tableRT, want, got []pgcopy.Column) []codec.Column {
+	var cols []codec.Column
+	for i, c := range got {
+		typ, err := codec.ParseType(c.SQLType)
+		if err != nil {
+			a.log.Warn("cannot write a new field into its column: the table has a column of that name of a type Sluice does not write; rename the column or map the field with a column of its own",
+				"table", t.cfg.Name, "column", c.Name)
+			continue
+		}
+		if want != nil && c.SQLType != want[i].SQLType {
+			// An existing column of another type: the field is written
+			// into it, and a value it cannot hold is a dead letter.
+			a.log.Warn("a new field goes into an existing column of another type; values the column cannot hold become dead letters",
+				"table", t.cfg.Name, "column", c.Name, "column_type", c.SQLType, "field_type", want[i].SQLType)
+		}
+		cols = append(cols, codec.Column{Name: c.Name, Type: typ, Path: c.Name})
+	}
+	return cols
+}
+
+// loadEvolved gives every table with evolve: add_columns the columns an
+// earlier run added to its target. Run calls it after migrating, before
+// the workers start.
+func (a *App) loadEvolved(ctx context.Context) error {
+	for _, t := range a.tables {
+		if t.cfg.Evolve != "add_columns" {
+			continue
+		}
+		var got []pgcopy.Column
+		err := a.withCtl(ctx, func(conn *pgconn.PgConn) error {
+			var err error
+			got, err = pgcopy.EvolvedColumns(ctx, conn, t.pg)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if cols := a.evolvedColumns(t, nil, got); len(cols) > 0 {
+			t.ev.shape.Store(t.cur().withColumns(cols))
+			a.log.Info("evolved columns found", "table", t.cfg.Name, "columns", len(cols))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,231 @@
+package ingest
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-dev/sluice/codec"
+)
+
+// Evolution mid-stream, through the workers, with a restart in the middle:
+// rows before the new field have NULL in its column, rows after it have
+// the value, each exactly once. The records are JSON, and the test calls
+// evolve itself where a registry format's new writer schema would.
+func TestEvolveMidStreamRestart(t *testing.T) {
+	e := newEnv(t, 3)
+	cfg := e.config(fmt.Sprintf(tableYAML, "ignore"))
+	cfg.Tables[0].Evolve = "add_columns" // registry formats only in a config file
+	r1 := e.start(cfg)
+	withCountry := func(i int) *kgo.Record {
+		rec := item(i, "x")
+		rec.Value = fmt.Appendf(nil, `{"id":%q,"n":%d,"v":"x","country":"c%d"}`, uuidFor(i), i, i)
+		return rec
+	}
+	var total int64
+	for i := range 600 {
+		e.produce(item(i, "x"))
+		total++
+	}
+	e.waitFor("a first commit", func() bool { return e.storedSum() > 0 })
+	fields := []codec.SchemaField{{Name: "id", Type: codec.TypeUUID}, {Name: "n", Type: codec.TypeInt8},
+		{Name: "country", Type: codec.TypeText}, {Name: "v", Type: codec.TypeText}}
+	// Two workers meeting the new schema at once.
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			if err := r1.app.evolve(e.ctx, r1.app.tables[0], fields); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if cols := r1.app.tables[0].cur().cols; len(cols) != 5 || cols[4].Name != "country" {
+		t.Fatalf("shape after evolve: %v", cols)
+	}
+	for i := 600; i < 1200; i++ {
+		e.produce(withCountry(i))
+		total++
+		if i == 800 {
+			e.waitFor("a commit with the new column", func() bool {
+				return e.count(`SELECT count(*) FROM public.items WHERE country IS NOT NULL`) > 0
+			})
+			r1.stop()
+		}
+	}
+	if e.storedSum() >= total {
+		t.Fatal("everything was committed before the restart; the test proves nothing")
+	}
+	r2 := e.start(cfg)
+	if cols := r2.app.tables[0].cur().cols; len(cols) != 5 || cols[4].Name != "country" || cols[4].Path != "country" {
+		t.Fatalf("shape after the restart: %v", cols)
+	}
+	e.waitDrained(total)
+	if n := e.count(`SELECT count(*) FROM public.items`); n != 1200 {
+		t.Fatalf("target holds %d rows, want 1200", n)
+	}
+	if n := e.count(`SELECT count(*) FROM public.items WHERE n >= 600 AND country = 'c' || n`); n != 600 {
+		t.Errorf("%d rows after the new field hold it, want 600", n)
+	}
+	if n := e.count(`SELECT count(*) FROM public.items WHERE n < 600 AND country IS NULL`); n != 600 {
+		t.Errorf("%d rows before the new field have NULL, want 600", n)
+	}
+}
+
+// evolve from a real Avro writer schema: the new fields become columns,
+// the decoder of the new shape fills them, and a field whose type changed
+// so that its column cannot hold it makes records dead letters.
+func TestEvolveAvro(t *testing.T) {
+	e := newEnv(t, 1)
+	// The test hands the schema over itself: the registry is never asked.
+	cfg := e.configRegistry("http://127.0.0.1:1", `
+  - name: public.ev
+    topics: [events]
+    format: avro
+    evolve: add_columns
+    key: [id]
+    columns:
+      - {name: id, type: int8, path: id}
+      - {name: name, type: text, path: name}
+`)
+	ctx := context.Background()
+	if err := Migrate(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.closeCtl()
+	v2 := &codec.Schema{Type: codec.SchemaAvro, Text: `{"type":"record","name":"E","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},
+{"name":"country","type":["null","string"],"default":null},{"name":"score","type":"double"},{"name":"tags","type":{"type":"array","items":"string"}}]}`}
+	fields, err := codec.SchemaFields(v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := a.tables[0]
+	if err := a.evolve(ctx, tb, fields); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(columnTypes(tb.cur().cols)); got != "[id int8 name text country text score float8 tags jsonb]" {
+		t.Fatalf("shape: %s", got)
+	}
+	if n := e.count(`SELECT count(*) FROM information_schema.columns WHERE table_name = 'ev' AND is_nullable = 'YES' AND column_name IN ('country', 'score', 'tags')`); n != 3 {
+		t.Fatalf("%d nullable new columns in the target, want 3", n)
+	}
+	dec, err := codec.NewDecoder(codec.FormatAvro, tb.cur().cols, codec.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dec.AddSchema(codec.SchemaRef{ID: 2}, v2); err != nil {
+		t.Fatal(err)
+	}
+	rec := &codec.Record{Value: avroV2(7, "seven", "NZ", 1.5)}
+	if _, err := dec.AppendFields(nil, rec); err != nil {
+		t.Fatalf("decoding a v2 record with the evolved shape: %v", err)
+	}
+
+	// A restart finds the columns; a writer schema that turns score into
+	// a record cannot fill its float8 column: its records are dead letters
+	// naming the column.
+	a2, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a2.closeCtl()
+	if err := a2.loadEvolved(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(columnTypes(a2.tables[0].cur().cols)); got != "[id int8 name text country text score float8 tags jsonb]" {
+		t.Fatalf("shape after a restart: %s", got)
+	}
+	v3 := &codec.Schema{Type: codec.SchemaAvro, Text: `{"type":"record","name":"E","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},
+{"name":"score","type":{"type":"record","name":"S","fields":[{"name":"x","type":"int"}]}}]}`}
+	f3, _ := codec.SchemaFields(v3)
+	if err := a2.evolve(ctx, a2.tables[0], f3); err != nil {
+		t.Fatal(err)
+	}
+	dec3, _ := codec.NewDecoder(codec.FormatAvro, a2.tables[0].cur().cols, codec.Options{})
+	dec3.AddSchema(codec.SchemaRef{ID: 3}, v3)
+	_, err = dec3.AppendFields(nil, &codec.Record{Value: append(codec.AppendRegistryFraming(nil, 3), 2, 2, 'x', 2)})
+	var re *codec.RowError
+	if !errors.As(err, &re) || re.Reason != codec.ReasonWrongType || re.Column != "score" {
+		t.Errorf("a record whose field changed type: %v, want wrong_type in column score", err)
+	}
+}
+
+func columnTypes(cols []codec.Column) []string {
+	var out []string
+	for _, c := range cols {
+		out = append(out, c.Name+" "+c.Type.String())
+	}
+	return out
+}
+
+// avroV2 encodes a record of TestEvolveAvro's v2 schema with id 2.
+func avroV2(id int64, name, country string, score float64) []byte {
+	b := codec.AppendRegistryFraming(nil, 2)
+	zz := func(v int64) {
+		u := uint64(v<<1) ^ uint64(v>>63)
+		for u >= 0x80 {
+			b = append(b, byte(u)|0x80)
+			u >>= 7
+		}
+		b = append(b, byte(u))
+	}
+	str := func(s string) { zz(int64(len(s))); b = append(b, s...) }
+	zz(id)
+	str(name)
+	zz(1)
+	str(country)
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(score))
+	zz(0) // an empty array
+	return b
+}
+
+func (a *App) closeCtl() {
+	a.ctlMu.Lock()
+	defer a.ctlMu.Unlock()
+	if a.ctl != nil {
+		a.ctl.Close(context.Background())
+		a.ctl = nil
+	}
+}
+
+// unmapped: keeps what no column maps, through the pipeline into jsonb.
+func TestUnmappedColumn(t *testing.T) {
+	e := newEnv(t, 1)
+	cfg := e.config(`
+  - name: public.um
+    topics: [events]
+    key: [id]
+    unmapped: extra
+    columns:
+      - {name: id, type: int8, path: id}
+      - {name: country, type: text, path: attrs.country}
+`)
+	e.start(cfg)
+	e.produce(
+		&kgo.Record{Value: []byte(`{"id":1,"attrs":{"country":"NZ"}}`)},
+		&kgo.Record{Value: []byte(`{"id":2,"attrs":{"country":"FR","x":1},"plan":"pro","seats":12,"flags":{"beta":true}}`)},
+		&kgo.Record{Value: []byte(`{"id":3,"plan":"a\u0000b"}`)},
+	)
+	e.waitDrained(3)
+	if n := e.count(`SELECT count(*) FROM public.um WHERE id = 1 AND extra IS NULL`); n != 1 {
+		t.Error("a record without unmapped members has a non-NULL extra")
+	}
+	if n := e.count(`SELECT count(*) FROM public.um WHERE id = 2 AND extra = '{"plan":"pro","seats":12,"flags":{"beta":true}}'::jsonb`); n != 1 {
+		var got string
+		e.db.QueryRow(e.ctx, `SELECT extra::text FROM public.um WHERE id = 2`).Scan(&got)
+		t.Errorf("extra of record 2 = %s", got)
+	}
+	if n := e.count(`SELECT count(*) FROM sluice.dead_letters WHERE error LIKE '%column extra%invalid_value%'`); n != 1 {
+		t.Error("a member jsonb cannot store is not a dead letter naming the column")
+	}
+}

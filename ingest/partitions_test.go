@@ -1,0 +1,243 @@
+package ingest
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+const partitionedYAML = `
+  - name: public.pitems
+    topics: [events]
+    key: [id, ts]
+    partition: {column: ts, interval: day, premake: 2, retention: 3d}
+    columns:
+      - {name: id, type: uuid, path: id, required: true}
+      - {name: ts, type: timestamptz, path: ts}
+      - {name: v, type: text, path: v}
+`
+
+func timedItem(i int, ts time.Time) *kgo.Record {
+	id := uuidFor(i)
+	return &kgo.Record{Key: []byte(id), Value: fmt.Appendf(nil, `{"id":%q,"ts":%q,"v":"x"}`, id, ts.Format(time.RFC3339))}
+}
+
+func (e *env) partitions(table string) []string {
+	e.t.Helper()
+	rows, err := e.db.Query(e.ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = $1::regclass ORDER BY 1`, table)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		rows.Scan(&s)
+		out = append(out, s)
+	}
+	return out
+}
+
+// clock is a settable time for the maintenance rounds.
+type clock struct{ ns atomic.Int64 }
+
+func (c *clock) set(t time.Time) { c.ns.Store(t.UnixNano()) }
+func (c *clock) now() time.Time  { return time.Unix(0, c.ns.Load()).UTC() }
+func (clk *clock) prep() func(*App) {
+	return func(a *App) {
+		a.pm.now = clk.now
+		a.pm.every = time.Hour // rounds run when the test says
+		for _, t := range a.tables {
+			if t.part != nil {
+				t.part.setNotBefore(t.pg.Partition, clk.now())
+			}
+		}
+	}
+}
+
+func TestPartitionedIngestion(t *testing.T) {
+	e := newEnv(t, 2)
+	cfg := e.config(partitionedYAML)
+	var clk clock
+	day0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	clk.set(day0)
+	r1 := e.start(cfg, clk.prep())
+	// A second instance maintaining the same table.
+	r2 := e.start(cfg, clk.prep())
+	want := []string{"pitems_default", "pitems_p20261127", "pitems_p20261128", "pitems_p20261129"}
+	if got := e.partitions("public.pitems"); !slices.Equal(got, want) {
+		t.Fatalf("partitions at start: %v, want %v", got, want)
+	}
+
+	// Rows in the premade partitions, before the oldest one, after the
+	// newest one, and older than the retention.
+	var recs []*kgo.Record
+	for i := range 200 {
+		recs = append(recs, timedItem(i, day0.Add(time.Duration(i)*10*time.Minute))) // through 2026-11-28 19:10
+	}
+	recs = append(recs,
+		timedItem(1000, day0.Add(-40*time.Hour)),                // 2026-11-25 18:00: before the oldest partition
+		timedItem(1001, day0.AddDate(0, 0, 20)),                 // 2026-12-17: after the newest
+		timedItem(1002, day0.AddDate(0, 0, -10)),                // 2026-11-17: expired
+		timedItem(1003, day0.Add(-3*24*time.Hour)),              // 2026-11-24 10:00: the oldest day kept
+		timedItem(1004, day0.Add(-3*24*time.Hour-11*time.Hour)), // 2026-11-23 23:00: expired
+	)
+	e.produce(recs...)
+	e.waitDrained(int64(len(recs)))
+	if n := e.count(`SELECT count(*) FROM public.pitems`); n != 203 {
+		t.Fatalf("target holds %d rows, want 203", n)
+	}
+	if n := e.count(`SELECT count(*) FROM sluice.dead_letters WHERE error LIKE '%expired%' AND error LIKE '%column ts%'`); n != 2 {
+		t.Fatalf("%d expired dead letters, want 2", n)
+	}
+	if n := e.count(`SELECT count(*) FROM public.pitems_default`); n != 3 {
+		t.Fatalf("default partition holds %d rows, want 3", n)
+	}
+	// Both instances run a round at once: one makes the partitions and
+	// moves the rows, the other skips or finds them made.
+	var wg sync.WaitGroup
+	for _, r := range []*running{r1, r2} {
+		wg.Go(func() {
+			if err := r.app.maintainPartitions(e.ctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := e.count(`SELECT count(*) FROM public.pitems_default`); n != 0 {
+		t.Fatalf("default partition still holds %d rows after maintenance", n)
+	}
+	want = []string{"pitems_default", "pitems_p20261124", "pitems_p20261125", "pitems_p20261127", "pitems_p20261128", "pitems_p20261129",
+		"pitems_p20261130", "pitems_p20261217", "pitems_p20261218", "pitems_p20261219"}
+	if got := e.partitions("public.pitems"); !slices.Equal(got, want) {
+		t.Fatalf("partitions after a round: %v, want %v", got, want)
+	}
+	body := httpGet(t, "http://"+r1.app.MetricsAddr()+"/metrics")
+	if !strings.Contains(body, `sluice_partition_default_rows{table="public.pitems"} 0`) ||
+		!strings.Contains(body, "# HELP sluice_partition_default_rows Rows") ||
+		!strings.Contains(body, `sluice_dead_letters_total{table="public.pitems",reason="expired"}`) {
+		t.Errorf("/metrics lacks the partition gauge, its help or the expired dead letters:\n%s", grepLines(body, "partition_default|expired"))
+	}
+
+	// Four days on, under ingestion: partitions ahead are made, the ones
+	// behind the retention dropped, and rows for them are expired.
+	clk.set(day0.AddDate(0, 0, 4))
+	for _, r := range []*running{r1, r2} {
+		if err := r.app.maintainPartitions(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want = []string{"pitems_default", "pitems_p20261128", "pitems_p20261129", "pitems_p20261130", "pitems_p20261201", "pitems_p20261202", "pitems_p20261203",
+		"pitems_p20261217", "pitems_p20261218", "pitems_p20261219"}
+	if got := e.partitions("public.pitems"); !slices.Equal(got, want) {
+		t.Fatalf("partitions four days on: %v, want %v", got, want)
+	}
+	e.produce(timedItem(2000, day0.AddDate(0, 0, 4)), timedItem(2001, day0.AddDate(0, 0, 1)), timedItem(2002, day0))
+	e.waitDrained(int64(len(recs) + 3))
+	if n := e.count(`SELECT count(*) FROM sluice.dead_letters WHERE error LIKE '%expired%'`); n != 3 {
+		t.Fatalf("%d expired dead letters, want 3 (a row for a dropped partition is expired)", n)
+	}
+	if n := e.count(`SELECT count(*) FROM public.pitems_p20261201 WHERE id = $1`, uuidFor(2000)); n != 1 {
+		t.Errorf("a row of the new day is not in its partition")
+	}
+}
+
+func grepLines(s, pattern string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, p := range strings.Split(pattern, "|") {
+			if strings.Contains(l, p) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestPartitionConfig(t *testing.T) {
+	f := func(table, want string) {
+		t.Helper()
+		_, err := Parse(configYAML([]string{"127.0.0.1:9092"}, "postgres://x@127.0.0.1/db", "", "", table), noEnv)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want an error containing %q", err, want)
+		}
+	}
+	base := `
+  - name: public.t
+    topics: [events]
+    key: %s
+    partition: %s
+    columns:
+      - {name: id, type: int8, path: id}
+      - {name: ts, type: timestamptz, path: ts}
+`
+	f(fmt.Sprintf(base, "[id]", "{column: ts}"), "requires the partition column in every unique key")
+	f(fmt.Sprintf(base, "[id]", "{column: ts}"), "key: [id, ts]")
+	f(fmt.Sprintf(base, "[id, ts]", "{column: nope}"), "tables[0].partition.column")
+	f(fmt.Sprintf(base, "[id, ts]", "{column: ts, interval: year}"), "use hour, day, week or month")
+	f(fmt.Sprintf(base, "[id, ts]", "{column: ts, retention: 3x}"), "write it like 30d")
+	f(fmt.Sprintf(base, "[id, ts]", "{column: ts, interval: week, retention: 3d}"), "shorter than one week")
+	f(fmt.Sprintf(base, "[id, ts]", "{column: ts, retention_action: archive}"), "use drop")
+	f(fmt.Sprintf(base, "[id, ts]", "{column: ts, premaek: 3}"), "unknown key")
+	c, err := Parse(configYAML([]string{"127.0.0.1:9092"}, "postgres://x@127.0.0.1/db", "", "", fmt.Sprintf(base, "[id, ts]", "{column: ts, retention: 30d}")), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Tables[0].Partition.pg()
+	if p.Interval.String() != "day" || p.Premake != 3 || p.Retention != 30*24*time.Hour || p.Detach {
+		t.Errorf("defaults: %+v", p)
+	}
+}
+
+func TestMigrateCheck(t *testing.T) {
+	e := newEnv(t, 1)
+	path := t.TempDir() + "/sluice.yaml"
+	if err := os.WriteFile(path, configYAML(e.broker.Addrs(), e.url, "", "", partitionedYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut strings.Builder
+	if err := MigrateMain(e.ctx, []string{"--config", path, "--check"}, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s%s", err, out.String(), errOut.String())
+	}
+	for _, want := range []string{"migrate would (nothing was changed):", "create schema sluice", "create table sluice.offsets",
+		`create table "public"."pitems" ("id" uuid, "ts" timestamptz, "v" text, PRIMARY KEY ("id", "ts")) PARTITION BY RANGE ("ts")`,
+		"create partition public.pitems_default DEFAULT", "create partition public.pitems_p" + time.Now().UTC().Format("20060102")} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--check output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM pg_namespace WHERE nspname = 'sluice'`) + e.count(`SELECT count(*) FROM pg_class WHERE relname LIKE 'pitems%'`); n != 0 {
+		t.Fatal("migrate --check changed the database")
+	}
+	out.Reset()
+	if err := MigrateMain(e.ctx, []string{"--config", path}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.partitions("public.pitems"); len(got) != 4 {
+		t.Errorf("migrate made partitions %v, want the default and three", got)
+	}
+	out.Reset()
+	if err := MigrateMain(e.ctx, []string{"--config", path, "--check"}, &out, &errOut); err != nil || !strings.Contains(out.String(), "nothing to create or change") {
+		t.Errorf("--check after migrate: %v\n%s", err, out.String())
+	}
+	// A table migrate would refuse: the error names it, and the fix.
+	e.db.Exec(e.ctx, `CREATE TABLE public.items (id uuid, n int8, v text, src_offset int8)`)
+	bad := strings.Replace(fmt.Sprintf(tableYAML, "ignore"), "topics: [events]", "topics: [events2]\n    create: false", 1)
+	if err := os.WriteFile(path, configYAML(e.broker.Addrs(), e.url, "", "", partitionedYAML+bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err := MigrateMain(e.ctx, []string{"--config", path, "--check"}, &out, &errOut)
+	if err == nil || !strings.Contains(out.String(), "migrate would fail:") || !strings.Contains(out.String(), "ADD PRIMARY KEY") {
+		t.Errorf("--check of a table without a unique key: %v\n%s", err, out.String())
+	}
+}
