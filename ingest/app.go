@@ -161,6 +161,11 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.reg = reg
+	if a.reg != nil {
+		if err := deriveColumns(cfg, a.reg, a.log); err != nil {
+			return nil, err
+		}
+	}
 	for i := range cfg.Tables {
 		tc := cfg.Tables[i]
 		r := &route{cfg: tc, index: i, names: map[string]bool{}, template: hasTemplate(tc.Name), byName: map[string]*tableRT{}}
@@ -271,6 +276,13 @@ func Migrate(ctx context.Context, cfg *Config) (err error) {
 		return err
 	}
 	defer conn.Close(context.Background())
+	if reg, err := newRegistry(cfg); err != nil {
+		return err
+	} else if reg != nil {
+		if err := deriveColumns(cfg, reg, slog.Default()); err != nil {
+			return err
+		}
+	}
 	var tables []*pgcopy.Table
 	for i := range cfg.Tables {
 		t, err := cfg.Tables[i].pgTable()

@@ -602,7 +602,14 @@ func (t *TableConfig) validate(key string) error {
 		return nil
 	}
 	if len(t.Columns) == 0 {
-		return cfgErr(key+".columns", "table %s has no columns; list at least one {name, type, path|source}", t.Name)
+		if f.UsesRegistry() && t.CreateTarget() {
+			// The columns come from the registry at start (ingest.New).
+			if !slices.ContainsFunc(t.Topics, func(s string) bool { return !isPattern(s) }) || hasTemplate(t.Name) {
+				return cfgErr(key+".columns", "empty, and table %s has no plain topic to read the subject's schema from (patterns and {topic} names need columns); list the columns", t.Name)
+			}
+			return nil
+		}
+		return cfgErr(key+".columns", "table %s has no columns; list at least one {name, type, path|source} (format avro or protobuf with create: true derives them from the Schema Registry)", t.Name)
 	}
 	names := map[string]bool{}
 	for j, col := range t.Columns {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -282,4 +284,49 @@ func (w *worker) fetchSchema(st *partState, dec *codec.Decoder, need *codec.Sche
 		}
 		backoff = min(backoff*2, 10*time.Second)
 	}
+}
+
+// deriveColumns fills the columns of registry-format tables that list none
+// (create: true) from the latest schema of the first topic's value subject:
+// one column per top-level field, named and typed as codec.SchemaFields
+// maps it. It logs what it derived.
+func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
+	for i := range cfg.Tables {
+		tc := &cfg.Tables[i]
+		f, _ := codec.ParseFormat(tc.Format)
+		if len(tc.Columns) > 0 || !f.UsesRegistry() {
+			continue
+		}
+		key := fmt.Sprintf("tables[%d].columns", i)
+		topic := ""
+		for _, tp := range tc.Topics {
+			if !isPattern(tp) {
+				topic = tp
+				break
+			}
+		}
+		subject := topic + "-value"
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		s, err := reg.LatestSchema(ctx, subject)
+		cancel()
+		if err != nil {
+			return cfgErr(key, "empty, and the columns cannot be derived from the registry subject %s: %v; register the schema first or list the columns", subject, err)
+		}
+		fields, err := codec.SchemaFields(codecSchema(s))
+		if err != nil || len(fields) == 0 {
+			return cfgErr(key, "empty, and the schema of subject %s (version %d) gives no columns (%v); list the columns", subject, s.Version, err)
+		}
+		var desc []string
+		for _, fd := range fields {
+			tc.Columns = append(tc.Columns, ColumnConfig{Name: fd.Name, Type: fd.Type.String(), Path: fd.Name})
+			desc = append(desc, fd.Name+" "+fd.Type.String())
+		}
+		for _, k := range tc.Key {
+			if !slices.ContainsFunc(tc.Columns, func(c ColumnConfig) bool { return c.Name == k }) {
+				return cfgErr(fmt.Sprintf("tables[%d].key", i), "key column %q is not a field of subject %s (version %d); name a top-level field, or list the columns", k, subject, s.Version)
+			}
+		}
+		log.Info("columns derived from the schema registry", "table", tc.Name, "subject", subject, "version", s.Version, "columns", desc)
+	}
+	return nil
 }

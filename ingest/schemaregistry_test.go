@@ -140,3 +140,52 @@ func TestRegistryEvolveAddColumns(t *testing.T) {
 		t.Errorf("%d rows written with the old schema have NULL, want 4", n)
 	}
 }
+
+// TestCreateFromRegistry: a registry-format table with create: true and no
+// columns gets one column per top-level field of the subject's latest
+// schema, typed as the codec maps it, and its records land.
+func TestCreateFromRegistry(t *testing.T) {
+	e := newEnv(t, 1)
+	reg, err := devenv.StartRegistry(devenv.RegistryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	lo := loadgen.Options{Seed: 5, Schema: loadgen.SchemaReference, Records: 200, Partitions: 1, Topic: "derived", Format: loadgen.FormatAvro}
+	if err := loadgen.RegisterSchema(e.ctx, &lo, registry.Options{URLs: []string{reg.URL()}}); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := loadgen.Produce(e.ctx, e.broker.Addrs(), lo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.configRegistry(reg.URL(), `
+  - name: public.derived
+    topics: [derived]
+    format: avro
+    key: [event_id]
+`)
+	e.start(cfg)
+	e.waitFor("the records to land", func() bool {
+		return e.count(`SELECT coalesce(sum(next_offset), 0) FROM sluice.offsets`) == stats.Records
+	})
+	got := map[string]string{}
+	rows, err := e.db.Query(e.ctx, `SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'derived'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n, typ string
+		rows.Scan(&n, &typ)
+		got[n] = typ
+	}
+	rows.Close()
+	for col, typ := range map[string]string{"event_id": "uuid", "tenant_id": "bigint", "amount": "numeric", "attrs": "jsonb", "ts": "timestamp with time zone"} {
+		if got[col] != typ {
+			t.Errorf("derived column %s is %q, want %q (all: %v)", col, got[col], typ, got)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM public.derived`); n != stats.Committed[loadgen.KindGood] {
+		t.Errorf("%d rows, want %d", n, stats.Committed[loadgen.KindGood])
+	}
+}
