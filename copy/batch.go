@@ -55,6 +55,13 @@ type Batch struct {
 	// an ACCESS EXCLUSIVE lock on the target until the batch commits, and
 	// fails on a target that other tables reference by foreign key.
 	Truncate      bool
+	// Also are batches of other tables written in the same transaction,
+	// for records of Ranges' partitions that feed several tables (the
+	// caller's routing). They carry no Ranges of their own; each has its
+	// own Table, tuples, ops, dead letters and DeadLetterFor. They always
+	// go through the staging merge (or straight into a keyless target),
+	// never the direct path, and take no Truncate.
+	Also []*Batch
 	Ranges        []Range      // one per partition in the batch
 	DeadLetters   []DeadLetter // found by the decoder; inserted in the same transaction
 	DeadLetterFor func(i int, err string) DeadLetter
@@ -69,6 +76,9 @@ type Result struct {
 	// reported by PostgreSQL, or -1 when the commit was confirmed by
 	// re-reading the offsets after a lost connection.
 	Affected int64
+	// Also holds the results of Batch.Also, in order (Rows, Affected,
+	// Deleted and Rejected; Distinct is -1).
+	Also []Result
 	// Deleted is the number of stored rows deleted by the batch's
 	// RowDelete tuples (rows emptied by Truncate are not counted), or -1
 	// when unknown, as for Affected.
@@ -124,7 +134,23 @@ func (b *Batch) validate() error {
 			}
 		}
 	}
-	return b.validateOps()
+	if err := b.validateOps(); err != nil {
+		return err
+	}
+	for i, sb := range b.Also {
+		if sb == nil || sb.Table == nil {
+			return fmt.Errorf("cannot write a batch for %s: Also[%d] has no table", b.Table.Name, i)
+		}
+		if len(sb.Ranges) > 0 || len(sb.Also) > 0 || sb.Truncate {
+			return fmt.Errorf("cannot write a batch for %s: Also[%d] (%s) has ranges, batches or a truncate of its own; only the first batch does", b.Table.Name, i, sb.Table.Name)
+		}
+		c := *sb
+		c.Ranges = b.Ranges
+		if err := c.validate(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (b *Batch) start(i int) int {

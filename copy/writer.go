@@ -401,6 +401,10 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 			t.ops = ts.ops
 		}
 	}
+	subs, err := w.prepareAlso(ctx, conn, b)
+	if err != nil {
+		return res, w.abort(ctx, err)
+	}
 	careful := m == modeCareful
 	// The direct path only inserts, and its probe runs before a TRUNCATE.
 	direct := m <= modeDirect && ts.direct && t.ops == nil && !b.Truncate && len(b.Ends) > 0 && w.dk.prepare(b, ts.keyFields)
@@ -458,23 +462,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 			t.affected = tag.RowsAffected()
 		}
 	} else if len(b.Ends) > 0 {
-		copySQL := ts.sql.copyTarget
-		switch {
-		case t.ops != nil:
-			copySQL = t.ops.copy
-		case b.Table.Keyed():
-			copySQL = ts.sql.copyStage
-		}
-		if careful {
-			_, err = w.copyCareful(ctx, t, copySQL, 0, len(b.Ends), false)
-		} else {
-			var tag pgconn.CommandTag
-			tag, err = w.copyRange(ctx, conn, copySQL, b, 0, len(b.Ends), t.ops != nil)
-			if !b.Table.Keyed() {
-				t.affected = tag.RowsAffected()
-			}
-		}
-		if err != nil {
+		if err := w.copyRows(ctx, t, careful); err != nil {
 			return res, w.abort(ctx, err)
 		}
 	}
@@ -482,25 +470,27 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 
 	start = time.Now()
 	if b.Table.Keyed() && len(b.Ends) > 0 && !direct {
-		switch {
-		case careful && t.ops != nil:
-			// Lock every staged key once, in key order, then bisect.
-			w.roundTrip()
-			if err = execSimple(ctx, conn, t.ops.lock); err == nil {
-				_, err = w.mergeCareful(ctx, t, t.staged, false)
-			}
-		case careful:
-			_, err = w.mergeCareful(ctx, t, t.staged, false)
-		case t.ops != nil:
-			err = w.mergeOps(ctx, t, t.ops)
-		default:
-			w.roundTrip()
-			var tag pgconn.CommandTag
-			tag, err = conn.ExecParams(ctx, ts.sql.merge, nil, nil, nil, nil).Close()
-			t.affected = tag.RowsAffected()
-		}
-		if err != nil {
+		if err := w.mergeRows(ctx, t, careful); err != nil {
 			return res, w.abort(ctx, err)
+		}
+	}
+	// The other tables of the batch (Batch.Also), in the same
+	// transaction: staged and merged, never direct.
+	for _, st := range subs {
+		if len(st.b.Ends) > 0 {
+			if err := w.copyRows(ctx, st, careful); err != nil {
+				return res, w.abort(ctx, err)
+			}
+			if st.b.Table.Keyed() {
+				if err := w.mergeRows(ctx, st, careful); err != nil {
+					return res, w.abort(ctx, err)
+				}
+			}
+		}
+		if len(st.b.DeadLetters)+len(st.rejects) > 0 {
+			if err := w.insertDeadLetters(ctx, st); err != nil {
+				return res, w.abort(ctx, err)
+			}
 		}
 	}
 	if len(b.DeadLetters)+len(t.rejects) > 0 {
@@ -533,6 +523,10 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 	res.Rejected = t.rejects
 	res.Affected = t.affected
 	res.Deleted = t.deleted
+	for _, st := range subs {
+		res.Also = append(res.Also, Result{Rows: len(st.b.Ends) - len(st.rejects), Affected: st.affected,
+			Deleted: st.deleted, Rejected: st.rejects, Distinct: -1})
+	}
 	if err == nil {
 		w.remember(b, res)
 		return res, nil
@@ -552,8 +546,82 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 		return Result{}, &retryableError{fmt.Errorf("cannot commit: the connection broke and the offsets show the transaction did not commit: %w", err)}
 	}
 	res.Affected, res.Deleted = -1, -1
+	for i := range res.Also {
+		res.Also[i].Affected, res.Also[i].Deleted = -1, -1
+	}
 	w.remember(b, res)
 	return res, nil
+}
+
+// copyRows copies t's tuples to its staging table (keyed tables, or the
+// ops stage) or straight into its keyless target.
+func (w *Writer) copyRows(ctx context.Context, t *tx, careful bool) error {
+	b := t.b
+	copySQL := t.ts.copyTarget
+	switch {
+	case t.ops != nil:
+		copySQL = t.ops.copy
+	case b.Table.Keyed():
+		copySQL = t.ts.copyStage
+	}
+	if careful {
+		_, err := w.copyCareful(ctx, t, copySQL, 0, len(b.Ends), false)
+		return err
+	}
+	tag, err := w.copyRange(ctx, t.conn, copySQL, b, 0, len(b.Ends), t.ops != nil)
+	if err == nil && !b.Table.Keyed() {
+		t.affected = tag.RowsAffected()
+	}
+	return err
+}
+
+// mergeRows merges t's staged tuples into its keyed target.
+func (w *Writer) mergeRows(ctx context.Context, t *tx, careful bool) error {
+	switch {
+	case careful && t.ops != nil:
+		// Lock every staged key once, in key order, then bisect.
+		w.roundTrip()
+		if err := execSimple(ctx, t.conn, t.ops.lock); err != nil {
+			return err
+		}
+		_, err := w.mergeCareful(ctx, t, t.staged, false)
+		return err
+	case careful:
+		_, err := w.mergeCareful(ctx, t, t.staged, false)
+		return err
+	case t.ops != nil:
+		return w.mergeOps(ctx, t, t.ops)
+	}
+	w.roundTrip()
+	tag, err := t.conn.ExecParams(ctx, t.ts.merge, nil, nil, nil, nil).Close()
+	t.affected = tag.RowsAffected()
+	return err
+}
+
+// prepareAlso opens the staging (and ops) tables of the batch's other
+// tables on conn, before the transaction begins.
+func (w *Writer) prepareAlso(ctx context.Context, conn *pgconn.PgConn, b *Batch) ([]*tx, error) {
+	var subs []*tx
+	for _, sb := range b.Also {
+		sts, err := w.table(sb.Table)
+		if err != nil {
+			return nil, err
+		}
+		st := &tx{b: sb, ts: sts.sql, conn: conn}
+		if sb.Table.Keyed() {
+			if err := w.createStage(ctx, conn, sb.Table, sts); err != nil {
+				return nil, err
+			}
+			if st.deletes, st.keeps = sb.changes(); (st.deletes || st.keeps) && len(sb.Ends) > 0 {
+				if err := w.createOps(ctx, conn, sts); err != nil {
+					return nil, err
+				}
+				st.ops = sts.ops
+			}
+		}
+		subs = append(subs, st)
+	}
+	return subs, nil
 }
 
 // remember adds the keys of a committed direct batch to its KeyFilter:
