@@ -73,8 +73,9 @@ type partState struct {
 
 	next int64 // worker: next_offset expected in PostgreSQL when the next batch commits
 
-	dropped       atomic.Bool  // revoked, lost or fenced: drop its work
-	halted        atomic.Bool  // offset out of range or data loss: needs an operator
+	dropped       atomic.Bool // revoked, lost or fenced: drop its work
+	halted        atomic.Bool // offset out of range or data loss: needs an operator
+	haltReason    atomic.Pointer[string]
 	committed     atomic.Int64 // last committed next_offset (-1: none)
 	highWatermark atomic.Int64
 }
@@ -106,6 +107,7 @@ type App struct {
 
 	topicsW topicWatch     // subscribed topics that do not exist (monitor.go)
 	periods monitorPeriods // the monitor's timings
+	status  statusState    // history and last error for the status page (status.go)
 
 	// failed holds the first fatal error; failPoll stops the poll loop.
 	failMu   sync.Mutex
@@ -405,9 +407,12 @@ func (a *App) Run(ctx context.Context) (err error) {
 	a.failMu.Unlock()
 	monitorDone := make(chan struct{})
 	go func() { defer close(monitorDone); a.monitor(pollCtx) }()
+	samplerDone := make(chan struct{})
+	go func() { defer close(samplerDone); a.sampler(pollCtx.Done()) }()
 	pollErr := a.pollLoop(pollCtx)
 	cancelPoll()
 	<-monitorDone
+	<-samplerDone
 	cancelPoll()
 	a.consuming.Store(false)
 	if pollErr == nil {
@@ -443,6 +448,7 @@ func (a *App) fail(err error) {
 		return
 	}
 	a.failed = err
+	a.noteError("stop", err)
 	a.log.Error("stopping", "err", err)
 	if a.failPoll != nil {
 		a.failPoll()

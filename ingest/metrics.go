@@ -56,6 +56,7 @@ type appMetrics struct {
 // update).
 type tableMetrics struct {
 	written, deduplicated, ignored *metrics.Counter
+	batchLat                       latencyHist // seconds to write a batch, for the status page
 }
 
 func newAppMetrics(inflight func() float64) *appMetrics {
@@ -175,10 +176,12 @@ func (st *partState) lag() int64 {
 	return lag
 }
 
-// Handler serves /metrics, /healthz and /readyz, and /debug/pprof/ with
-// metrics.pprof.
+// Handler serves the status page (/ and /status.json, status.go),
+// /metrics, /healthz and /readyz, and /debug/pprof/ with metrics.pprof.
 func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/{$}", a.serveStatusPage)
+	mux.HandleFunc("/status.json", a.serveStatusJSON)
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		var b bytes.Buffer

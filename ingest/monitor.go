@@ -31,10 +31,11 @@ const (
 // test changes them before Run).
 type monitorPeriods struct {
 	topicCheck, missingWarn, progress, topicRecheck time.Duration
+	sample                                          time.Duration // status history (status.go)
 }
 
 func defaultPeriods() monitorPeriods {
-	return monitorPeriods{topicCheckEvery, missingWarnEvery, progressEvery, topicRecheckEvery}
+	return monitorPeriods{topicCheckEvery, missingWarnEvery, progressEvery, topicRecheckEvery, sampleEvery}
 }
 
 // topicWatch holds the subscribed topics that do not exist.
