@@ -40,6 +40,7 @@ var commands = map[string]command{
 	"reset-offset": ingest.ResetOffsetMain,
 	"healthcheck":  ingest.HealthcheckMain,
 	"status":       ingest.StatusMain,
+	"dead-letters": ingest.DeadLettersMain,
 	"broker":       devenv.BrokerMain,
 	"demo":         demo.Main,
 	"loadgen":      loadgen.LoadgenMain,
@@ -59,6 +60,7 @@ Commands:
   reset-offset set a partition's stored offset (for a halted partition)
   healthcheck  probe /healthz or /readyz of a running appliance (for containers)
   status       offsets, lag, owners and dead letters of a group, from PostgreSQL and the broker
+  dead-letters list, show or replay dead letters (replay: decode again with the current config)
   broker       run the embedded Kafka-protocol broker (kfake), and a Schema Registry with --registry-listen
   demo         everything embedded: broker, PostgreSQL, traffic, appliance, verification
   loadgen      produce simulated traffic

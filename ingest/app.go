@@ -409,10 +409,13 @@ func (a *App) Run(ctx context.Context) (err error) {
 	go func() { defer close(monitorDone); a.monitor(pollCtx) }()
 	samplerDone := make(chan struct{})
 	go func() { defer close(samplerDone); a.sampler(pollCtx.Done()) }()
+	retainDone := make(chan struct{})
+	go func() { defer close(retainDone); a.retain(pollCtx) }()
 	pollErr := a.pollLoop(pollCtx)
 	cancelPoll()
 	<-monitorDone
 	<-samplerDone
+	<-retainDone
 	cancelPoll()
 	a.consuming.Store(false)
 	if pollErr == nil {
