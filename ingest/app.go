@@ -54,6 +54,9 @@ type tableRT struct {
 	// tables), shared by every worker's writer: the direct path probes
 	// only the keys it may hold (pgcopy.KeyFilter).
 	seen *pgcopy.KeyFilter
+	// stuck is the table's streak of write failures that need an
+	// operator (readiness.go).
+	stuck stuckState
 }
 
 // partKey names a partition.
@@ -202,6 +205,9 @@ func (a *App) notReady() string {
 	}
 	if missing := a.missingTopics(); len(missing) > 0 {
 		return missingTopicsMessage(missing)
+	}
+	if why := a.stuckReason(); why != "" {
+		return why
 	}
 	var halted []string
 	for _, st := range a.snapshotParts() {

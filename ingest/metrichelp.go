@@ -33,6 +33,7 @@ var metricHelp = map[string]string{
 	"sluice_partition_halted":        "1 while an owned partition is halted (offset out of range or data loss) until an operator resets it.",
 	"sluice_missing_topics":          "Configured topics that do not exist on the cluster (nothing is consumed from them).",
 	"sluice_partitions_assigned":     "Partitions this instance owns now.",
+	"sluice_stuck":                   "1 while a table's writes have failed for stuck.after with an error retrying cannot fix (permission denied, table or column gone, disk full); /readyz says why.",
 	"sluice_build_info":              "Always 1; the labels give the version, the VCS revision and the Go version of this binary.",
 	"go_":                            "Go runtime metric.",
 	"process_":                       "Process metric.",

@@ -159,6 +159,14 @@ func (a *App) writePartitionMetrics(w io.Writer) {
 	for _, t := range a.tables {
 		fmt.Fprintf(w, "sluice_table_lag{table=%q} %d\n", t.cfg.Name, tableLag[t.cfg.Name])
 	}
+	writeFamily(w, "sluice_stuck", "gauge")
+	for _, t := range a.tables {
+		stuck := 0
+		if a.stuckStatus(t) != nil {
+			stuck = 1
+		}
+		fmt.Fprintf(w, "sluice_stuck{table=%q} %d\n", t.cfg.Name, stuck)
+	}
 	writeFamily(w, "sluice_partitions_assigned", "gauge")
 	fmt.Fprintf(w, "sluice_partitions_assigned %d\n", len(parts))
 	writeFamily(w, "sluice_missing_topics", "gauge")

@@ -488,6 +488,7 @@ func (w *worker) write(p *pending) {
 		if err == nil {
 			a.m.batchesCommitted.Inc()
 			a.m.batchRows.Update(float64(res.Rows))
+			a.writeSucceeded(p.table)
 			tm := a.m.table(p.table.cfg.Name)
 			tm.committed(res)
 			tm.batchLat.update(time.Since(start).Seconds())
@@ -549,6 +550,9 @@ func (w *worker) write(p *pending) {
 		}
 		a.m.retries.Inc()
 		a.noteError("write "+p.table.cfg.Name, err)
+		if a.writeFailed(p.table, err) {
+			a.declareStuck(p.table)
+		}
 		if pgcopy.IsRetryable(err) {
 			a.log.Warn("batch write failed; retrying", "table", p.table.cfg.Name, "rows", len(p.rows), "err", err, "backoff", backoff)
 		} else {
