@@ -149,6 +149,7 @@ func TestDeadLettersListShowReplay(t *testing.T) {
 	}
 	pathB := writeConfig(t, e.config(fmt.Sprintf(tableYAML, "ignore")))
 	out = runDL(t, e, "replay", "--config", pathB, "--batch", "7")
+	t.Logf("replay:\n%s", out)
 	if !strings.Contains(out, "public.items: 51 dead letter(s) landed, 3 still fail") {
 		t.Errorf("replay said:\n%s", out)
 	}

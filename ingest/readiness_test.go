@@ -97,6 +97,7 @@ func TestStuckOnRevokedGrant(t *testing.T) {
 		code, body = get(t, "http://"+addr+"/readyz")
 		return code == http.StatusServiceUnavailable
 	})
+	t.Logf("/readyz: %s", body)
 	for _, want := range []string{"public.items stuck", "permission denied", "42501", "grant the appliance's role INSERT"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/readyz body lacks %q: %s", want, body)
