@@ -343,7 +343,11 @@ func (a *App) fetchError(topic string, partition int32, err error) error {
 		}
 		return nil
 	}
-	a.noteError(fmt.Sprintf("fetch %s/%d", topic, partition), err)
+	where := "fetch"
+	if topic != "" {
+		where = fmt.Sprintf("fetch %s/%d", topic, partition)
+	}
+	a.noteError(where, err)
 	a.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
 	return nil
 }

@@ -146,7 +146,10 @@ func (a *App) noteError(where string, err error) {
 	if err == nil {
 		return
 	}
-	msg := a.red.scrub(err.Error())
+	msg := err.Error()
+	if a.red != nil {
+		msg = a.red.scrub(msg)
+	}
 	a.status.mu.Lock()
 	a.status.lastErr = &ErrorStatus{Time: time.Now().UTC(), Where: where, Message: msg}
 	a.status.mu.Unlock()
