@@ -36,8 +36,7 @@ const deadLettersUsage = `Usage: sluice dead-letters list|show|replay [flags]
 
 Filters (all optional): --table, --reason, --topic, --partition,
 --offset or --from-offset/--to-offset, --since/--until, --group.
-
-Flags:
+Run 'sluice dead-letters SUBCOMMAND -h' for every flag.
 `
 
 // dlFlags are the dead-letters command's flags.
@@ -71,7 +70,7 @@ func DeadLettersMain(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	fs := flag.NewFlagSet("sluice dead-letters "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, deadLettersUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(stderr, deadLettersUsage+"\nFlags of "+sub+":\n"); fs.PrintDefaults() }
 	var f dlFlags
 	f.cf.register(fs)
 	fs.StringVar(&f.table, "table", "", "target table as configured, e.g. public.items (replay: default every configured table)")

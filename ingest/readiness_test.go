@@ -113,6 +113,10 @@ func TestStuckOnRevokedGrant(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM public.items`); n != 200 {
 		t.Errorf("%d rows while the grant is revoked", n)
 	}
+	text, _ := runStatus(t, e.ctx, "--config", writeConfig(t, cfg), "--instances", addr)
+	if !strings.Contains(text, "instance "+addr+": NOT READY: public.items stuck") || !strings.Contains(text, "  stuck public.items: cannot write to public.items") {
+		t.Errorf("sluice status --instances does not show the stuck table:\n%s", text)
+	}
 
 	if _, err := e.db.Exec(e.ctx, `GRANT INSERT ON public.items TO sluice_app`); err != nil {
 		t.Fatal(err)

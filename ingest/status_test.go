@@ -181,12 +181,13 @@ func TestStatusPageInBrowser(t *testing.T) {
 		}
 		produced += len(recs)
 		e.produce(recs...)
-		before := len(r.app.status.ordered())
-		e.waitFor("a few samples", func() bool {
+		samples := func() int {
 			r.app.status.mu.Lock()
 			defer r.app.status.mu.Unlock()
-			return len(r.app.status.samples) >= min(before+3, r.app.historyLen())
-		})
+			return len(r.app.status.samples)
+		}
+		before := samples()
+		e.waitFor("a few samples", func() bool { return samples() >= min(before+3, r.app.historyLen()) })
 	}
 	e.waitDrained(int64(produced))
 	addr := r.app.MetricsAddr()
