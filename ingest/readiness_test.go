@@ -113,6 +113,12 @@ func TestStuckOnRevokedGrant(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM public.items`); n != 200 {
 		t.Errorf("%d rows while the grant is revoked", n)
 	}
+	if bin := findChromium(); bin != "" {
+		dom := string(runChromium(t, bin, "--dump-dom", "http://"+addr+"/"))
+		if !strings.Contains(dom, `data-k="stuck" data-table="public.items"`) || !strings.Contains(dom, "permission denied") || !strings.Contains(dom, `data-v="not_ready"`) {
+			t.Errorf("the status page does not show the stuck table")
+		}
+	}
 	text, _ := runStatus(t, e.ctx, "--config", writeConfig(t, cfg), "--instances", addr)
 	if !strings.Contains(text, "instance "+addr+": NOT READY: public.items stuck") || !strings.Contains(text, "  stuck public.items: cannot write to public.items") {
 		t.Errorf("sluice status --instances does not show the stuck table:\n%s", text)

@@ -132,16 +132,25 @@ func TestHistoryRing(t *testing.T) {
 	}
 }
 
-// chromium returns the path of a Chromium binary, or skips the test.
-func chromium(t *testing.T) string {
-	t.Helper()
+// findChromium returns the path of a Chromium binary, "" when none is
+// installed.
+func findChromium() string {
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "headless_shell"} {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
 		}
 	}
-	t.Skip("chromium not found in PATH: the status page is not checked in a browser (Debian package chromium; .ci/run installs it)")
 	return ""
+}
+
+// chromium returns the path of a Chromium binary, or skips the test.
+func chromium(t *testing.T) string {
+	t.Helper()
+	p := findChromium()
+	if p == "" {
+		t.Skip("chromium not found in PATH: the status page is not checked in a browser (Debian package chromium; .ci/run installs it)")
+	}
+	return p
 }
 
 func runChromium(t *testing.T, bin string, args ...string) []byte {
