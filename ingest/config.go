@@ -31,6 +31,9 @@ type Config struct {
 	Tables         []TableConfig        `yaml:"tables"`
 	Metrics        MetricsConfig        `yaml:"metrics"`
 	Log            LogConfig            `yaml:"log"`
+	// DeadLetters and Stuck: retention.go and readiness.go.
+	DeadLetters DeadLettersConfig `yaml:"dead_letters"`
+	Stuck       StuckConfig       `yaml:"stuck"`
 }
 
 // KafkaConfig is the `kafka:` section.
@@ -239,6 +242,7 @@ func Defaults() Config {
 		},
 		Metrics: MetricsConfig{Listen: "127.0.0.1:9187"},
 		Log:     LogConfig{Level: "info", Format: "text"},
+		Stuck:   defaultStuck(),
 	}
 }
 
@@ -524,6 +528,9 @@ func (c *Config) Validate() error {
 
 	if c.Metrics.Listen != "" && !strings.Contains(c.Metrics.Listen, ":") {
 		return cfgErr("metrics.listen", "%q has no port; write host:port, e.g. 127.0.0.1:9187, or empty to disable", c.Metrics.Listen)
+	}
+	if err := c.Stuck.validate(); err != nil {
+		return err
 	}
 	if err := c.Metrics.checkPprof(); err != nil {
 		return err
