@@ -552,7 +552,9 @@ func (t *TableConfig) validate(key string) error {
 	if t.Name == "" {
 		return cfgErr(key+".name", "empty; name the target table, e.g. public.events")
 	}
-	parts := strings.Split(t.Name, ".")
+	// A template ({topic}, {topic.N}) is checked as the name it makes:
+	// the placeholders are replaced with plain identifiers first.
+	parts := strings.Split(tableTemplate.ReplaceAllString(t.Name, "t"), ".")
 	if len(parts) > 2 {
 		return cfgErr(key+".name", "%q has too many dots; write table or schema.table", t.Name)
 	}
@@ -563,6 +565,13 @@ func (t *TableConfig) validate(key string) error {
 	}
 	if len(t.Topics) == 0 {
 		return cfgErr(key+".topics", "no topics; list the Kafka topics that feed %s", t.Name)
+	}
+	for j, tp := range t.Topics {
+		if isPattern(tp) {
+			if _, err := compilePattern(tp); err != nil {
+				return cfgErr(fmt.Sprintf("%s.topics[%d]", key, j), "%q is not a valid /regex/ pattern: %v", tp, err)
+			}
+		}
 	}
 	f, err := codec.ParseFormat(t.Format)
 	if err != nil {
