@@ -596,6 +596,9 @@ func (t *TableConfig) validate(key string) error {
 		}
 		return cfgErr(key+".key", "empty, but %s deletes rows by key; set key to the source table's primary key columns (e.g. key: [id])", what)
 	}
+	if f == codec.FormatDebezium && len(t.Columns) > pgcopy.MaxUnchangedColumns {
+		return cfgErr(key+".columns", "%d columns, but format debezium keeps the stored value of a TOASTed column (__debezium_unavailable_value) for at most %d; split the table or map fewer columns", len(t.Columns), pgcopy.MaxUnchangedColumns)
+	}
 	if t.Truncate && f != codec.FormatDebezium {
 		return cfgErr(key+".truncate", "only format debezium carries truncate events; remove truncate or use format debezium")
 	}
