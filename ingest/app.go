@@ -77,7 +77,8 @@ type partKey struct {
 type partState struct {
 	topic     string
 	partition int32
-	table     *tableRT
+	table     *tableRT   // its batches carry the offsets
+	fan       []*tableRT // with several tables or a when: condition, the tables chosen per record (fanout.go)
 	worker    *worker
 	epoch     int64
 
@@ -100,11 +101,12 @@ type App struct {
 	budget *batching.Budget
 	limits batching.Limits
 
-	routeMu sync.Mutex          // guards byTopic, tables and the routes' instances
-	routes  []*route            // tables[] in order (routing.go)
-	byTopic map[string]*tableRT // resolved topics
-	tables  []*tableRT          // configured tables and template instances
-	topics  []string            // the topic names configured (patterns aside)
+	routeMu sync.Mutex            // guards byTopic, tables and the routes' instances
+	routes  []*route              // tables[] in order (routing.go)
+	byTopic map[string]*tableRT   // resolved topics: the table whose batches carry their offsets
+	fans    map[string][]*tableRT // resolved topics: their fan (nil: one table, no condition)
+	tables  []*tableRT            // configured tables and template instances
+	topics  []string              // the topic names configured (patterns aside)
 	workers []*worker
 
 	cl *kgo.Client
@@ -148,6 +150,7 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 		red:     red,
 		budget:  batching.NewBudget(dataBudget(cfg)),
 		byTopic: map[string]*tableRT{},
+		fans:    map[string][]*tableRT{},
 		parts:   map[partKey]*partState{},
 		limits: batching.Limits{
 			MaxRows:  cfg.Batch.MaxRows,
@@ -202,9 +205,6 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 		t.initShape()
 		r.fixed = t
 		a.tables = append(a.tables, t)
-		for n := range r.names {
-			a.byTopic[n] = t
-		}
 	}
 	sort.Strings(a.topics)
 	return a, nil

@@ -110,6 +110,9 @@ type TableConfig struct {
 	// MaxRecordBytes: a record value larger than this is dead-lettered as
 	// oversized. Default 1MiB.
 	MaxRecordBytes Size `yaml:"max_record_bytes"`
+	// When takes only the records whose header or field equals a value;
+	// several tables may then read one topic (fanout.go).
+	When *WhenConfig `yaml:"when"`
 	// Deletes makes a tombstone (a record with a null value) delete the
 	// row whose key the record key names (keyed tables only). Format
 	// debezium always applies its deletes.
@@ -509,8 +512,8 @@ func (c *Config) Validate() error {
 		}
 		seenTable[t.Name] = true
 		for _, tp := range t.Topics {
-			if other, ok := seenTopic[tp]; ok {
-				return cfgErr(key+".topics", "topic %q already feeds table %s; a topic feeds one table (run a second group for a second table)", tp, other)
+			if other, ok := seenTopic[tp]; ok && t.Truncate {
+				return cfgErr(key+".truncate", "topic %q also feeds table %s, so its truncate events cannot be applied to one table; remove truncate", tp, other)
 			}
 			seenTopic[tp] = t.Name
 		}
@@ -598,6 +601,14 @@ func (t *TableConfig) validate(key string) error {
 	}
 	if f == codec.FormatDebezium && len(t.Columns) > pgcopy.MaxUnchangedColumns {
 		return cfgErr(key+".columns", "%d columns, but format debezium keeps the stored value of a TOASTed column (__debezium_unavailable_value) for at most %d; split the table or map fewer columns", len(t.Columns), pgcopy.MaxUnchangedColumns)
+	}
+	if t.When != nil {
+		if err := t.When.validate(key + ".when"); err != nil {
+			return err
+		}
+		if t.Truncate {
+			return cfgErr(key+".truncate", "cannot be combined with when: (a truncate event cannot be routed by record); remove one")
+		}
 	}
 	if t.Truncate && f != codec.FormatDebezium {
 		return cfgErr(key+".truncate", "only format debezium carries truncate events; remove truncate or use format debezium")

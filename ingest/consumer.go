@@ -71,16 +71,17 @@ func (a *App) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kg
 	// and checked here) before anything is claimed: a topic that cannot be
 	// routed is not claimed, and its partitions halt with the reason.
 	tables := map[string]*tableRT{}
+	fans := map[string][]*tableRT{}
 	unrouted := map[string]error{}
 	for tp := range tps {
-		t, err := a.tableFor(ctx, tp)
+		t, fan, err := a.tablesFor(ctx, tp)
 		if err != nil {
 			a.log.Error("PARTITIONS HALTED: cannot route topic; nothing of it is consumed until the configuration is fixed and sluice restarted", "topic", tp, "err", err)
 			unrouted[tp] = err
 			delete(tps, tp)
 			continue
 		}
-		tables[tp] = t
+		tables[tp], fans[tp] = t, fan
 	}
 	var claims []pgcopy.Claim
 	backoff := 100 * time.Millisecond
@@ -123,6 +124,7 @@ func (a *App) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kg
 			topic:     c.Topic,
 			partition: c.Partition,
 			table:     t,
+			fan:       fans[c.Topic],
 			epoch:     c.Epoch,
 			next:      c.NextOffset,
 		}

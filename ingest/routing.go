@@ -21,9 +21,9 @@ import (
 //
 //   - tables[].topics lists topic names and patterns written /regex/ (Go
 //     RE2 syntax, matched against the whole topic name). A named topic
-//     belongs to the table that names it; a topic that only patterns match
-//     belongs to the first table, in configuration order, whose pattern
-//     matches it. Patterns are matched against the topics the cluster has
+//     goes to every table that names it; a topic no table names goes to
+//     every table whose pattern matches it. With several tables, or a
+//     when: condition, the tables are chosen per record (fanout.go). Patterns are matched against the topics the cluster has
 //     now and later: a new matching topic is consumed without a restart
 //     (the client refreshes its metadata every topicRefresh).
 //   - A table name may hold templates filled from the topic: {topic} (the
@@ -144,47 +144,67 @@ func (a *App) subscriptions() []string {
 	return out
 }
 
-// tableFor returns the table topic's records go to, preparing a template
-// instance on first use. A named topic wins over patterns; among patterns
-// the first table in configuration order wins. The caller holds no lock.
-func (a *App) tableFor(ctx context.Context, topic string) (*tableRT, error) {
+// tablesFor returns the tables topic's records go to, preparing template
+// instances on first use: every table that names the topic, or, when none
+// does, every table with a pattern matching it. fan is nil for the common
+// case of one table without a when: condition; otherwise it lists the
+// tables (fanout.go) and the first is the one whose batches carry the
+// offsets. The caller holds no lock.
+func (a *App) tablesFor(ctx context.Context, topic string) (*tableRT, []*tableRT, error) {
 	a.routeMu.Lock()
 	defer a.routeMu.Unlock()
-	if t := a.byTopic[topic]; t != nil {
-		return t, nil
+	if fan, ok := a.fans[topic]; ok {
+		return a.byTopic[topic], fan, nil
 	}
-	var chosen *route
+	var chosen []*route
 	for _, r := range a.routes {
 		if byName, _ := r.matches(topic); byName {
-			chosen = r
-			break
+			chosen = append(chosen, r)
 		}
 	}
-	if chosen == nil {
+	if len(chosen) == 0 {
 		for _, r := range a.routes {
 			if _, byPattern := r.matches(topic); byPattern {
-				chosen = r
-				break
+				chosen = append(chosen, r)
 			}
 		}
 	}
-	if chosen == nil {
-		return nil, fmt.Errorf("no table is configured for topic %s; add it (or a /pattern/ matching it) to a table's topics", topic)
+	if len(chosen) == 0 {
+		return nil, nil, fmt.Errorf("no table is configured for topic %s; add it (or a /pattern/ matching it) to a table's topics", topic)
 	}
-	if !chosen.template {
-		a.byTopic[topic] = chosen.fixed
-		return chosen.fixed, nil
+	var tables []*tableRT
+	for _, r := range chosen {
+		t, err := a.instance(ctx, r, topic)
+		if err != nil {
+			return nil, nil, err
+		}
+		tables = append(tables, t)
 	}
-	name, ok := expandTable(chosen.cfg.Name, topic)
+	var fan []*tableRT
+	if len(tables) > 1 || tables[0].cfg.When != nil {
+		fan = tables
+	}
+	a.byTopic[topic] = tables[0]
+	a.fans[topic] = fan
+	return tables[0], fan, nil
+}
+
+// instance returns route r's table for topic: its fixed table, or the
+// template instance named for topic, prepared on first use. The caller
+// holds routeMu.
+func (a *App) instance(ctx context.Context, r *route, topic string) (*tableRT, error) {
+	if !r.template {
+		return r.fixed, nil
+	}
+	name, ok := expandTable(r.cfg.Name, topic)
 	if !ok {
 		return nil, fmt.Errorf("cannot name the table for topic %s: tables[%d].name %s asks for a part the topic does not have; write the template for the topics the pattern matches",
-			topic, chosen.index, chosen.cfg.Name)
+			topic, r.index, r.cfg.Name)
 	}
-	if t := chosen.byName[name]; t != nil {
-		a.byTopic[topic] = t
+	if t := r.byName[name]; t != nil {
 		return t, nil
 	}
-	tc := chosen.cfg
+	tc := r.cfg
 	tc.Name = name
 	t, err := newTableRT(tc)
 	if err != nil {
@@ -195,8 +215,7 @@ func (a *App) tableFor(ctx context.Context, topic string) (*tableRT, error) {
 	if err := a.prepareTable(ctx, t); err != nil {
 		return nil, fmt.Errorf("cannot prepare table %s for topic %s: %w", name, topic, err)
 	}
-	chosen.byName[name] = t
-	a.byTopic[topic] = t
+	r.byName[name] = t
 	a.addTable(t)
 	a.log.Info("routing a new topic", "topic", topic, "table", name)
 	return t, nil
@@ -250,6 +269,11 @@ func newTableRT(tc TableConfig) (*tableRT, error) {
 		return nil, cfgErr("columns", "%v", err)
 	}
 	t.nFields = dec.NumFields()
+	if w := tc.When; w != nil && w.Field != "" {
+		if _, err := codec.NewDecoder(format, []codec.Column{{Name: "when", Type: codec.TypeText, Path: w.Field}}, t.opts); err != nil {
+			return nil, cfgErr("when.field", "%v", err)
+		}
+	}
 	if pt.Keyed() {
 		t.nFields++
 		t.keyFields = pt.KeyFields()

@@ -217,7 +217,10 @@ func (r *registryWait) reason() string {
 // partition is dropped or the App is stopping: it returns false then, and
 // the caller abandons the chunk (its records are fetched again by whoever
 // owns the partition next).
-func (w *worker) fetchSchema(st *partState, dec *codec.Decoder, need *codec.SchemaNeededError) bool {
+//
+// t is the table dec decodes for: a new schema may add columns to it
+// (evolve: add_columns); nil for a decoder of a when: condition.
+func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need *codec.SchemaNeededError) bool {
 	a := w.a
 	if a.reg == nil {
 		// Unreachable: validation requires schema_registry for these formats.
@@ -241,23 +244,22 @@ func (w *worker) fetchSchema(st *partState, dec *codec.Decoder, need *codec.Sche
 			cs = codecSchema(s)
 			// evolve: add_columns adds the fields the table lacks before
 			// the decoder compiles the schema for the table's columns.
-			fields, ferr := codec.SchemaFields(cs)
-			if ferr == nil {
-				err = a.evolve(a.hardCtx, st.table, fields)
+			if fields, ferr := codec.SchemaFields(cs); ferr == nil && t != nil {
+				err = a.evolve(a.hardCtx, t, fields)
 			}
 		}
 		switch {
 		case err == nil:
 			a.regWait.set(key, "")
 			if cerr := dec.AddSchema(need.Ref, cs); cerr != nil {
-				a.log.Warn("a writer schema cannot fill the table; its records become dead letters", "table", st.table.cfg.Name, "schema", need.Ref.String(), "err", cerr)
+				a.log.Warn("a writer schema cannot fill the table; its records become dead letters", "topic", st.topic, "schema", need.Ref.String(), "err", cerr)
 			} else {
-				a.log.Info("writer schema compiled", "table", st.table.cfg.Name, "schema", need.Ref.String(), "subject", s.Subject, "version", s.Version)
+				a.log.Info("writer schema compiled", "topic", st.topic, "schema", need.Ref.String(), "subject", s.Subject, "version", s.Version)
 			}
 			return true
 		case errors.Is(err, registry.ErrNotFound):
 			a.regWait.set(key, "")
-			a.log.Warn("the schema registry has no such schema; its records become dead letters", "table", st.table.cfg.Name, "schema", need.Ref.String())
+			a.log.Warn("the schema registry has no such schema; its records become dead letters", "topic", st.topic, "schema", need.Ref.String())
 			dec.AddSchema(need.Ref, nil)
 			return true
 		case registry.IsPermanent(err):

@@ -49,6 +49,11 @@ type worker struct {
 	decs   map[*tableRT]shapeDecoder
 	open   map[*tableRT]*pending
 	rec    codec.Record
+	// Fan-out (fanout.go): decoders of field conditions, their output,
+	// and the marks of one record's tuples.
+	conds   map[*tableRT]*codec.Decoder
+	condBuf []byte
+	marks   []pendMark
 	// last is the size of this worker's last flushed batch per table: its
 	// rows set the next batch's slow start, its bytes per row the next
 	// buffer's size.
@@ -68,6 +73,7 @@ type pending struct {
 	ops       []pgcopy.RowOp
 	unchanged []uint64
 	truncate  bool
+	parts     []*pending // other tables' tuples in this batch (fanout.go); no ranges of their own
 	dls       []pgcopy.DeadLetter
 	ranges    []rangeState
 	bytes     int64 // budget bytes to release when done
@@ -126,8 +132,9 @@ func newWorker(a *App, id int) *worker {
 		commit: make(chan *pending),
 		idle:   make(chan struct{}, 1),
 		writer: pgcopy.NewWriter(a.cfg.Postgres.URL, a.cfg.Postgres.Schema, a.cfg.Kafka.Group),
-		decs:   map[*tableRT]shapeDecoder{},
-		open:   map[*tableRT]*pending{},
+		decs:   map[*tableRT]shapeDecoder{}, conds: map[*tableRT]*codec.Decoder{},
+
+		open: map[*tableRT]*pending{},
 
 		last: map[*tableRT]batchSize{},
 	}
@@ -298,29 +305,29 @@ func (w *worker) decode(m wmsg) {
 		w.a.budget.Release(m.bytes)
 		return
 	}
-	t := st.table
+	// t's open batch carries the partition's offsets; with a fan (tables
+	// chosen per record, routing.go) the other tables' tuples ride in it
+	// as parts written in the same transaction.
+	t, fan := st.table, st.fan
 	p := w.pendingFor(t)
-	sh := p.shape
-	dec := w.decoder(t, sh)
-	keyed := sh.pg.Keyed()
 	ri := p.rangeFor(st)
 	// The fetched records are only needed while they are decoded: their
 	// bytes leave the budget when this chunk is done (dead letters keep a
 	// copy, counted in the batch).
 	defer w.a.budget.Release(m.bytes)
 	now := time.Now() // a chunk decodes in well under max_age: one clock read ages it
+recs:
 	for i := 0; i < len(m.recs); i++ {
 		r := m.recs[i]
 		if expect := p.ranges[ri].to; expect >= 0 && r.Offset < expect {
 			// Already committed (a fetch from before a seek): never twice.
 			continue
 		}
-		if cur := t.cur(); cur != sh {
-			// The table evolved (evolve.go): the open batch commits with
+		if p.evolved() {
+			// A table evolved (evolve.go): the open batch commits with
 			// the columns it was encoded with, the next ones get the new.
 			w.flush(p, "evolved")
 			p = w.pendingFor(t)
-			sh, dec = p.shape, w.decoder(t, p.shape)
 			ri = p.rangeFor(st)
 		}
 		if r.Attrs.IsControl() {
@@ -334,97 +341,129 @@ func (w *worker) decode(m wmsg) {
 			continue
 		}
 		w.fill(r)
-		// A tuple is about as long as the record (binary fields are no
-		// longer than their JSON, plus a length word each): room for that
-		// up front keeps the codec's appends from growing the batch a
-		// quarter at a time.
-		p.b.Ensure(len(r.Value) + len(r.Key) + 8*sh.nFields + 64)
-		mark := p.b.Mark()
-		buf := pgcopy.AppendTupleHeader(p.b.Buf.B, sh.nFields)
-		if keyed {
-			buf = pgcopy.AppendInt8Field(buf, p.seq)
-			p.seq++
-		}
-		buf, err := dec.AppendFields(buf, &w.rec)
-		if need, ok := err.(*codec.SchemaNeededError); ok {
-			// A writer schema this decoder has not seen: fetch it (the
-			// partition waits while the registry is unreachable), then
-			// decode the same record again.
-			if !w.fetchSchema(st, dec, need) {
-				// Dropped or stopping: the rest of the chunk is not
-				// decoded; whoever owns the partition next reads it again.
-				p.b.Buf.B = buf[:mark]
-				break
-			}
-			if t.cur() != sh {
-				// The schema added columns to the table (evolve.go): decode
-				// the record again with the new shape's decoder, after the
-				// open batch commits with the old one.
-				p.b.Buf.B = buf[:mark]
-				i--
-				continue
-			}
-			buf, err = dec.AppendFields(buf, &w.rec)
-		}
-		if err == nil {
-			switch op := dec.Op(); op {
-			case codec.OpSkip, codec.OpTruncate:
-				// No tuple: a Debezium message or the tombstone after a
-				// delete, or a truncate (a barrier: what came before it
-				// commits first, and the next batch empties the table).
-				p.b.Buf.B = buf[:mark]
-				if op == codec.OpTruncate && t.cfg.Truncate {
-					w.flush(p, "truncate")
-					p = w.pendingFor(t)
-					p.truncate = true
-					ri = p.rangeFor(st)
-				} else {
-					w.a.m.table(t.cfg.Name).skipped(op).Inc()
-				}
-				p.ranges[ri].to = r.Offset + 1
-				continue
-			case codec.OpDelete:
-				p.setOp(pgcopy.RowDelete)
-			}
-			if u := dec.Unchanged(); u != nil {
-				p.setUnchanged(u[0])
-			}
-		}
-		if err != nil {
-			p.b.Buf.B = buf[:mark]
-			dl := deadLetter(r, t.cfg.Name, err)
-			n := int64(len(dl.Key) + len(dl.Value) + len(dl.Headers) + len(dl.Error))
-			w.a.budget.Acquire(n)
-			p.bytes += n
-			p.dls = append(p.dls, dl)
+		var res encoded
+		if fan == nil {
+			res = w.encode(p, t, st, r, now)
 		} else {
-			p.b.Buf.B = buf
-			if keyed {
-				// The writer sorts by key: cutting it now, while the tuple
-				// is in cache, spares it a walk over the whole batch. A
-				// tuple it cannot cut (never one encoded here) gets an
-				// empty key, which sends the batch to the merge path.
-				p.b.Keys, _ = pgcopy.CutKey(p.b.Keys, buf[mark:], sh.keyFields)
-				p.b.KeyEnds = append(p.b.KeyEnds, int32(len(p.b.Keys)))
-			}
-			p.b.EndRow(now)
-			p.rows = append(p.rows, rowMeta{st: st, offset: r.Offset, ts: r.Timestamp.UnixNano()})
-			if p.ops != nil && len(p.ops) < len(p.rows) {
-				p.ops = append(p.ops, pgcopy.RowUpsert)
-			}
-			if p.unchanged != nil && len(p.unchanged) < len(p.rows) {
-				p.unchanged = append(p.unchanged, 0)
-			}
+			res = w.encodeFan(p, fan, st, r, now)
+		}
+		switch res {
+		case encAbort:
+			// Dropped or stopping: the rest of the chunk is not decoded;
+			// whoever owns the partition next reads it again.
+			break recs
+		case encRetry:
+			// A schema added columns (evolve.go): decode the record again
+			// after the open batch commits with the old columns.
+			i--
+			continue
+		case encTruncate:
+			// A barrier: what came before commits first, and the next
+			// batch empties the table.
+			w.flush(p, "truncate")
+			p = w.pendingFor(t)
+			p.truncate = true
+			ri = p.rangeFor(st)
 		}
 		p.ranges[ri].to = r.Offset + 1
-		if p.limits.Full(p.b) {
+		if p.full() {
 			w.flush(p, "full")
 			p = w.pendingFor(t)
-			sh, dec = p.shape, w.decoder(t, p.shape)
 			ri = p.rangeFor(st)
 		}
 	}
 	w.account(p)
+}
+
+// encoded is what encode did with a record.
+type encoded uint8
+
+const (
+	encRow      encoded = iota // a tuple or a dead letter was added, or nothing was due
+	encTruncate                // a truncate event the table applies: the caller starts a batch
+	encRetry                   // the table's columns changed: decode the record again
+	encAbort                   // the partition was dropped or the App is stopping
+)
+
+// encode decodes the record in w.rec (r, of partition st) for table t into
+// q: a tuple, or a dead letter, or nothing (a skipped change event).
+func (w *worker) encode(q *pending, t *tableRT, st *partState, r *kgo.Record, now time.Time) encoded {
+	sh := q.shape
+	dec := w.decoder(t, sh)
+	keyed := sh.pg.Keyed()
+	// A tuple is about as long as the record (binary fields are no longer
+	// than their JSON, plus a length word each): room for that up front
+	// keeps the codec's appends from growing the batch a quarter at a time.
+	q.b.Ensure(len(r.Value) + len(r.Key) + 8*sh.nFields + 64)
+	mark := q.b.Mark()
+	buf := pgcopy.AppendTupleHeader(q.b.Buf.B, sh.nFields)
+	if keyed {
+		buf = pgcopy.AppendInt8Field(buf, q.seq)
+		q.seq++
+	}
+	buf, err := dec.AppendFields(buf, &w.rec)
+	if need, ok := err.(*codec.SchemaNeededError); ok {
+		// A writer schema this decoder has not seen: fetch it (the
+		// partition waits while the registry is unreachable), then decode
+		// the same record again.
+		q.b.Buf.B = buf[:mark]
+		if !w.fetchSchema(st, t, dec, need) {
+			return encAbort
+		}
+		if t.cur() != sh {
+			return encRetry
+		}
+		return w.encode(q, t, st, r, now)
+	}
+	if err == nil {
+		switch op := dec.Op(); op {
+		case codec.OpSkip, codec.OpTruncate:
+			// No tuple: a Debezium message or the tombstone after a
+			// delete, or a truncate.
+			q.b.Buf.B = buf[:mark]
+			if op == codec.OpTruncate && t.cfg.Truncate {
+				return encTruncate
+			}
+			w.a.m.table(t.cfg.Name).skipped(op).Inc()
+			return encRow
+		case codec.OpDelete:
+			q.setOp(pgcopy.RowDelete)
+		}
+		if u := dec.Unchanged(); u != nil {
+			q.setUnchanged(u[0])
+		}
+	}
+	if err != nil {
+		q.b.Buf.B = buf[:mark]
+		q.addDeadLetter(w.a, deadLetter(r, t.cfg.Name, err))
+		return encRow
+	}
+	q.b.Buf.B = buf
+	if keyed {
+		// The writer sorts by key: cutting it now, while the tuple is in
+		// cache, spares it a walk over the whole batch. A tuple it cannot
+		// cut (never one encoded here) gets an empty key, which sends the
+		// batch to the merge path.
+		q.b.Keys, _ = pgcopy.CutKey(q.b.Keys, buf[mark:], sh.keyFields)
+		q.b.KeyEnds = append(q.b.KeyEnds, int32(len(q.b.Keys)))
+	}
+	q.b.EndRow(now)
+	q.rows = append(q.rows, rowMeta{st: st, offset: r.Offset, ts: r.Timestamp.UnixNano()})
+	if q.ops != nil && len(q.ops) < len(q.rows) {
+		q.ops = append(q.ops, pgcopy.RowUpsert)
+	}
+	if q.unchanged != nil && len(q.unchanged) < len(q.rows) {
+		q.unchanged = append(q.unchanged, 0)
+	}
+	return encRow
+}
+
+// addDeadLetter adds a dead letter, counting its bytes in the budget.
+func (q *pending) addDeadLetter(a *App, dl pgcopy.DeadLetter) {
+	n := int64(len(dl.Key) + len(dl.Value) + len(dl.Headers) + len(dl.Error))
+	a.budget.Acquire(n)
+	q.bytes += n
+	q.dls = append(q.dls, dl)
 }
 
 // account counts p's encoded bytes not yet counted against the in-flight
@@ -435,6 +474,9 @@ func (w *worker) account(p *pending) {
 		w.a.budget.Acquire(n)
 		p.bytes += n
 		p.encoded += n
+	}
+	for _, q := range p.parts {
+		w.account(q)
 	}
 }
 
@@ -496,6 +538,7 @@ func (w *worker) handOff(p *pending, why string, wait bool) {
 		w.a.budget.Release(p.bytes)
 		batching.Put(p.b)
 		putRows(p.rows)
+		p.releaseParts(w.a)
 		return
 	}
 	w.account(p)
@@ -539,6 +582,7 @@ func (w *worker) commitLoop() {
 		w.a.budget.Release(p.bytes)
 		batching.Put(p.b)
 		putRows(p.rows)
+		p.releaseParts(w.a)
 		select {
 		case w.idle <- struct{}{}: // the worker may hand over a batch it offered
 		default:
@@ -558,9 +602,22 @@ func (w *worker) write(p *pending) {
 			return
 		}
 		b := p.pgBatch(a)
+		var parts []*pending
+		b.Also, parts = p.partBatches(a)
 		start := time.Now()
 		res, err := w.writer.Write(a.hardCtx, b)
 		if err == nil {
+			for i, q := range parts {
+				if i < len(res.Also) {
+					a.m.table(q.table.cfg.Name).committed(res.Also[i])
+					for _, dl := range res.Also[i].Rejected {
+						a.m.deadLetters(q.table.cfg.Name, dl.Reason).Inc()
+					}
+				}
+				for _, dl := range q.dls {
+					a.m.deadLetters(q.table.cfg.Name, dl.Reason).Inc()
+				}
+			}
 			a.m.batchesCommitted.Inc()
 			a.m.batchRows.Update(float64(res.Rows))
 			a.writeSucceeded(p.table)
@@ -714,6 +771,21 @@ func (p *pending) dropDead() {
 		}
 		return true
 	}
+	p.dropRows(isDead)
+	var ranges []rangeState
+	for _, r := range p.ranges {
+		if !r.st.dropped.Load() {
+			ranges = append(ranges, r)
+		}
+	}
+	p.ranges = ranges
+	for _, q := range p.parts {
+		q.dropRows(isDead)
+	}
+}
+
+// dropRows removes the rows and dead letters of dropped partitions.
+func (p *pending) dropRows(isDead func(topic string, part int32) bool) {
 	nb := batching.Get()
 	var rows []rowMeta
 	var ops []pgcopy.RowOp
@@ -732,21 +804,14 @@ func (p *pending) dropDead() {
 			unchanged = append(unchanged, p.unchanged[i])
 		}
 	}
-	p.ops, p.unchanged = ops, unchanged
 	var dls []pgcopy.DeadLetter
 	for _, dl := range p.dls {
 		if !isDead(dl.Topic, dl.Partition) {
 			dls = append(dls, dl)
 		}
 	}
-	var ranges []rangeState
-	for _, r := range p.ranges {
-		if !r.st.dropped.Load() {
-			ranges = append(ranges, r)
-		}
-	}
 	batching.Put(p.b)
-	p.b, p.rows, p.dls, p.ranges = nb, rows, dls, ranges
+	p.b, p.rows, p.dls, p.ops, p.unchanged = nb, rows, dls, ops, unchanged
 }
 
 func reasonOf(err error) string {
