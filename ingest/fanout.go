@@ -86,7 +86,7 @@ func (p *pending) part(t *tableRT) *pending {
 type pendMark struct {
 	q                              *pending
 	buf, ends, keys, keyEnds, rows int
-	ops, unchanged, dls, parentDLs int
+	ops, unchanged, dls            int
 	seq                            int64
 	started                        time.Time
 	wasOps, wasUnchanged           bool
