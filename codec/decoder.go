@@ -331,10 +331,10 @@ func (d *Decoder) appendFields(dst []byte, rec *Record) ([]byte, *RowError) {
 			}
 		case c.Source == SourceValue && c.Type == TypeBytea:
 			dst, rerr = d.appendValue(dst, c, framed, top) // registry formats: the framing included
-		default:
-			dst, rerr = d.appendSource(dst, c, rec, value, top)
 		case c.Source == SourceUnmapped:
 			dst, rerr = d.appendUnmapped(dst, c)
+		default:
+			dst, rerr = d.appendSource(dst, c, rec, value, top)
 		}
 		if rerr != nil {
 			return dst, rerr

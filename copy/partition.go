@@ -248,10 +248,10 @@ type Maintenance struct {
 
 // partInfo is one partition of a table, bounds in Unix seconds.
 type partInfo struct {
-	name             string // without schema
-	from, to         int64
-	hasFrom, hasTo   bool // false for MINVALUE/MAXVALUE bounds
-	isDefault, empty bool
+	name           string // without schema
+	from, to       int64
+	hasFrom, hasTo bool // false for MINVALUE/MAXVALUE bounds
+	isDefault      bool
 }
 
 // MaintainPartitions runs one maintenance round of t (with Partitioning)

@@ -91,19 +91,6 @@ func NewLogger(cfg LogConfig, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, o))
 }
 
-// configCommand parses the flags of a command that takes only the common
-// flags and loads its configuration.
-func configCommand(name string, args []string, stderr io.Writer) (*Config, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cf commonFlags
-	cf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return nil, err
-	}
-	return cf.load()
-}
-
 // RunMain is `sluice run`.
 func RunMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sluice run", flag.ContinueOnError)
