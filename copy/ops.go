@@ -20,8 +20,9 @@ import (
 // of the first two (Batch.Ops, Batch.Unchanged) is written through a second
 // staging table, the ops stage, which holds every tuple with its op and
 // unchanged bits and has no NOT NULL constraints (a delete tuple holds only
-// its key and offset columns). Per batch, after the offsets compare-and-set
-// (and TRUNCATE, for Batch.Truncate):
+// its key and offset columns; a domain type with NOT NULL still refuses
+// it). Per batch, after the offsets compare-and-set (and TRUNCATE, for
+// Batch.Truncate):
 //
 //  1. COPY every tuple, with two fields added after seq (op int2,
 //     unchanged int8), into the ops stage.
