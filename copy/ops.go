@@ -344,6 +344,9 @@ func (w *Writer) createOps(ctx context.Context, conn *pgconn.PgConn, st *tableSt
 	if st.opsOn == conn {
 		return nil
 	}
+	if st.ops == nil {
+		st.ops = newOpsSQL(st.sql.table, st.sql.stageName+"_ops", st.opsTypes, st.opsCasts)
+	}
 	w.roundTrip()
 	if err := execSimple(ctx, conn, st.ops.create); err != nil {
 		return fmt.Errorf("cannot create the ops staging table for %s: %w", st.sql.table.Name, err)

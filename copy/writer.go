@@ -131,9 +131,12 @@ type tableState struct {
 	keyFields []int    // tuple field positions of the key columns (0 is seq)
 	keyOIDs   []uint32 // configured type OIDs of the key columns
 	probe     string   // probeSQL
-	ops       *opsSQL  // the ops stage (ops.go)
 
-	opsOn *pgconn.PgConn // connection holding the ops stage
+	// The ops stage (ops.go), built and created on the first batch that
+	// needs it from the column types createStage found.
+	ops                *opsSQL
+	opsOn              *pgconn.PgConn // connection holding the ops stage
+	opsTypes, opsCasts []string
 
 	// Back-off of the KeyFilter's optimism (Batch.Seen): after an
 	// optimistic batch met a key the filter did not know of, the next
