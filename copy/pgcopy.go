@@ -41,10 +41,10 @@
 //     or merged per Policy if the row was kept. Under PolicyUpdate a
 //     winner updating a stored row keeps its marked columns; inserted, it
 //     has them as sent. Such batches are copied to a second staging table
-//     (op and mask as columns, no NOT NULL) and applied by one
-//     multi-statement query that first locks every staged key's row in
-//     key order (SELECT … ORDER BY key FOR UPDATE), then deletes, updates
-//     and inserts. They never take the direct path, and neither does a
+//     (op and mask as columns, no NOT NULL) and applied by a per-session
+//     PL/pgSQL function that walks the keys in key order, deleting and
+//     then upserting each, so they lock keys in the same order as the
+//     merge. They never take the direct path, and neither does a
 //     Batch.Truncate, which TRUNCATEs the target after the compare-and-set
 //     and before the tuples. A delete on a keyless table is refused;
 //     Result.Deleted counts the rows deleted.
@@ -63,10 +63,10 @@
 //     retries the same Batch. A lost connection during COMMIT is resolved by
 //     re-reading the offsets rows.
 //   - Deadlocks and serialization failures (40P01, 40001) are retried inside
-//     Write with jittered backoff. Writers lock keys in one global order,
-//     so they deadlock only in races: a key that appears after a batch
-//     locked its keys (ops batches, whose lock precedes their insert), or a
-//     direct batch, sorted in Go, meeting a merge.
+//     Write with jittered backoff. Merges and ops batches lock keys in one
+//     global order and do not deadlock on each other's keys; a direct
+//     batch (keys sorted by their bytes in Go) may, where that order
+//     differs from PostgreSQL's, and then falls back to the merge.
 //
 // A Writer owns one connection and is not safe for concurrent use.
 //

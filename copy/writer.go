@@ -113,6 +113,9 @@ type hooks struct {
 	commitStmt string
 	// afterCommit, when set, sees COMMIT's error and may replace it.
 	afterCommit func(error) error
+	// conflicts counts the transactions retried after a deadlock or
+	// serialization failure (not the direct path's fallbacks).
+	conflicts int
 }
 
 // roundTrip counts a round trip for the tests.
@@ -314,6 +317,9 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 			m = modeCareful
 			continue
 		case isConflict(err) && attempt < maxConflictAttempts:
+			if w.hooks != nil {
+				w.hooks.conflicts++
+			}
 			// 10ms, 20ms, 40ms … each scaled by a random factor in [0.5, 1.5)
 			// so the transactions that collided do not collide again.
 			d := time.Duration(float64(10*time.Millisecond<<(attempt-1)) * (0.5 + rand.Float64()))
@@ -343,10 +349,8 @@ type tx struct {
 	affected int64
 	deleted  int64
 
-	// ops is set when the batch goes through the ops stage (ops.go): it
-	// deletes rows (deletes) or keeps stored values (keeps).
-	ops            *opsSQL
-	deletes, keeps bool
+	// ops is set when the batch goes through the ops stage (ops.go).
+	ops *opsSQL
 }
 
 // mode is how an attempt writes a batch. Write starts with the cheapest
@@ -382,7 +386,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 		if err := w.createStage(ctx, conn, b.Table, ts); err != nil {
 			return res, w.abort(ctx, err)
 		}
-		if t.deletes, t.keeps = b.changes(); (t.deletes || t.keeps) && len(b.Ends) > 0 {
+		if deletes, keeps := b.changes(); (deletes || keeps) && len(b.Ends) > 0 {
 			if err := w.createOps(ctx, conn, ts); err != nil {
 				return res, w.abort(ctx, err)
 			}
@@ -471,16 +475,10 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 	start = time.Now()
 	if b.Table.Keyed() && len(b.Ends) > 0 && !direct {
 		switch {
-		case careful && t.ops != nil:
-			// Lock every staged key once, in key order, then bisect.
-			w.roundTrip()
-			if err = execSimple(ctx, conn, t.ops.lock); err == nil {
-				_, err = w.mergeCareful(ctx, t, t.staged, false)
-			}
 		case careful:
 			_, err = w.mergeCareful(ctx, t, t.staged, false)
 		case t.ops != nil:
-			err = w.mergeOps(ctx, t, t.ops)
+			err = w.mergeOps(ctx, t)
 		default:
 			w.roundTrip()
 			var tag pgconn.CommandTag
