@@ -189,8 +189,9 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 	if t.OnConflict == PolicyUpdate {
 		order += " DESC"
 	}
-	b.WriteString("CREATE OR REPLACE FUNCTION " + o.apply + "(lo int8, hi int8, OUT deleted int8, OUT affected int8) LANGUAGE plpgsql AS $sluice_apply$\n" +
-		"#variable_conflict use_column\nDECLARE r record; n int8;\nBEGIN\ndeleted := 0; affected := 0;\nFOR r IN SELECT d." + seq + " IS NOT NULL AS del, ")
+	stageDDL := b.String()
+	b.Reset()
+	b.WriteString("#variable_conflict use_column\nDECLARE r record; n int8;\nBEGIN\ndeleted := 0; affected := 0;\nFOR r IN SELECT d." + seq + " IS NOT NULL AS del, ")
 	if off != "" {
 		b.WriteString("d.sluice_off AS del_off, ")
 	}
@@ -290,8 +291,16 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 			b.WriteString(" WHERE t." + off + " < EXCLUDED." + off + " OR t." + off + " IS NULL")
 		}
 	}
-	b.WriteString(";\nGET DIAGNOSTICS n = ROW_COUNT; affected := affected + n;\nEND IF;\nEND LOOP;\nEND\n$sluice_apply$")
-	o.create = b.String()
+	b.WriteString(";\nGET DIAGNOSTICS n = ROW_COUNT; affected := affected + n;\nEND IF;\nEND LOOP;\nEND\n")
+	body := b.String()
+	// The dollar quote must not occur in the body (a column name may hold
+	// anything).
+	tag := "$sluice_apply$"
+	for i := 0; strings.Contains(body, tag); i++ {
+		tag = "$sluice_apply" + strconv.Itoa(i) + "$"
+	}
+	o.create = stageDDL + "CREATE OR REPLACE FUNCTION " + o.apply + "(lo int8, hi int8, OUT deleted int8, OUT affected int8) LANGUAGE plpgsql AS " +
+		tag + "\n" + body + tag
 	return o
 }
 
@@ -349,7 +358,7 @@ func (w *Writer) createOps(ctx context.Context, conn *pgconn.PgConn, st *tableSt
 	}
 	w.roundTrip()
 	if err := execSimple(ctx, conn, st.ops.create); err != nil {
-		return fmt.Errorf("cannot create the ops staging table for %s: %w", st.sql.table.Name, err)
+		return fmt.Errorf("cannot create the ops staging table and apply function for %s (they need the TEMP privilege and PL/pgSQL): %w", st.sql.table.Name, err)
 	}
 	st.opsOn = conn
 	return nil
