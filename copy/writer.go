@@ -41,6 +41,20 @@ package pgcopy
 // per distinct key, pipelined with the offsets CAS) and the sort in Go;
 // both are far cheaper than speculative insertion, so it is the default
 // for on_conflict ignore.
+//
+// Change-stream batches (ops.go; BenchmarkWriteOps, 10k reference rows,
+// 5% deletes of stored keys, load average 6-9, three runs of -benchtime=10x,
+// merge time per batch):
+//
+//	BenchmarkWrite/merge/sluice-defaults (plain upserts)    44-64 ms
+//	BenchmarkWriteOps/deletes (ignore)                      75-134 ms
+//	BenchmarkWriteOps/unchanged (update, +10% updates
+//	    of stored keys keeping a column)                    110-169 ms
+//
+// The ops stage's COPY costs what the plain stage's does; the key-by-key
+// apply function costs 1.7-2.6 times the set-based merge. Plain batches
+// are unaffected: they never touch the ops stage (same allocations per
+// batch, and times within the noise, before and after it was added).
 
 import (
 	"context"
