@@ -43,16 +43,17 @@ package pgcopy
 // for on_conflict ignore.
 //
 // Change-stream batches (ops.go; BenchmarkWriteOps, 10k reference rows,
-// 5% deletes of stored keys, load average 6-9, three runs of -benchtime=10x,
-// merge time per batch):
+// 5% deletes of stored keys, load average 4-9, four runs of
+// -benchtime=10x, merge time per batch):
 //
-//	BenchmarkWrite/merge/sluice-defaults (plain upserts)    44-64 ms
-//	BenchmarkWriteOps/deletes (ignore)                      75-134 ms
+//	BenchmarkWrite/merge/sluice-defaults (plain upserts)    47-70 ms
+//	BenchmarkWriteOps/deletes (ignore)                      79-108 ms
 //	BenchmarkWriteOps/unchanged (update, +10% updates
-//	    of stored keys keeping a column)                    110-169 ms
+//	    of stored keys keeping a column)                    124-153 ms
 //
 // The ops stage's COPY costs what the plain stage's does; the key-by-key
-// apply function costs 1.7-2.6 times the set-based merge. Plain batches
+// apply function costs about 1.5 (ignore) to 2.3 (update with marks) times
+// the set-based merge. Plain batches
 // are unaffected: they never touch the ops stage (same allocations per
 // batch, and times within the noise, before and after it was added).
 
