@@ -53,9 +53,9 @@ package pgcopy
 //
 // The ops stage's COPY costs what the plain stage's does; the key-by-key
 // apply function costs about 1.5 (ignore) to 2.3 (update with marks) times
-// the set-based merge. Plain batches
-// are unaffected: they never touch the ops stage (same allocations per
-// batch, and times within the noise, before and after it was added).
+// the set-based merge. Plain batches are unaffected: they never touch the
+// ops stage (same allocations per batch, and times within the noise,
+// before and after it was added).
 
 import (
 	"context"
