@@ -47,7 +47,8 @@ type Batch struct {
 	// unavailable-value placeholder. It matters under PolicyUpdate when
 	// the tuple updates a stored row; a tuple inserted (a new key, or one
 	// deleted earlier in the batch) has the column as sent, usually NULL.
-	// Bits of key columns are ignored. At most MaxUnchangedColumns columns.
+	// Bits of key columns are ignored, and on a keyless table every tuple
+	// is inserted as sent. At most MaxUnchangedColumns columns.
 	Unchanged []uint64
 	// Truncate empties the target first, in the same transaction, after
 	// the offsets compare-and-set and before the tuples (a Debezium

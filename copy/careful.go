@@ -118,10 +118,8 @@ func (w *Writer) mergeCareful(ctx context.Context, t *tx, idx []int, knownBad bo
 			return false, err
 		}
 		var sql string
-		var st opsStmts
 		if t.ops != nil {
-			st = t.ops.statements(t.deletes, t.keeps, false, lo, hi)
-			sql = savepoint + "; " + st.sql + "; " + releaseSavepoint
+			sql = savepoint + "; " + t.ops.applySQL(false, lo, hi) + "; " + releaseSavepoint
 		} else {
 			sql = savepoint + "; " + t.ts.mergeRange[0] + strconv.FormatInt(lo, 10) + " AND " + strconv.FormatInt(hi, 10) +
 				t.ts.mergeRange[1] + "; " + releaseSavepoint
@@ -132,7 +130,9 @@ func (w *Writer) mergeCareful(ctx context.Context, t *tx, idx []int, knownBad bo
 			switch {
 			case len(results) < 2:
 			case t.ops != nil:
-				t.countOps(st, results[1:len(results)-1])
+				if err := t.countApplied(results[1]); err != nil {
+					return false, err
+				}
 			default:
 				t.affected += results[1].CommandTag.RowsAffected()
 			}

@@ -340,3 +340,72 @@ VALUES (s.event_id, s.tenant_id, s.user_id, s.type, s.ts, s.amount, s.url, s.use
 		})
 	}
 }
+
+// BenchmarkWriteOps measures batches of a change stream through the ops
+// stage (ops.go), 10k reference rows each: under PolicyIgnore with 5%
+// deletes of keys stored by the previous batch (deletes), and under
+// PolicyUpdate with the same deletes and 10% updates of stored keys
+// keeping their url column (unchanged). Compare with
+// BenchmarkWrite/merge/sluice-defaults, the same rows as plain upserts.
+func BenchmarkWriteOps(b *testing.B) {
+	for _, v := range []struct {
+		name string
+		p    Policy
+	}{
+		{"deletes", PolicyIgnore},
+		{"unchanged", PolicyUpdate},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			url, _, tbl, claim := benchSetup(b)
+			tbl.OnConflict = v.p
+			w := NewWriter(url, "sluice", "g")
+			defer w.Close(context.Background())
+			from := int64(-1)
+			var copyT, mergeT, commitT float64
+			var deleted int64
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				b.StopTimer()
+				base := uint64(n * benchRows)
+				var data []byte
+				var ends []int
+				ops := make([]RowOp, benchRows)
+				unch := make([]uint64, benchRows)
+				for i := range benchRows {
+					id := base + uint64(i)
+					switch {
+					case n > 0 && i%20 == 3:
+						id, ops[i] = base-benchRows+uint64(i), RowDelete
+					case n > 0 && i%10 == 5 && v.p == PolicyUpdate:
+						id, unch[i] = base-benchRows+uint64(i), 1<<6 // url
+					}
+					data = appendReference(data, true, int64(i), id)
+					ends = append(ends, len(data))
+				}
+				to := int64((n + 1) * benchRows)
+				batch := &Batch{Table: tbl, Data: data, Ends: ends, Ops: ops, Unchanged: unch,
+					Ranges: []Range{{Topic: "t", Partition: 0, Epoch: claim.Epoch, From: from, To: to}}}
+				b.SetBytes(int64(len(data)))
+				b.StartTimer()
+				res, err := w.Write(context.Background(), batch)
+				if err != nil {
+					b.Fatal(err)
+				}
+				copyT += res.CopyTime.Seconds()
+				mergeT += res.MergeTime.Seconds()
+				commitT += res.CommitTime.Seconds()
+				deleted += res.Deleted
+				from = to
+				n++
+			}
+			if n > 1 && deleted == 0 {
+				b.Fatal("nothing was deleted")
+			}
+			b.ReportMetric(float64(benchRows)*float64(n)/b.Elapsed().Seconds(), "rows/s")
+			b.ReportMetric(copyT/float64(n)*1e3, "copy-ms")
+			b.ReportMetric(mergeT/float64(n)*1e3, "merge-ms")
+			b.ReportMetric(commitT/float64(n)*1e3, "commit-ms")
+		})
+	}
+}

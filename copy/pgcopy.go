@@ -30,6 +30,24 @@
 //     KeyFilter (Batch.Seen, keyfilter.go) only the keys it may hold are
 //     probed; a unique violation then reruns the batch probing every key.
 //     The filter never decides correctness, only how many keys are probed.
+//   - Change streams (ops.go): a keyed Batch may carry one RowOp per tuple
+//     (Batch.Ops: RowUpsert, RowDelete) and one mask per tuple of columns
+//     that keep their stored value (Batch.Unchanged, at most 64 columns).
+//     Per key, in seq order: if the key has a delete, its stored row is
+//     deleted, unless Table.OffsetColumn is set and the stored row's value
+//     is not lower than the last delete's (both non-NULL); then the upserts
+//     after the last delete compete as usual (first wins under
+//     PolicyIgnore, last under PolicyUpdate) and the winner is inserted,
+//     or merged per Policy if the row was kept. Under PolicyUpdate a
+//     winner updating a stored row keeps its marked columns; inserted, it
+//     has them as sent. Such batches are copied to a second staging table
+//     (op and mask as columns, no NOT NULL) and applied by a per-session
+//     PL/pgSQL function that walks the keys in key order, deleting and
+//     then upserting each, so they lock keys in the same order as the
+//     merge. They never take the direct path, and neither does a
+//     Batch.Truncate, which TRUNCATEs the target after the compare-and-set
+//     and before the tuples. A delete on a keyless table is refused;
+//     Result.Deleted counts the rows deleted.
 //   - A stale owner (epoch or next_offset mismatch) gets *FencedError and
 //     nothing is written, dead letters included. A batch already committed
 //     by an earlier Write whose answer was lost is recognised (every range
@@ -45,7 +63,10 @@
 //     retries the same Batch. A lost connection during COMMIT is resolved by
 //     re-reading the offsets rows.
 //   - Deadlocks and serialization failures (40P01, 40001) are retried inside
-//     Write with jittered backoff.
+//     Write with jittered backoff. Merges and ops batches lock keys in one
+//     global order and do not deadlock on each other's keys; a direct
+//     batch (keys sorted by their bytes in Go) may, where that order
+//     differs from PostgreSQL's, and then falls back to the merge.
 //
 // A Writer owns one connection and is not safe for concurrent use.
 //

@@ -72,8 +72,8 @@ func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table,
 	}
 	st.probe = probeSQL(t, keyTypes)
 	// The ops stage is created on the first batch that needs it.
-	st.ops = newOpsSQL(t, ts.stageName+"_ops", types, casts)
-	st.opsOn = nil
+	st.opsTypes, st.opsCasts = types, casts
+	st.ops, st.opsOn = nil, nil
 	st.stagedOn = conn
 	return nil
 }

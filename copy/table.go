@@ -55,12 +55,19 @@ type Column struct {
 // by pointer: pass the same *Table for every batch and do not change it
 // after its first Write.
 type Table struct {
-	Name         string   // target, "schema.table" or "table" (means public)
-	Columns      []Column // order of the fields of each tuple (after the seq field when Keyed)
-	Key          []string // conflict key columns; empty: keyless
-	OnConflict   Policy
-	OffsetColumn string // optional column holding the Kafka offset; with PolicyUpdate the merge only overwrites a row whose OffsetColumn is lower than the incoming one
-	Create       bool   // Migrate creates the target from Columns (PRIMARY KEY Key) if missing
+	Name       string   // target, "schema.table" or "table" (means public)
+	Columns    []Column // order of the fields of each tuple (after the seq field when Keyed)
+	Key        []string // conflict key columns; empty: keyless
+	OnConflict Policy
+	// OffsetColumn optionally names a column holding a monotonic position
+	// (the Kafka offset, a Debezium LSN). With PolicyUpdate the merge only
+	// overwrites a row whose OffsetColumn is lower than the incoming one
+	// (or NULL), and within a batch a key's versions are ordered by it
+	// first; a RowDelete only removes a row whose OffsetColumn is lower
+	// than the delete tuple's (or NULL in either), so a replayed older
+	// delete cannot remove a newer row.
+	OffsetColumn string
+	Create       bool // Migrate creates the target from Columns (PRIMARY KEY Key) if missing
 	// Partition, when set, makes Migrate create the target partitioned
 	// by time (with Create) and check that it is; MaintainPartitions keeps
 	// its partitions (partition.go).
