@@ -119,44 +119,64 @@ FROM generate_series($1::int8, $2::int8) AS i,
 // the baselines, each COPY in a transaction that is rolled back. The
 // table is then vacuumed (not timed), so the drain finds it as it was.
 func (e *env) rawCopyInto(ctx context.Context, s *stream, o Options) (*Throughput, error) {
+	raw, _, err := e.rawCopiesInto(ctx, s, o, false)
+	return raw, err
+}
+
+// rawCopiesInto is rawCopyInto, and with sorted also the key-sorted raw
+// COPY (a') into the same table: each COPY's rows in key order, as
+// Sluice's direct path sends them, which on a large table is the faster
+// of the two (fewer index pages touched per COPY).
+func (e *env) rawCopiesInto(ctx context.Context, s *stream, o Options, sorted bool) (raw, rawSorted *Throughput, err error) {
 	logf(o.Log, "decoding %d records into binary tuples for the raw COPY limit (not timed) …", s.stats.Records)
 	w, err := decodeWorkload(s.gen, s.stats.Records, o.MaxConns)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	warm := s.table + "_warmup"
 	if err := e.cloneTable(ctx, s.table, warm); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := e.phase(ctx, s, w.rows, warm, w.distinct, func(ctx context.Context, c *pgconn.PgConn, sh *shard) error {
 		return copyShard(ctx, c, sh, warm, w.cols, o.BatchRows)
 	}); err != nil {
-		return nil, fmt.Errorf("cannot warm PostgreSQL up: %w", err)
+		return nil, nil, fmt.Errorf("cannot warm PostgreSQL up: %w", err)
 	}
-	logf(o.Log, "raw COPY limit into %s itself (each COPY rolled back): %d distinct rows over %d connections …", s.table, w.rows, o.MaxConns)
-	if err := e.checkpoint(ctx); err != nil {
-		return nil, err
-	}
-	cpu0 := e.cpuNow()
-	d, err := e.parallel(ctx, w.distinct, func(ctx context.Context, c *pgconn.PgConn, sh *shard) error {
-		return copyShardRolledBack(ctx, c, sh, s.table, w.cols, o.BatchRows)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cannot run the raw COPY baseline into %s: %w", s.table, err)
-	}
-	cpu := e.cpuNow().sub(cpu0, d)
 	c, err := pgx.Connect(ctx, e.pgURL)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer c.Close(context.Background())
-	if _, err := c.Exec(ctx, "VACUUM "+qualified(s.table)); err != nil {
-		return nil, fmt.Errorf("cannot vacuum %s after the raw COPY baseline: %w", s.table, err)
+	measure := func(what string, shards []shard) (*Throughput, error) {
+		logf(o.Log, "%s into %s itself (each COPY rolled back): %d distinct rows over %d connections …", what, s.table, w.rows, o.MaxConns)
+		if err := e.checkpoint(ctx); err != nil {
+			return nil, err
+		}
+		cpu0 := e.cpuNow()
+		d, err := e.parallel(ctx, shards, func(ctx context.Context, c *pgconn.PgConn, sh *shard) error {
+			return copyShardRolledBack(ctx, c, sh, s.table, w.cols, o.BatchRows)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("cannot run the %s baseline into %s: %w", what, s.table, err)
+		}
+		cpu := e.cpuNow().sub(cpu0, d)
+		if _, err := c.Exec(ctx, "VACUUM "+qualified(s.table)); err != nil {
+			return nil, fmt.Errorf("cannot vacuum %s after the %s baseline: %w", s.table, what, err)
+		}
+		t := newThroughput(d, s.stats.Records, w.rows, s.stats.CommittedBytes)
+		t.CPU = &cpu
+		logf(o.Log, "  %.2fs: %.0f rows/s, %.1f MB/s", t.Seconds, t.RowsPerSec, t.MBPerSec)
+		return &t, nil
 	}
-	t := newThroughput(d, s.stats.Records, w.rows, s.stats.CommittedBytes)
-	t.CPU = &cpu
-	logf(o.Log, "  %.2fs: %.0f rows/s, %.1f MB/s", t.Seconds, t.RowsPerSec, t.MBPerSec)
-	return &t, nil
+	if raw, err = measure("raw COPY limit", w.distinct); err != nil {
+		return nil, nil, err
+	}
+	if sorted && w.keyField >= 0 {
+		if rawSorted, err = measure("raw COPY, key-sorted batches", sortedByKey(w.distinct, w.keyField, o.BatchRows)); err != nil {
+			return nil, nil, err
+		}
+	}
+	return raw, rawSorted, nil
 }
 
 // copyShardRolledBack is copyShard with each COPY in a transaction that
@@ -193,12 +213,17 @@ type GrowthPoint struct {
 	PrefillSeconds float64     `json:"prefill_seconds"`
 	Sluice         Throughput  `json:"sluice"`
 	RawCopy        *Throughput `json:"raw_copy,omitempty"`
-	Ratio          float64     `json:"ratio_raw_copy,omitempty"` // Sluice over the raw COPY limit at this size
+	RawCopySorted  *Throughput `json:"raw_copy_sorted,omitempty"` // (a'): each COPY's rows in key order
+	Ratio          float64     `json:"ratio_raw_copy,omitempty"`  // Sluice over the raw COPY limit at this size
+	RatioSorted    float64     `json:"ratio_raw_copy_sorted,omitempty"`
 }
 
 // growth measures, for a plain and a day-partitioned target, Sluice and
 // the raw COPY limit into a target prefilled with each of sizes rows.
 func (e *env) growth(ctx context.Context, o Options, sizes []int64) ([]GrowthPoint, error) {
+	if o.Schema != loadgen.SchemaReference {
+		return nil, fmt.Errorf("cannot measure the growth curve with the %s schema; use --schema reference", o.Schema)
+	}
 	var out []GrowthPoint
 	for _, partitioned := range []bool{false, true} {
 		layout := "plain"
@@ -212,8 +237,8 @@ func (e *env) growth(ctx context.Context, o Options, sizes []int64) ([]GrowthPoi
 			sp := pointSpec{Partitions: o.Partitions, MaxConns: o.MaxConns, BatchRows: o.BatchRows, BatchBytes: o.BatchBytes,
 				MaxAge: o.MaxAge, Records: o.Records, Seed: o.Seed, cleanup: true}
 			sp.before = func(ctx context.Context, s *stream) error {
-				raw, err := e.rawCopyInto(ctx, s, po)
-				gp.RawCopy = raw
+				var err error
+				gp.RawCopy, gp.RawCopySorted, err = e.rawCopiesInto(ctx, s, po, true)
 				return err
 			}
 			logf(o.Log, "growth point: %s table of %d rows", layout, n)
@@ -225,7 +250,11 @@ func (e *env) growth(ctx context.Context, o Options, sizes []int64) ([]GrowthPoi
 			if gp.RawCopy != nil && pr.Drain.Seconds > 0 {
 				gp.Ratio = gp.RawCopy.Seconds / pr.Drain.Seconds
 			}
-			logf(o.Log, "  %s, %d rows: Sluice %.1f MB/s, raw COPY %.1f MB/s, ratio %.2f", layout, n, gp.Sluice.MBPerSec, gp.RawCopy.MBPerSec, gp.Ratio)
+			if gp.RawCopySorted != nil && pr.Drain.Seconds > 0 {
+				gp.RatioSorted = gp.RawCopySorted.Seconds / pr.Drain.Seconds
+			}
+			logf(o.Log, "  %s, %d rows: Sluice %.1f MB/s; Sluice / raw COPY %.2f, / key-sorted raw COPY %.2f",
+				layout, n, gp.Sluice.MBPerSec, gp.Ratio, gp.RatioSorted)
 			out = append(out, gp)
 		}
 	}
@@ -237,23 +266,36 @@ func renderGrowth(md *strings.Builder, pts []GrowthPoint, writeChart func(string
 	md.WriteString("## Throughput against table size\n\n![throughput against table size](growth.svg)\n\n")
 	md.WriteString("Each point prefills a fresh target (rows shaped like the reference event, spread over the 30 days before the benchmark's, " +
 		"inserted inside PostgreSQL, primary key rebuilt, vacuumed), then measures the raw COPY limit into that same table at that size " +
-		"(each COPY rolled back, then vacuumed) and Sluice draining the workload into it. The ratio is Sluice's throughput over the raw COPY limit.\n\n")
-	md.WriteString("| layout | rows in table | Sluice MB/s | Sluice rows/s | raw COPY MB/s | Sluice / raw COPY | prefill |\n|---|---|---|---|---|---|---|\n")
+		"(each COPY rolled back, then vacuumed), in arrival order (a) and with each COPY's rows in key order (a'), as Sluice's direct path sends them, " +
+		"and Sluice draining the workload into it. The ratios are Sluice's throughput over each. On a large table the key-sorted COPY is the real limit: " +
+		"rows in key order touch fewer index pages per COPY.\n\n")
+	md.WriteString("| layout | rows in table | Sluice MB/s | Sluice rows/s | raw COPY (a) MB/s | key-sorted (a') MB/s | Sluice / (a) | Sluice / (a') | prefill |\n|---|---|---|---|---|---|---|---|---|\n")
 	series := map[string]*Series{}
 	var order []string
 	for _, p := range pts {
-		raw := "–"
-		if p.RawCopy != nil {
-			raw = fmt.Sprintf("%.1f", p.RawCopy.MBPerSec)
+		mbs := func(t *Throughput) string {
+			if t == nil {
+				return "–"
+			}
+			return fmt.Sprintf("%.1f", t.MBPerSec)
 		}
-		fmt.Fprintf(md, "| %s | %s | %.1f | %.0f | %s | %.2f | %.0f s |\n", p.Layout, fmtRows(p.Rows), p.Sluice.MBPerSec, p.Sluice.RowsPerSec, raw, p.Ratio, p.PrefillSeconds)
-		s := series[p.Layout]
-		if s == nil {
-			s = &Series{Name: p.Layout}
-			series[p.Layout] = s
-			order = append(order, p.Layout)
+		fmt.Fprintf(md, "| %s | %s | %.1f | %.0f | %s | %s | %.2f | %.2f | %.0f s |\n", p.Layout, fmtRows(p.Rows), p.Sluice.MBPerSec, p.Sluice.RowsPerSec,
+			mbs(p.RawCopy), mbs(p.RawCopySorted), p.Ratio, p.RatioSorted, p.PrefillSeconds)
+		for _, v := range []struct {
+			name  string
+			ratio float64
+		}{{p.Layout + " / (a)", p.Ratio}, {p.Layout + " / (a')", p.RatioSorted}} {
+			if v.ratio == 0 {
+				continue
+			}
+			s := series[v.name]
+			if s == nil {
+				s = &Series{Name: v.name}
+				series[v.name] = s
+				order = append(order, v.name)
+			}
+			s.Points = append(s.Points, [2]float64{float64(p.Rows) / 1e6, v.ratio})
 		}
-		s.Points = append(s.Points, [2]float64{float64(p.Rows) / 1e6, p.Ratio})
 	}
 	md.WriteString("\n")
 	c := &Chart{Title: "Sluice / raw COPY limit against table size", XLabel: "rows in the target (millions)", YLabel: "ratio to raw COPY"}

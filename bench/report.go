@@ -486,7 +486,7 @@ func renderGrowthOnly(r *Report, dir string) error {
 	if err := renderGrowth(&md, r.Growth, writeChart); err != nil {
 		return err
 	}
-	fmt.Fprintf(&md, "## How to reproduce\n\n```sh\nmake build && ./bin/sluice report --growth-only --growth %s --out DIR\n```\n", growthList(o.Growth))
+	fmt.Fprintf(&md, "## How to reproduce\n\n```sh\nmake build && ./bin/sluice report --growth-only --growth %s --records %d --out DIR\n```\n", growthList(o.Growth), o.Records)
 	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(md.String()), 0o644); err != nil {
 		return fmt.Errorf("cannot write the report: %w", err)
 	}
