@@ -84,6 +84,7 @@ type avroType struct {
 type avroField struct {
 	name string
 	t    *avroType
+	key  string // ,"name": for JSON objects (names need no escaping)
 }
 
 // String names t for error messages: "string", "record com.acme.Order",
@@ -357,7 +358,7 @@ func (p *avroParser) parseRecord(m map[string]any, ns string) (*avroType, error)
 		if err != nil {
 			return nil, fmt.Errorf("record %s, field %s: %w", t.name, name, err)
 		}
-		t.fields = append(t.fields, avroField{name: name, t: typ})
+		t.fields = append(t.fields, avroField{name: name, t: typ, key: `,"` + name + `":`})
 	}
 	return t, nil
 }

@@ -1,7 +1,10 @@
 package codec
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -114,4 +117,99 @@ func TestAvroZeroAllocs(t *testing.T) {
 	value := cat(AppendRegistryFraming(nil, 1), aS("\x80\x00\x00\x00\x00\x00\x00\x00\x00\x01"),
 		aL(2), aS("j"), aS("x"), aS("k"), aS("found"), aL(0), inner, aL(tsMillis*1e6+1), aF64(-1.25e-7))
 	run("nested", d2, &Record{Value: value})
+}
+
+// TestAvroJumpOnlyUnread: array blocks with a byte size are jumped over
+// only where no column reads them, around them or inside them.
+func TestAvroJumpOnlyUnread(t *testing.T) {
+	schema := `{"type":"record","name":"R","fields":[
+		{"name":"a","type":{"type":"record","name":"A","fields":[{"name":"x","type":"long"},{"name":"arr","type":{"type":"array","items":"string"}}]}},
+		{"name":"other","type":{"type":"array","items":"string"}}]}`
+	cols := []Column{{Name: "a", Type: TypeJSONB, Path: "a"}, {Name: "x", Type: TypeInt8, Path: "a.x"}}
+	d := avroDecoder(t, cols, schema)
+	garbage := cat(aL(-1), aL(1), aL(-2), aL(0)) // one item of 1 byte: a negative string length
+	good := cat(aL(-1), aL(2), aS("s"), aL(0))
+	rec := func(arr, other []byte) *Record {
+		return &Record{Value: cat(AppendRegistryFraming(nil, 1), aL(5), arr, other)}
+	}
+	if fields, rerr := decode(t, d, rec(good, garbage)); rerr != nil || string(fields[0][1:]) != `{"x":5,"arr":["s"]}` {
+		t.Errorf("garbage in an unread block: %q %v, want it jumped over", fields, rerr)
+	}
+	if _, rerr := decode(t, d, rec(garbage, good)); rerr == nil || rerr.Reason != ReasonSchemaMismatch || rerr.Path != "a.arr" {
+		t.Errorf("garbage in a block a column reads: %v, want schema_mismatch at a.arr", rerr)
+	}
+}
+
+// TestAvroReferenceEventLandsInPostgres COPYs the Avro reference event,
+// written with and without the optional fields, and reads it back.
+func TestAvroReferenceEventLandsInPostgres(t *testing.T) {
+	d := avroDecoder(t, referenceColumns, AvroReferenceSchema)
+	sparse := referenceAvro
+	sparse.EventID, sparse.UserID, sparse.URL, sparse.UserAgent, sparse.Experiment = "3f1c9a2e-8b4d-4c6e-9f2a-1b3c5d7e9f02", nil, nil, nil, nil
+	sparse.AmountCent = -5
+	var tuples []byte
+	for i, e := range []*AvroReferenceEvent{&referenceAvro, &sparse} {
+		out, err := d.AppendFields(nil, &Record{Value: AppendAvroReferenceEvent(AppendRegistryFraming(nil, 1), e), Offset: int64(42 + i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tuples = appendTuple(tuples, d.NumFields(), out)
+	}
+	conn := pgConn(t)
+	ctx := context.Background()
+	mustExec(t, conn, "DROP TABLE IF EXISTS avro_ref; CREATE TABLE avro_ref "+referenceTable)
+	if err := copyTuples(ctx, conn, "avro_ref", tuples); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.Query(ctx, `SELECT event_id::text, tenant_id::text, coalesce(user_id::text, 'NULL'), type, ts::text, amount::text,
+		coalesce(url, 'NULL'), coalesce(user_agent, 'NULL'), attrs::text, country, src_offset::text FROM avro_ref ORDER BY src_offset`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	wants := [][11]string{
+		{"3f1c9a2e-8b4d-4c6e-9f2a-1b3c5d7e9f01", "123", "4567", "purchase", "2026-11-01 00:00:01.234+00", "12.34",
+			"https://shop.example.com/checkout/cart?item=sku-48213&qty=2&ref=newsletter-2026-11",
+			"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+			`{"device": "desktop", "country": "DE", "session": "9b2e4f6a-1c3d-4e5f-8a7b-6c5d4e3f2a1b", "experiment": "checkout-v2"}`, "DE", "42"},
+		{"3f1c9a2e-8b4d-4c6e-9f2a-1b3c5d7e9f02", "123", "NULL", "purchase", "2026-11-01 00:00:01.234+00", "-0.05", "NULL", "NULL",
+			`{"device": "desktop", "country": "DE", "session": "9b2e4f6a-1c3d-4e5f-8a7b-6c5d4e3f2a1b", "experiment": null}`, "DE", "43"},
+	}
+	n := 0
+	for rows.Next() {
+		var got [11]string
+		if err := rows.Scan(&got[0], &got[1], &got[2], &got[3], &got[4], &got[5], &got[6], &got[7], &got[8], &got[9], &got[10]); err != nil {
+			t.Fatal(err)
+		}
+		if n < len(wants) && got != wants[n] {
+			t.Errorf("row %d:\ngot  %q\nwant %q", n, got, wants[n])
+		}
+		n++
+	}
+	if rows.Err() != nil || n != 2 {
+		t.Fatalf("%d rows, %v", n, rows.Err())
+	}
+}
+
+// TestAvroNumericScaled: the direct base-10000 encoding of small decimals
+// equals the encoding of their decimal text.
+func TestAvroNumericScaled(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	p := &avroPlan{}
+	for range 50000 {
+		b := make([]byte, r.IntN(9))
+		for j := range b {
+			if j == 0 || r.IntN(3) > 0 {
+				b[j] = byte(r.IntN(256))
+			}
+		}
+		scale := r.IntN(16)
+		neg, mag := smallDecimal(b)
+		got := appendNumericScaled(nil, neg, mag, scale)
+		text := p.appendDecimalText(nil, b, scale)
+		n, _ := splitNumber(text)
+		if want := appendNumericField(nil, &n); !bytes.Equal(got, want) {
+			t.Fatalf("%x at scale %d (%s): got %x, want %x", b, scale, text, got, want)
+		}
+	}
 }

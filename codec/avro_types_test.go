@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Avro datum builders for tests.
@@ -234,6 +236,10 @@ var avroCases = []avroCase{
 	{ft: ftDate, datum: aL(-2440589), typ: TypeDate, reason: ReasonOutOfRange},
 	{ft: ftDate, datum: aL(19782), typ: TypeTimestamptz, want: "2024-02-29 00:00:00+00"},
 	{ft: ftDate, datum: aL(math.MinInt32), typ: TypeTimestamptz, reason: ReasonOutOfRange},
+	{ft: ftDate, datum: aL(106751982 + 10957), typ: TypeTimestamp, want: "294276-12-31 00:00:00"},
+	{ft: ftDate, datum: aL(106751983 + 10957), typ: TypeTimestamp, reason: ReasonOutOfRange},
+	{ft: ftDate, datum: aL(-2440588), typ: TypeTimestamp, want: "4714-11-24 00:00:00 BC"},
+	{ft: ftDate, datum: aL(-2440589), typ: TypeTimestamp, reason: ReasonOutOfRange},
 	{ft: ftDate, datum: aL(19782), typ: TypeText, want: "2024-02-29"},
 	{ft: ftDate, datum: aL(19782), typ: TypeJSONB, want: `"2024-02-29"`},
 	{ft: ftDate, datum: aL(19782), typ: TypeInt4, want: "19782"},
@@ -367,5 +373,50 @@ func TestAvroTypes(t *testing.T) {
 		if n != len(wants[typ]) {
 			t.Errorf("%s: %d rows landed, want %d", typ, n, len(wants[typ]))
 		}
+	}
+}
+
+// TestAvroNanosAgainstPostgres: timestamp-nanos values, many of them
+// exactly half a microsecond, must land as PostgreSQL reads the same
+// instant written in RFC 3339 with nine fraction digits.
+func TestAvroNanosAgainstPostgres(t *testing.T) {
+	conn := pgConn(t)
+	ctx := context.Background()
+	d := mustDecoder(t, FormatAvro, []Column{{Name: "v", Type: TypeTimestamptz, Path: "v"}}, Options{})
+	if err := d.AddSchema(SchemaRef{ID: 1}, &Schema{Text: oneField(ftTsNanos)}); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	var tuples []byte
+	var texts []string
+	for i := range 3000 {
+		ns := r.Int64()
+		if r.IntN(2) == 0 {
+			ns = -ns
+		}
+		ns = ns/1000*1000 + []int64{500, -500, 499, 501, 0, ns % 1000}[i%6]
+		out, err := d.AppendFields(nil, &Record{Value: append(AppendRegistryFraming(nil, 1), aL(ns)...)})
+		if err != nil {
+			t.Fatalf("%d: %v", ns, err)
+		}
+		tuples = appendTuple(tuples, 2, append(appendInt4Field(nil, int32(i)), out...))
+		texts = append(texts, time.Unix(0, ns).UTC().Format("2006-01-02T15:04:05.000000000Z"))
+	}
+	mustExec(t, conn, "DROP TABLE IF EXISTS avro_nanos; CREATE TABLE avro_nanos (id int4, v timestamptz)")
+	if err := copyTuples(ctx, conn, "avro_nanos", tuples); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.Query(ctx, `SELECT x.s, t.v::text, x.s::timestamptz::text FROM avro_nanos t
+		JOIN unnest($1::text[]) WITH ORDINALITY AS x(s, i) ON t.id = x.i - 1 WHERE t.v <> x.s::timestamptz`, texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s, ours, theirs string
+		if err := rows.Scan(&s, &ours, &theirs); err != nil {
+			t.Fatal(err)
+		}
+		t.Errorf("%s: we stored %s, PostgreSQL reads %s", s, ours, theirs)
 	}
 }

@@ -9,6 +9,9 @@
 //     (int32 big-endian length followed by the bytes, or length -1 for NULL)
 //     to the caller's buffer, in column order. It does not write the int16
 //     field count of the tuple: the caller frames tuples (see package pgcopy).
+//     Decoder.Op then says what the tuple means (an upsert, a delete); for
+//     records that change no row (OpSkip) or truncate the table
+//     (OpTruncate) nothing is appended and the caller frames no tuple.
 //   - A record that cannot become a row (malformed JSON, wrong type, out of
 //     range, missing required field, invalid UTF-8 or NUL in text, bad
 //     compression frame, oversized) yields a *RowError naming the column,
@@ -30,12 +33,126 @@
 // column takes any JSON value. The whole document is validated in one
 // pass even where no column looks, so a record is either valid JSON or
 // dead-lettered. A tombstone (nil value) is not parsed: every path column
-// and kafka.value is NULL (ReasonMissingRequired where Required). An empty,
-// non-nil value is ReasonMalformedJSON.
+// and kafka.value is NULL (ReasonMissingRequired where Required); with
+// Options.Deletes it is instead a delete of the row the record key names
+// (see Decoder.Op). An empty, non-nil value is ReasonMalformedJSON.
 //
 // FormatRaw: no parsing and no decompression; the default columns are
 // RawColumns (topic, partition, offset, timestamp, key, value as received,
 // headers as jsonb). Custom raw columns may use any kafka.* source.
+//
+// FormatAvro, FormatProtobuf, FormatJSONSchema: values written by a Schema
+// Registry serializer (see Schema Registry framing below). FormatAvro
+// decodes the Avro binary datum with its writer schema (see Avro below);
+// FormatJSONSchema decodes the JSON document after the framing exactly as
+// FormatJSON decodes a value. The JSON Schema itself is fetched, so that a
+// record naming an unknown schema is a dead letter, but values are not
+// validated against it: the columns' own checks apply. For FormatAvro and
+// FormatProtobuf a kafka.value column must be bytea; for FormatJSONSchema
+// kafka.value text, json and jsonb hold the JSON document after the
+// framing. In every registry format a bytea kafka.value holds the value
+// with its framing.
+//
+// # Schema Registry framing
+//
+// Confluent's wire format: the value starts with magic byte 0 and the
+// schema id (4 bytes, big-endian), or magic byte 1 and the schema's
+// 16-byte GUID; for Protobuf the message indexes follow (a zigzag varint
+// count, then as many zigzag varint indexes; the single byte 0 means
+// [0]). Newer serializers may instead put the same bytes (magic byte, id
+// or GUID, Protobuf message indexes) in a __value_schema_id record
+// header (matched exactly; the last one wins), and the value is then the
+// bare datum. Any other first byte, a truncated prefix or a malformed
+// header is ReasonBadFraming. Keys are not decoded: kafka.key holds the
+// key as received.
+//
+// The decoder never does I/O. A record whose schema it does not have
+// makes AppendFields return a *SchemaNeededError naming the SchemaRef;
+// the caller fetches the schema, calls Decoder.AddSchema (with nil when
+// the registry does not know the id) and decodes the record again. Each
+// schema is compiled once for the table's columns and cached
+// (Options.MaxSchemas, oldest evicted first). Records naming a schema the
+// registry does not know are ReasonUnknownSchema; a schema of another type
+// than the format, or one that does not parse, makes its records
+// ReasonSchemaMismatch; a schema whose value at a column's path can never
+// fill the column's type makes its records ReasonWrongType for that
+// column. A column whose path names no field of the writer schema is NULL
+// (ReasonMissingRequired when Required): writer schemas evolve, and one
+// table takes records of every version. A tombstone has no framing: its
+// path columns are NULL, as in FormatJSON.
+//
+// # Avro
+//
+// Paths name record fields (attrs.country) and, through a map, its keys;
+// a path goes through unions into whichever branch the datum takes (a
+// null branch, or a branch without the field, gives NULL). Arrays cannot
+// be indexed. Named types, namespaces, references (Schema.References) and
+// recursive types are supported; aliases and defaults are ignored (the
+// datum is read with its writer schema, no resolution against a reader
+// schema). An invalid logical type annotation is ignored, as the
+// specification says.
+//
+// The datum is walked once: every value is checked against the schema
+// (lengths within the payload and not negative, ints within 32 bits,
+// booleans 0 or 1, union branches and enum symbols in range, array and
+// map blocks consistent with their byte sizes, nesting within
+// Options.MaxDepth, no bytes after the datum) and a mismatch is
+// ReasonSchemaMismatch naming the field path. Values no column reads are
+// skipped by length; blocks with a byte size are skipped in one jump and
+// their items are not checked; strings no column reads are not checked
+// for UTF-8.
+//
+// Avro type (logical type) → column types, converted as for JSON unless
+// said otherwise; a union takes the conversions of the branch the datum
+// holds:
+//
+//	null                    any column, always NULL
+//	boolean                 bool, text, json, jsonb
+//	int, long               int2, int4, int8 (range-checked), numeric, float4, float8
+//	                        (rounded to nearest), text, json, jsonb, timestamptz and
+//	                        timestamp (an epoch number, its unit by magnitude as in JSON)
+//	float, double           float4 (overflow and underflow to zero are ReasonOutOfRange),
+//	                        float8, numeric (the shortest decimal that reads back as the
+//	                        value; NaN and ±Infinity kept), int2/4/8 (integral values
+//	                        only), text (as PostgreSQL prints a float), json and jsonb
+//	                        (NaN and infinities as the strings "NaN", "Infinity",
+//	                        "-Infinity")
+//	string                  text (valid UTF-8 without NUL), uuid, int2/4/8, float4/8,
+//	                        numeric, timestamptz, timestamp, date (parsed as JSON
+//	                        strings are), json and jsonb (a JSON string), bytea (its
+//	                        UTF-8 bytes)
+//	bytes, fixed            bytea, text (valid UTF-8 without NUL), json and jsonb (a
+//	                        standard padded base64 string), uuid (exactly 16 bytes)
+//	enum                    text, json, jsonb: the symbol
+//	record, array, map      json, jsonb, text: the value as JSON (below)
+//	decimal (bytes, fixed)  numeric (exact, scale kept), text, json and jsonb (a
+//	                        number), float4/8 (correctly rounded), int2/4/8 (integral
+//	                        values only); unscaled values past 4096 bytes are
+//	                        ReasonOutOfRange
+//	uuid (string, fixed 16) uuid, text, json, jsonb (canonical text for fixed), bytea
+//	date                    date, timestamptz and timestamp (midnight UTC), text, json,
+//	                        jsonb (YYYY-MM-DD, years 0001 to 9999), int2/4/8 (days)
+//	time-millis,            text, json, jsonb (HH:MM:SS with the fraction's trailing
+//	time-micros             zeros dropped, as PostgreSQL prints a time), int2/4/8 (the
+//	                        raw count); the codec has no time column type
+//	timestamp-millis,       timestamptz, timestamp (nanoseconds rounded to the
+//	timestamp-micros,       microsecond exactly as PostgreSQL rounds nine fraction
+//	timestamp-nanos         digits), text, json, jsonb (RFC 3339 with Z, years 0001 to
+//	                        9999), int2/4/8 (the raw count)
+//	local-timestamp-millis, timestamp (the wall clock), timestamptz (the wall clock
+//	-micros, -nanos         taken as UTC), text, json, jsonb (RFC 3339 without offset),
+//	                        int2/4/8
+//	duration (fixed 12)     text (ISO 8601, P1M2DT3.004S, which PostgreSQL's interval
+//	                        input reads), json and jsonb ({"months":1,"days":2,
+//	                        "milliseconds":3004}), bytea
+//
+// Values taken whole as JSON are built without a library: records as
+// objects in field order, maps as objects in datum order, arrays as
+// arrays, unions as the branch's value (not Avro's {"type": value} JSON
+// encoding), and the logical types as above (decimals as JSON numbers,
+// bytes and fixed as base64 strings). Strings must be valid UTF-8; a NUL
+// is written as \u0000 in json and text, and is ReasonInvalidValue in
+// jsonb, as are decimals beyond numeric's range.
 //
 // # Paths
 //
@@ -123,11 +240,14 @@
 // (told apart by the stream identifier). An unknown name or a corrupt
 // frame is ReasonBadCompression; output past Options.MaxDecompressedBytes
 // is ReasonOversized, detected without inflating further. FormatRaw never
-// decompresses.
+// decompresses; the registry formats decompress before reading the
+// framing.
 package codec
 
 import (
 	"fmt"
+	"iter"
+	"math/bits"
 	"sync/atomic"
 	"time"
 )
@@ -212,6 +332,16 @@ const (
 	SourceKey
 	SourceHeaders
 	SourceValue
+
+	// Debezium envelope fields (FormatDebezium only), see debezium.go.
+	SourceDebeziumOp            // debezium.op
+	SourceDebeziumTsMs          // debezium.ts_ms
+	SourceDebeziumSourceTsMs    // debezium.source.ts_ms
+	SourceDebeziumSourceLSN     // debezium.source.lsn
+	SourceDebeziumSourceDB      // debezium.source.db
+	SourceDebeziumSourceSchema  // debezium.source.schema
+	SourceDebeziumSourceTable   // debezium.source.table
+	SourceDebeziumTransactionID // debezium.transaction.id
 	// SourceUnmapped gathers the top-level members of a JSON record that
 	// no path column reads into one json or jsonb object (unmapped.go).
 	SourceUnmapped
@@ -226,7 +356,16 @@ var sourceNames = [...]string{
 	SourceKey:       "kafka.key",
 	SourceHeaders:   "kafka.headers",
 	SourceValue:     "kafka.value",
-	SourceUnmapped:  "unmapped",
+
+	SourceDebeziumOp:            "debezium.op",
+	SourceDebeziumTsMs:          "debezium.ts_ms",
+	SourceDebeziumSourceTsMs:    "debezium.source.ts_ms",
+	SourceDebeziumSourceLSN:     "debezium.source.lsn",
+	SourceDebeziumSourceDB:      "debezium.source.db",
+	SourceDebeziumSourceSchema:  "debezium.source.schema",
+	SourceDebeziumSourceTable:   "debezium.source.table",
+	SourceDebeziumTransactionID: "debezium.transaction.id",
+	SourceUnmapped:              "unmapped",
 }
 
 // String returns the configuration name of s ("" for SourcePath).
@@ -256,6 +395,7 @@ type Column struct {
 	Path     string // dotted JSON path for SourcePath, e.g. "attrs.country"
 	Required bool   // missing or null becomes a *RowError instead of NULL
 	Limit    Limit  // the target column's length, precision and scale; checked after any source
+	Key      bool   // part of the table's conflict key: what a delete matches on
 	// NotBefore, when set, holds the oldest time, in Unix microseconds, a
 	// timestamptz, timestamp (UTC wall clock) or date value of the column
 	// may have: an older one is ReasonExpired (a partitioned table's
@@ -288,6 +428,7 @@ const (
 	FormatAvro                     // registry-framed Avro
 	FormatProtobuf                 // registry-framed Protobuf
 	FormatJSONSchema               // registry-framed JSON (JSON Schema)
+	FormatDebezium                 // Debezium change events in JSON; columns pick paths in the row
 )
 
 var formatNames = [...]string{
@@ -296,6 +437,7 @@ var formatNames = [...]string{
 	FormatAvro:       "avro",
 	FormatProtobuf:   "protobuf",
 	FormatJSONSchema: "json_schema",
+	FormatDebezium:   "debezium",
 }
 
 // ParseFormat returns the Format for a configuration name such as "json"
@@ -320,9 +462,9 @@ func (f Format) String() string {
 	return fmt.Sprintf("format(%d)", uint8(f))
 }
 
-// registry reports whether records of format f are framed with a Schema
-// Registry schema id.
-func (f Format) registry() bool {
+// UsesRegistry reports whether records of format f are framed with a
+// Schema Registry schema id, so their decoder needs AddSchema.
+func (f Format) UsesRegistry() bool {
 	return f == FormatAvro || f == FormatProtobuf || f == FormatJSONSchema
 }
 
@@ -344,6 +486,69 @@ type Record struct {
 	Headers   []Header
 }
 
+// Op is what a decoded record means for its row. Every record of FormatJSON
+// and FormatRaw is an upsert, except tombstones under Options.Deletes;
+// FormatDebezium records carry their own operation.
+type Op uint8
+
+// Operations reported by Decoder.Op.
+const (
+	// OpUpsert: insert the tuple, or resolve the conflict on its key as the
+	// table says.
+	OpUpsert Op = iota
+	// OpDelete: delete the row whose key columns equal the tuple's; only
+	// the key columns (and kafka.*/debezium.* source columns) are filled,
+	// the other path columns are NULL.
+	OpDelete
+	// OpTruncate: the source table was truncated. Nothing was appended.
+	OpTruncate
+	// OpSkip: the record changes no row (a tombstone after a Debezium
+	// delete, a logical decoding message). Nothing was appended.
+	OpSkip
+)
+
+var opNames = [...]string{OpUpsert: "upsert", OpDelete: "delete", OpTruncate: "truncate", OpSkip: "skip"}
+
+func (o Op) String() string {
+	if int(o) < len(opNames) {
+		return opNames[o]
+	}
+	return "invalid"
+}
+
+// ColumnSet is a set of column indexes (positions in Decoder.Columns).
+// The zero value is empty.
+type ColumnSet []uint64
+
+// Has reports whether column i is in s.
+func (s ColumnSet) Has(i int) bool {
+	return i >= 0 && i>>6 < len(s) && s[i>>6]&(1<<(i&63)) != 0
+}
+
+// Len returns the number of columns in s.
+func (s ColumnSet) Len() int {
+	n := 0
+	for _, w := range s {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+
+// All yields the columns in s in increasing order.
+func (s ColumnSet) All() iter.Seq[int] {
+	return func(yield func(int) bool) {
+		for wi, w := range s {
+			for w != 0 {
+				b := bits.TrailingZeros64(w)
+				if !yield(wi<<6 + b) {
+					return
+				}
+				w &= w - 1
+			}
+		}
+	}
+}
+
 // Reason classifies why a record could not become a row. It is a metric
 // label, so the set is small and fixed.
 type Reason string
@@ -362,6 +567,8 @@ const (
 	ReasonBadFraming      Reason = "bad_framing"     // registry framing: wrong magic byte, truncated prefix or header
 	ReasonUnknownSchema   Reason = "unknown_schema"  // the registry has no schema with the record's id
 	ReasonSchemaMismatch  Reason = "schema_mismatch" // the payload does not match its writer schema, or the schema cannot be used
+	ReasonBadEnvelope     Reason = "bad_envelope"    // not a Debezium change event: no op, unknown op, no after
+	ReasonBadKey          Reason = "bad_key"         // a delete whose record key does not name the row
 	ReasonExpired         Reason = "expired"         // the value is older than Column.NotBefore (the table's retention)
 )
 

@@ -26,6 +26,12 @@ type Decoder struct {
 	plan    valuePlan // the plan of the record being decoded (Avro, Protobuf)
 	needed  SchemaRef // the schema AppendFields asks for
 	indexes []int     // Protobuf message indexes of the record
+	// Change streams (debezium.go, debezium_keys.go).
+	op        Op         // what the last record means
+	unchanged ColumnSet  // columns to keep as stored, when dirty
+	dirty     bool       // unchanged holds a set bit
+	dbz       *debezium  // FormatDebezium state
+	keys      *keyReader // reads record keys into key columns for deletes
 }
 
 type column struct {
@@ -101,6 +107,10 @@ func NewDecoder(format Format, cols []Column, opts Options) (*Decoder, error) {
 		if len(cols) == 0 {
 			return nil, fmt.Errorf("cannot build a %s decoder without columns; configure at least one column", format)
 		}
+	case FormatDebezium:
+		if len(cols) == 0 {
+			return nil, fmt.Errorf("cannot build a debezium decoder without columns; configure at least one column")
+		}
 	default:
 		return nil, fmt.Errorf("cannot build a decoder for format %d; use one of %v", format, formatNames[:])
 	}
@@ -161,6 +171,9 @@ func NewDecoder(format Format, cols []Column, opts Options) (*Decoder, error) {
 		root.fillSubtree()
 	}
 	d.root = root
+	if err := d.initChanges(); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -199,6 +212,9 @@ func validateColumn(format Format, c Column) error {
 	if c.Path != "" {
 		return fmt.Errorf("the column has both source %s and path %q; a column reads one or the other", c.Source, c.Path)
 	}
+	if c.Source.debezium() {
+		return validateDebeziumSource(format, c)
+	}
 	allowed := sourceTypes[c.Source]
 	if c.Source == SourceValue && (format == FormatAvro || format == FormatProtobuf) {
 		allowed = []Type{TypeBytea} // binary values: only as received
@@ -236,6 +252,7 @@ func (d *Decoder) Columns() []Column {
 // decoder keeps no reference to rec.
 func (d *Decoder) AppendFields(dst []byte, rec *Record) ([]byte, error) {
 	entry := len(dst)
+	d.beginChange()
 	out, rerr := d.appendFields(dst, rec)
 	// Keep no reference to the record's memory.
 	d.p.doc, d.aux.doc = nil, nil
@@ -246,6 +263,7 @@ func (d *Decoder) AppendFields(dst []byte, rec *Record) ([]byte, error) {
 		}
 		d.plan = nil
 	}
+	d.endChange(rerr != nil)
 	if rerr != nil {
 		if rerr == errSchemaNeeded {
 			return out[:entry], &SchemaNeededError{Ref: d.needed}
@@ -259,6 +277,12 @@ func (d *Decoder) appendFields(dst []byte, rec *Record) ([]byte, *RowError) {
 	if n := len(rec.Key) + len(rec.Value); n > d.opts.MaxRecordBytes {
 		return dst, &RowError{Reason: ReasonOversized, Detail: fmt.Sprintf("key and value take %d bytes, more than the limit of %d", n, d.opts.MaxRecordBytes)}
 	}
+	if d.format == FormatDebezium {
+		return d.appendDebezium(dst, rec)
+	}
+	if rec.Value == nil && d.keys != nil {
+		return d.appendDelete(dst, rec)
+	}
 	value := rec.Value
 	if d.format != FormatRaw && value != nil && len(rec.Headers) > 0 {
 		var rerr *RowError
@@ -267,7 +291,7 @@ func (d *Decoder) appendFields(dst []byte, rec *Record) ([]byte, *RowError) {
 		}
 	}
 	framed := value
-	if d.format.registry() && value != nil {
+	if d.format.UsesRegistry() && value != nil {
 		plan, payload, rerr := d.resolve(rec, value)
 		if rerr != nil {
 			return dst, rerr
@@ -295,8 +319,8 @@ func (d *Decoder) appendFields(dst []byte, rec *Record) ([]byte, *RowError) {
 		c := &d.cols[i]
 		var rerr *RowError
 		start := len(dst)
-		switch c.Source {
-		case SourcePath:
+		switch {
+		case c.Source == SourcePath:
 			switch {
 			case d.plan != nil:
 				dst, rerr = d.plan.appendPath(dst, c.slot)
@@ -305,33 +329,12 @@ func (d *Decoder) appendFields(dst []byte, rec *Record) ([]byte, *RowError) {
 			default:
 				dst, rerr = d.appendPath(dst, c, d.p.slots[c.slot])
 			}
-		case SourceTopic:
-			if reason, detail := checkText(s2b(rec.Topic)); reason != "" {
-				return dst, c.fail(reason, detail)
-			}
-			dst = appendStringField(dst, rec.Topic)
-		case SourcePartition:
-			dst, rerr = appendIntField(dst, c, int64(rec.Partition))
-		case SourceOffset:
-			if c.Type == TypeNumeric {
-				dst = appendNumericInt(dst, rec.Offset)
-			} else {
-				dst = appendInt8Field(dst, rec.Offset)
-			}
-		case SourceTimestamp:
-			dst, rerr = appendKafkaTime(dst, c, rec)
-		case SourceKey:
-			dst, rerr = d.appendKey(dst, c, rec.Key)
-		case SourceHeaders:
-			dst = appendHeadersField(dst, c.Type, rec.Headers)
-		case SourceUnmapped:
+		case c.Source == SourceValue && c.Type == TypeBytea:
+			dst, rerr = d.appendValue(dst, c, framed, top) // registry formats: the framing included
+		default:
+			dst, rerr = d.appendSource(dst, c, rec, value, top)
+		case c.Source == SourceUnmapped:
 			dst, rerr = d.appendUnmapped(dst, c)
-		case SourceValue:
-			if c.Type == TypeBytea {
-				dst, rerr = d.appendValue(dst, c, framed, top) // registry formats: the framing included
-			} else {
-				dst, rerr = d.appendValue(dst, c, value, top)
-			}
 		}
 		if rerr != nil {
 			return dst, rerr
@@ -348,6 +351,34 @@ func (d *Decoder) appendFields(dst []byte, rec *Record) ([]byte, *RowError) {
 		}
 	}
 	return dst, nil
+}
+
+// appendSource appends the field of a kafka.* source column. value is the
+// record value after decompression and top its parsed span, if parsed.
+func (d *Decoder) appendSource(dst []byte, c *column, rec *Record, value []byte, top span) ([]byte, *RowError) {
+	switch c.Source {
+	case SourceTopic:
+		if reason, detail := checkText(s2b(rec.Topic)); reason != "" {
+			return dst, c.fail(reason, detail)
+		}
+		return appendStringField(dst, rec.Topic), nil
+	case SourcePartition:
+		return appendIntField(dst, c, int64(rec.Partition))
+	case SourceOffset:
+		if c.Type == TypeNumeric {
+			return appendNumericInt(dst, rec.Offset), nil
+		}
+		return appendInt8Field(dst, rec.Offset), nil
+	case SourceTimestamp:
+		return appendKafkaTime(dst, c, rec)
+	case SourceKey:
+		return d.appendKey(dst, c, rec.Key)
+	case SourceHeaders:
+		return appendHeadersField(dst, c.Type, rec.Headers), nil
+	case SourceValue:
+		return d.appendValue(dst, c, value, top)
+	}
+	return dst, c.fail(ReasonWrongType, "source "+c.Source.String()+" is not a kafka.* source")
 }
 
 func (c *column) fail(reason Reason, detail string) *RowError {

@@ -10,7 +10,8 @@ import (
 	"time"
 )
 
-// referenceEvent is DESIGN.md's reference event, 480 bytes.
+// referenceEvent is the reference event of docs/design.md, "Reference
+// workload": 480 bytes.
 var referenceEvent = []byte(`{"event_id":"3f1c9a2e-8b4d-4c6e-9f2a-1b3c5d7e9f01","tenant_id":123,"user_id":4567,` +
 	`"type":"purchase","ts":"2026-11-01T00:00:01.234Z","amount":12.34,` +
 	`"url":"https://shop.example.com/checkout/cart?item=sku-48213&qty=2&ref=newsletter-2026-11",` +

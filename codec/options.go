@@ -38,6 +38,17 @@ type Options struct {
 	// Default DefaultMaxSchemas (1000): a topic rarely sees more than a
 	// few dozen schema versions, and each costs a few kilobytes.
 	MaxSchemas int
+	// Deletes makes a tombstone (nil value) of FormatJSON a delete
+	// (OpDelete) of the row named by the record key, read into the key
+	// columns (Column.Key) as described at Decoder.Op. Without it a
+	// tombstone is a row of NULL path columns. FormatDebezium carries its
+	// own deletes and ignores this option.
+	Deletes bool
+
+	// checkBlocks makes Avro plans walk the items of array and map blocks
+	// that carry a byte size instead of jumping over them: tests compare
+	// the walk with other decoders, which read every item.
+	checkBlocks bool
 }
 
 // EnsureDefaults returns a copy of o with zero fields set to their defaults.

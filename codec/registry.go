@@ -310,15 +310,17 @@ func (c *schemaCache) put(e *schemaEntry) {
 // AddSchema gives d the writer schema s for ref, after AppendFields
 // returned a *SchemaNeededError for it. s is nil when the registry says
 // the schema does not exist: records using ref are then a *RowError with
-// ReasonUnknownSchema. The schema is compiled for d's columns at once;
-// one that cannot be parsed, is of the wrong type for d's format, or
+// ReasonUnknownSchema. An Avro schema is compiled for d's columns at
+// once, a Protobuf schema per message on the first record naming it. A
+// schema that cannot be parsed, is of the wrong type for d's format, or
 // whose fields cannot fill d's columns is cached as well, and every
 // record using it is a *RowError naming the column and why (the pipeline
 // never stalls on a schema). The returned error says the same for
 // logging; it is nil when the schema compiled. The cache holds up to
-// Options.MaxSchemas schemas and evicts the oldest.
+// Options.MaxSchemas schemas and evicts the oldest. AddSchema for a ref
+// already cached replaces it.
 func (d *Decoder) AddSchema(ref SchemaRef, s *Schema) error {
-	if !d.format.registry() {
+	if !d.format.UsesRegistry() {
 		return fmt.Errorf("cannot add a schema to a decoder for format %s, which reads no schema registry framing", d.format)
 	}
 	e := &schemaEntry{ref: ref}
@@ -368,10 +370,18 @@ var errSchemaNeeded = &RowError{Reason: "schema_needed"}
 // resolve parses the framing of rec and finds the plan for its schema. For
 // FormatJSONSchema it returns a nil plan and the payload to parse as JSON.
 func (d *Decoder) resolve(rec *Record, value []byte) (valuePlan, []byte, *RowError) {
-	f, rerr := parseFraming(rec, value, d.format == FormatProtobuf, d.indexes)
-	d.indexes = f.indexes
-	if rerr != nil {
-		return nil, nil, rerr
+	var f framing
+	if len(rec.Headers) == 0 && len(value) >= 5 && value[0] == magicID && d.format != FormatProtobuf {
+		// The common case, without a loop over headers.
+		f.ref.ID = int32(binary.BigEndian.Uint32(value[1:]))
+		f.payload = value[5:]
+	} else {
+		var rerr *RowError
+		f, rerr = parseFraming(rec, value, d.format == FormatProtobuf, d.indexes)
+		d.indexes = f.indexes
+		if rerr != nil {
+			return nil, nil, rerr
+		}
 	}
 	e := d.schemas.get(f.ref)
 	if e == nil {

@@ -279,6 +279,9 @@ func TestRegistryDecoderConfig(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "bytea") {
 		t.Errorf("avro kafka.value jsonb: %v", err)
 	}
+	if _, err := NewDecoder(FormatAvro, referenceColumns, Options{MaxSchemas: -1}); err == nil {
+		t.Error("MaxSchemas -1 was accepted")
+	}
 	if err := mustDecoder(t, FormatJSON, referenceColumns, Options{}).AddSchema(SchemaRef{}, nil); err == nil {
 		t.Error("AddSchema on a json decoder must fail")
 	}
@@ -288,4 +291,42 @@ func TestRegistryDecoderConfig(t *testing.T) {
 			t.Errorf("ParseSchemaType(%q) = %v, %v", n, st, err)
 		}
 	}
+}
+
+// FuzzRegistryFraming feeds arbitrary values and __value_schema_id
+// headers to an Avro decoder that has schema id 1: every outcome is a
+// row, a *RowError with a known reason, or a request for a schema.
+func FuzzRegistryFraming(f *testing.F) {
+	f.Add(referenceAvroValue, []byte(nil), false)
+	f.Add(referenceAvroValue[5:], referenceAvroValue[:5], true)
+	f.Add([]byte("\x01\x00\x00"), []byte("\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01"), true)
+	d := avroDecoder(f, referenceColumns, AvroReferenceSchema)
+	f.Fuzz(func(t *testing.T, value, header []byte, withHeader bool) {
+		rec := &Record{Value: value}
+		if withHeader {
+			rec.Headers = []Header{{Key: valueSchemaIDHeader, Value: header}}
+		}
+		out, err := d.AppendFields([]byte("xyz"), rec)
+		var re *RowError
+		var need *SchemaNeededError
+		switch {
+		case err == nil:
+			if _, ferr := splitFields(out[3:], d.NumFields()); ferr != nil || string(out[:3]) != "xyz" {
+				t.Fatalf("accepted with malformed fields: %v", ferr)
+			}
+		case errors.As(err, &need):
+			if need.Ref == (SchemaRef{ID: 1}) {
+				t.Fatal("asks for a schema it has")
+			}
+		case errors.As(err, &re):
+			if !avroKnownReasons[re.Reason] || re.Detail == "" {
+				t.Fatalf("bad error %#v", re)
+			}
+		default:
+			t.Fatalf("unexpected error %T %v", err, err)
+		}
+		if err != nil && string(out) != "xyz" {
+			t.Fatalf("buffer not restored after %v", err)
+		}
+	})
 }

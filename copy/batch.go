@@ -32,7 +32,36 @@ type Batch struct {
 	// Seen, when set, is the target's KeyFilter, shared by the Writers of
 	// the table: the direct path then probes only the keys it may hold,
 	// and adds the batch's keys once it commits.
-	Seen          *KeyFilter
+	Seen *KeyFilter
+	// Ops, when set, holds one RowOp per tuple; nil means every tuple is
+	// an upsert. Keyed tables only: a RowDelete on a keyless table is
+	// refused. Per key, in seq order, a batch's deletes and upserts resolve
+	// in order: if the key has a delete, its stored row is deleted (subject
+	// to the OffsetColumn guard, see Table) and the upserts after the last
+	// delete compete as usual (the first wins under PolicyIgnore, the last
+	// under PolicyUpdate) for a fresh insert; without a delete nothing
+	// changes from plain upserts.
+	Ops []RowOp
+	// Unchanged, when set, holds one mask per tuple: bit i set means
+	// column i (Columns order) keeps its stored value, as for a Debezium
+	// unavailable-value placeholder. It matters under PolicyUpdate when
+	// the tuple updates a stored row; a tuple inserted (a new key, or one
+	// deleted earlier in the batch) has the column as sent, usually NULL.
+	// Bits of key columns are ignored. At most MaxUnchangedColumns columns.
+	Unchanged []uint64
+	// Truncate empties the target first, in the same transaction, after
+	// the offsets compare-and-set and before the tuples (a Debezium
+	// truncate event: the caller starts a new batch there). TRUNCATE holds
+	// an ACCESS EXCLUSIVE lock on the target until the batch commits, and
+	// fails on a target that other tables reference by foreign key.
+	Truncate      bool
+	// Also are batches of other tables written in the same transaction,
+	// for records of Ranges' partitions that feed several tables (the
+	// caller's routing). They carry no Ranges of their own; each has its
+	// own Table, tuples, ops, dead letters and DeadLetterFor. They always
+	// go through the staging merge (or straight into a keyless target),
+	// never the direct path, and take no Truncate.
+	Also []*Batch
 	Ranges        []Range      // one per partition in the batch
 	DeadLetters   []DeadLetter // found by the decoder; inserted in the same transaction
 	DeadLetterFor func(i int, err string) DeadLetter
@@ -47,6 +76,13 @@ type Result struct {
 	// reported by PostgreSQL, or -1 when the commit was confirmed by
 	// re-reading the offsets after a lost connection.
 	Affected int64
+	// Also holds the results of Batch.Also, in order (Rows, Affected,
+	// Deleted and Rejected; Distinct is -1).
+	Also []Result
+	// Deleted is the number of stored rows deleted by the batch's
+	// RowDelete tuples (rows emptied by Truncate are not counted), or -1
+	// when unknown, as for Affected.
+	Deleted int64
 	// Rejected are the tuples PostgreSQL refused, as dead letters committed
 	// with the batch.
 	Rejected []DeadLetter
@@ -96,6 +132,22 @@ func (b *Batch) validate() error {
 			if b.Ranges[i].Topic == b.Ranges[j].Topic && b.Ranges[i].Partition == b.Ranges[j].Partition {
 				return fmt.Errorf("cannot write a batch for %s: partition %s/%d has two ranges; merge them", b.Table.Name, b.Ranges[i].Topic, b.Ranges[i].Partition)
 			}
+		}
+	}
+	if err := b.validateOps(); err != nil {
+		return err
+	}
+	for i, sb := range b.Also {
+		if sb == nil || sb.Table == nil {
+			return fmt.Errorf("cannot write a batch for %s: Also[%d] has no table", b.Table.Name, i)
+		}
+		if len(sb.Ranges) > 0 || len(sb.Also) > 0 || sb.Truncate {
+			return fmt.Errorf("cannot write a batch for %s: Also[%d] (%s) has ranges, batches or a truncate of its own; only the first batch does", b.Table.Name, i, sb.Table.Name)
+		}
+		c := *sb
+		c.Ranges = b.Ranges
+		if err := c.validate(); err != nil {
+			return err
 		}
 	}
 	return nil

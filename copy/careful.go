@@ -52,7 +52,7 @@ func (w *Writer) copyCareful(ctx context.Context, t *tx, sql string, lo, hi int,
 	}
 	if !knownBad || hi-lo == 1 {
 		err := w.underSavepoint(ctx, t.conn, func() error {
-			_, err := w.copyRange(ctx, t.conn, sql, t.b, lo, hi)
+			_, err := w.copyRange(ctx, t.conn, sql, t.b, lo, hi, t.ops != nil)
 			return err
 		})
 		if err == nil {
@@ -117,12 +117,23 @@ func (w *Writer) mergeCareful(ctx context.Context, t *tx, idx []int, knownBad bo
 		if err != nil {
 			return false, err
 		}
-		sql := savepoint + "; " + t.ts.mergeRange[0] + strconv.FormatInt(lo, 10) + " AND " + strconv.FormatInt(hi, 10) +
-			t.ts.mergeRange[1] + "; " + releaseSavepoint
+		var sql string
+		var st opsStmts
+		if t.ops != nil {
+			st = t.ops.statements(t.deletes, t.keeps, false, lo, hi)
+			sql = savepoint + "; " + st.sql + "; " + releaseSavepoint
+		} else {
+			sql = savepoint + "; " + t.ts.mergeRange[0] + strconv.FormatInt(lo, 10) + " AND " + strconv.FormatInt(hi, 10) +
+				t.ts.mergeRange[1] + "; " + releaseSavepoint
+		}
 		w.roundTrip()
 		results, err := t.conn.Exec(ctx, sql).ReadAll()
 		if err == nil {
-			if len(results) > 1 {
+			switch {
+			case len(results) < 2:
+			case t.ops != nil:
+				t.countOps(st, results[1:len(results)-1])
+			default:
 				t.affected += results[1].CommandTag.RowsAffected()
 			}
 			return true, nil

@@ -10,7 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// referenceTable is the reference event's target (DESIGN.md).
+// referenceTable is the reference event's target (docs/design.md,
+// "Reference workload").
 func referenceTable(name string) *Table {
 	return &Table{
 		Name: name,

@@ -36,6 +36,8 @@ func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table,
 	var b strings.Builder
 	b.WriteString("CREATE TEMP TABLE IF NOT EXISTS " + ts.stage[len(`"pg_temp".`):] + " (" + pgx.Identifier{seqColumn}.Sanitize() + " int8 NOT NULL")
 	direct := t.OnConflict == PolicyIgnore
+	types := make([]string, len(t.Columns)) // of the ops stage
+	casts := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
 		tc, ok := cols[c.Name]
 		if !ok {
@@ -48,8 +50,10 @@ func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table,
 			if tc.notNull {
 				b.WriteString(" NOT NULL")
 			}
+			types[i] = tc.typ
 		} else {
 			b.WriteString(c.SQLType)
+			types[i], casts[i] = c.SQLType, "::"+tc.typ
 		}
 	}
 	b.WriteString(") ON COMMIT DELETE ROWS")
@@ -67,6 +71,9 @@ func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table,
 		keyTypes = append(keyTypes, t.Columns[i].SQLType)
 	}
 	st.probe = probeSQL(t, keyTypes)
+	// The ops stage is created on the first batch that needs it.
+	st.ops = newOpsSQL(t, ts.stageName+"_ops", types, casts)
+	st.opsOn = nil
 	st.stagedOn = conn
 	return nil
 }

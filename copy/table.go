@@ -115,7 +115,7 @@ func (t *Table) validate() error {
 		if c.Name == "" {
 			return fmt.Errorf("cannot use table %s: a column has no name; name every column", t.Name)
 		}
-		if c.Name == seqColumn {
+		if c.Name == seqColumn || c.Name == opColumn || c.Name == unchangedColumn {
 			return fmt.Errorf("cannot use table %s: column name %q is reserved by the staging table; rename the column", t.Name, c.Name)
 		}
 		if seen[c.Name] {
@@ -166,6 +166,7 @@ func checkSQLType(s string) error {
 type tableSQL struct {
 	table      *Table
 	stage      string // quoted pg_temp staging table name (keyed tables)
+	stageName  string // the same, unqualified and unquoted
 	copyStage  string
 	copyTarget string
 	merge      string    // merges every staged row
@@ -243,6 +244,7 @@ func (t *Table) compile(stageName string) *tableSQL {
 	q := &tableSQL{
 		table:      t,
 		stage:      pgx.Identifier{"pg_temp", stageName}.Sanitize(),
+		stageName:  stageName,
 		copyTarget: "COPY " + t.ident() + " (" + cols + ") FROM STDIN (FORMAT binary)",
 	}
 	if !t.Keyed() {

@@ -27,7 +27,7 @@ const (
 	alertsPath    = "prometheus/alerts.yaml"
 )
 
-// contractMetrics are the metric families of DESIGN.md "Metrics" (plus the
+// contractMetrics are the metric families of docs/design.md, "Metrics" (plus the
 // process and runtime ones the issue asks for) that the dashboard must
 // show.
 var contractMetrics = []string{

@@ -3,14 +3,15 @@
 // the `run` command. It owns ordering and ownership; it knows nothing of SQL
 // text (package pgcopy does) or of record formats (package codec does).
 //
-// Protocol (DESIGN.md, "Exactly-once protocol"):
+// Protocol (docs/design.md, "Exactly-once protocol"):
 //
 //   - On assignment each partition's offsets row in PostgreSQL is claimed:
 //     owner_epoch+1 is this owner's fencing token and next_offset is where
 //     fetching starts. Kafka's own committed offsets are never used.
-//   - Partitions are spread over workers (one PostgreSQL connection each) by
-//     hash; a worker decodes its partitions' records into one batch per
-//     table and hands full or aged batches to its committer, which writes
+//   - Each claimed partition goes to the worker (one PostgreSQL connection
+//     each) owning the fewest partitions (leastLoadedWorker); a worker
+//     decodes its partitions' records into one batch per table and hands
+//     full or aged batches to its committer, which writes
 //     each in one transaction that compare-and-sets the offsets first.
 //     Batches of one worker commit strictly in order, so each batch's
 //     expected offsets are the previous batch's new ones.
@@ -37,6 +38,7 @@ import (
 	"github.com/sluice-dev/sluice/batching"
 	"github.com/sluice-dev/sluice/codec"
 	pgcopy "github.com/sluice-dev/sluice/copy"
+	"github.com/sluice-dev/sluice/registry"
 )
 
 // tableRT is a configured table at run time.
@@ -78,9 +80,10 @@ type partState struct {
 
 	next int64 // worker: next_offset expected in PostgreSQL when the next batch commits
 
-	dropped       atomic.Bool  // revoked, lost or fenced: drop its work
-	halted        atomic.Bool  // offset out of range or data loss: needs an operator
-	committed     atomic.Int64 // last committed next_offset (-1: none)
+	dropped       atomic.Bool            // revoked, lost or fenced: drop its work
+	halted        atomic.Bool            // offset out of range, data loss or no route: needs an operator
+	haltWhy       atomic.Pointer[string] // why, when not the stored offset
+	committed     atomic.Int64           // last committed next_offset (-1: none)
 	highWatermark atomic.Int64
 }
 
@@ -93,9 +96,11 @@ type App struct {
 	budget *batching.Budget
 	limits batching.Limits
 
-	byTopic map[string]*tableRT
-	tables  []*tableRT
-	topics  []string
+	routeMu sync.Mutex          // guards byTopic, tables and the routes' instances
+	routes  []*route            // tables[] in order (routing.go)
+	byTopic map[string]*tableRT // resolved topics
+	tables  []*tableRT          // configured tables and template instances
+	topics  []string            // the topic names configured (patterns aside)
 	workers []*worker
 
 	cl *kgo.Client
@@ -109,8 +114,10 @@ type App struct {
 	consuming   atomic.Bool
 	metricsAddr atomic.Value // string
 
-	topicsW topicWatch     // subscribed topics that do not exist (monitor.go)
-	periods monitorPeriods // the monitor's timings
+	reg     *registry.Client // nil without schema_registry
+	regWait registryWait     // partitions waiting for the registry
+	topicsW topicWatch       // subscribed topics that do not exist (monitor.go)
+	periods monitorPeriods   // the monitor's timings
 
 	// failed holds the first fatal error; failPoll stops the poll loop.
 	failMu   sync.Mutex
@@ -149,36 +156,49 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 		a.log.Warn("insecure setting: " + w)
 	}
 	a.m = newAppMetrics(func() float64 { return float64(a.budget.InUse()) })
+	reg, err := newRegistry(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.reg = reg
+	if a.reg != nil {
+		if err := deriveColumns(cfg, a.reg, a.log); err != nil {
+			return nil, err
+		}
+	}
 	for i := range cfg.Tables {
 		tc := cfg.Tables[i]
-		cols, err := tc.codecColumns()
-		if err != nil {
-			return nil, fmt.Errorf("tables[%d]: %w", i, err)
-		}
-		format, _ := codec.ParseFormat(tc.Format)
-		pt, err := tc.pgTable()
-		if err != nil {
-			return nil, fmt.Errorf("tables[%d]: %w", i, err)
-		}
-		t := &tableRT{cfg: tc, pg: pt, cols: cols, format: format,
-			opts: codec.Options{MaxRecordBytes: int(tc.MaxRecordBytes)}}
-		a.initPartitions(t)
-		// Build one decoder now so a bad column spec fails at start.
-		dec, err := codec.NewDecoder(format, cols, t.opts)
-		if err != nil {
-			return nil, cfgErr(fmt.Sprintf("tables[%d].columns", i), "%v", err)
-		}
-		t.nFields = dec.NumFields()
-		if pt.Keyed() {
-			t.nFields++
-			t.keyFields = pt.KeyFields()
-			t.seen = pgcopy.NewKeyFilter(0)
-		}
-		t.initShape()
-		a.tables = append(a.tables, t)
+		r := &route{cfg: tc, index: i, names: map[string]bool{}, template: hasTemplate(tc.Name), byName: map[string]*tableRT{}}
 		for _, tp := range tc.Topics {
-			a.byTopic[tp] = t
+			if isPattern(tp) {
+				re, err := compilePattern(tp)
+				if err != nil {
+					return nil, cfgErr(fmt.Sprintf("tables[%d].topics", i), "%q is not a valid pattern: %v", tp, err)
+				}
+				r.patterns = append(r.patterns, re)
+				continue
+			}
+			r.names[tp] = true
 			a.topics = append(a.topics, tp)
+		}
+		sample := tc
+		if r.template {
+			sample.Name, _ = expandTable(tc.Name, "sample.topic.name")
+		}
+		t, err := newTableRT(sample)
+		if err != nil {
+			return nil, fmt.Errorf("tables[%d]: %w", i, err)
+		}
+		a.routes = append(a.routes, r)
+		if r.template {
+			continue // instances are made per topic (routing.go)
+		}
+		a.initPartitions(t)
+		t.initShape()
+		r.fixed = t
+		a.tables = append(a.tables, t)
+		for n := range r.names {
+			a.byTopic[n] = t
 		}
 	}
 	sort.Strings(a.topics)
@@ -210,11 +230,20 @@ func (a *App) notReady() string {
 	if missing := a.missingTopics(); len(missing) > 0 {
 		return missingTopicsMessage(missing)
 	}
-	var halted []string
+	if why := a.regWait.reason(); why != "" {
+		return why
+	}
+	var halted, unrouted []string
 	for _, st := range a.snapshotParts() {
-		if st.halted.Load() {
+		switch {
+		case st.haltWhy.Load() != nil:
+			unrouted = append(unrouted, fmt.Sprintf("%s/%d: %s", st.topic, st.partition, *st.haltWhy.Load()))
+		case st.halted.Load():
 			halted = append(halted, fmt.Sprintf("%s/%d", st.topic, st.partition))
 		}
+	}
+	if len(unrouted) > 0 {
+		return "unrouted partitions: " + strings.Join(unrouted, "; ")
 	}
 	if len(halted) > 0 {
 		return "halted partitions: " + strings.Join(halted, ", ") + " (see logs; reset with `sluice reset-offset`)"
@@ -247,6 +276,13 @@ func Migrate(ctx context.Context, cfg *Config) (err error) {
 		return err
 	}
 	defer conn.Close(context.Background())
+	if reg, err := newRegistry(cfg); err != nil {
+		return err
+	} else if reg != nil {
+		if err := deriveColumns(cfg, reg, slog.Default()); err != nil {
+			return err
+		}
+	}
 	var tables []*pgcopy.Table
 	for i := range cfg.Tables {
 		t, err := cfg.Tables[i].pgTable()
@@ -361,10 +397,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	// decoders (built by the workers from t.cols) dead-letter values
 	// PostgreSQL would round or trim.
 	for _, t := range a.tables {
-		for i := range t.cols {
-			l := t.pg.Columns[i].Limit
-			t.cols[i].Limit = codec.Limit{Chars: l.Chars, Precision: l.Precision, Scale: l.Scale}
-		}
+		t.applyLimits()
 	}
 	if err := a.loadEvolved(ctx); err != nil {
 		return fmt.Errorf("cannot prepare tables: %w", err)
@@ -428,7 +461,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	default:
 		a.updateMissing(missing)
 	}
-	a.log.Info("consuming", "topics", a.topics, "group", a.cfg.Kafka.Group, "workers", len(a.workers))
+	a.log.Info("consuming", "topics", a.subscriptions(), "group", a.cfg.Kafka.Group, "workers", len(a.workers))
 	a.consuming.Store(true)
 	pollCtx, cancelPoll := context.WithCancel(ctx)
 	a.failMu.Lock()

@@ -21,15 +21,16 @@ import (
 )
 
 // Config is the appliance's configuration. Its YAML keys are a contract
-// (DESIGN.md, "Configuration"); Load fills defaults, applies SLUICE_*
+// (docs/design.md, "Configuration"); Load fills defaults, applies SLUICE_*
 // environment overrides and validates.
 type Config struct {
-	Kafka    KafkaConfig    `yaml:"kafka"`
-	Postgres PostgresConfig `yaml:"postgres"`
-	Batch    BatchConfig    `yaml:"batch"`
-	Tables   []TableConfig  `yaml:"tables"`
-	Metrics  MetricsConfig  `yaml:"metrics"`
-	Log      LogConfig      `yaml:"log"`
+	Kafka          KafkaConfig          `yaml:"kafka"`
+	SchemaRegistry SchemaRegistryConfig `yaml:"schema_registry"`
+	Postgres       PostgresConfig       `yaml:"postgres"`
+	Batch          BatchConfig          `yaml:"batch"`
+	Tables         []TableConfig        `yaml:"tables"`
+	Metrics        MetricsConfig        `yaml:"metrics"`
+	Log            LogConfig            `yaml:"log"`
 }
 
 // KafkaConfig is the `kafka:` section.
@@ -106,6 +107,19 @@ type TableConfig struct {
 	// MaxRecordBytes: a record value larger than this is dead-lettered as
 	// oversized. Default 1MiB.
 	MaxRecordBytes Size `yaml:"max_record_bytes"`
+	// Deletes makes a tombstone (a record with a null value) delete the
+	// row whose key the record key names (keyed tables only). Format
+	// debezium always applies its deletes.
+	Deletes bool `yaml:"deletes"`
+	// Truncate applies Debezium truncate events (op t) by emptying the
+	// target, as a barrier in the stream; without it they are skipped and
+	// counted.
+	Truncate bool `yaml:"truncate"`
+	// Guard names a column holding a monotonic version of the row (the
+	// Kafka offset, Debezium's source LSN, a timestamp): an upsert or
+	// delete only replaces a stored row whose guard is lower. Default: the
+	// first kafka.offset column.
+	Guard string `yaml:"guard"`
 	// Partition partitions the target by time (docs/partitions.md).
 	Partition *PartitionConfig `yaml:"partition"`
 	// Evolve "add_columns" adds a nullable column for each top-level field
@@ -382,6 +396,7 @@ func (c *Config) applyEnv(env func(string) string) {
 	if v := env("SLUICE_LOG_LEVEL"); v != "" {
 		c.Log.Level = v
 	}
+	c.SchemaRegistry.applyEnv(env)
 }
 
 func splitList(s string) []string {
@@ -475,7 +490,7 @@ func (c *Config) Validate() error {
 	}
 
 	if len(c.Tables) == 0 {
-		return cfgErr("tables", "no tables; add at least one table with name, topics and columns (see README, Configuration)")
+		return cfgErr("tables", "no tables; add at least one table with name, topics and columns (see docs/configuration.md)")
 	}
 	seenTopic := map[string]string{}
 	seenTable := map[string]bool{}
@@ -495,6 +510,16 @@ func (c *Config) Validate() error {
 			}
 			seenTopic[tp] = t.Name
 		}
+	}
+	needRegistry := ""
+	for i := range c.Tables {
+		if f, _ := codec.ParseFormat(c.Tables[i].Format); f.UsesRegistry() {
+			needRegistry = fmt.Sprintf("tables[%d] (format %s)", i, c.Tables[i].Format)
+			break
+		}
+	}
+	if err := c.SchemaRegistry.validate(needRegistry); err != nil {
+		return err
 	}
 
 	if c.Metrics.Listen != "" && !strings.Contains(c.Metrics.Listen, ":") {
@@ -541,6 +566,22 @@ func (t *TableConfig) validate(key string) error {
 	}
 	if t.OnConflict == "" {
 		t.OnConflict = "ignore"
+		if f == codec.FormatDebezium {
+			t.OnConflict = "update" // a replica takes every change
+		}
+	}
+	if f == codec.FormatDebezium && t.OnConflict != "update" {
+		return cfgErr(key+".on_conflict", "format debezium mirrors a source table, so later changes must overwrite earlier ones; set on_conflict: update (or leave it out)")
+	}
+	if (t.Deletes || f == codec.FormatDebezium) && len(t.Key) == 0 {
+		what := "deletes: true"
+		if f == codec.FormatDebezium {
+			what = "format debezium"
+		}
+		return cfgErr(key+".key", "empty, but %s deletes rows by key; set key to the source table's primary key columns (e.g. key: [id])", what)
+	}
+	if t.Truncate && f != codec.FormatDebezium {
+		return cfgErr(key+".truncate", "only format debezium carries truncate events; remove truncate or use format debezium")
 	}
 	if _, err := pgcopy.ParsePolicy(t.OnConflict); err != nil {
 		return cfgErr(key+".on_conflict", "%q is not valid; use ignore (first write wins) or update (highest offset wins)", t.OnConflict)
@@ -561,7 +602,14 @@ func (t *TableConfig) validate(key string) error {
 		return nil
 	}
 	if len(t.Columns) == 0 {
-		return cfgErr(key+".columns", "table %s has no columns; list at least one {name, type, path|source}", t.Name)
+		if f.UsesRegistry() && t.CreateTarget() {
+			// The columns come from the registry at start (ingest.New).
+			if !slices.ContainsFunc(t.Topics, func(s string) bool { return !isPattern(s) }) || hasTemplate(t.Name) {
+				return cfgErr(key+".columns", "empty, and table %s has no plain topic to read the subject's schema from (patterns and {topic} names need columns); list the columns", t.Name)
+			}
+			return nil
+		}
+		return cfgErr(key+".columns", "table %s has no columns; list at least one {name, type, path|source} (format avro or protobuf with create: true derives them from the Schema Registry)", t.Name)
 	}
 	names := map[string]bool{}
 	for j, col := range t.Columns {
@@ -587,6 +635,9 @@ func (t *TableConfig) validate(key string) error {
 			return cfgErr(ck, "column %s has both path and source; keep one", col.Name)
 		}
 	}
+	if t.Guard != "" && !names[t.Guard] {
+		return cfgErr(key+".guard", "column %s is not among the columns; name a configured column holding a monotonic version (e.g. source: debezium.source.lsn or kafka.offset)", t.Guard)
+	}
 	for _, kc := range t.Key {
 		if !names[kc] {
 			return cfgErr(key+".key", "key column %q is not among the columns of %s; add it to columns or fix the name", kc, t.Name)
@@ -610,6 +661,7 @@ func (t *TableConfig) codecColumns() ([]codec.Column, error) {
 		if err != nil {
 			return nil, err
 		}
+		col.Key = slices.Contains(t.Key, c.Name)
 		cols[i] = col
 	}
 	if t.Unmapped != "" {
@@ -634,6 +686,9 @@ func (t *TableConfig) pgTable() (*pgcopy.Table, error) {
 		if c.Source == codec.SourceOffset && (i == 0 || pt.OffsetColumn == "") {
 			pt.OffsetColumn = c.Name
 		}
+	}
+	if t.Guard != "" {
+		pt.OffsetColumn = t.Guard
 	}
 	return pt, nil
 }

@@ -22,7 +22,7 @@ func (a *App) clientOptions() ([]kgo.Opt, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(k.Brokers...),
 		kgo.ConsumerGroup(k.Group),
-		kgo.ConsumeTopics(a.topics...),
+		kgo.ConsumeTopics(a.subscriptions()...),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchIsolationLevel(iso),
@@ -45,6 +45,10 @@ func (a *App) clientOptions() ([]kgo.Opt, error) {
 		kgo.ClientID("sluice"),
 		kgo.WithLogger(kgoLogger{a.log}),
 	}
+	if a.usesPatterns() {
+		// Patterns match topics created later too: look for them often.
+		opts = append(opts, kgo.ConsumeRegex(), kgo.MetadataMaxAge(topicRefresh))
+	}
 	sec, err := KafkaSecurityOpts(a.cfg)
 	if err != nil {
 		return nil, err
@@ -62,6 +66,21 @@ func (a *App) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kg
 		for p := range ps {
 			tps[t] = append(tps[t], p)
 		}
+	}
+	// Every topic is routed to its table (a template instance is created
+	// and checked here) before anything is claimed: a topic that cannot be
+	// routed is not claimed, and its partitions halt with the reason.
+	tables := map[string]*tableRT{}
+	unrouted := map[string]error{}
+	for tp := range tps {
+		t, err := a.tableFor(ctx, tp)
+		if err != nil {
+			a.log.Error("PARTITIONS HALTED: cannot route topic; nothing of it is consumed until the configuration is fixed and sluice restarted", "topic", tp, "err", err)
+			unrouted[tp] = err
+			delete(tps, tp)
+			continue
+		}
+		tables[tp] = t
 	}
 	var claims []pgcopy.Claim
 	backoff := 100 * time.Millisecond
@@ -85,8 +104,20 @@ func (a *App) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kg
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	for tp, err := range unrouted {
+		for p := range offsets[tp] {
+			st := &partState{topic: tp, partition: p}
+			st.halted.Store(true)
+			why := err.Error()
+			st.haltWhy.Store(&why)
+			st.committed.Store(-1)
+			st.highWatermark.Store(-1)
+			st.worker = a.leastLoadedWorker()
+			a.parts[partKey{tp, p}] = st
+		}
+	}
 	for _, c := range claims {
-		t := a.byTopic[c.Topic]
+		t := tables[c.Topic]
 		st := &partState{
 			topic:     c.Topic,
 			partition: c.Partition,
@@ -238,12 +269,12 @@ func (a *App) pollLoop(ctx context.Context) error {
 	for ctx.Err() == nil {
 		flow.update(a)
 		if !paused && a.budget.Over() {
-			a.cl.PauseFetchTopics(a.topics...)
+			a.cl.PauseFetchTopics(a.assignedTopics()...)
 			paused = true
 			a.m.fetchPauses.Inc()
 			a.log.Debug("in-flight byte budget exceeded; fetching paused", "inflight", a.budget.InUse())
 		} else if paused && a.budget.Resumable() {
-			a.cl.ResumeFetchTopics(a.topics...)
+			a.cl.ResumeFetchTopics(a.cl.PauseFetchTopics()...)
 			paused = false
 		}
 		pctx, cancel := ctx, context.CancelFunc(func() {})
@@ -358,6 +389,12 @@ func (a *App) dispatch(fp kgo.FetchTopicPartition) {
 	st := a.parts[partKey{fp.Topic, fp.Partition}]
 	a.mu.Unlock()
 	if st == nil || st.dropped.Load() {
+		return
+	}
+	if st.table == nil {
+		// Unrouted (see adjustOffsets): stop fetching it.
+		a.cl.PauseFetchPartitions(map[string][]int32{fp.Topic: {fp.Partition}})
+		recycle(fp.Records)
 		return
 	}
 	if fp.HighWatermark > st.highWatermark.Load() {

@@ -83,7 +83,8 @@ func TestEvolveMidStreamRestart(t *testing.T) {
 // so that its column cannot hold it makes records dead letters.
 func TestEvolveAvro(t *testing.T) {
 	e := newEnv(t, 1)
-	cfg := e.config(`
+	// The test hands the schema over itself: the registry is never asked.
+	cfg := e.configRegistry("http://127.0.0.1:1", `
   - name: public.ev
     topics: [events]
     format: avro

@@ -127,6 +127,18 @@ tables:
 %s`, bs, kafkaExtra, pgURL, pgExtra, tables)
 }
 
+// configRegistry is config with schema_registry.urls set to registryURL.
+func (e *env) configRegistry(registryURL, tables string) *Config {
+	e.t.Helper()
+	y := configYAML(e.broker.Addrs(), e.url, "", "", tables)
+	y = append([]byte("schema_registry:\n  urls: ["+registryURL+"]\n"), y...)
+	c, err := Parse(y, noEnv)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
 func (e *env) config(tables string) *Config {
 	e.t.Helper()
 	y := configYAML(e.broker.Addrs(), e.url, "", "", tables)

@@ -12,11 +12,12 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/sluice-dev/sluice/codec"
 	pgcopy "github.com/sluice-dev/sluice/copy"
 	"github.com/sluice-dev/sluice/internal/buildinfo"
 )
 
-// Metric names are a contract (DESIGN.md, "Metrics"); dashboards and alerts
+// Metric names are a contract (docs/design.md, "Metrics"); dashboards and alerts
 // depend on them.
 
 var (
@@ -42,6 +43,7 @@ type appMetrics struct {
 	retries          *metrics.Counter
 	fetchPauses      *metrics.Counter
 	probedKeys       *metrics.Counter
+	registryErrors   *metrics.Counter
 	e2eHist          latencyHist
 
 	mu     sync.Mutex
@@ -55,7 +57,25 @@ type appMetrics struct {
 // the key exists under on_conflict ignore, or the stored row is newer under
 // update).
 type tableMetrics struct {
-	written, deduplicated, ignored *metrics.Counter
+	written, deduplicated, ignored, deleted *metrics.Counter
+
+	set  *metrics.Set
+	name string
+	mu   sync.Mutex
+	skip map[codec.Op]*metrics.Counter
+}
+
+// skipped counts change events that make no row (Debezium messages, the
+// tombstones after deletes, truncates without truncate: true).
+func (tm *tableMetrics) skipped(op codec.Op) *metrics.Counter {
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	c := tm.skip[op]
+	if c == nil {
+		c = tm.set.NewCounter(fmt.Sprintf("sluice_change_events_skipped_total{table=%q,op=%q}", tm.name, op.String()))
+		tm.skip[op] = c
+	}
+	return c
 }
 
 func newAppMetrics(inflight func() float64) *appMetrics {
@@ -73,6 +93,7 @@ func newAppMetrics(inflight func() float64) *appMetrics {
 		retries:          s.NewCounter("sluice_batch_retries_total"),
 		fetchPauses:      s.NewCounter("sluice_fetch_pauses_total"),
 		probedKeys:       s.NewCounter("sluice_probed_keys_total"),
+		registryErrors:   s.NewCounter("sluice_schema_registry_errors_total"),
 		batchRows:        s.NewPrometheusHistogramExt("sluice_batch_rows", sizeBuckets),
 		copyDur:          s.NewPrometheusHistogramExt("sluice_copy_duration_seconds", latencyBuckets),
 		mergeDur:         s.NewPrometheusHistogramExt("sluice_merge_duration_seconds", latencyBuckets),
@@ -96,6 +117,10 @@ func (m *appMetrics) table(name string) *tableMetrics {
 			written:      m.set.NewCounter(fmt.Sprintf("sluice_rows_written_total{table=%q}", name)),
 			deduplicated: m.set.NewCounter(fmt.Sprintf("sluice_rows_deduplicated_total{table=%q}", name)),
 			ignored:      m.set.NewCounter(fmt.Sprintf("sluice_rows_ignored_total{table=%q}", name)),
+			deleted:      m.set.NewCounter(fmt.Sprintf("sluice_rows_deleted_total{table=%q}", name)),
+			set:          m.set,
+			name:         name,
+			skip:         map[codec.Op]*metrics.Counter{},
 		}
 		m.tables[name] = tm
 	}
@@ -111,9 +136,12 @@ func (tm *tableMetrics) committed(res pgcopy.Result) {
 		return
 	}
 	tm.written.Add(int(res.Affected))
+	if res.Deleted > 0 {
+		tm.deleted.Add(int(res.Deleted))
+	}
 	if res.Distinct >= 0 {
 		tm.deduplicated.Add(res.Rows - res.Distinct)
-		if kept := res.Distinct - int(res.Affected); kept > 0 {
+		if kept := res.Distinct - int(res.Affected) - int(max(res.Deleted, 0)); kept > 0 {
 			tm.ignored.Add(kept)
 		}
 	}
@@ -137,7 +165,7 @@ func (m *appMetrics) deadLetters(table, reason string) *metrics.Counter {
 func (a *App) writePartitionMetrics(w io.Writer) {
 	parts := a.snapshotParts()
 	tableLag := map[string]int64{}
-	for _, t := range a.tables {
+	for _, t := range a.tableList() {
 		tableLag[t.cfg.Name] = 0
 	}
 	writeFamily(w, "sluice_consumer_lag", "gauge")
@@ -155,7 +183,7 @@ func (a *App) writePartitionMetrics(w io.Writer) {
 		fmt.Fprintf(w, "sluice_partition_halted{topic=%q,partition=\"%d\"} %d\n", st.topic, st.partition, halted)
 	}
 	writeFamily(w, "sluice_table_lag", "gauge")
-	for _, t := range a.tables {
+	for _, t := range a.tableList() {
 		fmt.Fprintf(w, "sluice_table_lag{table=%q} %d\n", t.cfg.Name, tableLag[t.cfg.Name])
 	}
 	writeFamily(w, "sluice_partitions_assigned", "gauge")

@@ -2,15 +2,11 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // The monitor says what the appliance is doing: it watches the subscribed
@@ -52,27 +48,17 @@ func (a *App) missingTopics() []string {
 	return slices.Clone(a.topicsW.missing)
 }
 
-// checkTopics asks the cluster which subscribed topics do not exist.
+// checkTopics asks the cluster which subscribed topics do not exist and
+// which patterns match no topic.
 func (a *App) checkTopics(ctx context.Context) ([]string, error) {
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	details, err := kadm.NewClient(a.cl).ListTopics(cctx, a.topics...)
-	if err != nil {
-		return nil, err
-	}
-	var missing []string
-	for _, tp := range a.topics {
-		d, ok := details[tp]
-		if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
-			missing = append(missing, tp)
-		}
-	}
-	return missing, nil
+	return a.missingSubscriptions(cctx)
 }
 
 // missingTopicsMessage explains missing topics and the fixes.
 func missingTopicsMessage(missing []string) string {
-	return fmt.Sprintf("subscribed topic(s) %s do not exist: nothing is consumed from them until they are created; "+
+	return fmt.Sprintf("subscribed topic(s) %s do not exist (or, for a /pattern/, no topic matches it): nothing is consumed from them until they are created; "+
 		"create them, or correct tables[].topics (kafka.missing_topics: fail stops at start instead)", strings.Join(missing, ", "))
 }
 
@@ -147,7 +133,7 @@ func (a *App) monitor(ctx context.Context) {
 
 // idleReason says why this instance owns no partition.
 func (a *App) idleReason() string {
-	if missing := a.missingTopics(); len(missing) == len(a.topics) {
+	if missing := a.missingTopics(); len(missing) > 0 && len(missing) == len(a.subscriptions()) {
 		return missingTopicsMessage(missing)
 	}
 	return fmt.Sprintf("waiting for group %s to assign partitions; after a crash the old member's session must expire first "+
@@ -183,7 +169,7 @@ func (a *App) logProgress(prev, cur map[string]tableProgress, took time.Duration
 	for _, st := range a.snapshotParts() {
 		lag[st.table.cfg.Name] += st.lag()
 	}
-	for _, t := range a.tables {
+	for _, t := range a.tableList() {
 		name := t.cfg.Name
 		rows := cur[name].rows - prev[name].rows
 		dls := cur[name].deadLetters - prev[name].deadLetters

@@ -66,6 +66,9 @@ func (c *Config) validateSecurity() error {
 // resolveSecrets reads password files and folds the PostgreSQL password into
 // postgres.url. env is the environment (the same function Parse applied).
 func (c *Config) resolveSecrets(env func(string) string) error {
+	if err := c.SchemaRegistry.resolveSecrets(env); err != nil {
+		return err
+	}
 	s := &c.Kafka.SASL
 	fileKey := "kafka.sasl.password_file"
 	if v := env("SLUICE_KAFKA_SASL_PASSWORD_FILE"); v != "" {

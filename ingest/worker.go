@@ -59,19 +59,25 @@ type batchSize struct{ rows, bytes int }
 
 // pending is a batch on its way to PostgreSQL.
 type pending struct {
-	table   *tableRT
-	b       *batching.Batch
-	rows    []rowMeta // rows[i] is the record behind tuple i
-	dls     []pgcopy.DeadLetter
-	ranges  []rangeState
-	bytes   int64 // budget bytes to release when done
-	encoded int64 // bytes of b already counted against the budget
-	seq     int64
-	shape   *tableShape     // the columns its tuples hold (evolve.go)
-	limits  batching.Limits // the batch's flush limits (batching.Limits.SlowStart)
-	opened  time.Time       // when the batch was opened; ages batches without rows
-	why     string          // why it was flushed: full, age, caught_up or barrier (debug log)
-	barrier chan struct{}   // set on a barrier message: close it and do nothing else
+	table *tableRT
+	b     *batching.Batch
+	rows  []rowMeta // rows[i] is the record behind tuple i
+	// Change streams: ops and unchanged hold one entry per tuple once a
+	// tuple is not a plain upsert (nil until then); truncate empties the
+	// target before the batch's rows.
+	ops       []pgcopy.RowOp
+	unchanged []uint64
+	truncate  bool
+	dls       []pgcopy.DeadLetter
+	ranges    []rangeState
+	bytes     int64 // budget bytes to release when done
+	encoded   int64 // bytes of b already counted against the budget
+	seq       int64
+	shape     *tableShape     // the columns its tuples hold (evolve.go)
+	limits    batching.Limits // the batch's flush limits (batching.Limits.SlowStart)
+	opened    time.Time       // when the batch was opened; ages batches without rows
+	why       string          // why it was flushed: full, age, caught_up or barrier (debug log)
+	barrier   chan struct{}   // set on a barrier message: close it and do nothing else
 }
 
 // rowMeta is what a batch keeps of the record behind each tuple. The
@@ -303,7 +309,8 @@ func (w *worker) decode(m wmsg) {
 	// copy, counted in the batch).
 	defer w.a.budget.Release(m.bytes)
 	now := time.Now() // a chunk decodes in well under max_age: one clock read ages it
-	for _, r := range m.recs {
+	for i := 0; i < len(m.recs); i++ {
+		r := m.recs[i]
 		if expect := p.ranges[ri].to; expect >= 0 && r.Offset < expect {
 			// Already committed (a fetch from before a seek): never twice.
 			continue
@@ -339,6 +346,50 @@ func (w *worker) decode(m wmsg) {
 			p.seq++
 		}
 		buf, err := dec.AppendFields(buf, &w.rec)
+		if need, ok := err.(*codec.SchemaNeededError); ok {
+			// A writer schema this decoder has not seen: fetch it (the
+			// partition waits while the registry is unreachable), then
+			// decode the same record again.
+			if !w.fetchSchema(st, dec, need) {
+				// Dropped or stopping: the rest of the chunk is not
+				// decoded; whoever owns the partition next reads it again.
+				p.b.Buf.B = buf[:mark]
+				break
+			}
+			if t.cur() != sh {
+				// The schema added columns to the table (evolve.go): decode
+				// the record again with the new shape's decoder, after the
+				// open batch commits with the old one.
+				p.b.Buf.B = buf[:mark]
+				i--
+				continue
+			}
+			buf, err = dec.AppendFields(buf, &w.rec)
+		}
+		if err == nil {
+			switch op := dec.Op(); op {
+			case codec.OpSkip, codec.OpTruncate:
+				// No tuple: a Debezium message or the tombstone after a
+				// delete, or a truncate (a barrier: what came before it
+				// commits first, and the next batch empties the table).
+				p.b.Buf.B = buf[:mark]
+				if op == codec.OpTruncate && t.cfg.Truncate {
+					w.flush(p, "truncate")
+					p = w.pendingFor(t)
+					p.truncate = true
+					ri = p.rangeFor(st)
+				} else {
+					w.a.m.table(t.cfg.Name).skipped(op).Inc()
+				}
+				p.ranges[ri].to = r.Offset + 1
+				continue
+			case codec.OpDelete:
+				p.setOp(pgcopy.RowDelete)
+			}
+			if u := dec.Unchanged(); u != nil {
+				p.setUnchanged(u[0])
+			}
+		}
 		if err != nil {
 			p.b.Buf.B = buf[:mark]
 			dl := deadLetter(r, t.cfg.Name, err)
@@ -358,6 +409,12 @@ func (w *worker) decode(m wmsg) {
 			}
 			p.b.EndRow(now)
 			p.rows = append(p.rows, rowMeta{st: st, offset: r.Offset, ts: r.Timestamp.UnixNano()})
+			if p.ops != nil && len(p.ops) < len(p.rows) {
+				p.ops = append(p.ops, pgcopy.RowUpsert)
+			}
+			if p.unchanged != nil && len(p.unchanged) < len(p.rows) {
+				p.unchanged = append(p.unchanged, 0)
+			}
 		}
 		p.ranges[ri].to = r.Offset + 1
 		if p.limits.Full(p.b) {
@@ -466,8 +523,8 @@ func (w *worker) handOff(p *pending, why string, wait bool) {
 
 func (w *worker) commitLoop() {
 	// Connect while the consumer joins its group, not in the first batch.
-	tables := make([]*pgcopy.Table, 0, len(w.a.tables))
-	for _, t := range w.a.tables {
+	tables := make([]*pgcopy.Table, 0, len(w.a.tableList()))
+	for _, t := range w.a.tableList() {
 		tables = append(tables, t.cur().pg)
 	}
 	if err := w.writer.Prepare(w.a.hardCtx, tables...); err != nil {
@@ -578,8 +635,29 @@ func (w *worker) write(p *pending) {
 	}
 }
 
+// setOp records the op of the tuple being added (the len(p.rows)-th),
+// making p.ops one entry per tuple from the first op that is not an
+// upsert on.
+func (p *pending) setOp(op pgcopy.RowOp) {
+	if p.ops == nil {
+		p.ops = make([]pgcopy.RowOp, len(p.rows), cap(p.rows))
+	}
+	p.ops = append(p.ops, op)
+}
+
+// setUnchanged records the columns the tuple being added leaves as stored.
+func (p *pending) setUnchanged(mask uint64) {
+	if p.unchanged == nil {
+		p.unchanged = make([]uint64, len(p.rows), cap(p.rows))
+	}
+	p.unchanged = append(p.unchanged, mask)
+}
+
 func (p *pending) pgBatch(a *App) *pgcopy.Batch {
 	b := &pgcopy.Batch{
+		Ops:         p.ops,
+		Unchanged:   p.unchanged,
+		Truncate:    p.truncate,
 		Table:       p.shape.pg,
 		Data:        p.b.Buf.B,
 		Ends:        p.b.Ends,
@@ -631,6 +709,8 @@ func (p *pending) dropDead() {
 	}
 	nb := batching.Get()
 	var rows []rowMeta
+	var ops []pgcopy.RowOp
+	var unchanged []uint64
 	for i, r := range p.rows {
 		if r.st.dropped.Load() {
 			continue
@@ -638,7 +718,14 @@ func (p *pending) dropDead() {
 		nb.Buf.B = append(nb.Buf.B, p.b.Row(i)...)
 		nb.EndRow(p.b.Started)
 		rows = append(rows, r)
+		if p.ops != nil {
+			ops = append(ops, p.ops[i])
+		}
+		if p.unchanged != nil {
+			unchanged = append(unchanged, p.unchanged[i])
+		}
 	}
+	p.ops, p.unchanged = ops, unchanged
 	var dls []pgcopy.DeadLetter
 	for _, dl := range p.dls {
 		if !isDead(dl.Topic, dl.Partition) {

@@ -7,7 +7,7 @@ import (
 )
 
 // Column is one target column of a schema's table, in the appliance's
-// configuration terms (DESIGN.md "Configuration").
+// configuration terms (docs/design.md, "Configuration").
 type Column struct {
 	Name     string
 	Type     string // text, int8, numeric, uuid, timestamptz, jsonb, ...
@@ -324,7 +324,7 @@ func renderWide(dst []byte, c *recCtx) []byte {
 }
 
 // TableConfigYAML returns the configuration of the table that schema's events
-// land in, as one item of the `tables:` list (DESIGN.md "Configuration"),
+// land in, as one item of the `tables:` list (docs/configuration.md),
 // starting with "- name:" and ending with a newline. Place it under a
 // `tables:` line. Keyed schemas (reference, narrow) use on_conflict: ignore;
 // the wide table is keyless and deduplicated by Kafka position.

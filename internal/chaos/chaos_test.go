@@ -154,7 +154,7 @@ func TestCrashFaults(t *testing.T) {
 	// The transactional stream ends before the broker faults: loadgen's
 	// transactional producer does not survive a broker kill -9 (its open
 	// transaction never ends, the last stable offset stops and read_committed
-	// consumers rightly wait; see README.md, "Findings"). The idempotent
+	// consumers rightly wait; see internal/chaos/README.md, "Findings"). The idempotent
 	// update stream goes on through the broker restarts.
 	evStats := events.stop(t)
 	s.setIdle("events")

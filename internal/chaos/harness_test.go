@@ -70,7 +70,7 @@ func setup(m *testing.M) (int, error) {
 		// in the WAL before it is acknowledged: with devenv's test default
 		// synchronous_commit=off an immediate stop forgets the last
 		// acknowledged commits, which no consumer can be exactly-once
-		// against (see README.md, "Findings").
+		// against (see internal/chaos/README.md, "Findings").
 		Settings: []string{"synchronous_commit=on"},
 	})
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-dev/sluice/ingest"
 	"github.com/sluice-dev/sluice/internal/devenv"
 	"github.com/sluice-dev/sluice/loadgen"
+	"github.com/sluice-dev/sluice/registry"
 )
 
 // Options configures a demo run.
@@ -38,6 +39,10 @@ type Options struct {
 	BadRatio   float64
 	MaxConns   int
 	Verbose    bool
+	// Format is json (default) or a Schema Registry format (avro,
+	// protobuf, json_schema): the demo then also runs the embedded
+	// registry and registers the reference schema in it.
+	Format string
 }
 
 // Main is `sluice demo`.
@@ -57,6 +62,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&o.BadRatio, "bad-ratio", 0.005, "fraction of records that are bad (spread over every kind)")
 	fs.IntVar(&o.MaxConns, "max-conns", 2, "writer connections")
 	fs.BoolVar(&o.Verbose, "v", false, "log the appliance at info level")
+	fs.StringVar(&o.Format, "format", "json", "record format: json, or avro, protobuf, json_schema with the embedded Schema Registry")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -99,17 +105,48 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	}
 
 	const table = "public.sluice_demo_events"
+	if o.Format == "" {
+		o.Format = loadgen.FormatJSON
+	}
+	lo := loadgen.Options{
+		Seed:     o.Seed,
+		Schema:   loadgen.SchemaReference,
+		Records:  o.Records,
+		Duration: o.Duration,
+		Rate:     o.Rate,
+		DupRatio: o.DupRatio,
+		Topic:    o.Topic,
+		Format:   o.Format,
+	}
+	if o.Records > 0 {
+		lo.Duration = 0
+	}
+	lo.SpreadBad(o.BadRatio)
+	registryYAML := ""
+	if o.Format != loadgen.FormatJSON {
+		fmt.Fprint(out, "  starting the embedded Schema Registry … ")
+		reg, err := devenv.StartRegistry(devenv.RegistryOptions{})
+		if err != nil {
+			return err
+		}
+		defer reg.Close()
+		if err := loadgen.RegisterSchema(ctx, &lo, registry.Options{URLs: []string{reg.URL()}}); err != nil {
+			return fmt.Errorf("cannot register the %s reference schema: %w", o.Format, err)
+		}
+		fmt.Fprintf(out, "%s, %s schema id %d under subject %s\n", reg.URL(), o.Format, lo.SchemaID, loadgen.Subject(o.Topic))
+		registryYAML = fmt.Sprintf("schema_registry:\n  urls: [%q]\n", reg.URL())
+	}
 	cfgYAML := fmt.Sprintf(`
 kafka:
   brokers: %s
   group: sluice-demo-%d
-postgres:
+%spostgres:
   url: %q
   max_conns: %d
 metrics:
   listen: 127.0.0.1:0
 tables:
-%s`, yamlList(brokers), time.Now().UnixNano(), pgURL, o.MaxConns, loadgen.TableConfigYAML(loadgen.SchemaReference, table, o.Topic))
+%s`, yamlList(brokers), time.Now().UnixNano(), registryYAML, pgURL, o.MaxConns, loadgen.TableConfigYAMLFormat(loadgen.SchemaReference, o.Format, table, o.Topic))
 	cfg, err := ingest.Parse([]byte(cfgYAML), func(string) string { return "" })
 	if err != nil {
 		return fmt.Errorf("cannot build the demo configuration: %w", err)
@@ -127,22 +164,8 @@ tables:
 	appDone := make(chan error, 1)
 	go func() { appDone <- app.Run(appCtx) }()
 
-	lo := loadgen.Options{
-		Seed:     o.Seed,
-		Schema:   loadgen.SchemaReference,
-		Records:  o.Records,
-		Duration: o.Duration,
-		Rate:     o.Rate,
-		DupRatio: o.DupRatio,
-		Topic:    o.Topic,
-	}
-	if o.Records > 0 {
-		lo.Duration = 0
-	}
-	lo.SpreadBad(o.BadRatio)
-
-	fmt.Fprintf(out, "  producing reference events (%s, %.1f%% duplicates, %.1f%% bad records) while the appliance runs …\n",
-		describeAmount(o), 100*o.DupRatio, 100*o.BadRatio)
+	fmt.Fprintf(out, "  producing %s reference events (%s, %.1f%% duplicates, %.1f%% bad records) while the appliance runs …\n",
+		o.Format, describeAmount(o), 100*o.DupRatio, 100*o.BadRatio)
 	start := time.Now()
 	progressDone := make(chan struct{})
 	stopProgress := make(chan struct{})

@@ -1,0 +1,332 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluice-dev/sluice/codec"
+	"github.com/sluice-dev/sluice/registry"
+)
+
+// SchemaRegistryConfig is the top-level `schema_registry:` section: where
+// the writer schemas of avro, protobuf and json_schema tables come from.
+type SchemaRegistryConfig struct {
+	URLs         []string  `yaml:"urls"`
+	Username     string    `yaml:"username"`
+	Password     string    `yaml:"password"`
+	PasswordFile string    `yaml:"password_file"`
+	Token        string    `yaml:"token"`
+	TokenFile    string    `yaml:"token_file"`
+	TLS          TLSConfig `yaml:"tls"`
+}
+
+// String hides the secrets when the section is printed.
+func (s SchemaRegistryConfig) String() string {
+	hide := func(v string) string {
+		if v == "" {
+			return ""
+		}
+		return "xxxxx"
+	}
+	return fmt.Sprintf("{urls:%v username:%s password:%s password_file:%s token:%s token_file:%s}",
+		s.URLs, s.Username, hide(s.Password), s.PasswordFile, hide(s.Token), s.TokenFile)
+}
+
+func (s *SchemaRegistryConfig) applyEnv(env func(string) string) {
+	if v := env("SLUICE_SCHEMA_REGISTRY_URLS"); v != "" {
+		s.URLs = splitList(v)
+	}
+	if v := env("SLUICE_SCHEMA_REGISTRY_USERNAME"); v != "" {
+		s.Username = v
+	}
+	if v := env("SLUICE_SCHEMA_REGISTRY_PASSWORD"); v != "" {
+		s.Password = v
+	}
+	if v := env("SLUICE_SCHEMA_REGISTRY_TOKEN"); v != "" {
+		s.Token = v
+	}
+}
+
+// validate checks the section; needed says whether a table reads a
+// registry format (and so which key names it, for the message).
+func (s *SchemaRegistryConfig) validate(needed string) error {
+	if len(s.URLs) == 0 {
+		if needed != "" {
+			return cfgErr("schema_registry.urls", "empty while %s reads a Schema Registry format; set schema_registry.urls or SLUICE_SCHEMA_REGISTRY_URLS, e.g. http://127.0.0.1:8081", needed)
+		}
+		return nil
+	}
+	for i, raw := range s.URLs {
+		key := fmt.Sprintf("schema_registry.urls[%d]", i)
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return cfgErr(key, "%q is not an http:// or https:// URL; write it like https://registry.example.com:8081", redactURL(raw))
+		}
+		if u.User != nil {
+			return cfgErr(key, "holds credentials; remove them from the URL and set schema_registry.username with password_file (or SLUICE_SCHEMA_REGISTRY_PASSWORD[_FILE])")
+		}
+	}
+	if s.TLS.CAFile != "" || s.TLS.CertFile != "" || s.TLS.KeyFile != "" || s.TLS.ServerName != "" {
+		s.TLS.Enabled = true
+	}
+	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
+		return cfgErr("schema_registry.tls", "cert_file and key_file go together; set both for a client certificate, or neither")
+	}
+	return nil
+}
+
+// redactURL drops any userinfo from a URL for a message.
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		u.User = nil
+		return u.String()
+	}
+	return raw
+}
+
+// resolveSecrets reads the password and token files.
+func (s *SchemaRegistryConfig) resolveSecrets(env func(string) string) error {
+	type secret struct {
+		value                *string
+		file                 *string
+		valueKey, fileKey    string
+		valueEnv, fileEnvVar string
+	}
+	for _, sc := range []secret{
+		{&s.Password, &s.PasswordFile, "schema_registry.password", "schema_registry.password_file", "SLUICE_SCHEMA_REGISTRY_PASSWORD", "SLUICE_SCHEMA_REGISTRY_PASSWORD_FILE"},
+		{&s.Token, &s.TokenFile, "schema_registry.token", "schema_registry.token_file", "SLUICE_SCHEMA_REGISTRY_TOKEN", "SLUICE_SCHEMA_REGISTRY_TOKEN_FILE"},
+	} {
+		fileKey := sc.fileKey
+		if v := env(sc.fileEnvVar); v != "" {
+			*sc.file, fileKey = v, sc.fileEnvVar
+		}
+		if *sc.file == "" {
+			continue
+		}
+		if *sc.value != "" {
+			valueKey := sc.valueKey
+			if env(sc.valueEnv) != "" {
+				valueKey = sc.valueEnv
+			}
+			return bothSetErr(valueKey, fileKey)
+		}
+		v, err := readSecretFile(*sc.file, fileKey)
+		if err != nil {
+			return err
+		}
+		*sc.value = v
+	}
+	if s.Token != "" && s.Username != "" {
+		return cfgErr("schema_registry.token", "set together with schema_registry.username; use a bearer token or basic auth, not both")
+	}
+	return nil
+}
+
+// newRegistry returns the Schema Registry client of cfg, or nil when no
+// table needs one.
+func newRegistry(cfg *Config) (*registry.Client, error) {
+	s := cfg.SchemaRegistry
+	if len(s.URLs) == 0 {
+		return nil, nil
+	}
+	o := registry.Options{URLs: s.URLs, Username: s.Username, Password: s.Password, Token: s.Token, UserAgent: "sluice"}
+	if s.TLS.Enabled || anyHTTPS(s.URLs) {
+		tc, err := tlsConfig(s.TLS)
+		if err != nil {
+			return nil, fmt.Errorf("schema_registry.tls: %w", err)
+		}
+		o.TLS = tc
+	}
+	c, err := registry.New(o)
+	if err != nil {
+		return nil, cfgErr("schema_registry", "%v", err)
+	}
+	return c, nil
+}
+
+func anyHTTPS(urls []string) bool {
+	for _, u := range urls {
+		if strings.HasPrefix(u, "https://") {
+			return true
+		}
+	}
+	return false
+}
+
+// codecSchema converts a registry schema for the codec.
+func codecSchema(s *registry.Schema) *codec.Schema {
+	out := &codec.Schema{Type: codecSchemaType(s.Type), Text: s.Text}
+	for _, r := range s.References {
+		out.References = append(out.References, codec.NamedSchema{Name: r.Name,
+			Schema: codec.Schema{Type: codecSchemaType(r.Schema.Type), Text: r.Schema.Text}})
+	}
+	return out
+}
+
+func codecSchemaType(t registry.SchemaType) codec.SchemaType {
+	switch t {
+	case registry.TypeProtobuf:
+		return codec.SchemaProtobuf
+	case registry.TypeJSON:
+		return codec.SchemaJSON
+	}
+	return codec.SchemaAvro
+}
+
+// registryWait is the registry's health as the workers see it: the
+// partitions waiting for a schema, and why. /readyz reports it.
+type registryWait struct {
+	mu      sync.Mutex
+	waiting map[partKey]string // partition -> the error it waits on
+}
+
+func (r *registryWait) set(k partKey, why string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if why == "" {
+		delete(r.waiting, k)
+		return
+	}
+	if r.waiting == nil {
+		r.waiting = map[partKey]string{}
+	}
+	r.waiting[k] = why
+}
+
+// reason returns why partitions wait for the registry, "" when none does.
+func (r *registryWait) reason() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, why := range r.waiting {
+		return fmt.Sprintf("%d partition(s) wait for the schema registry (%s/%d: %s)", len(r.waiting), k.topic, k.partition, why)
+	}
+	return ""
+}
+
+// fetchSchema gets the writer schema a decoder asked for and gives it to
+// the decoder. A schema the registry does not have is handed over as nil
+// (its records become dead letters). Anything else (registry down, slow,
+// 5xx, refused credentials) is retried with backoff until it works, the
+// partition is dropped or the App is stopping: it returns false then, and
+// the caller abandons the chunk (its records are fetched again by whoever
+// owns the partition next).
+func (w *worker) fetchSchema(st *partState, dec *codec.Decoder, need *codec.SchemaNeededError) bool {
+	a := w.a
+	if a.reg == nil {
+		// Unreachable: validation requires schema_registry for these formats.
+		dec.AddSchema(need.Ref, nil)
+		return true
+	}
+	key := partKey{st.topic, st.partition}
+	backoff := 200 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(a.hardCtx, 30*time.Second)
+		var s *registry.Schema
+		var err error
+		if need.Ref.IsGUID {
+			s, err = a.reg.SchemaByGUID(ctx, strings.TrimPrefix(need.Ref.String(), "guid "))
+		} else {
+			s, err = a.reg.Schema(ctx, int(need.Ref.ID))
+		}
+		cancel()
+		var cs *codec.Schema
+		if err == nil {
+			cs = codecSchema(s)
+			// evolve: add_columns adds the fields the table lacks before
+			// the decoder compiles the schema for the table's columns.
+			fields, ferr := codec.SchemaFields(cs)
+			if ferr == nil {
+				err = a.evolve(a.hardCtx, st.table, fields)
+			}
+		}
+		switch {
+		case err == nil:
+			a.regWait.set(key, "")
+			if cerr := dec.AddSchema(need.Ref, cs); cerr != nil {
+				a.log.Warn("a writer schema cannot fill the table; its records become dead letters", "table", st.table.cfg.Name, "schema", need.Ref.String(), "err", cerr)
+			} else {
+				a.log.Info("writer schema compiled", "table", st.table.cfg.Name, "schema", need.Ref.String(), "subject", s.Subject, "version", s.Version)
+			}
+			return true
+		case errors.Is(err, registry.ErrNotFound):
+			a.regWait.set(key, "")
+			a.log.Warn("the schema registry has no such schema; its records become dead letters", "table", st.table.cfg.Name, "schema", need.Ref.String())
+			dec.AddSchema(need.Ref, nil)
+			return true
+		case registry.IsPermanent(err):
+			a.regWait.set(key, "")
+			a.log.Warn("a writer schema cannot be resolved; its records become dead letters", "schema", need.Ref.String(), "err", err)
+			dec.AddSchema(need.Ref, nil)
+			return true
+		}
+		a.regWait.set(key, err.Error())
+		a.m.registryErrors.Inc()
+		a.log.Warn("cannot fetch a writer schema; the partition waits and retries", "topic", st.topic, "partition", st.partition,
+			"schema", need.Ref.String(), "retry_in", backoff, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-a.hardCtx.Done():
+			t.Stop()
+			a.regWait.set(key, "")
+			return false
+		case <-t.C:
+		}
+		if st.dropped.Load() {
+			a.regWait.set(key, "")
+			return false
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// deriveColumns fills the columns of registry-format tables that list none
+// (create: true) from the latest schema of the first topic's value subject:
+// one column per top-level field, named and typed as codec.SchemaFields
+// maps it. It logs what it derived.
+func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
+	for i := range cfg.Tables {
+		tc := &cfg.Tables[i]
+		f, _ := codec.ParseFormat(tc.Format)
+		if len(tc.Columns) > 0 || !f.UsesRegistry() {
+			continue
+		}
+		key := fmt.Sprintf("tables[%d].columns", i)
+		topic := ""
+		for _, tp := range tc.Topics {
+			if !isPattern(tp) {
+				topic = tp
+				break
+			}
+		}
+		subject := topic + "-value"
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		s, err := reg.LatestSchema(ctx, subject)
+		cancel()
+		if err != nil {
+			return cfgErr(key, "empty, and the columns cannot be derived from the registry subject %s: %v; register the schema first or list the columns", subject, err)
+		}
+		fields, err := codec.SchemaFields(codecSchema(s))
+		if err != nil || len(fields) == 0 {
+			return cfgErr(key, "empty, and the schema of subject %s (version %d) gives no columns (%v); list the columns", subject, s.Version, err)
+		}
+		var desc []string
+		for _, fd := range fields {
+			tc.Columns = append(tc.Columns, ColumnConfig{Name: fd.Name, Type: fd.Type.String(), Path: fd.Name})
+			desc = append(desc, fd.Name+" "+fd.Type.String())
+		}
+		for _, k := range tc.Key {
+			if !slices.ContainsFunc(tc.Columns, func(c ColumnConfig) bool { return c.Name == k }) {
+				return cfgErr(fmt.Sprintf("tables[%d].key", i), "key column %q is not a field of subject %s (version %d); name a top-level field, or list the columns", k, subject, s.Version)
+			}
+		}
+		log.Info("columns derived from the schema registry", "table", tc.Name, "subject", subject, "version", s.Version, "columns", desc)
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+package ingest
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-dev/sluice/internal/devenv"
+	"github.com/sluice-dev/sluice/loadgen"
+	"github.com/sluice-dev/sluice/registry"
+)
+
+// TestRegistryOutageWaits: while the Schema Registry answers 503, Avro
+// records are not dead-lettered: the partition waits, /readyz says why
+// and the errors are counted; once the registry answers, every record
+// lands exactly once.
+func TestRegistryOutageWaits(t *testing.T) {
+	e := newEnv(t, 1)
+	reg, err := devenv.StartRegistry(devenv.RegistryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	up, _ := url.Parse(reg.URL())
+	var down atomic.Bool
+	down.Store(true)
+	proxy := httputil.NewSingleHostReverseProxy(up)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+
+	lo := loadgen.Options{Seed: 3, Schema: loadgen.SchemaReference, Records: 300, Partitions: 1, Topic: "avro_events", Format: loadgen.FormatAvro}
+	if err := loadgen.RegisterSchema(e.ctx, &lo, registry.Options{URLs: []string{reg.URL()}}); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := loadgen.Produce(e.ctx, e.broker.Addrs(), lo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables := loadgen.TableConfigYAMLFormat(loadgen.SchemaReference, loadgen.FormatAvro, "public.avro_events", "avro_events")
+	y := configYAML(e.broker.Addrs(), e.url, "", "", "  "+strings.ReplaceAll(tables, "\n", "\n  "))
+	y = append([]byte("schema_registry:\n  urls: ["+front.URL+"]\n"), y...)
+	cfg, err := Parse(y, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.start(cfg)
+	e.waitFor("registry errors while it is down", func() bool { return r.app.m.registryErrors.Get() >= 2 })
+	if why := r.app.notReady(); !strings.Contains(why, "schema registry") || !strings.Contains(why, "503") {
+		t.Errorf("/readyz while the registry is down: %q", why)
+	}
+	if n := e.count(`SELECT count(*) FROM sluice.dead_letters`); n != 0 {
+		t.Errorf("%d dead letters while the registry was down", n)
+	}
+	down.Store(false)
+	e.waitFor("the backlog to land", func() bool {
+		return e.count(`SELECT coalesce(sum(next_offset), 0) FROM sluice.offsets`) == stats.Records
+	})
+	if !r.app.Ready() {
+		t.Errorf("not ready after the registry came back: %s", r.app.notReady())
+	}
+	rep, err := loadgen.Verify(e.ctx, e.url, loadgen.VerifyOptions{Gen: lo, Stats: &stats, Table: "public.avro_events"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		var b strings.Builder
+		rep.WriteSummary(&b)
+		t.Errorf("not exactly once:\n%s", b.String())
+	}
+}
+
+// TestRegistryEvolveAddColumns: with evolve: add_columns, a writer schema
+// that adds a field reaches the table as a new column before the first
+// record written with it is decoded, so that record's value is stored.
+func TestRegistryEvolveAddColumns(t *testing.T) {
+	e := newEnv(t, 1)
+	reg, err := devenv.StartRegistry(devenv.RegistryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	cl, err := registry.New(registry.Options{URLs: []string{reg.URL()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := `{"type":"record","name":"Item","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"}]}`
+	v2 := `{"type":"record","name":"Item","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},` +
+		`{"name":"country","type":["null","string"],"default":null}]}`
+	id1, err := cl.Register(e.ctx, "events-value", registry.TypeAvro, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2, err := cl.Register(e.ctx, "events-value", registry.TypeAvro, v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zz := func(b []byte, v int64) []byte { return binary.AppendUvarint(b, uint64((v<<1)^(v>>63))) }
+	str := func(b []byte, s string) []byte { return append(zz(b, int64(len(s))), s...) }
+	frame := func(id int) []byte { return binary.BigEndian.AppendUint32([]byte{0}, uint32(id)) }
+	var recs []*kgo.Record
+	for i := range 4 {
+		v := str(zz(frame(id1), int64(i)), fmt.Sprint("n", i))
+		recs = append(recs, &kgo.Record{Value: v})
+	}
+	for i := 4; i < 8; i++ {
+		v := str(zz(str(zz(frame(id2), int64(i)), fmt.Sprint("n", i)), 1), fmt.Sprint("c", i))
+		recs = append(recs, &kgo.Record{Value: v})
+	}
+	cfg := e.configRegistry(reg.URL(), `
+  - name: public.evolving
+    topics: [events]
+    format: avro
+    evolve: add_columns
+    key: [id]
+    columns:
+      - {name: id, type: int8, path: id}
+      - {name: name, type: text, path: name}
+`)
+	e.start(cfg)
+	e.produce(recs...)
+	e.waitDrained(8)
+	if n := e.count(`SELECT count(*) FROM public.evolving WHERE id >= 4 AND country = 'c' || id`); n != 4 {
+		t.Errorf("%d rows written with the new schema hold the new field, want 4", n)
+	}
+	if n := e.count(`SELECT count(*) FROM public.evolving WHERE id < 4 AND country IS NULL`); n != 4 {
+		t.Errorf("%d rows written with the old schema have NULL, want 4", n)
+	}
+}
+
+// TestCreateFromRegistry: a registry-format table with create: true and no
+// columns gets one column per top-level field of the subject's latest
+// schema, typed as the codec maps it, and its records land.
+func TestCreateFromRegistry(t *testing.T) {
+	e := newEnv(t, 1)
+	reg, err := devenv.StartRegistry(devenv.RegistryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	lo := loadgen.Options{Seed: 5, Schema: loadgen.SchemaReference, Records: 200, Partitions: 1, Topic: "derived", Format: loadgen.FormatAvro}
+	if err := loadgen.RegisterSchema(e.ctx, &lo, registry.Options{URLs: []string{reg.URL()}}); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := loadgen.Produce(e.ctx, e.broker.Addrs(), lo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.configRegistry(reg.URL(), `
+  - name: public.derived
+    topics: [derived]
+    format: avro
+    key: [event_id]
+`)
+	e.start(cfg)
+	e.waitFor("the records to land", func() bool {
+		return e.count(`SELECT coalesce(sum(next_offset), 0) FROM sluice.offsets`) == stats.Records
+	})
+	got := map[string]string{}
+	rows, err := e.db.Query(e.ctx, `SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'derived'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n, typ string
+		rows.Scan(&n, &typ)
+		got[n] = typ
+	}
+	rows.Close()
+	for col, typ := range map[string]string{"event_id": "uuid", "tenant_id": "bigint", "amount": "numeric", "attrs": "jsonb", "ts": "timestamp with time zone"} {
+		if got[col] != typ {
+			t.Errorf("derived column %s is %q, want %q (all: %v)", col, got[col], typ, got)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM public.derived`); n != stats.Committed[loadgen.KindGood] {
+		t.Errorf("%d rows, want %d", n, stats.Committed[loadgen.KindGood])
+	}
+}
