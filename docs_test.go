@@ -31,6 +31,9 @@ func configKeys(t reflect.Type, prefix string, out map[string]bool) {
 		}
 		key := prefix + name
 		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
 		switch {
 		case ft.Kind() == reflect.Struct && ft.NumField() > 0 && ft.Field(0).Tag.Get("yaml") != "":
 			configKeys(ft, key+".", out)

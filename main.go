@@ -39,6 +39,8 @@ var commands = map[string]command{
 	"migrate":      ingest.MigrateMain,
 	"reset-offset": ingest.ResetOffsetMain,
 	"healthcheck":  ingest.HealthcheckMain,
+	"status":       ingest.StatusMain,
+	"dead-letters": ingest.DeadLettersMain,
 	"broker":       devenv.BrokerMain,
 	"demo":         demo.Main,
 	"loadgen":      loadgen.LoadgenMain,
@@ -57,6 +59,8 @@ Commands:
   migrate      create the offsets, dead-letter and target tables (--config FILE)
   reset-offset set a partition's stored offset (for a halted partition)
   healthcheck  probe /healthz or /readyz of a running appliance (for containers)
+  status       offsets, lag, owners and dead letters of a group, from PostgreSQL and the broker
+  dead-letters list, show or replay dead letters (replay: decode again with the current config)
   broker       run the embedded Kafka-protocol broker (kfake), and a Schema Registry with --registry-listen
   demo         everything embedded: broker, PostgreSQL, traffic, appliance, verification
   loadgen      produce simulated traffic

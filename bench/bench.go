@@ -65,6 +65,7 @@ import (
 
 	"github.com/sluice-dev/sluice/ingest"
 	"github.com/sluice-dev/sluice/internal/devenv"
+	"github.com/sluice-dev/sluice/internal/progress"
 	"github.com/sluice-dev/sluice/loadgen"
 )
 
@@ -174,6 +175,9 @@ type lockedWriter struct {
 	mu sync.Mutex
 	w  io.Writer
 }
+
+// Unwrap returns the writer l locks (progress.IsTerminal looks through it).
+func (l *lockedWriter) Unwrap() io.Writer { return l.w }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
@@ -530,7 +534,7 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	}
 
 	logf(o.Log, "preloading %d %s records (%.1f%% duplicates) into %s (%d partitions)", sp.Records, o.Schema, 100*o.DupRatio, drain.topic, sp.Partitions)
-	st, err := loadgen.Produce(ctx, e.brokers, drain.gen, nil)
+	st, err := loadgen.Produce(ctx, e.brokers, drain.gen, o.Log)
 	if err != nil {
 		return nil, fmt.Errorf("cannot preload the benchmark topic: %w", err)
 	}
@@ -605,14 +609,26 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	start := time.Now()
 	go func() { appDone <- app.Run(appCtx) }()
 	firsts := watchFirsts(app, start)
+	progCtx, stopProgress := context.WithCancel(ctx)
+	progDone := make(chan struct{})
+	go func() {
+		defer close(progDone)
+		progress.New(o.Log, "drain", st.Records).Poll(progCtx, progress.TerminalEvery, func() (int64, string) {
+			s := app.Stats()
+			return int64(s.RecordsConsumed), fmt.Sprintf("rows %s  lag %s", progress.Thousands(int64(s.RowsWritten)), progress.Thousands(s.Lag))
+		})
+	}()
 	// PostgreSQL is polled every 5ms only once every record was fetched:
 	// before that, the polls would only add load to the server measured.
 	fetchedAll := func() bool { return app.Stats().RecordsConsumed >= uint64(st.Records) }
-	if err := devenv.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, drain.topic, ends, appDone, 5*time.Millisecond, fetchedAll); err != nil {
+	err = devenv.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, drain.topic, ends, appDone, 5*time.Millisecond, fetchedAll)
+	elapsed := time.Since(start)
+	stopProgress()
+	<-progDone
+	if err != nil {
 		stopProfile()
 		return nil, err
 	}
-	elapsed := time.Since(start)
 	if err := stopProfile(); err != nil {
 		return nil, err
 	}

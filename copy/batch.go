@@ -54,14 +54,14 @@ type Batch struct {
 	// truncate event: the caller starts a new batch there). TRUNCATE holds
 	// an ACCESS EXCLUSIVE lock on the target until the batch commits, and
 	// fails on a target that other tables reference by foreign key.
-	Truncate      bool
+	Truncate bool
 	// Also are batches of other tables written in the same transaction,
 	// for records of Ranges' partitions that feed several tables (the
 	// caller's routing). They carry no Ranges of their own; each has its
 	// own Table, tuples, ops, dead letters and DeadLetterFor. They always
 	// go through the staging merge (or straight into a keyless target),
 	// never the direct path, and take no Truncate.
-	Also []*Batch
+	Also          []*Batch
 	Ranges        []Range      // one per partition in the batch
 	DeadLetters   []DeadLetter // found by the decoder; inserted in the same transaction
 	DeadLetterFor func(i int, err string) DeadLetter

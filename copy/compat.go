@@ -97,14 +97,14 @@ func checkColumn(t *Table, c Column, cfg uint32, tc targetColumn) (Limit, error)
 		// PostgreSQL 15 keeps the scale as 11 signed bits (it may be
 		// negative), older versions as the low 16 bits, never above 1000.
 		p, s := int((mod-4)>>16&0xffff), int(((mod-4)&0x7ff)^0x400)-0x400
+		if s < 0 {
+			return refuse("and a negative scale rounds every value to tens or more")
+		}
 		if d, ok := intDigits[cfg]; ok {
 			if p-s < d {
 				return refuse(fmt.Sprintf("and %d integer digits cannot hold every %s (up to %d digits)", p-s, c.SQLType, d))
 			}
 			return Limit{}, nil
-		}
-		if s < 0 {
-			return refuse("and a negative scale rounds every value to tens or more")
 		}
 		return Limit{Precision: p, Scale: s}, nil
 	case oidTimestamp, oidTimestamptz:

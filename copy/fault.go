@@ -35,6 +35,8 @@ import (
 //	           2 ms while COMMIT is in flight, so the transaction may or may
 //	           not have committed (only kill)
 //	committed  after COMMIT succeeded, before the caller learns of it
+//	replay     a dead-letter replay batch (Writer.Replay): rows written and
+//	           dead letters deleted, before COMMIT is sent
 var faultPlan = parseFault(os.Getenv("SLUICE_FAULT"))
 
 type faultSpec struct {
@@ -51,13 +53,13 @@ func parseFault(s string) *faultSpec {
 	parts := strings.Split(s, ":")
 	bad := func(why string) *faultSpec {
 		// A typo must not let a chaos test believe it injected a fault.
-		panic(fmt.Sprintf("cannot parse SLUICE_FAULT=%q: %s; use POINT:N[:kill|stop] with POINT one of begin, copy, merge, commit, committed", s, why))
+		panic(fmt.Sprintf("cannot parse SLUICE_FAULT=%q: %s; use POINT:N[:kill|stop] with POINT one of begin, copy, merge, commit, committed, replay", s, why))
 	}
 	if len(parts) < 2 || len(parts) > 3 {
 		return bad("wrong number of fields")
 	}
 	switch parts[0] {
-	case "begin", "copy", "merge", "commit", "committed":
+	case "begin", "copy", "merge", "commit", "committed", "replay":
 	default:
 		return bad("unknown point")
 	}

@@ -147,6 +147,7 @@ CREATE DOMAIN short_name AS varchar(8)`)
 		{"int8", "numeric(12,2)", "integer digits"},
 		{"int4", "numeric(9,0)", "integer digits"},
 		{"numeric", "numeric(5,-2)", "negative scale"},
+		{"int2", "numeric(9,-2)", "negative scale"},
 		{"uuid", "text", "changes its type"},
 		{"text", "uuid", "cannot hold"},
 		{"bool", "int2", "cannot hold"},

@@ -241,6 +241,15 @@ func (o *opsSQL) statements(deletes, keeps, whole bool, lo, hi int64) opsStmts {
 	if t.OffsetColumn != "" {
 		off = pgx.Identifier{t.OffsetColumn}.Sanitize()
 	}
+	// Under on_conflict update with a guard column, a key's changes in
+	// the batch are ordered by the guard, then by arrival: a replayed
+	// older change (a lower guard) that arrives after a newer one in the
+	// same batch loses to it, as it does against a stored row.
+	byGuard, after := "", "d."+seq+" > s."+seq
+	if off != "" && t.OnConflict == PolicyUpdate {
+		byGuard = "s." + off + " DESC NULLS LAST, "
+		after = "(d." + off + " > s." + off + " OR ((d." + off + " = s." + off + " OR d." + off + " IS NULL OR s." + off + " IS NULL) AND d." + seq + " > s." + seq + "))"
+	}
 	var b strings.Builder
 	var st opsStmts
 	if deletes {
@@ -251,7 +260,7 @@ func (o *opsSQL) statements(deletes, keeps, whole bool, lo, hi int64) opsStmts {
 			b.WriteString(", s." + off)
 		}
 		b.WriteString(" FROM " + o.stage + " AS s WHERE s." + op + " = " + strconv.Itoa(int(RowDelete)) + seqRange("s", whole, lo, hi) +
-			" ORDER BY " + keys + ", s." + seq + " DESC) AS d WHERE ")
+			" ORDER BY " + keys + ", " + byGuard + "s." + seq + " DESC) AS d WHERE ")
 		o.keyJoin(&b, "t", "d")
 		if off != "" {
 			b.WriteString(" AND (t." + off + " < d." + off + " OR t." + off + " IS NULL OR d." + off + " IS NULL)")
@@ -262,7 +271,7 @@ func (o *opsSQL) statements(deletes, keeps, whole bool, lo, hi int64) opsStmts {
 	// the first (PolicyIgnore) or the last (PolicyUpdate).
 	order := " ORDER BY " + keys + ", s." + seq
 	if t.OnConflict == PolicyUpdate {
-		order += " DESC"
+		order = " ORDER BY " + keys + ", " + byGuard + "s." + seq + " DESC"
 	}
 	winners := func(mask bool) string {
 		var w strings.Builder
@@ -280,7 +289,7 @@ func (o *opsSQL) statements(deletes, keeps, whole bool, lo, hi int64) opsStmts {
 				n := pgx.Identifier{k}.Sanitize()
 				w.WriteString("d." + n + " = s." + n)
 			}
-			w.WriteString(" AND d." + seq + " > s." + seq + seqRange("d", whole, lo, hi) + ")")
+			w.WriteString(" AND " + after + seqRange("d", whole, lo, hi) + ")")
 		}
 		w.WriteString(order + ") AS w")
 		return w.String()

@@ -256,6 +256,11 @@ func (t *Table) compile(stageName string) *tableSQL {
 	order := seq
 	if t.OnConflict == PolicyUpdate {
 		order += " DESC"
+		if t.OffsetColumn != "" {
+			// The guard orders a key's versions within the batch too: a
+			// replayed older version arriving after a newer one loses.
+			order = pgx.Identifier{t.OffsetColumn}.Sanitize() + " DESC NULLS LAST, " + order
+		}
 	}
 	// DISTINCT ON (key) with ORDER BY key, seq: PostgreSQL implements DISTINCT
 	// ON only as Sort + Unique, and INSERT never runs in parallel, so the

@@ -61,6 +61,9 @@ type tableRT struct {
 	// ev holds the shape the workers encode with (evolve.go); it starts
 	// as pg, cols, nFields and keyFields above.
 	ev evolution
+	// stuck is the table's streak of write failures that need an
+	// operator (readiness.go).
+	stuck stuckState
 }
 
 // partKey names a partition.
@@ -84,6 +87,7 @@ type partState struct {
 	halted        atomic.Bool            // offset out of range, data loss or no route: needs an operator
 	haltWhy       atomic.Pointer[string] // why, when not the stored offset
 	committed     atomic.Int64           // last committed next_offset (-1: none)
+	haltReason    atomic.Pointer[string] // why it halted, for the status page
 	highWatermark atomic.Int64
 }
 
@@ -118,6 +122,7 @@ type App struct {
 	regWait registryWait     // partitions waiting for the registry
 	topicsW topicWatch       // subscribed topics that do not exist (monitor.go)
 	periods monitorPeriods   // the monitor's timings
+	status  statusState      // history and last error for the status page (status.go)
 
 	// failed holds the first fatal error; failPoll stops the poll loop.
 	failMu   sync.Mutex
@@ -231,6 +236,10 @@ func (a *App) notReady() string {
 		return missingTopicsMessage(missing)
 	}
 	if why := a.regWait.reason(); why != "" {
+		return why
+	}
+
+	if why := a.stuckReason(); why != "" {
 		return why
 	}
 	var halted, unrouted []string
@@ -469,9 +478,15 @@ func (a *App) Run(ctx context.Context) (err error) {
 	a.failMu.Unlock()
 	monitorDone := make(chan struct{})
 	go func() { defer close(monitorDone); a.monitor(pollCtx) }()
+	samplerDone := make(chan struct{})
+	go func() { defer close(samplerDone); a.sampler(pollCtx.Done()) }()
+	retainDone := make(chan struct{})
+	go func() { defer close(retainDone); a.retain(pollCtx) }()
 	pollErr := a.pollLoop(pollCtx)
 	cancelPoll()
 	<-monitorDone
+	<-samplerDone
+	<-retainDone
 	cancelPoll()
 	a.consuming.Store(false)
 	if pollErr == nil {
@@ -507,6 +522,7 @@ func (a *App) fail(err error) {
 		return
 	}
 	a.failed = err
+	a.noteError("stop", err)
 	a.log.Error("stopping", "err", err)
 	if a.failPoll != nil {
 		a.failPoll()

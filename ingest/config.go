@@ -31,6 +31,9 @@ type Config struct {
 	Tables         []TableConfig        `yaml:"tables"`
 	Metrics        MetricsConfig        `yaml:"metrics"`
 	Log            LogConfig            `yaml:"log"`
+	// DeadLetters and Stuck: retention.go and readiness.go.
+	DeadLetters DeadLettersConfig `yaml:"dead_letters"`
+	Stuck       StuckConfig       `yaml:"stuck"`
 }
 
 // KafkaConfig is the `kafka:` section.
@@ -239,6 +242,7 @@ func Defaults() Config {
 		},
 		Metrics: MetricsConfig{Listen: "127.0.0.1:9187"},
 		Log:     LogConfig{Level: "info", Format: "text"},
+		Stuck:   defaultStuck(),
 	}
 }
 
@@ -525,6 +529,9 @@ func (c *Config) Validate() error {
 	if c.Metrics.Listen != "" && !strings.Contains(c.Metrics.Listen, ":") {
 		return cfgErr("metrics.listen", "%q has no port; write host:port, e.g. 127.0.0.1:9187, or empty to disable", c.Metrics.Listen)
 	}
+	if err := c.Stuck.validate(); err != nil {
+		return err
+	}
 	if err := c.Metrics.checkPprof(); err != nil {
 		return err
 	}
@@ -545,7 +552,9 @@ func (t *TableConfig) validate(key string) error {
 	if t.Name == "" {
 		return cfgErr(key+".name", "empty; name the target table, e.g. public.events")
 	}
-	parts := strings.Split(t.Name, ".")
+	// A template ({topic}, {topic.N}) is checked as the name it makes:
+	// the placeholders are replaced with plain identifiers first.
+	parts := strings.Split(tableTemplate.ReplaceAllString(t.Name, "t"), ".")
 	if len(parts) > 2 {
 		return cfgErr(key+".name", "%q has too many dots; write table or schema.table", t.Name)
 	}
@@ -556,6 +565,13 @@ func (t *TableConfig) validate(key string) error {
 	}
 	if len(t.Topics) == 0 {
 		return cfgErr(key+".topics", "no topics; list the Kafka topics that feed %s", t.Name)
+	}
+	for j, tp := range t.Topics {
+		if isPattern(tp) {
+			if _, err := compilePattern(tp); err != nil {
+				return cfgErr(fmt.Sprintf("%s.topics[%d]", key, j), "%q is not a valid /regex/ pattern: %v", tp, err)
+			}
+		}
 	}
 	f, err := codec.ParseFormat(t.Format)
 	if err != nil {
@@ -579,6 +595,9 @@ func (t *TableConfig) validate(key string) error {
 			what = "format debezium"
 		}
 		return cfgErr(key+".key", "empty, but %s deletes rows by key; set key to the source table's primary key columns (e.g. key: [id])", what)
+	}
+	if f == codec.FormatDebezium && len(t.Columns) > pgcopy.MaxUnchangedColumns {
+		return cfgErr(key+".columns", "%d columns, but format debezium keeps the stored value of a TOASTed column (__debezium_unavailable_value) for at most %d; split the table or map fewer columns", len(t.Columns), pgcopy.MaxUnchangedColumns)
 	}
 	if t.Truncate && f != codec.FormatDebezium {
 		return cfgErr(key+".truncate", "only format debezium carries truncate events; remove truncate or use format debezium")

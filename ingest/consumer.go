@@ -110,6 +110,7 @@ func (a *App) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kg
 			st.halted.Store(true)
 			why := err.Error()
 			st.haltWhy.Store(&why)
+			st.haltReason.Store(&why)
 			st.committed.Store(-1)
 			st.highWatermark.Store(-1)
 			st.worker = a.leastLoadedWorker()
@@ -363,12 +364,22 @@ func (a *App) fetchError(topic string, partition int32, err error) error {
 		a.mu.Lock()
 		st := a.parts[partKey{topic, partition}]
 		a.mu.Unlock()
+		if st != nil && !st.halted.Load() {
+			reason := fmt.Sprintf("stored next_offset %d is not on the broker (offset out of range or data loss): %v; inspect the topic, then sluice reset-offset and restart", st.committed.Load(), err)
+			st.haltReason.Store(&reason)
+		}
 		if st != nil && !st.halted.Swap(true) {
+			a.noteError(fmt.Sprintf("fetch %s/%d", topic, partition), err)
 			a.log.Error("PARTITION HALTED: the stored offset is not on the broker (out of range or data loss); nothing is skipped. Inspect the topic, then run `sluice reset-offset` and restart",
 				"topic", topic, "partition", partition, "stored_next_offset", st.committed.Load(), "err", err)
 		}
 		return nil
 	}
+	where := "fetch"
+	if topic != "" {
+		where = fmt.Sprintf("fetch %s/%d", topic, partition)
+	}
+	a.noteError(where, err)
 	a.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
 	return nil
 }

@@ -40,6 +40,7 @@ var metricHelp = map[string]string{
 	"sluice_build_info":                   "Always 1; the labels give the version, the VCS revision and the Go version of this binary.",
 	"go_":                                 "Go runtime metric.",
 	"process_":                            "Process metric.",
+	"sluice_stuck":                        "1 while a table's writes have failed for stuck.after with an error retrying cannot fix (permission denied, table or column gone, disk full); /readyz says why.",
 }
 
 // writeWithHelp copies Prometheus text from src to w, completing the

@@ -58,6 +58,7 @@ type appMetrics struct {
 // update).
 type tableMetrics struct {
 	written, deduplicated, ignored, deleted *metrics.Counter
+	batchLat                                latencyHist // seconds to write a batch, for the status page
 
 	set  *metrics.Set
 	name string
@@ -186,6 +187,14 @@ func (a *App) writePartitionMetrics(w io.Writer) {
 	for _, t := range a.tableList() {
 		fmt.Fprintf(w, "sluice_table_lag{table=%q} %d\n", t.cfg.Name, tableLag[t.cfg.Name])
 	}
+	writeFamily(w, "sluice_stuck", "gauge")
+	for _, t := range a.tables {
+		stuck := 0
+		if a.stuckStatus(t) != nil {
+			stuck = 1
+		}
+		fmt.Fprintf(w, "sluice_stuck{table=%q} %d\n", t.cfg.Name, stuck)
+	}
 	writeFamily(w, "sluice_partitions_assigned", "gauge")
 	fmt.Fprintf(w, "sluice_partitions_assigned %d\n", len(parts))
 	writeFamily(w, "sluice_missing_topics", "gauge")
@@ -203,10 +212,12 @@ func (st *partState) lag() int64 {
 	return lag
 }
 
-// Handler serves /metrics, /healthz and /readyz, and /debug/pprof/ with
-// metrics.pprof.
+// Handler serves the status page (/ and /status.json, status.go),
+// /metrics, /healthz and /readyz, and /debug/pprof/ with metrics.pprof.
 func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/{$}", a.serveStatusPage)
+	mux.HandleFunc("/status.json", a.serveStatusJSON)
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		var b bytes.Buffer

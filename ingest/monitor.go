@@ -27,10 +27,12 @@ const (
 // test changes them before Run).
 type monitorPeriods struct {
 	topicCheck, missingWarn, progress, topicRecheck time.Duration
+	sample                                          time.Duration // status history (status.go)
+	retention                                       time.Duration // dead-letter retention (retention.go)
 }
 
 func defaultPeriods() monitorPeriods {
-	return monitorPeriods{topicCheckEvery, missingWarnEvery, progressEvery, topicRecheckEvery}
+	return monitorPeriods{topicCheckEvery, missingWarnEvery, progressEvery, topicRecheckEvery, sampleEvery, retentionEvery}
 }
 
 // topicWatch holds the subscribed topics that do not exist.

@@ -563,7 +563,10 @@ func (w *worker) write(p *pending) {
 		if err == nil {
 			a.m.batchesCommitted.Inc()
 			a.m.batchRows.Update(float64(res.Rows))
-			a.m.table(p.table.cfg.Name).committed(res)
+			a.writeSucceeded(p.table)
+			tm := a.m.table(p.table.cfg.Name)
+			tm.committed(res)
+			tm.batchLat.update(time.Since(start).Seconds())
 			a.m.copyDur.Update(res.CopyTime.Seconds())
 			a.m.mergeDur.Update(res.MergeTime.Seconds())
 			a.m.commitDur.Update(res.CommitTime.Seconds())
@@ -621,6 +624,10 @@ func (w *worker) write(p *pending) {
 			return
 		}
 		a.m.retries.Inc()
+		a.noteError("write "+p.table.cfg.Name, err)
+		if a.writeFailed(p.table, err) {
+			a.declareStuck(p.table)
+		}
 		if pgcopy.IsRetryable(err) {
 			a.log.Warn("batch write failed; retrying", "table", p.table.cfg.Name, "rows", len(p.rows), "err", err, "backoff", backoff)
 		} else {

@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-dev/sluice/internal/progress"
 )
 
 // KindCounts holds one count per record kind. In JSON it is an object keyed
@@ -478,66 +480,35 @@ func (pc *pacer) wait(ctx context.Context, size int) error {
 }
 
 // startProgress prints progress until the returned func is called, which
-// prints the final line.
+// prints the final line: one line rewritten in place on a terminal, a plain
+// line every few seconds elsewhere (internal/progress).
 func (p *producer) startProgress(w io.Writer) (stop func()) {
 	if w == nil {
 		return func() {}
 	}
-	tty := isTerminal(w)
-	every := time.Second
-	if tty {
-		every = 250 * time.Millisecond
+	total := int64(-1)
+	if p.o.Records > 0 {
+		total = p.o.Records
 	}
-	quit := make(chan struct{})
+	line := progress.New(w, "loadgen", total).Unit("records acked")
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		var lastN, lastB int64
-		last := time.Now()
-		for {
-			select {
-			case <-quit:
-				return
-			case now := <-t.C:
-				acked, failed, bytes := p.snapshot()
-				n := acked.Total()
-				dt := now.Sub(last).Seconds()
-				line := fmt.Sprintf("loadgen: %d sent, %d acked (%.0f/s), %.1f MB (%.1f MB/s), dup %d, bad %d, aborted %d, errors %d",
-					p.produced.Load(), n, float64(n-lastN)/dt, float64(bytes)/1e6, float64(bytes-lastB)/1e6/dt,
-					acked[KindDup], acked.Bad(), p.aborted.Load(), failed.Total())
-				lastN, lastB, last = n, bytes, now
-				if tty {
-					fmt.Fprintf(w, "\r\x1b[K%s", line)
-				} else {
-					fmt.Fprintln(w, line)
-				}
-			}
-		}
+		line.Poll(ctx, progress.TerminalEvery, func() (int64, string) {
+			acked, failed, bytes := p.snapshot()
+			return acked.Total(), fmt.Sprintf("%d sent  %.1f MB  dup %d  bad %d  aborted %d  errors %d",
+				p.produced.Load(), float64(bytes)/1e6, acked[KindDup], acked.Bad(), p.aborted.Load(), failed.Total())
+		})
 	}()
 	return func() {
-		close(quit)
+		cancel()
 		<-done
 		s := &p.stats
-		prefix := ""
-		if tty {
-			prefix = "\r\x1b[K"
-		}
-		fmt.Fprintf(w, "%sloadgen: done: %d records in %v; committed %d (good %d, dup %d, bad %d), aborted %d, failed %d, %.1f MB committed\n",
-			prefix, s.Records, s.Elapsed.Round(time.Millisecond), s.Committed.Total(), s.Committed[KindGood], s.Committed[KindDup],
+		fmt.Fprintf(w, "loadgen: done: %d records in %v; committed %d (good %d, dup %d, bad %d), aborted %d, failed %d, %.1f MB committed\n",
+			s.Records, s.Elapsed.Round(time.Millisecond), s.Committed.Total(), s.Committed[KindGood], s.Committed[KindDup],
 			s.Committed.Bad(), s.Aborted.Total(), s.Failed.Total(), float64(s.CommittedBytes)/1e6)
 	}
-}
-
-// isTerminal reports whether w is a character device (a terminal).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // Manifest is what a loadgen run writes for verify: the options (and so the

@@ -119,7 +119,7 @@ func classify(op, urls string, err error) error {
 	case errors.Is(err, context.Canceled):
 		// The caller's context ended: report it as is.
 	case isTimeout(err):
-		e.Fix = "the registry did not answer in time; check it is running and reachable, or raise schema_registry.timeout"
+		e.Fix = "the registry did not answer in time (10 s); check it is running, reachable and not overloaded"
 	case strings.Contains(err.Error(), "unable to decode ok response body"):
 		e.Fix = "the URL does not serve the Schema Registry API; check schema_registry.urls"
 	default:

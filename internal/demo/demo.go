@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluice-dev/sluice/ingest"
 	"github.com/sluice-dev/sluice/internal/devenv"
+	"github.com/sluice-dev/sluice/internal/progress"
 	"github.com/sluice-dev/sluice/loadgen"
 	"github.com/sluice-dev/sluice/registry"
 )
@@ -171,7 +172,11 @@ tables:
 	stopProgress := make(chan struct{})
 	go func() {
 		defer close(progressDone)
-		progress(out, app, stopProgress, start)
+		total := int64(-1)
+		if o.Records > 0 {
+			total = o.Records
+		}
+		showProgress(out, app, stopProgress, total)
 	}()
 	stats, err := loadgen.Produce(ctx, brokers, lo, nil)
 	if err != nil {
@@ -253,38 +258,17 @@ func describeAmount(o Options) string {
 	return "for " + o.Duration.String()
 }
 
-func progress(out io.Writer, app *ingest.App, stop <-chan struct{}, start time.Time) {
-	tty := isTerminal(out)
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			if tty {
-				fmt.Fprintln(out)
-			}
-			return
-		case <-t.C:
-		}
+// showProgress prints the appliance's progress until stop is closed: one
+// line rewritten in place on a terminal, a plain line every few seconds
+// elsewhere (internal/progress).
+func showProgress(out io.Writer, app *ingest.App, stop <-chan struct{}, total int64) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-stop; cancel() }()
+	progress.New(out, "  consumed", total).Poll(ctx, progress.TerminalEvery, func() (int64, string) {
 		s := app.Stats()
-		secs := time.Since(start).Seconds()
-		line := fmt.Sprintf("  %5.0fs consumed %d (%.1f MB/s)  rows %d  dead letters %d  lag %d  in flight %.1f MiB",
-			secs, s.RecordsConsumed, float64(s.BytesConsumed)/1e6/secs, s.RowsWritten, s.DeadLetters, s.Lag, float64(s.InflightBytes)/(1<<20))
-		if tty {
-			fmt.Fprintf(out, "\r%-110s", line)
-		} else {
-			fmt.Fprintln(out, line)
-		}
-	}
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+		return int64(s.RecordsConsumed), fmt.Sprintf("rows %s  dead letters %s  lag %s  in flight %.1f MiB",
+			progress.Thousands(int64(s.RowsWritten)), progress.Thousands(int64(s.DeadLetters)), progress.Thousands(s.Lag), float64(s.InflightBytes)/(1<<20))
+	})
 }
 
 func waitStored(ctx context.Context, url string, cfg *ingest.Config, topic string, ends map[int32]int64, appDone <-chan error) error {

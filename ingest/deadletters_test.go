@@ -1,0 +1,298 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-dev/sluice/codec"
+	pgcopy "github.com/sluice-dev/sluice/copy"
+)
+
+func runDL(t *testing.T, e *env, args ...string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if err := DeadLettersMain(e.ctx, args, &out, &errb); err != nil {
+		t.Fatalf("sluice dead-letters %v: %v\n%s%s", args, err, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+func TestHeadersJSONRoundTrip(t *testing.T) {
+	hs := []codec.Header{{Key: "trace", Value: []byte("abc")}, {Key: "bin", Value: []byte{0xff, 0, 1}}, {Key: "nil"}, {Key: "empty", Value: []byte{}}}
+	got, err := parseHeadersJSON(codec.AppendHeadersJSON(nil, hs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(hs) {
+		t.Fatalf("got %d headers, want %d", len(got), len(hs))
+	}
+	for i := range hs {
+		if got[i].Key != hs[i].Key || !bytes.Equal(got[i].Value, hs[i].Value) || (got[i].Value == nil) != (hs[i].Value == nil) {
+			t.Errorf("header %d = %q %v, want %q %v", i, got[i].Key, got[i].Value, hs[i].Key, hs[i].Value)
+		}
+	}
+	if hs, err := parseHeadersJSON([]byte("[]")); err != nil || len(hs) != 0 {
+		t.Errorf("[] = %v, %v", hs, err)
+	}
+}
+
+func TestClassifyError(t *testing.T) {
+	for e, want := range map[string]string{
+		"malformed_json: unexpected end":                         "malformed_json",
+		"column n: wrong_type: string is not a number":           "wrong_type",
+		"id: missing_required: no value":                         "missing_required",
+		"column n (path a.b): out_of_range: 1e30":                "out_of_range",
+		"rejected by PostgreSQL: new row violates check (23514)": "rejected_by_postgres",
+		"something else": "other",
+	} {
+		if got := classifyError(e); got != want {
+			t.Errorf("classifyError(%q) = %q, want %q", e, got, want)
+		}
+	}
+}
+
+// TestDeadLettersListShowReplay: list and show with every filter, then
+// replay after the configuration is fixed: what now decodes lands (or is
+// kept out by a stored row under on_conflict ignore) and its dead letter
+// goes; what still fails stays with its error updated, including a row
+// PostgreSQL refuses.
+func TestDeadLettersListShowReplay(t *testing.T) {
+	e := newEnv(t, 2)
+	strict := strings.Replace(fmt.Sprintf(tableYAML, "ignore"), "{name: v, type: text, path: v}", "{name: v, type: text, path: v, required: true}", 1)
+	cfgA := e.config(strict)
+	r := e.start(cfgA)
+	var recs []*kgo.Record
+	for i := range 100 {
+		recs = append(recs, item(i, "first"))
+	}
+	// Lacking v: dead letters under the strict config, rows once v is optional.
+	for i := 100; i < 150; i++ {
+		recs = append(recs, &kgo.Record{Key: []byte(uuidFor(i)), Value: fmt.Appendf(nil, `{"id":%q,"n":%d}`, uuidFor(i), i),
+			Headers: []kgo.RecordHeader{{Key: "trace", Value: []byte("t" + fmt.Sprint(i))}, {Key: "bin", Value: []byte{0xff, 0}}}})
+	}
+	// An existing key lacking v: replayed, kept out by the stored row.
+	recs = append(recs, &kgo.Record{Key: []byte(uuidFor(5)), Value: fmt.Appendf(nil, `{"id":%q,"n":5}`, uuidFor(5))})
+	// Still bad after the fix.
+	recs = append(recs, &kgo.Record{Key: []byte("m"), Value: []byte(`{"id":`)},
+		&kgo.Record{Key: []byte(uuidFor(200)), Value: fmt.Appendf(nil, `{"id":%q,"n":"many"}`, uuidFor(200))},
+		// Decodes after the fix, but the CHECK added below refuses it.
+		&kgo.Record{Key: []byte(uuidFor(201)), Value: fmt.Appendf(nil, `{"id":%q,"n":-1}`, uuidFor(201))})
+	e.produce(recs...)
+	e.waitDrained(int64(len(recs)))
+	r.stop()
+	if n := e.count(`SELECT count(*) FROM sluice.dead_letters`); n != 54 {
+		t.Fatalf("%d dead letters, want 54", n)
+	}
+	pathA := writeConfig(t, cfgA)
+
+	lines := func(s string) int { return strings.Count(s, "\n") }
+	if out := runDL(t, e, "list", "--config", pathA, "--limit", "0"); lines(out) != 54 {
+		t.Errorf("list printed %d lines, want 54:\n%s", lines(out), out)
+	}
+	if out := runDL(t, e, "list", "--config", pathA, "--limit", "10"); lines(out) != 10 {
+		t.Errorf("list --limit 10 printed %d lines", lines(out))
+	}
+	if out := runDL(t, e, "list", "--config", pathA, "--reason", "missing_required", "--limit", "0"); lines(out) != 52 || !strings.Contains(out, "missing_required") {
+		t.Errorf("--reason missing_required printed %d lines, want 52 (the -1 and the 50 and key 5):\n%s", lines(out), out)
+	}
+	if out := runDL(t, e, "list", "--config", pathA, "--reason", "malformed_json"); lines(out) != 1 || !strings.Contains(out, "malformed_json") {
+		t.Errorf("--reason malformed_json: %q", out)
+	}
+	if out := runDL(t, e, "list", "--config", pathA, "--reason", "wrong_type", "--table", "public.items", "--topic", "events"); lines(out) != 1 {
+		t.Errorf("--reason wrong_type: %q", out)
+	}
+	if out := runDL(t, e, "list", "--config", pathA, "--until", "1h", "--limit", "0"); !strings.Contains(out, "no dead letters") {
+		t.Errorf("--until 1h ago listed: %q", out)
+	}
+	if out := runDL(t, e, "list", "--config", pathA, "--since", "1h", "--limit", "0"); lines(out) != 54 {
+		t.Errorf("--since 1h listed %d", lines(out))
+	}
+	var part int32
+	var off int64
+	if err := e.db.QueryRow(e.ctx, `SELECT partition, "offset" FROM sluice.dead_letters WHERE key = $1`, []byte(uuidFor(120))).Scan(&part, &off); err != nil {
+		t.Fatal(err)
+	}
+	out := runDL(t, e, "list", "--config", pathA, "--partition", fmt.Sprint(part), "--from-offset", fmt.Sprint(off), "--to-offset", fmt.Sprint(off))
+	if lines(out) != 1 || !strings.Contains(out, fmt.Sprintf("events/%d@%d", part, off)) {
+		t.Errorf("--partition --from-offset --to-offset: %q", out)
+	}
+	show := runDL(t, e, "show", "--config", pathA, "--partition", fmt.Sprint(part), "--offset", fmt.Sprint(off))
+	for _, want := range []string{"key:      " + uuidFor(120), `value:    {"id":"` + uuidFor(120), "trace: t120", "bin: hex:ff00", "missing_required"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("show lacks %q:\n%s", want, show)
+		}
+	}
+	js := runDL(t, e, "show", "--config", pathA, "--partition", fmt.Sprint(part), "--offset", fmt.Sprint(off), "--json")
+	var dj deadLetterJSON
+	if err := json.Unmarshal([]byte(js), &dj); err != nil || dj.Key == nil || *dj.Key != uuidFor(120) || dj.Reason != "missing_required" || dj.Offset != off {
+		t.Errorf("show --json = %s (%v)", js, err)
+	}
+
+	// The fix: v is optional again. A CHECK the codec cannot know about
+	// refuses n = -1.
+	if _, err := e.db.Exec(e.ctx, `ALTER TABLE public.items ADD CONSTRAINT items_n_check CHECK (n >= 0) NOT VALID`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.Exec(e.ctx, `UPDATE sluice.dead_letters SET error = 'stale' WHERE value LIKE '%many%'`); err != nil {
+		t.Fatal(err)
+	}
+	pathB := writeConfig(t, e.config(fmt.Sprintf(tableYAML, "ignore")))
+	out = runDL(t, e, "replay", "--config", pathB, "--batch", "7")
+	t.Logf("replay:\n%s", out)
+	if !strings.Contains(out, "public.items: 51 dead letter(s) landed, 3 still fail") {
+		t.Errorf("replay said:\n%s", out)
+	}
+	if n := e.count(`SELECT count(*) FROM public.items`); n != 150 {
+		t.Errorf("target holds %d rows, want 150", n)
+	}
+	if n := e.count(`SELECT count(*) FROM public.items WHERE v IS NULL AND src_offset IS NOT NULL`); n != 50 {
+		t.Errorf("%d replayed rows, want 50 with v NULL and their offsets", n)
+	}
+	if n := e.count(`SELECT count(*) FROM public.items WHERE id = $1 AND v = 'first'`, uuidFor(5)); n != 1 {
+		t.Errorf("the stored row of key 5 was not kept under on_conflict ignore")
+	}
+	left := map[string]string{}
+	rows, err := e.db.Query(e.ctx, `SELECT convert_from(key, 'UTF8'), error FROM sluice.dead_letters`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var k, er string
+		rows.Scan(&k, &er)
+		left[k] = er
+	}
+	rows.Close()
+	if len(left) != 3 || !strings.HasPrefix(left["m"], "malformed_json") || !strings.Contains(left[uuidFor(200)], "wrong_type") ||
+		!strings.HasPrefix(left[uuidFor(201)], pgcopy.RejectedPrefix) || !strings.Contains(left[uuidFor(201)], "items_n_check") {
+		t.Errorf("dead letters left: %q", left)
+	}
+	// A second replay finds nothing new to land.
+	out = runDL(t, e, "replay", "--config", pathB)
+	if !strings.Contains(out, "public.items: 0 dead letter(s) landed, 3 still fail") {
+		t.Errorf("second replay said:\n%s", out)
+	}
+	if n := e.count(`SELECT count(*) FROM public.items`); n != 150 {
+		t.Errorf("target holds %d rows after a second replay, want 150", n)
+	}
+}
+
+// TestDeadLetterRetention: expired dead letters go at start, in batches,
+// and the rest stay.
+func TestDeadLetterRetention(t *testing.T) {
+	e := newEnv(t, 1)
+	cfg := e.config(fmt.Sprintf(tableYAML, "ignore"))
+	r := e.start(cfg)
+	var recs []*kgo.Record
+	for i := range 2500 {
+		recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "k%d", i), Value: []byte(`{"id":`)})
+	}
+	e.produce(recs...)
+	e.waitDrained(int64(len(recs)))
+	r.stop()
+	if _, err := e.db.Exec(e.ctx, `UPDATE sluice.dead_letters SET received_at = now() - interval '31 days' WHERE "offset" < 2100`); err != nil {
+		t.Fatal(err)
+	}
+	y := configYAML(e.broker.Addrs(), e.url, "", "", fmt.Sprintf(tableYAML, "ignore"))
+	y = append(y, "\ndead_letters:\n  retention: 30d\n"...)
+	cfg, err := Parse(y, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DeadLetters.Retention.D() != 30*24*time.Hour {
+		t.Fatalf("retention = %v", cfg.DeadLetters.Retention.D())
+	}
+	e.start(cfg)
+	e.waitFor("expired dead letters deleted", func() bool { return e.count(`SELECT count(*) FROM sluice.dead_letters`) == 400 })
+	if n := e.count(`SELECT count(*) FROM sluice.dead_letters WHERE "offset" < 2100`); n != 0 {
+		t.Errorf("%d expired dead letters left", n)
+	}
+}
+
+// TestReplayKilledHalfway runs the real binary's replay into a keyless
+// table, kills it (SIGKILL, fault point replay) before the COMMIT of its
+// fourth batch, and reruns it: every record lands exactly once.
+func TestReplayKilledHalfway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the sluice binary")
+	}
+	bin := filepath.Join(t.TempDir(), "sluice")
+	build := exec.Command("go", "build", "-tags", "sluicefault", "-o", bin, "github.com/sluice-dev/sluice")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("cannot build sluice: %v\n%s", err, out)
+	}
+	e := newEnv(t, 3)
+	const keyless = `
+  - name: public.log
+    topics: [events]
+    create: true
+    columns:
+      - {name: n, type: int8, path: n%s}
+      - {name: src_partition, type: int4, source: kafka.partition}
+      - {name: src_offset, type: int8, source: kafka.offset}
+`
+	cfgA := e.config(fmt.Sprintf(keyless, ", required: true"))
+	r := e.start(cfgA)
+	const bad, good = 2000, 300
+	var recs []*kgo.Record
+	for i := range bad + good {
+		v := fmt.Appendf(nil, `{"m":%d}`, i)
+		if i%((bad+good)/good) == 0 {
+			v = fmt.Appendf(nil, `{"n":%d}`, i)
+		}
+		recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "k%d", i), Value: v})
+	}
+	e.produce(recs...)
+	e.waitDrained(int64(len(recs)))
+	r.stop()
+	dead := e.count(`SELECT count(*) FROM sluice.dead_letters`)
+	rows0 := e.count(`SELECT count(*) FROM public.log`)
+	if dead+rows0 != int64(len(recs)) || dead < bad-50 {
+		t.Fatalf("%d dead letters and %d rows for %d records", dead, rows0, len(recs))
+	}
+	path := writeConfig(t, e.config(fmt.Sprintf(keyless, "")))
+
+	replay := func(fault string) (string, error) {
+		cmd := exec.CommandContext(e.ctx, bin, "dead-letters", "replay", "--config", path, "--batch", "200")
+		cmd.Env = append(os.Environ(), "SLUICE_FAULT="+fault)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := replay("replay:4")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("replay with SLUICE_FAULT=replay:4 ended with %v, want SIGKILL:\n%s", err, out)
+	}
+	if n := e.count(`SELECT count(*) FROM sluice.dead_letters`); n != dead-600 {
+		t.Errorf("after the kill %d dead letters are left, want %d (three batches of 200 committed)", n, dead-600)
+	}
+	if n := e.count(`SELECT count(*) FROM public.log`); n != rows0+600 {
+		t.Errorf("after the kill the target holds %d rows, want %d", n, rows0+600)
+	}
+	out, err = replay("")
+	if err != nil {
+		t.Fatalf("rerun: %v\n%s", err, out)
+	}
+	t.Logf("rerun: %s", out)
+	out, err = replay("")
+	if err != nil || !strings.Contains(out, "public.log: 0 dead letter(s) landed") {
+		t.Fatalf("third run: %v\n%s", err, out)
+	}
+	if n := e.count(`SELECT count(*) FROM sluice.dead_letters`); n != 0 {
+		t.Errorf("%d dead letters left", n)
+	}
+	if n, d := e.count(`SELECT count(*) FROM public.log`), e.count(`SELECT count(DISTINCT (src_partition, src_offset)) FROM public.log`); n != int64(len(recs)) || d != n {
+		t.Errorf("target holds %d rows, %d distinct records; want each of the %d exactly once", n, d, len(recs))
+	}
+}

@@ -1,0 +1,104 @@
+package ingest
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func TestExpandTable(t *testing.T) {
+	for _, c := range []struct{ name, topic, want string }{
+		{"replica.{topic.-1}", "shop.public.orders", "replica.orders"},
+		{"replica.{topic.1}_{topic.2}", "shop.public.orders", "replica.public_orders"},
+		{"raw.{topic}", "Shop-Events.v2", "raw.shop_events_v2"},
+		{"t_{topic.0}", "9lives", "t_t_9lives"},
+		{"x.{topic.3}", "a.b", ""},
+	} {
+		got, ok := expandTable(c.name, c.topic)
+		if c.want == "" {
+			if ok {
+				t.Errorf("expandTable(%q, %q) = %q, want a failure", c.name, c.topic, got)
+			}
+			continue
+		}
+		if !ok || got != c.want {
+			t.Errorf("expandTable(%q, %q) = %q, %v; want %q", c.name, c.topic, got, ok, c.want)
+		}
+	}
+}
+
+// TestRoutingPatternsAndTemplates: a /regex/ topic with a {topic.N} table
+// name lands each matching topic in its own table, created on first use,
+// including a topic created while the appliance runs; a topic the
+// template cannot name halts its partitions with the reason in /readyz.
+func TestRoutingPatternsAndTemplates(t *testing.T) {
+	e := newEnv(t, 1)
+	adm := kadm.NewClient(e.prod)
+	for _, tp := range []string{"shop.public.orders", "shop.public.items"} {
+		if _, err := adm.CreateTopic(e.ctx, 1, -1, nil, tp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := e.config(`
+  - name: replica.{topic.-1}
+    topics: ["/shop\\.public\\..*/", "shop"]
+    key: [id]
+    columns:
+      - {name: id, type: int8, path: id}
+      - {name: v, type: text, path: v}
+`)
+	r := e.start(cfg, func(a *App) { a.periods.topicCheck = 100e6 })
+	rec := func(topic string, id int) *kgo.Record {
+		return &kgo.Record{Topic: topic, Value: fmt.Appendf(nil, `{"id":%d,"v":"%s"}`, id, topic)}
+	}
+	e.produce(rec("shop.public.orders", 1), rec("shop.public.orders", 2), rec("shop.public.items", 1))
+	e.waitFor("orders and items to land", func() bool {
+		return e.count(`SELECT count(*) FROM pg_tables WHERE schemaname = 'replica'`) == 2 &&
+			e.count(`SELECT (SELECT count(*) FROM replica.orders) + (SELECT count(*) FROM replica.items)`) == 3
+	})
+	// A topic created while running.
+	if _, err := adm.CreateTopic(e.ctx, 1, -1, nil, "shop.public.users"); err != nil {
+		t.Fatal(err)
+	}
+	e.produce(rec("shop.public.users", 7))
+	e.waitFor("the new topic's table and row", func() bool {
+		return e.count(`SELECT count(*) FROM pg_tables WHERE schemaname = 'replica' AND tablename = 'users'`) == 1 &&
+			e.count(`SELECT count(*) FROM replica.users WHERE id = 7`) == 1
+	})
+	// "shop" has no part -1 ... it has one part, so it names replica.shop;
+	// a name the template cannot make is tested by expandTable above.
+	if _, err := adm.CreateTopic(e.ctx, 1, -1, nil, "shop"); err != nil {
+		t.Fatal(err)
+	}
+	e.produce(rec("shop", 9))
+	e.waitFor("the named topic's row", func() bool {
+		return e.count(`SELECT count(*) FROM pg_tables WHERE schemaname = 'replica' AND tablename = 'shop'`) == 1 &&
+			e.count(`SELECT count(*) FROM replica.shop WHERE id = 9`) == 1
+	})
+	if !r.app.Ready() {
+		t.Errorf("not ready: %s", r.app.notReady())
+	}
+}
+
+// TestRoutingUnroutableTopic: a topic the table name's template cannot
+// name is not consumed: its partition halts and /readyz says why.
+func TestRoutingUnroutableTopic(t *testing.T) {
+	e := newEnv(t, 1)
+	cfg := e.config(`
+  - name: replica.{topic.2}
+    topics: [events]
+    columns:
+      - {name: v, type: text, path: v}
+`)
+	r := e.start(cfg)
+	e.produce(&kgo.Record{Value: []byte(`{"v":"x"}`)})
+	e.waitFor("/readyz to name the unrouted partition", func() bool {
+		return strings.Contains(r.app.notReady(), "unrouted partitions: events/0")
+	})
+	if why := r.app.notReady(); !strings.Contains(why, "asks for a part the topic does not have") {
+		t.Errorf("/readyz reason: %q", why)
+	}
+}
