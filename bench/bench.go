@@ -99,6 +99,13 @@ type Options struct {
 	// order, as Sluice's direct path sends them (keyed schemas only).
 	SortedBaseline bool `json:"sorted_baseline,omitempty"`
 
+	// Prefill fills the target with this many rows before the benchmark
+	// (growth.go); Partitioned makes the target day-partitioned. With
+	// either, the raw COPY limit is measured into the target itself and
+	// the INSERT baseline is skipped (reference schema only).
+	Prefill     int64 `json:"prefill,omitempty"`
+	Partitioned bool  `json:"partitioned,omitempty"`
+
 	// CPUProfile, when set, is a file that receives a CPU profile of this
 	// process (the appliance, and the broker when in-process) during the
 	// drain.
@@ -205,8 +212,12 @@ func (o *Options) validate() error {
 	default:
 		return fmt.Errorf("cannot use compression %q; use none, gzip, snappy, lz4 or zstd", o.Compression)
 	}
-	return nil
+	return o.checkGrowthOptions()
 }
+
+// sameTable reports whether the raw COPY limit is measured into the
+// target itself (a prefilled or partitioned target).
+func (o *Options) sameTable() bool { return o.Prefill > 0 || o.Partitioned }
 
 // Throughput is one writer's time for the workload.
 type Throughput struct {
@@ -280,6 +291,9 @@ type Result struct {
 	Verified  bool     `json:"verified"`
 	Verify    []string `json:"verify"` // one summary per table checked
 	Env       string   `json:"environment"`
+	// PrefillSeconds is how long Options.Prefill took (not part of any
+	// measurement).
+	PrefillSeconds float64 `json:"prefill_seconds,omitempty"`
 }
 
 // Run runs the benchmark described by o. It returns the result and an
@@ -305,7 +319,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		spec.Latency = []float64{o.LatencyFraction}
 		spec.LatencyFor = o.LatencyFor
 	}
-	if !o.SkipBaselines {
+	switch {
+	case o.SkipBaselines:
+	case o.sameTable():
+		spec.before = func(ctx context.Context, s *stream) error {
+			raw, err := e.rawCopyInto(ctx, s, o)
+			res.RawCopy = raw
+			return err
+		}
+	default:
 		spec.before = func(ctx context.Context, s *stream) error {
 			raw, sorted, ins, err := e.baselines(ctx, s, o)
 			if err != nil {
@@ -325,6 +347,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.PeakRSS, res.StartRSS, res.RSSMethod = pr.PeakRSS, pr.StartRSS, pr.RSSMethod
 		res.Verified = pr.Verified
 		res.Verify = pr.Verify
+		res.PrefillSeconds = pr.PrefillSeconds
 		if res.RawCopy != nil && res.RawCopy.Seconds > 0 && pr.Drain.Seconds > 0 {
 			res.RatioRawCopy = res.RawCopy.Seconds / pr.Drain.Seconds
 		}
@@ -489,6 +512,7 @@ type pointResult struct {
 	RSSMethod                string
 	Verified                 bool
 	Verify                   []string
+	PrefillSeconds           float64
 }
 
 // point preloads a topic, drains it through a fresh appliance, measures
@@ -526,6 +550,20 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	if err := ingest.Migrate(ctx, cfg); err != nil {
 		return nil, err
 	}
+	var prefillTook time.Duration
+	if o.Partitioned {
+		for _, s := range all {
+			if err := e.makeDayPartitions(ctx, s.table); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if o.Prefill > 0 {
+		logf(o.Log, "prefilling %s with %d rows inside PostgreSQL (not timed) …", drain.table, o.Prefill)
+		if prefillTook, err = e.prefill(ctx, drain.table, o.Prefill, o.Partitioned, func(f string, a ...any) { logf(o.Log, f, a...) }); err != nil {
+			return nil, err
+		}
+	}
 	if sp.before != nil {
 		if err := sp.before(ctx, drain); err != nil {
 			return nil, err
@@ -556,7 +594,7 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	if e.broker != nil {
 		method = "VmHWM of the bench process (the appliance and the in-process broker with the preloaded log), reset at drain start via /proc/self/clear_refs"
 	}
-	pr := &pointResult{RSSMethod: method}
+	pr := &pointResult{RSSMethod: method, PrefillSeconds: prefillTook.Seconds()}
 	rssOK := resetPeakRSS() == nil
 	pr.StartRSS, _ = readRSS("VmRSS")
 	cpu0 := e.cpuNow()
@@ -648,6 +686,9 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	pr.Verified = true
 	for _, s := range all {
 		vo := loadgen.VerifyOptions{Gen: s.gen, Stats: &s.stats, Table: s.table}
+		if o.Prefill > 0 {
+			vo.Where = "src_offset IS NOT NULL" // not the prefilled rows
+		}
 		rep, err := loadgen.Verify(ctx, e.pgURL, vo)
 		if err != nil {
 			pr.Verified = false
@@ -750,7 +791,11 @@ func (e *env) drop(ctx context.Context, ss []*stream) {
 func (e *env) config(o Options, sp pointSpec, streams []*stream) (*ingest.Config, error) {
 	var tables strings.Builder
 	for _, s := range streams {
-		tables.WriteString(loadgen.TableConfigYAML(o.Schema, s.table, s.topic))
+		entry := loadgen.TableConfigYAML(o.Schema, s.table, s.topic)
+		if o.Partitioned {
+			entry = partitionedYAML(entry)
+		}
+		tables.WriteString(entry)
 	}
 	brokersYAML, _ := json.Marshal(e.brokers) // JSON is YAML
 	y := fmt.Sprintf(`

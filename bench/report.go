@@ -23,6 +23,10 @@ type ReportOptions struct {
 	BatchRows  []int     `json:"sweep_batch_rows"`
 	Partitions []int     `json:"sweep_partitions"`
 	MaxConns   []int     `json:"sweep_max_conns"`
+	// Growth lists target sizes (rows) for the growth curve (growth.go);
+	// empty: none. GrowthOnly skips the capacity sweep.
+	Growth     []int64 `json:"growth_rows,omitempty"`
+	GrowthOnly bool    `json:"growth_only,omitempty"`
 }
 
 // ReportPoint is one configuration's measurements.
@@ -45,6 +49,7 @@ type Report struct {
 	Insert    *Throughput   `json:"insert,omitempty"`
 	Rate      []Latency     `json:"rate"` // the latency sweep at the base point
 	Points    []ReportPoint `json:"points"`
+	Growth    []GrowthPoint `json:"growth,omitempty"`
 	Elapsed   float64       `json:"elapsed_seconds"`
 }
 
@@ -97,6 +102,17 @@ func Sweep(ctx context.Context, o ReportOptions) (*Report, error) {
 	start := time.Now()
 	r := &Report{Generated: start.UTC(), Env: e.describe(), Options: o}
 	logf(o.Log, "environment: %s", r.Env)
+	if o.GrowthOnly {
+		if len(o.Growth) == 0 {
+			return nil, fmt.Errorf("cannot report growth only without sizes; give --growth, e.g. 0,10M,30M,50M")
+		}
+		go_ := o.Options
+		go_.LatencyFor = -1
+		g, err := e.growth(ctx, go_, o.Growth)
+		r.Growth = g
+		r.Elapsed = time.Since(start).Seconds()
+		return r, err
+	}
 	base := pointSpec{Partitions: o.Options.Partitions, MaxConns: o.Options.MaxConns, BatchRows: o.Options.BatchRows,
 		BatchBytes: o.BatchBytes, MaxAge: o.MaxAge, Records: o.Records, Seed: o.Seed,
 		Latency: o.Fractions, LatencyFor: o.LatencyFor, cleanup: true}
@@ -144,6 +160,15 @@ func Sweep(ctx context.Context, o ReportOptions) (*Report, error) {
 	}
 	if err := vary("max_conns", o.MaxConns, func(s *pointSpec, v int) { s.MaxConns = v }, func(s pointSpec) int { return s.MaxConns }); err != nil {
 		return r, err
+	}
+	if len(o.Growth) > 0 {
+		go_ := o.Options
+		go_.LatencyFor = -1
+		g, err := e.growth(ctx, go_, o.Growth)
+		r.Growth = g
+		if err != nil {
+			return r, err
+		}
 	}
 	r.Elapsed = time.Since(start).Seconds()
 	return r, nil
@@ -222,6 +247,9 @@ var paramTitles = map[string]string{
 
 // Render writes report.md, report.json and the SVG charts into dir.
 func Render(r *Report, dir string) error {
+	if len(r.Points) == 0 && len(r.Growth) > 0 {
+		return renderGrowthOnly(r, dir)
+	}
 	if len(r.Points) == 0 {
 		return fmt.Errorf("cannot render a report without points; run the sweep first")
 	}
@@ -322,6 +350,11 @@ func Render(r *Report, dir string) error {
 			return err
 		}
 	}
+	if len(r.Growth) > 0 {
+		if err := renderGrowth(&md, r.Growth, writeChart); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(&md, "## How to reproduce\n\n```sh\nmake build && ./bin/sluice report --out DIR   # flags widen the sweep: sluice report -h\n```\n")
 	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(md.String()), 0o644); err != nil {
 		return fmt.Errorf("cannot write the report: %w", err)
@@ -375,6 +408,9 @@ func ReportMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&conns, "max-conns", "1,2,4", "postgres.max_conns values to sweep")
 	fs.BoolVar(&o.SkipBaselines, "skip-baselines", false, "skip the raw COPY and INSERT baselines")
 	fs.StringVar(&out, "out", "report", "directory for report.md, report.json and the SVG charts")
+	var growth string
+	fs.StringVar(&growth, "growth", "", "table sizes for the growth curve, e.g. 0,10M,30M,50M: throughput of a plain and a day-partitioned target prefilled with that many rows, against the raw COPY limit into the same table (long: the full curve prefills 180M rows)")
+	fs.BoolVar(&o.GrowthOnly, "growth-only", false, "measure only the growth curve (--growth), not the capacity sweep")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: sluice report [flags]\n\nA capacity sweep over rate, batch size, partitions and connections, written as\nMarkdown with SVG charts. The default sweep takes a few minutes.\n\n")
 		fs.PrintDefaults()
@@ -399,6 +435,15 @@ func ReportMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if o.MaxConns, err = parseList(conns, "--max-conns", atoi); err != nil {
 		return err
 	}
+	if growth != "" {
+		for _, f := range strings.Split(growth, ",") {
+			n, err := parseRows(f)
+			if err != nil {
+				return fmt.Errorf("--growth: %w", err)
+			}
+			o.Growth = append(o.Growth, n)
+		}
+	}
 	if err := brokerFlags(&o.Options, brokers, inProcess); err != nil {
 		return err
 	}
@@ -412,6 +457,52 @@ func ReportMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "sluice report: wrote %s\n", filepath.Join(out, "report.md"))
 	return nil
+}
+
+// renderGrowthOnly writes report.md and report.json of a growth-only
+// report.
+func renderGrowthOnly(r *Report, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cannot create the report directory %s: %w", dir, err)
+	}
+	writeChart := func(name string, c *Chart) error {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return fmt.Errorf("cannot write chart %s: %w", name, err)
+		}
+		if err := c.WriteSVG(f); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
+	var md strings.Builder
+	o := r.Options
+	fmt.Fprintf(&md, "# Sluice growth report\n\n")
+	fmt.Fprintf(&md, "Generated %s by `sluice report --growth-only` in %.0fs. Environment: %s.\n\n", r.Generated.Format(time.RFC3339), r.Elapsed, r.Env)
+	fmt.Fprintf(&md, "Workload per point: %d `%s` records (%.1f%% verbatim duplicates), %d partitions, %d connections, batches of %d rows. "+
+		"Every table was verified exactly once. Numbers come from one run on a shared machine: compare them within this report only.\n\n",
+		o.Records, o.Schema, 100*o.DupRatio, o.Options.Partitions, o.Options.MaxConns, o.Options.BatchRows)
+	if err := renderGrowth(&md, r.Growth, writeChart); err != nil {
+		return err
+	}
+	fmt.Fprintf(&md, "## How to reproduce\n\n```sh\nmake build && ./bin/sluice report --growth-only --growth %s --records %d --out DIR\n```\n", growthList(o.Growth), o.Records)
+	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(md.String()), 0o644); err != nil {
+		return fmt.Errorf("cannot write the report: %w", err)
+	}
+	j, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "report.json"), append(j, '\n'), 0o644)
+}
+
+func growthList(sizes []int64) string {
+	var s []string
+	for _, n := range sizes {
+		s = append(s, strings.ReplaceAll(fmtRows(n), " ", ""))
+	}
+	return strings.Join(s, ",")
 }
 
 func parseList[T int | float64](s, flagName string, parse func(string) (T, error)) ([]T, error) {

@@ -43,6 +43,10 @@ type VerifyOptions struct {
 	OnConflict string
 	// MaxExamples bounds the examples kept per anomaly; default 5.
 	MaxExamples int
+	// Where, when set, is an SQL condition on the table's rows: rows it
+	// excludes are not loadgen's (rows a benchmark put there beforehand)
+	// and are not checked.
+	Where string
 }
 
 // Report is the outcome of Verify. Every field named as an anomaly must be
@@ -437,7 +441,11 @@ func (v *verifier) readTarget(ctx context.Context, conn *pgx.Conn) error {
 			idCol = k
 		}
 	}
-	rows, err := conn.Query(ctx, "SELECT "+sel.String()+" FROM "+quoteQualified(v.o.Table))
+	where := ""
+	if v.o.Where != "" {
+		where = " WHERE " + v.o.Where
+	}
+	rows, err := conn.Query(ctx, "SELECT "+sel.String()+" FROM "+quoteQualified(v.o.Table)+where)
 	if err != nil {
 		return fmt.Errorf("cannot read table %s: %w (is --table right, with the columns of schema %s?)", v.o.Table, err, v.gen.Schema)
 	}

@@ -1,0 +1,114 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluice-dev/sluice/ingest"
+)
+
+// TestGrowthSmall runs a prefilled, day-partitioned benchmark on a few
+// thousand records: the prefill lands beside the benchmark's rows without
+// a key in common, the raw COPY baseline goes into the same table and
+// leaves nothing, and the run verifies exactly once. It asserts no timing.
+func TestGrowthSmall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	o := Options{Records: 3000, Partitions: 2, MaxConns: 2, BatchRows: 1000, LatencyFor: -1, Log: &lockedWriter{w: testLog{t}}}
+	o.ensureDefaults()
+	if err := o.validate(); err != nil {
+		t.Fatal(err)
+	}
+	e, err := startEnv(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.close()
+	pts, err := e.growth(ctx, o, []int64{0, 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pts) != 4 || pts[0].Layout != "plain" || pts[3].Layout != "day-partitioned" || pts[3].Rows != 5000 {
+		t.Fatalf("points %+v", pts)
+	}
+	for _, p := range pts {
+		if p.RawCopy == nil || p.Ratio <= 0 || p.Sluice.Rows != pts[0].Sluice.Rows {
+			t.Errorf("point %+v is incomplete", p)
+		}
+	}
+	// The last point's table is dropped (cleanup); build one more to look at.
+	po := o
+	po.Prefill, po.Partitioned = 5000, true
+	s := e.newStream(o.Schema, o.Partitions, 9)
+	s.gen.Records = 10
+	if err := e.createTopics(ctx, []*stream{s}, o.Partitions); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := e.config(po, pointSpec{Partitions: 2, MaxConns: 1, BatchRows: 100, BatchBytes: 1 << 20, MaxAge: time.Second}, []*stream{s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Tables[0].Partition == nil || strings.Join(cfg.Tables[0].Key, ",") != "event_id,ts" {
+		t.Fatalf("partitioned config: %+v", cfg.Tables[0])
+	}
+	if err := ingest.Migrate(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.makeDayPartitions(ctx, s.table); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.prefill(ctx, s.table, 5000, true, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	c, err := pgx.Connect(ctx, e.pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var n, parts, v4 int64
+	if err := c.QueryRow(ctx, `SELECT count(*), count(DISTINCT tableoid), count(*) FILTER (WHERE substr(event_id::text, 15, 1) = '4') FROM `+qualified(s.table)).Scan(&n, &parts, &v4); err != nil {
+		t.Fatal(err)
+	}
+	if n != 5000 || parts != prefillDays || v4 != 0 {
+		t.Errorf("prefill: %d rows in %d partitions, %d with loadgen's UUID version; want 5000 in %d, none", n, parts, v4, prefillDays)
+	}
+
+	r := &Report{Generated: time.Now(), Env: "test", Options: ReportOptions{Options: o, Growth: []int64{0, 5000}, GrowthOnly: true}, Growth: pts}
+	dir := t.TempDir()
+	if err := Render(r, dir); err != nil {
+		t.Fatal(err)
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
+	for _, want := range []string{"## Throughput against table size", "| day-partitioned | 5 k |", "--growth 0,5k"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "growth.svg")); err != nil || fi.Size() == 0 {
+		t.Errorf("growth.svg: %v", err)
+	}
+}
+
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func TestParseRows(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "500k": 500_000, "10M": 10_000_000, "1.5M": 1_500_000, "42": 42} {
+		if got, err := parseRows(in); err != nil || got != want {
+			t.Errorf("parseRows(%q) = %d, %v", in, got, err)
+		}
+	}
+	if _, err := parseRows("ten"); err == nil {
+		t.Error("parseRows(ten) succeeded")
+	}
+}
