@@ -97,7 +97,7 @@ func Sweep(ctx context.Context, o ReportOptions) (*Report, error) {
 	start := time.Now()
 	r := &Report{Generated: start.UTC(), Env: e.describe(), Options: o}
 	logf(o.Log, "environment: %s", r.Env)
-	base := pointSpec{Partitions: o.Options.Partitions, MaxConns: o.Options.MaxConns, BatchRows: o.Options.BatchRows,
+	base := pointSpec{shape: o.Options.shape(), Partitions: o.Options.Partitions, MaxConns: o.Options.MaxConns, BatchRows: o.Options.BatchRows,
 		BatchBytes: o.BatchBytes, MaxAge: o.MaxAge, Records: o.Records, Seed: o.Seed,
 		Latency: o.Fractions, LatencyFor: o.LatencyFor, cleanup: true}
 	if !o.SkipBaselines {
