@@ -421,7 +421,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return res, err
 	}
 
-	spec := pointSpec{shape: o.shape(), 
+	spec := pointSpec{shape: o.shape(),
 		Partitions: o.Partitions, MaxConns: o.MaxConns, BatchRows: o.BatchRows, BatchBytes: o.BatchBytes,
 		MaxAge: o.MaxAge, Records: o.Records, Seed: o.Seed,
 	}
