@@ -200,3 +200,22 @@ func TestMatrixSmall(t *testing.T) {
 		}
 	}
 }
+
+// TestRegressionsNewBenchmark: a benchmark the baseline lacks (added since)
+// is shown by benchstat without a comparison and fails nothing.
+func TestRegressionsNewBenchmark(t *testing.T) {
+	const csv = `,base.txt,,new.txt,,,
+,sec/op,CI,sec/op,CI,vs base,P
+DecodeReferenceEvent-2,1.0e-06,1%,1.0e-06,2%,~,p=0.900 n=6
+DecodeAvroReferenceEvent-2,,,9.0e-07,0%
+
+,base.txt,,new.txt,,,
+,allocs/op,CI,allocs/op,CI,vs base,P
+DecodeReferenceEvent-2,0,0%,0,0%,~,p=1.000 n=6
+DecodeAvroReferenceEvent-2,,,3,0%
+`
+	regs, err := Regressions(strings.NewReader(csv), 0.15)
+	if err != nil || len(regs) != 0 {
+		t.Fatalf("a benchmark missing from the baseline: %v, %v", regs, err)
+	}
+}
