@@ -4,21 +4,28 @@
 //
 // Contract:
 //
-//   - Run brings up the embedded environment (a private PostgreSQL with
-//     fsync and synchronous_commit on, and the kfake broker: in this
-//     process, or as the Options.BrokerCommand child process, which is
-//     what `sluice bench` runs) or uses the given brokers and PostgreSQL,
-//     preloads Options.Records loadgen records (1% verbatim duplicates by
-//     default, producer compression Options.Compression) and measures, in
+//   - Run brings up the embedded environment (a private PostgreSQL that
+//     runs as production does: wal_level=replica, fsync, full_page_writes
+//     and synchronous_commit on, read back and reported in
+//     Result.PGSettings; the kfake broker: in this process, or as the
+//     Options.BrokerCommand child process, which is what `sluice bench`
+//     runs; an embedded Schema Registry for registry formats) or uses the
+//     given brokers and PostgreSQL, preloads Options.Records loadgen
+//     records of the workload's Shape (keys, 1% verbatim duplicates by
+//     default, updates, format; producer compression
+//     Options.Compression) and measures, in
 //     one run, on fresh tables with the same primary key, after one
 //     untimed warm-up COPY (a cold server made the first phase ~25% slow):
-//     (a) the raw COPY limit: the distinct rows, decoded with codec before
-//     the clock starts, copied in binary by MaxConns parallel connections
+//     (a) the raw COPY limit: the rows the table must end with (each
+//     event's winning version under the shape's on_conflict), decoded
+//     with codec before the clock starts, copied in binary by MaxConns
+//     parallel connections
 //     (sharded by key, BatchRows rows per COPY, each its own transaction);
 //     optionally (a') the same with each COPY's rows in key order;
 //     (b) a plain writer: multi-row INSERT … ON CONFLICT DO NOTHING of every
 //     record (duplicates included) over the same connections, InsertRows
-//     rows per statement, committed every BatchRows rows; (c) Sluice: the
+//     rows per statement, committed every BatchRows rows (on_conflict
+//     ignore only: one statement may not update a key twice); (c) Sluice: the
 //     appliance (ingest.New/Run in-process) drains the topic, timed from
 //     Run to the moment the offsets stored in PostgreSQL reach the log end.
 //     Each phase starts after a CHECKPOINT; a baseline table is dropped
@@ -29,7 +36,11 @@
 //     LatencyFraction of Sluice's measured rate for LatencyFor into a second
 //     topic and table, and the p50/p99 of record timestamp to commit are read
 //     from ingest.App.EndToEndLatency.
-//   - Every table Sluice wrote is checked with loadgen.Verify; Run returns
+//   - With Options.Matrix, Run measures each of MatrixShapes instead: per
+//     shape a fresh topic and table, (a) just before (c), no (b) and no
+//     latency phase; ShapeResult holds each ratio and verdict.
+//   - Every table Sluice wrote is checked with loadgen.Verify (the shape's
+//     on_conflict and guard tell it which version each row must hold); Run returns
 //     an error (and the result) when a check fails: a benchmark that loses
 //     data is worthless.
 //   - CPU is read from /proc for every phase: utime+stime of this process
