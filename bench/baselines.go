@@ -36,9 +36,9 @@ func (s *shard) tuple(i int) []byte {
 }
 
 // workload is the preloaded stream decoded into binary COPY tuples, outside
-// any timing: every good and dup record (for the INSERT writer) and the
-// distinct ones only (for raw COPY), sharded by key over the connections
-// like Kafka partitions by key.
+// any timing: every good, update and dup record (for the INSERT writer)
+// and the rows the table must end with, one per event (for raw COPY),
+// sharded by event id over the connections like Kafka partitions by key.
 type workload struct {
 	cols     []string
 	keyField int // index of the key column in a tuple; -1: keyless
@@ -47,7 +47,14 @@ type workload struct {
 	rows     int64 // distinct rows
 }
 
-func decodeWorkload(gen loadgen.Options, records int64, conns int) (*workload, error) {
+// decodeWorkload decodes the first records of gen's stream. The distinct
+// rows are each event's winning version under sh's policy: the first
+// occurrence under ignore, the last under update (the newest version when
+// the guard is the version), so the raw COPY writes exactly the rows
+// Sluice must end with. Registry formats are decoded from their JSON
+// rendering, which carries the same events.
+func decodeWorkload(gen loadgen.Options, records int64, conns int, sh Shape) (*workload, error) {
+	gen.Format, gen.SchemaID = loadgen.FormatJSON, 0
 	g := loadgen.NewGenerator(gen)
 	var cols []codec.Column
 	w := &workload{all: make([]shard, conns), distinct: make([]shard, conns), keyField: -1}
@@ -66,19 +73,43 @@ func decodeWorkload(gen loadgen.Options, records int64, conns int) (*workload, e
 	if err != nil {
 		return nil, fmt.Errorf("cannot build a decoder for the %s schema: %w", gen.Schema, err)
 	}
-	seed := maphash.MakeSeed()
 	var r loadgen.Rec
+	row := func(k loadgen.Kind) bool {
+		return k == loadgen.KindGood || k == loadgen.KindDup || k == loadgen.KindUpdate
+	}
+	// winner[id] is the index of the occurrence that lands, under update
+	// (under ignore it is the good record, the first occurrence).
+	var winner map[[16]byte]int64
+	if sh.OnConflict == "update" && g.KeyColumn() != "" {
+		winner = make(map[[16]byte]int64)
+		newest := map[[16]byte]int64{}
+		for i := range records {
+			g.At(i, &r)
+			if !row(r.Kind) {
+				continue
+			}
+			if sh.Guard() == "version" && r.Version <= newest[r.EventID] {
+				continue
+			}
+			winner[r.EventID], newest[r.EventID] = i, r.Version
+		}
+	}
+	seed := maphash.MakeSeed()
 	var rec codec.Record
 	now := time.Now()
 	for i := range records {
 		g.At(i, &r)
-		if r.Kind != loadgen.KindGood && r.Kind != loadgen.KindDup {
+		if !row(r.Kind) {
 			continue // bad records are dead letters, not rows
 		}
 		rec = codec.Record{Topic: gen.Topic, Offset: i, Timestamp: now, Key: r.Key, Value: r.Value}
-		sh := int(maphash.Bytes(seed, r.Key) % uint64(conns))
-		for _, s := range []*shard{&w.all[sh], &w.distinct[sh]} {
-			if s == &w.distinct[sh] && r.Kind == loadgen.KindDup {
+		k := int(maphash.Bytes(seed, r.EventID[:]) % uint64(conns))
+		lands := r.Kind == loadgen.KindGood
+		if winner != nil {
+			lands = winner[r.EventID] == i
+		}
+		for _, s := range []*shard{&w.all[k], &w.distinct[k]} {
+			if s == &w.distinct[k] && !lands {
 				continue
 			}
 			mark := len(s.data)
@@ -92,7 +123,7 @@ func decodeWorkload(gen loadgen.Options, records int64, conns int) (*workload, e
 			}
 			s.ends = append(s.ends, len(s.data))
 		}
-		if r.Kind == loadgen.KindGood {
+		if lands {
 			w.rows++
 		}
 	}
@@ -102,43 +133,15 @@ func decodeWorkload(gen loadgen.Options, records int64, conns int) (*workload, e
 // baselines measures the raw COPY limit and the plain INSERT writer on
 // fresh copies of s's table.
 func (e *env) baselines(ctx context.Context, s *stream, o Options) (raw, rawSorted, ins *Throughput, err error) {
-	logf(o.Log, "decoding %d records into binary tuples for the baselines (not timed) …", s.stats.Records)
-	w, err := decodeWorkload(s.gen, s.stats.Records, o.MaxConns)
+	w, err := e.decode(ctx, s, o)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if w.rows != s.stats.Committed[loadgen.KindGood] {
-		return nil, nil, nil, fmt.Errorf("cannot use the decoded workload: %d distinct rows decoded, %d good records committed", w.rows, s.stats.Committed[loadgen.KindGood])
-	}
-	rawTable, sortedTable, insTable := s.table+"_rawcopy", s.table+"_rawsorted", s.table+"_insert"
-	if err := e.cloneTable(ctx, s.table, rawTable, insTable); err != nil {
-		return nil, nil, nil, err
-	}
-
-	// The first phase to write would pay for a cold PostgreSQL: shared
-	// buffers faulted in, WAL segments created instead of recycled. Run by
-	// itself, the raw COPY measured ~25% slower than the same COPY run
-	// next, so every phase starts from a server warmed by one untimed run.
-	logf(o.Log, "warming PostgreSQL up: the raw COPY into a scratch table (not timed) …")
-	warm := s.table + "_warmup"
-	if err := e.cloneTable(ctx, s.table, warm); err != nil {
-		return nil, nil, nil, err
-	}
-	if _, err := e.phase(ctx, s, w.rows, warm, w.distinct, func(ctx context.Context, c *pgconn.PgConn, sh *shard) error {
-		return copyShard(ctx, c, sh, warm, w.cols, o.BatchRows)
-	}); err != nil {
-		return nil, nil, nil, fmt.Errorf("cannot warm PostgreSQL up: %w", err)
-	}
-
-	logf(o.Log, "raw COPY limit: %d distinct rows over %d connections, %d rows per COPY …", w.rows, o.MaxConns, o.BatchRows)
-	raw, err = e.phase(ctx, s, w.rows, rawTable, w.distinct, func(ctx context.Context, c *pgconn.PgConn, sh *shard) error {
-		return copyShard(ctx, c, sh, rawTable, w.cols, o.BatchRows)
-	})
+	raw, err = e.rawPhase(ctx, s, o, w)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("cannot run the raw COPY baseline: %w", err)
+		return nil, nil, nil, err
 	}
-	logf(o.Log, "  %.2fs: %.0f rows/s, %.1f MB/s", raw.Seconds, raw.RowsPerSec, raw.MBPerSec)
-
+	sortedTable, insTable := s.table+"_rawsorted", s.table+"_insert"
 	if o.SortedBaseline && w.keyField >= 0 {
 		if err := e.cloneTable(ctx, s.table, sortedTable); err != nil {
 			return nil, nil, nil, err
@@ -158,7 +161,16 @@ func (e *env) baselines(ctx context.Context, s *stream, o Options) (raw, rawSort
 	if o.SortedBaseline && w.keyField < 0 {
 		logf(o.Log, "no key-sorted raw COPY: the %s schema is keyless", s.gen.Schema)
 	}
-
+	if s.shape.OnConflict == "update" {
+		// A multi-row INSERT … ON CONFLICT DO UPDATE fails when one
+		// statement holds two versions of a key: the plain writer would
+		// need its own dedup, so it is not measured for update.
+		logf(o.Log, "no INSERT writer: it is measured for on_conflict ignore only")
+		return raw, rawSorted, nil, nil
+	}
+	if err := e.cloneTable(ctx, s.table, insTable); err != nil {
+		return nil, nil, nil, err
+	}
 	logf(o.Log, "INSERT … ON CONFLICT DO NOTHING: %d records, %d rows per statement, commit every %d rows …", s.stats.Records, o.InsertRows, o.BatchRows)
 	ins, err = e.phase(ctx, s, w.rows, insTable, w.all, func(ctx context.Context, c *pgconn.PgConn, sh *shard) error {
 		return insertShard(ctx, c, sh, insTable, w.cols, o.InsertRows, o.BatchRows)
@@ -168,6 +180,60 @@ func (e *env) baselines(ctx context.Context, s *stream, o Options) (raw, rawSort
 	}
 	logf(o.Log, "  %.2fs: %.0f rows/s, %.1f MB/s", ins.Seconds, ins.RowsPerSec, ins.MBPerSec)
 	return raw, rawSorted, ins, nil
+}
+
+// rawCopy measures the raw COPY limit alone (the matrix's baseline).
+func (e *env) rawCopy(ctx context.Context, s *stream, o Options) (*Throughput, error) {
+	w, err := e.decode(ctx, s, o)
+	if err != nil {
+		return nil, err
+	}
+	return e.rawPhase(ctx, s, o, w)
+}
+
+func (e *env) decode(_ context.Context, s *stream, o Options) (*workload, error) {
+	logf(o.Log, "decoding %d records into binary tuples for the baselines (not timed) …", s.stats.Records)
+	w, err := decodeWorkload(s.gen, s.stats.Records, o.MaxConns, s.shape)
+	if err != nil {
+		return nil, err
+	}
+	if w.rows != s.stats.Committed[loadgen.KindGood] {
+		return nil, fmt.Errorf("cannot use the decoded workload: %d distinct rows decoded, %d good records committed", w.rows, s.stats.Committed[loadgen.KindGood])
+	}
+	return w, nil
+}
+
+// rawPhase warms PostgreSQL up, then measures the raw COPY of w's
+// distinct rows into a fresh copy of s's table.
+func (e *env) rawPhase(ctx context.Context, s *stream, o Options, w *workload) (*Throughput, error) {
+	rawTable := s.table + "_rawcopy"
+	if err := e.cloneTable(ctx, s.table, rawTable); err != nil {
+		return nil, err
+	}
+	// The first phase to write would pay for a cold PostgreSQL: shared
+	// buffers faulted in, WAL segments created instead of recycled. Run by
+	// itself, the raw COPY measured ~25% slower than the same COPY run
+	// next, so every phase starts from a server warmed by one untimed run.
+	logf(o.Log, "warming PostgreSQL up: the raw COPY into a scratch table (not timed) …")
+	warm := s.table + "_warmup"
+	if err := e.cloneTable(ctx, s.table, warm); err != nil {
+		return nil, err
+	}
+	if _, err := e.phase(ctx, s, w.rows, warm, w.distinct, func(ctx context.Context, c *pgconn.PgConn, sh *shard) error {
+		return copyShard(ctx, c, sh, warm, w.cols, o.BatchRows)
+	}); err != nil {
+		return nil, fmt.Errorf("cannot warm PostgreSQL up: %w", err)
+	}
+
+	logf(o.Log, "raw COPY limit: %d distinct rows over %d connections, %d rows per COPY …", w.rows, o.MaxConns, o.BatchRows)
+	raw, err := e.phase(ctx, s, w.rows, rawTable, w.distinct, func(ctx context.Context, c *pgconn.PgConn, sh *shard) error {
+		return copyShard(ctx, c, sh, rawTable, w.cols, o.BatchRows)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot run the raw COPY baseline: %w", err)
+	}
+	logf(o.Log, "  %.2fs: %.0f rows/s, %.1f MB/s", raw.Seconds, raw.RowsPerSec, raw.MBPerSec)
+	return raw, nil
 }
 
 // phase times one baseline writer over shards into table after a

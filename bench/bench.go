@@ -4,21 +4,28 @@
 //
 // Contract:
 //
-//   - Run brings up the embedded environment (a private PostgreSQL with
-//     fsync and synchronous_commit on, and the kfake broker: in this
-//     process, or as the Options.BrokerCommand child process, which is
-//     what `sluice bench` runs) or uses the given brokers and PostgreSQL,
-//     preloads Options.Records loadgen records (1% verbatim duplicates by
-//     default, producer compression Options.Compression) and measures, in
+//   - Run brings up the embedded environment (a private PostgreSQL that
+//     runs as production does: wal_level=replica, fsync, full_page_writes
+//     and synchronous_commit on, read back and reported in
+//     Result.PGSettings; the kfake broker: in this process, or as the
+//     Options.BrokerCommand child process, which is what `sluice bench`
+//     runs; an embedded Schema Registry for registry formats) or uses the
+//     given brokers and PostgreSQL, preloads Options.Records loadgen
+//     records of the workload's Shape (keys, 1% verbatim duplicates by
+//     default, updates, format; producer compression
+//     Options.Compression) and measures, in
 //     one run, on fresh tables with the same primary key, after one
 //     untimed warm-up COPY (a cold server made the first phase ~25% slow):
-//     (a) the raw COPY limit: the distinct rows, decoded with codec before
-//     the clock starts, copied in binary by MaxConns parallel connections
+//     (a) the raw COPY limit: the rows the table must end with (each
+//     event's winning version under the shape's on_conflict), decoded
+//     with codec before the clock starts, copied in binary by MaxConns
+//     parallel connections
 //     (sharded by key, BatchRows rows per COPY, each its own transaction);
 //     optionally (a') the same with each COPY's rows in key order;
 //     (b) a plain writer: multi-row INSERT … ON CONFLICT DO NOTHING of every
 //     record (duplicates included) over the same connections, InsertRows
-//     rows per statement, committed every BatchRows rows; (c) Sluice: the
+//     rows per statement, committed every BatchRows rows (on_conflict
+//     ignore only: one statement may not update a key twice); (c) Sluice: the
 //     appliance (ingest.New/Run in-process) drains the topic, timed from
 //     Run to the moment the offsets stored in PostgreSQL reach the log end.
 //     Each phase starts after a CHECKPOINT; a baseline table is dropped
@@ -29,7 +36,11 @@
 //     LatencyFraction of Sluice's measured rate for LatencyFor into a second
 //     topic and table, and the p50/p99 of record timestamp to commit are read
 //     from ingest.App.EndToEndLatency.
-//   - Every table Sluice wrote is checked with loadgen.Verify; Run returns
+//   - With Options.Matrix, Run measures each of MatrixShapes instead: per
+//     shape a fresh topic and table, (a) just before (c), no (b) and no
+//     latency phase; ShapeResult holds each ratio and verdict.
+//   - Every table Sluice wrote is checked with loadgen.Verify (the shape's
+//     on_conflict and guard tell it which version each row must hold); Run returns
 //     an error (and the result) when a check fails: a benchmark that loses
 //     data is worthless.
 //   - CPU is read from /proc for every phase: utime+stime of this process
@@ -67,6 +78,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/devenv"
 	"github.com/sluice-dev/sluice/internal/progress"
 	"github.com/sluice-dev/sluice/loadgen"
+	"github.com/sluice-dev/sluice/registry"
 )
 
 // Options configures Run. Zero fields take the defaults documented on each.
@@ -90,6 +102,20 @@ type Options struct {
 	// Compression is the producer's batch compression (loadgen's
 	// --compression: none, gzip, snappy, lz4, zstd); default none.
 	Compression string `json:"compression"`
+
+	// The workload's shape (see Shape): the Kafka key (loadgen's --keys:
+	// event-id, null, other-field; default event-id), the fraction of
+	// records that are newer versions of earlier events, the table's
+	// on_conflict policy (ignore, update; default ignore) and the record
+	// format (json, avro, protobuf, json_schema; default json).
+	Keys        string  `json:"keys"`
+	UpdateRatio float64 `json:"update_ratio"`
+	OnConflict  string  `json:"on_conflict"`
+	Format      string  `json:"format"`
+	// Matrix runs every shape of MatrixShapes one after another instead
+	// of the single workload, each measured against its own raw COPY
+	// limit; no INSERT writer, no latency phase.
+	Matrix bool `json:"matrix,omitempty"`
 
 	LatencyFor      time.Duration `json:"latency_for"`      // default 15s; negative skips the latency phase
 	LatencyFraction float64       `json:"latency_fraction"` // of Sluice's measured records/s; default 0.5
@@ -158,6 +184,15 @@ func (o *Options) ensureDefaults() {
 	if o.Compression == "" {
 		o.Compression = "none"
 	}
+	if o.Keys == "" {
+		o.Keys = loadgen.KeysEventID
+	}
+	if o.OnConflict == "" {
+		o.OnConflict = "ignore"
+	}
+	if o.Format == "" {
+		o.Format = loadgen.FormatJSON
+	}
 	switch o.Log.(type) {
 	case nil:
 		o.Log = io.Discard
@@ -212,6 +247,12 @@ func (o *Options) validate() error {
 	default:
 		return fmt.Errorf("cannot use compression %q; use none, gzip, snappy, lz4 or zstd", o.Compression)
 	}
+	if o.Matrix && o.Schema != loadgen.SchemaReference {
+		return fmt.Errorf("cannot run the shape matrix on schema %s: its avro and protobuf shapes carry the reference schema; drop --schema or --matrix", o.Schema)
+	}
+	if err := o.shape().validate(o.Schema); err != nil {
+		return err
+	}
 	return o.checkGrowthOptions()
 }
 
@@ -219,12 +260,101 @@ func (o *Options) validate() error {
 // target itself (a prefilled or partitioned target).
 func (o *Options) sameTable() bool { return o.Prefill > 0 || o.Partitioned }
 
+// Shape is one workload shape: how records are keyed, re-sent, updated
+// and encoded, and the target's conflict policy.
+type Shape struct {
+	Name        string  `json:"name"`
+	Keys        string  `json:"keys"`         // loadgen.KeysEventID, KeysNull, KeysOtherField
+	DupRatio    float64 `json:"dup_ratio"`    // verbatim re-sends
+	UpdateRatio float64 `json:"update_ratio"` // newer versions of earlier events
+	OnConflict  string  `json:"on_conflict"`  // ignore or update
+	Format      string  `json:"format"`       // json, avro, protobuf, json_schema
+}
+
+// Guard is the table's guard column: "version" when an update table is fed
+// by null keys (offsets do not order an event's versions across
+// partitions), else "" (the kafka.offset column).
+func (s Shape) Guard() string {
+	if s.OnConflict == "update" && s.Keys == loadgen.KeysNull {
+		return "version"
+	}
+	return ""
+}
+
+// String describes s in one line.
+func (s Shape) String() string {
+	d := fmt.Sprintf("keys %s, %.0f%% dups", s.Keys, 100*s.DupRatio)
+	if s.UpdateRatio > 0 {
+		d += fmt.Sprintf(", %g%% updates", 100*s.UpdateRatio)
+	}
+	d += ", on_conflict " + s.OnConflict
+	if g := s.Guard(); g != "" {
+		d += " (guard " + g + ")"
+	}
+	return d + ", " + s.Format
+}
+
+func (s Shape) validate(schema string) error {
+	switch s.OnConflict {
+	case "ignore", "update":
+	default:
+		return fmt.Errorf("cannot use on_conflict %q; use --on-conflict ignore or update", s.OnConflict)
+	}
+	if s.UpdateRatio < 0 || s.UpdateRatio > 0.9 {
+		return fmt.Errorf("cannot use update ratio %v; use --update-ratio in [0, 0.9]", s.UpdateRatio)
+	}
+	if schema == loadgen.SchemaWide && s.OnConflict == "update" {
+		return fmt.Errorf("cannot benchmark on_conflict update on the keyless wide schema; use --schema reference or narrow")
+	}
+	g := loadgen.Options{Schema: schema, Keys: s.Keys, DupRatio: s.DupRatio, UpdateRatio: s.UpdateRatio, Format: s.Format}
+	if err := g.EnsureDefaults().Validate(); err != nil {
+		return fmt.Errorf("cannot benchmark this workload: %w", err)
+	}
+	return nil
+}
+
+// shape is the single workload's shape.
+func (o *Options) shape() Shape {
+	return Shape{Name: "workload", Keys: o.Keys, DupRatio: o.DupRatio, UpdateRatio: o.UpdateRatio, OnConflict: o.OnConflict, Format: o.Format}
+}
+
+// MatrixShapes are the shapes `sluice bench --matrix` and `sluice report`
+// measure, each with dup re-sends: keyed by event id (the reference
+// workload); null keys (a re-send lands on another partition than its
+// original); 30% and 1% updates under on_conflict update; Avro and
+// Protobuf records.
+func MatrixShapes(dup float64) []Shape {
+	j, u := loadgen.FormatJSON, "update"
+	return []Shape{
+		{Name: "event-id keys", Keys: loadgen.KeysEventID, DupRatio: dup, OnConflict: "ignore", Format: j},
+		{Name: "null keys", Keys: loadgen.KeysNull, DupRatio: dup, OnConflict: "ignore", Format: j},
+		{Name: "30% updates", Keys: loadgen.KeysEventID, DupRatio: dup, UpdateRatio: 0.3, OnConflict: u, Format: j},
+		{Name: "1% updates", Keys: loadgen.KeysEventID, DupRatio: dup, UpdateRatio: 0.01, OnConflict: u, Format: j},
+		{Name: "avro", Keys: loadgen.KeysEventID, DupRatio: dup, OnConflict: "ignore", Format: loadgen.FormatAvro},
+		{Name: "protobuf", Keys: loadgen.KeysEventID, DupRatio: dup, OnConflict: "ignore", Format: loadgen.FormatProtobuf},
+	}
+}
+
+// ShapeResult is one shape of the matrix: Sluice against the raw COPY
+// limit measured just before it, in the same run.
+type ShapeResult struct {
+	Shape    Shape       `json:"shape"`
+	RawCopy  *Throughput `json:"raw_copy,omitempty"`
+	Sluice   Throughput  `json:"sluice"`
+	Ratio    float64     `json:"ratio_raw_copy"` // RawCopy.Seconds / Sluice.Seconds
+	Batches  uint64      `json:"batches"`
+	CPU      CPU         `json:"cpu"`
+	Verified bool        `json:"verified"`
+	Verify   []string    `json:"verify"`
+	Error    string      `json:"error,omitempty"`
+}
+
 // Throughput is one writer's time for the workload.
 type Throughput struct {
 	Seconds    float64 `json:"seconds"`
 	Records    int64   `json:"records"` // records of the workload (duplicates included)
 	Rows       int64   `json:"rows"`    // distinct rows landed
-	Bytes      int64   `json:"bytes"`   // JSON value bytes of the workload
+	Bytes      int64   `json:"bytes"`   // record value bytes of the workload (JSON, or the registry format's)
 	RowsPerSec float64 `json:"rows_per_sec"`
 	MBPerSec   float64 `json:"mb_per_sec"`    // of the JSON input, 10^6 bytes
 	GBPerDay   float64 `json:"gb_per_day"`    // MBPerSec × 86.4
@@ -294,6 +424,12 @@ type Result struct {
 	// PrefillSeconds is how long Options.Prefill took (not part of any
 	// measurement).
 	PrefillSeconds float64 `json:"prefill_seconds,omitempty"`
+	// PGSettings are the durability settings the server ran with, read
+	// back from it (wal_level, fsync, full_page_writes,
+	// synchronous_commit).
+	PGSettings string `json:"postgres_settings"`
+	// Matrix holds the shapes of Options.Matrix, in order.
+	Matrix []ShapeResult `json:"matrix,omitempty"`
 }
 
 // Run runs the benchmark described by o. It returns the result and an
@@ -308,10 +444,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer e.close()
-	res := &Result{Options: o, Env: e.describe()}
+	res := &Result{Options: o, Env: e.describe(), PGSettings: e.settings}
 	logf(o.Log, "environment: %s", res.Env)
+	logf(o.Log, "PostgreSQL: %s", res.PGSettings)
+	if o.Matrix {
+		res.Matrix, err = e.matrix(ctx, o, MatrixShapes(o.DupRatio))
+		res.Verified = err == nil
+		return res, err
+	}
 
-	spec := pointSpec{
+	spec := pointSpec{shape: o.shape(),
 		Partitions: o.Partitions, MaxConns: o.MaxConns, BatchRows: o.BatchRows, BatchBytes: o.BatchBytes,
 		MaxAge: o.MaxAge, Records: o.Records, Seed: o.Seed,
 	}
@@ -365,10 +507,63 @@ func logf(w io.Writer, format string, args ...any) {
 	fmt.Fprintf(w, "bench: "+format+"\n", args...)
 }
 
+// matrix measures each shape against its own raw COPY limit, one after
+// another, and verifies each. A failing shape is recorded and the next one
+// runs; the error joins every shape's.
+func (e *env) matrix(ctx context.Context, o Options, shapes []Shape) ([]ShapeResult, error) {
+	var out []ShapeResult
+	var errs []error
+	for i, sh := range shapes {
+		logf(o.Log, "shape %d of %d: %s (%s)", i+1, len(shapes), sh.Name, sh)
+		r := ShapeResult{Shape: sh}
+		spec := pointSpec{shape: sh, Partitions: o.Partitions, MaxConns: o.MaxConns, BatchRows: o.BatchRows, BatchBytes: o.BatchBytes,
+			MaxAge: o.MaxAge, Records: o.Records, Seed: o.Seed, cleanup: true}
+		spec.before = func(ctx context.Context, s *stream) error {
+			raw, err := e.rawCopy(ctx, s, o)
+			r.RawCopy = raw
+			return err
+		}
+		pr, err := e.point(ctx, o, spec)
+		if pr != nil {
+			r.Sluice, r.Batches, r.CPU, r.Verified, r.Verify = pr.Drain, pr.Batches, pr.CPU, pr.Verified, pr.Verify
+			if r.RawCopy != nil && pr.Drain.Seconds > 0 {
+				r.Ratio = r.RawCopy.Seconds / pr.Drain.Seconds
+			}
+		}
+		if err != nil {
+			r.Verified = false
+			r.Error = err.Error()
+			errs = append(errs, fmt.Errorf("shape %s: %w", sh.Name, err))
+		}
+		logf(o.Log, "shape %s: Sluice / raw COPY %.2f, %s", sh.Name, r.Ratio, verdict(r.Verified))
+		out = append(out, r)
+	}
+	return out, errors.Join(errs...)
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "verified exactly once"
+	}
+	return "FAILED"
+}
+
+// pgSettingNames are the settings that make a run durable, printed with
+// every result.
+var pgSettingNames = []string{"wal_level", "fsync", "full_page_writes", "synchronous_commit"}
+
+// durableSettings are the private cluster's settings beyond devenv's
+// Durable: the server runs as production does (wal_level replica, as a
+// server with a standby or WAL archiving must; devenv's default minimal
+// skips WAL for a COPY into a table created in the same transaction).
+var durableSettings = []string{"wal_level=replica", "fsync=on", "full_page_writes=on", "synchronous_commit=on"}
+
 // env is the environment a run stands on.
 type env struct {
 	pgURL       string
+	settings    string // pgSettingNames as name=value, read from the server
 	brokers     []string
+	reg         *devenv.Registry // for registry formats; nil until needed
 	pg          *devenv.Postgres
 	broker      *devenv.Broker // in-process broker
 	bproc       *brokerProc    // or broker child process
@@ -381,7 +576,7 @@ type env struct {
 func startEnv(ctx context.Context, o Options) (*env, error) {
 	e := &env{run: fmt.Sprintf("%d", time.Now().UnixNano()%1e9), compression: o.Compression}
 	if o.Postgres == "" {
-		pg, err := devenv.StartPostgres(ctx, devenv.PostgresOptions{Durable: true})
+		pg, err := devenv.StartPostgres(ctx, devenv.PostgresOptions{Durable: true, Settings: durableSettings})
 		if err != nil {
 			return nil, err
 		}
@@ -414,13 +609,44 @@ func startEnv(ctx context.Context, o Options) (*env, error) {
 	} else {
 		e.brokers = o.Brokers
 	}
+	if o.Matrix || o.Format != loadgen.FormatJSON {
+		r, err := devenv.StartRegistry(devenv.RegistryOptions{})
+		if err != nil {
+			e.close()
+			return nil, fmt.Errorf("cannot start the embedded Schema Registry: %w", err)
+		}
+		e.reg = r
+	}
+	if err := e.readSettings(ctx); err != nil {
+		e.close()
+		return nil, err
+	}
 	return e, nil
+}
+
+// readSettings reads the durability settings back from the server.
+func (e *env) readSettings(ctx context.Context) error {
+	c, err := pgx.Connect(ctx, e.pgURL)
+	if err != nil {
+		return fmt.Errorf("cannot connect to PostgreSQL: %w", err)
+	}
+	defer c.Close(context.Background())
+	var parts []string
+	for _, n := range pgSettingNames {
+		var v string
+		if err := c.QueryRow(ctx, "SELECT setting FROM pg_settings WHERE name = $1", n).Scan(&v); err != nil {
+			return fmt.Errorf("cannot read PostgreSQL setting %s: %w", n, err)
+		}
+		parts = append(parts, n+"="+v)
+	}
+	e.settings = strings.Join(parts, ", ")
+	return nil
 }
 
 func (e *env) describe() string {
 	pg := "PostgreSQL " + redactURL(e.pgURL)
 	if e.pg != nil {
-		pg = fmt.Sprintf("private PostgreSQL %s:%d (fsync on, synchronous_commit on)", e.pg.Host, e.pg.Port)
+		pg = fmt.Sprintf("private PostgreSQL %s:%d", e.pg.Host, e.pg.Port)
 	}
 	k := "Kafka " + strings.Join(e.brokers, ",")
 	if e.broker != nil {
@@ -428,6 +654,9 @@ func (e *env) describe() string {
 	}
 	if e.bproc != nil {
 		k = fmt.Sprintf("embedded kfake broker %s in its own process (pid %d)", e.brokers[0], e.bproc.pid())
+	}
+	if e.reg != nil {
+		k += "; embedded Schema Registry " + e.reg.URL()
 	}
 	return fmt.Sprintf("%s; %s; %d CPUs", pg, k, runtime.NumCPU())
 }
@@ -455,6 +684,9 @@ func (e *env) close() {
 	if e.broker != nil {
 		e.broker.Close()
 	}
+	if e.reg != nil {
+		e.reg.Close()
+	}
 	if e.bproc != nil {
 		e.bproc.stop()
 	}
@@ -466,23 +698,44 @@ func (e *env) close() {
 // stream is one topic and the table it lands in.
 type stream struct {
 	topic, table string
+	shape        Shape
 	gen          loadgen.Options
 	stats        loadgen.Stats
 }
 
-func (e *env) newStream(schema string, partitions int, seed int64) *stream {
+func (e *env) newStream(schema string, sh Shape, partitions int, seed int64) *stream {
 	e.n++
 	name := fmt.Sprintf("bench_%s_%d", e.run, e.n)
-	s := &stream{topic: name, table: "public." + name}
-	s.gen = loadgen.Options{Seed: seed, Schema: schema, Topic: name, Partitions: partitions, Compression: e.compression}
+	s := &stream{topic: name, table: "public." + name, shape: sh}
+	s.gen = loadgen.Options{Seed: seed, Schema: schema, Topic: name, Partitions: partitions, Compression: e.compression,
+		Keys: sh.Keys, DupRatio: sh.DupRatio, UpdateRatio: sh.UpdateRatio, Format: sh.Format}
 	if e.pg == nil {
 		e.owned = append(e.owned, s.table)
 	}
 	return s
 }
 
+// register registers the reference schema of s's registry format under
+// its topic and sets s.gen.SchemaID.
+func (e *env) register(ctx context.Context, s *stream) error {
+	if s.gen.Format == "" || s.gen.Format == loadgen.FormatJSON {
+		return nil
+	}
+	if e.reg == nil {
+		return fmt.Errorf("cannot produce %s records: no Schema Registry runs", s.gen.Format)
+	}
+	return loadgen.RegisterSchema(ctx, &s.gen, registry.Options{URLs: []string{e.reg.URL()}})
+}
+
+// tableSpec is the table s lands in.
+func (s *stream) tableSpec() loadgen.TableSpec {
+	return loadgen.TableSpec{Schema: s.gen.Schema, Format: s.gen.Format, Table: s.table, Topic: s.topic,
+		OnConflict: s.shape.OnConflict, Guard: s.shape.Guard()}
+}
+
 // pointSpec is one appliance configuration and workload.
 type pointSpec struct {
+	shape                           Shape
 	Partitions, MaxConns, BatchRows int
 	BatchBytes                      int64
 	MaxAge                          time.Duration
@@ -519,21 +772,23 @@ type pointResult struct {
 // latency at the requested rates on further topics, and verifies every
 // table.
 func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult, error) {
-	drain := e.newStream(o.Schema, sp.Partitions, sp.Seed)
+	drain := e.newStream(o.Schema, sp.shape, sp.Partitions, sp.Seed)
 	drain.gen.Records = sp.Records
-	drain.gen.DupRatio = o.DupRatio
 	var lat []*stream
 	for i := range sp.Latency {
-		s := e.newStream(o.Schema, sp.Partitions, sp.Seed+int64(i)+1)
-		s.gen.DupRatio = o.DupRatio
-		lat = append(lat, s)
+		lat = append(lat, e.newStream(o.Schema, sp.shape, sp.Partitions, sp.Seed+int64(i)+1))
 	}
 	all := append([]*stream{drain}, lat...)
 	if err := e.createTopics(ctx, all, sp.Partitions); err != nil {
 		return nil, err
 	}
+	for _, s := range all {
+		if err := e.register(ctx, s); err != nil {
+			return nil, err
+		}
+	}
 
-	logf(o.Log, "preloading %d %s records (%.1f%% duplicates) into %s (%d partitions)", sp.Records, o.Schema, 100*o.DupRatio, drain.topic, sp.Partitions)
+	logf(o.Log, "preloading %d %s records (%s) into %s (%d partitions)", sp.Records, o.Schema, sp.shape, drain.topic, sp.Partitions)
 	st, err := loadgen.Produce(ctx, e.brokers, drain.gen, o.Log)
 	if err != nil {
 		return nil, fmt.Errorf("cannot preload the benchmark topic: %w", err)
@@ -685,7 +940,7 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	// Exactly once, for every table.
 	pr.Verified = true
 	for _, s := range all {
-		vo := loadgen.VerifyOptions{Gen: s.gen, Stats: &s.stats, Table: s.table}
+		vo := loadgen.VerifyOptions{Gen: s.gen, Stats: &s.stats, Table: s.table, OnConflict: s.shape.OnConflict, Guard: s.shape.Guard()}
 		if o.Prefill > 0 {
 			vo.Where = "src_offset IS NOT NULL" // not the prefilled rows
 		}
@@ -790,15 +1045,19 @@ func (e *env) drop(ctx context.Context, ss []*stream) {
 // config is the appliance configuration for sp over streams.
 func (e *env) config(o Options, sp pointSpec, streams []*stream) (*ingest.Config, error) {
 	var tables strings.Builder
+	regYAML := ""
 	for _, s := range streams {
-		entry := loadgen.TableConfigYAML(o.Schema, s.table, s.topic)
+		entry := s.tableSpec().YAML()
 		if o.Partitioned {
 			entry = partitionedYAML(entry)
 		}
 		tables.WriteString(entry)
+		if s.gen.Format != loadgen.FormatJSON && e.reg != nil {
+			regYAML = fmt.Sprintf("schema_registry:\n  urls: [%q]\n", e.reg.URL())
+		}
 	}
 	brokersYAML, _ := json.Marshal(e.brokers) // JSON is YAML
-	y := fmt.Sprintf(`
+	y := regYAML + fmt.Sprintf(`
 kafka:
   brokers: %s
   group: sluice-bench-%s-%d

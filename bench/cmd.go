@@ -31,6 +31,10 @@ func commonFlags(fs *flag.FlagSet, o *Options, brokers *string, inProcess *bool)
 	fs.DurationVar(&o.MaxAge, "max-age", 250*time.Millisecond, "batch.max_age")
 	fs.Int64Var(&o.BatchBytes, "batch-bytes", 32<<20, "batch.max_bytes in bytes")
 	fs.StringVar(&o.Compression, "compression", "none", "producer batch compression of the benchmark topics: none, gzip, snappy, lz4, zstd")
+	fs.StringVar(&o.Keys, "keys", "event-id", "Kafka record key: event-id (every occurrence of an event in one partition), null (spread over the partitions; a re-send lands elsewhere than its original) or other-field (tenant_id)")
+	fs.Float64Var(&o.UpdateRatio, "update-ratio", 0, "fraction of records that are a newer version of an earlier event (same id, new ts and amount)")
+	fs.StringVar(&o.OnConflict, "on-conflict", "ignore", "the table's on_conflict: ignore (first write wins) or update (newest wins; with --keys null the table uses guard: version)")
+	fs.StringVar(&o.Format, "format", "json", "record format: json, or avro, protobuf, json_schema (an embedded Schema Registry is started)")
 }
 
 // brokerFlags applies --brokers and --in-process-broker: by default the
@@ -73,6 +77,7 @@ func BenchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var prefill string
 	fs.StringVar(&prefill, "prefill", "0", "fill the target with this many rows (e.g. 10M) inside PostgreSQL before the benchmark; the raw COPY limit is then measured into the same table (reference schema)")
 	fs.BoolVar(&o.Partitioned, "partitioned", false, "make the target day-partitioned (partition: {column: ts, interval: day}, key [event_id, ts])")
+	fs.BoolVar(&o.Matrix, "matrix", false, "run the workload shapes one after another (event-id keys, null keys, 30% and 1% updates under on_conflict update, avro, protobuf), each against its own raw COPY limit; no INSERT writer, no latency phase")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: sluice bench [flags]
 
@@ -115,9 +120,15 @@ latency at a fixed rate; verifies exactly-once. See bench/README.md.
 // WriteText writes r for people.
 func WriteText(w io.Writer, r *Result) {
 	o := r.Options
-	fmt.Fprintf(w, "sluice bench: %d %s records (%.1f%% duplicates, %s compression), %d partitions, %d connections, batches of %d rows\n",
-		o.Records, o.Schema, 100*o.DupRatio, o.Compression, o.Partitions, o.MaxConns, o.BatchRows)
+	if o.Matrix {
+		fmt.Fprintf(w, "sluice bench --matrix: %d %s records per shape (%s compression), %d partitions, %d connections, batches of %d rows\n",
+			o.Records, o.Schema, o.Compression, o.Partitions, o.MaxConns, o.BatchRows)
+	} else {
+		fmt.Fprintf(w, "sluice bench: %d %s records (%s; %s compression), %d partitions, %d connections, batches of %d rows\n",
+			o.Records, o.Schema, o.shape(), o.Compression, o.Partitions, o.MaxConns, o.BatchRows)
+	}
 	fmt.Fprintf(w, "  environment: %s\n", r.Env)
+	fmt.Fprintf(w, "  PostgreSQL:  %s\n", r.PGSettings)
 	if o.Prefill > 0 || o.Partitioned {
 		layout := "plain"
 		if o.Partitioned {
@@ -126,6 +137,10 @@ func WriteText(w io.Writer, r *Result) {
 		fmt.Fprintf(w, "  target: %s, prefilled with %d rows (%.0fs, not timed); (a) is the raw COPY into that same table, each COPY rolled back\n", layout, o.Prefill, r.PrefillSeconds)
 	}
 	fmt.Fprintln(w)
+	if o.Matrix {
+		writeMatrix(w, r.Matrix)
+		return
+	}
 	fmt.Fprintf(w, "  %-34s %9s %12s %9s %10s %8s\n", "writer", "seconds", "rows/s", "MB/s", "GB/day", "vs (a)")
 	row := func(name string, t *Throughput, ratio string) {
 		fmt.Fprintf(w, "  %-34s %9.2f %12.0f %9.1f %10.0f %8s\n", name, t.Seconds, t.RowsPerSec, t.MBPerSec, t.GBPerDay, ratio)
@@ -154,12 +169,12 @@ func WriteText(w io.Writer, r *Result) {
 		if r.RatioRawCopySorted > 0 {
 			fmt.Fprintf(w, "  Sluice / key-sorted COPY  %.2f\n", r.RatioRawCopySorted)
 		}
-		if r.Insert != nil {
+		if r.RatioInsert > 0 {
 			fmt.Fprintf(w, "  Sluice / INSERT writer    %.2f\n", r.RatioInsert)
 		}
 	}
-	fmt.Fprintf(w, "  MB/s and GB/day are of the JSON input (%d records, %.1f MB, %d distinct rows); ratios are ratios of times\n",
-		r.Sluice.Records, float64(r.Sluice.Bytes)/1e6, r.Sluice.Rows)
+	fmt.Fprintf(w, "  MB/s and GB/day are of the %s record values (%d records, %.1f MB, %d distinct rows); ratios are ratios of times\n",
+		o.Format, r.Sluice.Records, float64(r.Sluice.Bytes)/1e6, r.Sluice.Rows)
 	fmt.Fprintf(w, "  batches committed         %d\n", r.Batches)
 	fmt.Fprintf(w, "  start-up                  first record fetched after %.2fs, first batch committed after %.2fs\n", r.FirstRecord, r.FirstCommit)
 	for _, l := range r.Latency {
@@ -201,6 +216,28 @@ func WriteText(w io.Writer, r *Result) {
 	for _, v := range r.Verify {
 		for _, line := range strings.Split(v, "\n") {
 			fmt.Fprintf(w, "    %s\n", line)
+		}
+	}
+}
+
+// writeMatrix writes one line per shape: its raw COPY limit, Sluice, the
+// ratio of the two and the verdict, then each failure.
+func writeMatrix(w io.Writer, rs []ShapeResult) {
+	fmt.Fprintf(w, "  %-14s %-62s %9s %9s %9s %7s  %s\n", "shape", "workload", "raw COPY", "Sluice", "MB/s", "ratio", "verify")
+	for _, r := range rs {
+		raw, ratio := "-", "-"
+		if r.RawCopy != nil {
+			raw = fmt.Sprintf("%.2fs", r.RawCopy.Seconds)
+		}
+		if r.Ratio > 0 {
+			ratio = fmt.Sprintf("%.2f", r.Ratio)
+		}
+		fmt.Fprintf(w, "  %-14s %-62s %9s %8.2fs %9.1f %7s  %s\n", r.Shape.Name, r.Shape.String(), raw, r.Sluice.Seconds, r.Sluice.MBPerSec, ratio, verdict(r.Verified))
+	}
+	fmt.Fprintf(w, "  ratio = raw COPY seconds / Sluice seconds, each shape against its own raw COPY of the rows it must end with, in the same run\n")
+	for _, r := range rs {
+		if r.Error != "" {
+			fmt.Fprintf(w, "\n  %s: %s\n", r.Shape.Name, r.Error)
 		}
 	}
 }

@@ -129,7 +129,7 @@ func (e *env) rawCopyInto(ctx context.Context, s *stream, o Options) (*Throughpu
 // of the two (fewer index pages touched per COPY).
 func (e *env) rawCopiesInto(ctx context.Context, s *stream, o Options, sorted bool) (raw, rawSorted *Throughput, err error) {
 	logf(o.Log, "decoding %d records into binary tuples for the raw COPY limit (not timed) …", s.stats.Records)
-	w, err := decodeWorkload(s.gen, s.stats.Records, o.MaxConns)
+	w, err := decodeWorkload(s.gen, s.stats.Records, o.MaxConns, o.shape())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -262,7 +262,7 @@ func (e *env) growth(ctx context.Context, o Options, sizes []int64) ([]GrowthPoi
 }
 
 // renderGrowth writes the growth section and its chart.
-func renderGrowth(md *strings.Builder, pts []GrowthPoint, writeChart func(string, *Chart) error) error {
+func renderGrowth(md *strings.Builder, pts []GrowthPoint, writeChart func(string, svgChart) error) error {
 	md.WriteString("## Throughput against table size\n\n![throughput against table size](growth.svg)\n\n")
 	md.WriteString("Each point prefills a fresh target (rows shaped like the reference event, spread over the 30 days before the benchmark's, " +
 		"inserted inside PostgreSQL, primary key rebuilt, vacuumed), then measures the raw COPY limit into that same table at that size " +

@@ -45,7 +45,7 @@ func TestGrowthSmall(t *testing.T) {
 	// The last point's table is dropped (cleanup); build one more to look at.
 	po := o
 	po.Prefill, po.Partitioned = 5000, true
-	s := e.newStream(o.Schema, o.Partitions, 9)
+	s := e.newStream(o.Schema, o.shape(), o.Partitions, 9)
 	s.gen.Records = 10
 	if err := e.createTopics(ctx, []*stream{s}, o.Partitions); err != nil {
 		t.Fatal(err)

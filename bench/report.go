@@ -3,7 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
-
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -50,7 +50,13 @@ type Report struct {
 	Rate      []Latency     `json:"rate"` // the latency sweep at the base point
 	Points    []ReportPoint `json:"points"`
 	Growth    []GrowthPoint `json:"growth,omitempty"`
-	Elapsed   float64       `json:"elapsed_seconds"`
+
+	// PGSettings are the server's durability settings, read back from it.
+	PGSettings string `json:"postgres_settings"`
+	// Shapes is the shape matrix (Options.Matrix): each workload shape
+	// against its own raw COPY limit.
+	Shapes  []ShapeResult `json:"shapes,omitempty"`
+	Elapsed float64       `json:"elapsed_seconds"`
 }
 
 // Objective is the end-to-end latency a rate must keep at p99 to count as
@@ -84,8 +90,10 @@ func (o *ReportOptions) ensureDefaults() {
 
 // Sweep measures the base point (with the raw COPY and INSERT baselines
 // and the latency sweep), then each other value of batch rows, partitions
-// and connections (drain, and latency at half its own maximum). Every
-// table is verified exactly once.
+// and connections (drain, and latency at half its own maximum), then,
+// with Options.Matrix, every shape of MatrixShapes against its own raw
+// COPY limit. Every table is verified exactly once. A failing shape does
+// not stop the report: Sweep returns the report with the error.
 func Sweep(ctx context.Context, o ReportOptions) (*Report, error) {
 	o.ensureDefaults()
 	if err := o.validate(); err != nil {
@@ -100,7 +108,7 @@ func Sweep(ctx context.Context, o ReportOptions) (*Report, error) {
 	}
 	defer e.close()
 	start := time.Now()
-	r := &Report{Generated: start.UTC(), Env: e.describe(), Options: o}
+	r := &Report{Generated: start.UTC(), Env: e.describe(), Options: o, PGSettings: e.settings}
 	logf(o.Log, "environment: %s", r.Env)
 	if o.GrowthOnly {
 		if len(o.Growth) == 0 {
@@ -113,7 +121,9 @@ func Sweep(ctx context.Context, o ReportOptions) (*Report, error) {
 		r.Elapsed = time.Since(start).Seconds()
 		return r, err
 	}
-	base := pointSpec{Partitions: o.Options.Partitions, MaxConns: o.Options.MaxConns, BatchRows: o.Options.BatchRows,
+	logf(o.Log, "PostgreSQL: %s", r.PGSettings)
+	base := pointSpec{shape: o.Options.shape(), Partitions: o.Options.Partitions, MaxConns: o.Options.MaxConns, BatchRows: o.Options.BatchRows,
+
 		BatchBytes: o.BatchBytes, MaxAge: o.MaxAge, Records: o.Records, Seed: o.Seed,
 		Latency: o.Fractions, LatencyFor: o.LatencyFor, cleanup: true}
 	if !o.SkipBaselines {
@@ -170,8 +180,12 @@ func Sweep(ctx context.Context, o ReportOptions) (*Report, error) {
 			return r, err
 		}
 	}
+	if o.Matrix {
+		logf(o.Log, "shape matrix: %d records per shape", o.Records)
+		r.Shapes, err = e.matrix(ctx, o.Options, MatrixShapes(o.DupRatio))
+	}
 	r.Elapsed = time.Since(start).Seconds()
-	return r, nil
+	return r, err
 }
 
 func nearestHalf(ls []Latency) *Latency {
@@ -256,7 +270,7 @@ func Render(r *Report, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("cannot create the report directory %s: %w", dir, err)
 	}
-	writeChart := func(name string, c *Chart) error {
+	writeChart := func(name string, c svgChart) error {
 		f, err := os.Create(filepath.Join(dir, name))
 		if err != nil {
 			return fmt.Errorf("cannot write chart %s: %w", name, err)
@@ -271,7 +285,8 @@ func Render(r *Report, dir string) error {
 	o := r.Options
 	base := r.Points[0]
 	fmt.Fprintf(&md, "# Sluice capacity report\n\n")
-	fmt.Fprintf(&md, "Generated %s by `sluice report` in %.0fs. Environment: %s.\n\n", r.Generated.Format(time.RFC3339), r.Elapsed, r.Env)
+	fmt.Fprintf(&md, "Generated %s by `sluice report` in %.0fs. Environment: %s. PostgreSQL settings: %s.\n\n",
+		r.Generated.Format(time.RFC3339), r.Elapsed, r.Env, r.PGSettings)
 	fmt.Fprintf(&md, "Workload per point: %d `%s` records (%.1f%% verbatim duplicates), batch.max_bytes %d, batch.max_age %v. "+
 		"Base point: %d partitions, %d connections, batches of %d rows. Every table was verified exactly once. "+
 		"MB/s and GB/day are of the JSON input; numbers come from one run on a shared machine, so compare them within this report only.\n\n",
@@ -355,6 +370,11 @@ func Render(r *Report, dir string) error {
 			return err
 		}
 	}
+	if len(r.Shapes) > 0 {
+		if err := writeShapes(&md, r.Shapes, o.Records, writeChart); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(&md, "## How to reproduce\n\n```sh\nmake build && ./bin/sluice report --out DIR   # flags widen the sweep: sluice report -h\n```\n")
 	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(md.String()), 0o644); err != nil {
 		return fmt.Errorf("cannot write the report: %w", err)
@@ -364,6 +384,35 @@ func Render(r *Report, dir string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "report.json"), append(j, '\n'), 0o644)
+}
+
+// svgChart is a Chart or a BarChart.
+type svgChart interface{ WriteSVG(io.Writer) error }
+
+// writeShapes writes the shape matrix: a table and shapes.svg, a bar per
+// shape of its ratio to the raw COPY limit.
+func writeShapes(md *strings.Builder, shapes []ShapeResult, records int64, writeChart func(string, svgChart) error) error {
+	fmt.Fprintf(md, "## Workload shapes\n\n![Sluice / raw COPY limit per shape](shapes.svg)\n\n")
+	fmt.Fprintf(md, "%d records per shape; each shape's raw COPY copies the rows its table must end with (each event's winning version), "+
+		"into an identical table, just before the shape's drain. The ratio is raw COPY seconds over Sluice seconds.\n\n", records)
+	fmt.Fprintf(md, "| shape | keys | dups | updates | on_conflict | format | raw COPY | Sluice | Sluice MB/s | **Sluice / raw COPY** | verify |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	var bars []Bar
+	for _, s := range shapes {
+		raw := "–"
+		if s.RawCopy != nil {
+			raw = fmt.Sprintf("%.2f s", s.RawCopy.Seconds)
+		}
+		oc := s.Shape.OnConflict
+		if g := s.Shape.Guard(); g != "" {
+			oc += " (guard " + g + ")"
+		}
+		fmt.Fprintf(md, "| %s | %s | %.0f%% | %g%% | %s | %s | %s | %.2f s | %.1f | **%.2f** | %s |\n", s.Shape.Name, s.Shape.Keys, 100*s.Shape.DupRatio,
+			100*s.Shape.UpdateRatio, oc, s.Shape.Format, raw, s.Sluice.Seconds, s.Sluice.MBPerSec, s.Ratio, verdict(s.Verified))
+		bars = append(bars, Bar{Label: s.Shape.Name, Value: s.Ratio})
+	}
+	md.WriteString("\n")
+	return writeChart("shapes.svg", &BarChart{Title: "Sluice / raw COPY limit, per workload shape", YLabel: "ratio of times",
+		Bars: bars, HLine: 0.9, HLineLabel: "0.9"})
 }
 
 func fmtLat(l *Latency) string {
@@ -407,6 +456,7 @@ func ReportMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&partitions, "partitions", "2,4,8", "partition counts to sweep")
 	fs.StringVar(&conns, "max-conns", "1,2,4", "postgres.max_conns values to sweep")
 	fs.BoolVar(&o.SkipBaselines, "skip-baselines", false, "skip the raw COPY and INSERT baselines")
+	fs.BoolVar(&o.Matrix, "matrix", true, "also measure each workload shape (as sluice bench --matrix) against its own raw COPY limit")
 	fs.StringVar(&out, "out", "report", "directory for report.md, report.json and the SVG charts")
 	var growth string
 	fs.StringVar(&growth, "growth", "", "table sizes for the growth curve, e.g. 0,10M,30M,50M: throughput of a plain and a day-partitioned target prefilled with that many rows, against the raw COPY limit into the same table (long: the full curve prefills 180M rows)")
@@ -449,14 +499,16 @@ func ReportMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	o.Log = stderr
 	r, err := Sweep(ctx, o)
-	if err != nil {
+	if r == nil || len(r.Points) == 0 || r.Options.Matrix && len(r.Shapes) == 0 {
 		return err
 	}
-	if err := Render(r, out); err != nil {
-		return err
+	// A failed shape is in the report (its verdict and error); the
+	// error still fails the command.
+	if rerr := Render(r, out); rerr != nil {
+		return errors.Join(err, rerr)
 	}
 	fmt.Fprintf(stdout, "sluice report: wrote %s\n", filepath.Join(out, "report.md"))
-	return nil
+	return err
 }
 
 // renderGrowthOnly writes report.md and report.json of a growth-only
@@ -465,7 +517,7 @@ func renderGrowthOnly(r *Report, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("cannot create the report directory %s: %w", dir, err)
 	}
-	writeChart := func(name string, c *Chart) error {
+	writeChart := func(name string, c svgChart) error {
 		f, err := os.Create(filepath.Join(dir, name))
 		if err != nil {
 			return fmt.Errorf("cannot write chart %s: %w", name, err)

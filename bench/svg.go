@@ -173,3 +173,87 @@ func esc(s string) string {
 	r := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;")
 	return r.Replace(s)
 }
+
+// Bar is one bar of a BarChart.
+type Bar struct {
+	Label string
+	Value float64
+}
+
+// BarChart is a vertical bar chart rendered as a standalone SVG document
+// by WriteSVG: one bar per item, its value printed above it.
+type BarChart struct {
+	Title, YLabel string
+	Bars          []Bar
+	// HLine, when positive, draws a dashed horizontal reference line at
+	// that value (e.g. a target ratio), labelled HLineLabel.
+	HLine      float64
+	HLineLabel string
+}
+
+// WriteSVG renders c. The axis starts at zero and ends at a rounded
+// maximum; labels under the bars are slanted when they would not fit.
+func (c *BarChart) WriteSVG(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d">`+"\n", svgW, svgH, svgW, svgH)
+	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", svgW, svgH)
+	fmt.Fprintf(&b, `<text x="%d" y="22" font-family="sans-serif" font-size="14" font-weight="bold">%s</text>`+"\n", padL, esc(c.Title))
+	ymax := c.HLine
+	n := 0
+	for _, bar := range c.Bars {
+		if math.IsNaN(bar.Value) || math.IsInf(bar.Value, 0) || bar.Value < 0 {
+			continue
+		}
+		ymax = math.Max(ymax, bar.Value)
+		n++
+	}
+	if n == 0 {
+		fmt.Fprintf(&b, `<text x="%d" y="%d" %s>no data</text>`+"\n", padL+plotW/2-20, padT+plotH/2, fontAttrs)
+		b.WriteString("</svg>\n")
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
+	ymax = niceCeil(ymax)
+	if ymax <= 0 {
+		ymax = 1
+	}
+	py := func(y float64) float64 { return padT + plotH - y/ymax*plotH }
+	for _, t := range ticks(0, ymax) {
+		y := py(t)
+		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s"/>`+"\n", padL, y, padL+plotW, y, gridColor)
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" %s text-anchor="end">%s</text>`+"\n", padL-6, y+4, fontAttrs, fmtTick(t))
+	}
+	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="%s"/>`+"\n", padL, padT, plotW, plotH, axisColor)
+	fmt.Fprintf(&b, `<text x="16" y="%d" %s text-anchor="middle" transform="rotate(-90 16 %d)">%s</text>`+"\n", padT+plotH/2, fontAttrs, padT+plotH/2, esc(c.YLabel))
+	slot := float64(plotW) / float64(len(c.Bars))
+	width := slot * 0.6
+	slant := false
+	for _, bar := range c.Bars {
+		if float64(len(bar.Label))*7 > slot {
+			slant = true
+		}
+	}
+	for i, bar := range c.Bars {
+		x := padL + slot*float64(i) + (slot-width)/2
+		cx := x + width/2
+		if !(math.IsNaN(bar.Value) || math.IsInf(bar.Value, 0) || bar.Value < 0) {
+			y := py(bar.Value)
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`+"\n", x, y, width, padT+plotH-y, palette[0])
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" %s text-anchor="middle">%s</text>`+"\n", cx, y-4, fontAttrs, strconv.FormatFloat(bar.Value, 'f', 2, 64))
+		}
+		ly := padT + plotH + 16
+		if slant {
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" %s text-anchor="end" transform="rotate(-20 %.1f %d)">%s</text>`+"\n", cx, ly, fontAttrs, cx, ly, esc(bar.Label))
+		} else {
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" %s text-anchor="middle">%s</text>`+"\n", cx, ly, fontAttrs, esc(bar.Label))
+		}
+	}
+	if c.HLine > 0 {
+		y := py(c.HLine)
+		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s" stroke-dasharray="6 4"/>`+"\n", padL, y, padL+plotW, y, objectColor)
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" %s fill="%s" text-anchor="end">%s</text>`+"\n", padL+plotW-4, y-4, fontAttrs, objectColor, esc(c.HLineLabel))
+	}
+	b.WriteString("</svg>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}

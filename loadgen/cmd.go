@@ -26,6 +26,8 @@ func genFlags(fs *flag.FlagSet, o *Options) (apply func() error) {
 	fs.Float64Var(&o.SizeSpread, "size-spread", 0.5, "variable field length spread, fraction of its mean in [0,1]")
 	fs.Int64Var(&o.KeyCardinality, "key-cardinality", 0, "distinct event ids good records draw from (0: every event unique)")
 	fs.Float64Var(&o.DupRatio, "dup-ratio", 0, "fraction of records re-sending an earlier event verbatim")
+	fs.Float64Var(&o.UpdateRatio, "update-ratio", 0, "fraction of records that are a newer version of an earlier event (same id, new ts and amount, higher version)")
+	fs.StringVar(&o.Keys, "keys", KeysEventID, "Kafka record key: event-id (every occurrence of an event in one partition), null (records spread over the partitions, a re-send elsewhere than its original) or other-field (the reference schema's tenant_id)")
 	fs.IntVar(&o.MaxValueBytes, "max-value-bytes", DefaultMaxValueBytes, "the appliance's value size limit; oversized records exceed it by one byte")
 	fs.StringVar(&o.ValueCompression, "value-compression", "none", "per-value compression with a content-encoding header: none, gzip, snappy, lz4, zstd")
 	fs.BoolVar(&o.Transactional, "transactional", false, "produce in transactions of --txn-records records")
@@ -215,6 +217,7 @@ func VerifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	table := fs.String("table", "public.events", "target table")
 	group := fs.String("group", "", "consumer group whose dead letters are checked (default: every group's for --table)")
 	onConflict := fs.String("on-conflict", "ignore", "the table's policy: ignore (first occurrence wins), update (last wins) or any")
+	guard := fs.String("guard", "offset", "the table's guard column under update: offset (the kafka.offset column) or version (the event's version field; needed with --keys null)")
 	manifest := fs.String("manifest", "", "manifest written by sluice loadgen --manifest (replaces the generator flags)")
 	examples := fs.Int("examples", 5, "examples printed per anomaly")
 	var reg registryFlags
@@ -231,7 +234,7 @@ func VerifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *pgURL == "" {
 		return errors.New("cannot verify without Postgres; set --postgres postgres://user@host:port/db or SLUICE_POSTGRES_URL")
 	}
-	vo := VerifyOptions{Table: *table, Schema: *schemaName, Group: *group, OnConflict: *onConflict, MaxExamples: *examples}
+	vo := VerifyOptions{Table: *table, Schema: *schemaName, Group: *group, OnConflict: *onConflict, Guard: *guard, MaxExamples: *examples}
 	if *manifest != "" {
 		var conflict string
 		genNames := map[string]bool{}

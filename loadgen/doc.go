@@ -3,16 +3,19 @@
 // commands.
 //
 // Determinism. Record i of a stream is a pure function of the generation
-// options (Seed, Schema, ValueSize, SizeSpread, KeyCardinality, DupRatio,
-// Bad, MaxValueBytes, ValueCompression, Transactional, AbortRatio,
-// TxnRecords) and i: Generator.At(i) needs no state and Generator.Next
-// walks the same stream. Delivery options (Rate, ByteRate, Duration,
-// Compression, Topic, Partitions) never change content. Each record is:
+// options (Seed, Schema, Format, Keys, ValueSize, SizeSpread,
+// KeyCardinality, DupRatio, UpdateRatio, Bad, MaxValueBytes,
+// ValueCompression, Transactional, AbortRatio, TxnRecords) and i:
+// Generator.At(i) needs no state and Generator.Next walks the same stream.
+// Delivery options (Rate, ByteRate, Duration, Compression, Topic,
+// Partitions) never change content. Each record is:
 //
 //   - good: a new event (or, with KeyCardinality, one of that many ids with
-//     new content: an update stream);
+//     new content);
+//   - update: a newer version of an earlier good event: its id and
+//     unchanging fields, a new ts and amount (narrow: ts and value);
 //   - dup: a verbatim re-send (same key, value bytes and headers) of an
-//     earlier good record;
+//     earlier good or update record;
 //   - bad, of one kind: malformed_json (a truncated object), wrong_type
 //     (tenant_id "abc"), missing_required (no event_id), invalid_utf8 (raw
 //     bytes in user_agent), nul (\u0000 in user_agent), out_of_range
@@ -33,8 +36,21 @@
 // schemas fix every field's type and presence. The schemas are in
 // formats.go.
 //
-// The key is always the event id as a uuid string, so every occurrence of an
-// id lands in one partition. With Transactional, records i in
+// Versions. Every reference and narrow event carries "version": 1 + the
+// index of the good or update record that wrote that version (a dup
+// carries its original's), so an event's versions increase in stream
+// order.
+//
+// Keys (Options.Keys). event-id (default): the event id as a uuid string,
+// so every occurrence of an event lands in one partition and Kafka offsets
+// order its versions. null: no key; Produce places each record on a
+// partition drawn from the seed (Rec.Partition), a re-send always on
+// another partition than its original, so offsets do not order an event's
+// versions: a table updated from such a stream needs `guard: version`.
+// other-field: the reference event's tenant_id, a key many events share;
+// an event's re-sends and updates keep its tenant, so its partition.
+//
+// With Transactional, records i in
 // [t×TxnRecords, (t+1)×TxnRecords) form transaction t, aborted when the seed
 // says so (Generator.TxnAborted); aborted records must never land.
 //
@@ -48,12 +64,16 @@
 //   - the target table holds every committed good event once (keyed
 //     tables; once per committed occurrence for keyless ones), with every
 //     column equal to what was sent (the first committed occurrence under
-//     on_conflict ignore, the last under update), numbers, text,
-//     timestamps and jsonb compared by value;
+//     on_conflict ignore, the last in offset order under update, the
+//     newest version under update with guard version; with null keys
+//     and differing versions, any committed occurrence under ignore),
+//     numbers, text, timestamps and jsonb compared by value;
 //   - no row comes from an aborted transaction, a bad record or an id never
 //     sent;
 //   - dead_letters holds every committed bad record exactly once, with its
-//     exact value bytes, and none from aborted transactions or good records;
+//     exact value bytes, and none from aborted transactions or good records
+//     (matched by key, a bad record's own uuid; with null or other-field
+//     keys, by value, and the key checked);
 //   - no record is both a row and a dead letter.
 //
 // Records whose delivery the producer could not confirm (listed in the

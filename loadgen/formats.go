@@ -53,6 +53,7 @@ const AvroReferenceSchema = `{
     {"name": "type", "type": "string"},
     {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}},
     {"name": "amount", "type": {"type": "bytes", "logicalType": "decimal", "precision": 12, "scale": 2}},
+    {"name": "version", "type": "long"},
     {"name": "url", "type": "string"},
     {"name": "user_agent", "type": "string"},
     {"name": "attrs", "type": {
@@ -88,6 +89,7 @@ message Event {
   string url = 7;
   string user_agent = 8;
   Attrs attrs = 9;
+  int64 version = 10;
 }
 
 message Attrs {
@@ -111,6 +113,7 @@ const JSONSchemaReference = `{
     "type": {"type": "string"},
     "ts": {"type": "string", "format": "date-time"},
     "amount": {"type": "number"},
+    "version": {"type": "integer"},
     "url": {"type": "string"},
     "user_agent": {"type": "string"},
     "attrs": {
@@ -203,6 +206,7 @@ type refEvent struct {
 	Type      string    `avro:"type"`
 	TS        time.Time `avro:"ts"`
 	Amount    *big.Rat  `avro:"amount"`
+	Version   int64     `avro:"version"`
 	URL       string    `avro:"url"`
 	UserAgent string    `avro:"user_agent"`
 	Attrs     refAttrs  `avro:"attrs"`
@@ -264,9 +268,9 @@ var protoReference = sync.OnceValue(func() protoreflect.MessageDescriptor {
 })
 
 type protoFields struct {
-	eventID, tenantID, userID, typ, ts, amount, url, userAgent, attrs protoreflect.FieldDescriptor
-	seconds, nanos                                                    protoreflect.FieldDescriptor
-	country, device, session, experiment                              protoreflect.FieldDescriptor
+	eventID, tenantID, userID, typ, ts, amount, version, url, userAgent, attrs protoreflect.FieldDescriptor
+	seconds, nanos                                                             protoreflect.FieldDescriptor
+	country, device, session, experiment                                       protoreflect.FieldDescriptor
 }
 
 func newProtoFields(md protoreflect.MessageDescriptor) protoFields {
@@ -275,7 +279,7 @@ func newProtoFields(md protoreflect.MessageDescriptor) protoFields {
 	t := f.ByName("ts").Message().Fields()
 	return protoFields{
 		eventID: f.ByName("event_id"), tenantID: f.ByName("tenant_id"), userID: f.ByName("user_id"),
-		typ: f.ByName("type"), ts: f.ByName("ts"), amount: f.ByName("amount"), url: f.ByName("url"),
+		typ: f.ByName("type"), ts: f.ByName("ts"), amount: f.ByName("amount"), version: f.ByName("version"), url: f.ByName("url"),
 		userAgent: f.ByName("user_agent"), attrs: f.ByName("attrs"),
 		seconds: t.ByName("seconds"), nanos: t.ByName("nanos"),
 		country: a.ByName("country"), device: a.ByName("device"), session: a.ByName("session"), experiment: a.ByName("experiment"),
@@ -331,6 +335,9 @@ func (e *encoder) parse(js []byte) error {
 	}
 	e.amount.SetFrac64(cents, 100)
 	ev.Amount = &e.amount
+	if ev.Version, err = num("version"); err != nil {
+		return err
+	}
 	if ev.URL, err = str(e.fields, "url"); err != nil {
 		return err
 	}
@@ -400,6 +407,7 @@ func (e *encoder) appendProto(dst []byte) ([]byte, error) {
 	ts.Set(f.seconds, protoreflect.ValueOfInt64(ev.TS.Unix()))
 	ts.Set(f.nanos, protoreflect.ValueOfInt32(int32(ev.TS.Nanosecond())))
 	m.Set(f.amount, protoreflect.ValueOfString(string(ev.amountText)))
+	m.Set(f.version, protoreflect.ValueOfInt64(ev.Version))
 	m.Set(f.url, protoreflect.ValueOfString(ev.URL))
 	// proto3 strings must be valid UTF-8 to marshal: send a same-length
 	// stand-in and put the real bytes back afterwards (invalid_utf8).

@@ -104,7 +104,7 @@ func formatReason(t *testing.T, o Options, cols []Column, r *Rec) (js []byte, re
 		ev = map[string]any{
 			"event_id": m["event_id"], "tenant_id": m["tenant_id"], "user_id": m["user_id"], "type": m["type"],
 			"ts": m["ts"].(time.Time), "amount": json.Number(m["amount"].(*big.Rat).FloatString(2)),
-			"url": m["url"], "user_agent": m["user_agent"], "attrs": attrs,
+			"version": m["version"], "url": m["url"], "user_agent": m["user_agent"], "attrs": attrs,
 		}
 	case FormatProtobuf:
 		md := testOracle().md
@@ -127,7 +127,7 @@ func formatReason(t *testing.T, o Options, cols []Column, r *Rec) (js []byte, re
 		ev = map[string]any{
 			"event_id": get(msg, "event_id").String(), "tenant_id": get(msg, "tenant_id").Int(), "user_id": get(msg, "user_id").Int(),
 			"type": get(msg, "type").String(), "ts": time.Unix(get(ts, "seconds").Int(), get(ts, "nanos").Int()),
-			"amount": json.Number(get(msg, "amount").String()), "url": get(msg, "url").String(),
+			"amount": json.Number(get(msg, "amount").String()), "version": get(msg, "version").Int(), "url": get(msg, "url").String(),
 			"user_agent": get(msg, "user_agent").String(), "attrs": attrs,
 		}
 	default:
@@ -168,13 +168,13 @@ func formatReason(t *testing.T, o Options, cols []Column, r *Rec) (js []byte, re
 func TestFormatsDecodeToEvent(t *testing.T) {
 	for _, format := range registryFormats {
 		t.Run(format, func(t *testing.T) {
-			o := Options{Seed: 9, Format: format, SchemaID: 7, Records: 4000, DupRatio: 0.1,
+			o := Options{Seed: 9, Format: format, SchemaID: 7, Records: 4000, DupRatio: 0.1, UpdateRatio: 0.1,
 				Bad: allBadFor(format, 0.02), MaxValueBytes: 4096}
 			g, plain := NewGenerator(o), NewGenerator(o)
 			plain.plain = true
 			var r, p Rec
 			var seen KindCounts
-			sent := map[[16]byte][]byte{}
+			sent := map[[24]byte][]byte{} // by event id and version
 			for g.Next(&r) {
 				plain.At(r.Index, &p)
 				seen[r.Kind]++
@@ -195,12 +195,13 @@ func TestFormatsDecodeToEvent(t *testing.T) {
 					if !equalJSON(js, p.Value) {
 						t.Fatalf("record %d decodes to\n%s\nwant the event\n%s", r.Index, js, p.Value)
 					}
+					ver := [24]byte(append(r.EventID[:], binary.BigEndian.AppendUint64(nil, uint64(r.Version))...))
 					if r.Kind == KindDup {
-						if !bytes.Equal(sent[r.EventID], r.Value) {
-							t.Fatalf("dup record %d does not re-send the bytes of its event", r.Index)
+						if !bytes.Equal(sent[ver], r.Value) {
+							t.Fatalf("dup record %d does not re-send the bytes of its event's version %d", r.Index, r.Version)
 						}
 					} else {
-						sent[r.EventID] = bytes.Clone(r.Value)
+						sent[ver] = bytes.Clone(r.Value)
 					}
 				}
 			}

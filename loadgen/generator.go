@@ -26,7 +26,11 @@ type Rec struct {
 	// Txn is the transaction number (Index / TxnRecords) when the options are
 	// transactional, else -1.
 	Txn int64
-	// Key is EventID as a 36-byte uuid string.
+	// Version is the event version the value carries: 1 + the index of
+	// the record that wrote it (a dup carries its original's).
+	Version int64
+	// Key is the Kafka key (Options.Keys): EventID as a 36-byte uuid
+	// string, nil for null keys, or the tenant_id in decimal.
 	Key []byte
 	// Value is the record value, compressed when ValueCompression is set.
 	Value []byte
@@ -34,7 +38,38 @@ type Rec struct {
 	// (or claims to be, for bad_compression).
 	Headers []kgo.RecordHeader
 
+	// home (15 bits) and hop place a null-keyed record (Partition).
+	home, hop uint16
+
 	scratch []byte
+}
+
+// Partition returns the partition, of n, that a null-keyed record goes to:
+// one drawn by the seed for the record it carries, so that a re-send goes
+// elsewhere than its original whenever n > 1 (another draw moves it by 1 to
+// n-1 partitions). Records with a key are placed by the producer's key
+// hashing instead.
+func (r *Rec) Partition(n int) int {
+	return partitionOf(r.home, r.hop, n)
+}
+
+func partitionOf(home, hop uint16, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	p := int(home) % n
+	if hop != 0 {
+		p = (p + 1 + int(hop-1)%(n-1)) % n
+	}
+	return p
+}
+
+// partitionHint packs home and hop into a kgo.Record's Partition field for
+// the null-key partitioner (see producer.go); always non-negative.
+func (r *Rec) partitionHint() int32 { return int32(r.home)<<16 | int32(r.hop) }
+
+func hintPartition(hint int32, n int) int {
+	return partitionOf(uint16(hint>>16), uint16(hint), n)
 }
 
 func (r *Rec) reset() {
@@ -79,6 +114,8 @@ func NewGenerator(o Options) *Generator {
 	g := &Generator{o: o, sch: schemaByName(o.Schema), seed: uint64(o.Seed)}
 	cum := o.DupRatio
 	g.thr[KindDup] = threshold(cum)
+	cum += o.UpdateRatio
+	g.thr[KindUpdate] = threshold(cum)
 	for k := KindMalformedJSON; k < numKinds; k++ {
 		cum += o.Bad[k]
 		g.thr[k] = threshold(cum)
@@ -118,7 +155,7 @@ func (g *Generator) sizeVariable() {
 	total := 0
 	const samples = 256
 	for i := int64(0); i < samples; i++ {
-		g.initCtx(&c, i, i, KindGood)
+		g.initCtx(&c, i, ident{kind: KindGood, src: i, root: i})
 		c.varLen = 0
 		buf = g.sch.render(buf[:0], &c)
 		total += len(buf)
@@ -162,26 +199,35 @@ func (g *Generator) At(i int64, r *Rec) {
 	if g.o.Transactional {
 		r.Txn = i / int64(g.o.TxnRecords)
 	}
-	kind, id, src := g.identify(i)
-	r.Kind = kind
-	r.EventID = id
+	id := g.identify(i)
+	r.Kind = id.kind
+	r.EventID = id.id
+	r.Version = id.src + 1
+	kind := id.kind
 	if !kind.Bad() {
-		kind = KindGood // a dup renders its source as a good record
+		kind = KindGood // a dup or an update renders as a good record
 	}
-	r.Key = appendUUID(r.Key, r.EventID)
 
 	// The context lives in g: passed to a schema's render func it would
 	// escape and cost an allocation per record.
 	c := &g.ctx
-	g.initCtx(c, i, src, kind)
+	g.initCtx(c, i, id)
 	c.id = r.EventID
+	if g.o.Keys == KeysNull {
+		r.home = uint16(mix(g.seed, domainPart, uint64(id.src)) & 0x7fff)
+		r.hop = 0
+		if id.kind == KindDup {
+			r.hop = 1 + uint16(mix(g.seed, domainHop, uint64(i))%0x7fff)
+		}
+	}
+	defer g.setKey(r, c)
 	switch kind {
 	case KindBadCompression:
 		r.Value = appendGarbage(r.Value, &c.rng)
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: "content-encoding", Value: zstdHeader})
 		return
 	case KindOversized:
-		g.oversized(r, i, src, kind)
+		g.oversized(r, i, id)
 		return // never value-compressed: the size is the point
 	case KindMalformedJSON:
 		r.Value = g.sch.render(r.Value, c)
@@ -201,7 +247,8 @@ func (g *Generator) At(i int64, r *Rec) {
 
 // oversized renders an oversized record: exactly MaxValueBytes+1 bytes in
 // the stream's format.
-func (g *Generator) oversized(r *Rec, i, src int64, kind Kind) {
+func (g *Generator) oversized(r *Rec, i int64, id ident) {
+	kind := id.kind
 	c := &g.ctx
 	c.varLen = 0
 	probe := g.sch.render(r.Value[:0], c)
@@ -216,7 +263,7 @@ func (g *Generator) oversized(r *Rec, i, src int64, kind Kind) {
 	// A registry format's length prefixes grow with the text: adjust until
 	// the size is exact (two rounds at most in practice).
 	for range 4 {
-		g.initCtx(c, i, src, kind)
+		g.initCtx(c, i, id)
 		c.id = r.EventID
 		c.varLen = max(varLen, 0)
 		r.Value = g.sch.render(r.Value[:0], c)
@@ -265,23 +312,42 @@ func (g *Generator) frame(r *Rec, kind Kind, c *recCtx) {
 	r.Value, r.scratch = out, r.Value
 }
 
-// identify returns record i's kind, event id and the index whose content
-// it carries (i itself, or the earlier record a dup re-sends) without
-// rendering it.
-func (g *Generator) identify(i int64) (kind Kind, id [16]byte, src int64) {
-	kind = g.kindAt(i)
-	src = i
+// ident is what a record is, resolved without rendering it.
+type ident struct {
+	kind Kind
+	id   [16]byte
+	// src is the record whose event version this one carries: i itself,
+	// or the earlier good or update record a dup re-sends. The version is
+	// src+1.
+	src int64
+	// root is the good record whose content the event's unchanging fields
+	// come from: src, or the earlier good record the update src revises.
+	root int64
+}
+
+// identify resolves record i's kind, event id, version and content
+// without rendering it.
+func (g *Generator) identify(i int64) ident {
+	kind := g.kindAt(i)
+	if kind.Bad() {
+		return ident{kind: kind, id: g.uuid(domainID, uint64(i)), src: i, root: i}
+	}
+	src := i
 	if kind == KindDup {
-		src = g.dupSource(i)
-		if src < 0 {
-			kind = KindGood // nothing earlier to re-send: a fresh event
-			src = i
+		if src = g.dupSource(i); src < 0 {
+			kind, src = KindGood, i // nothing earlier to re-send: a fresh event
 		}
 	}
-	if kind.Bad() {
-		return kind, g.uuid(domainID, uint64(i)), i
+	root := src
+	if src == i && kind == KindUpdate || kind == KindDup && g.kindAt(src) == KindUpdate {
+		if root = g.updateSource(src); root < 0 {
+			root = src // nothing earlier to revise: a fresh event
+			if src == i {
+				kind = KindGood
+			}
+		}
 	}
-	return kind, g.goodID(src), src
+	return ident{kind: kind, id: g.goodID(root), src: src, root: root}
 }
 
 // TxnAborted reports whether transaction txn is aborted by design.
@@ -298,6 +364,9 @@ func (g *Generator) kindAt(i int64) Kind {
 	if x < g.thr[KindDup] {
 		return KindDup
 	}
+	if x < g.thr[KindUpdate] {
+		return KindUpdate
+	}
 	for k := KindMalformedJSON; k < numKinds; k++ {
 		if x < g.thr[k] {
 			return k
@@ -306,12 +375,30 @@ func (g *Generator) kindAt(i int64) Kind {
 	return KindGood
 }
 
-// dupSource picks the earlier good record that record i re-sends, or -1.
+// dupSource picks the earlier good or update record that record i
+// re-sends, or -1.
 func (g *Generator) dupSource(i int64) int64 {
 	if i == 0 {
 		return -1
 	}
 	r := rng{s: mix(g.seed, domainDup, uint64(i))}
+	for range 16 {
+		j := int64(r.next() % uint64(i))
+		if k := g.kindAt(j); k == KindGood || k == KindUpdate {
+			return j
+		}
+	}
+	return -1
+}
+
+// updateSource picks the earlier good record that update i revises, or -1.
+// Its draws are the update's own, so a dup of the update resolves to the
+// same event.
+func (g *Generator) updateSource(i int64) int64 {
+	if i == 0 {
+		return -1
+	}
+	r := rng{s: mix(g.seed, domainUpdate, uint64(i))}
 	for range 16 {
 		j := int64(r.next() % uint64(i))
 		if g.kindAt(j) == KindGood {
@@ -342,10 +429,19 @@ func (g *Generator) uuid(domain, n uint64) [16]byte {
 	return u
 }
 
-func (g *Generator) initCtx(c *recCtx, i, src int64, kind Kind) {
-	c.index = src
+func (g *Generator) initCtx(c *recCtx, i int64, id ident) {
+	kind := id.kind
+	if !kind.Bad() {
+		kind = KindGood
+	}
+	c.index = id.root
 	c.kind = kind
-	c.rng = rng{s: mix(g.seed, domainContent, uint64(src))}
+	c.version = id.src + 1
+	c.update = id.src != id.root
+	if c.update {
+		c.urng = rng{s: mix(g.seed, domainVersion, uint64(id.src))}
+	}
+	c.rng = rng{s: mix(g.seed, domainContent, uint64(id.root))}
 	c.varLen = g.varLo
 	if g.varSpan > 1 {
 		c.varLen += int(c.rng.next() % uint64(g.varSpan))
@@ -354,6 +450,23 @@ func (g *Generator) initCtx(c *recCtx, i, src int64, kind Kind) {
 		// A bad record's content is its own, not a good record's.
 		c.rng = rng{s: mix(g.seed, domainBad, uint64(i))}
 		c.index = i
+	}
+}
+
+// setKey sets r.Key by Options.Keys once r is rendered (c.tenant is the
+// rendered tenant_id).
+func (g *Generator) setKey(r *Rec, c *recCtx) {
+	switch g.o.Keys {
+	case KeysNull:
+		r.Key = nil
+	case KeysOtherField:
+		if r.Kind == KindBadCompression {
+			// Garbage has no tenant: draw one as a producer would find it.
+			c.tenant = 1 + int64(mix(g.seed, domainBad, uint64(r.Index))%5000)
+		}
+		r.Key = strconv.AppendInt(r.Key[:0], c.tenant, 10)
+	default:
+		r.Key = appendUUID(r.Key[:0], r.EventID)
 	}
 }
 
@@ -409,6 +522,11 @@ type recCtx struct {
 	id     [16]byte
 	kind   Kind // KindGood or a bad kind the renderer must inject
 	varLen int  // length of the schema's variable text field
+
+	version int64 // the "version" field
+	update  bool  // a newer version: the changing fields come from urng
+	urng    rng
+	tenant  int64 // set by the reference renderer: the tenant_id it wrote
 }
 
 // Hash domains keep the per-purpose streams independent.
@@ -421,6 +539,10 @@ const (
 	domainContent
 	domainBad
 	domainAbort
+	domainUpdate
+	domainVersion
+	domainPart
+	domainHop
 )
 
 // mix hashes (seed, domain, n) into a well-distributed uint64 (splitmix64

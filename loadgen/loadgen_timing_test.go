@@ -60,3 +60,11 @@ func BenchmarkGeneratorProtobuf(b *testing.B) {
 func BenchmarkGeneratorJSONSchema(b *testing.B) {
 	benchmarkGenerator(b, Options{Seed: 1, Format: FormatJSONSchema, SchemaID: 1})
 }
+
+func BenchmarkGeneratorReferenceUpdatesNullKeys(b *testing.B) {
+	benchmarkGenerator(b, Options{Seed: 1, DupRatio: 0.01, UpdateRatio: 0.3, Keys: KeysNull})
+}
+
+func BenchmarkGeneratorReferenceOtherFieldKeys(b *testing.B) {
+	benchmarkGenerator(b, Options{Seed: 1, DupRatio: 0.01, UpdateRatio: 0.01, Keys: KeysOtherField})
+}

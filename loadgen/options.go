@@ -13,12 +13,13 @@ import (
 // dead-letter table.
 type Kind uint8
 
-// Record kinds. The bad kinds follow KindDup; their names are the
+// Record kinds. The bad kinds follow KindUpdate; their names are the
 // configuration and manifest names (and, except for KindNUL, the codec's
 // dead-letter reason).
 const (
 	KindGood Kind = iota
 	KindDup
+	KindUpdate
 	KindMalformedJSON
 	KindWrongType
 	KindMissingRequired
@@ -41,6 +42,7 @@ const NumKinds = int(numKinds)
 var kindNames = [numKinds]string{
 	KindGood:            "good",
 	KindDup:             "dup",
+	KindUpdate:          "update",
 	KindMalformedJSON:   "malformed_json",
 	KindWrongType:       "wrong_type",
 	KindMissingRequired: "missing_required",
@@ -133,6 +135,23 @@ const (
 	SchemaWide      = "wide"
 )
 
+// Record keys, by the names Options.Keys accepts.
+const (
+	// KeysEventID keys every record by its event id (a uuid string): all
+	// occurrences of an event (re-sends, updates) land in one partition.
+	KeysEventID = "event-id"
+	// KeysNull sends records without a key, spread over the partitions by
+	// the seed: a re-send lands on another partition than its original, an
+	// update on any.
+	KeysNull = "null"
+	// KeysOtherField keys records by another field of the event, the
+	// reference schema's tenant_id: many events share a key, and an
+	// event's re-sends and updates (same tenant) land in its partition.
+	KeysOtherField = "other-field"
+)
+
+var keyModes = []string{KeysEventID, KeysNull, KeysOtherField}
+
 // Compressions accepted by Options.Compression and Options.ValueCompression.
 var compressions = []string{"none", "gzip", "snappy", "lz4", "zstd"}
 
@@ -189,9 +208,21 @@ type Options struct {
 	// from; 0 makes every good record a new event. With a cardinality,
 	// records that share an id differ in content (an update stream).
 	KeyCardinality int64 `json:"key_cardinality"`
-	// DupRatio is the fraction of records that re-send an earlier good
-	// record verbatim: same key, same value bytes, same headers.
+	// DupRatio is the fraction of records that re-send an earlier good or
+	// update record verbatim: same key, same value bytes, same headers.
 	DupRatio float64 `json:"dup_ratio"`
+	// UpdateRatio is the fraction of records that are a newer version of
+	// an earlier good record: the same event id and unchanging fields, new
+	// ts and amount (narrow: ts and value) and a higher version. Every
+	// event carries "version": 1 + the index of the record that wrote that
+	// version, so versions increase in stream order; a table fed by
+	// spread keys (Keys null) needs `guard: version` for "update" to mean
+	// "newest version" (see Verify). Keyed schemas only.
+	UpdateRatio float64 `json:"update_ratio,omitempty"`
+	// Keys is the Kafka record key: event-id (default), null or
+	// other-field (KeysEventID, KeysNull, KeysOtherField). Bad records are
+	// keyed the same way (their own uuid for event-id).
+	Keys string `json:"keys,omitempty"`
 	// Bad maps each bad kind to the fraction of records of that kind.
 	Bad map[Kind]float64 `json:"-"`
 	// MaxValueBytes is the size limit the appliance enforces; oversized
@@ -219,8 +250,9 @@ type Options struct {
 	// Topic defaults to "events".
 	Topic string `json:"topic"`
 	// Partitions, when positive, creates Topic with that many partitions if
-	// it does not exist. Records are keyed by event id, so the producer's
-	// key hashing sends every occurrence of an id to the same partition.
+	// it does not exist. With Keys event-id the producer's key hashing sends
+	// every occurrence of an id to the same partition; with null keys
+	// Produce picks each record's partition from the seed (Rec.Partition).
 	Partitions int `json:"partitions"`
 }
 
@@ -231,6 +263,9 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.Format == "" {
 		o.Format = FormatJSON
+	}
+	if o.Keys == "" {
+		o.Keys = KeysEventID
 	}
 	if o.Topic == "" {
 		o.Topic = DefaultTopic
@@ -296,10 +331,22 @@ func (o *Options) Validate() error {
 	if o.KeyCardinality < 0 {
 		return fmt.Errorf("cannot use key cardinality %d; use a positive count or 0 for unique events", o.KeyCardinality)
 	}
+	if o.Keys != "" && !slices.Contains(keyModes, o.Keys) {
+		return fmt.Errorf("cannot use keys %q; use one of %s", o.Keys, strings.Join(keyModes, ", "))
+	}
+	if o.Keys == KeysOtherField && o.Schema != SchemaReference {
+		return fmt.Errorf("cannot key %s events by another field: only the reference schema has one (tenant_id); use keys event-id or null", o.Schema)
+	}
+	if o.UpdateRatio < 0 || o.UpdateRatio > 1 {
+		return fmt.Errorf("cannot use update ratio %v; use a fraction in [0,1]", o.UpdateRatio)
+	}
+	if o.UpdateRatio > 0 && o.Schema == SchemaWide {
+		return fmt.Errorf("cannot generate updates (update ratio %v) for the keyless wide schema: every record is a row there; use schema reference or narrow", o.UpdateRatio)
+	}
 	if o.MaxValueBytes < 1024 {
 		return fmt.Errorf("cannot use max value bytes %d; use at least 1024", o.MaxValueBytes)
 	}
-	sum := o.DupRatio
+	sum := o.DupRatio + o.UpdateRatio
 	if o.DupRatio < 0 || o.DupRatio > 1 {
 		return fmt.Errorf("cannot use dup ratio %v; use a fraction in [0,1]", o.DupRatio)
 	}
@@ -316,7 +363,7 @@ func (o *Options) Validate() error {
 		sum += r
 	}
 	if sum > 1+1e-9 {
-		return fmt.Errorf("cannot use dup and bad ratios that add up to %v; their sum must be at most 1", sum)
+		return fmt.Errorf("cannot use dup, update and bad ratios that add up to %v; their sum must be at most 1", sum)
 	}
 	if !validCompression(o.Compression) {
 		return fmt.Errorf("cannot use compression %q; use one of %s", o.Compression, strings.Join(compressions, ", "))

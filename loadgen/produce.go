@@ -108,7 +108,7 @@ type Stats struct {
 const maxFailedIndices = 100_000
 
 // Produce sends the records o describes to brokers and returns what was
-// committed. Records are keyed by event id; the producer is idempotent with
+// committed. Records are keyed as o.Keys says; the producer is idempotent with
 // acks from all in-sync replicas. With o.Transactional every TxnRecords
 // consecutive records form one transaction, committed or aborted as the seed
 // decides. Progress is written to progress (nil for none): one updating line
@@ -150,6 +150,9 @@ func Produce(ctx context.Context, brokers []string, o Options, progress io.Write
 	if o.Transactional {
 		kopts = append(kopts, kgo.TransactionalID(o.TransactionalID), kgo.TransactionTimeout(time.Minute))
 	}
+	if o.Keys == KeysNull {
+		kopts = append(kopts, kgo.RecordPartitioner(nullKeyPartitioner()))
+	}
 	kopts = append(kopts, opts...)
 	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
@@ -166,6 +169,18 @@ func Produce(ctx context.Context, brokers []string, o Options, progress io.Write
 	err = p.run(ctx)
 	stopProgress()
 	return p.stats, err
+}
+
+// nullKeyPartitioner places each null-keyed record on the partition its
+// Rec chose (Rec.Partition): produceOne packs the choice into the record's
+// Partition field, which franz-go leaves alone until the partitioner sets
+// it. The choice spreads records uniformly and sends a re-send elsewhere
+// than its original, which franz-go's sticky partitioning (a batch's worth
+// of records to one partition) would not.
+func nullKeyPartitioner() kgo.Partitioner {
+	return kgo.BasicConsistentPartitioner(func(string) func(*kgo.Record, int) int {
+		return func(r *kgo.Record, n int) int { return hintPartition(r.Partition, n) }
+	})
 }
 
 func batchLimit(o Options) int { return o.MaxValueBytes + 64<<10 }
@@ -324,6 +339,9 @@ func (p *producer) produceOne(ctx context.Context, i int64, pace *pacer) error {
 		return err
 	}
 	it.kr = kgo.Record{Key: it.rec.Key, Value: it.rec.Value, Headers: it.rec.Headers}
+	if p.o.Keys == KeysNull {
+		it.kr.Partition = it.rec.partitionHint()
+	}
 	p.produced.Add(1)
 	p.cl.Produce(p.prodCtx, &it.kr, it.promise)
 	return nil

@@ -38,7 +38,23 @@ func schemaByName(name string) *schema {
 // baseMs is 2026-11-01T00:00:00Z; record i's timestamp is near baseMs+3i ms.
 const baseMs = 1793491200000
 
-func tsMs(c *recCtx) int64 { return baseMs + 3*c.index + int64(c.rng.intn(1000)) }
+func tsMs(c *recCtx) int64 {
+	ms := baseMs + 3*c.index + int64(c.rng.intn(1000))
+	if c.update {
+		// A newer version's time is its own: near the update's position.
+		ms = baseMs + 3*(c.version-1) + int64(c.urng.intn(1000))
+	}
+	return ms
+}
+
+// updated returns v, or for a newer version of an event a fresh draw below
+// n in its place: the changing fields of an update.
+func updated(c *recCtx, v int64, n int) int64 {
+	if c.update {
+		return int64(c.urng.intn(n))
+	}
+	return v
+}
 
 var referenceSchema = schema{
 	name: SchemaReference,
@@ -50,6 +66,7 @@ var referenceSchema = schema{
 		{Name: "type", Type: "text", Path: "type"},
 		{Name: "ts", Type: "timestamptz", Path: "ts"},
 		{Name: "amount", Type: "numeric", Path: "amount"},
+		{Name: "version", Type: "int8", Path: "version"},
 		{Name: "url", Type: "text", Path: "url"},
 		{Name: "user_agent", Type: "text", Path: "user_agent"},
 		{Name: "attrs", Type: "jsonb", Path: "attrs"},
@@ -82,6 +99,7 @@ func renderReference(dst []byte, c *recCtx) []byte {
 	}
 	dst = append(dst, `"tenant_id":`...)
 	tenant := int64(1 + c.rng.intn(5000))
+	c.tenant = tenant
 	switch c.kind {
 	case KindWrongType:
 		dst = append(dst, `"abc"`...)
@@ -97,7 +115,9 @@ func renderReference(dst []byte, c *recCtx) []byte {
 	dst = append(dst, `","ts":"`...)
 	dst = appendTimestampMs(dst, tsMs(c))
 	dst = append(dst, `","amount":`...)
-	dst = appendFixed(dst, int64(c.rng.intn(1_000_000)), 2)
+	dst = appendFixed(dst, updated(c, int64(c.rng.intn(1_000_000)), 1_000_000), 2)
+	dst = append(dst, `,"version":`...)
+	dst = strconv.AppendInt(dst, c.version, 10)
 	dst = append(dst, `,"url":"https://shop.example.com/`...)
 	dst = append(dst, pick(c, categories)...)
 	dst = append(dst, "/p/"...)
@@ -173,6 +193,7 @@ var narrowSchema = schema{
 		{Name: "ts", Type: "timestamptz", Path: "ts"},
 		{Name: "value", Type: "float8", Path: "value"},
 		{Name: "tag", Type: "text", Path: "tag"},
+		{Name: "version", Type: "int8", Path: "version"},
 		{Name: "src_offset", Type: "int8", Source: "kafka.offset"},
 	},
 	naturalSize: 120,
@@ -189,7 +210,7 @@ func renderNarrow(dst []byte, c *recCtx) []byte {
 	dst = append(dst, `"ts":"`...)
 	dst = appendTimestampMs(dst, tsMs(c))
 	dst = append(dst, `","value":`...)
-	v := int64(c.rng.intn(100_000_000)) - 50_000_000
+	v := updated(c, int64(c.rng.intn(100_000_000)), 100_000_000) - 50_000_000
 	switch c.kind {
 	case KindWrongType:
 		dst = append(dst, `"abc"`...)
@@ -198,6 +219,8 @@ func renderNarrow(dst []byte, c *recCtx) []byte {
 	default:
 		dst = appendFixed(dst, v, 3)
 	}
+	dst = append(dst, `,"version":`...)
+	dst = strconv.AppendInt(dst, c.version, 10)
 	dst = append(dst, `,"tag":"`...)
 	dst = appendVarText(dst, c)
 	return append(dst, `"}`...)
@@ -337,13 +360,39 @@ func TableConfigYAML(schema, table, topic string) string {
 // every format. A registry format also needs the configuration's
 // schema_registry section.
 func TableConfigYAMLFormat(schema, format, table, topic string) string {
-	s := schemaByName(schema)
+	return TableSpec{Schema: schema, Format: format, Table: table, Topic: topic}.YAML()
+}
+
+// TableSpec describes the table a stream lands in.
+type TableSpec struct {
+	Schema, Format, Table, Topic string
+	// OnConflict is the keyed table's policy: ignore (default) or update.
+	OnConflict string
+	// Guard is the column that orders versions under update: "" for the
+	// default (the kafka.offset column, src_offset), or "version", which
+	// a stream with spread keys (Options.Keys null) needs.
+	Guard string
+}
+
+// YAML returns the table as one item of the `tables:` list, starting with
+// "- name:" and ending with a newline.
+func (t TableSpec) YAML() string {
+	s := schemaByName(t.Schema)
+	if t.Format == "" {
+		t.Format = FormatJSON
+	}
+	if t.OnConflict == "" {
+		t.OnConflict = "ignore"
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "- name: %s\n", yamlScalar(table))
-	fmt.Fprintf(&b, "  topics: [%s]\n", yamlScalar(topic))
-	fmt.Fprintf(&b, "  format: %s\n  create: true\n", format)
+	fmt.Fprintf(&b, "- name: %s\n", yamlScalar(t.Table))
+	fmt.Fprintf(&b, "  topics: [%s]\n", yamlScalar(t.Topic))
+	fmt.Fprintf(&b, "  format: %s\n  create: true\n", t.Format)
 	if s.key != "" {
-		fmt.Fprintf(&b, "  key: [%s]\n  on_conflict: ignore\n", s.key)
+		fmt.Fprintf(&b, "  key: [%s]\n  on_conflict: %s\n", s.key, yamlScalar(t.OnConflict))
+		if t.Guard != "" {
+			fmt.Fprintf(&b, "  guard: %s\n", yamlScalar(t.Guard))
+		}
 	}
 	b.WriteString("  columns:\n")
 	for _, c := range s.columns {

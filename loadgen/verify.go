@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"math/big"
 	"reflect"
@@ -38,9 +39,21 @@ type VerifyOptions struct {
 	Group string
 	// OnConflict is the table's policy for a key seen again: "ignore"
 	// (default: the first committed occurrence's values), "update" (the
-	// last), or "any" (any committed occurrence). Keyless tables expect
-	// one row per committed occurrence.
+	// last, see Guard), or "any" (any committed occurrence). Keyless
+	// tables expect one row per committed occurrence.
+	//
+	// "First" and "last" are by Kafka offset, which orders an event's
+	// occurrences only when they share a partition (Gen.Keys event-id or
+	// other-field). With null keys an event's versions are spread over
+	// partitions: under ignore any committed version may be the first to
+	// land, so any is accepted (exactly one row per event is still
+	// required), and update needs Guard "version".
 	OnConflict string
+	// Guard is the table's guard column under update: "" or "offset" (the
+	// kafka.offset column: the last committed occurrence in offset order
+	// wins, a re-send of an old version included), or "version" (the
+	// event's version field: the newest committed version wins).
+	Guard string
 	// MaxExamples bounds the examples kept per anomaly; default 5.
 	MaxExamples int
 	// Where, when set, is an SQL condition on the table's rows: rows it
@@ -52,7 +65,9 @@ type VerifyOptions struct {
 // Report is the outcome of Verify. Every field named as an anomaly must be
 // zero for OK.
 type Report struct {
-	Table        string
+	Table string
+	// Expect says which committed version of an event the row must hold.
+	Expect       string
 	Records      int64      // records produced (indices 0..Records-1)
 	Committed    KindCounts // records committed, by kind
 	Aborted      KindCounts // records in aborted transactions, by kind
@@ -105,8 +120,11 @@ func (r *Report) WriteSummary(w io.Writer) {
 		verdict = "FAILED"
 	}
 	fmt.Fprintf(w, "verify %s: %s (%v)\n", r.Table, verdict, r.Elapsed.Round(time.Millisecond))
-	fmt.Fprintf(w, "  sent:         %d records; committed %d (good %d, dup %d, bad %d); aborted %d; uncertain %d\n",
-		r.Records, r.Committed.Total(), r.Committed[KindGood], r.Committed[KindDup], r.Committed.Bad(), r.Aborted.Total(), r.Uncertain)
+	fmt.Fprintf(w, "  sent:         %d records; committed %d (good %d, dup %d, update %d, bad %d); aborted %d; uncertain %d\n",
+		r.Records, r.Committed.Total(), r.Committed[KindGood], r.Committed[KindDup], r.Committed[KindUpdate], r.Committed.Bad(), r.Aborted.Total(), r.Uncertain)
+	if r.Expect != "" {
+		fmt.Fprintf(w, "  each row:     %s\n", r.Expect)
+	}
 	fmt.Fprintf(w, "  target:       %d rows, expected %d\n", r.Rows, r.ExpectedRows)
 	fmt.Fprintf(w, "  dead letters: %d, expected %d\n", r.DeadLetters, r.Committed.Bad())
 	for k := KindMalformedJSON; k < numKinds; k++ {
@@ -152,6 +170,8 @@ func (r *Report) example(name string, max int, format string, args ...any) {
 // occ is what verify knows about one good event id.
 type occ struct {
 	first, last int64 // committed occurrences (first and last index)
+	newest      int64 // the committed occurrence with the highest version
+	newestVer   int64
 	n           int32 // committed occurrences
 	rows        int32 // target rows found
 	uncertain   bool  // some occurrence's delivery is unknown
@@ -164,6 +184,22 @@ type badRec struct {
 	committed bool
 	uncertain bool
 	dead      int32
+	same      *badRec // next bad record with the same value hash (matching by value)
+}
+
+// Which committed occurrence of an event a row must hold.
+const (
+	expectFirst  = iota // ignore: the first in offset order
+	expectLast          // update guarded by the offset: the last in offset order
+	expectNewest        // update guarded by the version: the highest version
+	expectAny           // any committed occurrence
+)
+
+var expectText = [...]string{
+	expectFirst:  "the first committed occurrence (on_conflict ignore)",
+	expectLast:   "the last committed occurrence in offset order (on_conflict update, guard: the offset)",
+	expectNewest: "the newest committed version (on_conflict update, guard: version)",
+	expectAny:    "any committed occurrence",
 }
 
 // Verify recomputes from the seed what was sent and checks the target table
@@ -190,6 +226,11 @@ func Verify(ctx context.Context, pgURL string, o VerifyOptions) (Report, error) 
 	default:
 		return Report{}, fmt.Errorf("cannot verify with on_conflict %q; use ignore, update or any", o.OnConflict)
 	}
+	switch o.Guard {
+	case "", "offset", "version":
+	default:
+		return Report{}, fmt.Errorf("cannot verify with guard %q; use offset (the kafka.offset column, the default) or version", o.Guard)
+	}
 	if o.MaxExamples <= 0 {
 		o.MaxExamples = 5
 	}
@@ -211,6 +252,29 @@ func Verify(ctx context.Context, pgURL string, o VerifyOptions) (Report, error) 
 	v.g.plain = true
 	v.sch = v.g.sch
 	v.keyless = v.sch.key == ""
+	v.byValue = gen.Keys != KeysEventID
+	spread := gen.Keys == KeysNull
+	versions := gen.UpdateRatio > 0 || gen.KeyCardinality > 0 // an event's occurrences can differ
+	switch {
+	case v.keyless || o.OnConflict == "any":
+		v.want = expectAny
+	case o.OnConflict == "update" && o.Guard == "version":
+		v.want = expectNewest
+	case o.OnConflict == "update" && spread && versions:
+		return Report{}, fmt.Errorf("cannot verify on_conflict update of null-keyed records by Kafka offset: an event's versions are spread over partitions, whose offsets do not order them; give the table guard: version and verify with guard version")
+	case o.OnConflict == "update":
+		v.want = expectLast
+	case spread && versions:
+		v.want = expectAny // ignore: any version may land first
+	default:
+		v.want = expectFirst
+	}
+	if !v.keyless {
+		v.rep.Expect = expectText[v.want]
+		if v.want == expectAny && o.OnConflict == "ignore" {
+			v.rep.Expect += " (on_conflict ignore with null keys: the first to land is any)"
+		}
+	}
 	v.expect()
 
 	cfg, err := pgx.ParseConfig(pgURL)
@@ -243,9 +307,14 @@ type verifier struct {
 	keyless bool
 	rep     Report
 
+	want    int  // expectFirst, ...
+	byValue bool // match dead letters by value: the keys are not event ids
+
 	good    map[[16]byte]*occ
 	aborted map[[16]byte]bool // good ids sent only in aborted transactions
 	bad     map[[16]byte]*badRec
+	badVal  map[uint64]*badRec // by value hash, when byValue
+	hseed   maphash.Seed
 	prev    []int64 // previous committed occurrence of the same id, when needed
 
 	rec    Rec
@@ -273,13 +342,18 @@ func (v *verifier) expect() {
 	v.good = make(map[[16]byte]*occ, min(n, 1<<20))
 	v.aborted = make(map[[16]byte]bool)
 	v.bad = make(map[[16]byte]*badRec)
-	needPrev := v.keyless || v.o.OnConflict == "any"
+	if v.byValue {
+		v.badVal = make(map[uint64]*badRec)
+		v.hseed = maphash.MakeSeed()
+	}
+	needPrev := v.want == expectAny
 	if needPrev {
 		v.prev = make([]int64, n)
 	}
 	per := int64(v.gen.TxnRecords)
 	for i := int64(0); i < n; i++ {
-		kind, id, _ := v.g.identify(i)
+		ident := v.g.identify(i)
+		kind, id := ident.kind, ident.id
 		committed, uncertain := true, uncertainIdx[i]
 		if v.gen.Transactional {
 			txn := i / per
@@ -300,7 +374,16 @@ func (v *verifier) expect() {
 			v.rep.Aborted[kind]++
 		}
 		if kind.Bad() {
-			v.bad[id] = &badRec{index: i, kind: kind, committed: committed, uncertain: uncertain}
+			b := &badRec{index: i, kind: kind, committed: committed, uncertain: uncertain}
+			v.bad[id] = b
+			if v.byValue {
+				v.g.plain = false
+				v.g.At(i, &v.rec)
+				v.g.plain = true
+				h := maphash.Bytes(v.hseed, v.rec.Value)
+				b.same = v.badVal[h]
+				v.badVal[h] = b
+			}
 			continue
 		}
 		e := v.good[id]
@@ -323,6 +406,9 @@ func (v *verifier) expect() {
 		}
 		if e.first < 0 {
 			e.first = i
+		}
+		if ver := ident.src + 1; ver > e.newestVer {
+			e.newest, e.newestVer = i, ver
 		}
 		if needPrev {
 			v.prev[i] = e.last
@@ -366,6 +452,13 @@ WHERE topic = $1 AND target IN ($2, $3) AND ($4 = '' OR group_id = $4)`,
 		key, err := decodeByteaText(raw[2], nil)
 		if err != nil {
 			return fmt.Errorf("cannot decode a dead letter key at %s: %w", where, err)
+		}
+		if v.byValue {
+			if val, err = decodeByteaText(raw[3], val[:0]); err != nil {
+				return fmt.Errorf("cannot decode a dead letter value at %s: %w", where, err)
+			}
+			v.deadLetterByValue(where, key, val, raw[4])
+			continue
 		}
 		id, ok := parseUUID(key)
 		if !ok {
@@ -426,6 +519,54 @@ WHERE topic = $1 AND target IN ($2, $3) AND ($4 = '' OR group_id = $4)`,
 		return fmt.Errorf("cannot read %s.dead_letters: %w", v.o.Schema, err)
 	}
 	return nil
+}
+
+// deadLetterByValue matches a dead letter to the bad record with its
+// value, for streams whose keys are not event ids, and checks its key.
+func (v *verifier) deadLetterByValue(where string, key, val, errText []byte) {
+	var b *badRec
+	for c := v.badVal[maphash.Bytes(v.hseed, val)]; c != nil; c = c.same {
+		v.g.plain = false
+		v.g.At(c.index, &v.rec)
+		v.g.plain = true
+		if !bytes.Equal(val, v.rec.Value) {
+			continue // a hash collision
+		}
+		if b == nil || b.dead > 0 && c.dead == 0 {
+			b = c // the first record with this value not matched yet
+		}
+	}
+	if b == nil {
+		v.rep.DeadLetterUnexpected++
+		v.rep.example("unexpected dead letters", v.o.MaxExamples, "%s: a value of %d bytes (key %q) that no bad record carries", where, len(val), key)
+		return
+	}
+	b.dead++
+	switch {
+	case b.dead > 1:
+		v.rep.DeadLetterDuplicated++
+		v.rep.example("duplicated dead letters", v.o.MaxExamples, "%s: record %d (%s) dead-lettered %d times so far", where, b.index, b.kind, b.dead)
+		return
+	case b.uncertain:
+	case !b.committed:
+		v.rep.DeadLetterAborted++
+		v.rep.example("dead letters from aborted", v.o.MaxExamples, "%s: record %d (%s) was in an aborted transaction", where, b.index, b.kind)
+		return
+	}
+	if b.committed {
+		v.rep.DeadLettersByKind[b.kind]++
+	}
+	v.g.plain = false
+	v.g.At(b.index, &v.rec)
+	v.g.plain = true
+	if !bytes.Equal(key, v.rec.Key) {
+		v.rep.DeadLetterWrongValue++
+		v.rep.example("wrong-valued dead letters", v.o.MaxExamples, "%s: record %d (%s): key %q, sent %q", where, b.index, b.kind, key, v.rec.Key)
+	}
+	if !bytes.Contains(errText, []byte(reasonFor(b.kind, v.gen.Format))) {
+		v.rep.ReasonMismatch++
+		v.rep.example("dead letters with another reason (informational)", v.o.MaxExamples, "%s: %s record %d: error %q", where, b.kind, b.index, errText)
+	}
 }
 
 func (v *verifier) readTarget(ctx context.Context, conn *pgx.Conn) error {
@@ -514,8 +655,11 @@ func (v *verifier) readTarget(ctx context.Context, conn *pgx.Conn) error {
 func (v *verifier) matchRow(e *occ, raw [][]byte) string {
 	if v.prev == nil {
 		idx := e.first
-		if v.o.OnConflict == "update" {
+		switch v.want {
+		case expectLast:
 			idx = e.last
+		case expectNewest:
+			idx = e.newest
 		}
 		return v.diff(idx, raw)
 	}

@@ -25,6 +25,9 @@ type appliance struct {
 	table string
 	max   int
 	o     Options
+	// guard, when set, lands like on_conflict update guarded by that
+	// column (a newer value replaces the row); else first write wins.
+	guard string
 }
 
 func newAppliance(t *testing.T, url string, o Options, table string) *appliance {
@@ -139,8 +142,16 @@ func (a *appliance) queue(b *pgx.Batch, topic string, partition int32, offset in
 			args = append(args, string(tok))
 		}
 	}
-	sql := "INSERT INTO " + quoteQualified(a.table) + " (" + strings.Join(names, ", ") + ") VALUES (" + strings.Join(params, ", ") + ")"
-	if a.key != "" {
+	sql := "INSERT INTO " + quoteQualified(a.table) + " AS t (" + strings.Join(names, ", ") + ") VALUES (" + strings.Join(params, ", ") + ")"
+	switch {
+	case a.key != "" && a.guard != "":
+		var set []string
+		for _, n := range names {
+			set = append(set, n+" = EXCLUDED."+n)
+		}
+		g := pgx.Identifier{a.guard}.Sanitize()
+		sql += " ON CONFLICT (" + a.key + ") DO UPDATE SET " + strings.Join(set, ", ") + " WHERE t." + g + " < EXCLUDED." + g
+	case a.key != "":
 		sql += " ON CONFLICT (" + a.key + ") DO NOTHING"
 	}
 	b.Queue(sql, args...)

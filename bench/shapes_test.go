@@ -1,0 +1,221 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/loadgen"
+)
+
+// TestDecodeWorkloadWinners: the raw COPY's rows are each event's winning
+// version under the shape's policy, one per event.
+func TestDecodeWorkloadWinners(t *testing.T) {
+	for _, sh := range []Shape{
+		{Keys: loadgen.KeysEventID, DupRatio: 0.05, UpdateRatio: 0.3, OnConflict: "ignore", Format: loadgen.FormatJSON},
+		{Keys: loadgen.KeysEventID, DupRatio: 0.05, UpdateRatio: 0.3, OnConflict: "update", Format: loadgen.FormatJSON},
+		{Keys: loadgen.KeysNull, DupRatio: 0.05, UpdateRatio: 0.3, OnConflict: "update", Format: loadgen.FormatAvro},
+	} {
+		gen := loadgen.Options{Seed: 3, Schema: loadgen.SchemaReference, Keys: sh.Keys, DupRatio: sh.DupRatio, UpdateRatio: sh.UpdateRatio,
+			Format: sh.Format, SchemaID: 1}
+		const n = 3000
+		// The winner of each event, from the stream.
+		want := map[[16]byte]int64{} // event id -> version of the row
+		g := loadgen.NewGenerator(gen)
+		var r loadgen.Rec
+		var good int64
+		for i := range int64(n) {
+			g.At(i, &r)
+			v, seen := want[r.EventID]
+			switch {
+			case r.Kind == loadgen.KindGood:
+				good++
+				want[r.EventID] = r.Version
+			case sh.OnConflict == "ignore":
+			case sh.Guard() == "version" && r.Version < v:
+			case seen:
+				want[r.EventID] = r.Version // update by offset: the last occurrence
+			}
+		}
+		w, err := decodeWorkload(gen, n, 2, sh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.rows != good || int64(len(want)) != good {
+			t.Fatalf("%s: %d distinct rows, %d good records, %d events", sh, w.rows, good, len(want))
+		}
+		idField, verField := -1, -1
+		for k, c := range w.cols {
+			switch c {
+			case "event_id":
+				idField = k
+			case "version":
+				verField = k
+			}
+		}
+		got := 0
+		for k := range w.distinct {
+			s := &w.distinct[k]
+			for i := range s.ends {
+				tup := s.tuple(i)
+				id := [16]byte(tupleField(tup, idField))
+				ver := int64(binary.BigEndian.Uint64(tupleField(tup, verField)))
+				if want[id] != ver {
+					t.Fatalf("%s: event %x lands with version %d, want %d", sh, id, ver, want[id])
+				}
+				got++
+			}
+		}
+		if int64(got) != good {
+			t.Fatalf("%s: %d tuples, want %d", sh, got, good)
+		}
+	}
+}
+
+func TestShapeValidate(t *testing.T) {
+	for _, tc := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{Keys: "uuid"}, "keys"},
+		{Options{OnConflict: "replace"}, "on_conflict"},
+		{Options{Schema: loadgen.SchemaWide, OnConflict: "update"}, "keyless"},
+		{Options{UpdateRatio: 0.95}, "update ratio"},
+		{Options{Format: "thrift"}, "format"},
+		{Options{Schema: loadgen.SchemaNarrow, Format: loadgen.FormatAvro}, "reference"},
+		{Options{Schema: loadgen.SchemaNarrow, Matrix: true}, "matrix"},
+	} {
+		o := tc.o
+		o.ensureDefaults()
+		if err := o.validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error naming %q", tc.o, err, tc.want)
+		}
+	}
+	o := Options{Keys: loadgen.KeysNull, OnConflict: "update", UpdateRatio: 0.3}
+	o.ensureDefaults()
+	if err := o.validate(); err != nil || o.shape().Guard() != "version" {
+		t.Fatalf("null keys under update: %v, guard %q", err, o.shape().Guard())
+	}
+	if g := (Shape{Keys: loadgen.KeysEventID, OnConflict: "update"}).Guard(); g != "" {
+		t.Fatalf("event-id keys under update: guard %q, want the offset", g)
+	}
+}
+
+func TestBarChartSVG(t *testing.T) {
+	c := &BarChart{Title: "ratios <&>", YLabel: "ratio", HLine: 0.9, HLineLabel: "0.9",
+		Bars: []Bar{{"event-id keys", 0.95}, {"null keys", 0.8}, {"30% updates", 0.4}}}
+	var b bytes.Buffer
+	if err := c.WriteSVG(&b); err != nil {
+		t.Fatal(err)
+	}
+	d := xml.NewDecoder(bytes.NewReader(b.Bytes()))
+	rects := 0
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			break
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "rect" {
+			rects++
+		}
+	}
+	// Background, plot frame and three bars.
+	if rects != 5 || !strings.Contains(b.String(), "ratios &lt;&amp;&gt;") || !strings.Contains(b.String(), ">0.95<") {
+		t.Fatalf("%d rects in\n%s", rects, b.String())
+	}
+	b.Reset()
+	if err := (&BarChart{Title: "empty"}).WriteSVG(&b); err != nil || !strings.Contains(b.String(), "no data") {
+		t.Fatalf("empty chart: %v\n%s", err, b.String())
+	}
+}
+
+func TestRenderShapes(t *testing.T) {
+	r := syntheticReport()
+	raw := newThroughput(2*time.Second, 1000, 990, 480e3)
+	for i, sh := range MatrixShapes(0.01) {
+		r.Shapes = append(r.Shapes, ShapeResult{Shape: sh, RawCopy: &raw, Sluice: newThroughput(time.Duration(2+i)*time.Second, 1000, 990, 480e3),
+			Ratio: 2 / float64(2+i), Verified: i != 3})
+	}
+	dir := t.TempDir()
+	if err := Render(r, dir); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"## Workload shapes", "![Sluice / raw COPY limit per shape](shapes.svg)",
+		"| event-id keys | event-id | 1% | 0% | ignore | json | 2.00 s | 2.00 s |",
+		"| 30% updates | event-id | 1% | 30% | update | json |", "| 1% updates | event-id | 1% | 1% | update | json | 2.00 s | 5.00 s | 0.1 | **0.40** | FAILED |",
+	} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "shapes.svg")); err != nil || fi.Size() == 0 {
+		t.Fatalf("shapes.svg: %v", err)
+	}
+}
+
+// TestMatrixSmall runs the shape matrix on a few thousand records: every
+// shape measured against its own raw COPY and verified. No timing is
+// asserted.
+func TestMatrixSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var log bytes.Buffer
+	res, err := Run(ctx, Options{Records: 3000, Partitions: 2, MaxConns: 2, BatchRows: 1000, Matrix: true, Log: &log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if !res.Verified || len(res.Matrix) != len(MatrixShapes(0.01)) {
+		t.Fatalf("verified %v, %d shapes", res.Verified, len(res.Matrix))
+	}
+	for _, r := range res.Matrix {
+		if !r.Verified || r.RawCopy == nil || r.RawCopy.Seconds <= 0 || r.Sluice.Seconds <= 0 || r.Ratio <= 0 || len(r.Verify) != 1 {
+			t.Errorf("shape %s: %+v", r.Shape.Name, r)
+		}
+		if r.Shape.UpdateRatio > 0 && !strings.Contains(r.Verify[0], "last committed occurrence") {
+			t.Errorf("shape %s verified as\n%s", r.Shape.Name, r.Verify[0])
+		}
+	}
+	if res.PGSettings != "wal_level=replica, fsync=on, full_page_writes=on, synchronous_commit=on" {
+		t.Errorf("PostgreSQL settings %q", res.PGSettings)
+	}
+	var out bytes.Buffer
+	WriteText(&out, res)
+	for _, want := range []string{"null keys", "protobuf", "wal_level=replica", "verified exactly once"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("text output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestRegressionsNewBenchmark: a benchmark the baseline lacks (added since)
+// is shown by benchstat without a comparison and fails nothing.
+func TestRegressionsNewBenchmark(t *testing.T) {
+	const csv = `,base.txt,,new.txt,,,
+,sec/op,CI,sec/op,CI,vs base,P
+DecodeReferenceEvent-2,1.0e-06,1%,1.0e-06,2%,~,p=0.900 n=6
+DecodeAvroReferenceEvent-2,,,9.0e-07,0%
+
+,base.txt,,new.txt,,,
+,allocs/op,CI,allocs/op,CI,vs base,P
+DecodeReferenceEvent-2,0,0%,0,0%,~,p=1.000 n=6
+DecodeAvroReferenceEvent-2,,,3,0%
+`
+	regs, err := Regressions(strings.NewReader(csv), 0.15)
+	if err != nil || len(regs) != 0 {
+		t.Fatalf("a benchmark missing from the baseline: %v, %v", regs, err)
+	}
+}
