@@ -61,6 +61,10 @@ type directKeys struct {
 	hashes []uint64
 	may    []bool
 	probe  []int32
+
+	// on_conflict update (splitExisting): the selected tuples whose keys
+	// are stored, and scratch.
+	upd, all []int32
 }
 
 // keyEnt is a tuple in the key sort: its key's first eight payload bytes
@@ -138,6 +142,14 @@ func CutKey(keys []byte, t []byte, fields []int) ([]byte, bool) {
 // eight-byte prefixes are radix-sorted; only tuples sharing one are
 // compared whole (duplicates, or keys with a common prefix).
 func (d *directKeys) prepare(b *Batch, keyFields []int) bool {
+	return d.prepareWinners(b, keyFields, false, -1)
+}
+
+// prepareWinners is prepare choosing, per key, the first occurrence
+// (last false: on_conflict ignore) or the last (last true: update); with
+// guardField >= 0 (an int8 field of the tuple) the occurrence with the
+// highest guard wins, then the last, as the merge orders them.
+func (d *directKeys) prepareWinners(b *Batch, keyFields []int, last bool, guardField int) bool {
 	n := len(b.Ends)
 	if len(b.KeyEnds) == n {
 		d.keys, d.ends = b.Keys, b.KeyEnds
@@ -187,11 +199,27 @@ func (d *directKeys) prepare(b *Batch, keyFields []int) bool {
 				return int(a.i - b.i)
 			})
 		}
-		for x, e := range run {
-			if x > 0 && bytes.Equal(d.key(e.i), d.key(run[x-1].i)) {
-				continue // a later occurrence of the same key
+		for x := 0; x < len(run); {
+			y := x + 1
+			for y < len(run) && bytes.Equal(d.key(run[y].i), d.key(run[x].i)) {
+				y++
 			}
-			d.sel = append(d.sel, e.i)
+			// run[x:y] are one key's occurrences, in arrival order.
+			win := run[x].i
+			if last {
+				win = run[y-1].i
+				if guardField >= 0 {
+					best, ok := tupleInt8(b.Data[b.start(int(win)):b.Ends[win]], guardField)
+					for _, e := range run[x : y-1] {
+						g, gok := tupleInt8(b.Data[b.start(int(e.i)):b.Ends[e.i]], guardField)
+						if gok && (!ok || g > best) {
+							win, best, ok = e.i, g, true
+						}
+					}
+				}
+			}
+			d.sel = append(d.sel, win)
+			x = y
 		}
 		j = r
 	}
@@ -297,6 +325,51 @@ func (d *directKeys) dropExisting(rows [][][]byte) error {
 	return nil
 }
 
+// splitExisting is dropExisting for on_conflict update: the selected
+// tuples whose keys the probe found move to d.upd (they update stored
+// rows through the staging merge); the rest stay in d.sel (copied
+// straight in).
+func (d *directKeys) splitExisting(rows [][][]byte) error {
+	d.upd = d.upd[:0]
+	if len(rows) == 0 {
+		return nil
+	}
+	sel := append(d.all[:0], d.sel...)
+	d.all = sel
+	if err := d.dropExisting(rows); err != nil {
+		return err
+	}
+	for j, i := range sel {
+		if d.exist[j] {
+			d.upd = append(d.upd, i)
+		}
+	}
+	return nil
+}
+
+// tupleInt8 returns field f (0 is the first field after the count) of a
+// binary COPY tuple when it is a non-NULL int8.
+func tupleInt8(t []byte, f int) (int64, bool) {
+	t = t[2:]
+	for range f {
+		if len(t) < 4 {
+			return 0, false
+		}
+		l := int32(binary.BigEndian.Uint32(t))
+		if l < 0 {
+			l = 0
+		}
+		if int(l) > len(t)-4 {
+			return 0, false
+		}
+		t = t[4+l:]
+	}
+	if len(t) < 12 || binary.BigEndian.Uint32(t) != 8 {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(t[4:])), true
+}
+
 // probeSQL returns the statement that answers which of the keys passed as
 // arrays ($1, $2, …, one per key column) exist in t's target, as their
 // 1-based positions. keyTypes are the configured SQL types of the key
@@ -332,13 +405,14 @@ func probeSQL(t *Table, keyTypes []string) string {
 // holds no copy of the tuples: the caller must keep them unchanged until
 // copyFrom (not pgconn's CopyFrom, see copyFrom) returns.
 type tupleReader struct {
-	b     *Batch
-	sel   []int32
-	i     int
-	phase int // 0 header, 1 tuples, 2 trailer, 3 done
-	inRow bool
-	hdr   [2]byte
-	cur   []byte
+	b       *Batch
+	sel     []int32
+	withSeq bool // keep the seq field (a COPY into the staging table)
+	i       int
+	phase   int // 0 header, 1 tuples, 2 trailer, 3 done
+	inRow   bool
+	hdr     [2]byte
+	cur     []byte
 }
 
 func (r *tupleReader) reset(b *Batch, sel []int32) {
@@ -362,6 +436,11 @@ func (r *tupleReader) advance() bool {
 		}
 		i := int(r.sel[r.i])
 		s := r.b.start(i)
+		if r.withSeq {
+			r.cur = r.b.Data[s:r.b.Ends[i]]
+			r.i++
+			return true
+		}
 		if !r.inRow {
 			binary.BigEndian.PutUint16(r.hdr[:], binary.BigEndian.Uint16(r.b.Data[s:])-1)
 			r.cur = r.hdr[:]

@@ -102,13 +102,14 @@ func TestDirectRerunsOnConcurrentKey(t *testing.T) {
 	}
 }
 
-// TestDirectNotForUpdateOrNullKey: on_conflict update and batches with a
-// NULL key take the merge path.
-func TestDirectNotForUpdateOrNullKey(t *testing.T) {
+// TestDirectNotForChangesOrNullKey: on_conflict update batches of a table
+// with change events, and batches with a NULL key, take the merge path.
+func TestDirectNotForChangesOrNullKey(t *testing.T) {
 	t.Parallel()
 	upd := eventsTable()
 	upd.Name = "upd"
 	upd.OnConflict = PolicyUpdate
+	upd.Changes = true
 	ign := eventsTable()
 	url, c, claims := setup(t, 2, upd, ign)
 	w := newWriter(t, url)
@@ -116,7 +117,7 @@ func TestDirectNotForUpdateOrNullKey(t *testing.T) {
 	b.add(0, fInt8(1), fText("a"), fInt8(0))
 	res, err := w.Write(testCtx(t), b.batch(claims[0].Epoch, -1, 1))
 	if err != nil || res.Direct {
-		t.Fatalf("update table: %+v, %v", res, err)
+		t.Fatalf("update table with changes: %+v, %v", res, err)
 	}
 	b = newBuilder(ign, "t", 1)
 	b.add(0, fInt8(1), fText("a"), fInt8(0))
@@ -442,5 +443,35 @@ func TestCutKey(t *testing.T) {
 	}
 	if k, ok := CutKey(nil, []byte{0, 1, 0, 0, 0, 0}, []int{1}); ok || len(k) != 0 {
 		t.Errorf("a tuple without seq: %x, %v", k, ok)
+	}
+}
+
+// TestDirectUpdate: under on_conflict update the direct path copies new
+// keys straight in and sends the stored keys' winners through the merge:
+// within the batch the highest guard wins, then the last; a stored row
+// with a higher guard is kept.
+func TestDirectUpdate(t *testing.T) {
+	t.Parallel()
+	tbl := eventsTable()
+	tbl.OnConflict = PolicyUpdate
+	url, c, claims := setup(t, 1, tbl)
+	w := newWriter(t, url)
+	mustExec(t, c, `INSERT INTO events VALUES (1, 'stored', 5), (2, 'stored newer', 100), (3, 'stored', 5)`)
+	b := newBuilder(tbl, "t", 0)
+	b.add(0, fInt8(1), fText("old"), fInt8(10))
+	b.add(1, fInt8(1), fText("new"), fInt8(30))
+	b.add(2, fInt8(1), fText("replayed"), fInt8(20)) // lower guard, later: loses
+	b.add(3, fInt8(2), fText("stale"), fInt8(50))    // the stored row is newer
+	b.add(4, fInt8(3), fText("updated"), fInt8(6))
+	b.add(5, fInt8(4), fText("first"), fInt8(7))
+	b.add(6, fInt8(4), fText("second"), fInt8(8))
+	res, err := w.Write(testCtx(t), b.batch(claims[0].Epoch, -1, 7))
+	if err != nil || !res.Direct || res.Distinct != 4 {
+		t.Fatalf("%+v, %v; want a direct batch of 4 distinct keys", res, err)
+	}
+	got := queryRows(t, c, "SELECT id, val, off FROM events ORDER BY id")
+	want := "[[1 new 30] [2 stored newer 100] [3 updated 6] [4 second 8]]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("rows %v, want %s", got, want)
 	}
 }

@@ -25,6 +25,7 @@ func docsTable(name string, p Policy) *Table {
 		OnConflict:   p,
 		OffsetColumn: "off",
 		Create:       true,
+		Changes:      true,
 	}
 }
 

@@ -35,7 +35,18 @@ func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table,
 	}
 	var b strings.Builder
 	b.WriteString("CREATE TEMP TABLE IF NOT EXISTS " + ts.stage[len(`"pg_temp".`):] + " (" + pgx.Identifier{seqColumn}.Sanitize() + " int8 NOT NULL")
-	direct := t.OnConflict == PolicyIgnore
+	// The direct path applies to both policies; under update its guard,
+	// when there is one, must be an int8 the writer can compare in Go.
+	direct := true
+	st.guardField = -1
+	if t.OnConflict == PolicyUpdate && t.OffsetColumn != "" {
+		g := slices.IndexFunc(t.Columns, func(c Column) bool { return c.Name == t.OffsetColumn })
+		direct = g >= 0 && oids[g] == oidInt8
+		st.guardField = 1 + g
+	}
+	if t.OnConflict == PolicyUpdate && t.Changes {
+		direct = false
+	}
 	types := make([]string, len(t.Columns)) // of the ops stage
 	casts := make([]string, len(t.Columns))
 	for i, c := range t.Columns {

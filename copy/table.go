@@ -68,6 +68,11 @@ type Table struct {
 	// delete cannot remove a newer row.
 	OffsetColumn string
 	Create       bool // Migrate creates the target from Columns (PRIMARY KEY Key) if missing
+	// Changes says the table receives RowDelete tuples or Unchanged bits
+	// (deletes, change events): its on_conflict update batches then stay
+	// on the merge path, which locks keys in the one order the ops stage
+	// uses, instead of the direct path's updates-then-inserts.
+	Changes bool
 	// Partition, when set, makes Migrate create the target partitioned
 	// by time (with Create) and check that it is; MaintainPartitions keeps
 	// its partitions (partition.go).

@@ -145,7 +145,8 @@ type tableState struct {
 	stagedOn *pgconn.PgConn // connection holding the staging table
 
 	// Set by createStage: the direct path applies (direct.go).
-	direct    bool
+	direct     bool
+	guardField int // on_conflict update: the guard's int8 tuple field, -1 without a guard
 	keyFields []int    // tuple field positions of the key columns (0 is seq)
 	keyOIDs   []uint32 // configured type OIDs of the key columns
 	probe     string   // probeSQL
@@ -429,7 +430,9 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 	}
 	careful := m == modeCareful
 	// The direct path only inserts, and its probe runs before a TRUNCATE.
-	direct := m <= modeDirect && ts.direct && t.ops == nil && !b.Truncate && len(b.Ends) > 0 && w.dk.prepare(b, ts.keyFields)
+	update := b.Table.OnConflict == PolicyUpdate
+	direct := m <= modeDirect && ts.direct && t.ops == nil && !b.Truncate && len(b.Ends) > 0 &&
+		w.dk.prepareWinners(b, ts.keyFields, update, ts.guardField)
 	res.Distinct = -1
 	switch {
 	case direct:
@@ -470,8 +473,36 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 
 	if direct {
 		res.Direct = true
-		if err := w.dk.dropExisting(existing); err != nil {
+		var err error
+		if update {
+			err = w.dk.splitExisting(existing)
+		} else {
+			err = w.dk.dropExisting(existing)
+		}
+		if err != nil {
 			return res, w.abort(ctx, err)
+		}
+		if update && len(w.dk.upd) > 0 {
+			// The keys already stored: their winners go through the
+			// staging merge, which updates them under the guard. Updates
+			// first, in key order, then inserts, in key order: two such
+			// writers cannot wait on each other in a cycle (an insert
+			// waits only for another's uncommitted insert, which comes
+			// after all of that writer's updates).
+			w.dk.rd.reset(b, w.dk.upd)
+			w.dk.rd.withSeq = true
+			w.roundTrip()
+			_, err := copyFrom(ctx, conn, &w.dk.rd, ts.sql.copyStage)
+			w.dk.rd.reset(nil, nil)
+			if err == nil {
+				w.roundTrip()
+				var tag pgconn.CommandTag
+				tag, err = conn.ExecParams(ctx, ts.sql.merge, nil, nil, nil, nil).Close()
+				t.affected += tag.RowsAffected()
+			}
+			if err != nil {
+				return res, w.abort(ctx, err)
+			}
 		}
 		if len(w.dk.sel) > 0 {
 			w.dk.rd.reset(b, w.dk.sel)
@@ -481,7 +512,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 			if err != nil {
 				return res, w.abort(ctx, err)
 			}
-			t.affected = tag.RowsAffected()
+			t.affected += tag.RowsAffected()
 		}
 	} else if len(b.Ends) > 0 {
 		if err := w.copyRows(ctx, t, careful); err != nil {

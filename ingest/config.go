@@ -710,7 +710,9 @@ func (t *TableConfig) pgTable() (*pgcopy.Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	pt := &pgcopy.Table{Name: t.Name, Key: t.Key, OnConflict: pol, Create: t.CreateTarget(), Partition: t.Partition.pg()}
+	f, _ := codec.ParseFormat(t.Format)
+	pt := &pgcopy.Table{Name: t.Name, Key: t.Key, OnConflict: pol, Create: t.CreateTarget(), Partition: t.Partition.pg(),
+		Changes: t.Deletes || f == codec.FormatDebezium}
 	for i, c := range cols {
 		pt.Columns = append(pt.Columns, pgcopy.Column{Name: c.Name, SQLType: c.Type.String()})
 		if c.Source == codec.SourceOffset && (i == 0 || pt.OffsetColumn == "") {
