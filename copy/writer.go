@@ -146,10 +146,10 @@ type tableState struct {
 
 	// Set by createStage: the direct path applies (direct.go).
 	direct     bool
-	guardField int // on_conflict update: the guard's int8 tuple field, -1 without a guard
-	keyFields []int    // tuple field positions of the key columns (0 is seq)
-	keyOIDs   []uint32 // configured type OIDs of the key columns
-	probe     string   // probeSQL
+	guardField int      // on_conflict update: the guard's int8 tuple field, -1 without a guard
+	keyFields  []int    // tuple field positions of the key columns (0 is seq)
+	keyOIDs    []uint32 // configured type OIDs of the key columns
+	probe      string   // probeSQL
 
 	// The ops stage (ops.go), built and created on the first batch that
 	// needs it from the column types createStage found.
