@@ -6,6 +6,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -219,6 +220,14 @@ func ParseSize(s string) (int64, error) {
 	return int64(f * unit), nil
 }
 
+// DefaultMaxConns is postgres.max_conns when the configuration does not
+// set it: the number of CPUs, between 2 and 4. Each writer connection has
+// a worker decoding and framing its batches; more of them than cores
+// only contend for the CPU (and, with PostgreSQL on the same machine, take
+// it from the server), while two let one batch commit as the next is
+// encoded. Four is where a separate server stops gaining.
+func DefaultMaxConns() int { return min(max(runtime.NumCPU(), 2), 4) }
+
 // Defaults returns a configuration with every default filled and no tables.
 func Defaults() Config {
 	return Config{
@@ -235,7 +244,7 @@ func Defaults() Config {
 		Postgres: PostgresConfig{
 			URL:      "postgres://postgres@127.0.0.1:5432/postgres",
 			Schema:   "sluice",
-			MaxConns: 4,
+			MaxConns: DefaultMaxConns(),
 		},
 		Batch: BatchConfig{
 			MaxRows:          50000,
@@ -479,7 +488,7 @@ func (c *Config) Validate() error {
 		return cfgErr("postgres.schema", "%q is not a plain identifier; use letters, digits and _ (default sluice)", p.Schema)
 	}
 	if p.MaxConns < 1 || p.MaxConns > 256 {
-		return cfgErr("postgres.max_conns", "%d is out of range; use 1..256 (default 4)", p.MaxConns)
+		return cfgErr("postgres.max_conns", "%d is out of range; use 1..256 (default %d on this machine)", p.MaxConns, DefaultMaxConns())
 	}
 
 	b := &c.Batch

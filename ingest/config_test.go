@@ -36,7 +36,7 @@ func TestParseValidAndDefaults(t *testing.T) {
 	if c.Batch.MaxBytes != 4<<20 || c.Batch.MaxAge.D() != 100*time.Millisecond || c.Batch.MaxRows != 1000 {
 		t.Fatalf("batch = %+v", c.Batch)
 	}
-	if c.Batch.MaxInflightBytes != 256<<20 || c.Postgres.Schema != "sluice" || c.Postgres.MaxConns != 4 {
+	if c.Batch.MaxInflightBytes != 256<<20 || c.Postgres.Schema != "sluice" || c.Postgres.MaxConns != DefaultMaxConns() || DefaultMaxConns() < 2 || DefaultMaxConns() > 4 {
 		t.Fatalf("defaults not applied: %+v %+v", c.Batch, c.Postgres)
 	}
 	tb := c.Tables[0]
