@@ -36,6 +36,8 @@ import (
 // A KeyFilter is safe for concurrent use: the Writers of one table share
 // one (Batch.Seen).
 type KeyFilter struct {
+	flying inFlight // keys of direct batches in flight (inflight.go)
+
 	mu   sync.RWMutex
 	seed maphash.Seed
 	max  int     // keys per generation at most

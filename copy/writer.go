@@ -446,6 +446,16 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 	if direct {
 		res.optimistic = m == modeOptimistic && b.Seen != nil
 		w.dk.choose(b.Seen, res.optimistic)
+		if b.Seen != nil {
+			// Wait for the process's other batches holding these keys
+			// (inflight.go); the claim ends with this attempt.
+			fl, err := w.claimKeys(ctx, b.Seen, res.optimistic)
+			if err != nil {
+				return res, w.abort(ctx, err)
+			}
+			hs := w.dk.hashes
+			defer b.Seen.release(fl, hs)
+		}
 		res.ProbedKeys = len(w.dk.probe)
 		if len(w.dk.probe) > 0 {
 			probe = &w.probeArgs
@@ -667,6 +677,25 @@ func (w *Writer) prepareAlso(ctx context.Context, conn *pgconn.PgConn, b *Batch)
 		subs = append(subs, st)
 	}
 	return subs, nil
+}
+
+// claimKeys claims the keys of the direct batch in w.dk (their hashes,
+// choose) on f, waiting for other batches of the process that hold some.
+// After a wait the keys to probe are chosen again: the filter now knows
+// the keys the other batch committed.
+func (w *Writer) claimKeys(ctx context.Context, f *KeyFilter, optimistic bool) (*flight, error) {
+	for {
+		fl, wait := f.claim(w.dk.hashes)
+		if fl != nil {
+			return fl, nil
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cannot write batch: %w (waiting for another writer's batch holding the same keys)", ctx.Err())
+		}
+		w.dk.choose(f, optimistic)
+	}
 }
 
 // remember adds the keys of a committed direct batch to its KeyFilter:
