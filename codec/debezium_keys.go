@@ -122,8 +122,8 @@ func newKeyReader(cols []column, debezium bool, maxDepth int) *keyReader {
 		if !c.Key {
 			continue
 		}
-		switch c.Source {
-		case SourcePath:
+		switch {
+		case c.Source == SourcePath, c.Source == SourceKey && c.Path != "":
 			k.paths++
 			k.single = i
 			k.jsonKey = c.Type == TypeJSON || c.Type == TypeJSONB
@@ -131,7 +131,7 @@ func newKeyReader(cols []column, debezium bool, maxDepth int) *keyReader {
 			if payload != nil {
 				k.wrapped[i] = slotAt(payload, c.Path, &k.p.slots)
 			}
-		case SourceKey:
+		case c.Source == SourceKey:
 			k.kafkaKey = true
 		}
 	}
@@ -246,8 +246,17 @@ func (d *Decoder) appendDelete(dst []byte, rec *Record) ([]byte, *RowError) {
 	if rec.Key == nil {
 		return dst, badKey("tombstone without a key: a delete needs the record key to name its row")
 	}
+	if d.format.UsesRegistry() && d.rk != nil && (d.rk.paths > 0 || keyFramed(rec)) {
+		return d.appendRegistryDelete(dst, rec)
+	}
 	if d.keys.paths > 0 {
 		if rerr := d.keys.parse(rec.Key); rerr != nil {
+			return dst, rerr
+		}
+	}
+	if d.rk != nil && d.rk.extra > 0 {
+		// Columns that read a field of the key without being key columns.
+		if rerr := d.decodeKey(rec); rerr != nil {
 			return dst, rerr
 		}
 	}
@@ -256,8 +265,10 @@ func (d *Decoder) appendDelete(dst []byte, rec *Record) ([]byte, *RowError) {
 		c := &d.cols[i]
 		var rerr *RowError
 		switch {
-		case c.Source == SourcePath && c.Key:
+		case c.Key && (c.Source == SourcePath || c.Source == SourceKey && c.Path != ""):
 			dst, rerr = d.appendKeyField(dst, i, c, fieldEnc{})
+		case c.Source == SourceKey && c.Path != "":
+			dst, rerr = d.appendKeyPath(dst, c, i)
 		case c.Source == SourcePath:
 			dst = appendNull(dst)
 		default:
