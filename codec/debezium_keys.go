@@ -16,8 +16,11 @@ import (
 // Deletes of plain formats (Options.Deletes): a tombstone is OpDelete, and
 // its tuple holds the key columns (Column.Key) read from the record key,
 // every other path column NULL and kafka.* source columns as for any
-// record. The key is read as follows: a JSON object key by each key
-// column's path (path event_id reads the key's event_id); a JSON string,
+// record. A framed key of a registry format is decoded with its writer
+// schema (see Record keys in the package comment). Otherwise the key is
+// read as follows: a JSON object key by each key column's path (path
+// event_id reads the key's event_id; a kafka.key column with a path reads
+// that path); a JSON string,
 // number or boolean fills the single key column; a key that is not JSON
 // is taken as a string (valid UTF-8 without NUL) for the single key column.
 // Values convert as a record value's do, so a string key fills a text,
