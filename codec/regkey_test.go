@@ -376,3 +376,68 @@ func TestRegistryKeyZeroAllocs(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRegistryKey feeds arbitrary keys and __key_schema_id headers, with a
+// valid value or as tombstones, to Avro decoders that have key and value
+// schema id 7: every outcome is a row, a *RowError with a known reason
+// naming the key or a column, or a request for a schema it lacks.
+func FuzzRegistryKey(f *testing.F) {
+	key := cat(AppendRegistryFraming(nil, 7), aL(42), aS("acme"))
+	f.Add(key, []byte(nil), false, false)
+	f.Add(key, []byte(nil), false, true)
+	f.Add(key[5:], key[:5], true, true)
+	f.Add([]byte(`{"id":1}`), []byte(nil), false, true)
+	f.Add([]byte("\x00\x00\x00\x07\x54"), []byte("\x01\x00"), true, false)
+	cols := []Column{
+		{Name: "id", Type: TypeInt8, Path: "id", Key: true},
+		{Name: "tenant", Type: TypeText, Source: SourceKey, Path: "tenant"},
+		{Name: "name", Type: TypeText, Path: "name"},
+		{Name: "k", Type: TypeBytea, Source: SourceKey},
+	}
+	valueSchema := `{"type":"record","name":"Value","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"}]}`
+	var decs []*Decoder
+	for _, opts := range []Options{{}, {Deletes: true}} {
+		d := mustDecoder(f, FormatAvro, cols, opts)
+		d.AddSchema(SchemaRef{ID: 7}, &Schema{Text: valueSchema})
+		d.AddKeySchema(SchemaRef{ID: 7}, &Schema{Text: avroKeySchema})
+		decs = append(decs, d)
+	}
+	value := cat(AppendRegistryFraming(nil, 7), aL(1), aS("ann"))
+	known := map[Reason]bool{ReasonBadKey: true, ReasonUnknownSchema: true}
+	for r := range avroKnownReasons {
+		known[r] = true
+	}
+	f.Fuzz(func(t *testing.T, key, header []byte, withHeader, tombstone bool) {
+		rec := &Record{Key: key}
+		if !tombstone {
+			rec.Value = value
+		}
+		if withHeader {
+			rec.Headers = []Header{{Key: keySchemaIDHeader, Value: header}}
+		}
+		for _, d := range decs {
+			out, err := d.AppendFields([]byte("xyz"), rec)
+			var re *RowError
+			var need *SchemaNeededError
+			switch {
+			case err == nil:
+				if _, ferr := splitFields(out[3:], d.NumFields()); ferr != nil || string(out[:3]) != "xyz" {
+					t.Fatalf("accepted with malformed fields: %v", ferr)
+				}
+			case errors.As(err, &need):
+				if need.Ref == (SchemaRef{ID: 7}) || !need.Key {
+					t.Fatalf("asks for a schema it has: %v", need)
+				}
+			case errors.As(err, &re):
+				if !known[re.Reason] || re.Detail == "" || (re.Column == "" && !strings.HasPrefix(re.Path, "kafka.key")) {
+					t.Fatalf("bad error %#v", re)
+				}
+			default:
+				t.Fatalf("unexpected error %T %v", err, err)
+			}
+			if err != nil && string(out) != "xyz" {
+				t.Fatalf("buffer not restored after %v", err)
+			}
+		}
+	})
+}
