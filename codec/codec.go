@@ -63,8 +63,8 @@
 // or GUID, Protobuf message indexes) in a __value_schema_id record
 // header (matched exactly; the last one wins), and the value is then the
 // bare datum. Any other first byte, a truncated prefix or a malformed
-// header is ReasonBadFraming. Keys are not decoded: kafka.key holds the
-// key as received.
+// header is ReasonBadFraming. Record keys may be framed too (Record keys
+// below).
 //
 // The decoder never does I/O. A record whose schema it does not have
 // makes AppendFields return a *SchemaNeededError naming the SchemaRef;
@@ -80,6 +80,36 @@
 // (ReasonMissingRequired when Required): writer schemas evolve, and one
 // table takes records of every version. A tombstone has no framing: its
 // path columns are NULL, as in FormatJSON.
+//
+// # Record keys
+//
+// A kafka.key column without a path holds the key as received. With a
+// path (source kafka.key, path id) it reads a field of the key, converted
+// as a value's field is, NULL for a null key (ReasonMissingRequired when
+// Required); errors name the path kafka.key.PATH. Formats json, avro,
+// protobuf and json_schema only. In FormatJSON the key must then be a JSON
+// object (anything else is ReasonMalformedJSON at kafka.key). In the
+// registry formats the key is framed like a value (magic byte and id or
+// GUID, Protobuf message indexes, or the same bytes in a __key_schema_id
+// header with a bare key) and decoded with its own writer schema, of the
+// format's schema type, registered under the subject TOPIC-key: a key
+// that is not framed is ReasonBadFraming. Key schemas are cached apart
+// from value schemas (the same id may be in both): AppendFields returns a
+// *SchemaNeededError with Key set, and the caller hands the schema to
+// Decoder.AddKeySchema. Errors of the key schema and key datum are those
+// of a value's, at kafka.key. A decoder without such columns never reads
+// the key, framed or not.
+//
+// Deletes (Options.Deletes) of a registry format read a tombstone's key
+// columns from a framed key (a __key_schema_id header, or a first byte 0
+// or 1): a key column reading kafka.key with a path takes that path, one
+// reading a value path the same path in the key record, which is how
+// Debezium and Confluent keys carry the primary key fields. A key column
+// of kafka.key without a path takes the key as received. A missing field
+// or one that does not convert is ReasonBadKey. An unframed key is read as
+// for FormatJSON (see Decoder.Op), unless a column reads kafka.key with a
+// path: then it is ReasonBadFraming. Upserts read the key only for
+// kafka.key columns with a path.
 //
 // # Avro
 //
@@ -216,7 +246,8 @@
 // int8, numeric; kafka.timestamp → timestamptz, timestamp (µs precision),
 // int8 (Unix milliseconds), NULL when the record has none; kafka.key →
 // text (validated), bytea, json, jsonb (validated as a whole document),
-// NULL for a null key; kafka.headers → json, jsonb in the shape described
+// NULL for a null key; kafka.key with a path → any type, from a field of
+// the key (Record keys above); kafka.headers → json, jsonb in the shape described
 // at AppendHeadersJSON; kafka.value → text, bytea, json, jsonb, after
 // decompression. For json/jsonb kafka.value the document JSON null is a
 // JSON null, not SQL NULL.
@@ -392,7 +423,7 @@ type Column struct {
 	Name     string
 	Type     Type
 	Source   Source
-	Path     string // dotted JSON path for SourcePath, e.g. "attrs.country"
+	Path     string // dotted JSON path for SourcePath, e.g. "attrs.country"; for SourceKey a field of the key
 	Required bool   // missing or null becomes a *RowError instead of NULL
 	Limit    Limit  // the target column's length, precision and scale; checked after any source
 	Key      bool   // part of the table's conflict key: what a delete matches on

@@ -16,8 +16,11 @@ import (
 // Deletes of plain formats (Options.Deletes): a tombstone is OpDelete, and
 // its tuple holds the key columns (Column.Key) read from the record key,
 // every other path column NULL and kafka.* source columns as for any
-// record. The key is read as follows: a JSON object key by each key
-// column's path (path event_id reads the key's event_id); a JSON string,
+// record. A framed key of a registry format is decoded with its writer
+// schema (see Record keys in the package comment). Otherwise the key is
+// read as follows: a JSON object key by each key column's path (path
+// event_id reads the key's event_id; a kafka.key column with a path reads
+// that path); a JSON string,
 // number or boolean fills the single key column; a key that is not JSON
 // is taken as a string (valid UTF-8 without NUL) for the single key column.
 // Values convert as a record value's do, so a string key fills a text,
@@ -122,8 +125,8 @@ func newKeyReader(cols []column, debezium bool, maxDepth int) *keyReader {
 		if !c.Key {
 			continue
 		}
-		switch c.Source {
-		case SourcePath:
+		switch {
+		case c.Source == SourcePath, c.Source == SourceKey && c.Path != "":
 			k.paths++
 			k.single = i
 			k.jsonKey = c.Type == TypeJSON || c.Type == TypeJSONB
@@ -131,7 +134,7 @@ func newKeyReader(cols []column, debezium bool, maxDepth int) *keyReader {
 			if payload != nil {
 				k.wrapped[i] = slotAt(payload, c.Path, &k.p.slots)
 			}
-		case SourceKey:
+		case c.Source == SourceKey:
 			k.kafkaKey = true
 		}
 	}
@@ -246,8 +249,17 @@ func (d *Decoder) appendDelete(dst []byte, rec *Record) ([]byte, *RowError) {
 	if rec.Key == nil {
 		return dst, badKey("tombstone without a key: a delete needs the record key to name its row")
 	}
+	if d.format.UsesRegistry() && d.rk != nil && (d.rk.paths > 0 || keyFramed(rec)) {
+		return d.appendRegistryDelete(dst, rec)
+	}
 	if d.keys.paths > 0 {
 		if rerr := d.keys.parse(rec.Key); rerr != nil {
+			return dst, rerr
+		}
+	}
+	if d.rk != nil && d.rk.extra > 0 {
+		// Columns that read a field of the key without being key columns.
+		if rerr := d.decodeKey(rec); rerr != nil {
 			return dst, rerr
 		}
 	}
@@ -256,8 +268,10 @@ func (d *Decoder) appendDelete(dst []byte, rec *Record) ([]byte, *RowError) {
 		c := &d.cols[i]
 		var rerr *RowError
 		switch {
-		case c.Source == SourcePath && c.Key:
+		case c.Key && (c.Source == SourcePath || c.Source == SourceKey && c.Path != ""):
 			dst, rerr = d.appendKeyField(dst, i, c, fieldEnc{})
+		case c.Source == SourceKey && c.Path != "":
+			dst, rerr = d.appendKeyPath(dst, c, i)
 		case c.Source == SourcePath:
 			dst = appendNull(dst)
 		default:

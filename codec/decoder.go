@@ -22,10 +22,12 @@ type Decoder struct {
 	z         decompressor
 
 	// Registry formats.
-	schemas schemaCache
-	plan    valuePlan // the plan of the record being decoded (Avro, Protobuf)
-	needed  SchemaRef // the schema AppendFields asks for
-	indexes []int     // Protobuf message indexes of the record
+	schemas   schemaCache
+	plan      valuePlan  // the plan of the record being decoded (Avro, Protobuf)
+	needed    SchemaRef  // the schema AppendFields asks for
+	neededKey bool       // needed is a key schema
+	indexes   []int      // Protobuf message indexes of the record
+	rk        *keyFields // reads fields of the record key (regkey.go); nil when no column does
 	// Change streams (debezium.go, debezium_keys.go).
 	op        Op         // what the last record means
 	unchanged ColumnSet  // columns to keep as stored, when dirty
@@ -131,6 +133,9 @@ func NewDecoder(format Format, cols []Column, opts Options) (*Decoder, error) {
 		}
 		seen[c.Name] = true
 		col := column{Column: c, slot: -1, where: c.Source.String()}
+		if c.Source == SourceKey && c.Path != "" {
+			col.where = "kafka.key." + c.Path
+		}
 		switch c.Source {
 		case SourcePath:
 			col.where = c.Path
@@ -171,6 +176,7 @@ func NewDecoder(format Format, cols []Column, opts Options) (*Decoder, error) {
 		root.fillSubtree()
 	}
 	d.root = root
+	d.rk = newKeyFields(format, d.cols, opts)
 	if err := d.initChanges(); err != nil {
 		return nil, err
 	}
@@ -209,8 +215,11 @@ func validateColumn(format Format, c Column) error {
 		}
 		return nil
 	}
+	if c.Source == SourceKey && c.Path != "" {
+		return validateKeyPath(format, c)
+	}
 	if c.Path != "" {
-		return fmt.Errorf("the column has both source %s and path %q; a column reads one or the other", c.Source, c.Path)
+		return fmt.Errorf("the column has both source %s and path %q; a column reads one or the other (only kafka.key takes a path: a field of the key)", c.Source, c.Path)
 	}
 	if c.Source.debezium() {
 		return validateDebeziumSource(format, c)
@@ -263,10 +272,13 @@ func (d *Decoder) AppendFields(dst []byte, rec *Record) ([]byte, error) {
 		}
 		d.plan = nil
 	}
+	if d.rk != nil {
+		d.rk.release()
+	}
 	d.endChange(rerr != nil)
 	if rerr != nil {
 		if rerr == errSchemaNeeded {
-			return out[:entry], &SchemaNeededError{Ref: d.needed}
+			return out[:entry], &SchemaNeededError{Ref: d.needed, Key: d.neededKey}
 		}
 		return out[:entry], rerr
 	}
@@ -305,6 +317,11 @@ func (d *Decoder) appendFields(dst []byte, rec *Record) ([]byte, *RowError) {
 			value = payload // JSON Schema: the JSON document after the framing
 		}
 	}
+	if d.rk != nil && d.rk.paths > 0 && rec.Key != nil {
+		if rerr := d.decodeKey(rec); rerr != nil {
+			return dst, rerr
+		}
+	}
 	var top span
 	if d.needParse && value != nil {
 		d.p.reset(value)
@@ -329,6 +346,8 @@ func (d *Decoder) appendFields(dst []byte, rec *Record) ([]byte, *RowError) {
 			default:
 				dst, rerr = d.appendPath(dst, c, d.p.slots[c.slot])
 			}
+		case c.Source == SourceKey && c.Path != "":
+			dst, rerr = d.appendKeyPath(dst, c, i)
 		case c.Source == SourceValue && c.Type == TypeBytea:
 			dst, rerr = d.appendValue(dst, c, framed, top) // registry formats: the framing included
 		case c.Source == SourceUnmapped:

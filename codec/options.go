@@ -38,9 +38,10 @@ type Options struct {
 	// Default DefaultMaxSchemas (1000): a topic rarely sees more than a
 	// few dozen schema versions, and each costs a few kilobytes.
 	MaxSchemas int
-	// Deletes makes a tombstone (nil value) of FormatJSON a delete
-	// (OpDelete) of the row named by the record key, read into the key
-	// columns (Column.Key) as described at Decoder.Op. Without it a
+	// Deletes makes a tombstone (nil value) a delete (OpDelete) of the
+	// row named by the record key, read into the key columns (Column.Key)
+	// as described at Decoder.Op; in the registry formats a framed key is
+	// decoded with its writer schema first. Without it a
 	// tombstone is a row of NULL path columns. FormatDebezium carries its
 	// own deletes and ignores this option.
 	Deletes bool

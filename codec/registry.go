@@ -93,14 +93,22 @@ func (r SchemaRef) String() string {
 
 // SchemaNeededError is what Decoder.AppendFields returns for a record whose
 // writer schema the decoder does not have. The caller fetches it from the
-// registry, hands it to Decoder.AddSchema (nil when the registry does not
-// know Ref) and decodes the same record again. It is not a *RowError: the
-// record is fine, the decoder lacks a schema.
+// registry, hands it to Decoder.AddSchema, or to Decoder.AddKeySchema when
+// Key is set (nil when the registry does not know Ref), and decodes the
+// same record again. It is not a *RowError: the record is fine, the
+// decoder lacks a schema.
 type SchemaNeededError struct {
 	Ref SchemaRef
+	// Key says the schema is the record key's (registered under the
+	// subject TOPIC-key), not the value's. Key and value schemas are cached
+	// apart: the same ref may be needed for both.
+	Key bool
 }
 
 func (e *SchemaNeededError) Error() string {
+	if e.Key {
+		return "codec needs the writer schema of the record key with " + e.Ref.String() + " from the schema registry"
+	}
 	return "codec needs the writer schema with " + e.Ref.String() + " from the schema registry"
 }
 
@@ -113,6 +121,8 @@ const (
 	// id) or GUID (magic byte 1 and GUID), and for Protobuf the message
 	// indexes after it; the value then has no prefix.
 	valueSchemaIDHeader = "__value_schema_id"
+	// keySchemaIDHeader is the same for the record key.
+	keySchemaIDHeader = "__key_schema_id"
 
 	// maxMessageIndexes bounds the Protobuf message index list (the
 	// nesting depth of the message in its file).
@@ -135,23 +145,41 @@ func badFraming(detail string) *RowError {
 // Confluent's deserializers; without one the value carries the prefix.
 // indexes is reused for the Protobuf message indexes.
 func parseFraming(rec *Record, value []byte, protobuf bool, indexes []int) (framing, *RowError) {
-	var header []byte
+	return parseFramingOf(rec, value, &valueSide, protobuf, indexes)
+}
+
+// framingSide names the half of a record that framing is read from.
+type framingSide struct {
+	header     string // the record header that may hold the schema reference
+	headerWhat string // header + " header", for errors
+	what       string // "value" or "key", for errors
+}
+
+var (
+	valueSide = framingSide{valueSchemaIDHeader, valueSchemaIDHeader + " header", "value"}
+	keySide   = framingSide{keySchemaIDHeader, keySchemaIDHeader + " header", "key"}
+)
+
+// parseFramingOf reads the framing of b, the record's value or key as
+// side says, whose schema reference may instead be in side's header.
+func parseFramingOf(rec *Record, b []byte, side *framingSide, protobuf bool, indexes []int) (framing, *RowError) {
+	var hv []byte
 	found := false
 	for i := range rec.Headers {
-		if h := &rec.Headers[i]; h.Key == valueSchemaIDHeader {
-			header, found = h.Value, true
+		if h := &rec.Headers[i]; h.Key == side.header {
+			hv, found = h.Value, true
 		}
 	}
 	f := framing{indexes: indexes[:0]}
 	var rest []byte
 	var rerr *RowError
 	if found {
-		if f.ref, rest, rerr = parseSchemaID(header, valueSchemaIDHeader+" header"); rerr != nil {
+		if f.ref, rest, rerr = parseSchemaID(hv, side.headerWhat); rerr != nil {
 			return f, rerr
 		}
-		f.payload = value
+		f.payload = b
 	} else {
-		if f.ref, rest, rerr = parseSchemaID(value, "value"); rerr != nil {
+		if f.ref, rest, rerr = parseSchemaID(b, side.what); rerr != nil {
 			return f, rerr
 		}
 	}
@@ -162,7 +190,7 @@ func parseFraming(rec *Record, value []byte, protobuf bool, indexes []int) (fram
 	}
 	if found {
 		if len(rest) != 0 {
-			return f, badFraming(fmt.Sprintf("%d bytes after the schema reference in the %s header", len(rest), valueSchemaIDHeader))
+			return f, badFraming(fmt.Sprintf("%d bytes after the schema reference in the %s header", len(rest), side.header))
 		}
 	} else {
 		f.payload = rest
@@ -323,6 +351,16 @@ func (d *Decoder) AddSchema(ref SchemaRef, s *Schema) error {
 	if !d.format.UsesRegistry() {
 		return fmt.Errorf("cannot add a schema to a decoder for format %s, which reads no schema registry framing", d.format)
 	}
+	return d.addSchema(&d.schemas, ref, s, d.pathColumns(), false)
+}
+
+// addSchema compiles s for the path columns cols and caches it in c; key
+// says c holds record key schemas, which changes what errors name.
+func (d *Decoder) addSchema(c *schemaCache, ref SchemaRef, s *Schema, cols []Column, key bool) error {
+	what, subject := "schema", "TOPIC-value"
+	if key {
+		what, subject = "key schema", "TOPIC-key"
+	}
 	e := &schemaEntry{ref: ref}
 	if s != nil {
 		sc := *s
@@ -332,20 +370,23 @@ func (d *Decoder) AddSchema(ref SchemaRef, s *Schema) error {
 	switch {
 	case s == nil:
 		e.err = &RowError{Reason: ReasonUnknownSchema,
-			Detail: fmt.Sprintf("the schema registry has no schema with %s; register it or route the producer to the right registry", ref)}
+			Detail: fmt.Sprintf("the schema registry has no %s with %s; register it (subject %s) or route the producer to the right registry", what, ref, subject)}
 	case s.Type != schemaTypeOf(d.format):
 		e.err = &RowError{Reason: ReasonSchemaMismatch,
-			Detail: fmt.Sprintf("schema %s is a %s schema, format %s reads %s schemas", ref, s.Type, d.format, schemaTypeOf(d.format))}
+			Detail: fmt.Sprintf("%s %s is a %s schema, format %s reads %s schemas", what, ref, s.Type, d.format, schemaTypeOf(d.format))}
 	case d.format == FormatAvro:
 		var plan *avroPlan
-		if plan, e.err = compileAvroPlan(e.schema, d.pathColumns(), d.opts); plan != nil {
+		if plan, e.err = compileAvroPlan(e.schema, cols, d.opts); plan != nil {
 			e.plan = plan
 		}
 		if e.err != nil {
-			e.err.Detail = fmt.Sprintf("schema %s: %s", ref, e.err.Detail)
+			e.err.Detail = fmt.Sprintf("%s %s: %s", what, ref, e.err.Detail)
 		}
 	}
-	d.schemas.put(e)
+	if key && e.err != nil {
+		keyPathError(e.err)
+	}
+	c.put(e)
 	if e.err != nil {
 		return e.err
 	}
@@ -383,35 +424,56 @@ func (d *Decoder) resolve(rec *Record, value []byte) (valuePlan, []byte, *RowErr
 			return nil, nil, rerr
 		}
 	}
-	e := d.schemas.get(f.ref)
+	plan, rerr := d.lookup(&d.schemas, &f, false)
+	return plan, f.payload, rerr
+}
+
+// lookup finds the plan for the schema f names in cache c; key says c
+// holds key schemas, whose plans fill d.rk.cols, not the path columns. A
+// schema c lacks is errSchemaNeeded, with d.needed set.
+func (d *Decoder) lookup(c *schemaCache, f *framing, key bool) (valuePlan, *RowError) {
+	e := c.get(f.ref)
 	if e == nil {
-		d.needed = f.ref
-		return nil, nil, errSchemaNeeded
+		d.needed, d.neededKey = f.ref, key
+		return nil, errSchemaNeeded
 	}
 	if e.err != nil {
 		re := *e.err
-		return nil, nil, &re
+		return nil, &re
 	}
 	if d.format != FormatProtobuf {
-		return e.plan, f.payload, nil
+		return e.plan, nil
 	}
 	for i := range e.protos {
 		if pp := &e.protos[i]; slices.Equal(pp.indexes, f.indexes) {
 			if pp.err != nil {
 				re := *pp.err
-				return nil, nil, &re
+				return nil, &re
 			}
-			return pp.plan, f.payload, nil
+			return pp.plan, nil
 		}
 	}
 	// First record with this message: compile its plan (once).
 	pp := protoPlan{indexes: slices.Clone(f.indexes)}
-	plan, err := compileProtobufPlan(e.schema, pp.indexes, d.pathColumns(), d.opts)
+	var cols []Column
+	if key {
+		cols = d.rk.cols
+	} else {
+		cols = d.pathColumns()
+	}
+	plan, err := compileProtobufPlan(e.schema, pp.indexes, cols, d.opts)
 	if err != nil {
-		pp.err = &RowError{Reason: ReasonSchemaMismatch, Detail: fmt.Sprintf("schema %s, message indexes %v: %v", f.ref, pp.indexes, err)}
+		what := "schema"
+		if key {
+			what = "key schema"
+		}
+		pp.err = &RowError{Reason: ReasonSchemaMismatch, Detail: fmt.Sprintf("%s %s, message indexes %v: %v", what, f.ref, pp.indexes, err)}
 		var re *RowError
 		if asRowError(err, &re) {
 			pp.err = re
+		}
+		if key {
+			keyPathError(pp.err)
 		}
 	} else {
 		pp.plan = plan
@@ -419,9 +481,9 @@ func (d *Decoder) resolve(rec *Record, value []byte) (valuePlan, []byte, *RowErr
 	e.protos = append(e.protos, pp)
 	if pp.err != nil {
 		re := *pp.err
-		return nil, nil, &re
+		return nil, &re
 	}
-	return plan, f.payload, nil
+	return plan, nil
 }
 
 func asRowError(err error, re **RowError) bool {

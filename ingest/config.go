@@ -670,8 +670,12 @@ func (t *TableConfig) validate(key string) error {
 		if src == codec.SourcePath && col.Path == "" {
 			return cfgErr(ck, "column %s has neither path nor source; set path (e.g. attrs.country) or source (e.g. kafka.offset)", col.Name)
 		}
-		if src != codec.SourcePath && col.Path != "" {
-			return cfgErr(ck, "column %s has both path and source; keep one", col.Name)
+		if src == codec.SourceKey && col.Path != "" {
+			if f != codec.FormatJSON && !f.UsesRegistry() {
+				return cfgErr(ck, "column %s reads a field of the record key (source kafka.key with path %s), which format %s does not decode; drop the path to take the key as received, or use format json, avro, protobuf or json_schema", col.Name, col.Path, f)
+			}
+		} else if src != codec.SourcePath && col.Path != "" {
+			return cfgErr(ck, "column %s has both path and source; keep one (only source kafka.key takes a path: a field of the key)", col.Name)
 		}
 	}
 	if t.Guard != "" && !names[t.Guard] {

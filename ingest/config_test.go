@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/codec"
 )
 
 const validYAML = `
@@ -136,5 +138,27 @@ func TestNoTablesMessage(t *testing.T) {
 	_, err := Parse([]byte("kafka: {group: x}\n"), noEnv)
 	if err == nil || !strings.Contains(err.Error(), "tables") {
 		t.Fatalf("want a tables error, got %v", err)
+	}
+}
+
+// TestKeyPathColumns: source kafka.key takes a path (a field of the key)
+// in the formats that decode keys, and only there.
+func TestKeyPathColumns(t *testing.T) {
+	withKeyPath := func(format string) string {
+		y := strings.Replace(validYAML, "- {name: src_offset, type: int8, source: kafka.offset}",
+			"- {name: src_offset, type: int8, source: kafka.offset}\n      - {name: k, type: int8, source: kafka.key, path: id}", 1)
+		return strings.Replace(y, "topics: [events]", "topics: [events]\n    format: "+format, 1)
+	}
+	c, err := Parse([]byte(withKeyPath("json")), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols, err := c.Tables[0].codecColumns()
+	if err != nil || cols[3].Source != codec.SourceKey || cols[3].Path != "id" {
+		t.Fatalf("kafka.key column with a path: %+v, %v", cols, err)
+	}
+	_, err = Parse([]byte(withKeyPath("debezium")), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "tables[0].columns[3]") || !strings.Contains(err.Error(), "format debezium does not decode") {
+		t.Errorf("kafka.key path in format debezium: %v", err)
 	}
 }

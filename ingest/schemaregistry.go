@@ -211,20 +211,28 @@ func (r *registryWait) reason() string {
 }
 
 // fetchSchema gets the writer schema a decoder asked for and gives it to
-// the decoder. A schema the registry does not have is handed over as nil
+// the decoder: a value schema by AddSchema, a key schema (need.Key, the
+// subject TOPIC-key) by AddKeySchema; the registry looks both up by id or
+// GUID alike. A schema the registry does not have is handed over as nil
 // (its records become dead letters). Anything else (registry down, slow,
 // 5xx, refused credentials) is retried with backoff until it works, the
 // partition is dropped or the App is stopping: it returns false then, and
 // the caller abandons the chunk (its records are fetched again by whoever
 // owns the partition next).
 //
-// t is the table dec decodes for: a new schema may add columns to it
-// (evolve: add_columns); nil for a decoder of a when: condition.
+// t is the table dec decodes for: a new value schema may add columns to
+// it (evolve: add_columns; key schemas do not); nil for a decoder of a
+// when: condition.
 func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need *codec.SchemaNeededError) bool {
 	a := w.a
+	add := dec.AddSchema
+	what := "writer schema"
+	if need.Key {
+		add, what = dec.AddKeySchema, "key writer schema"
+	}
 	if a.reg == nil {
 		// Unreachable: validation requires schema_registry for these formats.
-		dec.AddSchema(need.Ref, nil)
+		add(need.Ref, nil)
 		return true
 	}
 	key := partKey{st.topic, st.partition}
@@ -244,33 +252,33 @@ func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need
 			cs = codecSchema(s)
 			// evolve: add_columns adds the fields the table lacks before
 			// the decoder compiles the schema for the table's columns.
-			if fields, ferr := codec.SchemaFields(cs); ferr == nil && t != nil {
+			if fields, ferr := codec.SchemaFields(cs); ferr == nil && t != nil && !need.Key {
 				err = a.evolve(a.hardCtx, t, fields)
 			}
 		}
 		switch {
 		case err == nil:
 			a.regWait.set(key, "")
-			if cerr := dec.AddSchema(need.Ref, cs); cerr != nil {
-				a.log.Warn("a writer schema cannot fill the table; its records become dead letters", "topic", st.topic, "schema", need.Ref.String(), "err", cerr)
+			if cerr := add(need.Ref, cs); cerr != nil {
+				a.log.Warn("a "+what+" cannot fill the table; its records become dead letters", "topic", st.topic, "schema", need.Ref.String(), "err", cerr)
 			} else {
-				a.log.Info("writer schema compiled", "topic", st.topic, "schema", need.Ref.String(), "subject", s.Subject, "version", s.Version)
+				a.log.Info(what+" compiled", "topic", st.topic, "schema", need.Ref.String(), "subject", s.Subject, "version", s.Version)
 			}
 			return true
 		case errors.Is(err, registry.ErrNotFound):
 			a.regWait.set(key, "")
-			a.log.Warn("the schema registry has no such schema; its records become dead letters", "topic", st.topic, "schema", need.Ref.String())
-			dec.AddSchema(need.Ref, nil)
+			a.log.Warn("the schema registry has no such schema; its records become dead letters", "topic", st.topic, "schema", need.Ref.String(), "key", need.Key)
+			add(need.Ref, nil)
 			return true
 		case registry.IsPermanent(err):
 			a.regWait.set(key, "")
-			a.log.Warn("a writer schema cannot be resolved; its records become dead letters", "schema", need.Ref.String(), "err", err)
-			dec.AddSchema(need.Ref, nil)
+			a.log.Warn("a "+what+" cannot be resolved; its records become dead letters", "schema", need.Ref.String(), "err", err)
+			add(need.Ref, nil)
 			return true
 		}
 		a.regWait.set(key, err.Error())
 		a.m.registryErrors.Inc()
-		a.log.Warn("cannot fetch a writer schema; the partition waits and retries", "topic", st.topic, "partition", st.partition,
+		a.log.Warn("cannot fetch a "+what+"; the partition waits and retries", "topic", st.topic, "partition", st.partition,
 			"schema", need.Ref.String(), "retry_in", backoff, "err", err)
 		t := time.NewTimer(backoff)
 		select {
