@@ -165,3 +165,30 @@ func TestDebeziumReplayInOneBatch(t *testing.T) {
 		t.Errorf("order 2 was deleted by a replayed older delete")
 	}
 }
+
+// TestDebeziumKeyChange: a primary key update arrives as Debezium sends
+// it: a delete of the old key (with a __debezium.newkey header), its
+// tombstone, and a create of the new key (with __debezium.oldkey). The
+// old row goes, the new one lands.
+func TestDebeziumKeyChange(t *testing.T) {
+	e := newEnv(t, 1)
+	e.start(e.config(debeziumTable))
+	del := dbz("d", 20, orderRow(1, "apple", 1), "")
+	del.Key = []byte(`{"id":1}`)
+	del.Headers = []kgo.RecordHeader{{Key: "__debezium.newkey", Value: []byte(`{"id":10}`)}}
+	create := dbz("c", 20, "", orderRow(10, "apple", 1))
+	create.Key = []byte(`{"id":10}`)
+	create.Headers = []kgo.RecordHeader{{Key: "__debezium.oldkey", Value: []byte(`{"id":1}`)}}
+	e.produce(
+		dbz("c", 10, "", orderRow(1, "apple", 1)),
+		del, &kgo.Record{Key: []byte(`{"id":1}`)}, create,
+	)
+	e.waitDrained(4)
+	var ids string
+	if err := e.db.QueryRow(e.ctx, `SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM public.orders`).Scan(&ids); err != nil {
+		t.Fatal(err)
+	}
+	if ids != "10" {
+		t.Errorf("after the key change the table holds ids %q, want 10", ids)
+	}
+}
