@@ -9,11 +9,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluice-dev/sluice/ingest"
-	"unicode/utf8"
 )
 
 // Docs that are true and findable: these tests hold the pages against the
