@@ -328,6 +328,21 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 			directReruns++
 			m = modeDirect
 			continue
+		case res.Direct && b.Table.OnConflict == PolicyUpdate && (pgCode(err) == "23505" || isConflict(err)) &&
+			attempt < 2*maxConflictAttempts:
+			// An update batch stays on the direct path: direct writers
+			// cannot deadlock on each other (updates, then inserts, each
+			// in key order), but a merging writer, which inserts and
+			// updates in one pass, can deadlock with them, so falling back
+			// to the merge would make more of what it escapes.
+			if isConflict(err) && w.hooks != nil {
+				w.hooks.conflicts++
+			}
+			if cerr := conflictBackoff(ctx, attempt); cerr != nil {
+				return res, fmt.Errorf("cannot write batch for %s: %w (while retrying after %v)", b.Table.Name, cerr, err)
+			}
+			m = modeDirect
+			continue
 		case res.Direct && (pgCode(err) == "23505" || isConflict(err)):
 			// Keys kept colliding, or a deadlock with a merging writer
 			// (which orders its keys differently): the staging merge
@@ -347,15 +362,8 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 			if w.hooks != nil {
 				w.hooks.conflicts++
 			}
-			// 10ms, 20ms, 40ms … each scaled by a random factor in [0.5, 1.5)
-			// so the transactions that collided do not collide again.
-			d := time.Duration(float64(10*time.Millisecond<<(attempt-1)) * (0.5 + rand.Float64()))
-			t := time.NewTimer(d)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return res, fmt.Errorf("cannot write batch for %s: %w (while retrying after %v)", b.Table.Name, ctx.Err(), err)
-			case <-t.C:
+			if cerr := conflictBackoff(ctx, attempt); cerr != nil {
+				return res, fmt.Errorf("cannot write batch for %s: %w (while retrying after %v)", b.Table.Name, cerr, err)
 			}
 			continue
 		}
@@ -363,6 +371,22 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 			return res, fmt.Errorf("cannot write batch for %s: %w; set Batch.DeadLetterFor so rejected rows become dead letters", b.Table.Name, err)
 		}
 		return res, fmt.Errorf("cannot write batch for %s: %w", b.Table.Name, err)
+	}
+}
+
+// conflictBackoff waits before retrying a transaction that met a deadlock
+// or a serialization failure: 10ms, 20ms, 40ms … (at most about 2.5 s),
+// each scaled by a random factor in [0.5, 1.5) so the transactions that
+// collided do not collide again.
+func conflictBackoff(ctx context.Context, attempt int) error {
+	d := time.Duration(float64(10*time.Millisecond<<min(attempt-1, 8)) * (0.5 + rand.Float64()))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
