@@ -484,3 +484,43 @@ func (o *Options) validateCDC() error {
 	}
 	return nil
 }
+
+// CDCFinalRows calls f, in id order, with each row of the cdc workload's
+// source table after the records 0..records-1 of o's stream: its key and
+// a snapshot read event (op r) carrying it, in the stream's encoding (with
+// the schema wrapper when o.CDCSchema), whose decoding is the row the
+// target must end with. It stops at f's first error and returns it.
+func CDCFinalRows(o Options, records int64, f func(id int64, key, value []byte) error) error {
+	o.Workload, o.Records = WorkloadCDC, records
+	g := NewGenerator(o)
+	if records > 0 {
+		g.At(records-1, &Rec{})
+	}
+	z := g.cdc
+	var key, val []byte
+	for k := range z.rows {
+		row := z.rows[k]
+		if row.livePos < 0 {
+			continue
+		}
+		id := int64(k + 1)
+		row.toast = false // a snapshot reads the value
+		key = z.appendKey(key[:0], id)
+		val = z.appendValue(val[:0], &cdcChange{index: row.at, id: id, op: 'r', row: row})
+		if err := f(id, key, val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CDCRows returns the number of rows of the cdc workload's source table
+// after the records 0..records-1 of o's stream.
+func CDCRows(o Options, records int64) int64 {
+	o.Workload, o.Records = WorkloadCDC, records
+	g := NewGenerator(o)
+	if records > 0 {
+		g.At(records-1, &Rec{})
+	}
+	return int64(len(g.cdc.live))
+}
