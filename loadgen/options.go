@@ -89,9 +89,10 @@ func reasonFor(k Kind, format string) string {
 
 // appliesTo reports whether records of kind k can be generated in format.
 // The cdc workload's kinds apply to none. The JSON kinds need a JSON
-// payload (JSON, JSON Schema): an Avro or Protobuf schema fixes every field's type and presence, so a wrong type,
-// an out-of-range number or a missing field cannot be written. The framing
-// kinds need a registry format.
+// payload (JSON, JSON Schema): an Avro or Protobuf schema fixes every
+// field's type and presence, so a wrong type, an out-of-range number or a
+// missing field cannot be written. The framing kinds need a registry
+// format.
 func (k Kind) appliesTo(format string) bool {
 	if k >= KindDelete && k <= KindReplay {
 		return false // the cdc workload's, which has no format to choose
