@@ -247,6 +247,11 @@ type Options struct {
 	// Records is the number of records to produce; 0 means until Duration
 	// (Produce requires one of the two).
 	Records int64 `json:"records"`
+	// Start is the first record Produce sends: it sends records
+	// Start..Records-1 of the stream, so a stream can be produced in
+	// rounds (Stats.Records is then the end index). Not with
+	// Transactional.
+	Start int64 `json:"start,omitempty"`
 	// Duration bounds a run; 0 means until Records.
 	Duration time.Duration `json:"duration"`
 	// Rate is records per second; 0 is as fast as possible. Mutually
@@ -385,6 +390,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Records < 0 {
 		return fmt.Errorf("cannot produce %d records; use a positive count, or 0 with a duration", o.Records)
+	}
+	if o.Start < 0 || o.Start > 0 && o.Transactional {
+		return fmt.Errorf("cannot start at record %d; use a positive index, without transactions", o.Start)
 	}
 	if o.Duration < 0 {
 		return fmt.Errorf("cannot run for a negative duration %v", o.Duration)
