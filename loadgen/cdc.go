@@ -39,8 +39,8 @@ import (
 //   - an update changes status, often total, sometimes notes; one that
 //     leaves a non-null notes alone sends it, with probability CDCToast,
 //     as the placeholder __debezium_unavailable_value (an unchanged
-//     TOASTed value); a tenth of the notes are 2-4 KB, as TOASTed values
-//     are;
+//     TOASTed value); a twentieth of the notes are 2-4 KB, as TOASTed
+//     values are;
 //   - dups (DupRatio) re-send one of the last 8 changes verbatim, replays
 //     (CDCReplays) one of the last 1024; a re-sent insert or update is
 //     always of a row that still exists, as a restarted connector's
