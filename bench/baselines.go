@@ -54,6 +54,9 @@ type workload struct {
 // Sluice must end with. Registry formats are decoded from their JSON
 // rendering, which carries the same events.
 func decodeWorkload(gen loadgen.Options, records int64, conns int, sh Shape) (*workload, error) {
+	if sh.cdc() {
+		return decodeCDC(gen, records, conns)
+	}
 	gen.Format, gen.SchemaID = loadgen.FormatJSON, 0
 	g := loadgen.NewGenerator(gen)
 	var cols []codec.Column
@@ -130,6 +133,46 @@ func decodeWorkload(gen loadgen.Options, records int64, conns int, sh Shape) (*w
 	return w, nil
 }
 
+// decodeCDC decodes the cdc workload's final source table, each row as a
+// snapshot read event in the stream's encoding, with codec's Debezium
+// decoder into the tuples the target must end with, sharded by id.
+func decodeCDC(gen loadgen.Options, records int64, conns int) (*workload, error) {
+	g := loadgen.NewGenerator(gen)
+	var cols []codec.Column
+	w := &workload{all: make([]shard, conns), distinct: make([]shard, conns), keyField: -1}
+	for i, c := range g.Columns() {
+		col, err := codec.ParseColumn(c.Name, c.Type, c.Source, c.Path, c.Required)
+		if err != nil {
+			return nil, err
+		}
+		if c.Name == g.KeyColumn() {
+			w.keyField, col.Key = i, true
+		}
+		cols = append(cols, col)
+		w.cols = append(w.cols, c.Name)
+	}
+	dec, err := codec.NewDecoder(codec.FormatDebezium, cols, codec.Options{MaxRecordBytes: 1 << 20})
+	if err != nil {
+		return nil, fmt.Errorf("cannot build a Debezium decoder for the cdc table: %w", err)
+	}
+	now := time.Now()
+	var n int64
+	err = loadgen.CDCFinalRows(gen, records, func(id int64, key, value []byte) error {
+		rec := codec.Record{Topic: gen.Topic, Offset: n, Timestamp: now, Key: key, Value: value}
+		n++
+		s := &w.distinct[id%int64(conns)]
+		s.data = binary.BigEndian.AppendUint16(s.data, uint16(dec.NumFields()))
+		var err error
+		if s.data, err = dec.AppendFields(s.data, &rec); err != nil {
+			return fmt.Errorf("cannot decode row %d for the baseline: %w", id, err)
+		}
+		s.ends = append(s.ends, len(s.data))
+		w.rows++
+		return nil
+	})
+	return w, err
+}
+
 // baselines measures the raw COPY limit and the plain INSERT writer on
 // fresh copies of s's table.
 func (e *env) baselines(ctx context.Context, s *stream, o Options) (raw, rawSorted, ins *Throughput, err error) {
@@ -161,7 +204,7 @@ func (e *env) baselines(ctx context.Context, s *stream, o Options) (raw, rawSort
 	if o.SortedBaseline && w.keyField < 0 {
 		logf(o.Log, "no key-sorted raw COPY: the %s schema is keyless", s.gen.Schema)
 	}
-	if s.shape.OnConflict == "update" {
+	if s.shape.OnConflict == "update" || s.shape.cdc() {
 		// A multi-row INSERT … ON CONFLICT DO UPDATE fails when one
 		// statement holds two versions of a key: the plain writer would
 		// need its own dedup, so it is not measured for update.
@@ -197,8 +240,8 @@ func (e *env) decode(_ context.Context, s *stream, o Options) (*workload, error)
 	if err != nil {
 		return nil, err
 	}
-	if w.rows != s.stats.Committed[loadgen.KindGood] {
-		return nil, fmt.Errorf("cannot use the decoded workload: %d distinct rows decoded, %d good records committed", w.rows, s.stats.Committed[loadgen.KindGood])
+	if want := s.rows(); w.rows != want {
+		return nil, fmt.Errorf("cannot use the decoded workload: %d distinct rows decoded, the table must end with %d", w.rows, want)
 	}
 	return w, nil
 }

@@ -112,6 +112,14 @@ type Options struct {
 	UpdateRatio float64 `json:"update_ratio"`
 	OnConflict  string  `json:"on_conflict"`
 	Format      string  `json:"format"`
+	// Workload is events (default: the Schema's events in the shape
+	// above) or cdc: loadgen's cdc workload (Debezium change events of an
+	// orders table: 50% updates, 10% deletes each with its tombstone, 2%
+	// replays, TOAST placeholders, DupRatio dups) drained into a format:
+	// debezium table guarded by the source LSN; CDCSchema sends it with
+	// Kafka Connect's schema wrapper.
+	Workload  string `json:"workload,omitempty"`
+	CDCSchema bool   `json:"cdc_schema,omitempty"`
 	// Matrix runs every shape of MatrixShapes one after another instead
 	// of the single workload, each measured against its own raw COPY
 	// limit; no INSERT writer, no latency phase.
@@ -193,6 +201,9 @@ func (o *Options) ensureDefaults() {
 	if o.Format == "" {
 		o.Format = loadgen.FormatJSON
 	}
+	if o.Workload == "" {
+		o.Workload = loadgen.WorkloadEvents
+	}
 	switch o.Log.(type) {
 	case nil:
 		o.Log = io.Discard
@@ -247,6 +258,20 @@ func (o *Options) validate() error {
 	default:
 		return fmt.Errorf("cannot use compression %q; use none, gzip, snappy, lz4 or zstd", o.Compression)
 	}
+	switch o.Workload {
+	case loadgen.WorkloadEvents:
+	case loadgen.WorkloadCDC:
+		switch {
+		case o.Matrix:
+			return fmt.Errorf("cannot combine --workload cdc with --matrix: the matrix has a cdc shape of its own; drop one")
+		case o.Keys != loadgen.KeysEventID || o.UpdateRatio != 0 || o.OnConflict != "ignore" || o.Format != loadgen.FormatJSON:
+			return fmt.Errorf("cannot shape the cdc workload with --keys, --update-ratio, --on-conflict or --format: it is Debezium's JSON keyed by id, applied with on_conflict update; drop them")
+		case o.sameTable():
+			return fmt.Errorf("cannot prefill or partition the cdc workload's target; drop --prefill and --partitioned")
+		}
+	default:
+		return fmt.Errorf("cannot use workload %q; use --workload events or cdc", o.Workload)
+	}
 	if o.Matrix && o.Schema != loadgen.SchemaReference {
 		return fmt.Errorf("cannot run the shape matrix on schema %s: its avro and protobuf shapes carry the reference schema; drop --schema or --matrix", o.Schema)
 	}
@@ -263,7 +288,12 @@ func (o *Options) sameTable() bool { return o.Prefill > 0 || o.Partitioned }
 // Shape is one workload shape: how records are keyed, re-sent, updated
 // and encoded, and the target's conflict policy.
 type Shape struct {
-	Name        string  `json:"name"`
+	Name string `json:"name"`
+	// Workload is loadgen's workload: "" or events, or cdc (Keys "id",
+	// UpdateRatio its updates, OnConflict update, Format debezium: what
+	// the cdc workload is, for the report's columns).
+	Workload    string  `json:"workload,omitempty"`
+	CDCSchema   bool    `json:"cdc_schema,omitempty"`
 	Keys        string  `json:"keys"`         // loadgen.KeysEventID, KeysNull, KeysOtherField
 	DupRatio    float64 `json:"dup_ratio"`    // verbatim re-sends
 	UpdateRatio float64 `json:"update_ratio"` // newer versions of earlier events
@@ -275,14 +305,42 @@ type Shape struct {
 // by null keys (offsets do not order an event's versions across
 // partitions), else "" (the kafka.offset column).
 func (s Shape) Guard() string {
+	if s.cdc() {
+		return "lsn"
+	}
 	if s.OnConflict == "update" && s.Keys == loadgen.KeysNull {
 		return "version"
 	}
 	return ""
 }
 
+func (s Shape) cdc() bool { return s.Workload == loadgen.WorkloadCDC }
+
+// cdcShape is the cdc workload's shape with dups re-sent.
+func cdcShape(name string, dup float64, wrapped bool) Shape {
+	return Shape{Name: name, Workload: loadgen.WorkloadCDC, CDCSchema: wrapped, Keys: "id", DupRatio: dup,
+		UpdateRatio: loadgen.DefaultCDCUpdates, OnConflict: "update", Format: "debezium"}
+}
+
+// genOptions is the loadgen stream of s.
+func (s Shape) genOptions(schema string) loadgen.Options {
+	if s.cdc() {
+		return loadgen.Options{Workload: loadgen.WorkloadCDC, DupRatio: s.DupRatio, CDCUpdates: loadgen.DefaultCDCUpdates,
+			CDCDeletes: loadgen.DefaultCDCDeletes, CDCReplays: loadgen.DefaultCDCReplays, CDCToast: loadgen.DefaultCDCToast, CDCSchema: s.CDCSchema}
+	}
+	return loadgen.Options{Schema: schema, Keys: s.Keys, DupRatio: s.DupRatio, UpdateRatio: s.UpdateRatio, Format: s.Format}
+}
+
 // String describes s in one line.
 func (s Shape) String() string {
+	if s.cdc() {
+		enc := "without"
+		if s.CDCSchema {
+			enc = "with"
+		}
+		return fmt.Sprintf("cdc: %.0f%% updates, %.0f%% deletes, %.0f%% replays, %.0f%% dups; debezium %s schema, guard lsn",
+			100*loadgen.DefaultCDCUpdates, 100*loadgen.DefaultCDCDeletes, 100*loadgen.DefaultCDCReplays, 100*s.DupRatio, enc)
+	}
 	d := fmt.Sprintf("keys %s, %.0f%% dups", s.Keys, 100*s.DupRatio)
 	if s.UpdateRatio > 0 {
 		d += fmt.Sprintf(", %g%% updates", 100*s.UpdateRatio)
@@ -300,6 +358,13 @@ func (s Shape) validate(schema string) error {
 	default:
 		return fmt.Errorf("cannot use on_conflict %q; use --on-conflict ignore or update", s.OnConflict)
 	}
+	if s.cdc() {
+		g := s.genOptions(schema)
+		if err := g.EnsureDefaults().Validate(); err != nil {
+			return fmt.Errorf("cannot benchmark this workload: %w", err)
+		}
+		return nil
+	}
 	if s.UpdateRatio < 0 || s.UpdateRatio > 0.9 {
 		return fmt.Errorf("cannot use update ratio %v; use --update-ratio in [0, 0.9]", s.UpdateRatio)
 	}
@@ -315,6 +380,9 @@ func (s Shape) validate(schema string) error {
 
 // shape is the single workload's shape.
 func (o *Options) shape() Shape {
+	if o.Workload == loadgen.WorkloadCDC {
+		return cdcShape("workload", o.DupRatio, o.CDCSchema)
+	}
 	return Shape{Name: "workload", Keys: o.Keys, DupRatio: o.DupRatio, UpdateRatio: o.UpdateRatio, OnConflict: o.OnConflict, Format: o.Format}
 }
 
@@ -322,7 +390,7 @@ func (o *Options) shape() Shape {
 // measure, each with dup re-sends: keyed by event id (the reference
 // workload); null keys (a re-send lands on another partition than its
 // original); 30% and 1% updates under on_conflict update; Avro and
-// Protobuf records.
+// Protobuf records; the cdc workload (Debezium change events).
 func MatrixShapes(dup float64) []Shape {
 	j, u := loadgen.FormatJSON, "update"
 	return []Shape{
@@ -332,6 +400,7 @@ func MatrixShapes(dup float64) []Shape {
 		{Name: "1% updates", Keys: loadgen.KeysEventID, DupRatio: dup, UpdateRatio: 0.01, OnConflict: u, Format: j},
 		{Name: "avro", Keys: loadgen.KeysEventID, DupRatio: dup, OnConflict: "ignore", Format: loadgen.FormatAvro},
 		{Name: "protobuf", Keys: loadgen.KeysEventID, DupRatio: dup, OnConflict: "ignore", Format: loadgen.FormatProtobuf},
+		cdcShape("cdc", dup, false),
 	}
 }
 
@@ -703,12 +772,21 @@ type stream struct {
 	stats        loadgen.Stats
 }
 
+// rows is the number of rows s's table must end with: one per committed
+// good event, or the cdc source table's final rows.
+func (s *stream) rows() int64 {
+	if s.shape.cdc() {
+		return loadgen.CDCRows(s.gen, s.stats.Records)
+	}
+	return s.stats.Committed[loadgen.KindGood]
+}
+
 func (e *env) newStream(schema string, sh Shape, partitions int, seed int64) *stream {
 	e.n++
 	name := fmt.Sprintf("bench_%s_%d", e.run, e.n)
 	s := &stream{topic: name, table: "public." + name, shape: sh}
-	s.gen = loadgen.Options{Seed: seed, Schema: schema, Topic: name, Partitions: partitions, Compression: e.compression,
-		Keys: sh.Keys, DupRatio: sh.DupRatio, UpdateRatio: sh.UpdateRatio, Format: sh.Format}
+	s.gen = sh.genOptions(schema)
+	s.gen.Seed, s.gen.Topic, s.gen.Partitions, s.gen.Compression = seed, name, partitions, e.compression
 	if e.pg == nil {
 		e.owned = append(e.owned, s.table)
 	}
@@ -718,7 +796,7 @@ func (e *env) newStream(schema string, sh Shape, partitions int, seed int64) *st
 // register registers the reference schema of s's registry format under
 // its topic and sets s.gen.SchemaID.
 func (e *env) register(ctx context.Context, s *stream) error {
-	if s.gen.Format == "" || s.gen.Format == loadgen.FormatJSON {
+	if s.gen.Format == "" || s.gen.Format == loadgen.FormatJSON || s.shape.cdc() {
 		return nil
 	}
 	if e.reg == nil {
@@ -729,7 +807,7 @@ func (e *env) register(ctx context.Context, s *stream) error {
 
 // tableSpec is the table s lands in.
 func (s *stream) tableSpec() loadgen.TableSpec {
-	return loadgen.TableSpec{Schema: s.gen.Schema, Format: s.gen.Format, Table: s.table, Topic: s.topic,
+	return loadgen.TableSpec{Workload: s.gen.Workload, Schema: s.gen.Schema, Format: s.gen.Format, Table: s.table, Topic: s.topic,
 		OnConflict: s.shape.OnConflict, Guard: s.shape.Guard()}
 }
 
@@ -895,7 +973,7 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 		pr.RSSMethod = "unavailable (/proc/self/clear_refs not writable)"
 	}
 	pr.CPU = cpu1.sub(cpu0, elapsed)
-	pr.Drain = newThroughput(elapsed, st.Records, st.Committed[loadgen.KindGood], st.CommittedBytes)
+	pr.Drain = newThroughput(elapsed, st.Records, drain.rows(), st.CommittedBytes)
 	pr.Batches = app.Stats().BatchesCommitted
 	logf(o.Log, "drained %d records in %.2fs: %.0f rows/s, %.1f MB/s (first record fetched after %.2fs, first batch committed after %.2fs)",
 		st.Records, elapsed.Seconds(), pr.Drain.RowsPerSec, pr.Drain.MBPerSec, pr.FirstRecord, pr.FirstCommit)
@@ -941,6 +1019,12 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	pr.Verified = true
 	for _, s := range all {
 		vo := loadgen.VerifyOptions{Gen: s.gen, Stats: &s.stats, Table: s.table, OnConflict: s.shape.OnConflict, Guard: s.shape.Guard()}
+		if s.shape.cdc() {
+			// A TOAST placeholder keeps the value stored before its batch
+			// (docs/change-streams.md): accepted, and counted in the
+			// summary as stale TOAST notes.
+			vo = loadgen.VerifyOptions{Gen: s.gen, Stats: &s.stats, Table: s.table, AllowStaleToast: true}
+		}
 		if o.Prefill > 0 {
 			vo.Where = "src_offset IS NOT NULL" // not the prefilled rows
 		}

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/sluice-dev/sluice/loadgen"
 )
 
 // usageError marks a flag mistake; main prints usage-style exit 2 for
@@ -35,6 +37,8 @@ func commonFlags(fs *flag.FlagSet, o *Options, brokers *string, inProcess *bool)
 	fs.Float64Var(&o.UpdateRatio, "update-ratio", 0, "fraction of records that are a newer version of an earlier event (same id, new ts and amount)")
 	fs.StringVar(&o.OnConflict, "on-conflict", "ignore", "the table's on_conflict: ignore (first write wins) or update (newest wins; with --keys null the table uses guard: version)")
 	fs.StringVar(&o.Format, "format", "json", "record format: json, or avro, protobuf, json_schema (an embedded Schema Registry is started)")
+	fs.StringVar(&o.Workload, "workload", "events", "events (the --schema's events, shaped by the flags above) or cdc (Debezium change events of an orders table into a format: debezium table, guard lsn)")
+	fs.BoolVar(&o.CDCSchema, "cdc-schema", false, "cdc: send the change events with Kafka Connect's schema wrapper")
 }
 
 // brokerFlags applies --brokers and --in-process-broker: by default the
@@ -77,7 +81,7 @@ func BenchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var prefill string
 	fs.StringVar(&prefill, "prefill", "0", "fill the target with this many rows (e.g. 10M) inside PostgreSQL before the benchmark; the raw COPY limit is then measured into the same table (reference schema)")
 	fs.BoolVar(&o.Partitioned, "partitioned", false, "make the target day-partitioned (partition: {column: ts, interval: day}, key [event_id, ts])")
-	fs.BoolVar(&o.Matrix, "matrix", false, "run the workload shapes one after another (event-id keys, null keys, 30% and 1% updates under on_conflict update, avro, protobuf), each against its own raw COPY limit; no INSERT writer, no latency phase")
+	fs.BoolVar(&o.Matrix, "matrix", false, "run the workload shapes one after another (event-id keys, null keys, 30% and 1% updates under on_conflict update, avro, protobuf, cdc), each against its own raw COPY limit; no INSERT writer, no latency phase")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: sluice bench [flags]
 
@@ -124,8 +128,12 @@ func WriteText(w io.Writer, r *Result) {
 		fmt.Fprintf(w, "sluice bench --matrix: %d %s records per shape (%s compression), %d partitions, %d connections, batches of %d rows\n",
 			o.Records, o.Schema, o.Compression, o.Partitions, o.MaxConns, o.BatchRows)
 	} else {
+		what := o.Schema
+		if o.Workload == loadgen.WorkloadCDC {
+			what = "change"
+		}
 		fmt.Fprintf(w, "sluice bench: %d %s records (%s; %s compression), %d partitions, %d connections, batches of %d rows\n",
-			o.Records, o.Schema, o.shape(), o.Compression, o.Partitions, o.MaxConns, o.BatchRows)
+			o.Records, what, o.shape(), o.Compression, o.Partitions, o.MaxConns, o.BatchRows)
 	}
 	fmt.Fprintf(w, "  environment: %s\n", r.Env)
 	fmt.Fprintf(w, "  PostgreSQL:  %s\n", r.PGSettings)

@@ -90,6 +90,10 @@ func TestShapeValidate(t *testing.T) {
 		{Options{Format: "thrift"}, "format"},
 		{Options{Schema: loadgen.SchemaNarrow, Format: loadgen.FormatAvro}, "reference"},
 		{Options{Schema: loadgen.SchemaNarrow, Matrix: true}, "matrix"},
+		{Options{Workload: loadgen.WorkloadCDC, Format: loadgen.FormatAvro}, "Debezium's JSON"},
+		{Options{Workload: loadgen.WorkloadCDC, Matrix: true}, "cdc shape"},
+		{Options{Workload: loadgen.WorkloadCDC, Prefill: 1000}, "prefill"},
+		{Options{Workload: "logs"}, "events or cdc"},
 	} {
 		o := tc.o
 		o.ensureDefaults()
@@ -185,7 +189,10 @@ func TestMatrixSmall(t *testing.T) {
 		if !r.Verified || r.RawCopy == nil || r.RawCopy.Seconds <= 0 || r.Sluice.Seconds <= 0 || r.Ratio <= 0 || len(r.Verify) != 1 {
 			t.Errorf("shape %s: %+v", r.Shape.Name, r)
 		}
-		if r.Shape.UpdateRatio > 0 && !strings.Contains(r.Verify[0], "last committed occurrence") {
+		if r.Shape.Workload == loadgen.WorkloadCDC && !strings.Contains(r.Verify[0], "final state") {
+			t.Errorf("shape %s verified as\n%s", r.Shape.Name, r.Verify[0])
+		}
+		if r.Shape.Workload == "" && r.Shape.UpdateRatio > 0 && !strings.Contains(r.Verify[0], "last committed occurrence") {
 			t.Errorf("shape %s verified as\n%s", r.Shape.Name, r.Verify[0])
 		}
 	}
@@ -194,7 +201,7 @@ func TestMatrixSmall(t *testing.T) {
 	}
 	var out bytes.Buffer
 	WriteText(&out, res)
-	for _, want := range []string{"null keys", "protobuf", "wal_level=replica", "verified exactly once"} {
+	for _, want := range []string{"null keys", "protobuf", "cdc: 50% updates", "wal_level=replica", "verified exactly once"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("text output lacks %q:\n%s", want, out.String())
 		}
@@ -218,4 +225,41 @@ DecodeAvroReferenceEvent-2,,,3,0%
 	if err != nil || len(regs) != 0 {
 		t.Fatalf("a benchmark missing from the baseline: %v, %v", regs, err)
 	}
+}
+
+// TestRunCDC benchmarks the cdc workload on a few thousand records: the
+// raw COPY of the source's final rows and the drain into a format:
+// debezium table, verified against the source's final state.
+func TestRunCDC(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var log bytes.Buffer
+	res, err := Run(ctx, Options{Workload: loadgen.WorkloadCDC, CDCSchema: true, Records: 5000, Partitions: 2, MaxConns: 2, BatchRows: 1000,
+		LatencyFor: -1, Log: &log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	gen := res.Options.shape().genOptions("")
+	gen.Seed = res.Options.Seed
+	rows := loadgen.CDCRows(gen, 5000)
+	if !res.Verified || len(res.Verify) != 1 || !strings.Contains(res.Verify[0], "replay") {
+		t.Fatalf("verified %v: %v", res.Verified, res.Verify)
+	}
+	for name, th := range map[string]*Throughput{"sluice": &res.Sluice, "raw": res.RawCopy} {
+		if th == nil || th.Seconds <= 0 || th.Records != 5000 || th.Rows != rows || th.Bytes <= 0 {
+			t.Errorf("%s throughput %+v, want %d rows", name, th, rows)
+		}
+	}
+	if res.Insert != nil || res.RatioRawCopy <= 0 {
+		t.Errorf("insert %+v, ratio %v", res.Insert, res.RatioRawCopy)
+	}
+	var out bytes.Buffer
+	WriteText(&out, res)
+	if !strings.Contains(out.String(), "cdc: 50% updates") || !strings.Contains(out.String(), "OK: exactly once") {
+		t.Errorf("text output:\n%s", out.String())
+	}
+	t.Log(out.String())
 }

@@ -17,6 +17,12 @@ import (
 // parsing to resolve --bad-ratio and --bad into o.Bad.
 func genFlags(fs *flag.FlagSet, o *Options) (apply func() error) {
 	fs.Int64Var(&o.Seed, "seed", 1, "stream seed; the same seed and flags give the same records")
+	fs.StringVar(&o.Workload, "workload", WorkloadEvents, "events (the --schema's events) or cdc (Debezium change events of a simulated orders table; see --cdc-*)")
+	fs.Float64Var(&o.CDCUpdates, "cdc-updates", DefaultCDCUpdates, "cdc: fraction of records that update a row")
+	fs.Float64Var(&o.CDCDeletes, "cdc-deletes", DefaultCDCDeletes, "cdc: fraction of records that delete a row (each followed by its tombstone)")
+	fs.Float64Var(&o.CDCReplays, "cdc-replays", DefaultCDCReplays, "cdc: fraction of records that re-send an older change verbatim (the guard must reject it)")
+	fs.Float64Var(&o.CDCToast, "cdc-toast", DefaultCDCToast, "cdc: fraction of the updates leaving notes unchanged that send it as the TOAST placeholder")
+	fs.BoolVar(&o.CDCSchema, "cdc-schema", false, "cdc: wrap key and value with their Kafka Connect schema (total as a base64 Decimal, updated_at a MicroTimestamp)")
 	fs.StringVar(&o.Schema, "schema", DefaultSchema, "event schema: reference (~480 B), narrow (~100 B) or wide (~2 KB)")
 	fs.StringVar(&o.Format, "format", FormatJSON, "record format: json, or avro, protobuf, json_schema (the reference schema, registry-framed)")
 	fs.IntVar(&o.SchemaID, "schema-id", 0, "registry id framed into avro/protobuf/json_schema records (0: register the schema with --registry)")
@@ -54,6 +60,9 @@ func genFlags(fs *flag.FlagSet, o *Options) (apply func() error) {
 		return nil
 	})
 	return func() error {
+		if o.Workload != WorkloadCDC {
+			o.CDCUpdates, o.CDCDeletes, o.CDCReplays, o.CDCToast = 0, 0, 0, 0
+		}
 		if badRatio < 0 || badRatio > 1 {
 			return fmt.Errorf("cannot use --bad-ratio %v; use a fraction in [0,1]", badRatio)
 		}
@@ -151,7 +160,7 @@ func LoadgenMain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if ro, ok := reg.options(); ok && registryFormat(o.Format) {
 			fmt.Fprintf(stdout, "schema_registry:\n  urls: [%s]\n", strings.Join(ro.URLs, ", "))
 		}
-		fmt.Fprint(stdout, "tables:\n"+TableConfigYAMLFormat(o.Schema, o.Format, *printTable, o.Topic))
+		fmt.Fprint(stdout, "tables:\n"+TableSpec{Workload: o.Workload, Schema: o.Schema, Format: o.Format, Table: *printTable, Topic: o.Topic}.YAML())
 		return nil
 	}
 	if o.Records == 0 && o.Duration == 0 {
@@ -220,6 +229,7 @@ func VerifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	guard := fs.String("guard", "offset", "the table's guard column under update: offset (the kafka.offset column) or version (the event's version field; needed with --keys null)")
 	manifest := fs.String("manifest", "", "manifest written by sluice loadgen --manifest (replaces the generator flags)")
 	examples := fs.Int("examples", 5, "examples printed per anomaly")
+	staleToast := fs.Bool("allow-stale-toast", false, "cdc: accept a notes column kept from before its batch where the row's last change sent the TOAST placeholder (docs/change-streams.md); such rows are counted either way")
 	var reg registryFlags
 	reg.register(fs)
 	if help, err := parseFlags(fs, args, stderr); help || err != nil {
@@ -234,7 +244,7 @@ func VerifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *pgURL == "" {
 		return errors.New("cannot verify without Postgres; set --postgres postgres://user@host:port/db or SLUICE_POSTGRES_URL")
 	}
-	vo := VerifyOptions{Table: *table, Schema: *schemaName, Group: *group, OnConflict: *onConflict, Guard: *guard, MaxExamples: *examples}
+	vo := VerifyOptions{Table: *table, Schema: *schemaName, Group: *group, OnConflict: *onConflict, Guard: *guard, MaxExamples: *examples, AllowStaleToast: *staleToast}
 	if *manifest != "" {
 		var conflict string
 		genNames := map[string]bool{}

@@ -23,11 +23,14 @@ type Rec struct {
 	// event_id (or id) in the value; bad records carry a fresh id of their
 	// own, in the key only when the kind removed it from the value.
 	EventID [16]byte
+	// ID is the source row's id (cdc workload), the value of its key.
+	ID int64
 	// Txn is the transaction number (Index / TxnRecords) when the options are
 	// transactional, else -1.
 	Txn int64
 	// Version is the event version the value carries: 1 + the index of
-	// the record that wrote it (a dup carries its original's).
+	// the record that wrote it (a dup carries its original's); for the
+	// cdc workload the change's source LSN (0 for a tombstone).
 	Version int64
 	// Key is the Kafka key (Options.Keys): EventID as a 36-byte uuid
 	// string, nil for null keys, or the tenant_id in decimal.
@@ -73,6 +76,7 @@ func hintPartition(hint int32, n int) int {
 }
 
 func (r *Rec) reset() {
+	r.ID = 0
 	r.Key = r.Key[:0]
 	r.Value = r.Value[:0]
 	r.Headers = r.Headers[:0]
@@ -93,6 +97,7 @@ type Generator struct {
 
 	plain bool     // skip the format's encoding and value compression (verify compares plain JSON)
 	enc   *encoder // nil for FormatJSON
+	cdc   *cdcGen  // the cdc workload's table; nil for events
 
 	ctx recCtx
 
@@ -112,6 +117,11 @@ func NewGenerator(o Options) *Generator {
 		panic(fmt.Sprintf("loadgen.NewGenerator: %v", err))
 	}
 	g := &Generator{o: o, sch: schemaByName(o.Schema), seed: uint64(o.Seed)}
+	if o.Workload == WorkloadCDC {
+		g.sch = &cdcSchema
+		g.cdc = newCDCGen(&g.o)
+		return g
+	}
 	cum := o.DupRatio
 	g.thr[KindDup] = threshold(cum)
 	cum += o.UpdateRatio
@@ -192,10 +202,17 @@ func (g *Generator) Next(r *Rec) bool {
 }
 
 // At fills r with record i. It is a pure function of the options and i.
+// For the cdc workload it costs nothing extra when i follows the last
+// record generated, and replays the stream from record 0 when i is before
+// it (cdc.go).
 func (g *Generator) At(i int64, r *Rec) {
 	r.reset()
 	r.Index = i
 	r.Txn = -1
+	if g.cdc != nil {
+		g.cdc.at(i, r)
+		return
+	}
 	if g.o.Transactional {
 		r.Txn = i / int64(g.o.TxnRecords)
 	}
@@ -543,6 +560,8 @@ const (
 	domainVersion
 	domainPart
 	domainHop
+	domainLSN
+	domainMicros
 )
 
 // mix hashes (seed, domain, n) into a well-distributed uint64 (splitmix64

@@ -13,13 +13,17 @@ import (
 // dead-letter table.
 type Kind uint8
 
-// Record kinds. The bad kinds follow KindUpdate; their names are the
+// Record kinds. The bad kinds follow KindReplay; their names are the
 // configuration and manifest names (and, except for KindNUL, the codec's
 // dead-letter reason).
 const (
 	KindGood Kind = iota
 	KindDup
 	KindUpdate
+	// The cdc workload's own kinds (KindGood is an insert there).
+	KindDelete
+	KindTombstone
+	KindReplay
 	KindMalformedJSON
 	KindWrongType
 	KindMissingRequired
@@ -43,6 +47,9 @@ var kindNames = [numKinds]string{
 	KindGood:            "good",
 	KindDup:             "dup",
 	KindUpdate:          "update",
+	KindDelete:          "delete",
+	KindTombstone:       "tombstone",
+	KindReplay:          "replay",
 	KindMalformedJSON:   "malformed_json",
 	KindWrongType:       "wrong_type",
 	KindMissingRequired: "missing_required",
@@ -81,11 +88,15 @@ func reasonFor(k Kind, format string) string {
 }
 
 // appliesTo reports whether records of kind k can be generated in format.
-// The JSON kinds need a JSON payload (JSON, JSON Schema): an Avro or
-// Protobuf schema fixes every field's type and presence, so a wrong type,
-// an out-of-range number or a missing field cannot be written. The framing
-// kinds need a registry format.
+// The cdc workload's kinds apply to none. The JSON kinds need a JSON
+// payload (JSON, JSON Schema): an Avro or Protobuf schema fixes every
+// field's type and presence, so a wrong type, an out-of-range number or a
+// missing field cannot be written. The framing kinds need a registry
+// format.
 func (k Kind) appliesTo(format string) bool {
+	if k >= KindDelete && k <= KindReplay {
+		return false // the cdc workload's, which has no format to choose
+	}
 	switch format {
 	case FormatJSON, "":
 		return k < KindWrongMagic
@@ -163,6 +174,24 @@ const (
 	DefaultTxnRecords    = 1000
 )
 
+// Workloads, by the names Options.Workload accepts.
+const (
+	// WorkloadEvents is the schema's events (reference, narrow, wide).
+	WorkloadEvents = "events"
+	// WorkloadCDC is a simulated source table's change events, rendered
+	// as Debezium's JSON (cdc.go).
+	WorkloadCDC = "cdc"
+)
+
+// The cdc workload's mix as the command-line flags default it (the
+// Options fields' zero values mean none).
+const (
+	DefaultCDCUpdates = 0.5
+	DefaultCDCDeletes = 0.1
+	DefaultCDCReplays = 0.02
+	DefaultCDCToast   = 0.3
+)
+
 // Options describes the simulated traffic. The same Options (in particular
 // the same Seed) always produce the same records in the same order: record i
 // is a pure function of the generation fields and i. Rate, ByteRate,
@@ -172,6 +201,38 @@ type Options struct {
 	// Seed selects the stream. Different seeds give different event ids and
 	// contents.
 	Seed int64 `json:"seed"`
+	// Workload is events (default: the Schema's events) or cdc: the
+	// change events of a simulated source table, an orders table, as
+	// Debezium's PostgreSQL connector writes them (cdc.go). The cdc
+	// workload takes DupRatio and the CDC fields; the events options
+	// (Schema, Format, Keys, KeyCardinality, UpdateRatio, Bad, value
+	// compression, transactions) do not apply to it.
+	Workload string `json:"workload,omitempty"`
+	// CDCUpdates and CDCDeletes are the fractions of records that update
+	// and delete a live row of the source table (the rest of the fresh
+	// changes insert one; an update or delete drawn while the table is
+	// empty inserts). Each delete is followed by its tombstone, which
+	// takes the next record's place.
+	CDCUpdates float64 `json:"cdc_updates,omitempty"`
+	CDCDeletes float64 `json:"cdc_deletes,omitempty"`
+	// CDCReplays is the fraction of records that re-send an older change
+	// verbatim (a connector restarted from an earlier position): the
+	// target's guard must reject it. DupRatio re-sends one of the last few
+	// changes. A re-sent insert or update is always of a row that exists
+	// in the source at that point, as a connector's replay would be: a
+	// replayed upsert of a deleted row would insert it again (a delete
+	// leaves no guard behind).
+	CDCReplays float64 `json:"cdc_replays,omitempty"`
+	// CDCToast is the fraction of updates that leave notes unchanged and
+	// send it as Debezium's placeholder __debezium_unavailable_value (an
+	// unchanged TOASTed column), among those that leave it unchanged and
+	// non-null.
+	CDCToast float64 `json:"cdc_toast,omitempty"`
+	// CDCSchema wraps key and value in Kafka Connect's schema envelope
+	// ({"schema": ..., "payload": ...}, schemas.enable=true), total then a
+	// Connect Decimal (base64) and updated_at an io.debezium.time.MicroTimestamp;
+	// without it total is a decimal string (decimal.handling.mode=string).
+	CDCSchema bool `json:"cdc_schema,omitempty"`
 	// Schema is "reference" (default, ~480 bytes), "narrow" (~100 bytes) or
 	// "wide" (~2 KB, ~40 fields).
 	Schema string `json:"schema"`
@@ -186,6 +247,11 @@ type Options struct {
 	// Records is the number of records to produce; 0 means until Duration
 	// (Produce requires one of the two).
 	Records int64 `json:"records"`
+	// Start is the first record Produce sends: it sends records
+	// Start..Records-1 of the stream, so a stream can be produced in
+	// rounds (Stats.Records is then the end index). Not with
+	// Transactional.
+	Start int64 `json:"start,omitempty"`
 	// Duration bounds a run; 0 means until Records.
 	Duration time.Duration `json:"duration"`
 	// Rate is records per second; 0 is as fast as possible. Mutually
@@ -258,6 +324,9 @@ type Options struct {
 
 // EnsureDefaults fills zero fields with their defaults and returns o.
 func (o *Options) EnsureDefaults() *Options {
+	if o.Workload == "" {
+		o.Workload = WorkloadEvents
+	}
 	if o.Schema == "" {
 		o.Schema = DefaultSchema
 	}
@@ -296,6 +365,15 @@ func (o *Options) EnsureDefaults() *Options {
 
 // Validate reports the first invalid field, naming the option and the fix.
 func (o *Options) Validate() error {
+	switch o.Workload {
+	case "", WorkloadEvents:
+	case WorkloadCDC:
+		if err := o.validateCDC(); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("cannot use workload %q; use events or cdc", o.Workload)
+	}
 	switch o.Schema {
 	case SchemaReference, SchemaNarrow, SchemaWide:
 	default:
@@ -312,6 +390,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Records < 0 {
 		return fmt.Errorf("cannot produce %d records; use a positive count, or 0 with a duration", o.Records)
+	}
+	if o.Start < 0 || o.Start > 0 && o.Transactional {
+		return fmt.Errorf("cannot start at record %d; use a positive index, without transactions", o.Start)
 	}
 	if o.Duration < 0 {
 		return fmt.Errorf("cannot run for a negative duration %v", o.Duration)

@@ -74,7 +74,8 @@ func (c *KindCounts) UnmarshalJSON(b []byte) error {
 // Stats says what a Produce run delivered.
 type Stats struct {
 	// Records is the number of records generated and handed to the
-	// producer: exactly the indices 0..Records-1 of the stream.
+	// producer: exactly the indices 0..Records-1 of the stream (from
+	// Options.Start, when set, to Records-1).
 	Records int64 `json:"records"`
 	// Committed counts records acknowledged by the broker and not in an
 	// aborted transaction: what a read_committed consumer sees.
@@ -364,7 +365,7 @@ func withGrace(ctx context.Context, grace time.Duration) (context.Context, conte
 }
 
 func (p *producer) runPlain(ctx context.Context, deadline time.Time, pace *pacer) error {
-	var i int64
+	i := p.o.Start
 	for ; !p.stop(ctx, i, deadline); i++ {
 		if err := p.produceOne(ctx, i, pace); err != nil {
 			p.stats.Interrupted = true

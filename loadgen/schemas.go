@@ -366,6 +366,11 @@ func TableConfigYAMLFormat(schema, format, table, topic string) string {
 // TableSpec describes the table a stream lands in.
 type TableSpec struct {
 	Schema, Format, Table, Topic string
+	// Workload cdc makes the table a format: debezium replica of the cdc
+	// workload's source table (key id, guard lsn from
+	// debezium.source.lsn, on_conflict update); Schema, Format,
+	// OnConflict and Guard are then ignored.
+	Workload string
 	// OnConflict is the keyed table's policy: ignore (default) or update.
 	OnConflict string
 	// Guard is the column that orders versions under update: "" for the
@@ -377,6 +382,9 @@ type TableSpec struct {
 // YAML returns the table as one item of the `tables:` list, starting with
 // "- name:" and ending with a newline.
 func (t TableSpec) YAML() string {
+	if t.Workload == WorkloadCDC {
+		return cdcTableYAML(t.Table, t.Topic)
+	}
 	s := schemaByName(t.Schema)
 	if t.Format == "" {
 		t.Format = FormatJSON

@@ -22,7 +22,10 @@
 //     its data directory);
 //   - instances joining and leaving; a zombie frozen with SIGSTOP before a
 //     batch, past its session timeout, while another instance takes its
-//     partitions over, then thawed with SIGCONT: its commit must be fenced.
+//     partitions over, then thawed with SIGCONT: its commit must be fenced;
+//   - kill -9 under a Debezium change stream (loadgen's cdc workload into a
+//     format: debezium table), in rounds, the target checked against the
+//     source table's final state after every fault (TestCDCFaults).
 //
 // Invariants checked while the faults run (a sampler polls PostgreSQL):
 //

@@ -2,7 +2,11 @@
 // embedded environment (or uses given services), produces the reference
 // workload with duplicates and bad records while the appliance runs, waits
 // until everything is committed, checks exactly-once and prints a summary.
-// It fails when the check fails.
+// It fails when the check fails. With the cdc workload it produces Debezium
+// change events of a simulated orders table instead (inserts, updates,
+// deletes with their tombstones, dups, replays, TOAST placeholders) into a
+// format: debezium table, and checks that the target equals the source's
+// final state.
 package demo
 
 import (
@@ -44,6 +48,9 @@ type Options struct {
 	// protobuf, json_schema): the demo then also runs the embedded
 	// registry and registers the reference schema in it.
 	Format string
+	// Workload is events (default) or cdc: loadgen's cdc workload into a
+	// format: debezium table (Format and BadRatio do not apply).
+	Workload string
 }
 
 // Main is `sluice demo`.
@@ -57,13 +64,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.Partitions, "partitions", 4, "partitions of the demo topic (embedded broker)")
 	fs.StringVar(&o.Postgres, "postgres", "", "PostgreSQL URL to use instead of a private cluster")
 	fs.StringVar(&o.Brokers, "brokers", "", "Kafka brokers (comma-separated) to use instead of the embedded broker")
-	fs.StringVar(&o.Topic, "topic", "sluice_demo_events", "topic to produce to and consume from")
+	fs.StringVar(&o.Topic, "topic", "", "topic to produce to and consume from (default sluice_demo_events, or shop.public.orders for --workload cdc)")
 	fs.Int64Var(&o.Seed, "seed", 42, "loadgen seed")
 	fs.Float64Var(&o.DupRatio, "dup-ratio", 0.02, "fraction of records that re-send an earlier event")
 	fs.Float64Var(&o.BadRatio, "bad-ratio", 0.005, "fraction of records that are bad (spread over every kind)")
 	fs.IntVar(&o.MaxConns, "max-conns", 2, "writer connections")
 	fs.BoolVar(&o.Verbose, "v", false, "log the appliance at info level")
 	fs.StringVar(&o.Format, "format", "json", "record format: json, or avro, protobuf, json_schema with the embedded Schema Registry")
+	fs.StringVar(&o.Workload, "workload", "events", "events (reference events with duplicates and bad records) or cdc (Debezium change events of an orders table)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,6 +84,19 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // Run runs the demo and returns an error when anything, including the
 // exactly-once check, fails.
 func Run(ctx context.Context, o Options, out io.Writer) error {
+	cdc := o.Workload == loadgen.WorkloadCDC
+	switch {
+	case o.Workload != "" && o.Workload != loadgen.WorkloadEvents && !cdc:
+		return fmt.Errorf("cannot run workload %q; use --workload events or cdc", o.Workload)
+	case cdc && o.Format != "" && o.Format != loadgen.FormatJSON:
+		return fmt.Errorf("cannot run the cdc workload in format %s: it is Debezium's JSON; drop --format", o.Format)
+	}
+	if o.Topic == "" {
+		o.Topic = "sluice_demo_events"
+		if cdc {
+			o.Topic = "shop.public.orders"
+		}
+	}
 	fmt.Fprintln(out, "sluice demo: Kafka → PostgreSQL, exactly once")
 	pgURL := o.Postgres
 	if pgURL == "" {
@@ -105,7 +126,10 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		brokers = strings.Split(o.Brokers, ",")
 	}
 
-	const table = "public.sluice_demo_events"
+	table := "public.sluice_demo_events"
+	if cdc {
+		table = "public.sluice_demo_orders"
+	}
 	if o.Format == "" {
 		o.Format = loadgen.FormatJSON
 	}
@@ -122,7 +146,14 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	if o.Records > 0 {
 		lo.Duration = 0
 	}
-	lo.SpreadBad(o.BadRatio)
+	spec := loadgen.TableSpec{Schema: loadgen.SchemaReference, Format: o.Format, Table: table, Topic: o.Topic}
+	if cdc {
+		lo.Workload, lo.CDCUpdates, lo.CDCDeletes, lo.CDCReplays, lo.CDCToast =
+			loadgen.WorkloadCDC, loadgen.DefaultCDCUpdates, loadgen.DefaultCDCDeletes, loadgen.DefaultCDCReplays, loadgen.DefaultCDCToast
+		spec.Workload = loadgen.WorkloadCDC
+	} else {
+		lo.SpreadBad(o.BadRatio)
+	}
 	registryYAML := ""
 	if o.Format != loadgen.FormatJSON {
 		fmt.Fprint(out, "  starting the embedded Schema Registry … ")
@@ -147,7 +178,7 @@ kafka:
 metrics:
   listen: 127.0.0.1:0
 tables:
-%s`, yamlList(brokers), time.Now().UnixNano(), registryYAML, pgURL, o.MaxConns, loadgen.TableConfigYAMLFormat(loadgen.SchemaReference, o.Format, table, o.Topic))
+%s`, yamlList(brokers), time.Now().UnixNano(), registryYAML, pgURL, o.MaxConns, spec.YAML())
 	cfg, err := ingest.Parse([]byte(cfgYAML), func(string) string { return "" })
 	if err != nil {
 		return fmt.Errorf("cannot build the demo configuration: %w", err)
@@ -165,8 +196,13 @@ tables:
 	appDone := make(chan error, 1)
 	go func() { appDone <- app.Run(appCtx) }()
 
-	fmt.Fprintf(out, "  producing %s reference events (%s, %.1f%% duplicates, %.1f%% bad records) while the appliance runs …\n",
-		o.Format, describeAmount(o), 100*o.DupRatio, 100*o.BadRatio)
+	if cdc {
+		fmt.Fprintf(out, "  producing Debezium change events of an orders table (%s: %.0f%% updates, %.0f%% deletes with tombstones, %.0f%% replays, %.1f%% duplicates, TOAST placeholders) while the appliance runs …\n",
+			describeAmount(o), 100*lo.CDCUpdates, 100*lo.CDCDeletes, 100*lo.CDCReplays, 100*o.DupRatio)
+	} else {
+		fmt.Fprintf(out, "  producing %s reference events (%s, %.1f%% duplicates, %.1f%% bad records) while the appliance runs …\n",
+			o.Format, describeAmount(o), 100*o.DupRatio, 100*o.BadRatio)
+	}
 	start := time.Now()
 	progressDone := make(chan struct{})
 	stopProgress := make(chan struct{})
@@ -224,19 +260,36 @@ tables:
 	}
 	wantRows := stats.Committed[loadgen.KindGood]
 	wantDLs := stats.Committed.Bad()
-	rep, verr := loadgen.Verify(ctx, pgURL, loadgen.VerifyOptions{Gen: lo, Stats: &stats, Table: table})
+	vo := loadgen.VerifyOptions{Gen: lo, Stats: &stats, Table: table}
+	if cdc {
+		wantRows = loadgen.CDCRows(lo, stats.Records)
+		// A TOAST placeholder keeps the value stored before its batch
+		// (docs/change-streams.md); such rows are counted in the summary.
+		vo.AllowStaleToast = true
+	}
+	rep, verr := loadgen.Verify(ctx, pgURL, vo)
 	ok := rows == wantRows && dls == wantDLs && verr == nil && rep.OK()
 
 	mb := float64(stats.CommittedBytes) / 1e6
 	secs := elapsed.Seconds()
 	fmt.Fprintf(out, "\nsummary\n")
-	fmt.Fprintf(out, "  records produced    %d (%d unique events, %d duplicates, %d bad) in %.1fs\n",
-		total, wantRows, stats.Committed[loadgen.KindDup], wantDLs, produceTime.Seconds())
+	if cdc {
+		c := &stats.Committed
+		fmt.Fprintf(out, "  records produced    %d (%d inserts, %d updates, %d deletes + %d tombstones, %d duplicates, %d replays) in %.1fs\n",
+			total, c[loadgen.KindGood], c[loadgen.KindUpdate], c[loadgen.KindDelete], c[loadgen.KindTombstone], c[loadgen.KindDup], c[loadgen.KindReplay], produceTime.Seconds())
+	} else {
+		fmt.Fprintf(out, "  records produced    %d (%d unique events, %d duplicates, %d bad) in %.1fs\n",
+			total, wantRows, stats.Committed[loadgen.KindDup], wantDLs, produceTime.Seconds())
+	}
 	fmt.Fprintf(out, "  records consumed    %d, %.1f MB\n", st.RecordsConsumed, float64(st.BytesConsumed)/1e6)
 	fmt.Fprintf(out, "  drained in          %.1fs: %.0f records/s, %.1f MB/s, %.0f rows/s\n",
 		secs, float64(total)/secs, mb/secs, float64(rows)/secs)
 	fmt.Fprintf(out, "  batches committed   %d, end-to-end p99 %.2fs\n", st.BatchesCommitted, p99)
-	fmt.Fprintf(out, "  target rows         %d (want %d unique events)\n", rows, wantRows)
+	if cdc {
+		fmt.Fprintf(out, "  target rows         %d (want %d rows of the source table)\n", rows, wantRows)
+	} else {
+		fmt.Fprintf(out, "  target rows         %d (want %d unique events)\n", rows, wantRows)
+	}
 	fmt.Fprintf(out, "  dead letters        %d (want %d bad records)\n", dls, wantDLs)
 	if verr != nil {
 		fmt.Fprintf(out, "  verify              error: %v\n", verr)
@@ -246,6 +299,14 @@ tables:
 	if !ok {
 		fmt.Fprintln(out, "  verdict             FAIL")
 		return errors.New("exactly-once check failed")
+	}
+	if cdc {
+		fmt.Fprint(out, "  verdict             PASS: the target equals the source table's final state")
+		if rep.ToastStale > 0 {
+			fmt.Fprintf(out, ", but for %d TOASTed notes kept from before their batch (docs/change-streams.md, \"Unchanged TOAST columns\")", rep.ToastStale)
+		}
+		fmt.Fprintln(out)
+		return nil
 	}
 	fmt.Fprintln(out, "  verdict             PASS: every record landed exactly once (or once in dead_letters)")
 	return nil

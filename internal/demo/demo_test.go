@@ -68,3 +68,23 @@ func TestDemoRegistryFormats(t *testing.T) {
 		})
 	}
 }
+
+// TestDemoCDC runs `sluice demo --workload cdc` on a small stream: Debezium
+// change events of an orders table land in a format: debezium table that
+// must end equal to the source's final state.
+func TestDemoCDC(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL and the appliance")
+	}
+	var out strings.Builder
+	err := Run(context.Background(), Options{Workload: "cdc", Records: 5000, Partitions: 3, Seed: 3, DupRatio: 0.02, MaxConns: 2}, &out)
+	t.Log(out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"PASS: the target equals the source", "tombstones", "replay", "shop.public.orders"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks %q", want)
+		}
+	}
+}
