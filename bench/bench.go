@@ -1023,7 +1023,7 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 			// A TOAST placeholder keeps the value stored before its batch
 			// (docs/change-streams.md): accepted, and counted in the
 			// summary as stale TOAST notes.
-			vo = loadgen.VerifyOptions{Gen: s.gen, Stats: &s.stats, Table: s.table, AllowStaleToast: true}
+			vo = loadgen.VerifyOptions{Gen: s.gen, Stats: &s.stats, Table: s.table}
 		}
 		if o.Prefill > 0 {
 			vo.Where = "src_offset IS NOT NULL" // not the prefilled rows

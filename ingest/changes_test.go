@@ -192,3 +192,29 @@ func TestDebeziumKeyChange(t *testing.T) {
 		t.Errorf("after the key change the table holds ids %q, want 10", ids)
 	}
 }
+
+// TestDebeziumPlaceholderAfterChangeInBatch: a TOAST placeholder takes the
+// value an earlier change of the same key sent in the same batch, not the
+// older stored one.
+func TestDebeziumPlaceholderAfterChangeInBatch(t *testing.T) {
+	e := newEnv(t, 1)
+	cfg := e.config(debeziumTable)
+	cfg.Batch.MaxAge = Duration(2e9) // one batch for the second produce
+	e.start(cfg)
+	e.produce(dbz("c", 100, "", orderRow(1, "apple", 1)))
+	e.waitDrained(1)
+	e.produce(
+		dbz("u", 200, orderRow(1, "apple", 1), orderRow(1, "pear", 2)),
+		dbz("u", 300, orderRow(1, "pear", 2), `{"id":1,"name":"__debezium_unavailable_value","qty":3}`),
+		dbz("c", 310, "", orderRow(2, "fig", 1)),
+		dbz("u", 320, orderRow(2, "fig", 1), `{"id":2,"name":"__debezium_unavailable_value","qty":5}`),
+	)
+	e.waitDrained(5)
+	var got string
+	if err := e.db.QueryRow(e.ctx, `SELECT string_agg(id || ':' || name || ':' || qty, ' ' ORDER BY id) FROM public.orders`).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != "1:pear:3 2:fig:5" {
+		t.Errorf("rows %q, want 1:pear:3 2:fig:5 (placeholders take the batch's earlier values)", got)
+	}
+}

@@ -66,7 +66,7 @@ func TestCDCFaults(t *testing.T) {
 			total.Committed[k] += rs.Committed[k]
 		}
 		c.waitDrained(2 * time.Minute)
-		rep, err := loadgen.Verify(c.ctx, c.url, loadgen.VerifyOptions{Gen: gen, Stats: &total, Table: "public.orders", AllowStaleToast: true})
+		rep, err := loadgen.Verify(c.ctx, c.url, loadgen.VerifyOptions{Gen: gen, Stats: &total, Table: "public.orders"})
 		if err != nil {
 			t.Fatal(err)
 		}
