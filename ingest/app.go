@@ -396,7 +396,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		a.ctlMu.Unlock()
 	}()
 	var pts []*pgcopy.Table
-	for _, t := range a.tables {
+	for _, t := range a.tableList() {
 		pts = append(pts, t.pg)
 	}
 	if err := pgcopy.Migrate(ctx, ctl, a.cfg.Postgres.Schema, pts); err != nil {
@@ -405,7 +405,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	// The targets' length, precision and scale are known now: the
 	// decoders (built by the workers from t.cols) dead-letter values
 	// PostgreSQL would round or trim.
-	for _, t := range a.tables {
+	for _, t := range a.tableList() {
 		t.applyLimits()
 	}
 	if err := a.loadEvolved(ctx); err != nil {

@@ -360,7 +360,7 @@ func replayDeadLetters(ctx context.Context, cfg *Config, filter pgcopy.DeadLette
 		return err
 	}
 	var pts []*pgcopy.Table
-	for _, t := range a.tables {
+	for _, t := range a.tableList() {
 		pts = append(pts, t.pg)
 	}
 	// As at start: checks the targets and learns their length, precision
@@ -373,7 +373,7 @@ func replayDeadLetters(ctx context.Context, cfg *Config, filter pgcopy.DeadLette
 	w := pgcopy.NewWriter(cfg.Postgres.URL, cfg.Postgres.Schema, filter.Group)
 	defer w.Close(context.Background())
 	total := pgcopy.ReplayResult{}
-	for _, t := range a.tables {
+	for _, t := range a.tableList() {
 		if filter.Target != "" && filter.Target != t.cfg.Name {
 			continue
 		}

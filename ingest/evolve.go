@@ -183,7 +183,7 @@ func (a *App) evolvedColumns(t *tableRT, want, got []pgcopy.Column) []codec.Colu
 // earlier run added to its target. Run calls it after migrating, before
 // the workers start.
 func (a *App) loadEvolved(ctx context.Context) error {
-	for _, t := range a.tables {
+	for _, t := range a.tableList() {
 		if t.cfg.Evolve != "add_columns" {
 			continue
 		}

@@ -188,7 +188,7 @@ func (a *App) writePartitionMetrics(w io.Writer) {
 		fmt.Fprintf(w, "sluice_table_lag{table=%q} %d\n", t.cfg.Name, tableLag[t.cfg.Name])
 	}
 	writeFamily(w, "sluice_stuck", "gauge")
-	for _, t := range a.tables {
+	for _, t := range a.tableList() {
 		stuck := 0
 		if a.stuckStatus(t) != nil {
 			stuck = 1

@@ -82,7 +82,7 @@ func (tp *tablePartitions) setNotBefore(p *pgcopy.Partitioning, now time.Time) {
 // consuming: the partitions of the coming batches exist by then.
 func (a *App) startPartitions(ctx context.Context) (stop func(), err error) {
 	var parted bool
-	for _, t := range a.tables {
+	for _, t := range a.tableList() {
 		parted = parted || t.part != nil
 	}
 	if !parted {
@@ -115,7 +115,7 @@ func (a *App) startPartitions(ctx context.Context) (stop func(), err error) {
 // table on the control connection.
 func (a *App) maintainPartitions(ctx context.Context) error {
 	now := a.pm.now()
-	for _, t := range a.tables {
+	for _, t := range a.tableList() {
 		if t.part == nil {
 			continue
 		}

@@ -137,7 +137,7 @@ func (a *App) stuckStatus(t *tableRT) *StuckStatus {
 // stuckReason words every stuck table for /readyz, "" when none is.
 func (a *App) stuckReason() string {
 	var rs []string
-	for _, t := range a.tables {
+	for _, t := range a.tableList() {
 		if st := a.stuckStatus(t); st != nil {
 			rs = append(rs, fmt.Sprintf("%s stuck for %s: %s", t.cfg.Name, time.Since(st.Since).Round(time.Second), st.Reason))
 		}

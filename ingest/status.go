@@ -158,7 +158,7 @@ func (a *App) noteError(where string, err error) {
 // sample appends the current counters to the history ring.
 func (a *App) sample(now time.Time) {
 	s := statusSample{at: now, rows: map[string]uint64{}, lag: map[string]int64{}, lat: map[string]Latency{}}
-	for _, t := range a.tables {
+	for _, t := range a.tableList() {
 		tm := a.m.table(t.cfg.Name)
 		s.rows[t.cfg.Name] = tm.written.Get()
 		s.lat[t.cfg.Name] = tm.batchLat.snapshot()
@@ -240,7 +240,7 @@ func (a *App) Status() Status {
 	}
 
 	byTable := map[string]*TableStatus{}
-	for _, t := range a.tables {
+	for _, t := range a.tableList() {
 		ts := &TableStatus{Name: t.cfg.Name, Topics: t.cfg.Topics, DeadLetters: map[string]uint64{}}
 		ts.RowsWritten = a.m.table(t.cfg.Name).written.Get()
 		ts.Stuck = a.stuckStatus(t)
@@ -291,7 +291,7 @@ func (a *App) Status() Status {
 	if base == nil && len(samples) > 0 {
 		base = &samples[len(samples)-1]
 	}
-	for _, t := range a.tables {
+	for _, t := range a.tableList() {
 		ts := byTable[t.cfg.Name]
 		tm := a.m.table(t.cfg.Name)
 		lat := tm.batchLat.snapshot()
@@ -318,7 +318,7 @@ func (a *App) Status() Status {
 	st.History = HistoryStatus{StepSeconds: a.periods.sample.Seconds(), Tables: map[string]TableHistory{}}
 	for i, s := range samples {
 		st.History.Times = append(st.History.Times, s.at.UnixMilli())
-		for _, t := range a.tables {
+		for _, t := range a.tableList() {
 			name := t.cfg.Name
 			th := st.History.Tables[name]
 			rate := 0.0
