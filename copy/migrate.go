@@ -22,8 +22,9 @@ const migrateLockKey = 0x736c7569636501 // "sluice" + 1
 // non-partial, non-deferrable unique index on exactly Key).
 //
 // Migrate is idempotent and may run concurrently from several instances: it
-// holds a transaction-level advisory lock while creating. conn must not be
-// inside a transaction.
+// holds a transaction-level advisory lock while creating. It records each
+// column's Limit in tables, so concurrent calls must not share a *Table.
+// conn must not be inside a transaction.
 func Migrate(ctx context.Context, conn *pgconn.PgConn, schema string, tables []*Table) error {
 	if schema == "" {
 		return errors.New("cannot migrate an empty schema name: set postgres.schema, e.g. sluice")

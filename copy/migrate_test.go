@@ -21,13 +21,17 @@ func eventsTable() *Table {
 func TestMigrateIdempotentConcurrent(t *testing.T) {
 	t.Parallel()
 	url := newDB(t)
-	tables := []*Table{eventsTable(), {Name: "other.logs", Columns: []Column{{Name: "line", SQLType: "text"}}, Create: true}}
+	// Each instance has its own Tables: Migrate records limits in them.
+	newTables := func() []*Table {
+		return []*Table{eventsTable(), {Name: "other.logs", Columns: []Column{{Name: "line", SQLType: "text"}}, Create: true}}
+	}
+	tables := newTables()
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for range 8 {
 		wg.Go(func() {
 			c := connect(t, url)
-			errs <- Migrate(testCtx(t), c, "sluice", tables)
+			errs <- Migrate(testCtx(t), c, "sluice", newTables())
 		})
 	}
 	wg.Wait()
