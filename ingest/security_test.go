@@ -257,6 +257,9 @@ func produceSecure(t *testing.T, cfg *Config, from, to int) {
 func ingestsEndToEnd(t *testing.T, cfg *Config, adminURL string) {
 	t.Helper()
 	const n = 20
+	// Parallel subtests share a broker and its topic: a group of their
+	// own keeps one from being assigned the other's partitions.
+	cfg.Kafka.Group = "g-" + strings.NewReplacer("/", "-", " ", "_", ",", "").Replace(t.Name())
 	r := startApp(t, cfg, nil)
 	produceSecure(t, cfg, 0, n)
 	waitUntil(t, fmt.Sprintf("%d rows", n), 30*time.Second, func() bool {
