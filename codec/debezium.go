@@ -340,10 +340,11 @@ func (d *Decoder) appendDebezium(dst []byte, rec *Record) ([]byte, *RowError) {
 		if rerr != nil {
 			return dst, rerr
 		}
-		if c.Limit != (Limit{}) {
-			if rerr = c.checkLimit(dst[start:]); rerr != nil {
-				return dst, rerr
-			}
+		if c.Source == SourcePath && d.op != OpUpsert {
+			continue // a delete's NULL columns and its key: nothing to check
+		}
+		if rerr = c.checkField(dst[start:]); rerr != nil {
+			return dst, rerr
 		}
 	}
 	return dst, nil

@@ -358,18 +358,26 @@ func (d *Decoder) appendFields(dst []byte, rec *Record) ([]byte, *RowError) {
 		if rerr != nil {
 			return dst, rerr
 		}
-		if c.Limit != (Limit{}) {
-			if rerr = c.checkLimit(dst[start:]); rerr != nil {
-				return dst, rerr
-			}
-		}
-		if c.NotBefore != nil {
-			if rerr = c.checkNotBefore(dst[start:]); rerr != nil {
-				return dst, rerr
-			}
+		if rerr = c.checkField(dst[start:]); rerr != nil {
+			return dst, rerr
 		}
 	}
 	return dst, nil
+}
+
+// checkField applies what the target adds to c's type (Limit: length,
+// precision and scale; NotBefore: a partitioned table's retention) to the
+// field just appended, whatever its source or format.
+func (c *column) checkField(field []byte) *RowError {
+	if c.Limit != (Limit{}) {
+		if rerr := c.checkLimit(field); rerr != nil {
+			return rerr
+		}
+	}
+	if c.NotBefore != nil {
+		return c.checkNotBefore(field)
+	}
+	return nil
 }
 
 // appendSource appends the field of a kafka.* source column. value is the

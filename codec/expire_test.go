@@ -49,3 +49,36 @@ func TestNotBefore(t *testing.T) {
 		t.Errorf("%v allocations per record with NotBefore", n)
 	}
 }
+
+// TestNotBeforeDebezium: a change event's time older than the retention is
+// expired like a JSON record's; a delete of such a row is not.
+func TestNotBeforeDebezium(t *testing.T) {
+	var nb atomic.Int64
+	nb.Store(time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC).UnixMicro())
+	cols := []Column{
+		{Name: "id", Type: TypeInt8, Path: "id", Key: true},
+		{Name: "ts", Type: TypeTimestamptz, Path: "ts", Key: true, NotBefore: &nb},
+	}
+	dec, err := NewDecoder(FormatDebezium, cols, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		value string
+		want  Reason
+	}{
+		{`{"op":"c","after":{"id":1,"ts":"2026-11-25T00:00:00Z"}}`, ""},
+		{`{"op":"c","after":{"id":2,"ts":"2026-11-01T00:00:00Z"}}`, ReasonExpired},
+		{`{"op":"u","before":{"id":2,"ts":"2026-11-01T00:00:00Z"},"after":{"id":2,"ts":"2026-11-02T00:00:00Z"}}`, ReasonExpired},
+		{`{"op":"d","before":{"id":2,"ts":"2026-11-01T00:00:00Z"},"after":null}`, ""},
+	} {
+		_, err := dec.AppendFields(nil, &Record{Value: []byte(c.value)})
+		var re *RowError
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.value, err)
+		case c.want != "" && (!errors.As(err, &re) || re.Reason != c.want):
+			t.Errorf("%s: got %v, want %s", c.value, err, c.want)
+		}
+	}
+}
