@@ -623,7 +623,7 @@ func (t *TableConfig) validate(key string) error {
 		return cfgErr(key+".truncate", "only format debezium carries truncate events; remove truncate or use format debezium")
 	}
 	if _, err := pgcopy.ParsePolicy(t.OnConflict); err != nil {
-		return cfgErr(key+".on_conflict", "%q is not valid; use ignore (first write wins) or update (highest offset wins)", t.OnConflict)
+		return cfgErr(key+".on_conflict", "%q is not valid; use ignore (first write wins) or update (the newest write wins, by the guard column)", t.OnConflict)
 	}
 	if t.MaxRecordBytes == 0 {
 		t.MaxRecordBytes = 1 << 20
