@@ -440,18 +440,7 @@ func cdcTableYAML(table, topic string) string {
 	fmt.Fprintf(&b, "- name: %s\n", yamlScalar(table))
 	fmt.Fprintf(&b, "  topics: [%s]\n", yamlScalar(topic))
 	b.WriteString("  format: debezium\n  create: true\n  key: [id]\n  on_conflict: update\n  guard: lsn\n  columns:\n")
-	for _, c := range cdcColumns {
-		fmt.Fprintf(&b, "    - {name: %s, type: %s", c.Name, c.Type)
-		if c.Source != "" {
-			fmt.Fprintf(&b, ", source: %s", c.Source)
-		} else {
-			fmt.Fprintf(&b, ", path: %s", c.Path)
-		}
-		if c.Required {
-			b.WriteString(", required: true")
-		}
-		b.WriteString("}\n")
-	}
+	writeColumnsYAML(&b, cdcColumns)
 	return b.String()
 }
 

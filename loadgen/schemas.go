@@ -403,19 +403,24 @@ func (t TableSpec) YAML() string {
 		}
 	}
 	b.WriteString("  columns:\n")
-	for _, c := range s.columns {
-		fmt.Fprintf(&b, "    - {name: %s, type: %s", c.Name, c.Type)
+	writeColumnsYAML(&b, s.columns)
+	return b.String()
+}
+
+// writeColumnsYAML writes cols as the items of a table's columns: list.
+func writeColumnsYAML(b *strings.Builder, cols []Column) {
+	for _, c := range cols {
+		fmt.Fprintf(b, "    - {name: %s, type: %s", c.Name, c.Type)
 		if c.Source != "" {
-			fmt.Fprintf(&b, ", source: %s", c.Source)
+			fmt.Fprintf(b, ", source: %s", c.Source)
 		} else {
-			fmt.Fprintf(&b, ", path: %s", c.Path)
+			fmt.Fprintf(b, ", path: %s", c.Path)
 		}
 		if c.Required {
 			b.WriteString(", required: true")
 		}
 		b.WriteString("}\n")
 	}
-	return b.String()
 }
 
 // yamlScalar quotes s unless it is a plain identifier-like scalar.
