@@ -366,6 +366,27 @@ func pgConnectError(err error, url string) string {
 	return withHint(msg, hint)
 }
 
+// withCtl runs f on the control connection (claims, table preparation,
+// partition maintenance, evolution), connecting it when needed and
+// dropping it after an error a reconnect may cure.
+func (a *App) withCtl(ctx context.Context, f func(*pgconn.PgConn) error) error {
+	a.ctlMu.Lock()
+	defer a.ctlMu.Unlock()
+	if a.ctl == nil || a.ctl.IsClosed() {
+		conn, err := connectPG(ctx, a.cfg.Postgres.URL, 0)
+		if err != nil {
+			return err
+		}
+		a.ctl = conn
+	}
+	err := f(a.ctl)
+	if err != nil && pgcopy.IsRetryable(err) {
+		a.ctl.Close(context.Background())
+		a.ctl = nil
+	}
+	return err
+}
+
 func isAuthError(err error) bool {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {

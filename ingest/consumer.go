@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -147,20 +148,12 @@ func (a *App) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kg
 }
 
 func (a *App) claim(ctx context.Context, tps map[string][]int32) ([]pgcopy.Claim, error) {
-	a.ctlMu.Lock()
-	defer a.ctlMu.Unlock()
-	if a.ctl == nil || a.ctl.IsClosed() {
-		conn, err := connectPG(ctx, a.cfg.Postgres.URL, 0)
-		if err != nil {
-			return nil, err
-		}
-		a.ctl = conn
-	}
-	claims, err := pgcopy.ClaimPartitions(ctx, a.ctl, a.cfg.Postgres.Schema, a.cfg.Kafka.Group, tps)
-	if err != nil && pgcopy.IsRetryable(err) {
-		a.ctl.Close(context.Background())
-		a.ctl = nil
-	}
+	var claims []pgcopy.Claim
+	err := a.withCtl(ctx, func(conn *pgconn.PgConn) error {
+		var err error
+		claims, err = pgcopy.ClaimPartitions(ctx, conn, a.cfg.Postgres.Schema, a.cfg.Kafka.Group, tps)
+		return err
+	})
 	return claims, err
 }
 

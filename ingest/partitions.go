@@ -172,22 +172,3 @@ func splitName(name string) (string, string) {
 	}
 	return "public", name
 }
-
-// withCtl runs f on the control connection, reconnecting it when needed.
-func (a *App) withCtl(ctx context.Context, f func(*pgconn.PgConn) error) error {
-	a.ctlMu.Lock()
-	defer a.ctlMu.Unlock()
-	if a.ctl == nil || a.ctl.IsClosed() {
-		conn, err := connectPG(ctx, a.cfg.Postgres.URL, 0)
-		if err != nil {
-			return err
-		}
-		a.ctl = conn
-	}
-	err := f(a.ctl)
-	if err != nil && pgcopy.IsRetryable(err) {
-		a.ctl.Close(context.Background())
-		a.ctl = nil
-	}
-	return err
-}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -224,16 +225,10 @@ func (a *App) instance(ctx context.Context, r *route, topic string) (*tableRT, e
 // prepareTable migrates (creates with create: true) and checks one table
 // on the control connection, then gives its columns the target's limits.
 func (a *App) prepareTable(ctx context.Context, t *tableRT) error {
-	a.ctlMu.Lock()
-	defer a.ctlMu.Unlock()
-	if a.ctl == nil || a.ctl.IsClosed() {
-		conn, err := connectPG(ctx, a.cfg.Postgres.URL, 0)
-		if err != nil {
-			return err
-		}
-		a.ctl = conn
-	}
-	if err := pgcopy.Migrate(ctx, a.ctl, a.cfg.Postgres.Schema, []*pgcopy.Table{t.pg}); err != nil {
+	err := a.withCtl(ctx, func(conn *pgconn.PgConn) error {
+		return pgcopy.Migrate(ctx, conn, a.cfg.Postgres.Schema, []*pgcopy.Table{t.pg})
+	})
+	if err != nil {
 		return err
 	}
 	t.applyLimits()
