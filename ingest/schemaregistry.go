@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -265,14 +264,11 @@ func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need
 				a.log.Info(what+" compiled", "topic", st.topic, "schema", need.Ref.String(), "subject", s.Subject, "version", s.Version)
 			}
 			return true
-		case errors.Is(err, registry.ErrNotFound):
-			a.regWait.set(key, "")
-			a.log.Warn("the schema registry has no such schema; its records become dead letters", "topic", st.topic, "schema", need.Ref.String(), "key", need.Key)
-			add(need.Ref, nil)
-			return true
 		case registry.IsPermanent(err):
+			// Not found (40403), or references that cannot be resolved.
 			a.regWait.set(key, "")
-			a.log.Warn("a "+what+" cannot be resolved; its records become dead letters", "schema", need.Ref.String(), "err", err)
+			a.log.Warn("a "+what+" cannot be had from the schema registry; its records become dead letters",
+				"topic", st.topic, "schema", need.Ref.String(), "err", err)
 			add(need.Ref, nil)
 			return true
 		}
