@@ -101,13 +101,12 @@ type App struct {
 	budget *batching.Budget
 	limits batching.Limits
 
-	routeMu sync.Mutex            // guards byTopic, tables and the routes' instances
-	routes  []*route              // tables[] in order (routing.go)
-	byTopic map[string]*tableRT   // resolved topics: the table whose batches carry their offsets
-	fans    map[string][]*tableRT // resolved topics: their fan (nil: one table, no condition)
-	tables  []*tableRT            // configured tables and template instances
-	topics  []string              // the topic names configured (patterns aside)
-	workers []*worker
+	routeMu  sync.Mutex            // guards resolved, tables and the routes' instances
+	routes   []*route              // tables[] in order (routing.go)
+	resolved map[string][]*tableRT // topics routed so far: their tables, the first carrying the offsets
+	tables   []*tableRT            // configured tables and template instances
+	topics   []string              // the topic names configured (patterns aside)
+	workers  []*worker
 
 	cl *kgo.Client
 
@@ -145,13 +144,12 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 	}
 	red := newRedactor(cfg)
 	a := &App{
-		cfg:     cfg,
-		log:     slog.New(red.handler(log.Handler())),
-		red:     red,
-		budget:  batching.NewBudget(dataBudget(cfg)),
-		byTopic: map[string]*tableRT{},
-		fans:    map[string][]*tableRT{},
-		parts:   map[partKey]*partState{},
+		cfg:      cfg,
+		log:      slog.New(red.handler(log.Handler())),
+		red:      red,
+		budget:   batching.NewBudget(dataBudget(cfg)),
+		resolved: map[string][]*tableRT{},
+		parts:    map[partKey]*partState{},
 		limits: batching.Limits{
 			MaxRows:  cfg.Batch.MaxRows,
 			MaxBytes: int(cfg.Batch.MaxBytes),

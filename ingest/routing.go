@@ -154,8 +154,8 @@ func (a *App) subscriptions() []string {
 func (a *App) tablesFor(ctx context.Context, topic string) (*tableRT, []*tableRT, error) {
 	a.routeMu.Lock()
 	defer a.routeMu.Unlock()
-	if fan, ok := a.fans[topic]; ok {
-		return a.byTopic[topic], fan, nil
+	if tables, ok := a.resolved[topic]; ok {
+		return tables[0], fanOf(tables), nil
 	}
 	var chosen []*route
 	for _, r := range a.routes {
@@ -181,13 +181,17 @@ func (a *App) tablesFor(ctx context.Context, topic string) (*tableRT, []*tableRT
 		}
 		tables = append(tables, t)
 	}
-	var fan []*tableRT
+	a.resolved[topic] = tables
+	return tables[0], fanOf(tables), nil
+}
+
+// fanOf returns a topic's tables when its records are routed one by one
+// (several tables, or a when: condition), nil otherwise.
+func fanOf(tables []*tableRT) []*tableRT {
 	if len(tables) > 1 || tables[0].cfg.When != nil {
-		fan = tables
+		return tables
 	}
-	a.byTopic[topic] = tables[0]
-	a.fans[topic] = fan
-	return tables[0], fan, nil
+	return nil
 }
 
 // instance returns route r's table for topic: its fixed table, or the
