@@ -209,9 +209,9 @@ func (d *directKeys) prepareWinners(b *Batch, keyFields []int, last bool, guardF
 			if last {
 				win = run[y-1].i
 				if guardField >= 0 {
-					best, ok := tupleInt8(b.Data[b.start(int(win)):b.Ends[win]], guardField)
+					best, ok := TupleInt8(b.Data[b.start(int(win)):b.Ends[win]], guardField)
 					for _, e := range run[x : y-1] {
-						g, gok := tupleInt8(b.Data[b.start(int(e.i)):b.Ends[e.i]], guardField)
+						g, gok := TupleInt8(b.Data[b.start(int(e.i)):b.Ends[e.i]], guardField)
 						if gok && (!ok || g > best) {
 							win, best, ok = e.i, g, true
 						}
@@ -347,27 +347,40 @@ func (d *directKeys) splitExisting(rows [][][]byte) error {
 	return nil
 }
 
-// tupleInt8 returns field f (0 is the first field after the count) of a
+// TupleInt8 returns field f (0 is the first field after the count) of a
 // binary COPY tuple when it is a non-NULL int8.
-func tupleInt8(t []byte, f int) (int64, bool) {
+func TupleInt8(t []byte, f int) (int64, bool) {
+	if len(t) < 2 {
+		return 0, false
+	}
 	t = t[2:]
 	for range f {
-		if len(t) < 4 {
-			return 0, false
-		}
-		l := int32(binary.BigEndian.Uint32(t))
+		l := FieldLen(t)
 		if l < 0 {
-			l = 0
-		}
-		if int(l) > len(t)-4 {
 			return 0, false
 		}
-		t = t[4+l:]
+		t = t[l:]
 	}
 	if len(t) < 12 || binary.BigEndian.Uint32(t) != 8 {
 		return 0, false
 	}
 	return int64(binary.BigEndian.Uint64(t[4:])), true
+}
+
+// FieldLen returns the byte length of the binary COPY field at the start
+// of b, its length word included, or -1 when b does not hold one.
+func FieldLen(b []byte) int {
+	if len(b) < 4 {
+		return -1
+	}
+	l := int32(binary.BigEndian.Uint32(b))
+	if l < 0 {
+		return 4
+	}
+	if int(l) > len(b)-4 {
+		return -1
+	}
+	return 4 + int(l)
 }
 
 // probeSQL returns the statement that answers which of the keys passed as

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"bytes"
-	"encoding/binary"
 
 	pgcopy "github.com/sluice-dev/sluice/copy"
 )
@@ -33,8 +32,8 @@ func (w *worker) carryUnchanged(q *pending, guard int) {
 	if seen && guard >= 0 {
 		// A replayed older change (a lower guard) loses to j when the
 		// batch is applied: it neither takes j's values nor gives its own.
-		gn, okn := tupleField8(q.b.Row(n), guard)
-		gj, okj := tupleField8(q.b.Row(int(j)), guard)
+		gn, okn := pgcopy.TupleInt8(q.b.Row(n), guard)
+		gj, okj := pgcopy.TupleInt8(q.b.Row(int(j)), guard)
 		if okn && okj && gn < gj {
 			return
 		}
@@ -55,7 +54,7 @@ func (w *worker) carryUnchanged(q *pending, guard int) {
 	w.toastBuf = append(w.toastBuf[:0], cur[:2]...)
 	cf, pf := cur[2:], prev[2:]
 	for f := 0; len(cf) > 0; f++ {
-		cl, pl := fieldLen(cf), fieldLen(pf)
+		cl, pl := pgcopy.FieldLen(cf), pgcopy.FieldLen(pf)
 		if cl < 0 || pl < 0 {
 			return // not a tuple this worker framed: leave it
 		}
@@ -70,39 +69,6 @@ func (w *worker) carryUnchanged(q *pending, guard int) {
 	q.b.Buf.B = append(q.b.Buf.B[:start], w.toastBuf...)
 	q.b.Ends[n] = len(q.b.Buf.B)
 	q.unchanged[n] &^= take
-}
-
-// tupleField8 returns field f of a binary COPY tuple when it is a non-NULL
-// 8-byte value (int8), as an int64.
-func tupleField8(t []byte, f int) (int64, bool) {
-	b := t[2:]
-	for range f {
-		l := fieldLen(b)
-		if l < 0 {
-			return 0, false
-		}
-		b = b[l:]
-	}
-	if len(b) < 12 || binary.BigEndian.Uint32(b) != 8 {
-		return 0, false
-	}
-	return int64(binary.BigEndian.Uint64(b[4:])), true
-}
-
-// fieldLen returns the byte length of the binary COPY field at the start
-// of b (its length word included), or -1 when b does not hold one.
-func fieldLen(b []byte) int {
-	if len(b) < 4 {
-		return -1
-	}
-	l := int32(binary.BigEndian.Uint32(b))
-	if l < 0 {
-		return 4
-	}
-	if int(l) > len(b)-4 {
-		return -1
-	}
-	return 4 + int(l)
 }
 
 // tupleKey returns tuple i's key as cut by pgcopy.CutKey (empty when it
