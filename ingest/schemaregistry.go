@@ -92,35 +92,13 @@ func redactURL(raw string) string {
 
 // resolveSecrets reads the password and token files.
 func (s *SchemaRegistryConfig) resolveSecrets(env func(string) string) error {
-	type secret struct {
-		value                *string
-		file                 *string
-		valueKey, fileKey    string
-		valueEnv, fileEnvVar string
+	if err := resolveSecret(env, &s.Password, &s.PasswordFile, "schema_registry.password", "schema_registry.password_file",
+		"SLUICE_SCHEMA_REGISTRY_PASSWORD", "SLUICE_SCHEMA_REGISTRY_PASSWORD_FILE"); err != nil {
+		return err
 	}
-	for _, sc := range []secret{
-		{&s.Password, &s.PasswordFile, "schema_registry.password", "schema_registry.password_file", "SLUICE_SCHEMA_REGISTRY_PASSWORD", "SLUICE_SCHEMA_REGISTRY_PASSWORD_FILE"},
-		{&s.Token, &s.TokenFile, "schema_registry.token", "schema_registry.token_file", "SLUICE_SCHEMA_REGISTRY_TOKEN", "SLUICE_SCHEMA_REGISTRY_TOKEN_FILE"},
-	} {
-		fileKey := sc.fileKey
-		if v := env(sc.fileEnvVar); v != "" {
-			*sc.file, fileKey = v, sc.fileEnvVar
-		}
-		if *sc.file == "" {
-			continue
-		}
-		if *sc.value != "" {
-			valueKey := sc.valueKey
-			if env(sc.valueEnv) != "" {
-				valueKey = sc.valueEnv
-			}
-			return bothSetErr(valueKey, fileKey)
-		}
-		v, err := readSecretFile(*sc.file, fileKey)
-		if err != nil {
-			return err
-		}
-		*sc.value = v
+	if err := resolveSecret(env, &s.Token, &s.TokenFile, "schema_registry.token", "schema_registry.token_file",
+		"SLUICE_SCHEMA_REGISTRY_TOKEN", "SLUICE_SCHEMA_REGISTRY_TOKEN_FILE"); err != nil {
+		return err
 	}
 	if s.Token != "" && s.Username != "" {
 		return cfgErr("schema_registry.token", "set together with schema_registry.username; use a bearer token or basic auth, not both")

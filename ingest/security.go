@@ -70,42 +70,19 @@ func (c *Config) resolveSecrets(env func(string) string) error {
 		return err
 	}
 	s := &c.Kafka.SASL
-	fileKey := "kafka.sasl.password_file"
-	if v := env("SLUICE_KAFKA_SASL_PASSWORD_FILE"); v != "" {
-		s.PasswordFile, fileKey = v, "SLUICE_KAFKA_SASL_PASSWORD_FILE"
-	}
-	if s.PasswordFile != "" {
-		if s.Password != "" {
-			valueKey := "kafka.sasl.password"
-			if env("SLUICE_KAFKA_SASL_PASSWORD") != "" {
-				valueKey = "SLUICE_KAFKA_SASL_PASSWORD"
-			}
-			return bothSetErr(valueKey, fileKey)
-		}
-		pw, err := readSecretFile(s.PasswordFile, fileKey)
-		if err != nil {
-			return err
-		}
-		s.Password = pw
+	if err := resolveSecret(env, &s.Password, &s.PasswordFile, "kafka.sasl.password", "kafka.sasl.password_file",
+		"SLUICE_KAFKA_SASL_PASSWORD", "SLUICE_KAFKA_SASL_PASSWORD_FILE"); err != nil {
+		return err
 	}
 	if s.Mechanism != "" && s.Password == "" {
 		return cfgErr("kafka.sasl.password", "empty while kafka.sasl.mechanism is %s; set SLUICE_KAFKA_SASL_PASSWORD, SLUICE_KAFKA_SASL_PASSWORD_FILE or kafka.sasl.password_file", s.Mechanism)
 	}
 
 	p := &c.Postgres
-	fileKey = "postgres.password_file"
-	if v := env("SLUICE_POSTGRES_PASSWORD_FILE"); v != "" {
-		p.PasswordFile, fileKey = v, "SLUICE_POSTGRES_PASSWORD_FILE"
-	}
-	pw := env("SLUICE_POSTGRES_PASSWORD")
-	if p.PasswordFile != "" {
-		if pw != "" {
-			return bothSetErr("SLUICE_POSTGRES_PASSWORD", fileKey)
-		}
-		var err error
-		if pw, err = readSecretFile(p.PasswordFile, fileKey); err != nil {
-			return err
-		}
+	pw := env("SLUICE_POSTGRES_PASSWORD") // no configuration key: the URL holds one
+	if err := resolveSecret(env, &pw, &p.PasswordFile, "SLUICE_POSTGRES_PASSWORD", "postgres.password_file",
+		"SLUICE_POSTGRES_PASSWORD", "SLUICE_POSTGRES_PASSWORD_FILE"); err != nil {
+		return err
 	}
 	if pw == "" {
 		return nil
@@ -115,6 +92,31 @@ func (c *Config) resolveSecrets(env func(string) string) error {
 		return err
 	}
 	p.URL = u
+	return nil
+}
+
+// resolveSecret reads a secret's file into *value: the file is named by
+// fileEnv or else by the configuration key fileKey; a value already given
+// (by valueEnv, applied before, or by valueKey) together with a file is
+// refused naming both, and an error names the key that gave the file.
+func resolveSecret(env func(string) string, value, file *string, valueKey, fileKey, valueEnv, fileEnv string) error {
+	if v := env(fileEnv); v != "" {
+		*file, fileKey = v, fileEnv
+	}
+	if *file == "" {
+		return nil
+	}
+	if *value != "" {
+		if env(valueEnv) != "" {
+			valueKey = valueEnv
+		}
+		return bothSetErr(valueKey, fileKey)
+	}
+	v, err := readSecretFile(*file, fileKey)
+	if err != nil {
+		return err
+	}
+	*value = v
 	return nil
 }
 
