@@ -324,7 +324,9 @@ func (a *App) Status() Status {
 			rate := 0.0
 			if i > 0 {
 				prev := samples[i-1]
-				if el := s.at.Sub(prev.at).Seconds(); el > 0 && s.rows[name] >= prev.rows[name] {
+				// Over the reported (millisecond) times, so the series
+				// integrates to the rows written.
+				if el := float64(s.at.UnixMilli()-prev.at.UnixMilli()) / 1000; el > 0 && s.rows[name] >= prev.rows[name] {
 					rate = float64(s.rows[name]-prev.rows[name]) / el
 				}
 			}
