@@ -261,7 +261,10 @@ func kafkaHint(err error, cfg *KafkaConfig) string {
 			return "the broker closed the connection at once, as a SASL listener does to a client that does not authenticate; set kafka.sasl.mechanism, username and password"
 		}
 		return "the broker closed the connection at once; check kafka.tls.* and kafka.sasl.* against the listener's security protocol"
-	case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
+	case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) ||
+		// franz-go's unexported errChosenBrokerDead: the same close, seen
+		// by a request that was waiting on the connection.
+		strings.Contains(err.Error(), "broker connection has died"):
 		var hints []string
 		if cfg.SASL.Mechanism != "" {
 			// Some brokers (kfake among them) close the connection instead
