@@ -3,12 +3,15 @@ package bench
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sluice-dev/sluice/loadgen"
 )
@@ -95,12 +98,32 @@ SELECT overlay(md5('sluice-prefill-' || i) placing '0' from 13 for 1)::uuid,
 	c.country
 FROM generate_series($1::int8, $2::int8) AS i,
 	LATERAL (SELECT (ARRAY['DE','US','FR','GB','NL','SE','PL','ES','IT','JP','BR','IN','CA','AU','CH','AT'])[1 + i % 16] AS country) c`
-	for lo := int64(0); lo < n; lo += chunk {
-		hi := min(lo+chunk, n) - 1
-		if _, err := c.Exec(ctx, sql, lo, hi, loadgenBase, prefillDays); err != nil {
-			return 0, fmt.Errorf("cannot prefill %s: %w", table, err)
-		}
-		log("  prefilled %d of %d rows (%.0fs)", hi+1, n, time.Since(start).Seconds())
+	// The chunks are shared by one connection per core: generating the
+	// rows (md5, jsonb) costs more CPU than writing them.
+	var next, done atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	for range max(runtime.NumCPU(), 1) {
+		g.Go(func() error {
+			ic, err := pgx.Connect(gctx, e.pgURL)
+			if err != nil {
+				return fmt.Errorf("cannot connect to PostgreSQL: %w", err)
+			}
+			defer ic.Close(context.Background())
+			for {
+				lo := next.Add(chunk) - chunk
+				if lo >= n {
+					return nil
+				}
+				hi := min(lo+chunk, n) - 1
+				if _, err := ic.Exec(gctx, sql, lo, hi, loadgenBase, prefillDays); err != nil {
+					return fmt.Errorf("cannot prefill %s: %w", table, err)
+				}
+				log("  prefilled %d of %d rows (%.0fs)", done.Add(hi-lo+1), n, time.Since(start).Seconds())
+			}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, err
 	}
 	key := "event_id"
 	if partitioned {
