@@ -106,6 +106,10 @@ type Result struct {
 	// ProbedKeys is the number of keys the direct path's probe looked up
 	// in the target (all distinct keys without Batch.Seen).
 	ProbedKeys int
+	// Deferred is the number of keys of a direct batch that another batch
+	// of the process held when this one claimed its keys: they were
+	// merged once that batch had ended (inflight.go).
+	Deferred int
 
 	optimistic bool // the direct path probed only the keys Seen may hold
 }

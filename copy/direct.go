@@ -65,6 +65,14 @@ type directKeys struct {
 	// on_conflict update (splitExisting): the selected tuples whose keys
 	// are stored, and scratch.
 	upd, all []int32
+
+	// Keys other batches of the process had claimed when this one claimed
+	// (inflight.go): the positions in sel claim reported, those batches,
+	// and the set-aside tuples with their hashes.
+	contested   []int32
+	owners      []*flight
+	later       []int32
+	laterHashes []uint64
 }
 
 // keyEnt is a tuple in the key sort: its key's first eight payload bytes
@@ -254,19 +262,45 @@ func radixSort(ents, tmp []keyEnt) []keyEnt {
 	return ents
 }
 
-// choose sets the keys to probe: every selected key, or, when optimistic,
-// only those filter f may hold (a key it does not know of cannot be in the
-// target unless another process or an earlier run wrote it, and then COPY
-// fails and the batch is rerun probing every key). With a filter it hashes
-// every selected key, for f.add once the batch commits.
-func (d *directKeys) choose(f *KeyFilter, optimistic bool) {
-	d.probe = d.probe[:0]
+// hashKeys hashes every selected key with f's hash, for claiming them
+// and for f.add once the batch commits; without a filter it hashes none.
+func (d *directKeys) hashKeys(f *KeyFilter) {
 	d.hashes = d.hashes[:0]
+	d.later, d.laterHashes = d.later[:0], d.laterHashes[:0]
 	if f != nil {
 		for _, i := range d.sel {
 			d.hashes = append(d.hashes, f.hash(d.key(i)))
 		}
 	}
+}
+
+// setAside moves the selected tuples at the ascending positions in sel
+// of contested out of sel and hashes, into later and laterHashes (still
+// in key order).
+func (d *directKeys) setAside(contested []int32) {
+	if len(contested) == 0 {
+		return
+	}
+	sel, hs := d.sel[:0], d.hashes[:0]
+	c := 0
+	for j, i := range d.sel {
+		if c < len(contested) && contested[c] == int32(j) {
+			d.later = append(d.later, i)
+			d.laterHashes = append(d.laterHashes, d.hashes[j])
+			c++
+			continue
+		}
+		sel, hs = append(sel, i), append(hs, d.hashes[j])
+	}
+	d.sel, d.hashes = sel, hs
+}
+
+// choose sets the keys to probe (hashKeys first): every selected key, or,
+// when optimistic, only those filter f may hold (a key it does not know of
+// cannot be in the target unless another process or an earlier run wrote
+// it, and then COPY fails and the batch is rerun probing every key).
+func (d *directKeys) choose(f *KeyFilter, optimistic bool) {
+	d.probe = d.probe[:0]
 	if f == nil || !optimistic {
 		for j := range d.sel {
 			d.probe = append(d.probe, int32(j))

@@ -128,6 +128,11 @@ type hooks struct {
 	commitStmt string
 	// afterCommit, when set, sees COMMIT's error and may replace it.
 	afterCommit func(error) error
+	// beforeCommit, when set, runs before COMMIT; an error ends the
+	// attempt with it.
+	beforeCommit func() error
+	// deferWait, when set, replaces deferWait (inflight.go).
+	deferWait time.Duration
 	// conflicts counts the transactions retried after a deadlock or
 	// serialization failure (not the direct path's fallbacks).
 	conflicts int
@@ -310,6 +315,14 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 		switch {
 		case errors.As(err, &fe):
 			return res, err
+		case errors.Is(err, errDeferTimeout) && directReruns < maxDirectReruns:
+			// The wait for the batches holding keys set aside was too
+			// long (inflight.go): rerun, claiming again.
+			directReruns++
+			continue
+		case errors.Is(err, errDeferTimeout):
+			m = modeMerge
+			continue
 		case res.optimistic && pgCode(err) == "23505":
 			// A key the filter did not know of is in the target (written
 			// by another process, or before this one started), or a
@@ -469,17 +482,26 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 	var probe *params
 	if direct {
 		res.optimistic = m == modeOptimistic && b.Seen != nil
-		w.dk.choose(b.Seen, res.optimistic)
+		w.dk.hashKeys(b.Seen)
 		if b.Seen != nil {
-			// Wait for the process's other batches holding these keys
-			// (inflight.go); the claim ends with this attempt.
-			fl, err := w.claimKeys(ctx, b.Seen, res.optimistic)
-			if err != nil {
-				return res, w.abort(ctx, err)
-			}
-			hs := w.dk.hashes
-			defer b.Seen.release(fl, hs)
+			// Claim the keys; those other batches of the process hold are
+			// set aside until those end (inflight.go). The claim ends
+			// with this attempt.
+			clear(w.dk.owners)
+			var fl *flight
+			fl, w.dk.contested, w.dk.owners = b.Seen.claim(w.dk.hashes, w.dk.contested[:0], w.dk.owners[:0])
+			w.dk.setAside(w.dk.contested)
+			hs, later, owners := w.dk.hashes, w.dk.laterHashes, w.dk.owners
+			defer func() {
+				// Whatever happened, end only after the batches queued
+				// before this one (inflight.go); this one holds no locks
+				// in PostgreSQL by now, so they are not waiting for it.
+				_ = awaitOwners(ctx, owners, 0) // fails only when ctx ends
+				b.Seen.release(fl, hs, later)
+			}()
+			res.Deferred = len(w.dk.later)
 		}
+		w.dk.choose(b.Seen, res.optimistic)
 		res.ProbedKeys = len(w.dk.probe)
 		if len(w.dk.probe) > 0 {
 			probe = &w.probeArgs
@@ -548,6 +570,13 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 			}
 			t.affected += tag.RowsAffected()
 		}
+		if len(w.dk.later) > 0 {
+			n, err := w.mergeLater(ctx, conn, b, ts, update && len(w.dk.upd) > 0)
+			if err != nil {
+				return res, w.abort(ctx, err)
+			}
+			t.affected += n
+		}
 	} else if len(b.Ends) > 0 {
 		if err := w.copyRows(ctx, t, careful); err != nil {
 			return res, w.abort(ctx, err)
@@ -589,6 +618,11 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 
 	fault("merge")  // test-only (fault.go)
 	fault("commit") // test-only (fault.go)
+	if w.hooks != nil && w.hooks.beforeCommit != nil {
+		if err := w.hooks.beforeCommit(); err != nil {
+			return res, w.abort(ctx, err)
+		}
+	}
 	start = time.Now()
 	w.roundTrip()
 	commit := "COMMIT"
@@ -703,23 +737,37 @@ func (w *Writer) prepareAlso(ctx context.Context, conn *pgconn.PgConn, b *Batch)
 	return subs, nil
 }
 
-// claimKeys claims the keys of the direct batch in w.dk (their hashes,
-// choose) on f, waiting for other batches of the process that hold some.
-// After a wait the keys to probe are chosen again: the filter now knows
-// the keys the other batch committed.
-func (w *Writer) claimKeys(ctx context.Context, f *KeyFilter, optimistic bool) (*flight, error) {
-	for {
-		fl, wait := f.claim(w.dk.hashes)
-		if fl != nil {
-			return fl, nil
-		}
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("cannot write batch: %w (waiting for another writer's batch holding the same keys)", ctx.Err())
-		}
-		w.dk.choose(f, optimistic)
+// mergeLater writes the tuples of a direct batch set aside for other
+// batches of the process (inflight.go): once those have ended it copies
+// the tuples to the staging table and merges them, and
+// returns the rows the merge inserted or updated. staged says the staging
+// table holds this transaction's earlier rows (the update path's), which
+// are deleted first.
+func (w *Writer) mergeLater(ctx context.Context, conn *pgconn.PgConn, b *Batch, ts *tableState, staged bool) (int64, error) {
+	wait := deferWait
+	if w.hooks != nil && w.hooks.deferWait > 0 {
+		wait = w.hooks.deferWait
 	}
+	if err := awaitOwners(ctx, w.dk.owners, wait); err != nil {
+		return 0, err
+	}
+	if staged {
+		w.roundTrip()
+		if err := execSimple(ctx, conn, "DELETE FROM "+ts.sql.stage); err != nil {
+			return 0, fmt.Errorf("cannot empty the staging table of %s: %w", b.Table.Name, err)
+		}
+	}
+	w.dk.rd.reset(b, w.dk.later)
+	w.dk.rd.withSeq = true
+	w.roundTrip()
+	_, err := copyFrom(ctx, conn, &w.dk.rd, ts.sql.copyStage)
+	w.dk.rd.reset(nil, nil)
+	if err != nil {
+		return 0, err
+	}
+	w.roundTrip()
+	tag, err := conn.ExecParams(ctx, ts.sql.merge, nil, nil, nil, nil).Close()
+	return tag.RowsAffected(), err
 }
 
 // remember adds the keys of a committed direct batch to its KeyFilter:
@@ -727,6 +775,7 @@ func (w *Writer) claimKeys(ctx context.Context, f *KeyFilter, optimistic bool) (
 func (w *Writer) remember(b *Batch, res Result) {
 	if res.Direct && b.Seen != nil {
 		b.Seen.add(w.dk.hashes)
+		b.Seen.add(w.dk.laterHashes)
 	}
 }
 

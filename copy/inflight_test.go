@@ -1,0 +1,208 @@
+package pgcopy
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestClaimQueue: a claim takes the hashes no flight holds and queues
+// behind the last flight of the others, reporting them; release frees a
+// hash unless a later flight queued on it, and wakes the flight's waiters.
+func TestClaimQueue(t *testing.T) {
+	f := NewKeyFilter(0)
+	a, contested, owners := f.claim([]uint64{1, 2, 2}, nil, nil)
+	if len(contested) != 0 || len(owners) != 0 {
+		t.Fatalf("first claim: contested %v, owners %v", contested, owners)
+	}
+	b, contested, owners := f.claim([]uint64{2, 3, 1}, nil, nil)
+	if !reflect.DeepEqual(contested, []int32{0, 2}) || !reflect.DeepEqual(owners, []*flight{a}) {
+		t.Fatalf("second claim: contested %v, owners %v (want [0 2], [a])", contested, owners)
+	}
+	c, contested, owners := f.claim([]uint64{1, 4}, nil, nil)
+	if !reflect.DeepEqual(contested, []int32{0}) || !reflect.DeepEqual(owners, []*flight{b}) {
+		t.Fatalf("third claim: contested %v, owners %v (want [0], [b])", contested, owners)
+	}
+	f.release(a, []uint64{1, 2})
+	select {
+	case <-a.done:
+	default:
+		t.Fatal("release did not end the flight")
+	}
+	if f.flying.last[1] != c || f.flying.last[2] != b {
+		t.Fatal("release freed hashes later flights queued on")
+	}
+	f.release(b, []uint64{2, 3, 1})
+	f.release(c, []uint64{1, 4})
+	if n := len(f.flying.last); n != 0 {
+		t.Fatalf("%d hashes still held", n)
+	}
+}
+
+// pausedWrite starts w.Write(b) in the background, paused before COMMIT
+// until the returned release is called with the error the pause ends with
+// (nil: commit); it returns once the batch is paused.
+func pausedWrite(t *testing.T, w *Writer, b *Batch) (release func(error), result func() (Result, error)) {
+	t.Helper()
+	paused, resume := make(chan struct{}), make(chan error, 1)
+	w.hooks.beforeCommit = func() error {
+		close(paused)
+		return <-resume
+	}
+	type out struct {
+		res Result
+		err error
+	}
+	done := make(chan out, 1)
+	go func() {
+		res, err := w.Write(testCtx(t), b)
+		done <- out{res, err}
+	}()
+	select {
+	case <-paused:
+	case o := <-done:
+		t.Fatalf("the paused write ended: %+v %v", o.res, o.err)
+	}
+	return func(err error) { resume <- err }, func() (Result, error) { o := <-done; return o.res, o.err }
+}
+
+// TestDirectDeferredKeys: two writers of one process share a KeyFilter. A
+// batch whose keys another batch in flight holds copies its other keys at
+// once, waits at its commit for that batch, then merges the shared keys:
+// found stored when the other committed, inserted when it rolled back;
+// under update, with the guard, whether or not the batch also updates
+// stored keys through the staging table.
+func TestDirectDeferredKeys(t *testing.T) {
+	t.Parallel()
+	type row struct {
+		key   int64
+		val   string
+		guard int64
+	}
+	for _, tc := range []struct {
+		name     string
+		policy   Policy
+		before   []row // committed first, through writer A
+		a, b     []row
+		abort    bool // A's batch rolls back
+		affected int64
+		want     [][]string
+	}{
+		{name: "ignore, other committed", policy: PolicyIgnore, a: []row{{1, "a1", 1}, {2, "a2", 1}, {3, "a3", 1}},
+			b: []row{{3, "b3", 1}, {4, "b4", 1}}, affected: 1,
+			want: [][]string{{"1", "a1"}, {"2", "a2"}, {"3", "a3"}, {"4", "b4"}}},
+		{name: "ignore, other rolled back", policy: PolicyIgnore, a: []row{{1, "a1", 1}, {3, "a3", 1}},
+			b: []row{{3, "b3", 1}, {4, "b4", 1}}, abort: true, affected: 2,
+			want: [][]string{{"3", "b3"}, {"4", "b4"}}},
+		{name: "update, higher guard wins", policy: PolicyUpdate, before: []row{{5, "old5", 1}},
+			a: []row{{3, "a3", 10}}, b: []row{{3, "b3", 20}, {5, "b5", 2}, {6, "b6", 1}}, affected: 3,
+			want: [][]string{{"3", "b3"}, {"5", "b5"}, {"6", "b6"}}},
+		{name: "update, lower guard loses", policy: PolicyUpdate, before: []row{{5, "old5", 1}},
+			a: []row{{3, "a3", 10}}, b: []row{{3, "b3", 5}, {5, "b5", 2}, {6, "b6", 1}}, affected: 2,
+			want: [][]string{{"3", "a3"}, {"5", "b5"}, {"6", "b6"}}},
+		{name: "update, other rolled back", policy: PolicyUpdate,
+			a: []row{{3, "a3", 10}}, b: []row{{3, "b3", 5}, {6, "b6", 1}}, abort: true, affected: 2,
+			want: [][]string{{"3", "b3"}, {"6", "b6"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tbl := eventsTable()
+			tbl.OnConflict = tc.policy
+			url, c, claims := setup(t, 3, tbl)
+			f := NewKeyFilter(0)
+			batch := func(part int32, from int64, rows []row) *Batch {
+				bl := newBuilder(tbl, "t", part)
+				for i, r := range rows {
+					bl.add(from+1+int64(i), fInt8(r.key), fText(r.val), fInt8(r.guard))
+				}
+				b := bl.batch(claims[part].Epoch, from, from+int64(len(rows)))
+				b.Seen = f
+				return b
+			}
+			wa, wb := newWriter(t, url), newWriter(t, url)
+			if len(tc.before) > 0 {
+				if _, err := wa.Write(testCtx(t), batch(2, -1, tc.before)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			release, resultA := pausedWrite(t, wa, batch(0, -1, tc.a))
+			bDone := make(chan struct{})
+			var res Result
+			var err error
+			go func() {
+				defer close(bDone)
+				res, err = wb.Write(testCtx(t), batch(1, -1, tc.b))
+			}()
+			select {
+			case <-bDone:
+				t.Fatalf("B committed while A, holding one of its keys, was in flight: %+v %v", res, err)
+			case <-time.After(300 * time.Millisecond):
+			}
+			if tc.abort {
+				release(errors.New("test: A rolls back"))
+			} else {
+				release(nil)
+			}
+			if _, aerr := resultA(); (aerr != nil) != tc.abort {
+				t.Fatalf("A: %v", aerr)
+			}
+			<-bDone
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Direct || res.Attempts != 1 || res.Deferred != 1 || res.Affected != tc.affected {
+				t.Fatalf("B: %+v; want direct, 1 attempt, 1 deferred key, %d affected", res, tc.affected)
+			}
+			if got := queryRows(t, c, "SELECT id, val FROM events ORDER BY id"); !slices.EqualFunc(got, tc.want, slices.Equal) {
+				t.Fatalf("rows %v, want %v", got, tc.want)
+			}
+			if n := len(f.flying.last); n != 0 {
+				t.Fatalf("%d key hashes still claimed", n)
+			}
+		})
+	}
+}
+
+// TestDirectDeferredWaitTooLong: when the batch holding a set-aside key
+// stays in flight past the wait, the attempt ends, releasing its locks in
+// PostgreSQL (which is what breaks a wait cycle through it), and is rerun
+// once that batch has ended: the rerun finds the key stored, and every key
+// lands once.
+func TestDirectDeferredWaitTooLong(t *testing.T) {
+	t.Parallel()
+	tbl := eventsTable()
+	url, c, claims := setup(t, 2, tbl)
+	f := NewKeyFilter(0)
+	batch := func(part int32, keys ...int64) *Batch {
+		bl := newBuilder(tbl, "t", part)
+		for i, k := range keys {
+			bl.add(int64(i), fInt8(k), fText(fmt.Sprint("p", part)), fInt8(int64(i)))
+		}
+		b := bl.batch(claims[part].Epoch, -1, int64(len(keys)))
+		b.Seen = f
+		return b
+	}
+	wa, wb := newWriter(t, url), newWriter(t, url)
+	wb.hooks.deferWait = 20 * time.Millisecond
+	release, resultA := pausedWrite(t, wa, batch(0, 1, 2))
+	go func() {
+		time.Sleep(time.Second)
+		release(nil)
+	}()
+	res, err := wb.Write(testCtx(t), batch(1, 2, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := resultA(); err != nil {
+		t.Fatal(err)
+	}
+	if !res.Direct || res.Attempts != 2 || res.Deferred != 0 || res.Affected != 1 {
+		t.Fatalf("B: %+v; want a second direct attempt, nothing deferred, 1 row affected", res)
+	}
+	if got := queryRows(t, c, "SELECT id, val FROM events ORDER BY id"); !slices.EqualFunc(got, [][]string{{"1", "p0"}, {"2", "p0"}, {"3", "p1"}}, slices.Equal) {
+		t.Fatalf("rows %v", got)
+	}
+}
