@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -407,5 +408,41 @@ func BenchmarkWriteOps(b *testing.B) {
 			b.ReportMetric(mergeT/float64(n)*1e3, "merge-ms")
 			b.ReportMetric(commitT/float64(n)*1e3, "commit-ms")
 		})
+	}
+}
+
+// BenchmarkClaim claims the keys of a batch of 50,000 reference rows on a
+// KeyFilter while another batch holds 1% of them, as a direct batch of a
+// null-keyed topic does (inflight.go): hashing, queueing, setting the
+// shared keys aside, and the release.
+func BenchmarkClaim(b *testing.B) {
+	rb := makeReferenceBatch(50000, 1<<40)
+	tbl := referenceTable("public.events")
+	batch := &Batch{Table: tbl, Data: rb.keyed, Ends: rb.ends}
+	var d directKeys
+	if !d.prepare(batch, tbl.KeyFields()) {
+		b.Fatal("prepare refused the batch")
+	}
+	f := NewKeyFilter(0)
+	d.hashKeys(f)
+	sel := slices.Clone(d.sel)
+	var other []uint64
+	for j := 0; j < len(d.hashes); j += 100 {
+		other = append(other, d.hashes[j])
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		d.sel = append(d.sel[:0], sel...)
+		o, _, _ := f.claim(other, nil, nil)
+		d.hashKeys(f)
+		var fl *flight
+		clear(d.owners)
+		fl, d.contested, d.owners = f.claim(d.hashes, d.contested[:0], d.owners[:0])
+		d.setAside(d.contested)
+		if len(d.later) != len(other) {
+			b.Fatalf("%d keys set aside, want %d", len(d.later), len(other))
+		}
+		f.release(o, other)
+		f.release(fl, d.hashes, d.laterHashes)
 	}
 }
