@@ -73,6 +73,7 @@ type directKeys struct {
 	owners      []*flight
 	later       []int32
 	laterHashes []uint64
+	ids         []int32 // of those batches still in flight, scratch
 }
 
 // keyEnt is a tuple in the key sort: its key's first eight payload bytes

@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,33 +21,54 @@ import (
 // claims its keys' hashes on the table's KeyFilter before its transaction
 // begins. Each hash has a queue of the batches that claimed it, in claim
 // order; a batch touches a key in PostgreSQL only once the batches before
-// it in that key's queue have ended:
+// it in that key's queue have ended their transactions:
 //
 //  1. The keys whose queue is empty are the batch's at once. The others
 //     are set aside (Result.Deferred): neither probed nor copied.
-//  2. Its own keys are probed and copied as usual.
-//  3. Before COMMIT, it waits for the batches before it in the set-aside
-//     keys' queues to end, then merges those keys' tuples through the
-//     staging table (ON CONFLICT: whichever way those batches ended, the
-//     merge finds the key stored or inserts it). They are few: the keys
-//     the batches in flight share.
+//  2. Its transaction takes its flight's advisory lock (flightLockClass,
+//     its id) as it begins; its own keys are probed and copied as usual.
+//  3. Before COMMIT, it waits for the transactions of the batches before
+//     it in the set-aside keys' queues to end, by taking their locks
+//     shared, then merges those keys' tuples through the staging table
+//     (ON CONFLICT: whichever way those transactions ended, the merge finds
+//     the key stored or inserts it). They are few: the keys the batches in
+//     flight share.
 //
 // So batches sharing keys copy at the same time, and a later one waits
-// only for the earlier's commit, at its own. A batch waits only for
-// batches that claimed before it, so waits cannot form a cycle; and a
-// batch ends (releases its claim, waking those after it) only once the
-// batches it waited for have ended, even when it failed, so a batch that
-// wakes finds every earlier holder of its keys gone. Should the wait
-// outlast deferWait (a wait cycle through PostgreSQL, which only tables
-// written outside the claims, Batch.Also, could make), the attempt ends
-// with errDeferTimeout, releasing its locks, and is rerun. Hash collisions
+// only for the earlier's commit, at its own. The wait is a lock wait in
+// PostgreSQL, not in this process, so PostgreSQL's deadlock detector sees
+// it: a cycle through another process's transactions (which hold keys
+// this process's batches want, and want theirs) ends in a deadlock error
+// and a rerun, never a hang. In this process a batch waits only for
+// batches that claimed before it, so the waits of its batches cannot form
+// a cycle by themselves. Before taking a lock the batch waits, in this
+// process, for the other batch's transaction to hold it; that transaction
+// is beginning and waits for nothing this batch holds. Hash collisions
 // only set a key aside needlessly. Other processes' keys still collide,
 // and the rerun handles them.
 
+// flightLockClass is the first key of the two-key advisory lock a direct
+// batch's transaction holds while it claims keys (the second is the
+// flight's id); it differs from every other lock Sluice takes.
+const flightLockClass = 0x736c7566 // "sluf"
+
 // flight is one batch's claim.
 type flight struct {
-	done chan struct{}
+	id    int32
+	once  sync.Once
+	begun chan struct{} // closed once its transaction holds its lock, or it ended
+	done  chan struct{} // closed when the claim ends
 }
+
+// began marks fl's transaction as holding its lock.
+func (fl *flight) began() { fl.once.Do(func() { close(fl.begun) }) }
+
+// flightIDs numbers flights; it starts at a random point so that two
+// processes' flights rarely share an id (a shared id only makes one batch
+// wait for an unrelated transaction).
+var flightIDs atomic.Int32
+
+func init() { flightIDs.Store(rand.Int32()) }
 
 // inFlight maps key hashes to the last batch in their queue.
 type inFlight struct {
@@ -52,11 +77,11 @@ type inFlight struct {
 }
 
 // errDeferTimeout ends a direct attempt that waited too long for the
-// batches holding its set-aside keys; Write reruns the batch.
+// transactions of the batches holding its set-aside keys to begin; Write
+// reruns the batch.
 var errDeferTimeout = errors.New("keys set aside for another batch of this process")
 
-// deferWait bounds the wait for the batches holding a batch's set-aside
-// keys; past it the attempt ends (errDeferTimeout), releasing its locks.
+// deferWait bounds the wait for those transactions to begin.
 const deferWait = 30 * time.Second
 
 // claim queues a new flight on every hash of hs, and returns it with the
@@ -70,7 +95,7 @@ func (f *KeyFilter) claim(hs []uint64, contested []int32, owners []*flight) (*fl
 	if k.last == nil {
 		k.last = map[uint64]*flight{}
 	}
-	fl := &flight{done: make(chan struct{})}
+	fl := &flight{id: flightIDs.Add(1), begun: make(chan struct{}), done: make(chan struct{})}
 	for j, h := range hs {
 		switch o := k.last[h]; o {
 		case nil:
@@ -87,9 +112,7 @@ func (f *KeyFilter) claim(hs []uint64, contested []int32, owners []*flight) (*fl
 	return fl, contested, owners
 }
 
-// release ends fl's claim on the hashes of each of hss and wakes the
-// flights queued after it. The caller must have seen the flights before
-// it end (awaitOwners), unless ctx ended.
+// release ends fl's claim on the hashes of each of hss.
 func (f *KeyFilter) release(fl *flight, hss ...[]uint64) {
 	k := &f.flying
 	k.mu.Lock()
@@ -101,26 +124,50 @@ func (f *KeyFilter) release(fl *flight, hss ...[]uint64) {
 		}
 	}
 	k.mu.Unlock()
+	fl.began()
 	close(fl.done)
 }
 
-// awaitOwners waits until every flight of owners has ended, or wait (when
-// positive) has passed (errDeferTimeout).
-func awaitOwners(ctx context.Context, owners []*flight, wait time.Duration) error {
-	var timeout <-chan time.Time
-	if wait > 0 {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		timeout = t.C
-	}
+// awaitBegun waits until every flight of owners has begun its transaction
+// (or ended), or wait has passed (errDeferTimeout), and appends to ids
+// the ids of those still in flight, whose locks the caller then takes.
+func awaitBegun(ctx context.Context, owners []*flight, wait time.Duration, ids []int32) ([]int32, error) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
 	for _, o := range owners {
 		select {
-		case <-o.done:
-		case <-timeout:
-			return fmt.Errorf("%w were still in flight after %v", errDeferTimeout, wait)
+		case <-o.begun:
+		case <-t.C:
+			return ids, fmt.Errorf("%w had not begun their transactions after %v", errDeferTimeout, wait)
 		case <-ctx.Done():
-			return fmt.Errorf("cannot write batch: %w (waiting for another writer's batch holding the same keys)", ctx.Err())
+			return ids, fmt.Errorf("cannot write batch: %w (waiting for another writer's batch holding the same keys)", ctx.Err())
+		}
+		select {
+		case <-o.done:
+		default:
+			ids = append(ids, o.id)
 		}
 	}
-	return nil
+	return ids, nil
+}
+
+// waitSQL returns the statement that takes the locks of the flights ids,
+// shared: it returns once their transactions have ended.
+func waitSQL(ids []int32) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "SELECT pg_advisory_xact_lock_shared(%d, x) FROM unnest('{", flightLockClass)
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(int(id)))
+	}
+	b.WriteString("}'::int4[]) AS x")
+	return b.String()
+}
+
+// lockSQL returns the statement with which fl's transaction takes its
+// lock.
+func (fl *flight) lockSQL() string {
+	return fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, %d)", flightLockClass, fl.id)
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // TestClaimQueue: a claim takes the hashes no flight holds and queues
@@ -67,6 +69,26 @@ func pausedWrite(t *testing.T, w *Writer, b *Batch) (release func(error), result
 		t.Fatalf("the paused write ended: %+v %v", o.res, o.err)
 	}
 	return func(err error) { resume <- err }, func() (Result, error) { o := <-done; return o.res, o.err }
+}
+
+// awaitFlightWait returns once a transaction waits for a flight's lock
+// (inflight.go), failing when done is closed first or none does soon.
+func awaitFlightWait(t *testing.T, c *pgconn.PgConn, done <-chan struct{}) {
+	t.Helper()
+	q := fmt.Sprintf("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = %d"+
+		" AND database = (SELECT oid FROM pg_database WHERE datname = current_database())", flightLockClass)
+	for range 500 {
+		select {
+		case <-done:
+			t.Fatal("B ended while A, holding one of its keys, was in flight")
+		default:
+		}
+		if queryInt(t, c, q) > 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("B never waited for A's lock")
 }
 
 // TestDirectDeferredKeys: two writers of one process share a KeyFilter. A
@@ -136,11 +158,7 @@ func TestDirectDeferredKeys(t *testing.T) {
 				defer close(bDone)
 				res, err = wb.Write(testCtx(t), batch(1, -1, tc.b))
 			}()
-			select {
-			case <-bDone:
-				t.Fatalf("B committed while A, holding one of its keys, was in flight: %+v %v", res, err)
-			case <-time.After(300 * time.Millisecond):
-			}
+			awaitFlightWait(t, c, bDone)
 			if tc.abort {
 				release(errors.New("test: A rolls back"))
 			} else {
@@ -166,12 +184,10 @@ func TestDirectDeferredKeys(t *testing.T) {
 	}
 }
 
-// TestDirectDeferredWaitTooLong: when the batch holding a set-aside key
-// stays in flight past the wait, the attempt ends, releasing its locks in
-// PostgreSQL (which is what breaks a wait cycle through it), and is rerun
-// once that batch has ended: the rerun finds the key stored, and every key
-// lands once.
-func TestDirectDeferredWaitTooLong(t *testing.T) {
+// TestDirectDeferredWaitsInPostgreSQL: a batch waits for the batch
+// holding its set-aside keys as a lock wait in PostgreSQL, where the
+// deadlock detector sees it, and goes on once that batch commits.
+func TestDirectDeferredWaitsInPostgreSQL(t *testing.T) {
 	t.Parallel()
 	tbl := eventsTable()
 	url, c, claims := setup(t, 2, tbl)
@@ -186,23 +202,95 @@ func TestDirectDeferredWaitTooLong(t *testing.T) {
 		return b
 	}
 	wa, wb := newWriter(t, url), newWriter(t, url)
-	wb.hooks.deferWait = 20 * time.Millisecond
 	release, resultA := pausedWrite(t, wa, batch(0, 1, 2))
+	type out struct {
+		res Result
+		err error
+	}
+	done := make(chan out, 1)
 	go func() {
-		time.Sleep(time.Second)
+		res, err := wb.Write(testCtx(t), batch(1, 2, 3))
+		done <- out{res, err}
+	}()
+	awaitFlightWait(t, c, nil)
+	release(nil)
+	if _, err := resultA(); err != nil {
+		t.Fatal(err)
+	}
+	o := <-done
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	if !o.res.Direct || o.res.Attempts != 1 || o.res.Deferred != 1 || o.res.Affected != 1 {
+		t.Fatalf("B: %+v; want direct, 1 attempt, 1 deferred key, 1 row affected", o.res)
+	}
+	if got := queryRows(t, c, "SELECT id, val FROM events ORDER BY id"); !slices.EqualFunc(got, [][]string{{"1", "p0"}, {"2", "p0"}, {"3", "p1"}}, slices.Equal) {
+		t.Fatalf("rows %v", got)
+	}
+}
+
+// TestAwaitBegun: the wait for the transactions of the batches holding
+// set-aside keys to begin gives the ids of those still in flight, and ends
+// with errDeferTimeout when one does not begin in time.
+func TestAwaitBegun(t *testing.T) {
+	f := NewKeyFilter(0)
+	a, _, _ := f.claim([]uint64{1}, nil, nil)
+	b, _, _ := f.claim([]uint64{2}, nil, nil)
+	ended, _, _ := f.claim([]uint64{3}, nil, nil)
+	f.release(ended, []uint64{3})
+	a.began()
+	if _, err := awaitBegun(testCtx(t), []*flight{a, b}, 50*time.Millisecond, nil); !errors.Is(err, errDeferTimeout) {
+		t.Fatalf("b never began: %v, want errDeferTimeout", err)
+	}
+	b.began()
+	ids, err := awaitBegun(testCtx(t), []*flight{a, ended, b}, time.Second, nil)
+	if err != nil || !slices.Equal(ids, []int32{a.id, b.id}) {
+		t.Fatalf("ids %v, err %v; want %v", ids, err, []int32{a.id, b.id})
+	}
+	if got := waitSQL([]int32{-5, 7}); got != fmt.Sprintf("SELECT pg_advisory_xact_lock_shared(%d, x) FROM unnest('{-5,7}'::int4[]) AS x", flightLockClass) {
+		t.Fatalf("waitSQL: %s", got)
+	}
+}
+
+// TestDirectDeferredFenced: a batch of a partition another owner claimed
+// meanwhile is still fenced when some of its keys wait for another batch
+// of the process, writes nothing, and leaves no claim behind.
+func TestDirectDeferredFenced(t *testing.T) {
+	t.Parallel()
+	tbl := eventsTable()
+	url, c, claims := setup(t, 2, tbl)
+	f := NewKeyFilter(0)
+	batch := func(part int32, epoch int64, keys ...int64) *Batch {
+		bl := newBuilder(tbl, "t", part)
+		for i, k := range keys {
+			bl.add(int64(i), fInt8(k), fText(fmt.Sprint("p", part)), fInt8(int64(i)))
+		}
+		b := bl.batch(epoch, -1, int64(len(keys)))
+		b.Seen = f
+		return b
+	}
+	// Another owner takes partition 1: its epoch moves on.
+	if _, err := ClaimPartitions(testCtx(t), c, "sluice", "g", map[string][]int32{"t": {1}}); err != nil {
+		t.Fatal(err)
+	}
+	wa, wb := newWriter(t, url), newWriter(t, url)
+	release, resultA := pausedWrite(t, wa, batch(0, claims[0].Epoch, 1, 2))
+	go func() {
+		time.Sleep(200 * time.Millisecond)
 		release(nil)
 	}()
-	res, err := wb.Write(testCtx(t), batch(1, 2, 3))
-	if err != nil {
-		t.Fatal(err)
+	_, err := wb.Write(testCtx(t), batch(1, claims[1].Epoch, 2, 3))
+	var fe *FencedError
+	if !errors.As(err, &fe) {
+		t.Fatalf("B: %v, want fenced", err)
 	}
 	if _, err := resultA(); err != nil {
 		t.Fatal(err)
 	}
-	if !res.Direct || res.Attempts != 2 || res.Deferred != 0 || res.Affected != 1 {
-		t.Fatalf("B: %+v; want a second direct attempt, nothing deferred, 1 row affected", res)
-	}
-	if got := queryRows(t, c, "SELECT id, val FROM events ORDER BY id"); !slices.EqualFunc(got, [][]string{{"1", "p0"}, {"2", "p0"}, {"3", "p1"}}, slices.Equal) {
+	if got := queryRows(t, c, "SELECT id, val FROM events ORDER BY id"); !slices.EqualFunc(got, [][]string{{"1", "p0"}, {"2", "p0"}}, slices.Equal) {
 		t.Fatalf("rows %v", got)
+	}
+	if n := len(f.flying.last); n != 0 {
+		t.Fatalf("%d key hashes still claimed", n)
 	}
 }

@@ -480,6 +480,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 		res.Distinct = len(w.dk.sel)
 	}
 	var probe *params
+	var fl *flight
 	if direct {
 		res.optimistic = m == modeOptimistic && b.Seen != nil
 		w.dk.hashKeys(b.Seen)
@@ -488,17 +489,10 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 			// set aside until those end (inflight.go). The claim ends
 			// with this attempt.
 			clear(w.dk.owners)
-			var fl *flight
 			fl, w.dk.contested, w.dk.owners = b.Seen.claim(w.dk.hashes, w.dk.contested[:0], w.dk.owners[:0])
 			w.dk.setAside(w.dk.contested)
-			hs, later, owners := w.dk.hashes, w.dk.laterHashes, w.dk.owners
-			defer func() {
-				// Whatever happened, end only after the batches queued
-				// before this one (inflight.go); this one holds no locks
-				// in PostgreSQL by now, so they are not waiting for it.
-				_ = awaitOwners(ctx, owners, 0) // fails only when ctx ends
-				b.Seen.release(fl, hs, later)
-			}()
+			hs, later := w.dk.hashes, w.dk.laterHashes
+			defer b.Seen.release(fl, hs, later)
 			res.Deferred = len(w.dk.later)
 		}
 		w.dk.choose(b.Seen, res.optimistic)
@@ -512,7 +506,10 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 
 	start := time.Now()
 	fault("begin") // test-only (fault.go)
-	existing, err := w.begin(ctx, b, ts.probe, probe)
+	existing, err := w.begin(ctx, b, ts.probe, probe, fl)
+	if err == nil && fl != nil {
+		fl.began()
+	}
 	if err != nil {
 		if errors.Is(err, errReplayed) {
 			return Result{Rows: len(b.Ends), Affected: -1, Deleted: -1, Replayed: true}, nil
@@ -748,8 +745,16 @@ func (w *Writer) mergeLater(ctx context.Context, conn *pgconn.PgConn, b *Batch, 
 	if w.hooks != nil && w.hooks.deferWait > 0 {
 		wait = w.hooks.deferWait
 	}
-	if err := awaitOwners(ctx, w.dk.owners, wait); err != nil {
+	ids, err := awaitBegun(ctx, w.dk.owners, wait, w.dk.ids[:0])
+	w.dk.ids = ids
+	if err != nil {
 		return 0, err
+	}
+	if len(ids) > 0 {
+		w.roundTrip()
+		if _, err := conn.ExecParams(ctx, waitSQL(ids), nil, nil, nil, nil).Close(); err != nil {
+			return 0, fmt.Errorf("cannot wait for the batches holding keys of this one: %w", err)
+		}
 	}
 	if staged {
 		w.roundTrip()
@@ -760,7 +765,7 @@ func (w *Writer) mergeLater(ctx context.Context, conn *pgconn.PgConn, b *Batch, 
 	w.dk.rd.reset(b, w.dk.later)
 	w.dk.rd.withSeq = true
 	w.roundTrip()
-	_, err := copyFrom(ctx, conn, &w.dk.rd, ts.sql.copyStage)
+	_, err = copyFrom(ctx, conn, &w.dk.rd, ts.sql.copyStage)
 	w.dk.rd.reset(nil, nil)
 	if err != nil {
 		return 0, err
@@ -801,7 +806,7 @@ func (w *Writer) abort(ctx context.Context, err error) error {
 // new owner waits for this transaction and then sees its result. With
 // probeArgs, the direct path's key probe (probeSQL) runs in the same round
 // trip and its rows are returned.
-func (w *Writer) begin(ctx context.Context, b *Batch, probeSQL string, probeArgs *params) ([][][]byte, error) {
+func (w *Writer) begin(ctx context.Context, b *Batch, probeSQL string, probeArgs *params, fl *flight) ([][][]byte, error) {
 	p := &w.p
 	p.reset()
 	p.text(w.group)
@@ -830,6 +835,11 @@ func (w *Writer) begin(ctx context.Context, b *Batch, probeSQL string, probeArgs
 	want := 3
 	if probeArgs != nil {
 		pb.ExecParams(probeSQL, probeArgs.args(), probeArgs.oids, probeArgs.formats, nil)
+		want++
+	}
+	if fl != nil {
+		// The lock other batches wait on for this one (inflight.go).
+		pb.ExecParams(fl.lockSQL(), nil, nil, nil, nil)
 		want++
 	}
 	w.roundTrip()

@@ -524,19 +524,21 @@ func TestConcurrentWritersOverlappingKeys(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		policy Policy
-		filter bool // the writers share a KeyFilter, as one process's do
-	}{{PolicyIgnore, false}, {PolicyUpdate, false}, {PolicyIgnore, true}, {PolicyUpdate, true}} {
+		// processes: 0, writers without KeyFilters; else that many
+		// KeyFilters, shared by the writers in turn, as processes' are.
+		processes int
+	}{{PolicyIgnore, 0}, {PolicyUpdate, 0}, {PolicyIgnore, 1}, {PolicyUpdate, 1}, {PolicyIgnore, 2}, {PolicyUpdate, 2}} {
 		name := tc.policy.String()
-		if tc.filter {
-			name += "/one process"
+		if tc.processes > 0 {
+			name += fmt.Sprintf("/%d processes", tc.processes)
 		}
 		t.Run(name, func(t *testing.T) {
 			tbl := eventsTable()
 			tbl.OnConflict = tc.policy
 			url, c, claims := setup(t, 4, tbl)
-			var f *KeyFilter
-			if tc.filter {
-				f = NewKeyFilter(0)
+			var filters []*KeyFilter
+			for range tc.processes {
+				filters = append(filters, NewKeyFilter(0))
 			}
 			var deferred int
 			const batches, rows, keys = 15, 400, 1000
@@ -544,7 +546,11 @@ func TestConcurrentWritersOverlappingKeys(t *testing.T) {
 			errs := make(chan error, len(claims))
 			var retried int
 			var mu sync.Mutex
-			for _, cl := range claims {
+			for i, cl := range claims {
+				var f *KeyFilter
+				if len(filters) > 0 {
+					f = filters[i%len(filters)]
+				}
 				wg.Go(func() {
 					w := NewWriter(url, "sluice", "g")
 					defer w.Close(context.Background())
@@ -589,7 +595,7 @@ func TestConcurrentWritersOverlappingKeys(t *testing.T) {
 					t.Fatalf("offsets %+v", o)
 				}
 			}
-			if tc.filter && retried > 0 {
+			if tc.processes == 1 && retried > 0 {
 				// One process's writers set shared keys aside: none collides.
 				t.Errorf("%d transactions retried", retried)
 			}
