@@ -97,7 +97,11 @@ type Result struct {
 	// Attempts is the number of transactions tried (deadlock and
 	// serialization retries, and the bisecting rerun after a row-level
 	// rejection).
-	Attempts                        int
+	Attempts int
+	// CopyTime is the time of the last attempt from its BEGIN to the end
+	// of its COPYs, MergeTime that of its merges (on the direct path under
+	// on_conflict update: the update of the stored keys, updateStored)
+	// and dead letters, CommitTime that of its COMMIT.
 	CopyTime, MergeTime, CommitTime time.Duration
 	// Distinct is the number of distinct keys among the tuples of a keyed
 	// batch (Rows minus the in-batch duplicates), or -1 when not counted

@@ -5,8 +5,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -114,6 +119,29 @@ func BenchmarkPrepare(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if !d.prepare(batch, fields) {
+				b.Fatal("prepare refused the batch")
+			}
+		}
+	})
+	b.Run("update-guard", func(b *testing.B) {
+		// on_conflict update with a guard, the guard the tuple's last
+		// field: only keys occurring more than once read it.
+		g := guardedTable("public.events")
+		var data []byte
+		var ends []int
+		for i := range 50000 {
+			id := uint64(1<<40 + i)
+			if i%100 == 99 {
+				id = uint64(1<<40 + i/2)
+			}
+			data = appendGuarded(data, true, int64(i), id, int64(i), 0)
+			ends = append(ends, len(data))
+		}
+		gb := &Batch{Table: g, Data: data, Ends: ends}
+		gf := g.KeyFields()
+		b.ReportAllocs()
+		for b.Loop() {
+			if !d.prepareWinners(gb, gf, true, len(g.Columns)) {
 				b.Fatal("prepare refused the batch")
 			}
 		}
@@ -444,5 +472,198 @@ func BenchmarkClaim(b *testing.B) {
 		}
 		f.release(o, other)
 		f.release(fl, d.hashes, d.laterHashes)
+	}
+}
+
+// guardedTable is referenceTable with an int8 guard column, src_offset,
+// last: the shape of an on_conflict update table fed by Kafka.
+func guardedTable(name string) *Table {
+	t := referenceTable(name)
+	t.Columns = append(t.Columns, Column{Name: "src_offset", SQLType: "int8"})
+	t.OffsetColumn = "src_offset"
+	t.OnConflict = PolicyUpdate
+	return t
+}
+
+// appendGuarded appends the reference event with key id and guard off as
+// a tuple of guardedTable; version changes the row's content.
+func appendGuarded(dst []byte, keyed bool, seq int64, id uint64, off int64, version int64) []byte {
+	start := len(dst)
+	dst = appendReference(dst, keyed, seq, id)
+	binary.BigEndian.PutUint16(dst[start:], binary.BigEndian.Uint16(dst[start:])+1)
+	if version > 0 {
+		// The tenant_id field (after seq and the 16-byte key) is the version.
+		p := start + 2 + 4 + 16
+		if keyed {
+			p += seqFieldBytes
+		}
+		binary.BigEndian.PutUint64(dst[p+4:], uint64(version))
+	}
+	return AppendInt8Field(dst, off)
+}
+
+// procCPU returns the CPU time (user and system) process pid has used, or
+// -1 when /proc does not show it (a server on another machine).
+func procCPU(pid uint32) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return -1
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+k) * (time.Second / 100) // USER_HZ is 100 on Linux
+}
+
+// BenchmarkWriteUpdates measures on_conflict update batches against the
+// raw COPY limit of the same run, for each way of updating the stored
+// keys. Each iteration builds a batch of updateRows guarded reference
+// rows, a fraction of them newer versions (a higher guard) of keys chosen
+// uniformly among all earlier ones, so mostly stored by earlier batches,
+// the rest new keys. Every variant's Writer takes the batch on the direct
+// path with a KeyFilter, as `sluice run` does, into its own table; a raw
+// COPY writes the batch's new keys into another (the rows the table ends
+// with, as bench's raw COPY limit does). The order rotates each
+// iteration, so all of them see the same machine. ratio-<variant> is raw
+// seconds / the variant's seconds over the run; cpu-<variant> the
+// PostgreSQL backend's CPU milliseconds per batch (from /proc, when the
+// server runs here), steadier than times on a loaded machine. Variants:
+//
+//   - update: optimistic, the UPDATE finding the stored keys (the default);
+//   - probe+update: probing them with the compare-and-set first;
+//   - probe+merge: probing them first, then INSERT … ON CONFLICT DO
+//     UPDATE from the staging table (the path before the UPDATE);
+//   - ff90: update into a target with fillfactor 90 (HOT updates).
+//
+// Run with e.g. -bench WriteUpdates -benchtime 10x: the tables then grow
+// to about 150,000 rows at 30% updates.
+func BenchmarkWriteUpdates(b *testing.B) {
+	const updateRows = 20000
+	type variant struct {
+		name         string
+		probe, merge bool
+		fillfactor   int
+		w            *Writer
+		tbl          *Table
+		epoch        int64
+		t, cpu       time.Duration
+	}
+	for _, ratio := range []float64{0.3, 0.01} {
+		b.Run(fmt.Sprintf("%g", 100*ratio), func(b *testing.B) {
+			vs := []*variant{
+				{name: "raw"},
+				{name: "update"},
+				{name: "probe+update", probe: true},
+				{name: "probe+merge", probe: true, merge: true},
+				{name: "ff90", fillfactor: 90},
+			}
+			url := newDB(b)
+			c := connect(b, url)
+			var tables []*Table
+			parts := map[string][]int32{}
+			for i, v := range vs {
+				v.tbl = guardedTable(fmt.Sprint("public.events_", i))
+				tables = append(tables, v.tbl)
+				parts[fmt.Sprint("t", i)] = []int32{0}
+			}
+			if err := Migrate(testCtx(b), c, "sluice", tables); err != nil {
+				b.Fatal(err)
+			}
+			claims, err := ClaimPartitions(testCtx(b), c, "sluice", "g", parts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, cl := range claims {
+				i, _ := strconv.Atoi(strings.TrimPrefix(cl.Topic, "t"))
+				vs[i].epoch = cl.Epoch
+			}
+			for _, v := range vs {
+				if v.fillfactor > 0 {
+					mustExec(b, c, fmt.Sprintf("ALTER TABLE %s SET (fillfactor = %d)", v.tbl.ident(), v.fillfactor))
+				}
+				v.w = NewWriter(url, "sluice", "g")
+				v.w.hooks = &hooks{probeUpdates: v.probe, mergeUpdates: v.merge}
+				defer v.w.Close(context.Background())
+				if err := v.w.Prepare(testCtx(b), v.tbl); err != nil {
+					b.Fatal(err)
+				}
+			}
+			raw := vs[0].w.conn
+			rawSQL := vs[0].tbl.compile("unused").copyTarget
+			var seen []*KeyFilter
+			for range vs {
+				seen = append(seen, NewKeyFilter(0))
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			var nextID uint64
+			off := int64(0)
+			from := int64(-1)
+			var r copyReader
+			n := 0
+			for b.Loop() {
+				var data, rawData []byte
+				var ends []int
+				for i := range updateRows {
+					if nextID > 0 && rng.Float64() < ratio {
+						data = appendGuarded(data, true, int64(i), rng.Uint64N(nextID), off, off)
+					} else {
+						data = appendGuarded(data, true, int64(i), nextID, off, 0)
+						rawData = appendGuarded(rawData, false, 0, nextID, off, 0)
+						nextID++
+					}
+					ends = append(ends, len(data))
+					off++
+				}
+				for k := range vs {
+					i := (n + k) % len(vs)
+					v := vs[i]
+					cpu0, t0 := procCPU(v.w.conn.PID()), time.Now()
+					if i == 0 {
+						r.reset(rawData)
+						if _, err := raw.CopyFrom(context.Background(), &r, rawSQL); err != nil {
+							b.Fatal(err)
+						}
+					} else {
+						batch := &Batch{Table: v.tbl, Data: data, Ends: ends, Seen: seen[i],
+							Ranges: []Range{{Topic: fmt.Sprint("t", i), Partition: 0, Epoch: v.epoch, From: from, To: off}}}
+						res, err := v.w.Write(context.Background(), batch)
+						if err != nil {
+							b.Fatal(err)
+						}
+						if res.Attempts != 1 || !res.Direct {
+							b.Fatalf("%s, batch %d: %+v, want one direct attempt", v.name, n, res)
+						}
+					}
+					v.t += time.Since(t0)
+					v.cpu += procCPU(v.w.conn.PID()) - cpu0
+				}
+				from = off
+				n++
+			}
+			for _, v := range vs {
+				if v.name != "raw" {
+					b.ReportMetric(vs[0].t.Seconds()/v.t.Seconds(), "ratio-"+v.name)
+				}
+				if v.cpu >= 0 {
+					b.ReportMetric(float64(v.cpu.Milliseconds())/float64(n), "cpu-"+v.name)
+				}
+			}
+			for i, v := range vs {
+				if v.fillfactor > 0 {
+					hot := queryRows(b, c, fmt.Sprintf("SELECT n_tup_hot_upd, n_tup_upd FROM pg_stat_user_tables WHERE relname = 'events_%d'", i))
+					b.Logf("%s: %v HOT of all updates", v.name, hot)
+				}
+			}
+			want := queryRows(b, c, "SELECT count(*), sum(tenant_id) FROM events_1")
+			for i := 2; i < len(vs); i++ {
+				if got := queryRows(b, c, fmt.Sprintf("SELECT count(*), sum(tenant_id) FROM events_%d", i)); !slices.Equal(got[0], want[0]) {
+					b.Fatalf("%s holds %v, update %v", vs[i].name, got, want)
+				}
+			}
+		})
 	}
 }

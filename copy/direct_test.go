@@ -2,13 +2,17 @@ package pgcopy
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -176,6 +180,24 @@ func TestTupleReader(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Fatalf("chunk %d: stream\n%x\nwant\n%x", chunk, got, want)
 		}
+	}
+	// With ord, each tuple keeps its field count and carries its position
+	// in place of the seq: the staging table's rows for the UPDATE.
+	want = AppendHeader(nil)
+	for j, i := range d.sel {
+		want = AppendTupleHeader(want, 4)
+		want = AppendInt8Field(want, int64(j+1))
+		want = binary.BigEndian.AppendUint32(want, 8)
+		want = binary.BigEndian.AppendUint64(want, uint64(keys[i]))
+		want = binary.BigEndian.AppendUint32(want, uint32(i))
+		want = append(want, strings.Repeat("v", int(i))...)
+		want = binary.BigEndian.AppendUint32(want, 0xffffffff)
+	}
+	want = AppendTrailer(want)
+	d.rd.reset(b, d.sel)
+	d.rd.ord = true
+	if got, err := io.ReadAll(&d.rd); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("with positions: stream\n%x, %v\nwant\n%x", got, err, want)
 	}
 	d.choose(nil, false) // no filter: every key is probed
 	if err := d.dropExisting([][][]byte{{[]byte("2")}}); err != nil {
@@ -473,5 +495,270 @@ func TestDirectUpdate(t *testing.T) {
 	want := "[[1 new 30] [2 stored newer 100] [3 updated 6] [4 second 8]]"
 	if fmt.Sprint(got) != want {
 		t.Fatalf("rows %v, want %s", got, want)
+	}
+}
+
+// TestDirectUpdateGuards: the stored keys of an on_conflict update batch
+// are updated under the guard, with the keys probed first (no KeyFilter)
+// and with the UPDATE finding them (a KeyFilter that knows them): a higher
+// guard replaces the stored row, a lower or equal one does not, a stored
+// row without a guard is older than anything, an incoming row without
+// one never replaces a guarded row; a key the filter only thinks it holds
+// (a false positive) is inserted.
+func TestDirectUpdateGuards(t *testing.T) {
+	t.Parallel()
+	for _, optimistic := range []bool{false, true} {
+		t.Run(fmt.Sprint("optimistic=", optimistic), func(t *testing.T) {
+			tbl := eventsTable()
+			tbl.OnConflict = PolicyUpdate
+			url, c, claims := setup(t, 1, tbl)
+			w := newWriter(t, url)
+			var seen *KeyFilter
+			if optimistic {
+				seen = NewKeyFilter(0)
+			}
+			b := newBuilder(tbl, "t", 0)
+			for _, r := range []struct {
+				id    int64
+				guard []byte
+			}{{1, fInt8(5)}, {2, fInt8(100)}, {3, fInt8(5)}, {4, nil}, {5, fInt8(5)}} {
+				b.add(r.id-1, fInt8(r.id), fText("stored"), r.guard)
+			}
+			first := b.batch(claims[0].Epoch, -1, 5)
+			first.Seen = seen
+			if res, err := w.Write(testCtx(t), first); err != nil || !res.Direct || res.Affected != 5 {
+				t.Fatalf("first batch: %+v, %v", res, err)
+			}
+			if optimistic {
+				// Key 7 is not stored, but the filter may hold it.
+				seen.add([]uint64{seen.hash(appendField(nil, fInt8(7)))})
+			}
+			b = newBuilder(tbl, "t", 0)
+			b.add(5, fInt8(1), fText("higher"), fInt8(30))
+			b.add(6, fInt8(2), fText("lower"), fInt8(50))
+			b.add(7, fInt8(3), fText("equal"), fInt8(5))
+			b.add(8, fInt8(4), fText("over a stored NULL"), fInt8(1))
+			b.add(9, fInt8(5), fText("NULL guard"), nil)
+			b.add(10, fInt8(6), fText("new"), fInt8(7))
+			b.add(11, fInt8(7), fText("new, filter false positive"), fInt8(8))
+			second := b.batch(claims[0].Epoch, 5, 12)
+			second.Seen = seen
+			res, err := w.Write(testCtx(t), second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Updated 1 and 4, inserted 6 and 7. Probed: without a filter
+			// every key first, then the three the UPDATE left (2, 3, 5);
+			// with it, only the four it left (and 7).
+			probed := 10
+			if optimistic {
+				probed = 4
+			}
+			if !res.Direct || res.Attempts != 1 || res.Affected != 4 || res.ProbedKeys != probed {
+				t.Fatalf("second batch: %+v; want one direct attempt, 4 rows affected, %d keys probed", res, probed)
+			}
+			got := queryRows(t, c, "SELECT id, val, coalesce(off::text, 'NULL') FROM events ORDER BY id")
+			want := "[[1 higher 30] [2 stored 100] [3 stored 5] [4 over a stored NULL 1] [5 stored 5] [6 new 7] [7 new, filter false positive 8]]"
+			if fmt.Sprint(got) != want {
+				t.Fatalf("rows %v\nwant %s", got, want)
+			}
+			if o := offsetsOf(t, c); o[0].NextOffset != 12 {
+				t.Fatalf("offsets %+v", o)
+			}
+		})
+	}
+}
+
+// TestDirectUpdateWithoutGuard: without a guard column the batch's last
+// occurrence of a key replaces the stored row; a table whose every column
+// is in the key keeps its stored keys (nothing to update).
+func TestDirectUpdateWithoutGuard(t *testing.T) {
+	t.Parallel()
+	tbl := eventsTable()
+	tbl.OnConflict = PolicyUpdate
+	tbl.OffsetColumn = ""
+	keys := &Table{Name: "public.keys", Columns: []Column{{Name: "id", SQLType: "int8"}}, Key: []string{"id"},
+		OnConflict: PolicyUpdate, Create: true}
+	url, c, claims := setup(t, 2, tbl, keys)
+	w := newWriter(t, url)
+	seen, seenKeys := NewKeyFilter(0), NewKeyFilter(0)
+	from := int64(-1)
+	for i, vals := range [][]string{{"a", "b"}, {"c", "d"}} {
+		off := int64(2 * i)
+		b := newBuilder(tbl, "t", 0)
+		b.add(off, fInt8(1), fText(vals[0]), fInt8(9))
+		b.add(off+1, fInt8(1), fText(vals[1]), fInt8(1))
+		batch := b.batch(claims[0].Epoch, from, off+2)
+		batch.Seen = seen
+		if res, err := w.Write(testCtx(t), batch); err != nil || !res.Direct || res.Affected != 1 {
+			t.Fatalf("batch %d: %+v, %v", i, res, err)
+		}
+		k := newBuilder(keys, "t", 1)
+		k.add(off, fInt8(1))
+		k.add(off+1, fInt8(int64(2+i)))
+		kb := k.batch(claims[1].Epoch, from, off+2)
+		kb.Seen = seenKeys
+		from = off + 2
+		if res, err := w.Write(testCtx(t), kb); err != nil || !res.Direct || res.Attempts != 1 {
+			t.Fatalf("keys batch %d: %+v, %v", i, res, err)
+		}
+	}
+	if got := queryRows(t, c, "SELECT id, val, off FROM events"); fmt.Sprint(got) != "[[1 d 1]]" {
+		t.Fatalf("rows %v, want the last occurrence", got)
+	}
+	if got := queryRows(t, c, "SELECT id FROM keys ORDER BY id"); fmt.Sprint(got) != "[[1] [2] [3]]" {
+		t.Fatalf("keys %v", got)
+	}
+}
+
+// TestDirectUpdateRerunsOnConcurrentKey: keys another transaction inserts
+// after the batch began make its COPY fail with a unique violation once
+// that transaction commits; the rerun finds them and updates them under
+// the guard: the concurrent row with the higher guard stays, the other is
+// replaced.
+func TestDirectUpdateRerunsOnConcurrentKey(t *testing.T) {
+	t.Parallel()
+	tbl := eventsTable()
+	tbl.OnConflict = PolicyUpdate
+	url, c, claims := setup(t, 1, tbl)
+	w, pid := connectedWriter(t, url)
+	other := connect(t, url)
+	mustExec(t, other, "BEGIN; INSERT INTO events VALUES (7, 'other', 100), (8, 'other', 1)")
+	b := newBuilder(tbl, "t", 0)
+	for i := range 20 {
+		b.add(int64(i), fInt8(int64(i)), fText("w"), fInt8(int64(10+i)))
+	}
+	batch := b.batch(claims[0].Epoch, -1, 20)
+	batch.Seen = NewKeyFilter(0)
+	errc := make(chan error, 1)
+	var res Result
+	go func() {
+		var err error
+		res, err = w.Write(testCtx(t), batch)
+		errc <- err
+	}()
+	waitLocked(t, c, pid)
+	mustExec(t, other, "COMMIT")
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if !res.Direct || res.Attempts != 2 || res.Affected != 19 {
+		t.Fatalf("result %+v: want a second, direct attempt writing 19 rows", res)
+	}
+	got := queryRows(t, c, "SELECT id, val, off FROM events WHERE id IN (7, 8) ORDER BY id")
+	if fmt.Sprint(got) != "[[7 other 100] [8 w 18]]" {
+		t.Fatalf("concurrent keys %v", got)
+	}
+	if n := queryInt(t, c, "SELECT count(*) FROM events"); n != 20 {
+		t.Fatalf("%d rows, want 20", n)
+	}
+}
+
+// TestDirectUpdateConcurrentWriters: writers of different processes (each
+// with its own KeyFilter, so none knows the others' keys) update the same
+// keys at once; every key ends holding its highest guard written, and
+// the writers' batches all commit.
+func TestDirectUpdateConcurrentWriters(t *testing.T) {
+	t.Parallel()
+	tbl := eventsTable()
+	tbl.OnConflict = PolicyUpdate
+	url, c, claims := setup(t, 3, tbl)
+	const batches, rows, keys = 12, 150, 200
+	var guard atomic.Int64
+	var mu sync.Mutex
+	best := map[int64]int64{}
+	attempts, deadlocks := 0, 0
+	var wg sync.WaitGroup
+	errs := make(chan error, len(claims))
+	for _, cl := range claims {
+		wg.Go(func() {
+			w := NewWriter(url, "sluice", "g")
+			w.hooks = &hooks{}
+			defer w.Close(context.Background())
+			defer func() { mu.Lock(); deadlocks += w.hooks.conflicts; mu.Unlock() }()
+			seen := NewKeyFilter(0)
+			rng := rand.New(rand.NewPCG(uint64(cl.Partition), 7))
+			from := int64(-1)
+			for range batches {
+				b := newBuilder(tbl, "t", cl.Partition)
+				off := max(from, 0)
+				var written [][2]int64
+				for range rows {
+					k, g := int64(rng.IntN(keys)), guard.Add(1)
+					b.add(off, fInt8(k), fText(fmt.Sprint("g", g)), fInt8(g))
+					written = append(written, [2]int64{k, g})
+					off++
+				}
+				batch := b.batch(cl.Epoch, from, off)
+				batch.Seen = seen
+				res, err := w.Write(testCtx(t), batch)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !res.Direct {
+					errs <- fmt.Errorf("partition %d: a batch went through the merge: %+v", cl.Partition, res)
+					return
+				}
+				mu.Lock()
+				attempts += res.Attempts - 1
+				for _, kg := range written {
+					best[kg[0]] = max(best[kg[0]], kg[1])
+				}
+				mu.Unlock()
+				from = off
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	got := queryRows(t, c, "SELECT id, val, off FROM events ORDER BY id")
+	if len(got) != len(best) {
+		t.Fatalf("%d rows for %d keys written", len(got), len(best))
+	}
+	for _, r := range got {
+		id, _ := strconv.ParseInt(r[0], 10, 64)
+		if want := best[id]; r[2] != fmt.Sprint(want) || r[1] != fmt.Sprint("g", want) {
+			t.Fatalf("key %d holds %v, want guard %d", id, r, want)
+		}
+	}
+	for _, o := range offsetsOf(t, c) {
+		if o.NextOffset != batches*rows {
+			t.Fatalf("offsets %+v", o)
+		}
+	}
+	t.Logf("%d transactions rerun, %d after deadlocks", attempts, deadlocks)
+}
+
+// TestDirectUpdateRejectsRow: a stored row the UPDATE may not write (a
+// CHECK constraint) fails the direct attempt; the careful rerun makes its
+// tuple a dead letter and lands the rest.
+func TestDirectUpdateRejectsRow(t *testing.T) {
+	t.Parallel()
+	tbl := eventsTable()
+	tbl.OnConflict = PolicyUpdate
+	url, c, claims := setup(t, 1, tbl)
+	mustExec(t, c, "ALTER TABLE events ADD CONSTRAINT val_ok CHECK (val <> 'bad'); INSERT INTO events VALUES (1, 'stored', 0), (2, 'stored', 0)")
+	w := newWriter(t, url)
+	seen := NewKeyFilter(0)
+	seen.add([]uint64{seen.hash(appendField(nil, fInt8(1))), seen.hash(appendField(nil, fInt8(2)))})
+	b := newBuilder(tbl, "t", 0)
+	b.add(0, fInt8(1), fText("bad"), fInt8(10))
+	b.add(1, fInt8(2), fText("good"), fInt8(11))
+	b.add(2, fInt8(3), fText("new"), fInt8(12))
+	batch := b.batch(claims[0].Epoch, -1, 3)
+	batch.Seen = seen
+	res, err := w.Write(testCtx(t), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rejected) != 1 || res.Rejected[0].Offset != 0 || !strings.Contains(res.Rejected[0].Error, "val_ok") {
+		t.Fatalf("result %+v: want the update of key 1 rejected", res)
+	}
+	if got := queryRows(t, c, "SELECT id, val FROM events ORDER BY id"); fmt.Sprint(got) != "[[1 stored] [2 good] [3 new]]" {
+		t.Fatalf("rows %v", got)
 	}
 }

@@ -183,6 +183,11 @@ type tableSQL struct {
 	copyTarget string
 	merge      string    // merges every staged row
 	mergeRange [2]string // merges staged rows with seq BETWEEN the two: prefix, suffix
+	// update (on_conflict update with a column besides the key) updates
+	// the stored rows of the staged keys under the guard and returns the
+	// sluice_seq of each staged row it applied: the direct path's update
+	// of stored keys (direct.go, updateSQL).
+	update string
 }
 
 // conflictClause returns the ON CONFLICT clause of the merge; the target is
@@ -284,5 +289,8 @@ func (t *Table) compile(stageName string) *tableSQL {
 	tail := " ORDER BY " + keys + ", " + order + " " + t.conflictClause()
 	q.merge = head + tail
 	q.mergeRange = [2]string{head + " WHERE " + seq + " BETWEEN ", tail}
+	if t.OnConflict == PolicyUpdate {
+		q.update = updateSQL(t, q.stage)
+	}
 	return q
 }
