@@ -61,6 +61,26 @@ func BenchmarkDecodeProtobufReferenceEvent(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodeProtobufReferenceEventFramed decodes the same event as
+// the appliance gets it: registry framing (magic byte, schema id, message
+// index list [0]) resolved per record by Decoder.AppendFields, then every
+// reference column, kafka.offset included, as
+// BenchmarkDecodeAvroReferenceEvent does for Avro.
+func BenchmarkDecodeProtobufReferenceEventFramed(b *testing.B) {
+	d := mustDecoder(b, FormatProtobuf, referenceColumns, Options{})
+	if err := d.AddSchema(SchemaRef{ID: 1}, &Schema{Type: SchemaProtobuf, Text: ProtobufReferenceSchema}); err != nil {
+		b.Fatal(err)
+	}
+	value := append(AppendRegistryFraming(nil, 1), 0)
+	value = append(value, protobufReferenceEvent(b)...)
+	rec := &Record{Topic: "events", Partition: 1, Offset: 42, Value: value}
+	// The message's plan compiles on its first record: not timed.
+	if _, err := d.AppendFields(nil, rec); err != nil {
+		b.Fatal(err)
+	}
+	benchmarkRecord(b, d, rec)
+}
+
 // BenchmarkDecodeProtobufDynamicpb only unmarshals the reference event into
 // a dynamicpb message (no PostgreSQL fields), for comparison.
 func BenchmarkDecodeProtobufDynamicpb(b *testing.B) {

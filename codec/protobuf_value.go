@@ -2,8 +2,10 @@ package codec
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -1202,6 +1204,15 @@ func (p *protobufPlan) appendJSONString(dst []byte, s []byte) ([]byte, bool) {
 	i := 0
 	for i < len(s) {
 		j := i
+		// Eight bytes at a time to the first byte that needs attention
+		// (as appendJSONText does), then byte by byte for the tail.
+		for j+8 <= len(s) {
+			if m := specialBytes(binary.LittleEndian.Uint64(s[j:])); m != 0 {
+				j += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			j += 8
+		}
 		for j < len(s) && s[j] >= 0x20 && s[j] != '"' && s[j] != '\\' && s[j] < utf8.RuneSelf {
 			j++
 		}

@@ -412,11 +412,19 @@ var errSchemaNeeded = &RowError{Reason: "schema_needed"}
 // FormatJSONSchema it returns a nil plan and the payload to parse as JSON.
 func (d *Decoder) resolve(rec *Record, value []byte) (valuePlan, []byte, *RowError) {
 	var f framing
-	if len(rec.Headers) == 0 && len(value) >= 5 && value[0] == magicID && d.format != FormatProtobuf {
+	switch {
+	case len(rec.Headers) == 0 && len(value) >= 5 && value[0] == magicID && d.format != FormatProtobuf:
 		// The common case, without a loop over headers.
 		f.ref.ID = int32(binary.BigEndian.Uint32(value[1:]))
 		f.payload = value[5:]
-	} else {
+	case len(rec.Headers) == 0 && len(value) >= 6 && value[0] == magicID && value[5] == 0 && d.format == FormatProtobuf:
+		// Protobuf's common case: the file's first message, whose index
+		// list is the single byte 0 (a count of zero means [0]).
+		f.ref.ID = int32(binary.BigEndian.Uint32(value[1:]))
+		f.payload = value[6:]
+		f.indexes = append(d.indexes[:0], 0)
+		d.indexes = f.indexes
+	default:
 		var rerr *RowError
 		f, rerr = parseFraming(rec, value, d.format == FormatProtobuf, d.indexes)
 		d.indexes = f.indexes

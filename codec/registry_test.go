@@ -263,6 +263,21 @@ func TestProtobufFramingReachesPlan(t *testing.T) {
 	if len(d.schemas.entries[SchemaRef{ID: 5}].protos) != 1 {
 		t.Errorf("the plan for message [0] was not cached")
 	}
+	// The index list [0] written out (count 1, index 0) and the schema
+	// id in a header take the general path to the same plan as the
+	// single byte 0 above, which decode reads without parseFraming.
+	for _, r := range []*Record{
+		{Value: []byte("\x00\x00\x00\x00\x05\x02\x00\x0a\x01y")},
+		{Value: []byte("\x0a\x01y"), Headers: []Header{{Key: valueSchemaIDHeader, Value: []byte("\x00\x00\x00\x00\x05\x00")}}},
+	} {
+		fields, rerr := decode(t, d, r)
+		if rerr != nil || len(fields) != 1 || string(fields[0]) != "y" {
+			t.Fatalf("%q: got %q, %v", r.Value, fields, rerr)
+		}
+	}
+	if n := len(d.schemas.entries[SchemaRef{ID: 5}].protos); n != 1 {
+		t.Errorf("%d plans cached for message [0] reached three ways, want 1", n)
+	}
 }
 
 func TestRegistryDecoderConfig(t *testing.T) {
