@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -110,5 +111,37 @@ func TestParseRows(t *testing.T) {
 	}
 	if _, err := parseRows("ten"); err == nil {
 		t.Error("parseRows(ten) succeeded")
+	}
+}
+
+// TestReportGrowthOnlyCommand: `sluice report --growth-only` writes its
+// report (it once measured the whole curve and wrote nothing).
+func TestReportGrowthOnlyCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	err := ReportMain(ctx, []string{"--in-process-broker", "--growth-only", "--growth", "0,2k", "--records", "2000",
+		"--base-partitions", "2", "--base-batch-rows", "1000", "--out", dir}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "wrote "+filepath.Join(dir, "report.md")) {
+		t.Errorf("stdout %q", stdout.String())
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| plain | 2 k |", "| day-partitioned | 2 k |"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "report.json")); err != nil {
+		t.Error(err)
 	}
 }

@@ -499,7 +499,7 @@ func ReportMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	o.Log = stderr
 	r, err := Sweep(ctx, o)
-	if r == nil || len(r.Points) == 0 || r.Options.Matrix && len(r.Shapes) == 0 {
+	if !r.hasResults() {
 		return err
 	}
 	// A failed shape is in the report (its verdict and error); the
@@ -509,6 +509,20 @@ func ReportMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "sluice report: wrote %s\n", filepath.Join(out, "report.md"))
 	return err
+}
+
+// hasResults reports whether r holds measurements to render: a growth
+// curve (whole or, after a failure, the points measured) for a
+// growth-only report, else the sweep's points and, with the matrix, its
+// shapes.
+func (r *Report) hasResults() bool {
+	switch {
+	case r == nil:
+		return false
+	case r.Options.GrowthOnly:
+		return len(r.Growth) > 0
+	}
+	return len(r.Points) > 0 && (!r.Options.Matrix || len(r.Shapes) > 0)
 }
 
 // renderGrowthOnly writes report.md and report.json of a growth-only
