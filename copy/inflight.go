@@ -55,6 +55,7 @@ const flightLockClass = 0x736c7566 // "sluf"
 // flight is one batch's claim.
 type flight struct {
 	id    int32
+	hs    []uint64 // its keys' hashes, sorted; unchanged until release
 	once  sync.Once
 	begun chan struct{} // closed once its transaction holds its lock, or it ended
 	done  chan struct{} // closed when the claim ends
@@ -70,10 +71,13 @@ var flightIDs atomic.Int32
 
 func init() { flightIDs.Store(rand.Int32()) }
 
-// inFlight maps key hashes to the last batch in their queue.
+// inFlight lists the flights of a table, in claim order. A key's queue
+// is the flights whose hashes hold its hash: a sorted array per flight,
+// which a new claim merge-joins with its own (a map from hash to flight
+// cost several times more, in cache misses, per key).
 type inFlight struct {
-	mu   sync.Mutex
-	last map[uint64]*flight
+	mu      sync.Mutex
+	flights []*flight
 }
 
 // errDeferTimeout ends a direct attempt that waited too long for the
@@ -85,43 +89,88 @@ var errDeferTimeout = errors.New("keys set aside for another batch of this proce
 const deferWait = 30 * time.Second
 
 // claim queues a new flight on every hash of hs, and returns it with the
-// positions in hs of the hashes whose queue was not empty (appended to
-// contested) and the flights before it in those queues, each once
-// (appended to owners).
-func (f *KeyFilter) claim(hs []uint64, contested []int32, owners []*flight) (*flight, []int32, []*flight) {
+// positions in hs of the hashes another flight holds (appended to
+// contested) and, for each, the last flight before it holding the hash,
+// each flight once (appended to owners). The flight keeps hs sorted in
+// sorted (grown as needed; the caller must leave it unchanged until
+// release); tmp is scratch.
+func (f *KeyFilter) claim(hs []uint64, sorted, tmp *[]uint64, contested []int32, owners []*flight) (*flight, []int32, []*flight) {
+	*sorted = append((*sorted)[:0], hs...)
+	*tmp = slices.Grow((*tmp)[:0], len(hs))[:len(hs)]
+	srt := radixSortU64(*sorted, *tmp)
+	fl := &flight{id: flightIDs.Add(1), hs: srt, begun: make(chan struct{}), done: make(chan struct{})}
+	var hit map[uint64]*flight
 	k := &f.flying
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.last == nil {
-		k.last = map[uint64]*flight{}
+	for i := len(k.flights) - 1; i >= 0; i-- {
+		o := k.flights[i]
+		a, b := srt, o.hs
+		for len(a) > 0 && len(b) > 0 {
+			switch {
+			case a[0] < b[0]:
+				a = a[1:]
+			case a[0] > b[0]:
+				b = b[1:]
+			default:
+				if hit == nil {
+					hit = map[uint64]*flight{}
+				}
+				if _, newer := hit[a[0]]; !newer {
+					hit[a[0]] = o
+				}
+				a = a[1:]
+			}
+		}
 	}
-	fl := &flight{id: flightIDs.Add(1), begun: make(chan struct{}), done: make(chan struct{})}
-	for j, h := range hs {
-		switch o := k.last[h]; o {
-		case nil:
-			k.last[h] = fl
-		case fl:
-		default:
-			k.last[h] = fl
-			contested = append(contested, int32(j))
-			if !slices.Contains(owners, o) {
-				owners = append(owners, o)
+	k.flights = append(k.flights, fl)
+	k.mu.Unlock()
+	if hit != nil {
+		for j, h := range hs {
+			if o, ok := hit[h]; ok {
+				contested = append(contested, int32(j))
+				if !slices.Contains(owners, o) {
+					owners = append(owners, o)
+				}
 			}
 		}
 	}
 	return fl, contested, owners
 }
 
-// release ends fl's claim on the hashes of each of hss.
-func (f *KeyFilter) release(fl *flight, hss ...[]uint64) {
+// radixSortU64 sorts a using tmp (as long as a) as the second buffer, and
+// returns whichever of the two holds the result. A byte position where
+// every value has the same digit is skipped.
+func radixSortU64(a, tmp []uint64) []uint64 {
+	var count [256]int
+	for shift := uint(0); shift < 64; shift += 8 {
+		count = [256]int{}
+		for _, v := range a {
+			count[byte(v>>shift)]++
+		}
+		if len(a) == 0 || count[byte(a[0]>>shift)] == len(a) {
+			continue
+		}
+		sum := 0
+		for d, c := range count {
+			count[d] = sum
+			sum += c
+		}
+		for _, v := range a {
+			b := byte(v >> shift)
+			tmp[count[b]] = v
+			count[b]++
+		}
+		a, tmp = tmp, a
+	}
+	return a
+}
+
+// release ends fl's claim.
+func (f *KeyFilter) release(fl *flight) {
 	k := &f.flying
 	k.mu.Lock()
-	for _, hs := range hss {
-		for _, h := range hs {
-			if k.last[h] == fl {
-				delete(k.last, h)
-			}
-		}
+	if i := slices.Index(k.flights, fl); i >= 0 {
+		k.flights = slices.Delete(k.flights, i, i+1)
 	}
 	k.mu.Unlock()
 	fl.began()

@@ -3,6 +3,7 @@ package pgcopy
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"testing"
@@ -11,36 +12,63 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// TestClaimQueue: a claim takes the hashes no flight holds and queues
-// behind the last flight of the others, reporting them; release frees a
-// hash unless a later flight queued on it, and wakes the flight's waiters.
+// claimOf claims hs on f with fresh buffers.
+func claimOf(f *KeyFilter, hs ...uint64) (*flight, []int32, []*flight) {
+	var sorted, tmp []uint64
+	return f.claim(hs, &sorted, &tmp, nil, nil)
+}
+
+// TestClaimQueue: a claim reports the positions of the hashes earlier
+// flights hold, and for each the last of them; a flight holds its hashes
+// until released, whoever queued behind it.
 func TestClaimQueue(t *testing.T) {
 	f := NewKeyFilter(0)
-	a, contested, owners := f.claim([]uint64{1, 2, 2}, nil, nil)
+	a, contested, owners := claimOf(f, 1, 2, 2)
 	if len(contested) != 0 || len(owners) != 0 {
 		t.Fatalf("first claim: contested %v, owners %v", contested, owners)
 	}
-	b, contested, owners := f.claim([]uint64{2, 3, 1}, nil, nil)
+	b, contested, owners := claimOf(f, 2, 3, 1)
 	if !reflect.DeepEqual(contested, []int32{0, 2}) || !reflect.DeepEqual(owners, []*flight{a}) {
 		t.Fatalf("second claim: contested %v, owners %v (want [0 2], [a])", contested, owners)
 	}
-	c, contested, owners := f.claim([]uint64{1, 4}, nil, nil)
+	c, contested, owners := claimOf(f, 1, 4)
 	if !reflect.DeepEqual(contested, []int32{0}) || !reflect.DeepEqual(owners, []*flight{b}) {
 		t.Fatalf("third claim: contested %v, owners %v (want [0], [b])", contested, owners)
 	}
-	f.release(a, []uint64{1, 2})
+	f.release(b)
 	select {
-	case <-a.done:
+	case <-b.done:
 	default:
 		t.Fatal("release did not end the flight")
 	}
-	if f.flying.last[1] != c || f.flying.last[2] != b {
-		t.Fatal("release freed hashes later flights queued on")
+	d, contested, owners := claimOf(f, 5, 2, 1, 3)
+	if !reflect.DeepEqual(contested, []int32{1, 2}) || !reflect.DeepEqual(owners, []*flight{a, c}) {
+		t.Fatalf("claim after a release: contested %v, owners %v (want [1 2], [a c])", contested, owners)
 	}
-	f.release(b, []uint64{2, 3, 1})
-	f.release(c, []uint64{1, 4})
-	if n := len(f.flying.last); n != 0 {
-		t.Fatalf("%d hashes still held", n)
+	for _, fl := range []*flight{a, c, d} {
+		f.release(fl)
+	}
+	if n := len(f.flying.flights); n != 0 {
+		t.Fatalf("%d flights still in flight", n)
+	}
+}
+
+// TestRadixSortU64 compares the sort with slices.Sort.
+func TestRadixSortU64(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 2, 100, 5000} {
+		a := make([]uint64, n)
+		for i := range a {
+			a[i] = r.Uint64()
+			if i%3 == 0 {
+				a[i] &= 0xffff // shared high bytes: skipped passes
+			}
+		}
+		want := slices.Clone(a)
+		slices.Sort(want)
+		if got := radixSortU64(a, make([]uint64, n)); !slices.Equal(got, want) {
+			t.Fatalf("n=%d: not sorted", n)
+		}
 	}
 }
 
@@ -177,7 +205,7 @@ func TestDirectDeferredKeys(t *testing.T) {
 			if got := queryRows(t, c, "SELECT id, val FROM events ORDER BY id"); !slices.EqualFunc(got, tc.want, slices.Equal) {
 				t.Fatalf("rows %v, want %v", got, tc.want)
 			}
-			if n := len(f.flying.last); n != 0 {
+			if n := len(f.flying.flights); n != 0 {
 				t.Fatalf("%d key hashes still claimed", n)
 			}
 		})
@@ -234,10 +262,10 @@ func TestDirectDeferredWaitsInPostgreSQL(t *testing.T) {
 // with errDeferTimeout when one does not begin in time.
 func TestAwaitBegun(t *testing.T) {
 	f := NewKeyFilter(0)
-	a, _, _ := f.claim([]uint64{1}, nil, nil)
-	b, _, _ := f.claim([]uint64{2}, nil, nil)
-	ended, _, _ := f.claim([]uint64{3}, nil, nil)
-	f.release(ended, []uint64{3})
+	a, _, _ := claimOf(f, 1)
+	b, _, _ := claimOf(f, 2)
+	ended, _, _ := claimOf(f, 3)
+	f.release(ended)
 	a.began()
 	if _, err := awaitBegun(testCtx(t), []*flight{a, b}, 50*time.Millisecond, nil); !errors.Is(err, errDeferTimeout) {
 		t.Fatalf("b never began: %v, want errDeferTimeout", err)
@@ -290,7 +318,7 @@ func TestDirectDeferredFenced(t *testing.T) {
 	if got := queryRows(t, c, "SELECT id, val FROM events ORDER BY id"); !slices.EqualFunc(got, [][]string{{"1", "p0"}, {"2", "p0"}}, slices.Equal) {
 		t.Fatalf("rows %v", got)
 	}
-	if n := len(f.flying.last); n != 0 {
+	if n := len(f.flying.flights); n != 0 {
 		t.Fatalf("%d key hashes still claimed", n)
 	}
 }

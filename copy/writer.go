@@ -499,10 +499,9 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 			// set aside until those end (inflight.go). The claim ends
 			// with this attempt.
 			clear(w.dk.owners)
-			fl, w.dk.contested, w.dk.owners = b.Seen.claim(w.dk.hashes, w.dk.contested[:0], w.dk.owners[:0])
+			fl, w.dk.contested, w.dk.owners = b.Seen.claim(w.dk.hashes, &w.dk.sorted, &w.dk.sortTmp, w.dk.contested[:0], w.dk.owners[:0])
 			w.dk.setAside(w.dk.contested)
-			hs, later := w.dk.hashes, w.dk.laterHashes
-			defer b.Seen.release(fl, hs, later)
+			defer b.Seen.release(fl)
 			res.Deferred = len(w.dk.later)
 		}
 		w.dk.choose(b.Seen, res.optimistic)
