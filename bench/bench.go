@@ -94,7 +94,7 @@ type Options struct {
 	Records    int64         `json:"records"`     // preloaded records; default 1,000,000
 	DupRatio   float64       `json:"dup_ratio"`   // verbatim re-sends; default 0.01 (negative: none)
 	Seed       int64         `json:"seed"`        // loadgen seed; default 1
-	Partitions int           `json:"partitions"`  // default 4
+	Partitions int           `json:"partitions"`  // default 8
 	MaxConns   int           `json:"max_conns"`   // postgres.max_conns and the baselines' connections; default 2
 	BatchRows  int           `json:"batch_rows"`  // batch.max_rows; default 50000
 	BatchBytes int64         `json:"batch_bytes"` // batch.max_bytes; default 32 MiB
@@ -167,7 +167,7 @@ func (o *Options) ensureDefaults() {
 		o.Seed = 1
 	}
 	if o.Partitions == 0 {
-		o.Partitions = 4
+		o.Partitions = 8 // the reference workload's
 	}
 	if o.MaxConns == 0 {
 		o.MaxConns = 2
