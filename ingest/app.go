@@ -497,6 +497,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 	a.failMu.Unlock()
 	monitorDone := make(chan struct{})
 	go func() { defer close(monitorDone); a.monitor(pollCtx) }()
+	// The first sample is taken here, before any record is polled, so the
+	// history's rates account for every row written.
+	a.sample(time.Now())
 	samplerDone := make(chan struct{})
 	go func() { defer close(samplerDone); a.sampler(pollCtx.Done()) }()
 	retainDone := make(chan struct{})

@@ -199,9 +199,9 @@ func (h *statusState) ordered() []statusSample {
 	return append(out, h.samples[:h.head]...)
 }
 
-// sampler samples every periods.sample until ctx is done.
+// sampler samples every periods.sample until done is closed (Run takes
+// the first sample itself, before polling).
 func (a *App) sampler(done <-chan struct{}) {
-	a.sample(time.Now())
 	tick := time.NewTicker(a.periods.sample)
 	defer tick.Stop()
 	for {
