@@ -458,15 +458,15 @@ func BenchmarkClaim(b *testing.B) {
 	for j := 0; j < len(d.hashes); j += 100 {
 		other = append(other, d.hashes[j])
 	}
-	var osorted, otmp []uint64
+	var ob claimBufs
 	b.ReportAllocs()
 	for b.Loop() {
 		d.sel = append(d.sel[:0], sel...)
-		o, _, _ := f.claim(other, &osorted, &otmp, nil, nil)
+		o, _, _ := f.claim(other, &ob, nil, nil)
 		d.hashKeys(f)
 		var fl *flight
 		clear(d.owners)
-		fl, d.contested, d.owners = f.claim(d.hashes, &d.sorted, &d.sortTmp, d.contested[:0], d.owners[:0])
+		fl, d.contested, d.owners = f.claim(d.hashes, &d.cb, d.contested[:0], d.owners[:0])
 		d.setAside(d.contested)
 		if len(d.later) != len(other) {
 			b.Fatalf("%d keys set aside, want %d", len(d.later), len(other))

@@ -90,10 +90,8 @@ type directKeys struct {
 	owners      []*flight
 	later       []int32
 	laterHashes []uint64
-	ids         []int32 // of those batches still in flight, scratch
-	// The claim's sorted hashes (kept by the flight until it ends), and
-	// the sort's scratch.
-	sorted, sortTmp []uint64
+	ids         []int32   // of those batches still in flight, scratch
+	cb          claimBufs // the claim's (inflight.go)
 }
 
 // keyEnt is a tuple in the key sort: its key's first eight payload bytes

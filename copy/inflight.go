@@ -55,7 +55,7 @@ const flightLockClass = 0x736c7566 // "sluf"
 // flight is one batch's claim.
 type flight struct {
 	id    int32
-	hs    []uint64 // its keys' hashes, sorted; unchanged until release
+	hs    []keyEnt // its keys' hashes, sorted (claimBufs); unchanged until release
 	once  sync.Once
 	begun chan struct{} // closed once its transaction holds its lock, or it ended
 	done  chan struct{} // closed when the claim ends
@@ -88,81 +88,59 @@ var errDeferTimeout = errors.New("keys set aside for another batch of this proce
 // deferWait bounds the wait for those transactions to begin.
 const deferWait = 30 * time.Second
 
+// claimBufs are a claimer's buffers: the flight keeps its hashes,
+// radix-sorted as keyEnts (pre the hash, i its position in hs), in ents or
+// tmp until it is released; owner is scratch, by position in hs.
+type claimBufs struct {
+	ents, tmp []keyEnt
+	owner     []*flight
+}
+
 // claim queues a new flight on every hash of hs, and returns it with the
 // positions in hs of the hashes another flight holds (appended to
-// contested) and, for each, the last flight before it holding the hash,
-// each flight once (appended to owners). The flight keeps hs sorted in
-// sorted (grown as needed; the caller must leave it unchanged until
-// release); tmp is scratch.
-func (f *KeyFilter) claim(hs []uint64, sorted, tmp *[]uint64, contested []int32, owners []*flight) (*flight, []int32, []*flight) {
-	*sorted = append((*sorted)[:0], hs...)
-	*tmp = slices.Grow((*tmp)[:0], len(hs))[:len(hs)]
-	srt := radixSortU64(*sorted, *tmp)
+// contested, ascending) and, for each, the last flight before it holding
+// the hash, each flight once (appended to owners, in the order of the
+// positions). b must stay unchanged until the flight is released.
+func (f *KeyFilter) claim(hs []uint64, b *claimBufs, contested []int32, owners []*flight) (*flight, []int32, []*flight) {
+	b.ents = slices.Grow(b.ents[:0], len(hs))
+	for j, h := range hs {
+		b.ents = append(b.ents, keyEnt{pre: h, i: int32(j)})
+	}
+	b.tmp = slices.Grow(b.tmp[:0], len(hs))[:len(hs)]
+	srt := radixSort(b.ents, b.tmp)
+	b.owner = slices.Grow(b.owner[:0], len(hs))[:len(hs)]
 	fl := &flight{id: flightIDs.Add(1), hs: srt, begun: make(chan struct{}), done: make(chan struct{})}
-	var hit map[uint64]*flight
+	first := len(contested)
 	k := &f.flying
 	k.mu.Lock()
-	for i := len(k.flights) - 1; i >= 0; i-- {
+	for i := len(k.flights) - 1; i >= 0; i-- { // newest first: the last holder wins
 		o := k.flights[i]
-		a, b := srt, o.hs
-		for len(a) > 0 && len(b) > 0 {
+		x, y := srt, o.hs
+		for len(x) > 0 && len(y) > 0 {
 			switch {
-			case a[0] < b[0]:
-				a = a[1:]
-			case a[0] > b[0]:
-				b = b[1:]
+			case x[0].pre < y[0].pre:
+				x = x[1:]
+			case x[0].pre > y[0].pre:
+				y = y[1:]
 			default:
-				if hit == nil {
-					hit = map[uint64]*flight{}
+				if j := x[0].i; b.owner[j] == nil {
+					b.owner[j] = o
+					contested = append(contested, j)
 				}
-				if _, newer := hit[a[0]]; !newer {
-					hit[a[0]] = o
-				}
-				a = a[1:]
+				x = x[1:]
 			}
 		}
 	}
 	k.flights = append(k.flights, fl)
 	k.mu.Unlock()
-	if hit != nil {
-		for j, h := range hs {
-			if o, ok := hit[h]; ok {
-				contested = append(contested, int32(j))
-				if !slices.Contains(owners, o) {
-					owners = append(owners, o)
-				}
-			}
+	slices.Sort(contested[first:])
+	for _, j := range contested[first:] {
+		if o := b.owner[j]; !slices.Contains(owners, o) {
+			owners = append(owners, o)
 		}
+		b.owner[j] = nil
 	}
 	return fl, contested, owners
-}
-
-// radixSortU64 sorts a using tmp (as long as a) as the second buffer, and
-// returns whichever of the two holds the result. A byte position where
-// every value has the same digit is skipped.
-func radixSortU64(a, tmp []uint64) []uint64 {
-	var count [256]int
-	for shift := uint(0); shift < 64; shift += 8 {
-		count = [256]int{}
-		for _, v := range a {
-			count[byte(v>>shift)]++
-		}
-		if len(a) == 0 || count[byte(a[0]>>shift)] == len(a) {
-			continue
-		}
-		sum := 0
-		for d, c := range count {
-			count[d] = sum
-			sum += c
-		}
-		for _, v := range a {
-			b := byte(v >> shift)
-			tmp[count[b]] = v
-			count[b]++
-		}
-		a, tmp = tmp, a
-	}
-	return a
 }
 
 // release ends fl's claim.

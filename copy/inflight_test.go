@@ -3,7 +3,6 @@ package pgcopy
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"reflect"
 	"slices"
 	"testing"
@@ -14,8 +13,7 @@ import (
 
 // claimOf claims hs on f with fresh buffers.
 func claimOf(f *KeyFilter, hs ...uint64) (*flight, []int32, []*flight) {
-	var sorted, tmp []uint64
-	return f.claim(hs, &sorted, &tmp, nil, nil)
+	return f.claim(hs, &claimBufs{}, nil, nil)
 }
 
 // TestClaimQueue: a claim reports the positions of the hashes earlier
@@ -50,25 +48,6 @@ func TestClaimQueue(t *testing.T) {
 	}
 	if n := len(f.flying.flights); n != 0 {
 		t.Fatalf("%d flights still in flight", n)
-	}
-}
-
-// TestRadixSortU64 compares the sort with slices.Sort.
-func TestRadixSortU64(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	for _, n := range []int{0, 1, 2, 100, 5000} {
-		a := make([]uint64, n)
-		for i := range a {
-			a[i] = r.Uint64()
-			if i%3 == 0 {
-				a[i] &= 0xffff // shared high bytes: skipped passes
-			}
-		}
-		want := slices.Clone(a)
-		slices.Sort(want)
-		if got := radixSortU64(a, make([]uint64, n)); !slices.Equal(got, want) {
-			t.Fatalf("n=%d: not sorted", n)
-		}
 	}
 }
 

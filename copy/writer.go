@@ -499,7 +499,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 			// set aside until those end (inflight.go). The claim ends
 			// with this attempt.
 			clear(w.dk.owners)
-			fl, w.dk.contested, w.dk.owners = b.Seen.claim(w.dk.hashes, &w.dk.sorted, &w.dk.sortTmp, w.dk.contested[:0], w.dk.owners[:0])
+			fl, w.dk.contested, w.dk.owners = b.Seen.claim(w.dk.hashes, &w.dk.cb, w.dk.contested[:0], w.dk.owners[:0])
 			w.dk.setAside(w.dk.contested)
 			defer b.Seen.release(fl)
 			res.Deferred = len(w.dk.later)
