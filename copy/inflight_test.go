@@ -191,6 +191,18 @@ func TestDirectDeferredKeys(t *testing.T) {
 	}
 }
 
+// keysBatch is the first batch of partition part (epoch epoch) of the
+// events table: one row per key, valued "p<part>", through KeyFilter f.
+func keysBatch(tbl *Table, f *KeyFilter, part int32, epoch int64, keys ...int64) *Batch {
+	bl := newBuilder(tbl, "t", part)
+	for i, k := range keys {
+		bl.add(int64(i), fInt8(k), fText(fmt.Sprint("p", part)), fInt8(int64(i)))
+	}
+	b := bl.batch(epoch, -1, int64(len(keys)))
+	b.Seen = f
+	return b
+}
+
 // TestDirectDeferredWaitsInPostgreSQL: a batch waits for the batch
 // holding its set-aside keys as a lock wait in PostgreSQL, where the
 // deadlock detector sees it, and goes on once that batch commits.
@@ -199,15 +211,7 @@ func TestDirectDeferredWaitsInPostgreSQL(t *testing.T) {
 	tbl := eventsTable()
 	url, c, claims := setup(t, 2, tbl)
 	f := NewKeyFilter(0)
-	batch := func(part int32, keys ...int64) *Batch {
-		bl := newBuilder(tbl, "t", part)
-		for i, k := range keys {
-			bl.add(int64(i), fInt8(k), fText(fmt.Sprint("p", part)), fInt8(int64(i)))
-		}
-		b := bl.batch(claims[part].Epoch, -1, int64(len(keys)))
-		b.Seen = f
-		return b
-	}
+	batch := func(part int32, keys ...int64) *Batch { return keysBatch(tbl, f, part, claims[part].Epoch, keys...) }
 	wa, wb := newWriter(t, url), newWriter(t, url)
 	release, resultA := pausedWrite(t, wa, batch(0, 1, 2))
 	type out struct {
@@ -267,15 +271,7 @@ func TestDirectDeferredFenced(t *testing.T) {
 	tbl := eventsTable()
 	url, c, claims := setup(t, 2, tbl)
 	f := NewKeyFilter(0)
-	batch := func(part int32, epoch int64, keys ...int64) *Batch {
-		bl := newBuilder(tbl, "t", part)
-		for i, k := range keys {
-			bl.add(int64(i), fInt8(k), fText(fmt.Sprint("p", part)), fInt8(int64(i)))
-		}
-		b := bl.batch(epoch, -1, int64(len(keys)))
-		b.Seen = f
-		return b
-	}
+	batch := func(part int32, epoch int64, keys ...int64) *Batch { return keysBatch(tbl, f, part, epoch, keys...) }
 	// Another owner takes partition 1: its epoch moves on.
 	if _, err := ClaimPartitions(testCtx(t), c, "sluice", "g", map[string][]int32{"t": {1}}); err != nil {
 		t.Fatal(err)
