@@ -249,22 +249,30 @@ func (m docsModel) apply(cs []change, off int64, p Policy, guard, truncate bool)
 		if len(cand) == 0 {
 			continue
 		}
-		w := cand[0]
+		// Under PolicyUpdate the winner is the last upsert; when it keeps
+		// stored values, the key's upserts before it apply first, in
+		// order, as the source made them.
+		todo := cand[:1]
 		if p == PolicyUpdate {
-			w = cand[len(cand)-1]
+			todo = cand[len(cand)-1:]
+			if cs[todo[0]].unchanged != 0 {
+				todo = cand
+			}
 		}
-		c, woff := cs[w], off+int64(w)
-		switch {
-		case !ok:
-			m[k] = docRow{c.a, c.b, woff}
-		case p == PolicyUpdate && (!guard || row.off < woff):
-			if c.unchanged&keepA == 0 {
-				row.a = c.a
+		for _, w := range todo {
+			c, woff := cs[w], off+int64(w)
+			switch {
+			case !ok:
+				row, ok = docRow{c.a, c.b, woff}, true
+			case p == PolicyUpdate && (!guard || row.off < woff):
+				if c.unchanged&keepA == 0 {
+					row.a = c.a
+				}
+				if c.unchanged&keepB == 0 {
+					row.b = c.b
+				}
+				row.off = woff
 			}
-			if c.unchanged&keepB == 0 {
-				row.b = c.b
-			}
-			row.off = woff
 			m[k] = row
 		}
 	}
@@ -419,10 +427,12 @@ func TestOpsUnchanged(t *testing.T) {
 	if res.Affected != 2 || res.Deleted != 0 {
 		t.Errorf("result %+v", res)
 	}
-	// The last upsert of a key wins, with its own marks.
-	step("1=A3,B2 2=A2,B", keep(1, "x", "y", keepA), keep(1, "A3", "", keepB))
+	// When the last upsert of a key keeps stored values, the key's
+	// upserts apply in order: the value kept is the one the upsert
+	// before it set.
+	step("1=A3,y 2=A2,B", keep(1, "x", "y", keepA), keep(1, "A3", "", keepB))
 	// Marks on a key column are ignored; a new key takes the values sent.
-	step("1=A4,B2 2=A2,B 3=-,B", keep(1, "A4", "", keepB|1), keep(3, "", "B", keepA))
+	step("1=A4,y 2=A2,B 3=-,B", keep(1, "A4", "", keepB|1), keep(3, "", "B", keepA))
 	// After a delete in the same batch the winner is inserted as sent.
 	step("1=-,B5 2=A2,B 3=-,B", del(1), keep(1, "", "B5", keepA))
 	// A mark with no stored row left to keep from, then a plain upsert.

@@ -59,17 +59,6 @@ func (t *tableRT) initShape() {
 	t.ev.shape.Store(&tableShape{pg: t.pg, cols: t.cols, nFields: t.nFields, keyFields: t.keyFields})
 }
 
-// guardField returns the tuple field of sh's guard column (after the seq
-// field), or -1 without one.
-func (sh *tableShape) guardField() int {
-	for i, c := range sh.pg.Columns {
-		if c.Name == sh.pg.OffsetColumn {
-			return 1 + i
-		}
-	}
-	return -1
-}
-
 // withColumns returns a shape of sh with cols appended (paths named after
 // the columns).
 func (sh *tableShape) withColumns(cols []codec.Column) *tableShape {

@@ -51,10 +51,9 @@ type worker struct {
 	rec    codec.Record
 	// Fan-out (fanout.go): decoders of field conditions, their output,
 	// and the marks of one record's tuples.
-	conds    map[*tableRT]*codec.Decoder
-	condBuf  []byte
-	marks    []pendMark
-	toastBuf []byte // scratch of carryUnchanged (toast.go)
+	conds   map[*tableRT]*codec.Decoder
+	condBuf []byte
+	marks   []pendMark
 	// last is the size of this worker's last flushed batch per table: its
 	// rows set the next batch's slow start, its bytes per row the next
 	// buffer's size.
@@ -74,8 +73,7 @@ type pending struct {
 	ops       []pgcopy.RowOp
 	unchanged []uint64
 	truncate  bool
-	parts     []*pending       // other tables' tuples in this batch (fanout.go); no ranges of their own
-	lastByKey map[string]int32 // tables with change events: each key's latest tuple (toast.go)
+	parts     []*pending // other tables' tuples in this batch (fanout.go); no ranges of their own
 	dls       []pgcopy.DeadLetter
 	ranges    []rangeState
 	bytes     int64 // budget bytes to release when done
@@ -456,9 +454,6 @@ func (w *worker) encode(q *pending, t *tableRT, st *partState, r *kgo.Record, no
 	}
 	if q.unchanged != nil && len(q.unchanged) < len(q.rows) {
 		q.unchanged = append(q.unchanged, 0)
-	}
-	if keyed && sh.pg.Changes {
-		w.carryUnchanged(q, sh.guardField())
 	}
 	return encRow
 }
