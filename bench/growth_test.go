@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -142,6 +143,26 @@ func TestReportGrowthOnlyCommand(t *testing.T) {
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "report.json")); err != nil {
-		t.Error(err)
+		t.Fatal(err)
+	}
+	// The empty table keeps all of its own throughput.
+	if !regexp.MustCompile(`\| plain \| 0 \| [0-9.]+ \| [0-9]+ \| 1\.00 \|`).Match(md) {
+		t.Errorf("the empty plain table's row lacks kept 1.00:\n%s", md)
+	}
+	// --render draws the same report from report.json, measuring nothing.
+	again := t.TempDir()
+	stdout.Reset()
+	if err := ReportMain(ctx, []string{"--render", filepath.Join(dir, "report.json"), "--out", again}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	md2, err := os.ReadFile(filepath.Join(again, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(md, md2) {
+		t.Errorf("rendered again from report.json:\n%s\nwant\n%s", md2, md)
+	}
+	if err := ReportMain(ctx, []string{"--render", filepath.Join(dir, "growth.svg"), "--out", again}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "report.json") {
+		t.Errorf("rendering an SVG: %v", err)
 	}
 }

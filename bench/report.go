@@ -461,6 +461,8 @@ func ReportMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var growth string
 	fs.StringVar(&growth, "growth", "", "table sizes for the growth curve, e.g. 0,10M,30M,50M: throughput of a plain and a day-partitioned target prefilled with that many rows, against the raw COPY limit into the same table (long: the full curve prefills 180M rows)")
 	fs.BoolVar(&o.GrowthOnly, "growth-only", false, "measure only the growth curve (--growth), not the capacity sweep")
+	var from string
+	fs.StringVar(&from, "render", "", "measure nothing: render this report.json of an earlier run into --out")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: sluice report [flags]\n\nA capacity sweep over rate, batch size, partitions and connections, written as\nMarkdown with SVG charts. The default sweep takes a few minutes.\n\n")
 		fs.PrintDefaults()
@@ -470,6 +472,9 @@ func ReportMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("cannot use argument %q: sluice report takes flags only", fs.Arg(0))
+	}
+	if from != "" {
+		return renderFrom(from, out, stdout)
 	}
 	var err error
 	if o.Fractions, err = parseList(fractions, "--fractions", func(s string) (float64, error) { return strconv.ParseFloat(s, 64) }); err != nil {
@@ -511,6 +516,26 @@ func ReportMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return err
 }
 
+// renderFrom renders the report saved in file (a report.json) into dir.
+func renderFrom(file, dir string, stdout io.Writer) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("cannot read the report to render: %w", err)
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("cannot read %s as a report.json of sluice report: %w", file, err)
+	}
+	if !r.hasResults() {
+		return fmt.Errorf("cannot render %s: it holds no measurements", file)
+	}
+	if err := Render(&r, dir); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "sluice report: wrote %s\n", filepath.Join(dir, "report.md"))
+	return nil
+}
+
 // hasResults reports whether r holds measurements to render: a growth
 // curve (whole or, after a failure, the points measured) for a
 // growth-only report, else the sweep's points and, with the matrix, its
@@ -545,7 +570,11 @@ func renderGrowthOnly(r *Report, dir string) error {
 	var md strings.Builder
 	o := r.Options
 	fmt.Fprintf(&md, "# Sluice growth report\n\n")
-	fmt.Fprintf(&md, "Generated %s by `sluice report --growth-only` in %.0fs. Environment: %s.\n\n", r.Generated.Format(time.RFC3339), r.Elapsed, r.Env)
+	fmt.Fprintf(&md, "Generated %s by `sluice report --growth-only` in %.0fs. Environment: %s.", r.Generated.Format(time.RFC3339), r.Elapsed, r.Env)
+	if r.PGSettings != "" {
+		fmt.Fprintf(&md, " PostgreSQL settings: %s.", r.PGSettings)
+	}
+	md.WriteString("\n\n")
 	fmt.Fprintf(&md, "Workload per point: %d `%s` records (%.1f%% verbatim duplicates), %d partitions, %d connections, batches of %d rows. "+
 		"Every table was verified exactly once. Numbers come from one run on a shared machine: compare them within this report only.\n\n",
 		o.Records, o.Schema, 100*o.DupRatio, o.Options.Partitions, o.Options.MaxConns, o.Options.BatchRows)
