@@ -494,6 +494,9 @@ type Result struct {
 	// PrefillSeconds is how long Options.Prefill took (not part of any
 	// measurement).
 	PrefillSeconds float64 `json:"prefill_seconds,omitempty"`
+	// PrefillBytes is the prefilled target's size on disk, its indexes
+	// and TOAST included (every partition's, when partitioned).
+	PrefillBytes int64 `json:"prefill_bytes,omitempty"`
 	// PGSettings are the durability settings the server ran with, read
 	// back from it (wal_level, fsync, full_page_writes,
 	// synchronous_commit).
@@ -559,7 +562,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.PeakRSS, res.StartRSS, res.RSSMethod = pr.PeakRSS, pr.StartRSS, pr.RSSMethod
 		res.Verified = pr.Verified
 		res.Verify = pr.Verify
-		res.PrefillSeconds = pr.PrefillSeconds
+		res.PrefillSeconds, res.PrefillBytes = pr.PrefillSeconds, pr.PrefillBytes
 		if res.RawCopy != nil && res.RawCopy.Seconds > 0 && pr.Drain.Seconds > 0 {
 			res.RatioRawCopy = res.RawCopy.Seconds / pr.Drain.Seconds
 		}
@@ -845,6 +848,7 @@ type pointResult struct {
 	Verified                 bool
 	Verify                   []string
 	PrefillSeconds           float64
+	PrefillBytes             int64
 }
 
 // preloadOpts make the preload write every topic in full record batches
@@ -904,6 +908,7 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 		return nil, err
 	}
 	var prefillTook time.Duration
+	var prefillBytes int64
 	if o.Partitioned {
 		for _, s := range all {
 			if err := e.makeDayPartitions(ctx, s.table); err != nil {
@@ -913,7 +918,7 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	}
 	if o.Prefill > 0 {
 		logf(o.Log, "prefilling %s with %d rows inside PostgreSQL (not timed) …", drain.table, o.Prefill)
-		if prefillTook, err = e.prefill(ctx, drain.table, o.Prefill, o.Partitioned, func(f string, a ...any) { logf(o.Log, f, a...) }); err != nil {
+		if prefillTook, prefillBytes, err = e.prefill(ctx, drain.table, o.Prefill, o.Partitioned, func(f string, a ...any) { logf(o.Log, f, a...) }); err != nil {
 			return nil, err
 		}
 	}
@@ -947,10 +952,11 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	if e.broker != nil {
 		method = "VmHWM of the bench process (the appliance and the in-process broker with the preloaded log), reset at drain start via /proc/self/clear_refs"
 	}
-	pr := &pointResult{RSSMethod: method, PrefillSeconds: prefillTook.Seconds()}
+	pr := &pointResult{RSSMethod: method, PrefillSeconds: prefillTook.Seconds(), PrefillBytes: prefillBytes}
 	rssOK := resetPeakRSS() == nil
 	pr.StartRSS, _ = readRSS("VmRSS")
 	cpu0 := e.cpuNow()
+	faults0, gcs0 := procFaults(), gcCycles()
 	appCtx, stopApp := context.WithCancel(context.Background())
 	defer stopApp()
 	appDone := make(chan error, 1)
@@ -997,6 +1003,8 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	pr.Batches = app.Stats().BatchesCommitted
 	logf(o.Log, "drained %d records in %.2fs: %.0f rows/s, %.1f MB/s (first record fetched after %.2fs, first batch committed after %.2fs)",
 		st.Records, elapsed.Seconds(), pr.Drain.RowsPerSec, pr.Drain.MBPerSec, pr.FirstRecord, pr.FirstCommit)
+	logf(o.Log, "  the bench process during the drain: %.1f CPU-s, %d minor page faults, %d GC cycles",
+		pr.CPU.Appliance, procFaults()-faults0, gcCycles()-gcs0)
 
 	// Latency at fixed rates, the appliance consuming live.
 	recBytes := float64(st.CommittedBytes) / float64(max(st.Committed.Total(), 1))

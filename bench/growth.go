@@ -71,17 +71,17 @@ func (e *env) makeDayPartitions(ctx context.Context, table string) error {
 // The primary key is dropped while inserting and rebuilt after, then the
 // table is vacuumed and analysed and a checkpoint taken: the benchmark
 // starts on a table as a long-running one would be.
-func (e *env) prefill(ctx context.Context, table string, n int64, partitioned bool, log func(string, ...any)) (time.Duration, error) {
+func (e *env) prefill(ctx context.Context, table string, n int64, partitioned bool, log func(string, ...any)) (time.Duration, int64, error) {
 	start := time.Now()
 	c, err := pgx.Connect(ctx, e.pgURL)
 	if err != nil {
-		return 0, fmt.Errorf("cannot connect to PostgreSQL: %w", err)
+		return 0, 0, fmt.Errorf("cannot connect to PostgreSQL: %w", err)
 	}
 	defer c.Close(context.Background())
 	_, name, _ := strings.Cut(table, ".")
 	q := qualified(table)
 	if _, err := c.Exec(ctx, "ALTER TABLE "+q+" DROP CONSTRAINT "+pgx.Identifier{name + "_pkey"}.Sanitize()); err != nil {
-		return 0, fmt.Errorf("cannot drop the primary key of %s before the prefill: %w", table, err)
+		return 0, 0, fmt.Errorf("cannot drop the primary key of %s before the prefill: %w", table, err)
 	}
 	const chunk = 1_000_000
 	sql := `INSERT INTO ` + q + ` (event_id, tenant_id, user_id, type, ts, amount, url, user_agent, attrs, country)
@@ -123,7 +123,7 @@ FROM generate_series($1::int8, $2::int8) AS i,
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	key := "event_id"
 	if partitioned {
@@ -131,10 +131,17 @@ FROM generate_series($1::int8, $2::int8) AS i,
 	}
 	for _, s := range []string{"ALTER TABLE " + q + " ADD PRIMARY KEY (" + key + ")", "VACUUM (ANALYZE) " + q, "CHECKPOINT"} {
 		if _, err := c.Exec(ctx, s); err != nil {
-			return 0, fmt.Errorf("cannot prepare the prefilled %s (%s): %w", table, s, err)
+			return 0, 0, fmt.Errorf("cannot prepare the prefilled %s (%s): %w", table, s, err)
 		}
 	}
-	return time.Since(start), nil
+	took := time.Since(start)
+	// A partitioned table holds no rows itself: its partitions do.
+	var size int64
+	if err := c.QueryRow(ctx, "SELECT (pg_total_relation_size($1::regclass) + coalesce((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree($1::regclass) WHERE relid <> $1::regclass), 0))::int8", q).Scan(&size); err != nil {
+		return 0, 0, fmt.Errorf("cannot read the size of the prefilled %s: %w", table, err)
+	}
+	log("  prefilled %s: %.2f GB with its indexes", table, float64(size)/1e9)
+	return took, size, nil
 }
 
 // rawCopyInto measures the raw COPY limit into s's table itself, at its
@@ -234,6 +241,7 @@ type GrowthPoint struct {
 	Layout         string      `json:"layout"` // "plain" or "day-partitioned"
 	Rows           int64       `json:"rows"`   // rows in the target before the benchmark
 	PrefillSeconds float64     `json:"prefill_seconds"`
+	TableBytes     int64       `json:"table_bytes,omitempty"` // the prefilled target's size, indexes included
 	Sluice         Throughput  `json:"sluice"`
 	RawCopy        *Throughput `json:"raw_copy,omitempty"`
 	RawCopySorted  *Throughput `json:"raw_copy_sorted,omitempty"` // (a'): each COPY's rows in key order
@@ -269,7 +277,7 @@ func (e *env) growth(ctx context.Context, o Options, sizes []int64) ([]GrowthPoi
 			if err != nil {
 				return out, fmt.Errorf("cannot measure the %s table of %d rows: %w", layout, n, err)
 			}
-			gp.Sluice, gp.PrefillSeconds = pr.Drain, pr.PrefillSeconds
+			gp.Sluice, gp.PrefillSeconds, gp.TableBytes = pr.Drain, pr.PrefillSeconds, pr.PrefillBytes
 			if gp.RawCopy != nil && pr.Drain.Seconds > 0 {
 				gp.Ratio = gp.RawCopy.Seconds / pr.Drain.Seconds
 			}
@@ -293,7 +301,7 @@ func renderGrowth(md *strings.Builder, pts []GrowthPoint, writeChart func(string
 		"and Sluice draining the workload into it. The ratios are Sluice's throughput over each. On a large table the key-sorted COPY is the real limit: " +
 		"rows in key order touch fewer index pages per COPY.\n\n")
 	md.WriteString("\"Kept\" is Sluice's throughput at that size over its throughput into the empty table of the same layout, in the same run.\n\n")
-	md.WriteString("| layout | rows in table | Sluice MB/s | Sluice rows/s | kept | raw COPY (a) MB/s | key-sorted (a') MB/s | Sluice / (a) | Sluice / (a') | prefill |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	md.WriteString("| layout | rows in table | table size | Sluice MB/s | Sluice rows/s | kept | raw COPY (a) MB/s | key-sorted (a') MB/s | Sluice / (a) | Sluice / (a') | prefill |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	series := map[string]*Series{}
 	var order []string
 	empty := map[string]float64{}
@@ -313,7 +321,14 @@ func renderGrowth(md *strings.Builder, pts []GrowthPoint, writeChart func(string
 		if e := empty[p.Layout]; e > 0 {
 			kept = fmt.Sprintf("%.2f", p.Sluice.MBPerSec/e)
 		}
-		fmt.Fprintf(md, "| %s | %s | %.1f | %.0f | %s | %s | %s | %.2f | %.2f | %.0f s |\n", p.Layout, fmtRows(p.Rows), p.Sluice.MBPerSec, p.Sluice.RowsPerSec,
+		size := "–"
+		switch {
+		case p.TableBytes >= 1e9:
+			size = fmt.Sprintf("%.1f GB", float64(p.TableBytes)/1e9)
+		case p.TableBytes > 0:
+			size = fmt.Sprintf("%.0f MB", float64(p.TableBytes)/1e6)
+		}
+		fmt.Fprintf(md, "| %s | %s | %s | %.1f | %.0f | %s | %s | %s | %.2f | %.2f | %.0f s |\n", p.Layout, fmtRows(p.Rows), size, p.Sluice.MBPerSec, p.Sluice.RowsPerSec,
 			kept, mbs(p.RawCopy), mbs(p.RawCopySorted), p.Ratio, p.RatioSorted, p.PrefillSeconds)
 		for _, v := range []struct {
 			name  string
