@@ -46,7 +46,10 @@ import (
 // last delete, oldest first, and the loop applies each as it applies the
 // winner, under the guard: the key ends as the source's changes applied
 // one by one would leave it (TestOpsModel's model). Keys whose winner
-// marks nothing cost one row as before.
+// marks nothing cost one row as before; the window functions that find
+// the other keys' upserts cost the merge 0-12% (BenchmarkWriteOps/
+// unchanged, three alternating runs: 150, 198, 184 ms of merge per batch
+// before, 168, 210, 184 after).
 //
 // Why a loop: a set-based DELETE and INSERT are two passes over the keys,
 // each in key order but the second starting over, so two batches could
