@@ -114,6 +114,10 @@ type Result struct {
 	// of the process held when this one claimed its keys: they were
 	// merged once that batch had ended (inflight.go).
 	Deferred int
+	// ChunkRetries is the number of chunks of a direct batch's COPY that
+	// met a key committed meanwhile (23505) and were copied again without
+	// it (chunkedCopy).
+	ChunkRetries int
 
 	optimistic bool // the direct path probed only the keys Seen may hold
 }

@@ -233,19 +233,24 @@ func benchSetup(b *testing.B) (string, *pgconn.PgConn, *Table, Claim) {
 // batch: offsets CAS and key probe, COPY straight into the target, COMMIT
 // (direct), or offsets CAS, COPY into staging, DISTINCT ON merge, COMMIT
 // (merge, with Sluice's and with PostgreSQL's default session settings).
+//
+// direct/chunked copies in chunks of a quarter of the batch, each under a
+// savepoint, as a table does after a key committed by another process
+// met its COPY (chunkedCopy).
 func BenchmarkWrite(b *testing.B) {
 	for _, v := range []struct {
 		name, settings string
-		merge          bool
+		merge, chunked bool
 	}{
-		{"direct", "", false},
-		{"merge/sluice-defaults", "", true},
-		{"merge/postgres-defaults", "&temp_buffers=8MB&work_mem=4MB", true},
+		{"direct", "", false, false},
+		{"direct/chunked", "", false, true},
+		{"merge/sluice-defaults", "", true, false},
+		{"merge/postgres-defaults", "&temp_buffers=8MB&work_mem=4MB", true, false},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			url, _, tbl, claim := benchSetup(b)
 			w := NewWriter(url+v.settings, "sluice", "g")
-			w.hooks = &hooks{noDirect: v.merge}
+			w.hooks = &hooks{noDirect: v.merge, chunkRows: benchRows / 4}
 			defer w.Close(context.Background())
 			from := int64(-1)
 			var copyT, mergeT, commitT float64
@@ -258,6 +263,13 @@ func BenchmarkWrite(b *testing.B) {
 				batch := &Batch{Table: tbl, Data: rb.keyed, Ends: rb.ends,
 					Ranges: []Range{{Topic: "t", Partition: 0, Epoch: claim.Epoch, From: from, To: to}}}
 				b.SetBytes(int64(len(rb.raw)))
+				if v.chunked {
+					ts, err := w.table(tbl)
+					if err != nil {
+						b.Fatal(err)
+					}
+					ts.chunked = 2
+				}
 				b.StartTimer()
 				res, err := w.Write(context.Background(), batch)
 				if err != nil {

@@ -142,6 +142,9 @@ type hooks struct {
 	// winners with the staging merge (INSERT … ON CONFLICT DO UPDATE)
 	// instead of the UPDATE. Benchmarks compare the ways (updateStored).
 	probeUpdates, mergeUpdates bool
+	// chunkRows, when set, is the size of a chunked COPY's chunks
+	// (copyNew), so that small batches copy in several.
+	chunkRows int
 }
 
 // roundTrip counts a round trip for the tests.
@@ -173,6 +176,10 @@ type tableState struct {
 	// skip batches probe every key; penalty doubles with each such
 	// failure (up to maxPenalty) and halves with each optimistic success.
 	skip, penalty int
+	// chunked counts down the batches whose direct COPY runs in chunks
+	// under savepoints (chunkedCopy): set after a direct batch met a
+	// key another transaction committed since its probe.
+	chunked int
 }
 
 // maxPenalty bounds the KeyFilter back-off: at worst one optimistic try
@@ -307,6 +314,9 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 	if w.hooks != nil && w.hooks.noDirect {
 		m = modeMerge
 	}
+	if ts.chunked > 0 {
+		ts.chunked--
+	}
 	directReruns := 0
 	for attempt := 1; ; attempt++ {
 		res, err := w.attempt(ctx, b, ts, m)
@@ -316,6 +326,13 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 				ts.penalty /= 2
 			}
 			return res, nil
+		}
+		if res.Direct && pgCode(err) == "23505" && b.Table.OnConflict == PolicyIgnore {
+			// Another transaction committed one of the keys since the
+			// probe (another process's, or one the KeyFilter did not know
+			// of): this batch's rerun and the next ones copy in chunks,
+			// so that such a key costs its chunk, not the batch.
+			ts.chunked = chunkedBatches
 		}
 		var fe *FencedError
 		switch {
@@ -555,14 +572,11 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 			return res, w.abort(ctx, err)
 		}
 		if len(w.dk.sel) > 0 {
-			w.dk.rd.reset(b, w.dk.sel)
-			w.roundTrip()
-			tag, err := copyFrom(ctx, conn, &w.dk.rd, ts.sql.copyTarget)
-			w.dk.rd.reset(nil, nil)
+			n, err := w.copyNew(ctx, conn, b, ts, !updates && ts.chunked > 0, &res)
 			if err != nil {
 				return res, w.abort(ctx, err)
 			}
-			t.affected += tag.RowsAffected()
+			t.affected += n
 		}
 		if len(w.dk.later) > 0 {
 			n, err := w.mergeLater(ctx, conn, b, ts, updates && len(w.dk.cand) > 0)

@@ -544,7 +544,7 @@ func TestConcurrentWritersOverlappingKeys(t *testing.T) {
 			const batches, rows, keys = 15, 400, 1000
 			var wg sync.WaitGroup
 			errs := make(chan error, len(claims))
-			var retried int
+			var retried, chunkRetries int
 			var mu sync.Mutex
 			for i, cl := range claims {
 				var f *KeyFilter
@@ -554,6 +554,9 @@ func TestConcurrentWritersOverlappingKeys(t *testing.T) {
 				wg.Go(func() {
 					w := NewWriter(url, "sluice", "g")
 					defer w.Close(context.Background())
+					// Chunks of 50 rows: a collision after the first costs
+					// its chunk (chunkedCopy).
+					w.hooks = &hooks{chunkRows: 50}
 					rng := rand.New(rand.NewPCG(uint64(cl.Partition), 1))
 					from := int64(-1)
 					for range batches {
@@ -574,6 +577,7 @@ func TestConcurrentWritersOverlappingKeys(t *testing.T) {
 						mu.Lock()
 						retried += res.Attempts - 1
 						deferred += res.Deferred
+						chunkRetries += res.ChunkRetries
 						mu.Unlock()
 						from = off
 					}
@@ -599,7 +603,7 @@ func TestConcurrentWritersOverlappingKeys(t *testing.T) {
 				// One process's writers set shared keys aside: none collides.
 				t.Errorf("%d transactions retried", retried)
 			}
-			t.Logf("%d transactions retried, %d keys set aside", retried, deferred)
+			t.Logf("%d transactions retried, %d keys set aside, %d chunks copied again", retried, deferred, chunkRetries)
 		})
 	}
 }

@@ -646,7 +646,7 @@ func (w *worker) write(p *pending) {
 			a.log.Debug("batch committed", "worker", w.id, "table", p.table.cfg.Name, "rows", res.Rows,
 				"dead_letters", len(p.dls)+len(res.Rejected), "took", time.Since(start),
 				"copy", res.CopyTime, "merge", res.MergeTime, "commit", res.CommitTime,
-				"attempts", res.Attempts, "direct", res.Direct, "probed_keys", res.ProbedKeys, "deferred_keys", res.Deferred, "flushed", p.why)
+				"attempts", res.Attempts, "direct", res.Direct, "probed_keys", res.ProbedKeys, "deferred_keys", res.Deferred, "chunk_retries", res.ChunkRetries, "flushed", p.why)
 			return
 		}
 		var fe *pgcopy.FencedError

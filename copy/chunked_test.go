@@ -1,0 +1,79 @@
+package pgcopy
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestDirectChunkedCollision: a key another transaction commits after a
+// direct batch probed its keys makes the batch's COPY fail on the unique
+// index (23505). The first time, the batch is rerun whole and its table
+// starts copying in chunks; then such a key costs its chunk (rolled back
+// to its savepoint, probed again, copied without the key) and the batch
+// commits in one attempt. Either way every key is stored once and the
+// contested key keeps the other transaction's row (the first write wins).
+func TestDirectChunkedCollision(t *testing.T) {
+	t.Parallel()
+	for _, chunked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
+			t.Parallel()
+			tbl := eventsTable()
+			url, c, claims := setup(t, 1, tbl)
+			w := newWriter(t, url)
+			if chunked {
+				ts, err := w.table(tbl)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ts.chunked = 2
+			}
+			w.hooks = &hooks{chunkRows: 1000}
+			keys := make([]int64, 3000)
+			for i := range keys {
+				keys[i] = int64(i + 1)
+			}
+			contested := int64(2007) // in the third chunk
+			other := connect(t, url)
+			mustExec(t, other, fmt.Sprintf("BEGIN; INSERT INTO events (id, val, off) VALUES (%d, 'other', -1)", contested))
+			type out struct {
+				res Result
+				err error
+			}
+			done := make(chan out, 1)
+			go func() {
+				res, err := w.Write(testCtx(t), keysBatch(tbl, nil, 0, claims[0].Epoch, keys...))
+				done <- out{res, err}
+			}()
+			// The batch's probe ran before the other transaction committed:
+			// its COPY waits on the uncommitted key.
+			waitFor(t, "the batch's COPY to wait on the uncommitted key", 10*time.Second, func() bool {
+				return queryInt(t, c, "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted"+
+					" AND pid IN (SELECT pid FROM pg_stat_activity WHERE datname = current_database())") > 0
+			})
+			mustExec(t, other, "COMMIT")
+			o := <-done
+			if o.err != nil {
+				t.Fatal(o.err)
+			}
+			want := Result{Attempts: 2, ChunkRetries: 0}
+			if chunked {
+				want = Result{Attempts: 1, ChunkRetries: 1}
+			}
+			if !o.res.Direct || o.res.Attempts != want.Attempts || o.res.ChunkRetries != want.ChunkRetries || o.res.Affected != int64(len(keys)-1) {
+				t.Fatalf("result %+v; want direct, %d attempts, %d chunk retries, %d rows affected", o.res, want.Attempts, want.ChunkRetries, len(keys)-1)
+			}
+			if n := queryInt(t, c, "SELECT count(*) FROM events"); n != int64(len(keys)) {
+				t.Errorf("%d rows, want %d", n, len(keys))
+			}
+			if v := queryRows(t, c, fmt.Sprintf("SELECT val FROM events WHERE id = %d", contested)); len(v) != 1 || v[0][0] != "other" {
+				t.Errorf("contested key: %v, want the other transaction's row", v)
+			}
+			// The unchunked batch's failure turned chunking on for the
+			// table's next batches.
+			if ts, _ := w.table(tbl); !chunked && ts.chunked != chunkedBatches {
+				t.Errorf("chunked countdown %d after a collision, want %d", ts.chunked, chunkedBatches)
+			}
+		})
+	}
+}
