@@ -116,7 +116,7 @@ type Result struct {
 	Deferred int
 	// ChunkRetries is the number of chunks of a direct batch's COPY that
 	// met a key committed meanwhile (23505) and were copied again without
-	// it (chunkedCopy).
+	// it (copyNew).
 	ChunkRetries int
 
 	optimistic bool // the direct path probed only the keys Seen may hold

@@ -236,7 +236,7 @@ func benchSetup(b *testing.B) (string, *pgconn.PgConn, *Table, Claim) {
 //
 // direct/chunked copies in chunks of a quarter of the batch, each under a
 // savepoint, as a table does after a key committed by another process
-// met its COPY (chunkedCopy).
+// met its COPY (copyNew).
 func BenchmarkWrite(b *testing.B) {
 	for _, v := range []struct {
 		name, settings string

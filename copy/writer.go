@@ -177,7 +177,7 @@ type tableState struct {
 	// failure (up to maxPenalty) and halves with each optimistic success.
 	skip, penalty int
 	// chunked counts down the batches whose direct COPY runs in chunks
-	// under savepoints (chunkedCopy): set after a direct batch met a
+	// under savepoints (copyNew): set after a direct batch met a
 	// key another transaction committed since its probe.
 	chunked int
 }

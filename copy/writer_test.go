@@ -555,7 +555,7 @@ func TestConcurrentWritersOverlappingKeys(t *testing.T) {
 					w := NewWriter(url, "sluice", "g")
 					defer w.Close(context.Background())
 					// Chunks of 50 rows: a collision after the first costs
-					// its chunk (chunkedCopy).
+					// its chunk (copyNew).
 					w.hooks = &hooks{chunkRows: 50}
 					rng := rand.New(rand.NewPCG(uint64(cl.Partition), 1))
 					from := int64(-1)
