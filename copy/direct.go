@@ -721,8 +721,8 @@ func (r *tupleReader) Read(p []byte) (int, error) {
 
 // A chunked direct COPY copies its tuples in chunks, a quarter of them
 // each and at least minChunkRows: each chunk costs a savepoint and a COPY
-// statement more, 4-14% of the copy time of a 10,000-row batch in
-// chunks of 2,500 (BenchmarkWrite/direct/chunked, three runs), 13-35%
+// statement more, 6-14% of the copy time of a 10,000-row batch in
+// chunks of 2,500 (BenchmarkWrite/direct/chunked, three runs), 15-35%
 // in chunks of 1,000. chunkedBatches is how many batches copy in chunks
 // after a direct batch met a key another transaction committed since its
 // probe.
