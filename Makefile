@@ -99,9 +99,16 @@ bench-run:
 $(BENCHSTAT):
 	$(GO) install golang.org/x/perf/cmd/benchstat@latest
 
+# A baseline from another CPU (its "cpu:" lines differ) is compared for
+# allocations only: its times say nothing about this machine's.
 bench: $(BENCHSTAT) bench-run
-	$(BENCHSTAT) bench/baseline.txt bin/bench-new.txt
-	$(BENCHSTAT) -format csv bench/baseline.txt bin/bench-new.txt 2>/dev/null | $(GO) run ./bench/benchcheck -max-slowdown $(BENCH_MAX_SLOWDOWN)
+	$(BENCHSTAT) -ignore cpu bench/baseline.txt bin/bench-new.txt
+	@base=$$(grep -m1 '^cpu:' bench/baseline.txt); new=$$(grep -m1 '^cpu:' bin/bench-new.txt); only=; \
+	if [ "$$base" != "$$new" ]; then \
+		echo "bench: the baseline ran on another CPU ($${base#cpu: }, here $${new#cpu: }): judging allocations only; refresh it here with make bench-baseline"; \
+		only=-allocs-only; \
+	fi; \
+	$(BENCHSTAT) -ignore cpu -format csv bench/baseline.txt bin/bench-new.txt 2>/dev/null | $(GO) run ./bench/benchcheck -max-slowdown $(BENCH_MAX_SLOWDOWN) $$only
 
 bench-baseline: bench-run
 	cp bin/bench-new.txt bench/baseline.txt

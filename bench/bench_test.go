@@ -105,6 +105,11 @@ func TestRegressions(t *testing.T) {
 	if _, err := Regressions(strings.NewReader(",a.txt\n,sec/op,CI\nX-2,1,∞\n"), 0.15); err == nil {
 		t.Fatal("output without a comparison was accepted")
 	}
+	// Against a baseline from another CPU only allocations are judged.
+	regs, err = AllocRegressions(strings.NewReader(benchstatCSV), 0.15)
+	if err != nil || len(regs) != 1 || regs[0].Unit != "allocs/op" {
+		t.Fatalf("allocations only: %v, %v", regs, err)
+	}
 }
 
 func TestParseStat(t *testing.T) {

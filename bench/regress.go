@@ -34,6 +34,17 @@ func (r Regression) String() string {
 //
 // Other units (B/s, B/op, custom metrics) are not judged.
 func Regressions(benchstatCSV io.Reader, maxSlowdown float64) ([]Regression, error) {
+	return regressions(benchstatCSV, maxSlowdown, true)
+}
+
+// AllocRegressions is Regressions judging allocs/op only: for a baseline
+// measured on another CPU, whose times say nothing about this one's,
+// while allocation counts are the same on every machine.
+func AllocRegressions(benchstatCSV io.Reader, maxSlowdown float64) ([]Regression, error) {
+	return regressions(benchstatCSV, maxSlowdown, false)
+}
+
+func regressions(benchstatCSV io.Reader, maxSlowdown float64, times bool) ([]Regression, error) {
 	rd := csv.NewReader(benchstatCSV)
 	rd.FieldsPerRecord = -1
 	var out []Regression
@@ -77,7 +88,7 @@ func Regressions(benchstatCSV io.Reader, maxSlowdown float64) ([]Regression, err
 		r := Regression{Benchmark: rec[0], Unit: unit, Base: base, New: nw, Delta: delta, P: p}
 		switch unit {
 		case "sec/op":
-			if significant && pct > maxSlowdown*100 {
+			if times && significant && pct > maxSlowdown*100 {
 				out = append(out, r)
 			}
 		case "allocs/op":

@@ -13,11 +13,20 @@ import (
 
 func main() {
 	maxSlowdown := flag.Float64("max-slowdown", 0.15, "largest tolerated significant sec/op increase, as a fraction")
+	allocsOnly := flag.Bool("allocs-only", false, "judge allocs/op only (the baseline ran on another CPU)")
 	flag.Parse()
-	regs, err := bench.Regressions(os.Stdin, *maxSlowdown)
+	judge := bench.Regressions
+	if *allocsOnly {
+		judge = bench.AllocRegressions
+	}
+	regs, err := judge(os.Stdin, *maxSlowdown)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchcheck:", err)
 		os.Exit(2)
+	}
+	if len(regs) == 0 && *allocsOnly {
+		fmt.Println("benchcheck: no new allocations (sec/op not judged)")
+		return
 	}
 	if len(regs) == 0 {
 		fmt.Printf("benchcheck: no regression beyond +%.0f%% sec/op or new allocations\n", 100**maxSlowdown)
