@@ -24,6 +24,7 @@ var metricHelp = map[string]string{
 	"sluice_rebalances_total":             "Consumer group rebalances this instance took part in.",
 	"sluice_fetch_pauses_total":           "Times fetching was paused because the in-flight byte budget was used up.",
 	"sluice_probed_keys_total":            "Keys looked up in a target's unique index by the direct path.",
+	"sluice_chunk_retries_total":          "Chunks of a direct COPY copied again without keys another transaction committed meanwhile.",
 	"sluice_batch_rows":                   "Rows per committed batch.",
 	"sluice_copy_duration_seconds":        "Time to COPY a batch into its staging or target table.",
 	"sluice_merge_duration_seconds":       "Time to merge a batch from staging into the target and store its dead letters.",

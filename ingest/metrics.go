@@ -43,6 +43,7 @@ type appMetrics struct {
 	retries          *metrics.Counter
 	fetchPauses      *metrics.Counter
 	probedKeys       *metrics.Counter
+	chunkRetries     *metrics.Counter
 	registryErrors   *metrics.Counter
 	e2eHist          latencyHist
 
@@ -94,6 +95,7 @@ func newAppMetrics(inflight func() float64) *appMetrics {
 		retries:          s.NewCounter("sluice_batch_retries_total"),
 		fetchPauses:      s.NewCounter("sluice_fetch_pauses_total"),
 		probedKeys:       s.NewCounter("sluice_probed_keys_total"),
+		chunkRetries:     s.NewCounter("sluice_chunk_retries_total"),
 		registryErrors:   s.NewCounter("sluice_schema_registry_errors_total"),
 		batchRows:        s.NewPrometheusHistogramExt("sluice_batch_rows", sizeBuckets),
 		copyDur:          s.NewPrometheusHistogramExt("sluice_copy_duration_seconds", latencyBuckets),

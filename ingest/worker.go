@@ -628,6 +628,7 @@ func (w *worker) write(p *pending) {
 			a.m.mergeDur.Update(res.MergeTime.Seconds())
 			a.m.commitDur.Update(res.CommitTime.Seconds())
 			a.m.probedKeys.Add(res.ProbedKeys)
+			a.m.chunkRetries.Add(res.ChunkRetries)
 			for _, dl := range p.dls {
 				a.m.deadLetters(p.table.cfg.Name, dl.Reason).Inc()
 			}
