@@ -620,16 +620,12 @@ func (w *Writer) updateStored(ctx context.Context, conn *pgconn.PgConn, b *Batch
 		}
 	}
 	if len(d.probe) > 0 {
-		p := &w.probeArgs
-		p.reset()
-		d.probeArrays(p, ts.keyOIDs)
-		w.roundTrip()
-		r := conn.ExecParams(ctx, ts.probe, p.args(), p.oids, p.formats, nil).Read()
-		if r.Err != nil {
-			return 0, r.Err
+		rows, err := w.probeKeys(ctx, conn, ts)
+		if err != nil {
+			return 0, err
 		}
 		res.ProbedKeys += len(d.probe)
-		if err := d.mark(r.Rows, d.probe); err != nil {
+		if err := d.mark(rows, d.probe); err != nil {
 			return 0, err
 		}
 	}
@@ -824,24 +820,25 @@ func (w *Writer) dropStored(ctx context.Context, conn *pgconn.PgConn, ts *tableS
 	for j := lo; j < hi; j++ {
 		d.probe = append(d.probe, int32(j))
 	}
-	p := &w.probeArgs
-	p.reset()
-	d.probeArrays(p, ts.keyOIDs)
-	w.roundTrip()
-	r := conn.ExecParams(ctx, ts.probe, p.args(), p.oids, p.formats, nil).Read()
-	if r.Err != nil {
-		return hi, r.Err
-	}
-	if err := d.markFound(r.Rows); err != nil {
+	rows, err := w.probeKeys(ctx, conn, ts)
+	if err != nil {
 		return hi, err
 	}
-	kept := lo
-	for j := lo; j < hi; j++ {
-		if !d.exist[j] {
-			d.sel[kept] = d.sel[j]
-			kept++
-		}
+	if err := d.markFound(rows); err != nil {
+		return hi, err
 	}
-	d.sel = append(d.sel[:kept], d.sel[hi:]...)
-	return kept, nil
+	n := len(d.sel)
+	d.keepUnmarked()
+	return hi - (n - len(d.sel)), nil
+}
+
+// probeKeys looks up the keys at the positions d.probe in the target, in
+// a round trip of its own, and returns the probe's answer (probeSQL).
+func (w *Writer) probeKeys(ctx context.Context, conn *pgconn.PgConn, ts *tableState) ([][][]byte, error) {
+	p := &w.probeArgs
+	p.reset()
+	w.dk.probeArrays(p, ts.keyOIDs)
+	w.roundTrip()
+	r := conn.ExecParams(ctx, ts.probe, p.args(), p.oids, p.formats, nil).Read()
+	return r.Rows, r.Err
 }
