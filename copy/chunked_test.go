@@ -3,7 +3,6 @@ package pgcopy
 import (
 	"fmt"
 	"testing"
-	"time"
 )
 
 // TestDirectChunkedCollision: a key another transaction commits after a
@@ -20,7 +19,7 @@ func TestDirectChunkedCollision(t *testing.T) {
 			t.Parallel()
 			tbl := eventsTable()
 			url, c, claims := setup(t, 1, tbl)
-			w := newWriter(t, url)
+			w, pid := connectedWriter(t, url)
 			if chunked {
 				ts, err := w.table(tbl)
 				if err != nil {
@@ -47,10 +46,7 @@ func TestDirectChunkedCollision(t *testing.T) {
 			}()
 			// The batch's probe ran before the other transaction committed:
 			// its COPY waits on the uncommitted key.
-			waitFor(t, "the batch's COPY to wait on the uncommitted key", 10*time.Second, func() bool {
-				return queryInt(t, c, "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted"+
-					" AND pid IN (SELECT pid FROM pg_stat_activity WHERE datname = current_database())") > 0
-			})
+			waitLocked(t, c, pid)
 			mustExec(t, other, "COMMIT")
 			o := <-done
 			if o.err != nil {

@@ -161,19 +161,26 @@ func BenchmarkPrepare(b *testing.B) {
 	})
 }
 
+// preparedReferenceBatch returns a batch of 50,000 reference rows and
+// its keys prepared for the direct path.
+func preparedReferenceBatch(b *testing.B) (*Batch, *directKeys) {
+	rb := makeReferenceBatch(50000, 1<<40)
+	tbl := referenceTable("public.events")
+	batch := &Batch{Table: tbl, Data: rb.keyed, Ends: rb.ends}
+	d := &directKeys{}
+	if !d.prepare(batch, tbl.KeyFields()) {
+		b.Fatal("prepare refused the batch")
+	}
+	return batch, d
+}
+
 // BenchmarkTupleReader streams a batch of 50,000 reference rows (25 MB,
 // more than the caches hold) in key order, as the direct path's COPY
 // does: a gather over the whole batch.
 func BenchmarkTupleReader(b *testing.B) {
-	rb := makeReferenceBatch(50000, 1<<40)
-	tbl := referenceTable("public.events")
-	batch := &Batch{Table: tbl, Data: rb.keyed, Ends: rb.ends}
-	var d directKeys
-	if !d.prepare(batch, tbl.KeyFields()) {
-		b.Fatal("prepare refused the batch")
-	}
+	batch, d := preparedReferenceBatch(b)
 	b.ReportAllocs()
-	b.SetBytes(int64(len(rb.keyed)))
+	b.SetBytes(int64(len(batch.Data)))
 	p := make([]byte, 65536)
 	for b.Loop() {
 		d.rd.reset(batch, d.sel)
@@ -456,13 +463,7 @@ func BenchmarkWriteOps(b *testing.B) {
 // null-keyed topic does (inflight.go): hashing, queueing, setting the
 // shared keys aside, and the release.
 func BenchmarkClaim(b *testing.B) {
-	rb := makeReferenceBatch(50000, 1<<40)
-	tbl := referenceTable("public.events")
-	batch := &Batch{Table: tbl, Data: rb.keyed, Ends: rb.ends}
-	var d directKeys
-	if !d.prepare(batch, tbl.KeyFields()) {
-		b.Fatal("prepare refused the batch")
-	}
+	_, d := preparedReferenceBatch(b)
 	f := NewKeyFilter(0)
 	d.hashKeys(f)
 	sel := slices.Clone(d.sel)
