@@ -376,9 +376,14 @@ func (d *directKeys) dropExisting(rows [][][]byte) error {
 // markFound clears d.exist and marks the positions in d.sel of the keys
 // the probe found (its answer: 1-based positions in d.probe).
 func (d *directKeys) markFound(rows [][][]byte) error {
+	d.resetExist()
+	return d.mark(rows, d.probe)
+}
+
+// resetExist sizes d.exist to d.sel, every position unmarked.
+func (d *directKeys) resetExist() {
 	d.exist = slices.Grow(d.exist[:0], len(d.sel))[:len(d.sel)]
 	clear(d.exist)
-	return d.mark(rows, d.probe)
 }
 
 // mark sets d.exist for the positions in d.sel that rows name: each row's
@@ -496,13 +501,9 @@ func probeSQL(t *Table, keyTypes []string) string {
 // Unlike INSERT … ON CONFLICT DO UPDATE it takes no separate row lock (a
 // WAL record per row) and sorts nothing: the winners are chosen in Go.
 func updateSQL(t *Table, stage string) string {
-	isKey := make(map[string]bool, len(t.Key))
-	for _, k := range t.Key {
-		isKey[k] = true
-	}
 	var set []string
 	for _, c := range t.Columns {
-		if !isKey[c.Name] {
+		if !isKeyColumn(t, c.Name) {
 			n := pgx.Identifier{c.Name}.Sanitize()
 			set = append(set, n+" = s."+n)
 		}
@@ -576,8 +577,7 @@ func (w *Writer) updateStored(ctx context.Context, conn *pgconn.PgConn, b *Batch
 	if w.hooks != nil && w.hooks.mergeUpdates {
 		// Every candidate is settled: updated, kept or inserted.
 		tag, err := conn.ExecParams(ctx, ts.sql.merge, nil, nil, nil, nil).Close()
-		d.exist = slices.Grow(d.exist[:0], len(d.sel))[:len(d.sel)]
-		clear(d.exist)
+		d.resetExist()
 		for _, j := range d.cand {
 			d.exist[j] = true
 		}
@@ -586,8 +586,7 @@ func (w *Writer) updateStored(ctx context.Context, conn *pgconn.PgConn, b *Batch
 	}
 	// The UPDATE's rows are read as they stream in: tens of thousands of
 	// them would cost as many allocations copied.
-	d.exist = slices.Grow(d.exist[:0], len(d.sel))[:len(d.sel)]
-	clear(d.exist)
+	d.resetExist()
 	updated := int64(-1)
 	mr := conn.Exec(ctx, ts.sql.update)
 	var merr error
