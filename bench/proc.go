@@ -55,6 +55,36 @@ func (s cpuSample) sub(before cpuSample, wall time.Duration) CPU {
 	return c
 }
 
+// describe says where the CPU time of a phase went, for the log: each
+// process's CPU seconds (self names what the bench process was doing) and
+// how busy that kept the machine.
+func (c *CPU) describe(self string) string {
+	if c == nil {
+		return "CPU unknown"
+	}
+	var b strings.Builder
+	add := func(name string, v float64) {
+		if v >= 0 {
+			if b.Len() > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s %.1f", name, v)
+		}
+	}
+	add(self, c.Appliance)
+	add("broker", c.Broker)
+	add("PostgreSQL", c.Postgres)
+	if b.Len() == 0 {
+		return "CPU unknown"
+	}
+	out := "CPU-s: " + b.String()
+	if c.Wall > 0 && c.Cores > 0 && c.Appliance >= 0 && c.Postgres >= 0 {
+		used := max(c.Appliance, 0) + max(c.Broker, 0) + c.Postgres
+		out += fmt.Sprintf(" of %.1f (%.0f%% busy)", c.Wall*float64(c.Cores), 100*used/(c.Wall*float64(c.Cores)))
+	}
+	return out
+}
+
 // procStat returns the ppid and the utime, stime, cutime, cstime fields of
 // /proc/pid/stat, in seconds.
 func procStat(pid int) (ppid int, times [4]float64, err error) {
