@@ -99,6 +99,7 @@ type Options struct {
 	BatchRows  int           `json:"batch_rows"`  // batch.max_rows; default 50000
 	BatchBytes int64         `json:"batch_bytes"` // batch.max_bytes; default 32 MiB
 	MaxAge     time.Duration `json:"max_age"`     // batch.max_age; default 250ms
+	HugePages  bool          `json:"huge_pages"`  // batch.huge_pages; default false
 	InsertRows int           `json:"insert_rows"` // rows per INSERT statement of the plain writer; default 1000
 	// Compression is the producer's batch compression (loadgen's
 	// --compression: none, gzip, snappy, lz4, zstd); default none.
@@ -1003,8 +1004,8 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	pr.Batches = app.Stats().BatchesCommitted
 	logf(o.Log, "drained %d records in %.2fs: %.0f rows/s, %.1f MB/s (first record fetched after %.2fs, first batch committed after %.2fs)",
 		st.Records, elapsed.Seconds(), pr.Drain.RowsPerSec, pr.Drain.MBPerSec, pr.FirstRecord, pr.FirstCommit)
-	logf(o.Log, "  the bench process during the drain: %.1f CPU-s, %d minor page faults, %d GC cycles",
-		pr.CPU.Appliance, procFaults()-faults0, gcCycles()-gcs0)
+	logf(o.Log, "  during the drain: %s; the bench process took %d minor page faults and %d GC cycles",
+		pr.CPU.describe("appliance"), procFaults()-faults0, gcCycles()-gcs0)
 
 	// Latency at fixed rates, the appliance consuming live.
 	recBytes := float64(st.CommittedBytes) / float64(max(st.Committed.Total(), 1))
@@ -1180,10 +1181,11 @@ batch:
   max_rows: %d
   max_bytes: %d
   max_age: %s
+  huge_pages: %t
 metrics:
   listen: ""
 tables:
-%s`, brokersYAML, e.run, e.n, e.pgURL, sp.MaxConns, sp.BatchRows, sp.BatchBytes, sp.MaxAge, tables.String())
+%s`, brokersYAML, e.run, e.n, e.pgURL, sp.MaxConns, sp.BatchRows, sp.BatchBytes, sp.MaxAge, o.HugePages, tables.String())
 	cfg, err := ingest.Parse([]byte(y), func(string) string { return "" })
 	if err != nil {
 		return nil, fmt.Errorf("cannot build the benchmark configuration: %w", err)

@@ -70,6 +70,7 @@ func BenchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Int64Var(&o.Records, "records", 1_000_000, "records to preload and drain")
 	fs.IntVar(&o.Partitions, "partitions", 8, "partitions of the benchmark topic")
 	fs.IntVar(&o.MaxConns, "max-conns", 2, "postgres.max_conns, and the baselines' connections")
+	fs.BoolVar(&o.HugePages, "huge-pages", false, "batch.huge_pages: mark the appliance's heap for transparent huge pages")
 	fs.IntVar(&o.BatchRows, "batch-rows", 50000, "batch.max_rows (and rows per transaction of the baselines)")
 	fs.IntVar(&o.InsertRows, "insert-rows", 1000, "rows per INSERT statement of the plain writer")
 	fs.DurationVar(&o.LatencyFor, "latency-for", 15*time.Second, "how long to produce at a fixed rate for the latency measurement (negative: skip)")

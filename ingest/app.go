@@ -446,6 +446,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 		a.log.Info("serving metrics", "addr", addr)
 	}
 
+	if a.cfg.Batch.HugePages {
+		go a.markHugePages(ctx)
+	}
 	for i := 0; i < a.cfg.Postgres.MaxConns; i++ {
 		a.workers = append(a.workers, newWorker(a, i))
 	}

@@ -97,6 +97,10 @@ type BatchConfig struct {
 	MaxBytes         Size     `yaml:"max_bytes"`
 	MaxAge           Duration `yaml:"max_age"`
 	MaxInflightBytes Size     `yaml:"max_inflight_bytes"`
+	// HugePages marks the process's heap for transparent huge pages
+	// (internal/hugepages). Off by default: it pays only when the Go
+	// memory limit leaves the heap room (docs/operations.md, "Memory").
+	HugePages bool `yaml:"huge_pages"`
 }
 
 // TableConfig is one item of `tables:`.

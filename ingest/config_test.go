@@ -41,6 +41,13 @@ func TestParseValidAndDefaults(t *testing.T) {
 	if c.Batch.MaxInflightBytes != 256<<20 || c.Postgres.Schema != "sluice" || c.Postgres.MaxConns != DefaultMaxConns() || DefaultMaxConns() < 2 || DefaultMaxConns() > 4 {
 		t.Fatalf("defaults not applied: %+v %+v", c.Batch, c.Postgres)
 	}
+	if c.Batch.HugePages {
+		t.Fatal("batch.huge_pages is on by default; it pays only with a roomy memory limit")
+	}
+	on, err := Parse([]byte(strings.Replace(validYAML, "batch:\n", "batch:\n  huge_pages: true\n", 1)), noEnv)
+	if err != nil || !on.Batch.HugePages {
+		t.Fatalf("batch.huge_pages: true parsed as %v (err %v)", on != nil && on.Batch.HugePages, err)
+	}
 	tb := c.Tables[0]
 	if tb.Format != "json" || tb.OnConflict != "ignore" || !tb.CreateTarget() || tb.MaxRecordBytes != 1<<20 {
 		t.Fatalf("table defaults: %+v", tb)
