@@ -8,8 +8,9 @@
 // streams hundreds of megabytes a second through a heap of a few hundred
 // megabytes; with 4 KiB pages it takes a page fault for every 4 KiB it
 // first touches and a TLB miss (two-dimensional under a hypervisor) for
-// much of the rest. bench/README.md ("Transparent huge pages") has what
-// marking the heap measured, with and without a tight Go memory limit.
+// much of the rest. bench/README.md ("Where the drain's CPU goes, and
+// transparent huge pages") has what marking the heap measured, with and
+// without a tight Go memory limit.
 //
 // Marker.Advise marks every anonymous private read-write mapping of at
 // least one huge page that it has not marked before. The runtime maps the
