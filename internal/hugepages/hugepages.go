@@ -92,18 +92,20 @@ func (m *Marker) Advise() (int64, error) {
 	return n, nil
 }
 
-// Grow makes the Go heap map at least n more bytes, by allocating them and
-// letting them go untouched, then marks them with Advise. The allocator
-// reuses the lowest free addresses first, so the heap the process grows
-// into afterwards is the marked one. It returns what Advise returns.
+// Grow allocates n bytes and lets them go untouched, then marks what the
+// heap maps with Advise. Called at start, before the heap has free memory
+// of that size, it makes the runtime map n bytes fresh from the kernel
+// (neither zeroed nor touched, so they cost no memory); the allocator
+// reuses the lowest free addresses first, so the heap the process fills
+// afterwards is the marked one. It returns what Advise returns.
 func (m *Marker) Grow(n int) (int64, error) {
-	b := make([]byte, n) // fresh from the kernel: not zeroed, not touched
+	b := make([]byte, n)
 	marked, err := m.Advise()
 	runtime.KeepAlive(b)
 	return marked, err
 }
 
-// Run calls Advise every interval until ctx ends, and once at once. It
+// Run calls Advise at once, then every interval until ctx ends. It
 // returns the first error Advise met (then huge pages are not available
 // here, and nothing is retried), or nil when ctx ended.
 func (m *Marker) Run(ctx context.Context, interval time.Duration) error {
