@@ -191,17 +191,9 @@ func WriteText(w io.Writer, r *Result) {
 			100*l.Fraction, l.RecordsPerSec, l.MBPerSec, l.Seconds, l.P50Sec, l.P99Sec)
 	}
 	cpuLine := func(name, self string, c CPU) {
-		if c.Appliance < 0 {
-			return
+		if c.Appliance >= 0 {
+			fmt.Fprintf(w, "  %-25s %s\n", name, c.describe(self))
 		}
-		fmt.Fprintf(w, "  %-25s %s %.1fs", name, self, c.Appliance)
-		if c.Broker >= 0 {
-			fmt.Fprintf(w, ", broker %.1fs", c.Broker)
-		}
-		if c.Postgres >= 0 {
-			fmt.Fprintf(w, ", PostgreSQL %.1fs", c.Postgres)
-		}
-		fmt.Fprintf(w, " of %.1fs × %d cores\n", c.Wall, c.Cores)
 	}
 	if r.RawCopy != nil && r.RawCopy.CPU != nil {
 		cpuLine("CPU during (a)", "bench process", *r.RawCopy.CPU)
