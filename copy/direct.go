@@ -742,12 +742,12 @@ const (
 // its rerun does.
 func (w *Writer) copyNew(ctx context.Context, conn *pgconn.PgConn, b *Batch, ts *tableState, chunked bool, res *Result) (int64, error) {
 	d := &w.dk
+	if !chunked {
+		return w.copySel(ctx, conn, b, ts, d.sel)
+	}
 	rows := max((len(d.sel)+chunks-1)/chunks, minChunkRows)
 	if w.hooks != nil && w.hooks.chunkRows > 0 {
 		rows = w.hooks.chunkRows
-	}
-	if !chunked {
-		return w.copySel(ctx, conn, b, ts, d.sel)
 	}
 	// One round trip per chunk: each chunk's savepoint releases its
 	// predecessor's, and a savepoint rolled back to stays for the retry.
