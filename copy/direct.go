@@ -656,6 +656,15 @@ func (r *tupleReader) reset(b *Batch, sel []int32) {
 // length 8 and the int64.
 const seqFieldBytes = 4 + 8
 
+// readAhead is how many tuples ahead of the one it streams a tupleReader
+// asks the CPU to fetch (prefetch): in key order the tuples sit at random
+// places in a batch far larger than the caches, and without it each one
+// stalls the copy on memory. BenchmarkTupleReader: 3.8-4.5 ms per
+// 50,000-row batch without, 2.4-2.7 ms with; over 24 batches in turn
+// (600 MB, cold) 8.4 ms against 4.6-4.7 ms (distances 8 to 32 measured
+// alike).
+const readAhead = 16
+
 func (r *tupleReader) advance() bool {
 	switch r.phase {
 	case 0:
@@ -670,6 +679,12 @@ func (r *tupleReader) advance() bool {
 		i := int(r.sel[r.i])
 		s := r.b.start(i)
 		if !r.inRow {
+			if j := r.i + readAhead; j < len(r.sel) {
+				k := int(r.sel[j])
+				if a := r.b.start(k); r.b.Ends[k] > a {
+					prefetch(&r.b.Data[a], r.b.Ends[k]-a)
+				}
+			}
 			n := binary.BigEndian.Uint16(r.b.Data[s:])
 			if r.ord {
 				binary.BigEndian.PutUint16(r.hdr[:], n)

@@ -135,6 +135,39 @@ func TestDirectNotForChangesOrNullKey(t *testing.T) {
 	}
 }
 
+// TestTupleReaderReadsAhead streams more tuples than the reader fetches
+// ahead (readAhead), in key order against their order in the batch, so
+// the prefetches reach every tuple up to the last one in the buffer.
+func TestTupleReaderReadsAhead(t *testing.T) {
+	tbl := eventsTable()
+	bl := newBuilder(tbl, "t", 0)
+	const n = 10*readAhead + 3
+	for i := range n {
+		bl.add(int64(i), fInt8(int64((i*7919)%n)), fText(strings.Repeat("w", i%97)), nil)
+	}
+	b := bl.batch(1, -1, n)
+	var d directKeys
+	if !d.prepare(b, []int{1}) || len(d.sel) != n {
+		t.Fatalf("prepare: %d tuples selected, want %d", len(d.sel), n)
+	}
+	want := AppendHeader(nil)
+	for _, i := range d.sel {
+		want = AppendTupleHeader(want, 3)
+		want = append(want, b.Data[b.start(int(i))+2+seqFieldBytes:b.Ends[i]]...)
+	}
+	want = AppendTrailer(want)
+	d.rd.reset(b, d.sel)
+	if got, err := io.ReadAll(&d.rd); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("stream of %d bytes, %v; want %d bytes", len(got), err, len(want))
+	}
+	for j := 1; j < len(d.sel); j++ {
+		a, c := d.sel[j-1], d.sel[j]
+		if (int(a)*7919)%n >= (int(c)*7919)%n {
+			t.Fatalf("tuples %d and %d streamed out of key order", a, c)
+		}
+	}
+}
+
 // TestTupleReader: the stream is the binary COPY framing of the selected
 // tuples without their seq field, and prepare keeps the first occurrence
 // of each key in key order.
