@@ -462,6 +462,9 @@ type CPU struct {
 	Postgres  float64 `json:"postgres_seconds"`  // postmaster and children; -1: unknown (external PostgreSQL)
 	Wall      float64 `json:"wall_seconds"`
 	Cores     int     `json:"cores"`
+	// Machine is the busy CPU seconds of the whole machine (0: unknown):
+	// the three above, softirqs, kernel threads and any other process.
+	Machine float64 `json:"machine_busy_seconds,omitempty"`
 }
 
 // Result is what Run measured.

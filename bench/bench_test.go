@@ -126,6 +126,21 @@ func TestParseStat(t *testing.T) {
 	}
 }
 
+func TestParseProcStat(t *testing.T) {
+	b := []byte("cpu  1000 20 300 5000 70 5 95 40 0 0\ncpu0 500 10 150 2500 35 2 48 20 0 0\n")
+	v, err := parseProcStat(b)
+	if err != nil || v != 14.2 { // user, nice, system, irq and softirq
+		t.Fatalf("busy %v, %v; want 14.2", v, err)
+	}
+	if _, err := parseProcStat([]byte("intr 1 2 3\n")); err == nil {
+		t.Fatal("a file without the cpu line was accepted")
+	}
+	c := CPU{Appliance: 2, Broker: 0.5, Postgres: 3.5, Wall: 4, Cores: 2, Machine: 7.6}
+	if got, want := c.describe("appliance"), "CPU-s: appliance 2.0, broker 0.5, PostgreSQL 3.5 of 8.0 (75% busy; the whole machine 95%)"; got != want {
+		t.Fatalf("describe: %q, want %q", got, want)
+	}
+}
+
 func syntheticReport() *Report {
 	lat := func(f, mb, p99 float64) *Latency {
 		return &Latency{Fraction: f, RecordsPerSec: mb * 2000, MBPerSec: mb, P50Sec: p99 / 3, P99Sec: p99}

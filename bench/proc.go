@@ -21,10 +21,18 @@ const clockTicks = 100
 // cpuSample is cumulative CPU seconds at one moment.
 type cpuSample struct {
 	self, broker, postgres float64 // < 0: unknown
+	// machine is the busy seconds of every CPU of the machine (/proc/stat):
+	// the processes above and everything else, softirqs (the network
+	// stack's receive side among them) and kernel threads (page cache
+	// writeback) included, which no process is charged for.
+	machine float64 // < 0: unknown
 }
 
 func (e *env) cpuNow() cpuSample {
-	s := cpuSample{self: -1, broker: -1, postgres: -1}
+	s := cpuSample{self: -1, broker: -1, postgres: -1, machine: -1}
+	if v, err := machineBusy(); err == nil {
+		s.machine = v
+	}
 	if v, err := procCPU(os.Getpid(), false); err == nil {
 		s.self = v
 	}
@@ -51,6 +59,9 @@ func (s cpuSample) sub(before cpuSample, wall time.Duration) CPU {
 	}
 	if s.postgres >= 0 && before.postgres >= 0 {
 		c.Postgres = s.postgres - before.postgres
+	}
+	if s.machine >= 0 && before.machine >= 0 {
+		c.Machine = s.machine - before.machine
 	}
 	return c
 }
@@ -80,9 +91,44 @@ func (c *CPU) describe(self string) string {
 	out := "CPU-s: " + b.String()
 	if c.Wall > 0 && c.Cores > 0 && c.Appliance >= 0 && c.Postgres >= 0 {
 		used := max(c.Appliance, 0) + max(c.Broker, 0) + c.Postgres
-		out += fmt.Sprintf(" of %.1f (%.0f%% busy)", c.Wall*float64(c.Cores), 100*used/(c.Wall*float64(c.Cores)))
+		all := c.Wall * float64(c.Cores)
+		out += fmt.Sprintf(" of %.1f (%.0f%% busy", all, 100*used/all)
+		if c.Machine > 0 {
+			out += fmt.Sprintf("; the whole machine %.0f%%", 100*c.Machine/all)
+		}
+		out += ")"
 	}
 	return out
+}
+
+// machineBusy returns the CPU seconds all CPUs of the machine spent busy:
+// the user, nice, system, irq and softirq times of /proc/stat's first line
+// (not idle, iowait or steal).
+func machineBusy() (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseProcStat(b)
+}
+
+// parseProcStat parses the busy seconds out of /proc/stat's "cpu" line.
+func parseProcStat(b []byte) (float64, error) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	// cpu user nice system idle iowait irq softirq ...
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, errors.New("cannot parse /proc/stat: no cpu line")
+	}
+	busy := 0.0
+	for _, k := range []int{1, 2, 3, 6, 7} {
+		v, err := strconv.ParseFloat(f[k], 64)
+		if err != nil {
+			return 0, fmt.Errorf("cannot parse /proc/stat time %q: %w", f[k], err)
+		}
+		busy += v
+	}
+	return busy / clockTicks, nil
 }
 
 // procStat returns the ppid and the utime, stime, cutime, cstime fields of
