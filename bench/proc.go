@@ -22,9 +22,9 @@ const clockTicks = 100
 type cpuSample struct {
 	self, broker, postgres float64 // < 0: unknown
 	// machine is the busy seconds of every CPU of the machine (/proc/stat):
-	// the processes above and everything else, softirqs (the network
-	// stack's receive side among them) and kernel threads (page cache
-	// writeback) included, which no process is charged for.
+	// the processes above and everything else, including softirqs (the
+	// network stack's receive side among them) and kernel threads (page
+	// cache writeback), which the processes' own times may leave out.
 	machine float64 // < 0: unknown
 }
 
