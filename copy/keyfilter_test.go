@@ -64,9 +64,9 @@ func TestKeyFilter(t *testing.T) {
 			t.Fatalf("after %d keys the filter holds %d bytes, more than two generations", added, s)
 		}
 	}
-	// Keys never added: false positives at about 3%.
-	if n := hits(1<<40, 1<<40+100000); n > 5000 {
-		t.Errorf("%d false positives in 100,000 keys never added, want under 5%%", n)
+	// Keys never added: false positives at about 0.1%.
+	if n := hits(1<<40, 1<<40+100000); n > 500 {
+		t.Errorf("%d false positives in 100,000 keys never added, want under 0.5%%", n)
 	} else {
 		t.Logf("%.2f%% false positives", float64(n)/1000)
 	}
