@@ -198,7 +198,7 @@ func (e *env) baselines(ctx context.Context, s *stream, o Options) (raw, rawSort
 			return nil, nil, nil, fmt.Errorf("cannot run the key-sorted raw COPY baseline: %w", err)
 		}
 		rawSorted = t
-		logf(o.Log, "  %.2fs: %.0f rows/s, %.1f MB/s; %s", t.Seconds, t.RowsPerSec, t.MBPerSec, t.CPU.describe("client"))
+		t.logPhase(o.Log)
 	}
 
 	if o.SortedBaseline && w.keyField < 0 {
@@ -221,7 +221,7 @@ func (e *env) baselines(ctx context.Context, s *stream, o Options) (raw, rawSort
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("cannot run the INSERT baseline: %w", err)
 	}
-	logf(o.Log, "  %.2fs: %.0f rows/s, %.1f MB/s; %s", ins.Seconds, ins.RowsPerSec, ins.MBPerSec, ins.CPU.describe("client"))
+	ins.logPhase(o.Log)
 	return raw, rawSorted, ins, nil
 }
 
@@ -275,7 +275,7 @@ func (e *env) rawPhase(ctx context.Context, s *stream, o Options, w *workload) (
 	if err != nil {
 		return nil, fmt.Errorf("cannot run the raw COPY baseline: %w", err)
 	}
-	logf(o.Log, "  %.2fs: %.0f rows/s, %.1f MB/s; %s", raw.Seconds, raw.RowsPerSec, raw.MBPerSec, raw.CPU.describe("client"))
+	raw.logPhase(o.Log)
 	return raw, nil
 }
 

@@ -432,6 +432,11 @@ type Throughput struct {
 	CPU        *CPU    `json:"cpu,omitempty"` // of a baseline phase (Sluice's is Result.CPU)
 }
 
+// logPhase logs a baseline phase's result: its time, rates and CPU.
+func (t *Throughput) logPhase(w io.Writer) {
+	logf(w, "  %.2fs: %.0f rows/s, %.1f MB/s; %s", t.Seconds, t.RowsPerSec, t.MBPerSec, t.CPU.describe("client"))
+}
+
 func newThroughput(d time.Duration, records, rows, bytes int64) Throughput {
 	s := d.Seconds()
 	t := Throughput{Seconds: s, Records: records, Rows: rows, Bytes: bytes}

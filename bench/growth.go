@@ -195,7 +195,7 @@ func (e *env) rawCopiesInto(ctx context.Context, s *stream, o Options, sorted bo
 		}
 		t := newThroughput(d, s.stats.Records, w.rows, s.stats.CommittedBytes)
 		t.CPU = &cpu
-		logf(o.Log, "  %.2fs: %.0f rows/s, %.1f MB/s; %s", t.Seconds, t.RowsPerSec, t.MBPerSec, t.CPU.describe("client"))
+		t.logPhase(o.Log)
 		return &t, nil
 	}
 	if raw, err = measure("raw COPY limit", w.distinct); err != nil {
