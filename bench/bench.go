@@ -67,6 +67,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -126,6 +127,13 @@ type Options struct {
 	// of the single workload, each measured against its own raw COPY
 	// limit; no INSERT writer, no latency phase.
 	Matrix bool `json:"matrix,omitempty"`
+	// Runs measures every shape of the matrix this many times (default
+	// 1), in rounds: each round runs every shape once, in order, so a
+	// drift of the machine's speed reaches every shape alike. Each run is
+	// a ratio against its own raw COPY, measured just before its drain.
+	Runs int `json:"runs,omitempty"`
+	// Shapes selects shapes of the matrix by Shape.ID; empty: all of them.
+	Shapes []string `json:"shapes,omitempty"`
 
 	LatencyFor      time.Duration `json:"latency_for"`      // default 15s; negative skips the latency phase
 	LatencyFraction float64       `json:"latency_fraction"` // of Sluice's measured records/s; default 0.5
@@ -206,6 +214,9 @@ func (o *Options) ensureDefaults() {
 	if o.Workload == "" {
 		o.Workload = loadgen.WorkloadEvents
 	}
+	if o.Runs == 0 {
+		o.Runs = 1
+	}
 	switch o.Log.(type) {
 	case nil:
 		o.Log = io.Discard
@@ -274,6 +285,15 @@ func (o *Options) validate() error {
 	default:
 		return fmt.Errorf("cannot use workload %q; use --workload events or cdc", o.Workload)
 	}
+	switch {
+	case o.Runs < 1:
+		return fmt.Errorf("cannot run the matrix %d times; use --runs 1 or more", o.Runs)
+	case !o.Matrix && (o.Runs > 1 || len(o.Shapes) > 0):
+		return fmt.Errorf("--runs and --shapes repeat and select the shapes of the matrix; add --matrix")
+	}
+	if _, err := selectShapes(MatrixShapes(o.DupRatio), o.Shapes); err != nil {
+		return err
+	}
 	if o.Matrix && o.Schema != loadgen.SchemaReference {
 		return fmt.Errorf("cannot run the shape matrix on schema %s: its avro and protobuf shapes carry the reference schema; drop --schema or --matrix", o.Schema)
 	}
@@ -290,6 +310,8 @@ func (o *Options) sameTable() bool { return o.Prefill > 0 || o.Partitioned }
 // Shape is one workload shape: how records are keyed, re-sent, updated
 // and encoded, and the target's conflict policy.
 type Shape struct {
+	// ID names the shape on the command line (--shapes); Name, in tables.
+	ID   string `json:"id,omitempty"`
 	Name string `json:"name"`
 	// Workload is loadgen's workload: "" or events, or cdc (Keys "id",
 	// UpdateRatio its updates, OnConflict update, Format debezium: what
@@ -395,21 +417,46 @@ func (o *Options) shape() Shape {
 // Protobuf records; the cdc workload (Debezium change events).
 func MatrixShapes(dup float64) []Shape {
 	j, u := loadgen.FormatJSON, "update"
+	cdc := cdcShape("cdc", dup, false)
+	cdc.ID = "cdc"
 	return []Shape{
-		{Name: "event-id keys", Keys: loadgen.KeysEventID, DupRatio: dup, OnConflict: "ignore", Format: j},
-		{Name: "null keys", Keys: loadgen.KeysNull, DupRatio: dup, OnConflict: "ignore", Format: j},
-		{Name: "30% updates", Keys: loadgen.KeysEventID, DupRatio: dup, UpdateRatio: 0.3, OnConflict: u, Format: j},
-		{Name: "1% updates", Keys: loadgen.KeysEventID, DupRatio: dup, UpdateRatio: 0.01, OnConflict: u, Format: j},
-		{Name: "avro", Keys: loadgen.KeysEventID, DupRatio: dup, OnConflict: "ignore", Format: loadgen.FormatAvro},
-		{Name: "protobuf", Keys: loadgen.KeysEventID, DupRatio: dup, OnConflict: "ignore", Format: loadgen.FormatProtobuf},
-		cdcShape("cdc", dup, false),
+		{ID: "event-id", Name: "event-id keys", Keys: loadgen.KeysEventID, DupRatio: dup, OnConflict: "ignore", Format: j},
+		{ID: "null", Name: "null keys", Keys: loadgen.KeysNull, DupRatio: dup, OnConflict: "ignore", Format: j},
+		{ID: "updates-30", Name: "30% updates", Keys: loadgen.KeysEventID, DupRatio: dup, UpdateRatio: 0.3, OnConflict: u, Format: j},
+		{ID: "updates-1", Name: "1% updates", Keys: loadgen.KeysEventID, DupRatio: dup, UpdateRatio: 0.01, OnConflict: u, Format: j},
+		{ID: "avro", Name: "avro", Keys: loadgen.KeysEventID, DupRatio: dup, OnConflict: "ignore", Format: loadgen.FormatAvro},
+		{ID: "protobuf", Name: "protobuf", Keys: loadgen.KeysEventID, DupRatio: dup, OnConflict: "ignore", Format: loadgen.FormatProtobuf},
+		cdc,
 	}
+}
+
+// selectShapes returns the shapes of all whose ID is in ids, in the order
+// of all; every shape when ids is empty.
+func selectShapes(all []Shape, ids []string) ([]Shape, error) {
+	if len(ids) == 0 {
+		return all, nil
+	}
+	var out []Shape
+	known := make([]string, len(all))
+	for i, sh := range all {
+		known[i] = sh.ID
+		if slices.Contains(ids, sh.ID) {
+			out = append(out, sh)
+		}
+	}
+	for _, id := range ids {
+		if !slices.Contains(known, id) {
+			return nil, fmt.Errorf("cannot select shape %q; use one or more of %s", id, strings.Join(known, ", "))
+		}
+	}
+	return out, nil
 }
 
 // ShapeResult is one shape of the matrix: Sluice against the raw COPY
 // limit measured just before it, in the same run.
 type ShapeResult struct {
 	Shape    Shape       `json:"shape"`
+	Run      int         `json:"run,omitempty"` // 1-based round of Options.Runs
 	RawCopy  *Throughput `json:"raw_copy,omitempty"`
 	Sluice   Throughput  `json:"sluice"`
 	Ratio    float64     `json:"ratio_raw_copy"` // RawCopy.Seconds / Sluice.Seconds
@@ -510,8 +557,10 @@ type Result struct {
 	// back from it (wal_level, fsync, full_page_writes,
 	// synchronous_commit).
 	PGSettings string `json:"postgres_settings"`
-	// Matrix holds the shapes of Options.Matrix, in order.
-	Matrix []ShapeResult `json:"matrix,omitempty"`
+	// Matrix holds every run of the shapes of Options.Matrix, in the order
+	// they ran (round by round); MatrixSummary gathers each shape's runs.
+	Matrix        []ShapeResult  `json:"matrix,omitempty"`
+	MatrixSummary []ShapeSummary `json:"matrix_summary,omitempty"`
 }
 
 // Run runs the benchmark described by o. It returns the result and an
@@ -530,7 +579,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	logf(o.Log, "environment: %s", res.Env)
 	logf(o.Log, "PostgreSQL: %s", res.PGSettings)
 	if o.Matrix {
-		res.Matrix, err = e.matrix(ctx, o, MatrixShapes(o.DupRatio))
+		shapes, err := selectShapes(MatrixShapes(o.DupRatio), o.Shapes)
+		if err != nil {
+			return nil, err
+		}
+		res.Matrix, err = e.matrix(ctx, o, shapes)
+		res.MatrixSummary = summarize(res.Matrix)
 		res.Verified = err == nil
 		return res, err
 	}
@@ -590,37 +644,121 @@ func logf(w io.Writer, format string, args ...any) {
 }
 
 // matrix measures each shape against its own raw COPY limit, one after
-// another, and verifies each. A failing shape is recorded and the next one
-// runs; the error joins every shape's.
+// another, and verifies each; with o.Runs above 1 it does so in rounds,
+// every shape once per round. A failing run is recorded and the next one
+// runs; the error joins every run's.
 func (e *env) matrix(ctx context.Context, o Options, shapes []Shape) ([]ShapeResult, error) {
 	var out []ShapeResult
 	var errs []error
-	for i, sh := range shapes {
-		logf(o.Log, "shape %d of %d: %s (%s)", i+1, len(shapes), sh.Name, sh)
-		r := ShapeResult{Shape: sh}
-		spec := pointSpec{shape: sh, Partitions: o.Partitions, MaxConns: o.MaxConns, BatchRows: o.BatchRows, BatchBytes: o.BatchBytes,
-			MaxAge: o.MaxAge, Records: o.Records, Seed: o.Seed, cleanup: true}
-		spec.before = func(ctx context.Context, s *stream) error {
-			raw, err := e.rawCopy(ctx, s, o)
-			r.RawCopy = raw
-			return err
-		}
-		pr, err := e.point(ctx, o, spec)
-		if pr != nil {
-			r.Sluice, r.Batches, r.CPU, r.Verified, r.Verify = pr.Drain, pr.Batches, pr.CPU, pr.Verified, pr.Verify
-			if r.RawCopy != nil && pr.Drain.Seconds > 0 {
-				r.Ratio = r.RawCopy.Seconds / pr.Drain.Seconds
+	runs := max(o.Runs, 1)
+	for run := 1; run <= runs; run++ {
+		for i, sh := range shapes {
+			of := ""
+			if runs > 1 {
+				of = fmt.Sprintf(", run %d of %d", run, runs)
 			}
+			logf(o.Log, "shape %d of %d%s: %s (%s)", i+1, len(shapes), of, sh.Name, sh)
+			r := ShapeResult{Shape: sh, Run: run}
+			spec := pointSpec{shape: sh, Partitions: o.Partitions, MaxConns: o.MaxConns, BatchRows: o.BatchRows, BatchBytes: o.BatchBytes,
+				MaxAge: o.MaxAge, Records: o.Records, Seed: o.Seed, cleanup: true}
+			spec.before = func(ctx context.Context, s *stream) error {
+				raw, err := e.rawCopy(ctx, s, o)
+				r.RawCopy = raw
+				return err
+			}
+			pr, err := e.point(ctx, o, spec)
+			if pr != nil {
+				r.Sluice, r.Batches, r.CPU, r.Verified, r.Verify = pr.Drain, pr.Batches, pr.CPU, pr.Verified, pr.Verify
+				if r.RawCopy != nil && pr.Drain.Seconds > 0 {
+					r.Ratio = r.RawCopy.Seconds / pr.Drain.Seconds
+				}
+			}
+			if err != nil {
+				r.Verified = false
+				r.Error = err.Error()
+				errs = append(errs, fmt.Errorf("shape %s, run %d: %w", sh.Name, run, err))
+			}
+			logf(o.Log, "shape %s: Sluice / raw COPY %.2f, %s", sh.Name, r.Ratio, verdict(r.Verified))
+			out = append(out, r)
 		}
-		if err != nil {
-			r.Verified = false
-			r.Error = err.Error()
-			errs = append(errs, fmt.Errorf("shape %s: %w", sh.Name, err))
-		}
-		logf(o.Log, "shape %s: Sluice / raw COPY %.2f, %s", sh.Name, r.Ratio, verdict(r.Verified))
-		out = append(out, r)
 	}
 	return out, errors.Join(errs...)
+}
+
+// ShapeSummary gathers the runs of one shape of the matrix.
+type ShapeSummary struct {
+	Shape    Shape `json:"shape"`
+	Runs     int   `json:"runs"`
+	Verified int   `json:"verified"` // runs verified exactly once
+	// Ratios holds each run's Sluice / raw COPY, in run order; 0 where a
+	// run measured none (it failed before its drain ended).
+	Ratios []float64 `json:"ratios"`
+	// MedianRatio, MinRatio and MaxRatio are over the measured ratios.
+	MedianRatio float64 `json:"median_ratio"`
+	MinRatio    float64 `json:"min_ratio"`
+	MaxRatio    float64 `json:"max_ratio"`
+	// Medians of the runs' raw COPY and drain seconds and of the drain's
+	// MB/s, each over the runs that measured it.
+	RawCopySeconds float64 `json:"raw_copy_seconds"`
+	SluiceSeconds  float64 `json:"sluice_seconds"`
+	SluiceMBPerSec float64 `json:"sluice_mb_per_sec"`
+}
+
+// summarize gathers rs by shape, in the order the shapes first appear.
+func summarize(rs []ShapeResult) []ShapeSummary {
+	var out []ShapeSummary
+	var raws, drains, rates [][]float64
+	for _, r := range rs {
+		i := slices.IndexFunc(out, func(s ShapeSummary) bool { return s.Shape.Name == r.Shape.Name })
+		if i < 0 {
+			i = len(out)
+			out = append(out, ShapeSummary{Shape: r.Shape})
+			raws, drains, rates = append(raws, nil), append(drains, nil), append(rates, nil)
+		}
+		s := &out[i]
+		s.Runs++
+		if r.Verified {
+			s.Verified++
+		}
+		s.Ratios = append(s.Ratios, r.Ratio)
+		if r.RawCopy != nil && r.RawCopy.Seconds > 0 {
+			raws[i] = append(raws[i], r.RawCopy.Seconds)
+		}
+		if r.Sluice.Seconds > 0 {
+			drains[i] = append(drains[i], r.Sluice.Seconds)
+			rates[i] = append(rates[i], r.Sluice.MBPerSec)
+		}
+	}
+	for i := range out {
+		s := &out[i]
+		var measured []float64
+		for _, v := range s.Ratios {
+			if v > 0 {
+				measured = append(measured, v)
+			}
+		}
+		s.MedianRatio = median(measured)
+		if len(measured) > 0 {
+			s.MinRatio, s.MaxRatio = slices.Min(measured), slices.Max(measured)
+		}
+		s.RawCopySeconds, s.SluiceSeconds, s.SluiceMBPerSec = median(raws[i]), median(drains[i]), median(rates[i])
+	}
+	return out
+}
+
+// median returns the median of vs (the mean of the middle two for an even
+// count), 0 for none.
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	v := slices.Clone(vs)
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
 }
 
 func verdict(ok bool) string {

@@ -83,6 +83,9 @@ func BenchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&prefill, "prefill", "0", "fill the target with this many rows (e.g. 10M) inside PostgreSQL before the benchmark; the raw COPY limit is then measured into the same table (reference schema)")
 	fs.BoolVar(&o.Partitioned, "partitioned", false, "make the target day-partitioned (partition: {column: ts, interval: day}, key [event_id, ts])")
 	fs.BoolVar(&o.Matrix, "matrix", false, "run the workload shapes one after another (event-id keys, null keys, 30% and 1% updates under on_conflict update, avro, protobuf, cdc), each against its own raw COPY limit; no INSERT writer, no latency phase")
+	fs.IntVar(&o.Runs, "runs", 1, "with --matrix: measure every shape this many times, in rounds, and print each run's ratio and the median")
+	var shapes string
+	fs.StringVar(&shapes, "shapes", "", "with --matrix: the shapes to run, comma-separated ("+shapeIDs()+"); default all")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: sluice bench [flags]
 
@@ -99,6 +102,7 @@ latency at a fixed rate; verifies exactly-once. See bench/README.md.
 	if fs.NArg() > 0 {
 		return fmt.Errorf("cannot use argument %q: sluice bench takes flags only", fs.Arg(0))
 	}
+	o.Shapes = splitList(shapes)
 	var err error
 	if o.Prefill, err = parseRows(prefill); err != nil {
 		return fmt.Errorf("--prefill: %w", err)
@@ -222,23 +226,71 @@ func WriteText(w io.Writer, r *Result) {
 }
 
 // writeMatrix writes one line per shape: its raw COPY limit, Sluice, the
-// ratio of the two and the verdict, then each failure.
+// ratio of the two and the verdict, then each failure. Over several runs
+// the times are medians and the ratio is the median, then every run's.
 func writeMatrix(w io.Writer, rs []ShapeResult) {
-	fmt.Fprintf(w, "  %-14s %-62s %9s %9s %9s %7s  %s\n", "shape", "workload", "raw COPY", "Sluice", "MB/s", "ratio", "verify")
-	for _, r := range rs {
+	sums := summarize(rs)
+	runs := 1
+	for _, s := range sums {
+		runs = max(runs, s.Runs)
+	}
+	ratioHead := "ratio"
+	if runs > 1 {
+		ratioHead = "ratio: median (each run)"
+	}
+	fmt.Fprintf(w, "  %-14s %-62s %9s %9s %9s  %-*s  %s\n", "shape", "workload", "raw COPY", "Sluice", "MB/s", 7*runs+10, ratioHead, "verify")
+	for _, s := range sums {
 		raw, ratio := "-", "-"
-		if r.RawCopy != nil {
-			raw = fmt.Sprintf("%.2fs", r.RawCopy.Seconds)
+		if s.RawCopySeconds > 0 {
+			raw = fmt.Sprintf("%.2fs", s.RawCopySeconds)
 		}
-		if r.Ratio > 0 {
-			ratio = fmt.Sprintf("%.2f", r.Ratio)
+		if s.MedianRatio > 0 {
+			ratio = fmt.Sprintf("%.2f", s.MedianRatio)
 		}
-		fmt.Fprintf(w, "  %-14s %-62s %9s %8.2fs %9.1f %7s  %s\n", r.Shape.Name, r.Shape.String(), raw, r.Sluice.Seconds, r.Sluice.MBPerSec, ratio, verdict(r.Verified))
+		if runs > 1 {
+			each := make([]string, len(s.Ratios))
+			for i, v := range s.Ratios {
+				each[i] = "-"
+				if v > 0 {
+					each[i] = fmt.Sprintf("%.2f", v)
+				}
+			}
+			ratio += " (" + strings.Join(each, " ") + ")"
+		}
+		v := verdict(s.Verified == s.Runs)
+		if s.Runs > 1 {
+			v = fmt.Sprintf("%d of %d runs %s", s.Verified, s.Runs, verdict(true))
+		}
+		fmt.Fprintf(w, "  %-14s %-62s %9s %8.2fs %9.1f  %-*s  %s\n", s.Shape.Name, s.Shape.String(), raw, s.SluiceSeconds, s.SluiceMBPerSec, 7*runs+10, ratio, v)
 	}
 	fmt.Fprintf(w, "  ratio = raw COPY seconds / Sluice seconds, each shape against its own raw COPY of the rows it must end with, in the same run\n")
+	if runs > 1 {
+		fmt.Fprintf(w, "  %d runs in rounds (every shape once per round); raw COPY, Sluice and MB/s are medians over the runs\n", runs)
+	}
 	for _, r := range rs {
 		if r.Error != "" {
-			fmt.Fprintf(w, "\n  %s: %s\n", r.Shape.Name, r.Error)
+			fmt.Fprintf(w, "\n  %s, run %d: %s\n", r.Shape.Name, max(r.Run, 1), r.Error)
 		}
 	}
+}
+
+// shapeIDs lists the IDs of the matrix's shapes, for help texts.
+func shapeIDs() string {
+	var ids []string
+	for _, sh := range MatrixShapes(0) {
+		ids = append(ids, sh.ID)
+	}
+	return strings.Join(ids, ", ")
+}
+
+// splitList splits a comma-separated flag value; nil for "".
+func splitList(v string) []string {
+	if strings.TrimSpace(v) == "" {
+		return nil
+	}
+	parts := strings.Split(v, ",")
+	for i, p := range parts {
+		parts[i] = strings.TrimSpace(p)
+	}
+	return parts
 }

@@ -182,7 +182,10 @@ func Sweep(ctx context.Context, o ReportOptions) (*Report, error) {
 	}
 	if o.Matrix {
 		logf(o.Log, "shape matrix: %d records per shape", o.Records)
-		r.Shapes, err = e.matrix(ctx, o.Options, MatrixShapes(o.DupRatio))
+		var shapes []Shape
+		if shapes, err = selectShapes(MatrixShapes(o.DupRatio), o.Shapes); err == nil {
+			r.Shapes, err = e.matrix(ctx, o.Options, shapes)
+		}
 	}
 	r.Elapsed = time.Since(start).Seconds()
 	return r, err
@@ -390,25 +393,55 @@ func Render(r *Report, dir string) error {
 type svgChart interface{ WriteSVG(io.Writer) error }
 
 // writeShapes writes the shape matrix: a table and shapes.svg, a bar per
-// shape of its ratio to the raw COPY limit.
+// shape of its ratio to the raw COPY limit (the median over its runs).
 func writeShapes(md *strings.Builder, shapes []ShapeResult, records int64, writeChart func(string, svgChart) error) error {
+	sums := summarize(shapes)
+	runs := 1
+	for _, s := range sums {
+		runs = max(runs, s.Runs)
+	}
 	fmt.Fprintf(md, "## Workload shapes\n\n![Sluice / raw COPY limit per shape](shapes.svg)\n\n")
 	fmt.Fprintf(md, "%d records per shape; each shape's raw COPY copies the rows its table must end with (each event's winning version), "+
-		"into an identical table, just before the shape's drain. The ratio is raw COPY seconds over Sluice seconds.\n\n", records)
-	fmt.Fprintf(md, "| shape | keys | dups | updates | on_conflict | format | raw COPY | Sluice | Sluice MB/s | **Sluice / raw COPY** | verify |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+		"into an identical table, just before the shape's drain. The ratio is raw COPY seconds over Sluice seconds.", records)
+	if runs > 1 {
+		fmt.Fprintf(md, " Every shape ran %d times, in rounds (each round runs every shape once); the times are medians, "+
+			"the ratio is the median of the runs' ratios, each against the raw COPY of its own run.", runs)
+	}
+	md.WriteString("\n\n| shape | keys | dups | updates | on_conflict | format | raw COPY | Sluice | Sluice MB/s | **Sluice / raw COPY** |")
+	if runs > 1 {
+		md.WriteString(" each run |")
+	}
+	md.WriteString(" verify |\n|---|---|---|---|---|---|---|---|---|---|")
+	if runs > 1 {
+		md.WriteString("---|")
+	}
+	md.WriteString("---|\n")
 	var bars []Bar
-	for _, s := range shapes {
+	for _, s := range sums {
 		raw := "–"
-		if s.RawCopy != nil {
-			raw = fmt.Sprintf("%.2f s", s.RawCopy.Seconds)
+		if s.RawCopySeconds > 0 {
+			raw = fmt.Sprintf("%.2f s", s.RawCopySeconds)
 		}
 		oc := s.Shape.OnConflict
 		if g := s.Shape.Guard(); g != "" {
 			oc += " (guard " + g + ")"
 		}
-		fmt.Fprintf(md, "| %s | %s | %.0f%% | %g%% | %s | %s | %s | %.2f s | %.1f | **%.2f** | %s |\n", s.Shape.Name, s.Shape.Keys, 100*s.Shape.DupRatio,
-			100*s.Shape.UpdateRatio, oc, s.Shape.Format, raw, s.Sluice.Seconds, s.Sluice.MBPerSec, s.Ratio, verdict(s.Verified))
-		bars = append(bars, Bar{Label: s.Shape.Name, Value: s.Ratio})
+		fmt.Fprintf(md, "| %s | %s | %.0f%% | %g%% | %s | %s | %s | %.2f s | %.1f | **%.2f** |", s.Shape.Name, s.Shape.Keys, 100*s.Shape.DupRatio,
+			100*s.Shape.UpdateRatio, oc, s.Shape.Format, raw, s.SluiceSeconds, s.SluiceMBPerSec, s.MedianRatio)
+		v := verdict(s.Verified == s.Runs)
+		if runs > 1 {
+			each := make([]string, len(s.Ratios))
+			for i, r := range s.Ratios {
+				each[i] = "–"
+				if r > 0 {
+					each[i] = fmt.Sprintf("%.2f", r)
+				}
+			}
+			fmt.Fprintf(md, " %s |", strings.Join(each, ", "))
+			v = fmt.Sprintf("%d of %d runs %s", s.Verified, s.Runs, verdict(true))
+		}
+		fmt.Fprintf(md, " %s |\n", v)
+		bars = append(bars, Bar{Label: s.Shape.Name, Value: s.MedianRatio})
 	}
 	md.WriteString("\n")
 	return writeChart("shapes.svg", &BarChart{Title: "Sluice / raw COPY limit, per workload shape", YLabel: "ratio of times",
@@ -457,6 +490,9 @@ func ReportMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&conns, "max-conns", "1,2,4", "postgres.max_conns values to sweep")
 	fs.BoolVar(&o.SkipBaselines, "skip-baselines", false, "skip the raw COPY and INSERT baselines")
 	fs.BoolVar(&o.Matrix, "matrix", true, "also measure each workload shape (as sluice bench --matrix) against its own raw COPY limit")
+	fs.IntVar(&o.Runs, "runs", 1, "measure every shape of the matrix this many times, in rounds, and report the median ratio and each run's")
+	var shapes string
+	fs.StringVar(&shapes, "shapes", "", "the matrix's shapes to measure, comma-separated ("+shapeIDs()+"); default all")
 	fs.StringVar(&out, "out", "report", "directory for report.md, report.json and the SVG charts")
 	var growth string
 	fs.StringVar(&growth, "growth", "", "table sizes for the growth curve, e.g. 0,10M,30M,50M: throughput of a plain and a day-partitioned target prefilled with that many rows, against the raw COPY limit into the same table (long: the full curve prefills 180M rows)")
@@ -499,6 +535,7 @@ func ReportMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			o.Growth = append(o.Growth, n)
 		}
 	}
+	o.Shapes = splitList(shapes)
 	if err := brokerFlags(&o.Options, brokers, inProcess); err != nil {
 		return err
 	}

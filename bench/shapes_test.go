@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/xml"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,6 +95,10 @@ func TestShapeValidate(t *testing.T) {
 		{Options{Workload: loadgen.WorkloadCDC, Matrix: true}, "cdc shape"},
 		{Options{Workload: loadgen.WorkloadCDC, Prefill: 1000}, "prefill"},
 		{Options{Workload: "logs"}, "events or cdc"},
+		{Options{Runs: 3}, "add --matrix"},
+		{Options{Shapes: []string{"null"}}, "add --matrix"},
+		{Options{Matrix: true, Runs: -1}, "--runs 1 or more"},
+		{Options{Matrix: true, Shapes: []string{"null", "uuid"}}, "event-id, null, updates-30, updates-1, avro, protobuf, cdc"},
 	} {
 		o := tc.o
 		o.ensureDefaults()
@@ -205,6 +210,141 @@ func TestMatrixSmall(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("text output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestRenderShapesRuns: over several runs the report gives each shape's
+// median ratio and every run's.
+func TestRenderShapesRuns(t *testing.T) {
+	r := syntheticReport()
+	r.Options.Runs = 2
+	raw := newThroughput(2*time.Second, 1000, 990, 480e3)
+	shapes := MatrixShapes(0.01)[:2]
+	for run := 1; run <= 2; run++ {
+		for i, sh := range shapes {
+			d := time.Duration(2+i+run) * time.Second
+			r.Shapes = append(r.Shapes, ShapeResult{Shape: sh, Run: run, RawCopy: &raw, Sluice: newThroughput(d, 1000, 990, 480e3),
+				Ratio: raw.Seconds / d.Seconds(), Verified: true})
+		}
+	}
+	dir := t.TempDir()
+	if err := Render(r, dir); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Every shape ran 2 times, in rounds", "| **Sluice / raw COPY** | each run | verify |",
+		"| event-id keys | event-id | 1% | 0% | ignore | json | 2.00 s | 3.50 s | 0.1 | **0.58** | 0.67, 0.50 | 2 of 2 runs verified exactly once |",
+		"| null keys | null | 1% | 0% | ignore | json | 2.00 s | 4.50 s |",
+	} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+// TestSelectShapes: --shapes picks shapes by ID, in the matrix's order.
+func TestSelectShapes(t *testing.T) {
+	all := MatrixShapes(0.01)
+	got, err := selectShapes(all, []string{"cdc", "event-id"})
+	if err != nil || len(got) != 2 || got[0].Name != "event-id keys" || got[1].Name != "cdc" {
+		t.Fatalf("selected %+v, %v", got, err)
+	}
+	if got, err := selectShapes(all, nil); err != nil || len(got) != len(all) {
+		t.Fatalf("no selection: %d shapes, %v", len(got), err)
+	}
+	ids := map[string]bool{}
+	for _, sh := range all {
+		if sh.ID == "" || ids[sh.ID] {
+			t.Fatalf("shape %q has ID %q: every shape needs its own", sh.Name, sh.ID)
+		}
+		ids[sh.ID] = true
+	}
+}
+
+// TestSummarize: runs gather by shape; the median, the range and the
+// verdicts count only what each run measured.
+func TestSummarize(t *testing.T) {
+	a, b := MatrixShapes(0.01)[0], MatrixShapes(0.01)[1]
+	run := func(sh Shape, n int, raw, drain float64, ok bool) ShapeResult {
+		r := ShapeResult{Shape: sh, Run: n, Verified: ok, Sluice: Throughput{Seconds: drain, MBPerSec: 100 / drain}}
+		if raw > 0 {
+			r.RawCopy = &Throughput{Seconds: raw}
+			r.Ratio = raw / drain
+		}
+		return r
+	}
+	rs := []ShapeResult{
+		run(a, 1, 4, 5, true), run(b, 1, 4, 4, true),
+		run(a, 2, 4.5, 5, true), run(b, 2, 0, 0, false), // b's second run failed before its raw COPY
+		run(a, 3, 3, 5, false), run(b, 3, 3, 4, true),
+		run(a, 4, 4.5, 4.5, true),
+	}
+	rs[3].Error = "no drain"
+	sums := summarize(rs)
+	if len(sums) != 2 || sums[0].Shape.Name != a.Name || sums[1].Shape.Name != b.Name {
+		t.Fatalf("summaries %+v", sums)
+	}
+	sa, sb := sums[0], sums[1]
+	near := func(x, y float64) bool { return math.Abs(x-y) < 1e-9 }
+	if sa.Runs != 4 || sa.Verified != 3 || len(sa.Ratios) != 4 || !near(sa.MedianRatio, (0.8+0.9)/2) ||
+		!near(sa.MinRatio, 0.6) || !near(sa.MaxRatio, 1) || !near(sa.RawCopySeconds, 4.25) || !near(sa.SluiceSeconds, 5) {
+		t.Errorf("shape a: %+v", sa)
+	}
+	if sb.Runs != 3 || sb.Verified != 2 || sb.Ratios[1] != 0 || !near(sb.MedianRatio, (1+0.75)/2) ||
+		!near(sb.MinRatio, 0.75) || !near(sb.RawCopySeconds, 3.5) || !near(sb.SluiceSeconds, 4) {
+		t.Errorf("shape b: %+v", sb)
+	}
+	if median(nil) != 0 || median([]float64{3, 1, 2}) != 2 {
+		t.Error("median")
+	}
+
+	var out bytes.Buffer
+	writeMatrix(&out, rs)
+	for _, want := range []string{"ratio: median (each run)", "0.85 (0.80 0.90 0.60 1.00)", "3 of 4 runs verified exactly once",
+		"0.88 (1.00 - 0.75)", "2 of 3 runs verified exactly once", "medians over the runs", "null keys, run 2: no drain"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("matrix text lacks %q:\n%s", want, out.String())
+		}
+	}
+	t.Log(out.String())
+	out.Reset()
+	writeMatrix(&out, rs[:2])
+	if strings.Contains(out.String(), "each run") || !strings.Contains(out.String(), " 0.80  ") {
+		t.Errorf("one run is printed as before:\n%s", out.String())
+	}
+}
+
+// TestMatrixRuns runs one selected shape twice: two runs, each with its
+// own raw COPY, verified, and gathered into one summary.
+func TestMatrixRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var log bytes.Buffer
+	res, err := Run(ctx, Options{Records: 2000, Partitions: 2, MaxConns: 2, BatchRows: 1000, Matrix: true, Shapes: []string{"null"}, Runs: 2, Log: &log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if !res.Verified || len(res.Matrix) != 2 || len(res.MatrixSummary) != 1 {
+		t.Fatalf("verified %v, %d runs, %d summaries", res.Verified, len(res.Matrix), len(res.MatrixSummary))
+	}
+	for i, r := range res.Matrix {
+		if r.Run != i+1 || r.Shape.ID != "null" || !r.Verified || r.RawCopy == nil || r.Ratio <= 0 {
+			t.Errorf("run %d: %+v", i+1, r)
+		}
+	}
+	s := res.MatrixSummary[0]
+	if s.Runs != 2 || s.Verified != 2 || len(s.Ratios) != 2 || s.MedianRatio != (res.Matrix[0].Ratio+res.Matrix[1].Ratio)/2 {
+		t.Errorf("summary %+v", s)
+	}
+	if !strings.Contains(log.String(), "shape 1 of 1, run 2 of 2: null keys") {
+		t.Errorf("log:\n%s", log.String())
 	}
 }
 
