@@ -45,6 +45,7 @@ type column struct {
 // node is one segment of the configured JSON paths.
 type node struct {
 	name     string
+	plain    bool // no byte of name needs attention inside a JSON string: it can match a key byte for byte
 	children []*node
 	slot     int    // -1 when no column reads this exact path
 	subtree  []int  // slots at and below this node, cleared on a duplicate key
@@ -65,13 +66,26 @@ func (n *node) lookup(key []byte, next int) (*node, int) {
 	return nil, next
 }
 
+// plainKey reports whether no byte of name needs attention inside a JSON
+// string (specialBytes): a key holding such a byte is escaped or validated
+// in the document, so only a plain name can be matched against its raw
+// bytes.
+func plainKey(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 func (n *node) child(name string) *node {
 	for _, c := range n.children {
 		if c.name == name {
 			return c
 		}
 	}
-	c := &node{name: name, slot: -1}
+	c := &node{name: name, slot: -1, plain: plainKey(name)}
 	n.children = append(n.children, c)
 	return c
 }

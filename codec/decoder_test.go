@@ -148,6 +148,46 @@ func TestPaths(t *testing.T) {
 	f(" \t\r\n{ \"a\" : \"w\" } \n", "w", null, null, null, null)
 }
 
+// TestExpectedKeys covers the key expected next, which parseObject matches
+// byte for byte: a key that only starts like it, a longer or shorter one,
+// an escaped spelling, and names that cannot be matched raw.
+func TestExpectedKeys(t *testing.T) {
+	cols := []Column{
+		{Name: "id", Type: TypeText, Path: "event_id"},
+		{Name: "ty", Type: TypeText, Path: "type"},
+		{Name: "pr", Type: TypeText, Path: "prénom"},
+		{Name: "q", Type: TypeText, Path: `a"b`},
+	}
+	d := mustDecoder(t, FormatJSON, cols, Options{})
+	f := func(doc string, want ...string) {
+		t.Helper()
+		fields, rerr := decode(t, d, &Record{Value: []byte(doc)})
+		if rerr != nil {
+			t.Fatalf("%s: %v", doc, rerr)
+		}
+		for i, w := range want {
+			got := null
+			if fields[i] != nil {
+				got = string(fields[i])
+			}
+			if got != w {
+				t.Errorf("%s: column %s = %q, want %q", doc, cols[i].Name, got, w)
+			}
+		}
+	}
+	f(`{"event_id":"1","type":"t","prénom":"p","a\"b":"q"}`, "1", "t", "p", "q")
+	f(`{"event_idx":"1","event_i":"2","type":"t"}`, null, "t", null, null)
+	f(`{"event_id" :"1", "type"  :  "t"}`, "1", "t", null, null)
+	f(`{"ev\u0065nt_id":"1","typ\u0065":"t","pr\u00e9nom":"p"}`, "1", "t", "p", null)
+	f(`{"type":"t","event_id":"1"}`, "1", "t", null, null)
+	f(`{"event_id":"1","event_id":"2"}`, "2", null, null, null)
+	for _, doc := range []string{`{"a"b":"q"}`, `{"event_id"`, `{"event_id`, `{"event_id":}`} {
+		if _, rerr := decode(t, d, &Record{Value: []byte(doc)}); rerr == nil {
+			t.Errorf("%s: decoded, want a malformed-JSON error", doc)
+		}
+	}
+}
+
 func TestRecordErrors(t *testing.T) {
 	d := mustDecoder(t, FormatJSON, []Column{
 		{Name: "id", Type: TypeInt8, Path: "id", Required: true},

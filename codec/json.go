@@ -160,7 +160,9 @@ func (p *parser) parseDocument(root *node) (span, bool) {
 func (p *parser) skipWS() {
 	doc := p.doc
 	i := p.pos
-	for i < len(doc) {
+	// Every whitespace byte is at most ' ': one comparison passes the
+	// token that usually follows.
+	for i < len(doc) && doc[i] <= ' ' {
 		switch doc[i] {
 		case ' ', '\n', '\t', '\r':
 			i++
@@ -226,6 +228,20 @@ func (p *parser) enter() bool {
 	return true
 }
 
+// expected returns n's child next when the key at p.pos (its opening
+// quote) is that child's plain name, else nil.
+func (p *parser) expected(n *node, next int) *node {
+	if n == nil || next >= len(n.children) {
+		return nil
+	}
+	c := n.children[next]
+	end := p.pos + 1 + len(c.name)
+	if !c.plain || end >= len(p.doc) || p.doc[end] != '"' || string(p.doc[p.pos+1:end]) != c.name {
+		return nil
+	}
+	return c
+}
+
 func (p *parser) parseObject(n *node) bool {
 	if !p.enter() {
 		return false
@@ -242,9 +258,19 @@ func (p *parser) parseObject(n *node) bool {
 		if p.pos >= len(p.doc) || p.doc[p.pos] != '"' {
 			return p.fail(ReasonMalformedJSON, "object key expected")
 		}
-		key, ok := p.parseString()
-		if !ok {
-			return false
+		// The key expected next, met byte for byte and followed by its
+		// closing quote, is that key: a plain name holds no byte that
+		// parseString would escape or check.
+		var child *node
+		var key span
+		if c := p.expected(n, next); c != nil {
+			child, next = c, next+1
+			p.pos += len(c.name) + 2
+		} else {
+			var ok bool
+			if key, ok = p.parseString(); !ok {
+				return false
+			}
 		}
 		p.skipWS()
 		if p.pos >= len(p.doc) || p.doc[p.pos] != ':' {
@@ -252,8 +278,7 @@ func (p *parser) parseObject(n *node) bool {
 		}
 		p.pos++
 		p.skipWS()
-		var child *node
-		if n != nil && len(n.children) > 0 {
+		if child == nil && n != nil && len(n.children) > 0 {
 			kb := p.doc[key.start:key.end]
 			if key.flags&spanEscaped != 0 {
 				var ok bool
@@ -362,19 +387,24 @@ func specialBytes(x uint64) uint64 {
 
 // parseString parses the string starting at the opening quote at p.pos.
 // It validates escapes and UTF-8 and records poisons. Eight bytes at a
-// time, it jumps straight to the first byte that needs attention.
+// time, it jumps straight to the first byte that needs attention; past
+// sixteen plain bytes (a long value: a URL, a user agent, a UUID) it
+// continues sixteen at a time (scanSpecial).
 func (p *parser) parseString() (span, bool) {
 	doc := p.doc
 	start := p.pos + 1
 	i := start
 	var flags uint8
 	for {
-		for i+8 <= len(doc) {
+		for k := 0; i+8 <= len(doc); k++ {
 			if m := specialBytes(binary.LittleEndian.Uint64(doc[i:])); m != 0 {
 				i += bits.TrailingZeros64(m) >> 3
 				break
 			}
 			i += 8
+			if k == 1 {
+				i += scanSpecial(doc[i:])
+			}
 		}
 		if i >= len(doc) {
 			p.pos = i
