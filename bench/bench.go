@@ -689,7 +689,7 @@ func (e *env) matrix(ctx context.Context, o Options, shapes []Shape) ([]ShapeRes
 type ShapeSummary struct {
 	Shape    Shape `json:"shape"`
 	Runs     int   `json:"runs"`
-	Verified int   `json:"verified"` // runs verified exactly once
+	Verified int   `json:"verified_runs"` // runs verified exactly once
 	// Ratios holds each run's Sluice / raw COPY, in run order; 0 where a
 	// run measured none (it failed before its drain ended).
 	Ratios []float64 `json:"ratios"`
@@ -702,6 +702,19 @@ type ShapeSummary struct {
 	RawCopySeconds float64 `json:"raw_copy_seconds"`
 	SluiceSeconds  float64 `json:"sluice_seconds"`
 	SluiceMBPerSec float64 `json:"sluice_mb_per_sec"`
+}
+
+// eachRatio joins the runs' ratios with sep, none for a run that measured
+// none.
+func (s ShapeSummary) eachRatio(sep, none string) string {
+	each := make([]string, len(s.Ratios))
+	for i, v := range s.Ratios {
+		each[i] = none
+		if v > 0 {
+			each[i] = fmt.Sprintf("%.2f", v)
+		}
+	}
+	return strings.Join(each, sep)
 }
 
 // summarize gathers rs by shape, in the order the shapes first appear.

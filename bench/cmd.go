@@ -248,14 +248,7 @@ func writeMatrix(w io.Writer, rs []ShapeResult) {
 			ratio = fmt.Sprintf("%.2f", s.MedianRatio)
 		}
 		if runs > 1 {
-			each := make([]string, len(s.Ratios))
-			for i, v := range s.Ratios {
-				each[i] = "-"
-				if v > 0 {
-					each[i] = fmt.Sprintf("%.2f", v)
-				}
-			}
-			ratio += " (" + strings.Join(each, " ") + ")"
+			ratio += " (" + s.eachRatio(" ", "-") + ")"
 		}
 		v := verdict(s.Verified == s.Runs)
 		if s.Runs > 1 {
@@ -268,8 +261,12 @@ func writeMatrix(w io.Writer, rs []ShapeResult) {
 		fmt.Fprintf(w, "  %d runs in rounds (every shape once per round); raw COPY, Sluice and MB/s are medians over the runs\n", runs)
 	}
 	for _, r := range rs {
-		if r.Error != "" {
-			fmt.Fprintf(w, "\n  %s, run %d: %s\n", r.Shape.Name, max(r.Run, 1), r.Error)
+		switch {
+		case r.Error == "":
+		case runs > 1:
+			fmt.Fprintf(w, "\n  %s, run %d: %s\n", r.Shape.Name, r.Run, r.Error)
+		default:
+			fmt.Fprintf(w, "\n  %s: %s\n", r.Shape.Name, r.Error)
 		}
 	}
 }

@@ -430,14 +430,7 @@ func writeShapes(md *strings.Builder, shapes []ShapeResult, records int64, write
 			100*s.Shape.UpdateRatio, oc, s.Shape.Format, raw, s.SluiceSeconds, s.SluiceMBPerSec, s.MedianRatio)
 		v := verdict(s.Verified == s.Runs)
 		if runs > 1 {
-			each := make([]string, len(s.Ratios))
-			for i, r := range s.Ratios {
-				each[i] = "–"
-				if r > 0 {
-					each[i] = fmt.Sprintf("%.2f", r)
-				}
-			}
-			fmt.Fprintf(md, " %s |", strings.Join(each, ", "))
+			fmt.Fprintf(md, " %s |", s.eachRatio(", ", "–"))
 			v = fmt.Sprintf("%d of %d runs %s", s.Verified, s.Runs, verdict(true))
 		}
 		fmt.Fprintf(md, " %s |\n", v)
