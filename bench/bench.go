@@ -28,7 +28,9 @@
 //     rows per statement, committed every BatchRows rows (on_conflict
 //     ignore only: one statement may not update a key twice); (c) Sluice: the
 //     appliance (ingest.New/Run in-process) drains the topic, timed from
-//     Run to the moment the offsets stored in PostgreSQL reach the log end.
+//     Run to the moment the offsets stored in PostgreSQL reach the log end,
+//     under the Go memory limit `sluice run` sets (ingest.MemoryLimit)
+//     unless GOMEMLIMIT is set.
 //     Each phase starts after a CHECKPOINT; a baseline table is dropped
 //     once its phase is measured. Throughputs are of the same workload
 //     (the same records, the same distinct rows landed), so a ratio is a
@@ -541,12 +543,15 @@ type Result struct {
 	CPU         CPU       `json:"cpu"`
 	// PeakRSS is VmHWM of this process during the drain; StartRSS its RSS
 	// when the drain started (the embedded broker's preloaded log, ...).
-	PeakRSS   int64    `json:"peak_rss_bytes"`
-	StartRSS  int64    `json:"start_rss_bytes"`
-	RSSMethod string   `json:"rss_method"`
-	Verified  bool     `json:"verified"`
-	Verify    []string `json:"verify"` // one summary per table checked
-	Env       string   `json:"environment"`
+	PeakRSS  int64 `json:"peak_rss_bytes"`
+	StartRSS int64 `json:"start_rss_bytes"`
+	// MemoryLimit is the Go memory limit the appliance ran under, as
+	// `sluice run` sets it; 0 when GOMEMLIMIT set it.
+	MemoryLimit int64    `json:"memory_limit_bytes,omitempty"`
+	RSSMethod   string   `json:"rss_method"`
+	Verified    bool     `json:"verified"`
+	Verify      []string `json:"verify"` // one summary per table checked
+	Env         string   `json:"environment"`
 	// PrefillSeconds is how long Options.Prefill took (not part of any
 	// measurement).
 	PrefillSeconds float64 `json:"prefill_seconds,omitempty"`
@@ -623,6 +628,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.Latency = pr.Latency
 		res.CPU = pr.CPU
 		res.PeakRSS, res.StartRSS, res.RSSMethod = pr.PeakRSS, pr.StartRSS, pr.RSSMethod
+		res.MemoryLimit = pr.MemoryLimit
 		res.Verified = pr.Verified
 		res.Verify = pr.Verify
 		res.PrefillSeconds, res.PrefillBytes = pr.PrefillSeconds, pr.PrefillBytes
@@ -1009,6 +1015,7 @@ type pointResult struct {
 	Verify                   []string
 	PrefillSeconds           float64
 	PrefillBytes             int64
+	MemoryLimit              int64 // the appliance's Go memory limit; 0: GOMEMLIMIT's
 }
 
 // preloadOpts make the preload write every topic in full record batches
@@ -1092,11 +1099,20 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 		return nil, err
 	}
 
-	// The drain.
+	// The drain. The appliance runs under the Go memory limit `sluice run`
+	// sets (unless GOMEMLIMIT is set): without it the heap would grow to
+	// twice what is live and the collector run less often than it does
+	// in production.
 	runtime.GC()
 	debug.FreeOSMemory()
 	if err := e.checkpoint(ctx); err != nil {
 		return nil, err
+	}
+	memLimit := int64(0)
+	if os.Getenv("GOMEMLIMIT") == "" {
+		memLimit = ingest.MemoryLimit(cfg)
+		prev := debug.SetMemoryLimit(memLimit)
+		defer debug.SetMemoryLimit(prev)
 	}
 	app, err := ingest.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: benchLogLevel()})))
 	if err != nil {
@@ -1112,7 +1128,7 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	if e.broker != nil {
 		method = "VmHWM of the bench process (the appliance and the in-process broker with the preloaded log), reset at drain start via /proc/self/clear_refs"
 	}
-	pr := &pointResult{RSSMethod: method, PrefillSeconds: prefillTook.Seconds(), PrefillBytes: prefillBytes}
+	pr := &pointResult{RSSMethod: method, PrefillSeconds: prefillTook.Seconds(), PrefillBytes: prefillBytes, MemoryLimit: memLimit}
 	rssOK := resetPeakRSS() == nil
 	pr.StartRSS, _ = readRSS("VmRSS")
 	cpu0 := e.cpuNow()
@@ -1120,7 +1136,11 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	appCtx, stopApp := context.WithCancel(context.Background())
 	defer stopApp()
 	appDone := make(chan error, 1)
-	logf(o.Log, "draining through the appliance (%d connections, batches of %d rows) …", sp.MaxConns, sp.BatchRows)
+	limitNote := "GOMEMLIMIT from the environment"
+	if memLimit > 0 {
+		limitNote = fmt.Sprintf("Go memory limit %d MiB, as sluice run sets it", memLimit>>20)
+	}
+	logf(o.Log, "draining through the appliance (%d connections, batches of %d rows; %s) …", sp.MaxConns, sp.BatchRows, limitNote)
 	stopProfile, err := startCPUProfile(o.CPUProfile)
 	if err != nil {
 		return nil, err

@@ -213,6 +213,9 @@ func WriteText(w io.Writer, r *Result) {
 		fmt.Fprintf(w, "  peak RSS                  %.0f MiB (RSS at drain start %.0f MiB; %s)\n",
 			float64(r.PeakRSS)/(1<<20), float64(r.StartRSS)/(1<<20), r.RSSMethod)
 	}
+	if r.MemoryLimit > 0 {
+		fmt.Fprintf(w, "  memory limit              %d MiB (the Go soft limit sluice run sets from batch.max_inflight_bytes; GOMEMLIMIT overrides it)\n", r.MemoryLimit>>20)
+	}
 	verdict := "FAILED"
 	if r.Verified {
 		verdict = "OK: exactly once"

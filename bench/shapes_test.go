@@ -343,7 +343,7 @@ func TestMatrixRuns(t *testing.T) {
 	if s.Runs != 2 || s.Verified != 2 || len(s.Ratios) != 2 || s.MedianRatio != (res.Matrix[0].Ratio+res.Matrix[1].Ratio)/2 {
 		t.Errorf("summary %+v", s)
 	}
-	if !strings.Contains(log.String(), "shape 1 of 1, run 2 of 2: null keys") {
+	if !strings.Contains(log.String(), "shape 1 of 1, run 2 of 2: null keys") || !strings.Contains(log.String(), "MiB, as sluice run sets it") {
 		t.Errorf("log:\n%s", log.String())
 	}
 }

@@ -117,17 +117,24 @@ func RunMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		// batch.max_inflight_bytes bounds the process: the garbage
-		// collector works harder as the heap nears it instead of letting
-		// the heap grow to twice what is live (GOGC). The runtime's limit
-		// leaves out the mapped binary and C memory, hence the margin,
-		// measured in internal/chaos TestBacklogRSS with the defaults: with
-		// 48MiB the drain peaked at 211-268 MiB in five runs, with 80MiB at
-		// 219-225 MiB in three, draining as fast (72-88 MiB/s of values
-		// against 57-76).
-		debug.SetMemoryLimit(max(int64(cfg.Batch.MaxInflightBytes)-80<<20, int64(cfg.Batch.MaxInflightBytes)*5/8))
+		debug.SetMemoryLimit(MemoryLimit(cfg))
 	}
 	return app.Run(ctx)
+}
+
+// MemoryLimit is the Go soft memory limit `sluice run` sets from
+// batch.max_inflight_bytes when GOMEMLIMIT is not set. The budget bounds
+// the process: the garbage collector works harder as the heap nears the
+// limit instead of letting the heap grow to twice what is live (GOGC). The
+// runtime's limit leaves out the mapped binary and C memory, hence the
+// margin, measured in internal/chaos TestBacklogRSS with the defaults:
+// with 48MiB the drain peaked at 211-268 MiB in five runs, with 80MiB at
+// 219-225 MiB in three, draining as fast (72-88 MiB/s of values against
+// 57-76). The closer the heap sits to the limit, the more CPU the
+// collector takes (docs/operations.md, "Memory").
+func MemoryLimit(cfg *Config) int64 {
+	b := int64(cfg.Batch.MaxInflightBytes)
+	return max(b-80<<20, b*5/8)
 }
 
 // MigrateMain is `sluice migrate`.

@@ -169,3 +169,16 @@ func TestKeyPathColumns(t *testing.T) {
 		t.Errorf("kafka.key path in format debezium: %v", err)
 	}
 }
+
+// TestMemoryLimit: the soft limit sits 80 MiB below the in-flight budget,
+// and never below five eighths of a small one.
+func TestMemoryLimit(t *testing.T) {
+	cfg := Defaults()
+	if got := MemoryLimit(&cfg); got != 176<<20 {
+		t.Errorf("default budget: limit %d MiB, want 176", got>>20)
+	}
+	cfg.Batch.MaxInflightBytes = 128 << 20
+	if got := MemoryLimit(&cfg); got != 80<<20 {
+		t.Errorf("128 MiB budget: limit %d MiB, want 80 (five eighths)", got>>20)
+	}
+}
