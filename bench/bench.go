@@ -765,6 +765,15 @@ func summarize(rs []ShapeResult) []ShapeSummary {
 	return out
 }
 
+// mostRuns returns the most runs any of sums had, at least 1.
+func mostRuns(sums []ShapeSummary) int {
+	runs := 1
+	for _, s := range sums {
+		runs = max(runs, s.Runs)
+	}
+	return runs
+}
+
 // median returns the median of vs (the mean of the middle two for an even
 // count), 0 for none.
 func median(vs []float64) float64 {

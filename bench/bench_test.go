@@ -165,14 +165,10 @@ func syntheticReport() *Report {
 	}
 }
 
-func TestRenderSynthetic(t *testing.T) {
-	r := syntheticReport()
-	if s := r.Sustainable(); s == nil || s.MBPerSec != 30 {
-		t.Fatalf("sustainable %+v, want the 30 MB/s point", s)
-	}
-	if rec := r.Recommended(); rec.MaxConns != 2 || rec.BatchRows != 50000 {
-		t.Fatalf("recommended %+v, want the base point", rec)
-	}
+// renderReport renders r into a temporary directory, checks that its
+// report.md holds every string of want, and returns the directory.
+func renderReport(t *testing.T, r *Report, want ...string) string {
+	t.Helper()
 	dir := t.TempDir()
 	if err := Render(r, dir); err != nil {
 		t.Fatal(err)
@@ -181,7 +177,23 @@ func TestRenderSynthetic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{
+	for _, w := range want {
+		if !strings.Contains(string(md), w) {
+			t.Errorf("report lacks %q:\n%s", w, md)
+		}
+	}
+	return dir
+}
+
+func TestRenderSynthetic(t *testing.T) {
+	r := syntheticReport()
+	if s := r.Sustainable(); s == nil || s.MBPerSec != 30 {
+		t.Fatalf("sustainable %+v, want the 30 MB/s point", s)
+	}
+	if rec := r.Recommended(); rec.MaxConns != 2 || rec.BatchRows != 50000 {
+		t.Fatalf("recommended %+v, want the base point", rec)
+	}
+	dir := renderReport(t, r,
 		"30.0 MB/s = **2592 GB/day**",   // sustainable at p99 ≤ 1 s
 		"**5.2×**",                      // headroom against 500 GB/day
 		"reaches 0.90 of it",            // 9 s raw COPY over 10 s
@@ -189,11 +201,7 @@ func TestRenderSynthetic(t *testing.T) {
 		"`postgres.max_conns: 2`",       // recommended
 		"| 1 | 90 | 40.0 |",             // the max_conns table, sorted
 		"![latency against rate](latency-rate.svg)",
-	} {
-		if !strings.Contains(string(md), want) {
-			t.Errorf("report lacks %q:\n%s", want, md)
-		}
-	}
+	)
 	for _, f := range []string{"latency-rate.svg", "throughput-batch_rows.svg", "latency-max_conns.svg", "throughput-partitions.svg", "report.json"} {
 		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 {
 			t.Errorf("%s: %v", f, err)

@@ -233,10 +233,7 @@ func WriteText(w io.Writer, r *Result) {
 // the times are medians and the ratio is the median, then every run's.
 func writeMatrix(w io.Writer, rs []ShapeResult) {
 	sums := summarize(rs)
-	runs := 1
-	for _, s := range sums {
-		runs = max(runs, s.Runs)
-	}
+	runs := mostRuns(sums)
 	ratioHead := "ratio"
 	if runs > 1 {
 		ratioHead = "ratio: median (each run)"

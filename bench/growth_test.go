@@ -88,16 +88,7 @@ func TestGrowthSmall(t *testing.T) {
 	}
 
 	r := &Report{Generated: time.Now(), Env: "test", Options: ReportOptions{Options: o, Growth: []int64{0, 5000}, GrowthOnly: true}, Growth: pts}
-	dir := t.TempDir()
-	if err := Render(r, dir); err != nil {
-		t.Fatal(err)
-	}
-	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
-	for _, want := range []string{"## Throughput against table size", "| day-partitioned | 5 k |", "--growth 0,5k"} {
-		if !strings.Contains(string(md), want) {
-			t.Errorf("report lacks %q:\n%s", want, md)
-		}
-	}
+	dir := renderReport(t, r, "## Throughput against table size", "| day-partitioned | 5 k |", "--growth 0,5k")
 	if fi, err := os.Stat(filepath.Join(dir, "growth.svg")); err != nil || fi.Size() == 0 {
 		t.Errorf("growth.svg: %v", err)
 	}

@@ -396,10 +396,7 @@ type svgChart interface{ WriteSVG(io.Writer) error }
 // shape of its ratio to the raw COPY limit (the median over its runs).
 func writeShapes(md *strings.Builder, shapes []ShapeResult, records int64, writeChart func(string, svgChart) error) error {
 	sums := summarize(shapes)
-	runs := 1
-	for _, s := range sums {
-		runs = max(runs, s.Runs)
-	}
+	runs := mostRuns(sums)
 	fmt.Fprintf(md, "## Workload shapes\n\n![Sluice / raw COPY limit per shape](shapes.svg)\n\n")
 	fmt.Fprintf(md, "%d records per shape; each shape's raw COPY copies the rows its table must end with (each event's winning version), "+
 		"into an identical table, just before the shape's drain. The ratio is raw COPY seconds over Sluice seconds.", records)

@@ -151,23 +151,11 @@ func TestRenderShapes(t *testing.T) {
 		r.Shapes = append(r.Shapes, ShapeResult{Shape: sh, RawCopy: &raw, Sluice: newThroughput(time.Duration(2+i)*time.Second, 1000, 990, 480e3),
 			Ratio: 2 / float64(2+i), Verified: i != 3})
 	}
-	dir := t.TempDir()
-	if err := Render(r, dir); err != nil {
-		t.Fatal(err)
-	}
-	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{
+	dir := renderReport(t, r,
 		"## Workload shapes", "![Sluice / raw COPY limit per shape](shapes.svg)",
 		"| event-id keys | event-id | 1% | 0% | ignore | json | 2.00 s | 2.00 s |",
 		"| 30% updates | event-id | 1% | 30% | update | json |", "| 1% updates | event-id | 1% | 1% | update | json | 2.00 s | 5.00 s | 0.1 | **0.40** | FAILED |",
-	} {
-		if !strings.Contains(string(md), want) {
-			t.Errorf("report lacks %q:\n%s", want, md)
-		}
-	}
+	)
 	if fi, err := os.Stat(filepath.Join(dir, "shapes.svg")); err != nil || fi.Size() == 0 {
 		t.Fatalf("shapes.svg: %v", err)
 	}
@@ -227,23 +215,11 @@ func TestRenderShapesRuns(t *testing.T) {
 				Ratio: raw.Seconds / d.Seconds(), Verified: true})
 		}
 	}
-	dir := t.TempDir()
-	if err := Render(r, dir); err != nil {
-		t.Fatal(err)
-	}
-	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{
+	renderReport(t, r,
 		"Every shape ran 2 times, in rounds", "| **Sluice / raw COPY** | each run | verify |",
 		"| event-id keys | event-id | 1% | 0% | ignore | json | 2.00 s | 3.50 s | 0.1 | **0.58** | 0.67, 0.50 | 2 of 2 runs verified exactly once |",
 		"| null keys | null | 1% | 0% | ignore | json | 2.00 s | 4.50 s |",
-	} {
-		if !strings.Contains(string(md), want) {
-			t.Errorf("report lacks %q:\n%s", want, md)
-		}
-	}
+	)
 }
 
 // TestSelectShapes: --shapes picks shapes by ID, in the matrix's order.

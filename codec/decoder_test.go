@@ -103,6 +103,25 @@ func TestReferenceEventLandsInPostgres(t *testing.T) {
 	}
 }
 
+// checkDoc decodes doc with d and compares column i, shown as text by
+// show (null for a NULL field), with want[i].
+func checkDoc(t *testing.T, d *Decoder, cols []Column, doc string, show func(i int, f []byte) string, want ...string) {
+	t.Helper()
+	fields, rerr := decode(t, d, &Record{Value: []byte(doc)})
+	if rerr != nil {
+		t.Fatalf("%s: %v", doc, rerr)
+	}
+	for i, w := range want {
+		got := null
+		if fields[i] != nil {
+			got = show(i, fields[i])
+		}
+		if got != w {
+			t.Errorf("%s: column %s = %q, want %q", doc, cols[i].Name, got, w)
+		}
+	}
+}
+
 func TestPaths(t *testing.T) {
 	cols := []Column{
 		{Name: "a", Type: TypeText, Path: "a"},
@@ -114,22 +133,12 @@ func TestPaths(t *testing.T) {
 	d := mustDecoder(t, FormatJSON, cols, Options{})
 	f := func(doc string, want ...string) {
 		t.Helper()
-		fields, rerr := decode(t, d, &Record{Value: []byte(doc)})
-		if rerr != nil {
-			t.Fatalf("%s: %v", doc, rerr)
-		}
-		for i, w := range want {
-			got := null
-			if fields[i] != nil {
-				got = string(fields[i])
-				if i == 3 {
-					got = string(rune('0' + binary.BigEndian.Uint32(fields[i])))
-				}
+		checkDoc(t, d, cols, doc, func(i int, f []byte) string {
+			if i == 3 {
+				return string(rune('0' + binary.BigEndian.Uint32(f)))
 			}
-			if got != w {
-				t.Errorf("%s: column %s = %q, want %q", doc, cols[i].Name, got, w)
-			}
-		}
+			return string(f)
+		}, want...)
 	}
 	f(`{"a":"1","b":{"c":"2"},"x":{"y":{"z":"3"}}}`, "1", "2", `{"c":"2"}`, "2", "3")
 	f(`{"x":{"y":{"z":"3"}},"b":{"c":"2"},"a":"1"}`, "1", "2", `{"c":"2"}`, "2", "3")
@@ -161,19 +170,7 @@ func TestExpectedKeys(t *testing.T) {
 	d := mustDecoder(t, FormatJSON, cols, Options{})
 	f := func(doc string, want ...string) {
 		t.Helper()
-		fields, rerr := decode(t, d, &Record{Value: []byte(doc)})
-		if rerr != nil {
-			t.Fatalf("%s: %v", doc, rerr)
-		}
-		for i, w := range want {
-			got := null
-			if fields[i] != nil {
-				got = string(fields[i])
-			}
-			if got != w {
-				t.Errorf("%s: column %s = %q, want %q", doc, cols[i].Name, got, w)
-			}
-		}
+		checkDoc(t, d, cols, doc, func(_ int, f []byte) string { return string(f) }, want...)
 	}
 	f(`{"event_id":"1","type":"t","prénom":"p","a\"b":"q"}`, "1", "t", "p", "q")
 	f(`{"event_idx":"1","event_i":"2","type":"t"}`, null, "t", null, null)
