@@ -174,7 +174,9 @@ func (a *App) writePartitionMetrics(w io.Writer) {
 	writeFamily(w, "sluice_consumer_lag", "gauge")
 	for _, st := range parts {
 		lag := st.lag()
-		tableLag[st.table.cfg.Name] += lag
+		if st.table != nil { // nil: unrouted, halted (adjustOffsets)
+			tableLag[st.table.cfg.Name] += lag
+		}
 		fmt.Fprintf(w, "sluice_consumer_lag{topic=%q,partition=\"%d\"} %d\n", st.topic, st.partition, lag)
 	}
 	writeFamily(w, "sluice_partition_halted", "gauge")
@@ -205,6 +207,15 @@ func (a *App) writePartitionMetrics(w io.Writer) {
 
 // lag is the partition's high watermark minus its committed offset, 0
 // before either is known.
+// tableName is the name of the table st's batches carry the offsets of;
+// "" for an unrouted partition, which has none (adjustOffsets).
+func (st *partState) tableName() string {
+	if st.table == nil {
+		return ""
+	}
+	return st.table.cfg.Name
+}
+
 func (st *partState) lag() int64 {
 	c := st.committed.Load()
 	lag := st.highWatermark.Load() - c

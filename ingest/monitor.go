@@ -169,7 +169,9 @@ func (a *App) progressCounts() map[string]tableProgress {
 func (a *App) logProgress(prev, cur map[string]tableProgress, took time.Duration) {
 	lag := map[string]int64{}
 	for _, st := range a.snapshotParts() {
-		lag[st.table.cfg.Name] += st.lag()
+		if st.table != nil { // nil: unrouted, halted (adjustOffsets)
+			lag[st.table.cfg.Name] += st.lag()
+		}
 	}
 	for _, t := range a.tableList() {
 		name := t.cfg.Name

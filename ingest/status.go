@@ -165,7 +165,9 @@ func (a *App) sample(now time.Time) {
 		s.lag[t.cfg.Name] = 0
 	}
 	for _, st := range a.snapshotParts() {
-		s.lag[st.table.cfg.Name] += st.lag()
+		if st.table != nil { // nil: unrouted, halted (adjustOffsets)
+			s.lag[st.table.cfg.Name] += st.lag()
+		}
 	}
 	n := a.historyLen()
 	h := &a.status
@@ -248,7 +250,7 @@ func (a *App) Status() Status {
 	}
 	for _, p := range a.snapshotParts() {
 		ps := PartitionStatus{
-			Topic: p.topic, Partition: p.partition, Table: p.table.cfg.Name, Epoch: p.epoch,
+			Topic: p.topic, Partition: p.partition, Table: p.tableName(), Epoch: p.epoch,
 			NextOffset: p.committed.Load(), HighWatermark: p.highWatermark.Load(), Lag: p.lag(),
 			Halted: p.halted.Load(),
 		}
