@@ -205,8 +205,6 @@ func (a *App) writePartitionMetrics(w io.Writer) {
 	fmt.Fprintf(w, "sluice_missing_topics %d\n", len(a.missingTopics()))
 }
 
-// lag is the partition's high watermark minus its committed offset, 0
-// before either is known.
 // tableName is the name of the table st's batches carry the offsets of;
 // "" for an unrouted partition, which has none (adjustOffsets).
 func (st *partState) tableName() string {
@@ -216,6 +214,8 @@ func (st *partState) tableName() string {
 	return st.table.cfg.Name
 }
 
+// lag is the partition's high watermark minus its committed offset, 0
+// before either is known.
 func (st *partState) lag() int64 {
 	c := st.committed.Load()
 	lag := st.highWatermark.Load() - c

@@ -1,9 +1,11 @@
 package ingest
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -100,5 +102,31 @@ func TestRoutingUnroutableTopic(t *testing.T) {
 	})
 	if why := r.app.notReady(); !strings.Contains(why, "asks for a part the topic does not have") {
 		t.Errorf("/readyz reason: %q", why)
+	}
+	// The unrouted partition has no table. Every per-table sum over the
+	// partitions (the status sampler, the metrics, the progress log, the
+	// status page) skips it: they once dereferenced its nil table, which
+	// panicked when such a partition was assigned before Run's first
+	// sample.
+	a := r.app
+	a.sample(time.Now())
+	var m bytes.Buffer
+	a.writePartitionMetrics(&m)
+	if !strings.Contains(m.String(), `sluice_consumer_lag{topic="events",partition="0"}`) {
+		t.Errorf("metrics lack the unrouted partition's lag:\n%s", m.String())
+	}
+	a.logProgress(nil, a.progressCounts(), time.Second)
+	st := a.Status()
+	found := false
+	for _, p := range st.Partitions {
+		if p.Topic == "events" && p.Partition == 0 {
+			found = true
+			if p.Table != "" || !p.Halted {
+				t.Errorf("status of the unrouted partition: table %q, halted %v; want no table, halted", p.Table, p.Halted)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("status lacks the unrouted partition: %+v", st.Partitions)
 	}
 }
