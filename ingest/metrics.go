@@ -172,12 +172,9 @@ func (a *App) writePartitionMetrics(w io.Writer) {
 		tableLag[t.cfg.Name] = 0
 	}
 	writeFamily(w, "sluice_consumer_lag", "gauge")
+	addTableLags(tableLag, parts)
 	for _, st := range parts {
-		lag := st.lag()
-		if st.table != nil { // nil: unrouted, halted (adjustOffsets)
-			tableLag[st.table.cfg.Name] += lag
-		}
-		fmt.Fprintf(w, "sluice_consumer_lag{topic=%q,partition=\"%d\"} %d\n", st.topic, st.partition, lag)
+		fmt.Fprintf(w, "sluice_consumer_lag{topic=%q,partition=\"%d\"} %d\n", st.topic, st.partition, st.lag())
 	}
 	writeFamily(w, "sluice_partition_halted", "gauge")
 	for _, st := range parts {
@@ -212,6 +209,16 @@ func (st *partState) tableName() string {
 		return ""
 	}
 	return st.table.cfg.Name
+}
+
+// addTableLags adds the lag of each of parts to lag under its table's
+// name. An unrouted partition (adjustOffsets) has no table and is left out.
+func addTableLags(lag map[string]int64, parts []*partState) {
+	for _, st := range parts {
+		if st.table != nil {
+			lag[st.table.cfg.Name] += st.lag()
+		}
+	}
 }
 
 // lag is the partition's high watermark minus its committed offset, 0

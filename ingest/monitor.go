@@ -168,11 +168,7 @@ func (a *App) progressCounts() map[string]tableProgress {
 // logProgress logs one line per table that moved or has lag.
 func (a *App) logProgress(prev, cur map[string]tableProgress, took time.Duration) {
 	lag := map[string]int64{}
-	for _, st := range a.snapshotParts() {
-		if st.table != nil { // nil: unrouted, halted (adjustOffsets)
-			lag[st.table.cfg.Name] += st.lag()
-		}
-	}
+	addTableLags(lag, a.snapshotParts())
 	for _, t := range a.tableList() {
 		name := t.cfg.Name
 		rows := cur[name].rows - prev[name].rows

@@ -164,11 +164,7 @@ func (a *App) sample(now time.Time) {
 		s.lat[t.cfg.Name] = tm.batchLat.snapshot()
 		s.lag[t.cfg.Name] = 0
 	}
-	for _, st := range a.snapshotParts() {
-		if st.table != nil { // nil: unrouted, halted (adjustOffsets)
-			s.lag[st.table.cfg.Name] += st.lag()
-		}
-	}
+	addTableLags(s.lag, a.snapshotParts())
 	n := a.historyLen()
 	h := &a.status
 	h.mu.Lock()
