@@ -17,12 +17,15 @@
 //     and measures, in
 //     one run, on fresh tables with the same primary key, after one
 //     untimed warm-up COPY (a cold server made the first phase ~25% slow):
-//     (a) the raw COPY limit: the rows the table must end with (each
-//     event's winning version under the shape's on_conflict), decoded
-//     with codec before the clock starts, copied in binary by MaxConns
-//     parallel connections
-//     (sharded by key, BatchRows rows per COPY, each its own transaction);
-//     optionally (a') the same with each COPY's rows in key order;
+//     (a) the raw COPY: the rows the table must end with (each event's
+//     winning version under the shape's on_conflict), decoded with codec
+//     before the clock starts, copied in binary by MaxConns parallel
+//     connections (sharded by key, BatchRows rows per COPY, each its own
+//     transaction); with Options.SortedBaseline and a keyed table, (a')
+//     the same with each COPY's rows in key order, as Sluice's direct
+//     path sends them. The raw COPY limit is the faster of (a) and (a'):
+//     the order of the rows alone moved PostgreSQL's CPU for them by up to
+//     a fifth (bench/README.md);
 //     (b) a plain writer: multi-row INSERT … ON CONFLICT DO NOTHING of every
 //     record (duplicates included) over the same connections, InsertRows
 //     rows per statement, committed every BatchRows rows (on_conflict
@@ -40,8 +43,9 @@
 //     topic and table, and the p50/p99 of record timestamp to commit are read
 //     from ingest.App.EndToEndLatency.
 //   - With Options.Matrix, Run measures each of MatrixShapes instead: per
-//     shape a fresh topic and table, (a) just before (c), no (b) and no
-//     latency phase; ShapeResult holds each ratio and verdict.
+//     shape a fresh topic and table, (a) and (a') just before (c), the
+//     one that follows the warm-up alternating from round to round, no
+//     (b) and no latency phase; ShapeResult holds each ratio and verdict.
 //   - Every table Sluice wrote is checked with loadgen.Verify (the shape's
 //     on_conflict and guard tell it which version each row must hold); Run returns
 //     an error (and the result) when a check fails: a benchmark that loses
@@ -142,7 +146,9 @@ type Options struct {
 
 	SkipBaselines bool `json:"skip_baselines,omitempty"` // skip the raw COPY and INSERT phases
 	// SortedBaseline adds (a'): the raw COPY with each COPY's rows in key
-	// order, as Sluice's direct path sends them (keyed schemas only).
+	// order, as Sluice's direct path sends them (keyed schemas only). The
+	// raw COPY limit is then the faster of (a) and (a'). `sluice bench`
+	// sets it unless told not to.
 	SortedBaseline bool `json:"sorted_baseline,omitempty"`
 
 	// Prefill fills the target with this many rows before the benchmark
@@ -457,16 +463,21 @@ func selectShapes(all []Shape, ids []string) ([]Shape, error) {
 // ShapeResult is one shape of the matrix: Sluice against the raw COPY
 // limit measured just before it, in the same run.
 type ShapeResult struct {
-	Shape    Shape       `json:"shape"`
-	Run      int         `json:"run,omitempty"` // 1-based round of Options.Runs
-	RawCopy  *Throughput `json:"raw_copy,omitempty"`
-	Sluice   Throughput  `json:"sluice"`
-	Ratio    float64     `json:"ratio_raw_copy"` // RawCopy.Seconds / Sluice.Seconds
-	Batches  uint64      `json:"batches"`
-	CPU      CPU         `json:"cpu"`
-	Verified bool        `json:"verified"`
-	Verify   []string    `json:"verify"`
-	Error    string      `json:"error,omitempty"`
+	Shape   Shape       `json:"shape"`
+	Run     int         `json:"run,omitempty"` // 1-based round of Options.Runs
+	RawCopy *Throughput `json:"raw_copy,omitempty"`
+	// RawCopySorted is (a'), with Options.SortedBaseline on a keyed table.
+	RawCopySorted *Throughput `json:"raw_copy_sorted,omitempty"`
+	Sluice        Throughput  `json:"sluice"`
+	// Ratio is over the raw COPY limit, the faster of RawCopy and
+	// RawCopySorted; RatioUnsorted over RawCopy alone.
+	Ratio         float64  `json:"ratio_raw_copy"`
+	RatioUnsorted float64  `json:"ratio_raw_copy_unsorted,omitempty"`
+	Batches       uint64   `json:"batches"`
+	CPU           CPU      `json:"cpu"`
+	Verified      bool     `json:"verified"`
+	Verify        []string `json:"verify"`
+	Error         string   `json:"error,omitempty"`
 }
 
 // Throughput is one writer's time for the workload.
@@ -529,12 +540,14 @@ type Result struct {
 	// RawCopySorted is (a'), with Options.SortedBaseline.
 	RawCopySorted *Throughput `json:"raw_copy_sorted,omitempty"`
 	Insert        *Throughput `json:"insert,omitempty"`
-	// RatioRawCopy and RatioInsert are Sluice's throughput over (a) and (b),
-	// RatioRawCopySorted over (a').
-	RatioRawCopy       float64 `json:"ratio_raw_copy,omitempty"`
-	RatioRawCopySorted float64 `json:"ratio_raw_copy_sorted,omitempty"`
-	RatioInsert        float64 `json:"ratio_insert,omitempty"`
-	Batches            uint64  `json:"batches"`
+	// RatioRawCopy is Sluice's throughput over the raw COPY limit: the
+	// faster of (a) and (a'). RatioRawCopyUnsorted is over (a),
+	// RatioRawCopySorted over (a') and RatioInsert over (b).
+	RatioRawCopy         float64 `json:"ratio_raw_copy,omitempty"`
+	RatioRawCopyUnsorted float64 `json:"ratio_raw_copy_unsorted,omitempty"`
+	RatioRawCopySorted   float64 `json:"ratio_raw_copy_sorted,omitempty"`
+	RatioInsert          float64 `json:"ratio_insert,omitempty"`
+	Batches              uint64  `json:"batches"`
 	// FirstRecord and FirstCommit are the seconds from the appliance's
 	// start to its first fetched record and first committed batch.
 	FirstRecord float64   `json:"first_record_seconds"`
@@ -632,17 +645,21 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.Verified = pr.Verified
 		res.Verify = pr.Verify
 		res.PrefillSeconds, res.PrefillBytes = pr.PrefillSeconds, pr.PrefillBytes
-		if res.RawCopy != nil && res.RawCopy.Seconds > 0 && pr.Drain.Seconds > 0 {
-			res.RatioRawCopy = res.RawCopy.Seconds / pr.Drain.Seconds
-		}
-		if res.RawCopySorted != nil && res.RawCopySorted.Seconds > 0 && pr.Drain.Seconds > 0 {
-			res.RatioRawCopySorted = res.RawCopySorted.Seconds / pr.Drain.Seconds
-		}
-		if res.Insert != nil && res.Insert.Seconds > 0 && pr.Drain.Seconds > 0 {
-			res.RatioInsert = res.Insert.Seconds / pr.Drain.Seconds
-		}
+		res.RatioRawCopy = ratio(rawLimit(res.RawCopy, res.RawCopySorted), pr.Drain)
+		res.RatioRawCopyUnsorted = ratio(res.RawCopy, pr.Drain)
+		res.RatioRawCopySorted = ratio(res.RawCopySorted, pr.Drain)
+		res.RatioInsert = ratio(res.Insert, pr.Drain)
 	}
 	return res, err
+}
+
+// ratio is base's time over drain's: Sluice's throughput over base's; 0
+// when either is missing.
+func ratio(base *Throughput, drain Throughput) float64 {
+	if base == nil || base.Seconds <= 0 || drain.Seconds <= 0 {
+		return 0
+	}
+	return base.Seconds / drain.Seconds
 }
 
 func logf(w io.Writer, format string, args ...any) {
@@ -668,23 +685,24 @@ func (e *env) matrix(ctx context.Context, o Options, shapes []Shape) ([]ShapeRes
 			spec := pointSpec{shape: sh, Partitions: o.Partitions, MaxConns: o.MaxConns, BatchRows: o.BatchRows, BatchBytes: o.BatchBytes,
 				MaxAge: o.MaxAge, Records: o.Records, Seed: o.Seed, cleanup: true}
 			spec.before = func(ctx context.Context, s *stream) error {
-				raw, err := e.rawCopy(ctx, s, o)
-				r.RawCopy = raw
+				// Which of (a) and (a') follows the warm-up alternates
+				// from round to round.
+				var err error
+				r.RawCopy, r.RawCopySorted, err = e.rawCopy(ctx, s, o, run%2 == 0)
 				return err
 			}
 			pr, err := e.point(ctx, o, spec)
 			if pr != nil {
 				r.Sluice, r.Batches, r.CPU, r.Verified, r.Verify = pr.Drain, pr.Batches, pr.CPU, pr.Verified, pr.Verify
-				if r.RawCopy != nil && pr.Drain.Seconds > 0 {
-					r.Ratio = r.RawCopy.Seconds / pr.Drain.Seconds
-				}
+				r.Ratio = ratio(rawLimit(r.RawCopy, r.RawCopySorted), pr.Drain)
+				r.RatioUnsorted = ratio(r.RawCopy, pr.Drain)
 			}
 			if err != nil {
 				r.Verified = false
 				r.Error = err.Error()
 				errs = append(errs, fmt.Errorf("shape %s, run %d: %w", sh.Name, run, err))
 			}
-			logf(o.Log, "shape %s: Sluice / raw COPY %.2f, %s", sh.Name, r.Ratio, verdict(r.Verified))
+			logf(o.Log, "shape %s: Sluice / raw COPY limit %.2f (/ unsorted raw COPY %.2f), %s", sh.Name, r.Ratio, r.RatioUnsorted, verdict(r.Verified))
 			out = append(out, r)
 		}
 	}
@@ -696,15 +714,21 @@ type ShapeSummary struct {
 	Shape    Shape `json:"shape"`
 	Runs     int   `json:"runs"`
 	Verified int   `json:"verified_runs"` // runs verified exactly once
-	// Ratios holds each run's Sluice / raw COPY, in run order; 0 where a
-	// run measured none (it failed before its drain ended).
+	// Ratios holds each run's Sluice / raw COPY limit, in run order; 0
+	// where a run measured none (it failed before its drain ended).
 	Ratios []float64 `json:"ratios"`
 	// MedianRatio, MinRatio and MaxRatio are over the measured ratios.
 	MedianRatio float64 `json:"median_ratio"`
 	MinRatio    float64 `json:"min_ratio"`
 	MaxRatio    float64 `json:"max_ratio"`
-	// Medians of the runs' raw COPY and drain seconds and of the drain's
-	// MB/s, each over the runs that measured it.
+	// MedianUnsortedRatio is the median of Sluice / (a), the raw COPY of
+	// the rows in the workload's order, alone.
+	MedianUnsortedRatio float64 `json:"median_ratio_unsorted,omitempty"`
+	// SortedLimit counts the runs whose limit was (a'), the key-sorted
+	// raw COPY.
+	SortedLimit int `json:"sorted_limit_runs"`
+	// Medians of the runs' raw COPY limit and drain seconds and of the
+	// drain's MB/s, each over the runs that measured it.
 	RawCopySeconds float64 `json:"raw_copy_seconds"`
 	SluiceSeconds  float64 `json:"sluice_seconds"`
 	SluiceMBPerSec float64 `json:"sluice_mb_per_sec"`
@@ -726,13 +750,13 @@ func (s ShapeSummary) eachRatio(sep, none string) string {
 // summarize gathers rs by shape, in the order the shapes first appear.
 func summarize(rs []ShapeResult) []ShapeSummary {
 	var out []ShapeSummary
-	var raws, drains, rates [][]float64
+	var raws, drains, rates, unsorted [][]float64
 	for _, r := range rs {
 		i := slices.IndexFunc(out, func(s ShapeSummary) bool { return s.Shape.Name == r.Shape.Name })
 		if i < 0 {
 			i = len(out)
 			out = append(out, ShapeSummary{Shape: r.Shape})
-			raws, drains, rates = append(raws, nil), append(drains, nil), append(rates, nil)
+			raws, drains, rates, unsorted = append(raws, nil), append(drains, nil), append(rates, nil), append(unsorted, nil)
 		}
 		s := &out[i]
 		s.Runs++
@@ -740,8 +764,14 @@ func summarize(rs []ShapeResult) []ShapeSummary {
 			s.Verified++
 		}
 		s.Ratios = append(s.Ratios, r.Ratio)
-		if r.RawCopy != nil && r.RawCopy.Seconds > 0 {
-			raws[i] = append(raws[i], r.RawCopy.Seconds)
+		if r.RatioUnsorted > 0 {
+			unsorted[i] = append(unsorted[i], r.RatioUnsorted)
+		}
+		if limit := rawLimit(r.RawCopy, r.RawCopySorted); limit != nil && limit.Seconds > 0 {
+			raws[i] = append(raws[i], limit.Seconds)
+			if limit == r.RawCopySorted {
+				s.SortedLimit++
+			}
 		}
 		if r.Sluice.Seconds > 0 {
 			drains[i] = append(drains[i], r.Sluice.Seconds)
@@ -761,6 +791,7 @@ func summarize(rs []ShapeResult) []ShapeSummary {
 			s.MinRatio, s.MaxRatio = slices.Min(measured), slices.Max(measured)
 		}
 		s.RawCopySeconds, s.SluiceSeconds, s.SluiceMBPerSec = median(raws[i]), median(drains[i]), median(rates[i])
+		s.MedianUnsortedRatio = median(unsorted[i])
 	}
 	return out
 }

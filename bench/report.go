@@ -45,7 +45,7 @@ type Report struct {
 	Generated time.Time     `json:"generated"`
 	Env       string        `json:"environment"`
 	Options   ReportOptions `json:"options"`
-	RawCopy   *Throughput   `json:"raw_copy,omitempty"` // at the base point
+	RawCopy   *Throughput   `json:"raw_copy,omitempty"` // at the base point: the faster of (a) and (a')
 	Insert    *Throughput   `json:"insert,omitempty"`
 	Rate      []Latency     `json:"rate"` // the latency sweep at the base point
 	Points    []ReportPoint `json:"points"`
@@ -128,8 +128,8 @@ func Sweep(ctx context.Context, o ReportOptions) (*Report, error) {
 		Latency: o.Fractions, LatencyFor: o.LatencyFor, cleanup: true}
 	if !o.SkipBaselines {
 		base.before = func(ctx context.Context, s *stream) error {
-			raw, _, ins, err := e.baselines(ctx, s, o.Options)
-			r.RawCopy, r.Insert = raw, ins
+			raw, sorted, ins, err := e.baselines(ctx, s, o.Options)
+			r.RawCopy, r.Insert = rawLimit(raw, sorted), ins
 			return err
 		}
 	}

@@ -294,6 +294,43 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
+// TestSortedLimit: the raw COPY limit is the faster of (a) and (a'); the
+// summary counts the runs (a') was the limit and keeps the ratio to (a)
+// alone beside it.
+func TestSortedLimit(t *testing.T) {
+	raw, sorted := &Throughput{Seconds: 5}, &Throughput{Seconds: 4}
+	if rawLimit(raw, sorted) != sorted || rawLimit(sorted, raw) != sorted || rawLimit(raw, nil) != raw ||
+		rawLimit(nil, sorted) != sorted || rawLimit(raw, &Throughput{}) != raw {
+		t.Fatal("rawLimit does not pick the faster measured baseline")
+	}
+	if ratio(nil, Throughput{Seconds: 1}) != 0 || ratio(raw, Throughput{}) != 0 || ratio(raw, Throughput{Seconds: 10}) != 0.5 {
+		t.Fatal("ratio")
+	}
+	sh := MatrixShapes(0.01)[0]
+	run := func(n int, raw, sorted, drain float64) ShapeResult {
+		r := ShapeResult{Shape: sh, Run: n, Verified: true, Sluice: Throughput{Seconds: drain}, RawCopy: &Throughput{Seconds: raw}}
+		if sorted > 0 {
+			r.RawCopySorted = &Throughput{Seconds: sorted}
+		}
+		r.Ratio = ratio(rawLimit(r.RawCopy, r.RawCopySorted), r.Sluice)
+		r.RatioUnsorted = ratio(r.RawCopy, r.Sluice)
+		return r
+	}
+	rs := []ShapeResult{run(1, 5, 4, 5), run(2, 4, 4.5, 5), run(3, 6, 4.5, 5)}
+	s := summarize(rs)[0]
+	near := func(x, y float64) bool { return math.Abs(x-y) < 1e-9 }
+	if s.SortedLimit != 2 || !near(s.RawCopySeconds, 4) || !near(s.MedianRatio, 0.8) || !near(s.MedianUnsortedRatio, 1) {
+		t.Errorf("summary %+v", s)
+	}
+	var out bytes.Buffer
+	writeMatrix(&out, rs)
+	for _, want := range []string{"0.80 (0.80 0.80 0.90)", "(a') in 2 of 3 runs", "/ (a)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("matrix text lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
 // TestMatrixRuns runs one selected shape twice: two runs, each with its
 // own raw COPY, verified, and gathered into one summary.
 func TestMatrixRuns(t *testing.T) {
