@@ -619,8 +619,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	case o.SkipBaselines:
 	case o.sameTable():
 		spec.before = func(ctx context.Context, s *stream) error {
-			raw, err := e.rawCopyInto(ctx, s, o)
-			res.RawCopy = raw
+			var err error
+			res.RawCopy, res.RawCopySorted, err = e.rawCopiesInto(ctx, s, o, o.SortedBaseline)
 			return err
 		}
 	default:

@@ -147,7 +147,7 @@ func WriteText(w io.Writer, r *Result) {
 		if o.Partitioned {
 			layout = "day-partitioned"
 		}
-		fmt.Fprintf(w, "  target: %s, prefilled with %d rows (%.1f GB, %.0fs, not timed); (a) is the raw COPY into that same table, each COPY rolled back\n", layout, o.Prefill, float64(r.PrefillBytes)/1e9, r.PrefillSeconds)
+		fmt.Fprintf(w, "  target: %s, prefilled with %d rows (%.1f GB, %.0fs, not timed); (a) and (a') are raw COPYs into that same table, each COPY rolled back\n", layout, o.Prefill, float64(r.PrefillBytes)/1e9, r.PrefillSeconds)
 	}
 	fmt.Fprintln(w)
 	if o.Matrix {

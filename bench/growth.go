@@ -144,19 +144,14 @@ FROM generate_series($1::int8, $2::int8) AS i,
 	return took, size, nil
 }
 
-// rawCopyInto measures the raw COPY limit into s's table itself, at its
+// rawCopiesInto measures the raw COPY into s's table itself, at its
 // current size: the same distinct rows, connections and rows per COPY as
-// the baselines, each COPY in a transaction that is rolled back. The
-// table is then vacuumed (not timed), so the drain finds it as it was.
-func (e *env) rawCopyInto(ctx context.Context, s *stream, o Options) (*Throughput, error) {
-	raw, _, err := e.rawCopiesInto(ctx, s, o, false)
-	return raw, err
-}
-
-// rawCopiesInto is rawCopyInto, and with sorted also the key-sorted raw
-// COPY (a') into the same table: each COPY's rows in key order, as
-// Sluice's direct path sends them, which on a large table is the faster
-// of the two (fewer index pages touched per COPY).
+// the baselines, each COPY in a transaction that is rolled back; with
+// sorted also the key-sorted raw COPY (a') into the same table: each
+// COPY's rows in key order, as Sluice's direct path sends them, which on
+// a large table is the faster of the two (fewer index pages touched per
+// COPY). The table is then vacuumed (not timed), so the drain finds it as
+// it was.
 func (e *env) rawCopiesInto(ctx context.Context, s *stream, o Options, sorted bool) (raw, rawSorted *Throughput, err error) {
 	logf(o.Log, "decoding %d records into binary tuples for the raw COPY limit (not timed) …", s.stats.Records)
 	w, err := decodeWorkload(s.gen, s.stats.Records, o.MaxConns, o.shape())
