@@ -193,7 +193,7 @@ func (e *env) rawCopiesInto(ctx context.Context, s *stream, o Options, sorted bo
 		t.logPhase(o.Log)
 		return &t, nil
 	}
-	if raw, err = measure("raw COPY limit", w.distinct); err != nil {
+	if raw, err = measure("raw COPY", w.distinct); err != nil {
 		return nil, nil, err
 	}
 	if sorted && w.keyField >= 0 {
