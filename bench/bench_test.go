@@ -112,20 +112,6 @@ func TestRegressions(t *testing.T) {
 	}
 }
 
-func TestParseStat(t *testing.T) {
-	line := []byte("4242 (post gres: (x)) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 1 0 100 1000 10")
-	ppid, times, err := parseStat(line)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ppid != 17 || times != [4]float64{2.5, 0.5, 0.07, 0.03} {
-		t.Fatalf("ppid %d times %v", ppid, times)
-	}
-	if _, _, err := parseStat([]byte("1 (x) S 0")); err == nil {
-		t.Fatal("a short line was accepted")
-	}
-}
-
 func TestParseProcStat(t *testing.T) {
 	b := []byte("cpu  1000 20 300 5000 70 5 95 40 0 0\ncpu0 500 10 150 2500 35 2 48 20 0 0\n")
 	v, err := parseProcStat(b)

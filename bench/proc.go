@@ -12,11 +12,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
-)
 
-// clockTicks is USER_HZ, the unit of the times in /proc/*/stat; it is 100
-// on every Linux architecture Go supports.
-const clockTicks = 100
+	"github.com/sluice-dev/sluice/internal/procstat"
+)
 
 // cpuSample is cumulative CPU seconds at one moment.
 type cpuSample struct {
@@ -33,11 +31,11 @@ func (e *env) cpuNow() cpuSample {
 	if v, err := machineBusy(); err == nil {
 		s.machine = v
 	}
-	if v, err := procCPU(os.Getpid(), false); err == nil {
+	if v, err := procstat.CPU(os.Getpid(), false); err == nil {
 		s.self = v
 	}
 	if e.bproc != nil {
-		if v, err := procCPU(e.bproc.pid(), false); err == nil {
+		if v, err := procstat.CPU(e.bproc.pid(), false); err == nil {
 			s.broker = v
 		}
 	}
@@ -128,56 +126,7 @@ func parseProcStat(b []byte) (float64, error) {
 		}
 		busy += v
 	}
-	return busy / clockTicks, nil
-}
-
-// procStat returns the ppid and the utime, stime, cutime, cstime fields of
-// /proc/pid/stat, in seconds.
-func procStat(pid int) (ppid int, times [4]float64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, times, err
-	}
-	return parseStat(b)
-}
-
-// parseStat parses a /proc/pid/stat line. The command name (field 2) may
-// hold spaces and parentheses, so fields are counted from the last ')'.
-func parseStat(b []byte) (ppid int, times [4]float64, err error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, times, errors.New("cannot parse /proc stat: no command name")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); ppid is field 4, utime..cstime are 14..17.
-	if len(f) < 15 {
-		return 0, times, errors.New("cannot parse /proc stat: too few fields")
-	}
-	if ppid, err = strconv.Atoi(f[1]); err != nil {
-		return 0, times, fmt.Errorf("cannot parse /proc stat ppid %q: %w", f[1], err)
-	}
-	for k := range 4 {
-		v, err := strconv.ParseFloat(f[11+k], 64)
-		if err != nil {
-			return 0, times, fmt.Errorf("cannot parse /proc stat time %q: %w", f[11+k], err)
-		}
-		times[k] = v / clockTicks
-	}
-	return ppid, times, nil
-}
-
-// procCPU returns utime+stime of pid, plus its reaped children's with
-// children.
-func procCPU(pid int, children bool) (float64, error) {
-	_, t, err := procStat(pid)
-	if err != nil {
-		return 0, err
-	}
-	v := t[0] + t[1]
-	if children {
-		v += t[2] + t[3]
-	}
-	return v, nil
+	return busy / procstat.ClockTicks, nil
 }
 
 // postgresCPU returns the CPU seconds of the cluster in dataDir: its
@@ -193,7 +142,7 @@ func postgresCPU(dataDir string) (float64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("cannot parse the postmaster pid %q: %w", line, err)
 	}
-	total, err := procCPU(pm, true)
+	total, err := procstat.CPU(pm, true)
 	if err != nil {
 		return 0, err
 	}
@@ -206,7 +155,7 @@ func postgresCPU(dataDir string) (float64, error) {
 		if err != nil || pid == pm {
 			continue
 		}
-		ppid, t, err := procStat(pid)
+		ppid, t, err := procstat.Read(pid)
 		if err != nil || ppid != pm {
 			continue // gone meanwhile, or not a child
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluice-dev/sluice/internal/procstat"
 	"github.com/sluice-dev/sluice/loadgen"
 )
 
@@ -697,7 +698,7 @@ func TestBacklogRSS(t *testing.T) {
 	}()
 	c.waitDrained(20 * time.Minute)
 	drain := time.Since(start)
-	cpu := cpuSeconds(pid)
+	cpu, _ := procstat.CPU(pid, false)
 	close(stop)
 	<-watched
 	if h := vmHWM(pid); h > peak {

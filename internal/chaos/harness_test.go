@@ -268,24 +268,6 @@ func vmHWM(pid int) int64 {
 	return 0
 }
 
-// cpuSeconds is the user and system CPU time pid has used, from
-// /proc/PID/stat (0 when unreadable).
-func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name, in parentheses, may hold spaces: count fields
-	// after its closing parenthesis; utime and stime are fields 14 and 15.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return float64(ut+st) / 100 // USER_HZ
-}
-
 func tailFile(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -1,0 +1,43 @@
+package procstat
+
+import (
+	"os"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	line := []byte("4242 (post gres: (x)) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 1 0 100 1000 10")
+	ppid, times, err := Parse(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ppid != 17 || times != [4]float64{2.5, 0.5, 0.07, 0.03} {
+		t.Fatalf("ppid %d times %v", ppid, times)
+	}
+	if _, _, err := Parse([]byte("1 (x) S 0")); err == nil {
+		t.Fatal("a short line was accepted")
+	}
+	if _, _, err := Parse([]byte("no name")); err == nil {
+		t.Fatal("a line without a command name was accepted")
+	}
+}
+
+// TestCPUSelf reads this process's own CPU time: it has run, so it is
+// positive, and it does not go backwards.
+func TestCPUSelf(t *testing.T) {
+	x := 0
+	for i := range 50_000_000 {
+		x ^= i
+	}
+	a, err := CPU(os.Getpid(), false)
+	if err != nil || a <= 0 {
+		t.Fatalf("CPU %v, %v (x %d)", a, err, x)
+	}
+	b, err := CPU(os.Getpid(), true)
+	if err != nil || b < a {
+		t.Fatalf("with children %v < %v, %v", b, a, err)
+	}
+	if _, err := CPU(-1, false); err == nil {
+		t.Fatal("pid -1 was read")
+	}
+}
