@@ -251,22 +251,28 @@ func (e *env) rawPhase(ctx context.Context, s *stream, o Options, w *workload, s
 		return nil, nil, fmt.Errorf("cannot warm PostgreSQL up: %w", err)
 	}
 
-	unsorted := func() error {
-		table := s.table + "_rawcopy"
+	// copyInto times the raw COPY of shards into a fresh copy of s's
+	// table named with suffix.
+	copyInto := func(what, suffix string, shards []shard) (*Throughput, error) {
+		table := s.table + suffix
 		if err := e.cloneTable(ctx, s.table, table); err != nil {
-			return err
+			return nil, err
 		}
-		logf(o.Log, "raw COPY: %d distinct rows over %d connections, %d rows per COPY …", w.rows, o.MaxConns, o.BatchRows)
-		raw, err = e.phase(ctx, s, w.rows, table, w.distinct, func(ctx context.Context, c *pgconn.PgConn, sh *shard) error {
+		logf(o.Log, "%s: %d distinct rows over %d connections, %d rows per COPY …", what, w.rows, o.MaxConns, o.BatchRows)
+		t, err := e.phase(ctx, s, w.rows, table, shards, func(ctx context.Context, c *pgconn.PgConn, sh *shard) error {
 			return copyShard(ctx, c, sh, table, w.cols, o.BatchRows)
 		})
 		if err != nil {
-			return fmt.Errorf("cannot run the raw COPY baseline: %w", err)
+			return nil, fmt.Errorf("cannot run the %s baseline: %w", what, err)
 		}
-		raw.logPhase(o.Log)
-		return nil
+		t.logPhase(o.Log)
+		return t, nil
 	}
-	sorted := func() error {
+	unsorted := func() (err error) {
+		raw, err = copyInto("raw COPY", "_rawcopy", w.distinct)
+		return err
+	}
+	sorted := func() (err error) {
 		if !o.SortedBaseline {
 			return nil
 		}
@@ -274,20 +280,8 @@ func (e *env) rawPhase(ctx context.Context, s *stream, o Options, w *workload, s
 			logf(o.Log, "no key-sorted raw COPY: the %s schema is keyless", s.gen.Schema)
 			return nil
 		}
-		table := s.table + "_rawsorted"
-		if err := e.cloneTable(ctx, s.table, table); err != nil {
-			return err
-		}
-		rows := sortedByKey(w.distinct, w.keyField, o.BatchRows)
-		logf(o.Log, "raw COPY, key-sorted batches: %d distinct rows over %d connections, %d rows per COPY …", w.rows, o.MaxConns, o.BatchRows)
-		rawSorted, err = e.phase(ctx, s, w.rows, table, rows, func(ctx context.Context, c *pgconn.PgConn, sh *shard) error {
-			return copyShard(ctx, c, sh, table, w.cols, o.BatchRows)
-		})
-		if err != nil {
-			return fmt.Errorf("cannot run the key-sorted raw COPY baseline: %w", err)
-		}
-		rawSorted.logPhase(o.Log)
-		return nil
+		rawSorted, err = copyInto("raw COPY, key-sorted batches", "_rawsorted", sortedByKey(w.distinct, w.keyField, o.BatchRows))
+		return err
 	}
 	first, second := unsorted, sorted
 	if sortedFirst {
