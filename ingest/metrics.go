@@ -215,8 +215,8 @@ func (st *partState) tableName() string {
 // name. An unrouted partition (adjustOffsets) has no table and is left out.
 func addTableLags(lag map[string]int64, parts []*partState) {
 	for _, st := range parts {
-		if st.table != nil {
-			lag[st.table.cfg.Name] += st.lag()
+		if name := st.tableName(); name != "" {
+			lag[name] += st.lag()
 		}
 	}
 }
