@@ -151,6 +151,13 @@ type Options struct {
 	// sets it unless told not to.
 	SortedBaseline bool `json:"sorted_baseline,omitempty"`
 
+	// SplitCores pins the private PostgreSQL to the first half of the
+	// CPUs and the bench process (the appliance, the baselines' client)
+	// and the broker child to the rest, as when PostgreSQL runs on a
+	// server of its own; every phase runs so. Without it the processes
+	// share every CPU. Needs the private cluster.
+	SplitCores bool `json:"split_cores,omitempty"`
+
 	// Prefill fills the target with this many rows before the benchmark
 	// (growth.go); Partitioned makes the target day-partitioned. With
 	// either, the raw COPY limit is measured into the target itself and
@@ -849,11 +856,15 @@ type env struct {
 	run         string         // unique suffix of this run's topics, tables and groups
 	compression string         // producer batch compression of every stream
 	n           int
-	owned       []string // tables created in an external PostgreSQL, dropped at close
+	owned       []string   // tables created in an external PostgreSQL, dropped at close
+	split       *coreSplit // with Options.SplitCores
 }
 
 func startEnv(ctx context.Context, o Options) (*env, error) {
 	e := &env{run: fmt.Sprintf("%d", time.Now().UnixNano()%1e9), compression: o.Compression}
+	if o.SplitCores && o.Postgres != "" {
+		return nil, errors.New("--split-cores pins the private PostgreSQL: it cannot be used with --postgres")
+	}
 	if o.Postgres == "" {
 		pg, err := devenv.StartPostgres(ctx, devenv.PostgresOptions{Durable: true, Settings: durableSettings})
 		if err != nil {
@@ -866,6 +877,12 @@ func startEnv(ctx context.Context, o Options) (*env, error) {
 			return nil, fmt.Errorf("cannot create the benchmark database: %w", err)
 		}
 		e.pgURL = url
+		if o.SplitCores {
+			if e.split, err = splitCores(pg.DataDir); err != nil {
+				pg.Stop()
+				return nil, err
+			}
+		}
 	} else {
 		e.pgURL = o.Postgres
 	}
@@ -937,7 +954,11 @@ func (e *env) describe() string {
 	if e.reg != nil {
 		k += "; embedded Schema Registry " + e.reg.URL()
 	}
-	return fmt.Sprintf("%s; %s; %d CPUs", pg, k, runtime.NumCPU())
+	cpus := fmt.Sprintf("%d CPUs", runtime.NumCPU())
+	if e.split != nil {
+		cpus += "; " + e.split.String()
+	}
+	return fmt.Sprintf("%s; %s; %s", pg, k, cpus)
 }
 
 func redactURL(u string) string {
@@ -971,6 +992,9 @@ func (e *env) close() {
 	}
 	if e.pg != nil {
 		e.pg.Stop()
+	}
+	if e.split != nil {
+		e.split.restore()
 	}
 }
 

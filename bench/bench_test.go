@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -214,15 +216,34 @@ func TestRunSmall(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("cannot build sluice: %v\n%s", err, out)
 	}
+	// With 2 CPUs or more, the run splits them (--split-cores), and gives
+	// this process its CPUs and GOMAXPROCS back at the end.
+	allowed, err := allowedCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	split, procs := len(allowed) >= 2, runtime.GOMAXPROCS(0)
 	var log bytes.Buffer
 	res, err := Run(ctx, Options{Records: 4000, Partitions: 2, MaxConns: 2, BatchRows: 1000, InsertRows: 100,
-		LatencyFor: 500 * time.Millisecond, Compression: "lz4", SortedBaseline: true,
+		LatencyFor: 500 * time.Millisecond, Compression: "lz4", SortedBaseline: true, SplitCores: split,
 		BrokerCommand: []string{bin, "broker"}, Log: &log})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
 	if !strings.Contains(res.Env, "in its own process") {
 		t.Errorf("environment %q does not name the broker process", res.Env)
+	}
+	if split {
+		if !strings.Contains(res.Env, "cores split: PostgreSQL on CPU ") {
+			t.Errorf("environment %q does not name the split", res.Env)
+		}
+		after, err := allowedCPUs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(after, allowed) || runtime.GOMAXPROCS(0) != procs {
+			t.Errorf("after the run: CPUs %v, GOMAXPROCS %d; before %v, %d", after, runtime.GOMAXPROCS(0), allowed, procs)
+		}
 	}
 	if !res.Verified || len(res.Verify) != 2 {
 		t.Fatalf("verified %v: %v", res.Verified, res.Verify)

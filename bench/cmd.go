@@ -39,6 +39,7 @@ func commonFlags(fs *flag.FlagSet, o *Options, brokers *string, inProcess *bool)
 	fs.StringVar(&o.Format, "format", "json", "record format: json, or avro, protobuf, json_schema (an embedded Schema Registry is started)")
 	fs.StringVar(&o.Workload, "workload", "events", "events (the --schema's events, shaped by the flags above) or cdc (Debezium change events of an orders table into a format: debezium table, guard lsn)")
 	fs.BoolVar(&o.CDCSchema, "cdc-schema", false, "cdc: send the change events with Kafka Connect's schema wrapper")
+	fs.BoolVar(&o.SplitCores, "split-cores", false, "pin the private PostgreSQL to the first half of the CPUs and the appliance and broker to the rest, as when PostgreSQL has a server of its own (every phase alike)")
 	fs.BoolVar(&o.SortedBaseline, "sorted-baseline", true, "also measure (a'): the raw COPY with each COPY's rows in key order, as Sluice's direct path sends them; the raw COPY limit is the faster of (a) and (a')")
 }
 

@@ -133,14 +133,9 @@ func parseProcStat(b []byte) (float64, error) {
 // postmaster (with the children it has reaped: backends that exited) and
 // its live children (backends, checkpointer, WAL writer, ...).
 func postgresCPU(dataDir string) (float64, error) {
-	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	pm, err := postmasterPID(dataDir)
 	if err != nil {
-		return 0, fmt.Errorf("cannot read postmaster.pid: %w", err)
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	pm, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil {
-		return 0, fmt.Errorf("cannot parse the postmaster pid %q: %w", line, err)
+		return 0, err
 	}
 	total, err := procstat.CPU(pm, true)
 	if err != nil {
@@ -162,6 +157,21 @@ func postgresCPU(dataDir string) (float64, error) {
 		total += t[0] + t[1]
 	}
 	return total, nil
+}
+
+// postmasterPID reads the postmaster's pid from the data directory's
+// postmaster.pid.
+func postmasterPID(dataDir string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return 0, fmt.Errorf("cannot read postmaster.pid: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pm, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		return 0, fmt.Errorf("cannot parse the postmaster pid %q: %w", line, err)
+	}
+	return pm, nil
 }
 
 // resetPeakRSS resets VmHWM to the current RSS (Linux ≥ 4.0).
