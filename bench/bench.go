@@ -57,6 +57,12 @@
 //     unknown for an external PostgreSQL). Peak RSS is this process's
 //     VmHWM, reset through /proc/self/clear_refs when the drain starts:
 //     the appliance's peak (plus the broker's when in-process).
+//   - With Options.SplitCores (private cluster only) the postmaster and
+//     every process it runs are pinned to the first half of the CPUs, this
+//     process and the broker child to the rest with GOMAXPROCS to match
+//     (cores.go), for every phase; each phase's CPU then also says how
+//     busy PostgreSQL kept its own CPUs. Closing the environment gives
+//     this process its CPUs and GOMAXPROCS back.
 //
 // Timings belong here and in reports, never in tests: `go test ./bench`
 // asserts only that results are well formed and verified.
@@ -537,6 +543,9 @@ type CPU struct {
 	// Machine is the busy CPU seconds of the whole machine (0: unknown):
 	// the three above, softirqs, kernel threads and any other process.
 	Machine float64 `json:"machine_busy_seconds,omitempty"`
+	// PostgresCores is the number of CPUs the private PostgreSQL was
+	// pinned to (Options.SplitCores); 0: it shared every CPU.
+	PostgresCores int `json:"postgres_cores,omitempty"`
 }
 
 // Result is what Run measured.

@@ -127,6 +127,10 @@ func TestParseProcStat(t *testing.T) {
 	if got, want := c.describe("appliance"), "CPU-s: appliance 2.0, broker 0.5, PostgreSQL 3.5 of 8.0 (75% busy; the whole machine 95%)"; got != want {
 		t.Fatalf("describe: %q, want %q", got, want)
 	}
+	c.PostgresCores = 1
+	if got, want := c.describe("appliance"), "CPU-s: appliance 2.0, broker 0.5, PostgreSQL 3.5 of 8.0 (75% busy; the whole machine 95%; PostgreSQL's own CPUs 88%)"; got != want {
+		t.Fatalf("describe with PostgreSQL on one CPU: %q, want %q", got, want)
+	}
 }
 
 func syntheticReport() *Report {

@@ -24,10 +24,14 @@ type cpuSample struct {
 	// network stack's receive side among them) and kernel threads (page
 	// cache writeback), which the processes' own times may leave out.
 	machine float64 // < 0: unknown
+	pgCores int     // CPUs PostgreSQL is pinned to; 0: every CPU
 }
 
 func (e *env) cpuNow() cpuSample {
 	s := cpuSample{self: -1, broker: -1, postgres: -1, machine: -1}
+	if e.split != nil {
+		s.pgCores = len(e.split.postgres)
+	}
 	if v, err := machineBusy(); err == nil {
 		s.machine = v
 	}
@@ -48,7 +52,7 @@ func (e *env) cpuNow() cpuSample {
 }
 
 func (s cpuSample) sub(before cpuSample, wall time.Duration) CPU {
-	c := CPU{Appliance: -1, Broker: -1, Postgres: -1, Wall: wall.Seconds(), Cores: runtime.NumCPU()}
+	c := CPU{Appliance: -1, Broker: -1, Postgres: -1, Wall: wall.Seconds(), Cores: runtime.NumCPU(), PostgresCores: s.pgCores}
 	if s.self >= 0 && before.self >= 0 {
 		c.Appliance = s.self - before.self
 	}
@@ -93,6 +97,9 @@ func (c *CPU) describe(self string) string {
 		out += fmt.Sprintf(" of %.1f (%.0f%% busy", all, 100*used/all)
 		if c.Machine > 0 {
 			out += fmt.Sprintf("; the whole machine %.0f%%", 100*c.Machine/all)
+		}
+		if c.PostgresCores > 0 {
+			out += fmt.Sprintf("; PostgreSQL's own CPUs %.0f%%", 100*c.Postgres/(c.Wall*float64(c.PostgresCores)))
 		}
 		out += ")"
 	}
