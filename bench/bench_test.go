@@ -202,6 +202,9 @@ func TestRenderSynthetic(t *testing.T) {
 	if err := Render(&Report{}, dir); err == nil {
 		t.Fatal("an empty report rendered")
 	}
+	// A report measured with the cores split says so in its command.
+	r.Options.SplitCores = true
+	renderReport(t, r, "./bin/sluice report --split-cores --out DIR")
 }
 
 // TestRunSmall runs the whole benchmark on a few thousand records: the

@@ -378,7 +378,11 @@ func Render(r *Report, dir string) error {
 			return err
 		}
 	}
-	fmt.Fprintf(&md, "## How to reproduce\n\n```sh\nmake build && ./bin/sluice report --out DIR   # flags widen the sweep: sluice report -h\n```\n")
+	split := ""
+	if o.SplitCores {
+		split = " --split-cores"
+	}
+	fmt.Fprintf(&md, "## How to reproduce\n\n```sh\nmake build && ./bin/sluice report%s --out DIR   # flags widen the sweep: sluice report -h\n```\n", split)
 	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(md.String()), 0o644); err != nil {
 		return fmt.Errorf("cannot write the report: %w", err)
 	}
