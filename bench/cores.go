@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -63,50 +64,67 @@ func allowedCPUs() ([]int, error) {
 	return cpus, nil
 }
 
-// pinTree sets the CPU affinity of every thread of pid and, with
-// children, of every thread of its direct children. A process pid forks
-// later inherits the affinity, so pinning the postmaster and the
-// processes it runs now covers every backend it starts afterwards.
+// pinTree sets the CPU affinity of every thread of pid and then, with
+// children, of every thread of its direct children. A process or thread
+// started later inherits the affinity of the thread that starts it: pid
+// is pinned first, so a child it forks meanwhile is either found by the
+// scan that follows or born pinned, and every backend the postmaster
+// starts afterwards is too.
 func pinTree(pid int, cpus []int, children bool) error {
-	pids := []int{pid}
-	if children {
-		ents, err := os.ReadDir("/proc")
-		if err != nil {
-			return err
-		}
-		for _, d := range ents {
-			p, err := strconv.Atoi(d.Name())
-			if err != nil || p == pid {
-				continue
-			}
-			if ppid, _, err := procstat.Read(p); err == nil && ppid == pid {
-				pids = append(pids, p)
-			}
-		}
-	}
 	var set unix.CPUSet
 	for _, c := range cpus {
 		set.Set(c)
 	}
-	for _, p := range pids {
-		tasks, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(p), "task"))
-		if err != nil {
-			if p == pid {
-				return fmt.Errorf("cannot list the threads of process %d: %w", p, err)
-			}
-			continue // a child that exited meanwhile
+	if err := pinThreads(pid, &set); err != nil {
+		return err
+	}
+	if !children {
+		return nil
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return err
+	}
+	for _, d := range ents {
+		p, err := strconv.Atoi(d.Name())
+		if err != nil || p == pid {
+			continue
 		}
-		for _, t := range tasks {
-			tid, err := strconv.Atoi(t.Name())
-			if err != nil {
-				continue
-			}
-			if err := unix.SchedSetaffinity(tid, &set); err != nil && p == pid {
-				return fmt.Errorf("cannot set the CPU affinity of thread %d of process %d: %w", tid, p, err)
-			}
+		if ppid, _, err := procstat.Read(p); err == nil && ppid == pid {
+			pinThreads(p, &set) // an error: the child exited meanwhile
 		}
 	}
 	return nil
+}
+
+// pinThreads sets the CPU affinity of every thread of process pid. A
+// thread that one not yet pinned starts during the pass inherits the old
+// affinity, so the pass is repeated until it finds no new thread.
+func pinThreads(pid int, set *unix.CPUSet) error {
+	done := map[int]bool{}
+	for {
+		tasks, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
+		if err != nil {
+			return fmt.Errorf("cannot list the threads of process %d: %w", pid, err)
+		}
+		more := false
+		for _, t := range tasks {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil || done[tid] {
+				continue
+			}
+			if err := unix.SchedSetaffinity(tid, set); err != nil {
+				if errors.Is(err, unix.ESRCH) {
+					continue // the thread exited meanwhile
+				}
+				return fmt.Errorf("cannot set the CPU affinity of thread %d of process %d: %w", tid, pid, err)
+			}
+			done[tid], more = true, true
+		}
+		if !more {
+			return nil
+		}
+	}
 }
 
 // splitCores pins the private PostgreSQL (postmaster and children) to
