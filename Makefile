@@ -112,7 +112,7 @@ bench: $(BENCHSTAT) bench-run
 	$(BENCHSTAT) -ignore cpu,machine bench/baseline.txt bin/bench-new.txt
 	@base=$$(grep -m1 '^machine:' bench/baseline.txt); new=$$(grep -m1 '^machine:' bin/bench-new.txt); only=; \
 	if [ "$$base" != "$$new" ]; then \
-		echo "bench: the baseline ran on another machine ($${base#machine: }, here $${new#machine: }): judging allocations only; refresh it here with make bench-baseline"; \
+		b=$${base#machine: }; echo "bench: the baseline ran on another machine ($${b:-its machine not recorded}, here $${new#machine: }): judging allocations only; refresh it here with make bench-baseline"; \
 		only=-allocs-only; \
 	fi; \
 	$(BENCHSTAT) -ignore cpu,machine -format csv bench/baseline.txt bin/bench-new.txt 2>/dev/null | $(GO) run ./bench/benchcheck -max-slowdown $(BENCH_MAX_SLOWDOWN) $$only

@@ -87,9 +87,14 @@ func newBloom(keys int) bloom {
 	return bloom{blocks: make([]bloomBlock, max(keys*bitsPerKey/512, 1)), cap: keys}
 }
 
+// block returns h's block.
+func (g *bloom) block(h uint64) *bloomBlock {
+	blk, _ := bits.Mul64(h, uint64(len(g.blocks)))
+	return &g.blocks[blk]
+}
+
 // where returns h's block and the bits it sets in it.
 func (g *bloom) where(h uint64) (*bloomBlock, bloomBlock) {
-	blk, _ := bits.Mul64(h, uint64(len(g.blocks)))
 	var m bloomBlock
 	x := h * 0x9e3779b97f4a7c15 // bit positions from other bits than the block's
 	for range probesPerKey {
@@ -97,7 +102,7 @@ func (g *bloom) where(h uint64) (*bloomBlock, bloomBlock) {
 		m[bit>>6] |= 1 << (bit & 63)
 		x <<= 9
 	}
-	return &g.blocks[blk], m
+	return g.block(h), m
 }
 
 func (g *bloom) has(h uint64) bool {
@@ -144,9 +149,7 @@ const lookAhead = 8
 // prefetch asks the CPU for the blocks of h in every generation.
 func (f *KeyFilter) prefetch(h uint64) {
 	for g := range f.gens {
-		blocks := f.gens[g].blocks
-		blk, _ := bits.Mul64(h, uint64(len(blocks)))
-		prefetch((*byte)(unsafe.Pointer(&blocks[blk])), 64)
+		prefetch((*byte)(unsafe.Pointer(f.gens[g].block(h))), 64)
 	}
 }
 
