@@ -81,20 +81,9 @@ func pinTree(pid int, cpus []int, children bool) error {
 	if !children {
 		return nil
 	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return err
-	}
-	for _, d := range ents {
-		p, err := strconv.Atoi(d.Name())
-		if err != nil || p == pid {
-			continue
-		}
-		if ppid, _, err := procstat.Read(p); err == nil && ppid == pid {
-			pinThreads(p, &set) // an error: the child exited meanwhile
-		}
-	}
-	return nil
+	return procstat.EachChild(pid, func(child int, _ [4]float64) {
+		pinThreads(child, &set) // an error: the child exited meanwhile
+	})
 }
 
 // pinThreads sets the CPU affinity of every thread of process pid. A

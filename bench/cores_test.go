@@ -1,11 +1,9 @@
 package bench
 
 import (
-	"os"
 	"os/exec"
 	"reflect"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -89,19 +87,9 @@ func TestPinTree(t *testing.T) {
 }
 
 func childrenOf(t *testing.T, pid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var kids []int
-	for _, d := range ents {
-		p, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		if ppid, _, err := procstat.Read(p); err == nil && ppid == pid {
-			kids = append(kids, p)
-		}
+	if err := procstat.EachChild(pid, func(child int, _ [4]float64) { kids = append(kids, child) }); err != nil {
+		t.Fatal(err)
 	}
 	return kids
 }

@@ -148,22 +148,8 @@ func postgresCPU(dataDir string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
-	}
-	for _, d := range ents {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil || pid == pm {
-			continue
-		}
-		ppid, t, err := procstat.Read(pid)
-		if err != nil || ppid != pm {
-			continue // gone meanwhile, or not a child
-		}
-		total += t[0] + t[1]
-	}
-	return total, nil
+	err = procstat.EachChild(pm, func(_ int, t [4]float64) { total += t[0] + t[1] })
+	return total, err
 }
 
 // postmasterPID reads the postmaster's pid from the data directory's

@@ -64,3 +64,23 @@ func CPU(pid int, children bool) (float64, error) {
 	}
 	return v, nil
 }
+
+// EachChild calls fn with the pid and the times (as Read returns them) of
+// every live process whose parent is pid, in one pass over /proc. A
+// process that exits meanwhile is skipped.
+func EachChild(pid int, fn func(child int, times [4]float64)) error {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return err
+	}
+	for _, d := range ents {
+		p, err := strconv.Atoi(d.Name())
+		if err != nil || p == pid {
+			continue
+		}
+		if ppid, t, err := Read(p); err == nil && ppid == pid {
+			fn(p, t)
+		}
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package procstat
 
 import (
 	"os"
+	"os/exec"
 	"testing"
 )
 
@@ -39,5 +40,26 @@ func TestCPUSelf(t *testing.T) {
 	}
 	if _, err := CPU(-1, false); err == nil {
 		t.Fatal("pid -1 was read")
+	}
+}
+
+// TestEachChild finds a child this process started, and only children.
+func TestEachChild(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	found := false
+	err := EachChild(os.Getpid(), func(child int, _ [4]float64) {
+		if child == cmd.Process.Pid {
+			found = true
+		}
+		if ppid, _, err := Read(child); err == nil && ppid != os.Getpid() {
+			t.Errorf("process %d has parent %d, not this process", child, ppid)
+		}
+	})
+	if err != nil || !found {
+		t.Fatalf("child %d found %v, %v", cmd.Process.Pid, found, err)
 	}
 }
