@@ -391,6 +391,11 @@ func (p *avroPlan) appendFloat(dst []byte, c *column, t *avroType, f float64, bi
 		case math.IsInf(f, -1):
 			return appendNumericSpecial(dst, numericNInf), nil
 		}
+		if bits == 64 {
+			if out, ok := appendNumericFloat(dst, f); ok {
+				return out, nil
+			}
+		}
 		p.num = appendFloatText(p.num[:0], f, bits)
 		n, _ := splitNumber(p.num)
 		return appendNumericField(dst, &n), nil

@@ -4,62 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"math/bits"
-	"unicode/utf8"
 )
-
-// appendJSONText appends s as a JSON string. s must be valid UTF-8; a NUL
-// becomes \u0000, which jsonb cannot store.
-func appendJSONText(dst, s []byte, jsonb bool) ([]byte, Reason, string) {
-	const hexDigits = "0123456789abcdef"
-	dst = append(dst, '"')
-	i := 0
-	for i < len(s) {
-		j := i
-		for j+8 <= len(s) {
-			if m := specialBytes(binary.LittleEndian.Uint64(s[j:])); m != 0 {
-				j += bits.TrailingZeros64(m) >> 3
-				break
-			}
-			j += 8
-		}
-		for j < len(s) && s[j] >= 0x20 && s[j] < 0x80 && s[j] != '"' && s[j] != '\\' {
-			j++
-		}
-		dst = append(dst, s[i:j]...)
-		if j == len(s) {
-			break
-		}
-		c := s[j]
-		switch {
-		case c == '"' || c == '\\':
-			dst = append(dst, '\\', c)
-			i = j + 1
-		case c == '\n':
-			dst = append(dst, '\\', 'n')
-			i = j + 1
-		case c == '\r':
-			dst = append(dst, '\\', 'r')
-			i = j + 1
-		case c == '\t':
-			dst = append(dst, '\\', 't')
-			i = j + 1
-		case c == 0 && jsonb:
-			return dst, ReasonInvalidValue, "NUL character in a string, which jsonb cannot store"
-		case c < 0x20:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&15])
-			i = j + 1
-		default:
-			r, size := utf8.DecodeRune(s[j:])
-			if r == utf8.RuneError && size <= 1 {
-				return dst, ReasonInvalidUTF8, "invalid UTF-8 in string"
-			}
-			dst = append(dst, s[j:j+size]...)
-			i = j + size
-		}
-	}
-	return append(dst, '"'), "", ""
-}
 
 // appendJSON appends the JSON text of the value of type t at v[pos:] and
 // returns the position after it. The structure was validated by decode;

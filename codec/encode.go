@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"math"
+	"math/bits"
+	"unicode/utf8"
 )
 
 // Appending encoders for binary COPY fields: each appends the int32 length
@@ -82,19 +84,18 @@ func endField(dst []byte, at int) []byte {
 // and hyphenless both work).
 func parseUUID(s []byte, out *[16]byte) bool {
 	if len(s) == 36 && s[8] == '-' && s[13] == '-' && s[18] == '-' && s[23] == '-' {
-		j := 0
-		for i := 0; i < 36; i += 2 {
-			if i == 8 || i == 13 || i == 18 || i == 23 {
-				i++
-			}
-			a, b := hexVal[s[i]], hexVal[s[i+1]]
-			if a|b < 0 {
-				return false
-			}
-			out[j] = byte(a)<<4 | byte(b)
-			j++
+		c := (*[36]byte)(s)
+		var bad int8 // negative once any digit is not hex
+		pair := func(i int) byte {
+			a, b := hexVal[c[i]], hexVal[c[i+1]]
+			bad |= a | b
+			return byte(a)<<4 | byte(b)
 		}
-		return true
+		out[0], out[1], out[2], out[3] = pair(0), pair(2), pair(4), pair(6)
+		out[4], out[5], out[6], out[7] = pair(9), pair(11), pair(14), pair(16)
+		out[8], out[9], out[10], out[11] = pair(19), pair(21), pair(24), pair(26)
+		out[12], out[13], out[14], out[15] = pair(28), pair(30), pair(32), pair(34)
+		return bad >= 0
 	}
 	braces := len(s) > 0 && s[0] == '{'
 	if braces {
@@ -149,4 +150,60 @@ func appendBase64Field(dst []byte, s []byte) ([]byte, bool) {
 	dst = dst[:start+m]
 	binary.BigEndian.PutUint32(dst[at:], uint32(m))
 	return dst, true
+}
+
+// appendJSONText appends s as a JSON string. s must be valid UTF-8; a NUL
+// becomes \u0000, which jsonb cannot store.
+func appendJSONText(dst, s []byte, jsonb bool) ([]byte, Reason, string) {
+	const hexDigits = "0123456789abcdef"
+	dst = append(dst, '"')
+	i := 0
+	for i < len(s) {
+		j := i
+		for j+8 <= len(s) {
+			if m := specialBytes(binary.LittleEndian.Uint64(s[j:])); m != 0 {
+				j += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			j += 8
+		}
+		if j+8 > len(s) && len(s) >= 8 && specialBytes(binary.LittleEndian.Uint64(s[len(s)-8:])) == 0 {
+			j = len(s) // the last eight bytes, overlapping those checked, are plain
+		}
+		for j < len(s) && s[j] >= 0x20 && s[j] < 0x80 && s[j] != '"' && s[j] != '\\' {
+			j++
+		}
+		dst = append(dst, s[i:j]...)
+		if j == len(s) {
+			break
+		}
+		c := s[j]
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+			i = j + 1
+		case c == '\n':
+			dst = append(dst, '\\', 'n')
+			i = j + 1
+		case c == '\r':
+			dst = append(dst, '\\', 'r')
+			i = j + 1
+		case c == '\t':
+			dst = append(dst, '\\', 't')
+			i = j + 1
+		case c == 0 && jsonb:
+			return dst, ReasonInvalidValue, "NUL character in a string, which jsonb cannot store"
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&15])
+			i = j + 1
+		default:
+			r, size := utf8.DecodeRune(s[j:])
+			if r == utf8.RuneError && size <= 1 {
+				return dst, ReasonInvalidUTF8, "invalid UTF-8 in string"
+			}
+			dst = append(dst, s[j:j+size]...)
+			i = j + size
+		}
+	}
+	return append(dst, '"'), "", ""
 }

@@ -567,7 +567,31 @@ func (p *parser) parseNumber() (span, bool) {
 // checkText returns a reason and detail when b is not valid UTF-8 without
 // NUL bytes, the condition for PostgreSQL text.
 func checkText(b []byte) (Reason, string) {
-	i := 0
+	if len(b) >= 8 {
+		// ASCII without NUL, sixteen bytes at a time, then what is left as
+		// at most two words, the last one overlapping what was checked:
+		// most text ends here.
+		i := 0
+		for ; i+16 <= len(b); i += 16 {
+			x, y := binary.LittleEndian.Uint64(b[i:]), binary.LittleEndian.Uint64(b[i+8:])
+			if ((x-lsb)&^x|x|(y-lsb)&^y|y)&msb != 0 {
+				return checkTextFrom(b, i)
+			}
+		}
+		x, y := binary.LittleEndian.Uint64(b[len(b)-8:]), uint64(lsb*0x20) // y: spaces unless read
+		if len(b)-i > 8 {
+			y = binary.LittleEndian.Uint64(b[i:])
+		}
+		if ((x-lsb)&^x|x|(y-lsb)&^y|y)&msb != 0 {
+			return checkTextFrom(b, i)
+		}
+		return "", ""
+	}
+	return checkTextFrom(b, 0)
+}
+
+// checkTextFrom is checkText from b[i:], knowing b[:i] is plain ASCII.
+func checkTextFrom(b []byte, i int) (Reason, string) {
 	for i < len(b) {
 		for i+8 <= len(b) {
 			x := binary.LittleEndian.Uint64(b[i:])

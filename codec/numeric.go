@@ -142,6 +142,37 @@ var pow10 = [...]uint64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
 	10000000000000, 100000000000000, 1000000000000000, 10000000000000000,
 	100000000000000000, 1000000000000000000, 10000000000000000000}
 
+// appendNumericFloat appends the float64 f as a binary numeric field of
+// its shortest decimal (the digits strconv.FormatFloat(f, 'e', -1, 64)
+// writes, and that scale), without going through text, when that decimal
+// has at most four fractional digits and f is below 2^50 in magnitude: as
+// most amounts, prices and measures are. Otherwise, and for zero (-0 has
+// no numeric), NaN and infinities, it appends nothing and reports false.
+//
+// A decimal with k fractional digits that reads back as f lies within
+// half an ulp of f; scaled by 10^k that is under 1/8, so the only
+// candidate is f×10^k rounded (the product is off by at most 1/16), and
+// it reads back as f exactly when it divided by 10^k, correctly rounded,
+// is f. The first k that passes is the shortest decimal's scale.
+func appendNumericFloat(dst []byte, f float64) ([]byte, bool) {
+	a := math.Abs(f)
+	if !(a > 0 && a < 1<<50) {
+		return dst, false
+	}
+	for k := range 5 {
+		m := a * pow10f[k]
+		if m >= 1<<50 {
+			break
+		}
+		if n := math.Round(m); n/pow10f[k] == a {
+			return appendNumericScaled(dst, f < 0, uint64(n), k), true
+		}
+	}
+	return dst, false
+}
+
+var pow10f = [...]float64{1, 10, 100, 1000, 10000}
+
 // appendNumericField appends n as a binary numeric field: ndigits, weight,
 // sign and dscale (int16 each), then base-10000 digits, most significant
 // first. The caller must have checked n.fitsNumeric.

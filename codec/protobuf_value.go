@@ -2,13 +2,10 @@ package codec
 
 import (
 	"encoding/base64"
-	"encoding/binary"
 	"fmt"
 	"math"
-	"math/bits"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -293,6 +290,11 @@ func (p *protobufPlan) appendScalar(dst []byte, c *pbCol, f *pbField, u uint64, 
 				return appendNumericSpecial(dst, numericPInf), nil
 			case math.IsInf(x, -1):
 				return appendNumericSpecial(dst, numericNInf), nil
+			}
+			if pbFloatBits(k) == 64 {
+				if out, ok := appendNumericFloat(dst, pbFloat(f, u)); ok {
+					return out, nil
+				}
 			}
 			text, n = p.numberText(f, u)
 		default:
@@ -1199,56 +1201,9 @@ func appendPBFloat(dst []byte, x float64, bits int, quote bool) []byte {
 // appendJSONString appends s as a JSON string. It fails on invalid UTF-8,
 // and on NUL for a jsonb column (jsonb rejects \u0000; json keeps it).
 func (p *protobufPlan) appendJSONString(dst []byte, s []byte) ([]byte, bool) {
-	const hexDigits = "0123456789abcdef"
-	dst = append(dst, '"')
-	i := 0
-	for i < len(s) {
-		j := i
-		// Eight bytes at a time to the first byte that needs attention
-		// (as appendJSONText does), then byte by byte for the tail.
-		for j+8 <= len(s) {
-			if m := specialBytes(binary.LittleEndian.Uint64(s[j:])); m != 0 {
-				j += bits.TrailingZeros64(m) >> 3
-				break
-			}
-			j += 8
-		}
-		for j < len(s) && s[j] >= 0x20 && s[j] != '"' && s[j] != '\\' && s[j] < utf8.RuneSelf {
-			j++
-		}
-		dst = append(dst, s[i:j]...)
-		i = j
-		if i == len(s) {
-			break
-		}
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRune(s[i:])
-			if r == utf8.RuneError && size <= 1 {
-				return dst, p.fail(ReasonInvalidUTF8, "invalid UTF-8 in a string")
-			}
-			dst = append(dst, s[i:i+size]...)
-			i += size
-			continue
-		}
-		i++
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		case 0:
-			if p.jsonb {
-				return dst, p.fail(ReasonInvalidValue, `string holds NUL, which jsonb cannot store`)
-			}
-			fallthrough
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&15])
-		}
+	dst, reason, detail := appendJSONText(dst, s, p.jsonb)
+	if reason != "" {
+		return dst, p.fail(reason, detail)
 	}
-	return append(dst, '"'), true
+	return dst, true
 }

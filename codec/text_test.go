@@ -1,0 +1,138 @@
+package codec
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// TestCheckText puts each kind of byte PostgreSQL text refuses, and a
+// valid multi-byte rune, at every position of texts of every length up to
+// 48, so each of checkText's paths (the sixteen-byte loop, the
+// overlapping last word, the byte loop) meets it.
+func TestCheckText(t *testing.T) {
+	inserts := [][]byte{{0}, {0xff}, {0xc3}, {0xe2, 0x82}, []byte("é"), []byte("€"), []byte("\"\\\n")}
+	for n := 0; n <= 48; n++ {
+		base := bytes.Repeat([]byte("abcdefghijklmnopqrstuvwxyz0123456789"), 2)[:n]
+		if reason, _ := checkText(base); reason != "" {
+			t.Fatalf("len %d plain ASCII: %s", n, reason)
+		}
+		for at := 0; at <= n; at++ {
+			for _, ins := range inserts {
+				b := append(append(append([]byte{}, base[:at]...), ins...), base[at:]...)
+				reason, _ := checkText(b)
+				want := Reason("")
+				switch {
+				case bytes.IndexByte(b, 0) >= 0:
+					want = ReasonNULInText
+				case !utf8.Valid(b):
+					want = ReasonInvalidUTF8
+				}
+				if reason != want {
+					t.Fatalf("checkText(%q) = %q, want %q", b, reason, want)
+				}
+			}
+		}
+	}
+}
+
+// TestParseUUIDCanonical checks the canonical form against encoding/hex,
+// with a bad character at every position.
+func TestParseUUIDCanonical(t *testing.T) {
+	const text = "0123abcd-4567-89ef-ABCD-0123456789aF"
+	want, err := hex.DecodeString(text[0:8] + text[9:13] + text[14:18] + text[19:23] + text[24:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var u [16]byte
+	if !parseUUID([]byte(text), &u) || !bytes.Equal(u[:], want) {
+		t.Fatalf("parseUUID(%s) = %x, want %x", text, u, want)
+	}
+	for i := range len(text) {
+		for _, c := range []byte{'g', 'G', '-', ' ', 0, 0xff} {
+			b := []byte(text)
+			if b[i] == c {
+				continue
+			}
+			b[i] = c
+			if parseUUID(b, &u) {
+				t.Errorf("parseUUID(%q) accepted a bad character at %d", b, i)
+			}
+		}
+	}
+}
+
+// TestAppendJSONText round-trips strings of every length up to 40, with a
+// byte that needs escaping at every position, through encoding/json.
+func TestAppendJSONText(t *testing.T) {
+	inserts := []string{"\"", "\\", "\n", "\x01", "\x7f", "é", "€", "\x00"}
+	for n := 0; n <= 40; n++ {
+		base := strings.Repeat("abcdefghijklmnopqrstuvwxyz0123456789", 2)[:n]
+		for at := 0; at <= n; at++ {
+			for _, ins := range inserts {
+				s := base[:at] + ins + base[at:]
+				out, reason, _ := appendJSONText(nil, []byte(s), false)
+				if reason != "" {
+					t.Fatalf("appendJSONText(%q): %s", s, reason)
+				}
+				var got string
+				if err := json.Unmarshal(out, &got); err != nil || got != s {
+					t.Fatalf("appendJSONText(%q) = %s, which reads back as %q (%v)", s, out, got, err)
+				}
+			}
+		}
+	}
+}
+
+// TestAppendNumericFloat compares the float fast path with the text path
+// it stands in for (the shortest decimal, parsed): decimals of up to six
+// fractional digits, their neighbours, random bit patterns and the edges.
+func TestAppendNumericFloat(t *testing.T) {
+	viaText := func(f float64) []byte {
+		n, _ := splitNumber(appendFloatText(nil, f, 64))
+		return appendNumericField(nil, &n)
+	}
+	check := func(f float64) {
+		got, ok := appendNumericFloat(nil, f)
+		if !ok {
+			return
+		}
+		if want := viaText(f); !bytes.Equal(got, want) {
+			t.Fatalf("appendNumericFloat(%v) = %x, want %x (%s)", f, got, want, appendFloatText(nil, f, 64))
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	taken := 0
+	for range 200000 {
+		k := rng.IntN(7)
+		n := rng.Int64N(1 << uint(rng.IntN(52)+1))
+		f := float64(n) / math.Pow10(k)
+		if rng.IntN(2) == 0 {
+			f = -f
+		}
+		for _, g := range []float64{f, math.Nextafter(f, math.Inf(1)), math.Nextafter(f, math.Inf(-1))} {
+			check(g)
+		}
+		if _, ok := appendNumericFloat(nil, f); ok {
+			taken++
+		}
+		check(math.Float64frombits(rng.Uint64()))
+	}
+	if taken < 50000 {
+		t.Errorf("the fast path took only %d of 200000 short decimals", taken)
+	}
+	for _, f := range []float64{0.1, 0.2, 0.1 + 0.2, 12.34, 1e-4, 1e-5, 99.995, 1 << 49, 1<<50 - 1, 1 << 50, 1e15, 123456.7891, 5e-324} {
+		check(f)
+		check(-f)
+	}
+	for _, f := range []float64{0, math.Copysign(0, -1), math.NaN(), math.Inf(1), math.Inf(-1), 1 << 50, 1e300, 1e-7} {
+		if _, ok := appendNumericFloat(nil, f); ok {
+			t.Errorf("appendNumericFloat(%v) took the fast path", f)
+		}
+	}
+}
