@@ -16,6 +16,7 @@ type avroPlan struct {
 	root     *avroNode
 	cols     []column // path columns; slot indexes slots
 	slots    []avroSlot
+	types    []*avroType // what avroSlot.ti and avroNode.ti index
 	data     []byte // the payload of the last decode, until release
 	maxDepth int
 	jump     bool // skip array and map blocks by their byte size
@@ -31,17 +32,20 @@ type avroPlan struct {
 }
 
 // avroSlot is where the value of one path was found: data[start:end]
-// encodes a value of type t (never a union: the branch taken). t is nil
-// when the path was not met in the datum.
+// encodes a value of type types[ti-1] (never a union: the branch taken).
+// ti is 0 when the path was not met in the datum. Holding no pointer, the
+// slots are written and cleared without the garbage collector's write
+// barriers.
 type avroSlot struct {
 	start, end int
-	t          *avroType
+	ti         int32
 }
 
 // avroNode is one value of the writer schema that some path column reads
 // or looks into. Values no column needs are skipped without a node.
 type avroNode struct {
 	t        *avroType
+	ti       int32       // 1 + the index of t in the plan's types
 	slot     int         // -1 when no column reads this exact value
 	fields   []*avroNode // record: per writer field, nil to skip it
 	branches []*avroNode // union: per branch
@@ -79,18 +83,22 @@ func compileAvroPlan(s *Schema, cols []Column, opts Options) (*avroPlan, *RowErr
 	}
 	tree.fillSubtree()
 	p.slots = make([]avroSlot, nslots)
-	p.root = compileAvroNode(root, tree, false)
+	p.root = p.compileNode(root, tree, false)
 	return p, nil
 }
 
-func compileAvroNode(t *avroType, pn *node, exact bool) *avroNode {
+func (p *avroPlan) compileNode(t *avroType, pn *node, exact bool) *avroNode {
 	exact = exact || pn.slot >= 0
 	n := &avroNode{t: t, slot: pn.slot, exact: exact}
+	if pn.slot >= 0 {
+		p.types = append(p.types, t)
+		n.ti = int32(len(p.types))
+	}
 	switch t.kind {
 	case avroUnion:
 		n.slot = -1 // the branch records the value
 		for _, b := range t.branches {
-			n.branches = append(n.branches, compileAvroNode(b, pn, exact))
+			n.branches = append(n.branches, p.compileNode(b, pn, exact))
 		}
 	case avroRecord:
 		if len(pn.children) == 0 {
@@ -100,14 +108,14 @@ func compileAvroNode(t *avroType, pn *node, exact bool) *avroNode {
 		for i, f := range t.fields {
 			for _, c := range pn.children {
 				if c.name == f.name {
-					n.fields[i] = compileAvroNode(f.t, c, exact)
+					n.fields[i] = p.compileNode(f.t, c, exact)
 				}
 			}
 		}
 	case avroMap:
 		for _, c := range pn.children {
 			n.keys = append(n.keys, c.name)
-			n.values = append(n.values, compileAvroNode(t.items, c, exact))
+			n.values = append(n.values, p.compileNode(t.items, c, exact))
 			n.subtrees = append(n.subtrees, c.subtree)
 		}
 	}
@@ -291,7 +299,7 @@ func (p *avroPlan) walk(n *avroNode, pos, depth int) (int, bool) {
 		}
 	}
 	if n.slot >= 0 {
-		p.slots[n.slot] = avroSlot{start: start, end: pos, t: t}
+		p.slots[n.slot] = avroSlot{start: start, end: pos, ti: n.ti}
 	}
 	return pos, true
 }

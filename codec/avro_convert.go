@@ -14,10 +14,14 @@ import (
 func (p *avroPlan) appendPath(dst []byte, i int) ([]byte, *RowError) {
 	c := &p.cols[i]
 	s := p.slots[c.slot]
-	if s.t == nil || s.t.kind == avroNull {
+	if s.ti == 0 {
 		return c.null(dst)
 	}
-	return p.appendValue(dst, c, s.t, p.data[s.start:s.end])
+	t := p.types[s.ti-1]
+	if t.kind == avroNull {
+		return c.null(dst)
+	}
+	return p.appendValue(dst, c, t, p.data[s.start:s.end])
 }
 
 // avroLongValue decodes the int or long v (validated by decode).

@@ -383,6 +383,13 @@ func (d *Decoder) appendFields(dst []byte, rec *Record) ([]byte, *RowError) {
 // precision and scale; NotBefore: a partitioned table's retention) to the
 // field just appended, whatever its source or format.
 func (c *column) checkField(field []byte) *RowError {
+	if c.Limit == (Limit{}) && c.NotBefore == nil {
+		return nil // most columns: inlined, no call
+	}
+	return c.checkTarget(field)
+}
+
+func (c *column) checkTarget(field []byte) *RowError {
 	if c.Limit != (Limit{}) {
 		if rerr := c.checkLimit(field); rerr != nil {
 			return rerr
