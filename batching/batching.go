@@ -10,7 +10,10 @@
 //     drops outsized buffers, so a rare huge batch does not pin memory;
 //     besides, up to two buffers of 1 MiB or more are kept across garbage
 //     collections (which empty the pool) for the next batches, and
-//     GetSized hands out the kept buffer that fits.
+//     GetSized hands out the kept buffer that fits. Likewise up to four
+//     Batch values are kept with their row and key indexes (a few hundred
+//     kilobytes each for batches of tens of thousands of rows), so those
+//     are not grown again from nothing after every collection.
 //   - Rows are appended by the caller straight into Batch.Buf.B and closed
 //     with EndRow, which records the row's end offset; Truncate drops a
 //     half-written row. GetSized/Reserve size a batch once for the rows the
@@ -66,13 +69,19 @@ var (
 	// little enough not to hold memory the in-flight budget cannot see.
 	free struct {
 		sync.Mutex
-		bufs []*bytebufferpool.ByteBuffer
+		bufs    []*bytebufferpool.ByteBuffer
+		batches []*Batch // kept Batch values, their indexes with them
 	}
 )
 
 const (
 	freeBuffers  = 2
 	freeMinBytes = 1 << 20 // smaller buffers are cheap to grow: bufPool only
+	// freeBatches Batch values are kept across collections: one filling
+	// and one committing per worker of a two-core machine. One whose
+	// indexes take more than freeIndexBytes goes to batchPool instead.
+	freeBatches    = 4
+	freeIndexBytes = 4 << 20
 )
 
 // Get returns an empty batch with a pooled buffer.
@@ -82,10 +91,40 @@ func Get() *Batch { return GetSized(0, 0) }
 // all without growing (see Reserve), preferring a kept buffer that is
 // already large enough.
 func GetSized(bytes, rows int) *Batch {
-	b := batchPool.Get().(*Batch)
+	b := takeBatch()
 	b.Buf = takeFree(bytes)
 	b.Reserve(bytes, rows)
 	return b
+}
+
+// takeBatch returns a kept Batch, else one from batchPool.
+func takeBatch() *Batch {
+	free.Lock()
+	n := len(free.batches)
+	if n == 0 {
+		free.Unlock()
+		return batchPool.Get().(*Batch)
+	}
+	b := free.batches[n-1]
+	free.batches[n-1] = nil
+	free.batches = free.batches[:n-1]
+	free.Unlock()
+	return b
+}
+
+// putBatch keeps b (reset) when there is room and its indexes are not
+// outsized, else hands it to batchPool.
+func putBatch(b *Batch) {
+	if cap(b.Ends)*8+cap(b.Keys)+cap(b.KeyEnds)*4 <= freeIndexBytes {
+		free.Lock()
+		if len(free.batches) < freeBatches {
+			free.batches = append(free.batches, b)
+			free.Unlock()
+			return
+		}
+		free.Unlock()
+	}
+	batchPool.Put(b)
 }
 
 // takeFree returns the smallest kept buffer of at least bytes, else the
@@ -151,7 +190,7 @@ func Put(b *Batch) {
 		putFree(b.Buf)
 	}
 	b.reset()
-	batchPool.Put(b)
+	putBatch(b)
 }
 
 func (b *Batch) reset() {

@@ -67,6 +67,9 @@ type pending struct {
 	table *tableRT
 	b     *batching.Batch
 	rows  []rowMeta // rows[i] is the record behind tuple i
+	// rowParts are the partitions rows name by index (rowMeta.part), in
+	// the order the batch met them.
+	rowParts []*partState
 	// Change streams: ops and unchanged hold one entry per tuple once a
 	// tuple is not a plain upsert (nil until then); truncate empties the
 	// target before the batch's rows.
@@ -90,10 +93,13 @@ type pending struct {
 // records themselves, and the fetch buffers they pin, are let go as soon as
 // they are decoded, so a batch in flight costs its encoded bytes only; the
 // rare row PostgreSQL rejects is re-read from Kafka for its dead letter.
+// It holds no pointer (its partition is an index into pending.rowParts):
+// the garbage collector neither scans a batch's rows nor needs them
+// cleared before they are reused.
 type rowMeta struct {
-	st     *partState
 	offset int64
 	ts     int64 // record timestamp, Unix nanoseconds
+	part   int32 // index into pending.rowParts
 }
 
 // rowsPool recycles the rows slices of committed batches: one of 50,000
@@ -111,7 +117,6 @@ func putRows(r []rowMeta) {
 	if cap(r) == 0 {
 		return
 	}
-	clear(r) // drop the partition pointers
 	r = r[:0]
 	rowsPool.Put(&r)
 }
@@ -448,7 +453,7 @@ func (w *worker) encode(q *pending, t *tableRT, st *partState, r *kgo.Record, no
 		q.b.KeyEnds = append(q.b.KeyEnds, int32(len(q.b.Keys)))
 	}
 	q.b.EndRow(now)
-	q.rows = append(q.rows, rowMeta{st: st, offset: r.Offset, ts: r.Timestamp.UnixNano()})
+	q.rows = append(q.rows, rowMeta{offset: r.Offset, ts: r.Timestamp.UnixNano(), part: q.rowPart(st)})
 	if q.ops != nil && len(q.ops) < len(q.rows) {
 		q.ops = append(q.ops, pgcopy.RowUpsert)
 	}
@@ -478,6 +483,21 @@ func (w *worker) account(p *pending) {
 	for _, q := range p.parts {
 		w.account(q)
 	}
+}
+
+// rowPart returns st's index in p.rowParts, adding it when new. A batch's
+// rows come from few partitions, in runs: the last one is checked first.
+func (p *pending) rowPart(st *partState) int32 {
+	if n := len(p.rowParts); n > 0 && p.rowParts[n-1] == st {
+		return int32(n - 1)
+	}
+	for i, s := range p.rowParts {
+		if s == st {
+			return int32(i)
+		}
+	}
+	p.rowParts = append(p.rowParts, st)
+	return int32(len(p.rowParts) - 1)
 }
 
 func (p *pending) rangeFor(st *partState) int {
@@ -732,8 +752,9 @@ func (p *pending) pgBatch(a *App) *pgcopy.Batch {
 		DeadLetters: p.dls,
 		DeadLetterFor: func(i int, msg string) pgcopy.DeadLetter {
 			row := p.rows[i]
-			dl := pgcopy.DeadLetter{Topic: row.st.topic, Partition: row.st.partition, Offset: row.offset}
-			if r, err := a.refetch(row.st.topic, row.st.partition, row.offset); err != nil {
+			st := p.rowParts[row.part]
+			dl := pgcopy.DeadLetter{Topic: st.topic, Partition: st.partition, Offset: row.offset}
+			if r, err := a.refetch(st.topic, st.partition, row.offset); err != nil {
 				msg += " (the record could not be re-read from Kafka for this dead letter: " + err.Error() + ")"
 			} else {
 				dl = deadLetter(r, p.table.cfg.Name, nil)
@@ -792,7 +813,7 @@ func (p *pending) dropRows(isDead func(topic string, part int32) bool) {
 	var ops []pgcopy.RowOp
 	var unchanged []uint64
 	for i, r := range p.rows {
-		if r.st.dropped.Load() {
+		if p.rowParts[r.part].dropped.Load() {
 			continue
 		}
 		nb.Buf.B = append(nb.Buf.B, p.b.Row(i)...)
