@@ -474,6 +474,12 @@ func (p *avroPlan) skip(t *avroType, pos, depth int, jump bool) (int, bool) {
 		}
 		return pos + n, true
 	case avroBytes, avroString:
+		if pos < len(data) {
+			// A length below 64 is one even byte.
+			if c := data[pos]; c&0x81 == 0 && int(c>>1) < len(data)-pos {
+				return pos + 1 + int(c>>1), true
+			}
+		}
 		_, next, ok := p.str(pos)
 		return next, ok
 	case avroEnum:

@@ -26,12 +26,19 @@ func (p *avroPlan) appendPath(dst []byte, i int) ([]byte, *RowError) {
 
 // avroLongValue decodes the int or long v (validated by decode).
 func avroLongValue(v []byte) int64 {
+	if len(v) == 1 {
+		c := int64(v[0])
+		return c>>1 ^ -(c & 1)
+	}
 	x, _, _ := readVarlong(v, 0)
 	return x
 }
 
 // avroBytesValue returns the content of the bytes or string v.
 func avroBytesValue(v []byte) []byte {
+	if len(v) > 0 && v[0] < 0x80 {
+		return v[1:] // a one-byte length
+	}
 	_, i, _ := readVarlong(v, 0)
 	return v[i:]
 }

@@ -188,7 +188,11 @@ func (g *gen) str() string {
 	const alphabet = "abcXYZ019 _-\"\\/\n\t\x01\x1féü€😀{}[],:"
 	runes := []rune(alphabet)
 	var b strings.Builder
-	for range g.r.IntN(12) {
+	n := g.r.IntN(12)
+	if g.r.IntN(8) == 0 {
+		n = 40 + g.r.IntN(120) // past 63 bytes the length takes two bytes
+	}
+	for range n {
 		b.WriteRune(runes[g.r.IntN(len(runes))])
 	}
 	return b.String()
@@ -259,6 +263,9 @@ func (g *gen) value(t *gType) any {
 	case "bytes":
 		if t.logical == "decimal" {
 			return decimalBytes(g.decimal(t), 0)
+		}
+		if r.IntN(8) == 0 {
+			return g.bytes(60 + r.IntN(100))
 		}
 		return g.bytes(r.IntN(10))
 	case "string":

@@ -61,7 +61,10 @@ func (p *avroPlan) appendJSON(dst []byte, t *avroType, v []byte, pos int, jsonb 
 		if t.kind == avroFixed {
 			b = v[pos:next]
 		} else {
-			n, i, _ := readVarlong(v, pos)
+			n, i := int64(v[pos]>>1), pos+1 // lengths below 64: one byte
+			if v[pos] >= 0x80 {
+				n, i, _ = readVarlong(v, pos)
+			}
 			next = i + int(n)
 			b = v[i:next]
 		}
@@ -91,7 +94,10 @@ func (p *avroPlan) appendJSON(dst []byte, t *avroType, v []byte, pos int, jsonb 
 		dst = append(dst, t.symbols[x]...)
 		return append(dst, '"'), next, "", ""
 	case avroUnion:
-		b, next, _ := readVarlong(v, pos)
+		b, next := int64(v[pos]>>1), pos+1 // fewer than 64 branches: one byte
+		if v[pos] >= 0x80 {
+			b, next, _ = readVarlong(v, pos)
+		}
 		return p.appendJSON(dst, t.branches[b], v, next, jsonb)
 	case avroRecord:
 		dst = append(dst, '{')
