@@ -18,14 +18,38 @@ const (
 )
 
 func (h *latencyHist) update(seconds float64) {
+	h.counts[latencyBucket(seconds)].Add(1)
+}
+
+func latencyBucket(seconds float64) int {
 	i := 0
 	if seconds > latMin {
 		i = int(math.Log(seconds/latMin) / math.Log(latFactor))
 	}
-	if i >= len(h.counts) {
-		i = len(h.counts) - 1
+	return min(i, len(latencyHist{}.counts)-1)
+}
+
+// observeLatency records the end-to-end latency of a batch's rows,
+// committed at now (Unix nanoseconds), in both histograms. Rows come in
+// runs of one record timestamp (Kafka's are in milliseconds), so a run's
+// bucket is found once, and the in-process histogram is added to once per
+// bucket, not per row.
+func (m *appMetrics) observeLatency(now int64, rows []rowMeta) {
+	var local [len(latencyHist{}.counts)]uint32
+	prev, lat, bucket := int64(math.MinInt64), 0.0, 0
+	for _, r := range rows {
+		if r.ts != prev {
+			prev, lat = r.ts, float64(now-r.ts)/1e9
+			bucket = latencyBucket(lat)
+		}
+		m.endToEnd.Update(lat)
+		local[bucket]++
 	}
-	h.counts[i].Add(1)
+	for i, c := range local {
+		if c != 0 {
+			m.e2eHist.counts[i].Add(uint64(c))
+		}
+	}
 }
 
 // Latency is a snapshot of the end-to-end latency histogram (record

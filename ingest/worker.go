@@ -655,12 +655,7 @@ func (w *worker) write(p *pending) {
 			for _, dl := range res.Rejected {
 				a.m.deadLetters(p.table.cfg.Name, dl.Reason).Inc()
 			}
-			now := time.Now().UnixNano()
-			for _, r := range p.rows {
-				lat := float64(now-r.ts) / 1e9
-				a.m.endToEnd.Update(lat)
-				a.m.e2eHist.update(lat)
-			}
+			a.m.observeLatency(time.Now().UnixNano(), p.rows)
 			for _, r := range p.ranges {
 				r.st.committed.Store(r.to)
 			}
