@@ -177,6 +177,23 @@ var pow10f = [...]float64{1, 10, 100, 1000, 10000}
 // sign and dscale (int16 each), then base-10000 digits, most significant
 // first. The caller must have checked n.fitsNumeric.
 func appendNumericField(dst []byte, n *number) []byte {
+	if n.exp == 0 && n.intLen+n.fracLen <= 18 && n.fracLen <= 15 {
+		// Most numbers: the digits make a uint64 and the scale is
+		// the fraction's length.
+		var mag uint64
+		for _, c := range n.mant {
+			if c != '.' {
+				mag = mag*10 + uint64(c-'0')
+			}
+		}
+		return appendNumericScaled(dst, n.neg, mag, n.fracLen)
+	}
+	return appendNumericGeneral(dst, n)
+}
+
+// appendNumericGeneral is appendNumericField for any number numeric
+// accepts: digit by digit into base-10000 groups.
+func appendNumericGeneral(dst []byte, n *number) []byte {
 	lenAt := len(dst)
 	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 	dscale := uint16(n.dscale())

@@ -136,3 +136,47 @@ func TestAppendNumericFloat(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendNumericFieldShort compares appendNumericField's path for
+// numbers of up to 18 digits without an exponent with the general
+// base-10000 conversion, which it must match byte for byte.
+func TestAppendNumericFieldShort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	texts := []string{"0", "-0", "0.0", "-0.000", "1", "10000", "100.00", "0.0001", "0.00012", "-12.34",
+		"999999999999999999", "0.999999999999999", "123456789012345.678", "100000000.000000001"}
+	for range 20000 {
+		intLen, fracLen := rng.IntN(12), rng.IntN(8)
+		var b []byte
+		if rng.IntN(2) == 0 {
+			b = append(b, '-')
+		}
+		if intLen == 0 {
+			b = append(b, '0')
+		} else {
+			b = append(b, byte('1'+rng.IntN(9)))
+			for range intLen - 1 {
+				b = append(b, byte('0'+rng.IntN(10)))
+			}
+		}
+		if fracLen > 0 {
+			b = append(b, '.')
+			for range fracLen {
+				d := byte('0')
+				if rng.IntN(3) > 0 {
+					d += byte(rng.IntN(10))
+				}
+				b = append(b, d)
+			}
+		}
+		texts = append(texts, string(b))
+	}
+	for _, text := range texts {
+		n, ok := splitNumber([]byte(text))
+		if !ok {
+			t.Fatalf("splitNumber(%s) failed", text)
+		}
+		if got, want := appendNumericField(nil, &n), appendNumericGeneral(nil, &n); !bytes.Equal(got, want) {
+			t.Fatalf("appendNumericField(%s) = %x, want %x", text, got, want)
+		}
+	}
+}
