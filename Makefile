@@ -91,6 +91,11 @@ BENCHSTAT          ?= $(shell command -v benchstat 2>/dev/null || echo $$(go env
 BENCH_PKGS         := ./codec ./batching ./copy ./loadgen
 BENCH_COPY         := ^Benchmark(Framing|CopyReader|Prepare|TupleReader|Claim|KeyFilterLookup)$$
 BENCH_MAX_SLOWDOWN ?= 0.15
+# The decoders' benchmarks whose instructions per op `make bench` counts
+# under callgrind (bench/instrcheck) and judges on any machine: more than
+# 3% over bench/instructions.txt fails, when the same Go toolchain counted
+# both.
+BENCH_INSTR        := BenchmarkDecodeReferenceEvent,BenchmarkDecodeAvroReferenceEvent,BenchmarkDecodeProtobufReferenceEvent,BenchmarkDebeziumReferenceChange,BenchmarkDecodeAvroKeyedEvent
 # The "machine:" line heads a run: the CPU's model name, family, model
 # and stepping, cache size and bogomips (twice the clock the kernel
 # measured at boot; steady, unlike "cpu MHz" under frequency scaling), and
@@ -116,10 +121,12 @@ bench: $(BENCHSTAT) bench-run
 		only=-allocs-only; \
 	fi; \
 	$(BENCHSTAT) -ignore cpu,machine -format csv bench/baseline.txt bin/bench-new.txt 2>/dev/null | $(GO) run ./bench/benchcheck -max-slowdown $(BENCH_MAX_SLOWDOWN) $$only
+	$(GO) run ./bench/instrcheck -pkg ./codec -bench $(BENCH_INSTR) -baseline bench/instructions.txt
 
 bench-baseline: bench-run
 	cp bin/bench-new.txt bench/baseline.txt
 	@echo "bench/baseline.txt refreshed; commit it"
+	$(GO) run ./bench/instrcheck -pkg ./codec -bench $(BENCH_INSTR) -baseline bench/instructions.txt -update
 
 # The capacity report (a few minutes): bench/report/report.md with SVG charts.
 report: build
