@@ -857,6 +857,15 @@ func (p *protobufPlan) renderScanned(dst []byte, t *pbType, lo, hi, depth int) (
 		dst = append(dst, '"')
 		dst = append(dst, f.name...)
 		dst = append(dst, '"', ':')
+		if !f.list && !f.isMap && f.msg == nil {
+			// A scalar: its last occurrence, found above, is its value
+			// (renderField would look for it again).
+			v := p.payload[p.scan[last].start:p.scan[last].end]
+			if dst, ok = p.appendScalarJSON(dst, f, scalarOf(f, v), v); !ok {
+				return dst, false
+			}
+			continue
+		}
 		if dst, ok = p.renderField(dst, f, int32(fi), from, hi, depth); !ok {
 			return dst, false
 		}
