@@ -17,7 +17,7 @@ type avroPlan struct {
 	cols     []column // path columns; slot indexes slots
 	slots    []avroSlot
 	types    []*avroType // what avroSlot.ti and avroNode.ti index
-	data     []byte // the payload of the last decode, until release
+	data     []byte      // the payload of the last decode, until release
 	maxDepth int
 	jump     bool // skip array and map blocks by their byte size
 
