@@ -63,6 +63,10 @@
 //     (cores.go), for every phase; each phase's CPU then also says how
 //     busy PostgreSQL kept its own CPUs. Closing the environment gives
 //     this process its CPUs and GOMAXPROCS back.
+//   - For `make bench`, Regressions judges a benchstat comparison (times
+//     only against a baseline from the same machine, regress.go), and
+//     InstructionRegressions the decoders' instructions per op that
+//     bench/instrcheck counts under callgrind (instructions.go).
 //
 // Timings belong here and in reports, never in tests: `go test ./bench`
 // asserts only that results are well formed and verified.
