@@ -156,6 +156,11 @@ func appendBase64Field(dst []byte, s []byte) ([]byte, bool) {
 // becomes \u0000, which jsonb cannot store.
 func appendJSONText(dst, s []byte, jsonb bool) ([]byte, Reason, string) {
 	const hexDigits = "0123456789abcdef"
+	if x, ok := shortWord(s); ok && specialBytes(x) == 0 {
+		dst = append(dst, '"')
+		dst = append(dst, s...)
+		return append(dst, '"'), "", ""
+	}
 	dst = append(dst, '"')
 	i := 0
 	for i < len(s) {
@@ -206,4 +211,17 @@ func appendJSONText(dst, s []byte, jsonb bool) ([]byte, Reason, string) {
 		}
 	}
 	return append(dst, '"'), "", ""
+}
+
+// shortWord returns the bytes of s, shorter than eight, as one
+// little-endian word padded with spaces (plain in text and in JSON
+// strings), when s's capacity lets eight bytes be read from its start: a
+// field of a record payload usually does. The bytes past len(s) are read
+// but never used.
+func shortWord(s []byte) (uint64, bool) {
+	if len(s) >= 8 || cap(s) < 8 {
+		return 0, false
+	}
+	keep := uint64(1)<<(8*len(s)) - 1
+	return binary.LittleEndian.Uint64(s[:8])&keep | lsb*' '&^keep, true
 }

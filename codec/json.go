@@ -587,6 +587,9 @@ func checkText(b []byte) (Reason, string) {
 		}
 		return "", ""
 	}
+	if x, ok := shortWord(b); ok && ((x-lsb)&^x|x)&msb == 0 {
+		return "", ""
+	}
 	return checkTextFrom(b, 0)
 }
 

@@ -180,3 +180,44 @@ func TestAppendNumericFieldShort(t *testing.T) {
 		}
 	}
 }
+
+// TestShortTextInLargerBuffer gives checkText and appendJSONText texts
+// shorter than eight bytes that sit at the start of a larger buffer, as a
+// field of a payload does, followed by bytes either would refuse or
+// escape: what lies past the text must not count, and what lies in it
+// must.
+func TestShortTextInLargerBuffer(t *testing.T) {
+	for _, after := range []byte{0, 0xff, '"', '\\', '\n', 'a'} {
+		for n := 0; n < 8; n++ {
+			for at := -1; at < n; at++ {
+				for _, bad := range []byte{0, 0xff, '"', '\n'} {
+					buf := bytes.Repeat([]byte{after}, 16)
+					copy(buf, "abcdefg"[:n])
+					if at >= 0 {
+						buf[at] = bad
+					}
+					s := buf[:n]
+					reason, _ := checkText(s)
+					want := Reason("")
+					switch {
+					case bytes.IndexByte(s, 0) >= 0:
+						want = ReasonNULInText
+					case !utf8.Valid(s):
+						want = ReasonInvalidUTF8
+					}
+					if reason != want {
+						t.Fatalf("checkText(%q followed by %q) = %q, want %q", s, after, reason, want)
+					}
+					if want != "" {
+						continue
+					}
+					out, reason, _ := appendJSONText(nil, s, false)
+					var got string
+					if err := json.Unmarshal(out, &got); reason != "" || err != nil || got != string(s) {
+						t.Fatalf("appendJSONText(%q followed by %q) = %s, %q (%v)", s, after, out, reason, err)
+					}
+				}
+			}
+		}
+	}
+}
