@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -40,46 +41,57 @@ func main() {
 	update := flag.Bool("update", false, "write the counts to the baseline instead of judging them")
 	maxIncrease := flag.Float64("max-increase", 0.03, "largest tolerated increase in instructions per op, as a fraction")
 	flag.Parse()
-	if err := run(*pkg, strings.Split(*names, ","), *n, *baseline, *update, *maxIncrease); err != nil {
+	regs, err := run(*pkg, strings.Split(*names, ","), *n, *baseline, *update, *maxIncrease)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "instrcheck:", err)
 		os.Exit(2)
 	}
+	if len(regs) > 0 {
+		fmt.Fprintf(os.Stderr, "instrcheck: %d regression(s):\n", len(regs))
+		for _, r := range regs {
+			fmt.Fprintln(os.Stderr, "  "+r)
+		}
+		os.Exit(1)
+	}
 }
 
-func run(pkg string, names []string, n int, baseline string, update bool, maxIncrease float64) error {
-	if _, err := exec.LookPath("valgrind"); err != nil {
-		fmt.Println("instrcheck: valgrind is not installed: instructions not counted (apt-get install valgrind)")
-		return nil
+// run counts the benchmarks and writes the baseline (update) or returns
+// the regressions against it.
+func run(pkg string, names []string, n int, baseline string, update bool, maxIncrease float64) ([]string, error) {
+	names = slices.DeleteFunc(names, func(s string) bool { return s == "" })
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no benchmark named (-bench)")
 	}
 	if n < 2 {
-		return fmt.Errorf("-n %d: need at least 2 iterations", n)
+		return nil, fmt.Errorf("-n %d: need at least 2 iterations", n)
+	}
+	if _, err := exec.LookPath("valgrind"); err != nil {
+		fmt.Println("instrcheck: valgrind is not installed: instructions not counted (apt-get install valgrind)")
+		return nil, nil
 	}
 	dir, err := os.MkdirTemp("", "instrcheck")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "pkg.test")
 	build := exec.Command("go", "test", "-c", "-o", bin, pkg)
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
-		return fmt.Errorf("building %s's tests: %w", pkg, err)
+		return nil, fmt.Errorf("building %s's tests: %w", pkg, err)
 	}
 	now := bench.Instructions{Go: runtime.Version(), PerOp: map[string]int64{}}
 	for _, name := range names {
-		if name == "" {
-			continue
-		}
 		many, err := count(dir, bin, name, n)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		one, err := count(dir, bin, name, 1)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if many <= one {
-			return fmt.Errorf("%s: %d iterations counted %d instructions, one counted %d", name, n, many, one)
+			return nil, fmt.Errorf("%s: %d iterations counted %d instructions, one counted %d", name, n, many, one)
 		}
 		now.PerOp[name] = (many - one) / int64(n-1)
 		fmt.Printf("%-48s %8d instructions/op\n", name, now.PerOp[name])
@@ -87,26 +99,26 @@ func run(pkg string, names []string, n int, baseline string, update bool, maxInc
 	if update {
 		f, err := os.Create(baseline)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := bench.WriteInstructions(f, now); err != nil {
 			f.Close()
-			return err
+			return nil, err
 		}
 		if err := f.Close(); err != nil {
-			return err
+			return nil, err
 		}
 		fmt.Printf("instrcheck: %s refreshed; commit it\n", baseline)
-		return nil
+		return nil, nil
 	}
 	f, err := os.Open(baseline)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	base, err := bench.ReadInstructions(f)
 	f.Close()
 	if err != nil {
-		return fmt.Errorf("%s: %w", baseline, err)
+		return nil, fmt.Errorf("%s: %w", baseline, err)
 	}
 	regs, judged := bench.InstructionRegressions(base, now, maxIncrease)
 	switch {
@@ -114,14 +126,8 @@ func run(pkg string, names []string, n int, baseline string, update bool, maxInc
 		fmt.Printf("instrcheck: the baseline was counted with %s, this is %s: not judged; refresh it with make bench-baseline\n", base.Go, now.Go)
 	case len(regs) == 0:
 		fmt.Printf("instrcheck: no benchmark takes more than %+.0f%% instructions per op\n", 100*maxIncrease)
-	default:
-		fmt.Fprintf(os.Stderr, "instrcheck: %d regression(s):\n", len(regs))
-		for _, r := range regs {
-			fmt.Fprintln(os.Stderr, "  "+r)
-		}
-		os.Exit(1)
 	}
-	return nil
+	return regs, nil
 }
 
 // count runs benchmark name for iters iterations under callgrind and
