@@ -26,19 +26,24 @@ func TestCheckText(t *testing.T) {
 			for _, ins := range inserts {
 				b := append(append(append([]byte{}, base[:at]...), ins...), base[at:]...)
 				reason, _ := checkText(b)
-				want := Reason("")
-				switch {
-				case bytes.IndexByte(b, 0) >= 0:
-					want = ReasonNULInText
-				case !utf8.Valid(b):
-					want = ReasonInvalidUTF8
-				}
-				if reason != want {
+				if want := textReason(b); reason != want {
 					t.Fatalf("checkText(%q) = %q, want %q", b, reason, want)
 				}
 			}
 		}
 	}
+}
+
+// textReason is what checkText must say of b, from the standard
+// library's view of it: NUL first, then invalid UTF-8.
+func textReason(b []byte) Reason {
+	switch {
+	case bytes.IndexByte(b, 0) >= 0:
+		return ReasonNULInText
+	case !utf8.Valid(b):
+		return ReasonInvalidUTF8
+	}
+	return ""
 }
 
 // TestParseUUIDCanonical checks the canonical form against encoding/hex,
@@ -198,13 +203,7 @@ func TestShortTextInLargerBuffer(t *testing.T) {
 					}
 					s := buf[:n]
 					reason, _ := checkText(s)
-					want := Reason("")
-					switch {
-					case bytes.IndexByte(s, 0) >= 0:
-						want = ReasonNULInText
-					case !utf8.Valid(s):
-						want = ReasonInvalidUTF8
-					}
+					want := textReason(s)
 					if reason != want {
 						t.Fatalf("checkText(%q followed by %q) = %q, want %q", s, after, reason, want)
 					}
