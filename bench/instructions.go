@@ -4,7 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -51,15 +52,10 @@ func ReadInstructions(r io.Reader) (Instructions, error) {
 // WriteInstructions writes in in the format ReadInstructions reads,
 // benchmarks in name order.
 func WriteInstructions(w io.Writer, in Instructions) error {
-	names := make([]string, 0, len(in.PerOp))
-	for name := range in.PerOp {
-		names = append(names, name)
-	}
-	sort.Strings(names)
 	if _, err := fmt.Fprintf(w, "go: %s\n", in.Go); err != nil {
 		return err
 	}
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(in.PerOp)) {
 		if _, err := fmt.Fprintf(w, "%s %d\n", name, in.PerOp[name]); err != nil {
 			return err
 		}
@@ -76,12 +72,7 @@ func InstructionRegressions(base, now Instructions, maxIncrease float64) (regs [
 	if base.Go != now.Go {
 		return nil, false
 	}
-	names := make([]string, 0, len(now.PerOp))
-	for name := range now.PerOp {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(now.PerOp)) {
 		n := now.PerOp[name]
 		b, ok := base.PerOp[name]
 		switch {
