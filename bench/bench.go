@@ -1267,6 +1267,10 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 		st.Records, elapsed.Seconds(), pr.Drain.RowsPerSec, pr.Drain.MBPerSec, pr.FirstRecord, pr.FirstCommit)
 	logf(o.Log, "  during the drain: %s; the bench process took %d minor page faults and %d GC cycles",
 		pr.CPU.describe("appliance"), procFaults()-faults0, gcCycles()-gcs0)
+	if s := app.Stats(); s.RecordsConsumed > 0 {
+		logf(o.Log, "  the client read %d records for the %d consumed (%.1f%% read twice)",
+			s.RecordsFetched, s.RecordsConsumed, 100*(float64(s.RecordsFetched)/float64(s.RecordsConsumed)-1))
+	}
 
 	// Latency at fixed rates, the appliance consuming live.
 	recBytes := float64(st.CommittedBytes) / float64(max(st.Committed.Total(), 1))

@@ -109,6 +109,9 @@ type App struct {
 	workers  []*worker
 
 	cl *kgo.Client
+	// fetchAsk is the wire size the client asks a fetch for now: at
+	// most kafka.fetch_max_bytes, less for compressed topics (fetchSizer).
+	fetchAsk atomic.Int64
 
 	ctlMu sync.Mutex
 	ctl   *pgconn.PgConn

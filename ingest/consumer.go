@@ -20,6 +20,7 @@ func (a *App) clientOptions() ([]kgo.Opt, error) {
 	if k.Isolation == "read_uncommitted" {
 		iso = kgo.ReadUncommitted()
 	}
+	pools := &fetchPools{read: &a.m.fetched}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(k.Brokers...),
 		kgo.ConsumerGroup(k.Group),
@@ -42,7 +43,8 @@ func (a *App) clientOptions() ([]kgo.Opt, error) {
 		kgo.FetchMaxBytes(int32(k.FetchMaxBytes)),
 		kgo.FetchMaxPartitionBytes(int32(k.FetchMaxBytes / 4)),
 		kgo.FetchMaxWait(250 * time.Millisecond),
-		kgo.WithPools(&fetchPools{}),
+		kgo.WithPools(pools),
+		kgo.WithHooks(pools), // it learns each codec's expansion
 		kgo.ClientID("sluice"),
 		kgo.WithLogger(kgoLogger{a.log}),
 	}
@@ -262,7 +264,10 @@ func (a *App) release(tps map[string][]int32, commit bool) {
 func (a *App) pollLoop(ctx context.Context) error {
 	paused := false
 	var flow flowControl
+	size := fetchSizer{limit: int64(a.cfg.Kafka.FetchMaxBytes), cur: int64(a.cfg.Kafka.FetchMaxBytes)}
+	a.fetchAsk.Store(size.cur)
 	for ctx.Err() == nil {
+		size.update(a)
 		flow.update(a)
 		if !paused && a.budget.Over() {
 			a.cl.PauseFetchTopics(a.assignedTopics()...)
@@ -341,6 +346,52 @@ func (f *flowControl) update(a *App) {
 			delete(f.paused, w)
 		}
 	}
+}
+
+// fetchSizer keeps what one fetch decodes to near kafka.fetch_max_bytes.
+// Kafka bounds a fetch by its bytes on the wire; a compressed topic's
+// fetch decodes to several times that (zstd made about six of the
+// reference records). Such a fetch pushed a worker's queue past the
+// flow-control mark at once, its partitions were paused, and the client
+// dropped the fetch it held for them: in a drain of a zstd topic it read
+// 1.8 records for every one consumed. So the fetch sizes asked for are
+// divided by the expansion of the batches read lately; one fetch then
+// decodes to about what the setting says, and the marks above hold.
+type fetchSizer struct {
+	limit int64 // kafka.fetch_max_bytes
+	cur   int64 // the wire size asked for now
+	// the fetch counters at the last measurement
+	wire0, decoded0 uint64
+}
+
+// minFetchBytes is the least a fetch asks for, however well batches
+// compress.
+const minFetchBytes = 64 << 10
+
+// update measures the expansion over the batches read since the last
+// measurement, once they add up to a fetch, and asks for the size
+// nextFetchSize gives.
+func (f *fetchSizer) update(a *App) {
+	wire, decoded := a.m.fetched.wire.Get(), a.m.fetched.decoded.Get()
+	dw, dd := wire-f.wire0, decoded-f.decoded0
+	if dw < uint64(f.cur) || dd == 0 {
+		return
+	}
+	f.wire0, f.decoded0 = wire, decoded
+	if want, ok := nextFetchSize(f.limit, f.cur, dw, dd); ok {
+		f.cur = want
+		a.fetchAsk.Store(want)
+		a.cl.UpdateFetchMaxBytes(int32(want), int32(max(want/4, minFetchBytes/4)))
+	}
+}
+
+// nextFetchSize returns the wire size at which a fetch of batches that
+// decoded from wire to decoded bytes decodes to limit (within
+// [minFetchBytes, limit]), and whether it differs from cur by more than a
+// quarter.
+func nextFetchSize(limit, cur int64, wire, decoded uint64) (int64, bool) {
+	want := min(max(int64(float64(limit)*float64(wire)/float64(decoded)), minFetchBytes), limit)
+	return want, 4*want < 3*cur || 4*want > 5*cur
 }
 
 // fetchError handles one error from a poll. It returns an error when the

@@ -42,6 +42,7 @@ type appMetrics struct {
 	endToEnd         *metrics.PrometheusHistogram
 	retries          *metrics.Counter
 	fetchPauses      *metrics.Counter
+	fetched          fetchCounters
 	probedKeys       *metrics.Counter
 	chunkRetries     *metrics.Counter
 	registryErrors   *metrics.Counter
@@ -94,16 +95,21 @@ func newAppMetrics(inflight func() float64) *appMetrics {
 		rebalances:       s.NewCounter("sluice_rebalances_total"),
 		retries:          s.NewCounter("sluice_batch_retries_total"),
 		fetchPauses:      s.NewCounter("sluice_fetch_pauses_total"),
-		probedKeys:       s.NewCounter("sluice_probed_keys_total"),
-		chunkRetries:     s.NewCounter("sluice_chunk_retries_total"),
-		registryErrors:   s.NewCounter("sluice_schema_registry_errors_total"),
-		batchRows:        s.NewPrometheusHistogramExt("sluice_batch_rows", sizeBuckets),
-		copyDur:          s.NewPrometheusHistogramExt("sluice_copy_duration_seconds", latencyBuckets),
-		mergeDur:         s.NewPrometheusHistogramExt("sluice_merge_duration_seconds", latencyBuckets),
-		commitDur:        s.NewPrometheusHistogramExt("sluice_commit_duration_seconds", latencyBuckets),
-		endToEnd:         s.NewPrometheusHistogramExt("sluice_end_to_end_seconds", latencyBuckets),
-		tables:           map[string]*tableMetrics{},
-		dls:              map[[2]string]*metrics.Counter{},
+		fetched: fetchCounters{
+			records: s.NewCounter("sluice_fetch_records_read_total"),
+			wire:    s.NewCounter("sluice_fetch_wire_bytes_total"),
+			decoded: s.NewCounter("sluice_fetch_decoded_bytes_total"),
+		},
+		probedKeys:     s.NewCounter("sluice_probed_keys_total"),
+		chunkRetries:   s.NewCounter("sluice_chunk_retries_total"),
+		registryErrors: s.NewCounter("sluice_schema_registry_errors_total"),
+		batchRows:      s.NewPrometheusHistogramExt("sluice_batch_rows", sizeBuckets),
+		copyDur:        s.NewPrometheusHistogramExt("sluice_copy_duration_seconds", latencyBuckets),
+		mergeDur:       s.NewPrometheusHistogramExt("sluice_merge_duration_seconds", latencyBuckets),
+		commitDur:      s.NewPrometheusHistogramExt("sluice_commit_duration_seconds", latencyBuckets),
+		endToEnd:       s.NewPrometheusHistogramExt("sluice_end_to_end_seconds", latencyBuckets),
+		tables:         map[string]*tableMetrics{},
+		dls:            map[[2]string]*metrics.Counter{},
 	}
 	s.NewGauge("sluice_inflight_bytes", inflight)
 	s.NewGauge(fmt.Sprintf(`sluice_build_info{version=%q,revision=%q,go_version=%q}`,
@@ -323,6 +329,7 @@ func isLoopbackListen(listen string) bool {
 // tests.
 type Stats struct {
 	RecordsConsumed  uint64
+	RecordsFetched   uint64 // records the client read, some of them more than once (fetchCounters)
 	BytesConsumed    uint64
 	RowsWritten      uint64 // rows that landed in the targets
 	DeadLetters      uint64
@@ -338,6 +345,7 @@ type Stats struct {
 func (a *App) Stats() Stats {
 	s := Stats{
 		RecordsConsumed:  a.m.recordsConsumed.Get(),
+		RecordsFetched:   a.m.fetched.records.Get(),
 		BytesConsumed:    a.m.bytesConsumed.Get(),
 		BatchesCommitted: a.m.batchesCommitted.Get(),
 		Fenced:           a.m.fenced.Get(),

@@ -1,0 +1,131 @@
+package ingest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestCompressedBacklogReadOnce drains a zstd-compressed backlog and checks
+// that the client sizes its fetches by the batches' expansion
+// (fetchSizer), so that one fetch decodes to about kafka.fetch_max_bytes.
+// Asked for the setting's bytes on the wire, each fetch overfilled a
+// worker's queue, its partitions were paused, and the client dropped what
+// it held for them: `sluice bench --compression zstd` read 1.8 records for
+// every one consumed.
+func TestCompressedBacklogReadOnce(t *testing.T) {
+	e := newEnv(t, 4)
+	prod, err := kgo.NewClient(kgo.SeedBrokers(e.broker.Addrs()...), kgo.DefaultProduceTopic("events"),
+		kgo.ProducerBatchCompression(kgo.ZstdCompression()), kgo.ProducerBatchMaxBytes(64<<10),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	const n = 40000
+	words := []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	recs := make([]*kgo.Record, 0, n)
+	for i := range n {
+		v := make([]byte, 0, 256)
+		for len(v) < 200 {
+			v = fmt.Appendf(v, "%s-%d ", words[rng.IntN(len(words))], rng.IntN(100))
+		}
+		recs = append(recs, item(i, string(v)))
+	}
+	if err := prod.ProduceSync(e.ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.config(fmt.Sprintf(tableYAML, "ignore"))
+	cfg.Batch.MaxRows = 2000
+	cfg.Batch.MaxBytes = 1 << 20
+	cfg.Kafka.FetchMaxBytes = 512 << 10
+	r := e.start(cfg)
+	e.waitDrained(n)
+	if got := e.count(`SELECT count(*) FROM public.items`); got != n {
+		t.Fatalf("target holds %d rows, want %d", got, n)
+	}
+	st := r.app.Stats()
+	wire, decoded := r.app.m.fetched.wire.Get(), r.app.m.fetched.decoded.Get()
+	t.Logf("read %d records for %d consumed; %d bytes fetched, %d decoded; %d pauses",
+		st.RecordsFetched, st.RecordsConsumed, wire, decoded, r.app.m.fetchPauses.Get())
+	if decoded < 2*wire {
+		t.Fatalf("the batches decoded to %d bytes from %d: not compressed enough to test anything", decoded, wire)
+	}
+	if st.RecordsConsumed != n {
+		t.Fatalf("consumed %d records, want %d", st.RecordsConsumed, n)
+	}
+	// The fetch size follows the expansion: a fetch decodes to about
+	// kafka.fetch_max_bytes.
+	want, _ := nextFetchSize(int64(cfg.Kafka.FetchMaxBytes), int64(cfg.Kafka.FetchMaxBytes), wire, decoded)
+	if ask := r.app.fetchAsk.Load(); ask > want+want/4 || ask < want-want/4 {
+		t.Errorf("the client asks fetches for %d bytes; the batches expanded %.1f times, so want about %d", ask, float64(decoded)/float64(wire), want)
+	}
+	if st.RecordsFetched > 2*n {
+		t.Errorf("the client read %d records to consume %d", st.RecordsFetched, n)
+	}
+}
+
+func TestNextFetchSize(t *testing.T) {
+	const limit = 4 << 20
+	for _, c := range []struct {
+		cur           int64
+		wire, decoded uint64
+		want          int64
+		change        bool
+	}{
+		{limit, 1 << 20, 1 << 20, limit, false},           // uncompressed: the setting
+		{limit, 1 << 20, 6 << 20, limit / 6, true},        // zstd-like: a sixth
+		{limit / 6, 1 << 20, 5 << 20, limit / 5, false},   // within a quarter: kept
+		{limit / 6, 1 << 20, 3 << 20, limit / 3, true},    // moved further: asked
+		{limit, 1 << 20, 1000 << 20, minFetchBytes, true}, // zeros: the floor
+		{limit, 2 << 20, 1 << 20, limit, false},           // never above the setting
+	} {
+		got, change := nextFetchSize(limit, c.cur, c.wire, c.decoded)
+		if got != c.want || change != c.change {
+			t.Errorf("nextFetchSize(%d, %d, %d, %d) = %d, %v; want %d, %v", limit, c.cur, c.wire, c.decoded, got, change, c.want, c.change)
+		}
+	}
+}
+
+// The decompression slices are sized by the expansion the codec showed:
+// a larger one at once, a smaller one slowly, never past maxExpand.
+func TestFetchPoolsLearnExpansion(t *testing.T) {
+	var p fetchPools
+	room := func(compressed int) int {
+		return cap(p.GetDecompressBytes(make([]byte, compressed), kgo.CodecZstd))
+	}
+	if got := room(1000); got < 4000+decompressSlack {
+		t.Fatalf("before any batch: room %d for 1000 compressed bytes, want at least %d", got, 4000+decompressSlack)
+	}
+	p.OnFetchBatchRead(kgo.BrokerMetadata{}, "t", 0, kgo.FetchBatchMetrics{CompressionType: uint8(kgo.CodecZstd), CompressedBytes: 1000, UncompressedBytes: 7003})
+	if got := room(2000); got < 14006+decompressSlack {
+		t.Fatalf("after a batch expanding 7.003 times: room %d for 2000 compressed bytes, want at least %d", got, 14006+decompressSlack)
+	}
+	// Another codec keeps its own.
+	if e := p.expand[kgo.CodecLz4].Load(); e != 0 {
+		t.Fatalf("lz4 after a zstd batch: expansion %d/16, want none learnt", e)
+	}
+	// A batch expanding less moves the estimate a little.
+	p.learnExpansion(uint8(kgo.CodecZstd), 1000, 2000)
+	if e := p.expand[kgo.CodecZstd].Load(); e >= 113 || e < 100 {
+		t.Fatalf("after one batch expanding twice: expansion %d/16, want just below 113/16", e)
+	}
+	for range 200 {
+		p.learnExpansion(uint8(kgo.CodecZstd), 1000, 2000)
+	}
+	if e := p.expand[kgo.CodecZstd].Load(); e != 2*expandOne {
+		t.Fatalf("after 200 batches expanding twice: expansion %d/16, want 32/16", e)
+	}
+	p.learnExpansion(uint8(kgo.CodecZstd), 10, 1<<20)
+	if e := p.expand[kgo.CodecZstd].Load(); e != maxExpand {
+		t.Fatalf("after a batch of zeros: expansion %d/16, want the bound %d/16", e, maxExpand)
+	}
+	// Uncompressed batches teach nothing and count no expansion.
+	p.OnFetchBatchRead(kgo.BrokerMetadata{}, "t", 0, kgo.FetchBatchMetrics{CompressedBytes: 100, UncompressedBytes: 100})
+	if e := p.expand[kgo.CodecNone].Load(); e != 0 {
+		t.Fatalf("an uncompressed batch set expansion %d", e)
+	}
+}
