@@ -1268,8 +1268,9 @@ func (e *env) point(ctx context.Context, o Options, sp pointSpec) (*pointResult,
 	logf(o.Log, "  during the drain: %s; the bench process took %d minor page faults and %d GC cycles",
 		pr.CPU.describe("appliance"), procFaults()-faults0, gcCycles()-gcs0)
 	if s := app.Stats(); s.RecordsConsumed > 0 {
-		logf(o.Log, "  the client read %d records for the %d consumed (%.1f%% read twice)",
-			s.RecordsFetched, s.RecordsConsumed, 100*(float64(s.RecordsFetched)/float64(s.RecordsConsumed)-1))
+		logf(o.Log, "  the client read %d records for the %d consumed (%.1f%% read twice), %.1f MB fetched that decoded to %.1f MB",
+			s.RecordsFetched, s.RecordsConsumed, 100*(float64(s.RecordsFetched)/float64(s.RecordsConsumed)-1),
+			float64(s.FetchedWire)/1e6, float64(s.FetchedDecoded)/1e6)
 	}
 
 	// Latency at fixed rates, the appliance consuming live.

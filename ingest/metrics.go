@@ -330,6 +330,8 @@ func isLoopbackListen(listen string) bool {
 type Stats struct {
 	RecordsConsumed  uint64
 	RecordsFetched   uint64 // records the client read, some of them more than once (fetchCounters)
+	FetchedWire      uint64 // bytes of the batches read, as fetched
+	FetchedDecoded   uint64 // the same batches' bytes decompressed
 	BytesConsumed    uint64
 	RowsWritten      uint64 // rows that landed in the targets
 	DeadLetters      uint64
@@ -346,6 +348,8 @@ func (a *App) Stats() Stats {
 	s := Stats{
 		RecordsConsumed:  a.m.recordsConsumed.Get(),
 		RecordsFetched:   a.m.fetched.records.Get(),
+		FetchedWire:      a.m.fetched.wire.Get(),
+		FetchedDecoded:   a.m.fetched.decoded.Get(),
 		BytesConsumed:    a.m.bytesConsumed.Get(),
 		BatchesCommitted: a.m.batchesCommitted.Get(),
 		Fenced:           a.m.fenced.Get(),
