@@ -94,9 +94,10 @@ func (p *fetchPools) GetDecompressBytes(compressed []byte, codec kgo.Compression
 	return make([]byte, 0, 1<<c)
 }
 
-// OnFetchBatchRead counts the batch and learns the expansion of the batch's codec: a larger one
-// is taken at once, a smaller one closes 1/32 of the gap, so the sizes
-// follow the data without shrinking below the batches just read.
+// OnFetchBatchRead counts the batch and learns its codec's expansion: a
+// larger one is taken at once, a smaller one closes 1/32 of the gap, so
+// the sizes follow the data without shrinking below the batches just
+// read.
 func (p *fetchPools) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.FetchBatchMetrics) {
 	if c := p.read; c != nil {
 		c.records.Add(m.NumRecords)
