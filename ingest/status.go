@@ -107,6 +107,12 @@ type CounterStatus struct {
 	Retried          uint64 `json:"retried"`
 	Rebalances       uint64 `json:"rebalances"`
 	InflightBytes    int64  `json:"inflight_bytes"`
+	// What the client read from the brokers (fetchCounters): records,
+	// some of them twice, and their batches' bytes as fetched and as
+	// decompressed.
+	RecordsFetched      uint64 `json:"records_fetched"`
+	FetchedWireBytes    uint64 `json:"fetched_wire_bytes"`
+	FetchedDecodedBytes uint64 `json:"fetched_decoded_bytes"`
 }
 
 // HistoryStatus is the sampled history, oldest first: Times in Unix
@@ -235,6 +241,10 @@ func (a *App) Status() Status {
 		Retried:          a.m.retries.Get(),
 		Rebalances:       a.m.rebalances.Get(),
 		InflightBytes:    a.budget.InUse(),
+
+		RecordsFetched:      a.m.fetched.records.Get(),
+		FetchedWireBytes:    a.m.fetched.wire.Get(),
+		FetchedDecodedBytes: a.m.fetched.decoded.Get(),
 	}
 
 	byTable := map[string]*TableStatus{}

@@ -223,6 +223,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 		metricValue(metricsBody, `sluice_dead_letters_total{table="public.items",reason="wrong_type"}`))
 	want("partitions", attr("partitions_total"), metricValue(metricsBody, "sluice_partitions_assigned"))
 	want("batches", attr("batches"), metricValue(metricsBody, "sluice_batches_committed_total"))
+	want("records read twice", attr("read_twice"), max(metricValue(metricsBody, "sluice_fetch_records_read_total")-metricValue(metricsBody, "sluice_records_consumed_total"), 0))
 	if rows != int64(produced-6-3) {
 		t.Errorf("/metrics says %d rows, want %d", rows, produced-9)
 	}
