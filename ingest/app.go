@@ -108,10 +108,8 @@ type App struct {
 	topics   []string              // the topic names configured (patterns aside)
 	workers  []*worker
 
-	cl *kgo.Client
-	// fetchAsk is the wire size the client asks a fetch for now: at
-	// most kafka.fetch_max_bytes, less for compressed topics (fetchSizer).
-	fetchAsk atomic.Int64
+	cl        *kgo.Client
+	fetchSize fetchSizer // the fetch size asked for, kept by the poll loop
 
 	ctlMu sync.Mutex
 	ctl   *pgconn.PgConn

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -264,8 +265,9 @@ func (a *App) release(tps map[string][]int32, commit bool) {
 func (a *App) pollLoop(ctx context.Context) error {
 	paused := false
 	var flow flowControl
-	size := fetchSizer{limit: int64(a.cfg.Kafka.FetchMaxBytes), cur: int64(a.cfg.Kafka.FetchMaxBytes)}
-	a.fetchAsk.Store(size.cur)
+	size := &a.fetchSize
+	size.limit = int64(a.cfg.Kafka.FetchMaxBytes)
+	size.cur.Store(size.limit)
 	for ctx.Err() == nil {
 		size.update(a)
 		flow.update(a)
@@ -358,8 +360,8 @@ func (f *flowControl) update(a *App) {
 // divided by the expansion of the batches read lately; one fetch then
 // decodes to about what the setting says, and the marks above hold.
 type fetchSizer struct {
-	limit int64 // kafka.fetch_max_bytes
-	cur   int64 // the wire size asked for now
+	limit int64        // kafka.fetch_max_bytes
+	cur   atomic.Int64 // the wire size asked for now
 	// the fetch counters at the last measurement
 	wire0, decoded0 uint64
 }
@@ -374,13 +376,12 @@ const minFetchBytes = 64 << 10
 func (f *fetchSizer) update(a *App) {
 	wire, decoded := a.m.fetched.wire.Get(), a.m.fetched.decoded.Get()
 	dw, dd := wire-f.wire0, decoded-f.decoded0
-	if dw < uint64(f.cur) || dd == 0 {
+	if dw < uint64(f.cur.Load()) || dd == 0 {
 		return
 	}
 	f.wire0, f.decoded0 = wire, decoded
-	if want, ok := nextFetchSize(f.limit, f.cur, dw, dd); ok {
-		f.cur = want
-		a.fetchAsk.Store(want)
+	if want, ok := nextFetchSize(f.limit, f.cur.Load(), dw, dd); ok {
+		f.cur.Store(want)
 		a.cl.UpdateFetchMaxBytes(int32(want), int32(max(want/4, minFetchBytes/4)))
 	}
 }

@@ -60,7 +60,7 @@ func TestCompressedBacklogReadOnce(t *testing.T) {
 	// The fetch size follows the expansion: a fetch decodes to about
 	// kafka.fetch_max_bytes.
 	want, _ := nextFetchSize(int64(cfg.Kafka.FetchMaxBytes), int64(cfg.Kafka.FetchMaxBytes), wire, decoded)
-	if ask := r.app.fetchAsk.Load(); ask > want+want/4 || ask < want-want/4 {
+	if ask := r.app.fetchSize.cur.Load(); ask > want+want/4 || ask < want-want/4 {
 		t.Errorf("the client asks fetches for %d bytes; the batches expanded %.1f times, so want about %d", ask, float64(decoded)/float64(wire), want)
 	}
 	if st.RecordsFetched > 2*n {
