@@ -66,6 +66,10 @@ type docsWriter struct {
 	epoch int64
 	next  int64 // -1 before the first batch, whose offsets start at base
 	base  int64
+	// seen, when set, is every batch's KeyFilter (Batch.Seen), as the
+	// appliance gives each keyed table one: ops batches then claim their
+	// keys and apply the plain ones first.
+	seen *KeyFilter
 }
 
 // batch builds the changes at offsets next, next+1, …
@@ -93,6 +97,9 @@ func (d *docsWriter) batch(cs ...change) *Batch {
 	}
 	batch := b.batch(d.epoch, d.next, off)
 	batch.Ops, batch.Unchanged = ops, unch
+	if d.seen != nil {
+		batch.Seen = d.seen
+	}
 	return batch
 }
 
@@ -134,40 +141,56 @@ func TestOpsWithinBatch(t *testing.T) {
 		keep(14, "", "u", keepA|keepB), // inserted: NULL as sent
 	}
 	for _, tc := range []struct {
-		p       Policy
-		want    string
-		deleted int64
+		p                 Policy
+		want              string
+		deleted, affected int64
 	}{
-		{PolicyIgnore, "2=u,u 4=u2,u2 5=s,s 6=s,s 13=u1,u1 14=-,u", 4},
-		{PolicyUpdate, "2=u,u 4=u3,u3 5=u2,u2 6=s,u 13=u2,u2 14=-,u", 4},
+		// Affected: the keys whose winner was inserted or updated it.
+		{PolicyIgnore, "2=u,u 4=u2,u2 5=s,s 6=s,s 13=u1,u1 14=-,u", 4, 4},
+		{PolicyUpdate, "2=u,u 4=u3,u3 5=u2,u2 6=s,u 13=u2,u2 14=-,u", 4, 6},
 	} {
-		t.Run(tc.p.String(), func(t *testing.T) {
-			tbl := docsTable("docs", tc.p)
-			url, _, claims := setup(t, 1, tbl)
-			d := &docsWriter{t: t, w: newWriter(t, url), tbl: tbl, epoch: claims[0].Epoch, next: -1}
-			d.write(stored...)
-			res := d.write(batch...)
-			if got := dump(t, d, "docs"); got != tc.want {
-				t.Errorf("rows\n got %s\nwant %s", got, tc.want)
-			}
-			// Keys 1, 2, 3 and 4 had stored rows and a delete.
-			if res.Deleted != tc.deleted || res.Direct || res.Rows != len(batch) || res.Distinct != 10 {
-				t.Errorf("result %+v", res)
-			}
-		})
+		for _, claimed := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/claimed=%v", tc.p, claimed), func(t *testing.T) {
+				tbl := docsTable("docs", tc.p)
+				url, _, claims := setup(t, 1, tbl)
+				d := &docsWriter{t: t, w: newWriter(t, url), tbl: tbl, epoch: claims[0].Epoch, next: -1}
+				if claimed {
+					d.seen = NewKeyFilter(0)
+				}
+				d.write(stored...)
+				res := d.write(batch...)
+				if got := dump(t, d, "docs"); got != tc.want {
+					t.Errorf("rows\n got %s\nwant %s", got, tc.want)
+				}
+				// Keys 1, 2, 3 and 4 had stored rows and a delete.
+				if res.Deleted != tc.deleted || res.Affected != tc.affected || res.Direct || res.Rows != len(batch) || res.Distinct != 10 {
+					t.Errorf("result %+v", res)
+				}
+			})
+		}
 	}
 }
 
-// TestOpsKeyOrder checks that an ops batch touches the target's rows in
-// ascending key order, deletes and inserts alike, the one order in which
-// every writer locks keys: a trigger logs each row operation.
+// TestOpsKeyOrder checks the order in which an ops batch touches the
+// target's rows (a trigger logs each row operation): its plain keys (no
+// delete, and under PolicyUpdate a winner that marks nothing) in
+// ascending key order, then the other keys in ascending key order,
+// deletes and inserts alike. A batch that did not claim its keys (the
+// careful rerun) touches all of them in one ascending pass.
 func TestOpsKeyOrder(t *testing.T) {
 	t.Parallel()
-	for _, p := range []Policy{PolicyIgnore, PolicyUpdate} {
-		t.Run(p.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		p       Policy
+		claimed bool
+	}{{PolicyIgnore, true}, {PolicyUpdate, true}, {PolicyIgnore, false}, {PolicyUpdate, false}} {
+		p := tc.p
+		t.Run(fmt.Sprintf("%s/claimed=%v", p, tc.claimed), func(t *testing.T) {
 			tbl := docsTable("docs", p)
 			url, c, claims := setup(t, 1, tbl)
 			d := &docsWriter{t: t, w: newWriter(t, url), tbl: tbl, epoch: claims[0].Epoch, next: -1}
+			if tc.claimed {
+				d.seen = NewKeyFilter(0)
+			}
 			var cs []change
 			for i := range 50 {
 				cs = append(cs, up(int64(i*7%50), "s", "s"))
@@ -193,18 +216,47 @@ CREATE TRIGGER log_touch BEFORE INSERT OR UPDATE OR DELETE ON docs FOR EACH ROW 
 					cs = append(cs, keep(id, "", "k", keepA))
 				}
 			}
+			// plain[id]: the key's last change is an upsert that marks
+			// nothing, and none is a delete (under PolicyIgnore marks do
+			// not matter).
+			deleted, lastMarks := map[int64]bool{}, map[int64]uint64{}
+			for _, ch := range cs {
+				if ch.op == RowDelete {
+					deleted[ch.id] = true
+				} else {
+					lastMarks[ch.id] = ch.unchanged
+				}
+			}
+			plain := map[int64]bool{}
+			for id, m := range lastMarks {
+				plain[id] = tc.claimed && !deleted[id] && (p == PolicyIgnore || m == 0)
+			}
 			res := d.write(cs...)
 			got := queryRows(t, c, "SELECT id, what FROM touched ORDER BY n")
 			if len(got) < 50 || res.Deleted == 0 {
 				t.Fatalf("%d row operations, %d deleted: the batch did too little", len(got), res.Deleted)
 			}
-			prev := int64(-1)
+			prev, second, firstRun := int64(-1), false, 0
 			for _, r := range got {
 				id, _ := strconv.ParseInt(r[0], 10, 64)
-				if id < prev {
+				if !second && !plain[id] {
+					second, prev = true, -1
+				}
+				switch {
+				case second && plain[id]:
+					t.Fatalf("plain key %s (%s) touched after the other keys began: %v", r[0], r[1], got)
+				case id < prev:
 					t.Fatalf("key %s (%s) touched after key %d: %v", r[0], r[1], prev, got)
+				case !second && r[1] == "DELETE":
+					t.Fatalf("plain key %s deleted: %v", r[0], got)
+				}
+				if !second {
+					firstRun++
 				}
 				prev = id
+			}
+			if tc.claimed && (firstRun == 0 || firstRun == len(got)) {
+				t.Fatalf("%d of %d row operations were of plain keys: the batch did not test both passes", firstRun, len(got))
 			}
 		})
 	}
@@ -299,14 +351,18 @@ func (m docsModel) String() string {
 func TestOpsModel(t *testing.T) {
 	t.Parallel()
 	for _, p := range []Policy{PolicyIgnore, PolicyUpdate} {
-		for _, guard := range []bool{true, false} {
-			t.Run(fmt.Sprintf("%s/guard=%v", p, guard), func(t *testing.T) {
+		for _, v := range []struct{ guard, claimed bool }{{true, true}, {false, true}, {true, false}, {false, false}} {
+			guard := v.guard
+			t.Run(fmt.Sprintf("%s/guard=%v/claimed=%v", p, guard, v.claimed), func(t *testing.T) {
 				tbl := docsTable("docs", p)
 				if !guard {
 					tbl.OffsetColumn = ""
 				}
 				url, _, claims := setup(t, 1, tbl)
 				d := &docsWriter{t: t, w: newWriter(t, url), tbl: tbl, epoch: claims[0].Epoch, next: -1}
+				if v.claimed {
+					d.seen = NewKeyFilter(0)
+				}
 				rng := rand.New(rand.NewPCG(uint64(p), 7))
 				model := docsModel{}
 				paths := map[string]int{}
@@ -734,8 +790,17 @@ func TestOpsTypes(t *testing.T) {
 // whole.
 func TestOpsConcurrentWriters(t *testing.T) {
 	t.Parallel()
-	for _, p := range []Policy{PolicyIgnore, PolicyUpdate} {
-		t.Run(p.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		p       Policy
+		claimed bool
+	}{{PolicyIgnore, true}, {PolicyUpdate, true}, {PolicyIgnore, false}, {PolicyUpdate, false}} {
+		p := tc.p
+		t.Run(fmt.Sprintf("%s/claimed=%v", p, tc.claimed), func(t *testing.T) {
+			var seen *KeyFilter
+			if tc.claimed {
+				// One process: its writers share the table's KeyFilter.
+				seen = NewKeyFilter(0)
+			}
 			tbl := docsTable("docs", p)
 			tbl.OffsetColumn = "" // offsets of different partitions do not compare
 			url, c, claims := setup(t, 4, tbl)
@@ -743,7 +808,7 @@ func TestOpsConcurrentWriters(t *testing.T) {
 			var wg sync.WaitGroup
 			errs := make(chan error, len(claims))
 			var mu sync.Mutex
-			retried, deadlocks, deleted := 0, 0, int64(0)
+			retried, deadlocks, waits, deleted := 0, 0, 0, int64(0)
 			for _, cl := range claims {
 				wg.Go(func() {
 					w := NewWriter(url, "sluice", "g")
@@ -752,10 +817,11 @@ func TestOpsConcurrentWriters(t *testing.T) {
 					defer func() {
 						mu.Lock()
 						deadlocks += w.hooks.conflicts
+						waits += w.hooks.waits
 						mu.Unlock()
 					}()
 					rng := rand.New(rand.NewPCG(uint64(cl.Partition), 2))
-					d := &docsWriter{t: t, w: w, tbl: tbl, part: cl.Partition, epoch: cl.Epoch, next: -1, base: int64(cl.Partition) << 20}
+					d := &docsWriter{t: t, w: w, tbl: tbl, part: cl.Partition, epoch: cl.Epoch, next: -1, base: int64(cl.Partition) << 20, seen: seen}
 					for range batches {
 						var cs []change
 						plain := rng.IntN(4) == 0
@@ -816,7 +882,10 @@ func TestOpsConcurrentWriters(t *testing.T) {
 			if deadlocks != 0 {
 				t.Errorf("%d transactions deadlocked", deadlocks)
 			}
-			t.Logf("%d transactions retried, %d rows deleted", retried, deleted)
+			if tc.claimed && waits == 0 {
+				t.Error("no batch waited for another that claimed its keys first: the test did not make writers share keys")
+			}
+			t.Logf("%d transactions retried, %d waited for another, %d rows deleted", retried, waits, deleted)
 		})
 	}
 }

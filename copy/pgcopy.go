@@ -44,7 +44,9 @@
 //     (op and mask as columns, no NOT NULL) and applied by a per-session
 //     PL/pgSQL function that walks the keys in key order, deleting and
 //     then upserting each, so they lock keys in the same order as the
-//     merge. They never take the direct path, and neither does a
+//     merge; with a KeyFilter the batch claims its keys (inflight.go) and
+//     the function first inserts the keys that have no delete and keep
+//     no column by one statement. They never take the direct path, and neither does a
 //     Batch.Truncate, which TRUNCATEs the target after the compare-and-set
 //     and before the tuples. A delete on a keyless table is refused;
 //     Result.Deleted counts the rows deleted.
@@ -63,10 +65,13 @@
 //     retries the same Batch. A lost connection during COMMIT is resolved by
 //     re-reading the offsets rows.
 //   - Deadlocks and serialization failures (40P01, 40001) are retried inside
-//     Write with jittered backoff. Merges and ops batches lock keys in one
-//     global order and do not deadlock on each other's keys; a direct
-//     batch (keys sorted by their bytes in Go) may, where that order
-//     differs from PostgreSQL's, and then falls back to the merge.
+//     Write with jittered backoff. Merges and unclaimed ops batches lock
+//     keys in one global order and do not deadlock on each other's keys;
+//     a direct batch (keys sorted by their bytes in Go) may, where that
+//     order differs from PostgreSQL's, and then falls back to the merge.
+//     A claimed ops batch applies its plain keys first: within a process
+//     claims keep batches that share keys apart, and across instances a
+//     deadlock is retried.
 //
 // A Writer owns one connection and is not safe for concurrent use.
 //

@@ -71,7 +71,9 @@ type Table struct {
 	// Changes says the table receives RowDelete tuples or Unchanged bits
 	// (deletes, change events): its on_conflict update batches then stay
 	// on the merge path, which locks keys in the one order the ops stage
-	// uses, instead of the direct path's updates-then-inserts.
+	// uses, instead of the direct path's updates-then-inserts, and its
+	// merged batches claim their keys on Batch.Seen (ops.go, "Plain keys
+	// first").
 	Changes bool
 	// Partition, when set, makes Migrate create the target partitioned
 	// by time (with Create) and check that it is; MaintainPartitions keeps

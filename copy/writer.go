@@ -136,6 +136,9 @@ type hooks struct {
 	// conflicts counts the transactions retried after a deadlock or
 	// serialization failure (not the direct path's fallbacks).
 	conflicts int
+	// waits counts the waits for batches that claimed keys first
+	// (awaitOwners) that found one still in flight.
+	waits int
 	// probeUpdates makes an optimistic update batch probe its keys with
 	// the offsets compare-and-set, as other batches do, instead of
 	// finding them with the UPDATE; mergeUpdates merges the stored keys'
@@ -440,8 +443,11 @@ type tx struct {
 	affected int64
 	deleted  int64
 
-	// ops is set when the batch goes through the ops stage (ops.go).
-	ops *opsSQL
+	// ops is set when the batch goes through the ops stage (ops.go);
+	// split when it claimed its keys, so that its plain keys may be
+	// applied before the others.
+	ops   *opsSQL
+	split bool
 }
 
 // mode is how an attempt writes a batch. Write starts with the cheapest
@@ -532,6 +538,17 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 				w.dk.probeArrays(probe, ts.keyOIDs)
 			}
 		}
+	} else if b.Table.Changes && m <= modeDirect && b.Seen != nil && res.Distinct >= 0 {
+		// A merged batch of a change-stream table claims its keys, and
+		// waits for the batches of the process that claimed any of them
+		// before it (inflight.go) before it touches the target: its ops
+		// batches then apply their plain keys first (ops.go), which is
+		// not the one key order the others lock keys in.
+		w.dk.hashKeys(b.Seen)
+		clear(w.dk.owners)
+		fl, w.dk.contested, w.dk.owners = b.Seen.claim(w.dk.hashes, &w.dk.cb, w.dk.contested[:0], w.dk.owners[:0])
+		defer b.Seen.release(fl)
+		t.split = t.ops != nil
 	}
 
 	start := time.Now()
@@ -594,6 +611,11 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 
 	start = time.Now()
 	if b.Table.Keyed() && len(b.Ends) > 0 && !direct {
+		if fl != nil && len(w.dk.owners) > 0 {
+			if err := w.awaitOwners(ctx, conn); err != nil {
+				return res, w.abort(ctx, err)
+			}
+		}
 		if err := w.mergeRows(ctx, t, careful); err != nil {
 			return res, w.abort(ctx, err)
 		}
@@ -752,20 +774,8 @@ func (w *Writer) prepareAlso(ctx context.Context, conn *pgconn.PgConn, b *Batch)
 // table holds this transaction's earlier rows (the update path's), which
 // are deleted first.
 func (w *Writer) mergeLater(ctx context.Context, conn *pgconn.PgConn, b *Batch, ts *tableState, staged bool) (int64, error) {
-	wait := deferWait
-	if w.hooks != nil && w.hooks.deferWait > 0 {
-		wait = w.hooks.deferWait
-	}
-	ids, err := awaitBegun(ctx, w.dk.owners, wait, w.dk.ids[:0])
-	w.dk.ids = ids
-	if err != nil {
+	if err := w.awaitOwners(ctx, conn); err != nil {
 		return 0, err
-	}
-	if len(ids) > 0 {
-		w.roundTrip()
-		if _, err := conn.ExecParams(ctx, waitSQL(ids), nil, nil, nil, nil).Close(); err != nil {
-			return 0, fmt.Errorf("cannot wait for the batches holding keys of this one: %w", err)
-		}
 	}
 	if staged {
 		w.roundTrip()
@@ -776,7 +786,7 @@ func (w *Writer) mergeLater(ctx context.Context, conn *pgconn.PgConn, b *Batch, 
 	w.dk.rd.reset(b, w.dk.later)
 	w.dk.rd.ord = true
 	w.roundTrip()
-	_, err = copyFrom(ctx, conn, &w.dk.rd, ts.sql.copyStage)
+	_, err := copyFrom(ctx, conn, &w.dk.rd, ts.sql.copyStage)
 	w.dk.rd.reset(nil, nil)
 	if err != nil {
 		return 0, err
@@ -784,6 +794,30 @@ func (w *Writer) mergeLater(ctx context.Context, conn *pgconn.PgConn, b *Batch, 
 	w.roundTrip()
 	tag, err := conn.ExecParams(ctx, ts.sql.merge, nil, nil, nil, nil).Close()
 	return tag.RowsAffected(), err
+}
+
+// awaitOwners waits in PostgreSQL until the transactions of the batches
+// that claimed keys of this one before it (w.dk.owners) have ended.
+func (w *Writer) awaitOwners(ctx context.Context, conn *pgconn.PgConn) error {
+	wait := deferWait
+	if w.hooks != nil && w.hooks.deferWait > 0 {
+		wait = w.hooks.deferWait
+	}
+	ids, err := awaitBegun(ctx, w.dk.owners, wait, w.dk.ids[:0])
+	w.dk.ids = ids
+	if err != nil {
+		return err
+	}
+	if len(ids) > 0 {
+		if w.hooks != nil {
+			w.hooks.waits++
+		}
+		w.roundTrip()
+		if _, err := conn.ExecParams(ctx, waitSQL(ids), nil, nil, nil, nil).Close(); err != nil {
+			return fmt.Errorf("cannot wait for the batches holding keys of this one: %w", err)
+		}
+	}
+	return nil
 }
 
 // remember adds the keys of a committed direct batch to its KeyFilter:
