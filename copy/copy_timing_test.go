@@ -397,15 +397,26 @@ VALUES (s.event_id, s.tenant_id, s.user_id, s.type, s.ts, s.amount, s.url, s.use
 // BenchmarkWrite/merge/sluice-defaults, the same rows as plain upserts.
 func BenchmarkWriteOps(b *testing.B) {
 	for _, v := range []struct {
-		name string
-		p    Policy
+		name    string
+		p       Policy
+		claimed bool
 	}{
-		{"deletes", PolicyIgnore},
-		{"unchanged", PolicyUpdate},
+		// claimed batches carry a KeyFilter, as the appliance's do: they
+		// insert their plain keys by one statement (ops.go); the loop
+		// ones apply every key in the loop, as unclaimed batches do.
+		{"deletes/split", PolicyIgnore, true},
+		{"deletes/loop", PolicyIgnore, false},
+		{"unchanged/split", PolicyUpdate, true},
+		{"unchanged/loop", PolicyUpdate, false},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			url, _, tbl, claim := benchSetup(b)
 			tbl.OnConflict = v.p
+			tbl.Changes = true
+			var seen *KeyFilter
+			if v.claimed {
+				seen = NewKeyFilter(0)
+			}
 			w := NewWriter(url, "sluice", "g")
 			defer w.Close(context.Background())
 			from := int64(-1)
@@ -432,7 +443,7 @@ func BenchmarkWriteOps(b *testing.B) {
 					ends = append(ends, len(data))
 				}
 				to := int64((n + 1) * benchRows)
-				batch := &Batch{Table: tbl, Data: data, Ends: ends, Ops: ops, Unchanged: unch,
+				batch := &Batch{Table: tbl, Data: data, Ends: ends, Ops: ops, Unchanged: unch, Seen: seen,
 					Ranges: []Range{{Topic: "t", Partition: 0, Epoch: claim.Epoch, From: from, To: to}}}
 				b.SetBytes(int64(len(data)))
 				b.StartTimer()

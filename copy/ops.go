@@ -247,7 +247,7 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 	// upserts after its last delete applied first, oldest first (see
 	// above); they are not counted as affected rows.
 	update := t.OnConflict == PolicyUpdate && len(t.Columns) > len(t.Key)
-	rank, count, wmask := freeName(cols, "sluice_rank"), freeName(cols, "sluice_count"), freeName(cols, "sluice_winner_mask")
+	rank, oldest, wmask := freeName(cols, "sluice_rank"), freeName(cols, "sluice_oldest"), freeName(cols, "sluice_winner_mask")
 	b.WriteString("#variable_conflict use_column\nDECLARE r record; n int8; counted bool := false;\nBEGIN\ndeleted := 0; affected := 0;\nFOR r IN EXECUTE " + queryTag + "WITH k AS MATERIALIZED (SELECT d." + seq + " IS NOT NULL AS del, ")
 	if off != "" {
 		b.WriteString("d.sluice_off AS del_off, ")
@@ -256,7 +256,7 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 	if update {
 		// first: the key's first row (its delete goes there); last: the
 		// winner's.
-		b.WriteString(", (w." + rank + " IS NULL OR w." + rank + " = w." + count + " OR w." + wmask + " = 0) AS first, coalesce(w." + rank + " = 1, true) AS last")
+		b.WriteString(", (w." + rank + " IS NULL OR w." + oldest + " OR w." + wmask + " = 0) AS first, coalesce(w." + rank + " = 1, true) AS last")
 	} else {
 		b.WriteString(", true AS first, true AS last")
 	}
@@ -293,7 +293,7 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 	b.WriteString(" FROM " + o.stage + " AS s WHERE s." + op + " = " + strconv.Itoa(int(RowDelete)) + inRange +
 		" ORDER BY " + sKeys + byGuard + ", s." + seq + " DESC) AS d\nFULL JOIN ")
 	if update {
-		b.WriteString("(SELECT * FROM (SELECT s.*, row_number() OVER k AS " + rank + ", count(*) OVER (PARTITION BY " + sKeys + ") AS " + count +
+		b.WriteString("(SELECT * FROM (SELECT s.*, row_number() OVER k AS " + rank + ", lead(s." + seq + ") OVER k IS NULL AS " + oldest +
 			", first_value(s." + unch + ") OVER k AS " + wmask + upserts + " WINDOW k AS (PARTITION BY " + sKeys + " ORDER BY " + strings.TrimPrefix(order, ", ") + ")) AS s" +
 			" WHERE s." + rank + " = 1 OR s." + wmask + " <> 0) AS w USING (" + keys + "))")
 	} else {
