@@ -74,10 +74,12 @@ import (
 // PolicyUpdate, a winner that marks nothing (about three in four in the
 // bench's cdc workload). For such a key the loop runs the plain merge's
 // statement one key at a time, which costs about twice the set-based
-// statement. So the loop's query is a WITH whose data-modifying part
-// inserts the plain keys' winners by one INSERT … ON CONFLICT, in key
-// order, before the loop walks the other keys, in key order. Two passes
-// are not one key order: batches sharing keys could deadlock as above.
+// statement. So the loop's query is a WITH whose data-modifying parts
+// insert the plain keys' winners by one INSERT … ON CONFLICT and delete
+// the keys that have a delete and no upsert after it by one DELETE (each
+// in key order, joined by index lookups), before the loop walks the other
+// keys, in key order. Several passes are not one key order: batches
+// sharing keys could deadlock as above.
 // Within the process a claim prevents it. A change-stream table's merged
 // batches (ops batches and plain ones alike) claim their keys on the
 // table's KeyFilter, as direct batches do (inflight.go), and, once their
@@ -261,13 +263,15 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 		b.WriteString(", true AS first, true AS last")
 	}
 	// plain: the key has no delete and its winner marks nothing (under
-	// PolicyIgnore a mark changes nothing: a stored row is kept whole).
+	// PolicyIgnore a mark changes nothing: a stored row is kept whole);
+	// delonly: the key has a delete and no upsert after it.
 	b.WriteString(", ($3 AND d." + seq + " IS NULL")
 	if update {
 		b.WriteString(" AND w." + wmask + " = 0) AS plain, w." + rank + " AS wrank")
 	} else {
 		b.WriteString(") AS plain")
 	}
+	b.WriteString(", ($3 AND d." + seq + " IS NOT NULL AND w." + seq + " IS NULL) AS delonly")
 	for i, c := range cols {
 		n := pgx.Identifier{c}.Sanitize()
 		if isKeyColumn(t, c) {
@@ -330,13 +334,22 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 			b.WriteString(" WHERE t." + off + " < EXCLUDED." + off + " OR t." + off + " IS NULL")
 		}
 	}
-	// One row at least, so that the loop reads the plain keys' count
-	// even when every key is plain.
-	b.WriteString(" RETURNING 1)\nSELECT (SELECT count(*) FROM p) AS plain_n, x.* FROM (VALUES (1)) AS one (v) LEFT JOIN (SELECT * FROM k WHERE NOT k.plain) AS x ON true\nORDER BY " + strings.Join(xOrder, ", "))
+	// The keys that are only deleted, by one statement.
+	b.WriteString(" RETURNING 1),\nmd AS (DELETE FROM " + t.ident() + " AS t USING k WHERE k.delonly")
+	for _, k := range t.Key {
+		i := slices.Index(cols, k)
+		b.WriteString(" AND t." + pgx.Identifier{k}.Sanitize() + " = k.c" + strconv.Itoa(i) + casts[i])
+	}
+	if off != "" {
+		b.WriteString(" AND (t." + off + " < k.del_off OR t." + off + " IS NULL OR k.del_off IS NULL)")
+	}
+	// One row at least, so that the loop reads the counts even when every
+	// key is plain or only deleted.
+	b.WriteString(" RETURNING 1)\nSELECT (SELECT count(*) FROM p) AS plain_n, (SELECT count(*) FROM md) AS del_n, x.* FROM (VALUES (1)) AS one (v) LEFT JOIN (SELECT * FROM k WHERE NOT k.plain AND NOT k.delonly) AS x ON true\nORDER BY " + strings.Join(xOrder, ", "))
 	if update {
 		b.WriteString(", x.wrank DESC")
 	}
-	b.WriteString(queryTag + " USING $1, $2, $3\nLOOP\nIF NOT counted THEN affected := affected + r.plain_n; counted := true; END IF;\nIF r.del IS NULL THEN CONTINUE; END IF;\n")
+	b.WriteString(queryTag + " USING $1, $2, $3\nLOOP\nIF NOT counted THEN affected := affected + r.plain_n; deleted := deleted + r.del_n; counted := true; END IF;\nIF r.del IS NULL THEN CONTINUE; END IF;\n")
 
 	// The key's delete.
 	keyMatch := func() {

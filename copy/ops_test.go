@@ -172,11 +172,11 @@ func TestOpsWithinBatch(t *testing.T) {
 }
 
 // TestOpsKeyOrder checks the order in which an ops batch touches the
-// target's rows (a trigger logs each row operation): its plain keys (no
-// delete, and under PolicyUpdate a winner that marks nothing) in
-// ascending key order, then the other keys in ascending key order,
-// deletes and inserts alike. A batch that did not claim its keys (the
-// careful rerun) touches all of them in one ascending pass.
+// target's rows (a trigger logs each row operation): its plain keys and
+// the keys it only deletes in a pass each, then the other keys, each pass
+// in ascending key order. A batch that did not claim its keys (the
+// careful rerun) touches all of them in one ascending pass, deletes and
+// inserts alike.
 func TestOpsKeyOrder(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -219,44 +219,63 @@ CREATE TRIGGER log_touch BEFORE INSERT OR UPDATE OR DELETE ON docs FOR EACH ROW 
 			// plain[id]: the key's last change is an upsert that marks
 			// nothing, and none is a delete (under PolicyIgnore marks do
 			// not matter).
-			deleted, lastMarks := map[int64]bool{}, map[int64]uint64{}
+			// Each key's pass: plain keys (no delete; under PolicyUpdate
+			// a winner that marks nothing) and keys only deleted (no
+			// upsert after their last delete) by a statement each, in
+			// key order; the others in the loop, in key order, after
+			// both. Unclaimed, every key is the loop's.
+			const (
+				passPlain = iota
+				passDelete
+				passLoop
+			)
+			deleted, upsertAfter, lastMarks := map[int64]bool{}, map[int64]bool{}, map[int64]uint64{}
 			for _, ch := range cs {
 				if ch.op == RowDelete {
-					deleted[ch.id] = true
+					deleted[ch.id], upsertAfter[ch.id] = true, false
 				} else {
-					lastMarks[ch.id] = ch.unchanged
+					upsertAfter[ch.id], lastMarks[ch.id] = true, ch.unchanged
 				}
 			}
-			plain := map[int64]bool{}
-			for id, m := range lastMarks {
-				plain[id] = tc.claimed && !deleted[id] && (p == PolicyIgnore || m == 0)
+			pass := map[int64]int{}
+			for id := range upsertAfter {
+				switch {
+				case !tc.claimed:
+					pass[id] = passLoop
+				case !deleted[id] && (p == PolicyIgnore || lastMarks[id] == 0):
+					pass[id] = passPlain
+				case !upsertAfter[id]:
+					pass[id] = passDelete
+				default:
+					pass[id] = passLoop
+				}
 			}
 			res := d.write(cs...)
 			got := queryRows(t, c, "SELECT id, what FROM touched ORDER BY n")
 			if len(got) < 50 || res.Deleted == 0 {
 				t.Fatalf("%d row operations, %d deleted: the batch did too little", len(got), res.Deleted)
 			}
-			prev, second, firstRun := int64(-1), false, 0
+			// The row operations fall in runs, one per pass, each in
+			// ascending key order, the loop's last.
+			prev, cur, done := int64(-1), -1, map[int]bool{}
 			for _, r := range got {
 				id, _ := strconv.ParseInt(r[0], 10, 64)
-				if !second && !plain[id] {
-					second, prev = true, -1
+				if ps := pass[id]; ps != cur {
+					if done[ps] || done[passLoop] {
+						t.Fatalf("key %s (%s) of pass %d touched after another pass: %v", r[0], r[1], ps, got)
+					}
+					done[ps], cur, prev = true, ps, -1
 				}
 				switch {
-				case second && plain[id]:
-					t.Fatalf("plain key %s (%s) touched after the other keys began: %v", r[0], r[1], got)
 				case id < prev:
 					t.Fatalf("key %s (%s) touched after key %d: %v", r[0], r[1], prev, got)
-				case !second && r[1] == "DELETE":
-					t.Fatalf("plain key %s deleted: %v", r[0], got)
-				}
-				if !second {
-					firstRun++
+				case cur == passPlain && r[1] == "DELETE", cur == passDelete && r[1] != "DELETE":
+					t.Fatalf("key %s: %s in pass %d: %v", r[0], r[1], cur, got)
 				}
 				prev = id
 			}
-			if tc.claimed && (firstRun == 0 || firstRun == len(got)) {
-				t.Fatalf("%d of %d row operations were of plain keys: the batch did not test both passes", firstRun, len(got))
+			if tc.claimed && len(done) != 3 {
+				t.Fatalf("passes %v: the batch did not test every pass", done)
 			}
 		})
 	}
