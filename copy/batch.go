@@ -120,6 +120,7 @@ type Result struct {
 	ChunkRetries int
 
 	optimistic bool // the direct path probed only the keys Seen may hold
+	split      bool // an ops batch that claimed its keys (ops.go)
 }
 
 // validate checks the shape of b; it does not parse tuples.

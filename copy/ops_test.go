@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // docsTable is a keyed target with two value columns that a change event
@@ -220,21 +221,26 @@ CREATE TRIGGER log_touch BEFORE INSERT OR UPDATE OR DELETE ON docs FOR EACH ROW 
 			// nothing, and none is a delete (under PolicyIgnore marks do
 			// not matter).
 			// Each key's pass: plain keys (no delete; under PolicyUpdate
-			// a winner that marks nothing) and keys only deleted (no
-			// upsert after their last delete) by a statement each, in
-			// key order; the others in the loop, in key order, after
-			// both. Unclaimed, every key is the loop's.
+			// a winner that marks nothing), keys only deleted (no upsert
+			// after their last delete), and under PolicyUpdate keys with
+			// one upsert, marking a column (stored ones updated, the
+			// others inserted) by a statement each, in key order; the
+			// others in the loop, in key order, after all of them.
+			// Unclaimed, every key is the loop's. Keys 0-49 are stored.
 			const (
 				passPlain = iota
 				passDelete
+				passMarkedUpdate
+				passMarkedInsert
 				passLoop
 			)
-			deleted, upsertAfter, lastMarks := map[int64]bool{}, map[int64]bool{}, map[int64]uint64{}
+			deleted, upsertAfter, lastMarks, upserts := map[int64]bool{}, map[int64]bool{}, map[int64]uint64{}, map[int64]int{}
 			for _, ch := range cs {
 				if ch.op == RowDelete {
 					deleted[ch.id], upsertAfter[ch.id] = true, false
 				} else {
 					upsertAfter[ch.id], lastMarks[ch.id] = true, ch.unchanged
+					upserts[ch.id]++
 				}
 			}
 			pass := map[int64]int{}
@@ -246,6 +252,10 @@ CREATE TRIGGER log_touch BEFORE INSERT OR UPDATE OR DELETE ON docs FOR EACH ROW 
 					pass[id] = passPlain
 				case !upsertAfter[id]:
 					pass[id] = passDelete
+				case p == PolicyUpdate && !deleted[id] && upserts[id] == 1 && id < 50:
+					pass[id] = passMarkedUpdate
+				case p == PolicyUpdate && !deleted[id] && upserts[id] == 1:
+					pass[id] = passMarkedInsert
 				default:
 					pass[id] = passLoop
 				}
@@ -269,12 +279,13 @@ CREATE TRIGGER log_touch BEFORE INSERT OR UPDATE OR DELETE ON docs FOR EACH ROW 
 				switch {
 				case id < prev:
 					t.Fatalf("key %s (%s) touched after key %d: %v", r[0], r[1], prev, got)
-				case cur == passPlain && r[1] == "DELETE", cur == passDelete && r[1] != "DELETE":
+				case cur == passPlain && r[1] == "DELETE", cur == passDelete && r[1] != "DELETE",
+					cur == passMarkedUpdate && r[1] != "UPDATE", cur == passMarkedInsert && r[1] != "INSERT":
 					t.Fatalf("key %s: %s in pass %d: %v", r[0], r[1], cur, got)
 				}
 				prev = id
 			}
-			if tc.claimed && len(done) != 3 {
+			if want := map[Policy]int{PolicyIgnore: 3, PolicyUpdate: 5}[p]; tc.claimed && len(done) != want {
 				t.Fatalf("passes %v: the batch did not test every pass", done)
 			}
 		})
@@ -812,9 +823,14 @@ func TestOpsConcurrentWriters(t *testing.T) {
 	for _, tc := range []struct {
 		p       Policy
 		claimed bool
-	}{{PolicyIgnore, true}, {PolicyUpdate, true}, {PolicyIgnore, false}, {PolicyUpdate, false}} {
+		// instances: each writer has a KeyFilter of its own, as the
+		// instances of a group do; their batches claim keys but never
+		// wait for each other, and may deadlock (retried).
+		instances bool
+	}{{PolicyIgnore, true, false}, {PolicyUpdate, true, false}, {PolicyIgnore, false, false}, {PolicyUpdate, false, false},
+		{PolicyIgnore, true, true}, {PolicyUpdate, true, true}} {
 		p := tc.p
-		t.Run(fmt.Sprintf("%s/claimed=%v", p, tc.claimed), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/claimed=%v/instances=%v", p, tc.claimed, tc.instances), func(t *testing.T) {
 			var seen *KeyFilter
 			if tc.claimed {
 				// One process: its writers share the table's KeyFilter.
@@ -841,6 +857,9 @@ func TestOpsConcurrentWriters(t *testing.T) {
 					}()
 					rng := rand.New(rand.NewPCG(uint64(cl.Partition), 2))
 					d := &docsWriter{t: t, w: w, tbl: tbl, part: cl.Partition, epoch: cl.Epoch, next: -1, base: int64(cl.Partition) << 20, seen: seen}
+					if tc.instances {
+						d.seen = NewKeyFilter(0)
+					}
 					for range batches {
 						var cs []change
 						plain := rng.IntN(4) == 0
@@ -898,13 +917,13 @@ func TestOpsConcurrentWriters(t *testing.T) {
 			if deleted == 0 {
 				t.Error("nothing was deleted")
 			}
-			if deadlocks != 0 {
+			if deadlocks != 0 && !tc.instances {
 				t.Errorf("%d transactions deadlocked", deadlocks)
 			}
-			if tc.claimed && waits == 0 {
+			if tc.claimed && !tc.instances && waits == 0 {
 				t.Error("no batch waited for another that claimed its keys first: the test did not make writers share keys")
 			}
-			t.Logf("%d transactions retried, %d waited for another, %d rows deleted", retried, waits, deleted)
+			t.Logf("%d transactions retried (%d deadlocked), %d waited for another, %d rows deleted", retried, deadlocks, waits, deleted)
 		})
 	}
 }
@@ -944,5 +963,58 @@ func TestOpsOddNames(t *testing.T) {
 	want := [][]string{{"1", "d2", "s", "c2", "5"}, {"2", "d", "s", "c", "2"}, {"3", "d", "s", "c", "3"}}
 	if !reflect.DeepEqual(got, want) || res.Deleted != 1 || res.Affected != 1 {
 		t.Errorf("rows %v, want %v; result %+v", got, want, res)
+	}
+}
+
+// TestOpsInstancesInsertMarkedKey: two instances (each its own KeyFilter)
+// write one new key at once. A inserts it and pauses before COMMIT. B's
+// claimed batch marks a column of the same key, which it finds not
+// stored, so its INSERT waits for A and fails with a unique violation
+// once A commits: B reruns unclaimed, and its loop updates A's row,
+// keeping the marked column.
+func TestOpsInstancesInsertMarkedKey(t *testing.T) {
+	t.Parallel()
+	tbl := docsTable("docs", PolicyUpdate)
+	url, c, claims := setup(t, 2, tbl)
+	a := &docsWriter{t: t, w: newWriter(t, url), tbl: tbl, epoch: claims[0].Epoch, next: -1, seen: NewKeyFilter(0)}
+	b := &docsWriter{t: t, w: newWriter(t, url), tbl: tbl, part: 1, epoch: claims[1].Epoch, next: -1, base: 1000, seen: NewKeyFilter(0)}
+	release, resultA := pausedWrite(t, a.w, a.batch(up(7, "a", "a")))
+	type out struct {
+		res Result
+		err error
+	}
+	done := make(chan out, 1)
+	go func() {
+		// Without DeadLetterFor a row-level error would end the Write:
+		// the rerun must not take the unique violation for a bad row.
+		bb := b.batch(keep(7, "", "b", keepA))
+		bb.DeadLetterFor = nil
+		res, err := b.w.Write(testCtx(t), bb)
+		done <- out{res, err}
+	}()
+	for i := 0; queryInt(t, c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") == 0; i++ {
+		select {
+		case o := <-done:
+			t.Fatalf("B ended while A held its key uncommitted: %+v %v", o.res, o.err)
+		default:
+		}
+		if i == 500 {
+			t.Fatal("B never waited for A's insert")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	release(nil)
+	if _, err := resultA(); err != nil {
+		t.Fatal(err)
+	}
+	o := <-done
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	if o.res.Attempts != 2 || o.res.Affected != 1 {
+		t.Errorf("B: %+v (want a rerun that updated one row)", o.res)
+	}
+	if got := dump(t, a, "docs"); got != "7=a,b" {
+		t.Errorf("rows %s, want 7=a,b", got)
 	}
 }
