@@ -90,10 +90,16 @@ import (
 // that fell back to the merge, a fan-out table's batch) walk every key in
 // the loop, in the one key order. Instances of a group that share keys
 // (a keyed change topic does not) may deadlock; PostgreSQL ends one of
-// the transactions and Write retries it. Measured with `sluice bench
-// --workload cdc` (1,000,000 change records, two runs of each build,
-// alternating): PostgreSQL's CPU during the drain 9.3-9.8 s before, 7.7 s
-// after; the drain 6.0-6.5 s before, 5.1-5.2 s after.
+// the transactions and Write retries it, and that Writer leaves its next
+// change batches of the table to the loop alone for a while (splitOff in
+// writer.go). Measured with `sluice bench --workload cdc` (1,000,000
+// change records, three runs of each build, alternating): PostgreSQL's CPU
+// during the drain 8.1-9.7 s with the loop alone, 6.3-6.7 s with both
+// statements; the drain 5.2-6.3 s, then 4.3-4.5 s. A third pair of
+// statements for the keys with one upsert that marks columns (an UPDATE
+// of the stored ones, an INSERT of the others) did not pay: about 1,500
+// of 36,000 keys per batch in that workload, and each statement's scan of
+// the resolved keys (~7 ms) cost what the loop saved.
 //
 // Applying a batch in seq ranges one after another (the careful rerun,
 // careful.go) gives the same rows as applying it whole: a later range's
@@ -272,13 +278,6 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 		b.WriteString(") AS plain")
 	}
 	b.WriteString(", ($3 AND d." + seq + " IS NOT NULL AND w." + seq + " IS NULL) AS delonly")
-	// marked: under PolicyUpdate, the key has no delete and one upsert,
-	// which marks a column.
-	if update {
-		b.WriteString(", ($3 AND d." + seq + " IS NULL AND w." + wmask + " <> 0 AND w." + rank + " = 1 AND w." + oldest + ") AS marked")
-	} else {
-		b.WriteString(", false AS marked")
-	}
 	for i, c := range cols {
 		n := pgx.Identifier{c}.Sanitize()
 		if isKeyColumn(t, c) {
@@ -341,65 +340,22 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 			b.WriteString(" WHERE t." + off + " < EXCLUDED." + off + " OR t." + off + " IS NULL")
 		}
 	}
-	// matchK matches alias's key with k's.
-	matchK := func(alias string) string {
-		var m strings.Builder
-		for _, k := range t.Key {
-			i := slices.Index(cols, k)
-			m.WriteString(" AND " + alias + "." + pgx.Identifier{k}.Sanitize() + " = k.c" + strconv.Itoa(i) + casts[i])
-		}
-		return m.String()
-	}
 	// The keys that are only deleted, by one statement.
-	b.WriteString(" RETURNING 1),\nmd AS (DELETE FROM " + t.ident() + " AS t USING k WHERE k.delonly" + matchK("t"))
+	b.WriteString(" RETURNING 1),\nmd AS (DELETE FROM " + t.ident() + " AS t USING k WHERE k.delonly")
+	for _, k := range t.Key {
+		i := slices.Index(cols, k)
+		b.WriteString(" AND t." + pgx.Identifier{k}.Sanitize() + " = k.c" + strconv.Itoa(i) + casts[i])
+	}
 	if off != "" {
 		b.WriteString(" AND (t." + off + " < k.del_off OR t." + off + " IS NULL OR k.del_off IS NULL)")
 	}
-	b.WriteString(" RETURNING 1)")
-	// The marked keys: their stored rows updated, marked columns kept, by
-	// one UPDATE; the keys not stored inserted as sent by one INSERT.
-	// Both read the target as the statement began, so a row the UPDATE
-	// changed is not inserted; a key another instance inserts meanwhile
-	// fails the INSERT (23505), and Write reruns the batch unclaimed.
-	counts := "(SELECT count(*) FROM p) AS plain_n, (SELECT count(*) FROM md) AS del_n"
-	if update {
-		b.WriteString(",\nmu AS (UPDATE " + t.ident() + " AS t SET ")
-		j := 0
-		for i, c := range cols {
-			if isKeyColumn(t, c) {
-				continue
-			}
-			if j > 0 {
-				b.WriteString(", ")
-			}
-			j++
-			n := pgx.Identifier{c}.Sanitize()
-			b.WriteString(n + " = CASE WHEN (k.mask >> " + strconv.Itoa(i) + ") & 1 = 1 THEN t." + n + " ELSE k.c" + strconv.Itoa(i) + " END")
-		}
-		b.WriteString(" FROM k WHERE k.marked" + matchK("t"))
-		if off != "" {
-			i := slices.Index(cols, t.OffsetColumn)
-			b.WriteString(" AND (t." + off + " < k.c" + strconv.Itoa(i) + casts[i] + " OR t." + off + " IS NULL)")
-		}
-		b.WriteString(" RETURNING 1),\nmi AS (INSERT INTO " + t.ident() + " AS t (" + quoteList(cols) + ") SELECT ")
-		for i := range cols {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("k.c" + strconv.Itoa(i))
-		}
-		b.WriteString(" FROM k WHERE k.marked AND NOT EXISTS (SELECT FROM " + t.ident() + " AS t WHERE true" + matchK("t") + ") ORDER BY " + strings.Join(kOrder, ", ") + " RETURNING 1)")
-		counts += ", (SELECT count(*) FROM mu) + (SELECT count(*) FROM mi) AS marked_n"
-	} else {
-		counts += ", 0 AS marked_n"
-	}
-	// One row at least, so that the loop reads the counts even when no
-	// key is left for it.
-	b.WriteString("\nSELECT " + counts + ", x.* FROM (VALUES (1)) AS one (v) LEFT JOIN (SELECT * FROM k WHERE NOT (k.plain OR k.delonly OR k.marked)) AS x ON true\nORDER BY " + strings.Join(xOrder, ", "))
+	// One row at least, so that the loop reads the counts even when every
+	// key is plain or only deleted.
+	b.WriteString(" RETURNING 1)\nSELECT (SELECT count(*) FROM p) AS plain_n, (SELECT count(*) FROM md) AS del_n, x.* FROM (VALUES (1)) AS one (v) LEFT JOIN (SELECT * FROM k WHERE NOT k.plain AND NOT k.delonly) AS x ON true\nORDER BY " + strings.Join(xOrder, ", "))
 	if update {
 		b.WriteString(", x.wrank DESC")
 	}
-	b.WriteString(queryTag + " USING $1, $2, $3\nLOOP\nIF NOT counted THEN affected := affected + r.plain_n + r.marked_n; deleted := deleted + r.del_n; counted := true; END IF;\nIF r.del IS NULL THEN CONTINUE; END IF;\n")
+	b.WriteString(queryTag + " USING $1, $2, $3\nLOOP\nIF NOT counted THEN affected := affected + r.plain_n; deleted := deleted + r.del_n; counted := true; END IF;\nIF r.del IS NULL THEN CONTINUE; END IF;\n")
 
 	// The key's delete.
 	keyMatch := func() {

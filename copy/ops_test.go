@@ -221,26 +221,21 @@ CREATE TRIGGER log_touch BEFORE INSERT OR UPDATE OR DELETE ON docs FOR EACH ROW 
 			// nothing, and none is a delete (under PolicyIgnore marks do
 			// not matter).
 			// Each key's pass: plain keys (no delete; under PolicyUpdate
-			// a winner that marks nothing), keys only deleted (no upsert
-			// after their last delete), and under PolicyUpdate keys with
-			// one upsert, marking a column (stored ones updated, the
-			// others inserted) by a statement each, in key order; the
-			// others in the loop, in key order, after all of them.
-			// Unclaimed, every key is the loop's. Keys 0-49 are stored.
+			// a winner that marks nothing) and keys only deleted (no
+			// upsert after their last delete) by a statement each, in
+			// key order; the others in the loop, in key order, after
+			// both. Unclaimed, every key is the loop's.
 			const (
 				passPlain = iota
 				passDelete
-				passMarkedUpdate
-				passMarkedInsert
 				passLoop
 			)
-			deleted, upsertAfter, lastMarks, upserts := map[int64]bool{}, map[int64]bool{}, map[int64]uint64{}, map[int64]int{}
+			deleted, upsertAfter, lastMarks := map[int64]bool{}, map[int64]bool{}, map[int64]uint64{}
 			for _, ch := range cs {
 				if ch.op == RowDelete {
 					deleted[ch.id], upsertAfter[ch.id] = true, false
 				} else {
 					upsertAfter[ch.id], lastMarks[ch.id] = true, ch.unchanged
-					upserts[ch.id]++
 				}
 			}
 			pass := map[int64]int{}
@@ -252,10 +247,6 @@ CREATE TRIGGER log_touch BEFORE INSERT OR UPDATE OR DELETE ON docs FOR EACH ROW 
 					pass[id] = passPlain
 				case !upsertAfter[id]:
 					pass[id] = passDelete
-				case p == PolicyUpdate && !deleted[id] && upserts[id] == 1 && id < 50:
-					pass[id] = passMarkedUpdate
-				case p == PolicyUpdate && !deleted[id] && upserts[id] == 1:
-					pass[id] = passMarkedInsert
 				default:
 					pass[id] = passLoop
 				}
@@ -279,13 +270,12 @@ CREATE TRIGGER log_touch BEFORE INSERT OR UPDATE OR DELETE ON docs FOR EACH ROW 
 				switch {
 				case id < prev:
 					t.Fatalf("key %s (%s) touched after key %d: %v", r[0], r[1], prev, got)
-				case cur == passPlain && r[1] == "DELETE", cur == passDelete && r[1] != "DELETE",
-					cur == passMarkedUpdate && r[1] != "UPDATE", cur == passMarkedInsert && r[1] != "INSERT":
+				case cur == passPlain && r[1] == "DELETE", cur == passDelete && r[1] != "DELETE":
 					t.Fatalf("key %s: %s in pass %d: %v", r[0], r[1], cur, got)
 				}
 				prev = id
 			}
-			if want := map[Policy]int{PolicyIgnore: 3, PolicyUpdate: 5}[p]; tc.claimed && len(done) != want {
+			if tc.claimed && len(done) != 3 {
 				t.Fatalf("passes %v: the batch did not test every pass", done)
 			}
 		})
@@ -966,55 +956,73 @@ func TestOpsOddNames(t *testing.T) {
 	}
 }
 
-// TestOpsInstancesInsertMarkedKey: two instances (each its own KeyFilter)
-// write one new key at once. A inserts it and pauses before COMMIT. B's
-// claimed batch marks a column of the same key, which it finds not
-// stored, so its INSERT waits for A and fails with a unique violation
-// once A commits: B reruns unclaimed, and its loop updates A's row,
-// keeping the marked column.
-func TestOpsInstancesInsertMarkedKey(t *testing.T) {
+// TestOpsSplitDeadlockBacksOff: two instances (each its own KeyFilter)
+// whose batches share keys deadlock once their plain passes have locked a
+// key the other's loop wants. PostgreSQL ends one; its Writer retries it
+// with every key in the loop and leaves its next change batch there too.
+func TestOpsSplitDeadlockBacksOff(t *testing.T) {
 	t.Parallel()
 	tbl := docsTable("docs", PolicyUpdate)
+	tbl.OffsetColumn = "" // offsets of different partitions do not compare
 	url, c, claims := setup(t, 2, tbl)
 	a := &docsWriter{t: t, w: newWriter(t, url), tbl: tbl, epoch: claims[0].Epoch, next: -1, seen: NewKeyFilter(0)}
 	b := &docsWriter{t: t, w: newWriter(t, url), tbl: tbl, part: 1, epoch: claims[1].Epoch, next: -1, base: 1000, seen: NewKeyFilter(0)}
-	release, resultA := pausedWrite(t, a.w, a.batch(up(7, "a", "a")))
+	mustExec(t, c, "INSERT INTO docs VALUES (0, 's', 's', NULL), (1, 's', 's', NULL), (2, 's', 's', NULL)")
+	// Key 0 is held by a third transaction, so both batches lock their
+	// plain key (A: 1, B: 2) and wait for 0 in their loops; once 0 is
+	// free, A's loop wants 2 and B's wants 1.
+	hold := connect(t, url)
+	mustExec(t, hold, "BEGIN; SELECT FROM docs WHERE id = 0 FOR UPDATE")
 	type out struct {
 		res Result
 		err error
 	}
-	done := make(chan out, 1)
-	go func() {
-		// Without DeadLetterFor a row-level error would end the Write:
-		// the rerun must not take the unique violation for a bad row.
-		bb := b.batch(keep(7, "", "b", keepA))
-		bb.DeadLetterFor = nil
-		res, err := b.w.Write(testCtx(t), bb)
-		done <- out{res, err}
-	}()
-	for i := 0; queryInt(t, c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") == 0; i++ {
-		select {
-		case o := <-done:
-			t.Fatalf("B ended while A held its key uncommitted: %+v %v", o.res, o.err)
-		default:
-		}
+	done := make(chan out, 2)
+	for _, x := range []struct {
+		d  *docsWriter
+		cs []change
+	}{
+		{a, []change{up(1, "a", "a"), del(0), up(0, "a", "a"), del(2), up(2, "a", "a")}},
+		{b, []change{up(2, "b", "b"), del(0), up(0, "b", "b"), del(1), up(1, "b", "b")}},
+	} {
+		batch := x.d.batch(x.cs...)
+		go func() {
+			res, err := x.d.w.Write(testCtx(t), batch)
+			done <- out{res, err}
+		}()
+	}
+	for i := 0; queryInt(t, c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") < 2; i++ {
 		if i == 500 {
-			t.Fatal("B never waited for A's insert")
+			t.Fatal("the batches never both waited for key 0")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	release(nil)
-	if _, err := resultA(); err != nil {
-		t.Fatal(err)
+	mustExec(t, hold, "COMMIT")
+	for range 2 {
+		if o := <-done; o.err != nil {
+			t.Fatal(o.err)
+		}
 	}
-	o := <-done
-	if o.err != nil {
-		t.Fatal(o.err)
+	a.next, b.next = 5, 1005
+	var loser *docsWriter
+	switch {
+	case a.w.hooks.conflicts == 1 && b.w.hooks.conflicts == 0:
+		loser = a
+	case b.w.hooks.conflicts == 1 && a.w.hooks.conflicts == 0:
+		loser = b
+	default:
+		t.Fatalf("deadlocks: A %d, B %d; want one", a.w.hooks.conflicts, b.w.hooks.conflicts)
 	}
-	if o.res.Attempts != 2 || o.res.Affected != 1 {
-		t.Errorf("B: %+v (want a rerun that updated one row)", o.res)
+	if n := queryInt(t, c, "SELECT count(*) FROM docs"); n != 3 {
+		t.Fatalf("%d rows, want 3", n)
 	}
-	if got := dump(t, a, "docs"); got != "7=a,b" {
-		t.Errorf("rows %s, want 7=a,b", got)
+	// The loser's next change batch goes through the loop alone; the
+	// winner's is split as before.
+	if res := loser.write(del(5), up(6, "x", "x")); res.split {
+		t.Errorf("the batch after a deadlock was split: %+v", res)
+	}
+	winner := map[*docsWriter]*docsWriter{a: b, b: a}[loser]
+	if res := winner.write(del(7), up(8, "x", "x")); !res.split {
+		t.Errorf("the other instance's batch was not split: %+v", res)
 	}
 }

@@ -189,13 +189,14 @@ type tableState struct {
 	// failure (up to maxPenalty) and halves with each optimistic success.
 	skip, penalty int
 	// Back-off of the ops batches' plain keys first (ops.go): a claimed
-	// ops batch that met another instance's transaction on its keys (a
-	// deadlock, or a unique violation of a key it inserted) leaves the
-	// next splitOff ops batches to the loop alone, which takes keys in
-	// the one order every unsplit batch does; splitPenalty doubles with
-	// each such failure (up to maxPenalty) and halves with each split
-	// batch that commits.
+	// ops batch that deadlocked with another instance's transaction is
+	// retried, and the table's next splitOff batches are written, with
+	// every key in the loop, which takes keys in the one order every
+	// unsplit batch does (unsplit: the current Write); splitPenalty
+	// doubles with each such deadlock (up to maxPenalty) and halves with
+	// each split batch that commits.
 	splitOff, splitPenalty int
+	unsplit                bool
 	// chunked counts down the batches whose direct COPY runs in chunks
 	// under savepoints (copyNew): set after a direct batch met a
 	// key another transaction committed since its probe.
@@ -337,6 +338,10 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 	if ts.chunked > 0 {
 		ts.chunked--
 	}
+	ts.unsplit = ts.splitOff > 0
+	if ts.unsplit {
+		ts.splitOff--
+	}
 	directReruns := 0
 	for attempt := 1; ; attempt++ {
 		res, err := w.attempt(ctx, b, ts, m)
@@ -345,17 +350,14 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 			if res.optimistic {
 				ts.penalty /= 2
 			}
-			switch {
-			case res.split:
+			if res.split {
 				ts.splitPenalty /= 2
-			case ts.splitOff > 0 && b.Ops != nil:
-				ts.splitOff--
 			}
 			return res, nil
 		}
-		if res.split && (isConflict(err) || pgCode(err) == "23505") {
+		if res.split && isConflict(err) {
 			ts.splitPenalty = min(2*ts.splitPenalty+1, maxPenalty)
-			ts.splitOff = ts.splitPenalty
+			ts.splitOff, ts.unsplit = ts.splitPenalty, true
 		}
 		if res.Direct && pgCode(err) == "23505" && b.Table.OnConflict == PolicyIgnore {
 			// Another transaction committed one of the keys since the
@@ -414,12 +416,6 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 			// (which orders its keys differently): the staging merge
 			// handles both.
 			m = modeMerge
-			continue
-		case res.split && pgCode(err) == "23505":
-			// A key another instance inserted while a claimed change
-			// batch inserted it too (ops.go, "Plain keys first"): the
-			// batch reruns with every key in the loop (splitOff), whose
-			// statements meet such keys through ON CONFLICT.
 			continue
 		case res.Direct && isRowLevel(err) && b.DeadLetterFor != nil:
 			// A row PostgreSQL refuses: find it under savepoints (careful
@@ -581,7 +577,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 		clear(w.dk.owners)
 		fl, w.dk.contested, w.dk.owners = b.Seen.claim(w.dk.hashes, &w.dk.cb, w.dk.contested[:0], w.dk.owners[:0])
 		defer b.Seen.release(fl)
-		t.split = t.ops != nil && ts.splitOff == 0
+		t.split = t.ops != nil && !ts.unsplit
 		res.split = t.split
 	}
 
