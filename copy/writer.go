@@ -57,14 +57,15 @@ package pgcopy
 // ops stage (same allocations per batch, and times within the noise,
 // before and after it was added).
 //
-// Since claimed ops batches insert their plain keys by one statement
-// (ops.go, "Plain keys first"; -benchtime 20x -count 3, the same batches
-// applied both ways in one run, merge time per batch, 2-vCPU AMD EPYC VM):
+// Since claimed ops batches insert their plain keys and delete their
+// delete-only keys by a statement each (ops.go, "Plain keys first";
+// -benchtime 20x -count 3, the same batches applied both ways in one run,
+// merge time per batch, 2-vCPU AMD EPYC VM):
 //
-//	BenchmarkWriteOps/deletes/loop (every key in the loop)  70-75 ms
-//	BenchmarkWriteOps/deletes/split                         48-52 ms
-//	BenchmarkWriteOps/unchanged/loop                        96-99 ms
-//	BenchmarkWriteOps/unchanged/split                       66-72 ms
+//	BenchmarkWriteOps/deletes/loop (every key in the loop)  77-84 ms
+//	BenchmarkWriteOps/deletes/split                         54-58 ms
+//	BenchmarkWriteOps/unchanged/loop                       101-109 ms
+//	BenchmarkWriteOps/unchanged/split                       66-71 ms
 
 import (
 	"context"
