@@ -402,8 +402,9 @@ func BenchmarkWriteOps(b *testing.B) {
 		claimed bool
 	}{
 		// claimed batches carry a KeyFilter, as the appliance's do: they
-		// insert their plain keys by one statement (ops.go); the loop
-		// ones apply every key in the loop, as unclaimed batches do.
+		// apply their plain and delete-only keys by a statement each
+		// (ops.go); the loop ones apply every key in the loop, as
+		// unclaimed batches do.
 		{"deletes/split", PolicyIgnore, true},
 		{"deletes/loop", PolicyIgnore, false},
 		{"unchanged/split", PolicyUpdate, true},

@@ -29,17 +29,17 @@ import (
 //  2. One call of the session's apply function (a PL/pgSQL function in
 //     pg_temp, created with the stage) resolves each key in one query
 //     (its last delete, and its winner: the first upsert after that delete
-//     under PolicyIgnore, the last under PolicyUpdate), inserts the plain
-//     keys' winners by one statement when the batch claimed its keys
-//     ("Plain keys first", below), and walks the other keys in key order,
-//     the order of the merge's DISTINCT ON (see compile). For
-//     each key it deletes the stored row if the key has a delete (guarded
-//     by the last delete's OffsetColumn, so a replayed older delete cannot
-//     remove a newer row), then inserts the winner with the usual ON
-//     CONFLICT: under PolicyUpdate its marked columns keep the stored
-//     value (CASE on the mask, which EXCLUDED could not carry in a
-//     set-based merge). A key deleted and upserted thus ends up as the
-//     winner inserted afresh, its marked columns as sent.
+//     under PolicyIgnore, the last under PolicyUpdate), applies the plain
+//     keys and the keys only deleted by a statement each when the batch
+//     claimed its keys ("Plain keys first", below), and walks the other
+//     keys in key order, the order of the merge's DISTINCT ON (see
+//     compile). For each key it deletes the stored row if the key has a
+//     delete (guarded by the last delete's OffsetColumn, so a replayed
+//     older delete cannot remove a newer row), then inserts the winner
+//     with the usual ON CONFLICT: under PolicyUpdate its marked columns
+//     keep the stored value (CASE on the mask, which EXCLUDED could not
+//     carry in a set-based merge). A key deleted and upserted thus ends
+//     up as the winner inserted afresh, its marked columns as sent.
 //
 // Under PolicyUpdate a winner with marked columns keeps values that an
 // earlier upsert of its key in the same batch may have set, or, when that
@@ -79,8 +79,8 @@ import (
 // the keys that have a delete and no upsert after it by one DELETE (each
 // in key order, joined by index lookups), before the loop walks the other
 // keys, in key order. Several passes are not one key order: batches
-// sharing keys could deadlock as above.
-// Within the process a claim prevents it. A change-stream table's merged
+// sharing keys could deadlock as above. Within the process a claim
+// prevents it. A change-stream table's merged
 // batches (ops batches and plain ones alike) claim their keys on the
 // table's KeyFilter, as direct batches do (inflight.go), and, once their
 // transaction has begun, wait for the transactions of the batches that
@@ -482,7 +482,8 @@ func isKeyColumn(t *Table, name string) bool {
 
 // applySQL returns the call of the apply function for the staged tuples
 // with seq in [lo, hi], or all of them when whole; split applies the plain
-// keys first, by one statement (only for a batch that claimed its keys).
+// keys and the keys only deleted first, by a statement each (only for a
+// batch that claimed its keys).
 func (o *opsSQL) applySQL(whole bool, lo, hi int64, split bool) string {
 	if whole {
 		return "SELECT deleted, affected FROM " + o.apply + "(NULL, NULL, " + strconv.FormatBool(split) + ")"

@@ -217,9 +217,6 @@ CREATE TRIGGER log_touch BEFORE INSERT OR UPDATE OR DELETE ON docs FOR EACH ROW 
 					cs = append(cs, keep(id, "", "k", keepA))
 				}
 			}
-			// plain[id]: the key's last change is an upsert that marks
-			// nothing, and none is a delete (under PolicyIgnore marks do
-			// not matter).
 			// Each key's pass: plain keys (no delete; under PolicyUpdate
 			// a winner that marks nothing) and keys only deleted (no
 			// upsert after their last delete) by a statement each, in
@@ -805,9 +802,11 @@ func TestOpsTypes(t *testing.T) {
 
 // TestOpsConcurrentWriters runs writers on four partitions whose batches
 // delete and upsert overlapping keys, some keeping stored values, some
-// plain (merged or direct): every Write must succeed, none may deadlock
-// (every path takes its row locks in key order) and every row must be
-// whole.
+// plain (merged or direct): every Write must succeed and every row must be
+// whole. Writers of one process must not deadlock: unclaimed, every path
+// takes its row locks in key order; claimed (one KeyFilter), batches that
+// share keys wait for each other. Writers with a KeyFilter each, as
+// instances have, may deadlock, and Write retries.
 func TestOpsConcurrentWriters(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

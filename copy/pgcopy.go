@@ -46,10 +46,11 @@
 //     then upserting each, so they lock keys in the same order as the
 //     merge; with a KeyFilter the batch claims its keys (inflight.go) and
 //     the function first inserts the keys that have no delete and keep
-//     no column by one statement. They never take the direct path, and neither does a
-//     Batch.Truncate, which TRUNCATEs the target after the compare-and-set
-//     and before the tuples. A delete on a keyless table is refused;
-//     Result.Deleted counts the rows deleted.
+//     no column, and deletes the keys only deleted, by a statement each.
+//     They never take the direct path, and neither does a
+//     Batch.Truncate, which TRUNCATEs the target after the
+//     compare-and-set and before the tuples. A delete on a keyless table
+//     is refused; Result.Deleted counts the rows deleted.
 //   - A stale owner (epoch or next_offset mismatch) gets *FencedError and
 //     nothing is written, dead letters included. A batch already committed
 //     by an earlier Write whose answer was lost is recognised (every range
