@@ -119,7 +119,7 @@ func (w *Writer) mergeCareful(ctx context.Context, t *tx, idx []int, knownBad bo
 		}
 		var sql string
 		if t.ops != nil {
-			sql = savepoint + "; " + t.ops.applySQL(false, lo, hi, false) + "; " + releaseSavepoint
+			sql = savepoint + "; " + t.ops.applySQL(false, lo, hi, false, false) + "; " + releaseSavepoint
 		} else {
 			sql = savepoint + "; " + t.ts.mergeRange[0] + strconv.FormatInt(lo, 10) + " AND " + strconv.FormatInt(hi, 10) +
 				t.ts.mergeRange[1] + "; " + releaseSavepoint

@@ -97,6 +97,13 @@ type directKeys struct {
 	laterHashes []uint64
 	ids         []int32   // of those batches still in flight, scratch
 	cb          claimBufs // the claim's (inflight.go)
+
+	// Every tuple of the batch in key order, each key's in arrival order
+	// (prepare), and what resolveOps makes of them (resolve.go).
+	sorted  []keyEnt
+	opsRows []opsRow
+	surv    []int32
+	res     resolver
 }
 
 // keyEnt is a tuple in the key sort: its key's first eight payload bytes
@@ -257,6 +264,7 @@ func (d *directKeys) prepareWinners(b *Batch, keyFields []int, last bool, guardF
 		}
 		j = r
 	}
+	d.sorted = ents
 	return true
 }
 

@@ -92,10 +92,14 @@ import (
 // (a keyed change topic does not) may deadlock; PostgreSQL ends one of
 // the transactions and Write retries it, and that Writer leaves its next
 // change batches of the table to the loop alone for a while (splitOff in
-// writer.go). Measured with `sluice bench --workload cdc` (1,000,000
-// change records, three runs of each build, alternating): PostgreSQL's CPU
-// during the drain 8.1-9.7 s with the loop alone, 6.3-6.7 s with both
-// statements; the drain 5.2-6.3 s, then 4.3-4.5 s. A third pair of
+// writer.go). A claimed batch whose key columns compare by their bytes
+// (resolve.go) is resolved by the writer, and the key query reads the
+// rows it staged and their roles instead of finding them. Measured with
+// `sluice bench --workload cdc` (1,000,000 change records, three runs of
+// each build, alternating): PostgreSQL's CPU during the drain 8.1-9.7 s
+// with the loop alone, 6.3-6.7 s with both statements; the drain 5.2-6.3
+// s, then 4.3-4.5 s (bench/README.md, "Change streams", has the
+// resolved batches' figures). A third pair of
 // statements for the keys with one upsert that marks columns (an UPDATE
 // of the stored ones, an INSERT of the others) did not pay: about 1,500
 // of 36,000 keys per batch in that workload, and each statement's scan of
@@ -134,6 +138,13 @@ func (o RowOp) String() string {
 const (
 	opColumn        = "sluice_op"
 	unchangedColumn = "sluice_unchanged"
+	// A batch whose keys the writer resolved (resolve.go) stages only
+	// the rows the apply function uses, each with its role (roleDel …),
+	// the guard of its key's last delete and its rank among its key's
+	// rows; NULL in batches the function resolves.
+	roleColumn   = "sluice_role"
+	delOffColumn = "sluice_del_off"
+	rankColumn   = "sluice_key_rank"
 )
 
 // MaxUnchangedColumns is the number of columns Batch.Unchanged can mark:
@@ -195,8 +206,13 @@ func (b *Batch) changes() (deletes, keeps bool) {
 type opsSQL struct {
 	stage  string // quoted pg_temp name
 	create string // CREATE TEMP TABLE and CREATE FUNCTION … of the stage
-	copy   string // COPY into the stage: seq, op, unchanged, columns
+	copy   string // COPY into the stage: seq, op, unchanged, role, del_off, rank, columns
 	apply  string // the quoted pg_temp name of the apply function
+	// resolved says the apply function can take batches the writer
+	// resolved (not when a column name holds the key query's quote).
+	resolved bool
+	// update: PolicyUpdate with columns outside the key.
+	update bool
 }
 
 // newOpsSQL builds the ops stage for t staged as stageName, its columns of
@@ -213,12 +229,13 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 	unch := pgx.Identifier{unchangedColumn}.Sanitize()
 	var b strings.Builder
 	b.WriteString("CREATE TEMP TABLE IF NOT EXISTS " + pgx.Identifier{stageName}.Sanitize() + " (" +
-		seq + " int8 NOT NULL, " + op + " int2 NOT NULL, " + unch + " int8 NOT NULL")
+		seq + " int8 NOT NULL, " + op + " int2 NOT NULL, " + unch + " int8 NOT NULL, " +
+		pgx.Identifier{roleColumn}.Sanitize() + " int2, " + pgx.Identifier{delOffColumn}.Sanitize() + " int8, " + pgx.Identifier{rankColumn}.Sanitize() + " int8")
 	for i, c := range t.Columns {
 		b.WriteString(", " + pgx.Identifier{c.Name}.Sanitize() + " " + stageTypes[i])
 	}
 	b.WriteString(") ON COMMIT DELETE ROWS; ")
-	o.copy = "COPY " + o.stage + " (" + quoteList(append([]string{seqColumn, opColumn, unchangedColumn}, t.columnNames()...)) + ") FROM STDIN (FORMAT binary)"
+	o.copy = "COPY " + o.stage + " (" + quoteList(append([]string{seqColumn, opColumn, unchangedColumn, roleColumn, delOffColumn, rankColumn}, t.columnNames()...)) + ") FROM STDIN (FORMAT binary)"
 
 	cols := t.columnNames()
 	keys := quoteList(t.Key)
@@ -255,8 +272,17 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 	// upserts after its last delete applied first, oldest first (see
 	// above); they are not counted as affected rows.
 	update := t.OnConflict == PolicyUpdate && len(t.Columns) > len(t.Key)
+	o.update = update
 	rank, oldest, wmask := freeName(cols, "sluice_rank"), freeName(cols, "sluice_oldest"), freeName(cols, "sluice_winner_mask")
-	b.WriteString("#variable_conflict use_column\nDECLARE r record; n int8; counted bool := false;\nBEGIN\ndeleted := 0; affected := 0;\nFOR r IN EXECUTE " + queryTag + "WITH k AS MATERIALIZED (SELECT d." + seq + " IS NOT NULL AS del, ")
+	// A resolved batch's rows are a plain scan of the stage, whose size
+	// the planner then sees: the DELETE of the keys only deleted would
+	// hash the whole target rather than look its keys up. Hash and merge
+	// joins are off while such a batch is applied (nothing in it wants
+	// them), and restored after.
+	b.WriteString("#variable_conflict use_column\nDECLARE r record; n int8; counted bool := false; hj text := current_setting('enable_hashjoin'); mj text := current_setting('enable_mergejoin');\nBEGIN\ndeleted := 0; affected := 0;\n" +
+		"IF resolved THEN PERFORM set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true); END IF;\nFOR r IN EXECUTE ")
+	mark := b.Len()
+	b.WriteString("WITH k AS MATERIALIZED (SELECT d." + seq + " IS NOT NULL AS del, ")
 	if off != "" {
 		b.WriteString("d.sluice_off AS del_off, ")
 	}
@@ -311,6 +337,7 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 	}
 	// The plain keys' winners are inserted by one statement, in key
 	// order, before the loop walks the other keys (see above).
+	restStart := b.Len()
 	var kOrder, xOrder []string
 	for _, k := range t.Key {
 		f := "c" + strconv.Itoa(slices.Index(cols, k))
@@ -355,7 +382,29 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 	if update {
 		b.WriteString(", x.wrank DESC")
 	}
-	b.WriteString(queryTag + " USING $1, $2, $3\nLOOP\nIF NOT counted THEN affected := affected + r.plain_n; deleted := deleted + r.del_n; counted := true; END IF;\nIF r.del IS NULL THEN CONTINUE; END IF;\n")
+	// The same statements over a batch the writer resolved: its rows and
+	// their roles are staged as the key query would return them.
+	role := "s." + pgx.Identifier{roleColumn}.Sanitize()
+	var kr strings.Builder
+	kr.WriteString("WITH k AS MATERIALIZED (SELECT (" + role + " & " + strconv.Itoa(roleDel) + ") <> 0 AS del, ")
+	if off != "" {
+		kr.WriteString("s." + pgx.Identifier{delOffColumn}.Sanitize() + " AS del_off, ")
+	}
+	kr.WriteString("(" + role + " & " + strconv.Itoa(roleWin) + ") <> 0 AS win, s." + unch + " AS mask, (" + role + " & " + strconv.Itoa(roleFirst) + ") <> 0 AS first, (" +
+		role + " & " + strconv.Itoa(roleLast) + ") <> 0 AS last, (" + role + " & " + strconv.Itoa(rolePlain) + ") <> 0 AS plain")
+	if update {
+		kr.WriteString(", s." + pgx.Identifier{rankColumn}.Sanitize() + " AS wrank")
+	}
+	kr.WriteString(", (" + role + " & " + strconv.Itoa(roleDelOnly) + ") <> 0 AS delonly")
+	for i, c := range cols {
+		kr.WriteString(", s." + pgx.Identifier{c}.Sanitize() + " AS c" + strconv.Itoa(i))
+	}
+	kr.WriteString(" FROM " + o.stage + " AS s)")
+	all := b.String()
+	q, rest := all[mark:], all[restStart:]
+	b.Reset()
+	b.WriteString(all[:mark] + "CASE WHEN resolved THEN " + queryTag + kr.String() + rest + queryTag + " ELSE " + queryTag + q + queryTag + " END")
+	b.WriteString(" USING $1, $2, $3\nLOOP\nIF NOT counted THEN affected := affected + r.plain_n; deleted := deleted + r.del_n; counted := true; END IF;\nIF r.del IS NULL THEN CONTINUE; END IF;\n")
 
 	// The key's delete.
 	keyMatch := func() {
@@ -428,13 +477,16 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 			b.WriteString(" WHERE t." + off + " < EXCLUDED." + off + " OR t." + off + " IS NULL")
 		}
 	}
-	b.WriteString(";\nGET DIAGNOSTICS n = ROW_COUNT; IF r.last THEN affected := affected + n; END IF;\nEND IF;\nEND LOOP;\nEND\n")
+	b.WriteString(";\nGET DIAGNOSTICS n = ROW_COUNT; IF r.last THEN affected := affected + n; END IF;\nEND IF;\nEND LOOP;\n" +
+		"IF resolved THEN PERFORM set_config('enable_hashjoin', hj, true), set_config('enable_mergejoin', mj, true); END IF;\nEND\n")
 	body := b.String()
-	if strings.Count(body, queryTag) != 2 {
-		// A column name holds the query's quote: plan it with the
-		// function instead (the same query, planned once per session).
-		body = strings.Replace(body, "EXECUTE "+queryTag, "", 1)
-		body = strings.Replace(body, queryTag+" USING $1, $2, $3", "", 1)
+	o.resolved = strings.Count(body, queryTag) == 4
+	if !o.resolved {
+		// A column name holds the query's quote: plan the function's
+		// own key query with the function instead (the same query,
+		// planned once per session).
+		i, j := strings.Index(body, "EXECUTE CASE"), strings.Index(body, " USING $1, $2, $3")
+		body = body[:i] + q + body[j+len(" USING $1, $2, $3"):]
 	}
 	// The dollar quote must not occur in the body (a column name may hold
 	// anything).
@@ -442,7 +494,7 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 	for i := 0; strings.Contains(body, tag); i++ {
 		tag = "$sluice_apply" + strconv.Itoa(i) + "$"
 	}
-	o.create = stageDDL + "CREATE OR REPLACE FUNCTION " + o.apply + "(lo int8, hi int8, split bool, OUT deleted int8, OUT affected int8) LANGUAGE plpgsql AS " +
+	o.create = stageDDL + "CREATE OR REPLACE FUNCTION " + o.apply + "(lo int8, hi int8, split bool, resolved bool, OUT deleted int8, OUT affected int8) LANGUAGE plpgsql AS " +
 		tag + "\n" + body + tag
 	return o
 }
@@ -483,12 +535,14 @@ func isKeyColumn(t *Table, name string) bool {
 // applySQL returns the call of the apply function for the staged tuples
 // with seq in [lo, hi], or all of them when whole; split applies the plain
 // keys and the keys only deleted first, by a statement each (only for a
-// batch that claimed its keys).
-func (o *opsSQL) applySQL(whole bool, lo, hi int64, split bool) string {
-	if whole {
-		return "SELECT deleted, affected FROM " + o.apply + "(NULL, NULL, " + strconv.FormatBool(split) + ")"
+// batch that claimed its keys); resolved says the writer resolved the
+// whole batch's keys and staged their rows with their roles (resolve.go).
+func (o *opsSQL) applySQL(whole bool, lo, hi int64, split, resolved bool) string {
+	args := "NULL, NULL"
+	if !whole {
+		args = strconv.FormatInt(lo, 10) + ", " + strconv.FormatInt(hi, 10)
 	}
-	return "SELECT deleted, affected FROM " + o.apply + "(" + strconv.FormatInt(lo, 10) + ", " + strconv.FormatInt(hi, 10) + ", " + strconv.FormatBool(split) + ")"
+	return "SELECT deleted, affected FROM " + o.apply + "(" + args + ", " + strconv.FormatBool(split) + ", " + strconv.FormatBool(resolved) + ")"
 }
 
 // countApplied adds the counts an apply call returned to t.
@@ -530,7 +584,7 @@ func (w *Writer) createOps(ctx context.Context, conn *pgconn.PgConn, st *tableSt
 // apply function.
 func (w *Writer) mergeOps(ctx context.Context, t *tx) error {
 	w.roundTrip()
-	r := t.conn.ExecParams(ctx, t.ops.applySQL(true, 0, 0, t.split), nil, nil, nil, nil).Read()
+	r := t.conn.ExecParams(ctx, t.ops.applySQL(true, 0, 0, t.split, t.resolved), nil, nil, nil, nil).Read()
 	if r.Err != nil {
 		return r.Err
 	}
@@ -539,21 +593,30 @@ func (w *Writer) mergeOps(ctx context.Context, t *tx) error {
 
 // opsReader streams tuples [lo, hi) of a keyed batch into the ops stage,
 // framed by the binary COPY header and trailer: each tuple's field count
-// plus two, its seq field, its op (int2) and unchanged mask (int8) fields,
-// then the rest of the tuple. It holds no copy of the tuples: the caller
-// must keep them unchanged until copyFrom returns. A tuple without a seq
-// field is sent as it is, for COPY to reject by its line.
+// plus five, its seq field, its op (int2), unchanged mask (int8), role
+// (int2), its key's last delete's guard (int8) and rank (int8) fields,
+// then the rest of the tuple; the last three are NULL unless the reader
+// streams the rows of a resolved batch (resetRows). It holds no copy of
+// the tuples: the caller must keep them unchanged until copyFrom returns.
+// A tuple without a seq field is sent as it is, for COPY to reject by its
+// line.
 type opsReader struct {
 	b      *Batch
 	i, hi  int
-	phase  int // 0 header, 1 tuples, 2 trailer, 3 done
+	rows   []opsRow // when set, the tuples streamed, i and hi index it
+	phase  int      // 0 header, 1 tuples, 2 trailer, 3 done
 	inRow  bool
-	prefix [2 + seqFieldBytes + 4 + 2 + 4 + 8]byte
+	prefix [2 + seqFieldBytes + 4 + 2 + 4 + 8 + 4 + 2 + 4 + 8 + 4 + 8]byte
 	cur    []byte
 }
 
 func (r *opsReader) reset(b *Batch, lo, hi int) {
 	*r = opsReader{b: b, i: lo, hi: hi}
+}
+
+// resetRows streams rows, in their order, with their roles.
+func (r *opsReader) resetRows(b *Batch, rows []opsRow) {
+	*r = opsReader{b: b, hi: len(rows), rows: rows}
 }
 
 func (r *opsReader) advance() bool {
@@ -568,7 +631,11 @@ func (r *opsReader) advance() bool {
 			return true
 		}
 		b := r.b
-		s, e := b.start(r.i), b.Ends[r.i]
+		ti := r.i
+		if r.rows != nil {
+			ti = int(r.rows[r.i].i)
+		}
+		s, e := b.start(ti), b.Ends[ti]
 		const rest = 2 + seqFieldBytes
 		if e-s < rest || binary.BigEndian.Uint32(b.Data[s+2:]) != 8 {
 			r.cur = b.Data[s:e]
@@ -577,20 +644,42 @@ func (r *opsReader) advance() bool {
 		}
 		if !r.inRow {
 			p := r.prefix[:0]
-			p = binary.BigEndian.AppendUint16(p, binary.BigEndian.Uint16(b.Data[s:])+2)
+			p = binary.BigEndian.AppendUint16(p, binary.BigEndian.Uint16(b.Data[s:])+5)
 			p = append(p, b.Data[s+2:s+rest]...)
 			var op RowOp
 			if b.Ops != nil {
-				op = b.Ops[r.i]
+				op = b.Ops[ti]
 			}
 			p = binary.BigEndian.AppendUint32(p, 2)
 			p = binary.BigEndian.AppendUint16(p, uint16(op))
 			var u uint64
 			if b.Unchanged != nil {
-				u = b.Unchanged[r.i]
+				u = b.Unchanged[ti]
 			}
 			p = binary.BigEndian.AppendUint32(p, 8)
 			p = binary.BigEndian.AppendUint64(p, u)
+			const null = 0xFFFFFFFF
+			if r.rows == nil {
+				p = binary.BigEndian.AppendUint32(p, null)
+				p = binary.BigEndian.AppendUint32(p, null)
+				p = binary.BigEndian.AppendUint32(p, null)
+			} else {
+				o := &r.rows[r.i]
+				p = binary.BigEndian.AppendUint32(p, 2)
+				p = binary.BigEndian.AppendUint16(p, o.role)
+				if o.delOffOK {
+					p = binary.BigEndian.AppendUint32(p, 8)
+					p = binary.BigEndian.AppendUint64(p, uint64(o.delOff))
+				} else {
+					p = binary.BigEndian.AppendUint32(p, null)
+				}
+				if o.rank > 0 {
+					p = binary.BigEndian.AppendUint32(p, 8)
+					p = binary.BigEndian.AppendUint64(p, uint64(o.rank))
+				} else {
+					p = binary.BigEndian.AppendUint32(p, null)
+				}
+			}
 			r.cur = p
 			r.inRow = true
 			return true

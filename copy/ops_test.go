@@ -1025,3 +1025,96 @@ func TestOpsSplitDeadlockBacksOff(t *testing.T) {
 		t.Errorf("the other instance's batch was not split: %+v", res)
 	}
 }
+
+// TestOpsResolvedMatchesFunction writes the same random change batches to
+// two tables, one in batches the writer resolves (a KeyFilter: claimed,
+// resolve.go), the other in batches the apply function's key query
+// resolves (none), and compares the tables after every batch. Guards are
+// NULL, equal and out of order (replays), among deletes, upserts and
+// upserts keeping stored values, under both policies, with a guard column
+// and without.
+func TestOpsResolvedMatchesFunction(t *testing.T) {
+	t.Parallel()
+	type chg struct {
+		op    RowOp
+		id    int64
+		a, b  string
+		unch  uint64
+		g     int64
+		gNull bool
+	}
+	for _, p := range []Policy{PolicyIgnore, PolicyUpdate} {
+		for _, guard := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/guard=%v", p, guard), func(t *testing.T) {
+				ta, tb := docsTable("docs_a", p), docsTable("docs_b", p)
+				if !guard {
+					ta.OffsetColumn, tb.OffsetColumn = "", ""
+				}
+				url, c, claims := setup(t, 2, ta, tb)
+				w := newWriter(t, url)
+				seen := NewKeyFilter(0)
+				rng := rand.New(rand.NewPCG(uint64(p), 11))
+				next := [2]int64{-1, -1}
+				for range 300 {
+					var cs []chg
+					for j := range 1 + rng.IntN(30) {
+						x := chg{id: int64(rng.IntN(8)), g: int64(rng.IntN(6)), gNull: rng.IntN(4) == 0}
+						v := func() string {
+							if rng.IntN(6) == 0 {
+								return ""
+							}
+							return fmt.Sprint("v", rng.IntN(1000))
+						}
+						switch r := rng.IntN(10); {
+						case j == 0 || r < 3:
+							x.op = RowDelete
+						case r < 6:
+							x.a, x.b, x.unch = v(), v(), uint64(1+rng.IntN(3))<<1
+						default:
+							x.a, x.b = v(), v()
+						}
+						cs = append(cs, x)
+					}
+					for side, tbl := range []*Table{ta, tb} {
+						bl := newBuilder(tbl, "t", int32(side))
+						from := next[side]
+						off := max(from, 0)
+						var ops []RowOp
+						var unch []uint64
+						for _, x := range cs {
+							g := fInt8(x.g)
+							if x.gNull {
+								g = nil
+							}
+							if x.op == RowDelete {
+								bl.add(off, fInt8(x.id), nil, nil, g)
+							} else {
+								bl.add(off, fInt8(x.id), nullable(x.a), nullable(x.b), g)
+							}
+							ops, unch = append(ops, x.op), append(unch, x.unch)
+							off++
+						}
+						batch := bl.batch(claims[side].Epoch, from, off)
+						batch.Ops, batch.Unchanged = ops, unch
+						if side == 0 {
+							batch.Seen = seen
+						}
+						before := w.hooks.resolved
+						if _, err := w.Write(testCtx(t), batch); err != nil {
+							t.Fatal(err)
+						}
+						if resolved := w.hooks.resolved > before; resolved != (side == 0) {
+							t.Fatalf("side %d: resolved %v", side, resolved)
+						}
+						next[side] = off
+					}
+					q := "SELECT id, coalesce(a, '-'), coalesce(b, '-'), coalesce(off::text, '-') FROM %s ORDER BY id"
+					got, want := queryRows(t, c, fmt.Sprintf(q, "docs_a")), queryRows(t, c, fmt.Sprintf(q, "docs_b"))
+					if !reflect.DeepEqual(got, want) {
+						t.Fatalf("after %+v:\n resolved %v\n function %v", cs, got, want)
+					}
+				}
+			})
+		}
+	}
+}

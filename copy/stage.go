@@ -82,6 +82,16 @@ func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table,
 		keyTypes = append(keyTypes, t.Columns[i].SQLType)
 	}
 	st.probe = probeSQL(t, keyTypes)
+	// Whether the writer may resolve change batches' keys (resolve.go).
+	st.opsResolve, st.opsGuard = true, -1
+	for _, f := range st.keyFields {
+		st.opsResolve = st.opsResolve && byteKeyOID(oids[f-1]) && casts[f-1] == ""
+	}
+	if t.OffsetColumn != "" {
+		g := slices.IndexFunc(t.Columns, func(c Column) bool { return c.Name == t.OffsetColumn })
+		st.opsGuard = 1 + g
+		st.opsResolve = st.opsResolve && g >= 0 && oids[g] == oidInt8 && casts[g] == ""
+	}
 	// The ops stage is created on the first batch that needs it.
 	st.opsTypes, st.opsCasts = types, casts
 	st.ops, st.opsOn = nil, nil

@@ -129,7 +129,7 @@ func (t *Table) validate() error {
 		if c.Name == "" {
 			return fmt.Errorf("cannot use table %s: a column has no name; name every column", t.Name)
 		}
-		if c.Name == seqColumn || c.Name == opColumn || c.Name == unchangedColumn {
+		if c.Name == seqColumn || c.Name == opColumn || c.Name == unchangedColumn || c.Name == roleColumn || c.Name == delOffColumn || c.Name == rankColumn {
 			return fmt.Errorf("cannot use table %s: column name %q is reserved by the staging table; rename the column", t.Name, c.Name)
 		}
 		if seen[c.Name] {

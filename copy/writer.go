@@ -149,6 +149,9 @@ type hooks struct {
 	// waits counts the waits for batches that claimed keys first
 	// (awaitOwners) that found one still in flight.
 	waits int
+	// resolved counts the attempts whose change batch the writer
+	// resolved (resolve.go).
+	resolved int
 	// probeUpdates makes an optimistic update batch probe its keys with
 	// the offsets compare-and-set, as other batches do, instead of
 	// finding them with the UPDATE; mergeUpdates merges the stored keys'
@@ -179,7 +182,12 @@ type tableState struct {
 	probe      string   // probeSQL
 
 	// The ops stage (ops.go), built and created on the first batch that
-	// needs it from the column types createStage found.
+	// needs it from the column types createStage found. opsResolve says
+	// the writer may resolve its batches' keys (resolve.go): every key
+	// column has a byteKeyOID type and the stage's own, and the
+	// OffsetColumn, if any, is int8, at field opsGuard (-1: none).
+	opsResolve         bool
+	opsGuard           int
 	ops                *opsSQL
 	opsOn              *pgconn.PgConn // connection holding the ops stage
 	opsTypes, opsCasts []string
@@ -478,6 +486,9 @@ type tx struct {
 	// applied before the others.
 	ops   *opsSQL
 	split bool
+	// resolved: the writer resolved the batch's keys and stages the rows
+	// in w.dk.opsRows (resolve.go).
+	resolved bool
 }
 
 // mode is how an attempt writes a batch. Write starts with the cheapest
@@ -580,6 +591,13 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 		defer b.Seen.release(fl)
 		t.split = t.ops != nil && !ts.unsplit
 		res.split = t.split
+		if t.split && ts.opsResolve && t.ops.resolved {
+			w.dk.resolveOps(b, b.Table.OnConflict, t.ops.update, ts.opsGuard)
+			t.resolved = true
+			if w.hooks != nil {
+				w.hooks.resolved++
+			}
+		}
 	}
 
 	start := time.Now()
@@ -745,6 +763,13 @@ func (w *Writer) copyRows(ctx context.Context, t *tx, careful bool) error {
 		copySQL = t.ops.copy
 	case b.Table.Keyed():
 		copySQL = t.ts.copyStage
+	}
+	if t.resolved && !careful {
+		w.roundTrip()
+		w.ord.resetRows(b, w.dk.opsRows)
+		_, err := copyFrom(ctx, t.conn, &w.ord, copySQL)
+		w.ord.reset(nil, 0, 0)
+		return err
 	}
 	if careful {
 		_, err := w.copyCareful(ctx, t, copySQL, 0, len(b.Ends), false)
