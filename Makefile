@@ -89,7 +89,7 @@ image: build
 # and commit it.
 BENCHSTAT          ?= $(shell command -v benchstat 2>/dev/null || echo $$(go env GOPATH)/bin/benchstat)
 BENCH_PKGS         := ./codec ./batching ./copy ./loadgen
-BENCH_COPY         := ^Benchmark(Framing|CopyReader|Prepare|TupleReader|Claim|KeyFilterLookup)$$
+BENCH_COPY         := ^Benchmark(Framing|CopyReader|Prepare|TupleReader|Claim|KeyFilterLookup|ResolveOps)$$
 BENCH_MAX_SLOWDOWN ?= 0.15
 # The decoders' benchmarks whose instructions per op `make bench` counts
 # under callgrind (bench/instrcheck) and judges on any machine: more than

@@ -204,6 +204,9 @@ func BenchmarkResolveOps(b *testing.B) {
 	batch := &Batch{Table: g, Data: data, Ends: ends, Ops: ops, Unchanged: unch}
 	fields := g.KeyFields()
 	var d directKeys
+	// A first round grows the scratch, as a writer's first batch does.
+	d.prepare(batch, fields)
+	d.resolveOps(batch, PolicyUpdate, true, len(g.Columns))
 	b.ReportAllocs()
 	for b.Loop() {
 		if !d.prepare(batch, fields) {
