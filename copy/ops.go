@@ -401,10 +401,11 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 	}
 	kr.WriteString(" FROM " + o.stage + " AS s)")
 	all := b.String()
-	q, rest := all[mark:], all[restStart:]
+	head, q, rest := all[:mark], all[mark:], all[restStart:]
+	execute := "CASE WHEN resolved THEN " + queryTag + kr.String() + rest + queryTag + " ELSE " + queryTag + q + queryTag + " END USING $1, $2, $3"
 	b.Reset()
-	b.WriteString(all[:mark] + "CASE WHEN resolved THEN " + queryTag + kr.String() + rest + queryTag + " ELSE " + queryTag + q + queryTag + " END")
-	b.WriteString(" USING $1, $2, $3\nLOOP\nIF NOT counted THEN affected := affected + r.plain_n; deleted := deleted + r.del_n; counted := true; END IF;\nIF r.del IS NULL THEN CONTINUE; END IF;\n")
+	b.WriteString(head + execute)
+	b.WriteString("\nLOOP\nIF NOT counted THEN affected := affected + r.plain_n; deleted := deleted + r.del_n; counted := true; END IF;\nIF r.del IS NULL THEN CONTINUE; END IF;\n")
 
 	// The key's delete.
 	keyMatch := func() {
@@ -485,8 +486,7 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 		// A column name holds the query's quote: plan the function's
 		// own key query with the function instead (the same query,
 		// planned once per session).
-		i, j := strings.Index(body, "EXECUTE CASE"), strings.Index(body, " USING $1, $2, $3")
-		body = body[:i] + q + body[j+len(" USING $1, $2, $3"):]
+		body = strings.TrimSuffix(head, "EXECUTE ") + q + body[len(head)+len(execute):]
 	}
 	// The dollar quote must not occur in the body (a column name may hold
 	// anything).

@@ -921,37 +921,57 @@ func TestOpsConcurrentWriters(t *testing.T) {
 // function's variables, record fields and dollar quote change nothing.
 func TestOpsOddNames(t *testing.T) {
 	t.Parallel()
-	tbl := &Table{
-		Name:         "odd",
-		Columns:      []Column{{Name: "lo", SQLType: "int8"}, {Name: "deleted", SQLType: "text"}, {Name: "$sluice_apply$", SQLType: "text"}, {Name: "c0", SQLType: "text"}, {Name: "n", SQLType: "int8"}},
-		Key:          []string{"lo"},
-		OnConflict:   PolicyUpdate,
-		OffsetColumn: "n",
-		Create:       true,
-	}
-	url, c, claims := setup(t, 1, tbl)
-	w := newWriter(t, url)
-	b := newBuilder(tbl, "t", 0)
-	for i := range 4 {
-		b.add(int64(i), fInt8(int64(i)), fText("d"), fText("s"), fText("c"), fInt8(int64(i)))
-	}
-	if _, err := w.Write(testCtx(t), b.batch(claims[0].Epoch, -1, 4)); err != nil {
-		t.Fatal(err)
-	}
-	b = newBuilder(tbl, "t", 0)
-	b.add(4, fInt8(0), nil, nil, nil, fInt8(4))
-	b.add(5, fInt8(1), fText("d2"), nil, fText("c2"), fInt8(5))
-	batch := b.batch(claims[0].Epoch, 4, 6)
-	batch.Ops = []RowOp{RowDelete, RowUpsert}
-	batch.Unchanged = []uint64{0, 1 << 2}
-	res, err := w.Write(testCtx(t), batch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := queryRows(t, c, `SELECT lo, deleted, "$sluice_apply$", c0, n FROM odd ORDER BY lo`)
-	want := [][]string{{"1", "d2", "s", "c2", "5"}, {"2", "d", "s", "c", "2"}, {"3", "d", "s", "c", "3"}}
-	if !reflect.DeepEqual(got, want) || res.Deleted != 1 || res.Affected != 1 {
-		t.Errorf("rows %v, want %v; result %+v", got, want, res)
+	// A column named after the key query's quote makes the function plan
+	// its own key query, without the resolved form (ops.go).
+	for _, odd := range []string{"$sluice_apply$", queryTag} {
+		for _, claimed := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/claimed=%v", odd, claimed), func(t *testing.T) {
+				tbl := &Table{
+					Name:         "odd",
+					Columns:      []Column{{Name: "lo", SQLType: "int8"}, {Name: "deleted", SQLType: "text"}, {Name: odd, SQLType: "text"}, {Name: "c0", SQLType: "text"}, {Name: "n", SQLType: "int8"}},
+					Key:          []string{"lo"},
+					OnConflict:   PolicyUpdate,
+					OffsetColumn: "n",
+					Create:       true,
+					Changes:      true,
+				}
+				url, c, claims := setup(t, 1, tbl)
+				w := newWriter(t, url)
+				var seen *KeyFilter
+				if claimed {
+					seen = NewKeyFilter(0)
+				}
+				b := newBuilder(tbl, "t", 0)
+				for i := range 4 {
+					b.add(int64(i), fInt8(int64(i)), fText("d"), fText("s"), fText("c"), fInt8(int64(i)))
+				}
+				first := b.batch(claims[0].Epoch, -1, 4)
+				first.Seen = seen
+				if _, err := w.Write(testCtx(t), first); err != nil {
+					t.Fatal(err)
+				}
+				b = newBuilder(tbl, "t", 0)
+				b.add(4, fInt8(0), nil, nil, nil, fInt8(4))
+				b.add(5, fInt8(1), fText("d2"), nil, fText("c2"), fInt8(5))
+				batch := b.batch(claims[0].Epoch, 4, 6)
+				batch.Ops = []RowOp{RowDelete, RowUpsert}
+				batch.Unchanged = []uint64{0, 1 << 2}
+				batch.Seen = seen
+				before := w.hooks.resolved
+				res, err := w.Write(testCtx(t), batch)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if resolved := w.hooks.resolved > before; resolved != (claimed && odd != queryTag) {
+					t.Errorf("resolved %v", resolved)
+				}
+				got := queryRows(t, c, `SELECT lo, deleted, "`+odd+`", c0, n FROM odd ORDER BY lo`)
+				want := [][]string{{"1", "d2", "s", "c2", "5"}, {"2", "d", "s", "c", "2"}, {"3", "d", "s", "c", "3"}}
+				if !reflect.DeepEqual(got, want) || res.Deleted != 1 || res.Affected != 1 {
+					t.Errorf("rows %v, want %v; result %+v", got, want, res)
+				}
+			})
+		}
 	}
 }
 
