@@ -128,6 +128,14 @@ type targetColumn struct {
 	baseOID uint32 // the type under any domains
 	typmod  int32  // the base type's modifier (varchar length, numeric precision and scale), -1 for none
 	notNull bool
+	// deterministic: the column's collation, if it has one, compares
+	// strings equal only when their bytes are (every collation but a
+	// nondeterministic ICU one).
+	deterministic bool
+	// collate is " COLLATE schema.name" when the column's collation is
+	// not its type's default, so that a staging column compares and
+	// groups as the target's does; "" otherwise.
+	collate string
 }
 
 // describeTarget returns the columns of t's target by name, or an error
@@ -143,13 +151,16 @@ func describeTarget(ctx context.Context, conn *pgconn.PgConn, t *Table) (map[str
 		return nil, fmt.Errorf("cannot find table %s: create it, or set create: true for it and run sluice migrate", t.Name)
 	}
 	r, err = query(ctx, conn, `WITH RECURSIVE c AS (
-	SELECT a.attname, a.attnotnull, format_type(a.atttypid, a.atttypmod) AS typ, a.atttypid AS base, a.atttypmod AS mod
+	SELECT a.attname, a.attnotnull, format_type(a.atttypid, a.atttypmod) AS typ, a.atttypid AS base, a.atttypmod AS mod,
+		coalesce((SELECT co.collisdeterministic FROM pg_collation co WHERE co.oid = a.attcollation), true) AS det,
+		coalesce((SELECT ' COLLATE ' || quote_ident(n.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace
+			JOIN pg_type ty ON ty.oid = a.atttypid WHERE co.oid = a.attcollation AND a.attcollation <> ty.typcollation), '') AS coll
 	FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
 	UNION ALL
-	SELECT c.attname, c.attnotnull, c.typ, t.typbasetype, CASE WHEN t.typtypmod >= 0 THEN t.typtypmod ELSE c.mod END
+	SELECT c.attname, c.attnotnull, c.typ, t.typbasetype, CASE WHEN t.typtypmod >= 0 THEN t.typtypmod ELSE c.mod END, c.det, c.coll
 	FROM c JOIN pg_type t ON t.oid = c.base WHERE t.typtype = 'd'
 )
-SELECT c.attname, c.attnotnull, c.typ, c.base, c.mod FROM c JOIN pg_type t ON t.oid = c.base WHERE t.typtype <> 'd'`, &p)
+SELECT c.attname, c.attnotnull, c.typ, c.base, c.mod, c.det, c.coll FROM c JOIN pg_type t ON t.oid = c.base WHERE t.typtype <> 'd'`, &p)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the columns of table %s: %w", t.Name, err)
 	}
@@ -163,7 +174,8 @@ SELECT c.attname, c.attnotnull, c.typ, c.base, c.mod FROM c JOIN pg_type t ON t.
 		if err != nil {
 			return nil, err
 		}
-		cols[string(row[0])] = targetColumn{typ: string(row[2]), baseOID: uint32(oid), typmod: int32(mod), notNull: string(row[1]) == "t"}
+		cols[string(row[0])] = targetColumn{typ: string(row[2]), baseOID: uint32(oid), typmod: int32(mod), notNull: string(row[1]) == "t",
+			deterministic: string(row[5]) == "t", collate: string(row[6])}
 	}
 	return cols, nil
 }

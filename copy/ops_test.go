@@ -1063,78 +1063,138 @@ func TestOpsResolvedMatchesFunction(t *testing.T) {
 		g     int64
 		gNull bool
 	}
-	for _, p := range []Policy{PolicyIgnore, PolicyUpdate} {
-		for _, guard := range []bool{true, false} {
-			t.Run(fmt.Sprintf("%s/guard=%v", p, guard), func(t *testing.T) {
-				ta, tb := docsTable("docs_a", p), docsTable("docs_b", p)
-				if !guard {
-					ta.OffsetColumn, tb.OffsetColumn = "", ""
+	for _, v := range []struct {
+		p     Policy
+		guard bool
+		key   string // the id column's type
+	}{{PolicyIgnore, true, "int8"}, {PolicyIgnore, false, "int8"}, {PolicyUpdate, true, "int8"}, {PolicyUpdate, false, "int8"}, {PolicyUpdate, true, "text"}} {
+		p, guard := v.p, v.guard
+		t.Run(fmt.Sprintf("%s/guard=%v/%s", p, guard, v.key), func(t *testing.T) {
+			ta, tb := docsTable("docs_a", p), docsTable("docs_b", p)
+			ta.Columns[0].SQLType, tb.Columns[0].SQLType = v.key, v.key
+			id := func(n int64) []byte { return fInt8(n) }
+			if v.key == "text" {
+				id = func(n int64) []byte { return fText(fmt.Sprint("k", n)) }
+			}
+			if !guard {
+				ta.OffsetColumn, tb.OffsetColumn = "", ""
+			}
+			url, c, claims := setup(t, 2, ta, tb)
+			w := newWriter(t, url)
+			seen := NewKeyFilter(0)
+			rng := rand.New(rand.NewPCG(uint64(p), 11))
+			next := [2]int64{-1, -1}
+			for range 300 {
+				var cs []chg
+				for j := range 1 + rng.IntN(30) {
+					x := chg{id: int64(rng.IntN(8)), g: int64(rng.IntN(6)), gNull: rng.IntN(4) == 0}
+					v := func() string {
+						if rng.IntN(6) == 0 {
+							return ""
+						}
+						return fmt.Sprint("v", rng.IntN(1000))
+					}
+					switch r := rng.IntN(10); {
+					case j == 0 || r < 3:
+						x.op = RowDelete
+					case r < 6:
+						x.a, x.b, x.unch = v(), v(), uint64(1+rng.IntN(3))<<1
+					default:
+						x.a, x.b = v(), v()
+					}
+					cs = append(cs, x)
 				}
-				url, c, claims := setup(t, 2, ta, tb)
-				w := newWriter(t, url)
-				seen := NewKeyFilter(0)
-				rng := rand.New(rand.NewPCG(uint64(p), 11))
-				next := [2]int64{-1, -1}
-				for range 300 {
-					var cs []chg
-					for j := range 1 + rng.IntN(30) {
-						x := chg{id: int64(rng.IntN(8)), g: int64(rng.IntN(6)), gNull: rng.IntN(4) == 0}
-						v := func() string {
-							if rng.IntN(6) == 0 {
-								return ""
-							}
-							return fmt.Sprint("v", rng.IntN(1000))
+				for side, tbl := range []*Table{ta, tb} {
+					bl := newBuilder(tbl, "t", int32(side))
+					from := next[side]
+					off := max(from, 0)
+					var ops []RowOp
+					var unch []uint64
+					for _, x := range cs {
+						g := fInt8(x.g)
+						if x.gNull {
+							g = nil
 						}
-						switch r := rng.IntN(10); {
-						case j == 0 || r < 3:
-							x.op = RowDelete
-						case r < 6:
-							x.a, x.b, x.unch = v(), v(), uint64(1+rng.IntN(3))<<1
-						default:
-							x.a, x.b = v(), v()
+						if x.op == RowDelete {
+							bl.add(off, id(x.id), nil, nil, g)
+						} else {
+							bl.add(off, id(x.id), nullable(x.a), nullable(x.b), g)
 						}
-						cs = append(cs, x)
+						ops, unch = append(ops, x.op), append(unch, x.unch)
+						off++
 					}
-					for side, tbl := range []*Table{ta, tb} {
-						bl := newBuilder(tbl, "t", int32(side))
-						from := next[side]
-						off := max(from, 0)
-						var ops []RowOp
-						var unch []uint64
-						for _, x := range cs {
-							g := fInt8(x.g)
-							if x.gNull {
-								g = nil
-							}
-							if x.op == RowDelete {
-								bl.add(off, fInt8(x.id), nil, nil, g)
-							} else {
-								bl.add(off, fInt8(x.id), nullable(x.a), nullable(x.b), g)
-							}
-							ops, unch = append(ops, x.op), append(unch, x.unch)
-							off++
-						}
-						batch := bl.batch(claims[side].Epoch, from, off)
-						batch.Ops, batch.Unchanged = ops, unch
-						if side == 0 {
-							batch.Seen = seen
-						}
-						before := w.hooks.resolved
-						if _, err := w.Write(testCtx(t), batch); err != nil {
-							t.Fatal(err)
-						}
-						if resolved := w.hooks.resolved > before; resolved != (side == 0) {
-							t.Fatalf("side %d: resolved %v", side, resolved)
-						}
-						next[side] = off
+					batch := bl.batch(claims[side].Epoch, from, off)
+					batch.Ops, batch.Unchanged = ops, unch
+					if side == 0 {
+						batch.Seen = seen
 					}
-					q := "SELECT id, coalesce(a, '-'), coalesce(b, '-'), coalesce(off::text, '-') FROM %s ORDER BY id"
-					got, want := queryRows(t, c, fmt.Sprintf(q, "docs_a")), queryRows(t, c, fmt.Sprintf(q, "docs_b"))
-					if !reflect.DeepEqual(got, want) {
-						t.Fatalf("after %+v:\n resolved %v\n function %v", cs, got, want)
+					before := w.hooks.resolved
+					if _, err := w.Write(testCtx(t), batch); err != nil {
+						t.Fatal(err)
 					}
+					if resolved := w.hooks.resolved > before; resolved != (side == 0) {
+						t.Fatalf("side %d: resolved %v", side, resolved)
+					}
+					next[side] = off
 				}
-			})
-		}
+				q := "SELECT id, coalesce(a, '-'), coalesce(b, '-'), coalesce(off::text, '-') FROM %s ORDER BY id"
+				got, want := queryRows(t, c, fmt.Sprintf(q, "docs_a")), queryRows(t, c, fmt.Sprintf(q, "docs_b"))
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("after %+v:\n resolved %v\n function %v", cs, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestOpsNondeterministicKeyNotResolved: under a case-insensitive ICU
+// collation 'A' and 'a' are one key to PostgreSQL and two to the writer's
+// bytes, so a change table keyed by such a column leaves the resolution to
+// the apply function, whose staging columns take the target's collation:
+// both changes apply to the one row.
+func TestOpsNondeterministicKeyNotResolved(t *testing.T) {
+	t.Parallel()
+	tbl := &Table{
+		Name:         "ci",
+		Columns:      []Column{{Name: "id", SQLType: "text"}, {Name: "v", SQLType: "text"}, {Name: "off", SQLType: "int8"}},
+		Key:          []string{"id"},
+		OnConflict:   PolicyUpdate,
+		OffsetColumn: "off",
+		Changes:      true,
+	}
+	url, c, claims := setup(t, 1)
+	if _, err := c.Exec(testCtx(t), "CREATE COLLATION sluice_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)").ReadAll(); err != nil {
+		t.Skipf("no ICU collation here: %v", err)
+	}
+	mustExec(t, c, `CREATE TABLE ci (id text COLLATE sluice_ci PRIMARY KEY, v text, off int8)`)
+	w := newWriter(t, url)
+	b := newBuilder(tbl, "t", 0)
+	b.add(0, fText("gone"), nil, fInt8(0))
+	b.add(1, fText("A"), fText("first"), fInt8(1))
+	b.add(2, fText("a"), fText("second"), fInt8(2))
+	batch := b.batch(claims[0].Epoch, -1, 3)
+	batch.Ops, batch.Unchanged = []RowOp{RowDelete, RowUpsert, RowUpsert}, []uint64{0, 0, 0}
+	batch.Seen = NewKeyFilter(0)
+	if _, err := w.Write(testCtx(t), batch); err != nil {
+		t.Fatal(err)
+	}
+	if w.hooks.resolved != 0 {
+		t.Error("the writer resolved keys its bytes cannot compare")
+	}
+	if got := queryRows(t, c, "SELECT v, off FROM ci"); !reflect.DeepEqual(got, [][]string{{"second", "2"}}) {
+		t.Errorf("rows %v, want the one row the later change left", got)
+	}
+	// A batch of upserts alone goes through the staging merge, whose
+	// DISTINCT ON groups keys under the column's collation too.
+	b = newBuilder(tbl, "t", 0)
+	b.add(3, fText("B"), fText("first"), fInt8(3))
+	b.add(4, fText("b"), fText("second"), fInt8(4))
+	batch = b.batch(claims[0].Epoch, 3, 5)
+	batch.Seen = NewKeyFilter(0)
+	if _, err := w.Write(testCtx(t), batch); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryRows(t, c, "SELECT v, off FROM ci WHERE id = 'B'"); !reflect.DeepEqual(got, [][]string{{"second", "4"}}) {
+		t.Errorf("rows %v, want the one row the later upsert left", got)
 	}
 }

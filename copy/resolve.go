@@ -16,11 +16,12 @@ import (
 // reads them as its key query would have returned them.
 //
 // The writer groups keys by their bytes, PostgreSQL by its equality. The
-// two agree for the key types whose binary form is canonical (byteKeyOID);
-// a table with a key of another type (text, whose equality is its
-// collation's, numeric, whose scale is in its bytes, floats) is resolved
-// by the function. So is a guard that is not int8, and the careful rerun,
-// which applies seq ranges.
+// two agree for the key types whose binary form is canonical (byteKey),
+// text under a deterministic collation among them; a table with a key of
+// another type (numeric, whose scale is in its bytes, floats, bpchar, text
+// under a nondeterministic collation) is resolved by the function. So is
+// a guard that is not int8, and the careful rerun, which applies seq
+// ranges.
 
 // Roles of a staged row of a resolved batch, the flags of the key query's
 // columns.
@@ -44,12 +45,17 @@ type opsRow struct {
 	delOff   int64
 }
 
-// byteKeyOID reports whether two values of type oid are equal in
-// PostgreSQL exactly when their binary forms are.
-func byteKeyOID(oid uint32) bool {
-	switch oid {
+// byteKey reports whether two values of target column c are equal in
+// PostgreSQL exactly when their binary forms are: integers, uuid, dates
+// and timestamps, bool, bytea, and text or varchar under a deterministic
+// collation. Not bpchar (trailing spaces do not count), numeric (1.0 and
+// 1.00 are equal), floats (-0 and 0) or other types.
+func byteKey(c targetColumn) bool {
+	switch c.baseOID {
 	case oidBool, oidBytea, oidInt2, oidInt4, oidInt8, oidUUID, oidDate, oidTimestamp, oidTimestamptz:
 		return true
+	case oidText, oidVarchar:
+		return c.deterministic
 	}
 	return false
 }

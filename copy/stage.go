@@ -57,11 +57,14 @@ func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table,
 		b.WriteString(", " + pgx.Identifier{c.Name}.Sanitize() + " ")
 		direct = direct && sameWireFormat(oids[i], tc.baseOID)
 		if sameWireFormat(oids[i], tc.baseOID) {
-			b.WriteString(tc.typ)
+			// The target's collation too: DISTINCT ON and the ops
+			// stage's key query group keys as the target's unique
+			// index compares them.
+			b.WriteString(tc.typ + tc.collate)
 			if tc.notNull {
 				b.WriteString(" NOT NULL")
 			}
-			types[i] = tc.typ
+			types[i] = tc.typ + tc.collate
 		} else {
 			b.WriteString(c.SQLType)
 			types[i], casts[i] = c.SQLType, "::"+tc.typ
@@ -85,7 +88,8 @@ func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table,
 	// Whether the writer may resolve change batches' keys (resolve.go).
 	st.opsResolve, st.opsGuard = true, -1
 	for _, f := range st.keyFields {
-		st.opsResolve = st.opsResolve && byteKeyOID(oids[f-1]) && casts[f-1] == ""
+		tc := cols[t.Columns[f-1].Name]
+		st.opsResolve = st.opsResolve && casts[f-1] == "" && byteKey(tc)
 	}
 	if t.OffsetColumn != "" {
 		g := slices.IndexFunc(t.Columns, func(c Column) bool { return c.Name == t.OffsetColumn })
