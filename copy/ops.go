@@ -208,9 +208,9 @@ type opsSQL struct {
 	create string // CREATE TEMP TABLE and CREATE FUNCTION … of the stage
 	copy   string // COPY into the stage: seq, op, unchanged, role, del_off, rank, columns
 	apply  string // the quoted pg_temp name of the apply function
-	// resolved says the apply function can take batches the writer
+	// resolvable says the apply function can take batches the writer
 	// resolved (not when a column name holds the key query's quote).
-	resolved bool
+	resolvable bool
 	// update: PolicyUpdate with columns outside the key.
 	update bool
 }
@@ -481,8 +481,8 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 	b.WriteString(";\nGET DIAGNOSTICS n = ROW_COUNT; IF r.last THEN affected := affected + n; END IF;\nEND IF;\nEND LOOP;\n" +
 		"IF resolved THEN PERFORM set_config('enable_hashjoin', hj, true), set_config('enable_mergejoin', mj, true); END IF;\nEND\n")
 	body := b.String()
-	o.resolved = strings.Count(body, queryTag) == 4
-	if !o.resolved {
+	o.resolvable = strings.Count(body, queryTag) == 4
+	if !o.resolvable {
 		// A column name holds the query's quote: plan the function's
 		// own key query with the function instead (the same query,
 		// planned once per session).

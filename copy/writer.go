@@ -184,8 +184,9 @@ type tableState struct {
 	// The ops stage (ops.go), built and created on the first batch that
 	// needs it from the column types createStage found. opsResolve says
 	// the writer may resolve its batches' keys (resolve.go): every key
-	// column has a byteKeyOID type and the stage's own, and the
-	// OffsetColumn, if any, is int8, at field opsGuard (-1: none).
+	// column compares by its bytes (byteKey) and is staged as the
+	// target's type, and the OffsetColumn, if any, is int8, at field
+	// opsGuard (-1: none).
 	opsResolve         bool
 	opsGuard           int
 	ops                *opsSQL
@@ -591,7 +592,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 		defer b.Seen.release(fl)
 		t.split = t.ops != nil && !ts.unsplit
 		res.split = t.split
-		if t.split && ts.opsResolve && t.ops.resolved {
+		if t.split && ts.opsResolve && t.ops.resolvable {
 			w.dk.resolveOps(b, b.Table.OnConflict, t.ops.update, ts.opsGuard)
 			t.resolved = true
 			if w.hooks != nil {
