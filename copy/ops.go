@@ -367,12 +367,21 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 			b.WriteString(" WHERE t." + off + " < EXCLUDED." + off + " OR t." + off + " IS NULL")
 		}
 	}
-	// The keys that are only deleted, by one statement.
-	b.WriteString(" RETURNING 1),\nmd AS (DELETE FROM " + t.ident() + " AS t USING k WHERE k.delonly")
-	for _, k := range t.Key {
-		i := slices.Index(cols, k)
-		b.WriteString(" AND t." + pgx.Identifier{k}.Sanitize() + " = k.c" + strconv.Itoa(i) + casts[i])
+	// keyMatch matches the target row t with the key of record rec (r,
+	// the loop's, or k, the query's).
+	keyMatch := func(rec string) string {
+		var m strings.Builder
+		for j, k := range t.Key {
+			if j > 0 {
+				m.WriteString(" AND ")
+			}
+			i := slices.Index(cols, k)
+			m.WriteString("t." + pgx.Identifier{k}.Sanitize() + " = " + rec + ".c" + strconv.Itoa(i) + casts[i])
+		}
+		return m.String()
 	}
+	// The keys that are only deleted, by one statement.
+	b.WriteString(" RETURNING 1),\nmd AS (DELETE FROM " + t.ident() + " AS t USING k WHERE k.delonly AND " + keyMatch("k"))
 	if off != "" {
 		b.WriteString(" AND (t." + off + " < k.del_off OR t." + off + " IS NULL OR k.del_off IS NULL)")
 	}
@@ -408,17 +417,8 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 	b.WriteString("\nLOOP\nIF NOT counted THEN affected := affected + r.plain_n; deleted := deleted + r.del_n; counted := true; END IF;\nIF r.del IS NULL THEN CONTINUE; END IF;\n")
 
 	// The key's delete.
-	keyMatch := func() {
-		for j, k := range t.Key {
-			if j > 0 {
-				b.WriteString(" AND ")
-			}
-			i := slices.Index(cols, k)
-			b.WriteString("t." + pgx.Identifier{k}.Sanitize() + " = " + field(i) + casts[i])
-		}
-	}
 	b.WriteString("IF r.del AND r.first THEN\nDELETE FROM " + t.ident() + " AS t WHERE ")
-	keyMatch()
+	b.WriteString(keyMatch("r"))
 	if off != "" {
 		b.WriteString(" AND (t." + off + " < r.del_off OR t." + off + " IS NULL OR r.del_off IS NULL)")
 	}
@@ -451,7 +451,7 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 			b.WriteString(n + " = CASE WHEN (r.mask >> " + strconv.Itoa(i) + ") & 1 = 1 THEN t." + n + " ELSE " + field(i) + " END")
 		}
 		b.WriteString(" WHERE ")
-		keyMatch()
+		b.WriteString(keyMatch("r"))
 		if off != "" {
 			b.WriteString(" AND (t." + off + " < " + field(slices.Index(cols, t.OffsetColumn)) + casts[slices.Index(cols, t.OffsetColumn)] + " OR t." + off + " IS NULL)")
 		}
@@ -459,7 +459,7 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 	}
 	// Stored and kept (PolicyIgnore, or the guard refused the update).
 	b.WriteString("IF EXISTS (SELECT FROM " + t.ident() + " AS t WHERE ")
-	keyMatch()
+	b.WriteString(keyMatch("r"))
 	b.WriteString(") THEN CONTINUE; END IF;\nEND IF;\n")
 	b.WriteString("INSERT INTO " + t.ident() + " AS t (" + quoteList(cols) + ") VALUES (")
 	for i := range cols {
