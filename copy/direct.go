@@ -308,6 +308,16 @@ func (d *directKeys) hashKeys(f *KeyFilter) {
 	}
 }
 
+// claimKeys claims the hashes hashKeys computed on f (inflight.go),
+// recording the positions another batch holds in contested and those
+// batches in owners. The caller releases the flight.
+func (d *directKeys) claimKeys(f *KeyFilter) *flight {
+	clear(d.owners)
+	var fl *flight
+	fl, d.contested, d.owners = f.claim(d.hashes, &d.cb, d.contested[:0], d.owners[:0])
+	return fl
+}
+
 // setAside moves the selected tuples at the ascending positions in sel
 // of contested out of sel and hashes, into later and laterHashes (still
 // in key order).

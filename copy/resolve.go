@@ -1,9 +1,6 @@
 package pgcopy
 
-import (
-	"bytes"
-	"encoding/binary"
-)
+import "bytes"
 
 // Resolving a change batch in the writer. The apply function's key query
 // (ops.go) finds, per key, its last delete and the upserts that survive
@@ -80,15 +77,11 @@ func (x *resolver) load(grp []keyEnt) {
 	x.idx, x.seq, x.g, x.gok = x.idx[:0], x.seq[:0], x.g[:0], x.gok[:0]
 	for _, e := range grp {
 		i := int(e.i)
-		t := x.b.Data[x.b.start(i):x.b.Ends[i]]
-		var sq int64
-		if len(t) >= 14 {
-			sq = int64(binary.BigEndian.Uint64(t[6:]))
-		}
+		sq, _ := x.b.seq(i) // 0 for a tuple without one, which COPY rejects
 		var gv int64
 		ok := false
 		if x.guard >= 0 {
-			gv, ok = TupleInt8(t, x.guard)
+			gv, ok = TupleInt8(x.b.Data[x.b.start(i):x.b.Ends[i]], x.guard)
 		}
 		x.idx, x.seq, x.g, x.gok = append(x.idx, e.i), append(x.seq, sq), append(x.g, gv), append(x.gok, ok)
 	}

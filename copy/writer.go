@@ -563,8 +563,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 			// Claim the keys; those other batches of the process hold are
 			// set aside until those end (inflight.go). The claim ends
 			// with this attempt.
-			clear(w.dk.owners)
-			fl, w.dk.contested, w.dk.owners = b.Seen.claim(w.dk.hashes, &w.dk.cb, w.dk.contested[:0], w.dk.owners[:0])
+			fl = w.dk.claimKeys(b.Seen)
 			w.dk.setAside(w.dk.contested)
 			defer b.Seen.release(fl)
 			res.Deferred = len(w.dk.later)
@@ -587,8 +586,7 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 		// batches then apply their plain keys first (ops.go), which is
 		// not the one key order the others lock keys in.
 		w.dk.hashKeys(b.Seen)
-		clear(w.dk.owners)
-		fl, w.dk.contested, w.dk.owners = b.Seen.claim(w.dk.hashes, &w.dk.cb, w.dk.contested[:0], w.dk.owners[:0])
+		fl = w.dk.claimKeys(b.Seen)
 		defer b.Seen.release(fl)
 		t.split = t.ops != nil && !ts.unsplit
 		res.split = t.split
