@@ -37,6 +37,9 @@ type change struct {
 	a, b      string // "" is NULL
 	unchanged uint64 // bit 1: a, bit 2: b
 	nullOff   bool   // off is NULL instead of the Kafka offset
+	// off, when hasOff, is off instead of the Kafka offset.
+	off    int64
+	hasOff bool
 }
 
 func del(id int64) change             { return change{op: RowDelete, id: id} }
@@ -71,6 +74,8 @@ type docsWriter struct {
 	// appliance gives each keyed table one: ops batches then claim their
 	// keys and apply the plain ones first.
 	seen *KeyFilter
+	// key encodes an id as the table's key field; nil: int8.
+	key func(int64) []byte
 }
 
 // batch builds the changes at offsets next, next+1, …
@@ -82,15 +87,22 @@ func (d *docsWriter) batch(cs ...change) *Batch {
 	}
 	var ops []RowOp
 	var unch []uint64
+	key := d.key
+	if key == nil {
+		key = fInt8
+	}
 	for _, c := range cs {
 		o := fInt8(off)
-		if c.nullOff {
+		switch {
+		case c.nullOff:
 			o = nil
+		case c.hasOff:
+			o = fInt8(c.off)
 		}
 		if c.op == RowDelete {
-			b.add(off, fInt8(c.id), nil, nil, o)
+			b.add(off, key(c.id), nil, nil, o)
 		} else {
-			b.add(off, fInt8(c.id), nullable(c.a), nullable(c.b), o)
+			b.add(off, key(c.id), nullable(c.a), nullable(c.b), o)
 		}
 		ops = append(ops, c.op)
 		unch = append(unch, c.unchanged)
@@ -1055,14 +1067,6 @@ func TestOpsSplitDeadlockBacksOff(t *testing.T) {
 // and without.
 func TestOpsResolvedMatchesFunction(t *testing.T) {
 	t.Parallel()
-	type chg struct {
-		op    RowOp
-		id    int64
-		a, b  string
-		unch  uint64
-		g     int64
-		gNull bool
-	}
 	for _, v := range []struct {
 		p     Policy
 		guard bool
@@ -1072,22 +1076,24 @@ func TestOpsResolvedMatchesFunction(t *testing.T) {
 		t.Run(fmt.Sprintf("%s/guard=%v/%s", p, guard, v.key), func(t *testing.T) {
 			ta, tb := docsTable("docs_a", p), docsTable("docs_b", p)
 			ta.Columns[0].SQLType, tb.Columns[0].SQLType = v.key, v.key
-			id := func(n int64) []byte { return fInt8(n) }
+			var key func(int64) []byte
 			if v.key == "text" {
-				id = func(n int64) []byte { return fText(fmt.Sprint("k", n)) }
+				key = func(n int64) []byte { return fText(fmt.Sprint("k", n)) }
 			}
 			if !guard {
 				ta.OffsetColumn, tb.OffsetColumn = "", ""
 			}
 			url, c, claims := setup(t, 2, ta, tb)
 			w := newWriter(t, url)
-			seen := NewKeyFilter(0)
+			sides := []*docsWriter{
+				{t: t, w: w, tbl: ta, epoch: claims[0].Epoch, next: -1, seen: NewKeyFilter(0), key: key},
+				{t: t, w: w, tbl: tb, part: 1, epoch: claims[1].Epoch, next: -1, key: key},
+			}
 			rng := rand.New(rand.NewPCG(uint64(p), 11))
-			next := [2]int64{-1, -1}
 			for range 300 {
-				var cs []chg
+				var cs []change
 				for j := range 1 + rng.IntN(30) {
-					x := chg{id: int64(rng.IntN(8)), g: int64(rng.IntN(6)), gNull: rng.IntN(4) == 0}
+					x := change{id: int64(rng.IntN(8)), off: int64(rng.IntN(6)), hasOff: true, nullOff: rng.IntN(4) == 0}
 					v := func() string {
 						if rng.IntN(6) == 0 {
 							return ""
@@ -1098,44 +1104,18 @@ func TestOpsResolvedMatchesFunction(t *testing.T) {
 					case j == 0 || r < 3:
 						x.op = RowDelete
 					case r < 6:
-						x.a, x.b, x.unch = v(), v(), uint64(1+rng.IntN(3))<<1
+						x.a, x.b, x.unchanged = v(), v(), uint64(1+rng.IntN(3))<<1
 					default:
 						x.a, x.b = v(), v()
 					}
 					cs = append(cs, x)
 				}
-				for side, tbl := range []*Table{ta, tb} {
-					bl := newBuilder(tbl, "t", int32(side))
-					from := next[side]
-					off := max(from, 0)
-					var ops []RowOp
-					var unch []uint64
-					for _, x := range cs {
-						g := fInt8(x.g)
-						if x.gNull {
-							g = nil
-						}
-						if x.op == RowDelete {
-							bl.add(off, id(x.id), nil, nil, g)
-						} else {
-							bl.add(off, id(x.id), nullable(x.a), nullable(x.b), g)
-						}
-						ops, unch = append(ops, x.op), append(unch, x.unch)
-						off++
-					}
-					batch := bl.batch(claims[side].Epoch, from, off)
-					batch.Ops, batch.Unchanged = ops, unch
-					if side == 0 {
-						batch.Seen = seen
-					}
+				for side, d := range sides {
 					before := w.hooks.resolved
-					if _, err := w.Write(testCtx(t), batch); err != nil {
-						t.Fatal(err)
-					}
+					d.write(cs...)
 					if resolved := w.hooks.resolved > before; resolved != (side == 0) {
 						t.Fatalf("side %d: resolved %v", side, resolved)
 					}
-					next[side] = off
 				}
 				q := "SELECT id, coalesce(a, '-'), coalesce(b, '-'), coalesce(off::text, '-') FROM %s ORDER BY id"
 				got, want := queryRows(t, c, fmt.Sprintf(q, "docs_a")), queryRows(t, c, fmt.Sprintf(q, "docs_b"))
