@@ -96,21 +96,60 @@ import (
 // wrapper the encodings are inferred where that is safe: a number in a
 // date column is days since 1970-01-01, an object {scale, value} in a
 // numeric, float or integer column a VariableScaleDecimal, a string in a
-// json or jsonb column JSON text; epoch numbers in timestamp columns
-// follow their magnitude as in FormatJSON, and base64 Decimals cannot be
-// told from strings (use the schema wrapper or decimal.handling.mode
+// json or jsonb column JSON text; an integer in a timestamp column ms
+// below 1e14, µs below 1e17, ns above (Debezium sends no seconds, so a µs
+// or ns value before 1973-03-03 is misread), and base64 Decimals cannot
+// be told from strings (use the schema wrapper or decimal.handling.mode
 // string or double).
 //
+// PostgreSQL's infinities as Debezium's PostgreSQL connector sends them
+// (the epoch numbers 9223372036825200000 and -9223372036832400000, in
+// NanoTimestamp the int64 limits, and the strings "infinity" and
+// "-infinity") are infinity and -infinity in timestamp, timestamptz,
+// date and text columns.
+//
 // A column whose value is Debezium's unavailable-value placeholder
-// __debezium_unavailable_value (or its base64 form, for binary columns:
-// a TOASTed value the change did not touch) is NULL in the tuple and
-// reported by Decoder.Unchanged, so the writer keeps the stored value.
+// __debezium_unavailable_value (or its base64 form, for binary columns;
+// a one-element array of it, or the array of its bytes, for array
+// columns; a map of it to itself, as an object or a string, for hstore
+// columns: a TOASTed value the change did not touch) is NULL in the
+// tuple and reported by Decoder.Unchanged, so the writer keeps the
+// stored value.
 
 // unavailableValue is Debezium's default unavailable.value.placeholder.
 const unavailableValue = "__debezium_unavailable_value"
 
 // unavailableBase64 is the placeholder as binary columns carry it.
 var unavailableBase64 = base64.StdEncoding.EncodeToString([]byte(unavailableValue))
+
+// The placeholder in the other shapes Debezium's PostgreSQL connector
+// gives it, compact: a text[] column's one-element array, an int[] or
+// bigint[] column's array of the placeholder's bytes, and an hstore
+// column's map of the placeholder to itself (an object, or under
+// hstore.handling.mode json a string holding it).
+var (
+	unavailableTextArray = `["` + unavailableValue + `"]`
+	unavailableIntArray  = func() string {
+		b := []byte{'['}
+		for i := 0; i < len(unavailableValue); i++ {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, int64(unavailableValue[i]), 10)
+		}
+		return string(append(b, ']'))
+	}()
+	unavailableHstore = `{"` + unavailableValue + `":"` + unavailableValue + `"}`
+)
+
+// PostgreSQL's timestamp infinities as Debezium's PostgreSQL connector
+// sends them in epoch encodings (the JDBC driver's
+// DATE_POSITIVE_INFINITY and DATE_NEGATIVE_INFINITY; in NanoTimestamp
+// also the int64 limits).
+const (
+	dbzPosInfinity int64 = 9223372036825200000
+	dbzNegInfinity int64 = -9223372036832400000
+)
 
 // maxPlans bounds the cache of compiled envelope schemas; past it the
 // cache starts over.
@@ -420,14 +459,46 @@ func (d *Decoder) debeziumOp(sp span) (byte, *RowError) {
 	return 0, &RowError{Path: "op", Reason: ReasonBadEnvelope, Detail: "unknown op " + quote(s) + "; want c, r, u, d, t or m"}
 }
 
-// unavailable reports whether the string at sp is the unavailable-value
-// placeholder.
+// unavailable reports whether the value at sp is the unavailable-value
+// placeholder, in any of the shapes Debezium gives it.
 func (d *Decoder) unavailable(sp span) bool {
-	if sp.flags&spanEscaped != 0 {
-		return false
+	raw := d.p.doc[sp.start:sp.end]
+	switch sp.kind {
+	case kindString:
+		if sp.flags&spanEscaped == 0 {
+			s := b2s(raw)
+			return s == unavailableValue || s == unavailableBase64
+		}
+		z := d.dbz
+		z.str, _ = unescapeString(z.str[:0], raw)
+		return compactEqual(z.str, unavailableHstore)
+	case kindArray:
+		return compactEqual(raw, unavailableTextArray) || compactEqual(raw, unavailableIntArray)
+	case kindObject:
+		return compactEqual(raw, unavailableHstore)
 	}
-	s := b2s(d.p.doc[sp.start:sp.end])
-	return s == unavailableValue || s == unavailableBase64
+	return false
+}
+
+// compactEqual reports whether the JSON text doc equals want, a compact
+// JSON text without escapes, once the whitespace between doc's tokens is
+// left out.
+func compactEqual(doc []byte, want string) bool {
+	j, inString := 0, false
+	for i := 0; i < len(doc); i++ {
+		c := doc[i]
+		if !inString && (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+			continue
+		}
+		if j == len(want) || want[j] != c {
+			return false
+		}
+		if c == '"' {
+			inString = !inString
+		}
+		j++
+	}
+	return j == len(want)
 }
 
 // Field encodings, from the field's schema name.
@@ -594,10 +665,23 @@ func (d *Decoder) appendChangeField(dst []byte, i int, c *column, sp span, enc f
 	switch sp.kind {
 	case kindNone, kindNull:
 		return c.null(dst)
-	case kindString:
+	case kindString, kindArray, kindObject:
 		if i >= 0 && d.unavailable(sp) {
 			d.setUnchanged(i)
 			return appendNull(dst), nil
+		}
+		if sp.kind == kindString && sp.flags&spanEscaped == 0 {
+			// ZonedTimestamp's infinities.
+			switch b2s(d.p.doc[sp.start:sp.end]) {
+			case "infinity":
+				if dst, ok := appendInfinity(dst, c, 1); ok {
+					return dst, nil
+				}
+			case "-infinity":
+				if dst, ok := appendInfinity(dst, c, -1); ok {
+					return dst, nil
+				}
+			}
 		}
 	}
 	switch enc.kind {
@@ -607,6 +691,10 @@ func (d *Decoder) appendChangeField(dst []byte, i int, c *column, sp span, enc f
 			return d.appendJSONText(dst, c, sp)
 		case sp.kind == kindNumber && c.Type == TypeDate:
 			return d.appendDays(dst, c, sp)
+		case sp.kind == kindNumber && sp.flags&spanFloat == 0 && (c.Type == TypeTimestamp || c.Type == TypeTimestamptz):
+			// Debezium sends no epoch seconds: without the schema, an
+			// integer is ms, µs or ns by its magnitude.
+			return d.appendEpoch(dst, c, sp, encGuess)
 		case sp.kind == kindObject && isNumberType(c.Type):
 			return d.appendVarDecimal(dst, c, sp)
 		}
@@ -734,6 +822,28 @@ func (d *Decoder) appendEpoch(dst []byte, c *column, sp span, enc encoding) ([]b
 	if rerr != nil {
 		return dst, rerr
 	}
+	if enc == encGuess {
+		switch a := max(v, -v); {
+		case a < 1e14:
+			enc = encTimestampMilli
+		case a < 1e17:
+			enc = encTimestampMicro
+		default:
+			enc = encTimestampNano
+		}
+	}
+	sign := 0
+	switch {
+	case v == dbzPosInfinity, v == math.MaxInt64 && enc == encTimestampNano:
+		sign = 1
+	case v == dbzNegInfinity, v == math.MinInt64 && enc == encTimestampNano:
+		sign = -1
+	}
+	if sign != 0 {
+		if dst, ok := appendInfinity(dst, c, sign); ok {
+			return dst, nil
+		}
+	}
 	us, ok := toMicros(v, enc)
 	if !ok || us < pgMinTimestamp+unixToPGUs || us-unixToPGUs >= pgEndTimestamp {
 		return dst, c.fail(ReasonOutOfRange, fmt.Sprintf("epoch value %d out of range for %s", v, c.Type))
@@ -750,6 +860,31 @@ func (d *Decoder) appendEpoch(dst []byte, c *column, sp span, enc encoding) ([]b
 		return endField(dst, at), nil
 	}
 	return appendInt8Field(dst, us-unixToPGUs), nil
+}
+
+// appendInfinity appends PostgreSQL's infinity (sign 1) or -infinity
+// (sign -1) to a timestamp, timestamptz, date or text column; false for
+// other columns.
+func appendInfinity(dst []byte, c *column, sign int) ([]byte, bool) {
+	switch c.Type {
+	case TypeTimestamp, TypeTimestamptz:
+		if sign > 0 {
+			return appendInt8Field(dst, math.MaxInt64), true
+		}
+		return appendInt8Field(dst, math.MinInt64), true
+	case TypeDate:
+		if sign > 0 {
+			return appendInt4Field(dst, math.MaxInt32), true
+		}
+		return appendInt4Field(dst, math.MinInt32), true
+	case TypeText:
+		dst, at := beginField(dst)
+		if sign < 0 {
+			dst = append(dst, '-')
+		}
+		return endField(append(dst, "infinity"...), at), true
+	}
+	return dst, false
 }
 
 // appendTimeOfDay appends a time of day given as ms, µs or ns since

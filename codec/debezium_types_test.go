@@ -49,6 +49,7 @@ const (
 	sString      = `"type":"string","optional":true`
 	sBytes       = `"type":"bytes","optional":true`
 	sInt64       = `"type":"int64","optional":true`
+	sArrayText   = `"type":"array","items":{"type":"string","optional":true},"optional":true`
 	noSchema     = ""
 	placeholder  = `"__debezium_unavailable_value"`
 	big40        = "1234567890123456789012345678901234567890"
@@ -182,6 +183,28 @@ var dbzTypeCases = []dbzTypeCase{
 	{schema: sZonedTS, json: `"2024-02-29T13:45:00.123456Z"`, typ: TypeTimestamptz, want: "2024-02-29 13:45:00.123456+00"},
 	{schema: sZonedTS, json: `"2024-02-29T13:45:00+02:00"`, typ: TypeTimestamptz, want: "2024-02-29 11:45:00+00"},
 	{schema: noSchema, json: `1709214300123456`, typ: TypeTimestamptz, want: "2024-02-29 13:45:00.123456+00"},
+	// Without the schema an integer is ms, µs or ns by its magnitude, never
+	// seconds (Debezium sends none): 1972 in ms is not year 4384.
+	{schema: noSchema, json: `76204800000`, typ: TypeTimestamp, want: "1972-06-01 00:00:00"},
+	{schema: noSchema, json: `1709214300123`, typ: TypeTimestamptz, want: "2024-02-29 13:45:00.123+00"},
+	{schema: noSchema, json: `1709214300123456500`, typ: TypeTimestamp, want: "2024-02-29 13:45:00.123456"},
+	{schema: noSchema, json: `-76204800000`, typ: TypeTimestamp, want: "1967-08-03 00:00:00"},
+
+	// PostgreSQL's infinities, as Debezium's PostgreSQL connector sends them.
+	{schema: sMicroTS, json: `9223372036825200000`, typ: TypeTimestamp, want: "infinity"},
+	{schema: sMicroTS, json: `9223372036825200000`, typ: TypeTimestamptz, want: "infinity"},
+	{schema: sMicroTS, json: `-9223372036832400000`, typ: TypeTimestamp, want: "-infinity"},
+	{schema: sMicroTS, json: `-9223372036832400000`, typ: TypeDate, want: "-infinity"},
+	{schema: sMicroTS, json: `9223372036825200000`, typ: TypeText, want: "infinity"},
+	{schema: sTimestamp, json: `9223372036825200000`, typ: TypeTimestamp, want: "infinity"},
+	{schema: sNanoTS, json: `9223372036854775807`, typ: TypeTimestamp, want: "infinity"},
+	{schema: sNanoTS, json: `-9223372036854775808`, typ: TypeTimestamptz, want: "-infinity"},
+	{schema: noSchema, json: `-9223372036832400000`, typ: TypeTimestamptz, want: "-infinity"},
+	{schema: sZonedTS, json: `"infinity"`, typ: TypeTimestamptz, want: "infinity"},
+	{schema: sZonedTS, json: `"-infinity"`, typ: TypeTimestamptz, want: "-infinity"},
+	{schema: noSchema, json: `"-infinity"`, typ: TypeTimestamp, want: "-infinity"},
+	{schema: sZonedTS, json: `"infinity"`, typ: TypeText, want: "infinity"},
+	{schema: sZonedTS, json: `"Infinity"`, typ: TypeTimestamptz, reason: ReasonInvalidValue},
 
 	// Times of day: ms, µs, ns since midnight.
 	{schema: sMicroTime, json: `49500123456`, typ: TypeText, want: "13:45:00.123456"},
@@ -231,6 +254,16 @@ var dbzTypeCases = []dbzTypeCase{
 	{schema: sBytes, json: `"X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ=="`, typ: TypeBytea, want: null, unchanged: true},
 	{schema: sDecimal2, json: placeholder, typ: TypeNumeric, want: null, unchanged: true},
 	{schema: noSchema, json: `"__debezium_unavailable_value "`, typ: TypeText, want: "__debezium_unavailable_value "},
+	// The placeholder of a text[], int[] or bigint[] column, and of an
+	// hstore one (a map, or a string of JSON under hstore.handling.mode json).
+	{schema: sArrayText, json: `["__debezium_unavailable_value"]`, typ: TypeJSONB, want: null, unchanged: true},
+	{schema: noSchema, json: `[ "__debezium_unavailable_value" ]`, typ: TypeText, want: null, unchanged: true},
+	{schema: noSchema, json: unavailableIntArray, typ: TypeJSONB, want: null, unchanged: true},
+	{schema: noSchema, json: unavailableHstore, typ: TypeJSONB, want: null, unchanged: true},
+	{schema: sJSON, json: `"{\"__debezium_unavailable_value\": \"__debezium_unavailable_value\"}"`, typ: TypeJSONB, want: null, unchanged: true},
+	{schema: sArrayText, json: `["__debezium_unavailable_value","x"]`, typ: TypeJSONB, want: `["__debezium_unavailable_value", "x"]`},
+	{schema: sArrayText, json: `["__debezium_unavailable _value"]`, typ: TypeJSONB, want: `["__debezium_unavailable _value"]`},
+	{schema: noSchema, json: `{"__debezium_unavailable_value":"x"}`, typ: TypeJSONB, want: `{"__debezium_unavailable_value": "x"}`},
 }
 
 // q quotes s as a JSON string (s holds no characters that need escapes).
