@@ -21,6 +21,11 @@ type avroPlan struct {
 	maxDepth int
 	jump     bool // skip array and map blocks by their byte size
 
+	// zeroItems is how many more items that may take no bytes (nulls,
+	// empty records) the datum being decoded may hold: its size plus
+	// 1024, over all its arrays and blocks.
+	zeroItems int64
+
 	// Error state of a failed decode.
 	errPos    int
 	errDetail string
@@ -243,6 +248,7 @@ func (p *avroPlan) fail(pos int, detail string) bool {
 
 func (p *avroPlan) decode(payload []byte) *RowError {
 	p.data = payload
+	p.zeroItems = int64(len(payload)) + 1024
 	clear(p.slots)
 	pos, ok := p.walk(p.root, 0, 0)
 	if ok && pos != len(payload) {
@@ -401,16 +407,17 @@ func (p *avroPlan) block(t *avroType, pos int) (count int64, blockEnd, next int,
 		blockEnd = next + int(size)
 	}
 	// Each item takes at least minSize bytes; items that may take none
-	// (nulls) are bounded by the payload size, so a forged count cannot
-	// spin.
-	limit := int64(len(p.data) - next)
+	// (nulls, empty records) share one bound over the whole datum, so
+	// forged counts cannot spin, block after block.
 	if itemMin := p.itemMin(t); itemMin > 0 {
-		limit /= int64(itemMin)
+		if count > int64(len(p.data)-next)/int64(itemMin) {
+			return 0, -1, pos, p.fail(pos, fmt.Sprintf("block count %d exceeds what the bytes left can hold", count))
+		}
 	} else {
-		limit = int64(len(p.data)) + 1024
-	}
-	if count > limit {
-		return 0, -1, pos, p.fail(pos, fmt.Sprintf("block count %d exceeds what the bytes left can hold", count))
+		if count > p.zeroItems {
+			return 0, -1, pos, p.fail(pos, fmt.Sprintf("block count %d takes the datum past %d items that take no bytes", count, int64(len(p.data))+1024))
+		}
+		p.zeroItems -= count
 	}
 	return count, blockEnd, next, true
 }

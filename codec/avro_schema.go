@@ -79,6 +79,7 @@ type avroType struct {
 	branches  []*avroType // union
 	minSize   int         // fewest bytes an encoded value takes (a lower bound for recursive records)
 	sizing    bool        // minSize is being computed (a recursive reference)
+	sized     bool        // minSize is computed (it may be 0: computed once all the same)
 }
 
 type avroField struct {
@@ -461,9 +462,10 @@ func (p *avroParser) annotate(t *avroType, m map[string]any) {
 
 // computeMinSize fills minSize below t.
 func (t *avroType) computeMinSize() int {
-	if t.sizing || t.minSize > 0 {
+	if t.sizing || t.sized {
 		return t.minSize
 	}
+	defer func() { t.sized = true }()
 	switch t.kind {
 	case avroNull:
 		t.minSize = 0

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -211,5 +212,63 @@ func TestAvroNumericScaled(t *testing.T) {
 		if want := appendNumericField(nil, &n); !bytes.Equal(got, want) {
 			t.Fatalf("%x at scale %d (%s): got %x, want %x", b, scale, text, got, want)
 		}
+	}
+}
+
+// TestAvroZeroSizeItemsBounded checks that items which take no bytes
+// (nulls here) are bounded over the whole datum, not per block: a 3 KB
+// datum of many blocks of 4,000 nulls each is a dead letter, not millions
+// of items to walk and render; a datum within the bound lands whole.
+func TestAvroZeroSizeItemsBounded(t *testing.T) {
+	schema := `{"type":"record","name":"R","fields":[{"name":"a","type":{"type":"array","items":"null"}}]}`
+	d := avroDecoder(t, []Column{{Name: "a", Type: TypeJSONB, Path: "a"}}, schema)
+
+	var forged []byte
+	for len(forged) < 3000 {
+		forged = append(forged, aL(4000)...) // each block alone within len+1024
+	}
+	forged = append(forged, 0)
+	out, err := d.AppendFields(nil, &Record{Value: append(AppendRegistryFraming(nil, 1), forged...)})
+	var re *RowError
+	if !errors.As(err, &re) || re.Reason != ReasonSchemaMismatch {
+		t.Fatalf("forged block counts: got %v (%d bytes of fields), want a schema_mismatch dead letter", err, len(out))
+	}
+
+	// 100 nulls, then a block of 100 with its byte size (0), then the end.
+	ok := append(append(append(aL(100), aL(-100)...), aL(0)...), 0)
+	out, err = d.AppendFields(nil, &Record{Value: append(AppendRegistryFraming(nil, 1), ok...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(out, []byte("null")); n != 200 {
+		t.Errorf("%d nulls rendered, want 200", n)
+	}
+}
+
+// TestAvroSchemaCompileLinear compiles a schema whose records may encode
+// in no bytes, each referring twice to the one inside it: sizing them
+// once each is linear, sizing them at every reference 2^30 visits.
+func TestAvroSchemaCompileLinear(t *testing.T) {
+	const levels = 30
+	def := `{"type":"record","name":"R0","fields":[]}`
+	for i := 1; i <= levels; i++ {
+		def = fmt.Sprintf(`{"type":"record","name":"R%d","fields":[{"name":"a","type":%s},{"name":"b","type":"R%d"}]}`, i, def, i-1)
+	}
+	schema := `{"type":"record","name":"Top","fields":[{"name":"x","type":["null",` + def + `]},{"name":"id","type":"long"}]}`
+	done := make(chan error, 1)
+	go func() {
+		d, err := NewDecoder(FormatAvro, []Column{{Name: "id", Type: TypeInt8, Path: "id"}}, Options{})
+		if err == nil {
+			err = d.AddSchema(SchemaRef{ID: 1}, &Schema{Type: SchemaAvro, Text: schema})
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("AddSchema of a %d-byte schema (%d records) still running after 10 s", len(schema), levels+2)
 	}
 }
