@@ -84,21 +84,27 @@ package codec
 // unnamed), NaN and ±Infinity are the strings "NaN", "Infinity" and
 // "-Infinity", Timestamp and Duration are strings, wrappers are their
 // value, Struct/Value/ListValue are the JSON they hold, and
-// confluent.type.Decimal is a number. A text column holding a JSON string
-// (Timestamp, Duration, FieldMask, a Value holding a string) gets the
-// string's content, as for JSON records. google.protobuf.Any stays
-// {"@type": url, "value": base64} (its type is not resolved). A string
-// with NUL is ReasonInvalidValue in jsonb (json keeps \u0000); invalid
-// UTF-8 in a string is ReasonInvalidUTF8 in json, jsonb and text. Nesting
-// deeper than Options.MaxDepth is ReasonSchemaMismatch.
+// confluent.type.Decimal is a number. A group (proto2's group, editions'
+// message_encoding = DELIMITED) is an object as a message is, keyed as
+// protojson keys it: G for "group G", not the field name g; a column
+// cannot take a group itself. A map entry without its value holds the
+// value's default, for an enum its first value (a closed enum's need not
+// be 0). A text column holding a JSON string (Timestamp, Duration,
+// FieldMask, a Value holding a string) gets the string's content, as for
+// JSON records. google.protobuf.Any stays {"@type": url, "value": base64}
+// (its type is not resolved). A string with NUL is ReasonInvalidValue in
+// jsonb (json keeps \u0000); invalid UTF-8 in a string is
+// ReasonInvalidUTF8 in json, jsonb and text. Nesting deeper than
+// Options.MaxDepth is ReasonSchemaMismatch.
 //
 // Wire errors are ReasonSchemaMismatch naming the field path: a truncated
-// tag, varint, fixed value or length, field number 0, the reserved wire
-// types 6 and 7, an unmatched end-group, and a wire type that does not fit
-// the declared type of a field a column reads (or descends through; a
-// repeated scalar may be packed or not). Fields no column reads are
-// skipped after a framing check, without looking inside them, and so are
-// unknown fields, groups included.
+// tag, varint, fixed value or length, a field number of 0 or above 2^29-1
+// (an unknown field's too, as protobuf's parsers have it), the reserved
+// wire types 6 and 7, an unmatched end-group, and a wire type that does
+// not fit the declared type of a field a column reads (or descends
+// through; a repeated scalar may be packed or not). Fields no column reads
+// are skipped after a framing check, without looking inside them, and so
+// are unknown fields, groups included.
 
 import (
 	"context"
@@ -343,6 +349,7 @@ type pbType struct {
 // pbField is one field of a pbType.
 type pbField struct {
 	name     string
+	key      string // JSON key: the name, but a group's as the .proto writes it (G, not g), as protojson's UseProtoNames
 	num      protowire.Number
 	kind     protoreflect.Kind
 	wire     protowire.Type // wire type of one element
@@ -358,7 +365,8 @@ type pbField struct {
 // pbEnum names the values of an enum.
 type pbEnum struct {
 	names     map[int32]string
-	nullValue bool // google.protobuf.NullValue: JSON null
+	def       int32 // the default: the first value, 0 in an open enum but any number in a closed one
+	nullValue bool  // google.protobuf.NullValue: JSON null
 }
 
 func (e *pbEnum) name(v int32) (string, bool) {
@@ -437,6 +445,7 @@ func (ts pbTypes) get(md protoreflect.MessageDescriptor) *pbType {
 		f := &t.fields[i]
 		*f = pbField{
 			name:     string(fd.Name()),
+			key:      fd.TextName(),
 			num:      fd.Number(),
 			kind:     fd.Kind(),
 			wire:     pbWireType(fd.Kind()),
@@ -453,7 +462,8 @@ func (ts pbTypes) get(md protoreflect.MessageDescriptor) *pbType {
 			f.msg = ts.get(m)
 		}
 		if ed := fd.Enum(); ed != nil {
-			e := &pbEnum{names: make(map[int32]string, ed.Values().Len()), nullValue: ed.FullName() == "google.protobuf.NullValue"}
+			e := &pbEnum{names: make(map[int32]string, ed.Values().Len()), def: int32(ed.Values().Get(0).Number()),
+				nullValue: ed.FullName() == "google.protobuf.NullValue"}
 			for j := 0; j < ed.Values().Len(); j++ {
 				v := ed.Values().Get(j)
 				if _, dup := e.names[int32(v.Number())]; !dup {

@@ -10,9 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/types/dynamicpb"
 )
 
 // Wire builders for hand-made payloads.
@@ -297,6 +299,11 @@ var pbCases = []pbCase{
 	{decl: "string v = 1;", typ: TypeText, payload: pbCat([]byte{0x13, 0x18, 0x01, 0x14}, pbString(1, "ok")), want: "ok"},
 	{decl: "string v = 1;", typ: TypeText, payload: pbCat(pbFixed64(9, 1), pbString(1, "ok"), pbFixed32(10, 1)), want: "ok"},
 	{decl: "string v = 1;", typ: TypeText, payload: []byte{0x4d, 0x01}, reason: ReasonSchemaMismatch},
+	// Field numbers run from 1 to 2^29-1; protobuf parsers reject a larger
+	// one even in an unknown field.
+	{decl: "string v = 1;", typ: TypeText, payload: pbCat(pbVarint(protowire.MaxValidNumber, 1), pbString(1, "ok")), want: "ok"},
+	{decl: "string v = 1;", typ: TypeText, payload: pbCat(pbString(1, "ok"), pbVarint(protowire.MaxValidNumber+1, 1)), reason: ReasonSchemaMismatch},
+	{decl: "Sub v = 1;", typ: TypeJSONB, payload: pbBytes(1, pbVarint(2, 5), pbVarint(protowire.MaxValidNumber+1, 1)), reason: ReasonSchemaMismatch},
 	{decl: "Sub v = 1;", path: "v.s", typ: TypeText, payload: pbBytes(1, []byte{0x0a, 0x09}), reason: ReasonSchemaMismatch},
 	{decl: "Sub v = 1;", typ: TypeJSONB, payload: pbBytes(1, pbVarint(1, 1)), reason: ReasonSchemaMismatch},
 	{decl: "repeated int32 v = 1;", typ: TypeJSONB, payload: pbBytes(1, []byte{0x80}), reason: ReasonSchemaMismatch},
@@ -408,6 +415,114 @@ func TestProtobufRequired(t *testing.T) {
 	_, rerr = pbAppendRow(p, nil, pbCat(pbString(1, "x"), pbBytes(2, []byte{0x0a, 0x05})))
 	if rerr == nil || rerr.Reason != ReasonSchemaMismatch || rerr.Path != "sub.s" {
 		t.Errorf("got %v, want schema_mismatch naming sub.s", rerr)
+	}
+}
+
+// pbMessageJSONB decodes payload, a message R of schema whose field m is
+// a message, and returns m as a jsonb column holds it, m as protojson
+// writes it (with the .proto names), and the decode's error.
+func pbMessageJSONB(t *testing.T, schema string, payload []byte) (got, want string, rerr *RowError) {
+	t.Helper()
+	fd, err := compileProtobufFile(&Schema{Type: SchemaProtobuf, Text: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := dynamicpb.NewMessage(fd.Messages().ByName("R"))
+	if err := proto.Unmarshal(payload, r); err != nil {
+		t.Fatalf("protobuf rejects the payload: %v", err)
+	}
+	m := r.Get(r.Descriptor().Fields().ByName("m")).Message().Interface()
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pbPlan(t, schema, []int{0}, []Column{{Name: "c", Type: TypeJSONB, Path: "m"}})
+	out, rerr := pbAppendRow(p, nil, payload)
+	if rerr != nil {
+		return "", string(b), rerr
+	}
+	fields, err := splitFields(out, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(fields[0][1:]), string(b), nil // past jsonb's version byte
+}
+
+// pbGroup is a group field of number num holding parts.
+func pbGroup(num protowire.Number, parts ...[]byte) []byte {
+	b := protowire.AppendTag(nil, num, protowire.StartGroupType)
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return protowire.AppendTag(b, num, protowire.EndGroupType)
+}
+
+// TestProtobufGroupsInJSON: a message taken as JSON renders its groups
+// (proto2 groups, editions' DELIMITED message fields) as protojson does,
+// keyed by the group's name as the .proto writes it.
+func TestProtobufGroupsInJSON(t *testing.T) {
+	for _, tc := range []struct {
+		name, schema string
+		payload      []byte
+	}{
+		{"optional group", `syntax = "proto2"; package t;
+message R { optional M m = 1; }
+message M { optional group G = 5 { optional int32 a = 6; } optional int32 x = 7; }`,
+			pbBytes(1, pbGroup(5, pbVarint(6, 3)), pbVarint(7, 1))},
+		{"repeated group", `syntax = "proto2"; package t;
+message R { optional M m = 1; }
+message M { repeated group G = 4 { optional int32 b = 5; } }`,
+			pbBytes(1, pbGroup(4, pbVarint(5, 1)), pbGroup(4, pbVarint(5, 2)))},
+		{"group in a group, merged", `syntax = "proto2"; package t;
+message R { optional M m = 1; }
+message M { optional group G = 1 { optional group H = 2 { optional string s = 3; optional int32 n = 4; } } }`,
+			pbBytes(1, pbGroup(1, pbGroup(2, pbString(3, "x"))), pbGroup(1, pbGroup(2, pbVarint(4, 7))))},
+		{"editions DELIMITED", `edition = "2023"; package t;
+message R { M m = 1; }
+message M { Sub s = 1 [features.message_encoding = DELIMITED]; int32 x = 2; }
+message Sub { int32 a = 1; }`,
+			pbBytes(1, pbGroup(1, pbVarint(1, 3)), pbVarint(2, 1))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, want, rerr := pbMessageJSONB(t, tc.schema, tc.payload)
+			if rerr != nil {
+				t.Fatalf("%v (protojson: %s)", rerr, want)
+			}
+			if !pbJSONEqual([]byte(got), []byte(want)) {
+				t.Errorf("jsonb %s, protojson %s", got, want)
+			}
+		})
+	}
+}
+
+// TestProtobufClosedEnumMapDefault: a map entry without its value takes
+// the value's default; a closed enum's is its first value, which need not
+// be 0.
+func TestProtobufClosedEnumMapDefault(t *testing.T) {
+	for _, tc := range []struct{ name, schema string }{
+		{"proto2", `syntax = "proto2"; package t;
+enum E { E1 = 1; E2 = 2; }
+message R { optional M m = 1; }
+message M { map<string, E> me = 1; }`},
+		{"editions CLOSED", `edition = "2023"; package t;
+enum E { option features.enum_type = CLOSED; E_NEG = -1; E1 = 1; }
+message R { M m = 1; }
+message M { map<string, E> me = 1; }`},
+		{"open", `syntax = "proto3"; package t;
+enum E { E0 = 0; E1 = 1; }
+message R { M m = 1; }
+message M { map<string, E> me = 1; }`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			payload := pbBytes(1, pbBytes(1, pbString(1, "k")), pbBytes(1, pbString(1, "j"), pbVarint(2, 1)))
+			got, want, rerr := pbMessageJSONB(t, tc.schema, payload)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if !pbJSONEqual([]byte(got), []byte(want)) {
+				t.Errorf("jsonb %s, protojson %s", got, want)
+			}
+		})
 	}
 }
 

@@ -694,15 +694,15 @@ func (p *protobufPlan) scanMessage(t *pbType, segLo, segHi int) (lo, hi int, ok 
 		for i < end {
 			at := i
 			num, wt, next := readTag(b, i, end)
-			if next < 0 || num <= 0 {
+			if next < 0 || !num.IsValid() {
 				return lo, lo, p.fail(ReasonSchemaMismatch, fmt.Sprintf("%s: malformed tag at byte %d", t.name, at))
 			}
 			fi := t.byNum.get(num)
-			vs, ve := consumeValue(b, next, end, num, wt)
-			if ve < 0 {
+			vs, ve, next := consumeValue(b, next, end, num, wt)
+			if next < 0 {
 				return lo, lo, p.fail(ReasonSchemaMismatch, fmt.Sprintf("%s field number %d: %s at byte %d", t.name, num, malformed(wt), at))
 			}
-			i = ve
+			i = next
 			if fi < 0 {
 				continue
 			}
@@ -855,7 +855,7 @@ func (p *protobufPlan) renderScanned(dst []byte, t *pbType, lo, hi, depth int) (
 		}
 		n++
 		dst = append(dst, '"')
-		dst = append(dst, f.name...)
+		dst = append(dst, f.key...)
 		dst = append(dst, '"', ':')
 		if !f.list && !f.isMap && f.msg == nil {
 			// A scalar: its last occurrence, found above, is its value
@@ -963,7 +963,13 @@ func (p *protobufPlan) renderField(dst []byte, f *pbField, fi int32, lo, hi, dep
 	}
 	j := p.lastOcc(lo, hi, fi)
 	if j < 0 {
-		return p.appendScalarJSON(dst, f, 0, nil)
+		// A map entry without its value (other fields are rendered only
+		// when present) takes the value field's default.
+		var u uint64
+		if f.enum != nil {
+			u = uint64(f.enum.def)
+		}
+		return p.appendScalarJSON(dst, f, u, nil)
 	}
 	v := p.payload[p.scan[j].start:p.scan[j].end]
 	return p.appendScalarJSON(dst, f, scalarOf(f, v), v)
@@ -1006,11 +1012,11 @@ func (p *protobufPlan) renderList(dst []byte, f *pbField, fi int32, lo, hi, dept
 		}
 		// A packed run: values of f.wire back to back.
 		for i, end := int(sc.start), int(sc.end); i < end; {
-			vs, ve := consumeValue(p.payload, i, end, f.num, f.wire)
-			if ve < 0 {
+			vs, ve, next := consumeValue(p.payload, i, end, f.num, f.wire)
+			if next < 0 {
 				return dst, p.fail(ReasonSchemaMismatch, fmt.Sprintf("packed field %s: %s at byte %d", f.name, malformed(f.wire), i))
 			}
-			i = ve
+			i = next
 			if n > 0 {
 				dst = append(dst, ',')
 			}

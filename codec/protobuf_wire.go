@@ -31,30 +31,31 @@ func (p *protobufPlan) wireErr(path string, num protowire.Number, at int, what s
 	return &RowError{Path: path, Reason: ReasonSchemaMismatch, Detail: detail}
 }
 
-// consumeValue returns the end of the value of wire type wt at b[i:end],
-// and the start of its content (past the length of a length-delimited
-// value), or a negative end on malformed data.
-func consumeValue(b []byte, i, end int, num protowire.Number, wt protowire.Type) (start, next int) {
+// consumeValue reads the value of wire type wt at b[i:end]. Its content
+// is b[start:stop] (past the length of a length-delimited value, short of
+// a group's end-group tag) and the value ends at next, negative on
+// malformed data.
+func consumeValue(b []byte, i, end int, num protowire.Number, wt protowire.Type) (start, stop, next int) {
 	switch wt {
 	case protowire.VarintType:
 		if i < end && b[i] < 0x80 {
-			return i, i + 1
+			return i, i + 1, i + 1
 		}
 		_, n := protowire.ConsumeVarint(b[i:end])
 		if n < 0 {
-			return i, -1
+			return i, i, -1
 		}
-		return i, i + n
+		return i, i + n, i + n
 	case protowire.Fixed32Type:
 		if end-i < 4 {
-			return i, -1
+			return i, i, -1
 		}
-		return i, i + 4
+		return i, i + 4, i + 4
 	case protowire.Fixed64Type:
 		if end-i < 8 {
-			return i, -1
+			return i, i, -1
 		}
-		return i, i + 8
+		return i, i + 8, i + 8
 	case protowire.BytesType:
 		var l uint64
 		if i < end && b[i] < 0x80 {
@@ -63,23 +64,25 @@ func consumeValue(b []byte, i, end int, num protowire.Number, wt protowire.Type)
 		} else {
 			v, n := protowire.ConsumeVarint(b[i:end])
 			if n < 0 {
-				return i, -1
+				return i, i, -1
 			}
 			l = v
 			i += n
 		}
 		if l > uint64(end-i) {
-			return i, -1
+			return i, i, -1
 		}
-		return i, i + int(l)
+		return i, i + int(l), i + int(l)
 	case protowire.StartGroupType:
-		n := protowire.ConsumeFieldValue(num, wt, b[i:end])
+		// The content stops before the end-group tag: scanned as a
+		// message, it must not meet that tag.
+		v, n := protowire.ConsumeGroup(num, b[i:end])
 		if n < 0 {
-			return i, -1
+			return i, i, -1
 		}
-		return i, i + n
+		return i, i + len(v), i + n
 	}
-	return i, -1
+	return i, i, -1
 }
 
 func wireName(wt protowire.Type) string {
@@ -110,7 +113,8 @@ func malformed(wt protowire.Type) string {
 	return wireName(wt)
 }
 
-// readTag reads the tag at b[i:end].
+// readTag reads the tag at b[i:end]. The number may be out of range:
+// callers check it with IsValid.
 func readTag(b []byte, i, end int) (protowire.Number, protowire.Type, int) {
 	if c := b[i]; c < 0x80 {
 		return protowire.Number(c >> 3), protowire.Type(c & 7), i + 1
@@ -138,13 +142,14 @@ func (p *protobufPlan) walk(n *pbNode, i, end int) *RowError {
 		if next < 0 {
 			return p.wireErr(n.path, 0, at, "truncated tag")
 		}
-		if num <= 0 {
+		if !num.IsValid() {
+			// 0, or above 2^29-1: protobuf parsers reject the message.
 			return p.wireErr(n.path, 0, at, "invalid field number")
 		}
 		i = next
 		ei := n.byNum.get(num)
 		if ei < 0 {
-			if _, i = consumeValue(b, i, end, num, wt); i < 0 {
+			if _, _, i = consumeValue(b, i, end, num, wt); i < 0 {
 				return p.wireErr(n.path, num, at, malformed(wt))
 			}
 			continue
@@ -153,11 +158,11 @@ func (p *protobufPlan) walk(n *pbNode, i, end int) *RowError {
 		if !wireFits(e.f, wt) {
 			return p.wireErr(e.path, 0, at, fmt.Sprintf("%s value for a field of type %s", wireName(wt), e.f.typeName()))
 		}
-		vs, ve := consumeValue(b, i, end, num, wt)
-		if ve < 0 {
+		vs, ve, next := consumeValue(b, i, end, num, wt)
+		if next < 0 {
 			return p.wireErr(e.path, 0, at, malformed(wt))
 		}
-		i = ve
+		i = next
 		for _, s := range e.clears {
 			p.slots[s].reset()
 		}
