@@ -124,13 +124,21 @@ func parseUUID(s []byte, out *[16]byte) bool {
 
 // appendBase64Field decodes base64 text into a bytea field. The standard
 // alphabet (+/) must be padded; the URL-safe alphabet (-_) may be padded
-// or not. Alphabets do not mix.
+// or not. Alphabets do not mix; CR and LF are ignored.
 func appendBase64Field(dst []byte, s []byte) ([]byte, bool) {
 	enc := base64.StdEncoding
 	for _, c := range s {
 		if c == '-' || c == '_' {
 			enc = base64.URLEncoding
-			if len(s)%4 != 0 {
+			// Padded or not by the length of the text without the CR
+			// and LF the decoder skips.
+			n := len(s)
+			for _, c := range s {
+				if c == '\r' || c == '\n' {
+					n--
+				}
+			}
+			if n%4 != 0 {
 				enc = base64.RawURLEncoding
 			}
 			break

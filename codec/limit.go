@@ -68,10 +68,20 @@ func (c *column) checkNumeric(v []byte) *RowError {
 			}
 		}
 	}
-	if first < 0 || first > weight {
-		return nil // zero, or no integer part
+	if first < 0 {
+		return nil // zero
 	}
 	d := binary.BigEndian.Uint16(digits[2*first:])
+	if first > weight {
+		// No integer part. A scale above the precision (numeric(2,5))
+		// bounds the value below 10^(p-s): its first non-zero digit must
+		// be at decimal place s-p+1 after the point or later.
+		place := 4*(first-weight) - decimalDigits(d) + 1
+		if min := c.Limit.Scale - c.Limit.Precision + 1; place < min {
+			return c.fail(ReasonOutOfRange, fmt.Sprintf("value is at least 10^%d, the bound of numeric(%d,%d)", c.Limit.Precision-c.Limit.Scale, c.Limit.Precision, c.Limit.Scale))
+		}
+		return nil
+	}
 	intDigits := 4*(weight-first) + decimalDigits(d)
 	if max := c.Limit.Precision - c.Limit.Scale; intDigits > max {
 		return c.fail(ReasonOutOfRange, fmt.Sprintf("value has %d integer digits, more than the %d of numeric(%d,%d)", intDigits, max, c.Limit.Precision, c.Limit.Scale))

@@ -14,8 +14,10 @@ func TestLimits(t *testing.T) {
 	conn := pgConn(t)
 	ctx := context.Background()
 	numerics := []string{"0", "1", "312.33", "312.3", "312.30", "312.330000", "-999.99", "999.995", "1000", "0.001",
-		"0.01", "99999", "123456789.5", "1e3", "1.5e-2", "0.00", "-0", "12345.6789", "0.0001", "10000.00001", `"NaN"`, `"Infinity"`}
-	for _, ps := range [][2]int{{5, 2}, {5, 1}, {3, 3}, {12, 4}, {20, 0}, {8, 5}} {
+		"0.01", "99999", "123456789.5", "1e3", "1.5e-2", "0.00", "-0", "12345.6789", "0.0001", "10000.00001", `"NaN"`, `"Infinity"`,
+		"0.0012", "0.00012", "-0.00099", "0.000123", "0.00001", "-0.5"}
+	// A scale above the precision (2,5; 1,3) bounds values below 10^(p-s).
+	for _, ps := range [][2]int{{5, 2}, {5, 1}, {3, 3}, {12, 4}, {20, 0}, {8, 5}, {2, 5}, {1, 3}} {
 		p, s := ps[0], ps[1]
 		d := mustDecoder(t, FormatJSON, []Column{{Name: "v", Type: TypeNumeric, Path: "v", Limit: Limit{Precision: p, Scale: s}}}, Options{})
 		for _, v := range numerics {
