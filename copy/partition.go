@@ -233,6 +233,12 @@ type Maintenance struct {
 	Moved    int64    // rows moved from the default partition into created partitions
 	Dropped  []string // partitions dropped by retention
 	Detached []string // partitions detached by retention (retention_action detach)
+	// Expired counts the rows older than the retention floor deleted from
+	// the default partition: rows of a batch that committed after a round
+	// had dropped their interval's partition (decoded before the floor
+	// moved, written after). Retention removes them as it removed the
+	// partition; without it they would stay for good.
+	Expired int64
 	// DefaultRows counts the rows in the default partition when the round
 	// ended (up to a million): rows that had no partition, and that could
 	// not be moved into one (before the retention, or no partition time).
@@ -257,7 +263,8 @@ type partInfo struct {
 // MaintainPartitions runs one maintenance round of t (with Partitioning)
 // as of now, on conn (outside any transaction): it premakes partitions,
 // moves rows out of the default partition into partitions made for them,
-// and drops or detaches expired partitions. Each step takes at most
+// drops or detaches expired partitions and, unless it detaches, deletes
+// the default partition's rows older than the retention. Each step takes at most
 // about lockTimeout to get its locks; a step that cannot is reported in
 // Maintenance.Failed and retried next round. It returns an error when t
 // cannot be maintained at all (not partitioned as configured, PostgreSQL
@@ -381,6 +388,20 @@ func maintain(ctx context.Context, conn *pgconn.PgConn, t *Table, now time.Time,
 				m.Dropped = append(m.Dropped, pi.name)
 			}
 		}
+	}
+	if defName != "" && !notBefore.IsZero() && !p.Detach && !dryRun {
+		n, skipped, err := t.expireDefaultRows(ctx, conn, defName, notBefore, lockTimeout)
+		switch {
+		case err != nil:
+			if conn.IsClosed() {
+				return m, err
+			}
+			m.Failed = append(m.Failed, err)
+		case skipped:
+			m.Skipped = true
+			return m, nil
+		}
+		m.Expired = n
 	}
 	if defName != "" {
 		s, _ := t.schemaTable()
@@ -639,6 +660,34 @@ func (t *Table) expirePartition(ctx context.Context, conn *pgconn.PgConn, name s
 		return false, fmt.Errorf("cannot expire partition %s of table %s: %w", name, t.Name, err)
 	}
 	return false, nil
+}
+
+// expireDefaultRows deletes the rows of t's default partition def that
+// are older than notBefore and returns how many; skipped when another
+// session maintains t. A batch decoded while its rows' interval was kept
+// can commit after a round dropped that interval's partition: its rows
+// then land in the default partition, which no later round makes a
+// partition for (the interval is expired).
+func (t *Table) expireDefaultRows(ctx context.Context, conn *pgconn.PgConn, def string, notBefore time.Time, lockTimeout time.Duration) (n int64, skipped bool, err error) {
+	ok, err := t.beginStep(ctx, conn, lockTimeout)
+	if err != nil {
+		return 0, false, fmt.Errorf("cannot start expiring rows of table %s's default partition: %w", t.Name, err)
+	}
+	if !ok {
+		return 0, true, nil
+	}
+	s, _ := t.schemaTable()
+	col := pgx.Identifier{t.Partition.Column}.Sanitize()
+	res, err := conn.Exec(ctx, "DELETE FROM "+pgx.Identifier{s, def}.Sanitize()+" WHERE "+col+" < "+t.boundLiteral(notBefore)).ReadAll()
+	if err != nil {
+		rollback(ctx, conn)
+		return 0, false, fmt.Errorf("cannot expire rows of table %s's default partition: %w", t.Name, err)
+	}
+	if err := execSimple(ctx, conn, "COMMIT"); err != nil {
+		rollback(ctx, conn)
+		return 0, false, fmt.Errorf("cannot commit expiring rows of table %s's default partition: %w", t.Name, err)
+	}
+	return res[0].CommandTag.RowsAffected(), false, nil
 }
 
 // IsLockTimeout reports whether err is PostgreSQL giving up on a lock

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	pgcopy "github.com/sluice-dev/sluice/copy"
@@ -26,7 +27,10 @@ import (
 // retention dropped (a replay, a late producer). The decoder checks the
 // partition column against tablePartitions.notBefore, which every round
 // moves; the partition column is required (a row without a time has no
-// partition to live in or expire with).
+// partition to live in or expire with). A batch decoded before the floor
+// moved can still commit after a round dropped its rows' partition; the
+// next round deletes such rows from the default partition
+// (sluice_partition_expired_rows_total).
 
 // Maintenance timings.
 const (
@@ -44,6 +48,7 @@ type partitionMaint struct {
 type tablePartitions struct {
 	notBefore   atomic.Int64 // Unix µs: older partition times are expired (math.MinInt64: none)
 	defaultRows atomic.Int64 // rows in the default partition at the last round
+	expired     *metrics.Counter
 }
 
 // initPartitions prepares t's partition column (required, checked against
@@ -67,6 +72,7 @@ func (a *App) initPartitions(t *tableRT) {
 	a.m.set.NewGauge(fmt.Sprintf("sluice_partition_default_rows{table=%q}", t.cfg.Name), func() float64 {
 		return float64(tp.defaultRows.Load())
 	})
+	tp.expired = a.m.set.NewCounter(fmt.Sprintf("sluice_partition_expired_rows_total{table=%q}", t.cfg.Name))
 }
 
 func (tp *tablePartitions) setNotBefore(p *pgcopy.Partitioning, now time.Time) {
@@ -148,6 +154,11 @@ func (a *App) reportMaintenance(t *tableRT, m pgcopy.Maintenance) {
 	}
 	if len(m.Detached) > 0 {
 		a.log.Info("expired partitions detached (kept as plain tables)", "table", name, "partitions", m.Detached, "retention", t.pg.Partition.Retention)
+	}
+	if m.Expired > 0 {
+		t.part.expired.Add(int(m.Expired))
+		a.log.Warn("rows older than the retention deleted from the default partition: a batch in flight committed them after their partition was dropped",
+			"table", name, "rows", m.Expired, "partition", defaultPartitionName(t))
 	}
 	for _, err := range m.Failed {
 		a.log.Warn("partition maintenance step failed; retrying next round", "table", name, "err", err)

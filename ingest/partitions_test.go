@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -244,5 +245,70 @@ func TestMigrateCheck(t *testing.T) {
 	err := MigrateMain(e.ctx, []string{"--config", path, "--check"}, &out, &errOut)
 	if err == nil || !strings.Contains(out.String(), "migrate would fail:") || !strings.Contains(out.String(), "ADD PRIMARY KEY") {
 		t.Errorf("--check of a table without a unique key: %v\n%s", err, out.String())
+	}
+}
+
+// TestRetentionRacesBatch: a record decoded while its day was still kept,
+// and committed after the maintenance round that moved the retention
+// floor past it and dropped its partition, lands in the default partition
+// (no round makes a partition before the floor); the next round deletes
+// it, as retention deleted the rest of its day, and counts it. The batch
+// is held at its offsets compare-and-set (before it touches the target) by
+// a lock on sluice.offsets while the round runs, as a slow commit would be.
+func TestRetentionRacesBatch(t *testing.T) {
+	e := newEnv(t, 1)
+	cfg := e.config(`
+  - name: public.ev
+    topics: [events]
+    partition: {column: ts, interval: day, premake: 2, retention: 1d}
+    columns:
+      - {name: id, type: int8, path: id}
+      - {name: ts, type: timestamptz, path: ts}
+`)
+	var clk clock
+	day0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	clk.set(day0)
+	r := e.start(cfg, clk.prep())
+	if got := e.partitions("public.ev"); !slices.Contains(got, "ev_p20261126") {
+		t.Fatalf("partitions at start: %v", got)
+	}
+
+	lock, err := pgx.Connect(e.ctx, e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close(e.ctx)
+	tx, err := lock.Begin(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(e.ctx, `LOCK TABLE sluice.offsets IN EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	// 2026-11-26 12:00 is within the retention on 2026-11-26.
+	e.produce(&kgo.Record{Value: []byte(`{"id":1,"ts":"2026-11-26T12:00:00Z"}`)})
+	e.waitFor("the batch to wait at its compare-and-set", func() bool {
+		return e.count(`SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'sluice.offsets'::regclass`) > 0
+	})
+	// Two days on: the floor is 2026-11-27, and the round drops 11-26.
+	clk.set(day0.AddDate(0, 0, 2))
+	if err := r.app.maintainPartitions(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.partitions("public.ev"); slices.Contains(got, "ev_p20261126") {
+		t.Fatalf("the round did not drop ev_p20261126: %v", got)
+	}
+	if err := tx.Rollback(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitDrained(1)
+	if err := r.app.maintainPartitions(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if back := e.count(`SELECT count(*) FROM public.ev WHERE ts < '2026-11-27T00:00:00Z'`); back != 0 {
+		t.Errorf("a row of the dropped day 2026-11-26 is back in public.ev (%d rows, in %v) after the round that followed its commit", back, e.partitions("public.ev"))
+	}
+	if body := httpGet(t, "http://"+r.app.MetricsAddr()+"/metrics"); !strings.Contains(body, `sluice_partition_expired_rows_total{table="public.ev"} 1`) {
+		t.Errorf("sluice_partition_expired_rows_total does not count the row:\n%s", body)
 	}
 }
