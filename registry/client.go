@@ -339,7 +339,10 @@ func (r *resolver) walk(ctx context.Context, refs []sr.SchemaReference, depth in
 }
 
 // subjectVersion fetches one referenced version, cached: a registered
-// version's text never changes. "latest" (-1) is not cached.
+// version's text never changes. "latest" (-1) is not cached. Soft-deleted
+// versions are included, as Confluent's deserializers include them: a
+// schema id stays served after its subject is soft-deleted, and records
+// written with it must still decode.
 func (c *Client) subjectVersion(ctx context.Context, subject string, version int) (sr.SubjectSchema, error) {
 	k := subjectVersion{subject, version}
 	if version > 0 {
@@ -351,7 +354,7 @@ func (c *Client) subjectVersion(ctx context.Context, subject string, version int
 	op := fmt.Sprintf("fetch subject %q version %d", subject, version)
 	v, err := c.flight.doVersion(ctx, k, func(ctx context.Context) (*versionEntry, error) {
 		c.requests.Add(1)
-		ss, err := c.sr.SchemaByVersion(ctx, subject, version)
+		ss, err := c.sr.SchemaByVersion(sr.WithParams(ctx, sr.ShowDeleted), subject, version)
 		if err != nil {
 			return nil, classify(op, c.urls, err)
 		}

@@ -135,6 +135,37 @@ func TestProtobufImport(t *testing.T) {
 	}
 }
 
+// TestSoftDeletedReference: a schema id stays served after its subject is
+// soft-deleted, and so must the versions it references when they are
+// soft-deleted too: references are looked up with deleted=true, as
+// Confluent's deserializers look them up.
+func TestSoftDeletedReference(t *testing.T) {
+	f := startFake(t)
+	f.register(t, "country-value", sr.Schema{Schema: countryAvro})
+	id := f.register(t, "address-value", sr.Schema{Schema: addressAvro, References: []sr.SchemaReference{
+		{Name: "com.example.Country", Subject: "country-value", Version: 1},
+	}})
+	admin, err := sr.NewClient(sr.URLs(f.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := admin.DeleteSubject(ctx, "address-value", sr.SoftDelete); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.DeleteSchema(ctx, "country-value", 1, sr.SoftDelete); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, Options{URLs: []string{f.URL}})
+	s, err := c.Schema(ctx, id)
+	if err != nil {
+		t.Fatalf("schema id %d with a soft-deleted reference: %v", id, err)
+	}
+	if len(s.References) != 1 || s.References[0].Schema.Text != countryAvro {
+		t.Fatalf("references %+v, want the soft-deleted country-value version 1", s.References)
+	}
+}
+
 // TestCache: a second lookup of an id, and of the references shared with
 // another schema, sends no request.
 func TestCache(t *testing.T) {

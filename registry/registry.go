@@ -9,7 +9,10 @@
 //     dependencies first, so a compiler can add them in order. A reference
 //     names another subject and version; its Named.Name is what the
 //     referencing schema calls it (an Avro full name, a .proto import path,
-//     a JSON Schema $ref URL).
+//     a JSON Schema $ref URL). References are looked up including
+//     soft-deleted versions, as Confluent's deserializers look them up: a
+//     schema id stays served after a soft delete, and so must what it
+//     references.
 //   - Results are cached by id (and by GUID) in a bounded LRU
 //     (Options.CacheSize, default 10,000); referenced subject versions are
 //     cached the same way, since a registry never changes a version's text.
