@@ -178,12 +178,12 @@ func (c *Client) Schema(ctx context.Context, id int) (*Schema, error) {
 	}
 	op := "fetch schema id " + strconv.Itoa(id)
 	return c.flight.do(ctx, "id\x00"+strconv.Itoa(id), func(ctx context.Context) (*Schema, error) {
-		c.requests.Add(1)
-		s, err := c.sr.SchemaByID(ctx, id)
+		ss, err := c.fetch(ctx, op, "/schemas/ids/"+strconv.Itoa(id))
 		if err != nil {
-			return nil, classify(op, c.urls, err)
+			return nil, err
 		}
-		out, err := c.resolve(ctx, op, sr.SubjectSchema{ID: id, Schema: s})
+		ss.ID = id
+		out, err := c.resolve(ctx, op, ss)
 		if err != nil {
 			return nil, err
 		}
@@ -202,10 +202,9 @@ func (c *Client) SchemaByGUID(ctx context.Context, guid string) (*Schema, error)
 	}
 	op := "fetch schema guid " + guid
 	return c.flight.do(ctx, "guid\x00"+guid, func(ctx context.Context) (*Schema, error) {
-		c.requests.Add(1)
-		ss, err := c.sr.SchemaByGUID(ctx, guid)
+		ss, err := c.fetch(ctx, op, "/schemas/guids/"+url.PathEscape(guid))
 		if err != nil {
-			return nil, classify(op, c.urls, err)
+			return nil, err
 		}
 		if ss.GUID == "" {
 			ss.GUID = guid
@@ -224,12 +223,37 @@ func (c *Client) SchemaByGUID(ctx context.Context, guid string) (*Schema, error)
 // have been registered since the last call.
 func (c *Client) LatestSchema(ctx context.Context, subject string) (*Schema, error) {
 	op := fmt.Sprintf("fetch the latest version of subject %q", subject)
-	c.requests.Add(1)
-	ss, err := c.sr.SchemaByVersion(ctx, subject, -1)
+	ss, err := c.fetch(ctx, op, versionPath(subject, -1))
 	if err != nil {
-		return nil, classify(op, c.urls, err)
+		return nil, err
 	}
 	return c.resolve(ctx, op, ss)
+}
+
+// fetch GETs the schema at path, relative to the registry's URL.
+func (c *Client) fetch(ctx context.Context, op, path string) (sr.SubjectSchema, error) {
+	c.requests.Add(1)
+	var ss sr.SubjectSchema
+	if err := c.sr.Do(ctx, http.MethodGet, path, nil, &ss); err != nil {
+		return sr.SubjectSchema{}, classify(op, c.urls, err)
+	}
+	if ss.Schema.Schema == "" {
+		// A registry never serves a schema without text: this 200 is
+		// another service's (a catch-all route answering {}), and taking
+		// it as a schema would fail every record naming the id until a
+		// restart.
+		return sr.SubjectSchema{}, noSchema(op, c.urls)
+	}
+	return ss, nil
+}
+
+// versionPath is the path of subject's version; -1 is the latest.
+func versionPath(subject string, version int) string {
+	v := "latest"
+	if version != -1 {
+		v = strconv.Itoa(version)
+	}
+	return "/subjects/" + url.PathEscape(subject) + "/versions/" + v
 }
 
 // Register registers a schema under subject (idempotent: the registry
@@ -353,10 +377,9 @@ func (c *Client) subjectVersion(ctx context.Context, subject string, version int
 	}
 	op := fmt.Sprintf("fetch subject %q version %d", subject, version)
 	v, err := c.flight.doVersion(ctx, k, func(ctx context.Context) (*versionEntry, error) {
-		c.requests.Add(1)
-		ss, err := c.sr.SchemaByVersion(sr.WithParams(ctx, sr.ShowDeleted), subject, version)
+		ss, err := c.fetch(sr.WithParams(ctx, sr.ShowDeleted), op, versionPath(subject, version))
 		if err != nil {
-			return nil, classify(op, c.urls, err)
+			return nil, err
 		}
 		e := &versionEntry{ss: ss}
 		if version > 0 {

@@ -311,8 +311,8 @@ func TestNotFound(t *testing.T) {
 	}
 }
 
-// TestTransient: a 503, a 404 that is not the registry's, and an
-// unreachable URL are transient, and each error names the URL and a fix.
+// TestTransient: a 503, a 404 that is not the registry's, a 200 without a
+// schema, and an unreachable URL are transient, and each error names the URL and a fix.
 func TestTransient(t *testing.T) {
 	unavailable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
@@ -322,6 +322,12 @@ func TestTransient(t *testing.T) {
 	defer unavailable.Close()
 	notRegistry := httptest.NewServer(http.NotFoundHandler())
 	defer notRegistry.Close()
+	// A catch-all route answering 200 with an object that holds no schema.
+	catchAll := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{}`))
+	}))
+	defer catchAll.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -334,6 +340,7 @@ func TestTransient(t *testing.T) {
 	}{
 		{unavailable.URL, "unavailable or overloaded"},
 		{notRegistry.URL, "does not serve the Schema Registry API"},
+		{catchAll.URL, "does not serve the Schema Registry API"},
 		{closed, "cannot reach the registry"},
 	} {
 		c := newClient(t, Options{URLs: []string{tc.url}, Timeout: 5 * time.Second})

@@ -140,3 +140,10 @@ func invalid(op, urls, format string, args ...any) error {
 	return &Error{Op: op, URL: urls, Permanent: true, kind: ErrInvalidSchema, err: fmt.Errorf(format, args...),
 		Fix: "fix the schema's references in the registry"}
 }
+
+// noSchema returns the transient error for a 200 answer that holds no
+// schema: the URL does not serve the Schema Registry API.
+func noSchema(op, urls string) error {
+	return &Error{Op: op, URL: urls, StatusCode: http.StatusOK, err: errors.New("the answer holds no schema"),
+		Fix: "the URL does not serve the Schema Registry API; check schema_registry.urls, including any path prefix"}
+}

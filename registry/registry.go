@@ -22,9 +22,10 @@
 //     the schema, subject or version does not exist (ErrNotFound; the record
 //     becomes a dead letter), or that a schema's references are unusable
 //     (ErrInvalidSchema). Everything else (unreachable, 5xx, 429, timeouts,
-//     authentication refused, a URL that is not a Schema Registry) is
-//     transient: the caller retries with backoff and surfaces the error,
-//     which names the URL and the likely fix.
+//     authentication refused, a URL that is not a Schema Registry, such as
+//     one answering 404, or 200 without a schema) is transient: the caller
+//     retries with backoff and surfaces the error, which names the URL and
+//     the likely fix.
 //   - A Client is safe for concurrent use. It does no I/O until asked.
 //
 // The HTTP work is done by franz-go's pkg/sr; this package adds reference
