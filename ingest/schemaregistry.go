@@ -243,7 +243,8 @@ func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need
 			}
 			return true
 		case registry.IsPermanent(err):
-			// Not found (40403), or references that cannot be resolved.
+			// Not found (40403), a schema type Sluice cannot read, or
+			// references that cannot be resolved.
 			a.regWait.set(key, "")
 			a.log.Warn("a "+what+" cannot be had from the schema registry; its records become dead letters",
 				"topic", st.topic, "schema", need.Ref.String(), "err", err)

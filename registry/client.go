@@ -230,21 +230,40 @@ func (c *Client) LatestSchema(ctx context.Context, subject string) (*Schema, err
 	return c.resolve(ctx, op, ss)
 }
 
+// schemaAnswer is a schema as the registry's GET endpoints answer it. The
+// type is kept as text: pkg/sr's SchemaType refuses a type it does not
+// know while decoding, and that failure reads like a URL that does not
+// serve the API, so a schema of another type would be retried forever.
+type schemaAnswer struct {
+	Subject    string               `json:"subject"`
+	Version    int                  `json:"version"`
+	ID         int                  `json:"id"`
+	GUID       string               `json:"guid"`
+	Schema     string               `json:"schema"`
+	SchemaType string               `json:"schemaType"`
+	References []sr.SchemaReference `json:"references"`
+}
+
 // fetch GETs the schema at path, relative to the registry's URL.
 func (c *Client) fetch(ctx context.Context, op, path string) (sr.SubjectSchema, error) {
 	c.requests.Add(1)
-	var ss sr.SubjectSchema
-	if err := c.sr.Do(ctx, http.MethodGet, path, nil, &ss); err != nil {
+	var a schemaAnswer
+	if err := c.sr.Do(ctx, http.MethodGet, path, nil, &a); err != nil {
 		return sr.SubjectSchema{}, classify(op, c.urls, err)
 	}
-	if ss.Schema.Schema == "" {
+	if a.Schema == "" {
 		// A registry never serves a schema without text: this 200 is
 		// another service's (a catch-all route answering {}), and taking
 		// it as a schema would fail every record naming the id until a
 		// restart.
 		return sr.SubjectSchema{}, noSchema(op, c.urls)
 	}
-	return ss, nil
+	var typ sr.SchemaType
+	if err := typ.UnmarshalText([]byte(a.SchemaType)); err != nil {
+		return sr.SubjectSchema{}, unknownType(op, c.urls, a.SchemaType)
+	}
+	return sr.SubjectSchema{Subject: a.Subject, Version: a.Version, ID: a.ID, GUID: a.GUID,
+		Schema: sr.Schema{Schema: a.Schema, Type: typ, References: a.References}}, nil
 }
 
 // versionPath is the path of subject's version; -1 is the latest.
@@ -294,11 +313,7 @@ func (c *Client) Lookup(ctx context.Context, subject string, typ SchemaType, tex
 
 // resolve fetches root's references, transitively, dependencies first.
 func (c *Client) resolve(ctx context.Context, op string, root sr.SubjectSchema) (*Schema, error) {
-	typ := SchemaType(root.Type)
-	if root.Type < sr.TypeAvro || root.Type > sr.TypeJSON {
-		return nil, invalid(op, c.urls, "unknown schema type %d", root.Type)
-	}
-	out := &Schema{Type: typ, Text: root.Schema.Schema, ID: root.ID, GUID: root.GUID, Subject: root.Subject, Version: root.Version}
+	out := &Schema{Type: SchemaType(root.Type), Text: root.Schema.Schema, ID: root.ID, GUID: root.GUID, Subject: root.Subject, Version: root.Version}
 	if len(root.References) == 0 {
 		return out, nil
 	}
@@ -351,9 +366,6 @@ func (r *resolver) walk(ctx context.Context, refs []sr.SchemaReference, depth in
 			continue // reached by another path while walking this one's own references
 		}
 		r.names[ref.Name] = true
-		if ss.Type < sr.TypeAvro || ss.Type > sr.TypeJSON {
-			return invalid(r.op, r.c.urls, "subject %q version %d has unknown schema type %d", ref.Subject, ref.Version, ss.Type)
-		}
 		r.out = append(r.out, Named{Name: ref.Name, Schema: Schema{
 			Type: SchemaType(ss.Type), Text: ss.Schema.Schema, ID: ss.ID, GUID: ss.GUID,
 			Subject: ref.Subject, Version: ref.Version,

@@ -358,6 +358,24 @@ func TestTransient(t *testing.T) {
 	}
 }
 
+// TestUnknownSchemaType: a schema of a type Sluice cannot read (a registry
+// may serve others, e.g. Apicurio's XML artifacts) is a permanent
+// ErrInvalidSchema naming the type, not an answer from a URL that is not a
+// registry: its records become dead letters instead of the partition
+// waiting forever.
+func TestUnknownSchemaType(t *testing.T) {
+	reg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+		w.Write([]byte(`{"schema":"<xs:schema/>","schemaType":"XML"}`))
+	}))
+	defer reg.Close()
+	c := newClient(t, Options{URLs: []string{reg.URL}})
+	_, err := c.Schema(context.Background(), 1)
+	if !errors.Is(err, ErrInvalidSchema) || !IsPermanent(err) || !strings.Contains(err.Error(), `unknown schema type "XML"`) {
+		t.Fatalf("a schema of type XML: got %v, want a permanent ErrInvalidSchema naming the type", err)
+	}
+}
+
 // TestTimeout: a registry that does not answer within Timeout is transient.
 func TestTimeout(t *testing.T) {
 	release := make(chan struct{})

@@ -15,9 +15,10 @@ var (
 	// or version does not exist (error codes 40401, 40402, 40403).
 	// Permanent: a record naming such a schema becomes a dead letter.
 	ErrNotFound = errors.New("not found in the schema registry")
-	// ErrInvalidSchema: the schema was found but its references cannot be
-	// resolved (a cycle, too deep, a reference without subject). Permanent.
-	ErrInvalidSchema = errors.New("schema references cannot be resolved")
+	// ErrInvalidSchema: the schema was found but cannot be used: its type
+	// is not AVRO, PROTOBUF or JSON, or its references cannot be resolved
+	// (a cycle, too deep, a reference without subject). Permanent.
+	ErrInvalidSchema = errors.New("schema cannot be used")
 )
 
 // Error is a failed registry request. It unwraps to ErrNotFound or
@@ -139,6 +140,14 @@ func isTimeout(err error) bool {
 func invalid(op, urls, format string, args ...any) error {
 	return &Error{Op: op, URL: urls, Permanent: true, kind: ErrInvalidSchema, err: fmt.Errorf(format, args...),
 		Fix: "fix the schema's references in the registry"}
+}
+
+// unknownType returns a permanent ErrInvalidSchema error for a schema of
+// a type Sluice cannot read (a registry may serve others, e.g. Apicurio's
+// XML or OpenAPI artifacts).
+func unknownType(op, urls, typ string) error {
+	return &Error{Op: op, URL: urls, Permanent: true, kind: ErrInvalidSchema, err: fmt.Errorf("unknown schema type %q", typ),
+		Fix: "records naming it cannot be decoded (Sluice reads AVRO, PROTOBUF and JSON schemas)"}
 }
 
 // noSchema returns the transient error for a 200 answer that holds no

@@ -20,12 +20,12 @@
 //   - Errors tell the caller what to do. IsPermanent reports the ones that
 //     will not change on retry for this record: the registry answered that
 //     the schema, subject or version does not exist (ErrNotFound; the record
-//     becomes a dead letter), or that a schema's references are unusable
-//     (ErrInvalidSchema). Everything else (unreachable, 5xx, 429, timeouts,
-//     authentication refused, a URL that is not a Schema Registry, such as
-//     one answering 404, or 200 without a schema) is transient: the caller
-//     retries with backoff and surfaces the error, which names the URL and
-//     the likely fix.
+//     becomes a dead letter), or that a schema is of a type Sluice cannot
+//     read or its references are unusable (ErrInvalidSchema). Everything
+//     else (unreachable, 5xx, 429, timeouts, authentication refused, a URL
+//     that is not a Schema Registry, such as one answering 404, or 200
+//     without a schema) is transient: the caller retries with backoff and
+//     surfaces the error, which names the URL and the likely fix.
 //   - A Client is safe for concurrent use. It does no I/O until asked.
 //
 // The HTTP work is done by franz-go's pkg/sr; this package adds reference
