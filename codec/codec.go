@@ -62,8 +62,10 @@
 // [0]). Newer serializers may instead put the same bytes (magic byte, id
 // or GUID, Protobuf message indexes) in a __value_schema_id record
 // header (matched exactly; the last one wins), and the value is then the
-// bare datum. Any other first byte, a truncated prefix or a malformed
-// header is ReasonBadFraming. Record keys may be framed too (Record keys
+// bare datum. A last header whose value is null counts as none, as in
+// Confluent's deserializers: the value carries the prefix. Any other first
+// byte, a truncated prefix or a malformed (or empty) header is
+// ReasonBadFraming. Record keys may be framed too (Record keys
 // below).
 //
 // The decoder never does I/O. A record whose schema it does not have
@@ -101,15 +103,15 @@
 // the key, framed or not.
 //
 // Deletes (Options.Deletes) of a registry format read a tombstone's key
-// columns from a framed key (a __key_schema_id header, or a first byte 0
-// or 1): a key column reading kafka.key with a path takes that path, one
-// reading a value path the same path in the key record, which is how
-// Debezium and Confluent keys carry the primary key fields. A key column
-// of kafka.key without a path takes the key as received. A missing field
-// or one that does not convert is ReasonBadKey. An unframed key is read as
-// for FormatJSON (see Decoder.Op), unless a column reads kafka.key with a
-// path: then it is ReasonBadFraming. Upserts read the key only for
-// kafka.key columns with a path.
+// columns from a framed key (a __key_schema_id header that is not null,
+// or a first byte 0 or 1): a key column reading kafka.key with a path
+// takes that path, one reading a value path the same path in the key
+// record, which is how Debezium and Confluent keys carry the primary key
+// fields. A key column of kafka.key without a path takes the key as
+// received. A missing field or one that does not convert is ReasonBadKey.
+// An unframed key is read as for FormatJSON (see Decoder.Op), unless a
+// column reads kafka.key with a path: then it is ReasonBadFraming. Upserts
+// read the key only for kafka.key columns with a path.
 //
 // # Avro
 //

@@ -142,8 +142,9 @@ func badFraming(detail string) *RowError {
 
 // parseFraming reads the schema reference of rec, whose value (possibly
 // decompressed) is value. The last __value_schema_id header wins, as in
-// Confluent's deserializers; without one the value carries the prefix.
-// indexes is reused for the Protobuf message indexes.
+// Confluent's deserializers; without one, or when its value is null, the
+// value carries the prefix. indexes is reused for the Protobuf message
+// indexes.
 func parseFraming(rec *Record, value []byte, protobuf bool, indexes []int) (framing, *RowError) {
 	return parseFramingOf(rec, value, &valueSide, protobuf, indexes)
 }
@@ -163,13 +164,7 @@ var (
 // parseFramingOf reads the framing of b, the record's value or key as
 // side says, whose schema reference may instead be in side's header.
 func parseFramingOf(rec *Record, b []byte, side *framingSide, protobuf bool, indexes []int) (framing, *RowError) {
-	var hv []byte
-	found := false
-	for i := range rec.Headers {
-		if h := &rec.Headers[i]; h.Key == side.header {
-			hv, found = h.Value, true
-		}
-	}
+	hv, found := schemaIDHeader(rec, side.header)
 	f := framing{indexes: indexes[:0]}
 	var rest []byte
 	var rerr *RowError
@@ -196,6 +191,19 @@ func parseFramingOf(rec *Record, b []byte, side *framingSide, protobuf bool, ind
 		f.payload = rest
 	}
 	return f, nil
+}
+
+// schemaIDHeader returns the value of rec's last header named name, and
+// whether it is there with a value. A null value counts as no header, as
+// Confluent's DualSchemaIdDeserializer counts it: the schema reference is
+// then in the prefix. An empty value is there, and bad framing.
+func schemaIDHeader(rec *Record, name string) ([]byte, bool) {
+	for i := len(rec.Headers) - 1; i >= 0; i-- {
+		if h := &rec.Headers[i]; h.Key == name {
+			return h.Value, h.Value != nil
+		}
+	}
+	return nil, false
 }
 
 // parseSchemaID reads a magic byte and the id or GUID it announces.

@@ -36,6 +36,9 @@ func TestParseFraming(t *testing.T) {
 		{name: "header short", value: "datum", headers: hdr("\x00\x00\x07"), reason: ReasonBadFraming},
 		{name: "header trailing bytes", value: "datum", headers: hdr("\x00\x00\x00\x00\x07\x00"), reason: ReasonBadFraming},
 		{name: "header wrong magic", value: "datum", headers: hdr("7"), reason: ReasonBadFraming},
+		{name: "null header", value: "\x00\x00\x00\x00\x07datum", headers: []Header{{Key: valueSchemaIDHeader}}, ref: SchemaRef{ID: 7}, payload: "datum"},
+		{name: "last header null", value: "\x00\x00\x00\x00\x07d", headers: append(hdr("\x00\x00\x00\x00\x08"), Header{Key: valueSchemaIDHeader}), ref: SchemaRef{ID: 7}, payload: "d"},
+		{name: "header empty", value: "\x00\x00\x00\x00\x07datum", headers: hdr(""), reason: ReasonBadFraming},
 		{name: "header key case matters", value: "\x00\x00\x00\x00\x05d", headers: []Header{{Key: "__VALUE_SCHEMA_ID", Value: []byte("junk")}}, ref: SchemaRef{ID: 5}, payload: "d"},
 		{name: "protobuf [0]", value: "\x00\x00\x00\x00\x05\x00msg", protobuf: true, ref: SchemaRef{ID: 5}, indexes: []int{0}, payload: "msg"},
 		{name: "protobuf [1 0 2]", value: "\x00\x00\x00\x00\x05\x06\x02\x00\x04msg", protobuf: true, ref: SchemaRef{ID: 5}, indexes: []int{1, 0, 2}, payload: "msg"},
@@ -188,6 +191,8 @@ func beUint64(b []byte) uint64 {
 	return v
 }
 
+// TestRegistryHeaderFraming: the schema reference in a __value_schema_id
+// header, or in the prefix when the header is null.
 func TestRegistryHeaderFraming(t *testing.T) {
 	d := mustDecoder(t, FormatAvro, []Column{{Name: "v", Type: TypeText, Path: "v"}}, Options{})
 	guid := [16]byte{15: 1}
@@ -196,6 +201,14 @@ func TestRegistryHeaderFraming(t *testing.T) {
 	fields, rerr := decode(t, d, rec)
 	if rerr != nil || string(fields[0]) != "hi" {
 		t.Fatalf("got %q %v", fields, rerr)
+	}
+	// A null header is no header, as Confluent's DualSchemaIdDeserializer
+	// reads it: the schema id is in the prefix.
+	rec = &Record{Value: cat(AppendRegistryFraming(nil, 7), aS("ho")), Headers: []Header{{Key: valueSchemaIDHeader}}}
+	needSchema(t, d, rec, SchemaRef{ID: 7}, &Schema{Text: oneField(`"string"`)})
+	fields, rerr = decode(t, d, rec)
+	if rerr != nil || string(fields[0]) != "ho" {
+		t.Fatalf("null header: got %q %v", fields, rerr)
 	}
 }
 

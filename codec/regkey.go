@@ -109,13 +109,11 @@ func (d *Decoder) AddKeySchema(ref SchemaRef, s *Schema) error {
 }
 
 // keyFramed reports whether rec's key carries registry framing: a
-// __key_schema_id header, or a first byte that is a magic byte (no JSON
-// or text key starts with byte 0 or 1).
+// __key_schema_id header that is not null, or a first byte that is a
+// magic byte (no JSON or text key starts with byte 0 or 1).
 func keyFramed(rec *Record) bool {
-	for i := range rec.Headers {
-		if rec.Headers[i].Key == keySchemaIDHeader {
-			return true
-		}
+	if _, ok := schemaIDHeader(rec, keySchemaIDHeader); ok {
+		return true
 	}
 	return len(rec.Key) > 0 && (rec.Key[0] == magicID || rec.Key[0] == magicGUID)
 }

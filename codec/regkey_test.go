@@ -88,6 +88,8 @@ func TestRegistryKeyAvro(t *testing.T) {
 		{Key: valueSchemaIDHeader, Value: value[:5]},
 		{Key: keySchemaIDHeader, Value: append([]byte{magicGUID}, guid[:]...)},
 	}}, "43", "beta", "ann", bytea(hkey))
+	check("null key header, framed key", &Record{Key: key, Value: value, Headers: []Header{{Key: keySchemaIDHeader}}},
+		"42", "acme", "ann", bytea(key))
 	check("null key", &Record{Value: value}, null, null, "ann", null)
 
 	bad := func(name string, rec *Record, reason Reason, path, detail string) {
@@ -298,6 +300,8 @@ func TestRegistryKeyDeletes(t *testing.T) {
 	// An unframed key is read as before: a JSON object or a string.
 	run("unframed JSON key", valuePathKey, &Record{Key: []byte(`{"id":6}`)}, OpDelete, "6|"+null+"|0")
 	run("unframed text key", valuePathKey, &Record{Key: []byte(`7`)}, OpDelete, "7|"+null+"|0")
+	// A null __key_schema_id header is no header.
+	run("null key header, unframed key", valuePathKey, &Record{Key: []byte(`{"id":6}`), Headers: []Header{{Key: keySchemaIDHeader}}}, OpDelete, "6|"+null+"|0")
 
 	// Upserts do not read the key when no column takes a field of it.
 	d := mustDecoder(t, FormatAvro, valuePathKey, Options{Deletes: true})
