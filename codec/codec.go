@@ -74,8 +74,10 @@
 // the registry does not know the id) and decodes the record again. Each
 // schema is compiled once for the table's columns and cached
 // (Options.MaxSchemas, oldest evicted first). Records naming a schema the
-// registry does not know are ReasonUnknownSchema; a schema of another type
-// than the format, or one that does not parse, makes its records
+// registry does not know are ReasonUnknownSchema; after 30 seconds the
+// next such record asks for the schema again, since a registry replica
+// may lag behind a new registration. A schema of another type than the
+// format, or one that does not parse, makes its records
 // ReasonSchemaMismatch; a schema whose value at a column's path can never
 // fill the column's type makes its records ReasonWrongType for that
 // column. A column whose path names no field of the writer schema is NULL

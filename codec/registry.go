@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // SchemaType is the kind of a Schema Registry schema.
@@ -92,7 +93,8 @@ func (r SchemaRef) String() string {
 }
 
 // SchemaNeededError is what Decoder.AppendFields returns for a record whose
-// writer schema the decoder does not have. The caller fetches it from the
+// writer schema the decoder does not have, or was told 30 seconds ago or
+// more that the registry does not have. The caller fetches it from the
 // registry, hands it to Decoder.AddSchema, or to Decoder.AddKeySchema when
 // Key is set (nil when the registry does not know Ref), and decodes the
 // same record again. It is not a *RowError: the record is fine, the
@@ -285,13 +287,24 @@ type planReleaser interface {
 	release()
 }
 
+// unknownSchemaRetry is how long a decoder takes the registry's word that
+// it has no schema for a ref (AddSchema with nil) before the next record
+// naming the ref asks again. A registry replica that lags behind a new
+// registration answers 40403 for an id a producer has just used; holding
+// that answer until eviction or a restart would make every later record
+// with the id a dead letter. Asking at most once an interval keeps records
+// naming an id that truly does not exist from each sending a request. A
+// variable so that tests can shorten it.
+var unknownSchemaRetry = 30 * time.Second
+
 // schemaEntry is one cached writer schema and what it compiled to.
 type schemaEntry struct {
-	ref    SchemaRef
-	schema *Schema   // nil when the registry does not know ref
-	plan   valuePlan // Avro; nil for JSON Schema and Protobuf
-	err    *RowError // every record with this schema fails so (unknown, wrong type, does not compile)
-	protos []protoPlan
+	ref       SchemaRef
+	schema    *Schema   // nil when the registry does not know ref
+	unknownAt time.Time // when schema is nil: when the registry said so
+	plan      valuePlan // Avro; nil for JSON Schema and Protobuf
+	err       *RowError // every record with this schema fails so (unknown, wrong type, does not compile)
+	protos    []protoPlan
 }
 
 // protoPlan is a Protobuf plan for one message index path.
@@ -346,7 +359,9 @@ func (c *schemaCache) put(e *schemaEntry) {
 // AddSchema gives d the writer schema s for ref, after AppendFields
 // returned a *SchemaNeededError for it. s is nil when the registry says
 // the schema does not exist: records using ref are then a *RowError with
-// ReasonUnknownSchema. An Avro schema is compiled for d's columns at
+// ReasonUnknownSchema for 30 seconds, after which the next record naming
+// ref asks for the schema again (a registry replica may not know a schema
+// registered moments ago). An Avro schema is compiled for d's columns at
 // once, a Protobuf schema per message on the first record naming it. A
 // schema that cannot be parsed, is of the wrong type for d's format, or
 // whose fields cannot fill d's columns is cached as well, and every
@@ -377,6 +392,7 @@ func (d *Decoder) addSchema(c *schemaCache, ref SchemaRef, s *Schema, cols []Col
 	}
 	switch {
 	case s == nil:
+		e.unknownAt = time.Now()
 		e.err = &RowError{Reason: ReasonUnknownSchema,
 			Detail: fmt.Sprintf("the schema registry has no %s with %s; register it (subject %s) or route the producer to the right registry", what, ref, subject)}
 	case s.Type != schemaTypeOf(d.format):
@@ -446,10 +462,11 @@ func (d *Decoder) resolve(rec *Record, value []byte) (valuePlan, []byte, *RowErr
 
 // lookup finds the plan for the schema f names in cache c; key says c
 // holds key schemas, whose plans fill d.rk.cols, not the path columns. A
-// schema c lacks is errSchemaNeeded, with d.needed set.
+// schema c lacks, or that the registry did not know unknownSchemaRetry
+// ago, is errSchemaNeeded, with d.needed set.
 func (d *Decoder) lookup(c *schemaCache, f *framing, key bool) (valuePlan, *RowError) {
 	e := c.get(f.ref)
-	if e == nil {
+	if e == nil || e.schema == nil && time.Since(e.unknownAt) >= unknownSchemaRetry {
 		d.needed, d.neededKey = f.ref, key
 		return nil, errSchemaNeeded
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseFraming(t *testing.T) {
@@ -189,6 +190,37 @@ func beUint64(b []byte) uint64 {
 		v = v<<8 | uint64(c)
 	}
 	return v
+}
+
+// TestRegistryUnknownSchemaExpires: a schema the registry did not know
+// (a replica lagging behind a new registration) makes its records dead
+// letters for unknownSchemaRetry only; the next record after that asks for
+// it again, and is decoded once the registry knows it.
+func TestRegistryUnknownSchemaExpires(t *testing.T) {
+	d := mustDecoder(t, FormatAvro, []Column{{Name: "v", Type: TypeText, Path: "v"}}, Options{})
+	rec := &Record{Value: cat(AppendRegistryFraming(nil, 3), aS("late"))}
+	needSchema(t, d, rec, SchemaRef{ID: 3}, nil)
+	for range 2 { // within the interval: a dead letter, no new request
+		if _, rerr := decode(t, d, rec); rerr == nil || rerr.Reason != ReasonUnknownSchema {
+			t.Fatalf("got %v, want unknown_schema", rerr)
+		}
+	}
+	defer func(r time.Duration) { unknownSchemaRetry = r }(unknownSchemaRetry)
+	// The interval passes and the registry still lacks it: the record asks
+	// again and is a dead letter again.
+	unknownSchemaRetry = 0
+	needSchema(t, d, rec, SchemaRef{ID: 3}, nil)
+	unknownSchemaRetry = time.Hour
+	if _, rerr := decode(t, d, rec); rerr == nil || rerr.Reason != ReasonUnknownSchema {
+		t.Fatalf("got %v, want unknown_schema", rerr)
+	}
+	// The interval passes and the registry knows it now.
+	unknownSchemaRetry = 0
+	needSchema(t, d, rec, SchemaRef{ID: 3}, &Schema{Text: oneField(`"string"`)})
+	fields, rerr := decode(t, d, rec)
+	if rerr != nil || string(fields[0]) != "late" {
+		t.Fatalf("once the registry knows it: got %q %v", fields, rerr)
+	}
 }
 
 // TestRegistryHeaderFraming: the schema reference in a __value_schema_id

@@ -191,11 +191,12 @@ func (r *registryWait) reason() string {
 // the decoder: a value schema by AddSchema, a key schema (need.Key, the
 // subject TOPIC-key) by AddKeySchema; the registry looks both up by id or
 // GUID alike. A schema the registry does not have is handed over as nil
-// (its records become dead letters). Anything else (registry down, slow,
-// 5xx, refused credentials) is retried with backoff until it works, the
-// partition is dropped or the App is stopping: it returns false then, and
-// the caller abandons the chunk (its records are fetched again by whoever
-// owns the partition next).
+// (its records become dead letters; the decoder asks again for a later
+// record after 30 s, as a lagging registry replica may learn it).
+// Anything else (registry down, slow, 5xx, refused credentials) is retried
+// with backoff until it works, the partition is dropped or the App is
+// stopping: it returns false then, and the caller abandons the chunk (its
+// records are fetched again by whoever owns the partition next).
 //
 // t is the table dec decodes for: a new value schema may add columns to
 // it (evolve: add_columns; key schemas do not); nil for a decoder of a
