@@ -513,17 +513,21 @@ func (c *Config) Validate() error {
 		return cfgErr("tables", "no tables; add at least one table with name, topics and columns (see docs/configuration.md)")
 	}
 	seenTopic := map[string]string{}
-	seenTable := map[string]bool{}
+	seenTable := map[string]string{} // qualified name: the name as first written
 	for i := range c.Tables {
 		t := &c.Tables[i]
 		key := fmt.Sprintf("tables[%d]", i)
 		if err := t.validate(key); err != nil {
 			return err
 		}
-		if seenTable[t.Name] {
+		q := qualifiedName(t.Name)
+		if first, ok := seenTable[q]; ok {
+			if first != t.Name {
+				return cfgErr(key+".name", "table %s is configured twice (as %s and %s); merge the two entries", q, first, t.Name)
+			}
 			return cfgErr(key+".name", "table %s is configured twice; merge the two entries", t.Name)
 		}
-		seenTable[t.Name] = true
+		seenTable[q] = t.Name
 		for _, tp := range t.Topics {
 			if other, ok := seenTopic[tp]; ok && t.Truncate {
 				return cfgErr(key+".truncate", "topic %q also feeds table %s, so its truncate events cannot be applied to one table; remove truncate", tp, other)
@@ -691,6 +695,17 @@ func (t *TableConfig) validate(key string) error {
 		}
 	}
 	return t.validateGrowth(key, f, names)
+}
+
+// qualifiedName returns a valid table name with its schema: `table` is
+// `public.table`, as splitName and pgcopy read a name, so that two
+// spellings of one target compare equal. A template's {topic.N} holds a
+// dot that separates nothing: its expansions have none.
+func qualifiedName(name string) string {
+	if strings.Contains(tableTemplate.ReplaceAllString(name, "t"), ".") {
+		return name
+	}
+	return "public." + name
 }
 
 // CreateTarget reports whether Migrate should create the target.

@@ -139,6 +139,12 @@ func TestConfigErrors(t *testing.T) {
 	f("bad sasl", "group: sluice=>group: sluice\n  sasl: {mechanism: GSSAPI}", "kafka.sasl.mechanism", "SCRAM-SHA-256")
 	f("wrong yaml type", "max_rows: 1000=>max_rows: many", "batch.max_rows", "many")
 	f("bad table name", "name: public.events=>name: public.ev-ents", "tables[0].name", "identifier")
+	// `events` is `public.events`: two entries would land each record twice.
+	f("table twice", "  - name: events\n    topics: [events]\n    columns:\n      - {name: id, type: int8, path: id}\n",
+		"tables[1].name", "table public.events is configured twice (as public.events and events); merge the two entries")
+	f("template twice", "  - name: \"{topic.0}\"\n    topics: [a.b]\n    columns:\n      - {name: id, type: int8, path: id}\n"+
+		"  - name: public.{topic.0}\n    topics: [a.c]\n    columns:\n      - {name: id, type: int8, path: id}\n",
+		"tables[2].name", "table public.{topic.0} is configured twice")
 }
 
 func TestNoTablesMessage(t *testing.T) {
