@@ -10,6 +10,14 @@ import (
 // microseconds.
 const pgEpochMicros = 946684800 * 1_000_000
 
+// dayMicros is a day in microseconds; minDateDays and maxDateDays bound the
+// days since PostgreSQL's epoch whose Unix microseconds fit an int64.
+const (
+	dayMicros   = 86400_000_000
+	minDateDays = (-1<<63 - pgEpochMicros) / dayMicros
+	maxDateDays = (1<<63 - 1 - pgEpochMicros) / dayMicros
+)
+
 // checkNotBefore checks the time field the decoder just appended for c
 // against c.NotBefore. NULL passes (Required decides about it).
 func (c *column) checkNotBefore(field []byte) *RowError {
@@ -28,7 +36,18 @@ func (c *column) checkNotBefore(field []byte) *RowError {
 			us += pgEpochMicros
 		}
 	case c.Type == TypeDate && len(v) == 4:
-		us = int64(int32(binary.BigEndian.Uint32(v)))*86400_000_000 + pgEpochMicros
+		// A date's microseconds pass int64 after year 294,276, and
+		// PostgreSQL's dates reach 5,874,897: later days (infinity among
+		// them) are newer than any floor, earlier ones (-infinity) older.
+		days := int64(int32(binary.BigEndian.Uint32(v)))
+		switch {
+		case days > maxDateDays:
+			return nil
+		case days < minDateDays:
+			us = -1 << 63
+		default:
+			us = days*dayMicros + pgEpochMicros
+		}
 	default:
 		return nil
 	}

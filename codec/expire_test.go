@@ -82,3 +82,43 @@ func TestNotBeforeDebezium(t *testing.T) {
 		}
 	}
 }
+
+// TestNotBeforeFarDates: a date past the int64 microseconds (year 294,276;
+// PostgreSQL's dates reach 5,874,897 AD) and infinity are newer than any
+// retention floor, -infinity older. A date's microseconds used to wrap
+// there, expiring far-future dates.
+func TestNotBeforeFarDates(t *testing.T) {
+	var nb atomic.Int64
+	nb.Store(time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC).UnixMicro())
+	cols := []Column{
+		{Name: "id", Type: TypeInt8, Path: "id", Key: true},
+		{Name: "d", Type: TypeDate, Path: "d", Key: true, Required: true, NotBefore: &nb},
+	}
+	dec, err := NewDecoder(FormatDebezium, cols, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// io.debezium.time.Date without the wrapper: days since 1970-01-01.
+	for _, c := range []struct {
+		d    string
+		want Reason
+	}{
+		{"106751991", ""}, // the last day whose microseconds fit
+		{"106752000", ""},
+		{"150000000", ""}, // year 412,000
+		{"2145031948", ""},
+		{`"infinity"`, ""},
+		{`"-infinity"`, ReasonExpired},
+		{"20776", ReasonExpired}, // 2026-11-19
+		{"20777", ""},
+	} {
+		_, err := dec.AppendFields(nil, &Record{Value: []byte(`{"op":"c","after":{"id":1,"d":` + c.d + `}}`)})
+		var re *RowError
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("date %s: %v", c.d, err)
+		case c.want != "" && (!errors.As(err, &re) || re.Reason != c.want):
+			t.Errorf("date %s: got %v, want %s", c.d, err, c.want)
+		}
+	}
+}
