@@ -686,8 +686,8 @@ func (t *TableConfig) validate(key string) error {
 			return cfgErr(ck, "column %s has both path and source; keep one (only source kafka.key takes a path: a field of the key)", col.Name)
 		}
 	}
-	if t.Guard != "" && !names[t.Guard] {
-		return cfgErr(key+".guard", "column %s is not among the columns; name a configured column holding a monotonic version (e.g. source: debezium.source.lsn or kafka.offset)", t.Guard)
+	if err := t.checkGuard(key); err != nil {
+		return err
 	}
 	for _, kc := range t.Key {
 		if !names[kc] {
@@ -706,6 +706,35 @@ func qualifiedName(name string) string {
 		return name
 	}
 	return "public." + name
+}
+
+// guardTypes are the column types whose order is the order of versions,
+// exactly: the merge keeps a stored row whose guard is not lower, and a
+// guarded delete compares with <. Text puts "10" below "9", json and
+// jsonb have no < (every batch with a delete fails), floats are not exact.
+var guardTypes = []codec.Type{codec.TypeInt2, codec.TypeInt4, codec.TypeInt8, codec.TypeNumeric,
+	codec.TypeTimestamp, codec.TypeTimestamptz, codec.TypeDate}
+
+// checkGuard checks that guard names a column of a guard type. Without
+// guard the first kafka.offset column guards, which the codec makes int8
+// or numeric.
+func (t *TableConfig) checkGuard(key string) error {
+	if t.Guard == "" {
+		return nil
+	}
+	i := slices.IndexFunc(t.Columns, func(c ColumnConfig) bool { return c.Name == t.Guard })
+	if i < 0 {
+		return cfgErr(key+".guard", "column %s is not among the columns; name a configured column holding a monotonic version (e.g. source: debezium.source.lsn or kafka.offset)", t.Guard)
+	}
+	if typ, _ := codec.ParseType(t.Columns[i].Type); !slices.Contains(guardTypes, typ) {
+		names := make([]string, len(guardTypes))
+		for j, g := range guardTypes {
+			names[j] = g.String()
+		}
+		return cfgErr(key+".guard", "column %s is %s, which does not order as a version (a newer row must compare higher); guard by a column of type %s, e.g. source: kafka.offset or debezium.source.lsn",
+			t.Guard, t.Columns[i].Type, strings.Join(names, ", "))
+	}
+	return nil
 }
 
 // CreateTarget reports whether Migrate should create the target.

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -145,6 +146,28 @@ func TestConfigErrors(t *testing.T) {
 	f("template twice", "  - name: \"{topic.0}\"\n    topics: [a.b]\n    columns:\n      - {name: id, type: int8, path: id}\n"+
 		"  - name: public.{topic.0}\n    topics: [a.c]\n    columns:\n      - {name: id, type: int8, path: id}\n",
 		"tables[2].name", "table public.{topic.0} is configured twice")
+	f("guard not a column", "key: [event_id]=>key: [event_id]\n    guard: ver", "tables[0].guard", "not among the columns")
+}
+
+// TestGuardTypes: the guard must order as a version, exactly; any other
+// type is refused at start, naming the column, its type and the types
+// that guard. Under a text guard "10" lost to "9", and the newer record
+// was dropped without a word; json has no <, so every batch with a delete
+// failed for ever.
+func TestGuardTypes(t *testing.T) {
+	guards := []string{"int2", "int4", "int8", "numeric", "timestamp", "timestamptz", "date"}
+	for _, typ := range codec.TypeNames() {
+		y := strings.Replace(validYAML, "key: [event_id]", "key: [event_id]\n    on_conflict: update\n    deletes: true\n    guard: ver", 1)
+		y = strings.Replace(y, "source: kafka.offset}", "source: kafka.offset}\n      - {name: ver, type: "+typ+", path: ver}", 1)
+		_, err := Parse([]byte(y), noEnv)
+		switch {
+		case slices.Contains(guards, typ) && err != nil:
+			t.Errorf("guard of type %s: %v", typ, err)
+		case !slices.Contains(guards, typ) && (err == nil || !strings.Contains(err.Error(), "tables[0].guard: column ver is "+typ+", which does not order as a version") ||
+			!strings.Contains(err.Error(), "type int2, int4, int8, numeric, timestamp, timestamptz, date")):
+			t.Errorf("guard of type %s: %v, want it refused naming ver, %s and the guard types", typ, err, typ)
+		}
+	}
 }
 
 func TestNoTablesMessage(t *testing.T) {

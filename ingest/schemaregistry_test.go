@@ -189,3 +189,35 @@ func TestCreateFromRegistry(t *testing.T) {
 		t.Errorf("%d rows, want %d", n, stats.Committed[loadgen.KindGood])
 	}
 }
+
+// TestCreateFromRegistryGuard: a guard among columns derived from the
+// registry is checked like a listed one: a text field is refused at start,
+// an int8 one guards.
+func TestCreateFromRegistryGuard(t *testing.T) {
+	reg, err := devenv.StartRegistry(devenv.RegistryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	lo := loadgen.Options{Seed: 5, Schema: loadgen.SchemaReference, Topic: "derived", Format: loadgen.FormatAvro}
+	if err := loadgen.RegisterSchema(t.Context(), &lo, registry.Options{URLs: []string{reg.URL()}}); err != nil {
+		t.Fatal(err)
+	}
+	for guard, want := range map[string]string{"type": "tables[0].guard: column type is text, which does not order as a version", "version": ""} {
+		y := configYAML([]string{"127.0.0.1:9092"}, "postgres://postgres@127.0.0.1:5432/postgres", "", "", `
+  - name: public.derived
+    topics: [derived]
+    format: avro
+    key: [event_id]
+    on_conflict: update
+    guard: `+guard+"\n")
+		cfg, err := Parse(append([]byte("schema_registry:\n  urls: ["+reg.URL()+"]\n"), y...), noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = New(cfg, nil)
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("guard %s: %v, want %q", guard, err, want)
+		}
+	}
+}
