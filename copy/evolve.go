@@ -33,7 +33,7 @@ const evolveLockClass = 0x736c7565 // "slue"
 // when it is not a type Sluice writes). It never changes a column's type.
 func AddColumns(ctx context.Context, conn *pgconn.PgConn, t *Table, cols []Column, lockTimeout time.Duration) ([]Column, error) {
 	for _, c := range cols {
-		if c.Name == "" || c.Name == seqColumn {
+		if c.Name == "" || ReservedColumn(c.Name) {
 			return nil, fmt.Errorf("cannot add column %q to table %s: the name is empty or reserved", c.Name, t.Name)
 		}
 		if err := checkSQLType(c.SQLType); err != nil {
@@ -76,7 +76,9 @@ END $evolve$;
 // EvolvedColumns returns the columns AddColumns added to t's target that
 // t does not have, in the target's order, with the type Sluice writes
 // them as ("" when the column's type was changed to one it does not
-// write).
+// write). A column of a reserved name (ReservedColumn), which AddColumns
+// added before it refused them, is left out: writing it would fail every
+// batch.
 func EvolvedColumns(ctx context.Context, conn *pgconn.PgConn, t *Table) ([]Column, error) {
 	var p params
 	p.text(t.ident())
@@ -90,7 +92,7 @@ ORDER BY a.attnum`, &p)
 	var out []Column
 	for _, row := range r.Rows {
 		name := string(row[0])
-		if slices.ContainsFunc(t.Columns, func(c Column) bool { return c.Name == name }) {
+		if ReservedColumn(name) || slices.ContainsFunc(t.Columns, func(c Column) bool { return c.Name == name }) {
 			continue
 		}
 		oid, _ := atoi64(row[1])

@@ -51,6 +51,30 @@ func TestAddColumns(t *testing.T) {
 	}
 }
 
+// TestAddColumnsReserved: a staging column's name is refused, and a column
+// of such a name that an earlier version added (its comment says so) is
+// not an evolved column: a target column named like a staging column
+// fails every batch.
+func TestAddColumnsReserved(t *testing.T) {
+	t.Parallel()
+	tb := eventsTable()
+	url, c, _ := setup(t, 1, tb)
+	for _, name := range []string{"sluice_seq", "sluice_op", "sluice_key_rank"} {
+		if _, err := AddColumns(testCtx(t), connect(t, url), tb, []Column{{Name: name, SQLType: "text"}}, time.Second); err == nil || !strings.Contains(err.Error(), "reserved") {
+			t.Errorf("adding column %s: %v, want it refused as reserved", name, err)
+		}
+	}
+	if n := queryInt(t, c, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.events'::regclass AND attname LIKE 'sluice%'"); n != 0 {
+		t.Fatalf("%d reserved columns added", n)
+	}
+	mustExec(t, c, "ALTER TABLE public.events ADD COLUMN sluice_op text, ADD COLUMN country text")
+	mustExec(t, c, "COMMENT ON COLUMN public.events.sluice_op IS "+quoteLiteral(EvolvedComment))
+	mustExec(t, c, "COMMENT ON COLUMN public.events.country IS "+quoteLiteral(EvolvedComment))
+	if got, err := EvolvedColumns(testCtx(t), c, tb); err != nil || fmt.Sprint(got) != "[{country text {0 0 0}}]" {
+		t.Errorf("evolved columns %v, %v; want country only", got, err)
+	}
+}
+
 func TestCheckMigration(t *testing.T) {
 	t.Parallel()
 	url := newDB(t)

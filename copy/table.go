@@ -95,6 +95,17 @@ func (t *Table) Keyed() bool { return len(t.Key) > 0 }
 // column may have this name.
 const seqColumn = "sluice_seq"
 
+// ReservedColumn reports whether name is taken by a staging column (the
+// seq field, the ops stage's columns), so that no target column may have
+// it.
+func ReservedColumn(name string) bool {
+	switch name {
+	case seqColumn, opColumn, unchangedColumn, roleColumn, delOffColumn, rankColumn:
+		return true
+	}
+	return false
+}
+
 // schemaTable splits t.Name into schema and table.
 func (t *Table) schemaTable() (string, string) {
 	if i := strings.IndexByte(t.Name, '.'); i >= 0 {
@@ -129,7 +140,7 @@ func (t *Table) validate() error {
 		if c.Name == "" {
 			return fmt.Errorf("cannot use table %s: a column has no name; name every column", t.Name)
 		}
-		if c.Name == seqColumn || c.Name == opColumn || c.Name == unchangedColumn || c.Name == roleColumn || c.Name == delOffColumn || c.Name == rankColumn {
+		if ReservedColumn(c.Name) {
 			return fmt.Errorf("cannot use table %s: column name %q is reserved by the staging table; rename the column", t.Name, c.Name)
 		}
 		if seen[c.Name] {

@@ -46,6 +46,9 @@ type tableShape struct {
 type evolution struct {
 	mu    sync.Mutex // serialises evolve calls of one table
 	shape atomic.Pointer[tableShape]
+	// skipped (under mu) holds the fields given no column, so that each
+	// is logged once, not by every decoder meeting every schema with it.
+	skipped map[string]bool
 }
 
 // cur returns the table's current shape; New sets the first from the
@@ -99,8 +102,10 @@ func (sh *tableShape) mapped(name string) bool {
 // has open for t before decoding another record of t with a decoder of
 // the new shape. An error (PostgreSQL unreachable, a lock not granted in
 // time) leaves t as it was; retry it like a failed schema fetch. A field
-// whose name is taken by a column of another type, or that is not a
-// plain identifier, is logged and skipped: its values are not stored.
+// whose name is taken by a column of another type, that is not a plain
+// identifier, or that a staging column has (pgcopy.ReservedColumn: a
+// target column of that name fails every batch) is logged and skipped:
+// its values are not stored.
 func (a *App) evolve(ctx context.Context, t *tableRT, fields []codec.SchemaField) error {
 	if t.cfg.Evolve != "add_columns" || len(fields) == 0 {
 		return nil
@@ -113,9 +118,22 @@ func (a *App) evolve(ctx context.Context, t *tableRT, fields []codec.SchemaField
 		if sh.mapped(f.Name) {
 			continue
 		}
-		if !identRe.MatchString(f.Name) || len(f.Name) > 63 {
-			a.log.Warn("cannot add a column for a new field: its name is not a plain identifier; map it with a column of its own",
-				"table", t.cfg.Name, "field", f.Name)
+		why := ""
+		switch {
+		case !identRe.MatchString(f.Name) || len(f.Name) > 63:
+			why = "its name is not a plain identifier"
+		case pgcopy.ReservedColumn(f.Name):
+			why = "its name is reserved for Sluice's staging tables"
+		}
+		if why != "" {
+			if !t.ev.skipped[f.Name] {
+				if t.ev.skipped == nil {
+					t.ev.skipped = map[string]bool{}
+				}
+				t.ev.skipped[f.Name] = true
+				a.log.Warn("cannot add a column for a new field: "+why+"; its values are not stored; map it with a column of its own, of another name",
+					"table", t.cfg.Name, "field", f.Name)
+			}
 			continue
 		}
 		add = append(add, pgcopy.Column{Name: f.Name, SQLType: f.Type.String()})

@@ -78,6 +78,40 @@ func TestEvolveMidStreamRestart(t *testing.T) {
 	}
 }
 
+// A new field named like a staging column (sluice_op, sluice_seq …) gets
+// no column: such a column failed every batch of the table, for good (the
+// next start found it again), and sluice_seq failed the evolution, which
+// was retried for ever. The other new fields get theirs and every record
+// lands.
+func TestEvolveReservedNames(t *testing.T) {
+	e := newEnv(t, 1)
+	cfg := e.config(fmt.Sprintf(tableYAML, "update"))
+	cfg.Tables[0].Evolve = "add_columns" // registry formats only in a config file
+	r := e.start(cfg)
+	fields := []codec.SchemaField{{Name: "id", Type: codec.TypeUUID}, {Name: "sluice_op", Type: codec.TypeText},
+		{Name: "sluice_seq", Type: codec.TypeInt8}, {Name: "country", Type: codec.TypeText}, {Name: "sluice_key_rank", Type: codec.TypeInt8}}
+	for range 2 { // a second schema with the fields changes nothing
+		if err := r.app.evolve(e.ctx, r.app.tables[0], fields); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fmt.Sprint(columnTypes(r.app.tables[0].cur().cols)); got != "[id uuid n int8 v text src_offset int8 country text]" {
+		t.Fatalf("shape after evolve: %s", got)
+	}
+	if n := e.count(`SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' AND column_name LIKE 'sluice%'`); n != 0 {
+		t.Fatalf("%d columns named like staging columns added to the target", n)
+	}
+	for i := range 20 {
+		rec := item(i, "x")
+		rec.Value = fmt.Appendf(nil, `{"id":%q,"n":%d,"v":"x","country":"c%d","sluice_op":"u","sluice_seq":%d}`, uuidFor(i), i, i, i)
+		e.produce(rec)
+	}
+	e.waitDrained(20)
+	if n := e.count(`SELECT count(*) FROM public.items WHERE country = 'c' || n`); n != 20 {
+		t.Errorf("%d rows hold the new field, want 20", n)
+	}
+}
+
 // evolve from a real Avro writer schema: the new fields become columns,
 // the decoder of the new shape fills them, and a field whose type changed
 // so that its column cannot hold it makes records dead letters.
