@@ -10,22 +10,38 @@ import (
 type ReplayResult struct {
 	Batches int // transactions committed
 	Landed  int // dead letters whose row was written (or kept out by a stored row that wins) and which were deleted
+	Skipped int // dead letters whose record makes no row now (ErrNoRow), deleted
 	Failed  int // dead letters that still fail; their error now says why
 }
 
+// RowChange is what a tuple does to its key's row: its entry of Batch.Ops
+// and of Batch.Unchanged.
+type RowChange struct {
+	Op        RowOp
+	Unchanged uint64
+}
+
+// ErrNoRow is what a ReplayDecoder returns for a record that makes no row
+// now, such as a change event that changes nothing. The appliance passes
+// such a record over, so Replay deletes its dead letter.
+var ErrNoRow = errors.New("the record makes no row")
+
 // ReplayDecoder appends the fields of d's row to dst (after the seq field
-// of a keyed table, which Replay writes) or returns why d still cannot
-// become a row. It must not retain d's slices.
-type ReplayDecoder func(dst []byte, d *StoredDeadLetter) ([]byte, error)
+// of a keyed table, which Replay writes) and returns what the row does, or
+// returns ErrNoRow (nothing appended), or why d still cannot become a row.
+// It must not retain d's slices.
+type ReplayDecoder func(dst []byte, d *StoredDeadLetter) ([]byte, RowChange, error)
 
 // Replay moves the dead letters of f back into t, which must be the table
 // f.Target names, in transactions of up to batchSize dead letters. Each
 // transaction locks its dead letters (FOR UPDATE SKIP LOCKED, so two
 // replays never take the same one), decodes them with decode, writes the
 // rows that decode into t as the appliance would (the merge and on_conflict
-// policy of keyed tables; a plain COPY into keyless ones; rows PostgreSQL
-// refuses found under savepoints), deletes the dead letters whose rows were
-// written and updates the error of those that still fail, then commits.
+// policy of keyed tables, their deletes and kept columns through the ops
+// stage, the guard; a plain COPY into keyless ones; rows PostgreSQL refuses
+// found under savepoints: the writer's careful path), deletes the dead
+// letters whose rows were written or that make no row and updates the
+// error of those that still fail, then commits.
 //
 // A record thus lands at most once whether Replay runs once, twice or is
 // killed: the row and the deletion of its dead letter commit together, and
@@ -44,7 +60,7 @@ func (w *Writer) Replay(ctx context.Context, t *Table, f DeadLetterFilter, batch
 	var after *DeadLetterID
 	var data []byte
 	for {
-		n, last, landed, failed, err := w.replayBatch(ctx, t, ts, f, after, batchSize, decode, data[:0])
+		n, last, got, err := w.replayBatch(ctx, t, ts, f, after, batchSize, decode, data[:0])
 		if err != nil {
 			return res, err
 		}
@@ -53,8 +69,9 @@ func (w *Writer) Replay(ctx context.Context, t *Table, f DeadLetterFilter, batch
 		}
 		after = last
 		res.Batches++
-		res.Landed += landed
-		res.Failed += failed
+		res.Landed += got.Landed
+		res.Skipped += got.Skipped
+		res.Failed += got.Failed
 		if progress != nil {
 			progress(res)
 		}
@@ -62,23 +79,31 @@ func (w *Writer) Replay(ctx context.Context, t *Table, f DeadLetterFilter, batch
 }
 
 func (w *Writer) replayBatch(ctx context.Context, t *Table, ts *tableState, f DeadLetterFilter, after *DeadLetterID, batchSize int,
-	decode ReplayDecoder, data []byte) (n int, last *DeadLetterID, landed, failed int, err error) {
+	decode ReplayDecoder, data []byte) (n int, last *DeadLetterID, res ReplayResult, err error) {
 	conn, err := w.connect(ctx)
 	if err != nil {
-		return 0, nil, 0, 0, err
+		return 0, nil, res, err
 	}
 	if t.Keyed() {
 		if err := w.createStage(ctx, conn, t, ts); err != nil {
-			return 0, nil, 0, 0, w.abort(ctx, err)
+			return 0, nil, res, w.abort(ctx, err)
+		}
+		// Whether the batch deletes or keeps columns is known once its
+		// dead letters are decoded, inside the transaction: the ops stage
+		// of a table that may is made before, as a rollback would drop it.
+		if t.Changes {
+			if err := w.createOps(ctx, conn, ts); err != nil {
+				return 0, nil, res, w.abort(ctx, err)
+			}
 		}
 	}
 	if err := execSimple(ctx, conn, "BEGIN; SET CONSTRAINTS ALL IMMEDIATE"); err != nil {
-		return 0, nil, 0, 0, w.abort(ctx, err)
+		return 0, nil, res, w.abort(ctx, err)
 	}
 	dls, err := listDeadLetters(ctx, conn, w.schema, f, after, batchSize, " FOR UPDATE SKIP LOCKED")
 	if err != nil || len(dls) == 0 {
 		rollback(ctx, conn)
-		return 0, nil, 0, 0, err
+		return 0, nil, res, err
 	}
 	id := dls[len(dls)-1].ID()
 	last = &id
@@ -87,45 +112,71 @@ func (w *Writer) replayBatch(ctx context.Context, t *Table, ts *tableState, f De
 	if t.Keyed() {
 		nFields++
 	}
-	errs := make([]string, len(dls)) // "" once the row is written
+	errs := make([]string, len(dls)) // "" once the row is written, or when there is none
 	b := &Batch{Table: t}
+	var ops []RowOp
+	var unchanged []uint64
 	var rowOf []int // tuple i is the row of dls[rowOf[i]]
+	skipped := 0
 	for i := range dls {
 		mark := len(data)
 		data = AppendTupleHeader(data, nFields)
 		if t.Keyed() {
 			data = AppendInt8Field(data, int64(len(rowOf)))
 		}
-		data, err = decode(data, &dls[i])
+		fields := len(data)
+		var c RowChange
+		data, c, err = decode(data, &dls[i])
+		if errors.Is(err, ErrNoRow) {
+			data = data[:mark]
+			skipped++
+			continue
+		}
 		if err != nil {
 			data = data[:mark]
 			errs[i] = err.Error()
 			continue
 		}
-		if len(data) == mark+2 {
-			return 0, nil, 0, 0, w.abort(ctx, fmt.Errorf("cannot replay into %s: the decoder appended no field", t.Name))
+		if len(data) == fields {
+			return 0, nil, res, w.abort(ctx, fmt.Errorf("cannot replay into %s: the decoder appended no field", t.Name))
 		}
 		b.Ends = append(b.Ends, len(data))
+		ops = append(ops, c.Op)
+		unchanged = append(unchanged, c.Unchanged)
 		rowOf = append(rowOf, i)
 	}
 	b.Data = data
+	// Set only when some tuple needs them, as the appliance sets them: a
+	// batch of plain upserts keeps the plain merge.
+	for i := range ops {
+		if ops[i] != RowUpsert {
+			b.Ops = ops
+		}
+		if unchanged[i] != 0 {
+			b.Unchanged = unchanged
+		}
+	}
+	if err := b.validateOps(); err != nil {
+		return 0, nil, res, w.abort(ctx, err)
+	}
 	b.DeadLetterFor = func(i int, msg string) DeadLetter {
 		errs[rowOf[i]] = RejectedPrefix + msg
 		return DeadLetter{}
 	}
 	if len(b.Ends) > 0 {
 		tx := &tx{b: b, ts: ts.sql, conn: conn}
-		sql := ts.sql.copyTarget
-		if t.Keyed() {
-			sql = ts.sql.copyStage
-		}
-		if _, err := w.copyCareful(ctx, tx, sql, 0, len(b.Ends), false); err != nil {
-			return 0, nil, 0, 0, w.abort(ctx, fmt.Errorf("cannot replay dead letters into %s: %w", t.Name, err))
-		}
-		if t.Keyed() {
-			if _, err := w.mergeCareful(ctx, tx, tx.staged, false); err != nil {
-				return 0, nil, 0, 0, w.abort(ctx, fmt.Errorf("cannot replay dead letters into %s: %w", t.Name, err))
+		if deletes, keeps := b.changes(); deletes || keeps {
+			if !t.Changes {
+				return 0, nil, res, w.abort(ctx, fmt.Errorf("cannot replay deletes or kept columns into %s: set Table.Changes", t.Name))
 			}
+			tx.ops = ts.ops
+		}
+		err := w.copyRows(ctx, tx, true)
+		if err == nil && t.Keyed() {
+			err = w.mergeRows(ctx, tx, true)
+		}
+		if err != nil {
+			return 0, nil, res, w.abort(ctx, fmt.Errorf("cannot replay dead letters into %s: %w", t.Name, err))
 		}
 	}
 
@@ -167,13 +218,13 @@ WHERE d.group_id = $1 AND d.target = $2 AND d.topic = v.t AND d.partition = v.p 
 			err = fmt.Errorf("deleted %d dead letters, expected the %d locked", r.CommandTag.RowsAffected(), len(gone))
 		}
 		if err != nil {
-			return 0, nil, 0, 0, w.abort(ctx, fmt.Errorf("cannot delete the replayed dead letters from %s: %w", tbl, err))
+			return 0, nil, res, w.abort(ctx, fmt.Errorf("cannot delete the replayed dead letters from %s: %w", tbl, err))
 		}
 	}
 	if len(stay) > 0 {
 		if _, err := query(ctx, conn, `UPDATE `+tbl+` d SET error = v.e FROM unnest($3::text[], $4::int4[], $5::int8[], $6::text[]) AS v(t, p, o, e)
 WHERE d.group_id = $1 AND d.target = $2 AND d.topic = v.t AND d.partition = v.p AND d."offset" = v.o`, &upd); err != nil {
-			return 0, nil, 0, 0, w.abort(ctx, fmt.Errorf("cannot update the errors of dead letters in %s: %w", tbl, err))
+			return 0, nil, res, w.abort(ctx, fmt.Errorf("cannot update the errors of dead letters in %s: %w", tbl, err))
 		}
 	}
 	fault("replay") // test-only (fault.go)
@@ -182,7 +233,8 @@ WHERE d.group_id = $1 AND d.target = $2 AND d.topic = v.t AND d.partition = v.p 
 		if !errors.Is(err, context.Canceled) {
 			w.dropConn()
 		}
-		return 0, nil, 0, 0, cerr
+		return 0, nil, res, cerr
 	}
-	return len(dls), last, len(gone), len(stay), nil
+	res.Landed, res.Skipped, res.Failed = len(gone)-skipped, skipped, len(stay)
+	return len(dls), last, res, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -394,30 +395,53 @@ func replayDeadLetters(ctx context.Context, cfg *Config, filter pgcopy.DeadLette
 			return fmt.Errorf("cannot build the decoder of %s: %w", t.cfg.Name, err)
 		}
 		var rec codec.Record
-		decode := func(dst []byte, d *pgcopy.StoredDeadLetter) ([]byte, error) {
+		decode := func(dst []byte, d *pgcopy.StoredDeadLetter) ([]byte, pgcopy.RowChange, error) {
 			hs, err := parseHeadersJSON(d.Headers)
 			if err != nil {
-				return dst, err
+				return dst, pgcopy.RowChange{}, err
 			}
 			rec = codec.Record{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, Timestamp: d.ReceivedAt,
 				Key: d.Key, Value: d.Value, Headers: hs}
-			return dec.AppendFields(dst, &rec)
+			dst, err = dec.AppendFields(dst, &rec)
+			if err != nil {
+				return dst, pgcopy.RowChange{}, err
+			}
+			c, ok := rowChange(dec)
+			switch {
+			case ok:
+				return dst, c, nil
+			case dec.Op() == codec.OpTruncate && t.cfg.Truncate:
+				// Applied now, it would empty the table of every row
+				// landed since the record.
+				return dst, c, errors.New("a truncate event: replay does not truncate the table; truncate it by hand if it still must be, then delete this dead letter")
+			}
+			// Passed over, as the appliance passes such a record over.
+			return dst, c, pgcopy.ErrNoRow
 		}
 		tf := filter
 		tf.Target = t.cfg.Name
 		line := progress.New(stdout, "replay "+t.cfg.Name, -1).Unit("dead letters")
 		res, err := w.Replay(ctx, t.pg, tf, f.batch, decode, func(r pgcopy.ReplayResult) {
-			line.Set(int64(r.Landed+r.Failed), fmt.Sprintf("landed %d, still failing %d", r.Landed, r.Failed))
+			s := fmt.Sprintf("landed %d, still failing %d", r.Landed, r.Failed)
+			if r.Skipped > 0 {
+				s += fmt.Sprintf(", skipped %d", r.Skipped)
+			}
+			line.Set(int64(r.Landed+r.Skipped+r.Failed), s)
 		})
 		line.Done()
 		total.Batches += res.Batches
 		total.Landed += res.Landed
+		total.Skipped += res.Skipped
 		total.Failed += res.Failed
 		if err != nil {
 			return fmt.Errorf("%w (landed so far: %d; rerun to continue)", err, total.Landed)
 		}
-		fmt.Fprintf(stdout, "%s: %d dead letter(s) landed, %d still fail (error updated), %d transaction(s)\n",
-			t.cfg.Name, res.Landed, res.Failed, res.Batches)
+		skipped := ""
+		if res.Skipped > 0 {
+			skipped = fmt.Sprintf(", %d skipped (no row to write, as the appliance skips them)", res.Skipped)
+		}
+		fmt.Fprintf(stdout, "%s: %d dead letter(s) landed%s, %d still fail (error updated), %d transaction(s)\n",
+			t.cfg.Name, res.Landed, skipped, res.Failed, res.Batches)
 	}
 	if total.Failed > 0 {
 		fmt.Fprintf(stdout, "%d dead letter(s) still fail: sluice dead-letters list --group %s shows why\n", total.Failed, filter.Group)

@@ -296,3 +296,115 @@ func TestReplayKilledHalfway(t *testing.T) {
 		t.Errorf("target holds %d rows, %d distinct records; want each of the %d exactly once", n, d, len(recs))
 	}
 }
+
+// TestReplayTombstoneDeletesRow: under deletes: true a tombstone that was
+// dead-lettered (here: oversized) deletes its row when replayed, as the
+// appliance would have, instead of overwriting it with NULLs.
+func TestReplayTombstoneDeletesRow(t *testing.T) {
+	e := newEnv(t, 1)
+	tables := strings.Replace(fmt.Sprintf(tableYAML, "update"), "key: [id]", "key: [id]\n    deletes: true\n    max_record_bytes: 150", 1)
+	r := e.start(e.config(tables))
+	e.produce(item(1, "a"), item(2, "b"))
+	// A tombstone whose JSON key is over 150 bytes: oversized.
+	e.produce(&kgo.Record{Key: fmt.Appendf(nil, `{"id":%q,"pad":%q}`, uuidFor(1), strings.Repeat("x", 200))})
+	e.waitDrained(3)
+	r.stop()
+	if n := e.count(`SELECT count(*) FROM sluice.dead_letters WHERE error LIKE '%oversized%'`); n != 1 {
+		t.Fatalf("%d oversized dead letters, want 1", n)
+	}
+	// The fix: the default max_record_bytes.
+	cfg := e.config(strings.Replace(fmt.Sprintf(tableYAML, "update"), "key: [id]", "key: [id]\n    deletes: true", 1))
+	out := runDL(t, e, "replay", "--config", writeConfig(t, cfg))
+	if !strings.Contains(out, "public.items: 1 dead letter(s) landed, 0 still fail") {
+		t.Errorf("replay said:\n%s", out)
+	}
+	if n := e.count(`SELECT count(*) FROM sluice.dead_letters`); n != 0 {
+		t.Errorf("%d dead letters left after replay", n)
+	}
+	if n := e.count(`SELECT count(*) FROM public.items WHERE id = $1`, uuidFor(1)); n != 0 {
+		t.Errorf("the replayed tombstone left row 1 (%d row(s))", n)
+	}
+	if n := e.count(`SELECT count(*) FROM public.items WHERE id = $1 AND v = 'b'`, uuidFor(2)); n != 1 {
+		t.Errorf("row 2 changed")
+	}
+}
+
+// TestReplayDebeziumChanges: Debezium change events that were
+// dead-lettered (oversized) apply as the appliance applies them once the
+// limit is raised: an update carrying the TOAST placeholder keeps the
+// stored value of that column, and a delete removes its row.
+func TestReplayDebeziumChanges(t *testing.T) {
+	e := newEnv(t, 1)
+	tbl := strings.Replace(debeziumTable, "    truncate: true\n", "", 1)
+	r := e.start(e.config(strings.Replace(tbl, "key: [id]", "key: [id]\n    max_record_bytes: 400", 1)))
+	pad := strings.Repeat("x", 300)
+	e.produce(
+		dbz("c", 100, "", orderRow(1, "apple", 1)),
+		dbz("c", 110, "", orderRow(2, "pear", 1)),
+		// Both oversized: dead letters.
+		dbz("u", 200, orderRow(1, "apple", 1), fmt.Sprintf(`{"id":1,"name":"__debezium_unavailable_value","qty":3,"pad":%q}`, pad)),
+		dbz("d", 210, fmt.Sprintf(`{"id":2,"name":"pear","qty":1,"pad":%q}`, pad), ""),
+	)
+	e.waitDrained(4)
+	r.stop()
+	if n := e.count(`SELECT count(*) FROM sluice.dead_letters WHERE error LIKE '%oversized%'`); n != 2 {
+		t.Fatalf("%d oversized dead letters, want 2", n)
+	}
+	out := runDL(t, e, "replay", "--config", writeConfig(t, e.config(tbl)))
+	if !strings.Contains(out, "public.orders: 2 dead letter(s) landed, 0 still fail") {
+		t.Errorf("replay said:\n%s", out)
+	}
+	var name *string
+	var qty, lsn int64
+	if err := e.db.QueryRow(e.ctx, `SELECT name, qty, lsn FROM public.orders WHERE id = 1`).Scan(&name, &qty, &lsn); err != nil {
+		t.Fatal(err)
+	}
+	if name == nil || *name != "apple" || qty != 3 || lsn != 200 {
+		t.Errorf("order 1 after replaying its update with a TOAST placeholder: name=%v qty=%d lsn=%d, want apple, 3, 200", name, qty, lsn)
+	}
+	if n := e.count(`SELECT count(*) FROM public.orders WHERE id = 2`); n != 0 {
+		t.Errorf("order 2 still exists after replaying its delete")
+	}
+}
+
+// TestReplayRecordsWithoutRow: dead-lettered records that decode now but
+// make no row (a Debezium tombstone, a message event) are skipped as the
+// appliance skips them: their dead letters go, in a batch with a row that
+// lands. A truncate event under truncate: true is not applied by replay
+// (it would empty the table of the rows landed since): it stays, saying so.
+func TestReplayRecordsWithoutRow(t *testing.T) {
+	e := newEnv(t, 1)
+	r := e.start(e.config(strings.Replace(debeziumTable, "key: [id]", "key: [id]\n    max_record_bytes: 250", 1)))
+	pad := strings.Repeat("x", 300)
+	msg := dbz("m", 120, "", "")
+	msg.Value = fmt.Appendf(msg.Value[:len(msg.Value)-1], `,"message":{"prefix":"p","content":%q}}`, pad)
+	trunc := dbz("t", 130, "", "")
+	trunc.Key = fmt.Appendf(nil, `{"pad":%q}`, pad)
+	e.produce(
+		dbz("c", 100, "", orderRow(1, "apple", 1)),
+		&kgo.Record{Key: fmt.Appendf(nil, `{"id":1,"pad":%q}`, pad)}, // a tombstone
+		msg,
+		trunc,
+		dbz("c", 140, "", fmt.Sprintf(`{"id":2,"name":%q,"qty":1}`, pad)),
+	)
+	e.waitDrained(5)
+	r.stop()
+	if n := e.count(`SELECT count(*) FROM sluice.dead_letters WHERE error LIKE '%oversized%'`); n != 4 {
+		t.Fatalf("%d oversized dead letters, want 4", n)
+	}
+	out := runDL(t, e, "replay", "--config", writeConfig(t, e.config(debeziumTable)))
+	if !strings.Contains(out, "public.orders: 1 dead letter(s) landed, 2 skipped (no row to write, as the appliance skips them), 1 still fail") {
+		t.Errorf("replay said:\n%s", out)
+	}
+	var e1 string
+	if err := e.db.QueryRow(e.ctx, `SELECT error FROM sluice.dead_letters`).Scan(&e1); err != nil || !strings.Contains(e1, "replay does not truncate") {
+		t.Errorf("the dead letter left: %q, %v; want the truncate event's, saying replay does not truncate", e1, err)
+	}
+	if n := e.count(`SELECT count(*) FROM public.orders`); n != 2 {
+		t.Errorf("public.orders holds %d rows, want 2 (nothing truncated)", n)
+	}
+	// A second replay steps over the truncate event again.
+	if out := runDL(t, e, "replay", "--config", writeConfig(t, e.config(debeziumTable))); !strings.Contains(out, "public.orders: 0 dead letter(s) landed, 1 still fail") {
+		t.Errorf("second replay said:\n%s", out)
+	}
+}

@@ -421,21 +421,21 @@ func (w *worker) encode(q *pending, t *tableRT, st *partState, r *kgo.Record, no
 		return w.encode(q, t, st, r, now)
 	}
 	if err == nil {
-		switch op := dec.Op(); op {
-		case codec.OpSkip, codec.OpTruncate:
-			// No tuple: a Debezium message or the tombstone after a
-			// delete, or a truncate.
+		c, ok := rowChange(dec)
+		if !ok {
 			q.b.Buf.B = buf[:mark]
+			op := dec.Op()
 			if op == codec.OpTruncate && t.cfg.Truncate {
 				return encTruncate
 			}
 			w.a.m.table(t.cfg.Name).skipped(op).Inc()
 			return encRow
-		case codec.OpDelete:
-			q.setOp(pgcopy.RowDelete)
 		}
-		if u := dec.Unchanged(); u != nil {
-			q.setUnchanged(u[0])
+		if c.Op != pgcopy.RowUpsert {
+			q.setOp(c.Op)
+		}
+		if c.Unchanged != 0 {
+			q.setUnchanged(c.Unchanged)
 		}
 	}
 	if err != nil {
@@ -461,6 +461,24 @@ func (w *worker) encode(q *pending, t *tableRT, st *partState, r *kgo.Record, no
 		q.unchanged = append(q.unchanged, 0)
 	}
 	return encRow
+}
+
+// rowChange returns what the record dec last accepted does to its row: its
+// tuple's op and the columns it keeps as stored. ok is false when it makes
+// no tuple: a Debezium message or the tombstone after a delete (OpSkip), or
+// a truncate (OpTruncate). The appliance and replay (deadletters.go) read a
+// record's change here alike, so a replayed record does what it would have.
+func rowChange(dec *codec.Decoder) (c pgcopy.RowChange, ok bool) {
+	switch dec.Op() {
+	case codec.OpSkip, codec.OpTruncate:
+		return c, false
+	case codec.OpDelete:
+		c.Op = pgcopy.RowDelete
+	}
+	if u := dec.Unchanged(); u != nil {
+		c.Unchanged = u[0]
+	}
+	return c, true
 }
 
 // addDeadLetter adds a dead letter, counting its bytes in the budget.
