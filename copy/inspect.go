@@ -59,7 +59,7 @@ const (
 // any.
 type DeadLetterFilter struct {
 	Group  string
-	Target string // the target table as configured, e.g. public.items
+	Target string // the target table, e.g. public.items (a template's as it expanded it)
 	// Reason is a codec reason (malformed_json, wrong_type, …) or
 	// rejected_by_postgres, matched against the stored error's text (a
 	// reason is not stored on its own): errors start with it, or name it
@@ -197,6 +197,29 @@ func listDeadLetters(ctx context.Context, conn *pgconn.PgConn, schema string, f 
 			Group: string(row[0]), Target: string(row[1]), Topic: string(row[2]), Partition: int32(part), Offset: off,
 			Key: clone(row[5]), Value: clone(row[6]), Headers: clone(row[7]), Error: string(row[8]), ReceivedAt: time.UnixMicro(us),
 		})
+	}
+	return out, nil
+}
+
+// DeadLetterSource is a target and a topic that dead letters are stored
+// for.
+type DeadLetterSource struct{ Target, Topic string }
+
+// DeadLetterSources returns the targets and topics of the dead letters f
+// selects, ordered by target and topic.
+func DeadLetterSources(ctx context.Context, conn *pgconn.PgConn, schema string, f DeadLetterFilter) ([]DeadLetterSource, error) {
+	var p params
+	where, err := f.where(&p)
+	if err != nil {
+		return nil, err
+	}
+	r, err := query(ctx, conn, "SELECT DISTINCT target, topic FROM "+deadLettersTable(schema)+" WHERE "+where+" ORDER BY target, topic", &p)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the targets of the dead letters of group %s from %s: %w", f.Group, deadLettersTable(schema), err)
+	}
+	out := make([]DeadLetterSource, len(r.Rows))
+	for i, row := range r.Rows {
+		out[i] = DeadLetterSource{Target: string(row[0]), Topic: string(row[1])}
 	}
 	return out, nil
 }

@@ -74,7 +74,7 @@ func DeadLettersMain(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.Usage = func() { fmt.Fprint(stderr, deadLettersUsage+"\nFlags of "+sub+":\n"); fs.PrintDefaults() }
 	var f dlFlags
 	f.cf.register(fs)
-	fs.StringVar(&f.table, "table", "", "target table as configured, e.g. public.items (replay: default every configured table)")
+	fs.StringVar(&f.table, "table", "", "target table as configured, e.g. public.items, or as a {topic} template names it, e.g. public.events (replay: default every configured table and every template's table with dead letters)")
 	fs.StringVar(&f.reason, "reason", "", "reason: malformed_json, wrong_type, out_of_range, missing_required, invalid_utf8, nul_in_text, bad_compression, oversized, invalid_value, bad_framing, unknown_schema, schema_mismatch or rejected_by_postgres")
 	fs.StringVar(&f.topic, "topic", "", "topic of the records")
 	fs.IntVar(&f.partition, "partition", -1, "partition of the records")
@@ -180,10 +180,10 @@ func (f *dlFlags) filter(cfg *Config, now time.Time) (pgcopy.DeadLetterFilter, e
 	if f.table != "" {
 		found := false
 		for _, t := range cfg.Tables {
-			found = found || t.Name == f.table
+			found = found || namesTable(t.Name, f.table)
 		}
 		if !found {
-			return df, fmt.Errorf("--table %s is not a configured table (tables[].name)", f.table)
+			return df, fmt.Errorf("--table %s is not a configured table (tables[].name) nor a name a {topic} template makes", f.table)
 		}
 	}
 	return df, nil
@@ -346,8 +346,9 @@ func parseHeadersJSON(b []byte) ([]codec.Header, error) {
 	return hs, nil
 }
 
-// replayDeadLetters replays filter's dead letters into every configured
-// table it selects.
+// replayDeadLetters replays filter's dead letters into every table it
+// selects: the configured ones, and the instances of {topic} templates
+// that the dead letters name.
 func replayDeadLetters(ctx context.Context, cfg *Config, filter pgcopy.DeadLetterFilter, f *dlFlags, stdout io.Writer) error {
 	if f.batch < 1 {
 		return fmt.Errorf("cannot replay in batches of %d: use --batch 1 or more", f.batch)
@@ -360,28 +361,51 @@ func replayDeadLetters(ctx context.Context, cfg *Config, filter pgcopy.DeadLette
 	if err != nil {
 		return err
 	}
-	var pts []*pgcopy.Table
+	defer conn.Close(context.Background())
+	var tables []*tableRT
+	named := map[string]bool{}
 	for _, t := range a.tableList() {
+		if filter.Target == "" || filter.Target == t.cfg.Name {
+			tables = append(tables, t)
+			named[t.cfg.Name] = true
+		}
+	}
+	// A {topic} template's tables are made per topic, as the appliance
+	// made them: the dead letters' targets and topics name them.
+	sources, err := pgcopy.DeadLetterSources(ctx, conn, cfg.Postgres.Schema, filter)
+	if err != nil {
+		return err
+	}
+	var unknown []string
+	for _, s := range sources {
+		if named[s.Target] {
+			continue
+		}
+		t, err := a.deadLetterTable(s.Target, s.Topic)
+		if err != nil {
+			return fmt.Errorf("cannot replay into %s: %w", s.Target, err)
+		}
+		if t == nil {
+			unknown = append(unknown, s.Target+" (topic "+s.Topic+")")
+			continue
+		}
+		tables = append(tables, t)
+		named[s.Target] = true
+	}
+	var pts []*pgcopy.Table
+	for _, t := range tables {
 		pts = append(pts, t.pg)
 	}
 	// As at start: checks the targets and learns their length, precision
 	// and scale, which the decoders must enforce as the appliance does.
-	err = pgcopy.Migrate(ctx, conn, cfg.Postgres.Schema, pts)
-	conn.Close(context.Background())
-	if err != nil {
+	if err := pgcopy.Migrate(ctx, conn, cfg.Postgres.Schema, pts); err != nil {
 		return fmt.Errorf("cannot prepare tables: %w", err)
 	}
 	w := pgcopy.NewWriter(cfg.Postgres.URL, cfg.Postgres.Schema, filter.Group)
 	defer w.Close(context.Background())
 	total := pgcopy.ReplayResult{}
-	for _, t := range a.tableList() {
-		if filter.Target != "" && filter.Target != t.cfg.Name {
-			continue
-		}
-		for i := range t.cols {
-			l := t.pg.Columns[i].Limit
-			t.cols[i].Limit = codec.Limit{Chars: l.Chars, Precision: l.Precision, Scale: l.Scale}
-		}
+	for _, t := range tables {
+		t.applyLimits()
 		usesTimestamp := false
 		for _, c := range t.cols {
 			usesTimestamp = usesTimestamp || c.Source == codec.SourceTimestamp
@@ -442,6 +466,12 @@ func replayDeadLetters(ctx context.Context, cfg *Config, filter pgcopy.DeadLette
 		}
 		fmt.Fprintf(stdout, "%s: %d dead letter(s) landed%s, %d still fail (error updated), %d transaction(s)\n",
 			t.cfg.Name, res.Landed, skipped, res.Failed, res.Batches)
+	}
+	if len(tables)+len(unknown) == 0 {
+		fmt.Fprintf(stdout, "no dead letters of group %s match\n", filter.Group)
+	}
+	for _, u := range unknown {
+		fmt.Fprintf(stdout, "%s: not replayed: no table of the configuration has this name, nor makes it from the topic with a {topic} template\n", u)
 	}
 	if total.Failed > 0 {
 		fmt.Fprintf(stdout, "%d dead letter(s) still fail: sluice dead-letters list --group %s shows why\n", total.Failed, filter.Group)

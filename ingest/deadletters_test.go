@@ -408,3 +408,54 @@ func TestReplayRecordsWithoutRow(t *testing.T) {
 		t.Errorf("second replay said:\n%s", out)
 	}
 }
+
+// TestReplayTemplateTable: the dead letters of a {topic} template's table
+// are stored under the name the template made; list, show and replay take
+// that name with --table, and replay without --table replays them too.
+func TestReplayTemplateTable(t *testing.T) {
+	e := newEnv(t, 1)
+	const tmpl = `
+  - name: public.{topic}
+    topics: [events]
+    key: [id]
+    columns:
+      - {name: id, type: uuid, path: id, required: true}
+      - {name: v, type: text, path: v, required: %s}
+`
+	r := e.start(e.config(fmt.Sprintf(tmpl, "true")))
+	for i := range 2 {
+		e.produce(&kgo.Record{Key: []byte(uuidFor(i)), Value: fmt.Appendf(nil, `{"id":%q}`, uuidFor(i))}) // lacks v
+	}
+	e.waitDrained(2)
+	r.stop()
+	if n := e.count(`SELECT count(*) FROM sluice.dead_letters WHERE target = 'public.events'`); n != 2 {
+		t.Fatalf("%d dead letters for public.events, want 2", n)
+	}
+	path := writeConfig(t, e.config(fmt.Sprintf(tmpl, "false")))
+	if out := runDL(t, e, "list", "--config", path, "--table", "public.events"); strings.Count(out, "\n") != 2 {
+		t.Errorf("list --table public.events:\n%s", out)
+	}
+	var out, errb bytes.Buffer
+	if err := DeadLettersMain(e.ctx, []string{"list", "--config", path, "--table", "other.events"}, &out, &errb); !errors.Is(err, ErrUsage) {
+		t.Errorf("list --table other.events (no template makes it): %v, want a usage error", err)
+	}
+	// A configuration without the template replays nothing of them, and says so.
+	got := runDL(t, e, "replay", "--config", writeConfig(t, e.config(fmt.Sprintf(tableYAML, "ignore"))))
+	if !strings.Contains(got, "public.events (topic events): not replayed") {
+		t.Errorf("replay without the template said:\n%s", got)
+	}
+	got = runDL(t, e, "replay", "--config", path, "--table", "public.events", "--offset", "0")
+	if !strings.Contains(got, "public.events: 1 dead letter(s) landed, 0 still fail") {
+		t.Errorf("replay --table public.events said:\n%s", got)
+	}
+	got = runDL(t, e, "replay", "--config", path)
+	if !strings.Contains(got, "public.events: 1 dead letter(s) landed, 0 still fail") {
+		t.Errorf("replay said:\n%s", got)
+	}
+	if n := e.count(`SELECT count(*) FROM sluice.dead_letters`); n != 0 {
+		t.Errorf("%d dead letter(s) left", n)
+	}
+	if n := e.count(`SELECT count(*) FROM public.events`); n != 2 {
+		t.Errorf("public.events holds %d rows, want 2", n)
+	}
+}

@@ -209,9 +209,7 @@ func (a *App) instance(ctx context.Context, r *route, topic string) (*tableRT, e
 	if t := r.byName[name]; t != nil {
 		return t, nil
 	}
-	tc := r.cfg
-	tc.Name = name
-	t, err := newTableRT(tc)
+	t, err := r.newInstance(name)
 	if err != nil {
 		return nil, fmt.Errorf("cannot prepare table %s for topic %s: %w", name, topic, err)
 	}
@@ -224,6 +222,50 @@ func (a *App) instance(ctx context.Context, r *route, topic string) (*tableRT, e
 	a.addTable(t)
 	a.log.Info("routing a new topic", "topic", topic, "table", name)
 	return t, nil
+}
+
+// newInstance builds template route r's table for name, a name its
+// template makes.
+func (r *route) newInstance(name string) (*tableRT, error) {
+	tc := r.cfg
+	tc.Name = name
+	return newTableRT(tc)
+}
+
+// namesTable reports whether tables[].name cfgName can name the table
+// name: it is name, or a {topic} template that makes name for some topic
+// (each template stands for an identifier part, identPart).
+func namesTable(cfgName, name string) bool {
+	if !hasTemplate(cfgName) {
+		return cfgName == name
+	}
+	re := "^"
+	prev := 0
+	for _, m := range tableTemplate.FindAllStringIndex(cfgName, -1) {
+		re += regexp.QuoteMeta(cfgName[prev:m[0]]) + "[a-z_][a-z0-9_]*"
+		prev = m[1]
+	}
+	return regexp.MustCompile(re + regexp.QuoteMeta(cfgName[prev:]) + "$").MatchString(name)
+}
+
+// deadLetterTable returns the table that dead letters stored for target
+// from topic belong to: the configured table named target, or the instance
+// of a {topic} template that names target for topic, built as instance
+// builds it but not prepared (the caller migrates it). It is nil when no
+// table of the configuration is target.
+func (a *App) deadLetterTable(target, topic string) (*tableRT, error) {
+	for _, r := range a.routes {
+		if !r.template {
+			if r.cfg.Name == target {
+				return r.fixed, nil
+			}
+			continue
+		}
+		if name, ok := expandTable(r.cfg.Name, topic); ok && name == target {
+			return r.newInstance(target)
+		}
+	}
+	return nil, nil
 }
 
 // prepareTable migrates (creates with create: true) and checks one table
