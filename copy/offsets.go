@@ -81,25 +81,63 @@ func ReadOffsets(ctx context.Context, conn *pgconn.PgConn, schema, group string)
 }
 
 // ResetOffset is the operator's command for a halted partition: it stores
-// next as the partition's next offset (-1: start over at the configured
-// start_offset) and bumps owner_epoch, so a running owner is fenced and the
-// next claim starts at next.
-func ResetOffset(ctx context.Context, conn *pgconn.PgConn, schema, group, topic string, partition int32, next int64) error {
-	if next < -1 {
-		return fmt.Errorf("cannot reset %s/%d to offset %d: use an offset >= 0, or -1 for start_offset", topic, partition, next)
+// next (>= 0) as the partition's next offset and bumps owner_epoch, so a
+// running owner is fenced and the next claim starts at next. It returns
+// what was stored before (Epoch 0, NextOffset -1: no row), so that the
+// change can be reported and undone, and the new owner epoch.
+func ResetOffset(ctx context.Context, conn *pgconn.PgConn, schema, group, topic string, partition int32, next int64) (old Claim, epoch int64, err error) {
+	old = Claim{Topic: topic, Partition: partition, NextOffset: -1}
+	if next < 0 {
+		return old, 0, fmt.Errorf("cannot reset %s/%d to offset %d: use an offset >= 0", topic, partition, next)
 	}
+	// The old row is read under the same lock as the update, so that what
+	// is reported is what the reset replaced, not a commit earlier.
+	if err := execSimple(ctx, conn, "BEGIN"); err != nil {
+		return old, 0, fmt.Errorf("cannot reset the offset of %s/%d for group %s: %w", topic, partition, group, err)
+	}
+	old, epoch, err = resetOffset(ctx, conn, schema, group, topic, partition, next)
+	if err == nil {
+		err = execSimple(ctx, conn, "COMMIT")
+	}
+	if err != nil {
+		rollback(ctx, conn)
+		return old, 0, fmt.Errorf("cannot reset the offset of %s/%d for group %s: %w", topic, partition, group, err)
+	}
+	return old, epoch, nil
+}
+
+// resetOffset is ResetOffset's work inside its transaction.
+func resetOffset(ctx context.Context, conn *pgconn.PgConn, schema, group, topic string, partition int32, next int64) (old Claim, epoch int64, err error) {
+	old = Claim{Topic: topic, Partition: partition, NextOffset: -1}
 	var p params
 	p.text(group)
 	p.text(topic)
 	p.int4(partition)
-	p.int8(next)
-	sql := `INSERT INTO ` + offsetsTable(schema) + ` AS o (group_id, topic, partition, next_offset, owner_epoch, updated_at)
-VALUES ($1, $2, $3, $4, 1, now())
-ON CONFLICT (group_id, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, owner_epoch = o.owner_epoch + 1, updated_at = now()`
-	if _, err := query(ctx, conn, sql, &p); err != nil {
-		return fmt.Errorf("cannot reset the offset of %s/%d for group %s: %w", topic, partition, group, err)
+	r, err := query(ctx, conn, "SELECT topic, partition, owner_epoch, next_offset FROM "+offsetsTable(schema)+
+		" WHERE group_id = $1 AND topic = $2 AND partition = $3 FOR UPDATE", &p)
+	if err != nil {
+		return old, 0, err
 	}
-	return nil
+	rows, err := parseClaims(r.Rows)
+	if err != nil {
+		return old, 0, err
+	}
+	if len(rows) == 1 {
+		old = rows[0]
+	}
+	p.int8(next)
+	r, err = query(ctx, conn, `INSERT INTO `+offsetsTable(schema)+` AS o (group_id, topic, partition, next_offset, owner_epoch, updated_at)
+VALUES ($1, $2, $3, $4, 1, now())
+ON CONFLICT (group_id, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, owner_epoch = o.owner_epoch + 1, updated_at = now()
+RETURNING o.owner_epoch`, &p)
+	if err != nil {
+		return old, 0, err
+	}
+	if len(r.Rows) != 1 || len(r.Rows[0]) != 1 {
+		return old, 0, errors.New("cannot parse the reset offsets row: expected one epoch")
+	}
+	epoch, err = atoi64(r.Rows[0][0])
+	return old, epoch, err
 }
 
 // readClaims returns what is stored for the partitions of ranges, in the

@@ -21,8 +21,12 @@ func TestClaimPartitions(t *testing.T) {
 	if !reflect.DeepEqual(claims, want) {
 		t.Fatalf("second claim: %+v, want %+v", claims, want)
 	}
-	if err := ResetOffset(testCtx(t), c, "sluice", "g", "t", 1, 500); err != nil {
+	old, epoch, err := ResetOffset(testCtx(t), c, "sluice", "g", "t", 1, 500)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if want := (Claim{"t", 1, 2, -1}); old != want || epoch != 3 {
+		t.Fatalf("reset returned %+v and epoch %d, want %+v and 3", old, epoch, want)
 	}
 	got, err := ReadOffsets(testCtx(t), c, "sluice", "g")
 	if err != nil {
@@ -35,7 +39,17 @@ func TestClaimPartitions(t *testing.T) {
 	if other, err := ReadOffsets(testCtx(t), c, "sluice", "other"); err != nil || len(other) != 0 {
 		t.Fatalf("other group: %v, %v", other, err)
 	}
-	if err := ResetOffset(testCtx(t), c, "sluice", "g", "t", 1, -5); err == nil {
-		t.Fatal("reset to -5 succeeded")
+	for _, next := range []int64{-1, -5} {
+		if _, _, err := ResetOffset(testCtx(t), c, "sluice", "g", "t", 1, next); err == nil {
+			t.Fatalf("reset to %d succeeded", next)
+		}
+	}
+	// A partition nothing claimed yet: no old row.
+	old, epoch, err = ResetOffset(testCtx(t), c, "sluice", "g", "v", 0, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Claim{"v", 0, 0, -1}); old != want || epoch != 1 {
+		t.Fatalf("reset of a new partition returned %+v and epoch %d, want %+v and 1", old, epoch, want)
 	}
 }

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -164,6 +165,13 @@ func MigrateMain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // ResetOffsetMain is `sluice reset-offset`: the operator's way out of a
 // halted partition. It bumps the owner epoch, so a running owner is fenced;
 // run it with the group's instances stopped and restart them afterwards.
+//
+// A mistyped topic or partition would otherwise store a row nothing reads
+// and report success while the partition meant stays halted, and an offset
+// outside the broker's log halts the partition again at once: it refuses a
+// topic no table reads, a partition the broker does not have and an offset
+// outside [log start, log end]. It prints and logs what was stored before,
+// so that the change can be undone.
 func ResetOffsetMain(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("sluice reset-offset", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -171,7 +179,7 @@ func ResetOffsetMain(ctx context.Context, args []string, stdout, stderr io.Write
 	cf.register(fs)
 	topic := fs.String("topic", "", "topic of the partition (required)")
 	partition := fs.Int("partition", -1, "partition number (required)")
-	to := fs.String("to", "", "new next offset: a number, earliest or latest (required)")
+	to := fs.String("to", "", "new next offset: a number within the partition's log, earliest or latest (required)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -179,58 +187,96 @@ func ResetOffsetMain(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintln(stderr, "sluice reset-offset: --topic, --partition and --to are required")
 		return ErrUsage
 	}
+	next, numErr := strconv.ParseInt(*to, 10, 64)
+	switch {
+	case numErr == nil && next < 0:
+		return fmt.Errorf("cannot reset to --to %d: use an offset >= 0, earliest or latest", next)
+	case numErr != nil && *to != "earliest" && *to != "latest":
+		return fmt.Errorf("cannot parse --to %q; use a number, earliest or latest", *to)
+	}
 	cfg, err := cf.load()
 	if err != nil {
 		return err
 	}
 	defer func() { err = newRedactor(cfg).error(err) }()
-	next, err := strconv.ParseInt(*to, 10, 64)
+	if !readsTopic(cfg, *topic) {
+		return fmt.Errorf("cannot reset %s/%d: no table reads topic %s (tables[].topics); check --topic and --config", *topic, *partition, *topic)
+	}
+	first, end, err := logBounds(ctx, cfg, *topic, int32(*partition))
 	if err != nil {
-		if *to != "earliest" && *to != "latest" {
-			return fmt.Errorf("cannot parse --to %q; use a number, earliest or latest", *to)
-		}
-		next, err = brokerOffset(ctx, cfg, *topic, int32(*partition), *to)
-		if err != nil {
-			return err
-		}
+		return err
+	}
+	switch {
+	case *to == "earliest":
+		next = first
+	case *to == "latest":
+		next = end
+	case next < first || next > end:
+		return fmt.Errorf("cannot reset %s/%d to %d: the broker's log holds offsets %d to %d (log start to log end), and a partition outside it halts again; use an offset in that range, earliest or latest",
+			*topic, *partition, next, first, end)
 	}
 	conn, err := connectPG(ctx, cfg.Postgres.URL, 0)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
-	if err := pgcopy.ResetOffset(ctx, conn, cfg.Postgres.Schema, cfg.Kafka.Group, *topic, int32(*partition), next); err != nil {
+	old, epoch, err := pgcopy.ResetOffset(ctx, conn, cfg.Postgres.Schema, cfg.Kafka.Group, *topic, int32(*partition), next)
+	if err != nil {
 		return fmt.Errorf("cannot reset %s/%d: %w", *topic, *partition, err)
 	}
-	fmt.Fprintf(stdout, "group %s: %s/%d next offset set to %d\n", cfg.Kafka.Group, *topic, *partition, next)
+	was := "nothing was stored"
+	if old.Epoch > 0 {
+		was = fmt.Sprintf("was %d under owner epoch %d", old.NextOffset, old.Epoch)
+	}
+	fmt.Fprintf(stdout, "group %s: %s/%d next offset set to %d, owner epoch %d (%s)\n", cfg.Kafka.Group, *topic, *partition, next, epoch, was)
+	NewLogger(cfg.Log, stderr).Info("offset reset", "group", cfg.Kafka.Group, "topic", *topic, "partition", *partition,
+		"next_offset", next, "epoch", epoch, "old_next_offset", old.NextOffset, "old_epoch", old.Epoch)
 	return nil
 }
 
-func brokerOffset(ctx context.Context, cfg *Config, topic string, partition int32, which string) (int64, error) {
+// logBounds returns the log start and log end of topic/partition, asking
+// the broker's metadata first so that a topic or partition the cluster does
+// not have is named as such.
+func logBounds(ctx context.Context, cfg *Config, topic string, partition int32) (start, end int64, err error) {
 	sec, err := KafkaSecurityOpts(cfg)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	cl, err := kgo.NewClient(append(sec, kgo.SeedBrokers(cfg.Kafka.Brokers...))...)
 	if err != nil {
-		return 0, fmt.Errorf("cannot create the Kafka client (kafka.*): %w", err)
+		return 0, 0, fmt.Errorf("cannot create the Kafka client (kafka.*): %w", err)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	var lo kadm.ListedOffsets
-	if which == "earliest" {
-		lo, err = adm.ListStartOffsets(ctx, topic)
-	} else {
-		lo, err = adm.ListEndOffsets(ctx, topic)
-	}
+	md, err := adm.Metadata(ctx, topic)
 	if err != nil {
-		return 0, fmt.Errorf("cannot list %s offsets of %s: %w%s", which, topic, err, hintSuffix(kafkaHint(err, &cfg.Kafka)))
+		return 0, 0, fmt.Errorf("cannot read the metadata of topic %s: %w%s", topic, err, hintSuffix(kafkaHint(err, &cfg.Kafka)))
 	}
-	o, ok := lo.Lookup(topic, partition)
-	if !ok || o.Err != nil {
-		return 0, fmt.Errorf("cannot find %s offset of %s/%d (does the partition exist?)", which, topic, partition)
+	td, ok := md.Topics[topic]
+	if !ok || td.Err != nil {
+		why := "not in its metadata"
+		if td.Err != nil {
+			why = td.Err.Error()
+		}
+		return 0, 0, fmt.Errorf("cannot reset %s/%d: the broker has no topic %s (%s); check --topic", topic, partition, topic, why)
 	}
-	return o.Offset, nil
+	if _, ok := td.Partitions[partition]; !ok {
+		return 0, 0, fmt.Errorf("cannot reset %s/%d: topic %s has %d partition(s), numbered from 0; check --partition", topic, partition, topic, len(td.Partitions))
+	}
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		return 0, 0, fmt.Errorf("cannot list the earliest offsets of %s: %w%s", topic, err, hintSuffix(kafkaHint(err, &cfg.Kafka)))
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, 0, fmt.Errorf("cannot list the latest offsets of %s: %w%s", topic, err, hintSuffix(kafkaHint(err, &cfg.Kafka)))
+	}
+	s, _ := starts.Lookup(topic, partition)
+	e, _ := ends.Lookup(topic, partition)
+	if err := cmp.Or(s.Err, e.Err); err != nil {
+		return 0, 0, fmt.Errorf("cannot list the offsets of %s/%d: %w", topic, partition, err)
+	}
+	return s.Offset, e.Offset, nil
 }
 
 // HealthcheckMain is `sluice healthcheck`: one GET of /healthz (or --path)

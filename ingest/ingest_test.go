@@ -609,6 +609,53 @@ func TestHaltOnOffsetOutOfRange(t *testing.T) {
 	}
 }
 
+// TestResetOffsetRefusesMistakes: reset-offset refuses a topic no table
+// reads, a partition the broker does not have, a negative offset and one
+// outside the broker's log, storing nothing (a mistyped reset used to
+// report success while the partition meant stayed halted); a reset it does
+// make is reported with what was stored before.
+func TestResetOffsetRefusesMistakes(t *testing.T) {
+	e := newEnv(t, 1)
+	cfg := e.config(fmt.Sprintf(tableYAML, "ignore"))
+	r := e.start(cfg)
+	for i := 0; i < 5; i++ {
+		e.produce(item(i, "x"))
+	}
+	e.waitDrained(5)
+	r.stop()
+	epoch := e.count(`SELECT owner_epoch FROM sluice.offsets WHERE topic = 'events' AND partition = 0`)
+	path := writeConfig(t, cfg)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--topic", "evnets", "--partition", "0", "--to", "5"}, "no table reads topic evnets"},
+		{[]string{"--topic", "events", "--partition", "7", "--to", "5"}, "topic events has 1 partition(s)"},
+		{[]string{"--topic", "events", "--partition", "7", "--to", "latest"}, "topic events has 1 partition(s)"},
+		{[]string{"--topic", "events", "--partition", "0", "--to", "-1"}, "use an offset >= 0"},
+		{[]string{"--topic", "events", "--partition", "0", "--to", "6"}, "holds offsets 0 to 5"},
+	} {
+		var out strings.Builder
+		err := ResetOffsetMain(e.ctx, append([]string{"--config", path}, c.args...), &out, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("reset-offset %v: %v (printed %q), want an error containing %q", c.args, err, out.String(), c.want)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM sluice.offsets WHERE topic <> 'events' OR partition <> 0 OR next_offset <> 5 OR owner_epoch <> ` + fmt.Sprint(epoch)); n != 0 {
+		t.Errorf("%d offsets row(s) stored or changed by refused resets", n)
+	}
+	var out, logged strings.Builder
+	if err := ResetOffsetMain(e.ctx, []string{"--config", path, "--topic", "events", "--partition", "0", "--to", "2"}, &out, &logged); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("events/0 next offset set to 2, owner epoch %d (was 5 under owner epoch %d)", epoch+1, epoch); !strings.Contains(out.String(), want) {
+		t.Errorf("reset-offset printed %q, want %q", out.String(), want)
+	}
+	if want := fmt.Sprintf("old_next_offset=5 old_epoch=%d", epoch); !strings.Contains(logged.String(), want) {
+		t.Errorf("reset-offset logged %q, want %q", logged.String(), want)
+	}
+}
+
 // writeConfig writes cfg as YAML to a temporary file.
 func writeConfig(t *testing.T, cfg *Config) string {
 	t.Helper()

@@ -145,6 +145,27 @@ func (a *App) subscriptions() []string {
 	return out
 }
 
+// readsTopic reports whether a table of cfg reads topic, by name or by
+// pattern, as tablesFor routes it. Operator commands check a topic they
+// are given against it.
+func readsTopic(cfg *Config, topic string) bool {
+	for _, t := range cfg.Tables {
+		for _, tp := range t.Topics {
+			if !isPattern(tp) {
+				if tp == topic {
+					return true
+				}
+				continue
+			}
+			// Validated when the config was loaded.
+			if re, err := compilePattern(tp); err == nil && re.MatchString(topic) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // tablesFor returns the tables topic's records go to, preparing template
 // instances on first use: every table that names the topic, or, when none
 // does, every table with a pattern matching it. fan is nil for the common
