@@ -64,9 +64,11 @@ func migrateSQL(schema string, tables []*Table) string {
 	next_offset bigint NOT NULL,
 	owner_epoch bigint NOT NULL,
 	updated_at timestamptz NOT NULL DEFAULT now(),
+	reset_from bigint,
 	PRIMARY KEY (group_id, topic, partition)
 );
 `, s)
+	b.WriteString(upgradeOffsets(s))
 	fmt.Fprintf(&b, `CREATE TABLE IF NOT EXISTS %s.dead_letters (
 	group_id text NOT NULL,
 	target text NOT NULL,
@@ -279,6 +281,21 @@ AND NOT EXISTS (
 		return noIndex("deferrable, partial or missing")
 	}
 	return nil
+}
+
+// upgradeOffsets returns the statement that adds reset_from (Claim.ResetFrom)
+// to an offsets table made before it existed. It checks the catalog first:
+// ALTER TABLE would take the table's exclusive lock at every start, queueing
+// the running instances' commits behind it.
+func upgradeOffsets(schema string) string {
+	off := schema + ".offsets"
+	lit := "'" + strings.ReplaceAll(off, "'", "''") + "'"
+	return fmt.Sprintf(`DO $upgrade$ BEGIN
+IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = %[2]s::regclass AND attname = 'reset_from' AND NOT attisdropped) THEN
+	ALTER TABLE %[1]s ADD COLUMN reset_from bigint;
+END IF;
+END $upgrade$;
+`, off, lit)
 }
 
 // upgradeDeadLetters returns the statements that bring a dead-letter table

@@ -251,4 +251,8 @@ WHERE i.indrelid = 'sluice.dead_letters'::regclass AND i.indisprimary ORDER BY a
 	}
 	mustExec(t, c, `INSERT INTO sluice.dead_letters (group_id, target, topic, partition, "offset", error)
 VALUES ('g2', 'public.events', 'solo', 0, 3, 'another group')`)
+	// The offsets table of that time gains reset_from, its rows kept.
+	if got := queryRows(t, c, `SELECT count(*) FROM sluice.offsets WHERE reset_from IS NULL`); fmt.Sprint(got) != "[[3]]" {
+		t.Errorf("offsets rows without a reset after the upgrade: %v, want 3", got)
+	}
 }

@@ -9,7 +9,7 @@ func TestClaimPartitions(t *testing.T) {
 	t.Parallel()
 	url, c, claims := setup(t, 2)
 	_ = url
-	want := []Claim{{"t", 0, 1, -1}, {"t", 1, 1, -1}}
+	want := []Claim{{"t", 0, 1, -1, 0}, {"t", 1, 1, -1, 0}}
 	if !reflect.DeepEqual(claims, want) {
 		t.Fatalf("first claim: %+v, want %+v", claims, want)
 	}
@@ -17,7 +17,7 @@ func TestClaimPartitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = []Claim{{"t", 0, 2, -1}, {"t", 1, 2, -1}, {"u", 3, 1, -1}}
+	want = []Claim{{"t", 0, 2, -1, 0}, {"t", 1, 2, -1, 0}, {"u", 3, 1, -1, 0}}
 	if !reflect.DeepEqual(claims, want) {
 		t.Fatalf("second claim: %+v, want %+v", claims, want)
 	}
@@ -25,14 +25,14 @@ func TestClaimPartitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Claim{"t", 1, 2, -1}); old != want || epoch != 3 {
+	if want := (Claim{"t", 1, 2, -1, 0}); old != want || epoch != 3 {
 		t.Fatalf("reset returned %+v and epoch %d, want %+v and 3", old, epoch, want)
 	}
 	got, err := ReadOffsets(testCtx(t), c, "sluice", "g")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = []Claim{{"t", 0, 2, -1}, {"t", 1, 3, 500}, {"u", 3, 1, -1}}
+	want = []Claim{{"t", 0, 2, -1, 0}, {"t", 1, 3, 500, 2}, {"u", 3, 1, -1, 0}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("after reset: %+v, want %+v", got, want)
 	}
@@ -49,7 +49,46 @@ func TestClaimPartitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Claim{"v", 0, 0, -1}); old != want || epoch != 1 {
+	if want := (Claim{"v", 0, 0, -1, 0}); old != want || epoch != 1 {
 		t.Fatalf("reset of a new partition returned %+v and epoch %d, want %+v and 1", old, epoch, want)
+	}
+}
+
+// TestReclaimReset: an owner fenced by resets (and nothing else since its
+// claim) claims the partition again at the reset offset; after another
+// owner's claim it cannot, and changes nothing.
+func TestReclaimReset(t *testing.T) {
+	t.Parallel()
+	_, c, _ := setup(t, 1) // t/0 at epoch 1
+	ctx := testCtx(t)
+	for _, next := range []int64{10, 20} { // two resets: the first owner is still the one fenced
+		if _, _, err := ResetOffset(ctx, c, "sluice", "g", "t", 0, next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok, err := ReclaimReset(ctx, c, "sluice", "g", "t", 0, 2); err != nil || ok {
+		t.Fatalf("reclaim under epoch 2 (never an owner's): %v, %v; want false", ok, err)
+	}
+	got, ok, err := ReclaimReset(ctx, c, "sluice", "g", "t", 0, 1)
+	if want := (Claim{"t", 0, 4, 20, 0}); err != nil || !ok || got != want {
+		t.Fatalf("reclaim under epoch 1: %+v, %v, %v; want %+v", got, ok, err, want)
+	}
+	if _, ok, err := ReclaimReset(ctx, c, "sluice", "g", "t", 0, 1); err != nil || ok {
+		t.Fatalf("second reclaim: %v, %v; want false", ok, err)
+	}
+	// A reset, then another owner's claim: the owner under epoch 4 is a
+	// zombie.
+	if _, _, err := ResetOffset(ctx, c, "sluice", "g", "t", 0, 30); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ClaimPartitions(ctx, c, "sluice", "g", map[string][]int32{"t": {0}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := ReclaimReset(ctx, c, "sluice", "g", "t", 0, 4); err != nil || ok {
+		t.Fatalf("reclaim after another owner's claim: %v, %v; want false", ok, err)
+	}
+	stored, err := ReadOffsets(ctx, c, "sluice", "g")
+	if want := []Claim{{"t", 0, 6, 30, 0}}; err != nil || !reflect.DeepEqual(stored, want) {
+		t.Fatalf("stored %+v, %v; want %+v", stored, err, want)
 	}
 }

@@ -54,7 +54,7 @@ func TestWriteAndCAS(t *testing.T) {
 	if !errors.As(err, &fe) || IsRetryable(err) {
 		t.Fatalf("wrong From: %v", err)
 	}
-	if !reflect.DeepEqual(fe.Stored, []Claim{{"t", 0, epoch, 10}}) || fe.Ranges[0].From != 5 {
+	if !reflect.DeepEqual(fe.Stored, []Claim{{"t", 0, epoch, 10, 0}}) || fe.Ranges[0].From != 5 {
 		t.Fatalf("fenced error %+v", fe)
 	}
 	// The right From continues.

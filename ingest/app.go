@@ -116,6 +116,12 @@ type App struct {
 
 	mu    sync.Mutex
 	parts map[partKey]*partState
+	// resets are partitions whose commit a reset-offset fenced: the poll
+	// loop claims them again (pickUpResets). Guarded by mu.
+	resets []*partState
+	// wakePoll ends the poll waiting for records, if any, so that a reset
+	// is picked up before the next record arrives.
+	wakePoll atomic.Pointer[context.CancelFunc]
 
 	consuming   atomic.Bool
 	metricsAddr atomic.Value // string

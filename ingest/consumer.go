@@ -123,23 +123,7 @@ func (a *App) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kg
 		}
 	}
 	for _, c := range claims {
-		t := tables[c.Topic]
-		st := &partState{
-			topic:     c.Topic,
-			partition: c.Partition,
-			table:     t,
-			fan:       fans[c.Topic],
-			epoch:     c.Epoch,
-			next:      c.NextOffset,
-		}
-		st.committed.Store(c.NextOffset)
-		st.highWatermark.Store(-1)
-		st.worker = a.leastLoadedWorker()
-		k := partKey{c.Topic, c.Partition}
-		if old := a.parts[k]; old != nil {
-			old.dropped.Store(true)
-		}
-		a.parts[k] = st
+		a.claimed(c, tables[c.Topic], fans[c.Topic])
 		if c.NextOffset >= 0 {
 			offsets[c.Topic][c.Partition] = kgo.NewOffset().At(c.NextOffset)
 		} else {
@@ -148,6 +132,85 @@ func (a *App) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kg
 		a.log.Info("claimed partition", "topic", c.Topic, "partition", c.Partition, "epoch", c.Epoch, "next_offset", c.NextOffset)
 	}
 	return offsets, nil
+}
+
+// claimed makes c the partition's state, dropping the work of the one it
+// replaces. The caller holds a.mu.
+func (a *App) claimed(c pgcopy.Claim, t *tableRT, fan []*tableRT) {
+	st := &partState{
+		topic:     c.Topic,
+		partition: c.Partition,
+		table:     t,
+		fan:       fan,
+		epoch:     c.Epoch,
+		next:      c.NextOffset,
+	}
+	st.committed.Store(c.NextOffset)
+	st.highWatermark.Store(-1)
+	st.worker = a.leastLoadedWorker()
+	k := partKey{c.Topic, c.Partition}
+	if old := a.parts[k]; old != nil {
+		old.dropped.Store(true)
+	}
+	a.parts[k] = st
+}
+
+// pickUpReset queues st, whose commit a reset-offset fenced, for the poll
+// loop to claim again (pickUpResets), and wakes the poll.
+func (a *App) pickUpReset(st *partState) {
+	a.mu.Lock()
+	a.resets = append(a.resets, st)
+	a.mu.Unlock()
+	if wake := a.wakePoll.Load(); wake != nil {
+		(*wake)()
+	}
+}
+
+// pickUpResets claims again the partitions queued by pickUpReset, at the
+// offset the reset stored, and moves the client's fetch position there.
+// It runs on the poll loop before AllowRebalance, as SetOffsets asks: no
+// revoke runs meanwhile, and the records fetched before it went to the
+// dropped state. A partition claimed by another owner since the reset is
+// left to it, as a zombie leaves it.
+func (a *App) pickUpResets(ctx context.Context) {
+	a.mu.Lock()
+	resets := a.resets
+	a.resets = nil
+	a.mu.Unlock()
+	for _, old := range resets {
+		a.mu.Lock()
+		cur := a.parts[partKey{old.topic, old.partition}]
+		a.mu.Unlock()
+		if cur != old {
+			continue // revoked or lost since
+		}
+		var c pgcopy.Claim
+		var ok bool
+		err := a.withCtl(ctx, func(conn *pgconn.PgConn) error {
+			var err error
+			c, ok, err = pgcopy.ReclaimReset(ctx, conn, a.cfg.Postgres.Schema, a.cfg.Kafka.Group, old.topic, old.partition, old.epoch)
+			return err
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				a.log.Warn("cannot claim a reset partition again; retrying", "topic", old.topic, "partition", old.partition, "err", err)
+				a.mu.Lock()
+				a.resets = append(a.resets, old)
+				a.mu.Unlock()
+			}
+			continue
+		}
+		if !ok {
+			a.log.Warn("partition fenced: a newer owner claimed it after its reset; dropping local work",
+				"topic", old.topic, "partition", old.partition, "epoch", old.epoch)
+			continue
+		}
+		a.mu.Lock()
+		a.claimed(c, old.table, old.fan)
+		a.mu.Unlock()
+		a.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{c.Topic: {c.Partition: {Epoch: -1, Offset: c.NextOffset}}})
+		a.log.Info("claimed partition after its reset", "topic", c.Topic, "partition", c.Partition, "epoch", c.Epoch, "next_offset", c.NextOffset)
+	}
 }
 
 func (a *App) claim(ctx context.Context, tps map[string][]int32) ([]pgcopy.Claim, error) {
@@ -280,12 +343,25 @@ func (a *App) pollLoop(ctx context.Context) error {
 			a.cl.ResumeFetchTopics(a.cl.PauseFetchTopics()...)
 			paused = false
 		}
-		pctx, cancel := ctx, context.CancelFunc(func() {})
-		if paused || flow.any() {
-			pctx, cancel = context.WithTimeout(ctx, 20*time.Millisecond)
+		// Published before resets are read: a reset queued after the read
+		// finds the poll to wake.
+		wctx, wake := context.WithCancel(ctx)
+		a.wakePoll.Store(&wake)
+		a.mu.Lock()
+		resetting := len(a.resets) > 0
+		a.mu.Unlock()
+		pctx, cancel := wctx, context.CancelFunc(func() {})
+		switch {
+		case paused || flow.any():
+			pctx, cancel = context.WithTimeout(wctx, 20*time.Millisecond)
+		case resetting:
+			// A reset partition failed to be claimed again: retry each second.
+			pctx, cancel = context.WithTimeout(wctx, time.Second)
 		}
 		fs := a.cl.PollRecords(pctx, 5000)
+		a.wakePoll.Store(nil)
 		cancel()
+		wake()
 		if fs.IsClientClosed() {
 			return nil
 		}
@@ -301,6 +377,7 @@ func (a *App) pollLoop(ctx context.Context) error {
 		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
 			a.dispatch(fp)
 		})
+		a.pickUpResets(ctx)
 		a.cl.AllowRebalance()
 	}
 	return nil

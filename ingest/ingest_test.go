@@ -460,6 +460,65 @@ func TestFencedStaleOwner(t *testing.T) {
 	}
 }
 
+// TestResetOffsetWhileRunning: a reset-offset fences the running owner's
+// next commit, and the owner, finding that the reset (not another owner)
+// moved the partition, claims it again and resumes at the reset offset; it
+// used to drop the partition's records until the next rebalance, silently.
+// A reset followed by another owner's claim still stops it as a zombie.
+func TestResetOffsetWhileRunning(t *testing.T) {
+	e := newEnv(t, 1)
+	cfg := e.config(fmt.Sprintf(tableYAML, "ignore"))
+	r := e.start(cfg)
+	for i := 0; i < 5; i++ {
+		e.produce(item(i, "x"))
+	}
+	e.waitDrained(5)
+	path := writeConfig(t, cfg)
+	// Back to 2: 2..4 are read again (and merged away), then 5..9.
+	if err := ResetOffsetMain(e.ctx, []string{"--config", path, "--topic", "events", "--partition", "0", "--to", "2"}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for i := 5; i < 10; i++ {
+		e.produce(item(i, "x"))
+	}
+	e.waitDrained(10)
+	if n := e.count(`SELECT count(*) FROM public.items`); n != 10 {
+		t.Errorf("target holds %d rows after the reset, want 10", n)
+	}
+	if r.app.m.fenced.Get() == 0 {
+		t.Errorf("the owner's commit after the reset was not fenced")
+	}
+	if !r.app.Ready() {
+		t.Errorf("not ready after picking up the reset: %s", r.app.notReady())
+	}
+
+	// A reset, then another owner's claim behind the instance's back.
+	if err := ResetOffsetMain(e.ctx, []string{"--config", path, "--topic", "events", "--partition", "0", "--to", "10"}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgconnFor(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := pgcopy.ClaimPartitions(e.ctx, conn, "sluice", "g", map[string][]int32{"events": {0}})
+	conn.Close(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fenced := r.app.m.fenced.Get()
+	for i := 10; i < 15; i++ {
+		e.produce(item(i, "x"))
+	}
+	e.waitFor("the zombie to be fenced", func() bool { return r.app.m.fenced.Get() > fenced })
+	time.Sleep(500 * time.Millisecond)
+	if n := e.count(`SELECT owner_epoch FROM sluice.offsets WHERE topic = 'events' AND partition = 0`); n != claims[0].Epoch {
+		t.Errorf("stored owner epoch %d, want the other owner's %d: the zombie claimed the partition back", n, claims[0].Epoch)
+	}
+	if n := e.count(`SELECT count(*) FROM public.items`); n != 10 {
+		t.Errorf("the zombie wrote: target holds %d rows, want 10", n)
+	}
+}
+
 func TestOnConflictPolicies(t *testing.T) {
 	e := newEnv(t, 1)
 	tables := fmt.Sprintf(tableYAML, "update") + strings.NewReplacer("public.items", "public.firsts", "[events]", "[events2]", "on_conflict: %s", "on_conflict: ignore").Replace(tableYAML)

@@ -701,12 +701,23 @@ func (w *worker) write(p *pending) {
 					// a zombie usually learns of its lost session (onLost)
 					// just before its stale compare-and-set fails, and the
 					// fencing must still show (found by internal/chaos).
-					if r.st.topic == fr.Topic && r.st.partition == fr.Partition {
-						r.st.dropped.Store(true)
-						a.m.fenced.Inc()
-						a.log.Warn("partition fenced: a newer owner claimed it; dropping local work",
-							"topic", fr.Topic, "partition", fr.Partition, "epoch", r.st.epoch)
+					if r.st.topic != fr.Topic || r.st.partition != fr.Partition {
+						continue
 					}
+					wasDropped := r.st.dropped.Swap(true)
+					a.m.fenced.Inc()
+					if i < len(fe.Stored) && fe.Stored[i].ResetFrom == fr.Epoch && !wasDropped {
+						// sluice reset-offset moved the partition, and no
+						// owner claimed it since: it is still ours, at the
+						// reset offset. Dropped, it would stay assigned and
+						// read nothing until the next rebalance.
+						a.log.Warn("partition reset by sluice reset-offset; dropping local work and resuming at the reset offset",
+							"topic", fr.Topic, "partition", fr.Partition, "epoch", r.st.epoch, "next_offset", fe.Stored[i].NextOffset)
+						a.pickUpReset(r.st)
+						continue
+					}
+					a.log.Warn("partition fenced: a newer owner claimed it; dropping local work",
+						"topic", fr.Topic, "partition", fr.Partition, "epoch", r.st.epoch)
 				}
 			}
 			continue
