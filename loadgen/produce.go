@@ -99,6 +99,10 @@ type Stats struct {
 	// UncertainTxns lists transactions whose commit returned an error: they
 	// may or may not have committed.
 	UncertainTxns []int64 `json:"uncertain_txns,omitempty"`
+	// TopicPartitions is the topic's partition count when the run
+	// started (0: unknown). Verify checks every kafka.partition column
+	// and dead letter against it.
+	TopicPartitions int32 `json:"topic_partitions,omitempty"`
 	// Interrupted is set when the context ended the run early.
 	Interrupted bool          `json:"interrupted,omitempty"`
 	Elapsed     time.Duration `json:"elapsed"`
@@ -166,6 +170,7 @@ func Produce(ctx context.Context, brokers []string, o Options, progress io.Write
 		}
 	}
 	p := newProducer(cl, &o)
+	p.stats.TopicPartitions = topicPartitions(ctx, cl, o.Topic)
 	stopProgress := p.startProgress(progress)
 	err = p.run(ctx)
 	stopProgress()
@@ -218,6 +223,17 @@ func ensureTopic(ctx context.Context, cl *kgo.Client, o *Options) error {
 		return fmt.Errorf("cannot create topic %s with %d partitions: %w (create it yourself and pass partitions 0)", o.Topic, o.Partitions, err)
 	}
 	return nil
+}
+
+// topicPartitions returns how many partitions topic has, or 0 when the
+// brokers cannot say (a topic created on first write): one metadata
+// request, so that verify can tell a row's partition is one the run wrote.
+func topicPartitions(ctx context.Context, cl *kgo.Client, topic string) int32 {
+	td, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil || td[topic].Err != nil {
+		return 0
+	}
+	return int32(len(td[topic].Partitions))
 }
 
 // item is a pooled record in flight: the kgo record points into rec's

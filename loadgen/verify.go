@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // VerifyOptions says what was sent and where it should have landed.
@@ -54,14 +55,17 @@ type VerifyOptions struct {
 	// wins, a re-send of an old version included), or "version" (the
 	// event's version field: the newest committed version wins).
 	Guard string
-	// AllowStaleToast (cdc workload) accepts a row whose notes is NULL or
-	// an earlier value of the row where its last change sent notes as the
-	// TOAST placeholder, as long as every other column is right: Sluice
-	// keeps the value stored before the batch, so a placeholder whose row
-	// was inserted, or whose notes changed, earlier in the same batch
-	// lands with that older value (docs/change-streams.md, "Unchanged
-	// TOAST columns"). Such rows are counted in Report.ToastStale either
-	// way.
+	// AllowStaleToast (cdc workload) loosens one check: where a row's
+	// last change sent notes as the TOAST placeholder, its notes may be
+	// NULL (even if the row's notes never were) or any value the row's
+	// notes held before, as long as every other column is right. Verify
+	// does not know the appliance's batches, so it accepts this whether or
+	// not the placeholder shared a batch with the change it would be
+	// stale from. Sluice keeps the value stored before the batch, so a
+	// placeholder whose row was inserted, or whose notes changed, earlier
+	// in the same batch lands with that older value (docs/change-streams.md,
+	// "Unchanged TOAST columns"). Such rows are counted in
+	// Report.ToastStale either way.
 	AllowStaleToast bool
 	// MaxExamples bounds the examples kept per anomaly; default 5.
 	MaxExamples int
@@ -82,10 +86,15 @@ type Report struct {
 	Records      int64      // records produced (indices 0..Records-1)
 	Committed    KindCounts // records committed, by kind
 	Aborted      KindCounts // records in aborted transactions, by kind
-	Uncertain    int64      // records whose delivery is unknown; accepted either way
+	Uncertain    int64      // records whose delivery is unknown: each may or may not have landed
 	ExpectedRows int64      // rows the target should hold
 	Rows         int64      // rows found in the target
 	DeadLetters  int64      // dead letters found for the topic
+	// UncertainTxns counts the transactions whose commit outcome is
+	// unknown; LandedTxns lists those the report reads as committed (each
+	// landed whole or not at all).
+	UncertainTxns int64
+	LandedTxns    []int64
 	// DeadLettersByKind counts dead letters matched to a bad record, by kind;
 	// it must equal Committed for every bad kind.
 	DeadLettersByKind KindCounts
@@ -97,6 +106,10 @@ type Report struct {
 	FromAborted int64 // rows whose id was sent only in aborted transactions
 	WrongValue  int64 // rows whose columns differ from what was sent
 	BadInTarget int64 // rows for records that must have been dead-lettered
+	// WrongPosition counts rows and dead letters whose Kafka position
+	// (kafka.partition, kafka.offset) is another row's or dead letter's,
+	// negative, or on a partition the record cannot have been written to.
+	WrongPosition int64
 	// Anomalies in the dead-letter table.
 	DeadLetterMissing    KindCounts // committed bad records without a dead letter, by kind
 	DeadLetterDuplicated int64      // dead letters beyond one for a record
@@ -114,8 +127,8 @@ type Report struct {
 	ToastSent, ToastStale int64
 
 	// ReasonMismatch counts dead letters whose error does not name the
-	// reason of the record's kind (informational, not an anomaly: the
-	// appliance may classify a record by its first problem).
+	// reason of the record's kind: the generator makes each bad record
+	// with exactly one problem, so the appliance has one reason to give.
 	ReasonMismatch int64
 
 	// Examples holds up to MaxExamples descriptions per anomaly.
@@ -124,11 +137,12 @@ type Report struct {
 }
 
 // OK reports whether the report shows no anomaly.
-func (r *Report) OK() bool {
-	return r.Missing == 0 && r.Duplicated == 0 && r.Unexpected == 0 && r.FromAborted == 0 &&
-		r.WrongValue == 0 && r.BadInTarget == 0 && r.DeadLetterMissing.Total() == 0 &&
-		r.DeadLetterDuplicated == 0 && r.DeadLetterUnexpected == 0 && r.DeadLetterAborted == 0 &&
-		r.DeadLetterWrongValue == 0 && r.GoodDeadLettered == 0 && r.InBoth == 0
+func (r *Report) OK() bool { return r.anomalies() == 0 }
+
+func (r *Report) anomalies() int64 {
+	return r.Missing + r.Duplicated + r.Unexpected + r.FromAborted + r.WrongValue + r.BadInTarget +
+		r.WrongPosition + r.DeadLetterMissing.Total() + r.DeadLetterDuplicated + r.DeadLetterUnexpected +
+		r.DeadLetterAborted + r.DeadLetterWrongValue + r.GoodDeadLettered + r.InBoth + r.ReasonMismatch
 }
 
 // WriteSummary writes a human-readable summary of r to w.
@@ -145,6 +159,9 @@ func (r *Report) WriteSummary(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "  sent:         %d records; committed %d (good %d, dup %d, update %d, bad %d); aborted %d; uncertain %d\n",
 			r.Records, r.Committed.Total(), r.Committed[KindGood], r.Committed[KindDup], r.Committed[KindUpdate], r.Committed.Bad(), r.Aborted.Total(), r.Uncertain)
+	}
+	if r.UncertainTxns != 0 {
+		fmt.Fprintf(w, "  unknown-outcome transactions: %d, read as committed: %v (each lands whole or not at all)\n", r.UncertainTxns, r.LandedTxns)
 	}
 	if r.Expect != "" {
 		fmt.Fprintf(w, "  each row:     %s\n", r.Expect)
@@ -176,6 +193,7 @@ func (r *Report) WriteSummary(w io.Writer) {
 		}
 	}
 	line("bad records in target", r.BadInTarget)
+	line("wrong Kafka positions", r.WrongPosition)
 	line("missing dead letters", r.DeadLetterMissing.Total())
 	line("duplicated dead letters", r.DeadLetterDuplicated)
 	line("unexpected dead letters", r.DeadLetterUnexpected)
@@ -183,9 +201,7 @@ func (r *Report) WriteSummary(w io.Writer) {
 	line("wrong-valued dead letters", r.DeadLetterWrongValue)
 	line("good records dead-lettered", r.GoodDeadLettered)
 	line("in target and dead letters", r.InBoth)
-	if r.ReasonMismatch != 0 {
-		line("dead letters with another reason (informational)", r.ReasonMismatch)
-	}
+	line("dead letters with another reason", r.ReasonMismatch)
 }
 
 func (r *Report) example(name string, max int, format string, args ...any) {
@@ -197,15 +213,26 @@ func (r *Report) example(name string, max int, format string, args ...any) {
 	}
 }
 
-// occ is what verify knows about one good event id.
+// occ is what verify knows about one good event id. An occurrence is
+// acked (committed: it must have landed) or uncertain (it may or may not
+// have landed); uncertainty never excuses the acked ones.
 type occ struct {
-	first, last int64 // committed occurrences (first and last index)
-	newest      int64 // the committed occurrence with the highest version
+	first, last int64 // acked occurrences (first and last index), -1 when none
+	newest      int64 // the acked occurrence with the highest version
 	newestVer   int64
-	n           int32 // committed occurrences
-	rows        int32 // target rows found
-	uncertain   bool  // some occurrence's delivery is unknown
-	dead        bool  // a dead letter carries this id
+	n           int32   // acked occurrences
+	rows        int32   // target rows found
+	wrong       int32   // keyless: rows matching no occurrence
+	unc         []int64 // uncertain occurrences, in stream order
+	dead        bool    // a dead letter carries this id
+}
+
+// firstSent is the event's first occurrence, acked or uncertain.
+func (e *occ) firstSent() int64 {
+	if len(e.unc) > 0 && (e.first < 0 || e.unc[0] < e.first) {
+		return e.unc[0]
+	}
+	return e.first
 }
 
 type badRec struct {
@@ -295,6 +322,16 @@ func Verify(ctx context.Context, pgURL string, o VerifyOptions) (Report, error) 
 	v.sch = v.g.sch
 	v.keyless = v.sch.key == ""
 	v.byValue = gen.Keys != KeysEventID
+	v.partCol, v.offCol = -1, -1
+	for k, c := range v.sch.columns {
+		switch c.Source {
+		case "kafka.partition":
+			v.partCol = k
+		case "kafka.offset":
+			v.offCol = k
+		}
+	}
+	v.keyPart = kgo.StickyKeyPartitioner(nil).ForTopic(gen.Topic)
 	spread := gen.Keys == KeysNull
 	versions := gen.UpdateRatio > 0 || gen.KeyCardinality > 0 // an event's occurrences can differ
 	switch {
@@ -317,22 +354,74 @@ func Verify(ctx context.Context, pgURL string, o VerifyOptions) (Report, error) 
 			v.rep.Expect += " (on_conflict ignore with null keys: the first to land is any)"
 		}
 	}
-	v.expect()
-
 	conn, err := verifyConn(ctx, pgURL)
 	if err != nil {
 		return Report{}, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	var txns []int64
+	if o.Stats != nil && gen.Transactional {
+		v.uncertainTxn = map[int64]bool{}
+		for _, t := range o.Stats.UncertainTxns {
+			if !v.uncertainTxn[t] {
+				v.uncertainTxn[t] = true
+				txns = append(txns, t)
+			}
+		}
+	}
+	if len(txns) > maxUncertainTxns {
+		return Report{}, fmt.Errorf("cannot verify a run with %d transactions of unknown outcome (at most %d): each is read as committed and as aborted", len(txns), maxUncertainTxns)
+	}
+	// A transaction of unknown outcome landed whole or not at all: try
+	// each reading and keep one that passes, else the one with the fewest
+	// anomalies. The producer stops after such a transaction, so a run has
+	// at most one and a chain of runs a few.
+	var best Report
+	for mask := range 1 << len(txns) {
+		w := *v
+		w.rep.UncertainTxns = int64(len(txns))
+		landed := map[int64]bool{}
+		for k, t := range txns {
+			if mask>>k&1 == 1 {
+				landed[t] = true
+				w.rep.LandedTxns = append(w.rep.LandedTxns, t)
+			}
+		}
+		if err := w.check(ctx, conn, landed); err != nil {
+			return Report{}, err
+		}
+		if mask == 0 || w.rep.anomalies() < best.anomalies() {
+			best = w.rep
+		}
+		if best.OK() {
+			break
+		}
+	}
+	best.Elapsed = time.Since(start)
+	return best, nil
+}
+
+// maxUncertainTxns bounds the readings Verify tries (2^n).
+const maxUncertainTxns = 8
+
+// check reads both tables against what the stream says must have landed
+// when the transactions in landed committed.
+func (v *verifier) check(ctx context.Context, conn *pgx.Conn, landed map[int64]bool) error {
+	v.expect(landed)
+	if v.partCol >= 0 && v.offCol >= 0 {
+		v.positions = map[kafkaPos]struct{}{}
+	}
+	if v.keyless {
+		v.used = map[int64]bool{}
+	}
 	if err := v.readDeadLetters(ctx, conn); err != nil {
-		return Report{}, err
+		return err
 	}
 	if err := v.readTarget(ctx, conn); err != nil {
-		return Report{}, err
+		return err
 	}
 	v.finish()
-	v.rep.Elapsed = time.Since(start)
-	return v.rep, nil
+	return nil
 }
 
 // verifyConn connects to pgURL with every value read as text in UTC.
@@ -368,25 +457,38 @@ type verifier struct {
 	hseed   maphash.Seed
 	prev    []int64 // previous committed occurrence of the same id, when needed
 
+	uncertainTxn map[int64]bool        // transactions of unknown outcome
+	used         map[int64]bool        // keyless: occurrences matched to a row
+	positions    map[kafkaPos]struct{} // Kafka positions of rows and dead letters, when the table records them
+	partCol      int                   // the kafka.partition column, or -1
+	offCol       int                   // the kafka.offset column, or -1
+	keyPart      kgo.TopicPartitioner  // where the producer put a keyed record
+	krec         kgo.Record
+
 	rec    Rec
 	fields []jsonField
 	nested []jsonField
 }
 
-// expect walks the stream and records what must have landed.
-func (v *verifier) expect() {
+// expect walks the stream and records what must have landed. landed says
+// which transactions of unknown outcome (Stats.UncertainTxns) this reading
+// takes as committed: a transaction lands whole or not at all.
+func (v *verifier) expect(landed map[int64]bool) {
 	uncertainIdx := map[int64]bool{}
-	badTxn := map[int64]bool{}      // forced aborts
-	uncertainTx := map[int64]bool{} // commit outcome unknown
+	badTxn := map[int64]bool{} // forced aborts
+	per := int64(v.gen.TxnRecords)
 	if s := v.o.Stats; s != nil {
 		for _, i := range s.FailedIndices {
-			uncertainIdx[i] = true
+			if v.gen.Transactional {
+				// The producer aborts every transaction in which a record
+				// failed (runTxns), so the record cannot be committed.
+				badTxn[i/per] = true
+			} else {
+				uncertainIdx[i] = true
+			}
 		}
 		for _, t := range s.ForcedAborts {
 			badTxn[t] = true
-		}
-		for _, t := range s.UncertainTxns {
-			uncertainTx[t] = true
 		}
 	}
 	n := v.gen.Records
@@ -401,18 +503,16 @@ func (v *verifier) expect() {
 	if needPrev {
 		v.prev = make([]int64, n)
 	}
-	per := int64(v.gen.TxnRecords)
 	for i := int64(0); i < n; i++ {
 		ident := v.g.identify(i)
 		kind, id := ident.kind, ident.id
 		committed, uncertain := true, uncertainIdx[i]
 		if v.gen.Transactional {
-			txn := i / per
-			switch {
-			case uncertainTx[txn]:
-				uncertain = true
+			switch txn := i / per; {
 			case v.g.TxnAborted(txn) || badTxn[txn]:
 				committed = false
+			case v.uncertainTxn[txn]:
+				committed = landed[txn]
 			}
 		}
 		if uncertain {
@@ -443,8 +543,9 @@ func (v *verifier) expect() {
 				if e == nil {
 					e = &occ{first: -1, last: -1}
 					v.good[id] = e
+					delete(v.aborted, id)
 				}
-				e.uncertain = true
+				e.unc = append(e.unc, i)
 			} else if e == nil {
 				v.aborted[id] = true
 			}
@@ -508,6 +609,7 @@ WHERE topic = $1 AND target IN ($2, $3) AND ($4 = '' OR group_id = $4)`,
 		if err != nil {
 			return fmt.Errorf("cannot decode a dead letter key at %s: %w", where, err)
 		}
+		v.position("dead letter at "+where, raw[0], raw[1], key)
 		if v.byValue {
 			if val, err = decodeByteaText(raw[3], val[:0]); err != nil {
 				return fmt.Errorf("cannot decode a dead letter value at %s: %w", where, err)
@@ -550,16 +652,16 @@ WHERE topic = $1 AND target IN ($2, $3) AND ($4 = '' OR group_id = $4)`,
 			}
 			if !bytes.Contains(raw[4], []byte(reasonFor(b.kind, v.gen.Format))) {
 				v.rep.ReasonMismatch++
-				v.rep.example("dead letters with another reason (informational)", v.o.MaxExamples, "%s: %s record %d: error %q", where, b.kind, b.index, raw[4])
+				v.rep.example("dead letters with another reason", v.o.MaxExamples, "%s: %s record %d: error %q", where, b.kind, b.index, raw[4])
 			}
 			continue
 		}
 		if e := v.good[id]; e != nil {
+			// Even a good record whose delivery is unknown deserves no
+			// dead letter: it may be absent, never rejected.
 			e.dead = true
-			if !e.uncertain {
-				v.rep.GoodDeadLettered++
-				v.rep.example("good records dead-lettered", v.o.MaxExamples, "%s: good event %s (first sent as record %d): error %q", where, key, e.first, raw[4])
-			}
+			v.rep.GoodDeadLettered++
+			v.rep.example("good records dead-lettered", v.o.MaxExamples, "%s: good event %s (first sent as record %d): error %q", where, key, e.firstSent(), raw[4])
 			continue
 		}
 		if v.aborted[id] {
@@ -620,7 +722,7 @@ func (v *verifier) deadLetterByValue(where string, key, val, errText []byte) {
 	}
 	if !bytes.Contains(errText, []byte(reasonFor(b.kind, v.gen.Format))) {
 		v.rep.ReasonMismatch++
-		v.rep.example("dead letters with another reason (informational)", v.o.MaxExamples, "%s: %s record %d: error %q", where, b.kind, b.index, errText)
+		v.rep.example("dead letters with another reason", v.o.MaxExamples, "%s: %s record %d: error %q", where, b.kind, b.index, errText)
 	}
 }
 
@@ -646,6 +748,7 @@ func (v *verifier) readTarget(ctx context.Context, conn *pgx.Conn) error {
 		return fmt.Errorf("cannot read table %s: %w (is --table right, with the columns of schema %s?)", v.o.Table, err, v.gen.Schema)
 	}
 	defer rows.Close()
+	var key []byte
 	for rows.Next() {
 		raw := rows.RawValues()
 		v.rep.Rows++
@@ -655,6 +758,10 @@ func (v *verifier) readTarget(ctx context.Context, conn *pgx.Conn) error {
 			v.rep.example("unexpected rows", v.o.MaxExamples, "%s = %q is not a loadgen event id", cols[idCol].Name, raw[idCol])
 			continue
 		}
+		if v.positions != nil && raw[v.partCol] != nil && raw[v.offCol] != nil {
+			key = appendUUID(key[:0], id)
+			v.position("row "+string(key), raw[v.partCol], raw[v.offCol], key)
+		}
 		e := v.good[id]
 		if e == nil {
 			switch {
@@ -662,11 +769,10 @@ func (v *verifier) readTarget(ctx context.Context, conn *pgx.Conn) error {
 				v.rep.FromAborted++
 				v.rep.example("rows from aborted txns", v.o.MaxExamples, "%s was sent only in aborted transactions", raw[idCol])
 			case v.bad[id] != nil:
+				// A bad record can never be a row, whether or not its
+				// delivery is known.
 				b := v.bad[id]
-				if b.uncertain {
-					continue
-				}
-				if b.committed {
+				if b.committed || b.uncertain {
 					v.rep.BadInTarget++
 					v.rep.example("bad records in target", v.o.MaxExamples, "record %d (%s, key %s) landed in the target", b.index, b.kind, raw[idCol])
 				} else {
@@ -688,13 +794,11 @@ func (v *verifier) readTarget(ctx context.Context, conn *pgx.Conn) error {
 			v.rep.InBoth++
 			v.rep.example("in target and dead letters", v.o.MaxExamples, "event %s", raw[idCol])
 		}
-		if e.n == 0 {
-			continue // only uncertain occurrences: any content was possible
+		if v.keyless {
+			v.matchOccurrence(e, raw, raw[idCol])
+			continue
 		}
 		if diff := v.matchRow(e, raw); diff != "" {
-			if e.uncertain {
-				continue
-			}
 			v.rep.WrongValue++
 			v.rep.example("wrong-valued rows", v.o.MaxExamples, "%s: %s", raw[idCol], diff)
 		}
@@ -705,32 +809,161 @@ func (v *verifier) readTarget(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-// matchRow compares a row with the occurrence(s) the policy allows and
-// returns "" or a description of the first difference.
-func (v *verifier) matchRow(e *occ, raw [][]byte) string {
-	if v.prev == nil {
-		idx := e.first
-		switch v.want {
-		case expectLast:
-			idx = e.last
-		case expectNewest:
-			idx = e.newest
-		}
-		return v.diff(idx, raw)
+// kafkaPos is a record's place in its topic.
+type kafkaPos struct {
+	partition int32
+	offset    int64
+}
+
+// position checks the Kafka position a row or dead letter (what) gives:
+// each record has its own, at an offset of 0 or more, on a partition the
+// topic has and, with event-id keys, on the one its key hashes to (the
+// producer's default partitioner), when the run recorded the topic's
+// partition count. Uniqueness is checked when the table records both
+// the partition and the offset.
+func (v *verifier) position(what string, partition, offset, key []byte) {
+	p, err1 := strconv.ParseInt(string(partition), 10, 32)
+	o, err2 := strconv.ParseInt(string(offset), 10, 64)
+	var n int64
+	if v.o.Stats != nil {
+		n = int64(v.o.Stats.TopicPartitions)
 	}
-	// Any committed occurrence may be the row's (keyless: each row is one
-	// occurrence; "any": the policy does not say which).
-	first := ""
-	for idx := e.last; idx >= 0; idx = v.prev[idx] {
-		d := v.diff(idx, raw)
-		if d == "" {
-			return ""
+	wrong := ""
+	switch {
+	case err1 != nil || err2 != nil || p < 0 || o < 0:
+		wrong = "is not a Kafka position"
+	case n > 0 && p >= n:
+		wrong = fmt.Sprintf("is beyond the topic's %d partitions", n)
+	case n > 0 && v.gen.Keys == KeysEventID && key != nil: // nil: a dead letter whose record could not be re-read
+		v.krec.Key = key
+		if want := v.keyPart.Partition(&v.krec, int(n)); p != int64(want) {
+			wrong = fmt.Sprintf("is not on partition %d, where its key %s was written", want, key)
 		}
+	}
+	if wrong == "" && v.positions != nil {
+		k := kafkaPos{int32(p), o}
+		if _, dup := v.positions[k]; dup {
+			wrong = "is another row's or dead letter's: one Kafka record landed twice"
+		}
+		v.positions[k] = struct{}{}
+	}
+	if wrong != "" {
+		v.rep.WrongPosition++
+		v.rep.example("wrong Kafka positions", v.o.MaxExamples, "%s: partition %s offset %s %s", what, partition, offset, wrong)
+	}
+}
+
+// matchRow compares a row of a keyed table with the occurrences that may
+// be its: the acked one the policy names, or an uncertain one that would
+// have taken its place had it landed. It returns "" or the first
+// difference found.
+func (v *verifier) matchRow(e *occ, raw [][]byte) string {
+	first := ""
+	match := func(idx int64) bool {
+		d := v.diff(idx, raw)
 		if first == "" {
 			first = d
 		}
+		return d == ""
+	}
+	if e.n > 0 {
+		switch v.want {
+		case expectFirst:
+			if match(e.first) {
+				return ""
+			}
+		case expectLast:
+			if match(e.last) {
+				return ""
+			}
+		case expectNewest:
+			if match(e.newest) {
+				return ""
+			}
+		default:
+			for idx := e.last; idx >= 0; idx = v.prev[idx] {
+				if match(idx) {
+					return ""
+				}
+			}
+		}
+	}
+	for _, u := range e.unc {
+		if (e.n == 0 || v.mayReplace(e, u)) && match(u) {
+			return ""
+		}
 	}
 	return first
+}
+
+// mayReplace reports whether uncertain occurrence u, had it landed, would
+// be the row instead of the acked occurrence the policy names.
+func (v *verifier) mayReplace(e *occ, u int64) bool {
+	switch v.want {
+	case expectFirst:
+		return u < e.first
+	case expectLast:
+		return u > e.last
+	case expectNewest:
+		return v.g.identify(u).src+1 >= e.newestVer
+	}
+	return true
+}
+
+// matchOccurrence pairs a row of a keyless table with an occurrence of its
+// event that has the row's contents and no row yet, acked ones first.
+// Occurrences with the same contents are interchangeable, so pairing
+// greedily is exact: an occurrence lost while another landed twice leaves
+// a row with no free occurrence, counted as duplicated.
+func (v *verifier) matchOccurrence(e *occ, raw [][]byte, id []byte) {
+	first := ""
+	free := func(idx int64) bool {
+		if v.used[idx] {
+			return false
+		}
+		d := v.diff(idx, raw)
+		if first == "" {
+			first = d
+		}
+		if d == "" {
+			v.used[idx] = true
+		}
+		return d == ""
+	}
+	for idx := e.last; idx >= 0; idx = v.prev[idx] {
+		if free(idx) {
+			return
+		}
+	}
+	for _, u := range e.unc {
+		if free(u) {
+			return
+		}
+	}
+	taken := func(idx int64) bool {
+		if !v.used[idx] || v.diff(idx, raw) != "" {
+			return false
+		}
+		v.rep.Duplicated++
+		v.rep.example("duplicated rows", v.o.MaxExamples, "%s: a second row for occurrence %d (%d committed occurrences)", id, idx, e.n)
+		return true
+	}
+	for idx := e.last; idx >= 0; idx = v.prev[idx] {
+		if taken(idx) {
+			return
+		}
+	}
+	for _, u := range e.unc {
+		if taken(u) {
+			return
+		}
+	}
+	e.wrong++
+	if first == "" {
+		first = "no occurrence of the event is left for this row"
+	}
+	v.rep.WrongValue++
+	v.rep.example("wrong-valued rows", v.o.MaxExamples, "%s: %s", id, first)
 }
 
 // diff compares raw (text values of the schema's columns) with record idx.
@@ -784,23 +1017,28 @@ func (v *verifier) lookup(path string) []byte {
 
 func (v *verifier) finish() {
 	for id, e := range v.good {
-		if e.uncertain || e.n == 0 {
+		if v.keyless {
+			// Every acked occurrence needs its own row; a wrong-valued row
+			// stands for one of them.
+			var lost int32
+			for idx := e.last; idx >= 0; idx = v.prev[idx] {
+				if !v.used[idx] {
+					lost++
+				}
+			}
+			if lost -= e.wrong; lost > 0 && !e.dead { // else counted as dead-lettered
+				v.rep.Missing += int64(lost)
+				v.rep.example("missing rows", v.o.MaxExamples, "%s (first sent as record %d): %d of %d committed occurrences have no row", appendUUID(nil, id), e.first, lost, e.n)
+			}
 			continue
 		}
-		want := int32(1)
-		if v.keyless {
-			want = e.n
-		}
 		switch {
-		case e.rows < want:
-			if e.dead {
-				continue // counted as dead-lettered
-			}
-			v.rep.Missing += int64(want - e.rows)
-			v.rep.example("missing rows", v.o.MaxExamples, "%s (first sent as record %d, %d committed occurrences, %d rows)", appendUUID(nil, id), e.first, e.n, e.rows)
-		case e.rows > want:
-			v.rep.Duplicated += int64(e.rows - want)
-			v.rep.example("duplicated rows", v.o.MaxExamples, "%s: %d rows, want %d", appendUUID(nil, id), e.rows, want)
+		case e.rows == 0 && e.n > 0 && !e.dead: // else counted as dead-lettered
+			v.rep.Missing++
+			v.rep.example("missing rows", v.o.MaxExamples, "%s (first sent as record %d, %d committed occurrences)", appendUUID(nil, id), e.first, e.n)
+		case e.rows > 1:
+			v.rep.Duplicated += int64(e.rows - 1)
+			v.rep.example("duplicated rows", v.o.MaxExamples, "%s: %d rows, want 1", appendUUID(nil, id), e.rows)
 		}
 	}
 	for id, b := range v.bad {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -348,6 +349,263 @@ func TestVerifyConflictPolicies(t *testing.T) {
 		if !tc.ok && rep.WrongValue == 0 {
 			t.Fatalf("policy %s should report the first-write rows as wrong:\n%s", tc.policy, summary(rep))
 		}
+	}
+}
+
+// landClean produces o to a fresh broker, lands every committed record
+// with the simulated appliance (first write wins) and checks that verify
+// passes.
+func landClean(t *testing.T, name string, o Options, table string) (string, *appliance, Stats) {
+	t.Helper()
+	addrs := testBroker(t)
+	url := testDB(t, name)
+	stats, err := Produce(context.Background(), addrs, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := newAppliance(t, url, o, table)
+	app.land(consume(t, addrs, "events", true, int(stats.Committed.Total())))
+	rep := mustVerify(t, url, VerifyOptions{Gen: o, Stats: &stats, Table: table})
+	if !rep.OK() || rep.Rows == 0 {
+		t.Fatalf("clean landing should verify:\n%s", summary(rep))
+	}
+	return url, app, stats
+}
+
+// mustCatch checks that verify fails with an example of anomaly that
+// names the damage (contains want).
+func mustCatch(t *testing.T, url string, vo VerifyOptions, anomaly, want string) Report {
+	t.Helper()
+	vo.MaxExamples = 100
+	rep := mustVerify(t, url, vo)
+	if rep.OK() || !slices.ContainsFunc(rep.Examples[anomaly], func(e string) bool { return strings.Contains(e, want) }) {
+		t.Fatalf("want %s naming %q:\n%s", anomaly, want, summary(rep))
+	}
+	return rep
+}
+
+// withFailed returns a copy of s whose producer also lost track of the
+// records failed.
+func withFailed(s Stats, failed ...int64) *Stats {
+	c := s
+	c.FailedIndices = append(slices.Clone(s.FailedIndices), failed...)
+	return &c
+}
+
+// occurrences maps each good event id to the indices of its good, dup and
+// update records, in order.
+func occurrences(o Options, n int64) map[[16]byte][]int64 {
+	g := NewGenerator(o)
+	m := map[[16]byte][]int64{}
+	for i := range n {
+		if id := g.identify(i); !id.kind.Bad() {
+			m[id.id] = append(m[id.id], i)
+		}
+	}
+	return m
+}
+
+// sortedIDs returns the ids of m whose occurrence count keep accepts, in
+// order.
+func sortedIDs(m map[[16]byte][]int64, keep func(n int) bool) [][16]byte {
+	var ids [][16]byte
+	for id, idx := range m {
+		if keep(len(idx)) {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
+	return ids
+}
+
+// TestVerifyUncertainSendsStillChecked: a send whose outcome the producer
+// could not know only means that occurrence may or may not have landed.
+// The event's acked occurrences must still be there, its row must hold a
+// version that was sent, a good record is never dead-lettered and a bad
+// one is never a row.
+func TestVerifyUncertainSendsStillChecked(t *testing.T) {
+	o := Options{Seed: 7, Records: 2000, DupRatio: 0.1, Bad: allBad(0.02), MaxValueBytes: 8192}
+	url, app, stats := landClean(t, "verify_uncertain", o, "public.events")
+	g := NewGenerator(o)
+	occ := occurrences(o, stats.Records)
+	multi := sortedIDs(occ, func(n int) bool { return n >= 2 })
+	single := sortedIDs(occ, func(n int) bool { return n == 1 })
+	if len(multi) < 2 || len(single) < 2 {
+		t.Fatal("the stream has too few re-sent events")
+	}
+	// The producer could not confirm the last occurrence (a dup) of two
+	// re-sent events, the only occurrence of two others and one bad
+	// record; all were in fact delivered, as after a timeout.
+	e1, e2, e3, e4 := multi[0], multi[1], single[0], single[1]
+	failed := []int64{occ[e1][len(occ[e1])-1], occ[e2][len(occ[e2])-1], occ[e3][0], occ[e4][0]}
+	var bad Rec
+	for i := range stats.Records {
+		if g.At(i, &bad); bad.Kind == KindMissingRequired {
+			failed = append(failed, i)
+			break
+		}
+	}
+	vo := VerifyOptions{Gen: o, Stats: withFailed(stats, failed...), Table: "public.events"}
+	if rep := mustVerify(t, url, vo); !rep.OK() || rep.Uncertain != 5 {
+		t.Fatalf("the landing is still right with these sends uncertain:\n%s", summary(rep))
+	}
+	uuid := func(id [16]byte) string { return string(appendUUID(nil, id)) }
+
+	// The first occurrence of e1 was acked: its row must exist.
+	app.exec(`DELETE FROM public.events WHERE event_id = $1::uuid`, uuid(e1))
+	mustCatch(t, url, vo, "missing rows", uuid(e1))
+	// e2's row holds a value nobody sent.
+	app.exec(`UPDATE public.events SET amount = amount + 1 WHERE event_id = $1::uuid`, uuid(e2))
+	mustCatch(t, url, vo, "wrong-valued rows", uuid(e2))
+	// e3 was sent once, uncertain: present, but with the values sent.
+	app.exec(`UPDATE public.events SET user_agent = left(user_agent, 5) WHERE event_id = $1::uuid`, uuid(e3))
+	mustCatch(t, url, vo, "wrong-valued rows", uuid(e3))
+	// e4 was sent once, uncertain, and dead-lettered instead of landed.
+	var r Rec
+	g.At(occ[e4][0], &r)
+	app.exec(`DELETE FROM public.events WHERE event_id = $1::uuid`, uuid(e4))
+	app.exec(`INSERT INTO sluice.dead_letters VALUES ('events', 0, 4000000, $1, $2, '{}', 'public.events', 'column ?: wrong_type: simulated', now())`, r.Key, r.Value)
+	mustCatch(t, url, vo, "good records dead-lettered", uuid(e4))
+	// The uncertain bad record landed as a row next to its dead letter.
+	app.exec(`INSERT INTO public.events (event_id, src_offset) VALUES ($1::text::uuid, 5)`, string(bad.Key))
+	mustCatch(t, url, vo, "bad records in target", string(bad.Key))
+}
+
+// TestVerifyFailedRecordAbortsItsTxn: in a transactional run the producer
+// aborts every transaction in which a record failed, so the failed record
+// is aborted, not uncertain, and a row of it is caught.
+func TestVerifyFailedRecordAbortsItsTxn(t *testing.T) {
+	o := Options{Seed: 21, Records: 2000, DupRatio: 0.05, Transactional: true, AbortRatio: 0.3, TxnRecords: 100}
+	url, app, stats := landClean(t, "verify_failed_aborted", o, "public.events")
+	g := NewGenerator(o)
+	occ := occurrences(o, stats.Records)
+	var r Rec
+	for i := range stats.Records {
+		if g.At(i, &r); r.Kind == KindGood && g.TxnAborted(r.Txn) && len(occ[r.EventID]) == 1 {
+			break
+		}
+	}
+	if r.Kind != KindGood || !g.TxnAborted(r.Txn) {
+		t.Fatal("no good record of an aborted transaction")
+	}
+	vo := VerifyOptions{Gen: o, Stats: withFailed(stats, r.Index), Table: "public.events"}
+	if rep := mustVerify(t, url, vo); !rep.OK() || rep.Uncertain != 0 {
+		t.Fatalf("a failed record of an aborted transaction is aborted:\n%s", summary(rep))
+	}
+	app.landOne("events", 1, 3000000, &r)
+	mustCatch(t, url, vo, "rows from aborted txns", string(r.Key))
+}
+
+// TestVerifyUncertainTxnLandsWhole: a transaction whose commit outcome is
+// unknown landed whole or not at all; part of it is caught either way.
+func TestVerifyUncertainTxnLandsWhole(t *testing.T) {
+	o := Options{Seed: 23, Records: 1000, Transactional: true, AbortRatio: 0.2, TxnRecords: 100}
+	url, app, stats := landClean(t, "verify_uncertain_txn", o, "public.events")
+	g := NewGenerator(o)
+	txn := int64(0)
+	for g.TxnAborted(txn) {
+		txn++
+	}
+	// EndTransaction returned an error, but the transaction committed.
+	st := stats
+	st.UncertainTxns = []int64{txn}
+	vo := VerifyOptions{Gen: o, Stats: &st, Table: "public.events"}
+	if rep := mustVerify(t, url, vo); !rep.OK() || !slices.Equal(rep.LandedTxns, []int64{txn}) {
+		t.Fatalf("the whole transaction landed:\n%s", summary(rep))
+	}
+	// Part of it lost: the reading closest to the tables (committed) names
+	// the rows missing.
+	var r Rec
+	var key string
+	for i := txn * 100; i < txn*100+10; i++ {
+		g.At(i, &r)
+		if app.exec(`DELETE FROM public.events WHERE event_id = $1::text::uuid`, string(r.Key)) == 1 && key == "" {
+			key = string(r.Key)
+		}
+	}
+	rep := mustCatch(t, url, vo, "missing rows", key)
+	if !slices.Equal(rep.LandedTxns, []int64{txn}) {
+		t.Fatalf("want transaction %d read as committed:\n%s", txn, summary(rep))
+	}
+}
+
+// TestVerifyKeylessOccurrencesOneToOne: on a keyless table each row is one
+// occurrence; one occurrence landing twice and another of the same event
+// not at all is caught, and an event with an uncertain occurrence may have
+// one row more, not five.
+func TestVerifyKeylessOccurrencesOneToOne(t *testing.T) {
+	o := Options{Seed: 31, Schema: SchemaWide, Records: 1500, DupRatio: 0.1, KeyCardinality: 300, MaxValueBytes: 8192}
+	url, app, stats := landClean(t, "verify_keyless_swap", o, "public.wide")
+	vo := VerifyOptions{Gen: o, Stats: &stats, Table: "public.wide"}
+	var id, a, b string
+	if err := app.conn.QueryRow(context.Background(), `SELECT id::text, (array_agg(ctid::text ORDER BY seq))[1], (array_agg(ctid::text ORDER BY seq DESC))[1]
+		FROM public.wide GROUP BY id HAVING count(DISTINCT seq) > 1 ORDER BY id LIMIT 1`).Scan(&id, &a, &b); err != nil {
+		t.Fatal(err)
+	}
+	var set []string
+	for _, c := range wideColumns() {
+		if c.Source == "" {
+			n := pgx.Identifier{c.Name}.Sanitize()
+			set = append(set, n+" = a."+n)
+		}
+	}
+	// Row b takes row a's contents (keeping its Kafka position): b's
+	// occurrence is lost, a's landed twice.
+	app.exec(`UPDATE public.wide w SET `+strings.Join(set, ", ")+` FROM public.wide a WHERE w.ctid = $1::tid AND a.ctid = $2::tid`, b, a)
+	mustCatch(t, url, vo, "duplicated rows", id)
+	mustCatch(t, url, vo, "missing rows", id)
+
+	occ := occurrences(o, stats.Records)
+	var u [16]byte
+	for _, k := range sortedIDs(occ, func(n int) bool { return n >= 2 }) {
+		if string(appendUUID(nil, k)) != id {
+			u = k
+			break
+		}
+	}
+	vo.Stats = withFailed(stats, occ[u][len(occ[u])-1])
+	for range 5 {
+		app.exec(`INSERT INTO public.wide SELECT * FROM public.wide WHERE id = $1::uuid LIMIT 1`, string(appendUUID(nil, u)))
+	}
+	if rep := mustCatch(t, url, vo, "duplicated rows", string(appendUUID(nil, u))); rep.Duplicated < 1+4 {
+		t.Fatalf("want at least 4 duplicates of %s besides %s's:\n%s", appendUUID(nil, u), id, summary(rep))
+	}
+}
+
+// TestVerifyKafkaPositions: the kafka.partition and kafka.offset columns
+// name each record's own position, on the partition its key was written
+// to, and dead letters' positions are no row's.
+func TestVerifyKafkaPositions(t *testing.T) {
+	o := Options{Seed: 33, Schema: SchemaWide, Records: 800, DupRatio: 0.1, Bad: allBad(0.02), MaxValueBytes: 8192}
+	url, app, stats := landClean(t, "verify_positions", o, "public.wide")
+	if stats.TopicPartitions != 4 {
+		t.Fatalf("the run recorded %d partitions, want 4", stats.TopicPartitions)
+	}
+	vo := VerifyOptions{Gen: o, Stats: &stats, Table: "public.wide"}
+	ctx := context.Background()
+	var id string
+	var p int32
+	if err := app.conn.QueryRow(ctx, `SELECT id::text, src_partition FROM public.wide ORDER BY id LIMIT 1`).Scan(&id, &p); err != nil {
+		t.Fatal(err)
+	}
+	app.exec(`UPDATE public.wide SET src_partition = $1, src_offset = 1000000 WHERE id = $2::uuid`, (p+1)%4, id)
+	mustCatch(t, url, vo, "wrong Kafka positions", fmt.Sprintf("is not on partition %d", p))
+	app.exec(`UPDATE public.wide w SET src_partition = d.partition, src_offset = d."offset"
+		FROM (SELECT partition, "offset" FROM sluice.dead_letters ORDER BY partition, "offset" LIMIT 1) d WHERE w.id = $1::uuid`, id)
+	mustCatch(t, url, vo, "wrong Kafka positions", "landed twice")
+	app.exec(`UPDATE public.wide SET src_offset = 0, src_partition = 99`)
+	mustCatch(t, url, vo, "wrong Kafka positions", "beyond the topic's 4 partitions")
+}
+
+// TestVerifyDeadLetterReason: a dead letter must give the reason its bad
+// record was made for.
+func TestVerifyDeadLetterReason(t *testing.T) {
+	o := Options{Seed: 35, Records: 1000, Bad: allBad(0.03), MaxValueBytes: 8192}
+	url, app, stats := landClean(t, "verify_dl_reason", o, "public.events")
+	app.exec(`UPDATE sluice.dead_letters SET error = 'column amount: out_of_range: wrong reason' WHERE error NOT LIKE '%out_of_range%'`)
+	rep := mustCatch(t, url, VerifyOptions{Gen: o, Stats: &stats, Table: "public.events"}, "dead letters with another reason", "wrong reason")
+	if rep.ReasonMismatch != rep.DeadLetters-rep.Committed[KindOutOfRange] {
+		t.Fatalf("every dead letter but the out_of_range ones has another reason:\n%s", summary(rep))
 	}
 }
 
