@@ -10,36 +10,66 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// cdcFate is what can be known of a row touched by a fresh change whose
+// delivery is unknown.
+type cdcFate struct {
+	acked    cdcRow   // the row after its last acked change (livePos -1: deleted)
+	hasAcked bool     // some change of the row was acked
+	later    []cdcRow // the row after each uncertain change after that one
+}
+
 // verifyCDC checks the target of a cdc workload: it replays the stream to
 // the source table's final state (deletes applied, a TOASTed notes at its
 // last value sent in full, dups and replays changing nothing) and
-// compares the target with it row by row. A row touched by a record whose
-// delivery is unknown is accepted in any state. Any dead letter for the
-// target is an anomaly: every record of the workload is valid.
+// compares the target with it row by row. A fresh change whose delivery is
+// unknown may or may not have landed: the row must then hold the state
+// after its last acked change or after one of the uncertain changes that
+// followed it, and it is checked against the one whose lsn it holds. Any
+// dead letter for the target is an anomaly: every record of the workload
+// is valid.
 func (v *verifier) verifyCDC(ctx context.Context, conn *pgx.Conn) error {
 	z := v.g.cdc
 	if v.o.AllowStaleToast {
 		z.history = map[int64][]cdcRow{}
 		z.reset()
 	}
-	uncertain := map[int64]bool{} // rows touched by a fresh change of unknown fate
 	failed := map[int64]bool{}
 	if s := v.o.Stats; s != nil {
 		for _, i := range s.FailedIndices {
 			failed[i] = true
 		}
 	}
+	fate := map[int64]*cdcFate{} // rows touched by a fresh change of unknown fate
+	var acked []cdcRow           // by id-1: the row after its last acked change
 	var r Rec
 	for i := range v.gen.Records {
 		v.g.At(i, &r)
+		fresh := r.Kind == KindGood || r.Kind == KindUpdate || r.Kind == KindDelete
+		for fresh && r.ID > int64(len(acked)) {
+			acked = append(acked, cdcRow{at: -1})
+		}
 		if failed[i] {
 			v.rep.Uncertain++
-			if r.Kind == KindGood || r.Kind == KindUpdate || r.Kind == KindDelete {
-				uncertain[r.ID] = true
+			if fresh {
+				f := fate[r.ID]
+				if f == nil {
+					f = &cdcFate{acked: acked[r.ID-1], hasAcked: acked[r.ID-1].at >= 0}
+					fate[r.ID] = f
+				}
+				f.later = append(f.later, z.rows[r.ID-1])
 			}
 			continue
 		}
 		v.rep.Committed[r.Kind]++
+		if fresh {
+			acked[r.ID-1] = z.rows[r.ID-1]
+			if f := fate[r.ID]; f != nil {
+				// An acked change fixes the row again: an uncertain one
+				// before it can only have left notes behind a TOAST
+				// placeholder (see checkCDCRow).
+				f.acked, f.hasAcked, f.later = z.rows[r.ID-1], true, f.later[:0]
+			}
+		}
 	}
 	v.rep.ToastSent = z.toasts
 	v.rep.ExpectedRows = int64(len(z.live))
@@ -60,7 +90,6 @@ func (v *verifier) verifyCDC(ctx context.Context, conn *pgx.Conn) error {
 	}
 	defer rows.Close()
 	seen := make([]bool, len(z.rows))
-	var want []byte
 	for rows.Next() {
 		raw := rows.RawValues()
 		v.rep.Rows++
@@ -70,80 +99,126 @@ func (v *verifier) verifyCDC(ctx context.Context, conn *pgx.Conn) error {
 			v.rep.example("unexpected rows", v.o.MaxExamples, "id %s was never inserted in the source", raw[0])
 			continue
 		}
-		row := &z.rows[id-1]
 		if seen[id-1] {
 			v.rep.Duplicated++ // only without a primary key
 			v.rep.example("duplicated rows", v.o.MaxExamples, "id %d has several rows", id)
 			continue
 		}
 		seen[id-1] = true
-		if uncertain[id] {
-			continue
-		}
-		if row.livePos < 0 {
+		row := &z.rows[id-1]
+		f := fate[id]
+		if f != nil && len(f.later) > 0 {
+			// The state the row's lsn names, among those that may be final.
+			cands := f.later
+			if f.hasAcked {
+				cands = append([]cdcRow{f.acked}, f.later...)
+			}
+			row = nil
+			for k := range cands {
+				if cands[k].livePos >= 0 && strconv.FormatInt(z.lsn(cands[k].at), 10) == string(raw[6]) {
+					row = &cands[k]
+					break
+				}
+			}
+			if row == nil {
+				v.rep.WrongValue++
+				v.rep.example("wrong-valued rows", v.o.MaxExamples, "id %d: lsn %s is not that of its last acked change or of a later uncertain one", id, raw[6])
+				continue
+			}
+		} else if row.livePos < 0 {
 			v.rep.Unexpected++
 			v.rep.example("unexpected rows", v.o.MaxExamples, "id %d was deleted in the source (its last change, record %d, lsn %d), but the target holds it with lsn %s",
 				id, row.at, z.lsn(row.at), raw[6])
 			continue
 		}
-		diff := ""
-		col := func(name string, got, want []byte, eq bool) {
-			if diff == "" && !eq {
-				g := "NULL"
-				if got != nil {
-					g = strconv.Quote(abbrev(got))
-				}
-				w := "NULL"
-				if want != nil {
-					w = strconv.Quote(abbrev(want))
-				}
-				diff = fmt.Sprintf("%s is %s, want %s", name, g, w)
-			}
-		}
-		want = strconv.AppendInt(want[:0], z.lsn(row.at), 10)
-		col("lsn", raw[6], want, bytes.Equal(raw[6], want))
-		col("customer", raw[1], []byte(cdcCustomers[row.customer]), bytes.Equal(raw[1], []byte(cdcCustomers[row.customer])))
-		want = appendFixed(want[:0], row.total, 2)
-		col("total", raw[2], want, raw[2] != nil && equalDecimal(raw[2], want))
-		col("status", raw[3], []byte(cdcStatuses[row.status]), bytes.Equal(raw[3], []byte(cdcStatuses[row.status])))
-		notesOK := true
-		if row.notesNull {
-			notesOK = raw[4] == nil
-			col("notes", raw[4], nil, notesOK)
-		} else {
-			want = appendCorpus(want[:0], int(row.notesOff), int(row.notesLen))
-			notesOK = raw[4] != nil && bytes.Equal(raw[4], want)
-			col("notes", raw[4], want, notesOK)
-		}
-		us := z.micros(row.at)
-		wantTime := time.UnixMicro(us).UTC()
-		got, terr := time.Parse("2006-01-02 15:04:05.999999999-07", string(raw[5]))
-		col("updated_at", raw[5], []byte(wantTime.Format("2006-01-02 15:04:05.999999-07")), terr == nil && got.Equal(wantTime))
-		if diff == "" {
-			continue
-		}
-		what := fmt.Sprintf("id %d (last changed by record %d): %s", id, row.at, diff)
-		if !notesOK && row.toast {
-			v.rep.ToastStale++
-			what += " (its last change sent notes as the TOAST placeholder)"
-			if v.o.AllowStaleToast && v.earlierNotes(id, raw[4]) && v.onlyNotesWrong(raw, row) {
-				v.rep.example("stale TOAST notes (allowed)", v.o.MaxExamples, "%s", what)
-				continue
-			}
-		}
-		v.rep.WrongValue++
-		v.rep.example("wrong-valued rows", v.o.MaxExamples, "%s", what)
+		v.checkCDCRow(id, raw, row, f != nil)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("cannot read table %s: %w", v.o.Table, err)
 	}
 	for _, id := range z.live {
-		if !seen[id-1] && !uncertain[id] {
+		if !seen[id-1] && !mayBeGone(fate[id]) {
 			v.rep.Missing++
 			v.rep.example("missing rows", v.o.MaxExamples, "id %d (last changed by record %d, lsn %d)", id, z.rows[id-1].at, z.lsn(z.rows[id-1].at))
 		}
 	}
 	return nil
+}
+
+// mayBeGone reports whether a row's final state may be deleted or never
+// inserted: its last acked change deleted it or there is none, or an
+// uncertain delete followed. A row without uncertain changes after its
+// last acked one (f nil or f.later empty) is judged by the source table.
+func mayBeGone(f *cdcFate) bool {
+	if f == nil || len(f.later) == 0 {
+		return false
+	}
+	if !f.hasAcked || f.acked.livePos < 0 {
+		return true
+	}
+	for _, c := range f.later {
+		if c.livePos < 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// checkCDCRow compares a target row with the source state row. touched
+// says an earlier change of the row had an unknown delivery: if it did not
+// land, a TOAST placeholder after it keeps the notes stored before it.
+func (v *verifier) checkCDCRow(id int64, raw [][]byte, row *cdcRow, touched bool) {
+	z := v.g.cdc
+	diff := ""
+	col := func(name string, got, want []byte, eq bool) {
+		if diff == "" && !eq {
+			g := "NULL"
+			if got != nil {
+				g = strconv.Quote(abbrev(got))
+			}
+			w := "NULL"
+			if want != nil {
+				w = strconv.Quote(abbrev(want))
+			}
+			diff = fmt.Sprintf("%s is %s, want %s", name, g, w)
+		}
+	}
+	want := strconv.AppendInt(nil, z.lsn(row.at), 10)
+	col("lsn", raw[6], want, bytes.Equal(raw[6], want))
+	col("customer", raw[1], []byte(cdcCustomers[row.customer]), bytes.Equal(raw[1], []byte(cdcCustomers[row.customer])))
+	want = appendFixed(want[:0], row.total, 2)
+	col("total", raw[2], want, raw[2] != nil && equalDecimal(raw[2], want))
+	col("status", raw[3], []byte(cdcStatuses[row.status]), bytes.Equal(raw[3], []byte(cdcStatuses[row.status])))
+	notesOK := true
+	if row.notesNull {
+		notesOK = raw[4] == nil
+		col("notes", raw[4], nil, notesOK)
+	} else {
+		want = appendCorpus(want[:0], int(row.notesOff), int(row.notesLen))
+		notesOK = raw[4] != nil && bytes.Equal(raw[4], want)
+		col("notes", raw[4], want, notesOK)
+	}
+	us := z.micros(row.at)
+	wantTime := time.UnixMicro(us).UTC()
+	got, terr := time.Parse("2006-01-02 15:04:05.999999999-07", string(raw[5]))
+	col("updated_at", raw[5], []byte(wantTime.Format("2006-01-02 15:04:05.999999-07")), terr == nil && got.Equal(wantTime))
+	if diff == "" {
+		return
+	}
+	what := fmt.Sprintf("id %d (last changed by record %d): %s", id, row.at, diff)
+	if !notesOK && row.toast {
+		if touched && v.onlyNotesWrong(raw, row) {
+			return // the notes of a change that may not have landed
+		}
+		v.rep.ToastStale++
+		what += " (its last change sent notes as the TOAST placeholder)"
+		if v.o.AllowStaleToast && v.earlierNotes(id, raw[4]) && v.onlyNotesWrong(raw, row) {
+			v.rep.example("stale TOAST notes (allowed)", v.o.MaxExamples, "%s", what)
+			return
+		}
+	}
+	v.rep.WrongValue++
+	v.rep.example("wrong-valued rows", v.o.MaxExamples, "%s", what)
 }
 
 // earlierNotes reports whether notes is NULL or a value row id's notes

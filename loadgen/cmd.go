@@ -229,7 +229,7 @@ func VerifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	guard := fs.String("guard", "offset", "the table's guard column under update: offset (the kafka.offset column) or version (the event's version field; needed with --keys null)")
 	manifest := fs.String("manifest", "", "manifest written by sluice loadgen --manifest (replaces the generator flags)")
 	examples := fs.Int("examples", 5, "examples printed per anomaly")
-	staleToast := fs.Bool("allow-stale-toast", false, "cdc: accept a notes column kept from before its batch where the row's last change sent the TOAST placeholder (docs/change-streams.md); such rows are counted either way")
+	staleToast := fs.Bool("allow-stale-toast", false, "cdc: where a row's last change sent notes as the TOAST placeholder, accept notes NULL or any earlier value of the row's notes, whatever the batches were (a value kept from before its batch, docs/change-streams.md); other columns are still checked and such rows are counted either way")
 	var reg registryFlags
 	reg.register(fs)
 	if help, err := parseFlags(fs, args, stderr); help || err != nil {
