@@ -70,13 +70,25 @@
 //     numbers, text, timestamps and jsonb compared by value;
 //   - no row comes from an aborted transaction, a bad record or an id never
 //     sent;
+//   - keyless tables pair each row with one occurrence of its event, so one
+//     occurrence lost and another landed twice is caught;
 //   - dead_letters holds every committed bad record exactly once, with its
-//     exact value bytes, and none from aborted transactions or good records
-//     (matched by key, a bad record's own uuid; with null or other-field
-//     keys, by value, and the key checked);
-//   - no record is both a row and a dead letter.
+//     exact value bytes and the reason its kind was made for, and none from
+//     aborted transactions or good records (matched by key, a bad record's
+//     own uuid; with null or other-field keys, by value, and the key
+//     checked);
+//   - no record is both a row and a dead letter, and no two rows or dead
+//     letters give one Kafka position (kafka.partition and kafka.offset
+//     columns); a position is on a partition the topic has and, with
+//     event-id keys, on the one the key hashes to.
 //
-// Records whose delivery the producer could not confirm (listed in the
-// manifest) are accepted either way. Verify holds one small map entry per
-// event id and per bad record and streams both tables.
+// A record whose delivery the producer could not confirm (listed in the
+// manifest) may or may not have landed, and only that: the event's acked
+// occurrences must still be there, a row holds a version that was sent
+// (under on_conflict the acked one the policy names or an uncertain one
+// that would have replaced it), a bad record is never a row and a good one
+// never a dead letter. In transactional runs a failed record aborted its
+// transaction; a transaction whose commit outcome is unknown landed whole
+// or not at all, and verify reads it both ways. Verify holds one small map
+// entry per event id and per bad record and streams both tables.
 package loadgen
