@@ -650,11 +650,13 @@ func (t *TableConfig) validate(key string) error {
 	}
 	if len(t.Columns) == 0 {
 		if f.UsesRegistry() && t.CreateTarget() {
-			// The columns come from the registry at start (ingest.New).
+			// The columns come from the registry at start (deriveColumns,
+			// which validates the table again with them); what does not
+			// depend on them is checked now.
 			if !slices.ContainsFunc(t.Topics, func(s string) bool { return !isPattern(s) }) || hasTemplate(t.Name) {
 				return cfgErr(key+".columns", "empty, and table %s has no plain topic to read the subject's schema from (patterns and {topic} names need columns); list the columns", t.Name)
 			}
-			return nil
+			return t.validateGrowth(key, f, nil)
 		}
 		return cfgErr(key+".columns", "table %s has no columns; list at least one {name, type, path|source} (format avro or protobuf with create: true derives them from the Schema Registry)", t.Name)
 	}
@@ -852,7 +854,9 @@ func rawColumnNames() map[string]bool {
 }
 
 // validateGrowth checks partition, evolve and unmapped; names holds the
-// table's column names.
+// table's column names, nil while they are not known (a table whose
+// columns are derived from the registry at start): the checks that need
+// them are then left to that second validation.
 func (t *TableConfig) validateGrowth(key string, f codec.Format, names map[string]bool) error {
 	switch t.Evolve {
 	case "", "none":
@@ -882,7 +886,7 @@ func (t *TableConfig) validateGrowth(key string, f codec.Format, names map[strin
 	if p.Column == "" {
 		return cfgErr(pk+".column", "empty; name the time column to partition by, e.g. ts")
 	}
-	if !names[p.Column] {
+	if names != nil && !names[p.Column] {
 		return cfgErr(pk+".column", "%q is not among the columns of %s; add it to columns or fix the name", p.Column, t.Name)
 	}
 	if p.Interval == "" {

@@ -211,3 +211,35 @@ func TestMemoryLimit(t *testing.T) {
 		t.Errorf("128 MiB budget: limit %d MiB, want 80 (five eighths)", got>>20)
 	}
 }
+
+// TestDerivedTableValidation: a table whose columns are derived from the
+// registry at start has its partition: and evolve: checked at Parse as a
+// table with listed columns has: a misspelt retention_action made expired
+// partitions be dropped instead of detached, a misspelt evolve never added
+// a column. The defaults are filled as for listed columns.
+func TestDerivedTableValidation(t *testing.T) {
+	derived := func(extra string) string {
+		return strings.Replace(validYAML, "tables:\n", "schema_registry:\n  urls: [\"http://127.0.0.1:1\"]\ntables:\n", 1) + `
+  - name: public.derived
+    topics: [derived]
+    format: avro
+` + extra
+	}
+	for extra, want := range map[string]string{
+		"    key: [id, ts]\n    partition: {column: ts, interval: day, retention: 30d, retention_action: detatch}\n": `tables[1].partition.retention_action: "detatch" is not valid`,
+		"    evolve: add_column\n": `tables[1].evolve: "add_column" is not valid`,
+		"    key: [id, ts]\n    partition: {column: ts, interval: month, retention: 1d}\n": "tables[1].partition.retention: 24h0m0s is shorter than one month",
+		"    key: [id]\n    partition: {column: ts}\n":                                     "tables[1].key: PostgreSQL requires the partition column in every unique key",
+	} {
+		if _, err := Parse([]byte(derived(extra)), noEnv); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("derived table with\n%s: %v, want %q", extra, err, want)
+		}
+	}
+	c, err := Parse([]byte(derived("    key: [id, ts]\n    partition: {column: ts}\n")), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Tables[1].Partition; p.Interval != "day" || *p.Premake != 3 || p.RetentionAction != "drop" {
+		t.Errorf("derived table's partition defaults: %+v", p)
+	}
+}

@@ -312,7 +312,9 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 				return cfgErr(fmt.Sprintf("tables[%d].key", i), "key column %q is not a field of subject %s (version %d); name a top-level field, or list the columns", k, subject, s.Version)
 			}
 		}
-		if err := tc.checkGuard(fmt.Sprintf("tables[%d]", i)); err != nil {
+		// Checked as listed columns are: the guard, and partition: and
+		// unmapped: against the columns.
+		if err := tc.validate(fmt.Sprintf("tables[%d]", i)); err != nil {
 			return err
 		}
 		log.Info("columns derived from the schema registry", "table", tc.Name, "subject", subject, "version", s.Version, "columns", desc)

@@ -221,3 +221,48 @@ func TestCreateFromRegistryGuard(t *testing.T) {
 		}
 	}
 }
+
+// registryWith starts an embedded registry, registers texts of typ under
+// subject in order (ids 1, 2, …) and returns the registry's URL.
+func registryWith(t *testing.T, subject string, typ registry.SchemaType, texts ...string) string {
+	t.Helper()
+	reg, err := devenv.StartRegistry(devenv.RegistryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	cl, err := registry.New(registry.Options{URLs: []string{reg.URL()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range texts {
+		if _, err := cl.Register(t.Context(), subject, typ, text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return reg.URL()
+}
+
+const avroWithTS = `{"type":"record","name":"E","fields":[{"name":"id","type":"long"},
+{"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}}]}`
+
+// TestCreateFromRegistryPartition: a derived table partitioned by a
+// derived column takes the default interval (day) and is migrated with
+// its first partitions.
+func TestCreateFromRegistryPartition(t *testing.T) {
+	e := newEnv(t, 1)
+	url := registryWith(t, "events-value", registry.TypeAvro, avroWithTS)
+	cfg := e.configRegistry(url, `
+  - name: public.derived
+    topics: [events]
+    format: avro
+    key: [id, ts]
+    partition: {column: ts}
+`)
+	if err := Migrate(e.ctx, cfg); err != nil {
+		t.Fatalf("migrate of a derived table with partition: {column: ts}: %v", err)
+	}
+	if n := e.count(`SELECT count(*) FROM pg_inherits WHERE inhparent = 'public.derived'::regclass`); n < 2 {
+		t.Errorf("%d partitions after migrate, want the default and premade ones", n)
+	}
+}
