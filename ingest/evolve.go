@@ -103,7 +103,7 @@ func (sh *tableShape) mapped(name string) bool {
 // the new shape. An error (PostgreSQL unreachable, a lock not granted in
 // time) leaves t as it was; retry it like a failed schema fetch. A field
 // whose name is taken by a column of another type, that is not a plain
-// identifier, or that a staging column has (pgcopy.ReservedColumn: a
+// identifier of at most 63 bytes, or that a staging column has (pgcopy.ReservedColumn: a
 // target column of that name fails every batch) is logged and skipped:
 // its values are not stored.
 func (a *App) evolve(ctx context.Context, t *tableRT, fields []codec.SchemaField) error {
@@ -118,14 +118,7 @@ func (a *App) evolve(ctx context.Context, t *tableRT, fields []codec.SchemaField
 		if sh.mapped(f.Name) {
 			continue
 		}
-		why := ""
-		switch {
-		case !identRe.MatchString(f.Name) || len(f.Name) > 63:
-			why = "its name is not a plain identifier"
-		case pgcopy.ReservedColumn(f.Name):
-			why = "its name is reserved for Sluice's staging tables"
-		}
-		if why != "" {
+		if why := unusableFieldName(f.Name); why != "" {
 			if !t.ev.skipped[f.Name] {
 				if t.ev.skipped == nil {
 					t.ev.skipped = map[string]bool{}
@@ -161,6 +154,22 @@ func (a *App) evolve(ctx context.Context, t *tableRT, fields []codec.SchemaField
 	}
 	a.log.Info("table evolved: columns added for new writer-schema fields", "table", t.cfg.Name, "columns", names)
 	return nil
+}
+
+// unusableFieldName says why a column cannot be named like the
+// writer-schema field name, "" when it can: PostgreSQL would truncate a
+// name longer than 63 bytes (the column then has another name), and a
+// staging column's name in a target fails every batch.
+func unusableFieldName(name string) string {
+	switch {
+	case !identRe.MatchString(name):
+		return "its name is not a plain identifier"
+	case len(name) > 63:
+		return "its name is longer than PostgreSQL's 63 bytes"
+	case pgcopy.ReservedColumn(name):
+		return "its name is reserved for Sluice's staging tables"
+	}
+	return ""
 }
 
 // evolvedColumns turns the columns the target has for the requested ones

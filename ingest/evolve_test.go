@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 
@@ -78,7 +79,8 @@ func TestEvolveMidStreamRestart(t *testing.T) {
 	}
 }
 
-// A new field named like a staging column (sluice_op, sluice_seq …) gets
+// A new field named like a staging column (sluice_op, sluice_seq …), or
+// longer than PostgreSQL's 63 bytes (it would truncate the name), gets
 // no column: such a column failed every batch of the table, for good (the
 // next start found it again), and sluice_seq failed the evolution, which
 // was retried for ever. The other new fields get theirs and every record
@@ -89,7 +91,8 @@ func TestEvolveReservedNames(t *testing.T) {
 	cfg.Tables[0].Evolve = "add_columns" // registry formats only in a config file
 	r := e.start(cfg)
 	fields := []codec.SchemaField{{Name: "id", Type: codec.TypeUUID}, {Name: "sluice_op", Type: codec.TypeText},
-		{Name: "sluice_seq", Type: codec.TypeInt8}, {Name: "country", Type: codec.TypeText}, {Name: "sluice_key_rank", Type: codec.TypeInt8}}
+		{Name: "sluice_seq", Type: codec.TypeInt8}, {Name: "country", Type: codec.TypeText}, {Name: "sluice_key_rank", Type: codec.TypeInt8},
+		{Name: strings.Repeat("a", 64), Type: codec.TypeText}}
 	for range 2 { // a second schema with the fields changes nothing
 		if err := r.app.evolve(e.ctx, r.app.tables[0], fields); err != nil {
 			t.Fatal(err)

@@ -304,6 +304,11 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 		}
 		var desc []string
 		for _, fd := range fields {
+			if why := unusableFieldName(fd.Name); why != "" {
+				log.Warn("a field of the subject gets no column: "+why+"; its values are not stored; list the columns to map it with a column of another name",
+					"table", tc.Name, "subject", subject, "field", fd.Name)
+				continue
+			}
 			tc.Columns = append(tc.Columns, ColumnConfig{Name: fd.Name, Type: fd.Type.String(), Path: fd.Name})
 			desc = append(desc, fd.Name+" "+fd.Type.String())
 		}

@@ -266,3 +266,30 @@ func TestCreateFromRegistryPartition(t *testing.T) {
 		t.Errorf("%d partitions after migrate, want the default and premade ones", n)
 	}
 }
+
+// TestCreateFromRegistryFieldNames: a field whose name cannot name a
+// column (longer than 63 bytes, which PostgreSQL truncates; a staging
+// column's name) gets no column, with a warning, as evolve skips it: the
+// table is created from the other fields.
+func TestCreateFromRegistryFieldNames(t *testing.T) {
+	long := strings.Repeat("a", 70)
+	for name, field := range map[string]string{"long": long, "reserved": "sluice_op"} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, 1)
+			url := registryWith(t, "events-value", registry.TypeAvro,
+				`{"type":"record","name":"E","fields":[{"name":"id","type":"long"},{"name":"`+field+`","type":"string"}]}`)
+			cfg := e.configRegistry(url, `
+  - name: public.derived
+    topics: [events]
+    format: avro
+    key: [id]
+`)
+			if err := Migrate(e.ctx, cfg); err != nil {
+				t.Fatalf("derived table with a %s field name: %v", name, err)
+			}
+			if got := fmt.Sprint(cfg.Tables[0].Columns); got != "[{id int8 id  false}]" {
+				t.Errorf("derived columns: %s", got)
+			}
+		})
+	}
+}
