@@ -100,3 +100,24 @@ func TestUnmapped(t *testing.T) {
 		t.Error("a top-level array was accepted by an unmapped column")
 	}
 }
+
+// A json_schema record is a JSON document after its framing: the
+// unmapped column keeps its members as for format json.
+func TestUnmappedJSONSchema(t *testing.T) {
+	dec, err := NewDecoder(FormatJSONSchema, []Column{{Name: "id", Type: TypeInt8, Path: "id"},
+		{Name: "extra", Type: TypeJSONB, Source: SourceUnmapped}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dec.AddSchema(SchemaRef{ID: 1}, &Schema{Type: SchemaJSON, Text: `{"type":"object"}`}); err != nil {
+		t.Fatal(err)
+	}
+	v := append(binary.BigEndian.AppendUint32([]byte{0}, 1), `{"id":1,"country":"NZ"}`...)
+	out, err := dec.AppendFields(nil, &Record{Value: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lastField(out, 4+8); string(got) != "\x01"+`{"country":"NZ"}` {
+		t.Errorf("extra = %q, want jsonb {\"country\":\"NZ\"}", got)
+	}
+}

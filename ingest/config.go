@@ -137,7 +137,7 @@ type TableConfig struct {
 	// a newer writer schema adds (registry formats).
 	Evolve string `yaml:"evolve"`
 	// Unmapped names a jsonb column that keeps every top-level member of
-	// a JSON record no column maps.
+	// a JSON record (format json or json_schema) no column maps.
 	Unmapped string `yaml:"unmapped"`
 }
 
@@ -868,8 +868,8 @@ func (t *TableConfig) validateGrowth(key string, f codec.Format, names map[strin
 		return cfgErr(key+".evolve", "%q is not valid; use add_columns (a new top-level field becomes a new nullable column) or none", t.Evolve)
 	}
 	if t.Unmapped != "" {
-		if f != codec.FormatJSON {
-			return cfgErr(key+".unmapped", "keeps the top-level members of JSON records no column maps, and format %s is not json; remove it", f)
+		if f != codec.FormatJSON && f != codec.FormatJSONSchema {
+			return cfgErr(key+".unmapped", "keeps the top-level members of JSON records no column maps, and format %s is neither json nor json_schema; remove it", f)
 		}
 		if !identRe.MatchString(t.Unmapped) {
 			return cfgErr(key+".unmapped", "%q is not a plain identifier; name a jsonb column, e.g. extra", t.Unmapped)

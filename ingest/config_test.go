@@ -243,3 +243,26 @@ func TestDerivedTableValidation(t *testing.T) {
 		t.Errorf("derived table's partition defaults: %+v", p)
 	}
 }
+
+// TestUnmappedFormats: unmapped: keeps the members of JSON records, which
+// format json_schema's records are too (docs/partitions.md directs its
+// new members there); a format of binary records refuses it.
+func TestUnmappedFormats(t *testing.T) {
+	withFormat := func(format string) string {
+		y := strings.Replace(validYAML, "tables:\n", "schema_registry:\n  urls: [\"http://127.0.0.1:1\"]\ntables:\n", 1)
+		return strings.Replace(y, "topics: [events]", "topics: [events]\n    unmapped: extra\n    format: "+format, 1)
+	}
+	for _, format := range []string{"json", "json_schema"} {
+		c, err := Parse([]byte(withFormat(format)), noEnv)
+		if err != nil {
+			t.Errorf("unmapped: with format %s: %v", format, err)
+			continue
+		}
+		if cols, err := c.Tables[0].codecColumns(); err != nil || cols[len(cols)-1].Source != codec.SourceUnmapped {
+			t.Errorf("format %s: columns %v, %v; want the unmapped column last", format, cols, err)
+		}
+	}
+	if _, err := Parse([]byte(withFormat("avro")), noEnv); err == nil || !strings.Contains(err.Error(), "tables[0].unmapped") {
+		t.Errorf("unmapped: with format avro: %v, want it refused", err)
+	}
+}
