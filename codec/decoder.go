@@ -22,12 +22,13 @@ type Decoder struct {
 	z         decompressor
 
 	// Registry formats.
-	schemas   schemaCache
-	plan      valuePlan  // the plan of the record being decoded (Avro, Protobuf)
-	needed    SchemaRef  // the schema AppendFields asks for
-	neededKey bool       // needed is a key schema
-	indexes   []int      // Protobuf message indexes of the record
-	rk        *keyFields // reads fields of the record key (regkey.go); nil when no column does
+	schemas       schemaCache
+	plan          valuePlan  // the plan of the record being decoded (Avro, Protobuf)
+	needed        SchemaRef  // the schema AppendFields asks for
+	neededKey     bool       // needed is a key schema
+	neededIndexes []int      // the Protobuf message indexes of the record that needs it
+	indexes       []int      // Protobuf message indexes of the record
+	rk            *keyFields // reads fields of the record key (regkey.go); nil when no column does
 	// Change streams (debezium.go, debezium_keys.go).
 	op        Op         // what the last record means
 	unchanged ColumnSet  // columns to keep as stored, when dirty
@@ -292,7 +293,7 @@ func (d *Decoder) AppendFields(dst []byte, rec *Record) ([]byte, error) {
 	d.endChange(rerr != nil)
 	if rerr != nil {
 		if rerr == errSchemaNeeded {
-			return out[:entry], &SchemaNeededError{Ref: d.needed, Key: d.neededKey}
+			return out[:entry], &SchemaNeededError{Ref: d.needed, Key: d.neededKey, Indexes: slices.Clone(d.neededIndexes)}
 		}
 		return out[:entry], rerr
 	}

@@ -16,7 +16,9 @@ type SchemaField struct {
 
 // SchemaFields lists the top-level fields of the writer schema s in
 // declaration order, each with the column type that holds every value of
-// it unchanged:
+// it unchanged. For Protobuf the fields are those of the message that
+// indexes names (Confluent's message-index list of a record's framing;
+// nil or empty is [0], the file's first message):
 //
 //	Avro                                   column
 //	boolean                                bool
@@ -31,7 +33,7 @@ type SchemaField struct {
 //	record, array, map, other unions       jsonb
 //	union of null and one type             that type's column (null is NULL)
 //
-//	Protobuf (message index [0], the file's first message)
+//	Protobuf
 //	bool                                   bool
 //	int32, sint32, sfixed32                int4
 //	uint32, fixed32, int64, sint64, sfixed64  int8
@@ -48,12 +50,12 @@ type SchemaField struct {
 // JSON Schema writer schemas are not listed (nil, nil): their records are
 // JSON documents, which keep unmapped members through a table's unmapped
 // column. A schema that does not parse is an error.
-func SchemaFields(s *Schema) ([]SchemaField, error) {
+func SchemaFields(s *Schema, indexes []int) ([]SchemaField, error) {
 	switch s.Type {
 	case SchemaAvro:
 		return avroFields(s)
 	case SchemaProtobuf:
-		return protobufFields(s, nil)
+		return protobufFields(s, indexes)
 	}
 	return nil, nil
 }

@@ -1,6 +1,8 @@
 package codec
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"testing"
 )
@@ -33,10 +35,7 @@ repeated int32 rep = 15; map<string, int32> mp = 16; Sub sub = 17; google.protob
 		{avro, "[{b bool} {i int4} {l int8} {f float4} {d float8} {s text} {u uuid} {by bytea} {fx bytea} {dec numeric} {day date} {ts timestamptz} {lts timestamp} {tm text} {en text} {rec jsonb} {arr jsonb} {mp jsonb} {mix jsonb}]"},
 		{pb, "[{b bool} {i int4} {l int8} {u32 int8} {u64 numeric} {f float4} {d float8} {s text} {by bytea} {en text} {ts timestamptz} {w int8} {dec numeric} {day date} {rep jsonb} {mp jsonb} {sub jsonb} {dur jsonb}]"},
 	} {
-		fields, err := SchemaFields(c.s)
-		if c.s.Type == SchemaProtobuf {
-			fields, err = protobufFields(c.s, []int{1}) // M, after Sub
-		}
+		fields, err := SchemaFields(c.s, []int{1}) // Protobuf: M, after Sub
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,10 +59,39 @@ repeated int32 rep = 15; map<string, int32> mp = 16; Sub sub = 17; google.protob
 			t.Errorf("%s: the listed types do not compile: %v", c.s.Type, err2)
 		}
 	}
-	if f, err := SchemaFields(&Schema{Type: SchemaJSON, Text: `{}`}); f != nil || err != nil {
+	if f, err := SchemaFields(&Schema{Type: SchemaJSON, Text: `{}`}, nil); f != nil || err != nil {
 		t.Errorf("JSON Schema: %v, %v", f, err)
 	}
-	if _, err := SchemaFields(&Schema{Type: SchemaAvro, Text: `"string"`}); err == nil {
+	if _, err := SchemaFields(&Schema{Type: SchemaAvro, Text: `"string"`}, nil); err == nil {
 		t.Error("a non-record Avro schema listed fields")
+	}
+}
+
+// A Protobuf record asking for its writer schema names its message: a
+// table following the writer schema lists that message's fields, not the
+// file's first message's.
+func TestSchemaNeededIndexes(t *testing.T) {
+	d, err := NewDecoder(FormatProtobuf, []Column{{Name: "id", Type: TypeInt8, Path: "id"}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Schema{Type: SchemaProtobuf, Text: "syntax = \"proto3\";\nmessage Meta { string note = 1; }\nmessage Order { int64 id = 1; string country = 2; }\n"}
+	for _, c := range []struct {
+		framing []byte
+		want    string
+	}{
+		{[]byte{0x02, 0x02}, "[{id int8} {country text}]"}, // [1]: Order
+		{[]byte{0}, "[{note text}]"},                       // [0]: Meta
+	} {
+		v := append(binary.BigEndian.AppendUint32([]byte{0}, 2), c.framing...)
+		_, err := d.AppendFields(nil, &Record{Value: append(v, 0x08, 7)})
+		var need *SchemaNeededError
+		if !errors.As(err, &need) {
+			t.Fatalf("framing %x: %v, want a SchemaNeededError", c.framing, err)
+		}
+		fields, err := SchemaFields(s, need.Indexes)
+		if got := fmt.Sprint(fields); err != nil || got != c.want {
+			t.Errorf("framing %x: indexes %v list %s, %v; want %s", c.framing, need.Indexes, got, err, c.want)
+		}
 	}
 }

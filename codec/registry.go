@@ -105,6 +105,10 @@ type SchemaNeededError struct {
 	// subject TOPIC-key), not the value's. Key and value schemas are cached
 	// apart: the same ref may be needed for both.
 	Key bool
+	// Indexes are the Protobuf message indexes of the record (nil for
+	// other formats): the message whose fields a table following the
+	// writer schema (evolve) must have.
+	Indexes []int
 }
 
 func (e *SchemaNeededError) Error() string {
@@ -468,6 +472,7 @@ func (d *Decoder) lookup(c *schemaCache, f *framing, key bool) (valuePlan, *RowE
 	e := c.get(f.ref)
 	if e == nil || e.schema == nil && time.Since(e.unknownAt) >= unknownSchemaRetry {
 		d.needed, d.neededKey = f.ref, key
+		d.neededIndexes = append(d.neededIndexes[:0], f.indexes...)
 		return nil, errSchemaNeeded
 	}
 	if e.err != nil {

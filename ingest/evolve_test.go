@@ -142,7 +142,7 @@ func TestEvolveAvro(t *testing.T) {
 	defer a.closeCtl()
 	v2 := &codec.Schema{Type: codec.SchemaAvro, Text: `{"type":"record","name":"E","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},
 {"name":"country","type":["null","string"],"default":null},{"name":"score","type":"double"},{"name":"tags","type":{"type":"array","items":"string"}}]}`}
-	fields, err := codec.SchemaFields(v2)
+	fields, err := codec.SchemaFields(v2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestEvolveAvro(t *testing.T) {
 	}
 	v3 := &codec.Schema{Type: codec.SchemaAvro, Text: `{"type":"record","name":"E","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},
 {"name":"score","type":{"type":"record","name":"S","fields":[{"name":"x","type":"int"}]}}]}`}
-	f3, _ := codec.SchemaFields(v3)
+	f3, _ := codec.SchemaFields(v3, nil)
 	if err := a2.evolve(ctx, a2.tables[0], f3); err != nil {
 		t.Fatal(err)
 	}

@@ -229,8 +229,10 @@ func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need
 		if err == nil {
 			cs = codecSchema(s)
 			// evolve: add_columns adds the fields the table lacks before
-			// the decoder compiles the schema for the table's columns.
-			if fields, ferr := codec.SchemaFields(cs); ferr == nil && t != nil && !need.Key {
+			// the decoder compiles the schema for the table's columns;
+			// for Protobuf those of the message the record is (a later
+			// record of another message of the schema adds nothing).
+			if fields, ferr := codec.SchemaFields(cs, need.Indexes); ferr == nil && t != nil && !need.Key {
 				err = a.evolve(a.hardCtx, t, fields)
 			}
 		}
@@ -298,7 +300,9 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 		if err != nil {
 			return cfgErr(key, "empty, and the columns cannot be derived from the registry subject %s: %v; register the schema first or list the columns", subject, err)
 		}
-		fields, err := codec.SchemaFields(codecSchema(s))
+		// Protobuf: the file's first message, as Confluent's serializers
+		// register the record type first (docs/schema-registry.md).
+		fields, err := codec.SchemaFields(codecSchema(s), nil)
 		if err != nil || len(fields) == 0 {
 			return cfgErr(key, "empty, and the schema of subject %s (version %d) gives no columns (%v); list the columns", subject, s.Version, err)
 		}

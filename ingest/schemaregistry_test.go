@@ -293,3 +293,36 @@ func TestCreateFromRegistryFieldNames(t *testing.T) {
 		})
 	}
 }
+
+// TestRegistryEvolveProtobufMessage: evolve adds the fields of the message
+// the records are (their message indexes), not the file's first message's.
+// Records of Order ([1]) gain a field country: it became no column, and a
+// column was added for Meta's field note instead.
+func TestRegistryEvolveProtobufMessage(t *testing.T) {
+	e := newEnv(t, 1)
+	v1 := "syntax = \"proto3\";\npackage p;\nmessage Meta { string note = 1; }\nmessage Order { int64 id = 1; }\n"
+	v2 := "syntax = \"proto3\";\npackage p;\nmessage Meta { string note = 1; }\nmessage Order { int64 id = 1; string country = 2; }\n"
+	url := registryWith(t, "events-value", registry.TypeProtobuf, v1, v2)
+	cfg := e.configRegistry(url, `
+  - name: public.pb
+    topics: [events]
+    format: protobuf
+    evolve: add_columns
+    key: [id]
+    columns:
+      - {name: id, type: int8, path: id}
+`)
+	e.start(cfg)
+	// Schema id 2, message indexes [1] (zigzag count 1, index 1), then
+	// Order{id: 7, country: "NZ"}.
+	v := binary.BigEndian.AppendUint32([]byte{0}, 2)
+	v = append(v, 0x02, 0x02, 0x08, 7, 0x12, 2, 'N', 'Z')
+	e.produce(&kgo.Record{Value: v})
+	e.waitDrained(1)
+	if n := e.count(`SELECT count(*) FROM public.pb WHERE id = 7 AND country = 'NZ'`); n != 1 {
+		t.Errorf("%d rows with id 7 and country NZ, want 1", n)
+	}
+	if n := e.count(`SELECT count(*) FROM information_schema.columns WHERE table_name = 'pb' AND column_name = 'note'`); n != 0 {
+		t.Error("evolve added a column for note, a field of another message")
+	}
+}
