@@ -1,7 +1,10 @@
 package codec
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -47,9 +50,21 @@ type SchemaField struct {
 //	google.type.Date                       date
 //	repeated, map, other messages          jsonb
 //
-// JSON Schema writer schemas are not listed (nil, nil): their records are
-// JSON documents, which keep unmapped members through a table's unmapped
-// column. A schema that does not parse is an error.
+//	JSON Schema (the root's properties)
+//	integer                                int8
+//	number                                 numeric
+//	boolean                                bool
+//	string                                 text
+//	string format date-time, date, uuid    timestamptz, date, uuid
+//	object, array, several types, none     jsonb
+//	type [T, "null"]                       T's column (null is NULL)
+//
+// A JSON Schema's number is numeric, not float8: JSON numbers are decimal
+// text, which numeric keeps exactly at any size (12.50 stays 12.50, and
+// 1e400 is no overflow). A $ref into the root's $defs or definitions is
+// followed; any other $ref, and every keyword the table does not list
+// (enum, oneOf, allOf …), is jsonb. A schema that does not parse, and a
+// JSON Schema whose root has no properties, is an error.
 func SchemaFields(s *Schema, indexes []int) ([]SchemaField, error) {
 	switch s.Type {
 	case SchemaAvro:
@@ -57,7 +72,7 @@ func SchemaFields(s *Schema, indexes []int) ([]SchemaField, error) {
 	case SchemaProtobuf:
 		return protobufFields(s, indexes)
 	}
-	return nil, nil
+	return jsonSchemaFields(s)
 }
 
 func avroFields(s *Schema) ([]SchemaField, error) {
@@ -186,4 +201,112 @@ func pbFieldType(f *pbField) Type {
 		return TypeBytea
 	}
 	return TypeText // string, enum
+}
+
+// jsonNode is a JSON Schema (sub)schema by keyword.
+type jsonNode map[string]json.RawMessage
+
+func jsonSchemaFields(s *Schema) ([]SchemaField, error) {
+	var root jsonNode
+	if err := json.Unmarshal([]byte(s.Text), &root); err != nil {
+		return nil, fmt.Errorf("cannot parse the JSON Schema: %w", err)
+	}
+	node := root.resolve(root)
+	if node == nil || len(node["properties"]) == 0 {
+		return nil, fmt.Errorf("cannot list the fields of a JSON Schema whose root has no properties: the writer schema of a table's records must describe an object")
+	}
+	// The properties in declaration order, which a map would lose.
+	dec := json.NewDecoder(bytes.NewReader(node["properties"]))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("cannot list the fields of a JSON Schema whose properties are not an object")
+	}
+	var out []SchemaField
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("cannot parse the JSON Schema's properties: %w", err)
+		}
+		var prop jsonNode
+		if err := dec.Decode(&prop); err != nil {
+			// A boolean schema (true: anything) names no type: jsonb.
+			if _, ok := err.(*json.UnmarshalTypeError); !ok {
+				return nil, fmt.Errorf("cannot parse the JSON Schema's properties: %w", err)
+			}
+		}
+		out = append(out, SchemaField{Name: tok.(string), Type: root.resolve(prop).columnType()})
+	}
+	return out, nil
+}
+
+// resolve follows n's $ref into the root's $defs or definitions; it
+// returns nil for a $ref elsewhere (another schema, a deeper pointer) or
+// one that loops.
+func (root jsonNode) resolve(n jsonNode) jsonNode {
+	for range 32 {
+		raw, ok := n["$ref"]
+		if !ok {
+			return n
+		}
+		var ref string
+		if json.Unmarshal(raw, &ref) != nil {
+			return nil
+		}
+		var defs json.RawMessage
+		var name string
+		for _, kw := range []string{"$defs", "definitions"} {
+			if rest, ok := strings.CutPrefix(ref, "#/"+kw+"/"); ok && !strings.Contains(rest, "/") {
+				defs, name = root[kw], strings.NewReplacer("~1", "/", "~0", "~").Replace(rest)
+			}
+		}
+		var byName map[string]jsonNode
+		if defs == nil || json.Unmarshal(defs, &byName) != nil || byName[name] == nil {
+			return nil
+		}
+		n = byName[name]
+	}
+	return nil
+}
+
+// columnType maps a property's schema to its column (SchemaFields).
+func (n jsonNode) columnType() Type {
+	var types []string
+	if raw := n["type"]; raw != nil {
+		var one string
+		if json.Unmarshal(raw, &one) == nil {
+			types = []string{one}
+		} else if json.Unmarshal(raw, &types) != nil {
+			return TypeJSONB
+		}
+	}
+	t := ""
+	for _, x := range types {
+		if x == "null" {
+			continue
+		}
+		if t != "" {
+			return TypeJSONB
+		}
+		t = x
+	}
+	switch t {
+	case "integer":
+		return TypeInt8
+	case "number":
+		return TypeNumeric
+	case "boolean":
+		return TypeBool
+	case "string":
+		var format string // none, or not a string: text
+		json.Unmarshal(n["format"], &format)
+		switch format {
+		case "date-time":
+			return TypeTimestamptz
+		case "date":
+			return TypeDate
+		case "uuid":
+			return TypeUUID
+		}
+		return TypeText
+	}
+	return TypeJSONB
 }

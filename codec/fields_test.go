@@ -59,8 +59,10 @@ repeated int32 rep = 15; map<string, int32> mp = 16; Sub sub = 17; google.protob
 			t.Errorf("%s: the listed types do not compile: %v", c.s.Type, err2)
 		}
 	}
-	if f, err := SchemaFields(&Schema{Type: SchemaJSON, Text: `{}`}, nil); f != nil || err != nil {
-		t.Errorf("JSON Schema: %v, %v", f, err)
+	for _, text := range []string{`{}`, `{"type":"string"}`, `{"properties":[]}`, `not json`} {
+		if f, err := SchemaFields(&Schema{Type: SchemaJSON, Text: text}, nil); err == nil {
+			t.Errorf("JSON Schema %s: %v, want an error", text, f)
+		}
 	}
 	if _, err := SchemaFields(&Schema{Type: SchemaAvro, Text: `"string"`}, nil); err == nil {
 		t.Error("a non-record Avro schema listed fields")
@@ -93,5 +95,46 @@ func TestSchemaNeededIndexes(t *testing.T) {
 		if got := fmt.Sprint(fields); err != nil || got != c.want {
 			t.Errorf("framing %x: indexes %v list %s, %v; want %s", c.framing, need.Indexes, got, err, c.want)
 		}
+	}
+}
+
+// JSON Schema: the root's properties in declaration order, $refs into
+// $defs and definitions followed; every listed type fills its column from
+// a JSON document.
+func TestSchemaFieldsJSONSchema(t *testing.T) {
+	s := &Schema{Type: SchemaJSON, Text: `{"$ref": "#/$defs/Order", "$defs": {
+  "Order": {"type": "object", "properties": {
+    "z": {"type": "integer"}, "n": {"type": "number"}, "b": {"type": "boolean"}, "s": {"type": "string"},
+    "ts": {"type": "string", "format": "date-time"}, "day": {"type": "string", "format": "date"},
+    "u": {"type": ["string", "null"], "format": "uuid"}, "o": {"type": "object"}, "a": {"type": "array"},
+    "mix": {"type": ["string", "integer"]}, "none": {}, "any": true, "en": {"enum": ["A", "B"]},
+    "ref": {"$ref": "#/definitions/Money"}, "a~1b": {"$ref": "#/definitions/a~1b"},
+    "ext": {"$ref": "other.json"}, "loop": {"$ref": "#/$defs/Loop"}, "nul": {"type": "null"}}},
+  "Loop": {"$ref": "#/$defs/Loop"}},
+ "definitions": {"Money": {"type": ["null", "number"]}, "a/b": {"type": "boolean"}}}`}
+	fields, err := SchemaFields(s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "[{z int8} {n numeric} {b bool} {s text} {ts timestamptz} {day date} {u uuid} {o jsonb} {a jsonb} {mix jsonb} " +
+		"{none jsonb} {any jsonb} {en jsonb} {ref numeric} {a~1b bool} {ext jsonb} {loop jsonb} {nul jsonb}]"
+	if got := fmt.Sprint(fields); got != want {
+		t.Fatalf("fields:\n got %s\nwant %s", got, want)
+	}
+	var cols []Column
+	for _, f := range fields[:10] {
+		cols = append(cols, Column{Name: f.Name, Type: f.Type, Path: f.Name})
+	}
+	d, err := NewDecoder(FormatJSONSchema, cols, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.AddSchema(SchemaRef{ID: 1}, s); err != nil {
+		t.Fatal(err)
+	}
+	v := append(binary.BigEndian.AppendUint32([]byte{0}, 1), `{"z":9007199254740993,"n":12.50,"b":true,"s":"x",
+"ts":"2026-11-27T10:00:00.123456789Z","day":"2026-11-27","u":"3f1c9a2e-8b4d-4c6e-9f2a-1b3c5d7e9f01","o":{"k":1},"a":[1],"mix":"m"}`...)
+	if _, err := d.AppendFields(nil, &Record{Value: v}); err != nil {
+		t.Errorf("a record of the schema does not fill the listed columns: %v", err)
 	}
 }

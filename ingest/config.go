@@ -658,7 +658,7 @@ func (t *TableConfig) validate(key string) error {
 			}
 			return t.validateGrowth(key, f, nil)
 		}
-		return cfgErr(key+".columns", "table %s has no columns; list at least one {name, type, path|source} (format avro or protobuf with create: true derives them from the Schema Registry)", t.Name)
+		return cfgErr(key+".columns", "table %s has no columns; list at least one {name, type, path|source} (format avro, protobuf or json_schema with create: true derives them from the Schema Registry)", t.Name)
 	}
 	names := map[string]bool{}
 	for j, col := range t.Columns {
