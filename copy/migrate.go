@@ -182,6 +182,29 @@ SELECT c.attname, c.attnotnull, c.typ, c.base, c.mod, c.det, c.coll FROM c JOIN 
 	return cols, nil
 }
 
+// TargetColumns returns the names of the columns of t's target, and
+// false when it does not exist.
+func TargetColumns(ctx context.Context, conn *pgconn.PgConn, t *Table) (map[string]bool, bool, error) {
+	var p params
+	p.text(t.ident())
+	r, err := query(ctx, conn, `SELECT a.attname FROM pg_class c
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.oid = to_regclass($1)`, &p)
+	if err != nil {
+		return nil, false, fmt.Errorf("cannot read the columns of table %s: %w", t.Name, err)
+	}
+	if len(r.Rows) == 0 {
+		return nil, false, nil
+	}
+	cols := make(map[string]bool, len(r.Rows))
+	for _, row := range r.Rows {
+		if row[0] != nil { // a table without columns
+			cols[string(row[0])] = true
+		}
+	}
+	return cols, true, nil
+}
+
 // resolveTypes returns the OIDs of the configured SQLTypes of t.
 func resolveTypes(ctx context.Context, conn *pgconn.PgConn, t *Table) ([]uint32, error) {
 	var p params

@@ -144,7 +144,10 @@ type App struct {
 	pm partitionMaint // partitions.go
 }
 
-// New builds an App from a validated configuration.
+// New builds an App from a validated configuration. The columns of a
+// table that lists none are derived here from the Schema Registry and
+// fitted to its target when that exists (deriveTables), which reads the
+// registry and PostgreSQL.
 func New(cfg *Config, log *slog.Logger) (*App, error) {
 	if log == nil {
 		log = slog.Default()
@@ -174,10 +177,8 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.reg = reg
-	if a.reg != nil {
-		if err := deriveColumns(cfg, a.reg, a.log); err != nil {
-			return nil, err
-		}
+	if err := deriveTables(context.Background(), cfg, a.reg, nil, a.log); err != nil {
+		return nil, err
 	}
 	for i := range cfg.Tables {
 		tc := cfg.Tables[i]
@@ -292,15 +293,16 @@ func Migrate(ctx context.Context, cfg *Config) (err error) {
 	defer conn.Close(context.Background())
 	if reg, err := newRegistry(cfg); err != nil {
 		return err
-	} else if reg != nil {
-		if err := deriveColumns(cfg, reg, slog.Default()); err != nil {
-			return err
-		}
+	} else if err := deriveTables(ctx, cfg, reg, conn, slog.Default()); err != nil {
+		return err
 	}
 	var tables []*pgcopy.Table
 	for i := range cfg.Tables {
 		t, err := cfg.Tables[i].pgTable()
 		if err != nil {
+			return err
+		}
+		if err := addDerived(ctx, conn, &cfg.Tables[i], t, slog.Default()); err != nil {
 			return err
 		}
 		tables = append(tables, t)
@@ -423,6 +425,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}()
 	var pts []*pgcopy.Table
 	for _, t := range a.tableList() {
+		if err := addDerived(ctx, ctl, &t.cfg, t.pg, a.log); err != nil {
+			return err
+		}
 		pts = append(pts, t.pg)
 	}
 	if err := pgcopy.Migrate(ctx, ctl, a.cfg.Postgres.Schema, pts); err != nil {

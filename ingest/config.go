@@ -139,6 +139,9 @@ type TableConfig struct {
 	// Unmapped names a jsonb column that keeps every top-level member of
 	// a JSON record (format json or json_schema) no column maps.
 	Unmapped string `yaml:"unmapped"`
+
+	// derived is set when the columns come from the registry (deriveTables).
+	derived *derivation
 }
 
 // ColumnConfig is one item of a table's `columns:`.

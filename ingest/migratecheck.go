@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"slices"
 	"time"
 
 	pgcopy "github.com/sluice-dev/sluice/copy"
@@ -20,11 +22,26 @@ func CheckMigration(ctx context.Context, cfg *Config, w io.Writer) (err error) {
 		return err
 	}
 	defer conn.Close(context.Background())
+	if reg, err := newRegistry(cfg); err != nil {
+		return err
+	} else if err := deriveTables(ctx, cfg, reg, conn, slog.Default()); err != nil {
+		return err
+	}
 	var tables []*pgcopy.Table
+	var adds []string
 	for i := range cfg.Tables {
 		t, err := cfg.Tables[i].pgTable()
 		if err != nil {
 			return err
+		}
+		if d := cfg.Tables[i].derived; d != nil && len(d.add) > 0 {
+			// Migrate adds these before it checks the target (addDerived).
+			t.Columns = slices.DeleteFunc(t.Columns, func(c pgcopy.Column) bool {
+				return slices.ContainsFunc(d.add, func(a pgcopy.Column) bool { return a.Name == c.Name })
+			})
+			for _, c := range d.add {
+				adds = append(adds, fmt.Sprintf("add column %s %s to table %s (a field of subject %s, version %d; evolve: add_columns)", c.Name, c.SQLType, t.Name, d.subject, d.version))
+			}
 		}
 		tables = append(tables, t)
 	}
@@ -32,6 +49,7 @@ func CheckMigration(ctx context.Context, cfg *Config, w io.Writer) (err error) {
 	if err != nil {
 		return fmt.Errorf("cannot check the migration: %w", err)
 	}
+	plan.Changes = append(adds, plan.Changes...)
 	if len(plan.Changes) == 0 {
 		fmt.Fprintln(w, "sluice migrate --check: nothing to create or change")
 	} else {

@@ -10,7 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/sluice-dev/sluice/codec"
+	pgcopy "github.com/sluice-dev/sluice/copy"
 	"github.com/sluice-dev/sluice/registry"
 )
 
@@ -274,10 +277,45 @@ func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need
 	}
 }
 
+// derivation is what deriveColumns learnt of a table whose columns come
+// from the registry, and fitDerived of its target.
+type derivation struct {
+	subject string
+	version int
+	// add holds the derived columns an existing target lacks, which
+	// addDerived adds before the target is checked (evolve: add_columns).
+	add []pgcopy.Column
+}
+
+// deriveTables derives the columns of the registry-format tables that list
+// none (deriveColumns) and fits them to the targets that exist
+// (fitDerived), on conn, or on a connection of its own when conn is nil.
+// reg is nil when no table reads a registry format.
+func deriveTables(ctx context.Context, cfg *Config, reg *registry.Client, conn *pgconn.PgConn, log *slog.Logger) error {
+	if reg == nil {
+		return nil
+	}
+	if err := deriveColumns(cfg, reg, log); err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(cfg.Tables, func(tc TableConfig) bool { return tc.derived != nil }) {
+		return nil
+	}
+	if conn == nil {
+		c, err := connectPG(ctx, cfg.Postgres.URL, 30*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close(context.Background())
+		conn = c
+	}
+	return fitDerived(ctx, conn, cfg, log)
+}
+
 // deriveColumns fills the columns of registry-format tables that list none
 // (create: true) from the latest schema of the first topic's value subject:
 // one column per top-level field, named and typed as codec.SchemaFields
-// maps it. It logs what it derived.
+// maps it. A field whose name cannot name a column is logged and skipped.
 func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 	for i := range cfg.Tables {
 		tc := &cfg.Tables[i]
@@ -303,10 +341,9 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 		// Protobuf: the file's first message, as Confluent's serializers
 		// register the record type first (docs/schema-registry.md).
 		fields, err := codec.SchemaFields(codecSchema(s), nil)
-		if err != nil || len(fields) == 0 {
-			return cfgErr(key, "empty, and the schema of subject %s (version %d) gives no columns (%v); list the columns", subject, s.Version, err)
+		if err != nil {
+			return cfgErr(key, "empty, and the schema of subject %s (version %d) gives no columns: %v; list the columns", subject, s.Version, err)
 		}
-		var desc []string
 		for _, fd := range fields {
 			if why := unusableFieldName(fd.Name); why != "" {
 				log.Warn("a field of the subject gets no column: "+why+"; its values are not stored; list the columns to map it with a column of another name",
@@ -314,7 +351,9 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 				continue
 			}
 			tc.Columns = append(tc.Columns, ColumnConfig{Name: fd.Name, Type: fd.Type.String(), Path: fd.Name})
-			desc = append(desc, fd.Name+" "+fd.Type.String())
+		}
+		if len(tc.Columns) == 0 {
+			return cfgErr(key, "empty, and the schema of subject %s (version %d) has no field that can name a column; list the columns", subject, s.Version)
 		}
 		for _, k := range tc.Key {
 			if !slices.ContainsFunc(tc.Columns, func(c ColumnConfig) bool { return c.Name == k }) {
@@ -326,7 +365,78 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 		if err := tc.validate(fmt.Sprintf("tables[%d]", i)); err != nil {
 			return err
 		}
-		log.Info("columns derived from the schema registry", "table", tc.Name, "subject", subject, "version", s.Version, "columns", desc)
+		tc.derived = &derivation{subject: subject, version: s.Version}
 	}
+	return nil
+}
+
+// fitDerived fits the derived columns to targets that exist: CREATE TABLE
+// IF NOT EXISTS leaves a table as it is, so a field the subject gained
+// since the table was created has no column there. With evolve:
+// add_columns the column is added before the target is checked
+// (addDerived), as evolution adds it for a new writer schema; without,
+// the table is used with the columns it has and the field's values are
+// not stored, as for a table whose columns are listed. The key, guard and
+// partition columns are kept: the target check names what is missing. It
+// logs the columns of each derived table.
+func fitDerived(ctx context.Context, conn *pgconn.PgConn, cfg *Config, log *slog.Logger) error {
+	for i := range cfg.Tables {
+		tc := &cfg.Tables[i]
+		d := tc.derived
+		if d == nil {
+			continue
+		}
+		have, exists, err := pgcopy.TargetColumns(ctx, conn, &pgcopy.Table{Name: tc.Name})
+		if err != nil {
+			return err
+		}
+		d.add = nil
+		var lacks []string
+		if exists {
+			tc.Columns = slices.DeleteFunc(tc.Columns, func(c ColumnConfig) bool {
+				if have[c.Name] || slices.Contains(tc.Key, c.Name) || c.Name == tc.Guard || tc.Partition != nil && c.Name == tc.Partition.Column {
+					return false
+				}
+				lacks = append(lacks, c.Name)
+				if tc.Evolve == "add_columns" {
+					d.add = append(d.add, pgcopy.Column{Name: c.Name, SQLType: c.Type})
+					return false
+				}
+				return true
+			})
+		}
+		desc := make([]string, len(tc.Columns))
+		for j, c := range tc.Columns {
+			desc[j] = c.Name + " " + c.Type
+		}
+		msg := "columns derived from the schema registry; the table is created with them"
+		if exists {
+			msg = "columns derived from the schema registry for an existing table"
+		}
+		log.Info(msg, "table", tc.Name, "subject", d.subject, "version", d.version, "columns", desc)
+		if len(lacks) > 0 && d.add == nil {
+			log.Warn("the table has no column for fields of the subject; their values are not stored; set evolve: add_columns to add them, or add them yourself (ALTER TABLE … ADD COLUMN)",
+				"table", tc.Name, "subject", d.subject, "version", d.version, "fields", lacks)
+		}
+	}
+	return nil
+}
+
+// addDerived adds the columns fitDerived found a derived table's target
+// lacking (evolve: add_columns), as evolution adds them, before the target
+// is checked against pt.
+func addDerived(ctx context.Context, conn *pgconn.PgConn, tc *TableConfig, pt *pgcopy.Table, log *slog.Logger) error {
+	if tc.derived == nil || len(tc.derived.add) == 0 {
+		return nil
+	}
+	if _, err := pgcopy.AddColumns(ctx, conn, pt, tc.derived.add, evolveLockTimeout); err != nil {
+		return fmt.Errorf("cannot evolve table %s: %w", tc.Name, err)
+	}
+	names := make([]string, len(tc.derived.add))
+	for i, c := range tc.derived.add {
+		names[i] = c.Name + " " + c.SQLType
+	}
+	log.Info("table evolved: columns added for fields of the subject's latest schema", "table", tc.Name, "subject", tc.derived.subject,
+		"version", tc.derived.version, "columns", names)
 	return nil
 }

@@ -194,6 +194,7 @@ func TestCreateFromRegistry(t *testing.T) {
 // registry is checked like a listed one: a text field is refused at start,
 // an int8 one guards.
 func TestCreateFromRegistryGuard(t *testing.T) {
+	e := newEnv(t, 1)
 	reg, err := devenv.StartRegistry(devenv.RegistryOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -204,17 +205,13 @@ func TestCreateFromRegistryGuard(t *testing.T) {
 		t.Fatal(err)
 	}
 	for guard, want := range map[string]string{"type": "tables[0].guard: column type is text, which does not order as a version", "version": ""} {
-		y := configYAML([]string{"127.0.0.1:9092"}, "postgres://postgres@127.0.0.1:5432/postgres", "", "", `
+		cfg := e.configRegistry(reg.URL(), `
   - name: public.derived
     topics: [derived]
     format: avro
     key: [event_id]
     on_conflict: update
     guard: `+guard+"\n")
-		cfg, err := Parse(append([]byte("schema_registry:\n  urls: ["+reg.URL()+"]\n"), y...), noEnv)
-		if err != nil {
-			t.Fatal(err)
-		}
 		_, err = New(cfg, nil)
 		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
 			t.Errorf("guard %s: %v, want %q", guard, err, want)
@@ -371,5 +368,95 @@ func TestRegistryEvolveJSONSchema(t *testing.T) {
 	e.waitDrained(1)
 	if n := e.count(`SELECT count(*) FROM public.js WHERE id = 1 AND country = 'NZ'`); n != 1 {
 		t.Errorf("%d rows hold the new property country, want 1", n)
+	}
+}
+
+// TestCreateFromRegistrySubjectGainsField: the subject of a derived table
+// gains a nullable field while Sluice is stopped. The next start derived
+// the field as a column, CREATE TABLE IF NOT EXISTS left the table as it
+// was, and the target check refused it: Sluice no longer started. With
+// evolve: add_columns the column is added at start; without, the table is
+// used as it is and the field is not stored (a warning names it).
+func TestCreateFromRegistrySubjectGainsField(t *testing.T) {
+	v1 := `{"type":"record","name":"Item","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"}]}`
+	v2 := `{"type":"record","name":"Item","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},` +
+		`{"name":"country","type":["null","string"],"default":null}]}`
+	for _, evolve := range []string{"add_columns", "none"} {
+		t.Run(evolve, func(t *testing.T) {
+			e := newEnv(t, 1)
+			url := registryWith(t, "events-value", registry.TypeAvro, v1)
+			tables := `
+  - name: public.derived
+    topics: [events]
+    format: avro
+    evolve: ` + evolve + `
+    key: [id]
+`
+			if err := Migrate(e.ctx, e.configRegistry(url, tables)); err != nil {
+				t.Fatal(err)
+			}
+			cl, _ := registry.New(registry.Options{URLs: []string{url}})
+			if _, err := cl.Register(e.ctx, "events-value", registry.TypeAvro, v2); err != nil {
+				t.Fatal(err)
+			}
+			cfg := e.configRegistry(url, tables)
+			if evolve == "none" {
+				// migrate as well as run
+				if err := Migrate(e.ctx, cfg); err != nil {
+					t.Fatalf("migrate after the subject gained a field: %v", err)
+				}
+			}
+			e.start(cfg)
+			// id 1, name "a", country (union branch 1) "NZ"
+			v := append(binary.BigEndian.AppendUint32([]byte{0}, 2), 2, 2, 'a', 2, 4, 'N', 'Z')
+			e.produce(&kgo.Record{Value: v})
+			e.waitDrained(1)
+			want := map[string]string{"add_columns": "NZ", "none": "no column"}[evolve]
+			got := "no column"
+			if e.count(`SELECT count(*) FROM information_schema.columns WHERE table_name = 'derived' AND column_name = 'country'`) == 1 {
+				if err := e.db.QueryRow(e.ctx, `SELECT coalesce(country, 'NULL') FROM public.derived WHERE id = 1`).Scan(&got); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got != want {
+				t.Errorf("country of the record: %s, want %s", got, want)
+			}
+		})
+	}
+}
+
+// TestCreateFromRegistryMigrateCheck: migrate --check derives the columns
+// as migrate does; it reported a table without columns. A field the
+// existing table lacks is listed as a column migrate adds.
+func TestCreateFromRegistryMigrateCheck(t *testing.T) {
+	e := newEnv(t, 1)
+	url := registryWith(t, "events-value", registry.TypeAvro, avroWithTS)
+	tables := `
+  - name: public.derived
+    topics: [events]
+    format: avro
+    evolve: add_columns
+    key: [id]
+`
+	var out strings.Builder
+	if err := CheckMigration(e.ctx, e.configRegistry(url, tables), &out); err != nil || !strings.Contains(out.String(), `create table "public"."derived" ("id" int8, "ts" timestamptz`) {
+		t.Fatalf("migrate --check of a derived table: %v\n%s", err, out.String())
+	}
+	if err := Migrate(e.ctx, e.configRegistry(url, tables)); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	cl, _ := registry.New(registry.Options{URLs: []string{url}})
+	if _, err := cl.Register(e.ctx, "events-value", registry.TypeAvro,
+		`{"type":"record","name":"E","fields":[{"name":"id","type":"long"},{"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}},`+
+			`{"name":"country","type":["null","string"],"default":null}]}`); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := CheckMigration(e.ctx, e.configRegistry(url, tables), &out); err != nil ||
+		!strings.Contains(out.String(), "add column country text to table public.derived (a field of subject events-value, version 2; evolve: add_columns)") {
+		t.Errorf("migrate --check after the subject gained a field: %v\n%s", err, out.String())
+	}
+	if n := e.count(`SELECT count(*) FROM information_schema.columns WHERE table_name = 'derived' AND column_name = 'country'`); n != 0 {
+		t.Error("migrate --check added the column")
 	}
 }
