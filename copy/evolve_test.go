@@ -75,6 +75,24 @@ func TestAddColumnsReserved(t *testing.T) {
 	}
 }
 
+// TargetColumns tells a missing target from one without columns, and
+// leaves dropped columns out.
+func TestTargetColumns(t *testing.T) {
+	t.Parallel()
+	tb := eventsTable()
+	_, c, _ := setup(t, 1, tb)
+	mustExec(t, c, "ALTER TABLE public.events ADD COLUMN gone text; ALTER TABLE public.events DROP COLUMN gone; CREATE TABLE public.bare ()")
+	for _, tc := range []struct {
+		name string
+		want string
+	}{{"events", fmt.Sprint(true, len(tb.Columns), false)}, {"public.bare", "true 0 false"}, {"public.none", "false 0 false"}} {
+		cols, exists, err := TargetColumns(testCtx(t), c, &Table{Name: tc.name})
+		if got := fmt.Sprint(exists, len(cols), cols["gone"]); err != nil || got != tc.want {
+			t.Errorf("%s: %s, %v; want %s", tc.name, got, err, tc.want)
+		}
+	}
+}
+
 func TestCheckMigration(t *testing.T) {
 	t.Parallel()
 	url := newDB(t)
