@@ -252,6 +252,24 @@ type Maintenance struct {
 	Failed []error
 }
 
+// stepDone records a maintenance step's outcome in m. A failed step is
+// retried next round, unless the connection is gone (fatal); a skipped one
+// (another session maintains the table) ends the round, as does a fatal
+// error: end reports both.
+func (m *Maintenance) stepDone(conn *pgconn.PgConn, skipped bool, err error) (end bool, fatal error) {
+	switch {
+	case err != nil:
+		if conn.IsClosed() {
+			return true, err
+		}
+		m.Failed = append(m.Failed, err)
+	case skipped:
+		m.Skipped = true
+		return true, nil
+	}
+	return false, nil
+}
+
 // partInfo is one partition of a table, bounds in Unix seconds.
 type partInfo struct {
 	name           string // without schema
@@ -343,16 +361,10 @@ func maintain(ctx context.Context, conn *pgconn.PgConn, t *Table, now time.Time,
 			continue
 		}
 		name, moved, skipped, err := t.createPartition(ctx, conn, s, iv.Next(s), defName, lockTimeout)
-		switch {
-		case err != nil:
-			if conn.IsClosed() {
-				return m, err
-			}
-			m.Failed = append(m.Failed, err)
-		case skipped:
-			m.Skipped = true
-			return m, nil
-		case name != "":
+		if end, fatal := m.stepDone(conn, skipped, err); end {
+			return m, fatal
+		}
+		if err == nil && name != "" {
 			m.Created = append(m.Created, name)
 			m.Moved += moved
 		}
@@ -373,15 +385,11 @@ func maintain(ctx context.Context, conn *pgconn.PgConn, t *Table, now time.Time,
 				continue
 			}
 			skipped, err := t.expirePartition(ctx, conn, pi.name, lockTimeout)
+			if end, fatal := m.stepDone(conn, skipped, err); end {
+				return m, fatal
+			}
 			switch {
 			case err != nil:
-				if conn.IsClosed() {
-					return m, err
-				}
-				m.Failed = append(m.Failed, err)
-			case skipped:
-				m.Skipped = true
-				return m, nil
 			case p.Detach:
 				m.Detached = append(m.Detached, pi.name)
 			default:
@@ -391,15 +399,8 @@ func maintain(ctx context.Context, conn *pgconn.PgConn, t *Table, now time.Time,
 	}
 	if defName != "" && !notBefore.IsZero() && !p.Detach && !dryRun {
 		n, skipped, err := t.expireDefaultRows(ctx, conn, defName, notBefore, lockTimeout)
-		switch {
-		case err != nil:
-			if conn.IsClosed() {
-				return m, err
-			}
-			m.Failed = append(m.Failed, err)
-		case skipped:
-			m.Skipped = true
-			return m, nil
+		if end, fatal := m.stepDone(conn, skipped, err); end {
+			return m, fatal
 		}
 		m.Expired = n
 	}
