@@ -30,7 +30,7 @@
 // The content is the same stream: each event is rendered as JSON first and
 // encoded from that, so verify compares rows with the JSON rendering in
 // every format. Registry formats add three bad kinds: wrong_magic (the
-// first byte is not 0), truncated (the payload cut short) and
+// first byte is neither 0 nor 1, the id and GUID framings), truncated (the payload cut short) and
 // unknown_schema (an id never registered). Avro and Protobuf cannot carry
 // malformed_json, wrong_type, missing_required or out_of_range: their
 // schemas fix every field's type and presence. The schemas are in

@@ -342,3 +342,26 @@ func TestVerifyRegistryFormats(t *testing.T) {
 		})
 	}
 }
+
+// TestWrongMagicIsNoFraming: a wrong_magic record's first byte is neither
+// 0 (an id follows) nor 1 (a GUID follows), so a reader takes it for bad
+// framing, never for a framing it accepts (magic 1 read as an unknown GUID
+// made it an unknown_schema dead letter, which verify counts as a wrong
+// reason).
+func TestWrongMagicIsNoFraming(t *testing.T) {
+	g := NewGenerator(Options{Seed: 3, Format: FormatAvro, SchemaID: 7, Records: 3000, Bad: map[Kind]float64{KindWrongMagic: 0.9}})
+	var r Rec
+	n := 0
+	for g.Next(&r) {
+		if r.Kind != KindWrongMagic {
+			continue
+		}
+		n++
+		if r.Value[0] <= 1 {
+			t.Fatalf("wrong_magic record %d starts with magic byte %d, a framing readers accept", r.Index, r.Value[0])
+		}
+	}
+	if n < 2000 {
+		t.Fatalf("%d wrong_magic records, want most of 3000", n)
+	}
+}

@@ -311,7 +311,10 @@ func (g *Generator) frame(r *Rec, kind Kind, c *recCtx) {
 	}
 	switch kind {
 	case KindWrongMagic:
-		out[0] = byte(1 + c.rng.intn(255))
+		// Neither 0 (an id follows) nor 1 (a GUID follows): both are
+		// framings a reader accepts, and 1 would make the record an
+		// unknown_schema one instead.
+		out[0] = byte(2 + c.rng.intn(254))
 	case KindTruncated:
 		switch g.o.Format {
 		case FormatProtobuf:
