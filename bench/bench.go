@@ -95,6 +95,7 @@ import (
 	"github.com/sluice-dev/sluice/ingest"
 	"github.com/sluice-dev/sluice/internal/devenv"
 	"github.com/sluice-dev/sluice/internal/progress"
+	"github.com/sluice-dev/sluice/internal/redact"
 	"github.com/sluice-dev/sluice/loadgen"
 	"github.com/sluice-dev/sluice/registry"
 )
@@ -614,6 +615,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer e.close()
 	res := &Result{Options: o, Env: e.describe(), PGSettings: e.settings}
+	res.Options.Postgres = redact.Passwords(o.Postgres) // the result is printed and saved
 	logf(o.Log, "environment: %s", res.Env)
 	logf(o.Log, "PostgreSQL: %s", res.PGSettings)
 	if o.Matrix {
@@ -897,6 +899,11 @@ func startEnv(ctx context.Context, o Options) (*env, error) {
 			}
 		}
 	} else {
+		// Parsed here, once, so that no later connection's error quotes
+		// the URL: pgconn's masking of the password in it is best effort.
+		if _, err := pgx.ParseConfig(o.Postgres); err != nil {
+			return nil, fmt.Errorf("cannot parse --postgres: %s", redact.PGParseDetail(err))
+		}
 		e.pgURL = o.Postgres
 	}
 	if len(o.Brokers) == 0 && len(o.BrokerCommand) > 0 {
@@ -953,7 +960,7 @@ func (e *env) readSettings(ctx context.Context) error {
 }
 
 func (e *env) describe() string {
-	pg := "PostgreSQL " + redactURL(e.pgURL)
+	pg := "PostgreSQL " + redact.Passwords(e.pgURL)
 	if e.pg != nil {
 		pg = fmt.Sprintf("private PostgreSQL %s:%d", e.pg.Host, e.pg.Port)
 	}
@@ -972,15 +979,6 @@ func (e *env) describe() string {
 		cpus += "; " + e.split.String()
 	}
 	return fmt.Sprintf("%s; %s; %s", pg, k, cpus)
-}
-
-func redactURL(u string) string {
-	if i := strings.Index(u, "@"); i >= 0 {
-		if j := strings.Index(u, "://"); j >= 0 && j < i {
-			return u[:j+3] + "…" + u[i:]
-		}
-	}
-	return u
 }
 
 func (e *env) close() {

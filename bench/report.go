@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/redact"
 )
 
 // ReportOptions configures Sweep. The base point uses Options' partitions,
@@ -109,6 +111,7 @@ func Sweep(ctx context.Context, o ReportOptions) (*Report, error) {
 	defer e.close()
 	start := time.Now()
 	r := &Report{Generated: start.UTC(), Env: e.describe(), Options: o, PGSettings: e.settings}
+	r.Options.Options.Postgres = redact.Passwords(o.Options.Postgres) // the report is printed and saved
 	logf(o.Log, "environment: %s", r.Env)
 	if o.GrowthOnly {
 		if len(o.Growth) == 0 {

@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-dev/sluice/codec"
 	pgcopy "github.com/sluice-dev/sluice/copy"
 	"github.com/sluice-dev/sluice/internal/kafkaauth"
+	"github.com/sluice-dev/sluice/internal/redact"
 )
 
 // Config is the appliance's configuration. Its YAML keys are a contract
@@ -489,7 +490,7 @@ func (c *Config) Validate() error {
 		return cfgErr("postgres.url", "empty; set a URL like postgres://user@host:5432/db or SLUICE_POSTGRES_URL")
 	}
 	if _, err := pgconn.ParseConfig(p.URL); err != nil {
-		return cfgErr("postgres.url", "cannot parse: %s; write it like postgres://user@host:5432/db?sslmode=verify-full", pgParseDetail(err))
+		return cfgErr("postgres.url", "cannot parse: %s; write it like postgres://user@host:5432/db?sslmode=verify-full", redact.PGParseDetail(err))
 	}
 	if !identRe.MatchString(p.Schema) {
 		return cfgErr("postgres.schema", "%q is not a plain identifier; use letters, digits and _ (default sluice)", p.Schema)

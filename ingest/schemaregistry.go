@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -41,6 +40,13 @@ func (s SchemaRegistryConfig) String() string {
 		s.URLs, s.Username, hide(s.Password), s.PasswordFile, hide(s.Token), s.TokenFile)
 }
 
+// GoString hides the secrets for %#v.
+func (s SchemaRegistryConfig) GoString() string { return "ingest.SchemaRegistryConfig" + s.String() }
+
+// LogValue hides the secrets when the section is logged: a JSON handler
+// would marshal the fields, ignoring String.
+func (s SchemaRegistryConfig) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
 func (s *SchemaRegistryConfig) applyEnv(env func(string) string) {
 	if v := env("SLUICE_SCHEMA_REGISTRY_URLS"); v != "" {
 		s.URLs = splitList(v)
@@ -66,13 +72,8 @@ func (s *SchemaRegistryConfig) validate(needed string) error {
 		return nil
 	}
 	for i, raw := range s.URLs {
-		key := fmt.Sprintf("schema_registry.urls[%d]", i)
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return cfgErr(key, "%q is not an http:// or https:// URL; write it like https://registry.example.com:8081", redactURL(raw))
-		}
-		if u.User != nil {
-			return cfgErr(key, "holds credentials; remove them from the URL and set schema_registry.username with password_file (or SLUICE_SCHEMA_REGISTRY_PASSWORD[_FILE])")
+		if err := registry.CheckURL(raw); err != nil {
+			return cfgErr(fmt.Sprintf("schema_registry.urls[%d]", i), "%v", err)
 		}
 	}
 	if s.TLS.CAFile != "" || s.TLS.CertFile != "" || s.TLS.KeyFile != "" || s.TLS.ServerName != "" {
@@ -82,15 +83,6 @@ func (s *SchemaRegistryConfig) validate(needed string) error {
 		return cfgErr("schema_registry.tls", "cert_file and key_file go together; set both for a client certificate, or neither")
 	}
 	return nil
-}
-
-// redactURL drops any userinfo from a URL for a message.
-func redactURL(raw string) string {
-	if u, err := url.Parse(raw); err == nil && u.User != nil {
-		u.User = nil
-		return u.String()
-	}
-	return raw
 }
 
 // resolveSecrets reads the password and token files.
@@ -118,9 +110,9 @@ func newRegistry(cfg *Config) (*registry.Client, error) {
 	}
 	o := registry.Options{URLs: s.URLs, Username: s.Username, Password: s.Password, Token: s.Token, UserAgent: "sluice"}
 	if s.TLS.Enabled || anyHTTPS(s.URLs) {
-		tc, err := tlsConfig(s.TLS)
+		tc, err := tlsConfig("schema_registry.tls", s.TLS)
 		if err != nil {
-			return nil, fmt.Errorf("schema_registry.tls: %w", err)
+			return nil, err
 		}
 		o.TLS = tc
 	}

@@ -31,7 +31,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -41,10 +40,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-dev/sluice/internal/kafkaauth"
+	"github.com/sluice-dev/sluice/internal/redact"
 )
 
-// validateSecurity checks the kafka.tls and kafka.sasl keys that do not need
-// the secrets themselves (those are checked by resolveSecrets).
+// validateSecurity checks the kafka.tls keys. The kafka.sasl keys are
+// checked by resolveSecrets, which alone sees every place a password can
+// be given.
 func (c *Config) validateSecurity() error {
 	t := c.Kafka.TLS
 	if !t.Enabled && (t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "") {
@@ -55,10 +56,6 @@ func (c *Config) validateSecurity() error {
 	}
 	if t.KeyFile != "" && t.CertFile == "" {
 		return cfgErr("kafka.tls.cert_file", "empty while kafka.tls.key_file is set; set the client certificate file")
-	}
-	s := c.Kafka.SASL
-	if s.Mechanism == "" && (s.Password != "" || s.PasswordFile != "") {
-		return cfgErr("kafka.sasl.mechanism", "empty but a password is set; use %s", kafkaauth.MechanismList())
 	}
 	return nil
 }
@@ -73,6 +70,11 @@ func (c *Config) resolveSecrets(env func(string) string) error {
 	if err := resolveSecret(env, &s.Password, &s.PasswordFile, "kafka.sasl.password", "kafka.sasl.password_file",
 		"SLUICE_KAFKA_SASL_PASSWORD", "SLUICE_KAFKA_SASL_PASSWORD_FILE"); err != nil {
 		return err
+	}
+	if s.Mechanism == "" && s.Password != "" {
+		// Without a mechanism the password would go unused: Sluice would
+		// connect without SASL.
+		return cfgErr("kafka.sasl.mechanism", "empty but a password is set; use %s", kafkaauth.MechanismList())
 	}
 	if s.Mechanism != "" && s.Password == "" {
 		return cfgErr("kafka.sasl.password", "empty while kafka.sasl.mechanism is %s; set SLUICE_KAFKA_SASL_PASSWORD, SLUICE_KAFKA_SASL_PASSWORD_FILE or kafka.sasl.password_file", s.Mechanism)
@@ -174,7 +176,7 @@ func KafkaSecurityOpts(cfg *Config) ([]kgo.Opt, error) {
 	k := cfg.Kafka
 	var opts []kgo.Opt
 	if k.TLS.Enabled {
-		tc, err := tlsConfig(k.TLS)
+		tc, err := tlsConfig("kafka.tls", k.TLS)
 		if err != nil {
 			return nil, err
 		}
@@ -201,10 +203,11 @@ func KafkaSecurityOpts(cfg *Config) ([]kgo.Opt, error) {
 	return opts, nil
 }
 
-// tlsConfig builds the client TLS config of kafka.tls. With no ca_file the
-// system roots are trusted; with no server_name kgo checks each broker's
-// certificate against the host it dials.
-func tlsConfig(c TLSConfig) (*tls.Config, error) {
+// tlsConfig builds the client TLS config of the TLS section under key
+// (kafka.tls or schema_registry.tls), whose keys its errors name. With no
+// ca_file the system roots are trusted; with no server_name the client
+// checks each server's certificate against the host it dials.
+func tlsConfig(key string, c TLSConfig) (*tls.Config, error) {
 	tc, err := kafkaauth.TLS(kafkaauth.TLSFiles{CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile, ServerName: c.ServerName})
 	var te *kafkaauth.TLSError
 	switch {
@@ -213,11 +216,11 @@ func tlsConfig(c TLSConfig) (*tls.Config, error) {
 	case !errors.As(err, &te):
 		return nil, err
 	case te.File == kafkaauth.CertKeyPair:
-		return nil, cfgErr("kafka.tls.cert_file", "cannot load the client certificate and key (kafka.tls.key_file): %v", te.Err)
+		return nil, cfgErr(key+".cert_file", "cannot load the client certificate and key (%s.key_file): %v", key, te.Err)
 	case te.Err == nil:
-		return nil, cfgErr("kafka.tls.ca_file", "%s holds no PEM certificate; point it at the CA bundle (-----BEGIN CERTIFICATE-----)", te.Path)
+		return nil, cfgErr(key+".ca_file", "%s holds no PEM certificate; point it at the CA bundle (-----BEGIN CERTIFICATE-----)", te.Path)
 	}
-	return nil, cfgErr("kafka.tls.ca_file", "cannot read: %v; mount the CA bundle or fix the path", te.Err)
+	return nil, cfgErr(key+".ca_file", "cannot read: %v; mount the CA bundle or fix the path", te.Err)
 }
 
 // kafkaHint explains a failed connection to Kafka: what is wrong and which
@@ -361,13 +364,8 @@ type redactor struct {
 	r *strings.Replacer // nil: no secrets known
 }
 
-var (
-	urlPasswordRe = regexp.MustCompile(`(://[^/@\s:]*):[^@\s/]*@`)
-	kvPasswordRe  = regexp.MustCompile(`(password=)('(?:[^'\\]|\\.)*'|\S+)`)
-)
-
 func newRedactor(cfg *Config) *redactor {
-	secrets := []string{cfg.Kafka.SASL.Password}
+	secrets := []string{cfg.Kafka.SASL.Password, cfg.SchemaRegistry.Password, cfg.SchemaRegistry.Token}
 	if pc, err := pgconn.ParseConfig(cfg.Postgres.URL); err == nil {
 		secrets = append(secrets, pc.Password)
 	}
@@ -403,13 +401,7 @@ func (rd *redactor) scrub(s string) string {
 	if rd.r != nil {
 		s = rd.r.Replace(s)
 	}
-	if strings.Contains(s, "://") {
-		s = urlPasswordRe.ReplaceAllString(s, "$1:xxxxx@")
-	}
-	if strings.Contains(s, "password=") {
-		s = kvPasswordRe.ReplaceAllString(s, "${1}xxxxx")
-	}
-	return s
+	return redact.Passwords(s)
 }
 
 // redactedError is an error whose message held a secret. Unwrap keeps
@@ -521,7 +513,7 @@ func hintSuffix(hint string) string { return withHint("", hint) }
 // String hides the URL's password when a PostgresConfig (or a Config holding
 // it) is printed with %v.
 func (p PostgresConfig) String() string {
-	return fmt.Sprintf("{url:%s schema:%s max_conns:%d password_file:%s}", (&redactor{}).scrub(p.URL), p.Schema, p.MaxConns, p.PasswordFile)
+	return fmt.Sprintf("{url:%s schema:%s max_conns:%d password_file:%s}", redact.Passwords(p.URL), p.Schema, p.MaxConns, p.PasswordFile)
 }
 
 // GoString hides the URL's password for %#v.
@@ -532,22 +524,6 @@ func (s SASLConfig) LogValue() slog.Value { return slog.StringValue(s.String()) 
 
 // LogValue hides the URL's password when a PostgresConfig is logged.
 func (p PostgresConfig) LogValue() slog.Value { return slog.StringValue(p.String()) }
-
-// pgParseDetail is what is wrong with an unparsable connection string,
-// without the string: pgconn quotes it with the password masked, but a
-// password holding an unescaped '@' or ':' defeats the masking.
-func pgParseDetail(err error) string {
-	msg := err.Error()
-	var pe *pgconn.ParseConfigError
-	if errors.As(err, &pe) && strings.HasPrefix(msg, "cannot parse `") {
-		// The quoted string ends at the last "`: " (the details that follow
-		// hold no backquote).
-		if i := strings.LastIndex(msg, "`: "); i >= 0 {
-			msg = msg[i+len("`: "):]
-		}
-	}
-	return (&redactor{}).scrub(msg)
-}
 
 // securityWarnings lists settings that work but expose credentials or data
 // on the network; New logs them at start.

@@ -610,6 +610,9 @@ func TestSecretsInConfig(t *testing.T) {
 	}{
 		{"SASL without a password", "  sasl: {mechanism: SCRAM-SHA-512, username: u}", "", nil, "kafka.sasl.password: empty while kafka.sasl.mechanism is SCRAM-SHA-512"},
 		{"password without a mechanism", "", "", map[string]string{"SLUICE_KAFKA_SASL_PASSWORD": "x"}, "kafka.sasl.mechanism: empty but a password is set"},
+		// The file named by the environment is read after the other checks:
+		// without a mechanism its password went unused, and no SASL was done.
+		{"password file without a mechanism", "", "", map[string]string{"SLUICE_KAFKA_SASL_PASSWORD_FILE": pwFile}, "kafka.sasl.mechanism: empty but a password is set"},
 		{"missing password file", "  sasl: {mechanism: PLAIN, username: u, password_file: /nonexistent/pw}", "", nil, "kafka.sasl.password_file: cannot read the secret file"},
 		{"empty password file", "", "", map[string]string{"SLUICE_POSTGRES_PASSWORD_FILE": writeSecret(t, "empty", "")}, "SLUICE_POSTGRES_PASSWORD_FILE: "},
 		{"SASL password in the environment and a file", "  sasl: {mechanism: PLAIN, username: u}", "",
@@ -656,6 +659,65 @@ func TestSecretsInConfig(t *testing.T) {
 			t.Fatalf("Parse error = %v", err)
 		}
 	})
+}
+
+// TestRegistrySecrets: a registry URL holding a password is refused
+// without quoting it, also when the password makes url.Parse fail (a '/',
+// as in base64 API secrets, a bad %-escape, a space) or a comma splits
+// SLUICE_SCHEMA_REGISTRY_URLS inside it; schema_registry.tls errors name
+// its own keys; the registry's password and token are scrubbed and hidden
+// when the section is logged.
+func TestRegistrySecrets(t *testing.T) {
+	withRegistry := func(section string) []byte { return []byte(validYAML + "schema_registry:\n" + section) }
+	for _, c := range []struct {
+		name, yaml string
+		env        map[string]string
+		leaks      []string
+	}{
+		{"slash", `  urls: ["https://key:Sr/Secret-9Zq@registry.example.com"]` + "\n", nil, []string{"Secret-9Zq"}},
+		{"bad escape", `  urls: ["https://key:Secret-9Zq%zz@registry.example.com"]` + "\n", nil, []string{"Secret-9Zq"}},
+		{"space", `  urls: ["https://key:Secret-9Zq x@registry.example.com"]` + "\n", nil, []string{"Secret-9Zq"}},
+		{"environment", "", map[string]string{"SLUICE_SCHEMA_REGISTRY_URLS": "https://key:Sr/Secret-9Zq@registry.example.com"}, []string{"Secret-9Zq"}},
+		{"split by a comma", "", map[string]string{"SLUICE_SCHEMA_REGISTRY_URLS": "https://key:Sr3t,Pw9x@registry.example.com"}, []string{"Sr3t", "Pw9x"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse(withRegistry(c.yaml), envMap(c.env))
+			if err == nil || !strings.Contains(err.Error(), "schema_registry.urls[0]: ") {
+				t.Fatalf("Parse error = %v, want one naming schema_registry.urls[0]", err)
+			}
+			for _, leak := range c.leaks {
+				if strings.Contains(err.Error(), leak) {
+					t.Errorf("the error quotes the password: %v", err)
+				}
+			}
+		})
+	}
+
+	for tls, want := range map[string]string{
+		"{ca_file: /nonexistent/registry-ca.pem}":                       "schema_registry.tls.ca_file: cannot read",
+		"{cert_file: /nonexistent/c.pem, key_file: /nonexistent/k.pem}": "schema_registry.tls.cert_file: cannot load the client certificate and key (schema_registry.tls.key_file)",
+	} {
+		cfg := mustParse(t, withRegistry("  urls: [\"https://registry.example.com\"]\n  tls: "+tls+"\n"), noEnv)
+		if _, err := newRegistry(cfg); err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "kafka.tls") {
+			t.Errorf("tls: %s: newRegistry error = %v, want one containing %q", tls, err, want)
+		}
+	}
+
+	cfg := mustParse(t, withRegistry("  urls: [\"https://registry.example.com\"]\n  username: key\n"),
+		envMap(map[string]string{"SLUICE_SCHEMA_REGISTRY_PASSWORD": "sr-Pass/1"}))
+	if got := newRedactor(cfg).scrub("refused sr-Pass/1 and sr-Pass%2F1"); strings.Contains(got, "sr-Pass") {
+		t.Errorf("the redactor does not know the registry password: %q", got)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("registry", "cfg", cfg.SchemaRegistry)
+	if strings.Contains(buf.String(), "sr-Pass") {
+		t.Errorf("the logged section holds the password: %s", buf.String())
+	}
+	cfg = mustParse(t, withRegistry("  urls: [\"https://registry.example.com\"]\n"),
+		envMap(map[string]string{"SLUICE_SCHEMA_REGISTRY_TOKEN": "sr-Token-1"}))
+	if got := newRedactor(cfg).scrub("refused sr-Token-1"); strings.Contains(got, "sr-Token") {
+		t.Errorf("the redactor does not know the registry token: %q", got)
+	}
 }
 
 // TestNoSecretsInOutput starts the appliance with known secrets, logging at

@@ -17,6 +17,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-dev/sluice/internal/redact"
 )
 
 // VerifyOptions says what was sent and where it should have landed.
@@ -428,7 +430,9 @@ func (v *verifier) check(ctx context.Context, conn *pgx.Conn, landed map[int64]b
 func verifyConn(ctx context.Context, pgURL string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(pgURL)
 	if err != nil {
-		return nil, fmt.Errorf("cannot parse the Postgres URL: %w (use postgres://user@host:port/db)", err)
+		// pgconn's error quotes the URL, and its masking of the password
+		// fails for one holding an unescaped '@' or ':'.
+		return nil, fmt.Errorf("cannot parse the Postgres URL: %s (use postgres://user@host:port/db)", redact.PGParseDetail(err))
 	}
 	cfg.RuntimeParams["timezone"] = "UTC"
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol // every value as text

@@ -609,6 +609,18 @@ func TestVerifyDeadLetterReason(t *testing.T) {
 	}
 }
 
+// TestVerifyURLErrorHidesPassword: pgconn's parse error quotes the URL,
+// masking the password only up to its first '@'; verify's error must hold
+// none of it.
+func TestVerifyURLErrorHidesPassword(t *testing.T) {
+	// A CA file not mounted yet: a parse error quoting the URL.
+	u := "postgres://sluice:Pw@Secret-9Zq@db.example.com/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"
+	_, err := verifyConn(context.Background(), u)
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/ca.pem") || strings.Contains(err.Error(), "Secret-9Zq") {
+		t.Fatalf("error %v, want the CA file's and no password", err)
+	}
+}
+
 func TestCommandErrors(t *testing.T) {
 	ctx := context.Background()
 	var out, errOut bytes.Buffer

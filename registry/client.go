@@ -71,13 +71,9 @@ func (o *Options) Validate() error {
 	if len(o.URLs) == 0 {
 		return errors.New("cannot use a schema registry without URLs; set schema_registry.urls, e.g. [http://127.0.0.1:8081]")
 	}
-	for _, u := range o.URLs {
-		p, err := url.Parse(u)
-		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			return fmt.Errorf("cannot use schema registry URL %q; use http://host:port or https://host:port (with any path prefix)", u)
-		}
-		if p.User != nil {
-			return fmt.Errorf("cannot use schema registry URL %q with credentials in it; set schema_registry.username and password_file instead", redact(p))
+	for i, u := range o.URLs {
+		if err := CheckURL(u); err != nil {
+			return fmt.Errorf("cannot use schema_registry.urls[%d]: it %w", i, err)
 		}
 	}
 	if o.Token != "" && o.Username != "" {
@@ -95,10 +91,21 @@ func (o *Options) Validate() error {
 	return nil
 }
 
-func redact(u *url.URL) string {
-	c := *u
-	c.User = nil
-	return c.String()
+// CheckURL reports what is wrong with a registry URL, or nil. Its errors
+// never quote the URL, nor url.Parse's error, which quotes the URL and its
+// parts: a password holding a '/', a space or a bad %-escape makes the
+// parse fail (so an unparsable URL with an '@' is taken to hold
+// credentials), and a list split at commas (SLUICE_SCHEMA_REGISTRY_URLS)
+// can cut one in two.
+func CheckURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err == nil && u.User != nil, err != nil && strings.Contains(raw, "@"):
+		return errors.New("holds credentials; remove them from the URL and set schema_registry.username with password_file (or SLUICE_SCHEMA_REGISTRY_PASSWORD[_FILE])")
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return errors.New("is not an http:// or https:// URL; write it like https://registry.example.com:8081, with any path prefix")
+	}
+	return nil
 }
 
 // Client fetches and caches schemas. It is safe for concurrent use.

@@ -525,9 +525,15 @@ func TestOptionsValidate(t *testing.T) {
 		{Options{URLs: []string{"http://127.0.0.1:8081"}}, ""},
 		{Options{URLs: []string{"https://sr.example.com/prefix"}, Username: "k", Password: "s"}, ""},
 		{Options{}, "without URLs"},
-		{Options{URLs: []string{"127.0.0.1:8081"}}, "use http://host:port"},
-		{Options{URLs: []string{"ftp://x"}}, "use http://host:port"},
-		{Options{URLs: []string{"http://u:p@x:1"}}, "credentials in it"},
+		{Options{URLs: []string{"127.0.0.1:8081"}}, "urls[0]: it is not an http:// or https:// URL"},
+		{Options{URLs: []string{"http://x:1", "ftp://x"}}, "urls[1]: it is not an http:// or https:// URL"},
+		{Options{URLs: []string{"http://x:1 2"}}, "urls[0]: it is not an http:// or https:// URL"},
+		{Options{URLs: []string{"http://u:p@x:1"}}, "holds credentials"},
+		// Passwords url.Parse rejects (base64 API secrets hold '/'): still
+		// credentials, and never quoted.
+		{Options{URLs: []string{"https://key:Sr/Secret-9Zq@registry.example.com"}}, "holds credentials"},
+		{Options{URLs: []string{"https://key:Secret-9Zq%zz@registry.example.com"}}, "holds credentials"},
+		{Options{URLs: []string{"https://key:Secret-9Zq x@registry.example.com"}}, "holds credentials"},
 		{Options{URLs: []string{"http://x:1"}, Username: "u", Token: "t"}, "set only one"},
 		{Options{URLs: []string{"http://x:1"}, Password: "p"}, "without a username"},
 		{Options{URLs: []string{"http://x:1"}, Timeout: -1}, "timeout"},
@@ -536,7 +542,7 @@ func TestOptionsValidate(t *testing.T) {
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%+v: got %v, want %q", tc.o, err, tc.want)
 		}
-		if strings.Contains(tc.want, "credentials") && strings.Contains(err.Error(), ":p@") {
+		if strings.Contains(tc.want, "credentials") && (strings.Contains(err.Error(), ":p@") || strings.Contains(err.Error(), "Secret-9Zq")) {
 			t.Errorf("error %q shows the password", err)
 		}
 	}
