@@ -469,6 +469,11 @@ func (d *Decoder) unavailable(sp span) bool {
 			s := b2s(raw)
 			return s == unavailableValue || s == unavailableBase64
 		}
+		// Only a short escaped string can hold the hstore form: leave
+		// long ones (escaped text) without unescaping them.
+		if len(raw) > 2*len(unavailableHstore) || raw[0] != '{' {
+			return false
+		}
 		z := d.dbz
 		z.str, _ = unescapeString(z.str[:0], raw)
 		return compactEqual(z.str, unavailableHstore)
