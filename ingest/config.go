@@ -3,6 +3,7 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"regexp"
@@ -483,6 +484,11 @@ func (c *Config) Validate() error {
 	}
 	if k.FetchMaxBytes < 1<<10 {
 		return cfgErr("kafka.fetch_max_bytes", "%d is too small; use at least 1KiB (default 4MiB)", k.FetchMaxBytes)
+	}
+	if k.FetchMaxBytes > math.MaxInt32 {
+		// The Kafka protocol sizes a fetch in an int32: a larger value
+		// would wrap (4GiB to 0, 3GiB to a negative size).
+		return cfgErr("kafka.fetch_max_bytes", "%d is too large; the Kafka protocol allows at most 2147483647 (2GiB - 1; default 4MiB)", k.FetchMaxBytes)
 	}
 
 	p := &c.Postgres

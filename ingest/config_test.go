@@ -137,6 +137,8 @@ func TestConfigErrors(t *testing.T) {
 	f("path and source", "source: kafka.offset=>source: kafka.offset, path: x", "tables[0].columns[2]", "keep one")
 	f("broker without port", `brokers: ["127.0.0.1:9092"]=>brokers: ["kafka"]`, "kafka.brokers[0]", "host:port")
 	f("inflight below batch", "max_age: 100ms=>max_age: 100ms\n  max_inflight_bytes: 1MiB", "batch.max_inflight_bytes", "raise it")
+	// The protocol's fetch size is an int32: 4GiB would reach the client as 0.
+	f("fetch too large", "group: sluice=>group: sluice\n  fetch_max_bytes: 4GiB", "kafka.fetch_max_bytes", "at most 2147483647")
 	f("bad sasl", "group: sluice=>group: sluice\n  sasl: {mechanism: GSSAPI}", "kafka.sasl.mechanism", "SCRAM-SHA-256")
 	f("wrong yaml type", "max_rows: 1000=>max_rows: many", "batch.max_rows", "many")
 	f("bad table name", "name: public.events=>name: public.ev-ents", "tables[0].name", "identifier")
