@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -538,13 +539,14 @@ func (a *App) dispatch(fp kgo.FetchTopicPartition) {
 	if len(fp.Records) == 0 {
 		return
 	}
-	var n int64
+	var n, headers int64
 	for _, r := range fp.Records {
 		n += recordCost(r)
+		headers += int64(len(r.Headers))
 	}
 	a.budget.Acquire(n)
 	a.m.recordsConsumed.Add(len(fp.Records))
-	a.m.bytesConsumed.Add(int(n) - 64*len(fp.Records))
+	a.m.bytesConsumed.Add(int(n - recordOverhead*int64(len(fp.Records)) - headerOverhead*headers))
 	st.worker.queued.Add(n)
 	st.worker.in <- wmsg{st: st, recs: fp.Records, bytes: n}
 }
@@ -552,12 +554,24 @@ func (a *App) dispatch(fp kgo.FetchTopicPartition) {
 // recordCost is what a fetched record holds in memory until its batch
 // commits, as counted against the in-flight budget.
 func recordCost(r *kgo.Record) int64 {
-	n := int64(len(r.Key) + len(r.Value) + 64)
+	n := int64(len(r.Key)+len(r.Value)) + recordOverhead + headerOverhead*int64(len(r.Headers))
 	for _, h := range r.Headers {
 		n += int64(len(h.Key) + len(h.Value))
 	}
 	return n
 }
+
+const (
+	// recordOverhead is what recordCost counts for a record besides its
+	// bytes.
+	recordOverhead = 64
+	// headerOverhead is what a header holds besides its bytes: its
+	// kgo.RecordHeader. Counting its key and value alone, a record of
+	// 100,000 empty headers (200 KB on the wire, and not bounded by
+	// max_record_bytes, which counts key and value) cost 67 bytes while
+	// the client held 4 MB of headers for it.
+	headerOverhead = int64(unsafe.Sizeof(kgo.RecordHeader{}))
+)
 
 // kgoLogger forwards franz-go's log lines to slog (at debug level only, where
 // the client's chatter helps; its errors reach us through fetches anyway).

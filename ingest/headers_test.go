@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"testing"
+	"unsafe"
 
 	"github.com/sluice-dev/sluice/codec"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -63,5 +64,17 @@ func nthField(t *testing.T, b []byte, n int) []byte {
 			return b[:l]
 		}
 		b = b[l:]
+	}
+}
+
+// A record's headers count in the in-flight budget by what the client holds
+// for them, not by their bytes alone: 100,000 empty headers are 200 KB on
+// the wire and 4 MB of kgo.RecordHeader values.
+func TestRecordCostCountsHeaders(t *testing.T) {
+	const n = 100000
+	r := &kgo.Record{Key: []byte("k"), Value: []byte(`{}`), Headers: make([]kgo.RecordHeader, n)}
+	held := int64(n) * int64(unsafe.Sizeof(kgo.RecordHeader{}))
+	if got := recordCost(r); got < held {
+		t.Fatalf("recordCost = %d bytes for a record of %d headers (%d bytes of RecordHeader values alone)", got, n, held)
 	}
 }
