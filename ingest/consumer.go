@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -329,6 +330,7 @@ func (a *App) release(tps map[string][]int32, commit bool) {
 func (a *App) pollLoop(ctx context.Context) error {
 	paused := false
 	var flow flowControl
+	defer flow.drop(a)
 	size := &a.fetchSize
 	size.limit = int64(a.cfg.Kafka.FetchMaxBytes)
 	size.cur.Store(size.limit)
@@ -375,8 +377,10 @@ func (a *App) pollLoop(ctx context.Context) error {
 		if fatal != nil {
 			return fatal
 		}
+		// What was held back goes first: a partition's records stay in order.
+		flow.handOver(a)
 		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
-			a.dispatch(fp)
+			a.dispatch(&flow, fp)
 		})
 		a.pickUpResets(ctx)
 		a.cl.AllowRebalance()
@@ -390,24 +394,36 @@ func (a *App) pollLoop(ctx context.Context) error {
 // every partition, and the other workers would run dry until the commits
 // brought the budget down (measured: one writer idle for a quarter of a
 // drain). So the poll loop pauses the partitions of a worker whose queue
-// holds more than 2 × kafka.fetch_max_bytes, and resumes them once it holds
-// half that; the budget stays the memory bound.
+// holds more than 2 × kafka.fetch_max_bytes, or fills more than half its
+// channel, and resumes them once it holds half that and a quarter of the
+// channel; the budget stays the memory bound.
+//
+// The channel counts too: small records fill its 64 chunks long before
+// their bytes reach the mark. And the poll loop never waits on a worker:
+// a chunk its full channel does not take is held back here, its partition
+// paused, and handed over, in order, once the channel has room. Blocked on
+// one stuck worker's channel, the poll loop starved every other worker
+// and never let a rebalance through.
 type flowControl struct {
 	paused map[*worker]map[string][]int32 // what was paused, to resume exactly that
+	// held are the chunks of each partition a full channel did not take,
+	// oldest first; their partition is paused until they are handed over.
+	held map[partKey][]wmsg
 }
 
-func (f *flowControl) any() bool { return len(f.paused) > 0 }
+func (f *flowControl) any() bool { return len(f.paused) > 0 || len(f.held) > 0 }
 
 // update pauses or resumes each worker's partitions by its queue. A
 // partition paused for a worker and reassigned meanwhile is resumed with
-// that worker's list, once its queue drains.
+// that worker's list, once its queue drains; one still holding chunks
+// back stays paused until handOver hands them over.
 func (f *flowControl) update(a *App) {
 	high := 2 * int64(a.cfg.Kafka.FetchMaxBytes)
 	for _, w := range a.workers {
-		q := w.queued.Load()
+		q, n := w.queued.Load(), len(w.in)
 		tps, isPaused := f.paused[w]
 		switch {
-		case !isPaused && q > high:
+		case !isPaused && (q > high || n > cap(w.in)/2):
 			tps = map[string][]int32{}
 			a.mu.Lock()
 			for k, st := range a.parts {
@@ -421,10 +437,78 @@ func (f *flowControl) update(a *App) {
 			}
 			f.paused[w] = tps
 			a.cl.PauseFetchPartitions(tps)
-		case isPaused && q <= high/2:
+		case isPaused && q <= high/2 && n <= cap(w.in)/4:
+			if len(f.held) > 0 {
+				for t, ps := range tps {
+					tps[t] = slices.DeleteFunc(ps, func(p int32) bool { return f.held[partKey{t, p}] != nil })
+				}
+			}
 			a.cl.ResumeFetchPartitions(tps)
 			delete(f.paused, w)
 		}
+	}
+}
+
+// hold keeps m, which its worker's full channel did not take, and pauses
+// its partition: the records already fetched are ours (the client's
+// position is past them), and what it buffered for the partition is
+// dropped and fetched again after the resume.
+func (f *flowControl) hold(a *App, k partKey, m wmsg) {
+	if f.held == nil {
+		f.held = map[partKey][]wmsg{}
+	}
+	if f.held[k] == nil {
+		a.cl.PauseFetchPartitions(map[string][]int32{k.topic: {k.partition}})
+	}
+	f.held[k] = append(f.held[k], m)
+}
+
+// handOver offers each partition's held chunks to their worker, in order,
+// as far as its channel takes them, and resumes a partition whose chunks
+// are all handed over: at once, or with its worker's partitions when
+// update paused those. It runs before AllowRebalance, so no revoke runs
+// meanwhile; the chunks of a partition dropped since (revoked, lost or
+// claimed again after a reset) are let go, to be read again by whoever
+// owns it next.
+func (f *flowControl) handOver(a *App) {
+	for k, ms := range f.held {
+		i := 0
+		for ; i < len(ms); i++ {
+			if ms[i].st.dropped.Load() {
+				a.budget.Release(ms[i].bytes)
+				recycle(ms[i].recs)
+			} else if !ms[i].st.worker.offer(ms[i]) {
+				break
+			}
+		}
+		clear(ms[:i])
+		if i < len(ms) {
+			f.held[k] = ms[i:]
+			continue
+		}
+		delete(f.held, k)
+		a.mu.Lock()
+		st := a.parts[k]
+		a.mu.Unlock()
+		if st != nil {
+			if tps, ok := f.paused[st.worker]; ok {
+				tps[k.topic] = append(tps[k.topic], k.partition)
+				continue
+			}
+		}
+		a.cl.ResumeFetchPartitions(map[string][]int32{k.topic: {k.partition}})
+	}
+}
+
+// drop lets go of the held chunks when the poll loop ends; they were never
+// committed, so they are read again from the stored offsets.
+func (f *flowControl) drop(a *App) {
+	for k, ms := range f.held {
+		for _, m := range ms {
+			a.budget.Release(m.bytes)
+			recycle(m.recs)
+		}
+		delete(f.held, k)
 	}
 }
 
@@ -520,7 +604,9 @@ func isGroupSessionError(err error) bool {
 		errors.Is(err, kerr.RebalanceInProgress)
 }
 
-func (a *App) dispatch(fp kgo.FetchTopicPartition) {
+// dispatch hands fp's records to their partition's worker, never waiting:
+// behind a chunk held back, or past a full channel, they are held (f.hold).
+func (a *App) dispatch(f *flowControl, fp kgo.FetchTopicPartition) {
 	a.mu.Lock()
 	st := a.parts[partKey{fp.Topic, fp.Partition}]
 	a.mu.Unlock()
@@ -547,8 +633,10 @@ func (a *App) dispatch(fp kgo.FetchTopicPartition) {
 	a.budget.Acquire(n)
 	a.m.recordsConsumed.Add(len(fp.Records))
 	a.m.bytesConsumed.Add(int(n - recordOverhead*int64(len(fp.Records)) - headerOverhead*headers))
-	st.worker.queued.Add(n)
-	st.worker.in <- wmsg{st: st, recs: fp.Records, bytes: n}
+	m := wmsg{st: st, recs: fp.Records, bytes: n}
+	if k := (partKey{fp.Topic, fp.Partition}); f.held[k] != nil || !st.worker.offer(m) {
+		f.hold(a, k, m)
+	}
 }
 
 // recordCost is what a fetched record holds in memory until its batch

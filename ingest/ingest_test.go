@@ -757,6 +757,145 @@ func TestBackpressure(t *testing.T) {
 	e.waitFor("the in-flight budget to return to 0", func() bool { return r.app.budget.InUse() == 0 })
 }
 
+// othersYAML is a second table, fed by the env's second topic.
+const othersYAML = `
+  - name: public.others
+    topics: [events2]
+    key: [id]
+    columns:
+      - {name: id, type: uuid, path: id, required: true}
+      - {name: n, type: int8, path: n}
+`
+
+func otherItem(i int) *kgo.Record {
+	r := item(i, "o")
+	r.Topic = "events2"
+	return r
+}
+
+// TestStuckWorkerDoesNotStarveOthers: one worker whose table cannot be
+// written keeps its committer retrying; the other worker's table still
+// fills. A trickle of small records fills the stuck worker's channel (64
+// chunks) long before its bytes reach the flow-control mark, and the poll
+// loop, blocked sending it one more chunk, once fed no worker at all.
+func TestStuckWorkerDoesNotStarveOthers(t *testing.T) {
+	e := newEnv(t, 1)
+	roleURL := grantableRole(t, e, "sluice_starve")
+	cfg, err := Parse(configYAML(e.broker.Addrs(), roleURL, "", "", fmt.Sprintf(tableYAML, "ignore")+othersYAML), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.start(cfg)
+	e.produce(item(0, "x"), otherItem(100000))
+	e.waitDrained(2)
+	a := r.app
+	a.mu.Lock()
+	stuck, other := a.parts[partKey{"events", 0}].worker, a.parts[partKey{"events2", 0}].worker
+	a.mu.Unlock()
+	if stuck == other {
+		t.Fatal("both partitions on one worker; leastLoadedWorker should spread them")
+	}
+	if _, err := e.db.Exec(e.ctx, `REVOKE INSERT ON public.items FROM sluice_starve`); err != nil {
+		t.Fatal(err)
+	}
+	defer e.db.Exec(e.ctx, `GRANT INSERT ON public.items TO sluice_starve`)
+	// One small chunk per fetch for the stuck worker.
+	for i := 1; i <= 300; i++ {
+		e.produce(item(i, "x"))
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := 1; i <= 50; i++ {
+		e.produce(otherItem(100000 + i))
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for e.count(`SELECT count(*) FROM public.others`) < 51 {
+		if time.Now().After(deadline) {
+			t.Fatalf("public.others holds %d of 51 rows after 20s: the stuck worker (%d chunks, %d bytes queued) starves the other",
+				e.count(`SELECT count(*) FROM public.others`), len(stuck.in), stuck.queued.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestDispatchHoldsBack: dispatch never waits on a worker. A chunk its full
+// channel does not take is held, and so is every later chunk of that
+// partition, which is paused; handOver hands them over in order as the
+// channel drains, then resumes the partition. The held chunks of a
+// partition dropped meanwhile are let go, their bytes released.
+func TestDispatchHoldsBack(t *testing.T) {
+	y := fmt.Appendf(nil, "kafka: {brokers: [\"127.0.0.1:1\"]}\npostgres: {url: \"postgres://u@127.0.0.1:1/db\"}\nmetrics: {listen: \"\"}\ntables:\n%s",
+		fmt.Sprintf(tableYAML, "ignore"))
+	cfg, err := Parse(y, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.cl, err = kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1")); err != nil {
+		t.Fatal(err)
+	}
+	defer a.cl.Close()
+	w := newWorker(a, 0) // not running: its channel only fills
+	a.workers = []*worker{w}
+	st := &partState{topic: "events", table: a.tables[0], worker: w}
+	a.parts[partKey{"events", 0}] = st
+	var f flowControl
+	offset := int64(0)
+	chunk := func() {
+		fp := kgo.FetchTopicPartition{Topic: "events", FetchPartition: kgo.FetchPartition{Partition: 0}}
+		for range 3 {
+			fp.Records = append(fp.Records, &kgo.Record{Topic: "events", Offset: offset, Value: []byte("{}")})
+			offset++
+		}
+		a.dispatch(&f, fp)
+	}
+	paused := func() bool { return len(a.cl.PauseFetchPartitions(nil)["events"]) > 0 }
+	next := int64(0)
+	take := func(n int) {
+		for range n {
+			m := <-w.in
+			for _, r := range m.recs {
+				if r.Offset != next {
+					t.Fatalf("worker got offset %d, want %d", r.Offset, next)
+				}
+				next++
+			}
+		}
+	}
+	for range cap(w.in) + 3 {
+		chunk()
+	}
+	if len(w.in) != cap(w.in) || len(f.held[partKey{"events", 0}]) != 3 || !paused() {
+		t.Fatalf("%d chunks sent, %d held, paused %v; want a full channel, 3 held, the partition paused",
+			len(w.in), len(f.held[partKey{"events", 0}]), paused())
+	}
+	take(2)
+	f.handOver(a)
+	if len(f.held) != 1 || !paused() {
+		t.Fatalf("after 2 chunks taken: %d partitions holding back, paused %v; want one chunk still held, paused", len(f.held), paused())
+	}
+	take(1)
+	f.handOver(a)
+	if len(f.held) != 0 || paused() {
+		t.Fatalf("after 3 chunks taken: %d partitions holding back, paused %v; want none, resumed", len(f.held), paused())
+	}
+	take(cap(w.in))
+
+	for range cap(w.in) + 2 {
+		chunk()
+	}
+	take(cap(w.in))
+	before := a.budget.InUse()
+	st.dropped.Store(true)
+	f.handOver(a)
+	if len(f.held) != 0 || len(w.in) != 0 || paused() || a.budget.InUse() != before-6*recordCost(&kgo.Record{Value: []byte("{}")}) {
+		t.Fatalf("dropped partition: %d held, %d sent, paused %v, budget %d of %d; want its 2 held chunks let go and released, resumed",
+			len(f.held), len(w.in), paused(), a.budget.InUse(), before)
+	}
+}
+
 // TestKcatInterop feeds the embedded broker with a real third-party Kafka
 // client (kcat, librdkafka) and checks the appliance lands its records.
 func TestKcatInterop(t *testing.T) {

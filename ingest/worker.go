@@ -40,8 +40,8 @@ type worker struct {
 	id int
 	in chan wmsg
 	// queued is the budget bytes of the records dispatched to in and not
-	// yet decoded: the poll loop pauses this worker's partitions while it
-	// is high (App.flowControl).
+	// yet decoded: the poll loop pauses this worker's partitions while it,
+	// or the number of chunks in in, is high (flowControl).
 	queued atomic.Int64
 	commit chan *pending
 	idle   chan struct{} // the committer finished a batch (capacity 1)
@@ -142,6 +142,19 @@ func newWorker(a *App, id int) *worker {
 		open: map[*tableRT]*pending{},
 
 		last: map[*tableRT]batchSize{},
+	}
+}
+
+// offer sends m to w's channel if it has room, reporting whether it did.
+func (w *worker) offer(m wmsg) bool {
+	// Counted first: the worker subtracts it once m is decoded.
+	w.queued.Add(m.bytes)
+	select {
+	case w.in <- m:
+		return true
+	default:
+		w.queued.Add(-m.bytes)
+		return false
 	}
 }
 
