@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -754,6 +756,48 @@ func TestBackpressure(t *testing.T) {
 		t.Errorf("backpressure caused %d rebalances, want just the initial assignment", r.app.m.rebalances.Get())
 	}
 	// Bytes are released right after each commit; a leak never returns to 0.
+	e.waitFor("the in-flight budget to return to 0", func() bool { return r.app.budget.InUse() == 0 })
+}
+
+// TestBudgetHoldsBackExpandingRows: records of a few KiB (gzip
+// content-encoding) decode to rows of 2 MiB. Exceeding the budget pauses
+// fetching, but the records already fetched were all encoded: every worker
+// held a batch committing and a full one waiting, four rows each time the
+// budget was already spent. Now a worker encodes no more while the budget
+// is exceeded and its committer is writing, so each holds one row at most;
+// a worker with nothing being written goes on, lest it wait on another.
+func TestBudgetHoldsBackExpandingRows(t *testing.T) {
+	e := newEnv(t, 4)
+	const rowBytes = 2 << 20
+	var recs []*kgo.Record
+	for i := 0; i < 40; i++ {
+		var z bytes.Buffer
+		gz := gzip.NewWriter(&z)
+		fmt.Fprintf(gz, `{"id":%q,"n":%d,"v":%q}`, uuidFor(i), i, strings.Repeat("a", rowBytes))
+		gz.Close()
+		recs = append(recs, &kgo.Record{Key: []byte(uuidFor(i)), Value: z.Bytes(),
+			Headers: []kgo.RecordHeader{{Key: "content-encoding", Value: []byte("gzip")}}})
+	}
+	e.produce(recs...)
+	cfg := e.config(fmt.Sprintf(tableYAML, "ignore"))
+	cfg.Postgres.MaxConns = 4
+	cfg.Batch.MaxBytes = 1 << 20
+	cfg.Batch.MaxInflightBytes = 4 << 20
+	cfg.Kafka.FetchMaxBytes = 1 << 20
+	r := e.start(cfg)
+	var peak int64
+	deadline := time.Now().Add(60 * time.Second)
+	for e.storedSum() < 40 && time.Now().Before(deadline) {
+		for range 200 {
+			peak = max(peak, r.app.budget.InUse())
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	e.waitDrained(40)
+	// One row per worker, and the records not yet decoded.
+	if limit := int64(cfg.Postgres.MaxConns*rowBytes + rowBytes/2); peak > limit {
+		t.Fatalf("the in-flight budget counted %d bytes at its peak, over %d (a row of %d bytes per worker)", peak, limit, rowBytes)
+	}
 	e.waitFor("the in-flight budget to return to 0", func() bool { return r.app.budget.InUse() == 0 })
 }
 

@@ -49,6 +49,13 @@ type worker struct {
 	decs   map[*tableRT]shapeDecoder
 	open   map[*tableRT]*pending
 	rec    codec.Record
+
+	// handed counts the batches the worker handed the committer, written
+	// those it wrote: the committer is writing one while they differ
+	// (holdBack).
+	handed  int64
+	written atomic.Int64
+
 	// Fan-out (fanout.go): decoders of field conditions, their output,
 	// and the marks of one record's tuples.
 	conds   map[*tableRT]*codec.Decoder
@@ -323,6 +330,7 @@ func (w *worker) decode(m wmsg) {
 		w.a.budget.Release(m.bytes)
 		return
 	}
+	w.holdBack()
 	// t's open batch carries the partition's offsets; with a fan (tables
 	// chosen per record, routing.go) the other tables' tuples ride in it
 	// as parts written in the same transaction.
@@ -386,11 +394,30 @@ recs:
 		p.ranges[ri].to = r.Offset + 1
 		if p.full() {
 			w.flush(p, "full")
+			w.holdBack()
 			p = w.pendingFor(t)
 			ri = p.rangeFor(st)
 		}
 	}
 	w.account(p)
+}
+
+// holdBack waits, while the in-flight budget is exceeded, until the batch
+// the committer is writing has committed. Exceeding the budget pauses
+// fetching, but the records already fetched were all encoded: rows much
+// larger than their records (compressed values) reached several times
+// batch.max_inflight_bytes, every worker holding a batch committing and a
+// full one waiting for the committer. A worker with no batch being written
+// goes on whatever the budget says: it waits on no other worker's commits,
+// nor on bytes only its own decoding would release.
+func (w *worker) holdBack() {
+	for w.written.Load() < w.handed && w.a.budget.Over() {
+		select {
+		case <-w.idle: // written is counted before the committer signals
+		case <-w.a.hardCtx.Done():
+			return
+		}
+	}
 }
 
 // encoded is what encode did with a record.
@@ -604,6 +631,7 @@ func (w *worker) handOff(p *pending, why string, wait bool) {
 		}
 	}
 	// The committer owns p now.
+	w.handed++
 	select {
 	case <-w.idle: // it was idle until now
 	default:
@@ -634,6 +662,7 @@ func (w *worker) commitLoop() {
 		batching.Put(p.b)
 		putRows(p.rows)
 		p.releaseParts(w.a)
+		w.written.Add(1)
 		select {
 		case w.idle <- struct{}{}: // the worker may hand over a batch it offered
 		default:
