@@ -14,10 +14,11 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// The direct path (on_conflict ignore, every column received in the
-// target's own wire format) skips the staging table and the DISTINCT ON
-// merge, whose single-row speculative insertions cost more than the COPY
-// itself (see writer.go). Per batch:
+// The direct path (every column received in the target's own wire format,
+// every key column of a type whose equal values have equal bytes: byteKey)
+// skips the staging table and the DISTINCT ON merge, whose single-row
+// speculative insertions cost more than the COPY itself (see writer.go).
+// Per batch:
 //
 //  1. In Go: the key of every tuple, cut out of it by the encoder while it
 //     was hot in cache (CutKey, Batch.Keys) or here, the tuples are sorted

@@ -135,6 +135,82 @@ func TestDirectNotForChangesOrNullKey(t *testing.T) {
 	}
 }
 
+// TestDirectNotForKeysUnequalAsBytes: numeric (1.0 and 1.00), float8 (0
+// and -0), character(n) ('a' and 'a ') and text under a case-insensitive
+// collation ('A' and 'a') have values PostgreSQL holds equal whose binary
+// forms differ, so the direct path, which groups keys by their bytes,
+// would keep both spellings of one key: under on_conflict update its
+// UPDATE … FROM of a stored key applied either (the winner by chance),
+// and a new key failed its COPY until the writer gave up retrying. Such
+// tables take the staging merge, whose DISTINCT ON groups keys as the
+// unique index does: in one batch and across batches, under ignore the
+// first spelling stays, under update the last one's row wins, in one
+// attempt.
+func TestDirectNotForKeysUnequalAsBytes(t *testing.T) {
+	t.Parallel()
+	numeric := func(dscale uint16) []byte { // the value 1
+		return binary.BigEndian.AppendUint16([]byte{0, 1, 0, 0, 0, 0}, dscale)
+	}
+	kinds := []struct {
+		name, typ, ddl, stored string // stored: the key as SQL text
+		a, b                   []byte
+	}{
+		{"numeric", "numeric", "numeric", "1", append(numeric(1), 0, 1), append(numeric(2), 0, 1)},
+		{"float8", "float8", "float8", "0", fInt8(0), binary.BigEndian.AppendUint64(nil, 1<<63)},
+		{"bpchar", "text", "character(3)", "a", fText("a"), fText("a ")},
+		{"nondeterministic", "text", "text COLLATE sluice_ci", "i", fText("I"), fText("i")},
+	}
+	for _, k := range kinds {
+		for _, pol := range []Policy{PolicyIgnore, PolicyUpdate} {
+			for _, stored := range []bool{false, true} {
+				for _, across := range []bool{false, true} {
+					t.Run(fmt.Sprintf("%s/%v/stored=%v/across=%v", k.name, pol, stored, across), func(t *testing.T) {
+						tbl := &Table{Name: "public.k", Columns: []Column{{Name: "id", SQLType: k.typ}, {Name: "val", SQLType: "text"}},
+							Key: []string{"id"}, OnConflict: pol}
+						url, c, claims := setup(t, 1)
+						if k.name == "nondeterministic" {
+							if _, err := c.Exec(testCtx(t), "CREATE COLLATION sluice_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)").ReadAll(); err != nil {
+								t.Skipf("no ICU collation here: %v", err)
+							}
+						}
+						mustExec(t, c, "CREATE TABLE k (id "+k.ddl+" PRIMARY KEY, val text)")
+						want := "first"
+						if stored {
+							mustExec(t, c, "INSERT INTO k VALUES ('"+k.stored+"', 'stored')")
+							want = "stored"
+						}
+						if pol == PolicyUpdate {
+							want = "second"
+						}
+						w := newWriter(t, url)
+						seen := NewKeyFilter(0)
+						write := func(b *builder, from, to int64) {
+							t.Helper()
+							batch := b.batch(claims[0].Epoch, from, to)
+							batch.Seen = seen
+							res, err := w.Write(testCtx(t), batch)
+							if err != nil || res.Direct || res.Attempts != 1 {
+								t.Fatalf("%+v, %v; want one merged attempt", res, err)
+							}
+						}
+						b := newBuilder(tbl, "t", 0)
+						b.add(0, k.a, fText("first"))
+						if across {
+							write(b, -1, 1)
+							b = newBuilder(tbl, "t", 0)
+						}
+						b.add(1, k.b, fText("second"))
+						write(b, map[bool]int64{false: -1, true: 1}[across], 2)
+						if got := queryRows(t, c, "SELECT val FROM k"); fmt.Sprint(got) != "[["+want+"]]" {
+							t.Fatalf("rows %v, want one row %s", got, want)
+						}
+					})
+				}
+			}
+		}
+	}
+}
+
 // TestTupleReaderReadsAhead streams more tuples than the reader fetches
 // ahead (readAhead), in key order against their order in the batch, so
 // the prefetches reach every tuple up to the last one in the buffer.

@@ -46,7 +46,9 @@ type opsRow struct {
 // PostgreSQL exactly when their binary forms are: integers, uuid, dates
 // and timestamps, bool, bytea, and text or varchar under a deterministic
 // collation. Not bpchar (trailing spaces do not count), numeric (1.0 and
-// 1.00 are equal), floats (-0 and 0) or other types.
+// 1.00 are equal), floats (-0 and 0) or other types. The direct path
+// (direct.go) and the writer's resolution of change batches group keys
+// by their bytes, so both need every key column to be one of these.
 func byteKey(c targetColumn) bool {
 	switch c.baseOID {
 	case oidBool, oidBytea, oidInt2, oidInt4, oidInt8, oidUUID, oidDate, oidTimestamp, oidTimestamptz:

@@ -75,7 +75,6 @@ func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table,
 	if err := execSimple(ctx, conn, b.String()); err != nil {
 		return fmt.Errorf("cannot create the staging table for %s: %w", t.Name, err)
 	}
-	st.direct = direct
 	st.keyFields, st.keyOIDs = st.keyFields[:0], st.keyOIDs[:0]
 	var keyTypes []string
 	for _, k := range t.Key {
@@ -83,7 +82,15 @@ func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table,
 		st.keyFields = append(st.keyFields, 1+i)
 		st.keyOIDs = append(st.keyOIDs, oids[i])
 		keyTypes = append(keyTypes, t.Columns[i].SQLType)
+		// The direct path groups, claims and filters keys by their
+		// bytes: a key PostgreSQL holds equal to another spelling of it
+		// (numeric 1.0 and 1.00, float -0 and 0, character(n) 'a' and
+		// 'a ', text under a nondeterministic collation) is left to the
+		// staging merge, whose DISTINCT ON groups keys as the unique
+		// index compares them.
+		direct = direct && byteKey(cols[k])
 	}
+	st.direct = direct
 	st.probe = probeSQL(t, keyTypes)
 	// Whether the writer may resolve change batches' keys (resolve.go).
 	st.opsResolve, st.opsGuard = true, -1
