@@ -142,6 +142,70 @@ func TestTombstoneDeletes(t *testing.T) {
 	}
 }
 
+// TestKeySpellingsLandOnce: numeric 1.0, 1.00 and 1e0 are one key to
+// PostgreSQL and three byte strings to the encoder; under on_conflict
+// update, with and without deletes: true, the newest record of the key
+// wins, in one batch (over a stored row too) and across batches, and a
+// tombstone spelling the key another way deletes it.
+func TestKeySpellingsLandOnce(t *testing.T) {
+	for _, deletes := range []bool{false, true} {
+		t.Run(fmt.Sprint("deletes=", deletes), func(t *testing.T) { testKeySpellings(t, deletes) })
+	}
+}
+
+func testKeySpellings(t *testing.T, deletes bool) {
+	e := newEnv(t, 1)
+	cfg := e.config(fmt.Sprintf(`
+  - name: public.amounts
+    topics: [events]
+    key: [id]
+    on_conflict: update
+    deletes: %v
+    create: true
+    columns:
+      - {name: id, type: numeric, path: id, required: true}
+      - {name: v, type: text, path: v}
+`, deletes))
+	cfg.Batch.MaxAge = Duration(1e9) // each produce below is one batch
+	e.start(cfg)
+	rec := func(id, v string) *kgo.Record {
+		return &kgo.Record{Key: []byte(id), Value: fmt.Appendf(nil, `{"id":%s,"v":%q}`, id, v)}
+	}
+	rows := func() string {
+		var got []string
+		rs, err := e.db.Query(e.ctx, `SELECT trim_scale(id)::text || '=' || v FROM public.amounts ORDER BY id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rs.Next() {
+			var s string
+			rs.Scan(&s)
+			got = append(got, s)
+		}
+		rs.Close()
+		return strings.Join(got, ",")
+	}
+	e.produce(rec("1.0", "a"), rec("1.00", "b"), rec("2", "x"))
+	e.waitDrained(3)
+	if got := rows(); got != "1=b,2=x" {
+		t.Errorf("rows %s, want 1=b,2=x", got)
+	}
+	e.produce(rec("1e0", "c"))
+	e.waitDrained(4)
+	e.produce(rec("1.000", "d"), rec("1.0000", "e"))
+	e.waitDrained(6)
+	if got := rows(); got != "1=e,2=x" {
+		t.Errorf("rows %s, want 1=e,2=x", got)
+	}
+	if deletes {
+		e.produce(&kgo.Record{Key: []byte("2.000")})
+		e.waitDrained(7)
+		if got := rows(); got != "1=e" {
+			t.Errorf("rows %s, want 1=e", got)
+		}
+	}
+}
+
 // TestDebeziumReplayInOneBatch: a replayed older change (a lower LSN)
 // arriving after a newer one in the same batch loses to it, as it does
 // against a stored row: the guard orders a key's changes within a batch.
