@@ -105,12 +105,15 @@ func pgCode(err error) string {
 }
 
 // isRowLevel reports whether err rejects a row's content: a data exception
-// (class 22) or an integrity constraint violation (class 23, which includes
-// check, not-null, unique and foreign key violations). Bisection can find
-// the rows responsible.
+// (class 22), an integrity constraint violation (class 23, which includes
+// check, not-null, unique, foreign key and exclusion violations) or a
+// PL/pgSQL error (class P0: RAISE EXCEPTION without an ERRCODE, ASSERT, a
+// STRICT query), which is what a trigger refusing a row raises. Bisection
+// can find the rows responsible. A trigger that wants the batch retried
+// instead raises an error of another class.
 func isRowLevel(err error) bool {
 	c := pgCode(err)
-	return strings.HasPrefix(c, "22") || strings.HasPrefix(c, "23")
+	return strings.HasPrefix(c, "22") || strings.HasPrefix(c, "23") || strings.HasPrefix(c, "P0")
 }
 
 // isConflict reports a deadlock or serialization failure: the transaction

@@ -648,3 +648,178 @@ func TestBatchValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestCarefulTriggerRaises: a BEFORE trigger that refuses a row with RAISE
+// EXCEPTION (SQLSTATE P0001) makes that row a dead letter naming the
+// trigger's message, and the rest of the batch lands, on every path: keyed
+// and keyless, ignore and update, with and without a KeyFilter, in a
+// change batch (a refused delete too) and in a fan-out table of the
+// batch. A trigger raising another class (55000 here) is not the row's
+// fault: the batch fails, nothing is dead-lettered and the offset stays.
+func TestCarefulTriggerRaises(t *testing.T) {
+	t.Parallel()
+	const refuse = `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF TG_OP = 'DELETE' THEN
+		IF OLD.id = 7 THEN RAISE EXCEPTION 'row 7 is kept'; END IF;
+		RETURN OLD;
+	END IF;
+	IF NEW.%[1]s = 'bad' THEN RAISE EXCEPTION 'no bad values'; END IF;
+	IF NEW.%[1]s = 'later' THEN RAISE EXCEPTION 'try later' USING ERRCODE = 'object_not_in_prerequisite_state'; END IF;
+	RETURN NEW;
+END$$;
+CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON %[2]s FOR EACH ROW EXECUTE FUNCTION refuse()`
+	for _, pol := range []Policy{PolicyIgnore, PolicyUpdate} {
+		for _, keyed := range []bool{true, false} {
+			for _, seen := range []bool{false, true} {
+				if !keyed && (seen || pol == PolicyUpdate) {
+					continue
+				}
+				t.Run(fmt.Sprintf("%s/keyed=%v/seen=%v", pol, keyed, seen), func(t *testing.T) {
+					tbl := eventsTable()
+					tbl.OnConflict = pol
+					if !keyed {
+						tbl.Key = nil
+					}
+					url, c, claims := setup(t, 1, tbl)
+					mustExec(t, c, fmt.Sprintf(refuse, "val", "events"))
+					w := newWriter(t, url)
+					b := newBuilder(tbl, "t", 0)
+					for i := range 200 {
+						v := "good"
+						if i == 37 || i == 150 {
+							v = "bad"
+						}
+						b.add(int64(i), fInt8(int64(i)), fText(v), fInt8(int64(i)))
+					}
+					batch := b.batch(claims[0].Epoch, -1, 200)
+					if seen {
+						batch.Seen = NewKeyFilter(0)
+					}
+					res, err := w.Write(testCtx(t), batch)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if res.Rows != 198 || len(res.Rejected) != 2 {
+						t.Fatalf("result rows=%d rejected=%d", res.Rows, len(res.Rejected))
+					}
+					for _, dl := range res.Rejected {
+						if (dl.Offset != 37 && dl.Offset != 150) || !strings.Contains(dl.Error, "no bad values") || !strings.Contains(dl.Error, "P0001") {
+							t.Errorf("rejected %+v", dl)
+						}
+					}
+					if n := queryInt(t, c, "SELECT count(*) FROM sluice.dead_letters"); n != 2 {
+						t.Errorf("%d dead letters, want 2", n)
+					}
+					if n := queryInt(t, c, "SELECT count(*) FROM events WHERE val = 'good'"); n != 198 {
+						t.Errorf("%d rows landed, want 198", n)
+					}
+					if got := offsetsOf(t, c); got[0].NextOffset != 200 {
+						t.Errorf("offsets %+v", got)
+					}
+
+					// Another class: the batch fails as it is.
+					b = newBuilder(tbl, "t", 0)
+					b.add(200, fInt8(200), fText("good"), fInt8(200))
+					b.add(201, fInt8(201), fText("later"), fInt8(201))
+					batch = b.batch(claims[0].Epoch, 200, 202)
+					if seen {
+						batch.Seen = NewKeyFilter(0)
+					}
+					if _, err := w.Write(testCtx(t), batch); err == nil || IsRetryable(err) || !strings.Contains(err.Error(), "55000") {
+						t.Fatalf("error %v", err)
+					}
+					if n := queryInt(t, c, "SELECT count(*) FROM sluice.dead_letters"); n != 2 {
+						t.Errorf("%d dead letters after a refused batch, want 2", n)
+					}
+					if got := offsetsOf(t, c); got[0].NextOffset != 200 {
+						t.Errorf("offsets moved: %+v", got)
+					}
+				})
+			}
+		}
+	}
+	for _, pol := range []Policy{PolicyIgnore, PolicyUpdate} {
+		t.Run(fmt.Sprintf("ops/%s", pol), func(t *testing.T) {
+			tbl := docsTable("docs", pol)
+			url, c, claims := setup(t, 1, tbl)
+			mustExec(t, c, fmt.Sprintf(refuse, "a", "docs"))
+			d := &docsWriter{t: t, w: newWriter(t, url), tbl: tbl, epoch: claims[0].Epoch, next: -1, seen: NewKeyFilter(0)}
+			var cs []change
+			for i := range 10 {
+				cs = append(cs, up(int64(i), "a", "b"))
+			}
+			d.write(cs...)
+			res := d.write(del(3), del(7), up(8, "bad", "x"), up(9, "c", "c"), up(20, "bad", "x"), up(21, "n", "n"))
+			got := map[int64]string{}
+			for _, dl := range res.Rejected {
+				got[dl.Offset-10] = dl.Error
+			}
+			want := map[int64]string{1: "row 7 is kept", 2: "no bad values", 4: "no bad values"}
+			if len(got) != len(want) {
+				t.Fatalf("rejected %v", got)
+			}
+			for i, s := range want {
+				if !strings.Contains(got[i], s) || !strings.Contains(got[i], "P0001") {
+					t.Errorf("tuple %d: rejected with %q, want it to mention %q", i, got[i], s)
+				}
+			}
+			wantRows := "0=a,b 1=a,b 2=a,b 4=a,b 5=a,b 6=a,b 7=a,b 8=a,b 9=a,b 21=n,n"
+			if pol == PolicyUpdate {
+				wantRows = "0=a,b 1=a,b 2=a,b 4=a,b 5=a,b 6=a,b 7=a,b 8=a,b 9=c,c 21=n,n"
+			}
+			if rows := dump(t, d, "docs"); rows != wantRows {
+				t.Errorf("rows\n got %s\nwant %s", rows, wantRows)
+			}
+			if got := offsetsOf(t, c); got[0].NextOffset != 16 {
+				t.Errorf("offsets %+v", got)
+			}
+		})
+	}
+	t.Run("fanout", func(t *testing.T) {
+		tbl := eventsTable()
+		logs := &Table{Name: "public.logs", Columns: []Column{{Name: "id", SQLType: "int8"}, {Name: "line", SQLType: "text"}}, Create: true}
+		url, c, claims := setup(t, 1, tbl, logs)
+		mustExec(t, c, fmt.Sprintf(refuse, "line", "logs"))
+		w := newWriter(t, url)
+		b := newBuilder(tbl, "t", 0)
+		lb := newBuilder(logs, "t", 0)
+		for i := range 50 {
+			b.add(int64(i), fInt8(int64(i)), fText("bad"), fInt8(int64(i)))
+			line := "ok"
+			if i == 20 {
+				line = "bad"
+			}
+			lb.add(int64(i), fInt8(int64(i)), fText(line))
+		}
+		batch := b.batch(claims[0].Epoch, -1, 50)
+		also := lb.batch(0, 0, 0)
+		also.Ranges = nil
+		also.DeadLetterFor = func(i int, err string) DeadLetter {
+			return DeadLetter{Topic: "t", Partition: 0, Offset: lb.offs[i], Target: "public.logs", Error: err, Reason: "rejected"}
+		}
+		batch.Also = []*Batch{also}
+		res, err := w.Write(testCtx(t), batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Rows != 50 || len(res.Rejected) != 0 || len(res.Also) != 1 || res.Also[0].Rows != 49 || len(res.Also[0].Rejected) != 1 {
+			t.Fatalf("result %+v", res)
+		}
+		if dl := res.Also[0].Rejected[0]; dl.Offset != 20 || !strings.Contains(dl.Error, "no bad values") {
+			t.Errorf("rejected %+v", dl)
+		}
+		if got := queryRows(t, c, `SELECT target, "offset" FROM sluice.dead_letters`); !reflect.DeepEqual(got, [][]string{{"public.logs", "20"}}) {
+			t.Errorf("dead letters %v", got)
+		}
+		if n := queryInt(t, c, "SELECT count(*) FROM events"); n != 50 {
+			t.Errorf("%d events, want 50", n)
+		}
+		if n := queryInt(t, c, "SELECT count(*) FROM logs"); n != 49 {
+			t.Errorf("%d logs, want 49", n)
+		}
+		if got := offsetsOf(t, c); got[0].NextOffset != 50 {
+			t.Errorf("offsets %+v", got)
+		}
+	})
+}
