@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	pgcopy "github.com/sluice-dev/sluice/copy"
 )
 
 // Honest readiness: a batch write that fails is retried forever (nothing
@@ -67,8 +68,16 @@ var operatorErrors = map[string]string{
 	"3D000": "the database does not exist: create it or fix postgres.url",
 }
 
+// otherOperatorError is the fix of the PostgreSQL errors that retrying
+// does not clear and operatorErrors does not name: a trigger's own error
+// of a class that is not row-level, COPY refusing a table under
+// row-level security (0A000), a constraint failing only at COMMIT.
+const otherOperatorError = "PostgreSQL refuses every attempt with this error: fix its cause (the table, its triggers, policies or grants, or the configuration); the batch is retried until then"
+
 // needsOperator returns the SQLSTATE and the fix when err is a failure
-// that retrying cannot fix, "" otherwise.
+// that retrying cannot fix, "" otherwise: a PostgreSQL error that is not
+// a connection, resource or conflict error (pgcopy.IsRetryable). Row-level
+// errors never get here: the writer dead-letters their rows.
 func needsOperator(err error) (code, fix string) {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
@@ -77,7 +86,10 @@ func needsOperator(err error) (code, fix string) {
 	if fix, ok := operatorErrors[pe.Code]; ok {
 		return pe.Code, fix
 	}
-	return "", ""
+	if pgcopy.IsRetryable(err) {
+		return "", ""
+	}
+	return pe.Code, otherOperatorError
 }
 
 // stuckState is a table's streak of write failures that need an operator.

@@ -15,7 +15,10 @@ import (
 )
 
 func TestNeedsOperator(t *testing.T) {
-	for code, want := range map[string]bool{"42501": true, "42P01": true, "42703": true, "53100": true, "08006": false, "40P01": false, "23505": false} {
+	// 0A000 (COPY into a table under row-level security) and 55000 (a
+	// trigger's error of that class) are not retried away either.
+	for code, want := range map[string]bool{"42501": true, "42P01": true, "42703": true, "53100": true, "0A000": true, "55000": true,
+		"08006": false, "40P01": false, "40001": false, "53300": false, "57P01": false, "55P03": false} {
 		got, _ := needsOperator(fmt.Errorf("cannot write batch: %w", &pgconn.PgError{Code: code}))
 		if (got != "") != want {
 			t.Errorf("needsOperator(%s) = %q, want %v", code, got, want)
@@ -166,5 +169,76 @@ func TestStuckActionExit(t *testing.T) {
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("Run did not return within 60s of a stuck table with stuck.action: exit")
+	}
+}
+
+// TestStuckOnRowSecurity: errors no operatorErrors entry names, which
+// retrying does not clear either, make the table stuck too: row-level
+// security forced on the target (COPY refuses such a table, 0A000), then
+// a trigger refusing every row with an error of a class that is not
+// row-level (55000). Nothing is dead-lettered; each time the cause is
+// removed the table recovers and every record lands once.
+func TestStuckOnRowSecurity(t *testing.T) {
+	e := newEnv(t, 2)
+	roleURL := grantableRole(t, e, "sluice_rls")
+	y := configYAML(e.broker.Addrs(), roleURL, "", "", fmt.Sprintf(tableYAML, "ignore"))
+	y = append(y, "\nstuck:\n  after: 500ms\n"...)
+	cfg, err := Parse(y, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.start(cfg)
+	addr := r.app.MetricsAddr()
+	batch := func(from, n int) {
+		recs := make([]*kgo.Record, n)
+		for i := range recs {
+			recs[i] = item(from+i, "x")
+		}
+		e.produce(recs...)
+	}
+	stuck := func(want ...string) {
+		t.Helper()
+		var body string
+		e.waitFor("/readyz 503", func() bool {
+			var code int
+			code, body = get(t, "http://"+addr+"/readyz")
+			return code == http.StatusServiceUnavailable
+		})
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				t.Errorf("/readyz body lacks %q: %s", w, body)
+			}
+		}
+	}
+	exec := func(q string) {
+		t.Helper()
+		if _, err := e.db.Exec(e.ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	batch(0, 100)
+	e.waitDrained(100)
+
+	exec(`ALTER TABLE public.items ENABLE ROW LEVEL SECURITY; ALTER TABLE public.items FORCE ROW LEVEL SECURITY;
+CREATE POLICY everything ON public.items USING (true) WITH CHECK (true)`)
+	batch(100, 100)
+	stuck("public.items stuck", "row-level security", "0A000", "fix its cause")
+	exec(`ALTER TABLE public.items DISABLE ROW LEVEL SECURITY`)
+	e.waitDrained(200)
+	e.waitFor("/readyz 200 again", func() bool { code, _ := get(t, "http://"+addr+"/readyz"); return code == 200 })
+
+	exec(`CREATE FUNCTION not_now() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'items are frozen' USING ERRCODE = 'object_not_in_prerequisite_state'; END$$;
+CREATE TRIGGER not_now BEFORE INSERT ON public.items FOR EACH ROW EXECUTE FUNCTION not_now()`)
+	batch(200, 100)
+	stuck("public.items stuck", "items are frozen", "55000")
+	exec(`DROP TRIGGER not_now ON public.items`)
+	e.waitDrained(300)
+	e.waitFor("/readyz 200 again", func() bool { code, _ := get(t, "http://"+addr+"/readyz"); return code == 200 })
+	if n := e.count(`SELECT count(*) FROM public.items`); n != 300 {
+		t.Errorf("target holds %d rows, want each of the 300 records once", n)
+	}
+	if n := e.count(`SELECT count(*) FROM sluice.dead_letters`); n != 0 {
+		t.Errorf("%d dead letters, want none", n)
 	}
 }
