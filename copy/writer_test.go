@@ -823,3 +823,91 @@ CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON %[2]s FOR EACH ROW EX
 		}
 	})
 }
+
+// TestCarefulConstraintKinds: the target refuses two rows of a batch for
+// a reason the codec cannot know, each kind in turn, on every path (keyed
+// and keyless, ignore and update, with and without a KeyFilter): the two
+// rows become dead letters naming the constraint (or column, or the
+// trigger's table), the other 98 land once, and the offset advances.
+func TestCarefulConstraintKinds(t *testing.T) {
+	t.Parallel()
+	type kind struct {
+		name string
+		ddl  string // run after Migrate; refuses the rows whose val is 'bad'
+		want string // in the dead letters' error
+	}
+	kinds := []kind{
+		{"check", "ALTER TABLE events ADD CONSTRAINT val_ok CHECK (val <> 'bad')", "val_ok"},
+		{"fk", "CREATE TABLE ref (v text PRIMARY KEY); INSERT INTO ref SELECT 'g' || i FROM generate_series(0, 99) i; ALTER TABLE events ADD CONSTRAINT val_fk FOREIGN KEY (val) REFERENCES ref", "val_fk"},
+		{"fkdeferred", "CREATE TABLE ref (v text PRIMARY KEY); INSERT INTO ref SELECT 'g' || i FROM generate_series(0, 99) i; ALTER TABLE events ADD CONSTRAINT val_fk FOREIGN KEY (val) REFERENCES ref DEFERRABLE INITIALLY DEFERRED", "val_fk"},
+		{"notnull", "ALTER TABLE events ADD COLUMN extra text; UPDATE events SET extra = 'x'; ALTER TABLE events ALTER extra SET NOT NULL; CREATE FUNCTION fx() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN IF NEW.val IS DISTINCT FROM 'bad' THEN NEW.extra := 'x'; END IF; RETURN NEW; END$$; CREATE TRIGGER fx BEFORE INSERT OR UPDATE ON events FOR EACH ROW EXECUTE FUNCTION fx()", "extra"},
+		{"unique", "ALTER TABLE events ADD CONSTRAINT val_uniq UNIQUE (val); INSERT INTO events VALUES (-1, 'bad', 0)", "val_uniq"},
+		{"exclusion", "CREATE EXTENSION IF NOT EXISTS btree_gist; ALTER TABLE events ADD CONSTRAINT val_excl EXCLUDE USING gist (val WITH =); INSERT INTO events VALUES (-1, 'bad', 0)", "val_excl"},
+		{"trigger", "CREATE FUNCTION rj() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN IF NEW.val = 'bad' THEN RAISE EXCEPTION 'no bad values'; END IF; RETURN NEW; END$$; CREATE TRIGGER rj BEFORE INSERT OR UPDATE ON events FOR EACH ROW EXECUTE FUNCTION rj()", "no bad values"},
+		{"domain", "CREATE DOMAIN okval AS text CHECK (VALUE <> 'bad'); ALTER TABLE events ALTER val TYPE okval", "okval_check"},
+		{"generated", "ALTER TABLE events ADD COLUMN g int GENERATED ALWAYS AS (1 / (CASE WHEN val = 'bad' THEN 0 ELSE 1 END)) STORED", "division"},
+		{"sidetable", "CREATE TABLE audit (val text CHECK (val <> 'bad')); CREATE FUNCTION au() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO audit VALUES (NEW.val); RETURN NEW; END$$; CREATE TRIGGER au AFTER INSERT OR UPDATE ON events FOR EACH ROW EXECUTE FUNCTION au()", "audit_val_check"},
+	}
+	for _, k := range kinds {
+		for _, pol := range []Policy{PolicyIgnore, PolicyUpdate} {
+			for _, keyed := range []bool{true, false} {
+				for _, seen := range []bool{false, true} {
+					if !keyed && (seen || pol == PolicyUpdate) {
+						continue
+					}
+					t.Run(fmt.Sprintf("%s/%v/keyed=%v/seen=%v", k.name, pol, keyed, seen), func(t *testing.T) {
+						tbl := eventsTable()
+						tbl.OnConflict = pol
+						if !keyed {
+							tbl.Key = nil
+						}
+						url, c, claims := setup(t, 1, tbl)
+						mustExec(t, c, k.ddl)
+						w := newWriter(t, url)
+						b := newBuilder(tbl, "t", 0)
+						for i := range 100 {
+							v := fmt.Sprint("g", i)
+							if i == 37 || i == 80 {
+								v = "bad"
+							}
+							b.add(int64(i), fInt8(int64(i)), fText(v), fInt8(int64(i)))
+						}
+						batch := b.batch(claims[0].Epoch, -1, 100)
+						if seen {
+							batch.Seen = NewKeyFilter(1000)
+						}
+						res, err := w.Write(testCtx(t), batch)
+						if err != nil {
+							t.Fatalf("err %v (retryable %v) stmts %d", err, IsRetryable(err), w.hooks.stmts)
+						}
+						var errs []string
+						for _, dl := range res.Rejected {
+							errs = append(errs, fmt.Sprint(dl.Offset, ": ", dl.Error))
+						}
+						n := queryInt(t, c, "SELECT count(*) FROM events WHERE id >= 0 AND val LIKE 'g%'")
+						if len(res.Rejected) != 2 || res.Rows != 98 || n != 98 {
+							t.Errorf("rows=%d landed=%d rejected=%q", res.Rows, n, errs)
+						}
+						if got := queryRows(t, c, `SELECT "offset" FROM sluice.dead_letters ORDER BY 1`); !reflect.DeepEqual(got, [][]string{{"37"}, {"80"}}) {
+							t.Errorf("dead letters %v", got)
+						}
+						for _, e := range errs {
+							if !strings.Contains(e, k.want) {
+								t.Errorf("reason %q lacks %q", e, k.want)
+							}
+						}
+						if k.name == "sidetable" {
+							// The refused rows' trigger writes were rolled back with them.
+							if n := queryInt(t, c, "SELECT count(*) FROM audit"); n != 98 {
+								t.Errorf("%d audit rows, want 98", n)
+							}
+						}
+						if got := offsetsOf(t, c); got[0].NextOffset != 100 {
+							t.Errorf("offsets %+v", got)
+						}
+					})
+				}
+			}
+		}
+	}
+}
