@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -130,6 +131,10 @@ type targetColumn struct {
 	baseOID uint32 // the type under any domains
 	typmod  int32  // the base type's modifier (varchar length, numeric precision and scale), -1 for none
 	notNull bool
+	// required: NOT NULL (the column's own constraint or a domain's)
+	// with no default (neither its own, nor a domain's, nor identity,
+	// nor generated): an insert that leaves it out fails.
+	required bool
 	// deterministic: the column's collation, if it has one, compares
 	// strings equal only when their bytes are (every collation but a
 	// nondeterministic ICU one).
@@ -153,16 +158,18 @@ func describeTarget(ctx context.Context, conn *pgconn.PgConn, t *Table) (map[str
 		return nil, fmt.Errorf("cannot find table %s: create it, or set create: true for it and run sluice migrate", t.Name)
 	}
 	r, err = query(ctx, conn, `WITH RECURSIVE c AS (
-	SELECT a.attname, a.attnotnull, format_type(a.atttypid, a.atttypmod) AS typ, a.atttypid AS base, a.atttypmod AS mod,
+	SELECT a.attname, a.attnotnull, a.attnotnull AS nn, a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '' AS def,
+		format_type(a.atttypid, a.atttypmod) AS typ, a.atttypid AS base, a.atttypmod AS mod,
 		coalesce((SELECT co.collisdeterministic FROM pg_collation co WHERE co.oid = a.attcollation), true) AS det,
 		coalesce((SELECT ' COLLATE ' || quote_ident(n.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace
 			JOIN pg_type ty ON ty.oid = a.atttypid WHERE co.oid = a.attcollation AND a.attcollation <> ty.typcollation), '') AS coll
 	FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
 	UNION ALL
-	SELECT c.attname, c.attnotnull, c.typ, t.typbasetype, CASE WHEN t.typtypmod >= 0 THEN t.typtypmod ELSE c.mod END, c.det, c.coll
+	SELECT c.attname, c.attnotnull, c.nn OR t.typnotnull, c.def OR t.typdefaultbin IS NOT NULL,
+		c.typ, t.typbasetype, CASE WHEN t.typtypmod >= 0 THEN t.typtypmod ELSE c.mod END, c.det, c.coll
 	FROM c JOIN pg_type t ON t.oid = c.base WHERE t.typtype = 'd'
 )
-SELECT c.attname, c.attnotnull, c.typ, c.base, c.mod, c.det, c.coll FROM c JOIN pg_type t ON t.oid = c.base WHERE t.typtype <> 'd'`, &p)
+SELECT c.attname, c.attnotnull, c.typ, c.base, c.mod, c.det, c.coll, c.nn AND NOT c.def FROM c JOIN pg_type t ON t.oid = c.base WHERE t.typtype <> 'd'`, &p)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the columns of table %s: %w", t.Name, err)
 	}
@@ -177,7 +184,7 @@ SELECT c.attname, c.attnotnull, c.typ, c.base, c.mod, c.det, c.coll FROM c JOIN 
 			return nil, err
 		}
 		cols[string(row[0])] = targetColumn{typ: string(row[2]), baseOID: uint32(oid), typmod: int32(mod), notNull: string(row[1]) == "t",
-			deterministic: string(row[5]) == "t", collate: string(row[6])}
+			deterministic: string(row[5]) == "t", collate: string(row[6]), required: string(row[7]) == "t"}
 	}
 	return cols, nil
 }
@@ -268,6 +275,9 @@ func checkTable(ctx context.Context, conn *pgconn.PgConn, t *Table) error {
 		}
 		t.Columns[i].Limit = lim
 	}
+	if err := checkUnmapped(ctx, conn, t, cols); err != nil {
+		return err
+	}
 	noIndex := func(cause string) error {
 		return fmt.Errorf("cannot merge into table %s: no usable unique index covers exactly the key (%s) (%s); add one, e.g. ALTER TABLE %s ADD PRIMARY KEY (%s) or CREATE UNIQUE INDEX ON %s (%s), not partial and not deferrable",
 			t.Name, strings.Join(t.Key, ", "), cause, t.ident(), quoteList(t.Key), t.ident(), quoteList(t.Key))
@@ -304,6 +314,43 @@ AND NOT EXISTS (
 		return noIndex("deferrable, partial or missing")
 	}
 	return nil
+}
+
+// checkUnmapped refuses a target with a column that every insert must give
+// a value (required) and the configuration does not map: every record
+// would be a dead letter naming it. A BEFORE INSERT row trigger on the
+// target (or one of its partitions) may fill such a column, so a target
+// with one is let through.
+func checkUnmapped(ctx context.Context, conn *pgconn.PgConn, t *Table, cols map[string]targetColumn) error {
+	var missing []string
+	for name, tc := range cols {
+		if tc.required && !slices.ContainsFunc(t.Columns, func(c Column) bool { return c.Name == name }) {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	slices.Sort(missing)
+	var p params
+	p.text(t.ident())
+	// tgtype bits: ROW 1, BEFORE 2, INSERT 4.
+	r, err := query(ctx, conn, `SELECT count(*) FROM pg_trigger
+WHERE (tgrelid = $1::regclass OR tgrelid IN (SELECT relid FROM pg_partition_tree($1::regclass))) AND tgtype & 7 = 7 AND tgenabled <> 'D'`, &p)
+	if err != nil {
+		return fmt.Errorf("cannot read the triggers of table %s: %w", t.Name, err)
+	}
+	if n, err := atoi64(r.Rows[0][0]); err != nil || n > 0 {
+		return err
+	}
+	also := ""
+	if len(missing) > 1 {
+		also = fmt.Sprintf(" (as are %s)", strings.Join(missing[1:], ", "))
+	}
+	c := pgx.Identifier{missing[0]}.Sanitize()
+	return fmt.Errorf("cannot write table %s: column %q is NOT NULL without a default and the configuration does not map it%s, so every record would be a dead letter; "+
+		"map it in columns, give it a default (ALTER TABLE %s ALTER COLUMN %s SET DEFAULT ...), or make it nullable (ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL)",
+		t.Name, missing[0], also, t.ident(), c, t.ident(), c)
 }
 
 // upgradeOffsets returns the statement that adds reset_from (Claim.ResetFrom)

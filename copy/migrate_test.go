@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func eventsTable() *Table {
@@ -105,6 +106,82 @@ CREATE TABLE badcast (id int8 PRIMARY KEY, val point, off int8)`)
 CREATE UNIQUE INDEX ON ok_existing (id)`)
 	if err := Migrate(testCtx(t), c, "sluice", []*Table{ok}); err != nil {
 		t.Errorf("pre-existing table with a unique index: %v", err)
+	}
+}
+
+// TestMigrateUnmappedColumn: a target column every insert must give a
+// value (NOT NULL, by itself or its domain, without a default) that the
+// configuration does not map would turn every record into a dead letter:
+// Migrate and CheckMigration refuse it, naming the column and the fixes. A
+// default, an identity, a generated column, a domain's default or a BEFORE
+// INSERT trigger (which may fill it) let the target through.
+func TestMigrateUnmappedColumn(t *testing.T) {
+	t.Parallel()
+	url := newDB(t)
+	c := connect(t, url)
+	mustExec(t, c, `CREATE DOMAIN req AS text NOT NULL;
+CREATE DOMAIN reqdef AS text NOT NULL DEFAULT 'd';
+CREATE TABLE plain (id int8 PRIMARY KEY, val text, off int8, tenant text NOT NULL);
+CREATE TABLE two (id int8 PRIMARY KEY, val text, off int8, b text NOT NULL, a int4 NOT NULL);
+CREATE TABLE bydomain (id int8 PRIMARY KEY, val text, off int8, tenant req);
+CREATE TABLE parted (id int8, val text, off int8, tenant text NOT NULL, PRIMARY KEY (id)) PARTITION BY RANGE (id);
+CREATE TABLE parted_all PARTITION OF parted DEFAULT;
+CREATE TABLE withdefault (id int8 PRIMARY KEY, val text, off int8, at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE identity (n int8 GENERATED ALWAYS AS IDENTITY, id int8 PRIMARY KEY, val text, off int8);
+CREATE TABLE serial (n bigserial NOT NULL, id int8 PRIMARY KEY, val text, off int8);
+CREATE TABLE generated (id int8 PRIMARY KEY, val text, off int8, g int8 NOT NULL GENERATED ALWAYS AS (id * 2) STORED);
+CREATE TABLE domaindefault (id int8 PRIMARY KEY, val text, off int8, tenant reqdef);
+CREATE TABLE mapped (id int8 NOT NULL PRIMARY KEY, val text NOT NULL, off int8 NOT NULL);
+CREATE TABLE filled (id int8 PRIMARY KEY, val text, off int8, tenant text NOT NULL);
+CREATE FUNCTION fill() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW.tenant := 'x'; RETURN NEW; END$$;
+CREATE TRIGGER fill BEFORE INSERT ON filled FOR EACH ROW EXECUTE FUNCTION fill();
+CREATE TABLE logs (line text, at date NOT NULL)`)
+	table := func(name string) *Table {
+		tbl := eventsTable()
+		tbl.Name, tbl.Create = name, false
+		return tbl
+	}
+	refused := func(tbl *Table, col string) {
+		t.Helper()
+		err := Migrate(testCtx(t), c, "sluice", []*Table{tbl})
+		if err == nil {
+			t.Fatalf("%s: Migrate accepted an unmapped NOT NULL column", tbl.Name)
+		}
+		for _, w := range []string{tbl.Name, `"` + col + `"`, "NOT NULL", "map it in columns", "SET DEFAULT", "DROP NOT NULL"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not mention %q", tbl.Name, err, w)
+			}
+		}
+	}
+	refused(table("plain"), "tenant")
+	refused(table("two"), "a")
+	refused(table("bydomain"), "tenant")
+	refused(table("parted"), "tenant")
+	refused(&Table{Name: "logs", Columns: []Column{{Name: "line", SQLType: "text"}}}, "at")
+	for _, name := range []string{"withdefault", "identity", "serial", "generated", "domaindefault", "mapped", "filled"} {
+		if err := Migrate(testCtx(t), c, "sluice", []*Table{table(name)}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// Mapping the column is the first fix.
+	fixed := table("plain")
+	fixed.Columns = append(fixed.Columns, Column{Name: "tenant", SQLType: "text"})
+	if err := Migrate(testCtx(t), c, "sluice", []*Table{fixed}); err != nil {
+		t.Errorf("plain with tenant mapped: %v", err)
+	}
+	// A table Migrate creates maps all its columns.
+	created := table("public.created")
+	created.Create = true
+	if err := Migrate(testCtx(t), c, "sluice", []*Table{created}); err != nil {
+		t.Errorf("created: %v", err)
+	}
+	// migrate --check reports it among the problems.
+	plan, err := CheckMigration(testCtx(t), c, "sluice", []*Table{table("withdefault"), table("plain")}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Problems) != 1 || !strings.Contains(plan.Problems[0], `"tenant"`) || !strings.Contains(plan.Problems[0], "plain") {
+		t.Errorf("problems %q, want the unmapped tenant of plain", plan.Problems)
 	}
 }
 
