@@ -2,6 +2,7 @@ package pgcopy
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -71,5 +72,57 @@ func TestDirectChunkedCollision(t *testing.T) {
 				t.Errorf("chunked countdown %d after a collision, want %d", ts.chunked, chunkedBatches)
 			}
 		})
+	}
+}
+
+// TestDirectOtherUnique: a direct batch whose COPY fails on a unique index
+// other than the key's (a UNIQUE constraint on another column) met no key
+// another transaction committed: no probe or rerun drops the row. The
+// batch goes straight to the careful rerun, which dead-letters the row
+// naming the constraint, without retrying its chunk, and its table does
+// not start copying in chunks.
+func TestDirectOtherUnique(t *testing.T) {
+	t.Parallel()
+	for _, chunked := range []bool{false, true} {
+		for _, pol := range []Policy{PolicyIgnore, PolicyUpdate} {
+			t.Run(fmt.Sprintf("chunked=%v/%v", chunked, pol), func(t *testing.T) {
+				t.Parallel()
+				tbl := eventsTable()
+				tbl.OnConflict = pol
+				url, c, claims := setup(t, 1, tbl)
+				mustExec(t, c, "ALTER TABLE events ADD CONSTRAINT val_uniq UNIQUE (val); INSERT INTO events VALUES (-1, 'taken', 0)")
+				w := newWriter(t, url)
+				ts, err := w.table(tbl)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if chunked {
+					ts.chunked = 2
+					w.hooks.chunkRows = 1000
+				}
+				b := newBuilder(tbl, "t", 0)
+				for i := range 3000 {
+					v := fmt.Sprint("v", i)
+					if i == 2500 {
+						v = "taken"
+					}
+					b.add(int64(i), fInt8(int64(i)), fText(v), fInt8(int64(i)))
+				}
+				res, err := w.Write(testCtx(t), b.batch(claims[0].Epoch, -1, 3000))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Attempts != 2 || res.ChunkRetries != 0 || len(res.Rejected) != 1 || res.Rejected[0].Offset != 2500 ||
+					!strings.Contains(res.Rejected[0].Error, "val_uniq") {
+					t.Fatalf("result %+v; want 2 attempts, no chunk retry, offset 2500 rejected naming val_uniq", res)
+				}
+				if n := queryInt(t, c, "SELECT count(*) FROM events WHERE id >= 0"); n != 2999 {
+					t.Errorf("%d rows, want 2999", n)
+				}
+				if want := map[bool]int{false: 0, true: 1}[chunked]; ts.chunked != want {
+					t.Errorf("chunked countdown %d, want %d", ts.chunked, want)
+				}
+			})
+		}
 	}
 }

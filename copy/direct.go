@@ -813,6 +813,11 @@ func (w *Writer) copyNew(ctx context.Context, conn *pgconn.PgConn, b *Batch, ts 
 			if err := execSimple(ctx, conn, "ROLLBACK TO SAVEPOINT sluice_chunk"); err != nil {
 				return n, err
 			}
+			if !w.keyRace(ctx, conn, b.Table, ts, err) {
+				// Another unique index refused a row: no probe drops
+				// it, the careful rerun does.
+				return n, err
+			}
 			res.ChunkRetries++
 			if hi, err = w.dropStored(ctx, conn, ts, lo, hi); err != nil {
 				return n, err

@@ -211,6 +211,10 @@ type tableState struct {
 	// under savepoints (copyNew): set after a direct batch met a
 	// key another transaction committed since its probe.
 	chunked int
+	// uniques caches keyRace's answers: whether the unique index named
+	// "schema.name" is one of the key's (a violation of it is a key
+	// another transaction committed since the probe) or another one.
+	uniques map[string]bool
 }
 
 // maxPenalty bounds the KeyFilter back-off: at worst one optimistic try
@@ -369,7 +373,18 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 			ts.splitPenalty = min(2*ts.splitPenalty+1, maxPenalty)
 			ts.splitOff, ts.unsplit = ts.splitPenalty, true
 		}
-		if res.Direct && pgCode(err) == "23505" && b.Table.OnConflict == PolicyIgnore {
+		// race: a direct attempt met a key another transaction committed
+		// since its probe. A violation of another unique index is the
+		// row's: the careful rerun below finds it.
+		race := false
+		if res.Direct && pgCode(err) == "23505" {
+			if conn, cerr := w.connect(ctx); cerr == nil {
+				race = w.keyRace(ctx, conn, b.Table, ts, err)
+			} else {
+				race = true
+			}
+		}
+		if race && b.Table.OnConflict == PolicyIgnore {
 			// Another transaction committed one of the keys since the
 			// probe (another process's, or one the KeyFilter did not know
 			// of): this batch's rerun and the next ones copy in chunks,
@@ -388,7 +403,7 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 		case errors.Is(err, errDeferTimeout):
 			m = modeMerge
 			continue
-		case res.optimistic && pgCode(err) == "23505":
+		case res.optimistic && race:
 			// A key the filter did not know of is in the target (written
 			// by another process, or before this one started), or a
 			// concurrent writer committed it: rerun probing every key,
@@ -397,7 +412,7 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 			ts.skip = ts.penalty
 			m = modeDirect
 			continue
-		case res.Direct && pgCode(err) == "23505" && directReruns < maxDirectReruns:
+		case race && directReruns < maxDirectReruns:
 			// A key a concurrent writer committed since the probe (its
 			// insert waited for that commit, then failed): probing again
 			// finds it, and the batch still skips the staging merge, which
@@ -406,7 +421,7 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 			directReruns++
 			m = modeDirect
 			continue
-		case res.Direct && b.Table.OnConflict == PolicyUpdate && (pgCode(err) == "23505" || isConflict(err)) &&
+		case res.Direct && b.Table.OnConflict == PolicyUpdate && (race || isConflict(err)) &&
 			attempt < 2*maxConflictAttempts:
 			// An update batch stays on the direct path: direct writers
 			// cannot deadlock on each other (updates, then inserts, each
@@ -421,7 +436,7 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 			}
 			m = modeDirect
 			continue
-		case res.Direct && (pgCode(err) == "23505" || isConflict(err)):
+		case res.Direct && (race || isConflict(err)):
 			// Keys kept colliding, or a deadlock with a merging writer
 			// (which orders its keys differently): the staging merge
 			// handles both.
@@ -450,6 +465,54 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 		}
 		return res, fmt.Errorf("cannot write batch for %s: %w", b.Table.Name, err)
 	}
+}
+
+// keyRace reports whether err, a unique violation (23505) of a direct
+// attempt, is of one of the unique indexes on exactly t's key columns, of
+// the target or of one of its partitions: a key another transaction
+// committed since the probe, which a rerun probing again resolves. Any
+// other unique index (a UNIQUE constraint besides the key, one of a
+// table a trigger writes to) refuses the row itself, however often the
+// batch is rerun. The answer is read from the catalog on conn (which must
+// not be in a failed transaction) once per index and kept; when it cannot
+// be read, the violation is taken for a race.
+func (w *Writer) keyRace(ctx context.Context, conn *pgconn.PgConn, t *Table, ts *tableState, err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "23505" || pe.ConstraintName == "" {
+		return false
+	}
+	name := pe.SchemaName + "." + pe.ConstraintName
+	if key, ok := ts.uniques[name]; ok {
+		return key
+	}
+	var p params
+	p.text(pe.SchemaName)
+	p.text(pe.ConstraintName)
+	p.text(t.ident())
+	a := p.array(oidText)
+	for _, k := range t.Key {
+		a.str(k)
+	}
+	p.endArray(oidTextArr)
+	w.roundTrip()
+	r, qerr := query(ctx, conn, `SELECT count(*) FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relname = $2
+AND (i.indrelid = $3::regclass OR i.indrelid IN (SELECT relid FROM pg_partition_tree($3::regclass)))
+AND i.indexprs IS NULL AND i.indnkeyatts = cardinality($4::text[])
+AND NOT EXISTS (
+	SELECT 1 FROM unnest(i.indkey[0:i.indnkeyatts-1]) AS k(attnum)
+	JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+	WHERE NOT a.attname::text = ANY($4::text[]))`, &p)
+	if qerr != nil || len(r.Rows) != 1 {
+		return true
+	}
+	key := string(r.Rows[0][0]) != "0"
+	if ts.uniques == nil {
+		ts.uniques = make(map[string]bool)
+	}
+	ts.uniques[name] = key
+	return key
 }
 
 // conflictBackoff waits before retrying a transaction that met a deadlock
