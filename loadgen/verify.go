@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/big"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -934,15 +935,8 @@ func (v *verifier) matchOccurrence(e *occ, raw [][]byte, id []byte) {
 		}
 		return d == ""
 	}
-	for idx := e.last; idx >= 0; idx = v.prev[idx] {
-		if free(idx) {
-			return
-		}
-	}
-	for _, u := range e.unc {
-		if free(u) {
-			return
-		}
+	if v.anyOccurrence(e, free) {
+		return
 	}
 	taken := func(idx int64) bool {
 		if !v.used[idx] || v.diff(idx, raw) != "" {
@@ -952,15 +946,8 @@ func (v *verifier) matchOccurrence(e *occ, raw [][]byte, id []byte) {
 		v.rep.example("duplicated rows", v.o.MaxExamples, "%s: a second row for occurrence %d (%d committed occurrences)", id, idx, e.n)
 		return true
 	}
-	for idx := e.last; idx >= 0; idx = v.prev[idx] {
-		if taken(idx) {
-			return
-		}
-	}
-	for _, u := range e.unc {
-		if taken(u) {
-			return
-		}
+	if v.anyOccurrence(e, taken) {
+		return
 	}
 	e.wrong++
 	if first == "" {
@@ -968,6 +955,17 @@ func (v *verifier) matchOccurrence(e *occ, raw [][]byte, id []byte) {
 	}
 	v.rep.WrongValue++
 	v.rep.example("wrong-valued rows", v.o.MaxExamples, "%s: %s", id, first)
+}
+
+// anyOccurrence calls f on e's acked occurrences, newest first, then on
+// its uncertain ones, until f returns true; it reports whether one did.
+func (v *verifier) anyOccurrence(e *occ, f func(idx int64) bool) bool {
+	for idx := e.last; idx >= 0; idx = v.prev[idx] {
+		if f(idx) {
+			return true
+		}
+	}
+	return slices.ContainsFunc(e.unc, f)
 }
 
 // diff compares raw (text values of the schema's columns) with record idx.
