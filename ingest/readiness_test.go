@@ -62,28 +62,34 @@ func grantableRole(t *testing.T, e *env, role string) string {
 	return u.String()
 }
 
-// TestStuckOnRevokedGrant revokes the INSERT grant on the target from the
-// appliance's role mid-run: /readyz turns 503 naming the table, the error
-// and the fix, sluice_stuck and the status say so; granting it again
-// recovers, and every record lands once.
-func TestStuckOnRevokedGrant(t *testing.T) {
-	e := newEnv(t, 2)
-	roleURL := grantableRole(t, e, "sluice_app")
-	y := configYAML(e.broker.Addrs(), roleURL, "", "", fmt.Sprintf(tableYAML, "ignore"))
+// startAsRole runs the items table (on_conflict ignore, stuck.after
+// 500ms) as a new role of e's cluster that may be granted and refused
+// things, and returns batch, which produces items from..from+n-1.
+func startAsRole(t *testing.T, e *env, role string) (r *running, batch func(from, n int)) {
+	t.Helper()
+	y := configYAML(e.broker.Addrs(), grantableRole(t, e, role), "", "", fmt.Sprintf(tableYAML, "ignore"))
 	y = append(y, "\nstuck:\n  after: 500ms\n"...)
 	cfg, err := Parse(y, noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := e.start(cfg)
-	addr := r.app.MetricsAddr()
-	batch := func(from, n int) {
+	return e.start(cfg), func(from, n int) {
 		recs := make([]*kgo.Record, n)
 		for i := range recs {
 			recs[i] = item(from+i, "x")
 		}
 		e.produce(recs...)
 	}
+}
+
+// TestStuckOnRevokedGrant revokes the INSERT grant on the target from the
+// appliance's role mid-run: /readyz turns 503 naming the table, the error
+// and the fix, sluice_stuck and the status say so; granting it again
+// recovers, and every record lands once.
+func TestStuckOnRevokedGrant(t *testing.T) {
+	e := newEnv(t, 2)
+	r, batch := startAsRole(t, e, "sluice_app")
+	addr := r.app.MetricsAddr()
 	batch(0, 200)
 	e.waitDrained(200)
 	if code, body := get(t, "http://"+addr+"/readyz"); code != 200 {
@@ -122,7 +128,7 @@ func TestStuckOnRevokedGrant(t *testing.T) {
 			t.Errorf("the status page does not show the stuck table")
 		}
 	}
-	text, _ := runStatus(t, e.ctx, "--config", writeConfig(t, cfg), "--instances", addr)
+	text, _ := runStatus(t, e.ctx, "--config", writeConfig(t, r.app.cfg), "--instances", addr)
 	if !strings.Contains(text, "instance "+addr+": NOT READY: public.items stuck") || !strings.Contains(text, "  stuck public.items: cannot write to public.items") {
 		t.Errorf("sluice status --instances does not show the stuck table:\n%s", text)
 	}
@@ -180,22 +186,8 @@ func TestStuckActionExit(t *testing.T) {
 // removed the table recovers and every record lands once.
 func TestStuckOnRowSecurity(t *testing.T) {
 	e := newEnv(t, 2)
-	roleURL := grantableRole(t, e, "sluice_rls")
-	y := configYAML(e.broker.Addrs(), roleURL, "", "", fmt.Sprintf(tableYAML, "ignore"))
-	y = append(y, "\nstuck:\n  after: 500ms\n"...)
-	cfg, err := Parse(y, noEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := e.start(cfg)
+	r, batch := startAsRole(t, e, "sluice_rls")
 	addr := r.app.MetricsAddr()
-	batch := func(from, n int) {
-		recs := make([]*kgo.Record, n)
-		for i := range recs {
-			recs[i] = item(from+i, "x")
-		}
-		e.produce(recs...)
-	}
 	stuck := func(want ...string) {
 		t.Helper()
 		var body string
