@@ -475,8 +475,7 @@ func (f *flowControl) handOver(a *App) {
 		i := 0
 		for ; i < len(ms); i++ {
 			if ms[i].st.dropped.Load() {
-				a.budget.Release(ms[i].bytes)
-				recycle(ms[i].recs)
+				ms[i].letGo(a)
 			} else if !ms[i].st.worker.offer(ms[i]) {
 				break
 			}
@@ -500,13 +499,19 @@ func (f *flowControl) handOver(a *App) {
 	}
 }
 
+// letGo gives back a held chunk that no worker will take: its bytes to
+// the budget, its records to the fetch pools.
+func (m *wmsg) letGo(a *App) {
+	a.budget.Release(m.bytes)
+	recycle(m.recs)
+}
+
 // drop lets go of the held chunks when the poll loop ends; they were never
 // committed, so they are read again from the stored offsets.
 func (f *flowControl) drop(a *App) {
 	for k, ms := range f.held {
 		for _, m := range ms {
-			a.budget.Release(m.bytes)
-			recycle(m.recs)
+			m.letGo(a)
 		}
 		delete(f.held, k)
 	}
