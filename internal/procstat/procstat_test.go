@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 )
 
 func TestParse(t *testing.T) {
@@ -26,11 +27,20 @@ func TestParse(t *testing.T) {
 // TestCPUSelf reads this process's own CPU time: it has run, so it is
 // positive, and it does not go backwards.
 func TestCPUSelf(t *testing.T) {
+	// The kernel counts CPU time in clock ticks (10 ms at 100 Hz): spin
+	// until one is counted, rather than for a fixed amount of work that a
+	// fast machine does within a tick.
 	x := 0
-	for i := range 50_000_000 {
-		x ^= i
+	var a float64
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		for i := range 10_000_000 {
+			x ^= i
+		}
+		if a, err = CPU(os.Getpid(), false); err != nil || a > 0 {
+			break
+		}
 	}
-	a, err := CPU(os.Getpid(), false)
 	if err != nil || a <= 0 {
 		t.Fatalf("CPU %v, %v (x %d)", a, err, x)
 	}
