@@ -245,6 +245,10 @@ func (a *App) leastLoadedWorker() *worker {
 	return best
 }
 
+// onAssigned runs once in every generation of the group this instance
+// joins, even when nothing new is assigned: it is where a rebalance is
+// counted. onRevoked and onLost run around the same rebalances (at the end
+// of a generation, for partitions lost to the next) and count nothing.
 func (a *App) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	a.m.rebalances.Inc()
 	a.log.Info("partitions assigned", "partitions", assigned)
@@ -254,7 +258,6 @@ func (a *App) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][
 // them. It must return within the rebalance timeout; past it the work is
 // dropped (the next owner re-reads it from the stored offsets).
 func (a *App) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
-	a.m.rebalances.Inc()
 	a.log.Info("partitions revoked", "partitions", revoked)
 	a.release(revoked, true)
 }
@@ -266,7 +269,6 @@ func (a *App) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) 
 	if len(lost) == 0 {
 		return
 	}
-	a.m.rebalances.Inc()
 	a.log.Warn("partitions lost", "partitions", lost)
 	a.release(lost, false)
 }
