@@ -632,14 +632,20 @@ func (a *App) dispatch(f *flowControl, fp kgo.FetchTopicPartition) {
 	if len(fp.Records) == 0 {
 		return
 	}
-	var n, headers int64
+	var n int64
+	var data, kv int
 	for _, r := range fp.Records {
 		n += recordCost(r)
-		headers += int64(len(r.Headers))
+		if !r.Attrs.IsControl() {
+			// Transaction markers (kgo.KeepControlRecords) are not
+			// consumed records, and headers are not keys or values.
+			data++
+			kv += len(r.Key) + len(r.Value)
+		}
 	}
 	a.budget.Acquire(n)
-	a.m.recordsConsumed.Add(len(fp.Records))
-	a.m.bytesConsumed.Add(int(n - recordOverhead*int64(len(fp.Records)) - headerOverhead*headers))
+	a.m.recordsConsumed.Add(data)
+	a.m.bytesConsumed.Add(kv)
 	m := wmsg{st: st, recs: fp.Records, bytes: n}
 	if k := (partKey{fp.Topic, fp.Partition}); f.held[k] != nil || !st.worker.offer(m) {
 		f.hold(a, k, m)

@@ -11,7 +11,7 @@ import (
 // A family missing here is caught by TestMetricsHelp.
 var metricHelp = map[string]string{
 	"sluice_records_consumed_total":       "Kafka records fetched and decoded (data records; transaction markers are not counted).",
-	"sluice_bytes_consumed_total":         "Bytes of Kafka record keys and values fetched.",
+	"sluice_bytes_consumed_total":         "Bytes of the keys and values of the records consumed (headers not counted).",
 	"sluice_rows_written_total":           "Rows that landed in the target table (inserted, or updated under on_conflict update).",
 	"sluice_rows_deduplicated_total":      "Tuples dropped because an earlier record in the same batch had the same key.",
 	"sluice_rows_ignored_total":           "Tuples kept out of the target because the stored row wins (key exists under on_conflict ignore; stored row newer under update).",
@@ -23,7 +23,7 @@ var metricHelp = map[string]string{
 	"sluice_fenced_total":                 "Batches dropped because a newer owner of their partition exists.",
 	"sluice_rebalances_total":             "Consumer group rebalances this instance took part in.",
 	"sluice_fetch_pauses_total":           "Times fetching was paused because the in-flight byte budget was used up.",
-	"sluice_fetch_records_read_total":     "Records the client read from the brokers; above sluice_records_consumed_total by what it read twice (batches dropped by a pause or a rebalance and fetched again).",
+	"sluice_fetch_records_read_total":     "Records the client read from the brokers; above sluice_records_consumed_total by what it read twice (batches dropped by a pause or a rebalance and fetched again) and by transaction markers and aborted transactions' records, which are never consumed.",
 	"sluice_fetch_wire_bytes_total":       "Bytes of record batches as fetched, compressed where the producer compressed them.",
 	"sluice_fetch_decoded_bytes_total":    "Bytes of record batches once decompressed.",
 	"sluice_probed_keys_total":            "Keys looked up in a target's unique index by the direct path.",

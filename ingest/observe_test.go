@@ -50,3 +50,48 @@ func TestRebalancesCountedOnce(t *testing.T) {
 	produce()
 	check("after the second member left")
 }
+
+// TestConsumedCountsDataRecords: sluice_records_consumed_total counts the
+// data records, not the transaction markers a transactional producer
+// writes after each transaction, and sluice_bytes_consumed_total their
+// keys and values, as their help says.
+func TestConsumedCountsDataRecords(t *testing.T) {
+	e := newEnv(t, 1)
+	txp, err := kgo.NewClient(kgo.SeedBrokers(e.broker.Addrs()...), kgo.DefaultProduceTopic("events"), kgo.TransactionalID("consumed-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txp.Close()
+	var records, bytes uint64
+	for tx := 0; tx < 3; tx++ {
+		if err := txp.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		var recs []*kgo.Record
+		for j := 0; j < 10; j++ {
+			r := item(tx*100+j, "x")
+			r.Headers = []kgo.RecordHeader{{Key: "trace", Value: []byte("abc")}}
+			recs = append(recs, r)
+			records++
+			bytes += uint64(len(r.Key) + len(r.Value))
+		}
+		if err := txp.ProduceSync(e.ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := txp.EndTransaction(e.ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := e.start(e.config(fmt.Sprintf(tableYAML, "ignore")))
+	e.waitDrained(e.logEnd()) // past the markers too
+	if n := e.count(`SELECT count(*) FROM public.items`); n != int64(records) {
+		t.Fatalf("target holds %d rows, want %d", n, records)
+	}
+	s := r.app.Stats()
+	if s.RecordsConsumed != records {
+		t.Errorf("sluice_records_consumed_total = %d, want the %d data records (the log also holds 3 markers)", s.RecordsConsumed, records)
+	}
+	if s.BytesConsumed != bytes {
+		t.Errorf("sluice_bytes_consumed_total = %d, want %d, the bytes of their keys and values", s.BytesConsumed, bytes)
+	}
+}
