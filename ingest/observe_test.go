@@ -2,9 +2,12 @@ package ingest
 
 import (
 	"fmt"
+	"net/http"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	pgcopy "github.com/sluice-dev/sluice/copy"
 )
 
 // TestRebalancesCountedOnce: sluice_rebalances_total counts each
@@ -93,5 +96,45 @@ func TestConsumedCountsDataRecords(t *testing.T) {
 	}
 	if s.BytesConsumed != bytes {
 		t.Errorf("sluice_bytes_consumed_total = %d, want %d, the bytes of their keys and values", s.BytesConsumed, bytes)
+	}
+}
+
+// TestStuckClearsWhenPartitionsGo: a table stuck on an instance stops
+// being reported stuck there once another owner took every partition
+// feeding it: the failing batches are dropped, the instance writes nothing
+// to the table any more, and /readyz, sluice_stuck and the status page
+// must not keep saying it is stuck until a restart.
+func TestStuckClearsWhenPartitionsGo(t *testing.T) {
+	e := newEnv(t, 2)
+	r, batch := startAsRole(t, e, "sluice_gone")
+	addr := r.app.MetricsAddr()
+	batch(0, 100)
+	e.waitDrained(100)
+	if _, err := e.db.Exec(e.ctx, `REVOKE INSERT ON public.items FROM sluice_gone`); err != nil {
+		t.Fatal(err)
+	}
+	batch(100, 100)
+	e.waitFor("/readyz 503", func() bool { code, _ := get(t, "http://"+addr+"/readyz"); return code == http.StatusServiceUnavailable })
+
+	// A newer owner claims both partitions (what another member does once
+	// this one is presumed dead): the retried batches are fenced.
+	conn, err := pgconnFor(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgcopy.ClaimPartitions(e.ctx, conn, "sluice", "g", map[string][]int32{"events": {0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(e.ctx)
+	e.waitFor("the stuck batches to be fenced", func() bool { return r.app.m.fenced.Get() >= 1 })
+	e.waitFor("/readyz 200 once no partition of the table is owned", func() bool {
+		code, _ := get(t, "http://"+addr+"/readyz")
+		return code == http.StatusOK
+	})
+	if v := metricValue(httpGet(t, "http://"+addr+"/metrics"), `sluice_stuck{table="public.items"}`); v != 0 {
+		t.Errorf("sluice_stuck = %d after the table's partitions went to another owner", v)
+	}
+	if n := e.count(`SELECT count(*) FROM public.items`); n != 100 {
+		t.Errorf("target holds %d rows, want the 100 written before the revoke", n)
 	}
 }

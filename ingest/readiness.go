@@ -135,6 +135,30 @@ func (a *App) writeSucceeded(t *tableRT) {
 	s.since, s.code, s.reason, s.reported = time.Time{}, "", "", false
 }
 
+// writeAbandoned ends t's streak when a batch of t was given up because
+// every partition in it was dropped (fenced, revoked, lost) and this
+// instance owns no other partition feeding t: nothing here writes to t
+// any more, so nothing would ever clear the streak, and the table would
+// stay stuck on /readyz until a restart. A partition of t claimed later
+// starts a streak of its own if its writes fail.
+func (a *App) writeAbandoned(t *tableRT) {
+	for _, st := range a.snapshotParts() {
+		if st.table == t && !st.dropped.Load() {
+			return
+		}
+	}
+	s := &t.stuck
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.since.IsZero() {
+		return
+	}
+	if s.reported {
+		a.log.Info("no longer stuck: this instance owns no partition feeding the table now", "table", t.cfg.Name)
+	}
+	s.since, s.code, s.reason, s.reported = time.Time{}, "", "", false
+}
+
 // stuckStatus returns t's state when it is stuck, nil otherwise.
 func (a *App) stuckStatus(t *tableRT) *StuckStatus {
 	s := &t.stuck

@@ -679,6 +679,7 @@ func (w *worker) write(p *pending) {
 	for {
 		p.dropDead()
 		if len(p.ranges) == 0 {
+			a.writeAbandoned(p.table)
 			return
 		}
 		b := p.pgBatch(a)
