@@ -8,7 +8,7 @@ import (
 )
 
 // metricHelp is the # HELP text of every metric family Sluice exposes.
-// A family missing here is caught by TestMetricsHelp.
+// A family missing here is caught by TestMetricsMeanWhatTheySay.
 var metricHelp = map[string]string{
 	"sluice_records_consumed_total":       "Kafka records fetched and decoded (data records; transaction markers are not counted).",
 	"sluice_bytes_consumed_total":         "Bytes of the keys and values of the records consumed (headers not counted).",

@@ -3,6 +3,9 @@ package ingest
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -136,5 +139,47 @@ func TestStuckClearsWhenPartitionsGo(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM public.items`); n != 100 {
 		t.Errorf("target holds %d rows, want the 100 written before the revoke", n)
+	}
+}
+
+// TestMetricsDocumented: every sluice_* family the appliance exports (each
+// has a help text in metricHelp) is in docs/design.md's "Metrics" table,
+// the contract, and in docs/operations.md's "Metrics and health" list,
+// and neither names a family that does not exist.
+func TestMetricsDocumented(t *testing.T) {
+	section := func(path, heading string) string {
+		t.Helper()
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(raw)
+		i := strings.Index(s, "\n"+heading+"\n")
+		if i < 0 {
+			t.Fatalf("%s has no %q", path, heading)
+		}
+		s = s[i+len(heading)+2:]
+		if j := strings.Index(s, "\n## "); j >= 0 {
+			s = s[:j]
+		}
+		return s
+	}
+	names := regexp.MustCompile("`(sluice_[a-z_]+)")
+	for _, doc := range []struct{ path, heading string }{
+		{"../docs/design.md", "## Metrics"},
+		{"../docs/operations.md", "## Metrics and health"},
+	} {
+		named := map[string]bool{}
+		for _, m := range names.FindAllStringSubmatch(section(doc.path, doc.heading), -1) {
+			named[m[1]] = true
+			if _, ok := metricHelp[m[1]]; !ok {
+				t.Errorf("%s, %q, names %s, which the appliance does not export", doc.path, doc.heading, m[1])
+			}
+		}
+		for name := range metricHelp {
+			if strings.HasPrefix(name, "sluice_") && !named[name] {
+				t.Errorf("%s, %q, does not name %s, which the appliance exports", doc.path, doc.heading, name)
+			}
+		}
 	}
 }
