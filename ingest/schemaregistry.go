@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -153,13 +154,26 @@ func codecSchemaType(t registry.SchemaType) codec.SchemaType {
 }
 
 // registryWait is the registry's health as the workers see it: the
-// partitions waiting for a schema, and why. /readyz reports it.
+// partitions waiting for a schema, or for PostgreSQL to add the columns a
+// new schema brings (evolve: add_columns), and why. /readyz reports it.
 type registryWait struct {
 	mu      sync.Mutex
-	waiting map[partKey]string // partition -> the error it waits on
+	waiting map[partKey]schemaWait
 }
 
-func (r *registryWait) set(k partKey, why string) {
+// schemaWait is what a partition waits for and the error it waits on.
+type schemaWait struct{ on, why string }
+
+// onRegistry is what a partition whose schema request failed waits for.
+const onRegistry = "the schema registry"
+
+// set records that partition k waits for the registry because of why, or
+// no longer waits when why is "".
+func (r *registryWait) set(k partKey, why string) { r.setOn(k, onRegistry, why) }
+
+// setOn records that partition k waits for on because of why, or no
+// longer waits when why is "".
+func (r *registryWait) setOn(k partKey, on, why string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if why == "" {
@@ -167,19 +181,32 @@ func (r *registryWait) set(k partKey, why string) {
 		return
 	}
 	if r.waiting == nil {
-		r.waiting = map[partKey]string{}
+		r.waiting = map[partKey]schemaWait{}
 	}
-	r.waiting[k] = why
+	r.waiting[k] = schemaWait{on: on, why: why}
 }
 
-// reason returns why partitions wait for the registry, "" when none does.
+// reason returns why partitions wait, naming the first of them, "" when
+// none does.
 func (r *registryWait) reason() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for k, why := range r.waiting {
-		return fmt.Sprintf("%d partition(s) wait for the schema registry (%s/%d: %s)", len(r.waiting), k.topic, k.partition, why)
+	if len(r.waiting) == 0 {
+		return ""
 	}
-	return ""
+	keys := make([]partKey, 0, len(r.waiting))
+	for k := range r.waiting {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].topic != keys[j].topic {
+			return keys[i].topic < keys[j].topic
+		}
+		return keys[i].partition < keys[j].partition
+	})
+	k := keys[0]
+	w := r.waiting[k]
+	return fmt.Sprintf("%d partition(s) wait for %s (%s/%d: %s)", len(r.waiting), w.on, k.topic, k.partition, w.why)
 }
 
 // fetchSchema gets the writer schema a decoder asked for and gives it to
@@ -221,6 +248,7 @@ func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need
 		}
 		cancel()
 		var cs *codec.Schema
+		var evolveErr error
 		if err == nil {
 			cs = codecSchema(s)
 			// evolve: add_columns adds the fields the table lacks before
@@ -228,10 +256,17 @@ func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need
 			// for Protobuf those of the message the record is (a later
 			// record of another message of the schema adds nothing).
 			if fields, ferr := codec.SchemaFields(cs, need.Indexes); ferr == nil && t != nil && !need.Key {
-				err = a.evolve(a.hardCtx, t, fields)
+				evolveErr = a.evolve(a.hardCtx, t, fields)
 			}
 		}
 		switch {
+		case err == nil && evolveErr != nil:
+			// The registry answered; PostgreSQL did not add the columns
+			// (a lock held on the target, a missing privilege): the
+			// partition waits for PostgreSQL, which is no registry error.
+			a.regWait.setOn(key, "PostgreSQL to add columns to "+t.cfg.Name, evolveErr.Error())
+			a.log.Warn("cannot add the columns of a new "+what+"; the partition waits and retries", "topic", st.topic, "partition", st.partition,
+				"table", t.cfg.Name, "schema", need.Ref.String(), "retry_in", backoff, "err", evolveErr)
 		case err == nil:
 			a.regWait.set(key, "")
 			if cerr := add(need.Ref, cs); cerr != nil {
@@ -249,10 +284,12 @@ func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need
 			add(need.Ref, nil)
 			return true
 		}
-		a.regWait.set(key, err.Error())
-		a.m.registryErrors.Inc()
-		a.log.Warn("cannot fetch a "+what+"; the partition waits and retries", "topic", st.topic, "partition", st.partition,
-			"schema", need.Ref.String(), "retry_in", backoff, "err", err)
+		if err != nil {
+			a.regWait.set(key, err.Error())
+			a.m.registryErrors.Inc()
+			a.log.Warn("cannot fetch a "+what+"; the partition waits and retries", "topic", st.topic, "partition", st.partition,
+				"schema", need.Ref.String(), "retry_in", backoff, "err", err)
+		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-a.hardCtx.Done():

@@ -460,3 +460,79 @@ func TestCreateFromRegistryMigrateCheck(t *testing.T) {
 		t.Error("migrate --check added the column")
 	}
 }
+
+// TestEvolveBlockedIsNotARegistryError: when adding a new field's column
+// fails in PostgreSQL (here: another transaction holds a lock on the
+// target), the partition waits as for the registry, but /readyz names the
+// table and PostgreSQL's error, not the registry, and
+// sluice_schema_registry_errors_total counts nothing: the registry
+// answered. Once the lock is gone the records land.
+func TestEvolveBlockedIsNotARegistryError(t *testing.T) {
+	e := newEnv(t, 1)
+	reg, err := devenv.StartRegistry(devenv.RegistryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	cl, err := registry.New(registry.Options{URLs: []string{reg.URL()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := `{"type":"record","name":"Item","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"}]}`
+	v2 := `{"type":"record","name":"Item","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},` +
+		`{"name":"country","type":["null","string"],"default":null}]}`
+	id1, err := cl.Register(e.ctx, "events-value", registry.TypeAvro, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2, err := cl.Register(e.ctx, "events-value", registry.TypeAvro, v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zz := func(b []byte, v int64) []byte { return binary.AppendUvarint(b, uint64((v<<1)^(v>>63))) }
+	str := func(b []byte, s string) []byte { return append(zz(b, int64(len(s))), s...) }
+	frame := func(id int) []byte { return binary.BigEndian.AppendUint32([]byte{0}, uint32(id)) }
+	cfg := e.configRegistry(reg.URL(), `
+  - name: public.evolving
+    topics: [events]
+    format: avro
+    evolve: add_columns
+    key: [id]
+    columns:
+      - {name: id, type: int8, path: id}
+      - {name: name, type: text, path: name}
+`)
+	r := e.start(cfg)
+	e.produce(&kgo.Record{Value: str(zz(frame(id1), 0), "n0")})
+	e.waitDrained(1)
+
+	tx, err := e.db.Begin(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(e.ctx, `LOCK TABLE public.evolving IN ACCESS SHARE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	e.produce(&kgo.Record{Value: str(zz(str(zz(frame(id2), 1), "n1"), 1), "c1")})
+	var why string
+	e.waitFor("/readyz to say why the partition waits", func() bool {
+		why = r.app.notReady()
+		return why != ""
+	})
+	if err := tx.Rollback(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(why, "schema registry") || !strings.Contains(why, "public.evolving") || !strings.Contains(why, "lock") {
+		t.Errorf("/readyz while the target is locked: %q, want the table and PostgreSQL's error, not the registry", why)
+	}
+	if n := r.app.m.registryErrors.Get(); n != 0 {
+		t.Errorf("sluice_schema_registry_errors_total = %d while the registry answered every request", n)
+	}
+	e.waitDrained(2)
+	if n := e.count(`SELECT count(*) FROM public.evolving WHERE country = 'c1'`); n != 1 {
+		t.Errorf("%d rows hold the new field after the lock went, want 1", n)
+	}
+	if !r.app.Ready() {
+		t.Errorf("not ready after the lock went: %s", r.app.notReady())
+	}
+}
