@@ -90,6 +90,9 @@ type partState struct {
 	committed     atomic.Int64           // last committed next_offset (-1: none)
 	haltReason    atomic.Pointer[string] // why it halted, for the status page
 	highWatermark atomic.Int64
+	// fetchedFrom is the offset of the first record fetched (-1: none
+	// yet): where the partition's lag counts from until a batch commits.
+	fetchedFrom atomic.Int64
 }
 
 // App is one running appliance instance.

@@ -120,6 +120,7 @@ func (a *App) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kg
 			st.haltReason.Store(&why)
 			st.committed.Store(-1)
 			st.highWatermark.Store(-1)
+			st.fetchedFrom.Store(-1)
 			st.worker = a.leastLoadedWorker()
 			a.parts[partKey{tp, p}] = st
 		}
@@ -149,6 +150,7 @@ func (a *App) claimed(c pgcopy.Claim, t *tableRT, fan []*tableRT) {
 	}
 	st.committed.Store(c.NextOffset)
 	st.highWatermark.Store(-1)
+	st.fetchedFrom.Store(-1)
 	st.worker = a.leastLoadedWorker()
 	k := partKey{c.Topic, c.Partition}
 	if old := a.parts[k]; old != nil {
@@ -631,6 +633,9 @@ func (a *App) dispatch(f *flowControl, fp kgo.FetchTopicPartition) {
 	}
 	if len(fp.Records) == 0 {
 		return
+	}
+	if st.fetchedFrom.Load() < 0 {
+		st.fetchedFrom.Store(fp.Records[0].Offset)
 	}
 	var n int64
 	var data, kv int

@@ -227,15 +227,16 @@ func addTableLags(lag map[string]int64, parts []*partState) {
 	}
 }
 
-// lag is the partition's high watermark minus its committed offset, 0
-// before either is known.
+// lag is the partition's high watermark minus its committed offset. Until
+// a batch commits it counts from the first record fetched (a partition
+// that halts or waits before its first commit lags by all it fetched), or
+// from 0 before any record; 0 before the high watermark is known.
 func (st *partState) lag() int64 {
 	c := st.committed.Load()
-	lag := st.highWatermark.Load() - c
-	if c < 0 || lag < 0 {
-		return 0
+	if c < 0 {
+		c = max(st.fetchedFrom.Load(), 0)
 	}
-	return lag
+	return max(st.highWatermark.Load()-c, 0)
 }
 
 // Handler serves the status page (/ and /status.json, status.go),
@@ -366,9 +367,7 @@ func (a *App) Stats() Stats {
 	a.m.mu.Unlock()
 	for _, st := range a.snapshotParts() {
 		s.Partitions++
-		if hw, c := st.highWatermark.Load(), max(st.committed.Load(), 0); hw > c {
-			s.Lag += hw - c
-		}
+		s.Lag += st.lag()
 	}
 	return s
 }
