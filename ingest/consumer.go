@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -361,8 +360,10 @@ func (a *App) pollLoop(ctx context.Context) error {
 		switch {
 		case paused || flow.any():
 			pctx, cancel = context.WithTimeout(wctx, 20*time.Millisecond)
-		case resetting:
-			// A reset partition failed to be claimed again: retry each second.
+		case resetting || len(flow.unrouted) > 0:
+			// A reset partition failed to be claimed again: retry each
+			// second. An unrouted one may be routed after a rebalance:
+			// resume it within a second (flowControl.update).
 			pctx, cancel = context.WithTimeout(wctx, time.Second)
 		}
 		fs := a.cl.PollRecords(pctx, 5000)
@@ -408,49 +409,131 @@ func (a *App) pollLoop(ctx context.Context) error {
 // paused, and handed over, in order, once the channel has room. Blocked on
 // one stuck worker's channel, the poll loop starved every other worker
 // and never let a rebalance through.
+//
+// A partition is paused while any of three reasons holds: its worker's
+// backlog (paused), chunks held back (held), or a topic with no table
+// (unrouted); it is resumed when the last one ends. The client keeps a
+// partition's pause across revocations and assignments, so each reason
+// follows the partition's current state: a partition that moved to
+// another worker leaves its old worker's pause, one assigned to a paused
+// worker joins it, and a partition routed after its reassignment resumes.
 type flowControl struct {
-	paused map[*worker]map[string][]int32 // what was paused, to resume exactly that
+	// paused are the partitions paused for each worker whose backlog is
+	// over the mark: those it owns now (update follows rebalances).
+	paused map[*worker]map[partKey]struct{}
 	// held are the chunks of each partition a full channel did not take,
 	// oldest first; their partition is paused until they are handed over.
 	held map[partKey][]wmsg
+	// unrouted are the partitions dispatch paused because their topic has
+	// no table; update resumes one once it is revoked or routed.
+	unrouted map[partKey]struct{}
 }
 
+// any reports whether a backlog or held chunks keep partitions paused: the
+// poll loop then polls briefly, to resume them soon.
 func (f *flowControl) any() bool { return len(f.paused) > 0 || len(f.held) > 0 }
 
-// update pauses or resumes each worker's partitions by its queue. A
-// partition paused for a worker and reassigned meanwhile is resumed with
-// that worker's list, once its queue drains; one still holding chunks
-// back stays paused until handOver hands them over.
-func (f *flowControl) update(a *App) {
-	high := 2 * int64(a.cfg.Kafka.FetchMaxBytes)
-	for _, w := range a.workers {
-		q, n := w.queued.Load(), len(w.in)
-		tps, isPaused := f.paused[w]
-		switch {
-		case !isPaused && (q > high || n > cap(w.in)/2):
-			tps = map[string][]int32{}
-			a.mu.Lock()
-			for k, st := range a.parts {
-				if st.worker == w {
-					tps[k.topic] = append(tps[k.topic], k.partition)
-				}
-			}
-			a.mu.Unlock()
-			if f.paused == nil {
-				f.paused = map[*worker]map[string][]int32{}
-			}
-			f.paused[w] = tps
-			a.cl.PauseFetchPartitions(tps)
-		case isPaused && q <= high/2 && n <= cap(w.in)/4:
-			if len(f.held) > 0 {
-				for t, ps := range tps {
-					tps[t] = slices.DeleteFunc(ps, func(p int32) bool { return f.held[partKey{t, p}] != nil })
-				}
-			}
-			a.cl.ResumeFetchPartitions(tps)
-			delete(f.paused, w)
+// keeps reports whether a reason keeps k paused.
+func (f *flowControl) keeps(k partKey) bool {
+	if f.held[k] != nil {
+		return true
+	}
+	if _, ok := f.unrouted[k]; ok {
+		return true
+	}
+	for _, ps := range f.paused {
+		if _, ok := ps[k]; ok {
+			return true
 		}
 	}
+	return false
+}
+
+// resume resumes the partitions of ks that no reason keeps paused.
+func (f *flowControl) resume(a *App, ks []partKey) {
+	tps := map[string][]int32{}
+	for _, k := range ks {
+		if !f.keeps(k) {
+			tps[k.topic] = append(tps[k.topic], k.partition)
+		}
+	}
+	if len(tps) > 0 {
+		a.cl.ResumeFetchPartitions(tps)
+	}
+}
+
+// update pauses or resumes each worker's partitions by its queue, and,
+// while a worker stays paused, makes its pause follow the partitions it
+// owns now. It resumes the unrouted partitions revoked or routed since.
+func (f *flowControl) update(a *App) {
+	high := 2 * int64(a.cfg.Kafka.FetchMaxBytes)
+	var owned map[*worker][]partKey
+	var freed []partKey
+	for _, w := range a.workers {
+		q, n := w.queued.Load(), len(w.in)
+		ps, isPaused := f.paused[w]
+		switch {
+		case isPaused && q <= high/2 && n <= cap(w.in)/4:
+			delete(f.paused, w)
+			for k := range ps {
+				freed = append(freed, k)
+			}
+			continue
+		case !isPaused && (q > high || n > cap(w.in)/2):
+			ps = map[partKey]struct{}{}
+			if f.paused == nil {
+				f.paused = map[*worker]map[partKey]struct{}{}
+			}
+			f.paused[w] = ps
+		case !isPaused:
+			continue
+		}
+		if owned == nil {
+			owned = a.ownedByWorker()
+		}
+		now := map[partKey]struct{}{}
+		pause := map[string][]int32{}
+		for _, k := range owned[w] {
+			now[k] = struct{}{}
+			if _, ok := ps[k]; !ok {
+				ps[k] = struct{}{}
+				pause[k.topic] = append(pause[k.topic], k.partition)
+			}
+		}
+		for k := range ps {
+			if _, ok := now[k]; !ok {
+				delete(ps, k)
+				freed = append(freed, k)
+			}
+		}
+		if len(pause) > 0 {
+			a.cl.PauseFetchPartitions(pause)
+		}
+	}
+	if len(f.unrouted) > 0 {
+		a.mu.Lock()
+		for k := range f.unrouted {
+			if st := a.parts[k]; st == nil || st.table != nil {
+				delete(f.unrouted, k)
+				freed = append(freed, k)
+			}
+		}
+		a.mu.Unlock()
+	}
+	f.resume(a, freed)
+}
+
+// ownedByWorker returns the routed partitions of each worker.
+func (a *App) ownedByWorker() map[*worker][]partKey {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	owned := map[*worker][]partKey{}
+	for k, st := range a.parts {
+		if st.table != nil {
+			owned[st.worker] = append(owned[st.worker], k)
+		}
+	}
+	return owned
 }
 
 // hold keeps m, which its worker's full channel did not take, and pauses
@@ -467,14 +550,23 @@ func (f *flowControl) hold(a *App, k partKey, m wmsg) {
 	f.held[k] = append(f.held[k], m)
 }
 
+// unroute pauses k, whose topic has no table.
+func (f *flowControl) unroute(a *App, k partKey) {
+	if f.unrouted == nil {
+		f.unrouted = map[partKey]struct{}{}
+	}
+	f.unrouted[k] = struct{}{}
+	a.cl.PauseFetchPartitions(map[string][]int32{k.topic: {k.partition}})
+}
+
 // handOver offers each partition's held chunks to their worker, in order,
 // as far as its channel takes them, and resumes a partition whose chunks
-// are all handed over: at once, or with its worker's partitions when
-// update paused those. It runs before AllowRebalance, so no revoke runs
-// meanwhile; the chunks of a partition dropped since (revoked, lost or
-// claimed again after a reset) are let go, to be read again by whoever
-// owns it next.
+// are all handed over, unless its worker's backlog keeps it paused. It
+// runs before AllowRebalance, so no revoke runs meanwhile; the chunks of
+// a partition dropped since (revoked, lost or claimed again after a
+// reset) are let go, to be read again by whoever owns it next.
 func (f *flowControl) handOver(a *App) {
+	var freed []partKey
 	for k, ms := range f.held {
 		i := 0
 		for ; i < len(ms); i++ {
@@ -490,17 +582,9 @@ func (f *flowControl) handOver(a *App) {
 			continue
 		}
 		delete(f.held, k)
-		a.mu.Lock()
-		st := a.parts[k]
-		a.mu.Unlock()
-		if st != nil {
-			if tps, ok := f.paused[st.worker]; ok {
-				tps[k.topic] = append(tps[k.topic], k.partition)
-				continue
-			}
-		}
-		a.cl.ResumeFetchPartitions(map[string][]int32{k.topic: {k.partition}})
+		freed = append(freed, k)
 	}
+	f.resume(a, freed)
 }
 
 // letGo gives back a held chunk that no worker will take: its bytes to
@@ -624,7 +708,7 @@ func (a *App) dispatch(f *flowControl, fp kgo.FetchTopicPartition) {
 	}
 	if st.table == nil {
 		// Unrouted (see adjustOffsets): stop fetching it.
-		a.cl.PauseFetchPartitions(map[string][]int32{fp.Topic: {fp.Partition}})
+		f.unroute(a, partKey{fp.Topic, fp.Partition})
 		recycle(fp.Records)
 		return
 	}

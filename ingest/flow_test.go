@@ -1,0 +1,141 @@
+package ingest
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// flowApp returns an App whose n workers are not running (their channels
+// only fill) and whose client reaches no broker: enough for the poll
+// loop's flow control, whose pauses the client keeps.
+func flowApp(t *testing.T, n int) *App {
+	t.Helper()
+	y := fmt.Appendf(nil, "kafka: {brokers: [\"127.0.0.1:1\"]}\npostgres: {url: \"postgres://u@127.0.0.1:1/db\"}\nmetrics: {listen: \"\"}\ntables:\n%s",
+		fmt.Sprintf(tableYAML, "ignore"))
+	cfg, err := Parse(y, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.cl, err = kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.cl.Close)
+	for i := range n {
+		a.workers = append(a.workers, newWorker(a, i))
+	}
+	return a
+}
+
+// pausedParts returns the partitions the client keeps paused, sorted.
+func pausedParts(a *App) []partKey {
+	var out []partKey
+	for t, ps := range a.cl.PauseFetchPartitions(nil) {
+		for _, p := range ps {
+			out = append(out, partKey{t, p})
+		}
+	}
+	slices.SortFunc(out, func(x, y partKey) int {
+		if x.topic != y.topic {
+			if x.topic < y.topic {
+				return -1
+			}
+			return 1
+		}
+		return int(x.partition - y.partition)
+	})
+	return out
+}
+
+// TestFlowControlFollowsRebalances: the client keeps a partition's pause
+// across assignments. A partition paused with its backlogged worker's
+// partitions, revoked and assigned again to another worker, stayed paused
+// until the old worker drained: forever while that worker's table was
+// stuck. And a partition assigned to a worker already paused was not
+// paused with it. Flow control now pauses what the worker owns now.
+func TestFlowControlFollowsRebalances(t *testing.T) {
+	a := flowApp(t, 2)
+	w0, w1 := a.workers[0], a.workers[1]
+	k0, k1 := partKey{"events", 0}, partKey{"events", 1}
+	a.parts[k0] = &partState{topic: k0.topic, partition: k0.partition, table: a.tables[0], worker: w0}
+	var f flowControl
+	for range cap(w0.in)/2 + 1 {
+		w0.in <- wmsg{}
+	}
+	f.update(a)
+	if got := pausedParts(a); !slices.Equal(got, []partKey{k0}) {
+		t.Fatalf("paused %v with its worker's channel over half full, want %v", got, []partKey{k0})
+	}
+
+	// events/0 is revoked and claimed again, by the other worker; events/1
+	// is assigned to the backlogged one.
+	a.parts[k0].dropped.Store(true)
+	a.parts[k0] = &partState{topic: k0.topic, partition: k0.partition, table: a.tables[0], worker: w1}
+	a.parts[k1] = &partState{topic: k1.topic, partition: k1.partition, table: a.tables[0], worker: w0}
+	f.update(a)
+	f.handOver(a)
+	if got := pausedParts(a); !slices.Equal(got, []partKey{k1}) {
+		t.Fatalf("after the rebalance paused %v, want %v: only the backlogged worker's partitions", got, []partKey{k1})
+	}
+
+	for len(w0.in) > 0 {
+		<-w0.in
+	}
+	f.update(a)
+	if got := pausedParts(a); len(got) != 0 || f.any() {
+		t.Fatalf("the worker drained, yet paused %v (flow control holding %v)", got, f.paused)
+	}
+}
+
+// TestUnroutedPartitionResumes: a partition whose topic could not be
+// routed is paused, and the client keeps that across assignments: once
+// claimed again with a table (the rebalance after the table was made), it
+// stayed paused, ready by /readyz yet never read. Nor may a worker's pause
+// and resume lift an unrouted partition's pause, which had it fetched and
+// thrown away again after every backlog.
+func TestUnroutedPartitionResumes(t *testing.T) {
+	a := flowApp(t, 1)
+	w := a.workers[0]
+	k := partKey{"events", 0}
+	a.parts[k] = &partState{topic: k.topic, partition: k.partition, worker: w} // no table
+	var f flowControl
+	fetched := func() {
+		f.update(a)
+		f.handOver(a)
+		a.dispatch(&f, kgo.FetchTopicPartition{Topic: k.topic, FetchPartition: kgo.FetchPartition{
+			Partition: k.partition, Records: []*kgo.Record{{Topic: k.topic, Value: []byte("{}")}}}})
+	}
+	fetched()
+	if got := pausedParts(a); !slices.Equal(got, []partKey{k}) {
+		t.Fatalf("unrouted: paused %v, want %v", got, []partKey{k})
+	}
+
+	for range cap(w.in)/2 + 1 {
+		w.in <- wmsg{}
+	}
+	f.update(a)
+	for len(w.in) > 0 {
+		<-w.in
+	}
+	f.update(a)
+	if got := pausedParts(a); !slices.Equal(got, []partKey{k}) {
+		t.Fatalf("unrouted, after its worker's backlog: paused %v, want %v", got, []partKey{k})
+	}
+
+	// Revoked, then assigned again and routed this time.
+	a.parts[k].dropped.Store(true)
+	a.parts[k] = &partState{topic: k.topic, partition: k.partition, table: a.tables[0], worker: w}
+	f.update(a)
+	f.handOver(a)
+	if got := pausedParts(a); len(got) != 0 {
+		t.Fatalf("routed after its reassignment, yet paused %v", got)
+	}
+}
