@@ -109,6 +109,7 @@ func (m pendMark) rollback() {
 	q.b.Started = m.started
 	q.rows = q.rows[:m.rows]
 	q.dls = q.dls[:m.dls]
+	q.dlParts = q.dlParts[:m.dls]
 	q.seq = m.seq
 	if m.wasOps {
 		q.ops = q.ops[:m.ops]
@@ -161,7 +162,7 @@ func (w *worker) encodeFan(p *pending, fan []*tableRT, st *partState, r *kgo.Rec
 		dl := deadLetter(r, p.table.cfg.Name, nil)
 		dl.Error = fmt.Sprintf("%s: no table takes the record: the when: conditions of %s do not hold for it", reasonNoRoute, tableNames(fan))
 		dl.Reason = reasonNoRoute
-		p.addDeadLetter(w.a, dl)
+		p.addDeadLetter(w.a, st, dl)
 	}
 	return encRow
 }

@@ -139,3 +139,43 @@ func TestUnroutedPartitionResumes(t *testing.T) {
 		t.Fatalf("routed after its reassignment, yet paused %v", got)
 	}
 }
+
+// TestDroppedOwnerKeepsNewOwnersDeadLetters: a batch can hold the rows of
+// two owners' states of one partition: the worker's open batch still had
+// rows of the state a reset-offset fenced when the records read again from
+// the reset offset came (pickUpResets gave the partition a new state, often
+// on the same worker). Writing it, dropDead took every dead letter of the
+// partition for the dropped state's, since it found that range first: the
+// new owner's batch committed past its bad records with no dead letter for
+// them. Dead letters now go with the state that made them.
+func TestDroppedOwnerKeepsNewOwnersDeadLetters(t *testing.T) {
+	a := flowApp(t, 1)
+	w := a.workers[0]
+	tbl := a.tables[0]
+	k := partKey{"events", 0}
+	good := func(off int64, i int) *kgo.Record {
+		r := item(i, "x")
+		r.Topic, r.Offset = k.topic, off
+		return r
+	}
+	old := &partState{topic: k.topic, partition: k.partition, table: tbl, worker: w, epoch: 1, next: 10}
+	w.decode(wmsg{st: old, recs: []*kgo.Record{good(10, 10), {Topic: k.topic, Offset: 11, Value: []byte("{bad")}}})
+	old.dropped.Store(true)
+	// Claimed again after a reset to offset 5.
+	cur := &partState{topic: k.topic, partition: k.partition, table: tbl, worker: w, epoch: 3, next: 5}
+	w.decode(wmsg{st: cur, recs: []*kgo.Record{good(5, 5), {Topic: k.topic, Offset: 6, Value: []byte("{bad")}, good(7, 7)}})
+	p := w.open[tbl]
+	if p == nil || len(p.ranges) != 2 || len(p.dls) != 2 {
+		t.Fatalf("the open batch holds %v, want both states' ranges and two dead letters", p)
+	}
+	p.dropDead()
+	if len(p.ranges) != 1 || p.ranges[0].st != cur || p.ranges[0].from != 5 || p.ranges[0].to != 8 {
+		t.Fatalf("ranges after dropDead: %+v, want the new state's 5..8", p.ranges)
+	}
+	if len(p.rows) != 2 {
+		t.Errorf("%d rows after dropDead, want the new state's 2", len(p.rows))
+	}
+	if len(p.dls) != 1 || p.dls[0].Offset != 6 {
+		t.Fatalf("dead letters after dropDead: %+v, want the new state's one, of offset 6: committing 5..8 without it loses the record", p.dls)
+	}
+}

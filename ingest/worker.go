@@ -94,6 +94,12 @@ type pending struct {
 	opened    time.Time       // when the batch was opened; ages batches without rows
 	why       string          // why it was flushed: full, age, caught_up or barrier (debug log)
 	barrier   chan struct{}   // set on a barrier message: close it and do nothing else
+
+	// dlParts[i] is the partition state behind dls[i], an index into
+	// rowParts: a batch can hold two states of one partition (the one a
+	// reset-offset fenced and the one claimed after it), and only the
+	// dropped one's dead letters go with it (dropRows).
+	dlParts []int32
 }
 
 // rowMeta is what a batch keeps of the record behind each tuple. The
@@ -480,7 +486,7 @@ func (w *worker) encode(q *pending, t *tableRT, st *partState, r *kgo.Record, no
 	}
 	if err != nil {
 		q.b.Buf.B = buf[:mark]
-		q.addDeadLetter(w.a, deadLetter(r, t.cfg.Name, err))
+		q.addDeadLetter(w.a, st, deadLetter(r, t.cfg.Name, err))
 		return encRow
 	}
 	q.b.Buf.B = buf
@@ -521,12 +527,14 @@ func rowChange(dec *codec.Decoder) (c pgcopy.RowChange, ok bool) {
 	return c, true
 }
 
-// addDeadLetter adds a dead letter, counting its bytes in the budget.
-func (q *pending) addDeadLetter(a *App, dl pgcopy.DeadLetter) {
+// addDeadLetter adds a dead letter of a record of st, counting its bytes
+// in the budget.
+func (q *pending) addDeadLetter(a *App, st *partState, dl pgcopy.DeadLetter) {
 	n := int64(len(dl.Key) + len(dl.Value) + len(dl.Headers) + len(dl.Error))
 	a.budget.Acquire(n)
 	q.bytes += n
 	q.dls = append(q.dls, dl)
+	q.dlParts = append(q.dlParts, q.rowPart(st))
 }
 
 // account counts p's encoded bytes not yet counted against the in-flight
@@ -852,15 +860,7 @@ func (p *pending) dropDead() {
 	if !dead {
 		return
 	}
-	isDead := func(topic string, part int32) bool {
-		for _, r := range p.ranges {
-			if r.st.topic == topic && r.st.partition == part {
-				return r.st.dropped.Load()
-			}
-		}
-		return true
-	}
-	p.dropRows(isDead)
+	p.dropRows()
 	var ranges []rangeState
 	for _, r := range p.ranges {
 		if !r.st.dropped.Load() {
@@ -869,12 +869,12 @@ func (p *pending) dropDead() {
 	}
 	p.ranges = ranges
 	for _, q := range p.parts {
-		q.dropRows(isDead)
+		q.dropRows()
 	}
 }
 
 // dropRows removes the rows and dead letters of dropped partitions.
-func (p *pending) dropRows(isDead func(topic string, part int32) bool) {
+func (p *pending) dropRows() {
 	nb := batching.Get()
 	var rows []rowMeta
 	var ops []pgcopy.RowOp
@@ -894,13 +894,15 @@ func (p *pending) dropRows(isDead func(topic string, part int32) bool) {
 		}
 	}
 	var dls []pgcopy.DeadLetter
-	for _, dl := range p.dls {
-		if !isDead(dl.Topic, dl.Partition) {
+	var dlParts []int32
+	for i, dl := range p.dls {
+		if !p.rowParts[p.dlParts[i]].dropped.Load() {
 			dls = append(dls, dl)
+			dlParts = append(dlParts, p.dlParts[i])
 		}
 	}
 	batching.Put(p.b)
-	p.b, p.rows, p.dls, p.ops, p.unchanged = nb, rows, dls, ops, unchanged
+	p.b, p.rows, p.dls, p.dlParts, p.ops, p.unchanged = nb, rows, dls, dlParts, ops, unchanged
 }
 
 func reasonOf(err error) string {
