@@ -340,15 +340,7 @@ func (a *App) pollLoop(ctx context.Context) error {
 	for ctx.Err() == nil {
 		size.update(a)
 		flow.update(a)
-		if !paused && a.budget.Over() {
-			a.cl.PauseFetchTopics(a.assignedTopics()...)
-			paused = true
-			a.m.fetchPauses.Inc()
-			a.log.Debug("in-flight byte budget exceeded; fetching paused", "inflight", a.budget.InUse())
-		} else if paused && a.budget.Resumable() {
-			a.cl.ResumeFetchTopics(a.cl.PauseFetchTopics()...)
-			paused = false
-		}
+		paused = a.budgetPause(paused)
 		// Published before resets are read: a reset queued after the read
 		// finds the poll to wake.
 		wctx, wake := context.WithCancel(ctx)
@@ -391,6 +383,27 @@ func (a *App) pollLoop(ctx context.Context) error {
 		a.cl.AllowRebalance()
 	}
 	return nil
+}
+
+// budgetPause pauses fetching every assigned topic once the in-flight
+// budget is exceeded, and resumes them once it is resumable; paused says
+// whether they are paused, and it returns that anew. While paused it
+// pauses the topics assigned since, too (a rebalance, a new topic a
+// pattern matches): fetched, they would go past the budget.
+func (a *App) budgetPause(paused bool) bool {
+	switch {
+	case !paused && a.budget.Over():
+		a.cl.PauseFetchTopics(a.assignedTopics()...)
+		a.m.fetchPauses.Inc()
+		a.log.Debug("in-flight byte budget exceeded; fetching paused", "inflight", a.budget.InUse())
+		return true
+	case paused && a.budget.Resumable():
+		a.cl.ResumeFetchTopics(a.cl.PauseFetchTopics()...)
+		return false
+	case paused:
+		a.cl.PauseFetchTopics(a.assignedTopics()...)
+	}
+	return paused
 }
 
 // flowControl keeps one worker's backlog from starving the others. The

@@ -179,3 +179,29 @@ func TestDroppedOwnerKeepsNewOwnersDeadLetters(t *testing.T) {
 		t.Fatalf("dead letters after dropDead: %+v, want the new state's one, of offset 6: committing 5..8 without it loses the record", p.dls)
 	}
 }
+
+// TestBudgetPausesTopicsAssignedLater: fetching pauses while the in-flight
+// budget is exceeded, every topic of the instance's. A topic assigned while
+// paused (a rebalance, a new topic a pattern matches) was fetched anyway,
+// past batch.max_inflight_bytes, until the budget paused again.
+func TestBudgetPausesTopicsAssignedLater(t *testing.T) {
+	a := flowApp(t, 1)
+	a.parts[partKey{"events", 0}] = &partState{topic: "events", table: a.tables[0], worker: a.workers[0]}
+	over := a.budget.Max() + 1
+	a.budget.Acquire(over)
+	paused := a.budgetPause(false)
+	if got := a.cl.PauseFetchTopics(); !paused || !slices.Equal(got, []string{"events"}) {
+		t.Fatalf("over the budget: paused %v, topics %v; want events paused", paused, got)
+	}
+	a.parts[partKey{"events2", 0}] = &partState{topic: "events2", table: a.tables[0], worker: a.workers[0]}
+	paused = a.budgetPause(paused)
+	got := a.cl.PauseFetchTopics()
+	slices.Sort(got)
+	if !paused || !slices.Equal(got, []string{"events", "events2"}) {
+		t.Fatalf("a topic assigned while over the budget: paused %v, topics %v; want both paused", paused, got)
+	}
+	a.budget.Release(over)
+	if paused = a.budgetPause(paused); paused || len(a.cl.PauseFetchTopics()) != 0 {
+		t.Fatalf("under the budget: paused %v, topics %v; want none", paused, a.cl.PauseFetchTopics())
+	}
+}
