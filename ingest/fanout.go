@@ -52,17 +52,23 @@ func (p *pending) evolved() bool {
 	return false
 }
 
-// full reports whether p or one of its parts reached its limits.
+// full reports whether p or one of its parts reached its limits, or
+// whether their tuples together reached p's byte limit: batch.max_bytes
+// bounds the batch written in one transaction, whatever the number of
+// tables it feeds (each part held up to the limit once, a batch of K
+// tables K times it).
 func (p *pending) full() bool {
 	if p.limits.Full(p.b) {
 		return true
 	}
+	n := p.b.Len()
 	for _, q := range p.parts {
 		if q.limits.Full(q.b) {
 			return true
 		}
+		n += q.b.Len()
 	}
-	return false
+	return n >= p.limits.MaxBytes
 }
 
 // part returns the pending tuples of table t in p's batch: p itself for

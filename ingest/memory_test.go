@@ -1,0 +1,114 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// unitApp builds an App from tables (items of tables:) that is never run,
+// for tests that drive a worker by hand.
+func unitApp(t *testing.T, tables string, tune func(*Config)) *App {
+	t.Helper()
+	y := fmt.Appendf(nil, "kafka: {brokers: [\"127.0.0.1:1\"]}\npostgres: {url: \"postgres://u@127.0.0.1:1/db\"}\nmetrics: {listen: \"\"}\ntables:\n%s", tables)
+	cfg, err := Parse(y, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tune != nil {
+		tune(cfg)
+	}
+	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.hardCtx, a.hardCancel = context.WithCancel(context.Background())
+	t.Cleanup(a.hardCancel)
+	return a
+}
+
+// fakeCommitter stands in for w's commitLoop: it takes each batch handed
+// over, hands it to seen, and lets it go as a commit would.
+func fakeCommitter(w *worker, seen func(p *pending)) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for p := range w.commit {
+			if p.barrier != nil {
+				close(p.barrier)
+				continue
+			}
+			seen(p)
+			w.a.budget.Release(p.bytes)
+			p.releaseParts(w.a)
+			w.written.Add(1)
+			select {
+			case w.idle <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return func() { close(w.commit); <-done }
+}
+
+// TestFanOutBatchBytes: a topic that four tables read puts every record's
+// tuple in each of them, all riding in one batch. batch.max_bytes bounds
+// the batch, not each table's share of it: a batch of four tables was
+// flushed only once one of them held max_bytes, four times the setting.
+func TestFanOutBatchBytes(t *testing.T) {
+	var tables strings.Builder
+	for i := range 4 {
+		fmt.Fprintf(&tables, `
+  - name: public.t%d
+    topics: [events]
+    columns:
+      - {name: v, type: text, path: v}
+`, i)
+	}
+	const maxBytes = 64 << 10
+	a := unitApp(t, tables.String(), func(c *Config) { c.Batch.MaxBytes, c.Batch.MaxRows = maxBytes, 100 })
+	w := newWorker(a, 0)
+	a.workers = []*worker{w}
+	table, fan, err := a.tablesFor(context.Background(), "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fan) != 4 {
+		t.Fatalf("topic routed to %d tables, want 4", len(fan))
+	}
+	st := &partState{topic: "events", table: table, fan: fan, worker: w, next: 0}
+	st.highWatermark.Store(1 << 30)
+	a.parts[partKey{"events", 0}] = st
+	var largest, batches int
+	stop := fakeCommitter(w, func(p *pending) {
+		n := p.b.Len()
+		for _, q := range p.parts {
+			n += q.b.Len()
+		}
+		largest = max(largest, n)
+		batches++
+	})
+	const recBytes = 1 << 10
+	var recs []*kgo.Record
+	for i := range 2000 {
+		recs = append(recs, &kgo.Record{Topic: "events", Offset: int64(i),
+			Value: fmt.Appendf(nil, `{"v":%q}`, strings.Repeat("x", recBytes))})
+	}
+	n := int64(0)
+	for _, r := range recs {
+		n += recordCost(r)
+	}
+	a.budget.Acquire(n)
+	w.decode(wmsg{st: st, recs: recs, bytes: n})
+	w.flushAll()
+	stop()
+	// One record's four tuples past the limit at most.
+	if limit := maxBytes + 4*(recBytes+64); largest > limit {
+		t.Fatalf("largest of %d batches held %d bytes of tuples, over batch.max_bytes %d plus one record's tuples", batches, largest, maxBytes)
+	}
+}
