@@ -349,5 +349,11 @@ func (b *Budget) Over() bool { return b.inUse.Load() > b.max }
 // Resumable reports whether usage fell below the low-water mark.
 func (b *Budget) Resumable() bool { return b.inUse.Load() <= b.low }
 
+// ResumableBeside reports whether usage, less n bytes that are held where
+// nothing will release them soon (a commit that does not end), fell below
+// the low-water mark: such bytes would otherwise keep fetching paused for
+// as long as they are held.
+func (b *Budget) ResumableBeside(n int64) bool { return b.inUse.Load()-n <= b.low }
+
 // Max returns the budget's size.
 func (b *Budget) Max() int64 { return b.max }

@@ -340,7 +340,7 @@ func (a *App) pollLoop(ctx context.Context) error {
 	for ctx.Err() == nil {
 		size.update(a)
 		flow.update(a)
-		paused = a.budgetPause(paused)
+		paused = a.budgetPause(&flow, paused)
 		// Published before resets are read: a reset queued after the read
 		// finds the poll to wake.
 		wctx, wake := context.WithCancel(ctx)
@@ -390,14 +390,14 @@ func (a *App) pollLoop(ctx context.Context) error {
 // whether they are paused, and it returns that anew. While paused it
 // pauses the topics assigned since, too (a rebalance, a new topic a
 // pattern matches): fetched, they would go past the budget.
-func (a *App) budgetPause(paused bool) bool {
+func (a *App) budgetPause(f *flowControl, paused bool) bool {
 	switch {
 	case !paused && a.budget.Over():
 		a.cl.PauseFetchTopics(a.assignedTopics()...)
 		a.m.fetchPauses.Inc()
 		a.log.Debug("in-flight byte budget exceeded; fetching paused", "inflight", a.budget.InUse())
 		return true
-	case paused && a.budget.Resumable():
+	case paused && (a.budget.Resumable() || a.budget.ResumableBeside(a.stalledBytes(f))):
 		a.cl.ResumeFetchTopics(a.cl.PauseFetchTopics()...)
 		return false
 	case paused:
@@ -547,6 +547,40 @@ func (a *App) ownedByWorker() map[*worker][]partKey {
 		}
 	}
 	return owned
+}
+
+// commitStall is how long a committer writes one batch before the poll
+// loop takes its worker's bytes for stalled (App.stalledBytes).
+const commitStall = 5 * time.Second
+
+// stalledBytes returns the budget bytes held by the workers whose
+// committer has been writing one batch for commitStall or longer: a
+// table PostgreSQL refuses (a revoked grant, a dropped table) or a lock
+// that does not end. They are left out of the test that resumes fetching.
+// A stalled worker holds its batch being written, one more behind it,
+// its queue and its held chunks; while they stayed over half the budget,
+// fetching stayed paused for every partition and every other table
+// stopped until the stalled one could be written again. Its own
+// partitions stay paused by flowControl once its queue fills, and the
+// budget still pauses fetching whenever it is exceeded.
+func (a *App) stalledBytes(f *flowControl) int64 {
+	now := time.Now().UnixNano()
+	var n int64
+	for _, w := range a.workers {
+		since := w.writing.Load()
+		if since == 0 || now-since < int64(commitStall) {
+			continue
+		}
+		n += w.held.Load() + w.queued.Load()
+		for _, ms := range f.held {
+			for _, m := range ms {
+				if m.st.worker == w {
+					n += m.bytes
+				}
+			}
+		}
+	}
+	return n
 }
 
 // hold keeps m, which its worker's full channel did not take, and pauses

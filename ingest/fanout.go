@@ -168,7 +168,7 @@ func (w *worker) encodeFan(p *pending, fan []*tableRT, st *partState, r *kgo.Rec
 		dl := deadLetter(r, p.table.cfg.Name, nil)
 		dl.Error = fmt.Sprintf("%s: no table takes the record: the when: conditions of %s do not hold for it", reasonNoRoute, tableNames(fan))
 		dl.Reason = reasonNoRoute
-		p.addDeadLetter(w.a, st, dl)
+		p.addDeadLetter(w, st, dl)
 	}
 	return encRow
 }
@@ -245,10 +245,10 @@ func (p *pending) partBatches(a *App) ([]*pgcopy.Batch, []*pending) {
 }
 
 // releaseParts returns the parts' buffers to their pools and their budget
-// bytes.
-func (p *pending) releaseParts(a *App) {
+// bytes, which worker w acquired.
+func (p *pending) releaseParts(w *worker) {
 	for _, q := range p.parts {
-		a.budget.Release(q.bytes)
+		w.release(q.bytes)
 		batching.Put(q.b)
 		putRows(q.rows)
 	}

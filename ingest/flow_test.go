@@ -189,19 +189,19 @@ func TestBudgetPausesTopicsAssignedLater(t *testing.T) {
 	a.parts[partKey{"events", 0}] = &partState{topic: "events", table: a.tables[0], worker: a.workers[0]}
 	over := a.budget.Max() + 1
 	a.budget.Acquire(over)
-	paused := a.budgetPause(false)
+	paused := a.budgetPause(&flowControl{}, false)
 	if got := a.cl.PauseFetchTopics(); !paused || !slices.Equal(got, []string{"events"}) {
 		t.Fatalf("over the budget: paused %v, topics %v; want events paused", paused, got)
 	}
 	a.parts[partKey{"events2", 0}] = &partState{topic: "events2", table: a.tables[0], worker: a.workers[0]}
-	paused = a.budgetPause(paused)
+	paused = a.budgetPause(&flowControl{}, paused)
 	got := a.cl.PauseFetchTopics()
 	slices.Sort(got)
 	if !paused || !slices.Equal(got, []string{"events", "events2"}) {
 		t.Fatalf("a topic assigned while over the budget: paused %v, topics %v; want both paused", paused, got)
 	}
 	a.budget.Release(over)
-	if paused = a.budgetPause(paused); paused || len(a.cl.PauseFetchTopics()) != 0 {
+	if paused = a.budgetPause(&flowControl{}, paused); paused || len(a.cl.PauseFetchTopics()) != 0 {
 		t.Fatalf("under the budget: paused %v, topics %v; want none", paused, a.cl.PauseFetchTopics())
 	}
 }

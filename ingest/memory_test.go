@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -44,8 +45,8 @@ func fakeCommitter(w *worker, seen func(p *pending)) (stop func()) {
 				continue
 			}
 			seen(p)
-			w.a.budget.Release(p.bytes)
-			p.releaseParts(w.a)
+			w.release(p.bytes)
+			p.releaseParts(w)
 			w.written.Add(1)
 			select {
 			case w.idle <- struct{}{}:
@@ -110,5 +111,62 @@ func TestFanOutBatchBytes(t *testing.T) {
 	// One record's four tuples past the limit at most.
 	if limit := maxBytes + 4*(recBytes+64); largest > limit {
 		t.Fatalf("largest of %d batches held %d bytes of tuples, over batch.max_bytes %d plus one record's tuples", batches, largest, maxBytes)
+	}
+}
+
+// TestStuckTableDoesNotStallOthers: a table that cannot be written keeps
+// its worker's batches (one committing, one full behind it) and queue in
+// the in-flight budget. Once another table's traffic pushed the budget
+// over, fetching paused for every partition until the budget fell to
+// half, which the stuck worker's bytes alone exceeded: the other table
+// stopped too, for as long as the first stayed stuck.
+func TestStuckTableDoesNotStallOthers(t *testing.T) {
+	e := newEnv(t, 1)
+	roleURL := grantableRole(t, e, "sluice_stall")
+	cfg, err := Parse(configYAML(e.broker.Addrs(), roleURL, "", "", fmt.Sprintf(tableYAML, "ignore")+othersYAML), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A budget of 400 KiB (fetching resumes at 200 KiB); batches of at
+	// least 100 rows, 200 KiB of 2 KiB records.
+	cfg.Batch.MaxInflightBytes = 1 << 20
+	cfg.Batch.MaxRows = 1600
+	cfg.Batch.MaxBytes = 3200 << 10
+	cfg.Kafka.FetchMaxBytes = 64 << 10
+	r := e.start(cfg)
+	e.produce(item(0, "x"), otherItem(100000))
+	e.waitDrained(2)
+	a := r.app
+	a.mu.Lock()
+	stuck, other := a.parts[partKey{"events", 0}].worker, a.parts[partKey{"events2", 0}].worker
+	a.mu.Unlock()
+	if stuck == other {
+		t.Fatal("both partitions on one worker; leastLoadedWorker should spread them")
+	}
+	if _, err := e.db.Exec(e.ctx, `REVOKE INSERT ON public.items FROM sluice_stall`); err != nil {
+		t.Fatal(err)
+	}
+	defer e.db.Exec(e.ctx, `GRANT INSERT ON public.items TO sluice_stall`)
+	var recs []*kgo.Record
+	for i := 1; i <= 1000; i++ {
+		recs = append(recs, item(i, strings.Repeat("s", 2000)))
+	}
+	e.produce(recs...)
+	// The stuck worker fills up: a batch committing, one full behind it.
+	e.waitFor("the stuck worker to hold more than half the budget", func() bool {
+		return a.budget.InUse() > a.budget.Max()/2
+	})
+	recs = recs[:0]
+	for i := 1; i <= 2000; i++ {
+		recs = append(recs, otherItem(100000+i))
+	}
+	e.produce(recs...)
+	deadline := time.Now().Add(30 * time.Second)
+	for e.count(`SELECT count(*) FROM public.others`) < 2001 {
+		if time.Now().After(deadline) {
+			t.Fatalf("public.others holds %d of 2001 rows after 30s while public.items is stuck: fetching paused for the budget (%d of %d bytes in use) and never resumed",
+				e.count(`SELECT count(*) FROM public.others`), a.budget.InUse(), a.budget.Max())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -56,6 +56,14 @@ type worker struct {
 	handed  int64
 	written atomic.Int64
 
+	// held is the budget bytes of this worker's batches, open and handed
+	// to the committer (their parts and dead letters included); writing
+	// is when the committer took the batch it is writing (Unix
+	// nanoseconds), 0 while it waits for one. The poll loop reads both to
+	// tell the bytes of a stalled commit (App.stalledBytes).
+	held    atomic.Int64
+	writing atomic.Int64
+
 	// Fan-out (fanout.go): decoders of field conditions, their output,
 	// and the marks of one record's tuples.
 	conds   map[*tableRT]*codec.Decoder
@@ -486,7 +494,7 @@ func (w *worker) encode(q *pending, t *tableRT, st *partState, r *kgo.Record, no
 	}
 	if err != nil {
 		q.b.Buf.B = buf[:mark]
-		q.addDeadLetter(w.a, st, deadLetter(r, t.cfg.Name, err))
+		q.addDeadLetter(w, st, deadLetter(r, t.cfg.Name, err))
 		return encRow
 	}
 	q.b.Buf.B = buf
@@ -528,13 +536,25 @@ func rowChange(dec *codec.Decoder) (c pgcopy.RowChange, ok bool) {
 }
 
 // addDeadLetter adds a dead letter of a record of st, counting its bytes
-// in the budget.
-func (q *pending) addDeadLetter(a *App, st *partState, dl pgcopy.DeadLetter) {
+// in the budget as w's.
+func (q *pending) addDeadLetter(w *worker, st *partState, dl pgcopy.DeadLetter) {
 	n := int64(len(dl.Key) + len(dl.Value) + len(dl.Headers) + len(dl.Error))
-	a.budget.Acquire(n)
+	w.acquire(n)
 	q.bytes += n
 	q.dls = append(q.dls, dl)
 	q.dlParts = append(q.dlParts, q.rowPart(st))
+}
+
+// acquire counts n bytes of w's batches against the in-flight budget.
+func (w *worker) acquire(n int64) {
+	w.a.budget.Acquire(n)
+	w.held.Add(n)
+}
+
+// release gives back n bytes acquire counted.
+func (w *worker) release(n int64) {
+	w.a.budget.Release(n)
+	w.held.Add(-n)
 }
 
 // account counts p's encoded bytes not yet counted against the in-flight
@@ -542,7 +562,7 @@ func (q *pending) addDeadLetter(a *App, st *partState, dl pgcopy.DeadLetter) {
 // not only once they are flushed.
 func (w *worker) account(p *pending) {
 	if n := int64(p.b.Len()) - p.encoded; n > 0 {
-		w.a.budget.Acquire(n)
+		w.acquire(n)
 		p.bytes += n
 		p.encoded += n
 	}
@@ -621,10 +641,10 @@ func (w *worker) handOff(p *pending, why string, wait bool) {
 	if len(p.ranges) == 0 {
 		delete(w.open, p.table)
 		w.last[p.table] = last
-		w.a.budget.Release(p.bytes)
+		w.release(p.bytes)
 		batching.Put(p.b)
 		putRows(p.rows)
-		p.releaseParts(w.a)
+		p.releaseParts(w)
 		return
 	}
 	w.account(p)
@@ -665,11 +685,13 @@ func (w *worker) commitLoop() {
 			close(p.barrier)
 			continue
 		}
+		w.writing.Store(time.Now().UnixNano())
 		w.write(p)
-		w.a.budget.Release(p.bytes)
+		w.writing.Store(0)
+		w.release(p.bytes)
 		batching.Put(p.b)
 		putRows(p.rows)
-		p.releaseParts(w.a)
+		p.releaseParts(w)
 		w.written.Add(1)
 		select {
 		case w.idle <- struct{}{}: // the worker may hand over a batch it offered
