@@ -53,20 +53,22 @@ func (p *pending) evolved() bool {
 }
 
 // full reports whether p or one of its parts reached its limits, or
-// whether their tuples together reached p's byte limit: batch.max_bytes
-// bounds the batch written in one transaction, whatever the number of
-// tables it feeds (each part held up to the limit once, a batch of K
-// tables K times it).
+// whether their tuples and dead letters together reached p's byte limit:
+// batch.max_bytes bounds the batch written in one transaction, whatever
+// the number of tables it feeds (each part held up to the limit once, a
+// batch of K tables K times it) and however many of its records are bad
+// (a dead letter keeps a copy of its record, and the writer copies it
+// once more into the INSERT's parameters).
 func (p *pending) full() bool {
 	if p.limits.Full(p.b) {
 		return true
 	}
-	n := p.b.Len()
+	n := p.b.Len() + p.dlBytes
 	for _, q := range p.parts {
 		if q.limits.Full(q.b) {
 			return true
 		}
-		n += q.b.Len()
+		n += q.b.Len() + q.dlBytes
 	}
 	return n >= p.limits.MaxBytes
 }

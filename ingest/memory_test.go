@@ -170,3 +170,48 @@ func TestStuckTableDoesNotStallOthers(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestDeadLetterBatchBytes: a batch's dead letters keep a copy of their
+// records, and the writer copies them again into one INSERT's
+// parameters; batch.max_bytes did not count them, so a run of bad
+// records (every record of a backlog malformed) filled one batch with
+// dead letters until the budget paused fetching and the batch aged: a
+// 300 MB backlog of 10 KB malformed records drained at a peak RSS of 267
+// MiB with the defaults.
+func TestDeadLetterBatchBytes(t *testing.T) {
+	const maxBytes = 64 << 10
+	a := unitApp(t, fmt.Sprintf(tableYAML, "ignore"), func(c *Config) { c.Batch.MaxBytes, c.Batch.MaxRows = maxBytes, 100 })
+	w := newWorker(a, 0)
+	a.workers = []*worker{w}
+	st := &partState{topic: "events", table: a.tables[0], worker: w, next: 0}
+	st.highWatermark.Store(1 << 30)
+	a.parts[partKey{"events", 0}] = st
+	var largest, batches, dls int
+	stop := fakeCommitter(w, func(p *pending) {
+		n := 0
+		for _, dl := range p.dls {
+			n += len(dl.Value)
+		}
+		largest = max(largest, n)
+		batches++
+		dls += len(p.dls)
+	})
+	const recBytes = 1 << 10
+	var recs []*kgo.Record
+	n := int64(0)
+	for i := range 2000 {
+		r := &kgo.Record{Topic: "events", Offset: int64(i), Value: fmt.Appendf(nil, `{"v":%q`, strings.Repeat("x", recBytes))}
+		recs = append(recs, r)
+		n += recordCost(r)
+	}
+	a.budget.Acquire(n)
+	w.decode(wmsg{st: st, recs: recs, bytes: n})
+	w.flushAll()
+	stop()
+	if dls != len(recs) {
+		t.Fatalf("%d dead letters committed, want %d", dls, len(recs))
+	}
+	if limit := maxBytes + recBytes + 64; largest > limit {
+		t.Fatalf("largest of %d batches held %d bytes of dead letters, over batch.max_bytes %d plus one record", batches, largest, maxBytes)
+	}
+}

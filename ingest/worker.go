@@ -93,6 +93,7 @@ type pending struct {
 	truncate  bool
 	parts     []*pending // other tables' tuples in this batch (fanout.go); no ranges of their own
 	dls       []pgcopy.DeadLetter
+	dlBytes   int // the dead letters' bytes, counted against batch.max_bytes (pending.full)
 	ranges    []rangeState
 	bytes     int64 // budget bytes to release when done
 	encoded   int64 // bytes of b already counted against the budget
@@ -541,6 +542,7 @@ func (q *pending) addDeadLetter(w *worker, st *partState, dl pgcopy.DeadLetter) 
 	n := int64(len(dl.Key) + len(dl.Value) + len(dl.Headers) + len(dl.Error))
 	w.acquire(n)
 	q.bytes += n
+	q.dlBytes += int(n)
 	q.dls = append(q.dls, dl)
 	q.dlParts = append(q.dlParts, q.rowPart(st))
 }
