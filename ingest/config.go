@@ -378,15 +378,39 @@ func checkKeys(n *yaml.Node, t reflect.Type, prefix string) error {
 			}
 		}
 	case reflect.Slice:
-		if n.Kind == yaml.SequenceNode {
-			for i, item := range n.Content {
-				if err := checkKeys(item, t.Elem(), fmt.Sprintf("%s[%d]", prefix, i)); err != nil {
-					return err
+		if n.Kind != yaml.SequenceNode {
+			if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+				return nil
+			}
+			// yaml.v3's own message ("cannot unmarshal !!str `id` into
+			// []string") names neither the key nor the fix.
+			return cfgErr(prefix, "line %d: expected a list, e.g. [%s]", n.Line, listExample(n))
+		}
+		_, custom := reflect.New(t.Elem()).Interface().(yaml.Unmarshaler)
+		for i, item := range n.Content {
+			key := fmt.Sprintf("%s[%d]", prefix, i)
+			if custom || isLeaf(t.Elem()) {
+				if err := item.Decode(reflect.New(t.Elem()).Interface()); err != nil {
+					msg := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  ")
+					return cfgErr(key, "%s (line %d)", msg, item.Line)
 				}
+				continue
+			}
+			if err := checkKeys(item, t.Elem(), key); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
+}
+
+// listExample is the list a user most likely meant where n, which is not
+// a list, stands: its value as the one item, or a placeholder.
+func listExample(n *yaml.Node) string {
+	if n.Kind == yaml.ScalarNode && n.Value != "" {
+		return n.Value
+	}
+	return "a, b"
 }
 
 func isLeaf(t reflect.Type) bool {

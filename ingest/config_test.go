@@ -149,6 +149,11 @@ func TestConfigErrors(t *testing.T) {
 		"  - name: public.{topic.0}\n    topics: [a.c]\n    columns:\n      - {name: id, type: int8, path: id}\n",
 		"tables[2].name", "table public.{topic.0} is configured twice")
 	f("guard not a column", "key: [event_id]=>key: [event_id]\n    guard: ver", "tables[0].guard", "not among the columns")
+	// A scalar where a list belongs: yaml.v3 alone said only "cannot
+	// unmarshal !!str `event_id` into []string", naming no key.
+	f("key not a list", "key: [event_id]=>key: event_id", "tables[0].key", "expected a list, e.g. [event_id]")
+	f("brokers not a list", `brokers: ["127.0.0.1:9092"]=>brokers: 127.0.0.1:9092`, "kafka.brokers", "expected a list, e.g. [127.0.0.1:9092]")
+	f("topics item not a name", "topics: [events]=>topics: [{name: events}]", "tables[0].topics[0]", "cannot unmarshal")
 }
 
 // TestGuardTypes: the guard must order as a version, exactly; any other
