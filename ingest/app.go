@@ -289,7 +289,7 @@ func (a *App) snapshotParts() []*partState {
 // (create: true) target tables.
 func Migrate(ctx context.Context, cfg *Config) (err error) {
 	defer func() { err = newRedactor(cfg).error(err) }()
-	conn, err := connectPG(ctx, cfg.Postgres.URL, 30*time.Second)
+	conn, err := connectPG(ctx, cfg.Postgres.URL, 30*time.Second, slog.Default())
 	if err != nil {
 		return err
 	}
@@ -332,17 +332,22 @@ func Migrate(ctx context.Context, cfg *Config) (err error) {
 
 // connectPG connects, retrying transient failures for up to patience.
 // Authentication and TLS failures are returned at once: retrying them only
-// hides a configuration mistake.
-func connectPG(ctx context.Context, url string, patience time.Duration) (*pgconn.PgConn, error) {
+// hides a configuration mistake. The first retry is logged on log (when
+// not nil), so that a server that is down or a wrong port is named at once
+// rather than after patience of silence.
+func connectPG(ctx context.Context, url string, patience time.Duration, log *slog.Logger) (*pgconn.PgConn, error) {
 	deadline := time.Now().Add(patience)
 	backoff := 100 * time.Millisecond
-	for {
+	for retry := false; ; retry = true {
 		conn, err := pgconn.Connect(ctx, url)
 		if err == nil {
 			return conn, nil
 		}
 		if !pgcopy.IsRetryable(err) || time.Now().After(deadline) || isAuthError(err) {
 			return nil, errors.New(pgConnectError(err, url))
+		}
+		if !retry && log != nil {
+			log.Warn("cannot connect to PostgreSQL yet; retrying", "for", patience, "error", pgConnectError(err, url))
 		}
 		select {
 		case <-ctx.Done():
@@ -383,7 +388,7 @@ func (a *App) withCtl(ctx context.Context, f func(*pgconn.PgConn) error) error {
 	a.ctlMu.Lock()
 	defer a.ctlMu.Unlock()
 	if a.ctl == nil || a.ctl.IsClosed() {
-		conn, err := connectPG(ctx, a.cfg.Postgres.URL, 0)
+		conn, err := connectPG(ctx, a.cfg.Postgres.URL, 0, nil)
 		if err != nil {
 			return err
 		}
@@ -414,7 +419,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	a.hardCtx, a.hardCancel = context.WithCancel(context.Background())
 	defer a.hardCancel()
 
-	ctl, err := connectPG(ctx, a.cfg.Postgres.URL, 30*time.Second)
+	ctl, err := connectPG(ctx, a.cfg.Postgres.URL, 30*time.Second, a.log)
 	if err != nil {
 		return err
 	}

@@ -215,7 +215,7 @@ func ResetOffsetMain(ctx context.Context, args []string, stdout, stderr io.Write
 		return fmt.Errorf("cannot reset %s/%d to %d: the broker's log holds offsets %d to %d (log start to log end), and a partition outside it halts again; use an offset in that range, earliest or latest",
 			*topic, *partition, next, first, end)
 	}
-	conn, err := connectPG(ctx, cfg.Postgres.URL, 0)
+	conn, err := connectPG(ctx, cfg.Postgres.URL, 0, nil)
 	if err != nil {
 		return err
 	}

@@ -109,7 +109,7 @@ func DeadLettersMain(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintf(stderr, "sluice dead-letters %s: %v\n", sub, err)
 		return ErrUsage
 	}
-	conn, err := connectPG(ctx, cfg.Postgres.URL, 0)
+	conn, err := connectPG(ctx, cfg.Postgres.URL, 0, nil)
 	if err != nil {
 		return err
 	}
@@ -357,7 +357,7 @@ func replayDeadLetters(ctx context.Context, cfg *Config, filter pgcopy.DeadLette
 	if err != nil {
 		return err
 	}
-	conn, err := connectPG(ctx, cfg.Postgres.URL, 30*time.Second)
+	conn, err := connectPG(ctx, cfg.Postgres.URL, 30*time.Second, a.log)
 	if err != nil {
 		return err
 	}

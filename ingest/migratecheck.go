@@ -17,7 +17,7 @@ import (
 // it rolls back). It returns an error when Migrate would fail.
 func CheckMigration(ctx context.Context, cfg *Config, w io.Writer) (err error) {
 	defer func() { err = newRedactor(cfg).error(err) }()
-	conn, err := connectPG(ctx, cfg.Postgres.URL, 30*time.Second)
+	conn, err := connectPG(ctx, cfg.Postgres.URL, 30*time.Second, slog.Default())
 	if err != nil {
 		return err
 	}

@@ -93,7 +93,7 @@ func (a *App) retain(ctx context.Context) {
 // expireDeadLetters deletes the dead letters received before cutoff, a
 // batch per transaction, over a connection of its own.
 func (a *App) expireDeadLetters(ctx context.Context, cutoff time.Time) (int64, error) {
-	conn, err := connectPG(ctx, a.cfg.Postgres.URL, 0)
+	conn, err := connectPG(ctx, a.cfg.Postgres.URL, 0, nil)
 	if err != nil {
 		return 0, err
 	}

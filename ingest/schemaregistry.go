@@ -331,7 +331,7 @@ func deriveTables(ctx context.Context, cfg *Config, reg *registry.Client, conn *
 		return nil
 	}
 	if conn == nil {
-		c, err := connectPG(ctx, cfg.Postgres.URL, 30*time.Second)
+		c, err := connectPG(ctx, cfg.Postgres.URL, 30*time.Second, log)
 		if err != nil {
 			return err
 		}

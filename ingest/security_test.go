@@ -1122,3 +1122,38 @@ func TestUnreadableSecretNamesUID(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectRetryLogged: a PostgreSQL that refuses connections is retried
+// for connectPG's patience (30 s at start); the first failure is logged at
+// once, naming the address and the fix, with the password scrubbed.
+// Before, sluice run and migrate sat silent for the whole patience.
+func TestConnectRetryLogged(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now: connection refused
+	var out bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&out, nil))
+	start := time.Now()
+	_, err = connectPG(context.Background(), "postgres://u:s3cret@"+addr+"/db", time.Second, log)
+	if err == nil {
+		t.Fatal("connected to a closed port")
+	}
+	if time.Since(start) < time.Second {
+		t.Errorf("gave up after %s, before its patience of 1s", time.Since(start))
+	}
+	got := out.String()
+	for _, want := range []string{"cannot connect to PostgreSQL yet; retrying", "for=1s", addr, "nothing accepts connections there"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log lacks %q:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "retrying"); n != 1 {
+		t.Errorf("logged %d retry lines, want 1:\n%s", n, got)
+	}
+	if strings.Contains(got, "s3cret") {
+		t.Errorf("log holds the password:\n%s", got)
+	}
+}

@@ -218,7 +218,7 @@ func (s *statusSource) close() {
 func (s *statusSource) collect(ctx context.Context) (*GroupStatus, error) {
 	cfg := s.cfg
 	if s.pg == nil || s.pg.IsClosed() {
-		conn, err := connectPG(ctx, cfg.Postgres.URL, 0)
+		conn, err := connectPG(ctx, cfg.Postgres.URL, 0, nil)
 		if err != nil {
 			return nil, err
 		}
