@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/sluice-dev/sluice/registry"
 )
 
@@ -205,6 +207,9 @@ func LoadgenMain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return fmt.Errorf("loadgen stopped: %w", err)
 	}
+	if err := failures(stats, o.Topic, stderr); err != nil {
+		return err
+	}
 	if stats.Interrupted {
 		fmt.Fprintf(stdout, "interrupted after %d records\n", stats.Records)
 	}
@@ -292,5 +297,25 @@ func VerifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if !rep.OK() {
 		return fmt.Errorf("verify found exactly-once violations in %s (see the report above)", *table)
 	}
+	return nil
+}
+
+// failures reports records the broker did not take: a run where none was
+// written fails, naming the first error (and, for a topic that does not
+// exist, how to create it); a run where some failed says so on w, since
+// their outcome is unknown (verify accepts them present or absent).
+func failures(stats Stats, topic string, w io.Writer) error {
+	failed := stats.Failed.Total()
+	if failed == 0 {
+		return nil
+	}
+	if stats.Committed.Total()+stats.Aborted.Total() == 0 {
+		hint := "; check the brokers and the topic"
+		if errors.Is(stats.firstErr, kerr.UnknownTopicOrPartition) {
+			hint = fmt.Sprintf("; topic %s does not exist and the brokers do not create it on write: create it, or pass --partitions N to create it", topic)
+		}
+		return fmt.Errorf("no record was written to topic %s: all %d failed (the first: %s)%s", topic, failed, strings.TrimSuffix(stats.FirstFailure, "."), hint)
+	}
+	fmt.Fprintf(w, "loadgen: %d record(s) failed, their outcome unknown (sluice verify accepts them present or absent); the first: %s\n", failed, stats.FirstFailure)
 	return nil
 }

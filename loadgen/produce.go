@@ -93,6 +93,9 @@ type Stats struct {
 	// FailedIndices lists the records (non-transactional runs) whose
 	// outcome is unknown; verify accepts them present or absent.
 	FailedIndices []int64 `json:"failed_indices,omitempty"`
+	// FirstFailure is the error of the first record that failed, if any.
+	FirstFailure string `json:"first_failure,omitempty"`
+	firstErr     error
 	// ForcedAborts lists transactions aborted because a record in them
 	// failed, though the seed meant them to commit.
 	ForcedAborts []int64 `json:"forced_aborts,omitempty"`
@@ -261,6 +264,7 @@ type producer struct {
 	mu        sync.Mutex
 	failedIdx []int64
 	tooMany   bool
+	firstErr  error
 
 	stats   Stats
 	start   time.Time
@@ -282,6 +286,9 @@ func (p *producer) done(it *item, err error) {
 	if err != nil {
 		p.failed[k].Add(1)
 		p.mu.Lock()
+		if p.firstErr == nil {
+			p.firstErr = err
+		}
 		if len(p.failedIdx) < maxFailedIndices {
 			p.failedIdx = append(p.failedIdx, it.rec.Index)
 		} else {
@@ -326,6 +333,9 @@ func (p *producer) run(ctx context.Context) error {
 	p.stats.Elapsed = time.Since(p.start)
 	p.mu.Lock()
 	p.stats.FailedIndices = p.failedIdx
+	if p.firstErr != nil {
+		p.stats.FirstFailure, p.stats.firstErr = p.firstErr.Error(), p.firstErr
+	}
 	tooMany := p.tooMany
 	p.mu.Unlock()
 	if err == nil && tooMany {

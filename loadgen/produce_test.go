@@ -145,3 +145,36 @@ func TestManifestRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadgenMissingTopic: records for a topic the brokers do not have
+// (and do not create on write) all fail; sluice loadgen exited 0 after
+// "failed 100", and sluice verify then passed an empty table. It now
+// fails, naming the topic and --partitions, and still writes the manifest.
+func TestLoadgenMissingTopic(t *testing.T) {
+	addrs := testBroker(t)
+	manifest := filepath.Join(t.TempDir(), "m.json")
+	var stdout, stderr bytes.Buffer
+	err := LoadgenMain(context.Background(), []string{"--brokers", strings.Join(addrs, ","), "--topic", "nosuch",
+		"--records", "20", "--quiet", "--manifest", manifest}, &stdout, &stderr)
+	if err == nil {
+		t.Fatalf("no error for a topic that does not exist; stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"no record was written to topic nosuch", "all 20 failed", "UNKNOWN_TOPIC_OR_PARTITION", "--partitions N"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	m, rerr := ReadManifest(manifest)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	if m.Stats.Failed.Total() != 20 || !strings.Contains(m.Stats.FirstFailure, "UNKNOWN_TOPIC_OR_PARTITION") {
+		t.Errorf("manifest stats: failed %d, first failure %q", m.Stats.Failed.Total(), m.Stats.FirstFailure)
+	}
+	// The topic the broker has: no error, nothing said of failures.
+	stderr.Reset()
+	if err := LoadgenMain(context.Background(), []string{"--brokers", strings.Join(addrs, ","), "--topic", "events",
+		"--records", "20", "--quiet"}, &stdout, &stderr); err != nil || strings.Contains(stderr.String(), "failed") {
+		t.Errorf("existing topic: error %v, stderr %q", err, stderr.String())
+	}
+}
