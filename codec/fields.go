@@ -310,3 +310,53 @@ func (n jsonNode) columnType() Type {
 	}
 	return TypeJSONB
 }
+
+// UnmatchedPaths returns the names of the path columns of cols whose
+// path's first segment names no top-level field of the writer schema s:
+// by the field's name in Avro, by its name or JSON name in Protobuf (of
+// the message indexes names, as SchemaFields). Such a column is NULL in
+// every record written with s (ReasonMissingRequired when Required),
+// which is right for a field a newer writer schema added and silent for
+// a misspelt path; the caller warns. JSON Schema, whose properties are
+// open, and a schema that does not parse give nil.
+func UnmatchedPaths(s *Schema, indexes []int, cols []Column) []string {
+	var has func(string) bool
+	switch s.Type {
+	case SchemaAvro:
+		root, err := parseAvroSchema(s)
+		if err != nil || root.kind != avroRecord {
+			return nil
+		}
+		has = func(name string) bool {
+			for _, f := range root.fields {
+				if f.name == name {
+					return true
+				}
+			}
+			return false
+		}
+	case SchemaProtobuf:
+		fd, err := compileProtobufFile(s)
+		if err != nil {
+			return nil
+		}
+		md, err := protobufMessage(fd, indexes)
+		if err != nil {
+			return nil
+		}
+		t := pbTypes{}.get(md)
+		has = func(name string) bool { return t.fieldByName(name) >= 0 }
+	default:
+		return nil
+	}
+	var out []string
+	for _, c := range cols {
+		if c.Source != SourcePath || c.Path == "" {
+			continue
+		}
+		if first, _, _ := strings.Cut(c.Path, "."); !has(first) {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -136,5 +137,38 @@ func TestSchemaFieldsJSONSchema(t *testing.T) {
 "ts":"2026-11-27T10:00:00.123456789Z","day":"2026-11-27","u":"3f1c9a2e-8b4d-4c6e-9f2a-1b3c5d7e9f01","o":{"k":1},"a":[1],"mix":"m"}`...)
 	if _, err := d.AppendFields(nil, &Record{Value: v}); err != nil {
 		t.Errorf("a record of the schema does not fill the listed columns: %v", err)
+	}
+}
+
+// TestUnmatchedPaths: the path columns whose first segment names no
+// top-level field, by name (Avro) or name or JSON name (Protobuf, of the
+// message the indexes name); other sources and JSON Schema are not
+// checked.
+func TestUnmatchedPaths(t *testing.T) {
+	cols := []Column{
+		{Name: "id", Source: SourcePath, Path: "id"},
+		{Name: "country", Source: SourcePath, Path: "attrs.country"},
+		{Name: "agent", Source: SourcePath, Path: "useragent"},
+		{Name: "agent2", Source: SourcePath, Path: "userAgent"},
+		{Name: "k", Source: SourceKey, Path: "nope"},
+		{Name: "off", Source: SourceOffset},
+	}
+	avro := &Schema{Type: SchemaAvro, Text: `{"type": "record", "name": "E", "fields": [
+		{"name": "id", "type": "long"}, {"name": "user_agent", "type": "string"},
+		{"name": "attrs", "type": {"type": "record", "name": "A", "fields": [{"name": "city", "type": "string"}]}}]}`}
+	if got := UnmatchedPaths(avro, nil, cols); !slices.Equal(got, []string{"agent", "agent2"}) {
+		t.Errorf("avro: %v, want [agent agent2]", got)
+	}
+	pb := &Schema{Type: SchemaProtobuf, Text: "syntax = \"proto3\";\nmessage Meta { string note = 1; }\n" +
+		"message E { int64 id = 1; string user_agent = 2; Meta attrs = 3; }\n"}
+	if got := UnmatchedPaths(pb, []int{1}, cols); !slices.Equal(got, []string{"agent"}) {
+		t.Errorf("protobuf message E: %v, want [agent] (userAgent is user_agent's JSON name)", got)
+	}
+	if got := UnmatchedPaths(pb, nil, cols); !slices.Equal(got, []string{"id", "country", "agent", "agent2"}) {
+		t.Errorf("protobuf message Meta: %v, want [id country agent agent2]", got)
+	}
+	js := &Schema{Type: SchemaJSON, Text: `{"type": "object", "properties": {"id": {"type": "integer"}}}`}
+	if got := UnmatchedPaths(js, nil, cols); got != nil {
+		t.Errorf("json schema: %v, want nil", got)
 	}
 }

@@ -3,10 +3,13 @@ package ingest
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -138,6 +141,47 @@ func TestRegistryEvolveAddColumns(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM public.evolving WHERE id < 4 AND country IS NULL`); n != 4 {
 		t.Errorf("%d rows written with the old schema have NULL, want 4", n)
+	}
+}
+
+// TestRegistryPathNamesNoField: a column whose path names no field of the
+// writer schema is NULL in every row, which is right for a field only a
+// newer schema has but silent for a misspelt path: the compiled schema is
+// logged with a warning naming the column (and only it).
+func TestRegistryPathNamesNoField(t *testing.T) {
+	e := newEnv(t, 1)
+	v1 := `{"type":"record","name":"Item","fields":[{"name":"id","type":"long"},{"name":"user_agent","type":"string"}]}`
+	url := registryWith(t, "events-value", registry.TypeAvro, v1)
+	zz := func(b []byte, v int64) []byte { return binary.AppendUvarint(b, uint64((v<<1)^(v>>63))) }
+	str := func(b []byte, s string) []byte { return append(zz(b, int64(len(s))), s...) }
+	frame := binary.BigEndian.AppendUint32([]byte{0}, 1)
+	cfg := e.configRegistry(url, `
+  - name: public.agents
+    topics: [events]
+    format: avro
+    key: [id]
+    columns:
+      - {name: id, type: int8, path: id}
+      - {name: user_agent, type: text, path: useragent}
+      - {name: src_offset, type: int8, source: kafka.offset}
+`)
+	var logs syncBuffer
+	e.start(cfg, func(a *App) {
+		a.log = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testWriter{t}), nil))
+	})
+	e.produce(&kgo.Record{Value: str(zz(slices.Clone(frame), 1), "curl")}, &kgo.Record{Value: str(zz(slices.Clone(frame), 2), "wget")})
+	e.waitDrained(2)
+	if n := e.count(`SELECT count(*) FROM public.agents WHERE user_agent IS NULL`); n != 2 {
+		t.Errorf("%d rows with user_agent NULL, want 2", n)
+	}
+	var warn string
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "path names no field of the writer schema") {
+			warn = line
+		}
+	}
+	if warn == "" || !strings.Contains(warn, "columns=[user_agent]") || !strings.Contains(warn, "table=public.agents") {
+		t.Errorf("no warning naming column user_agent of public.agents; log:\n%s", logs.String())
 	}
 }
 
