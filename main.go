@@ -107,10 +107,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
-// versionMain is `sluice version`.
+// versionMain is `sluice version`. It takes no arguments but -h, which
+// `sluice help` offers for every command.
 func versionMain(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 {
-		fmt.Fprintf(stderr, "sluice version takes no arguments, got %q\n", args[0])
+	fs := flag.NewFlagSet("sluice version", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: sluice version\n\nPrints the version, revision and Go version of this binary; it takes no flags.")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return ingest.ErrUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sluice version takes no arguments, got %q\n", fs.Arg(0))
 		return ingest.ErrUsage
 	}
 	fmt.Fprintln(stdout, buildinfo.String())

@@ -89,4 +89,15 @@ func TestVersionCommand(t *testing.T) {
 	if code := run([]string{"version", "extra"}, &out, &errOut); code != 2 {
 		t.Errorf("sluice version extra: exit %d, want 2 (usage)", code)
 	}
+	// `sluice help` says "Run 'sluice COMMAND -h' for a command's flags":
+	// for version that was a usage error, exit 2.
+	for _, h := range []string{"-h", "--help"} {
+		errOut.Reset()
+		if code := run([]string{"version", h}, &out, &errOut); code != 0 || !strings.Contains(errOut.String(), "Usage: sluice version") {
+			t.Errorf("sluice version %s: exit %d, %q; want exit 0 and the usage", h, code, errOut.String())
+		}
+	}
+	if code := run([]string{"version", "--short"}, &out, &errOut); code != 2 {
+		t.Errorf("sluice version --short: exit %d, want 2 (usage)", code)
+	}
 }
