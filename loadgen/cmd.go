@@ -90,10 +90,10 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (help bool, e
 		if errors.Is(err, flag.ErrHelp) {
 			return true, nil
 		}
-		return false, fmt.Errorf("cannot parse %s flags: %w (see sluice %s -h)", fs.Name(), err, fs.Name())
+		return false, fmt.Errorf("cannot parse the flags: %w (see %s -h)", err, fs.Name())
 	}
 	if fs.NArg() > 0 {
-		return false, fmt.Errorf("cannot use argument %q: %s takes flags only (see sluice %s -h)", fs.Arg(0), fs.Name(), fs.Name())
+		return false, fmt.Errorf("cannot use argument %q: %s takes flags only (see %s -h)", fs.Arg(0), fs.Name(), fs.Name())
 	}
 	return false, nil
 }
@@ -132,7 +132,7 @@ func envOr(name, def string) string {
 // traffic, prints progress to stderr and a summary to stdout, and writes a
 // manifest for `sluice verify` when --manifest is given.
 func LoadgenMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs := flag.NewFlagSet("sluice loadgen", flag.ContinueOnError)
 	var o Options
 	apply := genFlags(fs, &o)
 	brokers := fs.String("brokers", envOr("SLUICE_KAFKA_BROKERS", "127.0.0.1:9092"), "comma-separated Kafka brokers (env SLUICE_KAFKA_BROKERS)")
@@ -221,7 +221,7 @@ func LoadgenMain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // the same generator flags and --records) and returns an error when the
 // report shows any anomaly.
 func VerifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs := flag.NewFlagSet("sluice verify", flag.ContinueOnError)
 	var o Options
 	apply := genFlags(fs, &o)
 	// The default is read after parsing, not shown in --help: the URL may

@@ -650,6 +650,17 @@ func TestCommandErrors(t *testing.T) {
 			t.Errorf("%v: error %v, want one mentioning %q", tc.args, err, tc.want)
 		}
 	}
+	// Usage and flag errors name the command as typed: "sluice loadgen",
+	// not "loadgen".
+	errOut.Reset()
+	if err := LoadgenMain(ctx, []string{"-h"}, &out, &errOut); err != nil || !strings.HasPrefix(errOut.String(), "Usage of sluice loadgen:") {
+		t.Errorf("loadgen -h: %v, usage %.40q", err, errOut.String())
+	}
+	errOut.Reset()
+	if err := VerifyMain(ctx, []string{"--bogus"}, &out, &errOut); err == nil || !strings.Contains(err.Error(), "(see sluice verify -h)") ||
+		!strings.Contains(errOut.String(), "Usage of sluice verify:") {
+		t.Errorf("verify --bogus: %v, usage %.40q", err, errOut.String())
+	}
 	out.Reset()
 	if err := LoadgenMain(ctx, []string{"--print-table-config", "public.events"}, &out, &errOut); err != nil ||
 		!strings.HasPrefix(out.String(), "tables:\n- name: public.events\n") {
