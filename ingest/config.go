@@ -667,6 +667,11 @@ func (t *TableConfig) validate(key string) error {
 	if _, err := pgcopy.ParsePolicy(t.OnConflict); err != nil {
 		return cfgErr(key+".on_conflict", "%q is not valid; use ignore (first write wins) or update (the newest write wins, by the guard column)", t.OnConflict)
 	}
+	if t.OnConflict == "update" && len(t.Key) == 0 {
+		// Without a key no row is ever replaced: each record is a row of
+		// its own, which is not what update asks for.
+		return cfgErr(key+".on_conflict", "update replaces the stored row of a key, but table %s has no key; set key to the columns that identify a row (e.g. key: [id]), or remove on_conflict: without a key every record becomes a row of its own", t.Name)
+	}
 	if t.MaxRecordBytes == 0 {
 		t.MaxRecordBytes = 1 << 20
 	}

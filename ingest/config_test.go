@@ -133,6 +133,8 @@ func TestConfigErrors(t *testing.T) {
 	f("bad start offset", "group: sluice=>group: sluice\n  start_offset: middle", "kafka.start_offset", "earliest or latest")
 	f("key not a column", "key: [event_id]=>key: [id]", "tables[0].key", "add it to columns")
 	f("bad on_conflict", "key: [event_id]=>key: [event_id]\n    on_conflict: replace", "tables[0].on_conflict", "ignore")
+	// Without a key, update replaced nothing: every record became a row.
+	f("update without key", "key: [event_id]=>on_conflict: update", "tables[0].on_conflict", "has no key; set key")
 	f("bad source", "source: kafka.offset=>source: kafka.ofset", "tables[0].columns[2].source", "kafka.offset")
 	f("path and source", "source: kafka.offset=>source: kafka.offset, path: x", "tables[0].columns[2]", "keep one")
 	f("broker without port", `brokers: ["127.0.0.1:9092"]=>brokers: ["kafka"]`, "kafka.brokers[0]", "host:port")
