@@ -125,6 +125,31 @@ func (w *watchFlag) Set(s string) error {
 
 func (w *watchFlag) IsBoolFlag() bool { return true }
 
+// parseWatchFlags parses args into fs, taking an argument after --watch
+// that is a duration as its interval and parsing the flags after it too:
+// flag stops at the first non-flag, so `--watch 5s --config F` left
+// --config unparsed.
+func parseWatchFlags(fs *flag.FlagSet, args []string, w *watchFlag) error {
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return ErrUsage
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return nil
+		}
+		d, err := time.ParseDuration(args[0])
+		if !w.on || err != nil || d <= 0 {
+			fmt.Fprintf(fs.Output(), "unexpected argument %q\n", args[0])
+			return ErrUsage
+		}
+		w.every, args = d, args[1:]
+	}
+}
+
 // StatusMain is `sluice status`.
 func StatusMain(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("sluice status", flag.ContinueOnError)
@@ -135,21 +160,8 @@ func StatusMain(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	watch := watchFlag{every: 2 * time.Second}
 	fs.Var(&watch, "watch", "refresh every `interval` (default 2s) until interrupted: --watch, --watch=5s or --watch 5s")
 	instances := fs.String("instances", "", "comma-separated host:port of running instances' metrics listeners: adds what each says of itself (readiness, stuck tables)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return ErrUsage
-	}
-	rest := fs.Args()
-	if watch.on && len(rest) > 0 {
-		if d, perr := time.ParseDuration(rest[0]); perr == nil && d > 0 {
-			watch.every, rest = d, rest[1:]
-		}
-	}
-	if len(rest) > 0 {
-		fmt.Fprintf(stderr, "unexpected argument %q\n", rest[0])
-		return ErrUsage
+	if err := parseWatchFlags(fs, args, &watch); err != nil {
+		return err
 	}
 	cfg, err := cf.load()
 	if err != nil {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -126,5 +128,39 @@ func TestStatusCommand(t *testing.T) {
 	}
 	if n := strings.Count(out.String(), "group g "); n < 2 {
 		t.Errorf("--watch 100ms printed the status %d times in 3s", n)
+	}
+}
+
+// TestWatchFlagForms: --watch takes an interval as the next argument, and
+// the flags after it are parsed too: `--watch 10s --config F` used to stop
+// at 10s and refuse --config as an unexpected argument.
+func TestWatchFlagForms(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		on     bool
+		every  time.Duration
+		config string
+		err    bool
+	}{
+		{[]string{"--config", "f.yaml"}, false, 2 * time.Second, "f.yaml", false},
+		{[]string{"--config", "f.yaml", "--watch"}, true, 2 * time.Second, "f.yaml", false},
+		{[]string{"--watch", "--config", "f.yaml"}, true, 2 * time.Second, "f.yaml", false},
+		{[]string{"--watch=5s", "--config", "f.yaml"}, true, 5 * time.Second, "f.yaml", false},
+		{[]string{"--config", "f.yaml", "--watch", "10s"}, true, 10 * time.Second, "f.yaml", false},
+		{[]string{"--watch", "10s", "--config", "f.yaml", "--json"}, true, 10 * time.Second, "f.yaml", false},
+		{[]string{"--watch", "10s", "extra"}, true, 10 * time.Second, "", true},
+		{[]string{"--config", "f.yaml", "10s"}, false, 2 * time.Second, "f.yaml", true},
+	} {
+		fs := flag.NewFlagSet("sluice status", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		config := fs.String("config", "", "")
+		fs.Bool("json", false, "")
+		w := watchFlag{every: 2 * time.Second}
+		fs.Var(&w, "watch", "")
+		err := parseWatchFlags(fs, tc.args, &w)
+		if (err != nil) != tc.err || w.on != tc.on || w.every != tc.every || *config != tc.config {
+			t.Errorf("%q: error %v, watch %v every %v, config %q; want error %v, watch %v every %v, config %q",
+				tc.args, err, w.on, w.every, *config, tc.err, tc.on, tc.every, tc.config)
+		}
 	}
 }
