@@ -224,6 +224,8 @@ func VerifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("sluice verify", flag.ContinueOnError)
 	var o Options
 	apply := genFlags(fs, &o)
+	// verify has no --duration: the stream it regenerates is --records long.
+	fs.Lookup("records").Usage = "records sluice loadgen produced (without --manifest)"
 	// The default is read after parsing, not shown in --help: the URL may
 	// hold a password.
 	pgURL := fs.String("postgres", "", "Postgres URL (default $SLUICE_POSTGRES_URL)")

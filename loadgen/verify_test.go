@@ -661,6 +661,11 @@ func TestCommandErrors(t *testing.T) {
 		!strings.Contains(errOut.String(), "Usage of sluice verify:") {
 		t.Errorf("verify --bogus: %v, usage %.40q", err, errOut.String())
 	}
+	// verify has no --duration, so its help must not send the user there.
+	errOut.Reset()
+	if err := VerifyMain(ctx, []string{"-h"}, &out, &errOut); err != nil || strings.Contains(errOut.String(), "--duration") {
+		t.Errorf("verify -h: %v, or its usage names --duration, which verify lacks", err)
+	}
 	out.Reset()
 	if err := LoadgenMain(ctx, []string{"--print-table-config", "public.events"}, &out, &errOut); err != nil ||
 		!strings.HasPrefix(out.String(), "tables:\n- name: public.events\n") {
