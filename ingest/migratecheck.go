@@ -50,9 +50,12 @@ func CheckMigration(ctx context.Context, cfg *Config, w io.Writer) (err error) {
 		return fmt.Errorf("cannot check the migration: %w", err)
 	}
 	plan.Changes = append(adds, plan.Changes...)
-	if len(plan.Changes) == 0 {
+	switch {
+	case len(plan.Changes) == 0 && len(plan.Problems) > 0:
+		fmt.Fprintln(w, "sluice migrate --check: nothing to create or change, but:")
+	case len(plan.Changes) == 0:
 		fmt.Fprintln(w, "sluice migrate --check: nothing to create or change")
-	} else {
+	default:
 		fmt.Fprintln(w, "sluice migrate --check: migrate would (nothing was changed):")
 		for _, c := range plan.Changes {
 			fmt.Fprintln(w, "  "+c)
