@@ -349,6 +349,10 @@ func (b *Budget) Over() bool { return b.inUse.Load() > b.max }
 // Resumable reports whether usage fell below the low-water mark.
 func (b *Budget) Resumable() bool { return b.inUse.Load() <= b.low }
 
+// OverBeside reports whether usage, less n bytes held where nothing will
+// release them soon, exceeds the budget (see ResumableBeside).
+func (b *Budget) OverBeside(n int64) bool { return b.inUse.Load()-n > b.max }
+
 // ResumableBeside reports whether usage, less n bytes that are held where
 // nothing will release them soon (a commit that does not end), fell below
 // the low-water mark: such bytes would otherwise keep fetching paused for

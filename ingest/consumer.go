@@ -392,7 +392,10 @@ func (a *App) pollLoop(ctx context.Context) error {
 // pattern matches): fetched, they would go past the budget.
 func (a *App) budgetPause(f *flowControl, paused bool) bool {
 	switch {
-	case !paused && a.budget.Over():
+	case !paused && a.budget.Over() && a.budget.OverBeside(a.stalledBytes(f)):
+		// Stalled bytes are left out of both tests: counted here, they
+		// would pause fetching on every pass that the resume test below
+		// resumes it.
 		a.cl.PauseFetchTopics(a.assignedTopics()...)
 		a.m.fetchPauses.Inc()
 		a.log.Debug("in-flight byte budget exceeded; fetching paused", "inflight", a.budget.InUse())

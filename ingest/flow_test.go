@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -203,5 +204,41 @@ func TestBudgetPausesTopicsAssignedLater(t *testing.T) {
 	a.budget.Release(over)
 	if paused = a.budgetPause(&flowControl{}, paused); paused || len(a.cl.PauseFetchTopics()) != 0 {
 		t.Fatalf("under the budget: paused %v, topics %v; want none", paused, a.cl.PauseFetchTopics())
+	}
+}
+
+// TestBudgetStalledBytesDoNotFlap: a worker whose commit has stalled
+// holds more than the whole budget. Its bytes are left out of the test
+// that pauses fetching as well as of the one that resumes it: counted in
+// the first only, fetching was paused and resumed on alternate passes of
+// the poll loop, and sluice_fetch_pauses_total counted every one.
+func TestBudgetStalledBytesDoNotFlap(t *testing.T) {
+	a := flowApp(t, 2)
+	a.parts[partKey{"events", 0}] = &partState{topic: "events", table: a.tables[0], worker: a.workers[0]}
+	stalled := a.workers[0]
+	n := a.budget.Max() + 1
+	stalled.acquire(n)
+	stalled.writing.Store(time.Now().Add(-2 * commitStall).UnixNano())
+	f := &flowControl{}
+	paused := false
+	for range 4 {
+		paused = a.budgetPause(f, paused)
+		if paused {
+			t.Fatal("fetching paused for the bytes of a stalled commit alone")
+		}
+	}
+	if got := a.m.fetchPauses.Get(); got != 0 {
+		t.Errorf("%d fetch pauses counted", got)
+	}
+	// Bytes of a worker that is not stalled still pause fetching, and it
+	// stays paused.
+	a.workers[1].acquire(a.budget.Max() + 1)
+	for range 4 {
+		if paused = a.budgetPause(f, paused); !paused {
+			t.Fatal("fetching not paused over the budget beside the stalled bytes")
+		}
+	}
+	if got := a.m.fetchPauses.Get(); got != 1 {
+		t.Errorf("%d fetch pauses counted, want 1", got)
 	}
 }
