@@ -13,10 +13,11 @@ import (
 // poll loop keeps stopping): rows come from committed transactions only, and
 // the stored offsets pass every marker.
 //
-// Fetches are larger than the backlog: kfake, the embedded broker, serves
-// records of an aborted transaction to read_committed consumers when a fetch
-// response ends inside that transaction (kcat, a librdkafka client, sees the
-// same), which is that broker's bug, not the client's or Sluice's.
+// Fetches are larger than the backlog: kfake, the embedded broker, omits a
+// partition's aborted transactions from a read_committed fetch response that
+// its MaxBytes cut inside that partition, and its consumers then take
+// aborted records for committed ones (devenv.TestFetchCutBySizeListsAbortedTxns),
+// which is that broker's bug, not the client's or Sluice's.
 func TestAbortedNeverLandUnderBackpressure(t *testing.T) {
 	e := newEnv(t, 1)
 	txp, err := kgo.NewClient(kgo.SeedBrokers(e.broker.Addrs()...), kgo.DefaultProduceTopic("events"), kgo.TransactionalID("abort-test"))

@@ -300,11 +300,12 @@ type clusterOptions struct {
 	batchYAML      string        // the batch: section's items; empty: defaults
 	maxConns       int
 	// defaultFetch keeps kafka.fetch_max_bytes at its default. Otherwise
-	// fetches are 32MiB: kfake (the embedded broker) serves records of an
-	// aborted transaction to read_committed consumers when a fetch
-	// response ends inside that transaction (kcat sees it too), and small
-	// fetches end inside the transactional stream's transactions often.
-	// Real Kafka does not; with fetches larger than a transaction the
+	// fetches are 32MiB: kfake (the embedded broker) omits a partition's
+	// aborted transactions from a read_committed fetch response that its
+	// MaxBytes cut inside that partition, so its consumers take aborted
+	// records for committed ones (README.md, "Findings (open)";
+	// devenv.TestFetchCutBySizeListsAbortedTxns), and small fetches are cut
+	// often. Real Kafka does not; with fetches larger than what waits the
 	// chaos tests check Sluice, not that broker bug.
 	defaultFetch bool
 }
