@@ -3,10 +3,12 @@ package devenv
 import (
 	"crypto/tls"
 	"fmt"
+	"math"
 	"net"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // BrokerOptions configures StartBroker.
@@ -30,6 +32,10 @@ type BrokerOptions struct {
 	SASL [][3]string
 	// Extra kfake options.
 	Extra []kfake.Opt
+
+	// rawFetch serves read_committed fetches as kfake does, without
+	// listedAborts (for the tests that watch kfake's own behaviour).
+	rawFetch bool
 }
 
 // Broker is a running embedded Kafka-protocol broker.
@@ -99,5 +105,26 @@ func StartBroker(o BrokerOptions) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot start the embedded Kafka broker: %w", err)
 	}
+	if !o.rawFetch {
+		c.ControlKey(int16(kmsg.Fetch), listedAborts)
+	}
 	return &Broker{Cluster: c}, nil
+}
+
+// listedAborts lifts the total size limit of read_committed fetches, which
+// each partition's limit still bounds, and lets kfake serve them. kfake
+// (the module version in go.mod) leaves its loop over a fetch's partitions
+// as soon as the response reaches the request's MaxBytes, and skips the
+// lookup of aborted transactions for the partition it was filling: that
+// partition's batches go out without them, and a read_committed consumer
+// (franz-go, librdkafka) takes the aborted records among them for
+// committed ones. A fetch cut by a partition's limit lists them. Apache
+// Kafka lists them however a fetch is cut. The responses are then as
+// large as the partitions' limits add up to, more than MaxBytes when
+// those add up to more (TestFetchCutBySizeListsAbortedTxns).
+func listedAborts(r kmsg.Request) (kmsg.Response, error, bool) {
+	if req, ok := r.(*kmsg.FetchRequest); ok && req.IsolationLevel == 1 {
+		req.MaxBytes = math.MaxInt32
+	}
+	return nil, nil, false
 }
