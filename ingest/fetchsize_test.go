@@ -3,9 +3,12 @@ package ingest
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestCompressedBacklogReadOnce drains a zstd-compressed backlog and checks
@@ -127,5 +130,62 @@ func TestFetchPoolsLearnExpansion(t *testing.T) {
 	p.OnFetchBatchRead(kgo.BrokerMetadata{}, "t", 0, kgo.FetchBatchMetrics{CompressedBytes: 100, UncompressedBytes: 100})
 	if e := p.expand[kgo.CodecNone].Load(); e != 0 {
 		t.Fatalf("an uncompressed batch set expansion %d", e)
+	}
+}
+
+// TestCompressibleBacklogFirstFetch: the fetch size follows the batches'
+// expansion only once some were read. The first fetch asked for
+// kafka.fetch_max_bytes on the wire, and a backlog of values that
+// compress a hundredfold decoded to a hundred times the setting in one
+// poll, all of it held at once (a 1 GB zstd backlog of such values peaked
+// at 660 MiB RSS under the defaults). The first fetch now asks for the
+// least a fetch asks for, and grows with what it measures.
+func TestCompressibleBacklogFirstFetch(t *testing.T) {
+	e := newEnv(t, 4)
+	prod, err := kgo.NewClient(kgo.SeedBrokers(e.broker.Addrs()...), kgo.DefaultProduceTopic("events"),
+		kgo.ProducerBatchCompression(kgo.ZstdCompression()), kgo.ProducerBatchMaxBytes(256<<10),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	const n = 20000
+	filler := strings.Repeat("compressible ", 300)
+	recs := make([]*kgo.Record, 0, n)
+	for i := range n {
+		recs = append(recs, item(i, filler))
+	}
+	if err := prod.ProduceSync(e.ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// The most a fetch of the group's asks for.
+	var asked atomic.Int32
+	e.broker.Cluster.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.broker.Cluster.KeepControl()
+		if f := req.(*kmsg.FetchRequest); f.ReplicaID < 0 {
+			for m := asked.Load(); f.MaxBytes > m && !asked.CompareAndSwap(m, f.MaxBytes); m = asked.Load() {
+			}
+		}
+		return nil, nil, false
+	})
+	cfg := e.config(fmt.Sprintf(tableYAML, "ignore"))
+	cfg.Batch.MaxRows = 2000
+	cfg.Batch.MaxBytes = 1 << 20
+	cfg.Batch.MaxInflightBytes = 4 << 20
+	cfg.Kafka.FetchMaxBytes = 512 << 10
+	r := e.start(cfg)
+	e.waitDrained(n)
+	st := r.app.Stats()
+	wire, decoded := r.app.m.fetched.wire.Get(), r.app.m.fetched.decoded.Get()
+	ratio := float64(decoded) / float64(wire)
+	t.Logf("%d bytes fetched, %d decoded (%.0f times); %d records read for %d consumed; fetches asked for %d bytes at most",
+		wire, decoded, ratio, st.RecordsFetched, st.RecordsConsumed, asked.Load())
+	if ratio < 30 {
+		t.Fatalf("the batches expanded %.1f times: not compressible enough to test anything", ratio)
+	}
+	// kafka.fetch_max_bytes decoded is under the smallest fetch on the
+	// wire here: no fetch asks for more.
+	if a := asked.Load(); a > minFetchBytes {
+		t.Fatalf("a fetch asked for %d bytes on the wire, %.0f MB decoded; want at most %d", a, float64(a)*ratio/1e6, minFetchBytes)
 	}
 }
