@@ -651,9 +651,7 @@ func TestBacklogRSS(t *testing.T) {
 		partitions: 8,
 		topics:     []string{"backlog"},
 		tablesYAML: tableYAML(loadgen.SchemaReference, "public.backlog", "backlog", "ignore", 0),
-		// Default settings, as the memory target is stated for; the
-		// backlog has no transactions (see clusterOptions.defaultFetch).
-		defaultFetch: true,
+		// Default settings, as the memory target is stated for.
 	})
 	in := c.addInstance(4) // postgres.max_conns default
 	c.migrate("public.backlog")

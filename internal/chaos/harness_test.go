@@ -299,15 +299,6 @@ type clusterOptions struct {
 	sessionTimeout time.Duration // 0: the default
 	batchYAML      string        // the batch: section's items; empty: defaults
 	maxConns       int
-	// defaultFetch keeps kafka.fetch_max_bytes at its default. Otherwise
-	// fetches are 32MiB: kfake (the embedded broker) omits a partition's
-	// aborted transactions from a read_committed fetch response that its
-	// MaxBytes cut inside that partition, so its consumers take aborted
-	// records for committed ones (README.md, "Findings (open)";
-	// devenv.TestFetchCutBySizeListsAbortedTxns), and small fetches are cut
-	// often. Real Kafka does not; with fetches larger than what waits the
-	// chaos tests check Sluice, not that broker bug.
-	defaultFetch bool
 }
 
 type cluster struct {
@@ -413,9 +404,6 @@ func (c *cluster) configYAML(metricsPort int) string {
 	batch := ""
 	if c.o.batchYAML != "" {
 		batch = "batch:\n" + c.o.batchYAML
-	}
-	if !c.o.defaultFetch {
-		session += "  fetch_max_bytes: 32MiB\n"
 	}
 	return fmt.Sprintf(`kafka:
   brokers: [%q]
