@@ -153,8 +153,8 @@ FROM generate_series($1::int8, $2::int8) AS i,
 // COPY). The table is then vacuumed (not timed), so the drain finds it as
 // it was.
 func (e *env) rawCopiesInto(ctx context.Context, s *stream, o Options, sorted bool) (raw, rawSorted *Throughput, err error) {
-	logf(o.Log, "decoding %d records into binary tuples for the raw COPY limit (not timed) …", s.stats.Records)
-	w, err := decodeWorkload(s.gen, s.stats.Records, o.MaxConns, o.shape())
+	// s's own shape: the stream's records are what the rows come from.
+	w, err := e.decode(ctx, s, o)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -260,8 +260,7 @@ func (e *env) growth(ctx context.Context, o Options, sizes []int64) ([]GrowthPoi
 			po := o
 			po.Prefill, po.Partitioned = n, partitioned
 			gp := GrowthPoint{Layout: layout, Rows: n}
-			sp := pointSpec{Partitions: o.Partitions, MaxConns: o.MaxConns, BatchRows: o.BatchRows, BatchBytes: o.BatchBytes,
-				MaxAge: o.MaxAge, Records: o.Records, Seed: o.Seed, cleanup: true}
+			sp := growthSpec(o)
 			sp.before = func(ctx context.Context, s *stream) error {
 				var err error
 				gp.RawCopy, gp.RawCopySorted, err = e.rawCopiesInto(ctx, s, po, true)
@@ -285,6 +284,14 @@ func (e *env) growth(ctx context.Context, o Options, sizes []int64) ([]GrowthPoi
 		}
 	}
 	return out, nil
+}
+
+// growthSpec is the pointSpec of every growth point: the run's workload
+// shape (dups, keys, updates, format), as the raw COPY limit measured
+// into the same table decodes it, and the run's appliance settings.
+func growthSpec(o Options) pointSpec {
+	return pointSpec{shape: o.shape(), Partitions: o.Partitions, MaxConns: o.MaxConns, BatchRows: o.BatchRows, BatchBytes: o.BatchBytes,
+		MaxAge: o.MaxAge, Records: o.Records, Seed: o.Seed, cleanup: true}
 }
 
 // renderGrowth writes the growth section and its chart.

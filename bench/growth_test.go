@@ -43,6 +43,10 @@ func TestGrowthSmall(t *testing.T) {
 		if p.RawCopy == nil || p.Ratio <= 0 || p.Sluice.Rows != pts[0].Sluice.Rows {
 			t.Errorf("point %+v is incomplete", p)
 		}
+		// The run's 1% dups: fewer distinct rows than records.
+		if p.Sluice.Rows >= p.Sluice.Records {
+			t.Errorf("point %s/%d drained %d records into %d rows: the workload's dups were left out", p.Layout, p.Rows, p.Sluice.Records, p.Sluice.Rows)
+		}
 	}
 	// The last point's table is dropped (cleanup); build one more to look at.
 	po := o
@@ -91,6 +95,24 @@ func TestGrowthSmall(t *testing.T) {
 	dir := renderReport(t, r, "## Throughput against table size", "| day-partitioned | 5 k |", "--growth 0,5k")
 	if fi, err := os.Stat(filepath.Join(dir, "growth.svg")); err != nil || fi.Size() == 0 {
 		t.Errorf("growth.svg: %v", err)
+	}
+}
+
+// TestGrowthSpecShape: every growth point drains the run's workload shape
+// (dups, keys, updates, format), the one its raw COPY limit is decoded
+// with, not loadgen's defaults.
+func TestGrowthSpecShape(t *testing.T) {
+	o := Options{Keys: "null", UpdateRatio: 0.3, OnConflict: "update", DupRatio: 0.05}
+	o.ensureDefaults()
+	sp := growthSpec(o)
+	if sp.shape != o.shape() {
+		t.Errorf("growth point shape %+v, want the run's %+v", sp.shape, o.shape())
+	}
+	if g := sp.shape.genOptions(o.Schema); g.DupRatio != 0.05 || g.Keys != "null" || g.UpdateRatio != 0.3 {
+		t.Errorf("growth point's loadgen options %+v lose the run's shape", g)
+	}
+	if sp.Records != o.Records || sp.MaxConns != o.MaxConns || sp.BatchRows != o.BatchRows || !sp.cleanup {
+		t.Errorf("growth point spec %+v", sp)
 	}
 }
 
