@@ -737,9 +737,11 @@ type ShapeSummary struct {
 	Runs     int   `json:"runs"`
 	Verified int   `json:"verified_runs"` // runs verified exactly once
 	// Ratios holds each run's Sluice / raw COPY limit, in run order; 0
-	// where a run measured none (it failed before its drain ended).
+	// where a run measured none (it failed before its drain ended) or
+	// failed its exactly-once check (its ratio stays in Matrix).
 	Ratios []float64 `json:"ratios"`
-	// MedianRatio, MinRatio and MaxRatio are over the measured ratios.
+	// MedianRatio, MinRatio and MaxRatio are over the measured ratios of
+	// the verified runs; so are the medians below.
 	MedianRatio float64 `json:"median_ratio"`
 	MinRatio    float64 `json:"min_ratio"`
 	MaxRatio    float64 `json:"max_ratio"`
@@ -750,7 +752,7 @@ type ShapeSummary struct {
 	// raw COPY.
 	SortedLimit int `json:"sorted_limit_runs"`
 	// Medians of the runs' raw COPY limit and drain seconds and of the
-	// drain's MB/s, each over the runs that measured it.
+	// drain's MB/s, each over the verified runs that measured it.
 	RawCopySeconds float64 `json:"raw_copy_seconds"`
 	SluiceSeconds  float64 `json:"sluice_seconds"`
 	SluiceMBPerSec float64 `json:"sluice_mb_per_sec"`
@@ -785,15 +787,23 @@ func summarize(rs []ShapeResult) []ShapeSummary {
 		if r.Verified {
 			s.Verified++
 		}
+		limit := rawLimit(r.RawCopy, r.RawCopySorted)
+		if limit != nil && limit.Seconds > 0 && limit == r.RawCopySorted {
+			s.SortedLimit++
+		}
+		if !r.Verified {
+			// A run that failed its exactly-once check measured nothing
+			// worth a ratio: a writer that loses or doubles rows may well
+			// be fast. It counts as a run, with no ratio and no times.
+			s.Ratios = append(s.Ratios, 0)
+			continue
+		}
 		s.Ratios = append(s.Ratios, r.Ratio)
 		if r.RatioUnsorted > 0 {
 			unsorted[i] = append(unsorted[i], r.RatioUnsorted)
 		}
-		if limit := rawLimit(r.RawCopy, r.RawCopySorted); limit != nil && limit.Seconds > 0 {
+		if limit != nil && limit.Seconds > 0 {
 			raws[i] = append(raws[i], limit.Seconds)
-			if limit == r.RawCopySorted {
-				s.SortedLimit++
-			}
 		}
 		if r.Sluice.Seconds > 0 {
 			drains[i] = append(drains[i], r.Sluice.Seconds)

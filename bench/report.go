@@ -294,9 +294,9 @@ func Render(r *Report, dir string) error {
 	fmt.Fprintf(&md, "Generated %s by `sluice report` in %.0fs. Environment: %s. PostgreSQL settings: %s.\n\n",
 		r.Generated.Format(time.RFC3339), r.Elapsed, r.Env, r.PGSettings)
 	fmt.Fprintf(&md, "Workload per point: %d `%s` records (%.1f%% verbatim duplicates), batch.max_bytes %d, batch.max_age %v. "+
-		"Base point: %d partitions, %d connections, batches of %d rows. Every table was verified exactly once. "+
+		"Base point: %d partitions, %d connections, batches of %d rows. %s "+
 		"MB/s and GB/day are of the JSON input; numbers come from one run on a shared machine, so compare them within this report only.\n\n",
-		o.Records, o.Schema, 100*o.DupRatio, o.BatchBytes, o.MaxAge, base.Partitions, base.MaxConns, base.BatchRows)
+		o.Records, o.Schema, 100*o.DupRatio, o.BatchBytes, o.MaxAge, base.Partitions, base.MaxConns, base.BatchRows, verifiedLine(r.Shapes))
 
 	fmt.Fprintf(&md, "## Summary\n\n| | value |\n|---|---|\n")
 	fmt.Fprintf(&md, "| maximum (drain of a backlog) | %.1f MB/s, %.0f rows/s, %.0f GB/day |\n", base.Drain.MBPerSec, base.Drain.RowsPerSec, base.Drain.GBPerDay)
@@ -397,6 +397,25 @@ func Render(r *Report, dir string) error {
 }
 
 // svgChart is a Chart or a BarChart.
+// verifiedLine says what the report's verification found: every table
+// exactly once, or how many shape runs failed (a failed shape is in the
+// report with its verdict; a failed point or growth point is not).
+func verifiedLine(shapes []ShapeResult) string {
+	failed := 0
+	for _, s := range shapes {
+		if !s.Verified {
+			failed++
+		}
+	}
+	switch failed {
+	case 0:
+		return "Every table was verified exactly once."
+	case 1:
+		return "Every table was verified exactly once except in 1 shape run, which FAILED (Workload shapes): it has no ratio."
+	}
+	return fmt.Sprintf("Every table was verified exactly once except in %d shape runs, which FAILED (Workload shapes): they have no ratio.", failed)
+}
+
 type svgChart interface{ WriteSVG(io.Writer) error }
 
 // writeShapes writes the shape matrix: a table and shapes.svg, a bar per
@@ -432,8 +451,16 @@ func writeShapes(md *strings.Builder, shapes []ShapeResult, records int64, write
 		if g := s.Shape.Guard(); g != "" {
 			oc += " (guard " + g + ")"
 		}
-		fmt.Fprintf(md, "| %s | %s | %.0f%% | %g%% | %s | %s | %s | %.2f s | %.1f | **%.2f** |", s.Shape.Name, s.Shape.Keys, 100*s.Shape.DupRatio,
-			100*s.Shape.UpdateRatio, oc, s.Shape.Format, raw, s.SluiceSeconds, s.SluiceMBPerSec, s.MedianRatio)
+		// A shape none of whose runs verified has no times and no ratio.
+		drain, mbs, ratio := "–", "–", "–"
+		if s.SluiceSeconds > 0 {
+			drain, mbs = fmt.Sprintf("%.2f s", s.SluiceSeconds), fmt.Sprintf("%.1f", s.SluiceMBPerSec)
+		}
+		if s.MedianRatio > 0 {
+			ratio = fmt.Sprintf("**%.2f**", s.MedianRatio)
+		}
+		fmt.Fprintf(md, "| %s | %s | %.0f%% | %g%% | %s | %s | %s | %s | %s | %s |", s.Shape.Name, s.Shape.Keys, 100*s.Shape.DupRatio,
+			100*s.Shape.UpdateRatio, oc, s.Shape.Format, raw, drain, mbs, ratio)
 		v := verdict(s.Verified == s.Runs)
 		if runs > 1 {
 			fmt.Fprintf(md, " %s |", s.eachRatio(", ", "–"))
