@@ -320,6 +320,12 @@ func (o *Options) validate() error {
 	if _, err := selectShapes(MatrixShapes(o.DupRatio), o.Shapes); err != nil {
 		return err
 	}
+	if o.Matrix && o.sameTable() {
+		// The matrix measures each shape's raw COPY into an empty,
+		// unpartitioned copy of the target; Sluice would write into the
+		// prefilled or partitioned target itself: two different tables.
+		return fmt.Errorf("cannot run the shape matrix on a prefilled or partitioned target: its raw COPY would go into another table than Sluice's; drop --prefill and --partitioned, or --matrix")
+	}
 	if o.Matrix && o.Schema != loadgen.SchemaReference {
 		return fmt.Errorf("cannot run the shape matrix on schema %s: its avro and protobuf shapes carry the reference schema; drop --schema or --matrix", o.Schema)
 	}

@@ -95,6 +95,8 @@ func TestShapeValidate(t *testing.T) {
 		{Options{Workload: loadgen.WorkloadCDC, Matrix: true}, "cdc shape"},
 		{Options{Workload: loadgen.WorkloadCDC, Prefill: 1000}, "prefill"},
 		{Options{Workload: "logs"}, "events or cdc"},
+		{Options{Matrix: true, Prefill: 1000}, "prefilled or partitioned"},
+		{Options{Matrix: true, Partitioned: true}, "prefilled or partitioned"},
 		{Options{Runs: 3}, "add --matrix"},
 		{Options{Shapes: []string{"null"}}, "add --matrix"},
 		{Options{Matrix: true, Runs: -1}, "--runs 1 or more"},
