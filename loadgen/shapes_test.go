@@ -108,6 +108,27 @@ func TestGeneratorOtherFieldKeys(t *testing.T) {
 // TestGeneratorUpdates: an update is a newer version of an earlier good
 // event: same id and unchanging fields, new ts and amount (narrow: value),
 // version 1 + its index; a dup of it re-sends its bytes.
+// TestGeneratorUpdateRatio: the stream holds the update fraction asked
+// for, up to the 0.9 `sluice bench` accepts, and not fresh events in
+// place of updates that found no earlier event to revise.
+func TestGeneratorUpdateRatio(t *testing.T) {
+	for _, u := range []float64{0.01, 0.3, 0.5, 0.9} {
+		const n = 100_000
+		g := NewGenerator(Options{Seed: 1, Schema: SchemaReference, DupRatio: 0.01, UpdateRatio: u})
+		var r Rec
+		updates := 0
+		for i := range int64(n) {
+			g.At(i, &r)
+			if r.Kind == KindUpdate {
+				updates++
+			}
+		}
+		if got := float64(updates) / n; got < u-0.01 || got > u+0.01 {
+			t.Errorf("update ratio %v: %.3f of the records are updates", u, got)
+		}
+	}
+}
+
 func TestGeneratorUpdates(t *testing.T) {
 	for _, tc := range []struct {
 		schema  string
