@@ -80,6 +80,12 @@ type avroType struct {
 	minSize   int         // fewest bytes an encoded value takes (a lower bound for recursive records)
 	sizing    bool        // minSize is being computed (a recursive reference)
 	sized     bool        // minSize is computed (it may be 0: computed once all the same)
+
+	// Kafka Connect's properties (AvroConverter): connect.name,
+	// connect.type and connect.parameters (string values only).
+	connectName   string
+	connectType   string
+	connectParams map[string]string
 }
 
 type avroField struct {
@@ -333,6 +339,7 @@ func (p *avroParser) parseRecord(m map[string]any, ns string) (*avroType, error)
 	if err != nil {
 		return nil, err
 	}
+	connectProps(t, m)
 	fields, ok := m["fields"].([]any)
 	if !ok {
 		return nil, fmt.Errorf("record %s needs a fields array", t.name)
@@ -369,6 +376,7 @@ func (p *avroParser) parseEnum(m map[string]any, ns string) (*avroType, error) {
 	if _, err := p.define(t, m, ns); err != nil {
 		return nil, err
 	}
+	connectProps(t, m)
 	syms, ok := m["symbols"].([]any)
 	if !ok {
 		return nil, fmt.Errorf("enum %s needs a symbols array", t.name)
@@ -413,6 +421,7 @@ func intAttr(m map[string]any, key string) (int, bool) {
 // annotate sets t's logical type from m when the annotation is valid for
 // t; an invalid one is ignored, as the specification requires.
 func (p *avroParser) annotate(t *avroType, m map[string]any) {
+	connectProps(t, m)
 	lt, _ := m["logicalType"].(string)
 	switch lt {
 	case "decimal":
@@ -456,6 +465,22 @@ func (p *avroParser) annotate(t *avroType, m map[string]any) {
 	case "duration":
 		if t.kind == avroFixed && t.size == 12 {
 			t.logical = logicalDuration
+		}
+	}
+}
+
+// connectProps keeps the Kafka Connect properties of m on t.
+func connectProps(t *avroType, m map[string]any) {
+	t.connectName, _ = m["connect.name"].(string)
+	t.connectType, _ = m["connect.type"].(string)
+	if ps, ok := m["connect.parameters"].(map[string]any); ok {
+		for k, v := range ps {
+			if s, ok := v.(string); ok {
+				if t.connectParams == nil {
+					t.connectParams = make(map[string]string, len(ps))
+				}
+				t.connectParams[k] = s
+			}
 		}
 	}
 }

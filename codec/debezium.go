@@ -294,6 +294,12 @@ func (d *Decoder) appendDebezium(dst []byte, rec *Record) ([]byte, *RowError) {
 			return dst, rerr
 		}
 	}
+	if d.dbzAvro != nil {
+		var rerr *RowError
+		if value, rerr = d.connectValue(rec, value); rerr != nil {
+			return dst, rerr
+		}
+	}
 	top, plan, ok := d.parseKnownSchema(value)
 	if !ok {
 		d.p.reset(value)
@@ -363,7 +369,13 @@ func (d *Decoder) appendDebezium(dst []byte, rec *Record) ([]byte, *RowError) {
 				if rec.Key == nil {
 					return dst, badKey("a delete whose before does not hold key column %s, and the record has no key", c.Name)
 				}
-				if rerr = d.keys.parse(rec.Key); rerr != nil {
+				key := rec.Key
+				if d.dbzAvro != nil && keyFramed(rec) {
+					if key, rerr = d.connectKey(rec); rerr != nil {
+						return dst, rerr
+					}
+				}
+				if rerr = d.keys.parse(key); rerr != nil {
 					return dst, rerr
 				}
 				keyRead = true

@@ -75,6 +75,14 @@ func (d *Decoder) initChanges() error {
 	d.unchanged = make(ColumnSet, (len(d.cols)+63)/64)
 	if d.format == FormatDebezium {
 		d.keys = newKeyReader(d.cols, true, d.opts.MaxDepth)
+		if d.opts.Converter == ConverterAvro {
+			za := &dbzAvro{}
+			za.keySchemas.max = d.opts.MaxSchemas
+			for _, w := range []*connectWriter{&za.value, &za.key} {
+				w.max, w.maxDepth = d.opts.MaxDecompressedBytes, d.opts.MaxDepth
+			}
+			d.dbzAvro = za
+		}
 		return d.initDebezium()
 	}
 	if !d.opts.Deletes {

@@ -34,6 +34,7 @@ type Decoder struct {
 	unchanged ColumnSet  // columns to keep as stored, when dirty
 	dirty     bool       // unchanged holds a set bit
 	dbz       *debezium  // FormatDebezium state
+	dbzAvro   *dbzAvro   // FormatDebezium with ConverterAvro (debezium_avro.go)
 	keys      *keyReader // reads record keys into key columns for deletes
 }
 
@@ -130,6 +131,9 @@ func NewDecoder(format Format, cols []Column, opts Options) (*Decoder, error) {
 		}
 	default:
 		return nil, fmt.Errorf("cannot build a decoder for format %d; use one of %v", format, formatNames[:])
+	}
+	if opts.Converter != ConverterJSON && format != FormatDebezium {
+		return nil, fmt.Errorf("cannot use converter %s with format %s: a converter says how format debezium's change events were written; remove it", opts.Converter, format)
 	}
 	d := &Decoder{format: format, opts: opts}
 	d.schemas.max = opts.MaxSchemas

@@ -46,6 +46,12 @@ type Options struct {
 	// own deletes and ignores this option.
 	Deletes bool
 
+	// Converter names the Kafka Connect converter that wrote the change
+	// events of FormatDebezium: ConverterJSON (the zero value) or
+	// ConverterAvro (registry-framed Avro, see "Debezium change events in
+	// Avro" in the package comment). Other formats refuse ConverterAvro.
+	Converter Converter
+
 	// checkBlocks makes Avro plans walk the items of array and map blocks
 	// that carry a byte size instead of jumping over them: tests compare
 	// the walk with other decoders, which read every item.
@@ -78,6 +84,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("cannot use MaxDecompressedBytes %d: it must be positive (0 means the default %d)", o.MaxDecompressedBytes, DefaultMaxDecompressedBytes)
 	case o.MaxDepth < 0 || o.MaxDepth > 100_000:
 		return fmt.Errorf("cannot use MaxDepth %d: it must be between 1 and 100000 (0 means the default %d)", o.MaxDepth, DefaultMaxDepth)
+	case o.Converter > ConverterAvro:
+		return fmt.Errorf("cannot use %s: use ConverterJSON or ConverterAvro", o.Converter)
 	case o.MaxSchemas < 0:
 		return fmt.Errorf("cannot use MaxSchemas %d: it must be positive (0 means the default %d)", o.MaxSchemas, DefaultMaxSchemas)
 	}

@@ -304,10 +304,11 @@ var unknownSchemaRetry = 30 * time.Second
 // schemaEntry is one cached writer schema and what it compiled to.
 type schemaEntry struct {
 	ref       SchemaRef
-	schema    *Schema   // nil when the registry does not know ref
-	unknownAt time.Time // when schema is nil: when the registry said so
-	plan      valuePlan // Avro; nil for JSON Schema and Protobuf
-	err       *RowError // every record with this schema fails so (unknown, wrong type, does not compile)
+	schema    *Schema      // nil when the registry does not know ref
+	unknownAt time.Time    // when schema is nil: when the registry said so
+	plan      valuePlan    // Avro; nil for JSON Schema and Protobuf
+	connect   *connectPlan // FormatDebezium with ConverterAvro
+	err       *RowError    // every record with this schema fails so (unknown, wrong type, does not compile)
 	protos    []protoPlan
 }
 
@@ -375,7 +376,7 @@ func (c *schemaCache) put(e *schemaEntry) {
 // Options.MaxSchemas schemas and evicts the oldest. AddSchema for a ref
 // already cached replaces it.
 func (d *Decoder) AddSchema(ref SchemaRef, s *Schema) error {
-	if !d.format.UsesRegistry() {
+	if !d.usesRegistry() {
 		return fmt.Errorf("cannot add a schema to a decoder for format %s, which reads no schema registry framing", d.format)
 	}
 	return d.addSchema(&d.schemas, ref, s, d.pathColumns(), false)
@@ -402,6 +403,12 @@ func (d *Decoder) addSchema(c *schemaCache, ref SchemaRef, s *Schema, cols []Col
 	case s.Type != schemaTypeOf(d.format):
 		e.err = &RowError{Reason: ReasonSchemaMismatch,
 			Detail: fmt.Sprintf("%s %s is a %s schema, format %s reads %s schemas", what, ref, s.Type, d.format, schemaTypeOf(d.format))}
+	case d.dbzAvro != nil:
+		var err error
+		if e.connect, err = compileConnectPlan(e.schema); err != nil {
+			e.err = &RowError{Reason: ReasonSchemaMismatch,
+				Detail: fmt.Sprintf("%s %s cannot be read as a Kafka Connect schema: %v", what, ref, err)}
+		}
 	case d.format == FormatAvro:
 		var plan *avroPlan
 		if plan, e.err = compileAvroPlan(e.schema, cols, d.opts); plan != nil {
@@ -419,6 +426,12 @@ func (d *Decoder) addSchema(c *schemaCache, ref SchemaRef, s *Schema, cols []Col
 		return e.err
 	}
 	return nil
+}
+
+// usesRegistry reports whether d reads records framed for a Schema
+// Registry.
+func (d *Decoder) usesRegistry() bool {
+	return d.format.UsesRegistry() || d.dbzAvro != nil
 }
 
 // pathColumns returns the path columns, in column order.
@@ -469,15 +482,9 @@ func (d *Decoder) resolve(rec *Record, value []byte) (valuePlan, []byte, *RowErr
 // schema c lacks, or that the registry did not know unknownSchemaRetry
 // ago, is errSchemaNeeded, with d.needed set.
 func (d *Decoder) lookup(c *schemaCache, f *framing, key bool) (valuePlan, *RowError) {
-	e := c.get(f.ref)
-	if e == nil || e.schema == nil && time.Since(e.unknownAt) >= unknownSchemaRetry {
-		d.needed, d.neededKey = f.ref, key
-		d.neededIndexes = append(d.neededIndexes[:0], f.indexes...)
-		return nil, errSchemaNeeded
-	}
-	if e.err != nil {
-		re := *e.err
-		return nil, &re
+	e, rerr := d.entry(c, f, key)
+	if rerr != nil {
+		return nil, rerr
 	}
 	if d.format != FormatProtobuf {
 		return e.plan, nil
@@ -522,6 +529,22 @@ func (d *Decoder) lookup(c *schemaCache, f *framing, key bool) (valuePlan, *RowE
 		return nil, &re
 	}
 	return plan, nil
+}
+
+// entry finds the cache entry of the schema f names in cache c, as lookup
+// describes, and returns the error of a schema that failed.
+func (d *Decoder) entry(c *schemaCache, f *framing, key bool) (*schemaEntry, *RowError) {
+	e := c.get(f.ref)
+	if e == nil || e.schema == nil && time.Since(e.unknownAt) >= unknownSchemaRetry {
+		d.needed, d.neededKey = f.ref, key
+		d.neededIndexes = append(d.neededIndexes[:0], f.indexes...)
+		return nil, errSchemaNeeded
+	}
+	if e.err != nil {
+		re := *e.err
+		return nil, &re
+	}
+	return e, nil
 }
 
 func asRowError(err error, re **RowError) bool {

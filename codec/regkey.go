@@ -99,8 +99,11 @@ func keyPathError(re *RowError) {
 // Options.MaxSchemas. Its records fail as AddSchema describes, their
 // errors naming kafka.key. A key schema must be of the format's type.
 func (d *Decoder) AddKeySchema(ref SchemaRef, s *Schema) error {
-	if !d.format.UsesRegistry() {
+	if !d.usesRegistry() {
 		return fmt.Errorf("cannot add a key schema to a decoder for format %s, which reads no schema registry framing", d.format)
+	}
+	if d.dbzAvro != nil {
+		return d.addSchema(&d.dbzAvro.keySchemas, ref, s, nil, true)
 	}
 	if d.rk == nil {
 		return fmt.Errorf("cannot add a key schema: no column reads a field of the record key (source kafka.key with a path, or a key column under deletes)")
