@@ -107,9 +107,14 @@ type BatchConfig struct {
 
 // TableConfig is one item of `tables:`.
 type TableConfig struct {
-	Name       string         `yaml:"name"`
-	Topics     []string       `yaml:"topics"`
-	Format     string         `yaml:"format"`
+	Name   string   `yaml:"name"`
+	Topics []string `yaml:"topics"`
+	Format string   `yaml:"format"`
+	// Converter names the Kafka Connect converter that wrote format
+	// debezium's events: json (JsonConverter, the default) or avro
+	// (Confluent's AvroConverter; the writer schemas come from the
+	// Schema Registry).
+	Converter  string         `yaml:"converter"`
 	Create     *bool          `yaml:"create"`
 	Key        []string       `yaml:"key"`
 	OnConflict string         `yaml:"on_conflict"`
@@ -575,6 +580,10 @@ func (c *Config) Validate() error {
 			needRegistry = fmt.Sprintf("tables[%d] (format %s)", i, c.Tables[i].Format)
 			break
 		}
+		if c.Tables[i].Converter == "avro" {
+			needRegistry = fmt.Sprintf("tables[%d] (converter avro)", i)
+			break
+		}
 	}
 	if err := c.SchemaRegistry.validate(needRegistry); err != nil {
 		return err
@@ -633,6 +642,16 @@ func (t *TableConfig) validate(key string) error {
 	}
 	if t.Format == "" {
 		t.Format = "json"
+	}
+	conv, err := codec.ParseConverter(t.Converter)
+	if err != nil {
+		return cfgErr(key+".converter", "%v", err)
+	}
+	if conv != codec.ConverterJSON && f != codec.FormatDebezium {
+		return cfgErr(key+".converter", "names the converter of format debezium's change events, and format %s has none; remove converter (format avro reads plain Avro records)", f)
+	}
+	if t.Converter == "" && f == codec.FormatDebezium {
+		t.Converter = "json"
 	}
 	if t.OnConflict == "" {
 		t.OnConflict = "ignore"

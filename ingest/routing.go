@@ -323,8 +323,9 @@ func newTableRT(tc TableConfig) (*tableRT, error) {
 	if err != nil {
 		return nil, err
 	}
+	conv, _ := codec.ParseConverter(tc.Converter)
 	t := &tableRT{cfg: tc, pg: pt, cols: cols, format: format,
-		opts: codec.Options{MaxRecordBytes: int(tc.MaxRecordBytes), Deletes: tc.Deletes}}
+		opts: codec.Options{MaxRecordBytes: int(tc.MaxRecordBytes), Deletes: tc.Deletes, Converter: conv}}
 	// Build one decoder now so a bad column spec fails at start.
 	dec, err := codec.NewDecoder(format, cols, t.opts)
 	if err != nil {

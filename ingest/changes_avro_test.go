@@ -1,0 +1,219 @@
+package ingest
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/big"
+	"strings"
+	"testing"
+
+	"github.com/hamba/avro/v2"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-dev/sluice/registry"
+)
+
+// The Envelope of a Debezium PostgreSQL connector's orders table as
+// AvroConverter registers it (subject events-value), and its key (events-key).
+const (
+	dbzAvroValue = `{"type":"record","name":"Envelope","namespace":"shop.public.orders","fields":[
+ {"name":"before","type":["null",{"type":"record","name":"Value","fields":[
+  {"name":"id","type":"long"},
+  {"name":"name","type":["null","string"],"default":null},
+  {"name":"qty","type":"int"},
+  {"name":"price","type":["null",{"type":"bytes","scale":2,"precision":10,"connect.version":1,"connect.parameters":{"scale":"2","connect.decimal.precision":"10"},"connect.name":"org.apache.kafka.connect.data.Decimal","logicalType":"decimal"}],"default":null},
+  {"name":"updated_at","type":["null",{"type":"long","connect.version":1,"connect.name":"io.debezium.time.MicroTimestamp"}],"default":null}
+ ],"connect.name":"shop.public.orders.Value"}],"default":null},
+ {"name":"after","type":["null","Value"],"default":null},
+ {"name":"source","type":{"type":"record","name":"Source","namespace":"io.debezium.connector.postgresql","fields":[
+  {"name":"connector","type":"string"},{"name":"db","type":"string"},{"name":"schema","type":"string"},{"name":"table","type":"string"},
+  {"name":"ts_ms","type":"long"},{"name":"lsn","type":["null","long"],"default":null}],"connect.name":"io.debezium.connector.postgresql.Source"}},
+ {"name":"op","type":"string"},
+ {"name":"ts_ms","type":["null","long"],"default":null},
+ {"name":"transaction","type":["null",{"type":"record","name":"block","namespace":"event","fields":[{"name":"id","type":"string"},{"name":"total_order","type":"long"},{"name":"data_collection_order","type":"long"}],"connect.name":"event.block"}],"default":null}
+],"connect.name":"shop.public.orders.Envelope"}`
+	dbzAvroKey = `{"type":"record","name":"Key","namespace":"shop.public.orders","fields":[{"name":"id","type":"long"}],"connect.name":"shop.public.orders.Key"}`
+)
+
+type avroOrder struct {
+	ID        int64   `avro:"id"`
+	Name      *string `avro:"name"`
+	Qty       int32   `avro:"qty"`
+	Price     []byte  `avro:"price"`
+	UpdatedAt *int64  `avro:"updated_at"`
+}
+
+type avroSource struct {
+	Connector string `avro:"connector"`
+	DB        string `avro:"db"`
+	Schema    string `avro:"schema"`
+	Table     string `avro:"table"`
+	TsMs      int64  `avro:"ts_ms"`
+	LSN       *int64 `avro:"lsn"`
+}
+
+type avroTx struct {
+	ID                  string `avro:"id"`
+	TotalOrder          int64  `avro:"total_order"`
+	DataCollectionOrder int64  `avro:"data_collection_order"`
+}
+
+type avroEnvelope struct {
+	Before      *avroOrder `avro:"before"`
+	After       *avroOrder `avro:"after"`
+	Source      avroSource `avro:"source"`
+	Op          string     `avro:"op"`
+	TsMs        *int64     `avro:"ts_ms"`
+	Transaction *avroTx    `avro:"transaction"`
+}
+
+type avroKey struct {
+	ID int64 `avro:"id"`
+}
+
+// TestDebeziumAvroStream: Debezium events written by AvroConverter (the
+// value and key framed with registry ids) land as the JSON events do:
+// creates, updates, a TOAST placeholder, deletes by before and by the
+// record key with their tombstones, and a truncate; a record with an
+// unknown schema id and one whose payload does not match its schema are
+// dead letters.
+func TestDebeziumAvroStream(t *testing.T) {
+	e := newEnv(t, 1)
+	url := registryWith(t, "events-value", registry.TypeAvro, dbzAvroValue)
+	cl, err := registry.New(registry.Options{URLs: []string{url}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	valueID, err := cl.Register(e.ctx, "events-value", registry.TypeAvro, dbzAvroValue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyID, err := cl.Register(e.ctx, "events-key", registry.TypeAvro, dbzAvroKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, ks := avro.MustParse(dbzAvroValue), avro.MustParse(dbzAvroKey)
+	frame := func(id int, s avro.Schema, v any) []byte {
+		b, err := avro.Marshal(s, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(binary.BigEndian.AppendUint32([]byte{0}, uint32(id)), b...)
+	}
+	lsn := int64(0)
+	row := func(id int64, name string, qty int32) *avroOrder {
+		return &avroOrder{ID: id, Name: &name, Qty: qty, Price: append([]byte{0}, big.NewInt(int64(qty)*150).Bytes()...), UpdatedAt: new(int64(1_700_000_000_123_456))}
+	}
+	event := func(op string, before, after *avroOrder) *kgo.Record {
+		lsn += 10
+		l := lsn
+		env := &avroEnvelope{Before: before, After: after, Op: op, TsMs: new(int64(1_700_000_000_001)),
+			Source: avroSource{Connector: "postgresql", DB: "shop", Schema: "public", Table: "orders", TsMs: 1_700_000_000_000, LSN: &l}}
+		id := int64(0)
+		switch {
+		case after != nil:
+			id = after.ID
+		case before != nil:
+			id = before.ID
+		}
+		return &kgo.Record{Key: frame(keyID, ks, &avroKey{ID: id}), Value: frame(valueID, vs, env)}
+	}
+	tomb := func(id int64) *kgo.Record { return &kgo.Record{Key: frame(keyID, ks, &avroKey{ID: id})} }
+	unknown := event("c", nil, row(8, "ghost", 8))
+	binary.BigEndian.PutUint32(unknown.Value[1:], 999)
+	mismatch := event("c", nil, row(9, "broken", 9))
+	mismatch.Value = mismatch.Value[:len(mismatch.Value)-4]
+
+	cfg := e.configRegistry(url, `
+  - name: public.orders
+    topics: [events]
+    format: debezium
+    converter: avro
+    key: [id]
+    guard: lsn
+    columns:
+      - {name: id, type: int8, path: id}
+      - {name: name, type: text, path: name}
+      - {name: qty, type: int4, path: qty}
+      - {name: price, type: numeric, path: price}
+      - {name: updated_at, type: timestamp, path: updated_at}
+      - {name: lsn, type: int8, source: debezium.source.lsn}
+      - {name: op, type: text, source: debezium.op}
+`)
+	cfg.Batch.MaxRows = 3
+	e.start(cfg)
+	e.produce(
+		event("r", nil, row(1, "apple", 1)),
+		event("c", nil, row(2, "pear", 2)),
+		event("c", nil, row(3, "plum", 3)),
+		event("c", nil, row(4, "fig", 4)),
+		event("u", row(1, "apple", 1), row(1, "apple", 10)),
+		event("d", row(2, "pear", 2), nil), tomb(2),
+	)
+	byKey := event("d", nil, nil) // before null: the key comes from the record key
+	byKey.Key = frame(keyID, ks, &avroKey{ID: 3})
+	e.produce(
+		byKey, tomb(3),
+		event("u", row(4, "fig", 4), row(4, "__debezium_unavailable_value", 40)),
+		unknown, mismatch,
+	)
+	e.waitDrained(12)
+	var got []string
+	rs, err := e.db.Query(e.ctx, `SELECT id, name, qty, price::text, updated_at::text, op FROM public.orders ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rs.Next() {
+		var id, qty int64
+		var name, price, ts, op string
+		if err := rs.Scan(&id, &name, &qty, &price, &ts, &op); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d:%s:%d:%s:%s:%s", id, name, qty, price, ts, op))
+	}
+	rs.Close()
+	want := "1:apple:10:15.00:2023-11-14 22:13:20.123456:u 4:fig:40:60.00:2023-11-14 22:13:20.123456:u"
+	if g := strings.Join(got, " "); g != want {
+		t.Errorf("target holds\n%q, want\n%q", g, want)
+	}
+	if n := e.count(`SELECT count(*) FROM sluice.dead_letters`); n != 2 {
+		t.Errorf("%d dead letters, want 2", n)
+	}
+	for _, reason := range []string{"unknown_schema", "schema_mismatch"} {
+		if n := e.count(`SELECT count(*) FROM sluice.dead_letters WHERE error LIKE '%' || $1 || '%'`, reason); n != 1 {
+			t.Errorf("%d dead letters with %s, want 1", n, reason)
+		}
+	}
+}
+
+func TestDebeziumConverterConfig(t *testing.T) {
+	for _, tc := range []struct{ table, want string }{
+		{"format: json\n    converter: avro", "converter"},
+		{"format: debezium\n    converter: protobuf", "unknown converter"},
+	} {
+		y := configYAML([]string{"127.0.0.1:9092"}, "postgres://x@127.0.0.1/db", "", "", `
+  - name: public.orders
+    topics: [events]
+    `+tc.table+`
+    key: [id]
+    columns:
+      - {name: id, type: int8, path: id}
+`)
+		if _, err := Parse(y, noEnv); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error with %q", tc.table, err, tc.want)
+		}
+	}
+	// converter avro needs the registry.
+	y := configYAML([]string{"127.0.0.1:9092"}, "postgres://x@127.0.0.1/db", "", "", `
+  - name: public.orders
+    topics: [events]
+    format: debezium
+    converter: avro
+    key: [id]
+    columns:
+      - {name: id, type: int8, path: id}
+`)
+	if _, err := Parse(y, noEnv); err == nil || !strings.Contains(err.Error(), "schema_registry") {
+		t.Errorf("converter avro without a registry: %v", err)
+	}
+}
