@@ -3,6 +3,7 @@ package codec
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -230,7 +231,7 @@ func TestDebeziumAvroMatchesJSON(t *testing.T) {
 	toasted.Blob = []byte(unavailableValue)
 	nulls := &dbzRow{ID: 3, Qty: 1}
 	nan := dbzSampleRow(4)
-	nan.Ratio = ptr(-0.0)
+	nan.Ratio = ptr(math.Copysign(0, -1))
 	snapshot := dbzSampleEnvelope("r", nil, dbzSampleRow(5))
 	snapshot.Transaction, snapshot.TsMs, snapshot.Source.LSN = nil, nil, nil
 	cases := []struct {
