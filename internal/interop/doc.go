@@ -34,6 +34,17 @@
 // reason and its exact bytes, and that the counts add up: rows + re-sends
 // + bad records = records in the log.
 //
+// # Debezium events in Avro
+//
+// TestDebeziumAvroPython runs testdata/debezium_avro.py, which frames
+// Debezium change events (a PostgreSQL connector's Envelope with a
+// Decimal, MicroTimestamp, Date and ZonedTimestamp, and its Key record)
+// with the legacy AvroProducer, as AvroConverter frames them: creates,
+// updates sending the TOAST placeholder, deletes by before and by the
+// record key with their tombstones, and a message. A converter: avro
+// table must end up holding the source's final state, with no dead
+// letter.
+//
 // # Comparing values
 //
 // PostgreSQL's side is each column cast to text in a session with TimeZone
