@@ -398,3 +398,30 @@ func TestDebeziumAvroZeroAllocs(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDebeziumAvro decodes an update event written by AvroConverter
+// and, for comparison, the same event as JsonConverter JSON.
+func BenchmarkDebeziumAvro(b *testing.B) {
+	vs := avro.MustParse(dbzAvroValueSchema)
+	av, jv := dbzPair(b, vs, dbzConnectSchema, 1, dbzSampleEnvelope("u", dbzSampleRow(1), dbzSampleRow(1)))
+	for _, bc := range []struct {
+		name string
+		d    *Decoder
+		v    []byte
+	}{
+		{"avro", dbzAvroDecoder(b, dbzAvroColumns), av},
+		{"json", mustDecoder(b, FormatDebezium, dbzAvroColumns, Options{}), jv},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			rec := &Record{Value: bc.v}
+			buf := make([]byte, 0, 4096)
+			b.SetBytes(int64(len(bc.v)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bc.d.AppendFields(buf[:0], rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
