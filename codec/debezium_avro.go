@@ -49,7 +49,7 @@ import (
 // read as JSON. A value whose datum does not match its writer schema is
 // ReasonSchemaMismatch, an unknown schema ReasonUnknownSchema, bad
 // framing ReasonBadFraming, as in the registry formats. kafka.value
-// columns (json, jsonb, text) read the converted event.
+// columns (of any type) read the converted event.
 
 // Converter names the Kafka Connect converter that wrote FormatDebezium
 // records.
