@@ -425,3 +425,37 @@ func BenchmarkDebeziumAvro(b *testing.B) {
 		})
 	}
 }
+
+// FuzzDebeziumAvro feeds arbitrary payloads under the Envelope schema:
+// the decoder must return fields or a *RowError, never panic, and a
+// payload it accepts must decode to the same fields as the JSON event it
+// converted to.
+func FuzzDebeziumAvro(f *testing.F) {
+	vs := avro.MustParse(dbzAvroValueSchema)
+	for _, env := range []*dbzEnvelope{
+		dbzSampleEnvelope("c", nil, dbzSampleRow(1)),
+		dbzSampleEnvelope("d", dbzSampleRow(2), nil),
+		dbzSampleEnvelope("t", nil, nil),
+	} {
+		av, _ := dbzPair(f, vs, dbzConnectSchema, 1, env)
+		f.Add(av[5:])
+	}
+	ad := dbzAvroDecoder(f, dbzAvroColumns)
+	jd := mustDecoder(f, FormatDebezium, dbzAvroColumns, Options{})
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		rec := &Record{Value: append(AppendRegistryFraming(nil, 1), payload...), Key: []byte(`{"id":1}`)}
+		got, gerr := ad.AppendFields(nil, rec)
+		var re *RowError
+		if gerr != nil && !errors.As(gerr, &re) {
+			t.Fatalf("error %T: %v", gerr, gerr)
+		}
+		if gerr != nil {
+			return
+		}
+		converted := slices.Clone(ad.dbzAvro.value.out)
+		want, werr := jd.AppendFields(nil, &Record{Value: converted, Key: rec.Key})
+		if werr != nil || string(got) != string(want) {
+			t.Fatalf("avro %q, json %q (%v) for %s", got, want, werr, converted)
+		}
+	})
+}
