@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"encoding/binary"
 	"fmt"
 	"strings"
 	"testing"
@@ -43,9 +42,7 @@ func TestRegistryKeys(t *testing.T) {
 	key2ID := register("events2-key", `{"type":"record","name":"Key2","fields":[{"name":"id","type":"long"}]}`)
 	value2ID := register("events2-value", `{"type":"record","name":"Item2","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"}]}`)
 
-	zz := func(b []byte, v int64) []byte { return binary.AppendUvarint(b, uint64((v<<1)^(v>>63))) }
-	str := func(b []byte, s string) []byte { return append(zz(b, int64(len(s))), s...) }
-	frame := func(id int) []byte { return binary.BigEndian.AppendUint32([]byte{0}, uint32(id)) }
+	zz, str, frame := avroLong, avroString, regFrame
 	key := func(id int64, region string) []byte { return str(zz(frame(keyID), id), region) }
 	item := func(id int64, region, name string) *kgo.Record {
 		return &kgo.Record{Key: key(id, region), Value: str(frame(valueID), name)}

@@ -91,29 +91,8 @@ func TestRegistryOutageWaits(t *testing.T) {
 // record written with it is decoded, so that record's value is stored.
 func TestRegistryEvolveAddColumns(t *testing.T) {
 	e := newEnv(t, 1)
-	reg, err := devenv.StartRegistry(devenv.RegistryOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	cl, err := registry.New(registry.Options{URLs: []string{reg.URL()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v1 := `{"type":"record","name":"Item","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"}]}`
-	v2 := `{"type":"record","name":"Item","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},` +
-		`{"name":"country","type":["null","string"],"default":null}]}`
-	id1, err := cl.Register(e.ctx, "events-value", registry.TypeAvro, v1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id2, err := cl.Register(e.ctx, "events-value", registry.TypeAvro, v2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zz := func(b []byte, v int64) []byte { return binary.AppendUvarint(b, uint64((v<<1)^(v>>63))) }
-	str := func(b []byte, s string) []byte { return append(zz(b, int64(len(s))), s...) }
-	frame := func(id int) []byte { return binary.BigEndian.AppendUint32([]byte{0}, uint32(id)) }
+	reg, id1, id2 := itemSchemas(t, e)
+	zz, str, frame := avroLong, avroString, regFrame
 	var recs []*kgo.Record
 	for i := range 4 {
 		v := str(zz(frame(id1), int64(i)), fmt.Sprint("n", i))
@@ -152,8 +131,7 @@ func TestRegistryPathNamesNoField(t *testing.T) {
 	e := newEnv(t, 1)
 	v1 := `{"type":"record","name":"Item","fields":[{"name":"id","type":"long"},{"name":"user_agent","type":"string"}]}`
 	url := registryWith(t, "events-value", registry.TypeAvro, v1)
-	zz := func(b []byte, v int64) []byte { return binary.AppendUvarint(b, uint64((v<<1)^(v>>63))) }
-	str := func(b []byte, s string) []byte { return append(zz(b, int64(len(s))), s...) }
+	zz, str := avroLong, avroString
 	frame := binary.BigEndian.AppendUint32([]byte{0}, 1)
 	cfg := e.configRegistry(url, `
   - name: public.agents
@@ -513,29 +491,8 @@ func TestCreateFromRegistryMigrateCheck(t *testing.T) {
 // answered. Once the lock is gone the records land.
 func TestEvolveBlockedIsNotARegistryError(t *testing.T) {
 	e := newEnv(t, 1)
-	reg, err := devenv.StartRegistry(devenv.RegistryOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	cl, err := registry.New(registry.Options{URLs: []string{reg.URL()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v1 := `{"type":"record","name":"Item","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"}]}`
-	v2 := `{"type":"record","name":"Item","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},` +
-		`{"name":"country","type":["null","string"],"default":null}]}`
-	id1, err := cl.Register(e.ctx, "events-value", registry.TypeAvro, v1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id2, err := cl.Register(e.ctx, "events-value", registry.TypeAvro, v2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zz := func(b []byte, v int64) []byte { return binary.AppendUvarint(b, uint64((v<<1)^(v>>63))) }
-	str := func(b []byte, s string) []byte { return append(zz(b, int64(len(s))), s...) }
-	frame := func(id int) []byte { return binary.BigEndian.AppendUint32([]byte{0}, uint32(id)) }
+	reg, id1, id2 := itemSchemas(t, e)
+	zz, str, frame := avroLong, avroString, regFrame
 	cfg := e.configRegistry(reg.URL(), `
   - name: public.evolving
     topics: [events]
@@ -579,4 +536,38 @@ func TestEvolveBlockedIsNotARegistryError(t *testing.T) {
 	if !r.app.Ready() {
 		t.Errorf("not ready after the lock went: %s", r.app.notReady())
 	}
+}
+
+// avroLong appends v as Avro encodes a long (a zigzag varint).
+func avroLong(b []byte, v int64) []byte { return binary.AppendUvarint(b, uint64((v<<1)^(v>>63))) }
+
+// avroString appends s as Avro encodes a string.
+func avroString(b []byte, s string) []byte { return append(avroLong(b, int64(len(s))), s...) }
+
+// regFrame is the Confluent framing of schema id: magic byte 0 and the id.
+func regFrame(id int) []byte { return binary.BigEndian.AppendUint32([]byte{0}, uint32(id)) }
+
+// itemSchemas starts a registry and registers two versions of the Item
+// record under events-value, the second adding an optional country.
+func itemSchemas(t *testing.T, e *env) (reg *devenv.Registry, id1, id2 int) {
+	t.Helper()
+	reg, err := devenv.StartRegistry(devenv.RegistryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	cl, err := registry.New(registry.Options{URLs: []string{reg.URL()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := `{"type":"record","name":"Item","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"}]}`
+	v2 := `{"type":"record","name":"Item","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},` +
+		`{"name":"country","type":["null","string"],"default":null}]}`
+	if id1, err = cl.Register(e.ctx, "events-value", registry.TypeAvro, v1); err != nil {
+		t.Fatal(err)
+	}
+	if id2, err = cl.Register(e.ctx, "events-value", registry.TypeAvro, v2); err != nil {
+		t.Fatal(err)
+	}
+	return reg, id1, id2
 }
