@@ -327,14 +327,7 @@ func UnmatchedPaths(s *Schema, indexes []int, cols []Column) []string {
 		if err != nil || root.kind != avroRecord {
 			return nil
 		}
-		has = func(name string) bool {
-			for _, f := range root.fields {
-				if f.name == name {
-					return true
-				}
-			}
-			return false
-		}
+		has = root.hasField
 	case SchemaProtobuf:
 		fd, err := compileProtobufFile(s)
 		if err != nil {
@@ -349,6 +342,12 @@ func UnmatchedPaths(s *Schema, indexes []int, cols []Column) []string {
 	default:
 		return nil
 	}
+	return unmatched(cols, has)
+}
+
+// unmatched returns the names of the path columns of cols whose path's
+// first segment has does not know.
+func unmatched(cols []Column, has func(string) bool) []string {
 	var out []string
 	for _, c := range cols {
 		if c.Source != SourcePath || c.Path == "" {
@@ -359,4 +358,51 @@ func UnmatchedPaths(s *Schema, indexes []int, cols []Column) []string {
 		}
 	}
 	return out
+}
+
+// hasField reports whether record t has a field of that name.
+func (t *avroType) hasField(name string) bool {
+	for _, f := range t.fields {
+		if f.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// UnmatchedRowPaths is UnmatchedPaths for FormatDebezium with
+// ConverterAvro, whose paths name fields of the row: of the record the
+// writer schema's after field holds (or before, where after is missing).
+// A schema that is no such envelope gives nil.
+func UnmatchedRowPaths(s *Schema, cols []Column) []string {
+	if s.Type != SchemaAvro {
+		return nil
+	}
+	root, err := parseAvroSchema(s)
+	if err != nil || root.kind != avroRecord {
+		return nil
+	}
+	var row *avroType
+	for _, name := range []string{"after", "before"} {
+		for _, f := range root.fields {
+			if f.name != name {
+				continue
+			}
+			t := f.t
+			if t.kind == avroUnion {
+				for _, b := range t.branches {
+					if b.kind == avroRecord {
+						t = b
+					}
+				}
+			}
+			if t.kind == avroRecord && row == nil {
+				row = t
+			}
+		}
+	}
+	if row == nil {
+		return nil
+	}
+	return unmatched(cols, row.hasField)
 }

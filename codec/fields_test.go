@@ -172,3 +172,28 @@ func TestUnmatchedPaths(t *testing.T) {
 		t.Errorf("json schema: %v, want nil", got)
 	}
 }
+
+// TestUnmatchedRowPaths: a Debezium envelope's paths name fields of the
+// row record after (or before) holds, not of the envelope.
+func TestUnmatchedRowPaths(t *testing.T) {
+	cols := []Column{
+		{Name: "id", Source: SourcePath, Path: "id"},
+		{Name: "total", Source: SourcePath, Path: "totl"},
+		{Name: "op", Source: SourceDebeziumOp},
+	}
+	env := &Schema{Type: SchemaAvro, Text: `{"type": "record", "name": "Envelope", "namespace": "shop.public.orders", "fields": [
+		{"name": "before", "type": ["null", {"type": "record", "name": "Value", "fields": [
+			{"name": "id", "type": "long"}, {"name": "total", "type": ["null", "double"], "default": null}]}], "default": null},
+		{"name": "after", "type": ["null", "Value"], "default": null},
+		{"name": "op", "type": "string"}]}`}
+	if got := UnmatchedRowPaths(env, cols); !slices.Equal(got, []string{"total"}) {
+		t.Errorf("envelope: %v, want [total]", got)
+	}
+	if got := UnmatchedPaths(env, nil, cols); !slices.Equal(got, []string{"id", "total"}) {
+		t.Errorf("the envelope's own fields: %v, want [id total]", got)
+	}
+	plain := &Schema{Type: SchemaAvro, Text: `{"type": "record", "name": "E", "fields": [{"name": "id", "type": "long"}]}`}
+	if got := UnmatchedRowPaths(plain, cols); got != nil {
+		t.Errorf("not an envelope: %v, want nil", got)
+	}
+}

@@ -273,11 +273,15 @@ func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need
 				a.log.Warn("a "+what+" cannot fill the table; its records become dead letters", "topic", st.topic, "schema", need.Ref.String(), "err", cerr)
 			} else {
 				a.log.Info(what+" compiled", "topic", st.topic, "schema", need.Ref.String(), "subject", s.Subject, "version", s.Version)
-				if t != nil && !need.Key && t.format != codec.FormatDebezium {
+				if t != nil && !need.Key {
 					// Right for a field only newer writer schemas have,
 					// silent for a misspelt path: say which. (Debezium's
 					// paths name fields of the row, below the envelope.)
-					if miss := codec.UnmatchedPaths(cs, need.Indexes, t.cols); len(miss) > 0 {
+					miss := codec.UnmatchedPaths(cs, need.Indexes, t.cols)
+					if t.format == codec.FormatDebezium {
+						miss = codec.UnmatchedRowPaths(cs, t.cols)
+					}
+					if len(miss) > 0 {
 						a.log.Warn("columns whose path names no field of the writer schema are NULL in its records (dead letters, missing_required, where required); check their paths",
 							"table", t.cfg.Name, "topic", st.topic, "schema", need.Ref.String(), "columns", miss)
 					}
