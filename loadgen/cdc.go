@@ -2,7 +2,6 @@ package loadgen
 
 import (
 	"encoding/base64"
-	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -41,6 +40,10 @@ import (
 //     as the placeholder __debezium_unavailable_value (an unchanged
 //     TOASTed value); a twentieth of the notes are 2-4 KB, as TOASTed
 //     values are;
+//   - with Format avro the events are written as Confluent's AvroConverter
+//     writes them, registry-framed Avro (cdc_avro.go), and bad records of
+//     the framing kinds (Bad: wrong_magic, truncated, unknown_schema)
+//     re-send a recent change spoilt, to be dead-lettered;
 //   - dups (DupRatio) re-send one of the last 8 changes verbatim, replays
 //     (CDCReplays) one of the last 1024; a re-sent insert or update is
 //     always of a row that still exists, as a restarted connector's
@@ -117,7 +120,9 @@ type cdcGen struct {
 	seed                                    uint64
 	thrDup, thrReplay, thrUpdate, thrDelete uint64
 	toast                                   uint64
+	thrBad                                  [3]uint64 // wrong_magic, truncated, unknown_schema (format avro)
 	wrap                                    bool
+	avro                                    *cdcAvro // format avro; nil for JSON
 
 	next         int64    // the record the state is before
 	rows         []cdcRow // by id-1
@@ -143,13 +148,20 @@ func newCDCGen(o *Options) *cdcGen {
 	cum += o.CDCDeletes
 	z.thrDelete = threshold(cum)
 	z.toast = threshold(o.CDCToast)
+	for k := KindWrongMagic; k <= KindUnknownSchema; k++ {
+		cum += o.Bad[k]
+		z.thrBad[k-KindWrongMagic] = threshold(cum)
+	}
+	if o.Format == FormatAvro {
+		z.avro = newCDCAvro(o)
+	}
 	return z
 }
 
 func (z *cdcGen) reset() {
 	keep := z.history != nil
 	*z = cdcGen{seed: z.seed, thrDup: z.thrDup, thrReplay: z.thrReplay, thrUpdate: z.thrUpdate, thrDelete: z.thrDelete,
-		toast: z.toast, wrap: z.wrap, rows: z.rows[:0], live: z.live[:0]}
+		toast: z.toast, thrBad: z.thrBad, wrap: z.wrap, avro: z.avro, rows: z.rows[:0], live: z.live[:0]}
 	if keep {
 		z.history = map[int64][]cdcRow{}
 	}
@@ -200,8 +212,23 @@ func (z *cdcGen) step(i int64, r *Rec) {
 		kind = KindUpdate
 	case x < z.thrDelete:
 		kind = KindDelete
+	case x < z.thrBad[0]:
+		kind = KindWrongMagic
+	case x < z.thrBad[1]:
+		kind = KindTruncated
+	case x < z.thrBad[2]:
+		kind = KindUnknownSchema
 	}
 	var ch cdcChange
+	if kind.Bad() {
+		// A bad record spoils a re-send of a recent change: the
+		// appliance dead-letters it and the table is left as it was.
+		if src, ok := z.resend(i, KindDup); ok {
+			ch = src
+		} else {
+			kind = KindGood // nothing to re-send: a fresh insert
+		}
+	}
 	if kind == KindDup || kind == KindReplay {
 		if src, ok := z.resend(i, kind); ok {
 			ch = src
@@ -262,6 +289,9 @@ func (z *cdcGen) step(i int64, r *Rec) {
 		r.Value = r.scratch[:0]
 	}
 	r.Value = z.appendValue(r.Value[:0], &ch)
+	if kind.Bad() {
+		r.Value = z.avro.corrupt(r.Value, kind, &rg)
+	}
 }
 
 // record keeps a fresh change for later re-sends and returns it.
@@ -311,6 +341,9 @@ func (z *cdcGen) newNotes(row *cdcRow, rg *rng) {
 }
 
 func (z *cdcGen) appendKey(dst []byte, id int64) []byte {
+	if z.avro != nil && z.avro.keyID != 0 {
+		return z.avro.appendKey(dst, id)
+	}
 	if z.wrap {
 		dst = append(dst, `{"schema":`...)
 		dst = append(dst, cdcKeySchema...)
@@ -327,6 +360,9 @@ func (z *cdcGen) appendKey(dst []byte, id int64) []byte {
 
 // appendValue appends the change event of ch.
 func (z *cdcGen) appendValue(dst []byte, ch *cdcChange) []byte {
+	if z.avro != nil {
+		return z.avro.appendValue(dst, z, ch)
+	}
 	if z.wrap {
 		dst = append(dst, `{"schema":`...)
 		dst = append(dst, cdcEnvelopeSchema...)
@@ -397,12 +433,7 @@ func (z *cdcGen) appendRow(dst []byte, id int64, row *cdcRow) []byte {
 // complement, as Kafka Connect's Decimal carries the unscaled value.
 func appendDecimalBase64(dst []byte, v int64) []byte {
 	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(v))
-	k := 0
-	for k < 7 && (b[k] == 0 && b[k+1]&0x80 == 0 || b[k] == 0xff && b[k+1]&0x80 != 0) {
-		k++ // the byte only repeats the sign of the next
-	}
-	return base64.StdEncoding.AppendEncode(dst, b[k:])
+	return base64.StdEncoding.AppendEncode(dst, appendDecimalBytes(b[:0], v))
 }
 
 // cdcRowSchema is the Connect schema of a row of the source table, as
@@ -434,12 +465,17 @@ const cdcKeySchema = `{"type":"struct","fields":[{"type":"int64","optional":fals
 
 // cdcTableYAML is the target of the cdc workload as one item of the
 // `tables:` list: a format: debezium table keyed by id, guarded by the
-// source LSN, truncates not applied (the workload sends none).
-func cdcTableYAML(table, topic string) string {
+// source LSN, truncates not applied (the workload sends none); converter:
+// avro for format avro (which also needs the schema_registry section).
+func cdcTableYAML(table, topic, format string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "- name: %s\n", yamlScalar(table))
 	fmt.Fprintf(&b, "  topics: [%s]\n", yamlScalar(topic))
-	b.WriteString("  format: debezium\n  create: true\n  key: [id]\n  on_conflict: update\n  guard: lsn\n  columns:\n")
+	b.WriteString("  format: debezium\n")
+	if format == FormatAvro {
+		b.WriteString("  converter: avro\n")
+	}
+	b.WriteString("  create: true\n  key: [id]\n  on_conflict: update\n  guard: lsn\n  columns:\n")
 	writeColumnsYAML(&b, cdcColumns)
 	return b.String()
 }
@@ -458,21 +494,40 @@ func (o *Options) validateCDC() error {
 		return fmt.Errorf("cannot use dup, replay, update and delete ratios that add up to %v for the cdc workload; their sum must be at most 1 (the rest are inserts)", sum)
 	}
 	switch {
-	case o.Format != "" && o.Format != FormatJSON:
-		return fmt.Errorf("cannot generate the cdc workload in format %s: it is Debezium's JSON; drop --format", o.Format)
+	case o.Format != "" && o.Format != FormatJSON && o.Format != FormatAvro:
+		return fmt.Errorf("cannot generate the cdc workload in format %s: it is Debezium's JSON or AvroConverter's Avro; use --format json or avro", o.Format)
+	case o.Format == FormatAvro && o.CDCSchema:
+		return fmt.Errorf("cannot wrap Avro change events with their Connect schema: the registry holds it; drop --cdc-schema")
+	case o.KeySchemaID < 0 || o.KeySchemaID >= unknownSchemaID:
+		return fmt.Errorf("cannot use key schema id %d; use the id the registry gave the key schema", o.KeySchemaID)
 	case o.Keys != "" && o.Keys != KeysEventID:
 		return fmt.Errorf("cannot key the cdc workload by %s: its key is the row's {\"id\": N}; drop --keys", o.Keys)
 	case o.KeyCardinality != 0 || o.UpdateRatio != 0:
 		return fmt.Errorf("cannot use key cardinality or update ratio with the cdc workload; use --cdc-updates and --cdc-deletes")
-	case len(o.badByName()) > 0:
-		return fmt.Errorf("cannot generate bad records in the cdc workload; drop --bad and --bad-ratio")
+	case o.Format != FormatAvro && len(o.badByName()) > 0:
+		return fmt.Errorf("cannot generate bad records in the cdc workload's JSON; drop --bad and --bad-ratio, or use --format avro (wrong_magic, truncated, unknown_schema)")
 	case o.Transactional:
 		return fmt.Errorf("cannot produce the cdc workload in transactions; drop --transactional")
+	case o.Format == FormatAvro && !cdcBadOnly(o.Bad):
+		return fmt.Errorf("cannot generate the bad records %v in the cdc workload; use wrong_magic, truncated or unknown_schema", o.badByName())
 	case o.ValueCompression != "" && o.ValueCompression != "none":
 		return fmt.Errorf("cannot compress cdc values one by one (value compression %s); use --compression for producer batches", o.ValueCompression)
 	}
 	return nil
 }
+
+// cdcBadOnly reports whether bad holds only the kinds the cdc workload
+// generates in format avro: the registry framing kinds.
+func cdcBadOnly(bad map[Kind]float64) bool {
+	for k, r := range bad {
+		if r > 0 && !cdcBadKind(k) {
+			return false
+		}
+	}
+	return true
+}
+
+func cdcBadKind(k Kind) bool { return k >= KindWrongMagic && k <= KindUnknownSchema }
 
 // CDCFinalRows calls f, in id order, with each row of the cdc workload's
 // source table after the records 0..records-1 of o's stream: its key and

@@ -232,7 +232,7 @@ func TestCDCValidate(t *testing.T) {
 		o    Options
 		want string
 	}{
-		{Options{Workload: "cdc", Format: FormatAvro}, "Debezium's JSON"},
+		{Options{Workload: "cdc", Format: FormatProtobuf}, "Debezium's JSON or AvroConverter's Avro"},
 		{Options{Workload: "cdc", Keys: KeysNull}, "{\"id\": N}"},
 		{Options{Workload: "cdc", Transactional: true}, "transactions"},
 		{Options{Workload: "cdc", CDCUpdates: 0.8, CDCDeletes: 0.3}, "at most 1"},

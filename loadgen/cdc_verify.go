@@ -24,9 +24,9 @@ type cdcFate struct {
 // compares the target with it row by row. A fresh change whose delivery is
 // unknown may or may not have landed: the row must then hold the state
 // after its last acked change or after one of the uncertain changes that
-// followed it, and it is checked against the one whose lsn it holds. Any
-// dead letter for the target is an anomaly: every record of the workload
-// is valid.
+// followed it, and it is checked against the one whose lsn it holds.
+// Dead letters are expected for the bad records of format avro only
+// (cdcDeadLetters).
 func (v *verifier) verifyCDC(ctx context.Context, conn *pgx.Conn) error {
 	z := v.g.cdc
 	if v.o.AllowStaleToast {
@@ -41,6 +41,7 @@ func (v *verifier) verifyCDC(ctx context.Context, conn *pgx.Conn) error {
 	}
 	fate := map[int64]*cdcFate{} // rows touched by a fresh change of unknown fate
 	var acked []cdcRow           // by id-1: the row after its last acked change
+	var uncertainBad KindCounts  // bad records of unknown fate, by kind
 	var r Rec
 	for i := range v.gen.Records {
 		v.g.At(i, &r)
@@ -50,6 +51,7 @@ func (v *verifier) verifyCDC(ctx context.Context, conn *pgx.Conn) error {
 		}
 		if failed[i] {
 			v.rep.Uncertain++
+			uncertainBad[r.Kind]++
 			if fresh {
 				f := fate[r.ID]
 				if f == nil {
@@ -75,8 +77,8 @@ func (v *verifier) verifyCDC(ctx context.Context, conn *pgx.Conn) error {
 	v.rep.ExpectedRows = int64(len(z.live))
 	v.rep.Expect = "the source table's final state (inserts, updates, deletes; replays rejected by the guard lsn; TOASTed notes at their last value)"
 
-	// Dead letters: none are expected.
-	if err := v.cdcDeadLetters(ctx, conn); err != nil {
+	// Dead letters: one for each bad record (format avro), none else.
+	if err := v.cdcDeadLetters(ctx, conn, &uncertainBad); err != nil {
 		return err
 	}
 
@@ -246,8 +248,12 @@ func (v *verifier) onlyNotesWrong(raw [][]byte, row *cdcRow) bool {
 		raw[2] != nil && equalDecimal(raw[2], appendFixed(nil, row.total, 2))
 }
 
-// cdcDeadLetters counts the target's dead letters: all unexpected.
-func (v *verifier) cdcDeadLetters(ctx context.Context, conn *pgx.Conn) error {
+// cdcDeadLetters counts the target's dead letters. Each bad record (the
+// framing kinds of format avro) must have one whose error names its
+// kind's reason; they are matched by reason and counted, within the
+// committed and uncertain bad records of each kind. Any other dead
+// letter is unexpected.
+func (v *verifier) cdcDeadLetters(ctx context.Context, conn *pgx.Conn, uncertainBad *KindCounts) error {
 	alt := altTableName(v.o.Table)
 	q := fmt.Sprintf(`SELECT partition, "offset", key, error FROM %s.dead_letters
 WHERE topic = $1 AND target IN ($2, $3) AND ($4 = '' OR group_id = $4)`, pgx.Identifier{v.o.Schema}.Sanitize())
@@ -259,12 +265,33 @@ WHERE topic = $1 AND target IN ($2, $3) AND ($4 = '' OR group_id = $4)`, pgx.Ide
 	for rows.Next() {
 		raw := rows.RawValues()
 		v.rep.DeadLetters++
-		v.rep.DeadLetterUnexpected++
+		kind := Kind(0)
+		for k := KindWrongMagic; k <= KindUnknownSchema; k++ {
+			if v.rep.Committed[k]+uncertainBad[k] > 0 && bytes.Contains(raw[3], []byte(reasonFor(k, v.gen.Format))) {
+				kind = k
+				break
+			}
+		}
 		key, _ := decodeByteaText(raw[2], nil)
-		v.rep.example("unexpected dead letters", v.o.MaxExamples, "partition %s offset %s, key %s: %s", raw[0], raw[1], key, raw[3])
+		switch {
+		case kind == 0:
+			v.rep.DeadLetterUnexpected++
+			v.rep.example("unexpected dead letters", v.o.MaxExamples, "partition %s offset %s, key %s: %s", raw[0], raw[1], key, raw[3])
+		case v.rep.DeadLettersByKind[kind] >= v.rep.Committed[kind]+uncertainBad[kind]:
+			v.rep.DeadLetterDuplicated++
+			v.rep.example("duplicated dead letters", v.o.MaxExamples, "partition %s offset %s, key %s: one %s dead letter more than the %s records sent", raw[0], raw[1], key, kind, kind)
+		default:
+			v.rep.DeadLettersByKind[kind]++
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("cannot read %s.dead_letters: %w", v.o.Schema, err)
+	}
+	for k := KindWrongMagic; k <= KindUnknownSchema; k++ {
+		if n := v.rep.Committed[k] - v.rep.DeadLettersByKind[k]; n > 0 {
+			v.rep.DeadLetterMissing[k] += n
+			v.rep.example("missing dead letters", v.o.MaxExamples, "%d committed %s records have no dead letter naming %s", n, k, reasonFor(k, v.gen.Format))
+		}
 	}
 	return nil
 }

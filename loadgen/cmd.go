@@ -26,8 +26,8 @@ func genFlags(fs *flag.FlagSet, o *Options) (apply func() error) {
 	fs.Float64Var(&o.CDCToast, "cdc-toast", DefaultCDCToast, "cdc: fraction of the updates leaving notes unchanged that send it as the TOAST placeholder")
 	fs.BoolVar(&o.CDCSchema, "cdc-schema", false, "cdc: wrap key and value with their Kafka Connect schema (total as a base64 Decimal, updated_at a MicroTimestamp)")
 	fs.StringVar(&o.Schema, "schema", DefaultSchema, "event schema: reference (~480 B), narrow (~100 B) or wide (~2 KB)")
-	fs.StringVar(&o.Format, "format", FormatJSON, "record format: json, or avro, protobuf, json_schema (the reference schema, registry-framed)")
-	fs.IntVar(&o.SchemaID, "schema-id", 0, "registry id framed into avro/protobuf/json_schema records (0: register the schema with --registry)")
+	fs.StringVar(&o.Format, "format", FormatJSON, "record format: json, or avro, protobuf, json_schema (the reference schema, registry-framed); cdc: json or avro (as Confluent's AvroConverter writes Debezium's events)")
+	fs.IntVar(&o.SchemaID, "schema-id", 0, "registry id framed into avro/protobuf/json_schema records (0: register the schema with --registry; cdc avro: the Envelope's, keys then JSON)")
 	fs.Int64Var(&o.Records, "records", 0, "records to produce (0: until --duration)")
 	fs.StringVar(&o.Topic, "topic", DefaultTopic, "Kafka topic")
 	fs.IntVar(&o.ValueSize, "value-size", 0, "mean value size in bytes (0: the schema's natural size)")
@@ -195,7 +195,12 @@ func LoadgenMain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err := RegisterSchema(ctx, &o, ro); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "registered the reference %s schema under subject %s: id %d\n", o.Format, Subject(o.Topic), o.SchemaID)
+		if o.Workload == WorkloadCDC {
+			fmt.Fprintf(stdout, "registered the Debezium Envelope under subject %s: id %d, and its Key under %s: id %d\n",
+				Subject(o.Topic), o.SchemaID, KeySubject(o.Topic), o.KeySchemaID)
+		} else {
+			fmt.Fprintf(stdout, "registered the reference %s schema under subject %s: id %d\n", o.Format, Subject(o.Topic), o.SchemaID)
+		}
 	}
 	stats, err := Produce(ctx, addrs, o, progress, secOpts...)
 	if *manifest != "" {

@@ -147,12 +147,28 @@ func ReferenceSchema(format string) (registry.SchemaType, string, error) {
 // TopicNameStrategy: "<topic>-value").
 func Subject(topic string) string { return topic + "-value" }
 
-// RegisterSchema registers the reference schema of o.Format under
-// Subject(o.Topic) in the registry ro describes and sets o.SchemaID. It is
-// idempotent: the registry returns the id it already gave the schema.
+// valueSchema returns the registry schema type and text of o's values:
+// the reference event's in o.Format, or for the cdc workload in format
+// avro its Envelope (CDCAvroValueSchema).
+func valueSchema(o *Options) (registry.SchemaType, string, error) {
+	if o.Workload == WorkloadCDC {
+		if o.Format != FormatAvro {
+			return 0, "", fmt.Errorf("cannot register a schema for the cdc workload in format %q; use avro", o.Format)
+		}
+		return registry.TypeAvro, CDCAvroValueSchema, nil
+	}
+	return ReferenceSchema(o.Format)
+}
+
+// RegisterSchema registers the schema of o's values (the reference schema
+// of o.Format) under Subject(o.Topic) in the registry ro describes and
+// sets o.SchemaID; for the cdc workload in format avro it registers the
+// Envelope there and the Key (CDCAvroKeySchema) under KeySubject(o.Topic)
+// and sets o.KeySchemaID too. It is idempotent: the registry returns the
+// id it already gave a schema.
 func RegisterSchema(ctx context.Context, o *Options, ro registry.Options) error {
 	o.EnsureDefaults()
-	typ, text, err := ReferenceSchema(o.Format)
+	typ, text, err := valueSchema(o)
 	if err != nil {
 		return err
 	}
@@ -164,15 +180,23 @@ func RegisterSchema(ctx context.Context, o *Options, ro registry.Options) error 
 	if err != nil {
 		return err
 	}
+	if o.Workload == WorkloadCDC {
+		kid, err := cl.Register(ctx, KeySubject(o.Topic), registry.TypeAvro, CDCAvroKeySchema)
+		if err != nil {
+			return err
+		}
+		o.KeySchemaID = kid
+	}
 	o.SchemaID = id
 	return nil
 }
 
 // LookupSchemaID returns the id under which the registry ro describes holds
-// the reference schema of o.Format in Subject(o.Topic), registering nothing.
+// the schema of o's values (as RegisterSchema registers it) in
+// Subject(o.Topic), registering nothing.
 func LookupSchemaID(ctx context.Context, o Options, ro registry.Options) (int, error) {
 	o.EnsureDefaults()
-	typ, text, err := ReferenceSchema(o.Format)
+	typ, text, err := valueSchema(&o)
 	if err != nil {
 		return 0, err
 	}

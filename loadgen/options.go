@@ -244,6 +244,10 @@ type Options struct {
 	// SchemaID is the registry id framed into registry-format records
 	// (RegisterSchema sets it); required to produce them.
 	SchemaID int `json:"schema_id,omitempty"`
+	// KeySchemaID is the registry id framed into the keys of the cdc
+	// workload in format avro (RegisterSchema sets it); 0 writes them as
+	// JSON.
+	KeySchemaID int `json:"key_schema_id,omitempty"`
 	// Records is the number of records to produce; 0 means until Duration
 	// (Produce requires one of the two).
 	Records int64 `json:"records"`
@@ -482,19 +486,26 @@ func validCompression(s string) bool {
 // SpreadBad spreads ratio evenly over every bad kind of o.Format except
 // oversized (for JSON: ratio/7 each), so a single "bad ratio" covers the
 // cheap kinds. Oversized records cost MaxValueBytes each and must be asked
-// for explicitly. Set o.Format first.
+// for explicitly. The cdc workload in format avro spreads it over the
+// framing kinds. Set o.Workload and o.Format first.
 func (o *Options) SpreadBad(ratio float64) {
 	if o.Bad == nil {
 		o.Bad = make(map[Kind]float64)
 	}
+	spread := func(k Kind) bool {
+		if o.Workload == WorkloadCDC {
+			return o.Format == FormatAvro && cdcBadKind(k)
+		}
+		return k != KindOversized && k.appliesTo(o.Format)
+	}
 	n := 0
 	for k := KindMalformedJSON; k < numKinds; k++ {
-		if k != KindOversized && k.appliesTo(o.Format) {
+		if spread(k) {
 			n++
 		}
 	}
 	for k := KindMalformedJSON; k < numKinds; k++ {
-		if k != KindOversized && k.appliesTo(o.Format) {
+		if spread(k) {
 			o.Bad[k] = ratio / float64(n)
 		}
 	}

@@ -368,8 +368,8 @@ type TableSpec struct {
 	Schema, Format, Table, Topic string
 	// Workload cdc makes the table a format: debezium replica of the cdc
 	// workload's source table (key id, guard lsn from
-	// debezium.source.lsn, on_conflict update); Schema, Format,
-	// OnConflict and Guard are then ignored.
+	// debezium.source.lsn, on_conflict update; converter avro for Format
+	// avro); Schema, OnConflict and Guard are then ignored.
 	Workload string
 	// OnConflict is the keyed table's policy: ignore (default) or update.
 	OnConflict string
@@ -383,7 +383,7 @@ type TableSpec struct {
 // "- name:" and ending with a newline.
 func (t TableSpec) YAML() string {
 	if t.Workload == WorkloadCDC {
-		return cdcTableYAML(t.Table, t.Topic)
+		return cdcTableYAML(t.Table, t.Topic, t.Format)
 	}
 	s := schemaByName(t.Schema)
 	if t.Format == "" {

@@ -1,0 +1,178 @@
+package loadgen
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hamba/avro/v2"
+
+	"github.com/sluice-dev/sluice/codec"
+)
+
+// cdcDecoder is a Debezium decoder for the cdc workload's table; for
+// converter avro it holds the Envelope as id 7 and the Key as id 8.
+func cdcDecoder(t *testing.T, conv codec.Converter) *codec.Decoder {
+	t.Helper()
+	var cols []codec.Column
+	for _, c := range cdcColumns {
+		col, err := codec.ParseColumn(c.Name, c.Type, c.Source, c.Path, c.Required)
+		if err != nil {
+			t.Fatal(err)
+		}
+		col.Key = c.Name == "id"
+		cols = append(cols, col)
+	}
+	d, err := codec.NewDecoder(codec.FormatDebezium, cols, codec.Options{MaxRecordBytes: 1 << 20, Converter: conv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conv == codec.ConverterAvro {
+		if err := d.AddSchema(codec.SchemaRef{ID: 7}, &codec.Schema{Text: CDCAvroValueSchema}); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.AddKeySchema(codec.SchemaRef{ID: 8}, &codec.Schema{Text: CDCAvroKeySchema}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
+}
+
+// TestCDCAvroMatchesJSON: the cdc workload in format avro is the JSON
+// workload's stream, record for record: the same kinds, rows and LSNs;
+// each framed value decodes, with codec's Debezium decoder for
+// AvroConverter, to the fields the JSON event (with its Connect schema)
+// decodes to; keys are framed Avro keys of the row id; tombstones stay
+// null.
+func TestCDCAvroMatchesJSON(t *testing.T) {
+	base := Options{Workload: WorkloadCDC, Seed: 5, Records: 3000, DupRatio: 0.03, CDCUpdates: 0.5, CDCDeletes: 0.1, CDCReplays: 0.03, CDCToast: 0.5}
+	jo := base
+	jo.CDCSchema = true
+	ao := base
+	ao.Format, ao.SchemaID, ao.KeySchemaID = FormatAvro, 7, 8
+	jg, ag := NewGenerator(jo), NewGenerator(ao)
+	jd, ad := cdcDecoder(t, codec.ConverterJSON), cdcDecoder(t, codec.ConverterAvro)
+	ks := avro.MustParse(CDCAvroKeySchema)
+	var jr, ar Rec
+	var jf, af []byte
+	kinds := map[Kind]int{}
+	now := time.Now()
+	for jg.Next(&jr) {
+		if !ag.Next(&ar) {
+			t.Fatal("the avro stream ended early")
+		}
+		i := jr.Index
+		if ar.Kind != jr.Kind || ar.ID != jr.ID || ar.Version != jr.Version {
+			t.Fatalf("record %d: avro %s id %d version %d, json %s id %d version %d", i, ar.Kind, ar.ID, ar.Version, jr.Kind, jr.ID, jr.Version)
+		}
+		kinds[ar.Kind]++
+		if len(ar.Key) < 5 || ar.Key[0] != 0 || binary.BigEndian.Uint32(ar.Key[1:]) != 8 {
+			t.Fatalf("record %d: key %x is not framed with id 8", i, ar.Key)
+		}
+		var k struct {
+			ID int64 `avro:"id"`
+		}
+		if err := avro.Unmarshal(ks, ar.Key[5:], &k); err != nil || k.ID != ar.ID {
+			t.Fatalf("record %d: key %x decodes to %d (%v), want %d", i, ar.Key, k.ID, err, ar.ID)
+		}
+		if ar.Kind == KindTombstone {
+			if ar.Value != nil || jr.Value != nil {
+				t.Fatalf("record %d: a tombstone's value is %x, want null", i, ar.Value)
+			}
+			continue
+		}
+		if ar.Value[0] != 0 || binary.BigEndian.Uint32(ar.Value[1:]) != 7 {
+			t.Fatalf("record %d: value %x is not framed with id 7", i, ar.Value[:8])
+		}
+		var err error
+		jf, err = jd.AppendFields(jf[:0], &codec.Record{Offset: i, Timestamp: now, Key: jr.Key, Value: jr.Value})
+		if err != nil {
+			t.Fatalf("record %d: json: %v", i, err)
+		}
+		af, err = ad.AppendFields(af[:0], &codec.Record{Offset: i, Timestamp: now, Key: ar.Key, Value: ar.Value})
+		if err != nil {
+			t.Fatalf("record %d: avro: %v", i, err)
+		}
+		if !bytes.Equal(af, jf) {
+			t.Fatalf("record %d (%s): avro decodes to\n%q\njson to\n%q", i, ar.Kind, af, jf)
+		}
+	}
+	for _, k := range []Kind{KindGood, KindUpdate, KindDelete, KindTombstone, KindDup, KindReplay} {
+		if kinds[k] == 0 {
+			t.Errorf("no %s records in %v", k, kinds)
+		}
+	}
+}
+
+// TestCDCAvroBad: bad records of the framing kinds are dead letters with
+// their kind's reason, the source table is left as it was, and the JSON
+// cdc workload or other kinds refuse them.
+func TestCDCAvroBad(t *testing.T) {
+	o := Options{Workload: WorkloadCDC, Seed: 2, Records: 2000, Format: FormatAvro, SchemaID: 7, KeySchemaID: 8, CDCUpdates: 0.4, CDCDeletes: 0.1}
+	o.SpreadBad(0.06)
+	if len(o.Bad) != 3 || o.Bad[KindTruncated] != 0.02 {
+		t.Fatalf("SpreadBad: %v, want the three framing kinds", o.Bad)
+	}
+	d := cdcDecoder(t, codec.ConverterAvro)
+	g := NewGenerator(o)
+	var r Rec
+	bad := map[Kind]int{}
+	for g.Next(&r) {
+		_, err := d.AppendFields(nil, &codec.Record{Offset: r.Index, Key: r.Key, Value: r.Value})
+		if !r.Kind.Bad() {
+			if err != nil {
+				t.Fatalf("record %d (%s): %v", r.Index, r.Kind, err)
+			}
+			continue
+		}
+		bad[r.Kind]++
+		var re *codec.RowError
+		var need *codec.SchemaNeededError
+		switch {
+		case r.Kind == KindUnknownSchema && errors.As(err, &need):
+			if need.Ref.ID < unknownSchemaID {
+				t.Fatalf("record %d: asks for schema %d", r.Index, need.Ref.ID)
+			}
+		case !errors.As(err, &re) || string(re.Reason) != reasonFor(r.Kind, o.Format):
+			t.Fatalf("record %d (%s): got %v, want reason %s", r.Index, r.Kind, err, reasonFor(r.Kind, o.Format))
+		}
+	}
+	if len(bad) != 3 {
+		t.Errorf("bad kinds %v, want all three", bad)
+	}
+	// Bad records take the place of fresh changes and change no row.
+	clean := o
+	clean.Bad = nil
+	if got, want := CDCRows(o, o.Records), CDCRows(clean, o.Records); got == 0 || got > want+want/10 {
+		t.Errorf("rows %d with bad records, %d without", got, want)
+	}
+
+	for _, c := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{Workload: WorkloadCDC, Bad: map[Kind]float64{KindTruncated: 0.1}}, "cannot generate bad records in the cdc workload's JSON"},
+		{Options{Workload: WorkloadCDC, Format: FormatAvro, Bad: map[Kind]float64{KindNUL: 0.1}}, "use wrong_magic, truncated or unknown_schema"},
+		{Options{Workload: WorkloadCDC, Format: FormatAvro, CDCSchema: true}, "drop --cdc-schema"},
+		{Options{Workload: WorkloadCDC, Format: FormatProtobuf}, "use --format json or avro"},
+	} {
+		if err := c.o.EnsureDefaults().Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: got %v, want %q", c.o, err, c.want)
+		}
+	}
+}
+
+// TestCDCAvroTableConfig: the printed table of format avro reads the
+// events through converter avro.
+func TestCDCAvroTableConfig(t *testing.T) {
+	y := TableSpec{Workload: WorkloadCDC, Format: FormatAvro, Table: "public.orders", Topic: "shop.public.orders"}.YAML()
+	if !strings.Contains(y, "  format: debezium\n  converter: avro\n") {
+		t.Errorf("table:\n%s", y)
+	}
+	if y := (TableSpec{Workload: WorkloadCDC, Table: "t", Topic: "t"}).YAML(); strings.Contains(y, "converter") {
+		t.Errorf("json table:\n%s", y)
+	}
+}
