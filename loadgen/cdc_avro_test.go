@@ -2,15 +2,21 @@ package loadgen
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hamba/avro/v2"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/sluice-dev/sluice/codec"
+	"github.com/sluice-dev/sluice/internal/devenv"
 )
 
 // cdcDecoder is a Debezium decoder for the cdc workload's table; for
@@ -174,5 +180,80 @@ func TestCDCAvroTableConfig(t *testing.T) {
 	}
 	if y := (TableSpec{Workload: WorkloadCDC, Table: "t", Topic: "t"}).YAML(); strings.Contains(y, "converter") {
 		t.Errorf("json table:\n%s", y)
+	}
+}
+
+// TestCDCAvroEndToEnd: sluice loadgen --workload cdc --format avro
+// registers the Envelope and Key and produces the stream with bad records;
+// the appliance, configured with the table --print-table-config prints,
+// lands it; sluice verify finds the source's final state and a dead
+// letter for every bad record, exactly once.
+func TestCDCAvroEndToEnd(t *testing.T) {
+	addrs := testBroker(t)
+	reg, err := devenv.StartRegistry(devenv.RegistryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	url := testDB(t, "cdc_avro")
+	ctx := context.Background()
+	const topic = "shop.public.orders"
+	gen := []string{"--workload", "cdc", "--format", "avro", "--topic", topic, "--seed", "4", "--dup-ratio", "0.03",
+		"--cdc-replays", "0.03", "--bad-ratio", "0.03"}
+	var cfg, out, errOut bytes.Buffer
+	if err := LoadgenMain(ctx, append(gen, "--registry", reg.URL(), "--print-table-config", "public.orders"), &cfg, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(cfg.String(), "schema_registry:") || !strings.Contains(cfg.String(), "converter: avro") {
+		t.Fatalf("table config:\n%s", cfg.String())
+	}
+	manifest := filepath.Join(t.TempDir(), "run.json")
+	args := append(gen, "--brokers", strings.Join(addrs, ","), "--registry", reg.URL(), "--partitions", "3",
+		"--records", "3000", "--manifest", manifest, "--quiet")
+	if err := LoadgenMain(ctx, args, &out, &errOut); err != nil {
+		t.Fatalf("loadgen: %v\n%s", err, errOut.String())
+	}
+	m, err := ReadManifest(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Options.SchemaID == 0 || m.Options.KeySchemaID == 0 || m.Options.SchemaID == m.Options.KeySchemaID ||
+		!strings.Contains(out.String(), fmt.Sprintf("its Key under %s: id %d", KeySubject(topic), m.Options.KeySchemaID)) {
+		t.Fatalf("manifest options %+v, output %q: want both registered ids", m.Options, out.String())
+	}
+	drainCDCConfig(t, url, addrs, topic, 200, cfg.String())
+
+	rep := mustVerify(t, url, VerifyOptions{Gen: m.Options, Stats: &m.Stats, Table: "public.orders", AllowStaleToast: true})
+	if !rep.OK() || rep.Rows == 0 || rep.Rows != rep.ExpectedRows || rep.Committed[KindDelete] == 0 || rep.Committed[KindReplay] == 0 {
+		t.Fatalf("\n%s", summary(rep))
+	}
+	for k := KindWrongMagic; k <= KindUnknownSchema; k++ {
+		if rep.Committed[k] == 0 || rep.DeadLettersByKind[k] != rep.Committed[k] {
+			t.Fatalf("kind %s: %d dead letters for %d committed:\n%s", k, rep.DeadLettersByKind[k], rep.Committed[k], summary(rep))
+		}
+	}
+	// The command, from the manifest and from the flags with the registry.
+	out.Reset()
+	if err := VerifyMain(ctx, []string{"--postgres", url, "--table", "public.orders", "--allow-stale-toast", "--manifest", manifest}, &out, &errOut); err != nil ||
+		!strings.Contains(out.String(), "OK: exactly once") {
+		t.Fatalf("verify --manifest: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	err = VerifyMain(ctx, append(gen, "--postgres", url, "--table", "public.orders", "--allow-stale-toast", "--registry", reg.URL(),
+		"--records", strconv.FormatInt(m.Stats.Records, 10)), &out, &errOut)
+	if err != nil || !strings.Contains(out.String(), "OK: exactly once") {
+		t.Fatalf("verify --registry: %v\n%s", err, out.String())
+	}
+	// A missing dead letter is caught.
+	db, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	if _, err := db.Exec(ctx, `DELETE FROM sluice.dead_letters WHERE ctid = (SELECT ctid FROM sluice.dead_letters LIMIT 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if rep = mustVerify(t, url, VerifyOptions{Gen: m.Options, Stats: &m.Stats, Table: "public.orders", AllowStaleToast: true}); rep.OK() || rep.DeadLetterMissing.Total() != 1 {
+		t.Fatalf("a dead letter removed:\n%s", summary(rep))
 	}
 }

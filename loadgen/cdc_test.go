@@ -251,6 +251,13 @@ func TestCDCValidate(t *testing.T) {
 // offsets stored in url reach the log end of topic.
 func drainCDC(t *testing.T, url string, addrs []string, topic, table string, batchRows int) {
 	t.Helper()
+	drainCDCConfig(t, url, addrs, topic, batchRows, "tables:\n"+TableSpec{Workload: WorkloadCDC, Table: table, Topic: topic}.YAML())
+}
+
+// drainCDCConfig is drainCDC with the configuration's tables section (and
+// any schema_registry section before it) given whole.
+func drainCDCConfig(t *testing.T, url string, addrs []string, topic string, batchRows int, tables string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	y := fmt.Sprintf(`
@@ -265,8 +272,7 @@ batch:
   max_age: 50ms
 metrics:
   listen: ""
-tables:
-%s`, addrs[0], time.Now().UnixNano(), url, batchRows, TableSpec{Workload: WorkloadCDC, Table: table, Topic: topic}.YAML())
+%s`, addrs[0], time.Now().UnixNano(), url, batchRows, tables)
 	cfg, err := ingest.Parse([]byte(y), func(string) string { return "" })
 	if err != nil {
 		t.Fatalf("%v\n%s", err, y)

@@ -159,6 +159,9 @@ func (r *Report) WriteSummary(w io.Writer) {
 		fmt.Fprintf(w, "  sent:         %d change records; committed %d (insert %d, update %d, delete %d, tombstone %d, dup %d, replay %d); uncertain %d; %d TOAST placeholders\n",
 			r.Records, r.Committed.Total(), r.Committed[KindGood], r.Committed[KindUpdate], r.Committed[KindDelete], r.Committed[KindTombstone],
 			r.Committed[KindDup], r.Committed[KindReplay], r.Uncertain, r.ToastSent)
+		if bad := r.Committed.Bad(); bad != 0 {
+			fmt.Fprintf(w, "                %d bad records (format avro), each for a dead letter\n", bad)
+		}
 	} else {
 		fmt.Fprintf(w, "  sent:         %d records; committed %d (good %d, dup %d, update %d, bad %d); aborted %d; uncertain %d\n",
 			r.Records, r.Committed.Total(), r.Committed[KindGood], r.Committed[KindDup], r.Committed[KindUpdate], r.Committed.Bad(), r.Aborted.Total(), r.Uncertain)
