@@ -134,9 +134,12 @@ func decodeWorkload(gen loadgen.Options, records int64, conns int, sh Shape) (*w
 }
 
 // decodeCDC decodes the cdc workload's final source table, each row as a
-// snapshot read event in the stream's encoding, with codec's Debezium
+// snapshot read event in the stream's JSON encoding, with codec's Debezium
 // decoder into the tuples the target must end with, sharded by id.
 func decodeCDC(gen loadgen.Options, records int64, conns int) (*workload, error) {
+	// Avro events are decoded from their JSON rendering, which carries the
+	// same rows.
+	gen.Format, gen.SchemaID, gen.KeySchemaID = loadgen.FormatJSON, 0, 0
 	g := loadgen.NewGenerator(gen)
 	var cols []codec.Column
 	w := &workload{all: make([]shard, conns), distinct: make([]shard, conns), keyField: -1}

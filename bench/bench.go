@@ -303,8 +303,10 @@ func (o *Options) validate() error {
 		switch {
 		case o.Matrix:
 			return fmt.Errorf("cannot combine --workload cdc with --matrix: the matrix has a cdc shape of its own; drop one")
-		case o.Keys != loadgen.KeysEventID || o.UpdateRatio != 0 || o.OnConflict != "ignore" || o.Format != loadgen.FormatJSON:
-			return fmt.Errorf("cannot shape the cdc workload with --keys, --update-ratio, --on-conflict or --format: it is Debezium's JSON keyed by id, applied with on_conflict update; drop them")
+		case o.Keys != loadgen.KeysEventID || o.UpdateRatio != 0 || o.OnConflict != "ignore":
+			return fmt.Errorf("cannot shape the cdc workload with --keys, --update-ratio or --on-conflict: it is Debezium's events keyed by id, applied with on_conflict update; drop them")
+		case o.Format != loadgen.FormatJSON && o.Format != loadgen.FormatAvro:
+			return fmt.Errorf("cannot send the cdc workload in format %s; use --format json (JsonConverter) or avro (AvroConverter)", o.Format)
 		case o.sameTable():
 			return fmt.Errorf("cannot prefill or partition the cdc workload's target; drop --prefill and --partitioned")
 		}
@@ -350,11 +352,12 @@ type Shape struct {
 	// the cdc workload is, for the report's columns).
 	Workload    string  `json:"workload,omitempty"`
 	CDCSchema   bool    `json:"cdc_schema,omitempty"`
-	Keys        string  `json:"keys"`         // loadgen.KeysEventID, KeysNull, KeysOtherField
-	DupRatio    float64 `json:"dup_ratio"`    // verbatim re-sends
-	UpdateRatio float64 `json:"update_ratio"` // newer versions of earlier events
-	OnConflict  string  `json:"on_conflict"`  // ignore or update
-	Format      string  `json:"format"`       // json, avro, protobuf, json_schema
+	Converter   string  `json:"converter,omitempty"` // cdc: "" (JsonConverter) or avro (AvroConverter, registry-framed)
+	Keys        string  `json:"keys"`                // loadgen.KeysEventID, KeysNull, KeysOtherField
+	DupRatio    float64 `json:"dup_ratio"`           // verbatim re-sends
+	UpdateRatio float64 `json:"update_ratio"`        // newer versions of earlier events
+	OnConflict  string  `json:"on_conflict"`         // ignore or update
+	Format      string  `json:"format"`              // json, avro, protobuf, json_schema
 }
 
 // Guard is the table's guard column: "version" when an update table is fed
@@ -372,17 +375,23 @@ func (s Shape) Guard() string {
 
 func (s Shape) cdc() bool { return s.Workload == loadgen.WorkloadCDC }
 
-// cdcShape is the cdc workload's shape with dups re-sent.
-func cdcShape(name string, dup float64, wrapped bool) Shape {
-	return Shape{Name: name, Workload: loadgen.WorkloadCDC, CDCSchema: wrapped, Keys: "id", DupRatio: dup,
+// cdcShape is the cdc workload's shape with dups re-sent, its events in
+// format (json or avro: loadgen's, the converter's).
+func cdcShape(name string, dup float64, wrapped bool, format string) Shape {
+	s := Shape{Name: name, Workload: loadgen.WorkloadCDC, CDCSchema: wrapped, Keys: "id", DupRatio: dup,
 		UpdateRatio: loadgen.DefaultCDCUpdates, OnConflict: "update", Format: "debezium"}
+	if format == loadgen.FormatAvro {
+		s.Converter = loadgen.FormatAvro
+	}
+	return s
 }
 
 // genOptions is the loadgen stream of s.
 func (s Shape) genOptions(schema string) loadgen.Options {
 	if s.cdc() {
 		return loadgen.Options{Workload: loadgen.WorkloadCDC, DupRatio: s.DupRatio, CDCUpdates: loadgen.DefaultCDCUpdates,
-			CDCDeletes: loadgen.DefaultCDCDeletes, CDCReplays: loadgen.DefaultCDCReplays, CDCToast: loadgen.DefaultCDCToast, CDCSchema: s.CDCSchema}
+			CDCDeletes: loadgen.DefaultCDCDeletes, CDCReplays: loadgen.DefaultCDCReplays, CDCToast: loadgen.DefaultCDCToast, CDCSchema: s.CDCSchema,
+			Format: s.Converter}
 	}
 	return loadgen.Options{Schema: schema, Keys: s.Keys, DupRatio: s.DupRatio, UpdateRatio: s.UpdateRatio, Format: s.Format}
 }
@@ -390,11 +399,14 @@ func (s Shape) genOptions(schema string) loadgen.Options {
 // String describes s in one line.
 func (s Shape) String() string {
 	if s.cdc() {
-		enc := "without"
+		enc := "without schema"
 		if s.CDCSchema {
-			enc = "with"
+			enc = "with schema"
 		}
-		return fmt.Sprintf("cdc: %.0f%% updates, %.0f%% deletes, %.0f%% replays, %.0f%% dups; debezium %s schema, guard lsn",
+		if s.Converter == loadgen.FormatAvro {
+			enc = "avro (AvroConverter)"
+		}
+		return fmt.Sprintf("cdc: %.0f%% updates, %.0f%% deletes, %.0f%% replays, %.0f%% dups; debezium %s, guard lsn",
 			100*loadgen.DefaultCDCUpdates, 100*loadgen.DefaultCDCDeletes, 100*loadgen.DefaultCDCReplays, 100*s.DupRatio, enc)
 	}
 	d := fmt.Sprintf("keys %s, %.0f%% dups", s.Keys, 100*s.DupRatio)
@@ -437,7 +449,7 @@ func (s Shape) validate(schema string) error {
 // shape is the single workload's shape.
 func (o *Options) shape() Shape {
 	if o.Workload == loadgen.WorkloadCDC {
-		return cdcShape("workload", o.DupRatio, o.CDCSchema)
+		return cdcShape("workload", o.DupRatio, o.CDCSchema, o.Format)
 	}
 	return Shape{Name: "workload", Keys: o.Keys, DupRatio: o.DupRatio, UpdateRatio: o.UpdateRatio, OnConflict: o.OnConflict, Format: o.Format}
 }
@@ -449,7 +461,7 @@ func (o *Options) shape() Shape {
 // Protobuf records; the cdc workload (Debezium change events).
 func MatrixShapes(dup float64) []Shape {
 	j, u := loadgen.FormatJSON, "update"
-	cdc := cdcShape("cdc", dup, false)
+	cdc := cdcShape("cdc", dup, false, loadgen.FormatJSON)
 	cdc.ID = "cdc"
 	return []Shape{
 		{ID: "event-id", Name: "event-id keys", Keys: loadgen.KeysEventID, DupRatio: dup, OnConflict: "ignore", Format: j},
@@ -1055,9 +1067,10 @@ func (e *env) newStream(schema string, sh Shape, partitions int, seed int64) *st
 }
 
 // register registers the reference schema of s's registry format under
-// its topic and sets s.gen.SchemaID.
+// its topic and sets s.gen.SchemaID (for the cdc workload in avro, the
+// Envelope and Key: SchemaID and KeySchemaID).
 func (e *env) register(ctx context.Context, s *stream) error {
-	if s.gen.Format == "" || s.gen.Format == loadgen.FormatJSON || s.shape.cdc() {
+	if s.gen.Format == "" || s.gen.Format == loadgen.FormatJSON {
 		return nil
 	}
 	if e.reg == nil {

@@ -91,7 +91,8 @@ func TestShapeValidate(t *testing.T) {
 		{Options{Format: "thrift"}, "format"},
 		{Options{Schema: loadgen.SchemaNarrow, Format: loadgen.FormatAvro}, "reference"},
 		{Options{Schema: loadgen.SchemaNarrow, Matrix: true}, "matrix"},
-		{Options{Workload: loadgen.WorkloadCDC, Format: loadgen.FormatAvro}, "Debezium's JSON"},
+		{Options{Workload: loadgen.WorkloadCDC, Format: loadgen.FormatProtobuf}, "--format json (JsonConverter) or avro"},
+		{Options{Workload: loadgen.WorkloadCDC, Format: loadgen.FormatAvro, CDCSchema: true}, "drop --cdc-schema"},
 		{Options{Workload: loadgen.WorkloadCDC, Matrix: true}, "cdc shape"},
 		{Options{Workload: loadgen.WorkloadCDC, Prefill: 1000}, "prefill"},
 		{Options{Workload: "logs"}, "events or cdc"},
@@ -396,22 +397,32 @@ func TestRunCDC(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL")
 	}
+	for _, tc := range []struct {
+		format  string
+		records int64
+		want    string
+	}{{loadgen.FormatJSON, 5000, "debezium with schema"}, {loadgen.FormatAvro, 2000, "debezium avro (AvroConverter)"}} {
+		t.Run(tc.format, func(t *testing.T) { runCDC(t, tc.format, tc.records, tc.want) })
+	}
+}
+
+func runCDC(t *testing.T, format string, records int64, want string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var log bytes.Buffer
-	res, err := Run(ctx, Options{Workload: loadgen.WorkloadCDC, CDCSchema: true, Records: 5000, Partitions: 2, MaxConns: 2, BatchRows: 1000,
-		LatencyFor: -1, Log: &log})
+	res, err := Run(ctx, Options{Workload: loadgen.WorkloadCDC, CDCSchema: format == loadgen.FormatJSON, Format: format, Records: records,
+		Partitions: 2, MaxConns: 2, BatchRows: 1000, LatencyFor: -1, Log: &log})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
 	gen := res.Options.shape().genOptions("")
 	gen.Seed = res.Options.Seed
-	rows := loadgen.CDCRows(gen, 5000)
+	rows := loadgen.CDCRows(gen, records)
 	if !res.Verified || len(res.Verify) != 1 || !strings.Contains(res.Verify[0], "replay") {
 		t.Fatalf("verified %v: %v", res.Verified, res.Verify)
 	}
 	for name, th := range map[string]*Throughput{"sluice": &res.Sluice, "raw": res.RawCopy} {
-		if th == nil || th.Seconds <= 0 || th.Records != 5000 || th.Rows != rows || th.Bytes <= 0 {
+		if th == nil || th.Seconds <= 0 || th.Records != records || th.Rows != rows || th.Bytes <= 0 {
 			t.Errorf("%s throughput %+v, want %d rows", name, th, rows)
 		}
 	}
@@ -420,7 +431,7 @@ func TestRunCDC(t *testing.T) {
 	}
 	var out bytes.Buffer
 	WriteText(&out, res)
-	if !strings.Contains(out.String(), "cdc: 50% updates") || !strings.Contains(out.String(), "OK: exactly once") {
+	if !strings.Contains(out.String(), "cdc: 50% updates") || !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "OK: exactly once") {
 		t.Errorf("text output:\n%s", out.String())
 	}
 	t.Log(out.String())
