@@ -86,7 +86,21 @@ type avroType struct {
 	connectName   string
 	connectType   string
 	connectParams map[string]string
+	// mapEntry marks a record AvroConverter writes the entries of a
+	// Connect map as (an array of them is the map): a record named
+	// io.confluent.connect.avro.MapEntry or with connect.internal.type
+	// MapEntry, of the fields key and value. It is entryObject when the
+	// keys are strings (JsonConverter writes the map as an object), else
+	// entryPairs (an array of [key, value] arrays).
+	mapEntry uint8
 }
+
+// avroType.mapEntry values.
+const (
+	entryNone uint8 = iota
+	entryObject
+	entryPairs
+)
 
 type avroField struct {
 	name string
@@ -367,6 +381,21 @@ func (p *avroParser) parseRecord(m map[string]any, ns string) (*avroType, error)
 			return nil, fmt.Errorf("record %s, field %s: %w", t.name, name, err)
 		}
 		t.fields = append(t.fields, avroField{name: name, t: typ, key: `,"` + name + `":`})
+	}
+	if (t.name == "io.confluent.connect.avro.MapEntry" || m["connect.internal.type"] == "MapEntry") &&
+		len(t.fields) == 2 && t.fields[0].name == "key" && t.fields[1].name == "value" {
+		t.mapEntry = entryPairs
+		k := t.fields[0].t
+		if k.kind == avroUnion && len(k.branches) == 2 {
+			for _, b := range k.branches {
+				if b.kind != avroNull {
+					k = b
+				}
+			}
+		}
+		if k.kind == avroString || k.kind == avroEnum {
+			t.mapEntry = entryObject
+		}
 	}
 	return t, nil
 }

@@ -30,7 +30,9 @@ import (
 // (connect.name, connect.parameters, connect.type): a record is a struct,
 // a union of null and one type that type (optional), int an int32 (or the
 // connect.type int8 or int16), long int64, double float64, bytes and fixed
-// bytes, an enum a string, a map with string keys a map. Where an Avro
+// bytes, an enum a string, a map with string keys a map, and an array of
+// the key/value records AvroConverter writes other Connect maps as
+// (io.confluent.connect.avro.MapEntry) a map again. Where an Avro
 // type has no connect.name its logical type names the Connect type:
 // decimal (Decimal with its scale), date (Date), time-millis (Time),
 // timestamp-millis (Timestamp), time-micros (io.debezium.time.MicroTime),
@@ -38,7 +40,9 @@ import (
 // timestamp-nanos and local-timestamp-nanos (NanoTimestamp). The payload
 // is the datum as JsonConverter writes it: unions unwrapped, bytes, fixed
 // and Decimals in base64, enums by symbol, NaN and the infinities as the
-// strings "NaN", "Infinity" and "-Infinity". A union of several non-null
+// strings "NaN", "Infinity" and "-Infinity", maps of MapEntry records
+// as an object when the keys are strings (a null key "null"), else as
+// [key, value] pairs. A union of several non-null
 // types becomes the value of its branch, with a schema that names no
 // encoding. The conversion reuses its buffer: the steady state allocates
 // nothing.
@@ -185,6 +189,18 @@ func appendConnectSchema(dst []byte, t *avroType, field string, optional bool, o
 	case avroBytes, avroFixed:
 		dst = append(dst, `"bytes"`...)
 	case avroArray:
+		if e := t.items; e.mapEntry != entryNone {
+			// A Connect map AvroConverter writes as key/value records.
+			dst = append(dst, `"map","keys":`...)
+			if dst, err = appendConnectSchema(dst, e.fields[0].t, "", false, open); err != nil {
+				return dst, err
+			}
+			dst = append(dst, `,"values":`...)
+			if dst, err = appendConnectSchema(dst, e.fields[1].t, "", false, open); err != nil {
+				return dst, err
+			}
+			break
+		}
 		dst = append(dst, `"array","items":`...)
 		if dst, err = appendConnectSchema(dst, t.items, "", false, open); err != nil {
 			return dst, err
@@ -424,7 +440,11 @@ func (w *connectWriter) write(t *avroType, pos, depth int) (int, bool) {
 			return pos, w.failWith(ReasonMalformedJSON, pos, fmt.Sprintf("nested deeper than %d levels", w.maxDepth))
 		}
 		isMap := t.kind == avroMap
-		if isMap {
+		entries := entryNone
+		if !isMap {
+			entries = t.items.mapEntry
+		}
+		if isMap || entries == entryObject {
 			w.out = append(w.out, '{')
 		} else {
 			w.out = append(w.out, '[')
@@ -483,12 +503,18 @@ func (w *connectWriter) write(t *avroType, pos, depth int) (int, bool) {
 					w.out = append(w.out, ':')
 					pos = next + int(n)
 				}
+				if entries != entryNone {
+					if pos, ok = w.writeEntry(t.items, entries, pos, depth+1); !ok {
+						return pos, false
+					}
+					continue
+				}
 				if pos, ok = w.write(t.items, pos, depth+1); !ok {
 					return pos, false
 				}
 			}
 		}
-		if isMap {
+		if isMap || entries == entryObject {
 			w.out = append(w.out, '}')
 		} else {
 			w.out = append(w.out, ']')
@@ -496,6 +522,40 @@ func (w *connectWriter) write(t *avroType, pos, depth int) (int, bool) {
 		return pos, true
 	}
 	return pos, w.fail(pos, "unsupported type "+t.String())
+}
+
+// writeEntry appends an entry of a Connect map written as key/value
+// records (see avroType.mapEntry) as JsonConverter writes it: "key":value
+// in an object (a null key as "null"), or [key,value].
+func (w *connectWriter) writeEntry(e *avroType, mode uint8, pos, depth int) (int, bool) {
+	if depth >= w.maxDepth {
+		return pos, w.failWith(ReasonMalformedJSON, pos, fmt.Sprintf("nested deeper than %d levels", w.maxDepth))
+	}
+	if mode == entryPairs {
+		w.out = append(w.out, '[')
+	}
+	start := len(w.out)
+	pos, ok := w.write(e.fields[0].t, pos, depth+1)
+	if !ok {
+		w.errPath = append(w.errPath, "key")
+		return pos, false
+	}
+	if mode == entryObject {
+		if string(w.out[start:]) == "null" {
+			w.out = append(w.out[:start], `"null"`...)
+		}
+		w.out = append(w.out, ':')
+	} else {
+		w.out = append(w.out, ',')
+	}
+	if pos, ok = w.write(e.fields[1].t, pos, depth+1); !ok {
+		w.errPath = append(w.errPath, "value")
+		return pos, false
+	}
+	if mode == entryPairs {
+		w.out = append(w.out, ']')
+	}
+	return pos, true
 }
 
 // connectValue returns rec's value (value, decompressed) converted to a
