@@ -294,13 +294,25 @@ func (d *Decoder) appendDebezium(dst []byte, rec *Record) ([]byte, *RowError) {
 			return dst, rerr
 		}
 	}
+	var (
+		top  span
+		plan *dbzPlan
+		ok   bool
+	)
 	if d.dbzAvro != nil {
 		var rerr *RowError
-		if value, rerr = d.connectValue(rec, value); rerr != nil {
+		if value, plan, rerr = d.connectValue(rec, value); rerr != nil {
 			return dst, rerr
 		}
+		if plan != nil {
+			if top, ok = d.parseConverted(value); !ok {
+				return dst, &RowError{Reason: d.p.errReason, Detail: fmt.Sprintf("%s at byte %d of the converted payload", d.p.errDetail, d.p.errPos)}
+			}
+		}
 	}
-	top, plan, ok := d.parseKnownSchema(value)
+	if plan == nil {
+		top, plan, ok = d.parseKnownSchema(value)
+	}
 	if !ok {
 		d.p.reset(value)
 		if top, ok = d.p.parseDocument(d.root); !ok {
@@ -444,6 +456,27 @@ func (d *Decoder) parseKnownSchema(value []byte) (span, *dbzPlan, bool) {
 	p.slots[z.schema] = span{start: len(wrapperHead), end: len(wrapperHead) + len(last.schema), kind: kindObject}
 	p.slots[z.payload] = sp
 	return span{start: 0, end: len(value), kind: kindObject}, last, true
+}
+
+// parseConverted parses payload, an Avro value converted to the payload
+// of its JsonConverter event, as the payload of the wrapper: the slots
+// are those of the whole event, the schema's marked present (its plan
+// comes from the writer schema).
+func (d *Decoder) parseConverted(payload []byte) (span, bool) {
+	z := d.dbz
+	p := &d.p
+	p.reset(payload)
+	p.depth = 1 // below the wrapper, as in parseKnownSchema
+	sp, ok := p.parseValue(z.payloadNode)
+	if !ok {
+		return span{}, false
+	}
+	if p.pos != len(payload) {
+		return span{}, p.fail(ReasonMalformedJSON, "trailing data after the payload")
+	}
+	p.slots[z.schema] = span{kind: kindObject}
+	p.slots[z.payload] = sp
+	return sp, true
 }
 
 // debeziumOp returns the op code at sp.

@@ -23,7 +23,10 @@ import (
 // and converts each datum to the event Kafka Connect's JsonConverter
 // writes for it, {"schema": <Connect schema>, "payload": <envelope>},
 // which it then reads exactly as a JsonConverter event: every op, guard,
-// delete, placeholder and encoding rule is the same.
+// delete, placeholder and encoding rule is the same. Unless a kafka.value
+// column reads the event, only the payload is written, and read with the
+// plan compiled from the writer schema's Connect schema: the schema text
+// is neither copied nor compared per record.
 //
 // The Connect schema is derived once per writer schema from the Avro
 // types and the Connect properties AvroConverter puts on them
@@ -97,12 +100,22 @@ type dbzAvro struct {
 	keyIndexes []int
 	value      connectWriter
 	key        connectWriter
+	// event says a kafka.value column reads the converted event, which
+	// is then written whole; otherwise values are converted to their
+	// payload alone, read with the plan of their writer schema.
+	event bool
 }
 
 // connectPlan converts the datums of one Avro writer schema.
 type connectPlan struct {
 	root *avroType
-	head []byte // `{"schema":` + the Connect schema + `,"payload":`
+	head []byte   // `{"schema":` + the Connect schema + `,"payload":`
+	dbz  *dbzPlan // what the Connect schema says about the columns (value schemas)
+}
+
+// connectSchemaText returns the Connect schema in p.head.
+func (p *connectPlan) connectSchemaText() []byte {
+	return p.head[len(wrapperHead) : len(p.head)-len(payloadHead)]
 }
 
 // compileConnectPlan derives the Connect schema of an Avro writer schema.
@@ -281,7 +294,8 @@ func appendConnectField(dst []byte, field string) []byte {
 type connectWriter struct {
 	out       []byte
 	data      []byte
-	max       int // bound of out
+	max       int // bound of the converted event
+	limit     int // bound of out in this conversion
 	maxDepth  int
 	zeroItems int64 // array and map items that take no bytes, left for the datum
 	errPos    int
@@ -301,12 +315,19 @@ func (w *connectWriter) failWith(reason Reason, pos int, detail string) bool {
 }
 
 // convert writes payload, a datum of plan's schema, as the JsonConverter
-// event {"schema": ..., "payload": ...} and returns it; the result is
-// valid until the next convert.
-func (w *connectWriter) convert(plan *connectPlan, payload []byte, what string) ([]byte, *RowError) {
+// event {"schema": ..., "payload": ...} (with head) or as its payload
+// alone, and returns it; the result is valid until the next convert.
+// The bound on the event is the same either way.
+func (w *connectWriter) convert(plan *connectPlan, payload []byte, what string, head bool) ([]byte, *RowError) {
 	w.data = payload
 	w.zeroItems = int64(len(payload)) + 1024
-	w.out = append(w.out[:0], plan.head...)
+	if head {
+		w.limit = w.max
+		w.out = append(w.out[:0], plan.head...)
+	} else {
+		w.limit = w.max - len(plan.head) - 1
+		w.out = w.out[:0]
+	}
 	pos, ok := w.write(plan.root, 0, 0)
 	if ok && pos != len(payload) {
 		ok = w.fail(pos, fmt.Sprintf("%d bytes left after the datum", len(payload)-pos))
@@ -320,14 +341,16 @@ func (w *connectWriter) convert(plan *connectPlan, payload []byte, what string) 
 		return nil, &RowError{Path: strings.Join(path, "."), Reason: w.errReason,
 			Detail: fmt.Sprintf("%s at byte %d of the Avro %s (%d bytes)", w.errDetail, w.errPos, what, len(payload))}
 	}
-	w.out = append(w.out, '}')
+	if head {
+		w.out = append(w.out, '}')
+	}
 	return w.out, nil
 }
 
 // write appends the JSON of the value of type t at pos and returns the
 // position after it.
 func (w *connectWriter) write(t *avroType, pos, depth int) (int, bool) {
-	if len(w.out) > w.max {
+	if len(w.out) > w.limit {
 		return pos, w.failWith(ReasonOversized, pos, fmt.Sprintf("the event converted to JSON takes more than %d bytes", w.max))
 	}
 	d := w.data
@@ -559,9 +582,10 @@ func (w *connectWriter) writeEntry(e *avroType, mode uint8, pos, depth int) (int
 }
 
 // connectValue returns rec's value (value, decompressed) converted to a
-// JsonConverter event, or the error that stops it: errSchemaNeeded when
-// the decoder lacks the writer schema.
-func (d *Decoder) connectValue(rec *Record, value []byte) ([]byte, *RowError) {
+// JsonConverter event, or to its payload alone with the plan of the
+// event's schema when no column reads the event, or the error that stops
+// it: errSchemaNeeded when the decoder lacks the writer schema.
+func (d *Decoder) connectValue(rec *Record, value []byte) ([]byte, *dbzPlan, *RowError) {
 	var f framing
 	if len(rec.Headers) == 0 && len(value) >= 5 && value[0] == magicID {
 		f.ref.ID = int32(binary.BigEndian.Uint32(value[1:]))
@@ -569,14 +593,20 @@ func (d *Decoder) connectValue(rec *Record, value []byte) ([]byte, *RowError) {
 	} else {
 		var rerr *RowError
 		if f, rerr = parseFraming(rec, value, false, nil); rerr != nil {
-			return nil, rerr
+			return nil, nil, rerr
 		}
 	}
 	e, rerr := d.entry(&d.schemas, &f, false)
 	if rerr != nil {
-		return nil, rerr
+		return nil, nil, rerr
 	}
-	return d.dbzAvro.value.convert(e.connect, f.payload, "payload")
+	z := d.dbzAvro
+	if z.event {
+		out, rerr := z.value.convert(e.connect, f.payload, "payload", true)
+		return out, nil, rerr
+	}
+	out, rerr := z.value.convert(e.connect, f.payload, "payload", false)
+	return out, e.connect.dbz, rerr
 }
 
 // connectKey returns rec's framed key converted to a JsonConverter key
@@ -600,7 +630,7 @@ func (d *Decoder) connectKey(rec *Record) ([]byte, *RowError) {
 	if rerr != nil {
 		return nil, rerr
 	}
-	out, rerr := z.key.convert(e.connect, f.payload, "key")
+	out, rerr := z.key.convert(e.connect, f.payload, "key", true)
 	if rerr != nil {
 		keyPathError(rerr)
 	}

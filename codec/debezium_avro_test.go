@@ -442,6 +442,11 @@ func FuzzDebeziumAvro(f *testing.F) {
 	}
 	ad := dbzAvroDecoder(f, dbzAvroColumns)
 	jd := mustDecoder(f, FormatDebezium, dbzAvroColumns, Options{})
+	plan, err := compileConnectPlan(&Schema{Text: dbzAvroValueSchema})
+	if err != nil {
+		f.Fatal(err)
+	}
+	head := plan.head
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		rec := &Record{Value: append(AppendRegistryFraming(nil, 1), payload...), Key: []byte(`{"id":1}`)}
 		got, gerr := ad.AppendFields(nil, rec)
@@ -452,10 +457,81 @@ func FuzzDebeziumAvro(f *testing.F) {
 		if gerr != nil {
 			return
 		}
-		converted := slices.Clone(ad.dbzAvro.value.out)
+		// The decoder converted the payload alone: the JSON event wraps it
+		// with the derived schema.
+		converted := append(slices.Clone(head), ad.dbzAvro.value.out...)
+		converted = append(converted, '}')
 		want, werr := jd.AppendFields(nil, &Record{Value: converted, Key: rec.Key})
 		if werr != nil || string(got) != string(want) {
 			t.Fatalf("avro %q, json %q (%v) for %s", got, want, werr, converted)
 		}
 	})
+}
+
+// TestDebeziumAvroWholeEvent checks the two conversions: without a
+// kafka.value column the decoder converts the payload alone, with one the
+// whole event, and the columns read the same; the bound on the converted
+// event is the same for both.
+func TestDebeziumAvroWholeEvent(t *testing.T) {
+	vs := avro.MustParse(dbzAvroValueSchema)
+	av, jv := dbzPair(t, vs, dbzConnectSchema, 1, dbzSampleEnvelope("u", dbzSampleRow(1), dbzSampleRow(1)))
+	withRaw := append(slices.Clone(dbzAvroColumns), Column{Name: "raw", Type: TypeJSON, Source: SourceValue})
+	decoder := func(cols []Column, opts Options) *Decoder {
+		opts.Converter = ConverterAvro
+		d := mustDecoder(t, FormatDebezium, cols, opts)
+		if err := d.AddSchema(SchemaRef{ID: 1}, &Schema{Text: dbzAvroValueSchema}); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	payloadOnly, whole := decoder(dbzAvroColumns, Options{}), decoder(withRaw, Options{})
+	if payloadOnly.dbzAvro.event || !whole.dbzAvro.event {
+		t.Fatalf("event: %v without kafka.value, %v with", payloadOnly.dbzAvro.event, whole.dbzAvro.event)
+	}
+	got, _, err := decodeChange(t, payloadOnly, &Record{Value: av})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotRaw, _, err := decodeChange(t, whole, &Record{Value: av})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, gotRaw[:len(got)]) {
+		t.Errorf("payload alone %q, whole event %q", got, gotRaw[:len(got)])
+	}
+	var event, want struct {
+		Schema  json.RawMessage `json:"schema"`
+		Payload any             `json:"payload"`
+	}
+	if err := json.Unmarshal([]byte(gotRaw[len(got)]), &event); err != nil {
+		t.Fatalf("kafka.value %q: %v", gotRaw[len(got)], err)
+	}
+	if err := json.Unmarshal(jv, &want); err != nil {
+		t.Fatal(err)
+	}
+	plan, _ := compileConnectPlan(&Schema{Text: dbzAvroValueSchema})
+	if string(event.Schema) != string(plan.connectSchemaText()) {
+		t.Errorf("kafka.value schema %s", event.Schema)
+	}
+	if g, w := mustJSON(t, event.Payload), mustJSON(t, want.Payload); g != w {
+		t.Errorf("kafka.value payload %s, want %s", g, w)
+	}
+
+	// A bound between the payload's size and the event's: both exceed it.
+	limit := len(plan.head) + 100
+	for _, cols := range [][]Column{dbzAvroColumns, withRaw} {
+		d := decoder(cols, Options{MaxDecompressedBytes: limit})
+		if _, _, rerr := decodeChange(t, d, &Record{Value: av}); rerr == nil || rerr.Reason != ReasonOversized {
+			t.Errorf("%d columns, bound %d: got %v, want %s", len(cols), limit, rerr, ReasonOversized)
+		}
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

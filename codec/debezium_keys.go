@@ -81,6 +81,9 @@ func (d *Decoder) initChanges() error {
 			for _, w := range []*connectWriter{&za.value, &za.key} {
 				w.max, w.maxDepth = d.opts.MaxDecompressedBytes, d.opts.MaxDepth
 			}
+			for i := range d.cols {
+				za.event = za.event || d.cols[i].Source == SourceValue
+			}
 			d.dbzAvro = za
 		}
 		return d.initDebezium()

@@ -408,6 +408,8 @@ func (d *Decoder) addSchema(c *schemaCache, ref SchemaRef, s *Schema, cols []Col
 		if e.connect, err = compileConnectPlan(e.schema); err != nil {
 			e.err = &RowError{Reason: ReasonSchemaMismatch,
 				Detail: fmt.Sprintf("%s %s cannot be read as a Kafka Connect schema: %v", what, ref, err)}
+		} else if !key {
+			e.connect.dbz = compilePlan(e.connect.connectSchemaText(), d.cols)
 		}
 	case d.format == FormatAvro:
 		var plan *avroPlan
