@@ -26,7 +26,10 @@ import (
 // delete, placeholder and encoding rule is the same. Unless a kafka.value
 // column reads the event, only the payload is written, and read with the
 // plan compiled from the writer schema's Connect schema: the schema text
-// is neither copied nor compared per record.
+// is neither copied nor compared per record. Unless a kafka.value or
+// kafka.unmapped column reads them, the payload holds only the fields the
+// columns' paths reach (connectRecord); the others are validated against
+// the writer schema, strings but for their UTF-8, as FormatAvro does.
 //
 // The Connect schema is derived once per writer schema from the Avro
 // types and the Connect properties AvroConverter puts on them
@@ -104,13 +107,77 @@ type dbzAvro struct {
 	// is then written whole; otherwise values are converted to their
 	// payload alone, read with the plan of their writer schema.
 	event bool
+	// prune says the payload is written with only the fields the
+	// columns' paths reach (connectRecord): no kafka.value or
+	// kafka.unmapped column reads the rest.
+	prune bool
+}
+
+// connectRecord converts a record with only the fields a decoder's
+// paths reach: the others are skipped (validated, not written).
+type connectRecord struct {
+	fields []connectField // in the record's order
+}
+
+type connectField struct {
+	t      *avroType
+	name   string
+	key    string         // `,"name":`, or `"name":` for the first field written
+	skip   bool           // no path reaches the field
+	rec    *connectRecord // non-nil: the field is a record (or a union of null and a record) written pruned
+	branch int            // the record's branch in a union; -1 for a record
+}
+
+// pruneRecord returns the conversion of record t below node n. A field is
+// skipped when n has no child of its name, written pruned when it is a
+// record whose child node has children but no slot (or only an
+// envelope's before or after slot, which reads nothing but whether it is
+// an object), and written whole otherwise.
+func pruneRecord(t *avroType, n *node, z *debezium) *connectRecord {
+	r := &connectRecord{fields: make([]connectField, len(t.fields))}
+	first := true
+	for i := range t.fields {
+		f := &t.fields[i]
+		cf := connectField{t: f.t, name: f.name, branch: -1}
+		var c *node
+		for _, ch := range n.children {
+			if ch.name == f.name {
+				c = ch
+			}
+		}
+		switch {
+		case c == nil:
+			cf.skip = true
+		case len(c.children) > 0 && (c.slot < 0 || c.slot == z.wrapped.before || c.slot == z.wrapped.after):
+			rt, b := f.t, -1
+			if rt.kind == avroUnion && len(rt.branches) == 2 {
+				for j, br := range rt.branches {
+					if br.kind != avroNull {
+						rt, b = br, j
+					}
+				}
+			}
+			if rt.kind == avroRecord {
+				cf.rec, cf.branch = pruneRecord(rt, c, z), b
+			}
+		}
+		if !cf.skip {
+			cf.key = f.key
+			if first {
+				cf.key, first = f.key[1:], false
+			}
+		}
+		r.fields[i] = cf
+	}
+	return r
 }
 
 // connectPlan converts the datums of one Avro writer schema.
 type connectPlan struct {
-	root *avroType
-	head []byte   // `{"schema":` + the Connect schema + `,"payload":`
-	dbz  *dbzPlan // what the Connect schema says about the columns (value schemas)
+	root   *avroType
+	head   []byte         // `{"schema":` + the Connect schema + `,"payload":`
+	dbz    *dbzPlan       // what the Connect schema says about the columns (value schemas)
+	pruned *connectRecord // the payload's conversion with dbzAvro.prune
 }
 
 // connectSchemaText returns the Connect schema in p.head.
@@ -328,7 +395,13 @@ func (w *connectWriter) convert(plan *connectPlan, payload []byte, what string, 
 		w.limit = w.max - len(plan.head) - 1
 		w.out = w.out[:0]
 	}
-	pos, ok := w.write(plan.root, 0, 0)
+	var pos int
+	var ok bool
+	if plan.pruned != nil && !head {
+		pos, ok = w.writePruned(plan.pruned, 0, 0)
+	} else {
+		pos, ok = w.write(plan.root, 0, 0)
+	}
 	if ok && pos != len(payload) {
 		ok = w.fail(pos, fmt.Sprintf("%d bytes left after the datum", len(payload)-pos))
 	}
@@ -545,6 +618,123 @@ func (w *connectWriter) write(t *avroType, pos, depth int) (int, bool) {
 		return pos, true
 	}
 	return pos, w.fail(pos, "unsupported type "+t.String())
+}
+
+// writePruned appends the JSON of the record at pos with r's fields.
+func (w *connectWriter) writePruned(r *connectRecord, pos, depth int) (int, bool) {
+	if depth >= w.maxDepth {
+		return pos, w.failWith(ReasonMalformedJSON, pos, fmt.Sprintf("nested deeper than %d levels", w.maxDepth))
+	}
+	w.out = append(w.out, '{')
+	for i := range r.fields {
+		f := &r.fields[i]
+		var ok bool
+		switch {
+		case f.skip:
+			pos, ok = w.skip(f.t, pos, depth+1)
+		case f.rec == nil:
+			w.out = append(w.out, f.key...)
+			pos, ok = w.write(f.t, pos, depth+1)
+		case f.branch < 0:
+			w.out = append(w.out, f.key...)
+			pos, ok = w.writePruned(f.rec, pos, depth+1)
+		default:
+			w.out = append(w.out, f.key...)
+			var b int64
+			var next int
+			if b, next, ok = readVarlong(w.data, pos); !ok || b < 0 || b > 1 {
+				ok = w.fail(pos, fmt.Sprintf("invalid union branch index for %s", f.t))
+			} else if int(b) == f.branch {
+				pos, ok = w.writePruned(f.rec, next, depth+1)
+			} else {
+				pos, ok = w.write(f.t.branches[b], next, depth+1)
+			}
+		}
+		if !ok {
+			w.errPath = append(w.errPath, f.name)
+			return pos, false
+		}
+	}
+	if len(w.out) > w.limit {
+		return pos, w.failWith(ReasonOversized, pos, fmt.Sprintf("the event converted to JSON takes more than %d bytes", w.max))
+	}
+	w.out = append(w.out, '}')
+	return pos, true
+}
+
+// skip validates the value of type t at pos, as write does but for the
+// text of strings (no column reads it), and returns the position after
+// it without writing it.
+func (w *connectWriter) skip(t *avroType, pos, depth int) (int, bool) {
+	d := w.data
+	switch t.kind {
+	case avroNull:
+		return pos, true
+	case avroBoolean:
+		if pos >= len(d) || d[pos] > 1 {
+			return pos, w.fail(pos, "truncated or invalid boolean")
+		}
+		return pos + 1, true
+	case avroInt, avroLong, avroEnum:
+		x, next, ok := readVarlong(d, pos)
+		switch {
+		case !ok:
+			return pos, w.fail(pos, "truncated or overlong "+avroKindNames[t.kind])
+		case t.kind == avroInt && (x < math.MinInt32 || x > math.MaxInt32):
+			return pos, w.fail(pos, fmt.Sprintf("int %d out of range", x))
+		case t.kind == avroEnum && (x < 0 || x >= int64(len(t.symbols))):
+			return pos, w.fail(pos, fmt.Sprintf("enum index %d out of range for %s", x, t.name))
+		}
+		return next, true
+	case avroFloat, avroDouble, avroFixed:
+		n := t.size
+		if t.kind == avroFloat {
+			n = 4
+		} else if t.kind == avroDouble {
+			n = 8
+		}
+		if len(d)-pos < n {
+			return pos, w.fail(pos, "truncated "+avroKindNames[t.kind])
+		}
+		return pos + n, true
+	case avroString, avroBytes:
+		n, next, ok := readVarlong(d, pos)
+		switch {
+		case !ok:
+			return pos, w.fail(pos, "truncated or overlong length")
+		case n < 0:
+			return pos, w.fail(pos, fmt.Sprintf("negative length %d", n))
+		case n > int64(len(d)-next):
+			return pos, w.fail(pos, fmt.Sprintf("length %d runs past the end of the payload", n))
+		}
+		return next + int(n), true
+	case avroUnion:
+		b, next, ok := readVarlong(d, pos)
+		if !ok {
+			return pos, w.fail(pos, "truncated or overlong union branch index")
+		}
+		if b < 0 || b >= int64(len(t.branches)) {
+			return pos, w.fail(pos, fmt.Sprintf("union branch index %d out of range for %s", b, t))
+		}
+		return w.skip(t.branches[b], next, depth)
+	case avroRecord:
+		if depth >= w.maxDepth {
+			return pos, w.failWith(ReasonMalformedJSON, pos, fmt.Sprintf("nested deeper than %d levels", w.maxDepth))
+		}
+		for i := range t.fields {
+			var ok bool
+			if pos, ok = w.skip(t.fields[i].t, pos, depth+1); !ok {
+				w.errPath = append(w.errPath, t.fields[i].name)
+				return pos, false
+			}
+		}
+		return pos, true
+	}
+	// Arrays and maps (rare where no path reaches): written and dropped.
+	mark := len(w.out)
+	pos, ok := w.write(t, pos, depth)
+	w.out = w.out[:mark]
+	return pos, ok
 }
 
 // writeEntry appends an entry of a Connect map written as key/value

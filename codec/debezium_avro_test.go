@@ -535,3 +535,57 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// TestDebeziumAvroPruned checks the payload written with only the fields
+// the columns' paths reach: the before row holds the key columns, unread
+// fields are left out (their strings unchecked), and each column subset
+// reads what the full JSON event gives.
+func TestDebeziumAvroPruned(t *testing.T) {
+	vs := avro.MustParse(dbzAvroValueSchema)
+	upd := dbzSampleEnvelope("u", dbzSampleRow(1), dbzSampleRow(1))
+	av, _ := dbzPair(t, vs, dbzConnectSchema, 1, upd)
+	d := dbzAvroDecoder(t, dbzAvroColumns)
+	if _, _, err := decodeChange(t, d, &Record{Value: av}); err != nil {
+		t.Fatal(err)
+	}
+	out := string(d.dbzAvro.value.out)
+	if !strings.HasPrefix(out, `{"before":{"id":1},"after":{"id":1,"customer":`) || strings.Contains(out, `"version"`) || !json.Valid(d.dbzAvro.value.out) {
+		t.Errorf("pruned payload %s", out)
+	}
+
+	// Invalid UTF-8 in a string no column reads passes, as in format avro.
+	bad := dbzSampleEnvelope("c", nil, dbzSampleRow(2))
+	bad.Source.Version = "2.7\xff"
+	badV, _ := dbzPair(t, vs, dbzConnectSchema, 1, bad)
+	if _, _, err := decodeChange(t, d, &Record{Value: badV}); err != nil {
+		t.Errorf("unread invalid UTF-8: %v", err)
+	}
+	bad.After.Notes = ptr("x\xff")
+	badV, _ = dbzPair(t, vs, dbzConnectSchema, 1, bad)
+	if _, _, err := decodeChange(t, d, &Record{Value: badV}); err == nil {
+		t.Error("invalid UTF-8 in a read string must be refused")
+	}
+
+	subsets := [][]Column{
+		{dbzAvroColumns[0], dbzAvroColumns[16]},
+		{dbzAvroColumns[0], dbzAvroColumns[4], dbzAvroColumns[9], dbzAvroColumns[19], dbzAvroColumns[21]},
+		{{Name: "w_scale", Type: TypeInt4, Path: "weight.scale"}, {Name: "id", Type: TypeInt8, Path: "id", Key: true}, dbzAvroColumns[18]},
+		{dbzAvroColumns[16], dbzAvroColumns[17]},
+	}
+	for i, cols := range subsets {
+		ad := dbzAvroDecoder(t, cols)
+		jd := mustDecoder(t, FormatDebezium, cols, Options{})
+		for _, env := range []*dbzEnvelope{upd, dbzSampleEnvelope("d", dbzSampleRow(3), nil), dbzSampleEnvelope("c", nil, &dbzRow{ID: 4})} {
+			av, jv := dbzPair(t, vs, dbzConnectSchema, 1, env)
+			got, gop, gerr := decodeChange(t, ad, &Record{Value: av, Key: []byte(`{"id":9}`)})
+			want, wop, werr := decodeChange(t, jd, &Record{Value: jv, Key: []byte(`{"id":9}`)})
+			if (gerr == nil) != (werr == nil) || gerr != nil && gerr.Reason != werr.Reason {
+				t.Errorf("subset %d, op %s: avro %v, json %v", i, env.Op, gerr, werr)
+				continue
+			}
+			if gop != wop || !slices.Equal(got, want) {
+				t.Errorf("subset %d, op %s: avro %s %q, json %s %q", i, env.Op, gop, got, wop, want)
+			}
+		}
+	}
+}

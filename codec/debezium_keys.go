@@ -81,8 +81,10 @@ func (d *Decoder) initChanges() error {
 			for _, w := range []*connectWriter{&za.value, &za.key} {
 				w.max, w.maxDepth = d.opts.MaxDecompressedBytes, d.opts.MaxDepth
 			}
+			za.prune = true
 			for i := range d.cols {
 				za.event = za.event || d.cols[i].Source == SourceValue
+				za.prune = za.prune && d.cols[i].Source != SourceValue && d.cols[i].Source != SourceUnmapped
 			}
 			d.dbzAvro = za
 		}

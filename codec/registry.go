@@ -410,6 +410,9 @@ func (d *Decoder) addSchema(c *schemaCache, ref SchemaRef, s *Schema, cols []Col
 				Detail: fmt.Sprintf("%s %s cannot be read as a Kafka Connect schema: %v", what, ref, err)}
 		} else if !key {
 			e.connect.dbz = compilePlan(e.connect.connectSchemaText(), d.cols)
+			if d.dbzAvro.prune && e.connect.root.kind == avroRecord {
+				e.connect.pruned = pruneRecord(e.connect.root, d.dbz.payloadNode, d.dbz)
+			}
 		}
 	case d.format == FormatAvro:
 		var plan *avroPlan
