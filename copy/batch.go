@@ -62,9 +62,12 @@ type Batch struct {
 	// own Table, tuples, ops, dead letters and DeadLetterFor. They always
 	// go through the staging merge (or straight into a keyless target),
 	// never the direct path, and take no Truncate.
-	Also          []*Batch
-	Ranges        []Range      // one per partition in the batch
-	DeadLetters   []DeadLetter // found by the decoder; inserted in the same transaction
+	Also        []*Batch
+	Ranges      []Range      // one per partition in the batch
+	DeadLetters []DeadLetter // found by the decoder; inserted in the same transaction
+	// DeadLetterFor makes the dead letter of tuple i, which PostgreSQL
+	// refused for the reason err. Write calls it at most once per tuple,
+	// between its transactions, never inside one: it may take its time.
 	DeadLetterFor func(i int, err string) DeadLetter
 }
 
@@ -95,8 +98,9 @@ type Result struct {
 	// Rejected is unknown.
 	Replayed bool
 	// Attempts is the number of transactions tried (deadlock and
-	// serialization retries, and the bisecting rerun after a row-level
-	// rejection).
+	// serialization retries, the bisecting rerun after a row-level
+	// rejection and, when it rejected tuples, the rerun that commits
+	// their dead letters, made in between).
 	Attempts int
 	// CopyTime is the time of the last attempt from its BEGIN to the end
 	// of its COPYs, MergeTime that of its merges (on the direct path under

@@ -89,6 +89,53 @@ func (w *Writer) copyCareful(ctx context.Context, t *tx, sql string, lo, hi int,
 	return false, err
 }
 
+// copyPrepared copies t's tuples but those an earlier attempt rejected
+// (Writer.dls), which it rejects again with their prepared dead letters:
+// the runs between them in one savepoint, or, if PostgreSQL now refuses
+// another tuple, each run under copyCareful.
+func (w *Writer) copyPrepared(ctx context.Context, t *tx, sql string) error {
+	b := t.b
+	var runs [][2]int
+	var rejects []DeadLetter
+	lo := 0
+	for i := range len(b.Ends) {
+		if d, ok := w.dls[dlKey{b, i}]; ok {
+			if lo < i {
+				runs = append(runs, [2]int{lo, i})
+			}
+			rejects = append(rejects, d)
+			lo = i + 1
+		}
+	}
+	if lo < len(b.Ends) {
+		runs = append(runs, [2]int{lo, len(b.Ends)})
+	}
+	t.rejects = append(t.rejects, rejects...)
+	err := w.underSavepoint(ctx, t.conn, func() error {
+		for _, r := range runs {
+			if _, err := w.copyRange(ctx, t.conn, sql, b, r[0], r[1], t.ops != nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		for _, r := range runs {
+			t.staged = appendRange(t.staged, r[0], r[1])
+		}
+		return nil
+	}
+	if !isRowLevel(err) {
+		return err
+	}
+	for _, r := range runs {
+		if _, err := w.copyCareful(ctx, t, sql, r[0], r[1], false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func appendRange(dst []int, lo, hi int) []int {
 	for i := lo; i < hi; i++ {
 		dst = append(dst, i)
@@ -159,8 +206,59 @@ func (w *Writer) mergeCareful(ctx context.Context, t *tx, idx []int, knownBad bo
 	return false, err
 }
 
+// reject makes tuple i a dead letter. Under Write its dead letter is the
+// one an earlier attempt prepared (prepareDeadLetters), or, the first time,
+// the tuple is noted and the attempt rolled back once its bisection ends:
+// Batch.DeadLetterFor is never called inside the batch's transaction,
+// which would hold the offsets rows and keys locked for as long as it
+// takes (the appliance re-reads the record from Kafka) and is ended by
+// PostgreSQL after idle_in_transaction_session_timeout.
 func (w *Writer) reject(t *tx, i int, err error) {
-	t.rejects = append(t.rejects, t.b.DeadLetterFor(i, rejectMessage(err)))
+	if !t.prepare {
+		t.rejects = append(t.rejects, t.b.DeadLetterFor(i, rejectMessage(err)))
+		return
+	}
+	if d, ok := w.dls[dlKey{t.b, i}]; ok {
+		t.rejects = append(t.rejects, d)
+		return
+	}
+	w.missing = append(w.missing, missingDL{dlKey{t.b, i}, rejectMessage(err)})
+}
+
+// dlKey names tuple i of batch b (Write's batch or one of its Also).
+type dlKey struct {
+	b *Batch
+	i int
+}
+
+// missingDL is a tuple rejected by an attempt that has no dead letter yet.
+type missingDL struct {
+	key dlKey
+	msg string
+}
+
+// errPrepareDeadLetters ends a careful attempt that rejected tuples whose
+// dead letters Write has yet to make.
+var errPrepareDeadLetters = errors.New("rejected rows need their dead letters")
+
+// prepareDeadLetters makes the dead letters of the last attempt's new
+// rejections, outside any transaction.
+func (w *Writer) prepareDeadLetters() {
+	if w.dls == nil {
+		w.dls = make(map[dlKey]DeadLetter)
+	}
+	for _, m := range w.missing {
+		w.dls[m.key] = m.key.b.DeadLetterFor(m.key.i, m.msg)
+	}
+	w.missing = w.missing[:0]
+}
+
+// forgetDeadLetters drops the prepared dead letters at the end of a Write,
+// which keeps no reference to its batch.
+func (w *Writer) forgetDeadLetters() {
+	clear(w.dls)
+	clear(w.missing)
+	w.missing = w.missing[:0]
 }
 
 var copyLineRE = regexp.MustCompile(`(?m)^COPY [^\n]*, line ([0-9]+)(?:, column ([^:\n]+))?`)

@@ -112,9 +112,9 @@ func TestDirectOtherUnique(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if res.Attempts != 2 || res.ChunkRetries != 0 || len(res.Rejected) != 1 || res.Rejected[0].Offset != 2500 ||
+				if res.Attempts != 3 || res.ChunkRetries != 0 || len(res.Rejected) != 1 || res.Rejected[0].Offset != 2500 ||
 					!strings.Contains(res.Rejected[0].Error, "val_uniq") {
-					t.Fatalf("result %+v; want 2 attempts, no chunk retry, offset 2500 rejected naming val_uniq", res)
+					t.Fatalf("result %+v; want 3 attempts, no chunk retry, offset 2500 rejected naming val_uniq", res)
 				}
 				if n := queryInt(t, c, "SELECT count(*) FROM events WHERE id >= 0"); n != 2999 {
 					t.Errorf("%d rows, want 2999", n)

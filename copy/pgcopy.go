@@ -59,8 +59,9 @@
 //     integrity violation, class 23) reruns the transaction under
 //     savepoints: COPY errors name their tuple and it is rejected directly,
 //     other failures are bisected, O(k log n) statements for k bad tuples.
-//     Rejected tuples become dead letters through Batch.DeadLetterFor and
-//     the rest commits.
+//     That transaction is rolled back, the rejected tuples become dead
+//     letters through Batch.DeadLetterFor, called with no transaction open,
+//     and one more transaction commits the rest with them.
 //   - Connection and server failures are returned as errors for which
 //     IsRetryable reports true; the next Write reconnects and the caller
 //     retries the same Batch. A lost connection during COMMIT is resolved by

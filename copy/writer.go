@@ -122,6 +122,11 @@ type Writer struct {
 	ord       opsReader
 	probeArgs params
 	dk        directKeys
+	// The dead letters of the rows the current Write's careful attempts
+	// rejected (Batch.DeadLetterFor's, called between transactions), and
+	// the rejections of the last attempt that have none yet.
+	dls     map[dlKey]DeadLetter
+	missing []missingDL
 	// hooks are set by the package's tests and benchmarks only; nil in
 	// production, where each costs one nil check.
 	hooks *hooks
@@ -357,9 +362,18 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 		ts.splitOff--
 	}
 	directReruns := 0
+	defer w.forgetDeadLetters()
 	for attempt := 1; ; attempt++ {
 		res, err := w.attempt(ctx, b, ts, m)
 		res.Attempts = attempt
+		if errors.Is(err, errPrepareDeadLetters) {
+			// The careful attempt rejected rows: their dead letters are
+			// made now, with no transaction open (DeadLetterFor may take
+			// its time), and the next careful attempt rejects those rows
+			// again without looking for them.
+			w.prepareDeadLetters()
+			continue
+		}
 		if err == nil {
 			if res.optimistic {
 				ts.penalty /= 2
@@ -537,11 +551,15 @@ const maxDirectReruns = 3
 
 // tx is the state of one attempt.
 type tx struct {
-	b        *Batch
-	ts       *tableSQL
-	conn     *pgconn.PgConn
-	rejects  []DeadLetter
-	staged   []int // tuples that reached the staging table (careful keyed attempts)
+	b       *Batch
+	ts      *tableSQL
+	conn    *pgconn.PgConn
+	rejects []DeadLetter
+	staged  []int // tuples that reached the staging table (careful keyed attempts)
+	// prepare: the dead letters of rejected tuples are made between
+	// transactions (Writer.dls); Replay's, which only note the error,
+	// are made at once.
+	prepare  bool
 	affected int64
 	deleted  int64
 
@@ -583,7 +601,8 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 	if err != nil {
 		return res, err
 	}
-	t := &tx{b: b, ts: ts.sql, conn: conn}
+	t := &tx{b: b, ts: ts.sql, conn: conn, prepare: true}
+	w.missing = w.missing[:0]
 	if b.Table.Keyed() {
 		if err := w.createStage(ctx, conn, b.Table, ts); err != nil {
 			return res, w.abort(ctx, err)
@@ -756,6 +775,9 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 		}
 	}
 	res.MergeTime += time.Since(start)
+	if len(w.missing) > 0 {
+		return Result{}, w.abort(ctx, errPrepareDeadLetters)
+	}
 
 	fault("merge")  // test-only (fault.go)
 	fault("commit") // test-only (fault.go)
@@ -834,6 +856,9 @@ func (w *Writer) copyRows(ctx context.Context, t *tx, careful bool) error {
 		return err
 	}
 	if careful {
+		if t.prepare && len(w.dls) > 0 {
+			return w.copyPrepared(ctx, t, copySQL)
+		}
 		_, err := w.copyCareful(ctx, t, copySQL, 0, len(b.Ends), false)
 		return err
 	}
@@ -868,7 +893,7 @@ func (w *Writer) prepareAlso(ctx context.Context, conn *pgconn.PgConn, b *Batch)
 		if err != nil {
 			return nil, err
 		}
-		st := &tx{b: sb, ts: sts.sql, conn: conn}
+		st := &tx{b: sb, ts: sts.sql, conn: conn, prepare: true}
 		if sb.Table.Keyed() {
 			if err := w.createStage(ctx, conn, sb.Table, sts); err != nil {
 				return nil, err
