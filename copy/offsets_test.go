@@ -92,3 +92,28 @@ func TestReclaimReset(t *testing.T) {
 		t.Fatalf("stored %+v, %v; want %+v", stored, err, want)
 	}
 }
+
+// TestReplayWithEmptyRange: a batch whose ranges include one that moves
+// no offset (From == To) is recognised as a replay when it is written
+// again after committing: its empty range matches as it did the first
+// time, and the others are at To under the same epoch.
+func TestReplayWithEmptyRange(t *testing.T) {
+	t.Parallel()
+	tbl := eventsTable()
+	url, c, claims := setup(t, 2, tbl)
+	w := newWriter(t, url)
+	b := newBuilder(tbl, "t", 0)
+	b.add(0, fInt8(1), fText("a"), fInt8(0))
+	batch := b.batch(claims[0].Epoch, -1, 1)
+	batch.Ranges = append(batch.Ranges, Range{Topic: "t", Partition: 1, Epoch: claims[1].Epoch, From: -1, To: -1})
+	if _, err := w.Write(testCtx(t), batch); err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.Write(testCtx(t), batch)
+	if err != nil || !res.Replayed {
+		t.Fatalf("written again: %+v, %v; want Replayed", res, err)
+	}
+	if n := queryInt(t, c, "SELECT count(*) FROM events"); n != 1 {
+		t.Fatalf("%d rows", n)
+	}
+}

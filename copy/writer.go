@@ -1050,11 +1050,15 @@ func (w *Writer) begin(ctx context.Context, b *Batch, probeSQL string, probeArgs
 		return nil, err
 	}
 	fe := &FencedError{}
+	// A replay has every range at To under the same epoch; a range that
+	// moves no offset (From == To) matches whether or not it committed.
 	replayed := true
 	for i, r := range b.Ranges {
 		s := stored[i]
 		if s.Epoch == r.Epoch && s.NextOffset == r.From {
-			replayed = false // this one matched: not a replay
+			if r.From != r.To {
+				replayed = false // this one matched: not a replay
+			}
 			continue
 		}
 		if s.Epoch != r.Epoch || s.NextOffset != r.To || r.From == r.To {
@@ -1063,7 +1067,7 @@ func (w *Writer) begin(ctx context.Context, b *Batch, probeSQL string, probeArgs
 		fe.Ranges = append(fe.Ranges, r)
 		fe.Stored = append(fe.Stored, s)
 	}
-	if replayed {
+	if replayed && len(fe.Ranges) > 0 {
 		return nil, errReplayed
 	}
 	return nil, fe
