@@ -44,7 +44,8 @@ func (e *retryableError) Error() string { return e.err.Error() }
 func (e *retryableError) Unwrap() error { return e.err }
 
 // IsRetryable reports whether retrying the same Batch (after a backoff) may
-// succeed: lost connections, server shutdown and restart, too many
+// succeed: lost connections, server shutdown and restart, sessions ended
+// by idle_in_transaction_session_timeout or transaction_timeout, too many
 // connections, resource exhaustion, I/O errors. It is false for
 // *FencedError, for row-level data errors, for configuration errors and
 // for a cancelled context.
@@ -70,7 +71,8 @@ func IsRetryable(err error) bool {
 			strings.HasPrefix(c, "53"),  // insufficient resources (too many connections, disk full, out of memory)
 			strings.HasPrefix(c, "57P"), // admin/crash shutdown, cannot connect now
 			strings.HasPrefix(c, "58"),  // system error (I/O)
-			c == "40001", c == "40P01",  // conflicts that outlived the retries inside Write
+			c == "25P03", c == "25P04",  // session ended by idle_in_transaction_session_timeout, transaction_timeout
+			c == "40001", c == "40P01", // conflicts that outlived the retries inside Write
 			c == "55P03": // lock not available
 			return true
 		}
