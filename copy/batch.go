@@ -13,7 +13,7 @@ type Range struct {
 	Partition int32
 	Epoch     int64 // the owner's fencing token from ClaimPartitions
 	From      int64 // next_offset the caller believes is stored (may be -1)
-	To        int64 // the new next_offset: last offset in the batch + 1
+	To        int64 // the new next_offset: last offset in the batch + 1; not below From, above it for one range of a batch at least
 }
 
 // Batch is one transaction's worth of work for one table.
@@ -144,6 +144,19 @@ func (b *Batch) validate() error {
 	}
 	if prev != len(b.Data) {
 		return fmt.Errorf("cannot write a batch for %s: the tuples end at %d but Data holds %d bytes", b.Table.Name, prev, len(b.Data))
+	}
+	// A batch must move some offset: the offsets are how a commit whose
+	// answer was lost is told from one that did not happen (resolveCommit)
+	// and a replay from a first write (begin).
+	advances := false
+	for _, r := range b.Ranges {
+		if r.To < r.From {
+			return fmt.Errorf("cannot write a batch for %s: the range of %s/%d ends at %d, before it starts (%d)", b.Table.Name, r.Topic, r.Partition, r.To, r.From)
+		}
+		advances = advances || r.To > r.From
+	}
+	if !advances {
+		return fmt.Errorf("cannot write a batch for %s whose ranges all end where they start: every batch must advance the offset of a partition it came from", b.Table.Name)
 	}
 	for i := range b.Ranges {
 		for j := range i {

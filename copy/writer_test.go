@@ -645,6 +645,8 @@ func TestBatchValidate(t *testing.T) {
 		"ends short":   {Table: tbl, Ranges: r, Data: []byte{1, 2, 3}, Ends: []int{2}},
 		"empty tuple":  {Table: tbl, Ranges: r, Data: []byte{1, 2}, Ends: []int{0, 2}},
 		"dup range":    {Table: tbl, Ranges: append(r, r[0])},
+		"no advance":   {Table: tbl, Ranges: []Range{{Topic: "t", Partition: 0, Epoch: 1, From: 3, To: 3}}},
+		"moves back":   {Table: tbl, Ranges: []Range{{Topic: "t", Partition: 0, Epoch: 1, From: 3, To: 2}, {Topic: "t", Partition: 1, Epoch: 1, From: 0, To: 1}}},
 		"ends too far": {Table: tbl, Ranges: r, Data: []byte{1}, Ends: []int{2}},
 	} {
 		if err := b.validate(); err == nil {
@@ -922,5 +924,35 @@ func TestCarefulConstraintKinds(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestLostCommitOfEmptyRanges: a batch whose ranges move no offset
+// (From == To) leaves the offsets as they were whether it commits or not,
+// so a lost answer to its COMMIT could not be resolved: read as
+// committed, a rolled-back batch's rows were lost. Such a batch is
+// refused, as is a range that moves an offset back.
+func TestLostCommitOfEmptyRanges(t *testing.T) {
+	t.Parallel()
+	tbl := eventsTable()
+	url, c, claims := setup(t, 1, tbl)
+	w := newWriter(t, url)
+	b := newBuilder(tbl, "t", 0)
+	b.add(0, fInt8(1), fText("a"), fInt8(0))
+	w.hooks.commitStmt = "ROLLBACK"
+	w.hooks.afterCommit = func(error) error {
+		w.conn.Close(context.Background())
+		return io.ErrUnexpectedEOF
+	}
+	res, err := w.Write(testCtx(t), b.batch(claims[0].Epoch, -1, -1))
+	if err == nil {
+		n := queryInt(t, c, "SELECT count(*) FROM events")
+		t.Fatalf("batch of empty ranges: %+v with %d of its 1 rows stored; want it refused", res, n)
+	}
+	if IsRetryable(err) || !strings.Contains(err.Error(), "advance") {
+		t.Fatalf("batch of empty ranges: %v (retryable %v)", err, IsRetryable(err))
+	}
+	if _, err := w.Write(testCtx(t), b.batch(claims[0].Epoch, 5, 3)); err == nil || IsRetryable(err) {
+		t.Fatalf("range moving back: %v", err)
 	}
 }
