@@ -41,9 +41,11 @@ import (
 // this process's batches want, and want theirs) ends in a deadlock error
 // and a rerun, never a hang. In this process a batch waits only for
 // batches that claimed before it, so the waits of its batches cannot form
-// a cycle by themselves. Before taking a lock the batch waits, in this
-// process, for the other batch's transaction to hold it; that transaction
-// is beginning and waits for nothing this batch holds. Hash collisions
+// a cycle by themselves. Before its own transaction begins the batch
+// waits, in this process, for the other batch's transaction to hold its
+// lock (Writer.awaitBegun); that transaction is beginning and waits for
+// nothing this batch holds, and the wait, up to deferWait, holds no
+// offsets row and cannot meet idle_in_transaction_session_timeout. Hash collisions
 // only set a key aside needlessly. Other processes' keys still collide,
 // and the rerun handles them.
 
@@ -176,6 +178,18 @@ func awaitBegun(ctx context.Context, owners []*flight, wait time.Duration, ids [
 		}
 	}
 	return ids, nil
+}
+
+// allBegun reports whether every flight of owners has begun (or ended).
+func allBegun(owners []*flight) bool {
+	for _, o := range owners {
+		select {
+		case <-o.begun:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // waitSQL returns the statement that takes the locks of the flights ids,

@@ -297,3 +297,40 @@ func TestDirectDeferredFenced(t *testing.T) {
 		t.Fatalf("%d key hashes still claimed", n)
 	}
 }
+
+// TestDeferredWaitOutsideTransaction: a batch whose keys another batch of
+// the process claimed first waits for that batch's transaction to begin
+// (up to deferWait, 30 s) before its own begins, not idle inside its
+// transaction, where it would hold its offsets rows locked and be ended
+// by idle_in_transaction_session_timeout (5 s).
+func TestDeferredWaitOutsideTransaction(t *testing.T) {
+	t.Parallel()
+	tbl := eventsTable()
+	url, c, claims := setup(t, 1, tbl)
+	f := NewKeyFilter(0)
+	b := keysBatch(tbl, f, 0, claims[0].Epoch, 1, 2)
+	k, ok := CutKey(nil, b.Data[:b.Ends[0]], tbl.KeyFields())
+	if !ok {
+		t.Fatal("cannot cut the key of tuple 0")
+	}
+	other, _, _ := claimOf(f, f.hash(k)) // claimed, not begun
+	w, pid := connectedWriter(t, url)
+	state := ""
+	w.hooks.beforeAwait = func() {
+		state = queryRows(t, c, fmt.Sprintf("SELECT state FROM pg_stat_activity WHERE pid = %d", pid))[0][0]
+		f.release(other)
+	}
+	res, err := w.Write(testCtx(t), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state == "" {
+		t.Fatal("the writer did not wait for the batch holding key 1")
+	}
+	if state != "idle" {
+		t.Errorf("the writer waited for the batch holding key 1 in state %q, want idle", state)
+	}
+	if res.Rows != 2 || queryInt(t, c, "SELECT count(*) FROM events") != 2 {
+		t.Fatalf("result %+v", res)
+	}
+}

@@ -148,6 +148,10 @@ type hooks struct {
 	beforeCommit func() error
 	// deferWait, when set, replaces deferWait (inflight.go).
 	deferWait time.Duration
+	// beforeAwait, when set, runs when the writer is about to wait for
+	// batches holding keys of its batch that have not begun their
+	// transactions (awaitBegun).
+	beforeAwait func()
 	// conflicts counts the transactions retried after a deadlock or
 	// serialization failure (not the direct path's fallbacks).
 	conflicts int
@@ -681,6 +685,12 @@ func (w *Writer) attempt(ctx context.Context, b *Batch, ts *tableState, m mode) 
 		}
 	}
 
+	if fl != nil && len(w.dk.owners) > 0 {
+		// Before this transaction begins: see awaitBegun.
+		if _, err := w.awaitBegun(ctx); err != nil {
+			return res, err
+		}
+	}
 	start := time.Now()
 	fault("begin") // test-only (fault.go)
 	existing, err := w.begin(ctx, b, ts.probe, probe, fl)
@@ -942,12 +952,7 @@ func (w *Writer) mergeLater(ctx context.Context, conn *pgconn.PgConn, b *Batch, 
 // awaitOwners waits in PostgreSQL until the transactions of the batches
 // that claimed keys of this one before it (w.dk.owners) have ended.
 func (w *Writer) awaitOwners(ctx context.Context, conn *pgconn.PgConn) error {
-	wait := deferWait
-	if w.hooks != nil && w.hooks.deferWait > 0 {
-		wait = w.hooks.deferWait
-	}
-	ids, err := awaitBegun(ctx, w.dk.owners, wait, w.dk.ids[:0])
-	w.dk.ids = ids
+	ids, err := w.awaitBegun(ctx)
 	if err != nil {
 		return err
 	}
@@ -961,6 +966,26 @@ func (w *Writer) awaitOwners(ctx context.Context, conn *pgconn.PgConn) error {
 		}
 	}
 	return nil
+}
+
+// awaitBegun waits in Go until the transactions of the batches that
+// claimed keys of this one before it (w.dk.owners) have begun, and
+// returns the ids of those still in flight. attempt calls it before its
+// own transaction begins, so that awaitOwners, inside it, finds them
+// begun: the wait may be long (deferWait), and a session idle inside
+// its transaction holds its offsets rows locked and is ended by
+// idle_in_transaction_session_timeout.
+func (w *Writer) awaitBegun(ctx context.Context) ([]int32, error) {
+	wait := deferWait
+	if w.hooks != nil && w.hooks.deferWait > 0 {
+		wait = w.hooks.deferWait
+	}
+	if w.hooks != nil && w.hooks.beforeAwait != nil && !allBegun(w.dk.owners) {
+		w.hooks.beforeAwait()
+	}
+	ids, err := awaitBegun(ctx, w.dk.owners, wait, w.dk.ids[:0])
+	w.dk.ids = ids
+	return ids, err
 }
 
 // remember adds the keys of a committed direct batch to its KeyFilter:
