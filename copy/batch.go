@@ -184,6 +184,20 @@ func (b *Batch) validate() error {
 	return nil
 }
 
+// canReject reports whether rows PostgreSQL refuses can become dead
+// letters: b and each batch of b.Also have a DeadLetterFor.
+func (b *Batch) canReject() bool {
+	if b.DeadLetterFor == nil {
+		return false
+	}
+	for _, sb := range b.Also {
+		if sb.DeadLetterFor == nil {
+			return false
+		}
+	}
+	return true
+}
+
 func (b *Batch) start(i int) int {
 	if i == 0 {
 		return 0

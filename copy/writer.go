@@ -460,12 +460,12 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 			// handles both.
 			m = modeMerge
 			continue
-		case res.Direct && isRowLevel(err) && b.DeadLetterFor != nil:
+		case res.Direct && isRowLevel(err) && b.canReject():
 			// A row PostgreSQL refuses: find it under savepoints (careful
 			// attempts always merge).
 			m = modeCareful
 			continue
-		case m != modeCareful && isRowLevel(err) && b.DeadLetterFor != nil:
+		case m != modeCareful && isRowLevel(err) && b.canReject():
 			// Rerun the transaction under savepoints to find the rows.
 			m = modeCareful
 			continue
@@ -478,8 +478,8 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 			}
 			continue
 		}
-		if isRowLevel(err) && b.DeadLetterFor == nil {
-			return res, fmt.Errorf("cannot write batch for %s: %w; set Batch.DeadLetterFor so rejected rows become dead letters", b.Table.Name, err)
+		if isRowLevel(err) && !b.canReject() {
+			return res, fmt.Errorf("cannot write batch for %s: %w; set Batch.DeadLetterFor (of the batch and of each of its Also) so rejected rows become dead letters", b.Table.Name, err)
 		}
 		return res, fmt.Errorf("cannot write batch for %s: %w", b.Table.Name, err)
 	}

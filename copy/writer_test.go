@@ -956,3 +956,30 @@ func TestLostCommitOfEmptyRanges(t *testing.T) {
 		t.Fatalf("range moving back: %v", err)
 	}
 }
+
+// TestAlsoWithoutDeadLetterFor: a row refused in a batch of Batch.Also
+// that has no DeadLetterFor fails the Write with an error naming the fix,
+// as in the first batch, rather than bisecting into a nil function.
+func TestAlsoWithoutDeadLetterFor(t *testing.T) {
+	t.Parallel()
+	tbl := eventsTable()
+	logs := &Table{Name: "public.logs", Columns: []Column{{Name: "id", SQLType: "int8"}, {Name: "line", SQLType: "text"}}, Create: true}
+	url, c, claims := setup(t, 1, tbl, logs)
+	mustExec(t, c, "ALTER TABLE logs ADD CONSTRAINT line_ok CHECK (line <> 'bad')")
+	w := newWriter(t, url)
+	b := newBuilder(tbl, "t", 0)
+	lb := newBuilder(logs, "t", 0)
+	b.add(0, fInt8(0), fText("a"), fInt8(0))
+	lb.add(0, fInt8(0), fText("bad"))
+	batch := b.batch(claims[0].Epoch, -1, 1)
+	also := lb.batch(0, 0, 0)
+	also.Ranges, also.DeadLetterFor = nil, nil
+	batch.Also = []*Batch{also}
+	_, err := w.Write(testCtx(t), batch)
+	if err == nil || IsRetryable(err) || !strings.Contains(err.Error(), "DeadLetterFor") {
+		t.Fatalf("err %v", err)
+	}
+	if n := queryInt(t, c, "SELECT count(*) FROM events"); n != 0 {
+		t.Fatalf("%d events", n)
+	}
+}
