@@ -62,6 +62,7 @@ var operatorErrors = map[string]string{
 	"42703": "a configured column is gone: add it back or remove it from the configuration",
 	"42804": "a column's type changed: make the configured types match the table",
 	"53100": "PostgreSQL's disk is full: free space or grow the volume",
+	"53400": "a PostgreSQL limit refuses the batch (temp_file_limit, when its merge spills): raise the limit, or lower batch.max_rows and batch.max_bytes",
 	"25006": "the server is read-only (a standby?): point postgres.url at the primary",
 	"28000": "PostgreSQL refuses the appliance's role: check pg_hba.conf and the role",
 	"28P01": "PostgreSQL refuses the password: update postgres.password_file or the URL",

@@ -16,8 +16,9 @@ import (
 
 func TestNeedsOperator(t *testing.T) {
 	// 0A000 (COPY into a table under row-level security) and 55000 (a
-	// trigger's error of that class) are not retried away either.
-	for code, want := range map[string]bool{"42501": true, "42P01": true, "42703": true, "53100": true, "0A000": true, "55000": true,
+	// trigger's error of that class) are not retried away either, nor is
+	// 53400 (a batch over temp_file_limit spills as much on every retry).
+	for code, want := range map[string]bool{"42501": true, "42P01": true, "42703": true, "53100": true, "53400": true, "0A000": true, "55000": true,
 		"08006": false, "40P01": false, "40001": false, "53300": false, "57P01": false, "55P03": false} {
 		got, _ := needsOperator(fmt.Errorf("cannot write batch: %w", &pgconn.PgError{Code: code}))
 		if (got != "") != want {
