@@ -420,6 +420,19 @@ func (w *connectWriter) convert(plan *connectPlan, payload []byte, what string, 
 	return w.out, nil
 }
 
+// branch reads the branch index of union t at pos and returns the
+// branch's type and where its value starts.
+func (w *connectWriter) branch(t *avroType, pos int) (*avroType, int, bool) {
+	b, next, ok := readVarlong(w.data, pos)
+	if !ok {
+		return nil, pos, w.fail(pos, "truncated or overlong union branch index")
+	}
+	if b < 0 || b >= int64(len(t.branches)) {
+		return nil, pos, w.fail(pos, fmt.Sprintf("union branch index %d out of range for %s", b, t))
+	}
+	return t.branches[b], next, true
+}
+
 // write appends the JSON of the value of type t at pos and returns the
 // position after it.
 func (w *connectWriter) write(t *avroType, pos, depth int) (int, bool) {
@@ -503,14 +516,11 @@ func (w *connectWriter) write(t *avroType, pos, depth int) (int, bool) {
 		w.out = append(w.out, '"')
 		return end, true
 	case avroUnion:
-		b, next, ok := readVarlong(d, pos)
+		bt, next, ok := w.branch(t, pos)
 		if !ok {
-			return pos, w.fail(pos, "truncated or overlong union branch index")
+			return pos, false
 		}
-		if b < 0 || b >= int64(len(t.branches)) {
-			return pos, w.fail(pos, fmt.Sprintf("union branch index %d out of range for %s", b, t))
-		}
-		return w.write(t.branches[b], next, depth)
+		return w.write(bt, next, depth)
 	case avroRecord:
 		if depth >= w.maxDepth {
 			return pos, w.failWith(ReasonMalformedJSON, pos, fmt.Sprintf("nested deeper than %d levels", w.maxDepth))
@@ -709,14 +719,11 @@ func (w *connectWriter) skip(t *avroType, pos, depth int) (int, bool) {
 		}
 		return next + int(n), true
 	case avroUnion:
-		b, next, ok := readVarlong(d, pos)
+		bt, next, ok := w.branch(t, pos)
 		if !ok {
-			return pos, w.fail(pos, "truncated or overlong union branch index")
+			return pos, false
 		}
-		if b < 0 || b >= int64(len(t.branches)) {
-			return pos, w.fail(pos, fmt.Sprintf("union branch index %d out of range for %s", b, t))
-		}
-		return w.skip(t.branches[b], next, depth)
+		return w.skip(bt, next, depth)
 	case avroRecord:
 		if depth >= w.maxDepth {
 			return pos, w.failWith(ReasonMalformedJSON, pos, fmt.Sprintf("nested deeper than %d levels", w.maxDepth))
