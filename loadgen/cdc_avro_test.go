@@ -244,12 +244,69 @@ func TestCDCAvroEndToEnd(t *testing.T) {
 	if err != nil || !strings.Contains(out.String(), "OK: exactly once") {
 		t.Fatalf("verify --registry: %v\n%s", err, out.String())
 	}
-	// A missing dead letter is caught.
 	db, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close(ctx)
+	// A dead letter moved to another record of its kind, or to a good
+	// change, is caught though each kind keeps its count.
+	type deadLetter struct {
+		partition  int32
+		offset     int64
+		key, value []byte
+	}
+	var dls []deadLetter
+	rows, err := db.Query(ctx, `SELECT partition, "offset", key, value FROM sluice.dead_letters WHERE strpos(error, $1) > 0 ORDER BY partition, "offset"`,
+		reasonFor(KindUnknownSchema, FormatAvro))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var d deadLetter
+		if err := rows.Scan(&d.partition, &d.offset, &d.key, &d.value); err != nil {
+			t.Fatal(err)
+		}
+		dls = append(dls, d)
+	}
+	if rows.Close(); rows.Err() != nil || len(dls) < 2 {
+		t.Fatalf("unknown_schema dead letters: %d, %v", len(dls), rows.Err())
+	}
+	x, y := dls[0], dls[1]
+	for _, d := range dls[1:] {
+		if !bytes.Equal(d.key, x.key) && !bytes.Equal(d.value, x.value) {
+			y = d
+			break
+		}
+	}
+	var good Rec
+	NewGenerator(m.Options).At(0, &good) // the first insert
+	if good.Kind != KindGood {
+		t.Fatalf("record 0 is %s", good.Kind)
+	}
+	for _, tc := range []struct {
+		name       string
+		key, value []byte
+		ok         func(Report) bool
+	}{
+		{"another record's bytes", y.key, y.value, func(r Report) bool { return r.DeadLetterDuplicated == 1 && r.DeadLetterMissing.Total() == 1 }},
+		{"another record's key", y.key, x.value, func(r Report) bool { return r.DeadLetterWrongValue == 1 }},
+		{"a good change's bytes", good.Key, good.Value, func(r Report) bool { return r.GoodDeadLettered == 1 && r.DeadLetterMissing.Total() == 1 }},
+	} {
+		move := func(key, value []byte) {
+			t.Helper()
+			if _, err := db.Exec(ctx, `UPDATE sluice.dead_letters SET key = $1, value = $2 WHERE partition = $3 AND "offset" = $4`, key, value, x.partition, x.offset); err != nil {
+				t.Fatal(err)
+			}
+		}
+		move(tc.key, tc.value)
+		rep = mustVerify(t, url, VerifyOptions{Gen: m.Options, Stats: &m.Stats, Table: "public.orders", AllowStaleToast: true})
+		if rep.OK() || !tc.ok(rep) {
+			t.Errorf("a dead letter with %s:\n%s", tc.name, summary(rep))
+		}
+		move(x.key, x.value)
+	}
+	// A missing dead letter is caught.
 	if _, err := db.Exec(ctx, `DELETE FROM sluice.dead_letters WHERE ctid = (SELECT ctid FROM sluice.dead_letters LIMIT 1)`); err != nil {
 		t.Fatal(err)
 	}

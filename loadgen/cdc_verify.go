@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // cdcFate is what can be known of a row touched by a fresh change whose
@@ -25,8 +27,8 @@ type cdcFate struct {
 // unknown may or may not have landed: the row must then hold the state
 // after its last acked change or after one of the uncertain changes that
 // followed it, and it is checked against the one whose lsn it holds.
-// Dead letters are expected for the bad records of format avro only
-// (cdcDeadLetters).
+// Dead letters are expected for the bad records of format avro only, one
+// for each, matched to it by its bytes (cdcDeadLetters).
 func (v *verifier) verifyCDC(ctx context.Context, conn *pgx.Conn) error {
 	z := v.g.cdc
 	if v.o.AllowStaleToast {
@@ -41,7 +43,8 @@ func (v *verifier) verifyCDC(ctx context.Context, conn *pgx.Conn) error {
 	}
 	fate := map[int64]*cdcFate{} // rows touched by a fresh change of unknown fate
 	var acked []cdcRow           // by id-1: the row after its last acked change
-	var uncertainBad KindCounts  // bad records of unknown fate, by kind
+	var bad []*badRec            // the bad records, in stream order
+	v.byValue, v.hseed, v.badVal = true, maphash.MakeSeed(), map[uint64]*badRec{}
 	var r Rec
 	for i := range v.gen.Records {
 		v.g.At(i, &r)
@@ -49,9 +52,16 @@ func (v *verifier) verifyCDC(ctx context.Context, conn *pgx.Conn) error {
 		for fresh && r.ID > int64(len(acked)) {
 			acked = append(acked, cdcRow{at: -1})
 		}
+		if r.Kind.Bad() {
+			// Kept as sent: matching a dead letter must not replay the
+			// stream.
+			b := &badRec{index: i, kind: r.Kind, committed: !failed[i], uncertain: failed[i], key: bytes.Clone(r.Key), val: bytes.Clone(r.Value)}
+			h := maphash.Bytes(v.hseed, b.val)
+			b.same, v.badVal[h] = v.badVal[h], b
+			bad = append(bad, b)
+		}
 		if failed[i] {
 			v.rep.Uncertain++
-			uncertainBad[r.Kind]++
 			if fresh {
 				f := fate[r.ID]
 				if f == nil {
@@ -78,7 +88,7 @@ func (v *verifier) verifyCDC(ctx context.Context, conn *pgx.Conn) error {
 	v.rep.Expect = "the source table's final state (inserts, updates, deletes; replays rejected by the guard lsn; TOASTed notes at their last value)"
 
 	// Dead letters: one for each bad record (format avro), none else.
-	if err := v.cdcDeadLetters(ctx, conn, &uncertainBad); err != nil {
+	if err := v.cdcDeadLetters(ctx, conn, bad); err != nil {
 		return err
 	}
 
@@ -248,52 +258,75 @@ func (v *verifier) onlyNotesWrong(raw [][]byte, row *cdcRow) bool {
 		raw[2] != nil && equalDecimal(raw[2], appendFixed(nil, row.total, 2))
 }
 
-// cdcDeadLetters counts the target's dead letters. Each bad record (the
-// framing kinds of format avro) must have one whose error names its
-// kind's reason; they are matched by reason and counted, within the
-// committed and uncertain bad records of each kind. Any other dead
-// letter is unexpected.
-func (v *verifier) cdcDeadLetters(ctx context.Context, conn *pgx.Conn, uncertainBad *KindCounts) error {
-	alt := altTableName(v.o.Table)
-	q := fmt.Sprintf(`SELECT partition, "offset", key, error FROM %s.dead_letters
-WHERE topic = $1 AND target IN ($2, $3) AND ($4 = '' OR group_id = $4)`, pgx.Identifier{v.o.Schema}.Sanitize())
-	rows, err := conn.Query(ctx, q, v.gen.Topic, v.o.Table, alt, v.o.Group)
-	if err != nil {
-		return fmt.Errorf("cannot read %s.dead_letters: %w (is --schema-name the appliance's schema?)", v.o.Schema, err)
+// cdcDeadLetters checks the target's dead letters as readDeadLetters does
+// those of a stream keyed by value: each is matched to the bad record
+// (the framing kinds of format avro) whose value it carries, and must
+// carry its key, name its kind's reason and sit on the partition its key
+// hashes to (when the run recorded the topic's partitions), at a
+// position no other dead letter holds. A committed bad record needs
+// exactly one, an uncertain one at most one; one that matches no bad
+// record is a good change's (cdcOtherDeadLetters) or unexpected.
+func (v *verifier) cdcDeadLetters(ctx context.Context, conn *pgx.Conn, bad []*badRec) error {
+	v.keyPart = kgo.StickyKeyPartitioner(nil).ForTopic(v.gen.Topic)
+	v.positions = map[kafkaPos]struct{}{}
+	var other []cdcDeadLetter
+	v.cdcOther = &other
+	defer func() { v.cdcOther = nil }()
+	if err := v.readDeadLetters(ctx, conn); err != nil {
+		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		raw := rows.RawValues()
-		v.rep.DeadLetters++
-		kind := Kind(0)
-		for k := KindWrongMagic; k <= KindUnknownSchema; k++ {
-			if v.rep.Committed[k]+uncertainBad[k] > 0 && bytes.Contains(raw[3], []byte(reasonFor(k, v.gen.Format))) {
-				kind = k
-				break
+	for _, b := range bad {
+		if b.committed && b.dead == 0 {
+			v.rep.DeadLetterMissing[b.kind]++
+			v.rep.example("missing dead letters", v.o.MaxExamples, "record %d (%s, key %q): no dead letter carries it", b.index, b.kind, b.key)
+		}
+	}
+	v.cdcOtherDeadLetters(other)
+	return nil
+}
+
+// cdcDeadLetter is a dead letter of the cdc workload that no bad record
+// matches.
+type cdcDeadLetter struct {
+	where         string
+	key, val, err []byte
+	good          bool
+}
+
+// cdcOtherDeadLetters reports the dead letters no bad record matched:
+// those carrying a good change's key and value (acked or uncertain: a
+// good change is never rejected) and the unexpected rest. It replays the
+// stream once when there are any, ending where verifyCDC left it.
+func (v *verifier) cdcOtherDeadLetters(other []cdcDeadLetter) {
+	if len(other) == 0 {
+		return
+	}
+	byVal := map[uint64][]int{}
+	for k := range other {
+		h := maphash.Bytes(v.hseed, other[k].val)
+		byVal[h] = append(byVal[h], k)
+	}
+	var r Rec
+	for i := range v.gen.Records {
+		v.g.At(i, &r)
+		if r.Kind.Bad() || r.Value == nil {
+			continue
+		}
+		for _, k := range byVal[maphash.Bytes(v.hseed, r.Value)] {
+			d := &other[k]
+			if !d.good && bytes.Equal(d.val, r.Value) && bytes.Equal(d.key, r.Key) {
+				d.good = true
+				v.rep.GoodDeadLettered++
+				v.rep.example("good records dead-lettered", v.o.MaxExamples, "%s: record %d (%s of row %d): error %q", d.where, i, r.Kind, r.ID, d.err)
 			}
 		}
-		key, _ := decodeByteaText(raw[2], nil)
-		switch {
-		case kind == 0:
+	}
+	for _, d := range other {
+		if !d.good {
 			v.rep.DeadLetterUnexpected++
-			v.rep.example("unexpected dead letters", v.o.MaxExamples, "partition %s offset %s, key %s: %s", raw[0], raw[1], key, raw[3])
-		case v.rep.DeadLettersByKind[kind] >= v.rep.Committed[kind]+uncertainBad[kind]:
-			v.rep.DeadLetterDuplicated++
-			v.rep.example("duplicated dead letters", v.o.MaxExamples, "partition %s offset %s, key %s: one %s dead letter more than the %s records sent", raw[0], raw[1], key, kind, kind)
-		default:
-			v.rep.DeadLettersByKind[kind]++
+			v.rep.example("unexpected dead letters", v.o.MaxExamples, "%s: a value of %d bytes (key %q) that no record carries: %s", d.where, len(d.val), d.key, d.err)
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("cannot read %s.dead_letters: %w", v.o.Schema, err)
-	}
-	for k := KindWrongMagic; k <= KindUnknownSchema; k++ {
-		if n := v.rep.Committed[k] - v.rep.DeadLettersByKind[k]; n > 0 {
-			v.rep.DeadLetterMissing[k] += n
-			v.rep.example("missing dead letters", v.o.MaxExamples, "%d committed %s records have no dead letter naming %s", n, k, reasonFor(k, v.gen.Format))
-		}
-	}
-	return nil
 }
 
 // abbrev shortens a long value for an example line.

@@ -295,6 +295,13 @@ func VerifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 		vo.Gen.SchemaID = id
+		if vo.Gen.Workload == WorkloadCDC && vo.Gen.KeySchemaID == 0 {
+			// The producer registered the Key too and framed the keys
+			// with its id: verify matches dead letters by their keys.
+			if vo.Gen.KeySchemaID, err = lookupKeySchemaID(ctx, vo.Gen.Topic, ro); err != nil {
+				return err
+			}
+		}
 	}
 	rep, err := Verify(ctx, *pgURL, vo)
 	if err != nil {

@@ -207,6 +207,17 @@ func LookupSchemaID(ctx context.Context, o Options, ro registry.Options) (int, e
 	return cl.Lookup(ctx, Subject(o.Topic), typ, text)
 }
 
+// lookupKeySchemaID returns the id under which the registry ro describes
+// holds the cdc workload's Key (as RegisterSchema registers it) in
+// KeySubject(topic), registering nothing.
+func lookupKeySchemaID(ctx context.Context, topic string, ro registry.Options) (int, error) {
+	cl, err := registry.New(ro)
+	if err != nil {
+		return 0, err
+	}
+	return cl.Lookup(ctx, KeySubject(topic), registry.TypeAvro, CDCAvroKeySchema)
+}
+
 // unknownSchemaID is the first of the ids that unknown_schema records name;
 // registries hand out far smaller ones.
 const unknownSchemaID = 2_000_000_000

@@ -248,6 +248,18 @@ type badRec struct {
 	uncertain bool
 	dead      int32
 	same      *badRec // next bad record with the same value hash (matching by value)
+	key, val  []byte  // the record as sent, when kept (cdc); else rendered again
+}
+
+// sent returns bad record b's key and value as the producer sent them.
+func (v *verifier) sent(b *badRec) (key, val []byte) {
+	if b.val != nil {
+		return b.key, b.val
+	}
+	v.g.plain = false
+	v.g.At(b.index, &v.rec)
+	v.g.plain = true
+	return v.rec.Key, v.rec.Value
 }
 
 // Which committed occurrence of an event a row must hold.
@@ -465,6 +477,8 @@ type verifier struct {
 	hseed   maphash.Seed
 	prev    []int64 // previous committed occurrence of the same id, when needed
 
+	cdcOther *[]cdcDeadLetter // cdc: dead letters no bad record matches
+
 	uncertainTxn map[int64]bool        // transactions of unknown outcome
 	used         map[int64]bool        // keyless: occurrences matched to a row
 	positions    map[kafkaPos]struct{} // Kafka positions of rows and dead letters, when the table records them
@@ -651,12 +665,9 @@ WHERE topic = $1 AND target IN ($2, $3) AND ($4 = '' OR group_id = $4)`,
 			if err != nil {
 				return fmt.Errorf("cannot decode a dead letter value at %s: %w", where, err)
 			}
-			v.g.plain = false
-			v.g.At(b.index, &v.rec)
-			v.g.plain = true
-			if !bytes.Equal(val, v.rec.Value) {
+			if _, sent := v.sent(b); !bytes.Equal(val, sent) {
 				v.rep.DeadLetterWrongValue++
-				v.rep.example("wrong-valued dead letters", v.o.MaxExamples, "%s: record %d (%s): value of %d bytes differs from the %d bytes sent", where, b.index, b.kind, len(val), len(v.rec.Value))
+				v.rep.example("wrong-valued dead letters", v.o.MaxExamples, "%s: record %d (%s): value of %d bytes differs from the %d bytes sent", where, b.index, b.kind, len(val), len(sent))
 			}
 			if !bytes.Contains(raw[4], []byte(reasonFor(b.kind, v.gen.Format))) {
 				v.rep.ReasonMismatch++
@@ -691,15 +702,17 @@ WHERE topic = $1 AND target IN ($2, $3) AND ($4 = '' OR group_id = $4)`,
 func (v *verifier) deadLetterByValue(where string, key, val, errText []byte) {
 	var b *badRec
 	for c := v.badVal[maphash.Bytes(v.hseed, val)]; c != nil; c = c.same {
-		v.g.plain = false
-		v.g.At(c.index, &v.rec)
-		v.g.plain = true
-		if !bytes.Equal(val, v.rec.Value) {
+		if _, sent := v.sent(c); !bytes.Equal(val, sent) {
 			continue // a hash collision
 		}
 		if b == nil || b.dead > 0 && c.dead == 0 {
 			b = c // the first record with this value not matched yet
 		}
+	}
+	if b == nil && v.cdcOther != nil {
+		// Maybe a good change's (cdcOtherDeadLetters).
+		*v.cdcOther = append(*v.cdcOther, cdcDeadLetter{where: where, key: bytes.Clone(key), val: bytes.Clone(val), err: bytes.Clone(errText)})
+		return
 	}
 	if b == nil {
 		v.rep.DeadLetterUnexpected++
@@ -721,12 +734,9 @@ func (v *verifier) deadLetterByValue(where string, key, val, errText []byte) {
 	if b.committed {
 		v.rep.DeadLettersByKind[b.kind]++
 	}
-	v.g.plain = false
-	v.g.At(b.index, &v.rec)
-	v.g.plain = true
-	if !bytes.Equal(key, v.rec.Key) {
+	if sentKey, _ := v.sent(b); !bytes.Equal(key, sentKey) {
 		v.rep.DeadLetterWrongValue++
-		v.rep.example("wrong-valued dead letters", v.o.MaxExamples, "%s: record %d (%s): key %q, sent %q", where, b.index, b.kind, key, v.rec.Key)
+		v.rep.example("wrong-valued dead letters", v.o.MaxExamples, "%s: record %d (%s): key %q, sent %q", where, b.index, b.kind, key, sentKey)
 	}
 	if !bytes.Contains(errText, []byte(reasonFor(b.kind, v.gen.Format))) {
 		v.rep.ReasonMismatch++
