@@ -49,7 +49,8 @@ type Options struct {
 	// registry and registers the reference schema in it.
 	Format string
 	// Workload is events (default) or cdc: loadgen's cdc workload into a
-	// format: debezium table (Format and BadRatio do not apply).
+	// format: debezium table (Format json or avro, the latter with
+	// converter: avro; BadRatio does not apply).
 	Workload string
 }
 
@@ -88,8 +89,8 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	switch {
 	case o.Workload != "" && o.Workload != loadgen.WorkloadEvents && !cdc:
 		return fmt.Errorf("cannot run workload %q; use --workload events or cdc", o.Workload)
-	case cdc && o.Format != "" && o.Format != loadgen.FormatJSON:
-		return fmt.Errorf("cannot run the cdc workload in format %s: it is Debezium's JSON; drop --format", o.Format)
+	case cdc && o.Format != "" && o.Format != loadgen.FormatJSON && o.Format != loadgen.FormatAvro:
+		return fmt.Errorf("cannot run the cdc workload in format %s: it is Debezium's JSON or AvroConverter's Avro; use --format json or avro", o.Format)
 	}
 	if o.Topic == "" {
 		o.Topic = "sluice_demo_events"

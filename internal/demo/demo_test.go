@@ -76,15 +76,25 @@ func TestDemoCDC(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL and the appliance")
 	}
-	var out strings.Builder
-	err := Run(context.Background(), Options{Workload: "cdc", Records: 5000, Partitions: 3, Seed: 3, DupRatio: 0.02, MaxConns: 2}, &out)
-	t.Log(out.String())
-	if err != nil {
-		t.Fatal(err)
+	// json: Debezium's JsonConverter; avro: Confluent's AvroConverter with
+	// the embedded Schema Registry (converter: avro).
+	for _, format := range []string{"json", "avro"} {
+		t.Run(format, func(t *testing.T) {
+			var out strings.Builder
+			err := Run(context.Background(), Options{Workload: "cdc", Format: format, Records: 5000, Partitions: 3, Seed: 3, DupRatio: 0.02, MaxConns: 2}, &out)
+			t.Log(out.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"PASS: the target equals the source", "tombstones", "replay", "shop.public.orders"} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("summary lacks %q", want)
+				}
+			}
+		})
 	}
-	for _, want := range []string{"PASS: the target equals the source", "tombstones", "replay", "shop.public.orders"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("summary lacks %q", want)
-		}
+	var out strings.Builder
+	if err := Run(context.Background(), Options{Workload: "cdc", Format: "protobuf", Records: 10}, &out); err == nil || !strings.Contains(err.Error(), "use --format json or avro") {
+		t.Errorf("the cdc workload in protobuf: %v, want a refusal naming json and avro", err)
 	}
 }
