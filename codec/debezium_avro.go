@@ -433,6 +433,21 @@ func (w *connectWriter) branch(t *avroType, pos int) (*avroType, int, bool) {
 	return t.branches[b], next, true
 }
 
+// bytes reads the length-prefixed bytes or string at pos and returns
+// where they start and end.
+func (w *connectWriter) bytes(pos int) (int, int, bool) {
+	n, next, ok := readVarlong(w.data, pos)
+	switch {
+	case !ok:
+		return 0, pos, w.fail(pos, "truncated or overlong length")
+	case n < 0:
+		return 0, pos, w.fail(pos, fmt.Sprintf("negative length %d", n))
+	case n > int64(len(w.data)-next):
+		return 0, pos, w.fail(pos, fmt.Sprintf("length %d runs past the end of the payload", n))
+	}
+	return next, next + int(n), true
+}
+
 // write appends the JSON of the value of type t at pos and returns the
 // position after it.
 func (w *connectWriter) write(t *avroType, pos, depth int) (int, bool) {
@@ -490,16 +505,10 @@ func (w *connectWriter) write(t *avroType, pos, depth int) (int, bool) {
 	case avroString, avroBytes, avroFixed:
 		start, end := pos, pos+t.size
 		if t.kind != avroFixed {
-			n, next, ok := readVarlong(d, pos)
-			switch {
-			case !ok:
-				return pos, w.fail(pos, "truncated or overlong length")
-			case n < 0:
-				return pos, w.fail(pos, fmt.Sprintf("negative length %d", n))
-			case n > int64(len(d)-next):
-				return pos, w.fail(pos, fmt.Sprintf("length %d runs past the end of the payload", n))
+			var ok bool
+			if start, end, ok = w.bytes(pos); !ok {
+				return pos, false
 			}
-			start, end = next, next+int(n)
 		} else if end > len(d) {
 			return pos, w.fail(pos, fmt.Sprintf("fixed %s of %d bytes runs past the end of the payload", t.name, t.size))
 		}
@@ -708,16 +717,11 @@ func (w *connectWriter) skip(t *avroType, pos, depth int) (int, bool) {
 		}
 		return pos + n, true
 	case avroString, avroBytes:
-		n, next, ok := readVarlong(d, pos)
-		switch {
-		case !ok:
-			return pos, w.fail(pos, "truncated or overlong length")
-		case n < 0:
-			return pos, w.fail(pos, fmt.Sprintf("negative length %d", n))
-		case n > int64(len(d)-next):
-			return pos, w.fail(pos, fmt.Sprintf("length %d runs past the end of the payload", n))
+		_, end, ok := w.bytes(pos)
+		if !ok {
+			return pos, false
 		}
-		return next + int(n), true
+		return end, true
 	case avroUnion:
 		bt, next, ok := w.branch(t, pos)
 		if !ok {
