@@ -830,19 +830,7 @@ func TestStuckWorkerDoesNotStarveOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.start(cfg)
-	e.produce(item(0, "x"), otherItem(100000))
-	e.waitDrained(2)
-	a := r.app
-	a.mu.Lock()
-	stuck, other := a.parts[partKey{"events", 0}].worker, a.parts[partKey{"events2", 0}].worker
-	a.mu.Unlock()
-	if stuck == other {
-		t.Fatal("both partitions on one worker; leastLoadedWorker should spread them")
-	}
-	if _, err := e.db.Exec(e.ctx, `REVOKE INSERT ON public.items FROM sluice_starve`); err != nil {
-		t.Fatal(err)
-	}
-	defer e.db.Exec(e.ctx, `GRANT INSERT ON public.items TO sluice_starve`)
+	stuck := revokeOnSplit(t, e, r, "sluice_starve")
 	// One small chunk per fetch for the stuck worker.
 	for i := 1; i <= 300; i++ {
 		e.produce(item(i, "x"))
@@ -859,6 +847,28 @@ func TestStuckWorkerDoesNotStarveOthers(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// revokeOnSplit drains one record each of events and events2, checks that
+// their partitions went to two workers, and revokes role's INSERT on
+// public.items until the test ends. It returns the worker of events,
+// stuck from there on.
+func revokeOnSplit(t *testing.T, e *env, r *running, role string) *worker {
+	t.Helper()
+	e.produce(item(0, "x"), otherItem(100000))
+	e.waitDrained(2)
+	a := r.app
+	a.mu.Lock()
+	stuck, other := a.parts[partKey{"events", 0}].worker, a.parts[partKey{"events2", 0}].worker
+	a.mu.Unlock()
+	if stuck == other {
+		t.Fatal("both partitions on one worker; leastLoadedWorker should spread them")
+	}
+	if _, err := e.db.Exec(e.ctx, `REVOKE INSERT ON public.items FROM `+role); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.db.Exec(context.Background(), `GRANT INSERT ON public.items TO `+role) })
+	return stuck
 }
 
 // TestDispatchHoldsBack: dispatch never waits on a worker. A chunk its full
