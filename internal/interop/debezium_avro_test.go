@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -36,35 +35,11 @@ func TestDebeziumAvroPython(t *testing.T) {
 	}
 	t.Cleanup(func() { pg.Stop() })
 	const topic = "shop.public.orders"
-	url, err := pg.CreateDatabase(ctx, "dbz_avro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	broker, err := devenv.StartBroker(devenv.BrokerOptions{Topics: []string{topic}, Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
-	reg, err := devenv.StartRegistry(devenv.RegistryOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
+	url, broker, reg := embedded(t, ctx, pg, "dbz_avro", topic, 1)
 
 	dir := t.TempDir()
-	cmd := exec.CommandContext(ctx, python, filepath.Join("testdata", "debezium_avro.py"),
-		strings.Join(broker.Addrs(), ","), reg.URL(), topic, dir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("debezium_avro.py: %v\n%s", err, stderr.String())
-	}
 	var s struct{ Produced int64 }
-	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
-	if err := json.Unmarshal(lines[len(lines)-1], &s); err != nil {
-		t.Fatalf("cannot parse the summary: %v\n%s", err, out)
-	}
+	runScript(t, ctx, &s, "debezium_avro.py", strings.Join(broker.Addrs(), ","), reg.URL(), topic, dir)
 	ends, err := devenv.LogEnds(ctx, broker.Addrs(), topic)
 	if err != nil {
 		t.Fatal(err)
@@ -117,20 +92,7 @@ tables:
 	if _, err := db.Exec(ctx, `CREATE SCHEMA replica`); err != nil {
 		t.Fatal(err)
 	}
-	app, err := ingest.New(cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	appCtx, stopApp := context.WithCancel(ctx)
-	appDone := make(chan error, 1)
-	go func() { appDone <- app.Run(appCtx) }()
-	if err := devenv.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, topic, ends, appDone, 50*time.Millisecond, nil); err != nil {
-		t.Fatalf("waiting for the appliance to commit every record: %v", err)
-	}
-	stopApp()
-	if err := <-appDone; err != nil {
-		t.Fatalf("the appliance failed: %v", err)
-	}
+	land(t, ctx, cfg, db, topic, ends)
 
 	var want []string
 	readLines(t, filepath.Join(dir, "expected.jsonl"), func(b []byte) {

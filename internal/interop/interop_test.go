@@ -125,37 +125,14 @@ func runFormat(t *testing.T, pg *devenv.Postgres, format string, seed int, cs []
 	defer cancel()
 	topic := "interop_" + format
 	table := "public." + topic
-	url, err := pg.CreateDatabase(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	broker, err := devenv.StartBroker(devenv.BrokerOptions{Topics: []string{topic}, Partitions: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
-	reg, err := devenv.StartRegistry(devenv.RegistryOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
+	url, broker, reg := embedded(t, ctx, pg, topic, topic, 4)
 
 	// Produce with Python.
 	dir := t.TempDir()
 	began := time.Now()
-	cmd := exec.CommandContext(ctx, python, filepath.Join("testdata", "produce.py"), format,
-		strings.Join(broker.Addrs(), ","), reg.URL(), topic, strconv.Itoa(recordsPerFormat), strconv.Itoa(seed), dir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("produce.py %s: %v (a missing module? %s)\n%s", format, err, installHint, stderr.String())
-	}
 	var s summary
-	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
-	if err := json.Unmarshal(lines[len(lines)-1], &s); err != nil {
-		t.Fatalf("cannot parse the summary of produce.py %s: %v\nstdout:\n%s\nstderr:\n%s", format, err, out, stderr.String())
-	}
+	runScript(t, ctx, &s, "produce.py", format,
+		strings.Join(broker.Addrs(), ","), reg.URL(), topic, strconv.Itoa(recordsPerFormat), strconv.Itoa(seed), dir)
 	s.produceTime = time.Since(began)
 	expected := readExpected(t, filepath.Join(dir, "expected.jsonl"))
 	bad := readBad(t, filepath.Join(dir, "bad.jsonl"))
@@ -185,6 +162,62 @@ func runFormat(t *testing.T, pg *devenv.Postgres, format string, seed int, cs []
 	if err != nil {
 		t.Fatal(err)
 	}
+	db, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.Background())
+	s.drainTime = land(t, ctx, cfg, db, topic, ends).Sub(began)
+
+	checkRows(t, ctx, db, table, cs, expected)
+	checkDeadLetters(t, ctx, db, table, bad)
+	return s
+}
+
+// embedded creates database db in pg and starts the embedded broker, with
+// topic of partitions partitions, and the embedded Schema Registry, all
+// stopped when the test ends. It returns the database's URL.
+func embedded(t *testing.T, ctx context.Context, pg *devenv.Postgres, db, topic string, partitions int) (string, *devenv.Broker, *devenv.Registry) {
+	t.Helper()
+	url, err := pg.CreateDatabase(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broker, err := devenv.StartBroker(devenv.BrokerOptions{Topics: []string{topic}, Partitions: partitions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(broker.Close)
+	reg, err := devenv.StartRegistry(devenv.RegistryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	return url, broker, reg
+}
+
+// runScript runs the Python script testdata/name with args and reads the
+// JSON summary it prints last into summary.
+func runScript(t *testing.T, ctx context.Context, summary any, name string, args ...string) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, python, append([]string{filepath.Join("testdata", name)}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v (a missing module? %s)\n%s", name, strings.Join(args, " "), err, installHint, stderr.String())
+	}
+	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
+	if err := json.Unmarshal(lines[len(lines)-1], summary); err != nil {
+		t.Fatalf("cannot parse the summary of %s: %v\nstdout:\n%s\nstderr:\n%s", name, err, out, stderr.String())
+	}
+}
+
+// land runs the appliance with cfg until the offsets stored in db reach
+// ends, the log ends of topic, then stops it, failing the test when it
+// fails. It returns when the offsets reached ends.
+func land(t *testing.T, ctx context.Context, cfg *ingest.Config, db *pgx.Conn, topic string, ends map[int32]int64) time.Time {
+	t.Helper()
 	app, err := ingest.New(cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		t.Fatal(err)
@@ -204,22 +237,14 @@ func runFormat(t *testing.T, pg *devenv.Postgres, format string, seed int, cs []
 		return runErr
 	}
 	defer stop()
-	db, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(context.Background())
 	if err := devenv.WaitStored(ctx, db, cfg.Postgres.Schema, cfg.Kafka.Group, topic, ends, appDone, 50*time.Millisecond, nil); err != nil {
 		t.Fatalf("waiting for the appliance to commit every record: %v", err)
 	}
-	s.drainTime = time.Since(began)
+	stored := time.Now()
 	if err := stop(); err != nil {
 		t.Fatalf("the appliance failed: %v", err)
 	}
-
-	checkRows(t, ctx, db, table, cs, expected)
-	checkDeadLetters(t, ctx, db, table, bad)
-	return s
+	return stored
 }
 
 // checkRegistered checks that the serializer registered its schema itself
