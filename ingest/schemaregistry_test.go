@@ -102,16 +102,7 @@ func TestRegistryEvolveAddColumns(t *testing.T) {
 		v := str(zz(str(zz(frame(id2), int64(i)), fmt.Sprint("n", i)), 1), fmt.Sprint("c", i))
 		recs = append(recs, &kgo.Record{Value: v})
 	}
-	cfg := e.configRegistry(reg.URL(), `
-  - name: public.evolving
-    topics: [events]
-    format: avro
-    evolve: add_columns
-    key: [id]
-    columns:
-      - {name: id, type: int8, path: id}
-      - {name: name, type: text, path: name}
-`)
+	cfg := e.configRegistry(reg.URL(), evolvingTable)
 	e.start(cfg)
 	e.produce(recs...)
 	e.waitDrained(8)
@@ -493,16 +484,7 @@ func TestEvolveBlockedIsNotARegistryError(t *testing.T) {
 	e := newEnv(t, 1)
 	reg, id1, id2 := itemSchemas(t, e)
 	zz, str, frame := avroLong, avroString, regFrame
-	cfg := e.configRegistry(reg.URL(), `
-  - name: public.evolving
-    topics: [events]
-    format: avro
-    evolve: add_columns
-    key: [id]
-    columns:
-      - {name: id, type: int8, path: id}
-      - {name: name, type: text, path: name}
-`)
+	cfg := e.configRegistry(reg.URL(), evolvingTable)
 	r := e.start(cfg)
 	e.produce(&kgo.Record{Value: str(zz(frame(id1), 0), "n0")})
 	e.waitDrained(1)
@@ -546,6 +528,19 @@ func avroString(b []byte, s string) []byte { return append(avroLong(b, int64(len
 
 // regFrame is the Confluent framing of schema id: magic byte 0 and the id.
 func regFrame(id int) []byte { return binary.BigEndian.AppendUint32([]byte{0}, uint32(id)) }
+
+// evolvingTable reads itemSchemas' records and adds the columns of their
+// new fields.
+const evolvingTable = `
+  - name: public.evolving
+    topics: [events]
+    format: avro
+    evolve: add_columns
+    key: [id]
+    columns:
+      - {name: id, type: int8, path: id}
+      - {name: name, type: text, path: name}
+`
 
 // itemSchemas starts a registry and registers two versions of the Item
 // record under events-value, the second adding an optional country.
