@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -478,8 +479,28 @@ func FieldLen(b []byte) int {
 // 1-based positions. keyTypes are the configured SQL types of the key
 // columns.
 func probeSQL(t *Table, keyTypes []string) string {
+	return probeColumnSQL(t, keyTypes, "")
+}
+
+// probeGuardSQL is probeSQL answering each stored key's guard (t's
+// OffsetColumn, NULL when the stored row has none) beside its position;
+// for a table without a guard, probeSQL.
+func probeGuardSQL(t *Table, keyTypes []string) string {
+	if t.OffsetColumn == "" {
+		return probeSQL(t, keyTypes)
+	}
+	return probeColumnSQL(t, keyTypes, pgx.Identifier{t.OffsetColumn}.Sanitize())
+}
+
+// probeColumnSQL is probeSQL, answering column col (quoted; none when
+// empty) of each stored key's row as a second column.
+func probeColumnSQL(t *Table, keyTypes []string, col string) string {
 	var b strings.Builder
-	b.WriteString("SELECT k.sluice_ord FROM unnest(")
+	b.WriteString("SELECT k.sluice_ord")
+	if col != "" {
+		b.WriteString(", x.sluice_col")
+	}
+	b.WriteString(" FROM unnest(")
 	for j, typ := range keyTypes {
 		if j > 0 {
 			b.WriteString(", ")
@@ -492,7 +513,13 @@ func probeSQL(t *Table, keyTypes []string) string {
 	}
 	// LIMIT 1 keeps the lateral subquery from being flattened into a hash
 	// or merge join over the whole target: it stays one index probe per key.
-	b.WriteString("sluice_ord), LATERAL (SELECT 1 FROM " + t.ident() + " AS t WHERE ")
+	b.WriteString("sluice_ord), LATERAL (SELECT ")
+	if col != "" {
+		b.WriteString("t." + col + " AS sluice_col")
+	} else {
+		b.WriteString("1")
+	}
+	b.WriteString(" FROM " + t.ident() + " AS t WHERE ")
 	for j, k := range t.Key {
 		if j > 0 {
 			b.WriteString(" AND ")
@@ -561,7 +588,9 @@ func updateSQL(t *Table, stage string) string {
 // applied. A candidate it did not apply is stored with a guard at least
 // as high (dropped) or not stored (a false positive of the filter, or a
 // row deleted since the probe: copied in); a probe of those alone tells
-// which. It returns the number of rows updated.
+// which. A row another process committed between the UPDATE and that
+// probe, which the UPDATE would have replaced, is errLeftRace. It returns
+// the number of rows updated.
 func (w *Writer) updateStored(ctx context.Context, conn *pgconn.PgConn, b *Batch, ts *tableState, found [][][]byte, probed bool, res *Result) (int64, error) {
 	d := &w.dk
 	d.cand = d.cand[:0]
@@ -630,7 +659,7 @@ func (w *Writer) updateStored(ctx context.Context, conn *pgconn.PgConn, b *Batch
 		return 0, fmt.Errorf("cannot update the stored rows of %s: the statement returned no UPDATE result", b.Table.Name)
 	}
 	// The candidates left: stored with a guard at least as high, or not
-	// stored at all.
+	// stored when the UPDATE looked.
 	d.probe = d.probe[:0]
 	for _, j := range d.cand {
 		if !d.exist[j] {
@@ -638,17 +667,58 @@ func (w *Writer) updateStored(ctx context.Context, conn *pgconn.PgConn, b *Batch
 		}
 	}
 	if len(d.probe) > 0 {
-		rows, err := w.probeKeys(ctx, conn, ts)
+		if w.hooks != nil && w.hooks.beforeLeftProbe != nil {
+			w.hooks.beforeLeftProbe()
+		}
+		rows, err := w.probeKeysWith(ctx, conn, ts, ts.probeGuard)
 		if err != nil {
 			return 0, err
 		}
 		res.ProbedKeys += len(d.probe)
-		if err := d.mark(rows, d.probe); err != nil {
+		if err := d.markLeft(b, rows, ts.guardField); err != nil {
 			return 0, err
 		}
 	}
 	d.keepUnmarked()
 	return updated, nil
+}
+
+// errLeftRace: a key the direct path's UPDATE left (not stored when it
+// looked) was stored by the time the probe that followed looked, with a
+// guard the UPDATE would have replaced (or, without a guard, at all):
+// another process committed it in between. Dropped as stored, the batch's
+// newer row would be lost; copied in, it would fail as a duplicate. Write
+// reruns the batch probing every key, as for a unique violation.
+var errLeftRace = errors.New("a key the update left was stored meanwhile by another transaction")
+
+// markLeft marks in d.exist the keys of the probe of the candidates the
+// UPDATE left (probeGuardSQL's answer: a position in d.probe and, with a
+// guard, the stored guard) whose stored row rightly stays: one whose
+// guard is at least as high as the batch's row's, as the UPDATE's WHERE
+// (updateSQL) decides. A stored row the UPDATE would replace, or any
+// stored row without a guard column, is errLeftRace.
+func (d *directKeys) markLeft(b *Batch, rows [][][]byte, guardField int) error {
+	for _, r := range rows {
+		if guardField < 0 || len(r) < 2 {
+			return errLeftRace
+		}
+		if err := d.markOne(r[0], d.probe); err != nil {
+			return err
+		}
+		if r[1] == nil {
+			return errLeftRace // a stored row without a guard is older
+		}
+		stored, err := strconv.ParseInt(string(r[1]), 10, 64)
+		if err != nil {
+			return fmt.Errorf("cannot read the stored guard %q of a probed key: %w", r[1], err)
+		}
+		n, _ := strconv.Atoi(string(r[0])) // markOne checked it
+		i := d.sel[d.probe[n-1]]
+		if g, ok := TupleInt8(b.Data[b.start(int(i)):b.Ends[i]], guardField); ok && stored < g {
+			return errLeftRace
+		}
+	}
+	return nil
 }
 
 // tupleReader streams the tuples d.sel of a keyed batch, each without its
@@ -873,10 +943,16 @@ func (w *Writer) dropStored(ctx context.Context, conn *pgconn.PgConn, ts *tableS
 // probeKeys looks up the keys at the positions d.probe in the target, in
 // a round trip of its own, and returns the probe's answer (probeSQL).
 func (w *Writer) probeKeys(ctx context.Context, conn *pgconn.PgConn, ts *tableState) ([][][]byte, error) {
+	return w.probeKeysWith(ctx, conn, ts, ts.probe)
+}
+
+// probeKeysWith is probeKeys with the probe statement sql (probeSQL or
+// probeGuardSQL).
+func (w *Writer) probeKeysWith(ctx context.Context, conn *pgconn.PgConn, ts *tableState, sql string) ([][][]byte, error) {
 	p := &w.probeArgs
 	p.reset()
 	w.dk.probeArrays(p, ts.keyOIDs)
 	w.roundTrip()
-	r := conn.ExecParams(ctx, ts.probe, p.args(), p.oids, p.formats, nil).Read()
+	r := conn.ExecParams(ctx, sql, p.args(), p.oids, p.formats, nil).Read()
 	return r.Rows, r.Err
 }

@@ -763,6 +763,68 @@ func TestDirectUpdateRerunsOnConcurrentKey(t *testing.T) {
 	}
 }
 
+// TestDirectUpdateLeftKeyStoredMeanwhile: a key the filter may hold but
+// that is not stored is left by the optimistic batch's UPDATE; another
+// process commits it, with a lower guard (or, without a guard column, at
+// all), before the probe of the keys the UPDATE left. The batch's newer
+// row must win: the batch reruns probing every key and updates it. A
+// stored row with a higher guard found there still stays.
+func TestDirectUpdateLeftKeyStoredMeanwhile(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		guard  bool
+		stored int64 // the other process's guard
+		want   string
+		reruns bool
+	}{
+		{name: "lower guard", guard: true, stored: 10, want: "[[7 w 50]]", reruns: true},
+		{name: "higher guard", guard: true, stored: 90, want: "[[7 other 90]]"},
+		{name: "no guard", want: "[[7 w 50]]", reruns: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tbl := eventsTable()
+			tbl.OnConflict = PolicyUpdate
+			if !tc.guard {
+				tbl.OffsetColumn = ""
+			}
+			url, c, claims := setup(t, 1, tbl)
+			w := newWriter(t, url)
+			other := connect(t, url)
+			seen := NewKeyFilter(0)
+			seen.add([]uint64{seen.hash(appendField(nil, fInt8(7)))})
+			probes := 0
+			w.hooks.beforeLeftProbe = func() {
+				if probes++; probes == 1 {
+					mustExec(t, other, fmt.Sprintf("INSERT INTO events VALUES (7, 'other', %d)", tc.stored))
+				}
+			}
+			b := newBuilder(tbl, "t", 0)
+			b.add(0, fInt8(7), fText("w"), fInt8(50))
+			b.add(1, fInt8(8), fText("w"), fInt8(51))
+			batch := b.batch(claims[0].Epoch, -1, 2)
+			batch.Seen = seen
+			res, err := w.Write(testCtx(t), batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if probes == 0 {
+				t.Fatal("the UPDATE left no key to probe")
+			}
+			if got := queryRows(t, c, "SELECT id, val, coalesce(off, 0) FROM events WHERE id = 7"); fmt.Sprint(got) != tc.want {
+				t.Fatalf("key 7: %v, want %s", got, tc.want)
+			}
+			if attempts := map[bool]int{false: 1, true: 2}[tc.reruns]; !res.Direct || res.Attempts != attempts {
+				t.Fatalf("result %+v: want %d direct attempts", res, attempts)
+			}
+			if n := queryInt(t, c, "SELECT count(*) FROM events"); n != 2 {
+				t.Fatalf("%d rows, want 2", n)
+			}
+		})
+	}
+}
+
 // TestDirectUpdateConcurrentWriters: writers of different processes (each
 // with its own KeyFilter, so none knows the others' keys) update the same
 // keys at once; every key ends holding its highest guard written, and

@@ -92,6 +92,7 @@ func (w *Writer) createStage(ctx context.Context, conn *pgconn.PgConn, t *Table,
 	}
 	st.direct = direct
 	st.probe = probeSQL(t, keyTypes)
+	st.probeGuard = probeGuardSQL(t, keyTypes)
 	// Whether the writer may resolve change batches' keys (resolve.go).
 	st.opsResolve, st.opsGuard = true, -1
 	for _, f := range st.keyFields {

@@ -167,6 +167,9 @@ type hooks struct {
 	// winners with the staging merge (INSERT … ON CONFLICT DO UPDATE)
 	// instead of the UPDATE. Benchmarks compare the ways (updateStored).
 	probeUpdates, mergeUpdates bool
+	// beforeLeftProbe, when set, runs between the direct path's UPDATE
+	// of stored keys and the probe of the keys it left (updateStored).
+	beforeLeftProbe func()
 	// chunkRows, when set, is the size of a chunked COPY's chunks
 	// (copyNew), so that small batches copy in several.
 	chunkRows int
@@ -189,6 +192,7 @@ type tableState struct {
 	keyFields  []int    // tuple field positions of the key columns (0 is seq)
 	keyOIDs    []uint32 // configured type OIDs of the key columns
 	probe      string   // probeSQL
+	probeGuard string   // probeGuardSQL
 
 	// The ops stage (ops.go), built and created on the first batch that
 	// needs it from the column types createStage found. opsResolve says
@@ -394,7 +398,7 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 		// race: a direct attempt met a key another transaction committed
 		// since its probe. A violation of another unique index is the
 		// row's: the careful rerun below finds it.
-		race := false
+		race := res.Direct && errors.Is(err, errLeftRace)
 		if res.Direct && pgCode(err) == "23505" {
 			if conn, cerr := w.connect(ctx); cerr == nil {
 				race = w.keyRace(ctx, conn, b.Table, ts, err)
