@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -800,22 +799,7 @@ func (r *tupleReader) advance() bool {
 }
 
 func (r *tupleReader) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		if len(r.cur) == 0 {
-			if !r.advance() {
-				break
-			}
-			continue
-		}
-		c := copy(p[n:], r.cur)
-		n += c
-		r.cur = r.cur[c:]
-	}
-	if n == 0 {
-		return 0, io.EOF
-	}
-	return n, nil
+	return readPieces(p, &r.cur, r.advance)
 }
 
 // A chunked direct COPY copies its tuples in chunks, a quarter of them

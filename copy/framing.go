@@ -71,3 +71,27 @@ func (r *copyReader) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// readPieces fills p from *cur, calling next to move *cur to the following
+// piece of the stream whenever it is used up, until p is full or next has
+// none left; io.EOF once nothing is left at all. The streaming readers of
+// the direct path and the ops stage (tupleReader, opsReader) are built on
+// it.
+func readPieces(p []byte, cur *[]byte, next func() bool) (int, error) {
+	n := 0
+	for n < len(p) {
+		if len(*cur) == 0 {
+			if !next() {
+				break
+			}
+			continue
+		}
+		c := copy(p[n:], *cur)
+		n += c
+		*cur = (*cur)[c:]
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"math/bits"
 	"slices"
 	"strconv"
@@ -697,20 +696,5 @@ func (r *opsReader) advance() bool {
 }
 
 func (r *opsReader) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		if len(r.cur) == 0 {
-			if !r.advance() {
-				break
-			}
-			continue
-		}
-		c := copy(p[n:], r.cur)
-		n += c
-		r.cur = r.cur[c:]
-	}
-	if n == 0 {
-		return 0, io.EOF
-	}
-	return n, nil
+	return readPieces(p, &r.cur, r.advance)
 }
