@@ -60,6 +60,10 @@ import (
 // ReasonSchemaMismatch, an unknown schema ReasonUnknownSchema, bad
 // framing ReasonBadFraming, as in the registry formats. kafka.value
 // columns (of any type) read the converted event.
+//
+// DebeziumAvroFields lists the columns a table of an Envelope's rows
+// needs, typed by the fields' Connect types, and DebeziumAvroKey the
+// primary key a Key schema names: the table created from the registry.
 
 // Converter names the Kafka Connect converter that wrote FormatDebezium
 // records.
@@ -214,6 +218,15 @@ var connectLogicalNames = map[avroLogical]string{
 	logicalLocalTimestampNanos:  "io.debezium.time.NanoTimestamp",
 }
 
+// connectTypeName is the name of t's Connect type: its connect.name, or
+// the name its logical type gives it; "" for neither.
+func (t *avroType) connectTypeName() string {
+	if t.connectName != "" {
+		return t.connectName
+	}
+	return connectLogicalNames[t.logical]
+}
+
 // appendConnectSchema appends the Connect schema of t as JsonConverter
 // writes it; field names the field it describes ("" for the root), and
 // open holds the records being written (Connect schemas cannot recurse).
@@ -309,12 +322,9 @@ func appendConnectSchema(dst []byte, t *avroType, field string, optional bool, o
 	}
 	dst = append(dst, `,"optional":`...)
 	dst = strconv.AppendBool(dst, optional)
-	name, params := t.connectName, t.connectParams
-	if name == "" {
-		name = connectLogicalNames[t.logical]
-		if name == "" && t.kind == avroRecord {
-			name = t.name
-		}
+	name, params := t.connectTypeName(), t.connectParams
+	if name == "" && t.kind == avroRecord {
+		name = t.name
 	}
 	if t.logical == logicalDecimal && name == "org.apache.kafka.connect.data.Decimal" {
 		if _, ok := params["scale"]; !ok {

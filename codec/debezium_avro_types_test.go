@@ -3,6 +3,7 @@ package codec
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -253,19 +254,22 @@ func dbzTypesSampleRow(id int64) *dbzTypesRow {
 	}
 }
 
+// dbzTypesSampleEnvelope is a MySQL connector's event of dbzAvroTypesSchema.
+func dbzTypesSampleEnvelope(op string, before, after *dbzTypesRow) *dbzTypesEnvelope {
+	return &dbzTypesEnvelope{Before: before, After: after, Op: op, TsMs: ptr[int64](1_764_370_800_456),
+		Source: dbzMySQLSource{Version: "2.7.0.Final", Connector: "mysql", Name: "inv", TsMs: 1_764_370_800_000,
+			Snapshot: ptr("false"), DB: "inv", Table: ptr("items"), ServerID: 223344, GTID: ptr("3E11FA47-71CA-11E1-9E33-C80AA9429562:23"),
+			File: "mysql-bin.000003", Pos: 154, Row: 0, Thread: ptr[int64](7), Query: nil},
+		Transaction: &dbzTx{ID: "file=mysql-bin.000003,pos=154", TotalOrder: 2, DataCollectionOrder: 1}}
+}
+
 // TestDebeziumAvroTypesMatchJSON is the differential test of
 // TestDebeziumAvroMatchesJSON over dbzAvroTypesSchema's types.
 func TestDebeziumAvroTypesMatchJSON(t *testing.T) {
 	vs := avro.MustParse(dbzAvroTypesSchema)
 	empty := &dbzTypesRow{ID: 2, Tags: &map[string]any{"nil": nil}, Ints: []*int32{}, ByID: []dbzIntEntry{}, ByName: dbzNameMap{}}
 	nulls := &dbzTypesRow{ID: 3}
-	env := func(op string, before, after *dbzTypesRow) *dbzTypesEnvelope {
-		return &dbzTypesEnvelope{Before: before, After: after, Op: op, TsMs: ptr[int64](1_764_370_800_456),
-			Source: dbzMySQLSource{Version: "2.7.0.Final", Connector: "mysql", Name: "inv", TsMs: 1_764_370_800_000,
-				Snapshot: ptr("false"), DB: "inv", Table: ptr("items"), ServerID: 223344, GTID: ptr("3E11FA47-71CA-11E1-9E33-C80AA9429562:23"),
-				File: "mysql-bin.000003", Pos: 154, Row: 0, Thread: ptr[int64](7), Query: nil},
-			Transaction: &dbzTx{ID: "file=mysql-bin.000003,pos=154", TotalOrder: 2, DataCollectionOrder: 1}}
-	}
+	env := dbzTypesSampleEnvelope
 	cases := []struct {
 		name string
 		env  *dbzTypesEnvelope
@@ -349,6 +353,68 @@ func TestDebeziumAvroTypesConnectSchema(t *testing.T) {
 		name := f.(map[string]any)["field"].(string)
 		if g, w := shape(field(ga, name)), shape(f); g != w {
 			t.Errorf("%s: derived %s, JsonConverter %s", name, g, w)
+		}
+	}
+}
+
+// TestDebeziumAvroFields: a table derived from an Envelope has a column
+// per row field, typed by the field's Connect type; its decoder reads a
+// sample event of each Envelope with every column filled and none
+// refused. The key schema lists the primary key's fields.
+func TestDebeziumAvroFields(t *testing.T) {
+	for _, c := range []struct {
+		schema string
+		event  any
+		want   string
+	}{
+		{dbzAvroValueSchema, dbzSampleEnvelope("c", nil, dbzSampleRow(1)),
+			"[{id int8} {customer text} {total numeric} {notes text} {updated_at timestamp} {ship_date date} {created_tz timestamptz} " +
+				"{weight numeric} {qty int2} {ratio float8} {active bool} {doc jsonb} {status text} {blob bytea}]"},
+		{dbzAvroTypesSchema, dbzTypesSampleEnvelope("r", nil, dbzTypesSampleRow(1)),
+			"[{id int8} {tiny int2} {f32 float4} {t_micro text} {t_connect text} {ts_connect timestamp} {d_connect date} {ts_nano timestamp} " +
+				"{ts_milli timestamp} {zt text} {dur int8} {uid uuid} {bits bytea} {geom jsonb} {pt jsonb} {tags jsonb} {ints jsonb} {nums jsonb} " +
+				"{money numeric} {byid jsonb} {byname jsonb}]"},
+	} {
+		fields, err := DebeziumAvroFields(&Schema{Text: c.schema})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(fields); got != c.want {
+			t.Errorf("fields:\n got %s\nwant %s", got, c.want)
+		}
+		cols := make([]Column, len(fields))
+		for i, f := range fields {
+			cols[i] = Column{Name: f.Name, Type: f.Type, Path: f.Name, Key: f.Name == "id"}
+		}
+		d := mustDecoder(t, FormatDebezium, cols, Options{Converter: ConverterAvro})
+		if err := d.AddSchema(SchemaRef{ID: 1}, &Schema{Text: c.schema}); err != nil {
+			t.Fatal(err)
+		}
+		value, _ := dbzPair(t, avro.MustParse(c.schema), "{}", 1, c.event)
+		got, _, rerr := decodeChange(t, d, &Record{Value: value})
+		if rerr != nil {
+			t.Fatalf("a derived column refuses its field: %v", rerr)
+		}
+		for i, v := range got {
+			if v == null {
+				t.Errorf("column %s (%s) is NULL for a value", cols[i].Name, cols[i].Type)
+			}
+		}
+	}
+	if key, err := DebeziumAvroKey(&Schema{Text: dbzAvroKeySchema}); err != nil || fmt.Sprint(key) != "[id]" {
+		t.Errorf("key fields %v, %v; want [id]", key, err)
+	}
+	for _, text := range []string{`"string"`, `{"type":"record","name":"E","fields":[{"name":"after","type":["null","string"]}]}`} {
+		if f, err := DebeziumAvroFields(&Schema{Text: text}); err == nil {
+			t.Errorf("value schema %s: %v, want an error", text, f)
+		}
+	}
+	if f, err := DebeziumAvroFields(&Schema{Type: SchemaJSON, Text: `{"type":"object"}`}); err == nil {
+		t.Errorf("a JSON Schema listed the fields %v", f)
+	}
+	for _, text := range []string{`"long"`, `{"type":"record","name":"Key","fields":[]}`} {
+		if k, err := DebeziumAvroKey(&Schema{Text: text}); err == nil {
+			t.Errorf("key schema %s: %v, want an error", text, k)
 		}
 	}
 }

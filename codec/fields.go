@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -90,22 +91,28 @@ func avroFields(s *Schema) ([]SchemaField, error) {
 	return out, nil
 }
 
+// nonNull returns t, or the one type a union of null and it holds; nil
+// for a union of several types other than null, or of null alone.
+func nonNull(t *avroType) *avroType {
+	if t.kind != avroUnion {
+		return t
+	}
+	var one *avroType
+	for _, b := range t.branches {
+		if b.kind == avroNull {
+			continue
+		}
+		if one != nil {
+			return nil
+		}
+		one = b
+	}
+	return one
+}
+
 func avroFieldType(t *avroType) Type {
-	if t.kind == avroUnion {
-		var one *avroType
-		for _, b := range t.branches {
-			if b.kind == avroNull {
-				continue
-			}
-			if one != nil {
-				return TypeJSONB
-			}
-			one = b
-		}
-		if one == nil {
-			return TypeJSONB
-		}
-		t = one
+	if t = nonNull(t); t == nil {
+		return TypeJSONB
 	}
 	switch t.kind {
 	case avroBoolean:
@@ -146,6 +153,156 @@ func avroFieldType(t *avroType) Type {
 		return TypeBytea
 	case avroEnum:
 		return TypeText
+	}
+	return TypeJSONB
+}
+
+// DebeziumAvroFields lists the columns of the source table whose change
+// events envelope describes: Debezium's Envelope record as Confluent's
+// AvroConverter registers it (subject TOPIC-value). The columns are the
+// fields of the row record of after (of before when there is no after),
+// in declaration order, each with the column type that holds every value
+// FormatDebezium with ConverterAvro reads from it. The type follows the
+// field's Kafka Connect type, as the decoder derives the Connect schema
+// (connect.name, else the name of its Avro logical type; connect.type),
+// and Debezium's encodings:
+//
+//	Connect type                                        column
+//	org.apache.kafka.connect.data.Decimal,
+//	io.debezium.data.VariableScaleDecimal               numeric
+//	io.debezium.time.Date, connect Date                 date
+//	io.debezium.time.Timestamp, MicroTimestamp,
+//	NanoTimestamp, connect Timestamp                    timestamp (the database's wall clock)
+//	io.debezium.time.ZonedTimestamp                     timestamptz
+//	io.debezium.time.Time, MicroTime, NanoTime,
+//	connect Time                                        text
+//	io.debezium.data.Json                               jsonb
+//	io.debezium.data.Uuid, string with logicalType uuid uuid
+//	boolean                                             bool
+//	int8, int16 (connect.type)                          int2
+//	int32, int64 (Year, MicroDuration, …)               int4, int8
+//	float32, float64                                    float4, float8
+//	string, enum (Enum, ZonedTime, Xml, …)              text
+//	bytes, fixed (Bits, …)                              bytea
+//	struct, array, map (Geometry, hstore, …),
+//	a union of several types                            jsonb
+//	a union of null and one type                        that type's column
+//
+// A schema that does not parse, or is not a record with an after or
+// before field of a record type (or of a union of null and one), is an
+// error.
+func DebeziumAvroFields(envelope *Schema) ([]SchemaField, error) {
+	root, err := parseDebeziumAvro(envelope, "value")
+	if err != nil {
+		return nil, err
+	}
+	var row *avroType
+	for _, name := range []string{"after", "before"} {
+		i := slices.IndexFunc(root.fields, func(f avroField) bool { return f.name == name })
+		if i >= 0 && row == nil {
+			if t := nonNull(root.fields[i].t); t != nil && t.kind == avroRecord {
+				row = t
+			}
+		}
+	}
+	if row == nil {
+		return nil, fmt.Errorf("record %s is no Debezium Envelope: it has no after or before field of a record type (the row); a format debezium value schema is the connector's Envelope", root.name)
+	}
+	out := make([]SchemaField, 0, len(row.fields))
+	for _, f := range row.fields {
+		out = append(out, SchemaField{Name: f.name, Type: debeziumColumnType(f.t)})
+	}
+	return out, nil
+}
+
+// DebeziumAvroKey lists the fields of key, the record key's writer schema
+// Debezium registers with AvroConverter (subject TOPIC-key): the source
+// table's primary key columns, in order. A schema that does not parse, or
+// is not a record of at least one field, is an error.
+func DebeziumAvroKey(key *Schema) ([]string, error) {
+	root, err := parseDebeziumAvro(key, "key")
+	if err != nil {
+		return nil, err
+	}
+	if len(root.fields) == 0 {
+		return nil, fmt.Errorf("key record %s has no fields", root.name)
+	}
+	names := make([]string, len(root.fields))
+	for i, f := range root.fields {
+		names[i] = f.name
+	}
+	return names, nil
+}
+
+// parseDebeziumAvro parses s, which must be an Avro record: the writer
+// schema of Debezium's values or keys (what).
+func parseDebeziumAvro(s *Schema, what string) (*avroType, error) {
+	if s.Type != SchemaAvro {
+		return nil, fmt.Errorf("the %s schema is a %s schema, and converter avro reads Avro", what, s.Type)
+	}
+	root, err := parseAvroSchema(s)
+	if err != nil {
+		return nil, fmt.Errorf("cannot parse the Avro %s schema: %w", what, err)
+	}
+	if root.kind != avroRecord {
+		return nil, fmt.Errorf("the Avro %s schema is a %s, not the record Debezium writes", what, root)
+	}
+	return root, nil
+}
+
+// connectColumnTypes are the column types of the Connect types that name
+// an encoding of Debezium's (schemaEncodings) or a string with a column
+// type of its own.
+var connectColumnTypes = map[string]Type{
+	"org.apache.kafka.connect.data.Decimal":   TypeNumeric,
+	"io.debezium.data.VariableScaleDecimal":   TypeNumeric,
+	"io.debezium.time.Date":                   TypeDate,
+	"org.apache.kafka.connect.data.Date":      TypeDate,
+	"io.debezium.time.Timestamp":              TypeTimestamp,
+	"io.debezium.time.MicroTimestamp":         TypeTimestamp,
+	"io.debezium.time.NanoTimestamp":          TypeTimestamp,
+	"org.apache.kafka.connect.data.Timestamp": TypeTimestamp,
+	"io.debezium.time.ZonedTimestamp":         TypeTimestamptz,
+	"io.debezium.time.Time":                   TypeText,
+	"io.debezium.time.MicroTime":              TypeText,
+	"io.debezium.time.NanoTime":               TypeText,
+	"org.apache.kafka.connect.data.Time":      TypeText,
+	"io.debezium.data.Json":                   TypeJSONB,
+	"io.debezium.data.Uuid":                   TypeUUID,
+}
+
+// debeziumColumnType is the column type of a row field of type t (see
+// DebeziumAvroFields).
+func debeziumColumnType(t *avroType) Type {
+	if t = nonNull(t); t == nil {
+		return TypeJSONB
+	}
+	if typ, ok := connectColumnTypes[t.connectTypeName()]; ok {
+		return typ
+	}
+	switch t.kind {
+	case avroBoolean:
+		return TypeBool
+	case avroInt:
+		if t.connectType == "int8" || t.connectType == "int16" {
+			return TypeInt2
+		}
+		return TypeInt4
+	case avroLong:
+		return TypeInt8
+	case avroFloat:
+		return TypeFloat4
+	case avroDouble:
+		return TypeFloat8
+	case avroString:
+		if t.logical == logicalUUID {
+			return TypeUUID
+		}
+		return TypeText
+	case avroEnum:
+		return TypeText
+	case avroBytes, avroFixed:
+		return TypeBytea
 	}
 	return TypeJSONB
 }

@@ -3,6 +3,8 @@ package ingest
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/big"
 	"strings"
 	"testing"
@@ -71,6 +73,74 @@ type avroKey struct {
 	ID int64 `avro:"id"`
 }
 
+// dbzAvroTopic is topic events as a Debezium connector writes it through
+// the AvroConverter: its Envelope registered under events-value and its
+// Key under events-key, in a registry of its own, and the records of its
+// changes.
+type dbzAvroTopic struct {
+	t              *testing.T
+	url            string
+	valueID, keyID int
+	vs, ks         avro.Schema
+	lsn            int64
+}
+
+func newDbzAvroTopic(t *testing.T) *dbzAvroTopic {
+	t.Helper()
+	url := registryWith(t, "events-value", registry.TypeAvro, dbzAvroValue)
+	cl, err := registry.New(registry.Options{URLs: []string{url}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	valueID, err := cl.Register(t.Context(), "events-value", registry.TypeAvro, dbzAvroValue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyID, err := cl.Register(t.Context(), "events-key", registry.TypeAvro, dbzAvroKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &dbzAvroTopic{t: t, url: url, valueID: valueID, keyID: keyID, vs: avro.MustParse(dbzAvroValue), ks: avro.MustParse(dbzAvroKey)}
+}
+
+// frame is v in schema s, framed with schema id.
+func (d *dbzAvroTopic) frame(id int, s avro.Schema, v any) []byte {
+	d.t.Helper()
+	b, err := avro.Marshal(s, v)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return append(binary.BigEndian.AppendUint32([]byte{0}, uint32(id)), b...)
+}
+
+// key is the record key of row id.
+func (d *dbzAvroTopic) key(id int64) []byte { return d.frame(d.keyID, d.ks, &avroKey{ID: id}) }
+
+// row is a row of the source table; its price is qty × 1.50.
+func (d *dbzAvroTopic) row(id int64, name string, qty int32) *avroOrder {
+	return &avroOrder{ID: id, Name: &name, Qty: qty, Price: append([]byte{0}, big.NewInt(int64(qty)*150).Bytes()...), UpdatedAt: new(int64(1_700_000_000_123_456))}
+}
+
+// event is the change op from before to after, at the next LSN, keyed by
+// the row's id.
+func (d *dbzAvroTopic) event(op string, before, after *avroOrder) *kgo.Record {
+	d.lsn += 10
+	l := d.lsn
+	env := &avroEnvelope{Before: before, After: after, Op: op, TsMs: new(int64(1_700_000_000_001)),
+		Source: avroSource{Connector: "postgresql", DB: "shop", Schema: "public", Table: "orders", TsMs: 1_700_000_000_000, LSN: &l}}
+	id := int64(0)
+	switch {
+	case after != nil:
+		id = after.ID
+	case before != nil:
+		id = before.ID
+	}
+	return &kgo.Record{Key: d.key(id), Value: d.frame(d.valueID, d.vs, env)}
+}
+
+// tomb is the tombstone that follows the delete of row id.
+func (d *dbzAvroTopic) tomb(id int64) *kgo.Record { return &kgo.Record{Key: d.key(id)} }
+
 // TestDebeziumAvroStream: Debezium events written by AvroConverter (the
 // value and key framed with registry ids) land as the JSON events do:
 // creates, updates, a TOAST placeholder, deletes by before and by the
@@ -79,52 +149,14 @@ type avroKey struct {
 // dead letters.
 func TestDebeziumAvroStream(t *testing.T) {
 	e := newEnv(t, 1)
-	url := registryWith(t, "events-value", registry.TypeAvro, dbzAvroValue)
-	cl, err := registry.New(registry.Options{URLs: []string{url}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	valueID, err := cl.Register(e.ctx, "events-value", registry.TypeAvro, dbzAvroValue)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyID, err := cl.Register(e.ctx, "events-key", registry.TypeAvro, dbzAvroKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs, ks := avro.MustParse(dbzAvroValue), avro.MustParse(dbzAvroKey)
-	frame := func(id int, s avro.Schema, v any) []byte {
-		b, err := avro.Marshal(s, v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return append(binary.BigEndian.AppendUint32([]byte{0}, uint32(id)), b...)
-	}
-	lsn := int64(0)
-	row := func(id int64, name string, qty int32) *avroOrder {
-		return &avroOrder{ID: id, Name: &name, Qty: qty, Price: append([]byte{0}, big.NewInt(int64(qty)*150).Bytes()...), UpdatedAt: new(int64(1_700_000_000_123_456))}
-	}
-	event := func(op string, before, after *avroOrder) *kgo.Record {
-		lsn += 10
-		l := lsn
-		env := &avroEnvelope{Before: before, After: after, Op: op, TsMs: new(int64(1_700_000_000_001)),
-			Source: avroSource{Connector: "postgresql", DB: "shop", Schema: "public", Table: "orders", TsMs: 1_700_000_000_000, LSN: &l}}
-		id := int64(0)
-		switch {
-		case after != nil:
-			id = after.ID
-		case before != nil:
-			id = before.ID
-		}
-		return &kgo.Record{Key: frame(keyID, ks, &avroKey{ID: id}), Value: frame(valueID, vs, env)}
-	}
-	tomb := func(id int64) *kgo.Record { return &kgo.Record{Key: frame(keyID, ks, &avroKey{ID: id})} }
+	d := newDbzAvroTopic(t)
+	event, row, tomb := d.event, d.row, d.tomb
 	unknown := event("c", nil, row(8, "ghost", 8))
 	binary.BigEndian.PutUint32(unknown.Value[1:], 999)
 	mismatch := event("c", nil, row(9, "broken", 9))
 	mismatch.Value = mismatch.Value[:len(mismatch.Value)-4]
 
-	cfg := e.configRegistry(url, `
+	cfg := e.configRegistry(d.url, `
   - name: public.orders
     topics: [events]
     format: debezium
@@ -151,7 +183,7 @@ func TestDebeziumAvroStream(t *testing.T) {
 		event("d", row(2, "pear", 2), nil), tomb(2),
 	)
 	byKey := event("d", nil, nil) // before null: the key comes from the record key
-	byKey.Key = frame(keyID, ks, &avroKey{ID: 3})
+	byKey.Key = d.key(3)
 	e.produce(
 		byKey, tomb(3),
 		event("u", row(4, "fig", 4), row(4, "__debezium_unavailable_value", 40)),
@@ -183,6 +215,140 @@ func TestDebeziumAvroStream(t *testing.T) {
 		if n := e.count(`SELECT count(*) FROM sluice.dead_letters WHERE error LIKE '%' || $1 || '%'`, reason); n != 1 {
 			t.Errorf("%d dead letters with %s, want 1", n, reason)
 		}
+	}
+}
+
+// TestDebeziumAvroCreate: a format debezium table with converter avro,
+// create: true and neither columns nor key is created from the registry:
+// a column per field of the Envelope's row, typed by its Connect type,
+// and the primary key of the Key record (subject events-key). The log
+// says what was created; snapshot reads, an update and a delete with its
+// tombstone land.
+func TestDebeziumAvroCreate(t *testing.T) {
+	e := newEnv(t, 1)
+	d := newDbzAvroTopic(t)
+	cfg := e.configRegistry(d.url, `
+  - name: public.orders
+    topics: [events]
+    format: debezium
+    converter: avro
+`)
+	var logs syncBuffer
+	startApp(t, cfg, io.MultiWriter(&logs, testWriter{t}))
+	e.produce(
+		d.event("r", nil, d.row(1, "apple", 1)),
+		d.event("r", nil, d.row(2, "pear", 2)),
+		d.event("u", d.row(1, "apple", 1), d.row(1, "apple", 10)),
+		d.event("d", d.row(2, "pear", 2), nil), d.tomb(2),
+	)
+	e.waitDrained(5)
+
+	var cols []string
+	rs, err := e.db.Query(e.ctx, `SELECT column_name, data_type, is_nullable FROM information_schema.columns
+		WHERE table_schema = 'public' AND table_name = 'orders' ORDER BY ordinal_position`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rs.Next() {
+		var name, typ, nullable string
+		if err := rs.Scan(&name, &typ, &nullable); err != nil {
+			t.Fatal(err)
+		}
+		cols = append(cols, name+" "+typ+" "+nullable)
+	}
+	rs.Close()
+	want := "[id bigint NO name text YES qty integer YES price numeric YES updated_at timestamp without time zone YES]"
+	if got := fmt.Sprint(cols); got != want {
+		t.Errorf("columns of the created table:\n got %s\nwant %s", got, want)
+	}
+	var pk string
+	if err := e.db.QueryRow(e.ctx, `SELECT string_agg(a.attname, ',') FROM pg_index i
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+		WHERE i.indrelid = 'public.orders'::regclass AND i.indisprimary`).Scan(&pk); err != nil || pk != "id" {
+		t.Errorf("primary key (%s), %v; want (id)", pk, err)
+	}
+	var row string
+	if err := e.db.QueryRow(e.ctx, `SELECT string_agg(concat_ws(':', id, name, qty, price, updated_at), ' ' ORDER BY id) FROM public.orders`).Scan(&row); err != nil ||
+		row != "1:apple:10:15.00:2023-11-14 22:13:20.123456" {
+		t.Errorf("target holds %q, %v; want row 1 updated and row 2 deleted", row, err)
+	}
+	var created string
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "the table is created with them") {
+			created = line
+		}
+	}
+	for _, want := range []string{"table=public.orders", "subject=events-value", `columns="[id int8 name text qty int4 price numeric updated_at timestamp]"`,
+		"key=[id]", "key_subject=events-key"} {
+		if !strings.Contains(created, want) {
+			t.Errorf("the log line of the created table lacks %s:\n%s", want, created)
+		}
+	}
+}
+
+// TestDebeziumAvroCreateNoKeySubject: a derived format debezium table
+// without key whose topic has no key subject (a connector whose key
+// converter is not the AvroConverter) is refused at start, saying to set
+// key; with key set it starts.
+func TestDebeziumAvroCreateNoKeySubject(t *testing.T) {
+	e := newEnv(t, 1)
+	url := registryWith(t, "events-value", registry.TypeAvro, dbzAvroValue)
+	table := `
+  - name: public.orders
+    topics: [events]
+    format: debezium
+    converter: avro
+`
+	_, err := New(e.configRegistry(url, table), nil)
+	if err == nil || !strings.Contains(err.Error(), "tables[0].key: empty, and the schema registry has no subject events-key") ||
+		!strings.Contains(err.Error(), "set key to the source table's primary key columns") {
+		t.Fatalf("start without a key subject: %v", err)
+	}
+	if err := Migrate(e.ctx, e.configRegistry(url, table+"    key: [id]\n")); err != nil {
+		t.Fatalf("migrate with key set: %v", err)
+	}
+	if n := e.count(`SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders'`); n != 5 {
+		t.Errorf("the table created with key set has %d columns, want 5", n)
+	}
+}
+
+// TestDebeziumAvroCreateSubjectGainsField: after the source table gained
+// a column (a new Envelope version), a derived table is used as it is,
+// with a warning that names the field and a fix format debezium has
+// (evolve: add_columns is not one).
+func TestDebeziumAvroCreateSubjectGainsField(t *testing.T) {
+	e := newEnv(t, 1)
+	d := newDbzAvroTopic(t)
+	table := `
+  - name: public.orders
+    topics: [events]
+    format: debezium
+    converter: avro
+`
+	if err := Migrate(e.ctx, e.configRegistry(d.url, table)); err != nil {
+		t.Fatal(err)
+	}
+	v2 := strings.Replace(dbzAvroValue, `{"name":"qty","type":"int"},`, `{"name":"qty","type":"int"},{"name":"note","type":["null","string"],"default":null},`, 1)
+	cl, _ := registry.New(registry.Options{URLs: []string{d.url}})
+	if _, err := cl.Register(e.ctx, "events-value", registry.TypeAvro, v2); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	cfg := e.configRegistry(d.url, table)
+	if err := deriveTables(e.ctx, cfg, cl, nil, slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testWriter{t}), nil))); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(cfg.Tables[0].Columns); strings.Contains(got, "note") {
+		t.Errorf("columns %s hold the field the table lacks", got)
+	}
+	warn := ""
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "the table has no column for fields of the subject") {
+			warn = line
+		}
+	}
+	if !strings.Contains(warn, "fields=[note]") || !strings.Contains(warn, "ADD COLUMN") || strings.Contains(warn, "evolve") {
+		t.Errorf("warning about the new field:\n%s", warn)
 	}
 }
 

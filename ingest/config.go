@@ -662,7 +662,12 @@ func (t *TableConfig) validate(key string) error {
 	if f == codec.FormatDebezium && t.OnConflict != "update" {
 		return cfgErr(key+".on_conflict", "format debezium mirrors a source table, so later changes must overwrite earlier ones; set on_conflict: update (or leave it out)")
 	}
-	if (t.Deletes || f == codec.FormatDebezium) && len(t.Key) == 0 {
+	// A format debezium table whose columns come from the registry at
+	// start takes its key from there too when it has none (deriveKey); it
+	// is checked again with them.
+	derives := t.derivesColumns()
+	keyLater := f == codec.FormatDebezium && derives
+	if (t.Deletes || f == codec.FormatDebezium && !keyLater) && len(t.Key) == 0 {
 		what := "deletes: true"
 		if f == codec.FormatDebezium {
 			what = "format debezium"
@@ -686,7 +691,7 @@ func (t *TableConfig) validate(key string) error {
 	if _, err := pgcopy.ParsePolicy(t.OnConflict); err != nil {
 		return cfgErr(key+".on_conflict", "%q is not valid; use ignore (first write wins) or update (the newest write wins, by the guard column)", t.OnConflict)
 	}
-	if t.OnConflict == "update" && len(t.Key) == 0 {
+	if t.OnConflict == "update" && len(t.Key) == 0 && !keyLater {
 		// Without a key no row is ever replaced: each record is a row of
 		// its own, which is not what update asks for.
 		return cfgErr(key+".on_conflict", "update replaces the stored row of a key, but table %s has no key; set key to the columns that identify a row (e.g. key: [id]), or remove on_conflict: without a key every record becomes a row of its own", t.Name)
@@ -707,7 +712,7 @@ func (t *TableConfig) validate(key string) error {
 		return nil
 	}
 	if len(t.Columns) == 0 {
-		if f.UsesRegistry() && t.CreateTarget() {
+		if derives {
 			// The columns come from the registry at start (deriveColumns,
 			// which validates the table again with them); what does not
 			// depend on them is checked now.
@@ -716,7 +721,7 @@ func (t *TableConfig) validate(key string) error {
 			}
 			return t.validateGrowth(key, f, nil)
 		}
-		return cfgErr(key+".columns", "table %s has no columns; list at least one {name, type, path|source} (format avro, protobuf or json_schema with create: true derives them from the Schema Registry)", t.Name)
+		return cfgErr(key+".columns", "table %s has no columns; list at least one {name, type, path|source} (format avro, protobuf or json_schema, and debezium with converter: avro, with create: true derive them from the Schema Registry)", t.Name)
 	}
 	names := map[string]bool{}
 	for j, col := range t.Columns {
@@ -795,6 +800,15 @@ func (t *TableConfig) checkGuard(key string) error {
 			t.Guard, t.Columns[i].Type, strings.Join(names, ", "))
 	}
 	return nil
+}
+
+// derivesColumns reports whether the table's columns come from the
+// Schema Registry at start (deriveColumns): create: true without columns,
+// in a registry format or in format debezium with converter avro.
+func (t *TableConfig) derivesColumns() bool {
+	f, _ := codec.ParseFormat(t.Format)
+	conv, _ := codec.ParseConverter(t.Converter)
+	return len(t.Columns) == 0 && t.CreateTarget() && (f.UsesRegistry() || f == codec.FormatDebezium && conv == codec.ConverterAvro)
 }
 
 // CreateTarget reports whether Migrate should create the target.

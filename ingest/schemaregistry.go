@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -324,6 +325,10 @@ func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need
 type derivation struct {
 	subject string
 	version int
+	// keySubject and keyVersion name the key schema the key was taken
+	// from (format debezium without key); keySubject is "" otherwise.
+	keySubject string
+	keyVersion int
 	// add holds the derived columns an existing target lacks, which
 	// addDerived adds before the target is checked (evolve: add_columns).
 	add []pgcopy.Column
@@ -354,17 +359,21 @@ func deriveTables(ctx context.Context, cfg *Config, reg *registry.Client, conn *
 	return fitDerived(ctx, conn, cfg, log)
 }
 
-// deriveColumns fills the columns of registry-format tables that list none
-// (create: true) from the latest schema of the first topic's value subject:
-// one column per top-level field, named and typed as codec.SchemaFields
-// maps it. A field whose name cannot name a column is logged and skipped.
+// deriveColumns fills the columns of the tables that list none and
+// derive them (TableConfig.derivesColumns) from the latest schema of the
+// first topic's value subject: one column per top-level field, named and
+// typed as codec.SchemaFields maps it, or, for format debezium (the
+// AvroConverter's Envelope), one per field of the row, typed as
+// codec.DebeziumAvroFields maps it. A field whose name cannot name a
+// column is logged and skipped. A format debezium table without key takes
+// it from the record key's schema (deriveKey).
 func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 	for i := range cfg.Tables {
 		tc := &cfg.Tables[i]
-		f, _ := codec.ParseFormat(tc.Format)
-		if len(tc.Columns) > 0 || !f.UsesRegistry() {
+		if !tc.derivesColumns() {
 			continue
 		}
+		f, _ := codec.ParseFormat(tc.Format)
 		key := fmt.Sprintf("tables[%d].columns", i)
 		topic := ""
 		for _, tp := range tc.Topics {
@@ -374,15 +383,19 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 			}
 		}
 		subject := topic + "-value"
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		s, err := reg.LatestSchema(ctx, subject)
-		cancel()
+		s, err := latestSchema(reg, subject)
 		if err != nil {
 			return cfgErr(key, "empty, and the columns cannot be derived from the registry subject %s: %v; register the schema first or list the columns", subject, err)
 		}
-		// Protobuf: the file's first message, as Confluent's serializers
-		// register the record type first (docs/schema-registry.md).
-		fields, err := codec.SchemaFields(codecSchema(s), nil)
+		var fields []codec.SchemaField
+		if f == codec.FormatDebezium {
+			fields, err = codec.DebeziumAvroFields(codecSchema(s))
+		} else {
+			// Protobuf: the file's first message, as Confluent's
+			// serializers register the record type first
+			// (docs/schema-registry.md).
+			fields, err = codec.SchemaFields(codecSchema(s), nil)
+		}
 		if err != nil {
 			return cfgErr(key, "empty, and the schema of subject %s (version %d) gives no columns: %v; list the columns", subject, s.Version, err)
 		}
@@ -397,19 +410,61 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 		if len(tc.Columns) == 0 {
 			return cfgErr(key, "empty, and the schema of subject %s (version %d) has no field that can name a column; list the columns", subject, s.Version)
 		}
-		for _, k := range tc.Key {
-			if !slices.ContainsFunc(tc.Columns, func(c ColumnConfig) bool { return c.Name == k }) {
-				return cfgErr(fmt.Sprintf("tables[%d].key", i), "key column %q is not a field of subject %s (version %d); name a top-level field, or list the columns", k, subject, s.Version)
+		d := &derivation{subject: subject, version: s.Version}
+		if f == codec.FormatDebezium && len(tc.Key) == 0 {
+			if err := deriveKey(tc, i, reg, topic, d); err != nil {
+				return err
 			}
+		}
+		for _, k := range tc.Key {
+			if slices.ContainsFunc(tc.Columns, func(c ColumnConfig) bool { return c.Name == k }) {
+				continue
+			}
+			if d.keySubject != "" {
+				return cfgErr(fmt.Sprintf("tables[%d].key", i), "empty, and field %q of the key subject %s (version %d) is no column of the rows of subject %s (version %d); set key to the source table's primary key columns, or list the columns",
+					k, d.keySubject, d.keyVersion, subject, s.Version)
+			}
+			return cfgErr(fmt.Sprintf("tables[%d].key", i), "key column %q is not a field of subject %s (version %d); name a top-level field, or list the columns", k, subject, s.Version)
 		}
 		// Checked as listed columns are: the guard, and partition: and
 		// unmapped: against the columns.
 		if err := tc.validate(fmt.Sprintf("tables[%d]", i)); err != nil {
 			return err
 		}
-		tc.derived = &derivation{subject: subject, version: s.Version}
+		tc.derived = d
 	}
 	return nil
+}
+
+// deriveKey sets the key of format debezium table tc (tables[i]), which
+// has none, to the fields of the latest schema of the record key's
+// subject, TOPIC-key: Debezium's Key record of the source table's primary
+// key, registered when the connector's key converter is the AvroConverter.
+func deriveKey(tc *TableConfig, i int, reg *registry.Client, topic string, d *derivation) error {
+	key := fmt.Sprintf("tables[%d].key", i)
+	subject := topic + "-key"
+	s, err := latestSchema(reg, subject)
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		return cfgErr(key, "empty, and the schema registry has no subject %s to take table %s's primary key from (the connector registers it when its key.converter is the AvroConverter); set key to the source table's primary key columns (e.g. key: [id])",
+			subject, tc.Name)
+	case err != nil:
+		return cfgErr(key, "empty, and the primary key cannot be read from the registry subject %s: %v; set key to the source table's primary key columns (e.g. key: [id])", subject, err)
+	}
+	names, err := codec.DebeziumAvroKey(codecSchema(s))
+	if err != nil {
+		return cfgErr(key, "empty, and the schema of subject %s (version %d) gives no primary key: %v; set key to the source table's primary key columns (e.g. key: [id])", subject, s.Version, err)
+	}
+	tc.Key = names
+	d.keySubject, d.keyVersion = subject, s.Version
+	return nil
+}
+
+// latestSchema fetches the latest schema of subject, within 30 s.
+func latestSchema(reg *registry.Client, subject string) (*registry.Schema, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return reg.LatestSchema(ctx, subject)
 }
 
 // fitDerived fits the derived columns to targets that exist: CREATE TABLE
@@ -455,9 +510,18 @@ func fitDerived(ctx context.Context, conn *pgconn.PgConn, cfg *Config, log *slog
 		if exists {
 			msg = "columns derived from the schema registry for an existing table"
 		}
-		log.Info(msg, "table", tc.Name, "subject", d.subject, "version", d.version, "columns", desc)
+		attrs := []any{"table", tc.Name, "subject", d.subject, "version", d.version, "columns", desc}
+		if d.keySubject != "" {
+			attrs = append(attrs, "key", tc.Key, "key_subject", d.keySubject, "key_version", d.keyVersion)
+		}
+		log.Info(msg, attrs...)
 		if len(lacks) > 0 && d.add == nil {
-			log.Warn("the table has no column for fields of the subject; their values are not stored; set evolve: add_columns to add them, or add them yourself (ALTER TABLE … ADD COLUMN)",
+			fix := "set evolve: add_columns to add them, or add them yourself (ALTER TABLE … ADD COLUMN)"
+			if f, _ := codec.ParseFormat(tc.Format); f == codec.FormatDebezium {
+				// evolve follows the registry formats' writer schemas only.
+				fix = "add them yourself (ALTER TABLE … ADD COLUMN)"
+			}
+			log.Warn("the table has no column for fields of the subject; their values are not stored; "+fix,
 				"table", tc.Name, "subject", d.subject, "version", d.version, "fields", lacks)
 		}
 	}
