@@ -302,7 +302,7 @@ func (o *Options) validate() error {
 	case loadgen.WorkloadCDC:
 		switch {
 		case o.Matrix:
-			return fmt.Errorf("cannot combine --workload cdc with --matrix: the matrix has a cdc shape of its own; drop one")
+			return fmt.Errorf("cannot combine --workload cdc with --matrix: the matrix has cdc shapes of its own (cdc, cdc-avro); drop one")
 		case o.Keys != loadgen.KeysEventID || o.UpdateRatio != 0 || o.OnConflict != "ignore":
 			return fmt.Errorf("cannot shape the cdc workload with --keys, --update-ratio or --on-conflict: it is Debezium's events keyed by id, applied with on_conflict update; drop them")
 		case o.Format != loadgen.FormatJSON && o.Format != loadgen.FormatAvro:
@@ -374,6 +374,15 @@ func (s Shape) Guard() string {
 }
 
 func (s Shape) cdc() bool { return s.Workload == loadgen.WorkloadCDC }
+
+// formatName is s's format in tables: debezium avro for the cdc workload
+// through the AvroConverter.
+func (s Shape) formatName() string {
+	if s.Converter == loadgen.FormatAvro {
+		return s.Format + " avro"
+	}
+	return s.Format
+}
 
 // cdcShape is the cdc workload's shape with dups re-sent, its events in
 // format (json or avro: loadgen's, the converter's).
@@ -458,11 +467,15 @@ func (o *Options) shape() Shape {
 // measure, each with dup re-sends: keyed by event id (the reference
 // workload); null keys (a re-send lands on another partition than its
 // original); 30% and 1% updates under on_conflict update; Avro and
-// Protobuf records; the cdc workload (Debezium change events).
+// Protobuf records; the cdc workload (Debezium change events) as
+// JsonConverter writes them without the schema wrapper, and as
+// AvroConverter writes them (what --workload cdc --format avro runs).
 func MatrixShapes(dup float64) []Shape {
 	j, u := loadgen.FormatJSON, "update"
 	cdc := cdcShape("cdc", dup, false, loadgen.FormatJSON)
 	cdc.ID = "cdc"
+	cdcAvro := cdcShape("cdc avro", dup, false, loadgen.FormatAvro)
+	cdcAvro.ID = "cdc-avro"
 	return []Shape{
 		{ID: "event-id", Name: "event-id keys", Keys: loadgen.KeysEventID, DupRatio: dup, OnConflict: "ignore", Format: j},
 		{ID: "null", Name: "null keys", Keys: loadgen.KeysNull, DupRatio: dup, OnConflict: "ignore", Format: j},
@@ -471,6 +484,7 @@ func MatrixShapes(dup float64) []Shape {
 		{ID: "avro", Name: "avro", Keys: loadgen.KeysEventID, DupRatio: dup, OnConflict: "ignore", Format: loadgen.FormatAvro},
 		{ID: "protobuf", Name: "protobuf", Keys: loadgen.KeysEventID, DupRatio: dup, OnConflict: "ignore", Format: loadgen.FormatProtobuf},
 		cdc,
+		cdcAvro,
 	}
 }
 

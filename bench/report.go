@@ -460,7 +460,7 @@ func writeShapes(md *strings.Builder, shapes []ShapeResult, records int64, write
 			ratio = fmt.Sprintf("**%.2f**", s.MedianRatio)
 		}
 		fmt.Fprintf(md, "| %s | %s | %.0f%% | %g%% | %s | %s | %s | %s | %s | %s |", s.Shape.Name, s.Shape.Keys, 100*s.Shape.DupRatio,
-			100*s.Shape.UpdateRatio, oc, s.Shape.Format, raw, drain, mbs, ratio)
+			100*s.Shape.UpdateRatio, oc, s.Shape.formatName(), raw, drain, mbs, ratio)
 		v := verdict(s.Verified == s.Runs)
 		if runs > 1 {
 			fmt.Fprintf(md, " %s |", s.eachRatio(", ", "–"))

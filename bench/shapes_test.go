@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -93,7 +94,7 @@ func TestShapeValidate(t *testing.T) {
 		{Options{Schema: loadgen.SchemaNarrow, Matrix: true}, "matrix"},
 		{Options{Workload: loadgen.WorkloadCDC, Format: loadgen.FormatProtobuf}, "--format json (JsonConverter) or avro"},
 		{Options{Workload: loadgen.WorkloadCDC, Format: loadgen.FormatAvro, CDCSchema: true}, "drop --cdc-schema"},
-		{Options{Workload: loadgen.WorkloadCDC, Matrix: true}, "cdc shape"},
+		{Options{Workload: loadgen.WorkloadCDC, Matrix: true}, "cdc shapes"},
 		{Options{Workload: loadgen.WorkloadCDC, Prefill: 1000}, "prefill"},
 		{Options{Workload: "logs"}, "events or cdc"},
 		{Options{Matrix: true, Prefill: 1000}, "prefilled or partitioned"},
@@ -101,7 +102,7 @@ func TestShapeValidate(t *testing.T) {
 		{Options{Runs: 3}, "add --matrix"},
 		{Options{Shapes: []string{"null"}}, "add --matrix"},
 		{Options{Matrix: true, Runs: -1}, "--runs 1 or more"},
-		{Options{Matrix: true, Shapes: []string{"null", "uuid"}}, "event-id, null, updates-30, updates-1, avro, protobuf, cdc"},
+		{Options{Matrix: true, Shapes: []string{"null", "uuid"}}, "event-id, null, updates-30, updates-1, avro, protobuf, cdc, cdc-avro"},
 	} {
 		o := tc.o
 		o.ensureDefaults()
@@ -159,6 +160,7 @@ func TestRenderShapes(t *testing.T) {
 		"| event-id keys | event-id | 1% | 0% | ignore | json | 2.00 s | 2.00 s |",
 		"| 30% updates | event-id | 1% | 30% | update | json |", "| 1% updates | event-id | 1% | 1% | update | json | – | – | – | – | FAILED |",
 		"except in 1 shape run, which FAILED",
+		"| cdc | id | 1% | 50% | update (guard lsn) | debezium |", "| cdc avro | id | 1% | 50% | update (guard lsn) | debezium avro |",
 	)
 	if b, err := os.ReadFile(filepath.Join(dir, "report.md")); err != nil || strings.Contains(string(b), "**0.40**") ||
 		strings.Contains(string(b), "Every table was verified exactly once. ") {
@@ -166,6 +168,37 @@ func TestRenderShapes(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "shapes.svg")); err != nil || fi.Size() == 0 {
 		t.Fatalf("shapes.svg: %v", err)
+	}
+}
+
+// TestMatrixCDCAvro: the matrix's cdc-avro shape is the workload `sluice
+// bench --workload cdc --format avro` runs: the same loadgen stream (the
+// events as AvroConverter writes them) into the same converter: avro
+// table.
+func TestMatrixCDCAvro(t *testing.T) {
+	o := Options{Workload: loadgen.WorkloadCDC, Format: loadgen.FormatAvro}
+	o.ensureDefaults()
+	if err := o.validate(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := selectShapes(MatrixShapes(o.DupRatio), []string{"cdc-avro"})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("shape cdc-avro: %v, %v", got, err)
+	}
+	sh, single := got[0], o.shape()
+	if sh.Name != "cdc avro" || sh.Converter != loadgen.FormatAvro {
+		t.Errorf("shape %+v", sh)
+	}
+	if g, w := sh.genOptions(o.Schema), single.genOptions(o.Schema); !reflect.DeepEqual(g, w) {
+		t.Errorf("loadgen stream of the shape:\n%+v\nof --workload cdc --format avro:\n%+v", g, w)
+	}
+	sh.ID, sh.Name, single.Name = "", "", ""
+	if sh != single {
+		t.Errorf("shape %+v, --workload cdc --format avro runs %+v", sh, single)
+	}
+	s := &stream{topic: "t", table: "public.t", shape: got[0], gen: got[0].genOptions(o.Schema)}
+	if y := s.tableSpec().YAML(); !strings.Contains(y, "format: debezium") || !strings.Contains(y, "converter: avro") {
+		t.Errorf("table of the shape:\n%s", y)
 	}
 }
 
