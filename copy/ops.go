@@ -39,6 +39,12 @@ import (
 //     keep the stored value (CASE on the mask, which EXCLUDED could not
 //     carry in a set-based merge). A key deleted and upserted thus ends
 //     up as the winner inserted afresh, its marked columns as sent.
+//     Under PolicyUpdate a winner with marked columns first updates the
+//     stored row under the guard; when that UPDATE finds none, the row
+//     as it is now is locked (FOR KEY SHARE) and, if there is one, the
+//     UPDATE runs again: a row another process committed after the first
+//     UPDATE's snapshot, with a lower guard, was otherwise kept as if the
+//     guard had refused the change (TestOpsKeptColumnsRowCommittedAfterUpdate).
 //
 // Under PolicyUpdate a winner with marked columns keeps values that an
 // earlier upsert of its key in the same batch may have set, or, when that
@@ -436,30 +442,42 @@ func newOpsSQL(t *Table, stageName string, stageTypes, casts []string) *opsSQL {
 	}
 	b.WriteString("IF r.win THEN\nIF r.mask <> 0 THEN\n")
 	if update {
-		b.WriteString("UPDATE " + t.ident() + " AS t SET ")
+		var u strings.Builder
+		u.WriteString("UPDATE " + t.ident() + " AS t SET ")
 		j := 0
 		for i, c := range cols {
 			if isKeyColumn(t, c) {
 				continue
 			}
 			if j > 0 {
-				b.WriteString(", ")
+				u.WriteString(", ")
 			}
 			j++
 			n := pgx.Identifier{c}.Sanitize()
-			b.WriteString(n + " = CASE WHEN (r.mask >> " + strconv.Itoa(i) + ") & 1 = 1 THEN t." + n + " ELSE " + field(i) + " END")
+			u.WriteString(n + " = CASE WHEN (r.mask >> " + strconv.Itoa(i) + ") & 1 = 1 THEN t." + n + " ELSE " + field(i) + " END")
 		}
-		b.WriteString(" WHERE ")
-		b.WriteString(keyMatch("r"))
+		u.WriteString(" WHERE ")
+		u.WriteString(keyMatch("r"))
 		if off != "" {
-			b.WriteString(" AND (t." + off + " < " + field(slices.Index(cols, t.OffsetColumn)) + casts[slices.Index(cols, t.OffsetColumn)] + " OR t." + off + " IS NULL)")
+			u.WriteString(" AND (t." + off + " < " + field(slices.Index(cols, t.OffsetColumn)) + casts[slices.Index(cols, t.OffsetColumn)] + " OR t." + off + " IS NULL)")
 		}
-		b.WriteString(";\nGET DIAGNOSTICS n = ROW_COUNT;\nIF n > 0 THEN IF r.last THEN affected := affected + n; END IF; CONTINUE; END IF;\n")
+		u.WriteString(";\nGET DIAGNOSTICS n = ROW_COUNT;\n")
+		b.WriteString(u.String())
+		b.WriteString("IF n > 0 THEN IF r.last THEN affected := affected + n; END IF; CONTINUE; END IF;\n")
+		// The UPDATE found no row it may replace in its snapshot. A row
+		// another transaction committed since would be taken for one the
+		// guard keeps, whatever its guard: the row as it is now is
+		// locked against deletes (FOR KEY SHARE) and, if there is one,
+		// updated under the guard again, which now sees it.
+		b.WriteString("PERFORM FROM " + t.ident() + " AS t WHERE " + keyMatch("r") + " FOR KEY SHARE;\nIF FOUND THEN\n")
+		b.WriteString(u.String())
+		b.WriteString("IF r.last THEN affected := affected + n; END IF;\nCONTINUE;\nEND IF;\nEND IF;\n")
+	} else {
+		// Stored and kept (PolicyIgnore).
+		b.WriteString("IF EXISTS (SELECT FROM " + t.ident() + " AS t WHERE ")
+		b.WriteString(keyMatch("r"))
+		b.WriteString(") THEN CONTINUE; END IF;\nEND IF;\n")
 	}
-	// Stored and kept (PolicyIgnore, or the guard refused the update).
-	b.WriteString("IF EXISTS (SELECT FROM " + t.ident() + " AS t WHERE ")
-	b.WriteString(keyMatch("r"))
-	b.WriteString(") THEN CONTINUE; END IF;\nEND IF;\n")
 	b.WriteString("INSERT INTO " + t.ident() + " AS t (" + quoteList(cols) + ") VALUES (")
 	for i := range cols {
 		if i > 0 {
