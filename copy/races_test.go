@@ -1,6 +1,7 @@
 package pgcopy
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 )
@@ -75,5 +76,69 @@ func TestOpsKeptColumnsRowCommittedAfterUpdate(t *testing.T) {
 				t.Fatalf("rows %v, want %s: the newer change applied over the row committed meanwhile", got, want)
 			}
 		})
+	}
+}
+
+// TestClaimDuringBatch: a new owner's claim and a batch of the old owner
+// in flight, in both orders. A batch past its compare-and-set holds the
+// offsets row: the claim waits for the batch's commit and starts after
+// it, and the old owner's next batch is fenced. A batch whose
+// compare-and-set meets a claim not yet committed waits for it, and is
+// then fenced, writing nothing.
+func TestClaimDuringBatch(t *testing.T) {
+	t.Parallel()
+	tbl := eventsTable()
+	url, c, claims := setup(t, 1, tbl)
+	batch := func(epoch, from int64, keys ...int64) *Batch {
+		b := newBuilder(tbl, "t", 0)
+		for i, k := range keys {
+			b.add(max(from, 0)+int64(i), fInt8(k), fText(fmt.Sprint("epoch ", epoch)), fInt8(0))
+		}
+		return b.batch(epoch, from, max(from, 0)+int64(len(keys)))
+	}
+	old := newWriter(t, url)
+	release, result := pausedWrite(t, old, batch(claims[0].Epoch, -1, 1, 2))
+	claimer := connect(t, url)
+	type claimed struct {
+		c   []Claim
+		err error
+	}
+	cc := make(chan claimed, 1)
+	go func() {
+		cl, err := ClaimPartitions(testCtx(t), claimer, "sluice", "g", map[string][]int32{"t": {0}})
+		cc <- claimed{cl, err}
+	}()
+	waitLocked(t, c, claimer.PID())
+	release(nil)
+	if _, err := result(); err != nil {
+		t.Fatalf("the batch in flight: %v", err)
+	}
+	cl := <-cc
+	if cl.err != nil || len(cl.c) != 1 || cl.c[0].Epoch != claims[0].Epoch+1 || cl.c[0].NextOffset != 2 {
+		t.Fatalf("claim %+v, %v: want epoch %d at offset 2, after the batch", cl.c, cl.err, claims[0].Epoch+1)
+	}
+	var fe *FencedError
+	if _, err := old.Write(testCtx(t), batch(claims[0].Epoch, 2, 3)); !errors.As(err, &fe) {
+		t.Fatalf("the old owner's next batch: %v, want fenced", err)
+	}
+
+	// The other order: a claim holds the row when the batch begins.
+	mustExec(t, claimer, "BEGIN; UPDATE sluice.offsets SET owner_epoch = owner_epoch + 1")
+	w, pid := connectedWriter(t, url)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := w.Write(testCtx(t), batch(cl.c[0].Epoch, 2, 3, 4))
+		errc <- err
+	}()
+	waitLocked(t, c, pid)
+	mustExec(t, claimer, "COMMIT")
+	if err := <-errc; !errors.As(err, &fe) {
+		t.Fatalf("a batch meeting a claim: %v, want fenced", err)
+	}
+	if got := queryRows(t, c, "SELECT id, val FROM events ORDER BY id"); fmt.Sprint(got) != fmt.Sprintf("[[1 epoch %[1]d] [2 epoch %[1]d]]", claims[0].Epoch) {
+		t.Fatalf("rows %v: want only the first batch's", got)
+	}
+	if o := offsetsOf(t, c); o[0].NextOffset != 2 || o[0].Epoch != cl.c[0].Epoch+1 {
+		t.Fatalf("offsets %+v", o)
 	}
 }
