@@ -251,11 +251,14 @@ func (d *directKeys) prepareWinners(b *Batch, keyFields []int, last bool, guardF
 				// A key's only occurrence wins without reading its guard:
 				// the guard is often the tuple's last field.
 				if guardField >= 0 && y-x > 1 {
+					// The merge's order: the highest guard, NULLs last,
+					// then the last of those.
+					win = run[x].i
 					best, ok := TupleInt8(b.Data[b.start(int(win)):b.Ends[win]], guardField)
-					for _, e := range run[x : y-1] {
+					for _, e := range run[x+1 : y] {
 						g, gok := TupleInt8(b.Data[b.start(int(e.i)):b.Ends[e.i]], guardField)
-						if gok && (!ok || g > best) {
-							win, best, ok = e.i, g, true
+						if gok && (!ok || g >= best) || !gok && !ok {
+							win, best, ok = e.i, g, gok
 						}
 					}
 				}

@@ -607,6 +607,45 @@ func TestDirectUpdate(t *testing.T) {
 	}
 }
 
+// TestDirectUpdateGuardTies: among a key's occurrences in one batch the
+// direct path keeps the one the staging merge keeps (guard DESC NULLS
+// LAST, then the last): of equal highest guards the last, of NULL guards
+// only the last, a guard over any NULL.
+func TestDirectUpdateGuardTies(t *testing.T) {
+	t.Parallel()
+	tbl := eventsTable()
+	tbl.OnConflict = PolicyUpdate
+	b := newBuilder(tbl, "t", 0)
+	for i, r := range []struct {
+		id    int64
+		val   string
+		guard []byte
+	}{
+		{1, "a", fInt8(5)}, {1, "b", fInt8(5)}, {1, "c", fInt8(3)},
+		{2, "a", nil}, {2, "b", nil},
+		{3, "a", nil}, {3, "b", fInt8(1)}, {3, "c", nil},
+		{4, "a", fInt8(7)}, {4, "b", fInt8(9)}, {4, "c", fInt8(9)}, {4, "d", fInt8(2)},
+		{5, "a", fInt8(4)}, {5, "b", fInt8(4)},
+	} {
+		b.add(int64(i), fInt8(r.id), fText(r.val), r.guard)
+	}
+	batch := b.batch(1, -1, 14)
+	var d directKeys
+	if !d.prepareWinners(batch, []int{1}, true, 3) {
+		t.Fatal("prepareWinners refused the batch")
+	}
+	var got []string
+	for _, i := range d.sel {
+		tup := batch.Data[batch.start(int(i)):batch.Ends[i]]
+		id, _ := TupleInt8(tup, 1)
+		got = append(got, fmt.Sprint(id, "=", i))
+	}
+	// Offsets 1 (1 b), 4 (2 b), 6 (3 b), 10 (4 c), 13 (5 b).
+	if want := "[1=1 2=4 3=6 4=10 5=13]"; fmt.Sprint(got) != want {
+		t.Fatalf("winners %v, want %s", got, want)
+	}
+}
+
 // TestDirectUpdateGuards: the stored keys of an on_conflict update batch
 // are updated under the guard, with the keys probed first (no KeyFilter)
 // and with the UPDATE finding them (a KeyFilter that knows them): a higher
