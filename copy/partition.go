@@ -209,17 +209,26 @@ func (t *Table) boundLiteral(b time.Time) string {
 }
 
 // defaultPartitionSQL returns the statement that gives t a default
-// partition when it is partitioned and has none.
+// partition when it is partitioned as configured and has none.
 func (t *Table) defaultPartitionSQL() string {
 	s, _ := t.schemaTable()
-	lit := func(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
 	return fmt.Sprintf(`DO $part$ BEGIN
-IF EXISTS (SELECT FROM pg_partitioned_table WHERE partrelid = to_regclass(%s) AND partdefid = 0) THEN
+IF %s THEN
 	EXECUTE %s;
 END IF;
 END $part$;
-`, lit(t.ident()),
-		lit(fmt.Sprintf("CREATE TABLE %s PARTITION OF %s DEFAULT", pgx.Identifier{s, t.defaultPartition()}.Sanitize(), t.ident())))
+`, t.lacksDefaultSQL(), quoteLiteral(fmt.Sprintf("CREATE TABLE %s PARTITION OF %s DEFAULT", pgx.Identifier{s, t.defaultPartition()}.Sanitize(), t.ident())))
+}
+
+// lacksDefaultSQL is the SQL condition under which Migrate gives t a
+// default partition: t is partitioned BY RANGE on its partition column
+// alone and has none. A table partitioned otherwise is left alone (a
+// default partition would take rows its list or range refused, and a hash
+// table cannot have one); CheckPartitioned names the fix.
+func (t *Table) lacksDefaultSQL() string {
+	return fmt.Sprintf(`EXISTS (SELECT FROM pg_partitioned_table pt JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]
+	WHERE pt.partrelid = to_regclass(%s) AND pt.partdefid = 0 AND pt.partstrat = 'r' AND pt.partnatts = 1 AND a.attname = %s)`,
+		quoteLiteral(t.ident()), quoteLiteral(t.Partition.Column))
 }
 
 // partitionLockClass is the first key of the two-key advisory lock that

@@ -305,3 +305,49 @@ func setupIn(t testing.TB, url string, n int32, tables ...*Table) (string, *pgco
 	}
 	return url, c, claims
 }
+
+// TestPartitionedOtherwise: partition: on an existing table partitioned
+// otherwise (by list, by hash, by range on another column or on two
+// columns) is refused by Migrate and CheckMigration with the fix, and
+// neither adds a default partition to it: a default partition on a list
+// or range table would take rows PostgreSQL refused before, and a hash
+// table cannot have one.
+func TestPartitionedOtherwise(t *testing.T) {
+	t.Parallel()
+	url := newDB(t)
+	c := connect(t, url)
+	for _, c2 := range []struct{ name, ddl string }{
+		{"bylist", `CREATE TABLE public.bylist (id int8, ts timestamptz, v text, PRIMARY KEY (id, ts, v)) PARTITION BY LIST (v);
+CREATE TABLE public.bylist_a PARTITION OF public.bylist FOR VALUES IN ('a')`},
+		{"byhash", `CREATE TABLE public.byhash (id int8, ts timestamptz, v text, PRIMARY KEY (id, ts)) PARTITION BY HASH (id);
+CREATE TABLE public.byhash_0 PARTITION OF public.byhash FOR VALUES WITH (MODULUS 1, REMAINDER 0)`},
+		{"byid", `CREATE TABLE public.byid (id int8, ts timestamptz, v text, PRIMARY KEY (id, ts)) PARTITION BY RANGE (id);
+CREATE TABLE public.byid_0 PARTITION OF public.byid FOR VALUES FROM (0) TO (100)`},
+		{"bytwo", `CREATE TABLE public.bytwo (id int8, ts timestamptz, v text, PRIMARY KEY (id, ts)) PARTITION BY RANGE (ts, id);
+CREATE TABLE public.bytwo_0 PARTITION OF public.bytwo FOR VALUES FROM ('2026-01-01', 0) TO ('2027-01-01', 0)`},
+	} {
+		mustExec(t, c, c2.ddl)
+		tb := partitionedTable(IntervalDay, 0)
+		tb.Name, tb.Create = "public."+c2.name, false
+		if c2.name == "bylist" {
+			tb.Key = []string{"id", "ts", "v"}
+		}
+		plan, err := CheckMigration(testCtx(t), c, "sluice", []*Table{tb}, day("2026-11-27T10:00:00Z"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(plan.Problems, "\n"); !strings.Contains(got, "not partitioned BY RANGE (ts) alone") {
+			t.Errorf("%s: CheckMigration problems %q, want one naming how it is partitioned", c2.name, got)
+		}
+		if got := strings.Join(plan.Changes, "\n"); strings.Contains(got, "DEFAULT") {
+			t.Errorf("%s: CheckMigration would change %q", c2.name, got)
+		}
+		err = Migrate(testCtx(t), c, "sluice", []*Table{tb})
+		if err == nil || !strings.Contains(err.Error(), "not partitioned BY RANGE (ts) alone") {
+			t.Errorf("%s: Migrate: %v, want an error naming how it is partitioned", c2.name, err)
+		}
+		if n := queryInt(t, c, "SELECT count(*) FROM pg_class WHERE relname = '"+c2.name+"_default'"); n != 0 {
+			t.Errorf("%s: Migrate gave the table a default partition", c2.name)
+		}
+	}
+}

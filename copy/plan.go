@@ -66,13 +66,11 @@ func CheckMigration(ctx context.Context, conn *pgconn.PgConn, schema string, tab
 				plan.Changes = append(plan.Changes, fmt.Sprintf("create partition %s.%s DEFAULT", schemaOf(t), t.defaultPartition()))
 			}
 		case ok && t.Partition != nil:
-			var p params
-			p.text(t.ident())
-			r, err := query(ctx, conn, "SELECT count(*) FROM pg_partitioned_table WHERE partrelid = to_regclass($1) AND partdefid = 0", &p)
+			r, err := query(ctx, conn, "SELECT "+t.lacksDefaultSQL(), nil)
 			if err != nil {
 				return nil, fmt.Errorf("cannot read how table %s is partitioned: %w", t.Name, err)
 			}
-			if string(r.Rows[0][0]) == "1" {
+			if string(r.Rows[0][0]) == "t" {
 				plan.Changes = append(plan.Changes, fmt.Sprintf("create partition %s.%s DEFAULT", schemaOf(t), t.defaultPartition()))
 			}
 		}
