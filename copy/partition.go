@@ -199,13 +199,21 @@ func (t *Table) partColumnType() string {
 // boundLiteral is the SQL literal of a partition bound at instant b (UTC).
 func (t *Table) boundLiteral(b time.Time) string {
 	b = b.UTC()
+	y, m, d := b.Date()
+	era := ""
+	if y <= 0 {
+		// PostgreSQL counts years before 1 as BC and has no year 0:
+		// Go's year 0 is 1 BC (a leap year in both).
+		y, era = 1-y, " BC"
+	}
+	date := fmt.Sprintf("%04d-%02d-%02d", y, m, d)
 	switch t.partColumnType() {
 	case "date":
-		return "'" + b.Format("2006-01-02") + "'"
+		return "'" + date + era + "'"
 	case "timestamp":
-		return "'" + b.Format("2006-01-02 15:04:05") + "'"
+		return "'" + date + b.Format(" 15:04:05") + era + "'"
 	}
-	return "'" + b.Format("2006-01-02 15:04:05") + "+00'"
+	return "'" + date + b.Format(" 15:04:05") + "+00" + era + "'"
 }
 
 // defaultPartitionSQL returns the statement that gives t a default

@@ -1,6 +1,7 @@
 package pgcopy
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -348,6 +349,62 @@ CREATE TABLE public.bytwo_0 PARTITION OF public.bytwo FOR VALUES FROM ('2026-01-
 		}
 		if n := queryInt(t, c, "SELECT count(*) FROM pg_class WHERE relname = '"+c2.name+"_default'"); n != 0 {
 			t.Errorf("%s: Migrate gave the table a default partition", c2.name)
+		}
+	}
+}
+
+// TestPartitionFarTimes: rows far in the past (before year 1, as
+// 0001-01-01T00:30+01:00 is) and far in the future (past year 9999) get
+// partitions like any other. A round that cannot make one fails that
+// step in every round for good, the rows stay in the default partition,
+// and `sluice migrate`, which runs a round, fails with it.
+func TestPartitionFarTimes(t *testing.T) {
+	t.Parallel()
+	times := []time.Time{
+		time.Date(0, 12, 31, 23, 30, 0, 0, time.UTC), // 1 BC
+		time.Date(-100, 3, 1, 5, 0, 0, 0, time.UTC),  // 101 BC
+		time.Date(9999, 12, 31, 23, 0, 0, 0, time.UTC),
+		time.Date(54000, 2, 29, 10, 0, 0, 0, time.UTC), // a time in nanoseconds read as microseconds
+	}
+	url := newDB(t)
+	for _, typ := range []string{"timestamptz", "timestamp", "date"} {
+		tb := partitionedTable(IntervalDay, 0)
+		tb.Name = "public.far" + typ
+		tb.Columns[1].SQLType = typ
+		c := connect(t, url)
+		if err := Migrate(testCtx(t), c, "sluice", []*Table{tb}); err != nil {
+			t.Fatal(err)
+		}
+		claims, err := ClaimPartitions(testCtx(t), c, "sluice", "g", map[string][]int32{typ: {0}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := newWriter(t, url)
+		b := newBuilder(tb, typ, 0)
+		for i, tm := range times {
+			const pgEpoch = 946684800 // 2000-01-01 in Unix seconds
+			f := fInt8((tm.Unix() - pgEpoch) * 1_000_000)
+			if typ == "date" {
+				days := (tm.Unix() - pgEpoch) / 86400
+				if tm.Unix() < pgEpoch && tm.Hour() > 0 {
+					days-- // the day holding tm: rounded down, not towards 2000
+				}
+				f = binary.BigEndian.AppendUint32(nil, uint32(int32(days)))
+			}
+			b.add(int64(i), fInt8(int64(i)), f, fText(tm.String()))
+		}
+		if _, err := w.Write(testCtx(t), b.batch(claims[0].Epoch, -1, int64(len(times)))); err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		now := day("2026-11-27T10:00:00Z")
+		m, err := MaintainPartitions(testCtx(t), c, tb, now, time.Second)
+		if err != nil || len(m.Failed) > 0 || m.DefaultRows != 0 {
+			t.Errorf("%s: maintenance: %v, failed %v, %d rows left in the default partition", typ, err, m.Failed, m.DefaultRows)
+			continue
+		}
+		// The next round finds them made.
+		if m, err := MaintainPartitions(testCtx(t), c, tb, now, time.Second); err != nil || len(m.Failed) > 0 || len(m.Created) > 0 {
+			t.Errorf("%s: second round: %v, failed %v, created %v", typ, err, m.Failed, m.Created)
 		}
 	}
 }
