@@ -141,3 +141,58 @@ func TestCheckMigration(t *testing.T) {
 		t.Errorf("CheckMigration changed the partitions: %v", got)
 	}
 }
+
+// TestCheckMigrationDefaultRows: what CheckMigration says of the rows in
+// the default partition is what the round then does with them: rows of a
+// kept interval are moved, rows older than the retention deleted (kept
+// with retention_action detach), rows no partition can hold left.
+func TestCheckMigrationDefaultRows(t *testing.T) {
+	t.Parallel()
+	url := newDB(t)
+	c := connect(t, url)
+	now := day("2026-11-27T10:00:00Z")
+	for _, detach := range []bool{false, true} {
+		tb := partitionedTable(IntervalDay, 72*time.Hour)
+		tb.Partition.Detach = detach
+		tb.Name = fmt.Sprintf("public.dr%v", detach)
+		if err := Migrate(testCtx(t), c, "sluice", []*Table{tb}); err != nil {
+			t.Fatal(err)
+		}
+		// Two rows of a kept day without a partition, three older than
+		// the retention (2026-11-24), one at infinity.
+		mustExec(t, c, "INSERT INTO "+tb.ident()+` VALUES (1, '2026-11-25T08:00:00Z', 'kept'), (2, '2026-11-25T09:00:00Z', 'kept'),
+(3, '2026-11-01T08:00:00Z', 'old'), (4, '2026-11-02T08:00:00Z', 'old'), (5, '2026-11-23T23:59:59Z', 'old'), (6, 'infinity', 'no time')`)
+		plan, err := CheckMigration(testCtx(t), c, "sluice", []*Table{tb}, now)
+		if err != nil || len(plan.Problems) > 0 {
+			t.Fatal(err, plan.Problems)
+		}
+		d := fmt.Sprintf("public.dr%v_default", detach)
+		want := []string{
+			fmt.Sprintf("create partition public.dr%v_p20261125", detach), fmt.Sprintf("create partition public.dr%v_p20261126", detach),
+			fmt.Sprintf("create partition public.dr%v_p20261127", detach),
+			fmt.Sprintf("create partition public.dr%v_p20261128", detach), fmt.Sprintf("create partition public.dr%v_p20261129", detach),
+			"move 2 rows of " + d + " into the partitions made for them",
+			"delete 3 rows of " + d + " older than the retention (before 2026-11-24T00:00:00Z)",
+			"leave 1 row in " + d + ": no partition can be made for it",
+		}
+		if detach {
+			want[6] = "leave 4 rows in " + d + ": no partition can be made for them"
+			want = want[:7]
+		}
+		got := strings.Join(plan.Changes, "\n")
+		if got != strings.Join(want, "\n") {
+			t.Errorf("detach %v: plan:\n%s\nwant:\n%s", detach, got, strings.Join(want, "\n"))
+		}
+		m, err := MaintainPartitions(testCtx(t), c, tb, now, time.Second)
+		if err != nil || len(m.Failed) > 0 {
+			t.Fatal(err, m.Failed)
+		}
+		wantExpired, wantLeft := int64(3), int64(1)
+		if detach {
+			wantExpired, wantLeft = 0, 4
+		}
+		if m.Moved != 2 || m.Expired != wantExpired || m.DefaultRows != wantLeft {
+			t.Errorf("detach %v: the round moved %d rows, deleted %d and left %d; want 2, %d and %d", detach, m.Moved, m.Expired, m.DefaultRows, wantExpired, wantLeft)
+		}
+	}
+}

@@ -267,6 +267,9 @@ type Maintenance struct {
 	// partition made by someone else), each with its error. They are
 	// retried next round; the others went ahead.
 	Failed []error
+	// A dry run (CheckMigration) changes nothing: Created, Dropped and
+	// Detached list what the round would do, Moved and Expired count the
+	// rows it would move and delete, DefaultRows those it would leave.
 }
 
 // stepDone records a maintenance step's outcome in m. A failed step is
@@ -344,21 +347,22 @@ func maintain(ctx context.Context, conn *pgconn.PgConn, t *Table, now time.Time,
 		ahead(newest)
 	}
 	var defName string
+	var hours []hourRows
 	for _, pi := range parts {
 		if pi.isDefault {
 			defName = pi.name
 		}
 	}
 	if defName != "" {
-		hours, err := t.defaultHours(ctx, conn, defName)
+		hours, err = t.defaultHours(ctx, conn, defName)
 		if err != nil {
 			return m, err
 		}
 		for _, h := range hours {
-			want[iv.Floor(h)] = true
+			want[iv.Floor(h.at)] = true
 		}
 		if n := len(hours); n > 0 {
-			ahead(hours[n-1]) // the newest row is in the default partition
+			ahead(hours[n-1].at) // the newest row is in the default partition
 		}
 	}
 	starts := make([]time.Time, 0, len(want))
@@ -372,6 +376,14 @@ func maintain(ctx context.Context, conn *pgconn.PgConn, t *Table, now time.Time,
 		starts = append(starts, s)
 	}
 	slices.SortFunc(starts, func(a, b time.Time) int { return a.Compare(b) })
+	if dryRun {
+		// The rows of the default partition the created partitions take.
+		for _, h := range hours {
+			if _, ok := slices.BinarySearchFunc(starts, iv.Floor(h.at), func(a, b time.Time) int { return a.Compare(b) }); ok {
+				m.Moved += h.rows
+			}
+		}
+	}
 	for _, s := range starts {
 		if dryRun {
 			m.Created = append(m.Created, t.PartitionName(s))
@@ -414,12 +426,21 @@ func maintain(ctx context.Context, conn *pgconn.PgConn, t *Table, now time.Time,
 			}
 		}
 	}
-	if defName != "" && !notBefore.IsZero() && !p.Detach && !dryRun {
-		n, skipped, err := t.expireDefaultRows(ctx, conn, defName, notBefore, lockTimeout)
-		if end, fatal := m.stepDone(conn, skipped, err); end {
-			return m, fatal
+	if defName != "" && !notBefore.IsZero() && !p.Detach {
+		if dryRun {
+			s, _ := t.schemaTable()
+			r, err := query(ctx, conn, "SELECT count(*) FROM "+pgx.Identifier{s, defName}.Sanitize()+t.expiredWhere(notBefore), nil)
+			if err != nil {
+				return m, fmt.Errorf("cannot count the expired rows of %s's default partition: %w", t.Name, err)
+			}
+			m.Expired, _ = atoi64(r.Rows[0][0])
+		} else {
+			n, skipped, err := t.expireDefaultRows(ctx, conn, defName, notBefore, lockTimeout)
+			if end, fatal := m.stepDone(conn, skipped, err); end {
+				return m, fatal
+			}
+			m.Expired = n
 		}
-		m.Expired = n
 	}
 	if defName != "" {
 		s, _ := t.schemaTable()
@@ -428,6 +449,9 @@ func maintain(ctx context.Context, conn *pgconn.PgConn, t *Table, now time.Time,
 			return m, fmt.Errorf("cannot count the rows of %s's default partition: %w", t.Name, err)
 		}
 		m.DefaultRows, _ = atoi64(r.Rows[0][0])
+		if dryRun {
+			m.DefaultRows = max(m.DefaultRows-m.Moved-m.Expired, 0) // what the round would leave
+		}
 	}
 	return m, nil
 }
@@ -535,9 +559,16 @@ func (t *Table) newestPartitionWithRows(ctx context.Context, conn *pgconn.PgConn
 	return time.Time{}, false, nil
 }
 
+// hourRows is an hour (UTC) the default partition holds rows of, and how
+// many.
+type hourRows struct {
+	at   time.Time
+	rows int64
+}
+
 // defaultHours returns the hours (UTC) the default partition holds rows
-// of, at most 10,000 of them.
-func (t *Table) defaultHours(ctx context.Context, conn *pgconn.PgConn, def string) ([]time.Time, error) {
+// of, at most 10,000 of them, oldest first.
+func (t *Table) defaultHours(ctx context.Context, conn *pgconn.PgConn, def string) ([]hourRows, error) {
 	s, _ := t.schemaTable()
 	col := pgx.Identifier{t.Partition.Column}.Sanitize()
 	utc := col
@@ -547,18 +578,22 @@ func (t *Table) defaultHours(ctx context.Context, conn *pgconn.PgConn, def strin
 	case "date":
 		utc = col + "::timestamp"
 	}
-	r, err := query(ctx, conn, "SELECT DISTINCT floor(extract(epoch from date_trunc('hour', "+utc+")))::int8 FROM "+
-		pgx.Identifier{s, def}.Sanitize()+" WHERE "+col+" IS NOT NULL AND "+col+" > '-infinity' AND "+col+" < 'infinity' ORDER BY 1 LIMIT 10000", nil)
+	r, err := query(ctx, conn, "SELECT floor(extract(epoch from date_trunc('hour', "+utc+")))::int8, count(*) FROM "+
+		pgx.Identifier{s, def}.Sanitize()+" WHERE "+col+" IS NOT NULL AND "+col+" > '-infinity' AND "+col+" < 'infinity' GROUP BY 1 ORDER BY 1 LIMIT 10000", nil)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the rows of %s's default partition: %w", t.Name, err)
 	}
-	out := make([]time.Time, 0, len(r.Rows))
+	out := make([]hourRows, 0, len(r.Rows))
 	for _, row := range r.Rows {
 		v, err := atoi64(row[0])
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, time.Unix(v, 0).UTC())
+		n, err := atoi64(row[1])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, hourRows{time.Unix(v, 0).UTC(), n})
 	}
 	return out, nil
 }
@@ -695,8 +730,7 @@ func (t *Table) expireDefaultRows(ctx context.Context, conn *pgconn.PgConn, def 
 		return 0, true, nil
 	}
 	s, _ := t.schemaTable()
-	col := pgx.Identifier{t.Partition.Column}.Sanitize()
-	res, err := conn.Exec(ctx, "DELETE FROM "+pgx.Identifier{s, def}.Sanitize()+" WHERE "+col+" < "+t.boundLiteral(notBefore)).ReadAll()
+	res, err := conn.Exec(ctx, "DELETE FROM "+pgx.Identifier{s, def}.Sanitize()+t.expiredWhere(notBefore)).ReadAll()
 	if err != nil {
 		rollback(ctx, conn)
 		return 0, false, fmt.Errorf("cannot expire rows of table %s's default partition: %w", t.Name, err)
@@ -706,6 +740,11 @@ func (t *Table) expireDefaultRows(ctx context.Context, conn *pgconn.PgConn, def 
 		return 0, false, fmt.Errorf("cannot commit expiring rows of table %s's default partition: %w", t.Name, err)
 	}
 	return res[0].CommandTag.RowsAffected(), false, nil
+}
+
+// expiredWhere is the WHERE clause of the rows older than notBefore.
+func (t *Table) expiredWhere(notBefore time.Time) string {
+	return " WHERE " + pgx.Identifier{t.Partition.Column}.Sanitize() + " < " + t.boundLiteral(notBefore)
 }
 
 // IsLockTimeout reports whether err is PostgreSQL giving up on a lock

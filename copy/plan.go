@@ -108,8 +108,18 @@ func CheckMigration(ctx context.Context, conn *pgconn.PgConn, schema string, tab
 				for _, n := range m.Detached {
 					plan.Changes = append(plan.Changes, "detach partition "+s+"."+n+" (older than the retention)")
 				}
-				if m.DefaultRows > 0 {
-					plan.Changes = append(plan.Changes, fmt.Sprintf("move rows of %s.%s into their partitions (%d rows there now)", s, t.defaultPartition(), m.DefaultRows))
+				def := s + "." + t.defaultPartition()
+				if m.Moved > 0 {
+					plan.Changes = append(plan.Changes, fmt.Sprintf("move %s of %s into the partitions made for them", rowCount(m.Moved), def))
+				}
+				if m.Expired > 0 {
+					plan.Changes = append(plan.Changes, fmt.Sprintf("delete %s of %s older than the retention (before %s)",
+						rowCount(m.Expired), def, t.Partition.NotBefore(now).Format(time.RFC3339)))
+				}
+				if m.DefaultRows == 1 {
+					plan.Changes = append(plan.Changes, "leave 1 row in "+def+": no partition can be made for it")
+				} else if m.DefaultRows > 1 {
+					plan.Changes = append(plan.Changes, fmt.Sprintf("leave %d rows in %s: no partition can be made for them", m.DefaultRows, def))
 				}
 			}
 		}
@@ -121,6 +131,14 @@ func CheckMigration(ctx context.Context, conn *pgconn.PgConn, schema string, tab
 		}
 	}
 	return plan, nil
+}
+
+// rowCount writes n rows.
+func rowCount(n int64) string {
+	if n == 1 {
+		return "1 row"
+	}
+	return fmt.Sprintf("%d rows", n)
 }
 
 func schemaOf(t *Table) string {

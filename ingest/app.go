@@ -287,31 +287,38 @@ func (a *App) snapshotParts() []*partState {
 
 // Migrate connects to PostgreSQL and creates the offsets, dead-letter and
 // (create: true) target tables.
-func Migrate(ctx context.Context, cfg *Config) (err error) {
+func Migrate(ctx context.Context, cfg *Config) error {
+	_, err := migrate(ctx, cfg)
+	return err
+}
+
+// migrate is Migrate; it returns what the partition maintenance round did,
+// a line per change (sluice migrate prints them).
+func migrate(ctx context.Context, cfg *Config) (done []string, err error) {
 	defer func() { err = newRedactor(cfg).error(err) }()
 	conn, err := connectPG(ctx, cfg.Postgres.URL, 30*time.Second, slog.Default())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer conn.Close(context.Background())
 	if reg, err := newRegistry(cfg); err != nil {
-		return err
+		return nil, err
 	} else if err := deriveTables(ctx, cfg, reg, conn, slog.Default()); err != nil {
-		return err
+		return nil, err
 	}
 	var tables []*pgcopy.Table
 	for i := range cfg.Tables {
 		t, err := cfg.Tables[i].pgTable()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := addDerived(ctx, conn, &cfg.Tables[i], t, slog.Default()); err != nil {
-			return err
+			return nil, err
 		}
 		tables = append(tables, t)
 	}
 	if err := pgcopy.Migrate(ctx, conn, cfg.Postgres.Schema, tables); err != nil {
-		return fmt.Errorf("cannot migrate: %w", err)
+		return nil, fmt.Errorf("cannot migrate: %w", err)
 	}
 	for _, t := range tables {
 		if t.Partition == nil {
@@ -324,10 +331,37 @@ func Migrate(ctx context.Context, cfg *Config) (err error) {
 			err = m.Failed[0]
 		}
 		if err != nil {
-			return fmt.Errorf("cannot migrate: %w", err)
+			return nil, fmt.Errorf("cannot migrate: %w", err)
 		}
+		done = append(done, maintenanceDone(t, m)...)
 	}
-	return nil
+	return done, nil
+}
+
+// maintenanceDone describes what maintenance round m of t changed.
+func maintenanceDone(t *pgcopy.Table, m pgcopy.Maintenance) []string {
+	s, name := splitName(t.Name)
+	def := s + "." + name + "_default"
+	var out []string
+	for _, n := range m.Created {
+		out = append(out, "created partition "+s+"."+n)
+	}
+	for _, n := range m.Dropped {
+		out = append(out, "dropped partition "+s+"."+n+" (older than the retention)")
+	}
+	for _, n := range m.Detached {
+		out = append(out, "detached partition "+s+"."+n+" (older than the retention)")
+	}
+	if m.Moved > 0 {
+		out = append(out, fmt.Sprintf("moved %d row(s) of %s into the partitions made for them", m.Moved, def))
+	}
+	if m.Expired > 0 {
+		out = append(out, fmt.Sprintf("deleted %d row(s) of %s older than the retention", m.Expired, def))
+	}
+	if m.DefaultRows > 0 {
+		out = append(out, fmt.Sprintf("left %d row(s) in %s: no partition can be made for them", m.DefaultRows, def))
+	}
+	return out
 }
 
 // connectPG connects, retrying transient failures for up to patience.

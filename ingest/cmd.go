@@ -155,10 +155,14 @@ func MigrateMain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *check {
 		return CheckMigration(ctx, cfg, stdout)
 	}
-	if err := Migrate(ctx, cfg); err != nil {
+	done, err := migrate(ctx, cfg)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "migrated: schema %s (offsets, dead_letters) and %d table(s)\n", cfg.Postgres.Schema, len(cfg.Tables))
+	for _, l := range done {
+		fmt.Fprintln(stdout, "  "+l)
+	}
 	return nil
 }
 

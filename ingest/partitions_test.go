@@ -235,6 +235,21 @@ func TestMigrateCheck(t *testing.T) {
 	if err := MigrateMain(e.ctx, []string{"--config", path, "--check"}, &out, &errOut); err != nil || !strings.Contains(out.String(), "nothing to create or change") {
 		t.Errorf("--check after migrate: %v\n%s", err, out.String())
 	}
+	// A row older than the retention in the default partition: --check
+	// says the round deletes it, and migrate says it did.
+	if _, err := e.db.Exec(e.ctx, `INSERT INTO public.pitems VALUES ($1, now() - interval '10 days', 'old')`, uuidFor(1)); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := MigrateMain(e.ctx, []string{"--config", path, "--check"}, &out, &errOut); err != nil ||
+		!strings.Contains(out.String(), "  delete 1 row of public.pitems_default older than the retention (before ") {
+		t.Errorf("--check with an expired row in the default partition: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := MigrateMain(e.ctx, []string{"--config", path}, &out, &errOut); err != nil ||
+		!strings.Contains(out.String(), "  deleted 1 row(s) of public.pitems_default older than the retention") {
+		t.Errorf("migrate with an expired row in the default partition: %v\n%s", err, out.String())
+	}
 	// A table migrate would refuse: the error names it, and the fix.
 	e.db.Exec(e.ctx, `CREATE TABLE public.items (id uuid, n int8, v text, src_offset int8)`)
 	bad := strings.Replace(fmt.Sprintf(tableYAML, "ignore"), "topics: [events]", "topics: [events2]\n    create: false", 1)
