@@ -122,21 +122,29 @@ func (a *App) startPartitions(ctx context.Context) (stop func(), err error) {
 func (a *App) maintainPartitions(ctx context.Context) error {
 	now := a.pm.now()
 	for _, t := range a.tableList() {
-		if t.part == nil {
-			continue
-		}
-		t.part.setNotBefore(t.pg.Partition, now)
-		var m pgcopy.Maintenance
-		err := a.withCtl(ctx, func(conn *pgconn.PgConn) error {
-			var err error
-			m, err = pgcopy.MaintainPartitions(ctx, conn, t.pg, now, partitionLockTimeout)
+		if err := a.maintainTable(ctx, t, now); err != nil {
 			return err
-		})
-		if err != nil {
-			return fmt.Errorf("cannot maintain the partitions of %s: %w", t.cfg.Name, err)
 		}
-		a.reportMaintenance(t, m)
 	}
+	return nil
+}
+
+// maintainTable runs one maintenance round of t, if it is partitioned.
+func (a *App) maintainTable(ctx context.Context, t *tableRT, now time.Time) error {
+	if t.part == nil {
+		return nil
+	}
+	t.part.setNotBefore(t.pg.Partition, now)
+	var m pgcopy.Maintenance
+	err := a.withCtl(ctx, func(conn *pgconn.PgConn) error {
+		var err error
+		m, err = pgcopy.MaintainPartitions(ctx, conn, t.pg, now, partitionLockTimeout)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("cannot maintain the partitions of %s: %w", t.cfg.Name, err)
+	}
+	a.reportMaintenance(t, m)
 	return nil
 }
 

@@ -327,3 +327,49 @@ func TestRetentionRacesBatch(t *testing.T) {
 		t.Errorf("sluice_partition_expired_rows_total does not count the row:\n%s", body)
 	}
 }
+
+// TestRoutedPartitionedTable: a table a {topic} template makes while
+// running gets its partitions before its first batch, as a configured
+// table gets them before the instance consumes: its rows do not wait in
+// the default partition for the next round.
+func TestRoutedPartitionedTable(t *testing.T) {
+	e := newEnv(t, 1)
+	cfg := e.config(`
+  - name: public.p_{topic}
+    topics: [events]
+    key: [id, ts]
+    partition: {column: ts, interval: day, premake: 1, retention: 3d}
+    columns:
+      - {name: id, type: uuid, path: id, required: true}
+      - {name: ts, type: timestamptz, path: ts}
+      - {name: v, type: text, path: v}
+`)
+	var clk clock
+	day0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	clk.set(day0)
+	r := e.start(cfg, clk.prep())
+	e.produce(timedItem(1, day0), timedItem(2, day0.AddDate(0, 0, -1)))
+	e.waitDrained(2)
+	var got []string
+	rows, err := e.db.Query(e.ctx, `SELECT tableoid::regclass::text FROM public.p_events ORDER BY ts DESC`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s string
+		rows.Scan(&s)
+		got = append(got, s)
+	}
+	rows.Close()
+	// The row of the day before is a backlog, before the oldest
+	// partition: it waits in the default partition for the next round.
+	if want := []string{"p_events_p20261127", "p_events_default"}; !slices.Equal(got, want) {
+		t.Errorf("rows in %v, want %v (partitions %v)", got, want, e.partitions("public.p_events"))
+	}
+	if err := r.app.maintainPartitions(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.count(`SELECT count(*) FROM public.p_events_p20261126`); n != 1 {
+		t.Errorf("the next round moved %d rows into p_events_p20261126, want 1", n)
+	}
+}

@@ -239,6 +239,11 @@ func (a *App) instance(ctx context.Context, r *route, topic string) (*tableRT, e
 	if err := a.prepareTable(ctx, t); err != nil {
 		return nil, fmt.Errorf("cannot prepare table %s for topic %s: %w", name, topic, err)
 	}
+	// Its first partitions before its first batch, as a configured
+	// table's before the instance consumes.
+	if err := a.maintainTable(ctx, t, a.pm.now()); err != nil {
+		return nil, fmt.Errorf("cannot prepare table %s for topic %s: %w", name, topic, err)
+	}
 	r.byName[name] = t
 	a.addTable(t)
 	a.log.Info("routing a new topic", "topic", topic, "table", name)
