@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync/atomic"
@@ -118,15 +119,20 @@ func (a *App) startPartitions(ctx context.Context) (stop func(), err error) {
 }
 
 // maintainPartitions runs one maintenance round over every partitioned
-// table on the control connection.
+// table on the control connection. A table that cannot be maintained does
+// not hold the others' rounds up: its error is returned with the rest.
 func (a *App) maintainPartitions(ctx context.Context) error {
 	now := a.pm.now()
+	var errs []error
 	for _, t := range a.tableList() {
 		if err := a.maintainTable(ctx, t, now); err != nil {
-			return err
+			if ctx.Err() != nil {
+				return err
+			}
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // maintainTable runs one maintenance round of t, if it is partitioned.

@@ -373,3 +373,27 @@ func TestRoutedPartitionedTable(t *testing.T) {
 		t.Errorf("the next round moved %d rows into p_events_p20261126, want 1", n)
 	}
 }
+
+// TestMaintenanceOneTableFails: a table that cannot be maintained (here
+// no longer partitioned) does not stop the rounds of the others: their
+// partitions are still made ahead and expired.
+func TestMaintenanceOneTableFails(t *testing.T) {
+	e := newEnv(t, 1)
+	cfg := e.config(strings.ReplaceAll(partitionedYAML, "pitems", "pa") + strings.ReplaceAll(strings.ReplaceAll(partitionedYAML, "pitems", "pb"), "[events]", "[events2]"))
+	var clk clock
+	day0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	clk.set(day0)
+	r := e.start(cfg, clk.prep())
+	if _, err := e.db.Exec(e.ctx, `ALTER TABLE public.pa RENAME TO pa_old; CREATE TABLE public.pa (LIKE public.pa_old)`); err != nil {
+		t.Fatal(err)
+	}
+	clk.set(day0.AddDate(0, 0, 5))
+	err := r.app.maintainPartitions(e.ctx)
+	if err == nil || !strings.Contains(err.Error(), "public.pa") {
+		t.Errorf("the round's error %v does not name public.pa", err)
+	}
+	want := []string{"pb_default", "pb_p20261129", "pb_p20261202", "pb_p20261203", "pb_p20261204"} // 11-27 and 11-28 expired
+	if got := e.partitions("public.pb"); !slices.Equal(got, want) {
+		t.Errorf("partitions of public.pb after the round: %v, want %v", got, want)
+	}
+}
