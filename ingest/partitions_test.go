@@ -267,15 +267,23 @@ func TestMigrateCheck(t *testing.T) {
 // and committed after the maintenance round that moved the retention
 // floor past it and dropped its partition, lands in the default partition
 // (no round makes a partition before the floor); the next round deletes
-// it, as retention deleted the rest of its day, and counts it. The batch
-// is held at its offsets compare-and-set (before it touches the target) by
-// a lock on sluice.offsets while the round runs, as a slow commit would be.
+// it, as retention deleted the rest of its day, and counts it. With
+// retention_action detach the row stays in the default partition, counted
+// there, and the detached day keeps the rest. The batch is held at its
+// offsets compare-and-set (before it touches the target) by a lock on
+// sluice.offsets while the round runs, as a slow commit would be.
 func TestRetentionRacesBatch(t *testing.T) {
+	for _, action := range []string{"drop", "detach"} {
+		t.Run(action, func(t *testing.T) { retentionRacesBatch(t, action) })
+	}
+}
+
+func retentionRacesBatch(t *testing.T, action string) {
 	e := newEnv(t, 1)
 	cfg := e.config(`
   - name: public.ev
     topics: [events]
-    partition: {column: ts, interval: day, premake: 2, retention: 1d}
+    partition: {column: ts, interval: day, premake: 2, retention: 1d, retention_action: ` + action + `}
     columns:
       - {name: id, type: int8, path: id}
       - {name: ts, type: timestamptz, path: ts}
@@ -287,6 +295,8 @@ func TestRetentionRacesBatch(t *testing.T) {
 	if got := e.partitions("public.ev"); !slices.Contains(got, "ev_p20261126") {
 		t.Fatalf("partitions at start: %v", got)
 	}
+	e.produce(&kgo.Record{Value: []byte(`{"id":0,"ts":"2026-11-26T11:00:00Z"}`)})
+	e.waitDrained(1)
 
 	lock, err := pgx.Connect(e.ctx, e.url)
 	if err != nil {
@@ -305,26 +315,40 @@ func TestRetentionRacesBatch(t *testing.T) {
 	e.waitFor("the batch to wait at its compare-and-set", func() bool {
 		return e.count(`SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'sluice.offsets'::regclass`) > 0
 	})
-	// Two days on: the floor is 2026-11-27, and the round drops 11-26.
+	// Two days on: the floor is 2026-11-27, and the round drops (or
+	// detaches) 11-26.
 	clk.set(day0.AddDate(0, 0, 2))
 	if err := r.app.maintainPartitions(e.ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.partitions("public.ev"); slices.Contains(got, "ev_p20261126") {
-		t.Fatalf("the round did not drop ev_p20261126: %v", got)
+		t.Fatalf("the round did not expire ev_p20261126: %v", got)
 	}
 	if err := tx.Rollback(e.ctx); err != nil {
 		t.Fatal(err)
 	}
-	e.waitDrained(1)
+	e.waitDrained(2)
 	if err := r.app.maintainPartitions(e.ctx); err != nil {
 		t.Fatal(err)
+	}
+	body := httpGet(t, "http://"+r.app.MetricsAddr()+"/metrics")
+	if action == "detach" {
+		if n := e.count(`SELECT count(*) FROM public.ev_default WHERE id = 1`); n != 1 {
+			t.Errorf("the late row is not in the default partition under detach (%d rows)", n)
+		}
+		if n := e.count(`SELECT count(*) FROM public.ev_p20261126 WHERE id = 0`); n != 1 {
+			t.Errorf("the detached day lost its row (%d rows)", n)
+		}
+		if !strings.Contains(body, `sluice_partition_default_rows{table="public.ev"} 1`) {
+			t.Errorf("sluice_partition_default_rows does not count the late row:\n%s", grepLines(body, "partition_"))
+		}
+		return
 	}
 	if back := e.count(`SELECT count(*) FROM public.ev WHERE ts < '2026-11-27T00:00:00Z'`); back != 0 {
 		t.Errorf("a row of the dropped day 2026-11-26 is back in public.ev (%d rows, in %v) after the round that followed its commit", back, e.partitions("public.ev"))
 	}
-	if body := httpGet(t, "http://"+r.app.MetricsAddr()+"/metrics"); !strings.Contains(body, `sluice_partition_expired_rows_total{table="public.ev"} 1`) {
-		t.Errorf("sluice_partition_expired_rows_total does not count the row:\n%s", body)
+	if !strings.Contains(body, `sluice_partition_expired_rows_total{table="public.ev"} 1`) {
+		t.Errorf("sluice_partition_expired_rows_total does not count the row:\n%s", grepLines(body, "partition_"))
 	}
 }
 
