@@ -354,7 +354,7 @@ func maintain(ctx context.Context, conn *pgconn.PgConn, t *Table, now time.Time,
 		}
 	}
 	if defName != "" {
-		hours, err = t.defaultHours(ctx, conn, defName)
+		hours, err = t.defaultHours(ctx, conn, defName, notBefore)
 		if err != nil {
 			return m, err
 		}
@@ -567,8 +567,10 @@ type hourRows struct {
 }
 
 // defaultHours returns the hours (UTC) the default partition holds rows
-// of, at most 10,000 of them, oldest first.
-func (t *Table) defaultHours(ctx context.Context, conn *pgconn.PgConn, def string) ([]hourRows, error) {
+// of, at most 10,000 of them, oldest first, from notBefore on (unless
+// zero): rows older than the retention that stay there (detach) must not
+// fill the list.
+func (t *Table) defaultHours(ctx context.Context, conn *pgconn.PgConn, def string, notBefore time.Time) ([]hourRows, error) {
 	s, _ := t.schemaTable()
 	col := pgx.Identifier{t.Partition.Column}.Sanitize()
 	utc := col
@@ -578,8 +580,12 @@ func (t *Table) defaultHours(ctx context.Context, conn *pgconn.PgConn, def strin
 	case "date":
 		utc = col + "::timestamp"
 	}
+	since := ""
+	if !notBefore.IsZero() {
+		since = " AND " + col + " >= " + t.boundLiteral(notBefore)
+	}
 	r, err := query(ctx, conn, "SELECT floor(extract(epoch from date_trunc('hour', "+utc+")))::int8, count(*) FROM "+
-		pgx.Identifier{s, def}.Sanitize()+" WHERE "+col+" IS NOT NULL AND "+col+" > '-infinity' AND "+col+" < 'infinity' GROUP BY 1 ORDER BY 1 LIMIT 10000", nil)
+		pgx.Identifier{s, def}.Sanitize()+" WHERE "+col+" IS NOT NULL AND "+col+" > '-infinity' AND "+col+" < 'infinity'"+since+" GROUP BY 1 ORDER BY 1 LIMIT 10000", nil)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the rows of %s's default partition: %w", t.Name, err)
 	}

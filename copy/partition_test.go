@@ -408,3 +408,27 @@ func TestPartitionFarTimes(t *testing.T) {
 		}
 	}
 }
+
+// TestPartitionDefaultManyExpiredHours: rows older than the retention that
+// stay in the default partition (retention_action detach) do not keep the
+// rounds from making partitions for the newer rows there, however many
+// hours they span.
+func TestPartitionDefaultManyExpiredHours(t *testing.T) {
+	t.Parallel()
+	tb := partitionedTable(IntervalDay, 72*time.Hour)
+	tb.Partition.Detach = true
+	_, c, _ := setup(t, 1, tb)
+	// 10,001 hours of 2025, all expired, and a row of a kept day.
+	mustExec(t, c, `INSERT INTO public.pevents SELECT i, '2025-01-01T00:00:00Z'::timestamptz + i * interval '1 hour', 'old' FROM generate_series(0, 10000) i;
+INSERT INTO public.pevents VALUES (-1, '2026-11-25T08:00:00Z', 'kept')`)
+	m, err := MaintainPartitions(testCtx(t), c, tb, day("2026-11-27T10:00:00Z"), time.Second)
+	if err != nil || len(m.Failed) > 0 {
+		t.Fatal(err, m.Failed)
+	}
+	if m.Moved != 1 || m.DefaultRows != 10001 {
+		t.Errorf("moved %d rows, left %d in the default partition; want 1 and 10001", m.Moved, m.DefaultRows)
+	}
+	if n := queryInt(t, c, "SELECT count(*) FROM public.pevents_p20261125"); n != 1 {
+		t.Errorf("the kept day's partition holds %d rows, want 1 (partitions %v)", n, m.Created)
+	}
+}
