@@ -79,19 +79,23 @@ func (sh *tableShape) withColumns(cols []codec.Column) *tableShape {
 }
 
 // mapped reports whether a column of sh is named name or reads a path
-// starting at the top-level field name.
-func (sh *tableShape) mapped(name string) bool {
+// starting at the top-level field name; kept, whether the field's values
+// are stored: a column reads such a path, or keeps the whole value or the
+// members no path column reads (a column named like the field may read
+// something else).
+func (sh *tableShape) mapped(name string) (mapped, kept bool) {
 	for _, c := range sh.cols {
-		if c.Name == name {
-			return true
-		}
-		if c.Source == codec.SourcePath {
+		switch c.Source {
+		case codec.SourcePath:
 			if top, _, _ := strings.Cut(c.Path, "."); top == name {
-				return true
+				return true, true
 			}
+		case codec.SourceValue, codec.SourceUnmapped:
+			kept = true
 		}
+		mapped = mapped || c.Name == name
 	}
-	return false
+	return mapped, mapped && kept
 }
 
 // evolve gives t a nullable column for every field of a writer schema
@@ -114,19 +118,25 @@ func (a *App) evolve(ctx context.Context, t *tableRT, fields []codec.SchemaField
 	defer t.ev.mu.Unlock()
 	sh := t.cur()
 	var add []pgcopy.Column
+	skip := func(name, why string) {
+		if !t.ev.skipped[name] {
+			if t.ev.skipped == nil {
+				t.ev.skipped = map[string]bool{}
+			}
+			t.ev.skipped[name] = true
+			a.log.Warn("cannot add a column for a new field: "+why+"; its values are not stored; map it with a column of its own, of another name",
+				"table", t.cfg.Name, "field", name)
+		}
+	}
 	for _, f := range fields {
-		if sh.mapped(f.Name) {
+		if mapped, kept := sh.mapped(f.Name); kept {
+			continue
+		} else if mapped {
+			skip(f.Name, "a column of its name reads something else")
 			continue
 		}
 		if why := unusableFieldName(f.Name); why != "" {
-			if !t.ev.skipped[f.Name] {
-				if t.ev.skipped == nil {
-					t.ev.skipped = map[string]bool{}
-				}
-				t.ev.skipped[f.Name] = true
-				a.log.Warn("cannot add a column for a new field: "+why+"; its values are not stored; map it with a column of its own, of another name",
-					"table", t.cfg.Name, "field", f.Name)
-			}
+			skip(f.Name, why)
 			continue
 		}
 		add = append(add, pgcopy.Column{Name: f.Name, SQLType: f.Type.String()})

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strings"
 	"sync"
@@ -264,5 +265,65 @@ func TestUnmappedColumn(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM sluice.dead_letters WHERE error LIKE '%column extra%invalid_value%'`); n != 1 {
 		t.Error("a member jsonb cannot store is not a dead letter naming the column")
+	}
+}
+
+// TestEvolveFieldNamedLikeOtherColumn: a new field whose name a column has
+// that reads something else (a kafka.* source, another path) gets no
+// column and its values are not stored: that is logged, once, as for the
+// other fields given no column. One an unmapped column keeps is not.
+func TestEvolveFieldNamedLikeOtherColumn(t *testing.T) {
+	e := newEnv(t, 1)
+	cfg := e.configRegistry("http://127.0.0.1:1", `
+  - name: public.ev
+    topics: [events]
+    format: avro
+    evolve: add_columns
+    key: [id]
+    columns:
+      - {name: id, type: int8, path: id}
+      - {name: ts, type: timestamptz, source: kafka.timestamp}
+      - {name: country, type: text, path: attrs.country}
+      - {name: attrs, type: jsonb, path: attrs}
+  - name: public.ev2
+    topics: [events2]
+    format: json_schema
+    evolve: add_columns
+    unmapped: extra
+    columns:
+      - {name: id, type: int8, path: id}
+`)
+	ctx := context.Background()
+	if err := Migrate(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder // New starts nothing that logs meanwhile
+	a, err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.closeCtl()
+	fields := []codec.SchemaField{{Name: "id", Type: codec.TypeInt8}, {Name: "ts", Type: codec.TypeInt8},
+		{Name: "country", Type: codec.TypeText}, {Name: "attrs", Type: codec.TypeJSONB}, {Name: "plan", Type: codec.TypeText}}
+	for range 2 {
+		if err := a.evolve(ctx, a.tables[0], fields); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fmt.Sprint(columnTypes(a.tables[0].cur().cols)); got != "[id int8 ts timestamptz country text attrs jsonb plan text]" {
+		t.Fatalf("shape: %s", got)
+	}
+	// A field named like the unmapped column is kept in it.
+	if err := a.evolve(ctx, a.tables[1], []codec.SchemaField{{Name: "id", Type: codec.TypeInt8}, {Name: "extra", Type: codec.TypeText}}); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	for _, f := range []string{"field=ts", "field=country"} {
+		if n := strings.Count(out, f); n != 1 {
+			t.Errorf("%s logged %d times, want once:\n%s", f, n, out)
+		}
+	}
+	if strings.Contains(out, "field=attrs") || strings.Contains(out, "field=id") || strings.Contains(out, "field=extra") {
+		t.Errorf("a field its column reads is logged:\n%s", out)
 	}
 }
