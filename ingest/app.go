@@ -308,6 +308,9 @@ func migrate(ctx context.Context, cfg *Config) (done []string, err error) {
 	}
 	var tables []*pgcopy.Table
 	for i := range cfg.Tables {
+		if hasTemplate(cfg.Tables[i].Name) {
+			continue // a table per topic, made when an instance first routes it
+		}
 		t, err := cfg.Tables[i].pgTable()
 		if err != nil {
 			return nil, err

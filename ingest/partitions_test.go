@@ -421,3 +421,28 @@ func TestMaintenanceOneTableFails(t *testing.T) {
 		t.Errorf("partitions of public.pb after the round: %v, want %v", got, want)
 	}
 }
+
+// TestMigrateTemplateTable: a {topic} template is no table: migrate and
+// migrate --check leave it to the instance that routes its first topic,
+// instead of creating a table (and partitions) literally named
+// p_{topic}.
+func TestMigrateTemplateTable(t *testing.T) {
+	e := newEnv(t, 1)
+	path := t.TempDir() + "/sluice.yaml"
+	y := strings.ReplaceAll(partitionedYAML, "public.pitems", "public.p_{topic}")
+	if err := os.WriteFile(path, configYAML(e.broker.Addrs(), e.url, "", "", y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut strings.Builder
+	if err := MigrateMain(e.ctx, []string{"--config", path, "--check"}, &out, &errOut); err != nil || strings.Contains(out.String(), "{topic}_") ||
+		!strings.Contains(out.String(), "public.p_{topic}: made for each topic the template names, when an instance first routes it") {
+		t.Errorf("--check: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := MigrateMain(e.ctx, []string{"--config", path}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.count(`SELECT count(*) FROM pg_class WHERE relname LIKE '%{topic}%'`); n != 0 {
+		t.Errorf("migrate made %d relations named like the template:\n%s", n, out.String())
+	}
+}
