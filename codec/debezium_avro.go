@@ -62,8 +62,9 @@ import (
 // columns (of any type) read the converted event.
 //
 // DebeziumAvroFields lists the columns a table of an Envelope's rows
-// needs, typed by the fields' Connect types, and DebeziumAvroKey the
-// primary key a Key schema names: the table created from the registry.
+// needs, typed by the fields' Connect types (a field of type null types
+// none), and DebeziumAvroKey the primary key a Key schema names: the
+// table created from the registry.
 
 // Converter names the Kafka Connect converter that wrote FormatDebezium
 // records.

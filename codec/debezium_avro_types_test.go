@@ -401,6 +401,12 @@ func TestDebeziumAvroFields(t *testing.T) {
 			}
 		}
 	}
+	// A field of type null types no column: TypeInvalid, not a jsonb guess.
+	nullRow := `{"type":"record","name":"Envelope","fields":[{"name":"after","type":["null",{"type":"record","name":"Value","fields":[
+{"name":"id","type":"long"},{"name":"gone","type":"null"},{"name":"never","type":["null"]},{"name":"any","type":["null","long","string"]}]}]}]}`
+	if f, err := DebeziumAvroFields(&Schema{Text: nullRow}); err != nil || fmt.Sprint(f) != "[{id int8} {gone invalid} {never invalid} {any jsonb}]" {
+		t.Errorf("fields of type null: %v, %v; want [{id int8} {gone invalid} {never invalid} {any jsonb}]", f, err)
+	}
 	if key, err := DebeziumAvroKey(&Schema{Text: dbzAvroKeySchema}); err != nil || fmt.Sprint(key) != "[id]" {
 		t.Errorf("key fields %v, %v; want [id]", key, err)
 	}

@@ -15,7 +15,7 @@ import (
 // evolves (docs/partitions.md, "Schema evolution").
 type SchemaField struct {
 	Name string // the field's name, usable as the column's path
-	Type Type
+	Type Type   // TypeInvalid when no type fits (DebeziumAvroFields: a field of type null)
 }
 
 // SchemaFields lists the top-level fields of the writer schema s in
@@ -110,6 +110,20 @@ func nonNull(t *avroType) *avroType {
 	return one
 }
 
+// onlyNull reports whether t holds nothing but null: null itself, or a
+// union of null branches only.
+func onlyNull(t *avroType) bool {
+	if t.kind != avroUnion {
+		return t.kind == avroNull
+	}
+	for _, b := range t.branches {
+		if b.kind != avroNull {
+			return false
+		}
+	}
+	return true
+}
+
 func avroFieldType(t *avroType) Type {
 	if t = nonNull(t); t == nil {
 		return TypeJSONB
@@ -187,7 +201,11 @@ func avroFieldType(t *avroType) Type {
 //	struct, array, map (Geometry, hstore, …),
 //	a union of several types                            jsonb
 //	a union of null and one type                        that type's column
+//	null (alone, or a union of null only)               none: TypeInvalid
 //
+// A field of type null holds no value to type a column by: its Type is
+// TypeInvalid, and the caller gives it no column (a column is never
+// retyped, so a guessed type would stay when the field gets a real one).
 // A schema that does not parse, or is not a record with an after or
 // before field of a record type (or of a union of null and one), is an
 // error.
@@ -272,8 +290,11 @@ var connectColumnTypes = map[string]Type{
 }
 
 // debeziumColumnType is the column type of a row field of type t (see
-// DebeziumAvroFields).
+// DebeziumAvroFields): TypeInvalid for a type that holds only null.
 func debeziumColumnType(t *avroType) Type {
+	if onlyNull(t) {
+		return TypeInvalid
+	}
 	if t = nonNull(t); t == nil {
 		return TypeJSONB
 	}

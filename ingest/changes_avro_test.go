@@ -352,6 +352,52 @@ func TestDebeziumAvroCreateSubjectGainsField(t *testing.T) {
 	}
 }
 
+// TestDebeziumAvroCreateNullField: a field of type null in the row of
+// the latest Envelope holds no value to type a column by: a derived table
+// gets no column for it (a jsonb guess would stay when the field gets a
+// real type, since columns are never retyped), with a warning naming it;
+// the other fields get theirs.
+func TestDebeziumAvroCreateNullField(t *testing.T) {
+	v := strings.Replace(dbzAvroValue, `{"name":"qty","type":"int"},`,
+		`{"name":"qty","type":"int"},{"name":"legacy","type":"null","default":null},{"name":"never","type":["null"],"default":null},`, 1)
+	url := registryWith(t, "events-value", registry.TypeAvro, v)
+	reg, err := registry.New(registry.Options{URLs: []string{url}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := configYAML([]string{"127.0.0.1:9092"}, "postgres://x@127.0.0.1/db", "", "", `
+  - name: public.orders
+    topics: [events]
+    format: debezium
+    converter: avro
+    key: [id]
+`)
+	cfg, err := Parse(append([]byte("schema_registry:\n  urls: ["+url+"]\n"), y...), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	if err := deriveColumns(cfg, reg, slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testWriter{t}), nil))); err != nil {
+		t.Fatal(err)
+	}
+	var cols []string
+	for _, c := range cfg.Tables[0].Columns {
+		cols = append(cols, c.Name+" "+c.Type)
+	}
+	if got, want := strings.Join(cols, ", "), "id int8, name text, qty int4, price numeric, updated_at timestamp"; got != want {
+		t.Errorf("derived columns:\n got %s\nwant %s", got, want)
+	}
+	for _, field := range []string{"legacy", "never"} {
+		found := false
+		for line := range strings.Lines(logs.String()) {
+			found = found || strings.Contains(line, "a field of the subject gets no column: its type is null") && strings.HasSuffix(strings.TrimSpace(line), "field="+field)
+		}
+		if !found {
+			t.Errorf("no warning names field %s of type null:\n%s", field, logs.String())
+		}
+	}
+}
+
 func TestDebeziumConverterConfig(t *testing.T) {
 	for _, tc := range []struct{ table, want string }{
 		{"format: json\n    converter: avro", "converter"},

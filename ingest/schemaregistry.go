@@ -405,6 +405,12 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 					"table", tc.Name, "subject", subject, "field", fd.Name)
 				continue
 			}
+			if fd.Type == codec.TypeInvalid {
+				// A Debezium row field of type null (DebeziumAvroFields).
+				log.Warn("a field of the subject gets no column: its type is null, which types no column; its values are not stored; list the columns to map it with a column of the type it will have",
+					"table", tc.Name, "subject", subject, "field", fd.Name)
+				continue
+			}
 			tc.Columns = append(tc.Columns, ColumnConfig{Name: fd.Name, Type: fd.Type.String(), Path: fd.Name})
 		}
 		if len(tc.Columns) == 0 {
