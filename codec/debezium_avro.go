@@ -64,7 +64,8 @@ import (
 // DebeziumAvroFields lists the columns a table of an Envelope's rows
 // needs, typed by the fields' Connect types (a field of type null types
 // none), and DebeziumAvroKey the primary key a Key schema names: the
-// table created from the registry.
+// table created from the registry, and the columns evolution adds for a
+// new Envelope version.
 
 // Converter names the Kafka Connect converter that wrote FormatDebezium
 // records.

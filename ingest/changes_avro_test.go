@@ -2,10 +2,12 @@ package ingest
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 
@@ -43,6 +45,11 @@ type avroOrder struct {
 	Qty       int32   `avro:"qty"`
 	Price     []byte  `avro:"price"`
 	UpdatedAt *int64  `avro:"updated_at"`
+	// Fields of later Envelope versions (dbzAvroTopic.addFields); a
+	// version without them does not write them.
+	Note    *string `avro:"note"`
+	Shipped *int32  `avro:"shipped"`
+	Legacy  any     `avro:"legacy"`
 }
 
 type avroSource struct {
@@ -80,8 +87,10 @@ type avroKey struct {
 type dbzAvroTopic struct {
 	t              *testing.T
 	url            string
+	reg            *registry.Client
 	valueID, keyID int
 	vs, ks         avro.Schema
+	valueText      string // the Envelope of vs
 	lsn            int64
 }
 
@@ -100,7 +109,48 @@ func newDbzAvroTopic(t *testing.T) *dbzAvroTopic {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &dbzAvroTopic{t: t, url: url, valueID: valueID, keyID: keyID, vs: avro.MustParse(dbzAvroValue), ks: avro.MustParse(dbzAvroKey)}
+	return &dbzAvroTopic{t: t, url: url, reg: cl, valueID: valueID, keyID: keyID, vs: avro.MustParse(dbzAvroValue), ks: avro.MustParse(dbzAvroKey),
+		valueText: dbzAvroValue}
+}
+
+// addFields registers the next Envelope version under events-value, as
+// Debezium does after ALTER TABLE … ADD COLUMN: the row record of the
+// current version with fields (JSON field declarations) appended, or with
+// the fields of those names replaced where it has them. The events that
+// follow are written with it.
+func (d *dbzAvroTopic) addFields(fields ...string) {
+	d.t.Helper()
+	const end = "\n ],\"connect.name\":\"shop.public.orders.Value\""
+	var row []map[string]any
+	head, tail, ok := strings.Cut(d.valueText, end)
+	if !ok {
+		d.t.Fatal("no row record in the Envelope")
+	}
+	list := head[strings.Index(head, `"name":"Value","fields":`)+len(`"name":"Value","fields":`):]
+	if err := json.Unmarshal([]byte(list+"]"), &row); err != nil {
+		d.t.Fatal(err)
+	}
+	for _, f := range fields {
+		var fd map[string]any
+		if err := json.Unmarshal([]byte(f), &fd); err != nil {
+			d.t.Fatal(err)
+		}
+		if i := slices.IndexFunc(row, func(r map[string]any) bool { return r["name"] == fd["name"] }); i >= 0 {
+			row[i] = fd
+		} else {
+			row = append(row, fd)
+		}
+	}
+	b, err := json.Marshal(row)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	text := head[:len(head)-len(list)] + string(b[:len(b)-1]) + end + tail
+	id, err := d.reg.Register(d.t.Context(), "events-value", registry.TypeAvro, text)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.valueID, d.vs, d.valueText = id, avro.MustParse(text), text
 }
 
 // frame is v in schema s, framed with schema id.
@@ -314,8 +364,9 @@ func TestDebeziumAvroCreateNoKeySubject(t *testing.T) {
 
 // TestDebeziumAvroCreateSubjectGainsField: after the source table gained
 // a column (a new Envelope version), a derived table is used as it is,
-// with a warning that names the field and a fix format debezium has
-// (evolve: add_columns is not one).
+// with a warning that names the field and the fixes (evolve: add_columns
+// among them); with evolve: add_columns migrate --check lists the column
+// and the next migrate adds it, typed as the derivation types it.
 func TestDebeziumAvroCreateSubjectGainsField(t *testing.T) {
 	e := newEnv(t, 1)
 	d := newDbzAvroTopic(t)
@@ -347,8 +398,20 @@ func TestDebeziumAvroCreateSubjectGainsField(t *testing.T) {
 			warn = line
 		}
 	}
-	if !strings.Contains(warn, "fields=[note]") || !strings.Contains(warn, "ADD COLUMN") || strings.Contains(warn, "evolve") {
+	if !strings.Contains(warn, "fields=[note]") || !strings.Contains(warn, "ADD COLUMN") || !strings.Contains(warn, "set evolve: add_columns") {
 		t.Errorf("warning about the new field:\n%s", warn)
+	}
+	var out strings.Builder
+	if err := CheckMigration(e.ctx, e.configRegistry(d.url, table+"    evolve: add_columns\n"), &out); err != nil ||
+		!strings.Contains(out.String(), "add column note text to table public.orders (a field of subject events-value, version 2; evolve: add_columns)") ||
+		!strings.Contains(out.String(), "public.orders: evolve add_columns adds a nullable column for each new field of the rows of its Envelope versions, while running") {
+		t.Errorf("migrate --check with evolve: %v\n%s", err, out.String())
+	}
+	if err := Migrate(e.ctx, e.configRegistry(d.url, table+"    evolve: add_columns\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := columnsOf(e), "id bigint NO, name text YES, qty integer YES, price numeric YES, updated_at timestamp without time zone YES, note text YES"; got != want {
+		t.Errorf("columns after migrate with evolve:\n got %s\nwant %s", got, want)
 	}
 }
 
@@ -427,5 +490,260 @@ func TestDebeziumConverterConfig(t *testing.T) {
 `)
 	if _, err := Parse(y, noEnv); err == nil || !strings.Contains(err.Error(), "schema_registry") {
 		t.Errorf("converter avro without a registry: %v", err)
+	}
+}
+
+// TestDebeziumEvolveConfig: evolve: add_columns follows the Envelope
+// versions of converter avro; with the JSON converter (the default) there
+// are none, and the error says which converter has them.
+func TestDebeziumEvolveConfig(t *testing.T) {
+	table := func(converter string) []byte {
+		return configYAML([]string{"127.0.0.1:9092"}, "postgres://x@127.0.0.1/db", "", "", `
+  - name: public.orders
+    topics: [events]
+    format: debezium`+converter+`
+    evolve: add_columns
+    key: [id]
+    columns:
+      - {name: id, type: int8, path: id}
+`)
+	}
+	for _, conv := range []string{"", "\n    converter: json"} {
+		_, err := Parse(table(conv), noEnv)
+		if err == nil || !strings.Contains(err.Error(), "tables[0].evolve") || !strings.Contains(err.Error(), "converter json has none") ||
+			!strings.Contains(err.Error(), "converter: avro (Confluent's AvroConverter with a Schema Registry) supports it") {
+			t.Errorf("evolve with converter %q: %v, want the error naming converter: avro", conv, err)
+		}
+	}
+	y := append([]byte("schema_registry:\n  urls: [http://127.0.0.1:8081]\n"), table("\n    converter: avro")...)
+	if _, err := Parse(y, noEnv); err != nil {
+		t.Errorf("evolve with converter avro: %v", err)
+	}
+}
+
+// orderRows returns the rows of public.orders, by id, as
+// id:name:qty:note:shipped with NULL for a null.
+func orderRows(e *env) string {
+	e.t.Helper()
+	var got string
+	if err := e.db.QueryRow(e.ctx, `SELECT string_agg(concat_ws(':', id, coalesce(name, 'NULL'), qty, coalesce(note, 'NULL'), coalesce(shipped::text, 'NULL')), ' ' ORDER BY id)
+		FROM public.orders`).Scan(&got); err != nil {
+		e.t.Fatal(err)
+	}
+	return got
+}
+
+// columnsOf returns the columns of public.orders as "name type nullable",
+// in order.
+func columnsOf(e *env) string {
+	e.t.Helper()
+	var cols []string
+	rs, err := e.db.Query(e.ctx, `SELECT column_name, data_type, is_nullable FROM information_schema.columns
+		WHERE table_schema = 'public' AND table_name = 'orders' ORDER BY ordinal_position`)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var name, typ, nullable string
+		if err := rs.Scan(&name, &typ, &nullable); err != nil {
+			e.t.Fatal(err)
+		}
+		cols = append(cols, name+" "+typ+" "+nullable)
+	}
+	return strings.Join(cols, ", ")
+}
+
+// TestDebeziumAvroEvolve: with evolve: add_columns, a column added to the
+// source table (the next Envelope version's row gains note, an optional
+// string, and shipped, an optional io.debezium.time.Date) becomes a
+// nullable column of the target, typed as a table derived from the
+// registry would have it (text, date; not the int4 of a plain Avro int),
+// before the batch holding the first event of the new version is written:
+// the events before it are in the batch open when it arrives, which
+// commits first without the columns. That event and the later ones fill
+// them; the earlier rows hold NULL. After the evolution a TOAST
+// placeholder in the new column keeps its stored value, and deletes by
+// before (written with the new version) and by the record key remove
+// their rows.
+func TestDebeziumAvroEvolve(t *testing.T) {
+	e := newEnv(t, 1)
+	d := newDbzAvroTopic(t)
+	event, row, tomb := d.event, d.row, d.tomb
+	cfg := e.configRegistry(d.url, `
+  - name: public.orders
+    topics: [events]
+    format: debezium
+    converter: avro
+    evolve: add_columns
+    key: [id]
+    guard: lsn
+    columns:
+      - {name: id, type: int8, path: id}
+      - {name: name, type: text, path: name}
+      - {name: qty, type: int4, path: qty}
+      - {name: price, type: numeric, path: price}
+      - {name: updated_at, type: timestamp, path: updated_at}
+      - {name: lsn, type: int8, source: debezium.source.lsn}
+      - {name: op, type: text, source: debezium.op}
+`)
+	// Produced before the start, so that one fetch brings every event and
+	// the first batch is open when the new version arrives.
+	e.produce(
+		event("r", nil, row(1, "apple", 1)),
+		event("c", nil, row(2, "pear", 2)),
+		event("c", nil, row(3, "plum", 3)),
+		event("c", nil, row(4, "fig", 4)),
+	)
+	d.addFields(`{"name":"note","type":["null","string"],"default":null}`,
+		`{"name":"shipped","type":["null",{"type":"int","connect.version":1,"connect.name":"io.debezium.time.Date"}],"default":null}`)
+	withNote := func(r *avroOrder, note string, shipped int32) *avroOrder {
+		r.Note = &note
+		if shipped != 0 {
+			r.Shipped = &shipped
+		}
+		return r
+	}
+	e.produce(
+		event("c", nil, withNote(row(5, "kiwi", 5), "n5", 19000)),
+		event("u", nil, withNote(row(1, "apple", 10), "n1", 0)),
+	)
+	var logs syncBuffer
+	e.start(cfg, func(a *App) {
+		a.log = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	e.waitDrained(6)
+	want := "id bigint NO, name text YES, qty integer YES, price numeric YES, updated_at timestamp without time zone YES, lsn bigint YES, op text YES, " +
+		"note text YES, shipped date YES"
+	if got := columnsOf(e); got != want {
+		t.Errorf("columns after the new version:\n got %s\nwant %s", got, want)
+	}
+	if got, want := orderRows(e), "1:apple:10:n1:NULL 2:pear:2:NULL:NULL 3:plum:3:NULL:NULL 4:fig:4:NULL:NULL 5:kiwi:5:n5:2022-01-08"; got != want {
+		t.Errorf("target holds\n%q, want\n%q", got, want)
+	}
+	var evolved, flushed bool
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "table evolved: columns added for new writer-schema fields") &&
+			strings.Contains(line, "table=public.orders") && strings.Contains(line, `columns="[note text shipped date]"`) {
+			evolved = true
+		}
+		// The batch open when the new version came, committed first with
+		// the four rows of the old one.
+		if strings.Contains(line, "batch committed") && strings.Contains(line, "rows=4") && strings.Contains(line, "flushed=evolved") {
+			flushed = true
+		}
+	}
+	if !evolved || !flushed {
+		t.Errorf("the log lacks the evolution (%v) or the batch it cut (%v):\n%s", evolved, flushed, logs.String())
+	}
+
+	// After the evolution: a placeholder in the new column, a delete by
+	// before in the new version, and one by the record key.
+	byKey := event("d", nil, nil)
+	byKey.Key = d.key(3)
+	e.produce(
+		event("u", nil, withNote(row(5, "kiwi", 50), "__debezium_unavailable_value", 19000)),
+		event("d", withNote(row(2, "pear", 2), "gone", 0), nil), tomb(2),
+		byKey, tomb(3),
+	)
+	e.waitDrained(11)
+	if got, want := orderRows(e), "1:apple:10:n1:NULL 4:fig:4:NULL:NULL 5:kiwi:50:n5:2022-01-08"; got != want {
+		t.Errorf("target holds\n%q, want\n%q", got, want)
+	}
+	if n := e.count(`SELECT count(*) FROM sluice.dead_letters`); n != 0 {
+		t.Errorf("%d dead letters, want none", n)
+	}
+}
+
+// TestDebeziumAvroEvolveNullField: a field of type null, which a new
+// Envelope version's row may declare, holds no value to type a column
+// by: it gets no column (a jsonb guess would stay when the field gets a
+// real type, since columns are never retyped), with a warning naming it,
+// while the other new field of the version gets its column and the
+// events land. A later version that gives the field a type adds its
+// column, filled from that version on. The table is derived from the
+// registry.
+func TestDebeziumAvroEvolveNullField(t *testing.T) {
+	e := newEnv(t, 1)
+	d := newDbzAvroTopic(t)
+	cfg := e.configRegistry(d.url, `
+  - name: public.orders
+    topics: [events]
+    format: debezium
+    converter: avro
+    evolve: add_columns
+`)
+	var logs syncBuffer
+	e.start(cfg, func(a *App) {
+		a.log = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testWriter{t}), nil))
+	})
+	d.addFields(`{"name":"legacy","type":"null","default":null}`, `{"name":"note","type":["null","string"],"default":null}`)
+	r1 := d.row(1, "apple", 1)
+	r1.Note = new("n1")
+	e.produce(d.event("c", nil, r1))
+	e.waitDrained(1)
+	want := "id bigint NO, name text YES, qty integer YES, price numeric YES, updated_at timestamp without time zone YES, note text YES"
+	if got := columnsOf(e); got != want {
+		t.Errorf("columns after a version with a field of type null:\n got %s\nwant %s", got, want)
+	}
+	warned := false
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "cannot add a column for a new field: its type is null") && strings.Contains(line, "field=legacy") &&
+			strings.Contains(line, "table=public.orders") {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Errorf("no warning names the field of type null:\n%s", logs.String())
+	}
+	d.addFields(`{"name":"legacy","type":["null","string"],"default":null}`)
+	r2 := d.row(2, "pear", 2)
+	r2.Legacy = "old"
+	e.produce(d.event("c", nil, r2))
+	e.waitDrained(2)
+	if got := columnsOf(e); got != want+", legacy text YES" {
+		t.Errorf("columns after the field got a type:\n got %s\nwant %s", got, want+", legacy text YES")
+	}
+	var got string
+	if err := e.db.QueryRow(e.ctx, `SELECT string_agg(concat_ws(':', id, coalesce(note, 'NULL'), coalesce(legacy, 'NULL')), ' ' ORDER BY id) FROM public.orders`).Scan(&got); err != nil ||
+		got != "1:n1:NULL 2:NULL:old" {
+		t.Errorf("target holds %q, %v; want 1:n1:NULL 2:NULL:old", got, err)
+	}
+}
+
+// TestDebeziumAvroEvolveNotEnvelope: a writer schema that is no Envelope
+// (a flattened row, as ExtractNewRecordState writes) has no row to follow:
+// evolution adds no column for its fields, the log says why, and its
+// records are dead letters.
+func TestDebeziumAvroEvolveNotEnvelope(t *testing.T) {
+	e := newEnv(t, 1)
+	d := newDbzAvroTopic(t)
+	flat := `{"type":"record","name":"Value","fields":[{"name":"id","type":"long"},{"name":"extra","type":"string"}]}`
+	id, err := d.reg.Register(e.ctx, "flat-value", registry.TypeAvro, flat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.configRegistry(d.url, `
+  - name: public.orders
+    topics: [events]
+    format: debezium
+    converter: avro
+    evolve: add_columns
+`)
+	var logs syncBuffer
+	e.start(cfg, func(a *App) {
+		a.log = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testWriter{t}), nil))
+	})
+	e.produce(&kgo.Record{Key: d.key(1), Value: d.frame(id, avro.MustParse(flat), map[string]any{"id": int64(1), "extra": "x"})})
+	e.waitDrained(1)
+	if got, want := columnsOf(e), "id bigint NO, name text YES, qty integer YES, price numeric YES, updated_at timestamp without time zone YES"; got != want {
+		t.Errorf("columns after a schema that is no Envelope:\n got %s\nwant %s", got, want)
+	}
+	if !strings.Contains(logs.String(), "a writer schema gives no row fields to follow; the table gets no column for it") ||
+		!strings.Contains(logs.String(), "no Debezium Envelope") {
+		t.Errorf("the log does not say why no column was added:\n%s", logs.String())
+	}
+	if n := e.count(`SELECT count(*) FROM sluice.dead_letters`); n != 1 {
+		t.Errorf("%d dead letters, want 1", n)
 	}
 }

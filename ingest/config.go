@@ -141,7 +141,8 @@ type TableConfig struct {
 	// Partition partitions the target by time (docs/partitions.md).
 	Partition *PartitionConfig `yaml:"partition"`
 	// Evolve "add_columns" adds a nullable column for each top-level field
-	// a newer writer schema adds (registry formats).
+	// a newer writer schema adds (registry formats; format debezium with
+	// converter avro: each field of the Envelope's row).
 	Evolve string `yaml:"evolve"`
 	// Unmapped names a jsonb column that keeps every top-level member of
 	// a JSON record (format json or json_schema) no column maps.
@@ -933,8 +934,12 @@ func (t *TableConfig) validateGrowth(key string, f codec.Format, names map[strin
 	switch t.Evolve {
 	case "", "none":
 	case "add_columns":
-		if f != codec.FormatAvro && f != codec.FormatProtobuf && f != codec.FormatJSONSchema {
-			return cfgErr(key+".evolve", "add_columns follows writer schemas, and format %s has none; use format avro, protobuf or json_schema, or unmapped: COLUMN for json", f)
+		conv, _ := codec.ParseConverter(t.Converter)
+		switch {
+		case f == codec.FormatDebezium && conv != codec.ConverterAvro:
+			return cfgErr(key+".evolve", "add_columns follows writer schemas, and format debezium with converter %s has none; converter: avro (Confluent's AvroConverter with a Schema Registry) supports it, or add the columns yourself (ALTER TABLE … ADD COLUMN) and list them", conv)
+		case f != codec.FormatAvro && f != codec.FormatProtobuf && f != codec.FormatJSONSchema && f != codec.FormatDebezium:
+			return cfgErr(key+".evolve", "add_columns follows writer schemas, and format %s has none; use format avro, protobuf or json_schema (or debezium with converter: avro), or unmapped: COLUMN for json", f)
 		}
 	default:
 		return cfgErr(key+".evolve", "%q is not valid; use add_columns (a new top-level field becomes a new nullable column) or none", t.Evolve)

@@ -16,17 +16,19 @@ import (
 )
 
 // Schema evolution (evolve: add_columns, docs/partitions.md). When a
-// writer schema brings a top-level field that no column maps, evolve adds
-// a nullable column for it to the target (pgcopy.AddColumns: one short
-// transaction under a per-table advisory lock) and gives the table a new
-// shape: the columns it writes, and the pgcopy.Table and tuple layout that
-// go with them. Batches are encoded and committed with one shape each: a
-// worker that finds the shape changed commits its open batch first, then
-// decodes with a decoder of the new shape. Columns added so are marked in
-// the catalog; a restarted instance finds them (loadEvolved) and writes
-// them from the start. A column is never retyped: a field whose type
-// changed so that its column cannot hold it makes each record a dead
-// letter naming the column (the decoder's wrong_type).
+// writer schema brings a top-level field that no column maps (for format
+// debezium with converter avro, a field of the Envelope's row record,
+// docs/change-streams.md), evolve adds a nullable column for it to the
+// target (pgcopy.AddColumns: one short transaction under a per-table
+// advisory lock) and gives the table a new shape: the columns it writes,
+// and the pgcopy.Table and tuple layout that go with them. Batches are
+// encoded and committed with one shape each: a worker that finds the
+// shape changed commits its open batch first, then decodes with a decoder
+// of the new shape. Columns added so are marked in the catalog; a
+// restarted instance finds them (loadEvolved) and writes them from the
+// start. A column is never retyped: a field whose type changed so that
+// its column cannot hold it makes each record a dead letter naming the
+// column (the decoder's wrong_type).
 
 // evolveLockTimeout bounds how long adding columns waits for its locks
 // (ALTER TABLE needs a moment of ACCESS EXCLUSIVE).
@@ -99,17 +101,21 @@ func (sh *tableShape) mapped(name string) (mapped, kept bool) {
 }
 
 // evolve gives t a nullable column for every field of a writer schema
-// (codec.SchemaFields) that no column maps, when t has evolve:
-// add_columns; otherwise it does nothing. Call it when a writer schema
-// reaches a decoder of t (before Decoder.AddSchema): when it returns, t's
-// shape (t.cur()) holds the columns, and a worker must commit the batch it
-// has open for t before decoding another record of t with a decoder of
-// the new shape. An error (PostgreSQL unreachable, a lock not granted in
+// (t.schemaFields) that no column maps, when t has evolve: add_columns;
+// otherwise it does nothing. Call it when a writer schema reaches a
+// decoder of t (before Decoder.AddSchema): when it returns, t's shape
+// (t.cur()) holds the columns, and a worker must commit the batch it has
+// open for t before decoding another record of t with a decoder of the
+// new shape. An error (PostgreSQL unreachable, a lock not granted in
 // time) leaves t as it was; retry it like a failed schema fetch. A field
 // whose name is taken by a column of another type, that is not a plain
-// identifier of at most 63 bytes, or that a staging column has (pgcopy.ReservedColumn: a
-// target column of that name fails every batch) is logged and skipped:
-// its values are not stored.
+// identifier of at most 63 bytes, or that a staging column has
+// (pgcopy.ReservedColumn: a target column of that name fails every batch)
+// is logged and skipped: its values are not stored. So is a field without
+// a column type (TypeInvalid: a Debezium row field of type null), and,
+// for format debezium, a field that would take the table past
+// pgcopy.MaxUnchangedColumns (its TOAST placeholders could not keep the
+// stored values).
 func (a *App) evolve(ctx context.Context, t *tableRT, fields []codec.SchemaField) error {
 	if t.cfg.Evolve != "add_columns" || len(fields) == 0 {
 		return nil
@@ -118,13 +124,14 @@ func (a *App) evolve(ctx context.Context, t *tableRT, fields []codec.SchemaField
 	defer t.ev.mu.Unlock()
 	sh := t.cur()
 	var add []pgcopy.Column
-	skip := func(name, why string) {
+	const other = "map it with a column of its own, of another name"
+	skip := func(name, why, fix string) {
 		if !t.ev.skipped[name] {
 			if t.ev.skipped == nil {
 				t.ev.skipped = map[string]bool{}
 			}
 			t.ev.skipped[name] = true
-			a.log.Warn("cannot add a column for a new field: "+why+"; its values are not stored; map it with a column of its own, of another name",
+			a.log.Warn("cannot add a column for a new field: "+why+"; its values are not stored; "+fix,
 				"table", t.cfg.Name, "field", name)
 		}
 	}
@@ -132,11 +139,23 @@ func (a *App) evolve(ctx context.Context, t *tableRT, fields []codec.SchemaField
 		if mapped, kept := sh.mapped(f.Name); kept {
 			continue
 		} else if mapped {
-			skip(f.Name, "a column of its name reads something else")
+			skip(f.Name, "a column of its name reads something else", other)
 			continue
 		}
-		if why := unusableFieldName(f.Name); why != "" {
-			skip(f.Name, why)
+		why, fix := unusableFieldName(f.Name), other
+		switch {
+		case why != "":
+		case f.Type == codec.TypeInvalid:
+			// A Debezium row field of type null (codec.DebeziumAvroFields).
+			why = "its type is null, which types no column (a column is never retyped)"
+			fix = "a later writer schema that gives it a type adds its column"
+		case t.format == codec.FormatDebezium && len(sh.pg.Columns)+len(add) >= pgcopy.MaxUnchangedColumns:
+			why = fmt.Sprintf("the table has %d columns, and format debezium keeps the stored value of a TOASTed column for at most %d",
+				len(sh.pg.Columns)+len(add), pgcopy.MaxUnchangedColumns)
+			fix = "split the table"
+		}
+		if why != "" {
+			skip(f.Name, why, fix)
 			continue
 		}
 		add = append(add, pgcopy.Column{Name: f.Name, SQLType: f.Type.String()})
@@ -164,6 +183,19 @@ func (a *App) evolve(ctx context.Context, t *tableRT, fields []codec.SchemaField
 	}
 	a.log.Info("table evolved: columns added for new writer-schema fields", "table", t.cfg.Name, "columns", names)
 	return nil
+}
+
+// schemaFields lists the fields of writer schema s that t's columns read
+// and evolution follows: the top-level fields of a registry format's
+// record (codec.SchemaFields; for Protobuf those of the message indexes
+// names), or, for format debezium (converter avro), the fields of the row
+// record of the connector's Envelope (codec.DebeziumAvroFields), which
+// its paths name.
+func (t *tableRT) schemaFields(s *codec.Schema, indexes []int) ([]codec.SchemaField, error) {
+	if t.format == codec.FormatDebezium {
+		return codec.DebeziumAvroFields(s)
+	}
+	return codec.SchemaFields(s, indexes)
 }
 
 // unusableFieldName says why a column cannot be named like the
@@ -222,7 +254,20 @@ func (a *App) loadEvolved(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if cols := a.evolvedColumns(t, nil, got); len(cols) > 0 {
+		cols := a.evolvedColumns(t, nil, got)
+		if n := len(t.cur().pg.Columns); t.format == codec.FormatDebezium && n+len(cols) > pgcopy.MaxUnchangedColumns {
+			// Columns listed since they were added: as evolve, stop at
+			// what keeps TOAST placeholders working.
+			keep := max(pgcopy.MaxUnchangedColumns-n, 0)
+			left := make([]string, 0, len(cols)-keep)
+			for _, c := range cols[keep:] {
+				left = append(left, c.Name)
+			}
+			a.log.Warn(fmt.Sprintf("columns added by evolution are not written: the table would have more than %d columns, and format debezium keeps the stored value of a TOASTed column for at most %d; split the table",
+				pgcopy.MaxUnchangedColumns, pgcopy.MaxUnchangedColumns), "table", t.cfg.Name, "columns", left)
+			cols = cols[:keep]
+		}
+		if len(cols) > 0 {
 			t.ev.shape.Store(t.cur().withColumns(cols))
 			a.log.Info("evolved columns found", "table", t.cfg.Name, "columns", len(cols))
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"strings"
@@ -195,6 +196,87 @@ func TestEvolveAvro(t *testing.T) {
 	var re *codec.RowError
 	if !errors.As(err, &re) || re.Reason != codec.ReasonWrongType || re.Column != "score" {
 		t.Errorf("a record whose field changed type: %v, want wrong_type in column score", err)
+	}
+}
+
+// A format debezium table keeps the stored value of a TOASTed column for
+// at most pgcopy.MaxUnchangedColumns columns, and refuses a configuration
+// with more at start: evolution stops adding columns at that many, with a
+// warning per field left out, rather than give the table a 65th column
+// that a batch with a placeholder could not be written with.
+func TestEvolveDebeziumColumnLimit(t *testing.T) {
+	e := newEnv(t, 1)
+	// The test hands the fields over itself: the registry is never asked.
+	cfg := e.configRegistry("http://127.0.0.1:1", `
+  - name: public.wide
+    topics: [events]
+    format: debezium
+    converter: avro
+    evolve: add_columns
+    key: [id]
+    columns:
+      - {name: id, type: int8, path: id}
+      - {name: name, type: text, path: name}
+      - {name: lsn, type: int8, source: debezium.source.lsn}
+`)
+	ctx := context.Background()
+	if err := Migrate(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	a, err := New(cfg, slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testWriter{t}), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.closeCtl()
+	fields := []codec.SchemaField{{Name: "id", Type: codec.TypeInt8}, {Name: "name", Type: codec.TypeText}}
+	for i := range 70 {
+		fields = append(fields, codec.SchemaField{Name: fmt.Sprintf("f%02d", i), Type: codec.TypeText})
+	}
+	tb := a.tables[0]
+	for range 2 { // the second schema adds nothing and warns no more
+		if err := a.evolve(ctx, tb, fields); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cols := tb.cur().cols
+	if len(cols) != 64 || cols[63].Name != "f60" {
+		t.Fatalf("shape after evolve: %d columns, want 64 ending with f60: %v", len(cols), columnTypes(cols))
+	}
+	if n := e.count(`SELECT count(*) FROM information_schema.columns WHERE table_name = 'wide'`); n != 64 {
+		t.Fatalf("the target has %d columns, want 64", n)
+	}
+	var warned []string
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "cannot add a column for a new field: the table has 64 columns, and format debezium keeps the stored value of a TOASTed column for at most 64") {
+			_, f, _ := strings.Cut(line, "field=")
+			warned = append(warned, strings.TrimSpace(f))
+		}
+	}
+	if got := fmt.Sprint(warned); got != "[f61 f62 f63 f64 f65 f66 f67 f68 f69]" {
+		t.Errorf("warnings for the fields left out: %s", got)
+	}
+
+	// A column listed since: a restart writes the evolved columns up to
+	// the limit, and names the one left out.
+	if _, err := e.db.Exec(ctx, `ALTER TABLE public.wide ADD COLUMN extra text`); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Tables[0].Columns = append(cfg.Tables[0].Columns, ColumnConfig{Name: "extra", Type: "text", Path: "extra"})
+	var logs2 syncBuffer
+	a2, err := New(cfg, slog.New(slog.NewTextHandler(io.MultiWriter(&logs2, testWriter{t}), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a2.closeCtl()
+	if err := a2.loadEvolved(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cols := a2.tables[0].cur().cols; len(cols) != 64 || cols[3].Name != "extra" || cols[63].Name != "f59" {
+		t.Fatalf("shape after a restart: %d columns, want 64 (extra, then f00 to f59): %v", len(cols), columnTypes(cols))
+	}
+	if !strings.Contains(logs2.String(), "columns added by evolution are not written") || !strings.Contains(logs2.String(), "columns=[f60]") {
+		t.Errorf("no warning names the evolved column left out:\n%s", logs2.String())
 	}
 }
 

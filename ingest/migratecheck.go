@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sluice-dev/sluice/codec"
 	pgcopy "github.com/sluice-dev/sluice/copy"
 )
 
@@ -72,7 +73,11 @@ func CheckMigration(ctx context.Context, cfg *Config, w io.Writer) (err error) {
 	}
 	for _, t := range cfg.Tables {
 		if t.Evolve == "add_columns" {
-			fmt.Fprintf(w, "  %s: evolve add_columns adds a nullable column for each new top-level field of its writer schemas, while running\n", t.Name)
+			what := "top-level field of its writer schemas"
+			if f, _ := codec.ParseFormat(t.Format); f == codec.FormatDebezium {
+				what = "field of the rows of its Envelope versions"
+			}
+			fmt.Fprintf(w, "  %s: evolve add_columns adds a nullable column for each new %s, while running\n", t.Name, what)
 		}
 	}
 	if len(plan.Problems) > 0 {

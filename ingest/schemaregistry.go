@@ -255,9 +255,15 @@ func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need
 			// evolve: add_columns adds the fields the table lacks before
 			// the decoder compiles the schema for the table's columns;
 			// for Protobuf those of the message the record is (a later
-			// record of another message of the schema adds nothing).
-			if fields, ferr := codec.SchemaFields(cs, need.Indexes); ferr == nil && t != nil && !need.Key {
-				evolveErr = a.evolve(a.hardCtx, t, fields)
+			// record of another message of the schema adds nothing), for
+			// format debezium those of the Envelope's row.
+			if t != nil && !need.Key && t.cfg.Evolve == "add_columns" {
+				if fields, ferr := t.schemaFields(cs, need.Indexes); ferr == nil {
+					evolveErr = a.evolve(a.hardCtx, t, fields)
+				} else if t.format == codec.FormatDebezium {
+					a.log.Warn("a writer schema gives no row fields to follow; the table gets no column for it", "table", t.cfg.Name,
+						"topic", st.topic, "schema", need.Ref.String(), "err", ferr)
+				}
 			}
 		}
 		switch {
@@ -522,11 +528,7 @@ func fitDerived(ctx context.Context, conn *pgconn.PgConn, cfg *Config, log *slog
 		}
 		log.Info(msg, attrs...)
 		if len(lacks) > 0 && d.add == nil {
-			fix := "set evolve: add_columns to add them, or add them yourself (ALTER TABLE … ADD COLUMN)"
-			if f, _ := codec.ParseFormat(tc.Format); f == codec.FormatDebezium {
-				// evolve follows the registry formats' writer schemas only.
-				fix = "add them yourself (ALTER TABLE … ADD COLUMN)"
-			}
+			const fix = "set evolve: add_columns to add them, or add them yourself (ALTER TABLE … ADD COLUMN)"
 			log.Warn("the table has no column for fields of the subject; their values are not stored; "+fix,
 				"table", tc.Name, "subject", d.subject, "version", d.version, "fields", lacks)
 		}
