@@ -75,7 +75,7 @@ func DeadLettersMain(ctx context.Context, args []string, stdout, stderr io.Write
 	var f dlFlags
 	f.cf.register(fs)
 	fs.StringVar(&f.table, "table", "", "target table as configured, e.g. public.items, or as a {topic} template names it, e.g. public.events (replay: default every configured table and every template's table with dead letters)")
-	fs.StringVar(&f.reason, "reason", "", "reason: malformed_json, wrong_type, out_of_range, missing_required, invalid_utf8, nul_in_text, bad_compression, oversized, invalid_value, bad_framing, unknown_schema, schema_mismatch or rejected_by_postgres")
+	fs.StringVar(&f.reason, "reason", "", reasonFlagHelp)
 	fs.StringVar(&f.topic, "topic", "", "topic of the records")
 	fs.IntVar(&f.partition, "partition", -1, "partition of the records")
 	fs.Int64Var(&f.offset, "offset", -1, "one offset (same as --from-offset N --to-offset N)")
@@ -151,6 +151,9 @@ func DeadLettersMain(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	return nil
 }
+
+// reasonFlagHelp is the help of --reason: every reason it accepts.
+var reasonFlagHelp = "reason: " + strings.Join(deadLetterReasons, ", ") + " or " + pgcopy.ReasonRejected
 
 // filter builds the dead-letter filter of the flags.
 func (f *dlFlags) filter(cfg *Config, now time.Time) (pgcopy.DeadLetterFilter, error) {

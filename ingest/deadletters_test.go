@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -49,15 +53,73 @@ func TestHeadersJSONRoundTrip(t *testing.T) {
 
 func TestClassifyError(t *testing.T) {
 	for e, want := range map[string]string{
-		"malformed_json: unexpected end":                         "malformed_json",
-		"column n: wrong_type: string is not a number":           "wrong_type",
-		"id: missing_required: no value":                         "missing_required",
-		"column n (path a.b): out_of_range: 1e30":                "out_of_range",
-		"rejected by PostgreSQL: new row violates check (23514)": "rejected_by_postgres",
+		"malformed_json: unexpected end":                              "malformed_json",
+		"column n: wrong_type: string is not a number":                "wrong_type",
+		"id: missing_required: no value":                              "missing_required",
+		"column n (path a.b): out_of_range: 1e30":                     "out_of_range",
+		"rejected by PostgreSQL: new row violates check (23514)":      "rejected_by_postgres",
+		"op: bad_envelope: unknown op \"x\"; want c, r, u, d, t or m": "bad_envelope",
+		"kafka.key: bad_key: tombstone without a key":                 "bad_key",
+		"column ts (path ts): expired: value 2020-01-01 is older":     "expired",
+		"no_route: no table takes the record: the when: conditions":   "no_route",
 		"something else": "other",
 	} {
 		if got := classifyError(e); got != want {
 			t.Errorf("classifyError(%q) = %q, want %q", e, got, want)
+		}
+	}
+}
+
+// Every reason a dead letter can have (each codec.Reason, and no_route of
+// a record no table takes) is one that sluice status counts, that
+// dead-letters --reason accepts and its help names, and that
+// docs/operations.md lists for --reason.
+func TestDeadLetterReasonsComplete(t *testing.T) {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "../codec/codec.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := []string{reasonNoRoute}
+	for _, d := range f.Decls {
+		gd, ok := d.(*ast.GenDecl)
+		if !ok || gd.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range gd.Specs {
+			vs := spec.(*ast.ValueSpec)
+			if id, ok := vs.Type.(*ast.Ident); !ok || id.Name != "Reason" {
+				continue
+			}
+			for _, v := range vs.Values {
+				if lit, ok := v.(*ast.BasicLit); ok {
+					reasons = append(reasons, strings.Trim(lit.Value, `"`))
+				}
+			}
+		}
+	}
+	if len(reasons) < 10 {
+		t.Fatalf("found only the reasons %v in codec/codec.go", reasons)
+	}
+	ops, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, row, _ := strings.Cut(string(ops), "| `--reason wrong_type` |")
+	row, _, _ = strings.Cut(row, "\n")
+	cfg := &Config{Kafka: KafkaConfig{Group: "g"}}
+	for _, r := range reasons {
+		if !slices.Contains(deadLetterReasons, r) {
+			t.Errorf("reason %s is not in deadLetterReasons: sluice status counts it as other", r)
+		}
+		if _, err := (&dlFlags{reason: r, partition: -1}).filter(cfg, time.Now()); err != nil {
+			t.Errorf("dead-letters --reason %s: %v", r, err)
+		}
+		if !strings.Contains(reasonFlagHelp, r) {
+			t.Errorf("the help of dead-letters --reason does not name %s", r)
+		}
+		if !strings.Contains(row, "`"+r+"`") {
+			t.Errorf("docs/operations.md, the --reason row of the dead-letter filters, does not name %s", r)
 		}
 	}
 }

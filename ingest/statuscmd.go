@@ -88,12 +88,15 @@ type InstanceReport struct {
 	Error    string   `json:"error,omitempty"`
 }
 
-// deadLetterReasons are the reasons recognised in stored errors.
+// deadLetterReasons are the reasons recognised in stored errors: every
+// codec.Reason and no_route (fanout.go); TestDeadLetterReasonsComplete
+// keeps the list whole.
 var deadLetterReasons = []string{
 	string(codec.ReasonMalformedJSON), string(codec.ReasonWrongType), string(codec.ReasonOutOfRange),
 	string(codec.ReasonMissingRequired), string(codec.ReasonInvalidUTF8), string(codec.ReasonNULInText),
 	string(codec.ReasonBadCompression), string(codec.ReasonOversized), string(codec.ReasonInvalidValue),
 	string(codec.ReasonBadFraming), string(codec.ReasonUnknownSchema), string(codec.ReasonSchemaMismatch),
+	string(codec.ReasonBadEnvelope), string(codec.ReasonBadKey), string(codec.ReasonExpired), reasonNoRoute,
 }
 
 // watchFlag is --watch with an optional interval: --watch, --watch=5s, or
