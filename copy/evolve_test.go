@@ -142,6 +142,49 @@ func TestCheckMigration(t *testing.T) {
 	}
 }
 
+// A create: true target in a schema that does not exist yet: Migrate
+// creates the schema, so the plan says so, once, before the table; a
+// second table of that schema, and the offsets' own schema, are not
+// repeated.
+func TestCheckMigrationTargetSchema(t *testing.T) {
+	t.Parallel()
+	url := newDB(t)
+	c := connect(t, url)
+	a, b := eventsTable(), eventsTable()
+	a.Name, b.Name = "replica.events", "replica.more"
+	own := eventsTable()
+	own.Name = "sluice.events"
+	plan, err := CheckMigration(testCtx(t), c, "sluice", []*Table{a, b, own}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"create schema sluice", "create table sluice.offsets", "create table sluice.dead_letters",
+		"create schema replica",
+		`create table "replica"."events" ("id" int8, "val" text, "off" int8, PRIMARY KEY ("id"))`,
+		`create table "replica"."more" ("id" int8, "val" text, "off" int8, PRIMARY KEY ("id"))`,
+		`create table "sluice"."events" ("id" int8, "val" text, "off" int8, PRIMARY KEY ("id"))`}
+	if strings.Join(plan.Changes, "\n") != strings.Join(want, "\n") || len(plan.Problems) > 0 {
+		t.Fatalf("plan:\n%s\nproblems %v\nwant:\n%s", strings.Join(plan.Changes, "\n"), plan.Problems, strings.Join(want, "\n"))
+	}
+	if err := Migrate(testCtx(t), c, "sluice", []*Table{a, b, own}); err != nil {
+		t.Fatal(err)
+	}
+	if n := queryInt(t, c, "SELECT count(*) FROM pg_namespace WHERE nspname = 'replica'"); n != 1 {
+		t.Fatalf("Migrate did not create schema replica")
+	}
+	// A schema that exists is not planned, even with a table to create.
+	c2 := eventsTable()
+	c2.Name = "replica.third"
+	plan, err = CheckMigration(testCtx(t), c, "sluice", []*Table{a, c2}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []string{`create table "replica"."third" ("id" int8, "val" text, "off" int8, PRIMARY KEY ("id"))`}
+	if strings.Join(plan.Changes, "\n") != strings.Join(want, "\n") {
+		t.Errorf("plan after Migrate:\n%s\nwant:\n%s", strings.Join(plan.Changes, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 // TestCheckMigrationDefaultRows: what CheckMigration says of the rows in
 // the default partition is what the round then does with them: rows of a
 // kept interval are moved, rows older than the retention deleted (kept

@@ -41,11 +41,23 @@ func CheckMigration(ctx context.Context, conn *pgconn.PgConn, schema string, tab
 		}
 		return string(r.Rows[0][0]) == "t", nil
 	}
+	// seenSchema holds the schemas looked up: Migrate creates the missing
+	// ones, its own and those of create: true targets, each said once.
+	seenSchema := map[string]bool{}
+	createSchema := func(name string) error {
+		if seenSchema[name] {
+			return nil
+		}
+		seenSchema[name] = true
+		ok, err := exists("to_regnamespace", pgx.Identifier{name}.Sanitize())
+		if err == nil && !ok {
+			plan.Changes = append(plan.Changes, "create schema "+name)
+		}
+		return err
+	}
 	s := pgx.Identifier{schema}.Sanitize()
-	if ok, err := exists("to_regnamespace", s); err != nil {
+	if err := createSchema(schema); err != nil {
 		return nil, err
-	} else if !ok {
-		plan.Changes = append(plan.Changes, "create schema "+schema)
 	}
 	for _, n := range []string{"offsets", "dead_letters"} {
 		if ok, err := exists("to_regclass", s+"."+n); err != nil {
@@ -61,6 +73,9 @@ func CheckMigration(ctx context.Context, conn *pgconn.PgConn, schema string, tab
 		}
 		switch {
 		case !ok && t.Create:
+			if err := createSchema(schemaOf(t)); err != nil {
+				return nil, err
+			}
 			plan.Changes = append(plan.Changes, "create table "+t.createSQL())
 			if t.Partition != nil {
 				plan.Changes = append(plan.Changes, fmt.Sprintf("create partition %s.%s DEFAULT", schemaOf(t), t.defaultPartition()))
