@@ -419,7 +419,9 @@ func ParseSource(name string) (Source, error) {
 			return Source(i), nil
 		}
 	}
-	return 0, fmt.Errorf("unknown column source %q; use one of %v", name, sourceNames[1:])
+	// SourceUnmapped, the last, is the table's unmapped column, set by
+	// the caller rather than configured: it is not offered.
+	return 0, fmt.Errorf("unknown column source %q; use one of %v", name, sourceNames[1:SourceUnmapped])
 }
 
 // Column describes one target column.

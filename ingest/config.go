@@ -737,6 +737,11 @@ func (t *TableConfig) validate(key string) error {
 		if _, err := codec.ParseType(col.Type); err != nil {
 			return cfgErr(ck+".type", "%v", err)
 		}
+		if col.Source == codec.SourceUnmapped.String() {
+			// The decoder's source of the column unmapped: adds, which
+			// validateGrowth checks; not one to configure.
+			return cfgErr(ck+".source", "unmapped is not a column source; to keep the members no column maps, set unmapped: %s on the table (formats json and json_schema) and remove this column", col.Name)
+		}
 		src, err := codec.ParseSource(col.Source)
 		if err != nil {
 			return cfgErr(ck+".source", "%v", err)

@@ -136,6 +136,12 @@ func TestConfigErrors(t *testing.T) {
 	// Without a key, update replaced nothing: every record became a row.
 	f("update without key", "key: [event_id]=>on_conflict: update", "tables[0].on_conflict", "has no key; set key")
 	f("bad source", "source: kafka.offset=>source: kafka.ofset", "tables[0].columns[2].source", "kafka.offset")
+	// source unmapped is the column unmapped: makes, not a source to
+	// configure; the list of sources does not offer it.
+	f("source unmapped", "source: kafka.offset=>source: unmapped", "tables[0].columns[2].source", "unmapped: src_offset")
+	if _, err := Parse([]byte(strings.Replace(validYAML, "source: kafka.offset", "source: kafka.ofset", 1)), noEnv); err == nil || strings.Contains(err.Error(), "unmapped") {
+		t.Errorf("an unknown source: %v; want the error to list the sources without unmapped", err)
+	}
 	f("path and source", "source: kafka.offset=>source: kafka.offset, path: x", "tables[0].columns[2]", "keep one")
 	f("broker without port", `brokers: ["127.0.0.1:9092"]=>brokers: ["kafka"]`, "kafka.brokers[0]", "host:port")
 	f("inflight below batch", "max_age: 100ms=>max_age: 100ms\n  max_inflight_bytes: 1MiB", "batch.max_inflight_bytes", "raise it")
