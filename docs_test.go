@@ -173,3 +173,186 @@ func TestCommitSubjects(t *testing.T) {
 		}
 	}
 }
+
+// helpFlag is one flag as `sluice COMMAND -h` prints it.
+type helpFlag struct{ name, def string }
+
+var helpDefaultRe = regexp.MustCompile(` \(default (.*)\)$`)
+
+// commandFlags returns the flags `sluice args... -h` prints, with the
+// default its help ends with ("" without one).
+func commandFlags(t *testing.T, args ...string) []helpFlag {
+	t.Helper()
+	var stdout, stderr strings.Builder
+	if code := run(append(slices.Clone(args), "-h"), &stdout, &stderr); code != 0 {
+		t.Fatalf("sluice %s -h: exit %d: %s", strings.Join(args, " "), code, stderr.String())
+	}
+	lines := strings.Split(stderr.String(), "\n")
+	var out []helpFlag
+	for i, l := range lines {
+		rest, ok := strings.CutPrefix(l, "  -")
+		if !ok {
+			continue
+		}
+		usage := ""
+		if i+1 < len(lines) {
+			usage = strings.TrimSpace(lines[i+1])
+		}
+		if before, after, ok := strings.Cut(rest, "\t"); ok {
+			// A one-letter flag's usage follows on its line.
+			rest, usage = before, after
+		}
+		name, placeholder, _ := strings.Cut(rest, " ")
+		if strings.Contains(placeholder, " ") {
+			// flag.UnquoteUsage takes a back-quoted word of the usage as
+			// the value's name: "-in-process-broker sluice broker".
+			t.Errorf("sluice %s -h prints %q: a back-quoted phrase in its usage became the value's name", strings.Join(args, " "), l)
+		}
+		f := helpFlag{name: name}
+		if m := helpDefaultRe.FindStringSubmatch(usage); m != nil {
+			f.def = strings.Trim(m[1], `"`)
+		}
+		out = append(out, f)
+	}
+	if len(out) == 0 {
+		t.Fatalf("sluice %s -h printed no flags:\n%s", strings.Join(args, " "), stderr.String())
+	}
+	return out
+}
+
+var docFlagRowRe = regexp.MustCompile("^\\| `--([a-z0-9-]+)` \\|([^|]*)\\|")
+
+// Every flag of every command is in docs/configuration.md's table for
+// that command ("#### `sluice COMMAND`", the commands that read the
+// configuration also under "Flags of every command that reads the
+// configuration"), with the default -h prints, and the tables name no
+// flag the command lacks.
+func TestFlagsDocumented(t *testing.T) {
+	md, err := os.ReadFile("docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, cmds, ok := strings.Cut(string(md), "\n## Commands\n")
+	if !ok {
+		t.Fatal(`docs/configuration.md has no "## Commands" section`)
+	}
+	cmds, _, _ = strings.Cut(cmds, "\n## ")
+	// documented flags by section: a command's name, or "common".
+	type row struct{ def, section string }
+	documented := map[string]map[string]row{}
+	section := ""
+	for _, line := range strings.Split(cmds, "\n") {
+		if h, ok := strings.CutPrefix(line, "#### "); ok {
+			section = ""
+			switch {
+			case strings.HasPrefix(h, "Flags of every command that reads the configuration"):
+				section = "common"
+			case strings.HasPrefix(h, "`sluice "):
+				section, _, _ = strings.Cut(strings.TrimPrefix(h, "`sluice "), " ")
+				section = strings.TrimSuffix(section, "`")
+				section, _, _ = strings.Cut(section, "|")
+			}
+			if section != "" && documented[section] == nil {
+				documented[section] = map[string]row{}
+			}
+			continue
+		}
+		if m := docFlagRowRe.FindStringSubmatch(line); m != nil && section != "" {
+			documented[section][m[1]] = row{def: strings.ReplaceAll(strings.TrimSpace(m[2]), "`", ""), section: section}
+		}
+	}
+	var invocations [][]string
+	for name := range commands {
+		switch name {
+		case "version":
+		case "dead-letters":
+			for _, sub := range []string{"list", "show", "replay"} {
+				invocations = append(invocations, []string{name, sub})
+			}
+		default:
+			invocations = append(invocations, []string{name})
+		}
+	}
+	slices.SortFunc(invocations, func(a, b []string) int { return strings.Compare(strings.Join(a, " "), strings.Join(b, " ")) })
+	used := map[string]map[string]bool{}
+	for _, inv := range invocations {
+		cmd := inv[0]
+		flags := commandFlags(t, inv...)
+		own := documented[cmd]
+		if own == nil {
+			t.Errorf("docs/configuration.md has no \"#### `sluice %s`\" table of its flags", cmd)
+			continue
+		}
+		if used[cmd] == nil {
+			used[cmd] = map[string]bool{}
+		}
+		hasConfig := slices.ContainsFunc(flags, func(f helpFlag) bool { return f.name == "config" })
+		for _, f := range flags {
+			r, ok := own[f.name]
+			if ok {
+				used[cmd][f.name] = true
+			} else if hasConfig {
+				r, ok = documented["common"][f.name]
+			}
+			if !ok {
+				t.Errorf("docs/configuration.md does not document --%s of sluice %s", f.name, strings.Join(inv, " "))
+				continue
+			}
+			if f.def != "" && !strings.Contains(r.def, f.def) {
+				t.Errorf("docs/configuration.md gives --%s of sluice %s the default %q; -h says %q", f.name, strings.Join(inv, " "), r.def, f.def)
+			}
+		}
+	}
+	for cmd, rows := range documented {
+		if cmd == "common" {
+			continue
+		}
+		for name := range rows {
+			if !used[cmd][name] {
+				t.Errorf("docs/configuration.md documents --%s for sluice %s, which has no such flag", name, cmd)
+			}
+		}
+	}
+}
+
+var envLiteralRe = regexp.MustCompile(`"(SLUICE_[A-Z0-9_]+)"`)
+
+// Every SLUICE_* variable the code reads (a string literal outside the
+// tests) is named in docs/configuration.md.
+func TestEnvDocumented(t *testing.T) {
+	md, err := os.ReadFile("docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	err = filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && path != "." || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range envLiteralRe.FindAllStringSubmatch(string(src), -1) {
+			if !seen[m[1]] {
+				seen[m[1]] = true
+				if !strings.Contains(string(md), "`"+m[1]+"`") {
+					t.Errorf("%s reads %s, which docs/configuration.md does not name", path, m[1])
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) < 10 {
+		t.Errorf("found only %d SLUICE_* variables in the code: %v", len(seen), seen)
+	}
+}

@@ -25,7 +25,7 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 // commonFlags registers the flags Run and the report share.
 func commonFlags(fs *flag.FlagSet, o *Options, brokers *string, inProcess *bool) {
 	fs.StringVar(brokers, "brokers", "", "Kafka brokers (comma-separated) instead of the embedded kfake broker")
-	fs.BoolVar(inProcess, "in-process-broker", false, "run the embedded broker inside the bench process instead of as a `sluice broker` child process")
+	fs.BoolVar(inProcess, "in-process-broker", false, "run the embedded broker inside the bench process instead of as a sluice broker child process")
 	fs.StringVar(&o.Postgres, "postgres", "", "PostgreSQL URL instead of a private cluster (tables are created and dropped)")
 	fs.StringVar(&o.Schema, "schema", "reference", "loadgen schema: reference, narrow or wide")
 	fs.Float64Var(&o.DupRatio, "dup-ratio", 0.01, "fraction of records that re-send an earlier event (negative: none)")
