@@ -174,6 +174,128 @@ func TestCommitSubjects(t *testing.T) {
 	}
 }
 
+// docCommandLines returns the sluice command lines of the shell blocks of
+// a Markdown page ("```sh", and "$ " lines of plain blocks), each split
+// into its arguments after "sluice", up to the first shell operator;
+// placeholders (…) are left as they are.
+func docCommandLines(md string) [][]string {
+	var out [][]string
+	lines := strings.Split(md, "\n")
+	for i := 0; i < len(lines); i++ {
+		fence := strings.TrimSpace(lines[i])
+		if !strings.HasPrefix(fence, "```") {
+			continue
+		}
+		lang := strings.TrimPrefix(fence, "```")
+		var body []string
+		for i++; i < len(lines) && strings.TrimSpace(lines[i]) != "```"; i++ {
+			body = append(body, lines[i])
+		}
+		if lang != "sh" && lang != "" {
+			continue
+		}
+		joined := strings.ReplaceAll(strings.Join(body, "\n"), "\\\n", " ")
+		for _, line := range strings.Split(joined, "\n") {
+			line = strings.TrimSpace(line)
+			if lang == "" {
+				var ok bool
+				if line, ok = strings.CutPrefix(line, "$ "); !ok {
+					continue
+				}
+			}
+			if c, _, ok := strings.Cut(line, " #"); ok {
+				line = c
+			}
+			if args := sluiceArgs(shellWords(line)); args != nil {
+				out = append(out, args)
+			}
+		}
+	}
+	return out
+}
+
+// sluiceArgs returns the arguments after the first word that runs sluice
+// (sluice, bin/sluice, ./bin/sluice, or the compose service sluice
+// followed by a command), up to a shell operator; nil without one.
+func sluiceArgs(words []string) []string {
+	for i, w := range words {
+		if w != "sluice" && !strings.HasSuffix(w, "/sluice") || i+1 >= len(words) {
+			continue
+		}
+		if _, ok := commands[words[i+1]]; !ok {
+			continue
+		}
+		var args []string
+		for _, a := range words[i+1:] {
+			if a == "|" || a == ">" || a == "&" || a == "&&" || a == ";" || a == "||" || a == "2>&1" {
+				break
+			}
+			args = append(args, a)
+		}
+		return args
+	}
+	return nil
+}
+
+// shellWords splits a command line at spaces, keeping quoted strings
+// whole (without their quotes).
+func shellWords(s string) []string {
+	var words []string
+	var b strings.Builder
+	in, quote := false, rune(0)
+	for _, r := range s {
+		switch {
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			b.WriteRune(r)
+		case r == '\'' || r == '"':
+			quote, in = r, true
+		case r == ' ' || r == '\t':
+			if in {
+				words = append(words, b.String())
+				b.Reset()
+				in = false
+			}
+		default:
+			b.WriteRune(r)
+			in = true
+		}
+	}
+	if in {
+		words = append(words, b.String())
+	}
+	return words
+}
+
+// Every sluice command line in the shell blocks of the docs names a
+// command and flags that command has: it is run with one more, unknown
+// flag, which its flag parsing must be the first to refuse (nothing runs).
+func TestDocCommandsParse(t *testing.T) {
+	pages, _ := filepath.Glob("docs/*.md")
+	pages = append(pages, "README.md", "bench/README.md", "internal/chaos/README.md")
+	const probe = "--sluice-docs-probe"
+	n := 0
+	for _, p := range pages {
+		md, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range docCommandLines(string(md)) {
+			n++
+			var stdout, stderr strings.Builder
+			code := run(append(slices.Clone(args), probe), &stdout, &stderr)
+			if code == 0 || !strings.Contains(stderr.String(), "flag provided but not defined: "+probe[1:]) {
+				first, _, _ := strings.Cut(strings.TrimSpace(stderr.String()), "\n")
+				t.Errorf("%s: sluice %s: its flags do not parse (exit %d): %s", p, strings.Join(args, " "), code, first)
+			}
+		}
+	}
+	if n < 20 {
+		t.Errorf("found only %d sluice command lines in the docs; the extraction is broken", n)
+	}
+}
+
 // helpFlag is one flag as `sluice COMMAND -h` prints it.
 type helpFlag struct{ name, def string }
 
