@@ -101,3 +101,68 @@ func TestVersionCommand(t *testing.T) {
 		t.Errorf("sluice version --short: exit %d, want 2 (usage)", code)
 	}
 }
+
+// docs/design.md's "Packages and import directions" has a row for every
+// package of the module, and each row's imports of Sluice packages are
+// the ones `go list` finds ("none" for a leaf; rows that describe them
+// in words, as the tests-only ones, are not compared).
+func TestPackageTable(t *testing.T) {
+	md, err := os.ReadFile("docs/design.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(md), "\n## Packages and import directions\n")
+	if !ok {
+		t.Fatal(`docs/design.md has no "## Packages and import directions"`)
+	}
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	const mod = "github.com/sluice-dev/sluice"
+	rel := func(p string) string {
+		if p == mod {
+			return "."
+		}
+		return strings.TrimPrefix(p, mod+"/")
+	}
+	documented := map[string][]string{} // package: imports, nil when described in words
+	for _, line := range strings.Split(sec, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 5 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			continue
+		}
+		var imports []string
+		switch deps := strings.TrimSpace(cells[3]); {
+		case strings.HasPrefix(deps, "none"):
+			imports = []string{}
+		case strings.HasPrefix(deps, "`"):
+			for _, d := range strings.Split(deps, ",") {
+				imports = append(imports, strings.Trim(strings.TrimSpace(d), "`"))
+			}
+		}
+		name, _, _ := strings.Cut(strings.TrimSpace(cells[1]), " (")
+		for _, n := range strings.Split(name, ",") {
+			documented[strings.Trim(strings.TrimSpace(n), "`")] = imports
+		}
+	}
+	for _, line := range goList(t, "-f", "{{.ImportPath}}:{{join .Imports \",\"}}", "./...") {
+		pkg, deps, _ := strings.Cut(line, ":")
+		want, ok := documented[rel(pkg)]
+		if !ok {
+			t.Errorf("docs/design.md, \"Packages and import directions\", has no row for %s", rel(pkg))
+			continue
+		}
+		if want == nil {
+			continue
+		}
+		var got []string
+		for _, d := range strings.Split(deps, ",") {
+			if strings.HasPrefix(d, mod+"/") {
+				got = append(got, rel(d))
+			}
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("docs/design.md says %s imports %v of Sluice's packages; it imports %v", rel(pkg), want, got)
+		}
+	}
+}
