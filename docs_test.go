@@ -478,3 +478,69 @@ func TestEnvDocumented(t *testing.T) {
 		t.Errorf("found only %d SLUICE_* variables in the code: %v", len(seen), seen)
 	}
 }
+
+var (
+	mdHeadingRe  = regexp.MustCompile(`(?m)^#+\s+(.*)$`)
+	mdLeadInRe   = regexp.MustCompile(`\*\*([^*]+?)\.?\*\*`)
+	mdFenceRe    = regexp.MustCompile("(?s)```.*?```")
+	sectionRefRe = regexp.MustCompile(`([\w./-]+\.md)\)?,?\s+"([^"]+)"`)
+	inPageRefRe  = regexp.MustCompile(`"([^"]{3,80})",? (?:below|above)`)
+)
+
+// sectionTitles returns the headings of a Markdown page and its bold
+// lead-ins ("**Memory.**"), whitespace collapsed.
+func sectionTitles(t *testing.T, path string) []string {
+	t.Helper()
+	md, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	s := mdFenceRe.ReplaceAllString(string(md), "")
+	var out []string
+	for _, m := range mdHeadingRe.FindAllStringSubmatch(s, -1) {
+		out = append(out, strings.Trim(strings.TrimSpace(m[1]), "`"))
+	}
+	for _, m := range mdLeadInRe.FindAllStringSubmatch(s, -1) {
+		out = append(out, strings.Join(strings.Fields(m[1]), " "))
+	}
+	return out
+}
+
+// A section named by its title, `[page.md](page.md), "Title"` or
+// `"Title", below`, is a heading (or a bold lead-in) of that page.
+func TestDocsSectionReferences(t *testing.T) {
+	pages, _ := filepath.Glob("docs/*.md")
+	pages = append(pages, "README.md", "internal/chaos/README.md")
+	n := 0
+	for _, p := range pages {
+		md, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Join(strings.Fields(string(md)), " ")
+		check := func(target, title string) {
+			n++
+			titles := sectionTitles(t, target)
+			if titles == nil {
+				t.Errorf("%s refers to section %q of %s, which does not exist", p, title, target)
+				return
+			}
+			if !slices.ContainsFunc(titles, func(h string) bool { return strings.Contains(h, title) }) {
+				t.Errorf("%s refers to section %q of %s, which has no such heading", p, title, target)
+			}
+		}
+		for _, m := range sectionRefRe.FindAllStringSubmatch(text, -1) {
+			target := filepath.Join(filepath.Dir(p), m[1])
+			if _, err := os.Stat(target); err != nil {
+				target = m[1] // named from the repository's root
+			}
+			check(target, m[2])
+		}
+		for _, m := range inPageRefRe.FindAllStringSubmatch(text, -1) {
+			check(p, m[1])
+		}
+	}
+	if n < 30 {
+		t.Errorf("found only %d section references; the extraction is broken", n)
+	}
+}
