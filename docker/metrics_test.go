@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -491,6 +492,7 @@ tables:
 			}
 		}
 	}
+	checkDocumentedLabels(t, series)
 	if t.Failed() {
 		var names []string
 		for n := range series {
@@ -528,4 +530,81 @@ func parseExposition(t *testing.T, body string) map[string]map[string]bool {
 		t.Fatal("empty /metrics")
 	}
 	return out
+}
+
+var (
+	parenRe        = regexp.MustCompile(`\([^)]*\)`)
+	backtickedRe   = regexp.MustCompile("`([a-z_]+)`")
+	labelledNameRe = regexp.MustCompile("`(sluice_[a-z_]+)(?:\\{([a-z_,]*)\\})?`")
+)
+
+// checkDocumentedLabels compares the label names of the exported series
+// with the labels docs/design.md's "Metrics" table gives each family and
+// those docs/operations.md's "Metrics and health" writes after its name
+// (`sluice_dead_letters_total{table,reason}`; a name without braces has
+// none). Families the run did not export are not compared.
+func checkDocumentedLabels(t *testing.T, series map[string]map[string]bool) {
+	t.Helper()
+	exported := func(name string) (map[string]bool, bool) {
+		if l, ok := series[name]; ok {
+			return l, true
+		}
+		if l, ok := series[name+"_count"]; ok { // a histogram; _bucket adds le
+			return l, true
+		}
+		return nil, false
+	}
+	compare := func(where, name string, want []string) {
+		got, ok := exported(name)
+		if !ok {
+			return
+		}
+		var names []string
+		for l := range got {
+			names = append(names, l)
+		}
+		sort.Strings(names)
+		sort.Strings(want)
+		if strings.Join(names, ",") != strings.Join(want, ",") {
+			t.Errorf("%s gives %s the labels %v; the appliance exports it with %v", where, name, want, names)
+		}
+	}
+	section := func(path, heading string) string {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, s, ok := strings.Cut(string(raw), "\n"+heading+"\n")
+		if !ok {
+			t.Fatalf("%s has no %q", path, heading)
+		}
+		s, _, _ = strings.Cut(s, "\n## ")
+		return s
+	}
+	n := 0
+	for _, line := range strings.Split(section("../docs/design.md", "## Metrics"), "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 5 || !strings.Contains(cells[1], "`sluice_") {
+			continue
+		}
+		var labels []string
+		for _, m := range backtickedRe.FindAllStringSubmatch(parenRe.ReplaceAllString(cells[3], ""), -1) {
+			labels = append(labels, m[1])
+		}
+		for _, m := range backtickedRe.FindAllStringSubmatch(parenRe.ReplaceAllString(cells[1], ""), -1) {
+			n++
+			compare(`docs/design.md, "Metrics",`, m[1], slices.Clone(labels))
+		}
+	}
+	for _, m := range labelledNameRe.FindAllStringSubmatch(section("../docs/operations.md", "## Metrics and health"), -1) {
+		n++
+		var labels []string
+		if m[2] != "" {
+			labels = strings.Split(m[2], ",")
+		}
+		compare(`docs/operations.md, "Metrics and health",`, m[1], labels)
+	}
+	if n < 40 {
+		t.Errorf("found only %d documented families; the parsing is broken", n)
+	}
 }
