@@ -119,8 +119,8 @@ type TableConfig struct {
 	Key        []string       `yaml:"key"`
 	OnConflict string         `yaml:"on_conflict"`
 	Columns    []ColumnConfig `yaml:"columns"`
-	// MaxRecordBytes: a record value larger than this is dead-lettered as
-	// oversized. Default 1MiB.
+	// MaxRecordBytes: a record whose key and value, as received, take
+	// more than this is dead-lettered as oversized. Default 1MiB.
 	MaxRecordBytes Size `yaml:"max_record_bytes"`
 	// When takes only the records whose header or field equals a value;
 	// several tables may then read one topic (fanout.go).
