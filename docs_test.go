@@ -544,3 +544,93 @@ func TestDocsSectionReferences(t *testing.T) {
 		t.Errorf("found only %d section references; the extraction is broken", n)
 	}
 }
+
+var saslRe = regexp.MustCompile(`mechanism: [A-Z]`)
+
+// Every YAML example of the docs that configures Sluice is a valid
+// configuration. A fragment (a section without tables:, or one table of
+// a list) is completed with a minimal table; secret files are given;
+// examples that elide columns ("columns: [...]") and YAML that is not
+// Sluice's (Kubernetes manifests) are left out.
+func TestDocConfigExamplesParse(t *testing.T) {
+	secrets := t.TempDir()
+	for _, f := range []string{"kafka-password", "registry-secret", "registry-token", "postgres-password"} {
+		if err := os.WriteFile(filepath.Join(secrets, f), []byte("secret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	topKeys := map[string]bool{}
+	ct := reflect.TypeFor[ingest.Config]()
+	for i := range ct.NumField() {
+		name, _, _ := strings.Cut(ct.Field(i).Tag.Get("yaml"), ",")
+		topKeys[name] = true
+	}
+	pages, _ := filepath.Glob("docs/*.md")
+	pages = append(pages, "README.md")
+	n := 0
+	for _, p := range pages {
+		md, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(md), "\n")
+		for i := 0; i < len(lines); i++ {
+			fence := strings.TrimSpace(lines[i])
+			if fence != "```yaml" {
+				continue
+			}
+			indent := lines[i][:strings.Index(lines[i], "```")]
+			at := i + 1
+			var b strings.Builder
+			for i++; i < len(lines) && strings.TrimSpace(lines[i]) != "```"; i++ {
+				b.WriteString(strings.TrimPrefix(lines[i], indent) + "\n")
+			}
+			block := b.String()
+			if strings.Contains(block, "[...]") {
+				continue
+			}
+			var root yaml.Node
+			if err := yaml.Unmarshal([]byte(block), &root); err != nil || len(root.Content) == 0 {
+				t.Errorf("%s:%d: a YAML example that is not YAML: %v", p, at, err)
+				continue
+			}
+			doc := root.Content[0]
+			switch doc.Kind {
+			case yaml.SequenceNode: // one or more items of tables:
+				block = "tables:\n" + block
+			case yaml.MappingNode:
+				ours, hasTables := false, false
+				for j := 0; j+1 < len(doc.Content); j += 2 {
+					ours = ours || topKeys[doc.Content[j].Value]
+					hasTables = hasTables || doc.Content[j].Value == "tables"
+				}
+				if !ours {
+					continue
+				}
+				if !hasTables {
+					block += "tables:\n  - {name: t, topics: [t], columns: [{name: a, type: text, path: a}]}\n"
+				}
+			}
+			block = strings.ReplaceAll(block, "/run/secrets/sluice/", secrets+"/")
+			block = regexp.MustCompile(`&sslrootcert=[^\s"]*`).ReplaceAllString(block, "")
+			// What the examples leave to the environment: the registry of
+			// a fragment, and a SASL password from a mounted file.
+			env := func(k string) string {
+				switch {
+				case k == "SLUICE_SCHEMA_REGISTRY_URLS" && !strings.Contains(block, "schema_registry:"):
+					return "http://127.0.0.1:8081"
+				case k == "SLUICE_KAFKA_SASL_PASSWORD_FILE" && saslRe.MatchString(block) && !strings.Contains(block, "password_file:"):
+					return filepath.Join(secrets, "kafka-password")
+				}
+				return ""
+			}
+			n++
+			if _, err := ingest.Parse([]byte(block), env); err != nil {
+				t.Errorf("%s:%d: the example is refused: %v", p, at, err)
+			}
+		}
+	}
+	if n < 12 {
+		t.Errorf("checked only %d YAML examples; the extraction is broken", n)
+	}
+}
