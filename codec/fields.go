@@ -15,7 +15,7 @@ import (
 // evolves (docs/partitions.md, "Schema evolution").
 type SchemaField struct {
 	Name string // the field's name, usable as the column's path
-	Type Type   // TypeInvalid when no type fits (DebeziumAvroFields: a field of type null)
+	Type Type   // TypeInvalid when no type fits: a field of type null
 }
 
 // SchemaFields lists the top-level fields of the writer schema s in
@@ -36,6 +36,7 @@ type SchemaField struct {
 //	int/long time-*, duration, enum        text
 //	record, array, map, other unions       jsonb
 //	union of null and one type             that type's column (null is NULL)
+//	null (alone, or a union of null only)  none: TypeInvalid
 //
 //	Protobuf
 //	bool                                   bool
@@ -59,6 +60,14 @@ type SchemaField struct {
 //	string format date-time, date, uuid    timestamptz, date, uuid
 //	object, array, several types, none     jsonb
 //	type [T, "null"]                       T's column (null is NULL)
+//	type "null" (or ["null"])              none: TypeInvalid
+//
+// A field of type null holds no value to type a column by: its Type is
+// TypeInvalid, and the caller gives it no column, as for
+// DebeziumAvroFields (a column is never retyped, so a guessed type would
+// stay when a later writer schema gives the field a real one). Protobuf
+// has no such field: every field has a type (google.protobuf.NullValue
+// is an enum, text).
 //
 // A JSON Schema's number is numeric, not float8: JSON numbers are decimal
 // text, which numeric keeps exactly at any size (12.50 stays 12.50, and
@@ -124,10 +133,30 @@ func onlyNull(t *avroType) bool {
 	return true
 }
 
-func avroFieldType(t *avroType) Type {
+// unionColumnType is the column type of a field of Avro type t, as
+// SchemaFields and DebeziumAvroFields list it: TypeInvalid when t holds
+// nothing but null (onlyNull: no value to type a column by, and a column
+// is never retyped, so a guess would stay when a later writer schema
+// gives the field a type), jsonb for a union of several types other than
+// null, and otherwise what of reads from the one type t holds besides
+// null.
+func unionColumnType(t *avroType, of func(*avroType) Type) Type {
+	if onlyNull(t) {
+		return TypeInvalid
+	}
 	if t = nonNull(t); t == nil {
 		return TypeJSONB
 	}
+	return of(t)
+}
+
+// avroFieldType is the column type of a field of Avro type t
+// (SchemaFields).
+func avroFieldType(t *avroType) Type { return unionColumnType(t, avroColumnType) }
+
+// avroColumnType is the column type of a value of Avro type t, which is
+// no union.
+func avroColumnType(t *avroType) Type {
 	switch t.kind {
 	case avroBoolean:
 		return TypeBool
@@ -291,13 +320,11 @@ var connectColumnTypes = map[string]Type{
 
 // debeziumColumnType is the column type of a row field of type t (see
 // DebeziumAvroFields): TypeInvalid for a type that holds only null.
-func debeziumColumnType(t *avroType) Type {
-	if onlyNull(t) {
-		return TypeInvalid
-	}
-	if t = nonNull(t); t == nil {
-		return TypeJSONB
-	}
+func debeziumColumnType(t *avroType) Type { return unionColumnType(t, connectColumnType) }
+
+// connectColumnType is the column type of a value of Avro type t, which
+// is no union, by its Kafka Connect type.
+func connectColumnType(t *avroType) Type {
 	if typ, ok := connectColumnTypes[t.connectTypeName()]; ok {
 		return typ
 	}
@@ -445,7 +472,9 @@ func (root jsonNode) resolve(n jsonNode) jsonNode {
 	return nil
 }
 
-// columnType maps a property's schema to its column (SchemaFields).
+// columnType maps a property's schema to its column (SchemaFields):
+// TypeInvalid for a type of null alone ("null", or ["null"]), which, as an
+// Avro field of type null, types no column.
 func (n jsonNode) columnType() Type {
 	var types []string
 	if raw := n["type"]; raw != nil {
@@ -465,6 +494,9 @@ func (n jsonNode) columnType() Type {
 			return TypeJSONB
 		}
 		t = x
+	}
+	if t == "" && len(types) > 0 {
+		return TypeInvalid
 	}
 	switch t {
 	case "integer":

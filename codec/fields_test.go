@@ -24,7 +24,7 @@ func TestSchemaFields(t *testing.T) {
   {"name": "en", "type": {"type": "enum", "name": "En", "symbols": ["A", "B"]}},
   {"name": "rec", "type": {"type": "record", "name": "R", "fields": [{"name": "x", "type": "int"}]}},
   {"name": "arr", "type": {"type": "array", "items": "int"}}, {"name": "mp", "type": {"type": "map", "values": "string"}},
-  {"name": "mix", "type": ["null", "int", "string"]}]}`}
+  {"name": "mix", "type": ["null", "int", "string"]}, {"name": "nul", "type": "null"}, {"name": "nuls", "type": ["null"]}]}`}
 	pb := &Schema{Type: SchemaProtobuf, Text: fmt.Sprintf(pbCaseSchema, `bool b = 1; int32 i = 2; int64 l = 3; uint32 u32 = 4; uint64 u64 = 5;
 float f = 6; double d = 7; string s = 8; bytes by = 9; E en = 10; google.protobuf.Timestamp ts = 11;
 google.protobuf.Int64Value w = 12; confluent.type.Decimal dec = 13; google.type.Date day = 14;
@@ -33,7 +33,7 @@ repeated int32 rep = 15; map<string, int32> mp = 16; Sub sub = 17; google.protob
 		s    *Schema
 		want string
 	}{
-		{avro, "[{b bool} {i int4} {l int8} {f float4} {d float8} {s text} {u uuid} {by bytea} {fx bytea} {dec numeric} {day date} {ts timestamptz} {lts timestamp} {tm text} {en text} {rec jsonb} {arr jsonb} {mp jsonb} {mix jsonb}]"},
+		{avro, "[{b bool} {i int4} {l int8} {f float4} {d float8} {s text} {u uuid} {by bytea} {fx bytea} {dec numeric} {day date} {ts timestamptz} {lts timestamp} {tm text} {en text} {rec jsonb} {arr jsonb} {mp jsonb} {mix jsonb} {nul invalid} {nuls invalid}]"},
 		{pb, "[{b bool} {i int4} {l int8} {u32 int8} {u64 numeric} {f float4} {d float8} {s text} {by bytea} {en text} {ts timestamptz} {w int8} {dec numeric} {day date} {rep jsonb} {mp jsonb} {sub jsonb} {dur jsonb}]"},
 	} {
 		fields, err := SchemaFields(c.s, []int{1}) // Protobuf: M, after Sub
@@ -45,7 +45,9 @@ repeated int32 rep = 15; map<string, int32> mp = 16; Sub sub = 17; google.protob
 		}
 		var cols []Column
 		for _, f := range fields {
-			cols = append(cols, Column{Name: f.Name, Type: f.Type, Path: f.Name})
+			if f.Type != TypeInvalid { // a field of type null gets no column
+				cols = append(cols, Column{Name: f.Name, Type: f.Type, Path: f.Name})
+			}
 		}
 		var err2 error
 		if c.s.Type == SchemaAvro {
@@ -110,7 +112,9 @@ func TestSchemaFieldsJSONSchema(t *testing.T) {
     "u": {"type": ["string", "null"], "format": "uuid"}, "o": {"type": "object"}, "a": {"type": "array"},
     "mix": {"type": ["string", "integer"]}, "none": {}, "any": true, "en": {"enum": ["A", "B"]},
     "ref": {"$ref": "#/definitions/Money"}, "a~1b": {"$ref": "#/definitions/a~1b"},
-    "ext": {"$ref": "other.json"}, "loop": {"$ref": "#/$defs/Loop"}, "nul": {"type": "null"}}},
+    "ext": {"$ref": "other.json"}, "loop": {"$ref": "#/$defs/Loop"}, "nul": {"type": "null"}, "nuls": {"type": ["null"]},
+    "nulref": {"$ref": "#/$defs/Nothing"}}},
+  "Nothing": {"type": "null"},
   "Loop": {"$ref": "#/$defs/Loop"}},
  "definitions": {"Money": {"type": ["null", "number"]}, "a/b": {"type": "boolean"}}}`}
 	fields, err := SchemaFields(s, nil)
@@ -118,7 +122,7 @@ func TestSchemaFieldsJSONSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "[{z int8} {n numeric} {b bool} {s text} {ts timestamptz} {day date} {u uuid} {o jsonb} {a jsonb} {mix jsonb} " +
-		"{none jsonb} {any jsonb} {en jsonb} {ref numeric} {a~1b bool} {ext jsonb} {loop jsonb} {nul jsonb}]"
+		"{none jsonb} {any jsonb} {en jsonb} {ref numeric} {a~1b bool} {ext jsonb} {loop jsonb} {nul invalid} {nuls invalid} {nulref invalid}]"
 	if got := fmt.Sprint(fields); got != want {
 		t.Fatalf("fields:\n got %s\nwant %s", got, want)
 	}

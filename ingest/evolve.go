@@ -112,8 +112,8 @@ func (sh *tableShape) mapped(name string) (mapped, kept bool) {
 // identifier of at most 63 bytes, or that a staging column has
 // (pgcopy.ReservedColumn: a target column of that name fails every batch)
 // is logged and skipped: its values are not stored. So is a field without
-// a column type (TypeInvalid: a Debezium row field of type null), and,
-// for format debezium, a field that would take the table past
+// a column type (TypeInvalid: a field of type null, nullField), and, for
+// format debezium, a field that would take the table past
 // pgcopy.MaxUnchangedColumns (its TOAST placeholders could not keep the
 // stored values).
 func (a *App) evolve(ctx context.Context, t *tableRT, fields []codec.SchemaField) error {
@@ -146,9 +146,7 @@ func (a *App) evolve(ctx context.Context, t *tableRT, fields []codec.SchemaField
 		switch {
 		case why != "":
 		case f.Type == codec.TypeInvalid:
-			// A Debezium row field of type null (codec.DebeziumAvroFields).
-			why = "its type is null, which types no column (a column is never retyped)"
-			fix = "a later writer schema that gives it a type adds its column"
+			why, fix = nullField(true)
 		case t.format == codec.FormatDebezium && len(sh.pg.Columns)+len(add) >= pgcopy.MaxUnchangedColumns:
 			why = fmt.Sprintf("the table has %d columns, and format debezium keeps the stored value of a TOASTed column for at most %d",
 				len(sh.pg.Columns)+len(add), pgcopy.MaxUnchangedColumns)
@@ -196,6 +194,21 @@ func (t *tableRT) schemaFields(s *codec.Schema, indexes []int) ([]codec.SchemaFi
 		return codec.DebeziumAvroFields(s)
 	}
 	return codec.SchemaFields(s, indexes)
+}
+
+// nullField says why a writer-schema field of type null gets no column
+// and what gives it one, for derivation and evolve alike: such a field
+// (codec.TypeInvalid, from codec.SchemaFields or codec.DebeziumAvroFields)
+// holds no value to type a column by, and a guessed type would stay when
+// a later writer schema gives the field a real one, since a column is
+// never retyped. evolve says whether the table has evolve: add_columns,
+// under which that later schema adds the column.
+func nullField(evolve bool) (why, fix string) {
+	why = "its type is null, which types no column (a column is never retyped)"
+	if evolve {
+		return why, "a later writer schema that gives it a type adds its column"
+	}
+	return why, "with evolve: add_columns a later writer schema that gives it a type adds its column; or list the columns"
 }
 
 // unusableFieldName says why a column cannot be named like the

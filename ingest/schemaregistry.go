@@ -371,8 +371,9 @@ func deriveTables(ctx context.Context, cfg *Config, reg *registry.Client, conn *
 // typed as codec.SchemaFields maps it, or, for format debezium (the
 // AvroConverter's Envelope), one per field of the row, typed as
 // codec.DebeziumAvroFields maps it. A field whose name cannot name a
-// column is logged and skipped. A format debezium table without key takes
-// it from the record key's schema (deriveKey).
+// column, or of type null (nullField), is logged and skipped. A format
+// debezium table without key takes it from the record key's schema
+// (deriveKey).
 func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 	for i := range cfg.Tables {
 		tc := &cfg.Tables[i]
@@ -412,8 +413,8 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 				continue
 			}
 			if fd.Type == codec.TypeInvalid {
-				// A Debezium row field of type null (DebeziumAvroFields).
-				log.Warn("a field of the subject gets no column: its type is null, which types no column; its values are not stored; list the columns to map it with a column of the type it will have",
+				why, fix := nullField(tc.Evolve == "add_columns")
+				log.Warn("a field of the subject gets no column: "+why+"; its values are not stored; "+fix,
 					"table", tc.Name, "subject", subject, "field", fd.Name)
 				continue
 			}

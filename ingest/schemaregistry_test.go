@@ -566,3 +566,136 @@ func itemSchemas(t *testing.T, e *env) (reg *devenv.Registry, id1, id2 int) {
 	}
 	return reg, id1, id2
 }
+
+// TestRegistryNullField: a top-level field of type null (an Avro null, a
+// JSON Schema property of type "null") holds no value to type a column
+// by. It got a jsonb column, derived or evolved, which stayed when a
+// later version gave the field a real type (a column is never retyped).
+// Now a table derived from the registry gets no column for it, a version
+// that still has it adds none, each with a warning naming the field and
+// saying that a later writer schema typing it adds its column, and the
+// version that types it adds the column, filled from that version on; as
+// for format debezium (TestDebeziumAvroEvolveNullField).
+func TestRegistryNullField(t *testing.T) {
+	type version struct {
+		schema string
+		value  func(id int64, name, note, legacy string) []byte // "" is null
+	}
+	zz, str := avroLong, avroString
+	avroOpt := func(b []byte, s string) []byte {
+		if s == "" {
+			return zz(b, 0)
+		}
+		return str(zz(b, 1), s)
+	}
+	jsonOpt := func(s string) string {
+		if s == "" {
+			return "null"
+		}
+		return fmt.Sprintf("%q", s)
+	}
+	const avroHead = `{"type":"record","name":"Order","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},`
+	const jsonHead = `{"type":"object","required":["id"],"properties":{"id":{"type":"integer"},"name":{"type":"string"},`
+	for _, c := range []struct {
+		format string
+		typ    registry.SchemaType
+		v      [3]version // the field null; a new field note; the field typed
+	}{
+		{"avro", registry.TypeAvro, [3]version{
+			{avroHead + `{"name":"legacy","type":"null"}]}`, nil},
+			{avroHead + `{"name":"legacy","type":"null"},{"name":"note","type":["null","string"],"default":null}]}`,
+				func(id int64, name, note, _ string) []byte { return avroOpt(str(zz(nil, id), name), note) }},
+			{avroHead + `{"name":"legacy","type":["null","string"],"default":null},{"name":"note","type":["null","string"],"default":null}]}`,
+				func(id int64, name, note, legacy string) []byte {
+					return avroOpt(avroOpt(str(zz(nil, id), name), legacy), note)
+				}},
+		}},
+		{"json_schema", registry.TypeJSON, [3]version{
+			{jsonHead + `"legacy":{"type":"null"}}}`, nil},
+			{jsonHead + `"legacy":{"type":["null"]},"note":{"type":["string","null"]}}}`,
+				func(id int64, name, note, _ string) []byte {
+					return fmt.Appendf(nil, `{"id":%d,"name":%q,"legacy":null,"note":%s}`, id, name, jsonOpt(note))
+				}},
+			{jsonHead + `"legacy":{"type":["string","null"]},"note":{"type":["string","null"]}}}`,
+				func(id int64, name, note, legacy string) []byte {
+					return fmt.Appendf(nil, `{"id":%d,"name":%q,"legacy":%s,"note":%s}`, id, name, jsonOpt(legacy), jsonOpt(note))
+				}},
+		}},
+	} {
+		t.Run(c.format, func(t *testing.T) {
+			e := newEnv(t, 1)
+			url := registryWith(t, "events-value", c.typ, c.v[0].schema)
+			cl, err := registry.New(registry.Options{URLs: []string{url}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			table := `
+  - name: public.orders
+    topics: [events]
+    format: ` + c.format + `
+    evolve: add_columns
+    key: [id]
+`
+			const later = "a later writer schema that gives it a type adds its column"
+			warned := func(logs, msg string) bool {
+				for line := range strings.Lines(logs) {
+					if strings.Contains(line, msg) && strings.Contains(line, later) && strings.Contains(line, "field=legacy") {
+						return true
+					}
+				}
+				return false
+			}
+			var derive syncBuffer
+			cfg := e.configRegistry(url, table)
+			if err := deriveColumns(cfg, cl, slog.New(slog.NewTextHandler(io.MultiWriter(&derive, testWriter{t}), nil))); err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprint(cfg.Tables[0].Columns); got != "[{id int8 id  false} {name text name  false}]" {
+				t.Errorf("derived columns: %s, want id and name", got)
+			}
+			if !warned(derive.String(), "a field of the subject gets no column: its type is null") {
+				t.Errorf("no warning at derivation names the field of type null and what adds its column:\n%s", derive.String())
+			}
+
+			var logs syncBuffer
+			e.start(e.configRegistry(url, table), func(a *App) {
+				a.log = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testWriter{t}), nil))
+			})
+			want := "id bigint NO, name text YES"
+			if got := columnsOf(e); got != want {
+				t.Errorf("columns of the derived table:\n got %s\nwant %s", got, want)
+			}
+			id2, err := cl.Register(e.ctx, "events-value", c.typ, c.v[1].schema)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.produce(&kgo.Record{Value: append(regFrame(id2), c.v[1].value(1, "a", "n1", "")...)})
+			e.waitDrained(1)
+			want += ", note text YES"
+			if got := columnsOf(e); got != want {
+				t.Errorf("columns after a version with a new field and the field of type null:\n got %s\nwant %s", got, want)
+			}
+			if !warned(logs.String(), "cannot add a column for a new field: its type is null") {
+				t.Errorf("no warning at evolution names the field of type null and what adds its column:\n%s", logs.String())
+			}
+			id3, err := cl.Register(e.ctx, "events-value", c.typ, c.v[2].schema)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.produce(&kgo.Record{Value: append(regFrame(id3), c.v[2].value(2, "b", "", "old")...)})
+			e.waitDrained(2)
+			want += ", legacy text YES"
+			if got := columnsOf(e); got != want {
+				t.Errorf("columns after the field got a type:\n got %s\nwant %s", got, want)
+			}
+			var got string
+			if err := e.db.QueryRow(e.ctx, `SELECT string_agg(concat_ws(':', id, coalesce(note, 'NULL'), coalesce(legacy, 'NULL')), ' ' ORDER BY id) FROM public.orders`).Scan(&got); err != nil ||
+				got != "1:n1:NULL 2:NULL:old" {
+				t.Errorf("target holds %q, %v; want 1:n1:NULL 2:NULL:old", got, err)
+			}
+			if n := e.count(`SELECT count(*) FROM sluice.dead_letters`); n != 0 {
+				t.Errorf("%d dead letters, want none", n)
+			}
+		})
+	}
+}
