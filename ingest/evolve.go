@@ -48,9 +48,28 @@ type tableShape struct {
 type evolution struct {
 	mu    sync.Mutex // serialises evolve calls of one table
 	shape atomic.Pointer[tableShape]
-	// skipped (under mu) holds the fields given no column, so that each
-	// is logged once, not by every decoder meeting every schema with it.
-	skipped map[string]bool
+	// warned (under warnMu) holds the warnings logged for the table
+	// (once): every decoder of every worker meets each writer schema, and
+	// a new shape's decoders meet them again.
+	warnMu sync.Mutex
+	warned map[string]bool
+}
+
+// once reports whether the warning key has not been logged for the table
+// yet, and marks it logged: a field given no column (by name and why), a
+// column its field cannot be written into, a writer schema evolve cannot
+// follow (by schema id).
+func (ev *evolution) once(key string) bool {
+	ev.warnMu.Lock()
+	defer ev.warnMu.Unlock()
+	if ev.warned[key] {
+		return false
+	}
+	if ev.warned == nil {
+		ev.warned = map[string]bool{}
+	}
+	ev.warned[key] = true
+	return true
 }
 
 // cur returns the table's current shape; New sets the first from the
@@ -126,11 +145,7 @@ func (a *App) evolve(ctx context.Context, t *tableRT, fields []codec.SchemaField
 	var add []pgcopy.Column
 	const other = "map it with a column of its own, of another name"
 	skip := func(name, why, fix string) {
-		if !t.ev.skipped[name] {
-			if t.ev.skipped == nil {
-				t.ev.skipped = map[string]bool{}
-			}
-			t.ev.skipped[name] = true
+		if t.ev.once("skip\x00" + name + "\x00" + why) {
 			a.log.Warn("cannot add a column for a new field: "+why+"; its values are not stored; "+fix,
 				"table", t.cfg.Name, "field", name)
 		}
@@ -228,13 +243,18 @@ func unusableFieldName(name string) string {
 }
 
 // evolvedColumns turns the columns the target has for the requested ones
-// into decoder columns, skipping those of a type Sluice does not write or
+// into decoder columns, skipping those of a type Sluice does not write
+// (logged once per table and column: the column stays out of the shape,
+// so every decoder meeting a writer schema with the field asks again) or
 // that differ from the field's.
 func (a *App) evolvedColumns(t *tableRT, want, got []pgcopy.Column) []codec.Column {
 	var cols []codec.Column
 	for i, c := range got {
 		typ, err := codec.ParseType(c.SQLType)
 		if err != nil {
+			if !t.ev.once("unwritable\x00" + c.Name) {
+				continue
+			}
 			a.log.Warn("cannot write a new field into its column: the table has a column of that name of a type Sluice does not write; rename the column or map the field with a column of its own",
 				"table", t.cfg.Name, "column", c.Name)
 			continue

@@ -409,3 +409,43 @@ func TestEvolveFieldNamedLikeOtherColumn(t *testing.T) {
 		t.Errorf("a field its column reads is logged:\n%s", out)
 	}
 }
+
+// TestEvolveUnwritableColumnWarnsOnce: a new field whose name the target
+// has a column of, of a type Sluice does not write (varchar(10)), is not
+// stored, and that is logged once for the table and column. Each decoder
+// meeting the writer schema asked again and logged it again: its records
+// are on four partitions, spread over two workers (postgres.max_conns:
+// 2), each with a decoder of its own.
+func TestEvolveUnwritableColumnWarnsOnce(t *testing.T) {
+	e := newEnv(t, 4)
+	reg, _, id2 := itemSchemas(t, e)
+	if _, err := e.db.Exec(e.ctx, `CREATE TABLE public.evolving (id int8 PRIMARY KEY, name text, country varchar(10))`); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	r := e.start(e.configRegistry(reg.URL(), evolvingTable), func(a *App) {
+		a.log = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testWriter{t}), nil))
+	})
+	zz, str := avroLong, avroString
+	for p := range int32(4) {
+		// id, name, country (union branch 1)
+		v := str(zz(str(zz(regFrame(id2), int64(p)), fmt.Sprint("n", p)), 1), "NZ")
+		e.produceTo(p, &kgo.Record{Value: v})
+	}
+	e.waitDrained(4)
+	if n := workersOf(r.app, "events"); n != 2 {
+		t.Fatalf("the partitions are on %d workers, want 2", n)
+	}
+	if n := e.count(`SELECT count(*) FROM public.evolving WHERE country IS NULL`); n != 4 {
+		t.Errorf("%d rows without the field's value, want 4", n)
+	}
+	warned := 0
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "cannot write a new field into its column") && strings.Contains(line, "column=country") {
+			warned++
+		}
+	}
+	if warned != 1 {
+		t.Errorf("the column of a type Sluice does not write is logged %d times, want once:\n%s", warned, logs.String())
+	}
+}

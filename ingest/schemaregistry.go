@@ -256,11 +256,13 @@ func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need
 			// the decoder compiles the schema for the table's columns;
 			// for Protobuf those of the message the record is (a later
 			// record of another message of the schema adds nothing), for
-			// format debezium those of the Envelope's row.
+			// format debezium those of the Envelope's row. A writer
+			// schema that is no Envelope is logged once per table and
+			// schema, not by each decoder meeting it.
 			if t != nil && !need.Key && t.cfg.Evolve == "add_columns" {
 				if fields, ferr := t.schemaFields(cs, need.Indexes); ferr == nil {
 					evolveErr = a.evolve(a.hardCtx, t, fields)
-				} else if t.format == codec.FormatDebezium {
+				} else if t.format == codec.FormatDebezium && t.ev.once("no row fields\x00"+need.Ref.String()) {
 					a.log.Warn("a writer schema gives no row fields to follow; the table gets no column for it", "table", t.cfg.Name,
 						"topic", st.topic, "schema", need.Ref.String(), "err", ferr)
 				}
