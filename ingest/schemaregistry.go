@@ -257,13 +257,22 @@ func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need
 			// for Protobuf those of the message the record is (a later
 			// record of another message of the schema adds nothing), for
 			// format debezium those of the Envelope's row. A writer
-			// schema that is no Envelope is logged once per table and
-			// schema, not by each decoder meeting it.
+			// schema that lists none (no Envelope; a JSON Schema root
+			// without properties) is logged once per table and schema,
+			// not by each decoder meeting it.
 			if t != nil && !need.Key && t.cfg.Evolve == "add_columns" {
-				if fields, ferr := t.schemaFields(cs, need.Indexes); ferr == nil {
+				fields, ferr := t.schemaFields(cs, need.Indexes)
+				if ferr == nil && len(fields) > 0 {
 					evolveErr = a.evolve(a.hardCtx, t, fields)
-				} else if t.format == codec.FormatDebezium && t.ev.once("no row fields\x00"+need.Ref.String()) {
-					a.log.Warn("a writer schema gives no row fields to follow; the table gets no column for it", "table", t.cfg.Name,
+				} else if t.ev.once("no fields\x00" + need.Ref.String()) {
+					what := "top-level fields"
+					if t.format == codec.FormatDebezium {
+						what = "row fields"
+					}
+					if ferr == nil {
+						ferr = errors.New("it lists none")
+					}
+					a.log.Warn("a writer schema gives no "+what+" to follow; the table gets no column for it", "table", t.cfg.Name,
 						"topic", st.topic, "schema", need.Ref.String(), "err", ferr)
 				}
 			}

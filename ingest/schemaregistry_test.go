@@ -699,3 +699,43 @@ func TestRegistryNullField(t *testing.T) {
 		})
 	}
 }
+
+// TestEvolveSchemaWithoutFields: under evolve: add_columns, a writer
+// schema that lists no top-level fields (a JSON Schema root without
+// properties) adds no column, and says so once for the table and schema,
+// not once per worker; its records land through the configured columns.
+func TestEvolveSchemaWithoutFields(t *testing.T) {
+	e := newEnv(t, 4)
+	url := registryWith(t, "events-value", registry.TypeJSON, `{"type":"object"}`)
+	var logs syncBuffer
+	cfg := e.configRegistry(url, `
+  - name: public.orders
+    topics: [events]
+    format: json_schema
+    evolve: add_columns
+    key: [id]
+    create: true
+    columns:
+      - {name: id, type: int8, path: id, required: true}
+`)
+	cfg.Postgres.MaxConns = 2
+	e.start(cfg, func(a *App) {
+		a.log = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testWriter{t}), nil))
+	})
+	var recs []*kgo.Record
+	for i := range 8 {
+		recs = append(recs, &kgo.Record{Key: fmt.Append(nil, i), Value: append(regFrame(1), fmt.Appendf(nil, `{"id":%d,"extra":"x"}`, i)...)})
+	}
+	e.produce(recs...)
+	e.waitDrained(8)
+	if n := e.count(`SELECT count(*) FROM public.orders`); n != 8 {
+		t.Errorf("%d rows, want 8", n)
+	}
+	if got := columnsOf(e); got != "id bigint NO" {
+		t.Errorf("columns %s, want id alone", got)
+	}
+	n := strings.Count(logs.String(), "a writer schema gives no top-level fields to follow")
+	if n != 1 {
+		t.Errorf("the warning appears %d times, want once:\n%s", n, logs.String())
+	}
+}
