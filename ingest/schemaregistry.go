@@ -238,6 +238,14 @@ func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need
 	}
 	key := partKey{st.topic, st.partition}
 	backoff := 200 * time.Millisecond
+	// warnOnce logs what every decoder of t meeting the schema would find
+	// alike once per table (each condition's decoder of a when: route,
+	// without a table, says it itself).
+	warnOnce := func(kind, msg string, args ...any) {
+		if t == nil || t.ev.once(kind+"\x00"+what+"\x00"+need.Ref.String()) {
+			a.log.Warn(msg, args...)
+		}
+	}
 	for {
 		ctx, cancel := context.WithTimeout(a.hardCtx, 30*time.Second)
 		var s *registry.Schema
@@ -288,7 +296,7 @@ func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need
 		case err == nil:
 			a.regWait.set(key, "")
 			if cerr := add(need.Ref, cs); cerr != nil {
-				a.log.Warn("a "+what+" cannot fill the table; its records become dead letters", "topic", st.topic, "schema", need.Ref.String(), "err", cerr)
+				warnOnce("unfit", "a "+what+" cannot fill the table; its records become dead letters", "topic", st.topic, "schema", need.Ref.String(), "err", cerr)
 			} else {
 				a.log.Info(what+" compiled", "topic", st.topic, "schema", need.Ref.String(), "subject", s.Subject, "version", s.Version)
 				if t != nil && !need.Key {
@@ -300,7 +308,9 @@ func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need
 						miss = codec.UnmatchedRowPaths(cs, t.cols)
 					}
 					if len(miss) > 0 {
-						a.log.Warn("columns whose path names no field of the writer schema are NULL in its records (dead letters, missing_required, where required); check their paths",
+						// The columns are part of what is said: a table
+						// that gained columns may miss others.
+						warnOnce("unmatched "+strings.Join(miss, ","), "columns whose path names no field of the writer schema are NULL in its records (dead letters, missing_required, where required); check their paths",
 							"table", t.cfg.Name, "topic", st.topic, "schema", need.Ref.String(), "columns", miss)
 					}
 				}
@@ -310,7 +320,7 @@ func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need
 			// Not found (40403), a schema type Sluice cannot read, or
 			// references that cannot be resolved.
 			a.regWait.set(key, "")
-			a.log.Warn("a "+what+" cannot be had from the schema registry; its records become dead letters",
+			warnOnce("unavailable", "a "+what+" cannot be had from the schema registry; its records become dead letters",
 				"topic", st.topic, "schema", need.Ref.String(), "err", err)
 			add(need.Ref, nil)
 			return true

@@ -739,3 +739,52 @@ func TestEvolveSchemaWithoutFields(t *testing.T) {
 		t.Errorf("the warning appears %d times, want once:\n%s", n, logs.String())
 	}
 }
+
+// TestRegistryWarningsOncePerTable: what every worker's decoder finds
+// alike about a writer schema (here an id the registry does not know, and
+// a column whose path names no field) is logged once for the table, not
+// once per worker.
+func TestRegistryWarningsOncePerTable(t *testing.T) {
+	e := newEnv(t, 4)
+	url := registryWith(t, "events-value", registry.TypeAvro, `{"type":"record","name":"O","fields":[{"name":"id","type":"long"}]}`)
+	var logs syncBuffer
+	cfg := e.configRegistry(url, `
+  - name: public.orders
+    topics: [events]
+    format: avro
+    key: [id]
+    create: true
+    columns:
+      - {name: id, type: int8, path: id, required: true}
+      - {name: note, type: text, path: nte}
+`)
+	cfg.Postgres.MaxConns = 2
+	e.start(cfg, func(a *App) {
+		a.log = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testWriter{t}), nil))
+	})
+	var recs []*kgo.Record
+	for i := range 16 {
+		id := 1 // the registered schema
+		if i%2 == 1 {
+			id = 99 // unknown to the registry
+		}
+		recs = append(recs, &kgo.Record{Key: fmt.Append(nil, i), Value: avroLong(regFrame(id), int64(i))})
+	}
+	e.produce(recs...)
+	e.waitDrained(16)
+	parts := map[int32]bool{}
+	for _, r := range recs {
+		parts[r.Partition] = true
+	}
+	if len(parts) < 3 {
+		t.Fatalf("the records went to partitions %v: too few for both workers", parts)
+	}
+	if n := e.count(`SELECT count(*) FROM sluice.dead_letters`); n != 8 {
+		t.Errorf("%d dead letters, want the 8 records of the unknown schema", n)
+	}
+	for _, msg := range []string{"cannot be had from the schema registry", "columns whose path names no field of the writer schema"} {
+		if n := strings.Count(logs.String(), msg); n != 1 {
+			t.Errorf("%q logged %d times, want once:\n%s", msg, n, logs.String())
+		}
+	}
+}
