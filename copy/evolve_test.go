@@ -75,19 +75,22 @@ func TestAddColumnsReserved(t *testing.T) {
 	}
 }
 
-// TargetColumns tells a missing target from one without columns, and
-// leaves dropped columns out.
+// TargetColumns tells a missing target from one without columns, leaves
+// dropped columns out, and gives each column the type Sluice writes into
+// it (a domain's base type; none for a type it does not write).
 func TestTargetColumns(t *testing.T) {
 	t.Parallel()
 	tb := eventsTable()
 	_, c, _ := setup(t, 1, tb)
 	mustExec(t, c, "ALTER TABLE public.events ADD COLUMN gone text; ALTER TABLE public.events DROP COLUMN gone; CREATE TABLE public.bare ()")
+	mustExec(t, c, "CREATE DOMAIN public.qty AS int4; ALTER TABLE public.events ADD COLUMN q public.qty, ADD COLUMN w varchar(5), ADD COLUMN iv interval")
 	for _, tc := range []struct {
 		name string
 		want string
-	}{{"events", fmt.Sprint(true, len(tb.Columns), false)}, {"public.bare", "true 0 false"}, {"public.none", "false 0 false"}} {
+	}{{"events", fmt.Sprint(true, len(tb.Columns)+3, " [int4 text ]")}, {"public.bare", "true 0 [  ]"}, {"public.none", "false 0 [  ]"}} {
 		cols, exists, err := TargetColumns(testCtx(t), c, &Table{Name: tc.name})
-		if got := fmt.Sprint(exists, len(cols), cols["gone"]); err != nil || got != tc.want {
+		_, gone := cols["gone"]
+		if got := fmt.Sprint(exists, len(cols)+map[bool]int{true: 100}[gone], []string{cols["q"], cols["w"], cols["iv"]}); err != nil || got != tc.want {
 			t.Errorf("%s: %s, %v; want %s", tc.name, got, err, tc.want)
 		}
 	}

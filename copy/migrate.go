@@ -189,25 +189,26 @@ SELECT c.attname, c.attnotnull, c.typ, c.base, c.mod, c.det, c.coll, c.nn AND NO
 	return cols, nil
 }
 
-// TargetColumns returns the names of the columns of t's target, and
-// false when it does not exist.
-func TargetColumns(ctx context.Context, conn *pgconn.PgConn, t *Table) (map[string]bool, bool, error) {
+// TargetColumns returns the columns of t's target by name, each with the
+// type Sluice writes into it ("" for a type it does not write), and
+// false when the target does not exist.
+func TargetColumns(ctx context.Context, conn *pgconn.PgConn, t *Table) (map[string]string, bool, error) {
 	var p params
 	p.text(t.ident())
-	r, err := query(ctx, conn, `SELECT a.attname FROM pg_class c
-LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE c.oid = to_regclass($1)`, &p)
+	r, err := query(ctx, conn, "SELECT to_regclass($1) IS NOT NULL", &p)
 	if err != nil {
 		return nil, false, fmt.Errorf("cannot read the columns of table %s: %w", t.Name, err)
 	}
-	if len(r.Rows) == 0 {
+	if len(r.Rows) != 1 || string(r.Rows[0][0]) != "t" {
 		return nil, false, nil
 	}
-	cols := make(map[string]bool, len(r.Rows))
-	for _, row := range r.Rows {
-		if row[0] != nil { // a table without columns
-			cols[string(row[0])] = true
-		}
+	have, err := describeTarget(ctx, conn, t)
+	if err != nil {
+		return nil, false, err
+	}
+	cols := make(map[string]string, len(have))
+	for name, tc := range have {
+		cols[name] = typeNames[tc.baseOID]
 	}
 	return cols, true, nil
 }

@@ -524,8 +524,17 @@ func fitDerived(ctx context.Context, conn *pgconn.PgConn, cfg *Config, log *slog
 		d.add = nil
 		var lacks []string
 		if exists {
+			// A column is never retyped: a field whose type changed
+			// since goes into the column as it is, as while running.
+			var retyped []string
+			for j, c := range tc.Columns {
+				if typ := have[c.Name]; typ != "" && typ != c.Type {
+					retyped = append(retyped, c.Name+" "+typ+" (the field's type gives "+c.Type+")")
+					tc.Columns[j].Type = typ
+				}
+			}
 			tc.Columns = slices.DeleteFunc(tc.Columns, func(c ColumnConfig) bool {
-				if have[c.Name] || slices.Contains(tc.Key, c.Name) || c.Name == tc.Guard || tc.Partition != nil && c.Name == tc.Partition.Column {
+				if _, ok := have[c.Name]; ok || slices.Contains(tc.Key, c.Name) || c.Name == tc.Guard || tc.Partition != nil && c.Name == tc.Partition.Column {
 					return false
 				}
 				lacks = append(lacks, c.Name)
@@ -535,6 +544,10 @@ func fitDerived(ctx context.Context, conn *pgconn.PgConn, cfg *Config, log *slog
 				}
 				return true
 			})
+			if len(retyped) > 0 {
+				log.Warn("columns keep their type though the subject's fields have another (a column is never retyped); values a column cannot hold become dead letters naming it; change the column (ALTER TABLE … ALTER COLUMN … TYPE) to hold them, and restart",
+					"table", tc.Name, "subject", d.subject, "version", d.version, "columns", retyped)
+			}
 		}
 		desc := make([]string, len(tc.Columns))
 		for j, c := range tc.Columns {
