@@ -192,3 +192,63 @@ func TestDebeziumAvroFieldTypeChanged(t *testing.T) {
 		t.Errorf("%d warnings name the columns kept, want 1:\n%s", len(w), logs.String())
 	}
 }
+
+// TestDebeziumAvroDerivedColumnLimit: a derived table follows a source
+// table that grows to 66 columns with evolve: add_columns, and stops at
+// 64, the most for which TOAST placeholders keep stored values, leaving
+// f61 and f62 out with a warning. A restart derived all 66 fields from the
+// latest version and refused to start ("66 columns, but format debezium
+// keeps the stored value of a TOASTed column … for at most 64"); it now
+// takes the first 64, names the two left out, and the events land. A new
+// table of that subject is still refused: the columns to keep are the
+// user's choice. The guard, a derived column, counts among the 64.
+func TestDebeziumAvroDerivedColumnLimit(t *testing.T) {
+	e := newEnv(t, 1)
+	fields := []string{`{"name":"id","type":"long"}`, `{"name":"name","type":["null","string"],"default":null}`, `{"name":"qty","type":"int"}`}
+	d := newDbzRows(t, fields...)
+	table := `
+  - name: public.orders
+    topics: [events]
+    format: debezium
+    converter: avro
+    evolve: add_columns
+    guard: qty
+`
+	r := e.start(e.configRegistry(d.url, table))
+	for i := range 63 {
+		fields = append(fields, fmt.Sprintf(`{"name":"f%02d","type":["null","string"],"default":null}`, i))
+	}
+	d.version(fields...)
+	row := func(id int64, qty int32) map[string]any {
+		m := map[string]any{"id": id, "name": "n", "qty": qty}
+		for i := range 63 {
+			m[fmt.Sprintf("f%02d", i)] = fmt.Sprintf("v%d", qty)
+		}
+		return m
+	}
+	e.produce(d.event("c", 1, row(1, 1)))
+	e.waitDrained(1)
+	r.stop()
+	if n := e.count(`SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders'`); n != 64 {
+		t.Fatalf("the target has %d columns after evolving, want 64", n)
+	}
+
+	var logs syncBuffer
+	startApp(t, e.configRegistry(d.url, table), io.MultiWriter(&logs, testWriter{t}))
+	e.produce(d.event("u", 1, row(1, 10)), d.event("c", 2, row(2, 2)))
+	e.waitDrained(3)
+	if got, want := e.query(`SELECT id, qty, f00, f60 FROM public.orders ORDER BY id`), "1:10:v10:v10 2:2:v2:v2"; got != want {
+		t.Errorf("target holds %q, want %q", got, want)
+	}
+	if n := e.count(`SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders'`); n != 64 {
+		t.Errorf("the target has %d columns after the restart, want 64", n)
+	}
+	if w := logLines(logs.String(), "level=WARN", "fields of the subject get no column: the table would have more than 64 columns", `fields="[f61 f62]"`); len(w) != 1 {
+		t.Errorf("%d warnings name the fields left out, want 1:\n%s", len(w), logs.String())
+	}
+
+	_, err := New(e.configRegistry(d.url, strings.Replace(table, "public.orders", "public.wide", 1)), nil)
+	if err == nil || !strings.Contains(err.Error(), "66 fields") || !strings.Contains(err.Error(), "at most 64") {
+		t.Errorf("a new table of 66 fields: %v, want it refused", err)
+	}
+}

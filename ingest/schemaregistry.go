@@ -359,6 +359,9 @@ type derivation struct {
 	// add holds the derived columns an existing target lacks, which
 	// addDerived adds before the target is checked (evolve: add_columns).
 	add []pgcopy.Column
+	// over names the fields of a format debezium table past
+	// pgcopy.MaxUnchangedColumns, which get no column.
+	over []string
 }
 
 // deriveTables derives the columns of the registry-format tables that list
@@ -460,6 +463,31 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 			}
 			return cfgErr(fmt.Sprintf("tables[%d].key", i), "key column %q is not a field of subject %s (version %d); name a top-level field, or list the columns", k, subject, s.Version)
 		}
+		if f == codec.FormatDebezium && len(tc.Columns) > pgcopy.MaxUnchangedColumns {
+			// More than TOAST placeholders can keep stored values for:
+			// fitDerived refuses to create such a table, and writes the
+			// first columns into one that exists (grown by evolution,
+			// which stops there too), naming the rest.
+			always := func(c ColumnConfig) bool {
+				return slices.Contains(tc.Key, c.Name) || c.Name == tc.Guard || tc.Partition != nil && c.Name == tc.Partition.Column
+			}
+			n := 0
+			for _, c := range tc.Columns {
+				if always(c) {
+					n++
+				}
+			}
+			tc.Columns = slices.DeleteFunc(tc.Columns, func(c ColumnConfig) bool {
+				if always(c) {
+					return false
+				}
+				if n++; n > pgcopy.MaxUnchangedColumns {
+					d.over = append(d.over, c.Name)
+					return true
+				}
+				return false
+			})
+		}
 		// Checked as listed columns are: the guard, and partition: and
 		// unmapped: against the columns.
 		if err := tc.validate(fmt.Sprintf("tables[%d]", i)); err != nil {
@@ -522,6 +550,14 @@ func fitDerived(ctx context.Context, conn *pgconn.PgConn, cfg *Config, log *slog
 			return err
 		}
 		d.add = nil
+		if len(d.over) > 0 {
+			if !exists {
+				return cfgErr(fmt.Sprintf("tables[%d].columns", i), "empty, and the rows of subject %s (version %d) have %d fields, but format debezium keeps the stored value of a TOASTed column (__debezium_unavailable_value) for at most %d columns; list the columns to keep, or split the table",
+					d.subject, d.version, len(tc.Columns)+len(d.over), pgcopy.MaxUnchangedColumns)
+			}
+			log.Warn(fmt.Sprintf("fields of the subject get no column: the table would have more than %d columns, and format debezium keeps the stored value of a TOASTed column for at most %d; their values are not stored; list the columns to choose them, or split the table",
+				pgcopy.MaxUnchangedColumns, pgcopy.MaxUnchangedColumns), "table", tc.Name, "subject", d.subject, "version", d.version, "fields", d.over)
+		}
 		var lacks []string
 		if exists {
 			// A column is never retyped: a field whose type changed
