@@ -386,7 +386,7 @@ func deriveTables(ctx context.Context, cfg *Config, reg *registry.Client, conn *
 		defer c.Close(context.Background())
 		conn = c
 	}
-	return fitDerived(ctx, conn, cfg, log)
+	return fitDerived(ctx, conn, cfg, reg, log)
 }
 
 // deriveColumns fills the columns of the tables that list none and
@@ -418,15 +418,7 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 		if err != nil {
 			return cfgErr(key, "empty, and the columns cannot be derived from the registry subject %s: %v; register the schema first or list the columns", subject, err)
 		}
-		var fields []codec.SchemaField
-		if f == codec.FormatDebezium {
-			fields, err = codec.DebeziumAvroFields(codecSchema(s))
-		} else {
-			// Protobuf: the file's first message, as Confluent's
-			// serializers register the record type first
-			// (docs/schema-registry.md).
-			fields, err = codec.SchemaFields(codecSchema(s), nil)
-		}
+		fields, err := subjectFields(f, s)
 		if err != nil {
 			return cfgErr(key, "empty, and the schema of subject %s (version %d) gives no columns: %v; list the columns", subject, s.Version, err)
 		}
@@ -498,6 +490,18 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 	return nil
 }
 
+// subjectFields lists the fields of a version of a derived table's
+// subject that give its columns: the top-level fields (for Protobuf those
+// of the file's first message, as Confluent's serializers register the
+// record type first: docs/schema-registry.md), or, for format debezium,
+// the fields of the Envelope's row.
+func subjectFields(f codec.Format, s *registry.Schema) ([]codec.SchemaField, error) {
+	if f == codec.FormatDebezium {
+		return codec.DebeziumAvroFields(codecSchema(s))
+	}
+	return codec.SchemaFields(codecSchema(s), nil)
+}
+
 // deriveKey sets the key of format debezium table tc (tables[i]), which
 // has none, to the fields of the latest schema of the record key's
 // subject, TOPIC-key: Debezium's Key record of the source table's primary
@@ -536,9 +540,12 @@ func latestSchema(reg *registry.Client, subject string) (*registry.Schema, error
 // (addDerived), as evolution adds it for a new writer schema; without,
 // the table is used with the columns it has and the field's values are
 // not stored, as for a table whose columns are listed. The key, guard and
-// partition columns are kept: the target check names what is missing. It
-// logs the columns of each derived table.
-func fitDerived(ctx context.Context, conn *pgconn.PgConn, cfg *Config, log *slog.Logger) error {
+// partition columns are kept: the target check names what is missing. A
+// column keeps the target's type. A target column of a field that only
+// earlier versions of the subject have (dropped from the source) is
+// written, NULL in the rows of later versions, as while running
+// (droppedFields). It logs the columns of each derived table.
+func fitDerived(ctx context.Context, conn *pgconn.PgConn, cfg *Config, reg *registry.Client, log *slog.Logger) error {
 	for i := range cfg.Tables {
 		tc := &cfg.Tables[i]
 		d := tc.derived
@@ -580,6 +587,9 @@ func fitDerived(ctx context.Context, conn *pgconn.PgConn, cfg *Config, log *slog
 				}
 				return true
 			})
+			if err := droppedFields(tc, reg, have, log); err != nil {
+				return err
+			}
 			if len(retyped) > 0 {
 				log.Warn("columns keep their type though the subject's fields have another (a column is never retyped); values a column cannot hold become dead letters naming it; change the column (ALTER TABLE … ALTER COLUMN … TYPE) to hold them, and restart",
 					"table", tc.Name, "subject", d.subject, "version", d.version, "columns", retyped)
@@ -603,6 +613,56 @@ func fitDerived(ctx context.Context, conn *pgconn.PgConn, cfg *Config, log *slog
 			log.Warn("the table has no column for fields of the subject; their values are not stored; "+fix,
 				"table", tc.Name, "subject", d.subject, "version", d.version, "fields", lacks)
 		}
+	}
+	return nil
+}
+
+// droppedFields gives derived table tc, whose target has the columns
+// have, a column for each field that an earlier version of its subject
+// has, the latest does not, and the target has a column for: a column
+// dropped from the source. While running, the table wrote such a column
+// (NULL in the records of the new version, an update too); without it a
+// restarted instance would not, and an update would keep the row's old
+// value there. A target column that no version has (one added by hand)
+// is left alone. The versions are read from the latest down, only while
+// such columns are left; a format debezium table takes them up to
+// pgcopy.MaxUnchangedColumns.
+func droppedFields(tc *TableConfig, reg *registry.Client, have map[string]string, log *slog.Logger) error {
+	d := tc.derived
+	rest := map[string]bool{}
+	for name, typ := range have {
+		if typ != "" && name != tc.Unmapped && !pgcopy.ReservedColumn(name) && !slices.ContainsFunc(tc.Columns, func(c ColumnConfig) bool { return c.Name == name }) {
+			rest[name] = true
+		}
+	}
+	f, _ := codec.ParseFormat(tc.Format)
+	var added []string
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for v := d.version - 1; v >= 1 && len(rest) > 0; v-- {
+		s, err := reg.SubjectVersion(ctx, d.subject, v)
+		if registry.IsPermanent(err) {
+			continue // deleted for good, or references that no longer resolve
+		}
+		if err != nil {
+			return fmt.Errorf("cannot read the earlier versions of subject %s, whose fields table %s has columns for: %w", d.subject, tc.Name, err)
+		}
+		fields, err := subjectFields(f, s)
+		if err != nil {
+			continue // an earlier version that gives no columns
+		}
+		for _, fd := range fields {
+			if !rest[fd.Name] || f == codec.FormatDebezium && len(tc.Columns) >= pgcopy.MaxUnchangedColumns {
+				continue
+			}
+			delete(rest, fd.Name)
+			tc.Columns = append(tc.Columns, ColumnConfig{Name: fd.Name, Type: have[fd.Name], Path: fd.Name})
+			added = append(added, fd.Name+" "+have[fd.Name])
+		}
+	}
+	if len(added) > 0 {
+		log.Info("columns of fields earlier versions of the subject have, and its latest lacks, are written: NULL in the rows of later versions",
+			"table", tc.Name, "subject", d.subject, "version", d.version, "columns", added)
 	}
 	return nil
 }

@@ -237,6 +237,21 @@ func (c *Client) LatestSchema(ctx context.Context, subject string) (*Schema, err
 	return c.resolve(ctx, op, ss)
 }
 
+// SubjectVersion returns version (from 1) of subject with its references
+// resolved, cached: a registered version's text never changes. A
+// soft-deleted version is returned too; a version that does not exist
+// is ErrNotFound.
+func (c *Client) SubjectVersion(ctx context.Context, subject string, version int) (*Schema, error) {
+	if version < 1 {
+		return nil, fmt.Errorf("version %d of subject %q: versions count from 1", version, subject)
+	}
+	ss, err := c.subjectVersion(ctx, subject, version)
+	if err != nil {
+		return nil, err
+	}
+	return c.resolve(ctx, fmt.Sprintf("fetch subject %q version %d", subject, version), ss)
+}
+
 // schemaAnswer is a schema as the registry's GET endpoints answer it. The
 // type is kept as text: pkg/sr's SchemaType refuses a type it does not
 // know while decoding, and that failure reads like a URL that does not

@@ -485,6 +485,34 @@ func TestGUIDAndLatest(t *testing.T) {
 	}
 }
 
+// TestSubjectVersion reads earlier versions of a subject, with their
+// references, from the cache the second time; a version that does not
+// exist is ErrNotFound.
+func TestSubjectVersion(t *testing.T) {
+	f := startFake(t)
+	f.register(t, "country-value", sr.Schema{Schema: countryAvro})
+	refs := []sr.SchemaReference{{Name: "com.example.Country", Subject: "country-value", Version: 1}}
+	v2 := strings.Replace(addressAvro, `"name":"city"`, `"name":"town"`, 1)
+	f.register(t, "address-value", sr.Schema{Schema: addressAvro, References: refs})
+	f.register(t, "address-value", sr.Schema{Schema: v2, References: refs})
+	c := newClient(t, Options{URLs: []string{f.URL}})
+	ctx := context.Background()
+	for range 2 {
+		for v, text := range map[int]string{1: addressAvro, 2: v2} {
+			s, err := c.SubjectVersion(ctx, "address-value", v)
+			if err != nil || s.Text != text || s.Version != v || len(s.References) != 1 || s.References[0].Schema.Text != countryAvro {
+				t.Fatalf("version %d: %+v, %v", v, s, err)
+			}
+		}
+	}
+	if n := f.requests.Load(); n != 3 {
+		t.Errorf("reading two versions twice sent %d requests, want 3 (each version, their reference)", n)
+	}
+	if _, err := c.SubjectVersion(ctx, "address-value", 3); !errors.Is(err, ErrNotFound) {
+		t.Errorf("version 3: %v, want ErrNotFound", err)
+	}
+}
+
 // TestRegister registers with a reference and reads it back.
 func TestRegister(t *testing.T) {
 	f := startFake(t)
