@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluice-dev/sluice/internal/devenv"
 	"github.com/sluice-dev/sluice/registry"
 )
 
@@ -301,5 +303,61 @@ func TestDebeziumAvroFieldDropped(t *testing.T) {
 	}
 	if w := logLines(logs.String(), "level=INFO", "columns of fields earlier versions of the subject have", "version=2", `columns="[name text]"`); len(w) != 1 {
 		t.Errorf("%d log lines name the column of the dropped field, want 1:\n%s", len(w), logs.String())
+	}
+}
+
+// TestDerivedSubjectNameStrategy: a connector whose converters register
+// by RecordNameStrategy (or TopicRecordNameStrategy) has no <topic>-value
+// or <topic>-key subject. Sluice reads records by schema id whatever the
+// strategy, but derives a table from those two subjects only, and there
+// is no setting naming another. The errors said to register the schema
+// first (and that records naming the subject cannot be decoded); they
+// now name the strategy Sluice reads and say to list the columns, or
+// set key.
+func TestDerivedSubjectNameStrategy(t *testing.T) {
+	value := dbzRowEnvelope(`{"name":"id","type":"long"}`)
+	key := `{"type":"record","name":"Key","namespace":"db.s.t","fields":[{"name":"id","type":"long"}],"connect.name":"db.s.t.Key"}`
+	for _, tc := range []struct {
+		name, table, want string
+		subjects          map[string]string
+	}{
+		{"debezium, value by record name", "format: debezium\n    converter: avro", "tables[0].columns: empty, and the schema registry has no subject events-value",
+			map[string]string{"db.s.t.Envelope": value, "db.s.t.Key": key}},
+		{"avro, value by topic and record name", "format: avro\n    key: [id]", "tables[0].columns: empty, and the schema registry has no subject events-value",
+			map[string]string{"events-db.s.t.Envelope": value}},
+		{"debezium, key by record name", "format: debezium\n    converter: avro", "tables[0].key: empty, and the schema registry has no subject events-key",
+			map[string]string{"events-value": value, "db.s.t.Key": key}},
+	} {
+		reg, err := devenv.StartRegistry(devenv.RegistryOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { reg.Close() })
+		cl, err := registry.New(registry.Options{URLs: []string{reg.URL()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for subject, text := range tc.subjects {
+			if _, err := cl.Register(t.Context(), subject, registry.TypeAvro, text); err != nil {
+				t.Fatal(err)
+			}
+		}
+		y := configYAML([]string{"127.0.0.1:9092"}, "postgres://x@127.0.0.1/db", "", "", `
+  - name: public.orders
+    topics: [events]
+    `+tc.table+"\n")
+		cfg, err := Parse(append([]byte("schema_registry:\n  urls: ["+reg.URL()+"]\n"), y...), noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = deriveColumns(cfg, cl, slog.New(slog.DiscardHandler))
+		for _, want := range []string{tc.want, "TopicNameStrategy", "RecordNameStrategy"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: %v\nwant it to say %q", tc.name, err, want)
+			}
+		}
+		if err != nil && strings.Contains(err.Error(), "cannot be decoded") {
+			t.Errorf("%s: %v\nsays records cannot be decoded", tc.name, err)
+		}
 	}
 }

@@ -415,8 +415,12 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 		}
 		subject := topic + "-value"
 		s, err := latestSchema(reg, subject)
-		if err != nil {
-			return cfgErr(key, "empty, and the columns cannot be derived from the registry subject %s: %v; register the schema first or list the columns", subject, err)
+		switch {
+		case errors.Is(err, registry.ErrNotFound):
+			return cfgErr(key, "empty, and the schema registry has no subject %s to derive table %s's columns from; %s: register the schema first, or list the columns",
+				subject, tc.Name, strategyNote)
+		case err != nil:
+			return cfgErr(key, "empty, and the columns cannot be derived from the registry subject %s: %v; list the columns, or start when the registry answers", subject, err)
 		}
 		fields, err := subjectFields(f, s)
 		if err != nil {
@@ -502,6 +506,12 @@ func subjectFields(f codec.Format, s *registry.Schema) ([]codec.SchemaField, err
 	return codec.SchemaFields(codecSchema(s), nil)
 }
 
+// strategyNote says which subjects a derived table is read from: there
+// is no setting for another subject name strategy, since records are
+// decoded by their schema id whatever the strategy.
+const strategyNote = "tables are derived from the subjects of TopicNameStrategy, the serializers' default (<topic>-value, <topic>-key), " +
+	"and there is no setting for RecordNameStrategy or TopicRecordNameStrategy (under which records still decode, by schema id)"
+
 // deriveKey sets the key of format debezium table tc (tables[i]), which
 // has none, to the fields of the latest schema of the record key's
 // subject, TOPIC-key: Debezium's Key record of the source table's primary
@@ -512,8 +522,8 @@ func deriveKey(tc *TableConfig, i int, reg *registry.Client, topic string, d *de
 	s, err := latestSchema(reg, subject)
 	switch {
 	case errors.Is(err, registry.ErrNotFound):
-		return cfgErr(key, "empty, and the schema registry has no subject %s to take table %s's primary key from (the connector registers it when its key.converter is the AvroConverter); set key to the source table's primary key columns (e.g. key: [id])",
-			subject, tc.Name)
+		return cfgErr(key, "empty, and the schema registry has no subject %s to take table %s's primary key from (the connector registers it when its key.converter is the AvroConverter; %s); set key to the source table's primary key columns (e.g. key: [id])",
+			subject, tc.Name, strategyNote)
 	case err != nil:
 		return cfgErr(key, "empty, and the primary key cannot be read from the registry subject %s: %v; set key to the source table's primary key columns (e.g. key: [id])", subject, err)
 	}
