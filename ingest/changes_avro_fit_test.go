@@ -361,3 +361,38 @@ func TestDerivedSubjectNameStrategy(t *testing.T) {
 		}
 	}
 }
+
+// TestDerivedKeyFieldGetsNoColumn: a primary key column whose name
+// cannot name a target column (MySQL allows 64 characters, PostgreSQL 63
+// bytes) gets no column. The error said the key subject's field "is no
+// column of the rows" and to set key to the primary key columns, which
+// then failed with "is not a field of subject", though it is one. Both
+// now say why the field gets no column and to list the columns.
+func TestDerivedKeyFieldGetsNoColumn(t *testing.T) {
+	long := strings.Repeat("k", 64)
+	d := newDbzRows(t, `{"name":"`+long+`","type":"long"}`, `{"name":"id","type":"long"}`)
+	for _, key := range []string{"", "    key: [" + long + "]\n"} {
+		y := configYAML([]string{"127.0.0.1:9092"}, "postgres://x@127.0.0.1/db", "", "", `
+  - name: public.orders
+    topics: [events]
+    format: debezium
+    converter: avro
+`+key)
+		cfg, err := Parse(append([]byte("schema_registry:\n  urls: ["+d.url+"]\n"), y...), noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The key subject names the long field.
+		if key == "" {
+			if _, err := d.reg.Register(t.Context(), "events-key", registry.TypeAvro,
+				`{"type":"record","name":"Key","namespace":"db.s.t","fields":[{"name":"`+long+`","type":"long"}]}`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err = deriveColumns(cfg, d.reg, slog.New(slog.DiscardHandler))
+		want := `tables[0].key: key column "` + long + `", a field of subject events-value (version 1), gets no column: its name is longer than PostgreSQL's 63 bytes; list the columns`
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("key %q: %v\nwant %s", key, err, want)
+		}
+	}
+}

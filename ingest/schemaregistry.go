@@ -426,16 +426,19 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 		if err != nil {
 			return cfgErr(key, "empty, and the schema of subject %s (version %d) gives no columns: %v; list the columns", subject, s.Version, err)
 		}
+		noColumn := map[string]string{} // field: why it gets no column
 		for _, fd := range fields {
 			if why := unusableFieldName(fd.Name); why != "" {
 				log.Warn("a field of the subject gets no column: "+why+"; its values are not stored; list the columns to map it with a column of another name",
 					"table", tc.Name, "subject", subject, "field", fd.Name)
+				noColumn[fd.Name] = why
 				continue
 			}
 			if fd.Type == codec.TypeInvalid {
 				why, fix := nullField(tc.Evolve == "add_columns")
 				log.Warn("a field of the subject gets no column: "+why+"; its values are not stored; "+fix,
 					"table", tc.Name, "subject", subject, "field", fd.Name)
+				noColumn[fd.Name] = "its type is null"
 				continue
 			}
 			tc.Columns = append(tc.Columns, ColumnConfig{Name: fd.Name, Type: fd.Type.String(), Path: fd.Name})
@@ -452,6 +455,10 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 		for _, k := range tc.Key {
 			if slices.ContainsFunc(tc.Columns, func(c ColumnConfig) bool { return c.Name == k }) {
 				continue
+			}
+			if why, ok := noColumn[k]; ok {
+				return cfgErr(fmt.Sprintf("tables[%d].key", i), "key column %q, a field of subject %s (version %d), gets no column: %s; list the columns, mapping the field with a column of another name (path: %s)",
+					k, subject, s.Version, why, k)
 			}
 			if d.keySubject != "" {
 				return cfgErr(fmt.Sprintf("tables[%d].key", i), "empty, and field %q of the key subject %s (version %d) is no column of the rows of subject %s (version %d); set key to the source table's primary key columns, or list the columns",
