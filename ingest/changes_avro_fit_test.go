@@ -396,3 +396,52 @@ func TestDerivedKeyFieldGetsNoColumn(t *testing.T) {
 		}
 	}
 }
+
+// TestDerivedTableUnstoredFields: a derived table without evolve:
+// add_columns stores the fields of its first topic's latest subject
+// version only. A field that only a second topic's rows have, or that a
+// version registered while Sluice runs adds, was stored nowhere without a
+// word (the start warns about the subject's latest version alone). Each
+// such field is now named once in a warning when a writer schema with it
+// is compiled.
+func TestDerivedTableUnstoredFields(t *testing.T) {
+	e := newEnv(t, 1)
+	d := newDbzRows(t, `{"name":"id","type":"long"}`, `{"name":"a","type":["null","string"],"default":null}`)
+	other := dbzRowEnvelope(`{"name":"id","type":"long"}`, `{"name":"b","type":["null","string"],"default":null}`)
+	otherID, err := d.reg.Register(e.ctx, "events2-value", registry.TypeAvro, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherSchema, err := avro.ParseWithCache(other, "", &avro.SchemaCache{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	startApp(t, e.configRegistry(d.url, `
+  - name: public.orders
+    topics: [events, events2]
+    format: debezium
+    converter: avro
+`), io.MultiWriter(&logs, testWriter{t}))
+	fromOther := func(id int64) *kgo.Record {
+		r := d.event("c", id, nil)
+		r.Topic = "events2"
+		r.Value = d.frame(otherID, otherSchema, map[string]any{"before": nil, "op": "c", "ts_ms": int64(1),
+			"source": map[string]any{"connector": "postgresql", "ts_ms": int64(1), "lsn": int64(id)},
+			"after":  map[string]any{"db.s.t.Value": map[string]any{"id": id, "b": "B"}}})
+		return r
+	}
+	e.produce(d.event("c", 1, map[string]any{"id": int64(1), "a": "A"}), fromOther(2), fromOther(3))
+	e.waitDrained(3)
+	d.version(`{"name":"id","type":"long"}`, `{"name":"a","type":["null","string"],"default":null}`, `{"name":"c","type":["null","string"],"default":null}`)
+	e.produce(d.event("c", 4, map[string]any{"id": int64(4), "a": "A", "c": "C"}))
+	e.waitDrained(4)
+	if got, want := e.query(`SELECT * FROM public.orders ORDER BY id`), "1:A 2:NULL 3:NULL 4:A"; got != want {
+		t.Errorf("target holds %q, want %q", got, want)
+	}
+	for _, f := range []string{"b", "c"} {
+		if w := logLines(logs.String(), "level=WARN", "fields of a writer schema have no column in a table derived from the schema registry", "fields=["+f+"]"); len(w) != 1 {
+			t.Errorf("%d warnings name field %s, want 1:\n%s", len(w), f, logs.String())
+		}
+	}
+}

@@ -198,6 +198,31 @@ func (a *App) evolve(ctx context.Context, t *tableRT, fields []codec.SchemaField
 	return nil
 }
 
+// logUnstored names, once per field, the fields of a writer schema that
+// no column of t stores, for a table whose columns come from the registry
+// without evolve: add_columns: its user left the columns to the registry,
+// and a field of another topic's subject, or of a version registered since
+// the start, is otherwise stored nowhere without a word.
+func (a *App) logUnstored(t *tableRT, topic, schema string, fields []codec.SchemaField) {
+	t.ev.mu.Lock()
+	defer t.ev.mu.Unlock()
+	sh := t.cur()
+	if slices.ContainsFunc(sh.cols, func(c codec.Column) bool { return c.Source == codec.SourceValue || c.Source == codec.SourceUnmapped }) {
+		return // the members no column reads are kept there
+	}
+	var names []string
+	for _, f := range fields {
+		if _, kept := sh.mapped(f.Name); kept || !t.ev.once("unstored\x00"+f.Name) {
+			continue
+		}
+		names = append(names, f.Name)
+	}
+	if len(names) > 0 {
+		a.log.Warn("fields of a writer schema have no column in a table derived from the schema registry; their values are not stored; set evolve: add_columns to add them, or list the columns",
+			"table", t.cfg.Name, "topic", topic, "schema", schema, "fields", names)
+	}
+}
+
 // schemaFields lists the fields of writer schema s that t's columns read
 // and evolution follows: the top-level fields of a registry format's
 // record (codec.SchemaFields; for Protobuf those of the message indexes

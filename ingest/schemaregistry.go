@@ -299,6 +299,11 @@ func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need
 				warnOnce("unfit", "a "+what+" cannot fill the table; its records become dead letters", "topic", st.topic, "schema", need.Ref.String(), "err", cerr)
 			} else {
 				a.log.Info(what+" compiled", "topic", st.topic, "schema", need.Ref.String(), "subject", s.Subject, "version", s.Version)
+				if t != nil && !need.Key && t.cfg.derived != nil && t.cfg.Evolve != "add_columns" {
+					if fields, ferr := t.schemaFields(cs, need.Indexes); ferr == nil {
+						a.logUnstored(t, st.topic, need.Ref.String(), fields)
+					}
+				}
 				if t != nil && !need.Key {
 					// Right for a field only newer writer schemas have,
 					// silent for a misspelt path: say which. (Debezium's
