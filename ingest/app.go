@@ -64,6 +64,9 @@ type tableRT struct {
 	// stuck is the table's streak of write failures that need an
 	// operator (readiness.go).
 	stuck stuckState
+	// keys checks the record key schemas against the key (format
+	// debezium with converter avro; nil otherwise): keychange.go.
+	keys *keyCheck
 }
 
 // partKey names a partition.
@@ -83,6 +86,9 @@ type partState struct {
 	epoch     int64
 
 	next int64 // worker: next_offset expected in PostgreSQL when the next batch commits
+	// keysOK are the key schema ids found fitting each table the
+	// partition's records go to (worker; keychange.go).
+	keysOK []keyChecked
 
 	dropped       atomic.Bool            // revoked, lost or fenced: drop its work
 	halted        atomic.Bool            // offset out of range, data loss or no route: needs an operator
@@ -93,6 +99,10 @@ type partState struct {
 	// fetchedFrom is the offset of the first record fetched (-1: none
 	// yet): where the partition's lag counts from until a batch commits.
 	fetchedFrom atomic.Int64
+	// stopWhy is set when the partition stopped writing because its
+	// record keys name another primary key than its table's
+	// (keychange.go): its chunks are dropped, its fetching paused.
+	stopWhy atomic.Pointer[string]
 }
 
 // App is one running appliance instance.

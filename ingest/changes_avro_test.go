@@ -51,6 +51,7 @@ type avroOrder struct {
 	Note    *string `avro:"note"`
 	Shipped *int32  `avro:"shipped"`
 	Legacy  any     `avro:"legacy"`
+	Region  *string `avro:"region"`
 }
 
 type avroSource struct {
@@ -94,6 +95,27 @@ type dbzAvroTopic struct {
 	valueText      string // the Envelope of vs
 	lsn            int64
 }
+
+// setKey registers key, a Key record, as the next version of events-key,
+// as Debezium does when the source table's primary key changes; the
+// records that follow are keyed with it (keyOf).
+func (d *dbzAvroTopic) setKey(key string) {
+	d.t.Helper()
+	id, err := d.reg.Register(d.t.Context(), "events-key", registry.TypeAvro, key)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	// A cache of its own: every version names its record Key.
+	ks, err := avro.ParseWithCache(key, "", &avro.SchemaCache{})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.keyID, d.ks = id, ks
+}
+
+// keyOf is a record key of the current Key record holding fields (the
+// Key record's field values by name).
+func (d *dbzAvroTopic) keyOf(fields map[string]any) []byte { return d.frame(d.keyID, d.ks, fields) }
 
 func newDbzAvroTopic(t *testing.T) *dbzAvroTopic {
 	t.Helper()

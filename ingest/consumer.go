@@ -443,7 +443,9 @@ type flowControl struct {
 	// oldest first; their partition is paused until they are handed over.
 	held map[partKey][]wmsg
 	// unrouted are the partitions dispatch paused because their topic has
-	// no table; update resumes one once it is revoked or routed.
+	// no table, or because they stopped for their key schema
+	// (keychange.go); update resumes one once it is revoked or routed
+	// (claimed again: a new partState).
 	unrouted map[partKey]struct{}
 }
 
@@ -531,7 +533,7 @@ func (f *flowControl) update(a *App) {
 	if len(f.unrouted) > 0 {
 		a.mu.Lock()
 		for k := range f.unrouted {
-			if st := a.parts[k]; st == nil || st.table != nil {
+			if st := a.parts[k]; st == nil || st.table != nil && st.stopWhy.Load() == nil {
 				delete(f.unrouted, k)
 				freed = append(freed, k)
 			}
@@ -767,8 +769,9 @@ func (a *App) dispatch(f *flowControl, fp kgo.FetchTopicPartition) {
 	if st == nil || st.dropped.Load() {
 		return
 	}
-	if st.table == nil {
-		// Unrouted (see adjustOffsets): stop fetching it.
+	if st.table == nil || st.stopWhy.Load() != nil {
+		// Unrouted (see adjustOffsets), or stopped for its key schema
+		// (keychange.go): stop fetching it.
 		f.unroute(a, partKey{fp.Topic, fp.Partition})
 		recycle(fp.Records)
 		return

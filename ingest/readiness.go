@@ -100,6 +100,12 @@ type stuckState struct {
 	code     string
 	reason   string
 	reported bool // logged (and acted on) once the streak passed stuck.after
+	// keyChange is why a partition of the table stopped for a record key
+	// schema that names another primary key (keychange.go), since
+	// keySince: the table is stuck at once, until a restart, whatever
+	// its writes do.
+	keyChange string
+	keySince  time.Time
 }
 
 // writeFailed records a failed write of t. It returns true when the
@@ -165,6 +171,9 @@ func (a *App) stuckStatus(t *tableRT) *StuckStatus {
 	s := &t.stuck
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.keyChange != "" {
+		return &StuckStatus{Since: s.keySince.UTC(), Reason: s.keyChange}
+	}
 	if s.since.IsZero() || time.Since(s.since) < a.cfg.Stuck.After.D() {
 		return nil
 	}

@@ -342,6 +342,7 @@ func newTableRT(tc TableConfig) (*tableRT, error) {
 			return nil, cfgErr("when.field", "%v", err)
 		}
 	}
+	t.keys = newKeyCheck(tc, cols)
 	if pt.Keyed() {
 		t.nFields++
 		t.keyFields = pt.KeyFields()

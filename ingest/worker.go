@@ -341,7 +341,9 @@ func (w *worker) decode(m wmsg) {
 	// is handled: nothing below keeps a record (dead letters copy theirs).
 	defer recycle(m.recs)
 	st := m.st
-	if st.dropped.Load() {
+	if st.dropped.Load() || st.stopWhy.Load() != nil {
+		// A partition stopped for its key schema (keychange.go) drops
+		// the chunks fetched before it paused.
 		w.a.budget.Release(m.bytes)
 		return
 	}
@@ -442,12 +444,19 @@ const (
 	encRow      encoded = iota // a tuple or a dead letter was added, or nothing was due
 	encTruncate                // a truncate event the table applies: the caller starts a batch
 	encRetry                   // the table's columns changed: decode the record again
-	encAbort                   // the partition was dropped or the App is stopping
+	encAbort                   // the partition was dropped or stopped (keychange.go), or the App is stopping
 )
 
 // encode decodes the record in w.rec (r, of partition st) for table t into
 // q: a tuple, or a dead letter, or nothing (a skipped change event).
 func (w *worker) encode(q *pending, t *tableRT, st *partState, r *kgo.Record, now time.Time) encoded {
+	if t.keys != nil {
+		// A key framed with a key schema id not checked for t yet
+		// (keychange.go): a key that is not t's stops the partition.
+		if res := w.checkKey(st, t, r); res != encRow {
+			return res
+		}
+	}
 	sh := q.shape
 	dec := w.decoder(t, sh)
 	keyed := sh.pg.Keyed()
