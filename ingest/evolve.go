@@ -58,7 +58,8 @@ type evolution struct {
 // once reports whether the warning key has not been logged for the table
 // yet, and marks it logged: a field given no column (by name and why), a
 // column its field cannot be written into, a writer schema evolve cannot
-// follow (by schema id).
+// follow (by schema id), a key schema naming another primary key
+// (keychange.go, by key schema id).
 func (ev *evolution) once(key string) bool {
 	ev.warnMu.Lock()
 	defer ev.warnMu.Unlock()

@@ -182,7 +182,8 @@ func (w *worker) keySchemaFields(st *partState, t *tableRT, id int32) (fields []
 // stopForKey stops partition st before its record whose key schema id
 // names the key fields fields, which are not table t's: nothing of the
 // partition is written from that record on (its chunks are dropped and
-// its fetching paused), and t is stuck until a restart.
+// its fetching paused), and t is stuck until a restart. The ERROR saying
+// so is logged once per table and key schema id.
 func (a *App) stopForKey(st *partState, t *tableRT, id int32, fields []string, offset int64) {
 	fix := fmt.Sprintf("alter the target's primary key to (%s), set key: [%s] for table %s, and restart",
 		strings.Join(fields, ", "), strings.Join(fields, ", "), t.cfg.Name)
@@ -198,9 +199,14 @@ func (a *App) stopForKey(st *partState, t *tableRT, id int32, fields []string, o
 	}
 	s.mu.Unlock()
 	a.noteError(fmt.Sprintf("key schema %s/%d", st.topic, st.partition), fmt.Errorf("%s", why))
-	a.log.Error("TABLE STUCK: the record key's schema names another primary key than the table's; the partition writes nothing more; /readyz reports it",
-		"table", t.cfg.Name, "topic", st.topic, "partition", st.partition, "key", t.cfg.Key, "new_key", fields, "key_schema", id,
-		"fix", fix, "action", a.cfg.Stuck.Action)
+	// A partition claimed again (after a rebalance) meets the cached
+	// mismatch again, as does another partition of the table keyed by the
+	// same schema: the ERROR is logged once per table and key schema id.
+	if t.ev.once(fmt.Sprintf("keychange\x00%d", id)) {
+		a.log.Error("TABLE STUCK: the record key's schema names another primary key than the table's; the partition writes nothing more; /readyz reports it",
+			"table", t.cfg.Name, "topic", st.topic, "partition", st.partition, "key", t.cfg.Key, "new_key", fields, "key_schema", id,
+			"fix", fix, "action", a.cfg.Stuck.Action)
+	}
 	if first && a.cfg.Stuck.Action == "exit" {
 		a.fail(fmt.Errorf("cannot continue: %s (stuck.action: exit)", why))
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/sluice-dev/sluice/codec"
 )
 
@@ -106,6 +108,24 @@ func TestDebeziumAvroKeyChanged(t *testing.T) {
 	lines := logLines(logs.String(), "level=ERROR", "TABLE STUCK", "table=public.orders", "key=[id]", `new_key="[id region]"`, "alter the target's primary key")
 	if len(lines) != 1 {
 		t.Errorf("%d ERROR lines naming the table, the old and the new key and the fix, want 1:\n%s", len(lines), logs.String())
+	}
+	// Partition 0 claimed again (after a rebalance): its new state meets
+	// the cached mismatch and stops again, without another ERROR.
+	var tbl *tableRT
+	for _, x := range r.app.tableList() {
+		if x.cfg.Name == "public.orders" {
+			tbl = x
+		}
+	}
+	again := &partState{topic: "events", partition: 0}
+	if res := (&worker{a: r.app}).checkKey(again, tbl, &kgo.Record{Topic: "events", Key: plum.Key, Offset: 2}); res != encAbort || again.stopWhy.Load() == nil {
+		t.Errorf("partition 0 claimed again: checkKey = %v, stopped %v; want it stopped again", res, again.stopWhy.Load() != nil)
+	}
+	if n := len(logLines(logs.String(), "level=ERROR", "TABLE STUCK")); n != 1 {
+		t.Errorf("%d TABLE STUCK lines after partition 0 was claimed again, want 1:\n%s", n, logs.String())
+	}
+	if r.app.Ready() {
+		t.Error("ready after partition 0 was claimed again")
 	}
 	r.stop()
 
