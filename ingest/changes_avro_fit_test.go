@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -443,5 +444,48 @@ func TestDerivedTableUnstoredFields(t *testing.T) {
 		if w := logLines(logs.String(), "level=WARN", "fields of a writer schema have no column in a table derived from the schema registry", "fields=["+f+"]"); len(w) != 1 {
 			t.Errorf("%d warnings name field %s, want 1:\n%s", len(w), f, logs.String())
 		}
+	}
+}
+
+// TestDerivedTableLacksFieldWarnedOnce: a derived table without evolve
+// whose target lacks a field of the subject's latest version (c), and
+// whose latest version has a field of type null (n), is warned about each
+// field at start; the first record of that version stores neither and
+// names them no more.
+func TestDerivedTableLacksFieldWarnedOnce(t *testing.T) {
+	e := newEnv(t, 1)
+	d := newDbzRows(t, `{"name":"id","type":"long"}`, `{"name":"a","type":["null","string"],"default":null}`)
+	table := `
+  - name: public.orders
+    topics: [events]
+    format: debezium
+    converter: avro
+`
+	if err := Migrate(e.ctx, e.configRegistry(d.url, table)); err != nil {
+		t.Fatal(err)
+	}
+	d.version(`{"name":"id","type":"long"}`, `{"name":"a","type":["null","string"],"default":null}`,
+		`{"name":"c","type":["null","string"],"default":null}`, `{"name":"n","type":"null","default":null}`)
+	var logs syncBuffer
+	startApp(t, e.configRegistry(d.url, table), io.MultiWriter(&logs, testWriter{t}))
+	e.produce(d.event("c", 1, map[string]any{"id": int64(1), "a": "A", "c": "C", "n": nil}))
+	e.waitDrained(1)
+	if got, want := e.query(`SELECT * FROM public.orders ORDER BY id`), "1:A"; got != want {
+		t.Errorf("target holds %q, want %q", got, want)
+	}
+	names := func(f string) []string {
+		var out []string
+		for _, l := range logLines(logs.String(), "level=WARN") {
+			if regexp.MustCompile(` field=` + f + `( |$)| fields="?\[([^\]]* )?` + f + `[ \]]`).MatchString(l) {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	if w := names("c"); len(w) != 1 || !strings.Contains(w[0], "the table has no column for fields of the subject") {
+		t.Errorf("warnings naming field c: %q, want the start's only:\n%s", w, logs.String())
+	}
+	if w := names("n"); len(w) != 1 || !strings.Contains(w[0], "its type is null") {
+		t.Errorf("warnings naming field n: %q, want the start's only:\n%s", w, logs.String())
 	}
 }

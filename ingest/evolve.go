@@ -200,7 +200,8 @@ func (a *App) evolve(ctx context.Context, t *tableRT, fields []codec.SchemaField
 }
 
 // logUnstored names, once per field, the fields of a writer schema that
-// no column of t stores, for a table whose columns come from the registry
+// no column of t stores (none the start warned about already:
+// derivation.unstoredAtStart), for a table whose columns come from the registry
 // without evolve: add_columns: its user left the columns to the registry,
 // and a field of another topic's subject, or of a version registered since
 // the start, is otherwise stored nowhere without a word.

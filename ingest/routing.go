@@ -343,6 +343,12 @@ func newTableRT(tc TableConfig) (*tableRT, error) {
 		}
 	}
 	t.keys = newKeyCheck(tc, cols)
+	if d := tc.derived; d != nil {
+		// Warned about at start: logUnstored names them no more.
+		for _, f := range d.unstoredAtStart() {
+			t.ev.once("unstored\x00" + f)
+		}
+	}
 	if pt.Keyed() {
 		t.nFields++
 		t.keyFields = pt.KeyFields()

@@ -367,6 +367,17 @@ type derivation struct {
 	// over names the fields of a format debezium table past
 	// pgcopy.MaxUnchangedColumns, which get no column.
 	over []string
+	// skipped names the fields that get no column (a name that cannot
+	// name one, type null), and lacks those an existing target has no
+	// column for (without evolve: add_columns): with over, the fields
+	// the start warns are not stored, which logUnstored does not name
+	// again (unstoredAtStart).
+	skipped, lacks []string
+}
+
+// unstoredAtStart lists the fields the start warned are not stored.
+func (d *derivation) unstoredAtStart() []string {
+	return slices.Concat(d.skipped, d.over, d.lacks)
 }
 
 // deriveTables derives the columns of the registry-format tables that list
@@ -432,11 +443,13 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 			return cfgErr(key, "empty, and the schema of subject %s (version %d) gives no columns: %v; list the columns", subject, s.Version, err)
 		}
 		noColumn := map[string]string{} // field: why it gets no column
+		var skipped []string            // those fields, in order
 		for _, fd := range fields {
 			if why := unusableFieldName(fd.Name); why != "" {
 				log.Warn("a field of the subject gets no column: "+why+"; its values are not stored; list the columns to map it with a column of another name",
 					"table", tc.Name, "subject", subject, "field", fd.Name)
 				noColumn[fd.Name] = why
+				skipped = append(skipped, fd.Name)
 				continue
 			}
 			if fd.Type == codec.TypeInvalid {
@@ -444,6 +457,7 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 				log.Warn("a field of the subject gets no column: "+why+"; its values are not stored; "+fix,
 					"table", tc.Name, "subject", subject, "field", fd.Name)
 				noColumn[fd.Name] = "its type is null"
+				skipped = append(skipped, fd.Name)
 				continue
 			}
 			tc.Columns = append(tc.Columns, ColumnConfig{Name: fd.Name, Type: fd.Type.String(), Path: fd.Name})
@@ -451,7 +465,7 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 		if len(tc.Columns) == 0 {
 			return cfgErr(key, "empty, and the schema of subject %s (version %d) has no field that can name a column; list the columns", subject, s.Version)
 		}
-		d := &derivation{subject: subject, version: s.Version}
+		d := &derivation{subject: subject, version: s.Version, skipped: skipped}
 		if f == codec.FormatDebezium && len(tc.Key) == 0 {
 			if err := deriveKey(tc, i, reg, topic, d); err != nil {
 				return err
@@ -630,7 +644,9 @@ func fitDerived(ctx context.Context, conn *pgconn.PgConn, cfg *Config, reg *regi
 			attrs = append(attrs, "key", tc.Key, "key_subject", d.keySubject, "key_version", d.keyVersion)
 		}
 		log.Info(msg, attrs...)
+		d.lacks = nil
 		if len(lacks) > 0 && d.add == nil {
+			d.lacks = lacks
 			const fix = "set evolve: add_columns to add them, or add them yourself (ALTER TABLE … ADD COLUMN)"
 			log.Warn("the table has no column for fields of the subject; their values are not stored; "+fix,
 				"table", tc.Name, "subject", d.subject, "version", d.version, "fields", lacks)
