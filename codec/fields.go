@@ -51,6 +51,7 @@ type SchemaField struct {
 //	confluent.type.Decimal                 numeric
 //	google.type.Date                       date
 //	repeated, map, other messages          jsonb
+//	google.protobuf.NullValue              none: TypeInvalid
 //
 //	JSON Schema (the root's properties)
 //	integer                                int8
@@ -60,14 +61,15 @@ type SchemaField struct {
 //	string format date-time, date, uuid    timestamptz, date, uuid
 //	object, array, several types, none     jsonb
 //	type [T, "null"]                       T's column (null is NULL)
-//	type "null" (or ["null"])              none: TypeInvalid
+//	type "null" (or ["null"]), const null,
+//	enum [null]                            none: TypeInvalid
 //
 // A field of type null holds no value to type a column by: its Type is
 // TypeInvalid, and the caller gives it no column, as for
 // DebeziumAvroFields (a column is never retyped, so a guessed type would
-// stay when a later writer schema gives the field a real one). Protobuf
-// has no such field: every field has a type (google.protobuf.NullValue
-// is an enum, text).
+// stay when a later writer schema gives the field a real one). So is a
+// Protobuf field of type google.protobuf.NullValue, an enum whose only
+// value stands for null (a repeated one is jsonb, as any list).
 //
 // A JSON Schema's number is numeric, not float8: JSON numbers are decimal
 // text, which numeric keeps exactly at any size (12.50 stays 12.50, and
@@ -376,6 +378,9 @@ func pbFieldType(f *pbField) Type {
 	if f.list || f.isMap {
 		return TypeJSONB
 	}
+	if f.enum != nil && f.enum.nullValue {
+		return TypeInvalid // google.protobuf.NullValue: null, whatever is written
+	}
 	if f.msg != nil {
 		switch f.msg.wkt {
 		case wktTimestamp:
@@ -473,9 +478,13 @@ func (root jsonNode) resolve(n jsonNode) jsonNode {
 }
 
 // columnType maps a property's schema to its column (SchemaFields):
-// TypeInvalid for a type of null alone ("null", or ["null"]), which, as an
-// Avro field of type null, types no column.
+// TypeInvalid for a property that holds null alone (type "null" or
+// ["null"], const null, an enum of null only), which, as an Avro field of
+// type null, types no column.
 func (n jsonNode) columnType() Type {
+	if n.onlyNull() {
+		return TypeInvalid
+	}
 	var types []string
 	if raw := n["type"]; raw != nil {
 		var one string
@@ -519,6 +528,24 @@ func (n jsonNode) columnType() Type {
 		return TypeText
 	}
 	return TypeJSONB
+}
+
+// onlyNull reports whether n's const is null, or its enum lists null
+// alone: whatever its type says, the property holds null only.
+func (n jsonNode) onlyNull() bool {
+	if raw, ok := n["const"]; ok {
+		return bytes.Equal(bytes.TrimSpace(raw), []byte("null"))
+	}
+	var enum []json.RawMessage
+	if json.Unmarshal(n["enum"], &enum) != nil || len(enum) == 0 {
+		return false
+	}
+	for _, v := range enum {
+		if !bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
+			return false
+		}
+	}
+	return true
 }
 
 // UnmatchedPaths returns the names of the path columns of cols whose

@@ -28,13 +28,14 @@ func TestSchemaFields(t *testing.T) {
 	pb := &Schema{Type: SchemaProtobuf, Text: fmt.Sprintf(pbCaseSchema, `bool b = 1; int32 i = 2; int64 l = 3; uint32 u32 = 4; uint64 u64 = 5;
 float f = 6; double d = 7; string s = 8; bytes by = 9; E en = 10; google.protobuf.Timestamp ts = 11;
 google.protobuf.Int64Value w = 12; confluent.type.Decimal dec = 13; google.type.Date day = 14;
-repeated int32 rep = 15; map<string, int32> mp = 16; Sub sub = 17; google.protobuf.Duration dur = 18;`)}
+repeated int32 rep = 15; map<string, int32> mp = 16; Sub sub = 17; google.protobuf.Duration dur = 18;
+google.protobuf.NullValue nv = 19; repeated google.protobuf.NullValue nvs = 20; google.protobuf.Value val = 21;`)}
 	for _, c := range []struct {
 		s    *Schema
 		want string
 	}{
 		{avro, "[{b bool} {i int4} {l int8} {f float4} {d float8} {s text} {u uuid} {by bytea} {fx bytea} {dec numeric} {day date} {ts timestamptz} {lts timestamp} {tm text} {en text} {rec jsonb} {arr jsonb} {mp jsonb} {mix jsonb} {nul invalid} {nuls invalid}]"},
-		{pb, "[{b bool} {i int4} {l int8} {u32 int8} {u64 numeric} {f float4} {d float8} {s text} {by bytea} {en text} {ts timestamptz} {w int8} {dec numeric} {day date} {rep jsonb} {mp jsonb} {sub jsonb} {dur jsonb}]"},
+		{pb, "[{b bool} {i int4} {l int8} {u32 int8} {u64 numeric} {f float4} {d float8} {s text} {by bytea} {en text} {ts timestamptz} {w int8} {dec numeric} {day date} {rep jsonb} {mp jsonb} {sub jsonb} {dur jsonb} {nv invalid} {nvs jsonb} {val jsonb}]"},
 	} {
 		fields, err := SchemaFields(c.s, []int{1}) // Protobuf: M, after Sub
 		if err != nil {
@@ -113,7 +114,8 @@ func TestSchemaFieldsJSONSchema(t *testing.T) {
     "mix": {"type": ["string", "integer"]}, "none": {}, "any": true, "en": {"enum": ["A", "B"]},
     "ref": {"$ref": "#/definitions/Money"}, "a~1b": {"$ref": "#/definitions/a~1b"},
     "ext": {"$ref": "other.json"}, "loop": {"$ref": "#/$defs/Loop"}, "nul": {"type": "null"}, "nuls": {"type": ["null"]},
-    "nulref": {"$ref": "#/$defs/Nothing"}}},
+    "nulref": {"$ref": "#/$defs/Nothing"}, "cnul": {"const": null}, "enul": {"enum": [null]},
+    "cstr": {"const": "x"}, "enulstr": {"enum": [null, "x"]}, "tcnul": {"type": ["string", "null"], "const": null}}},
   "Nothing": {"type": "null"},
   "Loop": {"$ref": "#/$defs/Loop"}},
  "definitions": {"Money": {"type": ["null", "number"]}, "a/b": {"type": "boolean"}}}`}
@@ -122,7 +124,8 @@ func TestSchemaFieldsJSONSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "[{z int8} {n numeric} {b bool} {s text} {ts timestamptz} {day date} {u uuid} {o jsonb} {a jsonb} {mix jsonb} " +
-		"{none jsonb} {any jsonb} {en jsonb} {ref numeric} {a~1b bool} {ext jsonb} {loop jsonb} {nul invalid} {nuls invalid} {nulref invalid}]"
+		"{none jsonb} {any jsonb} {en jsonb} {ref numeric} {a~1b bool} {ext jsonb} {loop jsonb} {nul invalid} {nuls invalid} {nulref invalid} " +
+		"{cnul invalid} {enul invalid} {cstr jsonb} {enulstr jsonb} {tcnul invalid}]"
 	if got := fmt.Sprint(fields); got != want {
 		t.Fatalf("fields:\n got %s\nwant %s", got, want)
 	}

@@ -594,6 +594,9 @@ func TestRegistryNullField(t *testing.T) {
 		}
 		return fmt.Sprintf("%q", s)
 	}
+	pbStr := func(b []byte, num byte, s string) []byte { return append(append(b, num<<3|2, byte(len(s))), s...) }
+	pbHead := func(id int64, name string) []byte { return pbStr(append([]byte{0, 0x08}, byte(id)), 2, name) } // indexes [0], id, name
+	const pbFile = "syntax = \"proto3\";\npackage p;\nimport \"google/protobuf/struct.proto\";\nmessage Order { int64 id = 1; string name = 2; "
 	const avroHead = `{"type":"record","name":"Order","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},`
 	const jsonHead = `{"type":"object","required":["id"],"properties":{"id":{"type":"integer"},"name":{"type":"string"},`
 	for _, c := range []struct {
@@ -619,6 +622,39 @@ func TestRegistryNullField(t *testing.T) {
 			{jsonHead + `"legacy":{"type":["string","null"]},"note":{"type":["string","null"]}}}`,
 				func(id int64, name, note, legacy string) []byte {
 					return fmt.Appendf(nil, `{"id":%d,"name":%q,"legacy":%s,"note":%s}`, id, name, jsonOpt(legacy), jsonOpt(note))
+				}},
+		}},
+		{"json_schema", registry.TypeJSON, [3]version{ // const and enum of null alone
+			{jsonHead + `"legacy":{"enum":[null]}}}`, nil},
+			{jsonHead + `"legacy":{"const":null},"note":{"type":["string","null"]}}}`,
+				func(id int64, name, note, _ string) []byte {
+					return fmt.Appendf(nil, `{"id":%d,"name":%q,"legacy":null,"note":%s}`, id, name, jsonOpt(note))
+				}},
+			{jsonHead + `"legacy":{"type":["string","null"]},"note":{"type":["string","null"]}}}`,
+				func(id int64, name, note, legacy string) []byte {
+					return fmt.Appendf(nil, `{"id":%d,"name":%q,"legacy":%s,"note":%s}`, id, name, jsonOpt(legacy), jsonOpt(note))
+				}},
+		}},
+		{"protobuf", registry.TypeProtobuf, [3]version{ // google.protobuf.NullValue
+			{pbFile + "google.protobuf.NullValue legacy = 3; }\n", nil},
+			{pbFile + "google.protobuf.NullValue legacy = 3; optional string note = 4; }\n",
+				func(id int64, name, note, _ string) []byte {
+					b := append(pbHead(id, name), 3<<3, 0) // legacy: NULL_VALUE, written
+					if note != "" {
+						b = pbStr(b, 4, note)
+					}
+					return b
+				}},
+			{pbFile + "optional string legacy = 3; optional string note = 4; }\n",
+				func(id int64, name, note, legacy string) []byte {
+					b := pbHead(id, name)
+					if legacy != "" {
+						b = pbStr(b, 3, legacy)
+					}
+					if note != "" {
+						b = pbStr(b, 4, note)
+					}
+					return b
 				}},
 		}},
 	} {
