@@ -157,19 +157,9 @@ func (w *worker) keySchemaFields(st *partState, t *tableRT, id int32) (fields []
 			a.m.registryErrors.Inc()
 			a.log.Warn("cannot fetch a key writer schema; the partition waits and retries", "topic", st.topic, "partition", st.partition,
 				"schema", id, "retry_in", backoff, "err", err)
-			tm := time.NewTimer(backoff)
-			select {
-			case <-a.hardCtx.Done():
-				tm.Stop()
-				a.regWait.set(pk, "")
-				return nil, false
-			case <-tm.C:
-			}
-			if st.dropped.Load() {
-				a.regWait.set(pk, "")
+			if !a.registryRetry(st, &backoff) {
 				return nil, false
 			}
-			backoff = min(backoff*2, 10*time.Second)
 			continue
 		}
 		k.mu.Lock()

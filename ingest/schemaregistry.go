@@ -336,20 +336,32 @@ func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need
 			a.log.Warn("cannot fetch a "+what+"; the partition waits and retries", "topic", st.topic, "partition", st.partition,
 				"schema", need.Ref.String(), "retry_in", backoff, "err", err)
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-a.hardCtx.Done():
-			t.Stop()
-			a.regWait.set(key, "")
-			return false
-		case <-t.C:
-		}
-		if st.dropped.Load() {
-			a.regWait.set(key, "")
+		if !a.registryRetry(st, &backoff) {
 			return false
 		}
-		backoff = min(backoff*2, 10*time.Second)
 	}
+}
+
+// registryRetry waits *backoff before a partition's next try at the
+// registry (or at PostgreSQL, for the columns of a new writer schema) and
+// doubles it, up to 10 s. It returns false, clearing the partition's
+// registry wait, when the App stops or the partition is dropped meanwhile.
+func (a *App) registryRetry(st *partState, backoff *time.Duration) bool {
+	key := partKey{st.topic, st.partition}
+	t := time.NewTimer(*backoff)
+	select {
+	case <-a.hardCtx.Done():
+		t.Stop()
+		a.regWait.set(key, "")
+		return false
+	case <-t.C:
+	}
+	if st.dropped.Load() {
+		a.regWait.set(key, "")
+		return false
+	}
+	*backoff = min(*backoff*2, 10*time.Second)
+	return true
 }
 
 // derivation is what deriveColumns learnt of a table whose columns come
