@@ -412,21 +412,22 @@ func (d *directKeys) resetExist() {
 // first column is a 1-based index into at (text int8 values).
 func (d *directKeys) mark(rows [][][]byte, at []int32) error {
 	for _, r := range rows {
-		if err := d.markOne(r[0], at); err != nil {
+		if _, err := d.markOne(r[0], at); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// markOne is mark for one value.
-func (d *directKeys) markOne(v []byte, at []int32) error {
+// markOne is mark for one value; it returns the position in d.sel it
+// marked.
+func (d *directKeys) markOne(v []byte, at []int32) (int32, error) {
 	n, err := strconv.Atoi(string(v))
 	if err != nil || n < 1 || n > len(at) {
-		return fmt.Errorf("cannot read the key probe's or update's answer %q: expected a position in 1..%d", v, len(at))
+		return 0, fmt.Errorf("cannot read the key probe's or update's answer %q: expected a position in 1..%d", v, len(at))
 	}
 	d.exist[at[n-1]] = true
-	return nil
+	return at[n-1], nil
 }
 
 // keepUnmarked removes from d.sel the positions d.exist marks.
@@ -644,7 +645,7 @@ func (w *Writer) updateStored(ctx context.Context, conn *pgconn.PgConn, b *Batch
 		rr := mr.ResultReader()
 		for rr.NextRow() {
 			if v := rr.Values(); merr == nil && len(v) > 0 {
-				merr = d.markOne(v[0], d.cand)
+				_, merr = d.markOne(v[0], d.cand)
 			}
 		}
 		if tag, err := rr.Close(); err == nil && tag.Update() {
@@ -704,7 +705,8 @@ func (d *directKeys) markLeft(b *Batch, rows [][][]byte, guardField int) error {
 		if guardField < 0 || len(r) < 2 {
 			return errLeftRace
 		}
-		if err := d.markOne(r[0], d.probe); err != nil {
+		j, err := d.markOne(r[0], d.probe)
+		if err != nil {
 			return err
 		}
 		if r[1] == nil {
@@ -714,8 +716,7 @@ func (d *directKeys) markLeft(b *Batch, rows [][][]byte, guardField int) error {
 		if err != nil {
 			return fmt.Errorf("cannot read the stored guard %q of a probed key: %w", r[1], err)
 		}
-		n, _ := strconv.Atoi(string(r[0])) // markOne checked it
-		i := d.sel[d.probe[n-1]]
+		i := d.sel[j]
 		if g, ok := TupleInt8(b.Data[b.start(int(i)):b.Ends[i]], guardField); ok && stored < g {
 			return errLeftRace
 		}
