@@ -502,17 +502,14 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 			// fitDerived refuses to create such a table, and writes the
 			// first columns into one that exists (grown by evolution,
 			// which stops there too), naming the rest.
-			always := func(c ColumnConfig) bool {
-				return slices.Contains(tc.Key, c.Name) || c.Name == tc.Guard || tc.Partition != nil && c.Name == tc.Partition.Column
-			}
 			n := 0
 			for _, c := range tc.Columns {
-				if always(c) {
+				if tc.structural(c.Name) {
 					n++
 				}
 			}
 			tc.Columns = slices.DeleteFunc(tc.Columns, func(c ColumnConfig) bool {
-				if always(c) {
+				if tc.structural(c.Name) {
 					return false
 				}
 				if n++; n > pgcopy.MaxUnchangedColumns {
@@ -530,6 +527,13 @@ func deriveColumns(cfg *Config, reg *registry.Client, log *slog.Logger) error {
 		tc.derived = d
 	}
 	return nil
+}
+
+// structural reports whether column name is one a derived table keeps
+// whatever its subject and target say: a key, the guard or the partition
+// column (the target check names one that is missing).
+func (tc *TableConfig) structural(name string) bool {
+	return slices.Contains(tc.Key, name) || name == tc.Guard || tc.Partition != nil && name == tc.Partition.Column
 }
 
 // subjectFields lists the fields of a version of a derived table's
@@ -625,7 +629,7 @@ func fitDerived(ctx context.Context, conn *pgconn.PgConn, cfg *Config, reg *regi
 				}
 			}
 			tc.Columns = slices.DeleteFunc(tc.Columns, func(c ColumnConfig) bool {
-				if _, ok := have[c.Name]; ok || slices.Contains(tc.Key, c.Name) || c.Name == tc.Guard || tc.Partition != nil && c.Name == tc.Partition.Column {
+				if _, ok := have[c.Name]; ok || tc.structural(c.Name) {
 					return false
 				}
 				lacks = append(lacks, c.Name)
