@@ -26,7 +26,8 @@ import (
 // one starts, and the oldest are forgotten once the others hold more than
 // max keys. The filter thus covers every key until it has seen about
 // 2×max, the last max to 2×max keys after that, and holds at most 4×max
-// bytes (bitsPerKey is 16).
+// bytes (bitsPerKey is 16). The filters of one process draw max from a
+// FilterBudget (below).
 //
 // The filter knows only what its own process committed: keys written by
 // other instances, by this instance before a restart, or longer ago than
@@ -80,6 +81,88 @@ func NewKeyFilter(maxKeys int) *KeyFilter {
 	return &KeyFilter{seed: maphash.MakeSeed(), max: max(maxKeys, firstGenKeys)}
 }
 
+// FilterBudget bounds the memory of the KeyFilters made from it, one per
+// keyed table of a process: without it, each would grow to 4×KeyFilterKeys
+// bytes (8 MiB), and a process writing dozens of large tables (a topic
+// routed to many, {topic} templates) would hold far more than its memory
+// limit. Each filter's generations hold at most the budget's share,
+// its bytes over the filters made from it so far, as a power of two of
+// keys between minFilterKeys and KeyFilterKeys. A new filter lowers every
+// share at once: a filter over its new share forgets its oldest
+// generations and folds its newest (limit). Fewer keys remembered or more
+// false positives cost probes, never correctness (KeyFilter).
+type FilterBudget struct {
+	bytes   int
+	mu      sync.Mutex
+	filters []*KeyFilter
+}
+
+// minFilterKeys is the fewest keys a budgeted filter's generations are
+// sized for, whatever its share: 32 KiB for its two generations.
+const minFilterKeys = 1 << 13
+
+// NewFilterBudget returns a budget of bytes for the filters made from it.
+func NewFilterBudget(bytes int) *FilterBudget { return &FilterBudget{bytes: bytes} }
+
+// NewKeyFilter returns an empty filter that draws on b, and lowers the
+// share of the filters made before it.
+func (b *FilterBudget) NewKeyFilter() *KeyFilter {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f := &KeyFilter{seed: maphash.MakeSeed()}
+	b.filters = append(b.filters, f)
+	// A filter holds at most two generations' worth: 4 bytes per key of
+	// its largest generation (bitsPerKey is 16).
+	keys := b.bytes / len(b.filters) / (2 * bitsPerKey / 8)
+	keys = min(max(keys, minFilterKeys), KeyFilterKeys)
+	keys = 1 << (bits.Len(uint(keys)) - 1) // folding halves generations
+	for _, g := range b.filters {
+		g.limit(keys)
+	}
+	return f
+}
+
+// Size returns the bytes the filters made from b hold.
+func (b *FilterBudget) Size() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, f := range b.filters {
+		n += f.Size()
+	}
+	return n
+}
+
+// limit lowers f's largest generation to maxKeys keys (a power of two):
+// it forgets its oldest generations while the others hold more than
+// maxKeys, and folds the rest down to maxKeys (fold).
+func (f *KeyFilter) limit(maxKeys int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.max = maxKeys
+	if len(f.gens) == 0 {
+		return
+	}
+	for i := range f.gens {
+		for f.gens[i].cap > maxKeys {
+			f.gens[i].fold()
+		}
+	}
+	older := 0
+	for _, g := range f.gens[:len(f.gens)-1] {
+		older += g.cap
+	}
+	drop := 0
+	for older > maxKeys {
+		older -= f.gens[drop].cap
+		drop++
+	}
+	if drop > 0 {
+		f.gens = append(f.gens[:0], f.gens[drop:]...)
+		clear(f.gens[len(f.gens):cap(f.gens)])
+	}
+}
+
 // hash returns the filter's hash of an encoded key.
 func (f *KeyFilter) hash(key []byte) uint64 { return maphash.Bytes(f.seed, key) }
 
@@ -113,6 +196,30 @@ func (g *bloom) has(h uint64) bool {
 		}
 	}
 	return true
+}
+
+// fold halves g's blocks and keeps every key it holds: block i of the
+// halved filter is blocks 2i and 2i+1 merged, which is where block picks
+// a key's block from among half as many (the top bits of h×n over 2^64,
+// halved), and the bits within a block come from other bits of the hash.
+// It then holds twice as many keys per bit: more false positives, no
+// false negative. A generation with one block stays as it is.
+func (g *bloom) fold() {
+	n := len(g.blocks) / 2
+	if n == 0 {
+		g.cap = max(g.cap/2, 1)
+		return
+	}
+	for i := range n {
+		a, b := &g.blocks[2*i], &g.blocks[2*i+1]
+		for j := range a {
+			g.blocks[i][j] = a[j] | b[j]
+		}
+	}
+	blocks := make([]bloomBlock, n) // let the larger array go
+	copy(blocks, g.blocks[:n])
+	g.blocks = blocks
+	g.cap /= 2
 }
 
 func (g *bloom) add(h uint64) {
@@ -168,7 +275,7 @@ func (f *KeyFilter) add(hs []uint64) {
 // rotate starts a generation, twice the size of the last up to f.max, and
 // forgets the oldest ones while the others hold more than f.max keys.
 func (f *KeyFilter) rotate() {
-	next := firstGenKeys
+	next := min(firstGenKeys, f.max)
 	if n := len(f.gens); n > 0 {
 		next = min(2*f.gens[n-1].cap, f.max)
 	}

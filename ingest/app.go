@@ -112,7 +112,10 @@ type App struct {
 	red    *redactor
 	m      *appMetrics
 	budget *batching.Budget
-	limits batching.Limits
+	// filters is the memory the keyed tables' KeyFilters share
+	// (batch.max_inflight_bytes over filterShare).
+	filters *pgcopy.FilterBudget
+	limits  batching.Limits
 
 	routeMu  sync.Mutex            // guards resolved, tables and the routes' instances
 	routes   []*route              // tables[] in order (routing.go)
@@ -171,6 +174,7 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 		log:      slog.New(red.handler(log.Handler())),
 		red:      red,
 		budget:   batching.NewBudget(dataBudget(cfg)),
+		filters:  pgcopy.NewFilterBudget(int(cfg.Batch.MaxInflightBytes / filterShare)),
 		resolved: map[string][]*tableRT{},
 		parts:    map[partKey]*partState{},
 		limits: batching.Limits{
@@ -184,7 +188,8 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 	for _, w := range securityWarnings(cfg) {
 		a.log.Warn("insecure setting: " + w)
 	}
-	a.m = newAppMetrics(func() float64 { return float64(a.budget.InUse()) })
+	a.m = newAppMetrics(func() float64 { return float64(a.budget.InUse()) },
+		func() float64 { return float64(a.filters.Size()) })
 	reg, err := newRegistry(cfg)
 	if err != nil {
 		return nil, err
@@ -212,7 +217,11 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 		if r.template {
 			sample.Name, _ = expandTable(tc.Name, "sample.topic.name")
 		}
-		t, err := newTableRT(sample)
+		filters := a.filters
+		if r.template {
+			filters = nil // the sample is never written
+		}
+		t, err := newTableRT(sample, filters)
 		if err != nil {
 			return nil, fmt.Errorf("tables[%d]: %w", i, err)
 		}
@@ -235,6 +244,12 @@ func New(cfg *Config, log *slog.Logger) (*App, error) {
 // runtime and garbage not yet collected (measured: a held byte costs about
 // two bytes of RSS under the default GOGC; internal/chaos TestBacklogRSS).
 const dataShare = 0.4
+
+// filterShare: the KeyFilters of all keyed tables together hold at most
+// batch.max_inflight_bytes over filterShare (16 MiB by default: two
+// tables' filters at their largest, 8 MiB each). Like the rest of the
+// headroom, not counted against the data budget.
+const filterShare = 16
 
 func dataBudget(cfg *Config) int64 {
 	return int64(float64(cfg.Batch.MaxInflightBytes) * dataShare)

@@ -33,7 +33,7 @@ func TestLatencySub(t *testing.T) {
 // runs of equal timestamps, a timestamp that comes back after another,
 // latencies below the first bucket and beyond the last.
 func TestObserveLatency(t *testing.T) {
-	m := newAppMetrics(func() float64 { return 0 })
+	m := newAppMetrics(func() float64 { return 0 }, func() float64 { return 0 })
 	var want latencyHist
 	const now = int64(1_800_000_000_000_000_000)
 	var rows []rowMeta

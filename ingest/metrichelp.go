@@ -34,6 +34,7 @@ var metricHelp = map[string]string{
 	"sluice_commit_duration_seconds":      "Time of a batch's COMMIT.",
 	"sluice_end_to_end_seconds":           "Time from a record's Kafka timestamp to the commit of its row.",
 	"sluice_inflight_bytes":               "Bytes of fetched records and encoded rows not yet committed.",
+	"sluice_key_filter_bytes":             "Bytes the keyed tables' filters of recently committed keys hold together (at most batch.max_inflight_bytes/16).",
 	"sluice_consumer_lag":                 "Records between the committed offset and the high watermark of an owned partition.",
 	"sluice_table_lag":                    "Sum of sluice_consumer_lag over the owned partitions feeding a table.",
 	"sluice_partition_halted":             "1 while an owned partition is halted (offset out of range or data loss) until an operator resets it.",

@@ -81,7 +81,9 @@ func (tm *tableMetrics) skipped(op codec.Op) *metrics.Counter {
 	return c
 }
 
-func newAppMetrics(inflight func() float64) *appMetrics {
+// newAppMetrics returns the process's metrics; inflight and filters give
+// the gauges sluice_inflight_bytes and sluice_key_filter_bytes.
+func newAppMetrics(inflight, filters func() float64) *appMetrics {
 	// Every family gets # HELP and # TYPE lines (the setting is global to
 	// the library; Sluice's help texts are filled in by writeWithHelp).
 	metrics.ExposeMetadata(true)
@@ -112,6 +114,7 @@ func newAppMetrics(inflight func() float64) *appMetrics {
 		dls:            map[[2]string]*metrics.Counter{},
 	}
 	s.NewGauge("sluice_inflight_bytes", inflight)
+	s.NewGauge("sluice_key_filter_bytes", filters)
 	s.NewGauge(fmt.Sprintf(`sluice_build_info{version=%q,revision=%q,go_version=%q}`,
 		buildinfo.Version(), buildinfo.Revision(), buildinfo.GoVersion()), func() float64 { return 1 })
 	return m

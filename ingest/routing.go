@@ -230,7 +230,7 @@ func (a *App) instance(ctx context.Context, r *route, topic string) (*tableRT, e
 	if t := r.byName[name]; t != nil {
 		return t, nil
 	}
-	t, err := r.newInstance(name)
+	t, err := r.newInstance(name, a.filters)
 	if err != nil {
 		return nil, fmt.Errorf("cannot prepare table %s for topic %s: %w", name, topic, err)
 	}
@@ -251,11 +251,11 @@ func (a *App) instance(ctx context.Context, r *route, topic string) (*tableRT, e
 }
 
 // newInstance builds template route r's table for name, a name its
-// template makes.
-func (r *route) newInstance(name string) (*tableRT, error) {
+// template makes, its KeyFilter drawing on filters.
+func (r *route) newInstance(name string, filters *pgcopy.FilterBudget) (*tableRT, error) {
 	tc := r.cfg
 	tc.Name = name
-	return newTableRT(tc)
+	return newTableRT(tc, filters)
 }
 
 // namesTable reports whether tables[].name cfgName can name the table
@@ -288,7 +288,7 @@ func (a *App) deadLetterTable(target, topic string) (*tableRT, error) {
 			continue
 		}
 		if name, ok := expandTable(r.cfg.Name, topic); ok && name == target {
-			return r.newInstance(target)
+			return r.newInstance(target, a.filters)
 		}
 	}
 	return nil, nil
@@ -317,8 +317,10 @@ func (t *tableRT) applyLimits() {
 	}
 }
 
-// newTableRT builds a table's run-time state from its configuration.
-func newTableRT(tc TableConfig) (*tableRT, error) {
+// newTableRT builds a table's run-time state from its configuration. A
+// keyed table's KeyFilter draws on filters; with nil filters (a table
+// never written: a template's sample) it has none.
+func newTableRT(tc TableConfig, filters *pgcopy.FilterBudget) (*tableRT, error) {
 	cols, err := tc.codecColumns()
 	if err != nil {
 		return nil, err
@@ -352,7 +354,9 @@ func newTableRT(tc TableConfig) (*tableRT, error) {
 	if pt.Keyed() {
 		t.nFields++
 		t.keyFields = pt.KeyFields()
-		t.seen = pgcopy.NewKeyFilter(0)
+		if filters != nil {
+			t.seen = filters.NewKeyFilter()
+		}
 	}
 	return t, nil
 }

@@ -83,6 +83,15 @@ func TestRoutingPatternsAndTemplates(t *testing.T) {
 	if !r.app.Ready() {
 		t.Errorf("not ready: %s", r.app.notReady())
 	}
+	// Each instance has a key filter, drawn on the process's budget.
+	for _, tb := range r.app.tableList() {
+		if tb.seen == nil {
+			t.Errorf("table %s has no key filter", tb.cfg.Name)
+		}
+	}
+	if n, most := r.app.filters.Size(), int(cfg.Batch.MaxInflightBytes/filterShare); n == 0 || n > most {
+		t.Errorf("the key filters hold %d bytes, want some and at most %d", n, most)
+	}
 }
 
 // TestRoutingUnroutableTopic: a topic the table name's template cannot
