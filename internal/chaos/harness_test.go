@@ -299,6 +299,11 @@ type clusterOptions struct {
 	sessionTimeout time.Duration // 0: the default
 	batchYAML      string        // the batch: section's items; empty: defaults
 	maxConns       int
+	// registry makes the broker process serve its embedded Schema
+	// Registry too (`sluice broker --registry-listen`), its schemas kept
+	// in the broker's data directory across restarts, and points the
+	// instances' schema_registry at it.
+	registry bool
 }
 
 type cluster struct {
@@ -310,9 +315,10 @@ type cluster struct {
 	url    string
 	group  string
 
-	brokerAddr string
-	broker     *proc
-	instances  []*instance
+	brokerAddr  string
+	registryURL string // "" without clusterOptions.registry
+	broker      *proc
+	instances   []*instance
 
 	sampler *sampler
 	metrics *metricsWatch
@@ -347,9 +353,15 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	dir := t.TempDir()
 	c := &cluster{t: t, ctx: ctx, o: o, dir: dir, dbName: name, url: url, group: "chaos"}
 	c.brokerAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	c.broker = newProc(t, dir, "broker", "broker", "--listen", c.brokerAddr,
+	args := []string{"broker", "--listen", c.brokerAddr,
 		"--data-dir", filepath.Join(dir, "kafka"), "--partitions", strconv.Itoa(o.partitions),
-		"--topics", strings.Join(o.topics, ","))
+		"--topics", strings.Join(o.topics, ",")}
+	if o.registry {
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		c.registryURL = "http://" + addr
+		args = append(args, "--registry-listen", addr)
+	}
+	c.broker = newProc(t, dir, "broker", args...)
 	c.startBroker()
 	c.metrics = newMetricsWatch(t)
 	return c
@@ -382,6 +394,18 @@ func (c *cluster) startBroker() {
 		}
 		return true
 	})
+	if c.registryURL == "" {
+		return
+	}
+	waitFor(c.t, 60*time.Second, "the schema registry to answer", func() bool {
+		cl := http.Client{Timeout: 2 * time.Second}
+		resp, err := cl.Get(c.registryURL + "/subjects")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
 }
 
 // restartBroker stops the broker (SIGKILL when hard, else SIGTERM) and
@@ -405,6 +429,10 @@ func (c *cluster) configYAML(metricsPort int) string {
 	if c.o.batchYAML != "" {
 		batch = "batch:\n" + c.o.batchYAML
 	}
+	reg := ""
+	if c.registryURL != "" {
+		reg = fmt.Sprintf("schema_registry:\n  urls: [%q]\n", c.registryURL)
+	}
 	return fmt.Sprintf(`kafka:
   brokers: [%q]
   group: %s
@@ -412,12 +440,12 @@ func (c *cluster) configYAML(metricsPort int) string {
 %spostgres:
   url: %q
   max_conns: %%d
-%smetrics:
+%s%smetrics:
   listen: 127.0.0.1:%d
 log:
   level: info
 tables:
-%s`, c.brokerAddr, c.group, session, c.url, batch, metricsPort, c.o.tablesYAML)
+%s`, c.brokerAddr, c.group, session, c.url, batch, reg, metricsPort, c.o.tablesYAML)
 }
 
 // addInstance prepares (does not start) an appliance instance. maxConns 0
@@ -593,6 +621,7 @@ type stream struct {
 	gen        loadgen.Options
 	table      string
 	onConflict string
+	guard      string // the table's guard column under update: "" (the offset) or "version"
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -644,7 +673,7 @@ func (s *stream) wait(t *testing.T, d time.Duration) loadgen.Stats {
 // verify runs loadgen.Verify for s and fails on any anomaly.
 func (c *cluster) verify(s *stream, st loadgen.Stats) loadgen.Report {
 	c.t.Helper()
-	rep, err := loadgen.Verify(c.ctx, c.url, loadgen.VerifyOptions{Gen: s.gen, Stats: &st, Table: s.table, OnConflict: s.onConflict})
+	rep, err := loadgen.Verify(c.ctx, c.url, loadgen.VerifyOptions{Gen: s.gen, Stats: &st, Table: s.table, OnConflict: s.onConflict, Guard: s.guard})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -1035,7 +1064,8 @@ type metricsWatch struct {
 	done  chan struct{}
 }
 
-var watchedCounters = []string{"sluice_rebalances_total", "sluice_fenced_total", "sluice_batch_retries_total", "sluice_batches_committed_total"}
+var watchedCounters = []string{"sluice_rebalances_total", "sluice_fenced_total", "sluice_batch_retries_total", "sluice_batches_committed_total",
+	"sluice_probed_keys_total", "sluice_chunk_retries_total", "sluice_rows_deduplicated_total"}
 
 func newMetricsWatch(t *testing.T) *metricsWatch {
 	w := &metricsWatch{last: map[string]float64{}, total: map[string]float64{}, stop: make(chan struct{}), done: make(chan struct{})}
