@@ -23,6 +23,11 @@
 //   - instances joining and leaving; a zombie frozen with SIGSTOP before a
 //     batch, past its session timeout, while another instance takes its
 //     partitions over, then thawed with SIGCONT: its commit must be fenced;
+//   - kill -9 and rebalances of two or three instances on null-keyed
+//     topics (one key in flight in several instances at once) under
+//     on_conflict ignore and update (guard: version), and on Avro records
+//     whose schema lives in the broker process's embedded Schema Registry,
+//     restarted with the broker (TestShapeFaults);
 //   - kill -9 under a Debezium change stream (loadgen's cdc workload into a
 //     format: debezium table), in rounds, the target checked against the
 //     source table's final state after every fault (TestCDCFaults).
@@ -48,7 +53,8 @@
 //
 // Forms: `go test ./internal/chaos` runs the short form (a few kills, one
 // PostgreSQL and one broker restart, a two-instance rebalance, the zombie,
-// bad input; about two minutes on two cores). SLUICE_CHAOS=long (`make
+// bad input, two instances on null-keyed and Avro topics; about two and a
+// half minutes on two cores). SLUICE_CHAOS=long (`make
 // chaos`) runs the long form: at least 20 random kills, every fault point,
 // three instances, the failover and resume measurements with default
 // session timeouts, and a multi-GB backlog drained with default settings

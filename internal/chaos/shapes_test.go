@@ -162,6 +162,9 @@ func TestShapeFaults(t *testing.T) {
 		checkSchemaID(t, c.registryURL, avro.SchemaID)
 		base := s.fresh()
 		s.allProgressedSince(t, base, settle)
+		// The members rejoin on their own after the restart: the kill
+		// below must not find one mid-join (waitGroupSettled).
+		c.waitGroupSettled(settle)
 		in := ins[rand.IntN(n)]
 		in.kill()
 		base = s.fresh()
@@ -171,6 +174,7 @@ func TestShapeFaults(t *testing.T) {
 	summary.add("shapes", "broker + registry restarts (kill -9 / SIGTERM), an instance restarted after each", "%d / %d", 1, len(faults)-1)
 
 	// One last kill while the producers stop, then drain and check.
+	c.waitGroupSettled(settle)
 	victim := ins[rand.IntN(n)]
 	victim.kill()
 	updStats := sUpd.stop(t)
