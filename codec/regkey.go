@@ -250,3 +250,27 @@ func (d *Decoder) appendRegistryDelete(dst []byte, rec *Record) ([]byte, *RowErr
 	}
 	return dst, nil
 }
+
+// KeySchemaRef returns the writer schema reference of rec's framed key:
+// that of its last __key_schema_id header with a value, else the key's
+// own prefix (magic byte 0 and the 4-byte id, or 1 and the 16-byte
+// GUID), as the decoder reads them. ok is false for a key without
+// framing or with a truncated reference (the decoder makes that record
+// bad_framing when it reads the key). It does not allocate.
+func KeySchemaRef(rec *Record) (ref SchemaRef, ok bool) {
+	b := rec.Key
+	if len(rec.Headers) > 0 {
+		if hv, found := schemaIDHeader(rec, keySchemaIDHeader); found {
+			b = hv
+		}
+	}
+	switch {
+	case len(b) >= 5 && b[0] == magicID:
+		return SchemaRef{ID: int32(binary.BigEndian.Uint32(b[1:]))}, true
+	case len(b) >= 17 && b[0] == magicGUID:
+		ref = SchemaRef{IsGUID: true}
+		copy(ref.GUID[:], b[1:17])
+		return ref, true
+	}
+	return SchemaRef{}, false
+}

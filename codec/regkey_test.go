@@ -445,3 +445,30 @@ func FuzzRegistryKey(f *testing.F) {
 		}
 	})
 }
+
+// TestKeySchemaRef: the key schema of a record as the decoder reads it: a
+// __key_schema_id header with a value wins over the key's prefix, id or
+// GUID; a null header counts as none; a key without framing has none.
+func TestKeySchemaRef(t *testing.T) {
+	guid := [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	byID := []byte{0, 0, 0, 0, 7, 2}
+	byGUID := append([]byte{1}, guid[:]...)
+	for _, c := range []struct {
+		rec  Record
+		want SchemaRef
+		ok   bool
+	}{
+		{Record{Key: byID}, SchemaRef{ID: 7}, true},
+		{Record{Key: append(byGUID, 2)}, SchemaRef{GUID: guid, IsGUID: true}, true},
+		{Record{Key: []byte{2}, Headers: []Header{{Key: "__key_schema_id", Value: byID[:5]}}}, SchemaRef{ID: 7}, true},
+		{Record{Key: []byte{2}, Headers: []Header{{Key: "__key_schema_id", Value: byID[:5]}, {Key: "__key_schema_id", Value: byGUID}}}, SchemaRef{GUID: guid, IsGUID: true}, true},
+		{Record{Key: byID, Headers: []Header{{Key: "__key_schema_id"}}}, SchemaRef{ID: 7}, true},
+		{Record{Key: []byte(`{"id":7}`)}, SchemaRef{}, false},
+		{Record{Key: byGUID[:9]}, SchemaRef{}, false},
+		{Record{}, SchemaRef{}, false},
+	} {
+		if got, ok := KeySchemaRef(&c.rec); got != c.want || ok != c.ok {
+			t.Errorf("KeySchemaRef(key %x, headers %v) = %v, %v; want %v, %v", c.rec.Key, c.rec.Headers, got, ok, c.want, c.ok)
+		}
+	}
+}

@@ -86,7 +86,7 @@ type partState struct {
 	epoch     int64
 
 	next int64 // worker: next_offset expected in PostgreSQL when the next batch commits
-	// keysOK are the key schema ids found fitting each table the
+	// keysOK are the key schemas found fitting each table the
 	// partition's records go to (worker; keychange.go).
 	keysOK []keyChecked
 

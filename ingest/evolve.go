@@ -59,7 +59,7 @@ type evolution struct {
 // yet, and marks it logged: a field given no column (by name and why), a
 // column its field cannot be written into, a writer schema evolve cannot
 // follow (by schema id), a key schema naming another primary key
-// (keychange.go, by key schema id).
+// (keychange.go, by key schema id or GUID).
 func (ev *evolution) once(key string) bool {
 	ev.warnMu.Lock()
 	defer ev.warnMu.Unlock()

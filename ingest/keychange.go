@@ -2,14 +2,11 @@ package ingest
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-dev/sluice/codec"
 	"github.com/sluice-dev/sluice/registry"
@@ -21,12 +18,15 @@ import (
 // TOPIC-key and writes the records that follow with it: were they merged
 // by the old key, source rows that differ only in a new key field would
 // overwrite each other in the target. So the first record whose key is
-// framed with a key schema id the table has not checked yet has that
+// framed with a key schema the table has not checked yet has that
 // schema checked (keyCheck): a Key record whose fields are not exactly
 // the fields the table's key columns read stops the partition before that
 // record (stopForKey), and the table is stuck until the target's key is
-// changed and Sluice restarted. A key without the magic byte is not
-// checked.
+// changed and Sluice restarted. The key schema is named as the decoder
+// reads it (codec.KeySchemaRef): by a __key_schema_id header, else by the
+// key's prefix, an id (magic byte 0) or a GUID (magic byte 1). A key
+// without framing is not checked. sluice dead-letters replay checks the
+// key schema of each record it replays the same way (replayKeyCheck).
 
 // keyCheck is what a table checks record key schemas against.
 type keyCheck struct {
@@ -35,9 +35,10 @@ type keyCheck struct {
 	fields []string
 
 	mu sync.Mutex
-	// checked holds the key schema ids checked: nil when the schema fits
-	// (or cannot be compared), else the fields its Key record names.
-	checked map[int32][]string
+	// checked holds the key schemas checked, by id or GUID: nil when the
+	// schema fits (or cannot be compared), else the fields its Key record
+	// names.
+	checked map[codec.SchemaRef][]string
 }
 
 // newKeyCheck returns what checks the record key schemas of tc, whose
@@ -51,7 +52,7 @@ func newKeyCheck(tc TableConfig, cols []codec.Column) *keyCheck {
 	if f != codec.FormatDebezium || conv != codec.ConverterAvro || len(tc.Key) == 0 {
 		return nil
 	}
-	k := &keyCheck{checked: map[int32][]string{}}
+	k := &keyCheck{checked: map[codec.SchemaRef][]string{}}
 	for _, name := range tc.Key {
 		i := slices.IndexFunc(cols, func(c codec.Column) bool { return c.Name == name })
 		if i < 0 {
@@ -81,104 +82,126 @@ func sameKey(fields, want []string) bool {
 	return true
 }
 
-// keyChecked is a key schema id a partition found fitting a table.
+// keyChecked is a key schema a partition found fitting a table.
 type keyChecked struct {
-	t  *tableRT
-	id int32
+	t   *tableRT
+	ref codec.SchemaRef
 }
 
-// checkKey checks the key schema of record r for table t when
-// its key is framed with a schema id partition st has not checked for t
-// yet. It returns encRow when the record may be written, encAbort when
-// it may not (the partition stops, or was dropped, or the App stops).
-// Its per-record cost is a compare of the id against those checked.
-func (w *worker) checkKey(st *partState, t *tableRT, r *kgo.Record) encoded {
-	key := r.Key
-	if t.keys == nil || len(key) < 5 || key[0] != 0 {
+// refLabel is how logs and errors name a key schema: its id, or its GUID.
+func refLabel(ref codec.SchemaRef) string {
+	return strings.TrimPrefix(strings.TrimPrefix(ref.String(), "id "), "guid ")
+}
+
+// checkKey checks the key schema of record rec for table t when its key
+// is framed with a schema (id or GUID, in the key or in a
+// __key_schema_id header) partition st has not checked for t yet. It
+// returns encRow when the record may be written, encAbort when it may not
+// (the partition stops, or was dropped, or the App stops). Its per-record
+// cost is a compare of the reference against those checked.
+func (w *worker) checkKey(st *partState, t *tableRT, rec *codec.Record) encoded {
+	ref, ok := codec.KeySchemaRef(rec)
+	if !ok {
 		return encRow
 	}
-	id := int32(binary.BigEndian.Uint32(key[1:5]))
 	for _, c := range st.keysOK {
-		if c.id == id && c.t == t {
+		if c.ref == ref && c.t == t {
 			return encRow
 		}
 	}
-	fields, ok := w.keySchemaFields(st, t, id)
+	fields, ok := w.keySchemaFields(st, t, ref)
 	if !ok {
 		return encAbort
 	}
 	if fields != nil {
-		w.a.stopForKey(st, t, id, fields, r.Offset)
+		w.a.stopForKey(st, t, ref, fields, rec.Offset)
 		return encAbort
 	}
-	st.keysOK = append(st.keysOK, keyChecked{t, id})
+	st.keysOK = append(st.keysOK, keyChecked{t, ref})
 	return encRow
 }
 
-// keySchemaFields returns the fields of key schema id when they are not
+// keySchemaFields returns the fields of key schema ref when they are not
 // t's key fields, nil when they are (or the schema cannot be compared:
 // the registry does not have it, or it is no Key record, which is logged).
-// Each id is fetched once per table. ok is false when the partition was
-// dropped or the App is stopping while the registry did not answer.
-func (w *worker) keySchemaFields(st *partState, t *tableRT, id int32) (fields []string, ok bool) {
+// Each schema is fetched once per table. ok is false when the partition
+// was dropped or the App is stopping while the registry did not answer.
+func (w *worker) keySchemaFields(st *partState, t *tableRT, ref codec.SchemaRef) (fields []string, ok bool) {
 	a := w.a
-	k := t.keys
-	k.mu.Lock()
-	fields, done := k.checked[id]
-	k.mu.Unlock()
-	if done {
-		return fields, true
-	}
 	pk := partKey{st.topic, st.partition}
 	backoff := 200 * time.Millisecond
 	for {
-		ctx, cancel := context.WithTimeout(a.hardCtx, 30*time.Second)
-		s, err := a.reg.Schema(ctx, int(id))
-		cancel()
-		switch {
-		case err == nil:
+		fields, err := a.keySchemaVerdict(a.hardCtx, t, st.topic, ref)
+		if err == nil {
 			a.regWait.set(pk, "")
-			names, kerr := codec.DebeziumAvroKey(codecSchema(s))
-			if kerr != nil {
-				a.log.Warn("a key writer schema is no Key record of fields; the table's key is not checked against it", "table", t.cfg.Name,
-					"topic", st.topic, "schema", id, "err", kerr)
-			} else if !sameKey(names, k.fields) {
-				fields = names
-			} else {
-				a.log.Info("key writer schema checked: it names the table's key", "table", t.cfg.Name, "topic", st.topic,
-					"schema", id, "key", names)
-			}
-		case registry.IsPermanent(err):
-			a.regWait.set(pk, "")
-			a.log.Warn("a key writer schema cannot be had from the schema registry; the table's key is not checked against it", "table", t.cfg.Name,
-				"topic", st.topic, "schema", id, "err", err)
-		default:
-			a.regWait.set(pk, err.Error())
-			a.m.registryErrors.Inc()
-			a.log.Warn("cannot fetch a key writer schema; the partition waits and retries", "topic", st.topic, "partition", st.partition,
-				"schema", id, "retry_in", backoff, "err", err)
-			if !a.registryRetry(st, &backoff) {
-				return nil, false
-			}
-			continue
+			return fields, true
 		}
-		k.mu.Lock()
-		k.checked[id] = fields
-		k.mu.Unlock()
-		return fields, true
+		a.regWait.set(pk, err.Error())
+		a.m.registryErrors.Inc()
+		a.log.Warn("cannot fetch a key writer schema; the partition waits and retries", "topic", st.topic, "partition", st.partition,
+			"schema", refLabel(ref), "retry_in", backoff, "err", err)
+		if !a.registryRetry(st, &backoff) {
+			return nil, false
+		}
 	}
 }
 
-// stopForKey stops partition st before its record whose key schema id
+// keySchemaVerdict returns the fields of key schema ref (of a record of
+// topic) when they are not t's key fields, nil when they are or the
+// schema cannot be compared (the registry does not have it, or it is no
+// Key record: logged). The verdict is cached per table; an error is the
+// registry's, not answering (not cached: the caller retries).
+func (a *App) keySchemaVerdict(ctx context.Context, t *tableRT, topic string, ref codec.SchemaRef) ([]string, error) {
+	k := t.keys
+	k.mu.Lock()
+	fields, done := k.checked[ref]
+	k.mu.Unlock()
+	if done {
+		return fields, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	var s *registry.Schema
+	var err error
+	if ref.IsGUID {
+		s, err = a.reg.SchemaByGUID(ctx, refLabel(ref))
+	} else {
+		s, err = a.reg.Schema(ctx, int(ref.ID))
+	}
+	cancel()
+	switch {
+	case err == nil:
+		names, kerr := codec.DebeziumAvroKey(codecSchema(s))
+		if kerr != nil {
+			a.log.Warn("a key writer schema is no Key record of fields; the table's key is not checked against it", "table", t.cfg.Name,
+				"topic", topic, "schema", refLabel(ref), "err", kerr)
+		} else if !sameKey(names, k.fields) {
+			fields = names
+		} else {
+			a.log.Info("key writer schema checked: it names the table's key", "table", t.cfg.Name, "topic", topic,
+				"schema", refLabel(ref), "key", names)
+		}
+	case registry.IsPermanent(err):
+		a.log.Warn("a key writer schema cannot be had from the schema registry; the table's key is not checked against it", "table", t.cfg.Name,
+			"topic", topic, "schema", refLabel(ref), "err", err)
+	default:
+		return nil, err
+	}
+	k.mu.Lock()
+	k.checked[ref] = fields
+	k.mu.Unlock()
+	return fields, nil
+}
+
+// stopForKey stops partition st before its record whose key schema ref
 // names the key fields fields, which are not table t's: nothing of the
 // partition is written from that record on (its chunks are dropped and
 // its fetching paused), and t is stuck until a restart. The ERROR saying
-// so is logged once per table and key schema id.
-func (a *App) stopForKey(st *partState, t *tableRT, id int32, fields []string, offset int64) {
+// so is logged once per table and key schema.
+func (a *App) stopForKey(st *partState, t *tableRT, ref codec.SchemaRef, fields []string, offset int64) {
 	fix := fmt.Sprintf("alter the target's primary key to (%s), set key: [%s] for table %s, and restart",
 		strings.Join(fields, ", "), strings.Join(fields, ", "), t.cfg.Name)
-	why := fmt.Sprintf("the source's primary key changed: records of %s/%d are keyed by (%s) (key schema id %d), but table %s merges rows by (%s), which would overwrite rows that differ in the new key; nothing of the partition is written from offset %d on; %s",
-		st.topic, st.partition, strings.Join(fields, ", "), id, t.cfg.Name, strings.Join(t.cfg.Key, ", "), offset, fix)
+	why := fmt.Sprintf("the source's primary key changed: records of %s/%d are keyed by (%s) (key schema %s), but table %s merges rows by (%s), which would overwrite rows that differ in the new key; nothing of the partition is written from offset %d on; %s",
+		st.topic, st.partition, strings.Join(fields, ", "), ref, t.cfg.Name, strings.Join(t.cfg.Key, ", "), offset, fix)
 	st.stopWhy.Store(&why)
 	st.haltReason.Store(&why)
 	s := &t.stuck
@@ -191,10 +214,10 @@ func (a *App) stopForKey(st *partState, t *tableRT, id int32, fields []string, o
 	a.noteError(fmt.Sprintf("key schema %s/%d", st.topic, st.partition), fmt.Errorf("%s", why))
 	// A partition claimed again (after a rebalance) meets the cached
 	// mismatch again, as does another partition of the table keyed by the
-	// same schema: the ERROR is logged once per table and key schema id.
-	if t.ev.once(fmt.Sprintf("keychange\x00%d", id)) {
+	// same schema: the ERROR is logged once per table and key schema.
+	if t.ev.once("keychange\x00" + ref.String()) {
 		a.log.Error("TABLE STUCK: the record key's schema names another primary key than the table's; the partition writes nothing more; /readyz reports it",
-			"table", t.cfg.Name, "topic", st.topic, "partition", st.partition, "key", t.cfg.Key, "new_key", fields, "key_schema", id,
+			"table", t.cfg.Name, "topic", st.topic, "partition", st.partition, "key", t.cfg.Key, "new_key", fields, "key_schema", refLabel(ref),
 			"fix", fix, "action", a.cfg.Stuck.Action)
 	}
 	if first && a.cfg.Stuck.Action == "exit" {

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -118,7 +119,7 @@ func TestDebeziumAvroKeyChanged(t *testing.T) {
 		}
 	}
 	again := &partState{topic: "events", partition: 0}
-	if res := (&worker{a: r.app}).checkKey(again, tbl, &kgo.Record{Topic: "events", Key: plum.Key, Offset: 2}); res != encAbort || again.stopWhy.Load() == nil {
+	if res := (&worker{a: r.app}).checkKey(again, tbl, &codec.Record{Topic: "events", Key: plum.Key, Offset: 2}); res != encAbort || again.stopWhy.Load() == nil {
 		t.Errorf("partition 0 claimed again: checkKey = %v, stopped %v; want it stopped again", res, again.stopWhy.Load() != nil)
 	}
 	if n := len(logLines(logs.String(), "level=ERROR", "TABLE STUCK")); n != 1 {
@@ -215,5 +216,98 @@ func TestKeyCheckFields(t *testing.T) {
 		if k := newKeyCheck(c.tc, c.cols); k != nil {
 			t.Errorf("key %v of columns %v is checked against key schemas", c.tc.Key, c.cols)
 		}
+	}
+}
+
+// TestDebeziumAvroKeyChangedGUIDAndHeader: a key schema named by its GUID
+// (magic byte 1) or by a __key_schema_id header (the key then the bare
+// datum) is checked as one named by its id: records keyed by a new Key
+// record with other fields stop their partition, each before that record,
+// while records of the old key, framed either way, land.
+func TestDebeziumAvroKeyChangedGUIDAndHeader(t *testing.T) {
+	e := newEnv(t, 2)
+	d := newDbzAvroTopic(t)
+	d.addFields(`{"name":"region","type":["null","string"],"default":null}`)
+	row := func(id int64, region, name string) *avroOrder {
+		r := d.row(id, name, 1)
+		r.Region = &region
+		return r
+	}
+	guidOf := func(id int) []byte {
+		t.Helper()
+		s, err := d.reg.LatestSchema(t.Context(), "events-key")
+		if err == nil && s.ID != id {
+			s, err = d.reg.SubjectVersion(t.Context(), "events-key", 1)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := hex.DecodeString(strings.ReplaceAll(s.GUID, "-", ""))
+		if err != nil || len(g) != 16 || s.ID != id {
+			t.Fatalf("schema %d has GUID %q", s.ID, s.GUID)
+		}
+		return append([]byte{1}, g...)
+	}
+	// byGUID frames rec's key, framed with schema id id, by the schema's
+	// GUID instead; byHeader moves its framing into a __key_schema_id
+	// header.
+	byGUID := func(rec *kgo.Record, id int) *kgo.Record {
+		rec.Key = append(guidOf(id), rec.Key[5:]...)
+		return rec
+	}
+	byHeader := func(rec *kgo.Record) *kgo.Record {
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: "__key_schema_id", Value: rec.Key[:5]})
+		rec.Key = rec.Key[5:]
+		return rec
+	}
+	oldKey := d.keyID
+	e.produceTo(0, byGUID(d.event("c", nil, row(1, "eu", "apple")), oldKey))
+	e.produceTo(1, byHeader(d.event("c", nil, row(2, "eu", "pear"))))
+	var logs syncBuffer
+	r := e.start(e.configRegistry(d.url, keyChangeTable("[id]")), func(a *App) {
+		a.log = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testWriter{t}), nil))
+	})
+	e.waitDrained(2)
+	if !r.app.Ready() {
+		t.Fatalf("not ready before the key changed: %s", r.app.notReady())
+	}
+
+	// The events after the change (built with the old key, then keyed by
+	// the new Key record), each followed by a record of the old key: the
+	// partition stopped before the new key's record writes neither.
+	plum, fig := d.event("c", nil, row(1, "us", "plum")), d.event("c", nil, row(2, "us", "fig"))
+	late0, late1 := d.event("c", nil, row(5, "eu", "late")), d.event("c", nil, row(6, "eu", "late"))
+	d.setKey(`{"type":"record","name":"Key","namespace":"shop.public.orders","fields":[{"name":"id","type":"long"},{"name":"region","type":"string"}],"connect.name":"shop.public.orders.Key"}`)
+	plum.Key = d.keyOf(map[string]any{"id": int64(1), "region": "us"})
+	fig.Key = d.keyOf(map[string]any{"id": int64(2), "region": "us"})
+	e.produceTo(0, byGUID(plum, d.keyID), byGUID(late0, oldKey))
+	e.produceTo(1, byHeader(fig), byHeader(late1))
+	stopped := func() (n int) {
+		for _, p := range r.app.snapshotParts() {
+			if p.stopWhy.Load() != nil {
+				n++
+			}
+		}
+		return n
+	}
+	e.waitFor("both partitions to stop", func() bool { return stopped() == 2 })
+	time.Sleep(500 * time.Millisecond) // room for a wrong write
+	if got, want := e.query(`SELECT id, region, name FROM public.orders ORDER BY id, region`), "1:eu:apple 2:eu:pear"; got != want {
+		t.Errorf("target holds %q, want %q: nothing from the first record of the new key on", got, want)
+	}
+	if n := e.storedSum(); n != 2 {
+		t.Errorf("stored offsets sum to %d, want 2 (each partition stopped before offset 1)", n)
+	}
+	if r.app.Ready() {
+		t.Error("ready with the key changed")
+	}
+	why := r.app.notReady()
+	for _, want := range []string{"keyed by (id, region)", "merges rows by (id)"} {
+		if !strings.Contains(why, want) {
+			t.Errorf("/readyz says %q, which lacks %q", why, want)
+		}
+	}
+	if n := len(logLines(logs.String(), "level=ERROR", "TABLE STUCK", "table=public.orders", `new_key="[id region]"`)); n != 2 {
+		t.Errorf("%d TABLE STUCK lines, want 2 (the key schema by its GUID, and by its id in a header):\n%s", n, logs.String())
 	}
 }

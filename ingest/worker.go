@@ -451,9 +451,9 @@ const (
 // q: a tuple, or a dead letter, or nothing (a skipped change event).
 func (w *worker) encode(q *pending, t *tableRT, st *partState, r *kgo.Record, now time.Time) encoded {
 	if t.keys != nil {
-		// A key framed with a key schema id not checked for t yet
+		// A key framed with a key schema not checked for t yet
 		// (keychange.go): a key that is not t's stops the partition.
-		if res := w.checkKey(st, t, r); res != encRow {
+		if res := w.checkKey(st, t, &w.rec); res != encRow {
 			return res
 		}
 	}
