@@ -26,10 +26,18 @@ type RowChange struct {
 // such a record over, so Replay deletes its dead letter.
 var ErrNoRow = errors.New("the record makes no row")
 
+// ErrStopReplay, wrapped in what a ReplayDecoder returns, stops Replay
+// instead of keeping the dead letter with that error: the batch's
+// transaction is rolled back and Replay returns the error. It is for
+// failures that are no fault of the record (a schema registry that does
+// not answer), which must not overwrite the stored error.
+var ErrStopReplay = errors.New("replay stopped")
+
 // ReplayDecoder appends the fields of d's row to dst (after the seq field
 // of a keyed table, which Replay writes) and returns what the row does, or
-// returns ErrNoRow (nothing appended), or why d still cannot become a row.
-// It must not retain d's slices.
+// returns ErrNoRow (nothing appended), or why d still cannot become a row
+// (an error wrapping ErrStopReplay stops the replay). It must not retain
+// d's slices.
 type ReplayDecoder func(dst []byte, d *StoredDeadLetter) ([]byte, RowChange, error)
 
 // Replay moves the dead letters of f back into t, which must be the table
@@ -131,6 +139,9 @@ func (w *Writer) replayBatch(ctx context.Context, t *Table, ts *tableState, f De
 			data = data[:mark]
 			skipped++
 			continue
+		}
+		if errors.Is(err, ErrStopReplay) {
+			return 0, nil, res, w.abort(ctx, err)
 		}
 		if err != nil {
 			data = data[:mark]

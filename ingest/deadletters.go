@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-dev/sluice/codec"
 	pgcopy "github.com/sluice-dev/sluice/copy"
 	"github.com/sluice-dev/sluice/internal/progress"
+	"github.com/sluice-dev/sluice/registry"
 )
 
 // `sluice dead-letters list|show|replay`: the operator's tools for the
@@ -429,7 +430,23 @@ func replayDeadLetters(ctx context.Context, cfg *Config, filter pgcopy.DeadLette
 			}
 			rec = codec.Record{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, Timestamp: d.ReceivedAt,
 				Key: d.Key, Value: d.Value, Headers: hs}
-			dst, err = dec.AppendFields(dst, &rec)
+			if err := a.replayKeyCheck(ctx, t, &rec); err != nil {
+				return dst, pgcopy.RowChange{}, err
+			}
+			start := len(dst)
+			for {
+				dst, err = dec.AppendFields(dst, &rec)
+				need, ok := err.(*codec.SchemaNeededError)
+				if !ok {
+					break
+				}
+				// A writer schema this decoder has not seen: fetched
+				// as the appliance fetches it, then the record again.
+				dst = dst[:start]
+				if err := a.replaySchema(ctx, dec, need); err != nil {
+					return dst, pgcopy.RowChange{}, err
+				}
+			}
 			if err != nil {
 				return dst, pgcopy.RowChange{}, err
 			}
@@ -480,4 +497,100 @@ func replayDeadLetters(ctx context.Context, cfg *Config, filter pgcopy.DeadLette
 		fmt.Fprintf(stdout, "%d dead letter(s) still fail: sluice dead-letters list --group %s shows why\n", total.Failed, filter.Group)
 	}
 	return nil
+}
+
+// replayRegistryPatience is how long replay waits for a schema registry
+// that does not answer before it stops (nothing of the batch at hand is
+// written, no stored error is changed; a rerun goes on).
+const replayRegistryPatience = time.Minute
+
+// replayRegistry runs fetch, which asks the schema registry and returns
+// an error only when the registry did not answer, until it succeeds,
+// retrying with backoff for up to replayRegistryPatience; then it returns
+// an error wrapping pgcopy.ErrStopReplay.
+func replayRegistry(ctx context.Context, what string, fetch func() error) error {
+	deadline := time.Now().Add(replayRegistryPatience)
+	backoff := 200 * time.Millisecond
+	for {
+		err := fetch()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%w: cannot fetch %s from the schema registry: %v; rerun the replay when the registry answers", pgcopy.ErrStopReplay, what, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// replaySchema gives dec the writer schema need names, as the appliance
+// does (fetchSchema): by id or GUID, a value schema by AddSchema, a key
+// schema by AddKeySchema; one the registry does not have as nil (the
+// record stays a dead letter, unknown_schema).
+func (a *App) replaySchema(ctx context.Context, dec *codec.Decoder, need *codec.SchemaNeededError) error {
+	add, what := dec.AddSchema, "the writer schema with "+need.Ref.String()
+	if need.Key {
+		add, what = dec.AddKeySchema, "the key writer schema with "+need.Ref.String()
+	}
+	if a.reg == nil {
+		// Unreachable: validation requires schema_registry for these formats.
+		return add(need.Ref, nil)
+	}
+	return replayRegistry(ctx, what, func() error {
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		var s *registry.Schema
+		var err error
+		if need.Ref.IsGUID {
+			s, err = a.reg.SchemaByGUID(rctx, refLabel(need.Ref))
+		} else {
+			s, err = a.reg.Schema(rctx, int(need.Ref.ID))
+		}
+		switch {
+		case err == nil:
+			if cerr := add(need.Ref, codecSchema(s)); cerr != nil {
+				a.log.Warn(what+" cannot fill the table; its records stay dead letters", "err", cerr)
+			}
+		case registry.IsPermanent(err):
+			add(need.Ref, nil)
+		default:
+			return err
+		}
+		return nil
+	})
+}
+
+// replayKeyCheck is the appliance's key-schema check (keychange.go) for a
+// record sluice dead-letters replay is about to write into t: a record
+// keyed by a Key record of other fields than t's key is not merged by the
+// old key. Its dead letter stays, the error naming both keys and the fix,
+// as every record replay cannot write now stays with its error updated;
+// the other dead letters of the batch land. (The appliance stops the
+// partition instead, as its records are still in Kafka; a dead letter
+// kept loses nothing and is replayed once the target's key is changed.)
+func (a *App) replayKeyCheck(ctx context.Context, t *tableRT, rec *codec.Record) error {
+	if t.keys == nil || a.reg == nil {
+		return nil
+	}
+	ref, ok := codec.KeySchemaRef(rec)
+	if !ok {
+		return nil
+	}
+	var fields []string
+	err := replayRegistry(ctx, "the key writer schema with "+ref.String(), func() error {
+		var err error
+		fields, err = a.keySchemaVerdict(ctx, t, rec.Topic, ref)
+		return err
+	})
+	if err != nil || fields == nil {
+		return err
+	}
+	return &codec.RowError{Path: "kafka.key", Reason: codec.ReasonBadKey, Detail: fmt.Sprintf(
+		"the source's primary key changed: the record is keyed by (%s) (key schema %s), but table %s merges rows by (%s), which would overwrite rows that differ in the new key; "+
+			"alter the target's primary key to (%s), set key: [%s] for table %s, and replay again",
+		strings.Join(fields, ", "), ref, t.cfg.Name, strings.Join(t.cfg.Key, ", "), strings.Join(fields, ", "), strings.Join(fields, ", "), t.cfg.Name)}
 }

@@ -311,3 +311,70 @@ func TestDebeziumAvroKeyChangedGUIDAndHeader(t *testing.T) {
 		t.Errorf("%d TABLE STUCK lines, want 2 (the key schema by its GUID, and by its id in a header):\n%s", n, logs.String())
 	}
 }
+
+// TestReplayDebeziumAvroKeyChanged: sluice dead-letters replay checks the
+// key schema of each record it replays as the appliance does. A dead
+// letter keyed by a Key record of other fields than the table's key (the
+// source's primary key changed since) is not merged by the old key: it
+// stays, its error naming both keys and the fix (reason bad_key); one of
+// the table's key lands, whether its key schema is in the key or in a
+// __key_schema_id header.
+func TestReplayDebeziumAvroKeyChanged(t *testing.T) {
+	e := newEnv(t, 1)
+	d := newDbzAvroTopic(t)
+	d.addFields(`{"name":"region","type":["null","string"],"default":null}`)
+	row := func(id int64, region, name string) *avroOrder {
+		r := d.row(id, name, 1)
+		r.Region = &region
+		return r
+	}
+	cfg := e.configRegistry(d.url, keyChangeTable("[id]"))
+	r := e.start(cfg)
+	e.produce(d.event("c", nil, row(1, "eu", "apple")))
+	e.waitDrained(1)
+	r.stop()
+
+	// Dead letters as an earlier run stored them: two of the table's key
+	// (one framed by a header), two of a Key record with region.
+	pear, kiwi := d.event("c", nil, row(2, "eu", "pear")), d.event("c", nil, row(4, "eu", "kiwi"))
+	kiwi.Headers = []kgo.RecordHeader{{Key: "__key_schema_id", Value: kiwi.Key[:5]}}
+	kiwi.Key = kiwi.Key[5:]
+	plum, fig := d.event("c", nil, row(1, "us", "plum")), d.event("c", nil, row(3, "eu", "fig"))
+	d.setKey(`{"type":"record","name":"Key","namespace":"shop.public.orders","fields":[{"name":"id","type":"long"},{"name":"region","type":"string"}],"connect.name":"shop.public.orders.Key"}`)
+	plum.Key = d.keyOf(map[string]any{"id": int64(1), "region": "us"})
+	fig.Key = d.keyOf(map[string]any{"id": int64(3), "region": "eu"})
+	fig.Headers = []kgo.RecordHeader{{Key: "__key_schema_id", Value: fig.Key[:5]}}
+	fig.Key = fig.Key[5:]
+	for i, rec := range []*kgo.Record{pear, plum, fig, kiwi} {
+		var hs []codec.Header
+		for _, h := range rec.Headers {
+			hs = append(hs, codec.Header{Key: h.Key, Value: h.Value})
+		}
+		if _, err := e.db.Exec(e.ctx, `INSERT INTO sluice.dead_letters (group_id, target, topic, partition, "offset", key, value, headers, error)
+VALUES ('g', 'public.orders', 'events', 0, $1, $2, $3, $4, 'column qty (path qty): out_of_range: an earlier column type')`,
+			10+i, rec.Key, rec.Value, string(codec.AppendHeadersJSON(nil, hs))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := runDL(t, e, "replay", "--config", writeConfig(t, cfg))
+	if !strings.Contains(out, "public.orders: 2 dead letter(s) landed, 0 skipped, 2 still fail") &&
+		!strings.Contains(out, "public.orders: 2 dead letter(s) landed, 2 still fail") {
+		t.Errorf("replay said:\n%s", out)
+	}
+	if got, want := e.query(`SELECT id, region, name FROM public.orders ORDER BY id, region`), "1:eu:apple 2:eu:pear 4:eu:kiwi"; got != want {
+		t.Errorf("target holds %q, want %q: the dead letters of the new key merged by the old one", got, want)
+	}
+	got := e.query(`SELECT "offset", error FROM sluice.dead_letters ORDER BY "offset"`)
+	for _, want := range []string{"11:", "12:", "kafka.key: bad_key:", "keyed by (id, region)", "merges rows by (id)",
+		"alter the target's primary key to (id, region), set key: [id, region]"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("dead letters left: %q, which lacks %q", got, want)
+		}
+	}
+	if strings.Contains(got, "10:") || strings.Contains(got, "13:") {
+		t.Errorf("dead letters left: %q; the records of the table's key should have landed", got)
+	}
+	if n := strings.Count(runDL(t, e, "list", "--config", writeConfig(t, cfg), "--reason", "bad_key"), "\n"); n != 2 {
+		t.Errorf("--reason bad_key lists %d dead letters, want 2", n)
+	}
+}
