@@ -260,6 +260,10 @@ type Maintenance struct {
 	// ended (up to a million): rows that had no partition, and that could
 	// not be moved into one (before the retention, or no partition time).
 	DefaultRows int64
+	// Renamed lists the partitions made under another name than
+	// PartitionName because a relation that is no partition of the table
+	// had that name (see choosePartitionName).
+	Renamed []PartitionRename
 	// Skipped is set when another session held the table's maintenance
 	// lock: this round changed nothing.
 	Skipped bool
@@ -270,6 +274,90 @@ type Maintenance struct {
 	// A dry run (CheckMigration) changes nothing: Created, Dropped and
 	// Detached list what the round would do, Moved and Expired count the
 	// rows it would move and delete, DefaultRows those it would leave.
+}
+
+// PartitionRename is a partition made as Name because Taken, its
+// PartitionName, belongs to a relation that is no partition of the table.
+type PartitionRename struct {
+	Taken, Name string
+}
+
+// PartitionNameTakenError is a partition that cannot be made: its name,
+// and every alternative name, belongs to a relation that is no partition
+// of the table (or would be longer than PostgreSQL's 63 bytes). The rows
+// of its interval stay in the default partition until the name is freed.
+type PartitionNameTakenError struct {
+	Table    string // the table as configured
+	Name     string // the partition's name (PartitionName), without schema
+	Schema   string
+	From, To time.Time
+	Kind     string // what holds the name: "a table", "a partition of another table", "an index", …
+}
+
+func (e *PartitionNameTakenError) Error() string {
+	return fmt.Sprintf("cannot create the partition of table %s for [%s, %s): its name %s.%s is taken by %s that is no partition of %s, and no alternative name (%s_1 … %s_9) is free and within 63 bytes; "+
+		"its rows stay in the default partition until you rename or drop %s.%s (ALTER TABLE %s RENAME TO …), or attach it if it holds exactly this interval (ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s))",
+		e.Table, e.From.Format(time.RFC3339), e.To.Format(time.RFC3339), e.Schema, e.Name, e.Kind, e.Table, e.Name, e.Name,
+		e.Schema, e.Name, pgx.Identifier{e.Schema, e.Name}.Sanitize(), e.Table, pgx.Identifier{e.Schema, e.Name}.Sanitize(),
+		"'"+e.From.Format(time.RFC3339)+"'", "'"+e.To.Format(time.RFC3339)+"'")
+}
+
+// choosePartitionName returns the name the partition of t for [from, to)
+// gets: PartitionName(from), or, when a relation that is no partition of
+// t has that name (a partition detached by hand, a table or index of its
+// own), the first of name_1 … name_9 that no relation has and that fits
+// PostgreSQL's 63 bytes; taken is then PartitionName(from). attached
+// reports that a partition of t has the name already (another instance
+// made it since this round listed the partitions). When no name is free
+// it returns a *PartitionNameTakenError.
+func (t *Table) choosePartitionName(ctx context.Context, conn *pgconn.PgConn, from, to time.Time) (name, taken string, attached bool, err error) {
+	s, _ := t.schemaTable()
+	base := t.PartitionName(from)
+	look := func(n string) (kind string, child bool, err error) {
+		var p params
+		p.text(pgx.Identifier{s, n}.Sanitize())
+		p.text(t.ident())
+		r, err := query(ctx, conn, `SELECT CASE WHEN c.relkind = 'i' OR c.relkind = 'I' THEN 'an index'
+	WHEN c.relispartition AND EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = c.oid AND i.inhparent = to_regclass($2)) THEN 'self'
+	WHEN c.relispartition THEN 'a partition of another table'
+	WHEN c.relkind = 'v' OR c.relkind = 'm' THEN 'a view'
+	WHEN c.relkind = 'S' THEN 'a sequence'
+	ELSE 'a table' END
+FROM pg_class c WHERE c.oid = to_regclass($1)`, &p)
+		if err != nil {
+			return "", false, fmt.Errorf("cannot look up partition name %s of table %s: %w", n, t.Name, err)
+		}
+		if len(r.Rows) == 0 {
+			return "", false, nil
+		}
+		k := string(r.Rows[0][0])
+		return k, k == "self", nil
+	}
+	kind, child, err := look(base)
+	switch {
+	case err != nil:
+		return "", "", false, err
+	case child:
+		return base, "", true, nil
+	case kind == "":
+		return base, "", false, nil
+	}
+	for i := 1; i <= 9; i++ {
+		n := fmt.Sprintf("%s_%d", base, i)
+		if len(n) > 63 {
+			break
+		}
+		k, c, err := look(n)
+		switch {
+		case err != nil:
+			return "", "", false, err
+		case c:
+			return n, base, true, nil
+		case k == "":
+			return n, base, false, nil
+		}
+	}
+	return "", "", false, &PartitionNameTakenError{Table: t.Name, Name: base, Schema: s, From: from, To: to, Kind: kind}
 }
 
 // stepDone records a maintenance step's outcome in m. A failed step is
@@ -386,16 +474,31 @@ func maintain(ctx context.Context, conn *pgconn.PgConn, t *Table, now time.Time,
 	}
 	for _, s := range starts {
 		if dryRun {
-			m.Created = append(m.Created, t.PartitionName(s))
+			name, taken, _, err := t.choosePartitionName(ctx, conn, s, iv.Next(s))
+			var nt *PartitionNameTakenError
+			switch {
+			case errors.As(err, &nt):
+				m.Failed = append(m.Failed, err)
+			case err != nil:
+				return m, err
+			default:
+				m.Created = append(m.Created, name)
+				if taken != "" {
+					m.Renamed = append(m.Renamed, PartitionRename{Taken: taken, Name: name})
+				}
+			}
 			continue
 		}
-		name, moved, skipped, err := t.createPartition(ctx, conn, s, iv.Next(s), defName, lockTimeout)
+		name, taken, moved, skipped, err := t.createPartition(ctx, conn, s, iv.Next(s), defName, lockTimeout)
 		if end, fatal := m.stepDone(conn, skipped, err); end {
 			return m, fatal
 		}
 		if err == nil && name != "" {
 			m.Created = append(m.Created, name)
 			m.Moved += moved
+			if taken != "" {
+				m.Renamed = append(m.Renamed, PartitionRename{Taken: taken, Name: name})
+			}
 		}
 	}
 
@@ -630,33 +733,33 @@ func (t *Table) beginStep(ctx context.Context, conn *pgconn.PgConn, lockTimeout 
 // createPartition creates the partition [from, to) of t, moving into it
 // the rows of the default partition def (if any) that belong there. It
 // returns the name, or "" when it exists already, and skipped when
-// another session maintains t.
-func (t *Table) createPartition(ctx context.Context, conn *pgconn.PgConn, from, to time.Time, def string, lockTimeout time.Duration) (name string, moved int64, skipped bool, err error) {
+// another session maintains t. taken is set when the partition got
+// another name because a relation that is no partition of t has
+// PartitionName (choosePartitionName); when no name is free the error is
+// a *PartitionNameTakenError.
+func (t *Table) createPartition(ctx context.Context, conn *pgconn.PgConn, from, to time.Time, def string, lockTimeout time.Duration) (name, taken string, moved int64, skipped bool, err error) {
 	ok, err := t.beginStep(ctx, conn, lockTimeout)
 	if err != nil {
-		return "", 0, false, fmt.Errorf("cannot start creating a partition of table %s: %w", t.Name, err)
+		return "", "", 0, false, fmt.Errorf("cannot start creating a partition of table %s: %w", t.Name, err)
 	}
 	if !ok {
-		return "", 0, true, nil
+		return "", "", 0, true, nil
 	}
-	fail := func(err error) (string, int64, bool, error) {
+	fail := func(err error) (string, string, int64, bool, error) {
 		rollback(ctx, conn)
-		return "", 0, false, err
+		return "", "", 0, false, err
 	}
 	s, _ := t.schemaTable()
-	name = t.PartitionName(from)
-	part := pgx.Identifier{s, name}.Sanitize()
-	var p params
-	p.text(part)
-	r, err := query(ctx, conn, "SELECT to_regclass($1) IS NOT NULL", &p)
+	name, taken, attached, err := t.choosePartitionName(ctx, conn, from, to)
 	if err != nil {
-		return fail(fmt.Errorf("cannot look up partition %s: %w", name, err))
+		return fail(err)
 	}
-	if string(r.Rows[0][0]) == "t" {
+	if attached {
 		// Made by another instance since this round listed the partitions.
 		rollback(ctx, conn)
-		return "", 0, false, nil
+		return "", "", 0, false, nil
 	}
+	part := pgx.Identifier{s, name}.Sanitize()
 	col := pgx.Identifier{t.Partition.Column}.Sanitize()
 	lo, hi := t.boundLiteral(from), t.boundLiteral(to)
 	check := pgx.Identifier{name + "_bounds"}.Sanitize()
@@ -683,7 +786,7 @@ func (t *Table) createPartition(ctx context.Context, conn *pgconn.PgConn, from, 
 	if err := execSimple(ctx, conn, "COMMIT"); err != nil {
 		return fail(fmt.Errorf("cannot commit partition %s of table %s: %w", name, t.Name, err))
 	}
-	return name, moved, false, nil
+	return name, taken, moved, false, nil
 }
 
 // expirePartition detaches partition name from t and, unless t keeps

@@ -2,6 +2,7 @@ package pgcopy
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -430,5 +431,71 @@ INSERT INTO public.pevents VALUES (-1, '2026-11-25T08:00:00Z', 'kept')`)
 	}
 	if n := queryInt(t, c, "SELECT count(*) FROM public.pevents_p20261125"); n != 1 {
 		t.Errorf("the kept day's partition holds %d rows, want 1 (partitions %v)", n, m.Created)
+	}
+}
+
+// TestPartitionNameTaken: a partition whose name a relation that is no
+// partition of the table has (a partition detached by hand, a table of its
+// own) is made under the first free name_N, and its rows go there, not to
+// the default partition; with every alternative taken too the round
+// reports a *PartitionNameTakenError naming the fix, and CheckMigration
+// lists it as a problem.
+func TestPartitionNameTaken(t *testing.T) {
+	t.Parallel()
+	tb := partitionedTable(IntervalDay, 0)
+	url, c, _ := setup(t, 1, tb)
+	mustExec(t, c, `CREATE TABLE public.pevents_p20261128 (x int)`)
+	now := day("2026-11-27T10:00:00Z")
+	m, err := MaintainPartitions(testCtx(t), c, tb, now, time.Second)
+	if err != nil || len(m.Failed) > 0 {
+		t.Fatalf("maintain: %v %v", err, m.Failed)
+	}
+	want := []string{"pevents_default", "pevents_p20261127", "pevents_p20261128_1", "pevents_p20261129"}
+	if got := partitionNames(t, url); !slices.Equal(got, want) {
+		t.Fatalf("partitions %v, want %v", got, want)
+	}
+	if len(m.Renamed) != 1 || m.Renamed[0] != (PartitionRename{Taken: "pevents_p20261128", Name: "pevents_p20261128_1"}) {
+		t.Errorf("renamed %v", m.Renamed)
+	}
+	mustExec(t, c, `INSERT INTO public.pevents VALUES (1, '2026-11-28T08:00:00Z', 'x')`)
+	if r := queryRows(t, c, "SELECT tableoid::regclass::text FROM public.pevents"); r[0][0] != "pevents_p20261128_1" {
+		t.Errorf("the row went to %s", r[0][0])
+	}
+	// Ahead of the newest row (premake): the 30th, under its own name.
+	if m, err := MaintainPartitions(testCtx(t), c, tb, now, time.Second); err != nil || len(m.Failed) > 0 || len(m.Renamed) > 0 ||
+		!slices.Equal(m.Created, []string{"pevents_p20261130"}) {
+		t.Errorf("second round: %v, failed %v, created %v, renamed %v", err, m.Failed, m.Created, m.Renamed)
+	}
+
+	// The next day's name and all its alternatives taken.
+	mustExec(t, c, `CREATE TABLE public.pevents_p20261205 (x int)`)
+	for i := 1; i <= 9; i++ {
+		mustExec(t, c, fmt.Sprintf(`CREATE TABLE public.pevents_p20261205_%d (x int)`, i))
+	}
+	next := day("2026-12-04T10:00:00Z")
+	plan, err := CheckMigration(testCtx(t), c, "sluice", []*Table{tb}, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Problems) != 1 || !strings.Contains(plan.Problems[0], "public.pevents_p20261205 is taken by a table") {
+		t.Errorf("migrate --check problems: %q", plan.Problems)
+	}
+	m, err = MaintainPartitions(testCtx(t), c, tb, next, time.Second)
+	var nt *PartitionNameTakenError
+	if err != nil || len(m.Failed) != 1 || !errors.As(m.Failed[0], &nt) || nt.Name != "pevents_p20261205" {
+		t.Fatalf("maintain: %v, failed %v; want a PartitionNameTakenError for pevents_p20261205", err, m.Failed)
+	}
+	for _, want := range []string{"rename or drop public.pevents_p20261205", "ATTACH PARTITION", "FROM ('2026-12-05T00:00:00Z') TO ('2026-12-06T00:00:00Z')"} {
+		if !strings.Contains(nt.Error(), want) {
+			t.Errorf("error %q lacks %q", nt.Error(), want)
+		}
+	}
+	if !slices.Equal(m.Created, []string{"pevents_p20261204", "pevents_p20261206"}) {
+		t.Errorf("created %v, want the other intervals all the same", m.Created)
+	}
+	// Fixed by dropping the table that had the name: the next round makes it.
+	mustExec(t, c, `DROP TABLE public.pevents_p20261205`)
+	if m, err := MaintainPartitions(testCtx(t), c, tb, next, time.Second); err != nil || len(m.Failed) > 0 || !slices.Equal(m.Created, []string{"pevents_p20261205"}) {
+		t.Errorf("after the fix: %v, failed %v, created %v", err, m.Failed, m.Created)
 	}
 }

@@ -115,7 +115,16 @@ func CheckMigration(ctx context.Context, conn *pgconn.PgConn, schema string, tab
 				m, err = maintain(ctx, conn, t, now, 0, true)
 				s := schemaOf(t)
 				for _, n := range m.Created {
-					plan.Changes = append(plan.Changes, "create partition "+s+"."+n)
+					line := "create partition " + s + "." + n
+					for _, r := range m.Renamed {
+						if r.Name == n {
+							line += " (" + s + "." + r.Taken + " is taken by a relation that is no partition of " + t.Name + ")"
+						}
+					}
+					plan.Changes = append(plan.Changes, line)
+				}
+				for _, f := range m.Failed {
+					plan.Problems = append(plan.Problems, f.Error())
 				}
 				for _, n := range m.Dropped {
 					plan.Changes = append(plan.Changes, "drop partition "+s+"."+n+" (older than the retention)")

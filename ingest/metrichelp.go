@@ -41,6 +41,7 @@ var metricHelp = map[string]string{
 	"sluice_missing_topics":               "Configured topics that do not exist on the cluster (nothing is consumed from them).",
 	"sluice_partitions_assigned":          "Partitions this instance owns now.",
 	"sluice_schema_registry_errors_total": "Failed Schema Registry requests for a writer schema (each is retried; the partition waits).",
+	"sluice_partition_names_taken":        "Partitions of a partitioned table the last maintenance round could not make: their names, and the alternatives, are taken by relations that are no partitions of the table (the log names them and the fix).",
 	"sluice_partition_default_rows":       "Rows in a partitioned table's default partition at the last maintenance round: rows no partition held and none could be made for (up to 1e6).",
 	"sluice_partition_expired_rows_total": "Rows older than the retention deleted from a partitioned table's default partition: committed by a batch in flight while a round dropped their partition.",
 	"sluice_build_info":                   "Always 1; the labels give the version, the VCS revision and the Go version of this binary.",

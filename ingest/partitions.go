@@ -49,6 +49,7 @@ type partitionMaint struct {
 type tablePartitions struct {
 	notBefore   atomic.Int64 // Unix µs: older partition times are expired (math.MinInt64: none)
 	defaultRows atomic.Int64 // rows in the default partition at the last round
+	namesTaken  atomic.Int64 // partitions the last round could not make: their names are taken
 	expired     *metrics.Counter
 }
 
@@ -72,6 +73,9 @@ func (a *App) initPartitions(t *tableRT) {
 	}
 	a.m.set.NewGauge(fmt.Sprintf("sluice_partition_default_rows{table=%q}", t.cfg.Name), func() float64 {
 		return float64(tp.defaultRows.Load())
+	})
+	a.m.set.NewGauge(fmt.Sprintf("sluice_partition_names_taken{table=%q}", t.cfg.Name), func() float64 {
+		return float64(tp.namesTaken.Load())
 	})
 	tp.expired = a.m.set.NewCounter(fmt.Sprintf("sluice_partition_expired_rows_total{table=%q}", t.cfg.Name))
 }
@@ -174,9 +178,27 @@ func (a *App) reportMaintenance(t *tableRT, m pgcopy.Maintenance) {
 		a.log.Warn("rows older than the retention deleted from the default partition: a batch in flight committed them after their partition was dropped",
 			"table", name, "rows", m.Expired, "partition", defaultPartitionName(t))
 	}
+	for _, r := range m.Renamed {
+		if t.ev.once("partition renamed\x00" + r.Taken) {
+			a.log.Warn("a partition's name is taken by a relation that is no partition of the table; the partition was made under another name",
+				"table", name, "taken", r.Taken, "partition", r.Name)
+		}
+	}
+	var taken int64
 	for _, err := range m.Failed {
+		var nt *pgcopy.PartitionNameTakenError
+		if errors.As(err, &nt) {
+			// Every round until the name is freed: said once per name.
+			taken++
+			if t.ev.once("partition name taken\x00" + nt.Name) {
+				a.log.Error("PARTITION NOT MADE: its name is taken; the rows of its interval go to the default partition until it is freed",
+					"table", name, "partition", nt.Name, "from", nt.From, "to", nt.To, "err", err)
+			}
+			continue
+		}
 		a.log.Warn("partition maintenance step failed; retrying next round", "table", name, "err", err)
 	}
+	t.part.namesTaken.Store(taken)
 	t.part.defaultRows.Store(m.DefaultRows)
 	if m.DefaultRows > 0 {
 		a.log.Warn("rows in the default partition: no partition held their time and none could be made for them (older than the retention, or the step failed)",
