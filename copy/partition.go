@@ -114,12 +114,18 @@ func (iv Interval) Max() time.Duration {
 type Partitioning struct {
 	Column    string   // a timestamptz, timestamp or date column among Table.Columns
 	Interval  Interval // one partition per interval
-	Premake   int      // partitions kept ahead of now and of the newest row (besides the current one)
+	Premake   int      // partitions kept ahead of now and of the newest row (besides the current one); the next is made PremakeLead ahead whatever it says
 	Retention time.Duration
 	// Detach keeps expired partitions as plain tables (detached) instead
 	// of dropping them.
 	Detach bool
 }
+
+// PremakeLead is how long before an interval starts a maintenance round
+// makes its partition even with Premake 0: five rounds of a minute, so
+// that a round skipped or a step that timed out still leaves it made in
+// time.
+const PremakeLead = 5 * time.Minute
 
 // PartitionSuffixLen is the length of "_p" and the longest partition date
 // (yyyymmddhh): a table name plus this must fit PostgreSQL's 63 bytes.
@@ -429,6 +435,11 @@ func maintain(ctx context.Context, conn *pgconn.PgConn, t *Table, now time.Time,
 		}
 	}
 	ahead(now)
+	// The next interval's partition is made PremakeLead before it starts
+	// whatever premake says: with premake 0 the rows of an interval's
+	// first minute would otherwise go to the default partition until the
+	// next round moved them.
+	want[iv.Floor(now.Add(PremakeLead))] = true
 	if newest, ok, err := t.newestPartitionWithRows(ctx, conn, parts); err != nil {
 		return m, err
 	} else if ok {

@@ -499,3 +499,26 @@ func TestPartitionNameTaken(t *testing.T) {
 		t.Errorf("after the fix: %v, failed %v, created %v", err, m.Failed, m.Created)
 	}
 }
+
+// TestPartitionPremakeZero: with premake 0 the next interval's partition
+// is made PremakeLead before it starts, so no row of an interval's first
+// minutes waits in the default partition for a round; earlier in the
+// interval only the current partition is made.
+func TestPartitionPremakeZero(t *testing.T) {
+	t.Parallel()
+	tb := partitionedTable(IntervalDay, 0)
+	tb.Partition.Premake = 0
+	url, c, _ := setup(t, 1, tb)
+	if _, err := MaintainPartitions(testCtx(t), c, tb, day("2026-11-27T10:00:00Z"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := partitionNames(t, url), []string{"pevents_default", "pevents_p20261127"}; !slices.Equal(got, want) {
+		t.Fatalf("at 10:00: partitions %v, want %v", got, want)
+	}
+	if _, err := MaintainPartitions(testCtx(t), c, tb, day("2026-11-27T23:56:00Z"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := partitionNames(t, url), []string{"pevents_default", "pevents_p20261127", "pevents_p20261128"}; !slices.Equal(got, want) {
+		t.Fatalf("at 23:56: partitions %v, want %v", got, want)
+	}
+}
