@@ -127,9 +127,23 @@ type Partitioning struct {
 // time.
 const PremakeLead = 5 * time.Minute
 
-// PartitionSuffixLen is the length of "_p" and the longest partition date
-// (yyyymmddhh): a table name plus this must fit PostgreSQL's 63 bytes.
-const PartitionSuffixLen = 12
+// PartitionSuffixLen returns the length of "_p" and the longest partition
+// date of interval iv on a column of SQL type colType: a table name plus
+// this must fit PostgreSQL's 63 bytes, or the names of far partitions
+// would be truncated (with a NOTICE only) into one another's. Years past
+// 9999 take more than four digits: timestamp and timestamptz reach year
+// 294276 (yyyyyymmdd, yyyyyymmddhh by the hour: 12 and 14 bytes with
+// "_p"), date reaches year 5874897 (yyyyyyymmdd: 13). Years BC (-4712)
+// are no longer.
+func PartitionSuffixLen(iv Interval, colType string) int {
+	switch {
+	case iv == IntervalHour:
+		return 2 + 6 + 6
+	case colType == "date":
+		return 2 + 7 + 4
+	}
+	return 2 + 6 + 4
+}
 
 // NotBefore returns the oldest partition time that is not expired at now:
 // partitions wholly before it are dropped, and a row before it would
@@ -162,8 +176,9 @@ func (p *Partitioning) validate(t *Table) error {
 		return fmt.Errorf("cannot partition table %s by %s: PostgreSQL requires the partition column in every unique key, and the key is (%s); add %s to key",
 			t.Name, p.Column, strings.Join(t.Key, ", "), p.Column)
 	}
-	if _, n := t.schemaTable(); len(n)+PartitionSuffixLen > 63 {
-		return fmt.Errorf("cannot partition table %s: its partitions' names (%s_pyyyymmddhh) would be longer than PostgreSQL's 63 bytes; use a shorter table name", t.Name, n)
+	if _, n := t.schemaTable(); len(n)+PartitionSuffixLen(p.Interval, t.Columns[i].SQLType) > 63 {
+		return fmt.Errorf("cannot partition table %s by the %s on its %s column: its partitions' names (%s) can be longer than PostgreSQL's 63 bytes, which would truncate them; use a table name of at most %d bytes",
+			t.Name, p.Interval, t.Columns[i].SQLType, PartitionNamePattern(n, p.Interval, t.Columns[i].SQLType), 63-PartitionSuffixLen(p.Interval, t.Columns[i].SQLType))
 	}
 	if p.Premake < 0 {
 		return fmt.Errorf("cannot premake %d partitions of table %s: use 0 or more", p.Premake, t.Name)
@@ -172,6 +187,16 @@ func (p *Partitioning) validate(t *Table) error {
 		return fmt.Errorf("cannot keep table %s's rows for a negative retention %v", t.Name, p.Retention)
 	}
 	return nil
+}
+
+// PartitionNamePattern shows the longest name of table n's partitions
+// (without schema): n_pyyyyyymmddhh by the hour, for instance.
+func PartitionNamePattern(n string, iv Interval, colType string) string {
+	date := "mmdd"
+	if iv == IntervalHour {
+		date = "mmddhh"
+	}
+	return n + "_p" + strings.Repeat("y", PartitionSuffixLen(iv, colType)-2-len(date)) + date
 }
 
 // PartitionName returns the name (without schema) of t's partition that

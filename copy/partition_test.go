@@ -88,7 +88,31 @@ func TestPartitionValidation(t *testing.T) {
 	f(func(tb *Table) { tb.Key = []string{"id"} }, "add ts to key")
 	f(func(tb *Table) { tb.Partition.Column = "nope" }, "not among the configured columns")
 	f(func(tb *Table) { tb.Partition.Column = "v" }, "use a timestamptz, timestamp or date column")
-	f(func(tb *Table) { tb.Name = "public." + strings.Repeat("x", 55) }, "shorter table name")
+	f(func(tb *Table) { tb.Name = "public." + strings.Repeat("x", 52) }, "at most 51 bytes")
+	// Years past 9999 have more digits: by the hour the names reach
+	// _pyyyyyymmddhh (year 294276), on a date column _pyyyyyyymmdd.
+	f(func(tb *Table) { tb.Name = "public." + strings.Repeat("x", 50); tb.Partition.Interval = IntervalHour }, "at most 49 bytes")
+	f(func(tb *Table) { tb.Name = "public." + strings.Repeat("x", 51); tb.Columns[1].SQLType = "date" }, "at most 50 bytes")
+	for _, c := range []struct {
+		iv   Interval
+		typ  string
+		last time.Time
+	}{
+		{IntervalHour, "timestamptz", time.Date(294276, 12, 31, 23, 0, 0, 0, time.UTC)},
+		{IntervalDay, "timestamp", time.Date(294276, 12, 31, 0, 0, 0, 0, time.UTC)},
+		{IntervalMonth, "date", time.Date(5874897, 12, 1, 0, 0, 0, 0, time.UTC)},
+		{IntervalHour, "timestamptz", time.Date(-4712, 11, 24, 0, 0, 0, 0, time.UTC)},
+	} {
+		tb := partitionedTable(c.iv, 0)
+		tb.Columns[1].SQLType = c.typ
+		tb.Name = "public." + strings.Repeat("x", 63-PartitionSuffixLen(c.iv, c.typ))
+		if err := tb.validate(); err != nil {
+			t.Errorf("%v on %s: %v", c.iv, c.typ, err)
+		}
+		if n := tb.PartitionName(c.last); len(n) > 63 {
+			t.Errorf("%v on %s: partition name %s is %d bytes", c.iv, c.typ, n, len(n))
+		}
+	}
 	f(func(tb *Table) { tb.Columns[1].SQLType = "date"; tb.Partition.Interval = IntervalHour }, "use interval day")
 }
 

@@ -999,8 +999,19 @@ func (t *TableConfig) validateGrowth(key string, f codec.Format, names map[strin
 		return cfgErr(key+".key", "PostgreSQL requires the partition column in every unique key, and the key (%s) lacks %s; add it: key: [%s, %s]",
 			strings.Join(t.Key, ", "), p.Column, strings.Join(t.Key, ", "), p.Column)
 	}
-	if len(t.Name)-strings.IndexByte(t.Name, '.')-1+pgcopy.PartitionSuffixLen > 63 {
-		return cfgErr(key+".name", "%q is too long for partitioned tables: its partitions' names add _pyyyymmddhh and must fit 63 bytes; shorten it", t.Name)
+	// The longest partition names: years past 9999 have more digits
+	// (pgcopy.PartitionSuffixLen). A column whose type is not listed
+	// (derived from the registry) is checked again once it is known.
+	colType := "timestamptz"
+	for _, c := range t.Columns {
+		if c.Name == p.Column && c.Type != "" {
+			colType = c.Type
+		}
+	}
+	n := t.Name[strings.IndexByte(t.Name, '.')+1:]
+	if suffix := pgcopy.PartitionSuffixLen(iv, colType); len(n)+suffix > 63 {
+		return cfgErr(key+".name", "%q is too long for a table partitioned by the %s on a %s column: its partitions' names (%s, years up to PostgreSQL's last) can be longer than PostgreSQL's 63 bytes, which would truncate them into one another; use a table name of at most %d bytes",
+			t.Name, iv, colType, pgcopy.PartitionNamePattern(n, iv, colType), 63-suffix)
 	}
 	return nil
 }

@@ -194,6 +194,15 @@ func TestPartitionConfig(t *testing.T) {
 	f(fmt.Sprintf(base, "[id, ts]", "{column: ts, interval: week, retention: 3d}"), "shorter than one week")
 	f(fmt.Sprintf(base, "[id, ts]", "{column: ts, retention_action: archive}"), "use drop")
 	f(fmt.Sprintf(base, "[id, ts]", "{column: ts, premaek: 3}"), "unknown key")
+	// By the hour the names of partitions past year 9999 are longer.
+	long := func(n int, partition string) string {
+		return strings.Replace(fmt.Sprintf(base, "[id, ts]", partition), "public.t", "public."+strings.Repeat("t", n), 1)
+	}
+	f(long(50, "{column: ts, interval: hour}"), "use a table name of at most 49 bytes")
+	f(long(52, "{column: ts}"), "use a table name of at most 51 bytes")
+	if _, err := Parse(configYAML([]string{"127.0.0.1:9092"}, "postgres://x@127.0.0.1/db", "", "", long(51, "{column: ts}")), noEnv); err != nil {
+		t.Errorf("a 51-byte name partitioned by day: %v", err)
+	}
 	c, err := Parse(configYAML([]string{"127.0.0.1:9092"}, "postgres://x@127.0.0.1/db", "", "", fmt.Sprintf(base, "[id, ts]", "{column: ts, retention: 30d}")), noEnv)
 	if err != nil {
 		t.Fatal(err)
