@@ -32,6 +32,9 @@ type BrokerOptions struct {
 	SASL [][3]string
 	// Extra kfake options.
 	Extra []kfake.Opt
+	// Logf, when set, reports the group members the broker removes
+	// because kfake would keep them for ever (see reaper.go).
+	Logf func(format string, args ...any)
 
 	// rawFetch serves read_committed fetches as kfake does, without
 	// listedAborts (for the tests that watch kfake's own behaviour).
@@ -41,13 +44,17 @@ type BrokerOptions struct {
 // Broker is a running embedded Kafka-protocol broker.
 type Broker struct {
 	Cluster *kfake.Cluster
+	reaper  *reaper
 }
 
 // Addrs returns the seed broker addresses.
 func (b *Broker) Addrs() []string { return b.Cluster.ListenAddrs() }
 
 // Close stops the broker, flushing persisted state when it has a DataDir.
-func (b *Broker) Close() { b.Cluster.Close() }
+func (b *Broker) Close() {
+	b.reaper.close() // before the cluster: it reads the cluster's groups
+	b.Cluster.Close()
+}
 
 // StartBroker starts a single-node kfake cluster.
 func StartBroker(o BrokerOptions) (*Broker, error) {
@@ -108,7 +115,10 @@ func StartBroker(o BrokerOptions) (*Broker, error) {
 	if !o.rawFetch {
 		c.ControlKey(int16(kmsg.Fetch), listedAborts)
 	}
-	return &Broker{Cluster: c}, nil
+	// Members whose connection died while they joined are removed after
+	// their session and rebalance timeouts (kfake would keep them).
+	addrs := c.ListenAddrs()
+	return &Broker{Cluster: c, reaper: startReaper(c, addrs[0], o)}, nil
 }
 
 // listedAborts lifts the total size limit of read_committed fetches, which

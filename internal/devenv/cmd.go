@@ -49,7 +49,8 @@ func BrokerMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		// at 25 (`sluice bench`, two runs each).
 		debug.SetGCPercent(25)
 	}
-	b, err := StartBroker(BrokerOptions{Listen: *listen, DataDir: *dataDir, SyncWrites: *syncWrites, Partitions: *partitions, Topics: ts})
+	b, err := StartBroker(BrokerOptions{Listen: *listen, DataDir: *dataDir, SyncWrites: *syncWrites, Partitions: *partitions, Topics: ts,
+		Logf: func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }})
 	if err != nil {
 		return err
 	}
