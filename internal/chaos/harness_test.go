@@ -517,11 +517,11 @@ func (in *instance) startAndWait(t *testing.T, env ...string) {
 
 // waitGroupSettled waits until the consumer group is Stable with as many
 // members as instances are alive: every live instance has finished
-// joining. A member killed while its JoinGroup waits for the rebalance is
-// never expired by the embedded broker (kfake answers the join on a dead
-// connection and arms no session timer; see README.md, "Findings (open)"),
-// so a fault meant for a member must not land mid-join where the test does
-// not control when members rejoin (after a broker restart).
+// joining and no killed instance's member is left. A member killed while
+// its JoinGroup waited for the rebalance used to stay for good (kfake arms
+// no session timer when the join response cannot be delivered; see
+// README.md, "Findings (fixed)"); the embedded broker now removes it after
+// its session and rebalance timeouts, and this checks that it did.
 func (c *cluster) waitGroupSettled(d time.Duration) {
 	c.t.Helper()
 	var last string
