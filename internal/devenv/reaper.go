@@ -37,19 +37,20 @@ import (
 // and rebalance timeouts (from its JoinGroup). A member silent for longer
 // than both together, the longest Apache Kafka lets a member be silent
 // (a join waits at most its rebalance timeout, then the member has its
-// session timeout), is looked up in the group: if the group is Stable and
-// still lists it, the reaper removes it with a LeaveGroup (v3+, by member
-// id) sent through a client of its own to the broker; while the group
+// session timeout), is looked up in the group. While the group
 // rebalances, kfake's own rebalance and pending-sync timers bound the
-// member's wait, so it is looked at again a session timeout later.
-// A member that heartbeats, commits, joins or syncs is never due: kfake
-// expires it itself, at its session timeout, long before the reaper would.
+// member's wait, so it is looked at again a session timeout later. If the
+// group is Stable and lists it, and is still Stable at the same generation
+// and lists it a session timeout later, with no request from the member in
+// between, the reaper removes it with a LeaveGroup (v3+, by member id)
+// sent through a client of its own to the broker. A member that
+// heartbeats, commits, joins or syncs is never due: kfake expires it
+// itself, at its session timeout, long before the reaper would.
 //
-// Members are known by their member id once they send a request carrying
-// it: a dynamic member's second JoinGroup, or a static member's SyncGroup,
-// Heartbeat or later JoinGroup. A static member killed during its very
-// first join (member id empty) is not tracked; it is replaced when its
-// instance id joins again. KIP-848 (ConsumerGroupHeartbeat) and share
+// Members are tracked from their first JoinGroup that carries a member id:
+// a dynamic member's second JoinGroup, a static member's rejoin. A static
+// member killed during its very first join (member id empty) is not
+// tracked; it is replaced when its instance id joins again. KIP-848 (ConsumerGroupHeartbeat) and share
 // groups have timers of their own in kfake and are not watched. With TLS
 // the reaper connects without verifying the broker's certificate (it
 // dials its own listener) and cannot connect when the listener requires a
@@ -76,6 +77,10 @@ type memberSeen struct {
 	due       time.Time // when the member is looked up next
 	session   time.Duration
 	rebalance time.Duration
+	// confirming: at the last look-up the group was Stable at epoch and
+	// listed the member; it is removed if it stays so and silent.
+	confirming bool
+	epoch      int32
 }
 
 // reapedKeys are the requests that carry a classic group member's id.
@@ -161,6 +166,7 @@ func (r *reaper) observe(req kmsg.Request) (kmsg.Response, error, bool) {
 		}
 		m.session, m.rebalance = session, rebalance
 		m.due = now.Add(session + rebalance)
+		m.confirming = false
 		if !known {
 			select {
 			case r.wake <- struct{}{}:
@@ -188,6 +194,7 @@ func (r *reaper) observe(req kmsg.Request) (kmsg.Response, error, bool) {
 func (r *reaper) heard(group, member string, now time.Time) {
 	if m := r.members[memberKey{group, member}]; m != nil {
 		m.due = now.Add(m.session + m.rebalance)
+		m.confirming = false
 	}
 }
 
@@ -239,6 +246,15 @@ func (r *reaper) reap() time.Duration {
 				// this phase; after it the member has its session
 				// timeout, as in Apache Kafka.
 				m.due = now.Add(m.session)
+				m.confirming = false
+			case !m.confirming || m.epoch != g.Epoch:
+				// Stable, but maybe only just: a live follower
+				// sends its SyncGroup right after its join response,
+				// which may come after the leader's. Silent for one
+				// more session timeout at this generation, it is
+				// dead.
+				m.due = now.Add(m.session)
+				m.confirming, m.epoch = true, g.Epoch
 			default:
 				leave = append(leave, id)
 				m.due = now.Add(m.session) // retried if the LeaveGroup fails

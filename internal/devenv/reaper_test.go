@@ -86,8 +86,9 @@ func (r *rawConn) kill() {
 // members not waiting in a join). One dead member per round, rounds in a
 // row: without the reaper (reaper.go) a round leaves its member behind and
 // the test fails in all but about 1 run in 128; with it, the member is gone
-// after its session plus rebalance timeout and the live consumer owns, and
-// consumes from, every partition again.
+// after its session plus rebalance timeout and one more session timeout
+// (reaper.go), and the live consumer owns, and consumes from, every
+// partition again.
 func TestDeadJoinerIsReaped(t *testing.T) {
 	const (
 		topic      = "t"
@@ -134,7 +135,7 @@ func TestDeadJoinerIsReaped(t *testing.T) {
 	}
 	live, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
 		kgo.Balancers(kgo.RangeBalancer()),
-		kgo.SessionTimeout(3*time.Second), kgo.HeartbeatInterval(time.Second), kgo.RebalanceTimeout(3*time.Second),
+		kgo.SessionTimeout(3*time.Second), kgo.HeartbeatInterval(500*time.Millisecond), kgo.RebalanceTimeout(3*time.Second),
 		kgo.OnPartitionsAssigned(track(true)), kgo.OnPartitionsRevoked(track(false)), kgo.OnPartitionsLost(track(false)))
 	if err != nil {
 		t.Fatal(err)
