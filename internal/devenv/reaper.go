@@ -50,8 +50,9 @@ import (
 // Members are tracked from their first JoinGroup that carries a member id:
 // a dynamic member's second JoinGroup, a static member's rejoin. A static
 // member killed during its very first join (member id empty) is not
-// tracked; it is replaced when its instance id joins again. KIP-848 (ConsumerGroupHeartbeat) and share
-// groups have timers of their own in kfake and are not watched. With TLS
+// tracked; it is replaced when its instance id joins again. KIP-848
+// (ConsumerGroupHeartbeat) and share groups have timers of their own in
+// kfake and are not watched. With TLS
 // the reaper connects without verifying the broker's certificate (it
 // dials its own listener) and cannot connect when the listener requires a
 // client certificate; with SASL it logs in as the first (super)user.
