@@ -28,6 +28,7 @@ func genFlags(fs *flag.FlagSet, o *Options) (apply func() error) {
 	fs.StringVar(&o.Schema, "schema", DefaultSchema, "event schema: reference (~480 B), narrow (~100 B) or wide (~2 KB)")
 	fs.StringVar(&o.Format, "format", FormatJSON, "record format: json, or avro, protobuf, json_schema (the reference schema, registry-framed); cdc: json or avro (as Confluent's AvroConverter writes Debezium's events)")
 	fs.IntVar(&o.SchemaID, "schema-id", 0, "registry id framed into avro/protobuf/json_schema records (0: register the schema with --registry; cdc avro: the Envelope's, keys then JSON)")
+	fs.Int64Var(&o.EvolveAt, "evolve-at", 0, "avro/protobuf/json_schema: write records from index N on with a second version of the reference schema, registered with --registry under the same subject, that adds an optional string field channel (0: one version)")
 	fs.Int64Var(&o.Records, "records", 0, "records to produce (0: until --duration)")
 	fs.StringVar(&o.Topic, "topic", DefaultTopic, "Kafka topic")
 	fs.IntVar(&o.ValueSize, "value-size", 0, "mean value size in bytes (0: the schema's natural size)")
@@ -187,9 +188,12 @@ func LoadgenMain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := ping(ctx, addrs, secOpts); err != nil {
 		return err
 	}
-	if registryFormat(o.Format) && o.SchemaID == 0 {
+	if registryFormat(o.Format) && (o.SchemaID == 0 || o.EvolveAt > 0 && o.EvolvedSchemaID == 0) {
 		ro, ok := reg.options()
 		if !ok {
+			if o.SchemaID != 0 {
+				return fmt.Errorf("cannot produce %s records with --evolve-at without a registry; pass --registry URL (the second schema version is registered under %s)", o.Format, Subject(o.Topic))
+			}
 			return fmt.Errorf("cannot produce %s records without a schema id; pass --registry URL (the reference schema is registered under %s) or --schema-id N", o.Format, Subject(o.Topic))
 		}
 		if err := RegisterSchema(ctx, &o, ro); err != nil {
@@ -200,6 +204,10 @@ func LoadgenMain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 				Subject(o.Topic), o.SchemaID, KeySubject(o.Topic), o.KeySchemaID)
 		} else {
 			fmt.Fprintf(stdout, "registered the reference %s schema under subject %s: id %d\n", o.Format, Subject(o.Topic), o.SchemaID)
+		}
+		if o.EvolveAt > 0 {
+			fmt.Fprintf(stdout, "registered its second version (field %s added) under subject %s: id %d, written from record %d on\n",
+				EvolvedField, Subject(o.Topic), o.EvolvedSchemaID, o.EvolveAt)
 		}
 	}
 	stats, err := Produce(ctx, addrs, o, progress, secOpts...)
@@ -285,16 +293,22 @@ func VerifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		vo.Gen = o
 	}
-	if vo.Gen.EnsureDefaults(); registryFormat(vo.Gen.Format) && vo.Gen.SchemaID == 0 {
+	if vo.Gen.EnsureDefaults(); registryFormat(vo.Gen.Format) && (vo.Gen.SchemaID == 0 || vo.Gen.EvolveAt > 0 && vo.Gen.EvolvedSchemaID == 0) {
 		ro, ok := reg.options()
 		if !ok {
-			return fmt.Errorf("cannot verify %s records without their schema id; pass --manifest, --schema-id N or --registry URL", vo.Gen.Format)
+			return fmt.Errorf("cannot verify %s records without their schema ids; pass --manifest, --schema-id N (without --evolve-at) or --registry URL", vo.Gen.Format)
 		}
-		id, err := LookupSchemaID(ctx, vo.Gen, ro)
-		if err != nil {
-			return err
+		var err error
+		if vo.Gen.SchemaID == 0 {
+			if vo.Gen.SchemaID, err = LookupSchemaID(ctx, vo.Gen, ro); err != nil {
+				return err
+			}
 		}
-		vo.Gen.SchemaID = id
+		if vo.Gen.EvolveAt > 0 && vo.Gen.EvolvedSchemaID == 0 {
+			if vo.Gen.EvolvedSchemaID, err = LookupEvolvedSchemaID(ctx, vo.Gen, ro); err != nil {
+				return err
+			}
+		}
 		if vo.Gen.Workload == WorkloadCDC && vo.Gen.KeySchemaID == 0 {
 			// The producer registered the Key too and framed the keys
 			// with its id: verify matches dead letters by their keys.

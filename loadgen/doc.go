@@ -35,6 +35,15 @@
 // malformed_json, wrong_type, missing_required or out_of_range: their
 // schemas fix every field's type and presence. The schemas are in
 // formats.go.
+// With Options.EvolveAt a registry-format stream moves to a second
+// version of the reference schema partway: RegisterSchema registers one
+// that adds the optional field channel (EvolvedField) and sets
+// Options.EvolvedSchemaID, which frames the records from EvolveAt on. An
+// event version written from EvolveAt on carries a channel drawn by the
+// seed, one written before (and its re-sends) none; every other field is
+// what the stream without EvolveAt has. Verify then also checks the
+// channel column that evolve: add_columns adds: NULL where the row's
+// version has none.
 //
 // Versions. Every reference and narrow event carries "version": 1 + the
 // index of the good or update record that wrote that version (a dup

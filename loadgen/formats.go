@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -143,6 +144,35 @@ func ReferenceSchema(format string) (registry.SchemaType, string, error) {
 	return 0, "", fmt.Errorf("cannot register a schema for format %q; use avro, protobuf or json_schema", format)
 }
 
+// EvolvedField is the field the second version of the reference schema
+// adds (Options.EvolveAt): an optional string, a text column of a table
+// that follows the schema.
+const EvolvedField = "channel"
+
+// evolvedSchemas are the reference schema's second versions: the first
+// with EvolvedField added, optional (Avro: a union of null and string,
+// default null; Protobuf: proto3 optional, field 11; JSON Schema: a
+// string or null, not required).
+var evolvedSchemas = map[string]string{
+	FormatAvro: strings.TrimSuffix(AvroReferenceSchema, "\n  ]\n}") +
+		",\n    {\"name\": \"" + EvolvedField + "\", \"type\": [\"null\", \"string\"], \"default\": null}\n  ]\n}",
+	FormatProtobuf: strings.Replace(ProtobufReferenceSchema, "  int64 version = 10;\n",
+		"  int64 version = 10;\n  optional string "+EvolvedField+" = 11;\n", 1),
+	FormatJSONSchema: strings.Replace(JSONSchemaReference, "\n  },\n  \"required\"",
+		",\n    \""+EvolvedField+"\": {\"type\": [\"string\", \"null\"]}\n  },\n  \"required\"", 1),
+}
+
+// EvolvedReferenceSchema returns the registry schema type and text of the
+// reference event's second version in a registry format: the first with
+// the optional EvolvedField added (Options.EvolveAt).
+func EvolvedReferenceSchema(format string) (registry.SchemaType, string, error) {
+	typ, _, err := ReferenceSchema(format)
+	if err != nil {
+		return 0, "", err
+	}
+	return typ, evolvedSchemas[format], nil
+}
+
 // Subject returns the registry subject of topic's values (the
 // TopicNameStrategy: "<topic>-value").
 func Subject(topic string) string { return topic + "-value" }
@@ -162,7 +192,10 @@ func valueSchema(o *Options) (registry.SchemaType, string, error) {
 
 // RegisterSchema registers the schema of o's values (the reference schema
 // of o.Format) under Subject(o.Topic) in the registry ro describes and
-// sets o.SchemaID; for the cdc workload in format avro it registers the
+// sets o.SchemaID; with o.EvolveAt set it registers the second version
+// (EvolvedReferenceSchema) there too, right away, and sets
+// o.EvolvedSchemaID (a reader follows the writer schemas records name,
+// so records before EvolveAt keep the first); for the cdc workload in format avro it registers the
 // Envelope there and the Key (CDCAvroKeySchema) under KeySubject(o.Topic)
 // and sets o.KeySchemaID too. It is idempotent: the registry returns the
 // id it already gave a schema.
@@ -187,8 +220,36 @@ func RegisterSchema(ctx context.Context, o *Options, ro registry.Options) error 
 		}
 		o.KeySchemaID = kid
 	}
+	if o.EvolveAt > 0 {
+		typ, text, err := EvolvedReferenceSchema(o.Format)
+		if err != nil {
+			return err
+		}
+		eid, err := cl.Register(ctx, Subject(o.Topic), typ, text)
+		if err != nil {
+			return err
+		}
+		o.EvolvedSchemaID = eid
+	}
 	o.SchemaID = id
 	return nil
+}
+
+// LookupEvolvedSchemaID returns the id under which the registry ro
+// describes holds the second version of the reference schema of o.Format
+// (as RegisterSchema registers it with EvolveAt set) in
+// Subject(o.Topic), registering nothing.
+func LookupEvolvedSchemaID(ctx context.Context, o Options, ro registry.Options) (int, error) {
+	o.EnsureDefaults()
+	typ, text, err := EvolvedReferenceSchema(o.Format)
+	if err != nil {
+		return 0, err
+	}
+	cl, err := registry.New(ro)
+	if err != nil {
+		return 0, err
+	}
+	return cl.Lookup(ctx, Subject(o.Topic), typ, text)
 }
 
 // LookupSchemaID returns the id under which the registry ro describes holds
@@ -245,8 +306,12 @@ type refEvent struct {
 	URL       string    `avro:"url"`
 	UserAgent string    `avro:"user_agent"`
 	Attrs     refAttrs  `avro:"attrs"`
+	// Channel is the second schema version's field (nil: absent, or
+	// null); the first version's Avro schema has no field to write it to.
+	Channel *string `avro:"channel"`
 
 	amountText []byte
+	channel    string
 }
 
 type refAttrs struct {
@@ -264,24 +329,39 @@ type encoder struct {
 	amount big.Rat
 	fields []jsonField
 	nested []jsonField
-	avro   avro.Schema
-	pb     *dynamicpb.Message
-	pbf    protoFields
-	ua     []byte // user_agent with invalid UTF-8 bytes replaced by '?'
+	// The schema versions' Avro schemas and Protobuf messages: [0] the
+	// first, [1] the second (EvolvedReferenceSchema).
+	avro [2]avro.Schema
+	pb   [2]*dynamicpb.Message
+	pbf  [2]protoFields
+	ua   []byte // user_agent with invalid UTF-8 bytes replaced by '?'
 }
 
 func newEncoder(format string) *encoder {
 	e := &encoder{format: format}
 	switch format {
 	case FormatAvro:
-		e.avro = avroReference()
+		e.avro[0], e.avro[1] = avroReference(), avroEvolved()
 	case FormatProtobuf:
-		md := protoReference()
-		e.pb = dynamicpb.NewMessage(md)
-		e.pbf = newProtoFields(md)
+		for v, md := range []protoreflect.MessageDescriptor{protoReference(), protoEvolved()} {
+			e.pb[v] = dynamicpb.NewMessage(md)
+			e.pbf[v] = newProtoFields(md)
+		}
 	}
 	return e
 }
+
+var avroEvolved = sync.OnceValue(func() avro.Schema {
+	s, err := avro.Parse(evolvedSchemas[FormatAvro])
+	if err != nil {
+		panic(fmt.Sprintf("loadgen: cannot parse the evolved Avro reference schema: %v", err))
+	}
+	return s
+})
+
+var protoEvolved = sync.OnceValue(func() protoreflect.MessageDescriptor {
+	return compileProto(evolvedSchemas[FormatProtobuf])
+})
 
 var avroReference = sync.OnceValue(func() avro.Schema {
 	s, err := avro.Parse(AvroReferenceSchema)
@@ -292,20 +372,27 @@ var avroReference = sync.OnceValue(func() avro.Schema {
 })
 
 var protoReference = sync.OnceValue(func() protoreflect.MessageDescriptor {
+	return compileProto(ProtobufReferenceSchema)
+})
+
+// compileProto returns the Event message of a version of the reference
+// schema's proto file.
+func compileProto(text string) protoreflect.MessageDescriptor {
 	c := protocompile.Compiler{Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{
-		Accessor: protocompile.SourceAccessorFromMap(map[string]string{"event.proto": ProtobufReferenceSchema}),
+		Accessor: protocompile.SourceAccessorFromMap(map[string]string{"event.proto": text}),
 	})}
 	files, err := c.Compile(context.Background(), "event.proto")
 	if err != nil {
-		panic(fmt.Sprintf("loadgen: cannot compile ProtobufReferenceSchema: %v", err))
+		panic(fmt.Sprintf("loadgen: cannot compile the Protobuf reference schema: %v", err))
 	}
 	return files[0].Messages().ByName("Event")
-})
+}
 
 type protoFields struct {
 	eventID, tenantID, userID, typ, ts, amount, version, url, userAgent, attrs protoreflect.FieldDescriptor
 	seconds, nanos                                                             protoreflect.FieldDescriptor
 	country, device, session, experiment                                       protoreflect.FieldDescriptor
+	channel                                                                    protoreflect.FieldDescriptor // nil in the first version
 }
 
 func newProtoFields(md protoreflect.MessageDescriptor) protoFields {
@@ -318,6 +405,7 @@ func newProtoFields(md protoreflect.MessageDescriptor) protoFields {
 		userAgent: f.ByName("user_agent"), attrs: f.ByName("attrs"),
 		seconds: t.ByName("seconds"), nanos: t.ByName("nanos"),
 		country: a.ByName("country"), device: a.ByName("device"), session: a.ByName("session"), experiment: a.ByName("experiment"),
+		channel: f.ByName(EvolvedField),
 	}
 }
 
@@ -382,6 +470,13 @@ func (e *encoder) parse(js []byte) error {
 	if e.nested, err = parseObject(findField(e.fields, "attrs"), e.nested[:0]); err != nil {
 		return err
 	}
+	ev.Channel = nil
+	if tok := findField(e.fields, EvolvedField); tok != nil && string(tok) != "null" {
+		if ev.channel, err = str(e.fields, EvolvedField); err != nil {
+			return err
+		}
+		ev.Channel = &ev.channel
+	}
 	a := &ev.Attrs
 	for _, f := range []struct {
 		dst  *string
@@ -394,10 +489,11 @@ func (e *encoder) parse(js []byte) error {
 	return nil
 }
 
-// appendPayload appends the payload of the event rendered as js and
-// returns the offset in dst of user_agent's bytes (-1 for JSON Schema,
-// whose payload is js itself).
-func (e *encoder) appendPayload(dst, js []byte) ([]byte, int, error) {
+// appendPayload appends the payload of the event rendered as js in
+// schema version v (0 the first, 1 the second) and returns the offset in
+// dst of user_agent's bytes (-1 for JSON Schema, whose payload is js
+// itself).
+func (e *encoder) appendPayload(dst, js []byte, v int) ([]byte, int, error) {
 	if e.format == FormatJSONSchema {
 		return append(dst, js...), -1, nil
 	}
@@ -407,14 +503,14 @@ func (e *encoder) appendPayload(dst, js []byte) ([]byte, int, error) {
 	start := len(dst)
 	switch e.format {
 	case FormatAvro:
-		b, err := avro.Marshal(e.avro, &e.ev)
+		b, err := avro.Marshal(e.avro[v], &e.ev)
 		if err != nil {
 			return dst, 0, fmt.Errorf("cannot encode the event as Avro: %w", err)
 		}
 		dst = append(dst, b...)
 	case FormatProtobuf:
 		var err error
-		if dst, err = e.appendProto(dst); err != nil {
+		if dst, err = e.appendProto(dst, v); err != nil {
 			return dst, 0, err
 		}
 	}
@@ -431,8 +527,8 @@ func (e *encoder) appendPayload(dst, js []byte) ([]byte, int, error) {
 	return dst, start + off, nil
 }
 
-func (e *encoder) appendProto(dst []byte) ([]byte, error) {
-	m, f, ev := e.pb, &e.pbf, &e.ev
+func (e *encoder) appendProto(dst []byte, v int) ([]byte, error) {
+	m, f, ev := e.pb[v], &e.pbf[v], &e.ev
 	m.Reset()
 	m.Set(f.eventID, protoreflect.ValueOfString(ev.EventID))
 	m.Set(f.tenantID, protoreflect.ValueOfInt64(ev.TenantID))
@@ -460,6 +556,9 @@ func (e *encoder) appendProto(dst []byte) ([]byte, error) {
 	a.Set(f.device, protoreflect.ValueOfString(ev.Attrs.Device))
 	a.Set(f.session, protoreflect.ValueOfString(ev.Attrs.Session))
 	a.Set(f.experiment, protoreflect.ValueOfString(ev.Attrs.Experiment))
+	if f.channel != nil && ev.Channel != nil {
+		m.Set(f.channel, protoreflect.ValueOfString(*ev.Channel))
+	}
 	out, err := proto.MarshalOptions{Deterministic: true}.MarshalAppend(dst, m)
 	if err != nil {
 		return dst, fmt.Errorf("cannot encode the event as Protobuf: %w", err)

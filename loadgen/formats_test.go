@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math/big"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,21 +35,39 @@ var registryFormats = []string{FormatAvro, FormatProtobuf, FormatJSONSchema}
 type oracle struct {
 	avro avro.Schema
 	md   protoreflect.MessageDescriptor
+	// The second schema version's (Options.EvolveAt).
+	avro2 avro.Schema
+	md2   protoreflect.MessageDescriptor
 }
 
 var testOracle = sync.OnceValue(func() *oracle {
-	s, err := avro.Parse(AvroReferenceSchema)
+	o := &oracle{}
+	_, avro2, err := EvolvedReferenceSchema(FormatAvro)
 	if err != nil {
 		panic(err)
 	}
-	c := protocompile.Compiler{Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{
-		Accessor: protocompile.SourceAccessorFromMap(map[string]string{"ref.proto": ProtobufReferenceSchema}),
-	})}
-	files, err := c.Compile(context.Background(), "ref.proto")
+	_, proto2, err := EvolvedReferenceSchema(FormatProtobuf)
 	if err != nil {
 		panic(err)
 	}
-	return &oracle{avro: s, md: files[0].Messages().ByName("Event")}
+	for _, v := range []struct {
+		avro, proto string
+		as          *avro.Schema
+		md          *protoreflect.MessageDescriptor
+	}{{AvroReferenceSchema, ProtobufReferenceSchema, &o.avro, &o.md}, {avro2, proto2, &o.avro2, &o.md2}} {
+		if *v.as, err = avro.Parse(v.avro); err != nil {
+			panic(err)
+		}
+		c := protocompile.Compiler{Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{
+			Accessor: protocompile.SourceAccessorFromMap(map[string]string{"ref.proto": v.proto}),
+		})}
+		files, err := c.Compile(context.Background(), "ref.proto")
+		if err != nil {
+			panic(err)
+		}
+		*v.md = files[0].Messages().ByName("Event")
+	}
+	return o
 })
 
 // formatReason decodes a record of o's registry format the way the
@@ -81,7 +101,11 @@ func formatReason(t *testing.T, o Options, cols []Column, r *Rec) (js []byte, re
 	if len(v) < prefix || v[0] != 0 || o.Format == FormatProtobuf && v[5] != 0 {
 		return nil, "bad_framing"
 	}
-	if id := binary.BigEndian.Uint32(v[1:5]); int(id) != o.SchemaID {
+	as, md, evolved := testOracle().avro, testOracle().md, false
+	switch id := int(binary.BigEndian.Uint32(v[1:5])); {
+	case o.EvolveAt > 0 && id == o.EvolvedSchemaID:
+		as, md, evolved = testOracle().avro2, testOracle().md2, true
+	case id != o.SchemaID:
 		return nil, "unknown_schema"
 	}
 	payload := v[prefix:]
@@ -91,13 +115,13 @@ func formatReason(t *testing.T, o Options, cols []Column, r *Rec) (js []byte, re
 		return payload, rowReason(t, cols, &Rec{Value: payload}, o.MaxValueBytes)
 	case FormatAvro:
 		var m map[string]any
-		if err := avro.Unmarshal(testOracle().avro, payload, &m); err != nil {
+		if err := avro.Unmarshal(as, payload, &m); err != nil {
 			return nil, "schema_mismatch"
 		}
 		// hamba/avro's Unmarshal leaves the fields past the end of a
 		// truncated payload unset without an error: the value must encode
 		// back to exactly the payload.
-		if again, err := avro.Marshal(testOracle().avro, m); err != nil || !bytes.Equal(again, payload) {
+		if again, err := avro.Marshal(as, m); err != nil || !bytes.Equal(again, payload) {
 			return nil, "schema_mismatch"
 		}
 		attrs := m["attrs"].(map[string]any)
@@ -106,8 +130,10 @@ func formatReason(t *testing.T, o Options, cols []Column, r *Rec) (js []byte, re
 			"ts": m["ts"].(time.Time), "amount": json.Number(m["amount"].(*big.Rat).FloatString(2)),
 			"version": m["version"], "url": m["url"], "user_agent": m["user_agent"], "attrs": attrs,
 		}
+		if ch, ok := m[EvolvedField]; evolved && ok && ch != nil {
+			ev[EvolvedField] = ch
+		}
 	case FormatProtobuf:
-		md := testOracle().md
 		msg := dynamicpb.NewMessage(md)
 		if err := proto.Unmarshal(payload, msg); err != nil {
 			if strings.Contains(err.Error(), "UTF-8") {
@@ -129,6 +155,9 @@ func formatReason(t *testing.T, o Options, cols []Column, r *Rec) (js []byte, re
 			"type": get(msg, "type").String(), "ts": time.Unix(get(ts, "seconds").Int(), get(ts, "nanos").Int()),
 			"amount": json.Number(get(msg, "amount").String()), "version": get(msg, "version").Int(), "url": get(msg, "url").String(),
 			"user_agent": get(msg, "user_agent").String(), "attrs": attrs,
+		}
+		if evolved && msg.Has(md.Fields().ByName(EvolvedField)) {
+			ev[EvolvedField] = get(msg, EvolvedField).String()
 		}
 	default:
 		t.Fatalf("format %s is not a registry format", o.Format)
@@ -248,6 +277,10 @@ func TestFormatOptions(t *testing.T) {
 		{Options{Format: FormatJSON, Bad: map[Kind]float64{KindWrongMagic: 0.1}}, "cannot generate wrong_magic records in format json"},
 		{Options{Format: FormatProtobuf, SchemaID: -1}, "schema id"},
 		{Options{Format: FormatJSONSchema, Bad: allBadFor(FormatJSONSchema, 0.05)}, ""},
+		{Options{Format: FormatJSON, EvolveAt: 10}, "needs a registry format"},
+		{Options{Format: FormatAvro, EvolveAt: -1}, "cannot evolve the schema at record -1"},
+		{Options{Format: FormatAvro, EvolveAt: 10, EvolvedSchemaID: -2}, "evolved schema id"},
+		{Options{Format: FormatProtobuf, EvolveAt: 10, EvolvedSchemaID: 3}, ""},
 	} {
 		err := tc.o.EnsureDefaults().Validate()
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
@@ -275,6 +308,10 @@ func TestFormatOptions(t *testing.T) {
 	if _, err := Produce(context.Background(), []string{"127.0.0.1:1"}, Options{Format: FormatAvro, Records: 1}, nil); err == nil ||
 		!strings.Contains(err.Error(), "without a schema id") {
 		t.Fatalf("producing avro without a schema id: %v", err)
+	}
+	if _, err := Produce(context.Background(), []string{"127.0.0.1:1"}, Options{Format: FormatAvro, SchemaID: 1, EvolveAt: 5, Records: 10}, nil); err == nil ||
+		!strings.Contains(err.Error(), "without the second schema version's id") {
+		t.Fatalf("producing avro with EvolveAt without the evolved id: %v", err)
 	}
 }
 
@@ -363,5 +400,161 @@ func TestWrongMagicIsNoFraming(t *testing.T) {
 	}
 	if n < 2000 {
 		t.Fatalf("%d wrong_magic records, want most of 3000", n)
+	}
+}
+
+// TestEvolveAt: with EvolveAt, records from that index on are framed with
+// the second schema version's id and decode with it; an event version
+// written from EvolveAt on carries a channel drawn by the seed, one
+// written before (and its re-sends, wherever they fall) none; every other
+// field, and every record before EvolveAt, is what the stream without
+// EvolveAt has.
+func TestEvolveAt(t *testing.T) {
+	const at = 1500
+	for _, format := range registryFormats {
+		t.Run(format, func(t *testing.T) {
+			base := Options{Seed: 19, Format: format, SchemaID: 7, Records: 4000, DupRatio: 0.1, UpdateRatio: 0.1,
+				KeyCardinality: 800, Bad: allBadFor(format, 0.02), MaxValueBytes: 4096}
+			o := base
+			o.EvolveAt, o.EvolvedSchemaID = at, 8
+			g, again, plain, plain0 := NewGenerator(o), NewGenerator(o), NewGenerator(o), NewGenerator(base)
+			plain.plain, plain0.plain = true, true
+			g0 := NewGenerator(base)
+			var r, r2, p, p0, r0 Rec
+			var withChannel, nullAfter, dupsOfOld int
+			for g.Next(&r) {
+				again.At(r.Index, &r2)
+				if !bytes.Equal(r.Value, r2.Value) {
+					t.Fatalf("record %d differs between equal generators", r.Index)
+				}
+				if r.Index < at {
+					g0.At(r.Index, &r0)
+					if !bytes.Equal(r.Value, r0.Value) {
+						t.Fatalf("record %d, before EvolveAt, differs from the stream without it", r.Index)
+					}
+				}
+				wantID := uint32(o.SchemaID)
+				if r.Index >= at {
+					wantID = uint32(o.EvolvedSchemaID)
+				}
+				if r.Kind != KindWrongMagic && r.Kind != KindUnknownSchema && r.Kind != KindBadCompression &&
+					len(r.Value) >= 5 && binary.BigEndian.Uint32(r.Value[1:5]) != wantID {
+					t.Fatalf("record %d (%s) is framed with schema id %d, want %d", r.Index, r.Kind, binary.BigEndian.Uint32(r.Value[1:5]), wantID)
+				}
+				js, reason := formatReason(t, o, append(slices.Clip(g.Columns()), Column{Name: EvolvedField, Type: "text", Path: EvolvedField}), &r)
+				want := ""
+				if r.Kind.Bad() {
+					want = reasonFor(r.Kind, format)
+				}
+				if reason != want {
+					t.Fatalf("record %d of kind %s: decodes as %q, want %q", r.Index, r.Kind, reason, want)
+				}
+				if r.Kind.Bad() {
+					continue
+				}
+				plain.At(r.Index, &p)
+				plain0.At(r.Index, &p0)
+				if !equalJSON(js, p.Value) {
+					t.Fatalf("record %d decodes to\n%s\nwant the event\n%s", r.Index, js, p.Value)
+				}
+				var ev, ev0 map[string]any
+				if err := json.Unmarshal(p.Value, &ev); err != nil {
+					t.Fatal(err)
+				}
+				if err := json.Unmarshal(p0.Value, &ev0); err != nil {
+					t.Fatal(err)
+				}
+				ch, has := ev[EvolvedField]
+				delete(ev, EvolvedField)
+				if !reflect.DeepEqual(ev, ev0) {
+					t.Fatalf("record %d: the fields besides %s differ from the stream without EvolveAt:\n%s\n%s", r.Index, EvolvedField, p.Value, p0.Value)
+				}
+				src := r.Version - 1
+				switch {
+				case src >= at && (!has || !slices.Contains(channels, ch.(string))):
+					t.Fatalf("record %d (%s) writes version %d, from EvolveAt on, without a channel: %s", r.Index, r.Kind, r.Version, p.Value)
+				case src < at && has:
+					t.Fatalf("record %d (%s) writes version %d, from before EvolveAt, with a channel: %s", r.Index, r.Kind, r.Version, p.Value)
+				case has:
+					withChannel++
+				case r.Index >= at:
+					nullAfter++
+					if r.Kind == KindDup {
+						dupsOfOld++
+					}
+				}
+			}
+			if withChannel == 0 || dupsOfOld == 0 {
+				t.Fatalf("%d records with a channel, %d re-sends of older versions after EvolveAt: want some of each", withChannel, dupsOfOld)
+			}
+		})
+	}
+}
+
+// TestVerifyEvolveAt: a stream that moves to the second schema version
+// partway (--evolve-at) registers both versions, lands with the channel
+// column NULL for the versions written before and set after, and verifies
+// under on_conflict update guarded by the version (the newest version's
+// channel) and without the manifest (both ids from the registry); a
+// channel lost, or one where NULL belongs, is a wrong value.
+func TestVerifyEvolveAt(t *testing.T) {
+	addrs := testBroker(t)
+	reg, err := devenv.StartRegistry(devenv.RegistryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	ctx := context.Background()
+	for n, format := range registryFormats {
+		t.Run(format, func(t *testing.T) {
+			topic := "evolve_" + format
+			url := testDB(t, "evolve_"+format)
+			manifest := filepath.Join(t.TempDir(), "run.json")
+			flags := []string{"--topic", topic, "--records", "3000", "--seed", strconv.Itoa(50 + n), "--format", format,
+				"--registry", reg.URL(), "--keys", "null", "--key-cardinality", "400", "--update-ratio", "0.2", "--dup-ratio", "0.1",
+				"--bad-ratio", "0.03", "--evolve-at", "1200"}
+			var out, errOut bytes.Buffer
+			err := LoadgenMain(ctx, append([]string{"--brokers", strings.Join(addrs, ","), "--partitions", "3",
+				"--manifest", manifest, "--quiet"}, flags...), &out, &errOut)
+			if err != nil {
+				t.Fatalf("loadgen: %v\n%s", err, errOut.String())
+			}
+			m, err := ReadManifest(manifest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Options.EvolveAt != 1200 || m.Options.EvolvedSchemaID == 0 || m.Options.EvolvedSchemaID == m.Options.SchemaID ||
+				!strings.Contains(out.String(), fmt.Sprintf("second version (field channel added) under subject %s: id %d", Subject(topic), m.Options.EvolvedSchemaID)) {
+				t.Fatalf("manifest options %+v, output %q: want both registered ids", m.Options, out.String())
+			}
+			recs := consume(t, addrs, topic, true, int(m.Stats.Committed.Total()))
+			app := newAppliance(t, url, m.Options, "public.events")
+			app.guard = "version"
+			app.land(recs)
+			vo := VerifyOptions{Gen: m.Options, Stats: &m.Stats, OnConflict: "update", Guard: "version"}
+			rep := mustVerify(t, url, vo)
+			if !rep.OK() || rep.Rows != rep.ExpectedRows || rep.Rows == 0 {
+				t.Fatalf("clean landing should verify:\n%s", summary(rep))
+			}
+			var set, null int64
+			if err := app.conn.QueryRow(ctx, `SELECT count(channel), count(*) - count(channel) FROM public.events`).Scan(&set, &null); err != nil {
+				t.Fatal(err)
+			}
+			if set == 0 || null == 0 {
+				t.Fatalf("%d rows with a channel, %d without: want both", set, null)
+			}
+			out.Reset()
+			err = VerifyMain(ctx, append([]string{"--postgres", url, "--on-conflict", "update", "--guard", "version"}, flags...), &out, &errOut)
+			if err != nil || !strings.Contains(out.String(), "OK: exactly once") {
+				t.Fatalf("verify command with --registry: %v\n%s%s", err, out.String(), errOut.String())
+			}
+			app.exec(`UPDATE public.events SET channel = 'web' WHERE event_id = (SELECT event_id FROM public.events WHERE channel IS NULL ORDER BY event_id LIMIT 1)`)
+			mustCatch(t, url, vo, "wrong-valued rows", `column channel is "web", want NULL`)
+			app.exec(`UPDATE public.events SET channel = NULL WHERE event_id = (SELECT event_id FROM public.events WHERE channel <> 'web' ORDER BY event_id LIMIT 1)`)
+			rep = mustCatch(t, url, vo, "wrong-valued rows", "column channel is NULL")
+			if rep.WrongValue != 2 {
+				t.Fatalf("want 2 wrong values:\n%s", summary(rep))
+			}
+		})
 	}
 }

@@ -299,13 +299,16 @@ func (g *Generator) oversized(r *Rec, i int64, id ident) {
 // registry-format encoding with the wire-format prefix, and injects the
 // framing kinds.
 func (g *Generator) frame(r *Rec, kind Kind, c *recCtx) {
-	id := uint32(g.o.SchemaID)
+	id, v := uint32(g.o.SchemaID), 0
+	if g.o.EvolveAt > 0 && r.Index >= g.o.EvolveAt {
+		id, v = uint32(g.o.EvolvedSchemaID), 1
+	}
 	if kind == KindUnknownSchema {
 		id = unknownSchemaID + uint32(c.rng.intn(16))
 	}
 	out := appendFraming(r.scratch[:0], g.o.Format, id)
 	prefix := len(out)
-	out, uaOff, err := g.enc.appendPayload(out, r.Value)
+	out, uaOff, err := g.enc.appendPayload(out, r.Value, v)
 	if err != nil {
 		panic(fmt.Sprintf("loadgen: record %d: %v", r.Index, err))
 	}
@@ -470,6 +473,13 @@ func (g *Generator) initCtx(c *recCtx, i int64, id ident) {
 	if c.update {
 		c.urng = rng{s: mix(g.seed, domainVersion, uint64(id.src))}
 	}
+	c.channel = ""
+	if g.o.EvolveAt > 0 && id.src >= g.o.EvolveAt {
+		// The second schema version's field, of the version src wrote
+		// (a re-send carries its original's): drawn apart from rng so
+		// that the other fields are the same with or without it.
+		c.channel = channels[mix(g.seed, domainChannel, uint64(id.src))%uint64(len(channels))]
+	}
 	c.rng = rng{s: mix(g.seed, domainContent, uint64(id.root))}
 	c.varLen = g.varLo
 	if g.varSpan > 1 {
@@ -555,7 +565,8 @@ type recCtx struct {
 	version int64 // the "version" field
 	update  bool  // a newer version: the changing fields come from urng
 	urng    rng
-	tenant  int64 // set by the reference renderer: the tenant_id it wrote
+	tenant  int64  // set by the reference renderer: the tenant_id it wrote
+	channel string // the evolved field's value (Options.EvolveAt); "" for none
 }
 
 // Hash domains keep the per-purpose streams independent.
@@ -574,6 +585,7 @@ const (
 	domainHop
 	domainLSN
 	domainMicros
+	domainChannel
 )
 
 // mix hashes (seed, domain, n) into a well-distributed uint64 (splitmix64

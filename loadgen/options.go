@@ -248,6 +248,22 @@ type Options struct {
 	// workload in format avro (RegisterSchema sets it); 0 writes them as
 	// JSON.
 	KeySchemaID int `json:"key_schema_id,omitempty"`
+	// EvolveAt, for a registry format (events workload), is the index of
+	// the first record written with a second version of the reference
+	// schema, registered under the same subject: the first with one added
+	// optional field, channel (EvolvedField; Avro a union of null and
+	// string with default null, Protobuf an optional string, JSON Schema
+	// a string or null). Records from EvolveAt on are framed with
+	// EvolvedSchemaID; an event version written from EvolveAt on (a good
+	// record or an update) carries a channel drawn by the seed, one
+	// written before (and a re-send of it, whatever its index) none, so a
+	// table following the schema (evolve: add_columns) holds NULL there.
+	// 0 writes every record with the first version.
+	EvolveAt int64 `json:"evolve_at,omitempty"`
+	// EvolvedSchemaID is the registry id of the second version
+	// (RegisterSchema sets it when EvolveAt is set); required to produce
+	// records from EvolveAt on.
+	EvolvedSchemaID int `json:"evolved_schema_id,omitempty"`
 	// Records is the number of records to produce; 0 means until Duration
 	// (Produce requires one of the two).
 	Records int64 `json:"records"`
@@ -391,6 +407,15 @@ func (o *Options) Validate() error {
 	}
 	if o.SchemaID < 0 || o.SchemaID >= unknownSchemaID {
 		return fmt.Errorf("cannot use schema id %d; use the id the registry gave the schema", o.SchemaID)
+	}
+	if o.EvolveAt < 0 {
+		return fmt.Errorf("cannot evolve the schema at record %d; use a record index, or 0 for one schema version", o.EvolveAt)
+	}
+	if o.EvolveAt > 0 && (!registryFormat(o.Format) || o.Workload == WorkloadCDC) {
+		return fmt.Errorf("cannot evolve the schema at record %d in format %s; a second schema version needs a registry format (avro, protobuf, json_schema) of the events workload", o.EvolveAt, o.Format)
+	}
+	if o.EvolvedSchemaID < 0 || o.EvolvedSchemaID >= unknownSchemaID {
+		return fmt.Errorf("cannot use evolved schema id %d; use the id the registry gave the second schema version", o.EvolvedSchemaID)
 	}
 	if o.Records < 0 {
 		return fmt.Errorf("cannot produce %d records; use a positive count, or 0 with a duration", o.Records)

@@ -141,6 +141,9 @@ func Produce(ctx context.Context, brokers []string, o Options, progress io.Write
 	if registryFormat(o.Format) && o.SchemaID == 0 {
 		return Stats{}, fmt.Errorf("cannot produce %s records without a schema id; register the reference schema first (RegisterSchema, or loadgen --registry URL)", o.Format)
 	}
+	if o.EvolveAt > 0 && o.EvolvedSchemaID == 0 {
+		return Stats{}, fmt.Errorf("cannot produce %s records from record %d on without the second schema version's id; register it first (RegisterSchema with EvolveAt set, or loadgen --registry URL)", o.Format, o.EvolveAt)
+	}
 	codec, err := batchCodec(o.Compression)
 	if err != nil {
 		return Stats{}, err

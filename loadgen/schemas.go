@@ -84,6 +84,7 @@ var (
 	experiments = []string{"checkout-v2", "control", "search-rank-b", "price-test-7", "onboarding-c"}
 	categories  = []string{"electronics", "books", "garden", "fashion", "toys", "grocery", "sports", "home"}
 	referrers   = []string{"newsletter", "ads", "organic", "social", "partner"}
+	channels    = []string{"web", "ios", "android", "email", "pos", "partner-api"} // the evolved field's values
 	words       = []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
 		"juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango"}
 )
@@ -140,6 +141,11 @@ func renderReference(dst []byte, c *recCtx) []byte {
 	dst = appendUUID(dst, s)
 	dst = append(dst, `","experiment":"`...)
 	dst = append(dst, pick(c, experiments)...)
+	if c.channel != "" {
+		dst = append(dst, `"},"`+EvolvedField+`":"`...)
+		dst = append(dst, c.channel...)
+		return append(dst, `"}`...)
+	}
 	return append(dst, `"}}`...)
 }
 

@@ -323,6 +323,9 @@ func Verify(ctx context.Context, pgURL string, o VerifyOptions) (Report, error) 
 	if registryFormat(gen.Format) && gen.SchemaID == 0 {
 		return Report{}, fmt.Errorf("cannot verify %s records without their schema id; pass the manifest, the schema id or the registry", gen.Format)
 	}
+	if gen.EvolveAt > 0 && gen.EvolveAt < gen.Records && gen.EvolvedSchemaID == 0 {
+		return Report{}, fmt.Errorf("cannot verify %s records from record %d on without the second schema version's id; pass the manifest or the registry", gen.Format, gen.EvolveAt)
+	}
 	v := &verifier{o: o, gen: gen, g: NewGenerator(gen), rep: Report{Table: o.Table, Records: gen.Records, Workload: gen.Workload}}
 	if gen.Workload == WorkloadCDC {
 		conn, err := verifyConn(ctx, pgURL)
@@ -338,6 +341,14 @@ func Verify(ctx context.Context, pgURL string, o VerifyOptions) (Report, error) 
 	}
 	v.g.plain = true
 	v.sch = v.g.sch
+	if gen.EvolveAt > 0 && gen.EvolveAt < gen.Records {
+		// The stream reached the second schema version: its field's
+		// column (added by evolve: add_columns) is checked with the
+		// others, NULL for event versions written before EvolveAt.
+		s := *v.sch
+		s.columns = append(slices.Clip(s.columns), Column{Name: EvolvedField, Type: "text", Path: EvolvedField})
+		v.sch = &s
+	}
 	v.keyless = v.sch.key == ""
 	v.byValue = gen.Keys != KeysEventID
 	v.partCol, v.offCol = -1, -1
@@ -763,7 +774,11 @@ func (v *verifier) readTarget(ctx context.Context, conn *pgx.Conn) error {
 	}
 	rows, err := conn.Query(ctx, "SELECT "+sel.String()+" FROM "+quoteQualified(v.o.Table)+where)
 	if err != nil {
-		return fmt.Errorf("cannot read table %s: %w (is --table right, with the columns of schema %s?)", v.o.Table, err, v.gen.Schema)
+		evolved := ""
+		if v.gen.EvolveAt > 0 && v.gen.EvolveAt < v.gen.Records {
+			evolved = fmt.Sprintf(" and %s, which the second schema version adds (evolve: add_columns)", EvolvedField)
+		}
+		return fmt.Errorf("cannot read table %s: %w (is --table right, with the columns of schema %s%s?)", v.o.Table, err, v.gen.Schema, evolved)
 	}
 	defer rows.Close()
 	var key []byte

@@ -42,6 +42,11 @@ func newAppliance(t *testing.T, url string, o Options, table string) *appliance 
 	o.EnsureDefaults()
 	s := schemaByName(o.Schema)
 	a := &appliance{t: t, conn: conn, cols: s.columns, key: s.key, table: table, max: o.MaxValueBytes, o: o}
+	if o.EvolveAt > 0 {
+		// The column evolve: add_columns adds for the second schema
+		// version's field.
+		a.cols = append(slices.Clip(a.cols), Column{Name: EvolvedField, Type: "text", Path: EvolvedField})
+	}
 	var defs []string
 	for _, c := range a.cols {
 		d := pgx.Identifier{c.Name}.Sanitize() + " " + c.Type
