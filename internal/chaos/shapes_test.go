@@ -34,7 +34,13 @@ func shapeTableYAML(table, topic, format, onConflict, guard string) string {
 //   - Avro records framed with a schema id of the embedded Schema Registry
 //     that the broker process serves, also null-keyed, with the registry
 //     formats' bad kinds (wrong magic byte, truncated payload, unknown
-//     schema id).
+//     schema id). The stream moves to a second version of the schema
+//     (loadgen EvolveAt: an optional field channel added) partway through
+//     the random kills, and the table has evolve: add_columns: the
+//     ALTER TABLE that adds channel runs under its advisory lock while
+//     batches of both instances are in flight and instances are killed,
+//     and the kills after it find the evolved table (loadEvolved) and
+//     writer schemas of both versions in flight.
 //
 // Under continuous load the instances are killed with kill -9 at random
 // moments and at a chosen point of a batch transaction, one leaves
@@ -49,7 +55,7 @@ func TestShapeFaults(t *testing.T) {
 		topics:     []string{"nullign", "nullupd", "avro"},
 		tablesYAML: shapeTableYAML("public.nullign", "nullign", loadgen.FormatJSON, "ignore", "") +
 			shapeTableYAML("public.nullupd", "nullupd", loadgen.FormatJSON, "update", "version") +
-			shapeTableYAML("public.avro", "avro", loadgen.FormatAvro, "update", "version"),
+			shapeTableYAML("public.avro", "avro", loadgen.FormatAvro, "update", "version") + "  evolve: add_columns\n",
 		sessionTimeout: 3 * time.Second,
 		batchYAML:      "  max_rows: 1000\n  max_age: 100ms\n",
 		registry:       true,
@@ -82,10 +88,13 @@ func TestShapeFaults(t *testing.T) {
 		Seed: 62, Topic: "nullupd", Records: 1 << 40, Rate: pick(500.0, 1000.0),
 		Keys: loadgen.KeysNull, KeyCardinality: pick(int64(500), 1000), UpdateRatio: 0.2, DupRatio: 0.05,
 	}
-	// Avro through the embedded registry, null-keyed, update by version.
+	// Avro through the embedded registry, null-keyed, update by version;
+	// from record EvolveAt on (some 8 s in, while the random kills below
+	// go on) written with the schema's second version, which adds channel.
 	avro := loadgen.Options{
 		Seed: 63, Topic: "avro", Records: 1 << 40, Rate: pick(500.0, 1000.0), Format: loadgen.FormatAvro,
 		Keys: loadgen.KeysNull, KeyCardinality: pick(int64(1000), 2000), UpdateRatio: 0.1, DupRatio: 0.05,
+		EvolveAt: pick(int64(4000), 15000),
 	}
 	avro.SpreadBad(0.02)
 	ro := registry.Options{URLs: []string{c.registryURL}}
@@ -106,7 +115,11 @@ func TestShapeFaults(t *testing.T) {
 	// member expires) while the others write the keys it held in flight.
 	kills := pick(4, 12)
 	var resumes []time.Duration
+	evolvedBy := -1 // the kills done when the channel column was first seen
 	for i := 0; i < kills; i++ {
+		if evolvedBy < 0 && c.hasColumn("public.avro", loadgen.EvolvedField) {
+			evolvedBy = i
+		}
 		in := ins[rand.IntN(n)]
 		randomDelay(200*time.Millisecond, 2500*time.Millisecond)
 		in.kill()
@@ -117,6 +130,14 @@ func TestShapeFaults(t *testing.T) {
 	}
 	summary.add("shapes", "instances; kill -9 of a random one at a random moment", "%d; %d", n, kills)
 	summary.add("shapes", "every partition progressing again after a kill", "%s", durStats(resumes))
+
+	// The schema evolution must be done before the kills below, so that
+	// they hit an evolved table with both writer schemas in flight.
+	if evolvedBy < 0 {
+		c.waitColumn("public.avro", loadgen.EvolvedField, settle)
+		evolvedBy = kills
+	}
+	summary.add("shapes", "evolve: add_columns on public.avro (channel column first seen after kill k of n)", "%d of %d", evolvedBy, kills)
 
 	// kill -9 at chosen points of a batch transaction, while the other
 	// instances write the same keys.
@@ -160,6 +181,7 @@ func TestShapeFaults(t *testing.T) {
 		randomDelay(200*time.Millisecond, 1500*time.Millisecond)
 		c.restartBroker(hard)
 		checkSchemaID(t, c.registryURL, avro.SchemaID)
+		checkSchemaID(t, c.registryURL, avro.EvolvedSchemaID)
 		base := s.fresh()
 		s.allProgressedSince(t, base, settle)
 		// The members rejoin on their own after the restart, so the
@@ -197,6 +219,28 @@ func TestShapeFaults(t *testing.T) {
 	summary.addReport("shapes", upd, updStats)
 	summary.addReport("shapes", av, avroStats)
 	summary.add("shapes", "test time (cluster start to last check)", "%v", time.Since(start).Round(100*time.Millisecond))
+}
+
+// hasColumn reports whether table (schema.name) has column col.
+func (c *cluster) hasColumn(table, col string) bool {
+	c.t.Helper()
+	conn := c.conn()
+	defer conn.Close(c.ctx)
+	schema, name, _ := strings.Cut(table, ".")
+	var n int
+	if err := conn.QueryRow(c.ctx, `SELECT count(*) FROM information_schema.columns
+		WHERE table_schema = $1 AND table_name = $2 AND column_name = $3`, schema, name, col).Scan(&n); err != nil {
+		c.t.Fatal(err)
+	}
+	return n > 0
+}
+
+// waitColumn waits until evolve: add_columns has added col to table.
+func (c *cluster) waitColumn(table, col string, d time.Duration) {
+	c.t.Helper()
+	waitFor(c.t, d, fmt.Sprintf("evolve: add_columns to add column %s to %s", col, table), func() bool {
+		return c.hasColumn(table, col)
+	})
 }
 
 // checkSchemaID fails t unless the registry at url serves schema id.
