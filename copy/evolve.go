@@ -54,6 +54,7 @@ END $evolve$;
 `, quoteLiteral(t.ident()), quoteLiteral(c.Name), t.ident(), n, c.SQLType, quoteLiteral(EvolvedComment))
 	}
 	b.WriteString("COMMIT")
+	fault("evolve") // test-only (fault.go)
 	if err := execSimple(ctx, conn, b.String()); err != nil {
 		rollback(ctx, conn)
 		return nil, fmt.Errorf("cannot add columns %s to table %s: %w", strings.Join(columnNames(cols), ", "), t.Name, err)

@@ -37,6 +37,11 @@ import (
 //	committed  after COMMIT succeeded, before the caller learns of it
 //	replay     a dead-letter replay batch (Writer.Replay): rows written and
 //	           dead letters deleted, before COMMIT is sent
+//	evolve     schema evolution (AddColumns, not a Write): SIGKILL comes
+//	           from another goroutine within 2 ms while the transaction
+//	           that takes the advisory lock, adds the columns and commits
+//	           is in flight, so the columns may or may not have been
+//	           added (only kill)
 var faultPlan = parseFault(os.Getenv("SLUICE_FAULT"))
 
 type faultSpec struct {
@@ -53,13 +58,13 @@ func parseFault(s string) *faultSpec {
 	parts := strings.Split(s, ":")
 	bad := func(why string) *faultSpec {
 		// A typo must not let a chaos test believe it injected a fault.
-		panic(fmt.Sprintf("cannot parse SLUICE_FAULT=%q: %s; use POINT:N[:kill|stop] with POINT one of begin, copy, merge, commit, committed, replay", s, why))
+		panic(fmt.Sprintf("cannot parse SLUICE_FAULT=%q: %s; use POINT:N[:kill|stop] with POINT one of begin, copy, merge, commit, committed, replay, evolve", s, why))
 	}
 	if len(parts) < 2 || len(parts) > 3 {
 		return bad("wrong number of fields")
 	}
 	switch parts[0] {
-	case "begin", "copy", "merge", "commit", "committed", "replay":
+	case "begin", "copy", "merge", "commit", "committed", "replay", "evolve":
 	default:
 		return bad("unknown point")
 	}
@@ -77,8 +82,8 @@ func parseFault(s string) *faultSpec {
 			return bad("unknown action")
 		}
 	}
-	if f.stop && f.point == "commit" {
-		return bad("commit only supports kill")
+	if f.stop && (f.point == "commit" || f.point == "evolve") {
+		return bad(f.point + " only supports kill")
 	}
 	return f
 }
@@ -94,8 +99,8 @@ func fault(point string) {
 	case f.stop:
 		fmt.Fprintf(os.Stderr, "SLUICE_FAULT: %s #%d: stopping the process\n", point, f.n)
 		syscall.Kill(pid, syscall.SIGSTOP)
-	case point == "commit":
-		fmt.Fprintf(os.Stderr, "SLUICE_FAULT: %s #%d: killing the process during COMMIT\n", point, f.n)
+	case point == "commit" || point == "evolve":
+		fmt.Fprintf(os.Stderr, "SLUICE_FAULT: %s #%d: killing the process while its transaction is in flight\n", point, f.n)
 		go func() {
 			time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
 			syscall.Kill(pid, syscall.SIGKILL)

@@ -15,7 +15,10 @@ func TestParseFault(t *testing.T) {
 	if f := parseFault("begin:1:stop"); !f.stop || f.point != "begin" {
 		t.Fatalf("begin:1:stop parsed as %+v", f)
 	}
-	for _, s := range []string{"merge", "merge:0", "merge:x", "nowhere:1", "copy:1:pause", "commit:1:stop", "a:1:kill:x"} {
+	if f := parseFault("evolve:2"); f.point != "evolve" || f.n != 2 || f.stop {
+		t.Fatalf("evolve:2 parsed as %+v", f)
+	}
+	for _, s := range []string{"merge", "merge:0", "merge:x", "nowhere:1", "copy:1:pause", "commit:1:stop", "evolve:1:stop", "a:1:kill:x"} {
 		func() {
 			defer func() {
 				if recover() == nil {

@@ -1182,9 +1182,16 @@ func (c *cluster) killAt(in *instance, point string, n int) {
 	c.t.Helper()
 	c.metrics.forget(in)
 	in.start(fmt.Sprintf("SLUICE_FAULT=%s:%d", point, n))
-	st, ok := in.waitExit(2 * time.Minute)
+	c.faultDeath(in, point, n, 2*time.Minute)
+}
+
+// faultDeath waits up to d for in, started with SLUICE_FAULT=point:n, to
+// die and checks that it died of SIGKILL at that point.
+func (c *cluster) faultDeath(in *instance, point string, n int, d time.Duration) {
+	c.t.Helper()
+	st, ok := in.waitExit(d)
 	if !ok {
-		c.t.Fatalf("%s with SLUICE_FAULT=%s:%d did not die within 2 minutes: the point was not reached %d times", in.name, point, n, n)
+		c.t.Fatalf("%s with SLUICE_FAULT=%s:%d did not die within %v: the point was not reached %d times", in.name, point, n, d, n)
 	}
 	ws, _ := st.Sys().(syscall.WaitStatus)
 	if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {

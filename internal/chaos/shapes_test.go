@@ -38,9 +38,10 @@ func shapeTableYAML(table, topic, format, onConflict, guard string) string {
 //     (loadgen EvolveAt: an optional field channel added) partway through
 //     the random kills, and the table has evolve: add_columns: the
 //     ALTER TABLE that adds channel runs under its advisory lock while
-//     batches of both instances are in flight and instances are killed,
-//     and the kills after it find the evolved table (loadEvolved) and
-//     writer schemas of both versions in flight.
+//     batches of both instances are in flight and instances are killed;
+//     one instance dies with its evolution transaction in flight
+//     (SLUICE_FAULT=evolve), and the kills after it find the evolved
+//     table (loadEvolved) and writer schemas of both versions in flight.
 //
 // Under continuous load the instances are killed with kill -9 at random
 // moments and at a chosen point of a batch transaction, one leaves
@@ -67,7 +68,13 @@ func TestShapeFaults(t *testing.T) {
 	}
 	c.migrate("public.nullign", "public.nullupd", "public.avro")
 	s := c.startSampler(map[string]string{"nullign": "public.nullign", "nullupd": "public.nullupd", "avro": "public.avro"})
-	for _, in := range ins {
+	// The first instance is killed while its first evolution transaction
+	// (the advisory lock, ALTER TABLE, COMMIT) is in flight: it starts
+	// before the column can exist, so it runs one whether or not the
+	// other instance added the column first.
+	evolveVictim := ins[0]
+	evolveVictim.startAndWait(t, "SLUICE_FAULT=evolve:1")
+	for _, in := range ins[1:] {
 		in.startAndWait(t)
 	}
 
@@ -116,11 +123,30 @@ func TestShapeFaults(t *testing.T) {
 	kills := pick(4, 12)
 	var resumes []time.Duration
 	evolvedBy := -1 // the kills done when the channel column was first seen
+	evolveKilledWith := ""
+	// reapEvolve restarts the evolve victim once the fault killed it.
+	reapEvolve := func(d time.Duration) {
+		c.faultDeath(evolveVictim, "evolve", 1, d)
+		evolveKilledWith = "without"
+		if c.hasColumn("public.avro", loadgen.EvolvedField) {
+			evolveKilledWith = "with"
+		}
+		base := s.fresh()
+		c.restart(evolveVictim)
+		s.allProgressedSince(t, base, settle)
+		evolveVictim = nil
+	}
 	for i := 0; i < kills; i++ {
 		if evolvedBy < 0 && c.hasColumn("public.avro", loadgen.EvolvedField) {
 			evolvedBy = i
 		}
+		if evolveVictim != nil && !evolveVictim.alive() {
+			reapEvolve(time.Minute)
+		}
 		in := ins[rand.IntN(n)]
+		for in == evolveVictim {
+			in = ins[rand.IntN(n)]
+		}
 		randomDelay(200*time.Millisecond, 2500*time.Millisecond)
 		in.kill()
 		started := time.Now()
@@ -133,11 +159,15 @@ func TestShapeFaults(t *testing.T) {
 
 	// The schema evolution must be done before the kills below, so that
 	// they hit an evolved table with both writer schemas in flight.
+	if evolveVictim != nil {
+		reapEvolve(settle)
+	}
 	if evolvedBy < 0 {
 		c.waitColumn("public.avro", loadgen.EvolvedField, settle)
 		evolvedBy = kills
 	}
 	summary.add("shapes", "evolve: add_columns on public.avro (channel column first seen after kill k of n)", "%d of %d", evolvedBy, kills)
+	summary.add("shapes", "kill -9 with the evolution transaction in flight (SLUICE_FAULT=evolve), column there after it", "1, %s", evolveKilledWith)
 
 	// kill -9 at chosen points of a batch transaction, while the other
 	// instances write the same keys.
