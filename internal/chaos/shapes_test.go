@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -134,6 +135,7 @@ func TestShapeFaults(t *testing.T) {
 		base := s.fresh()
 		c.restart(evolveVictim)
 		s.allProgressedSince(t, base, settle)
+		t.Logf("%s killed by SLUICE_FAULT=evolve:1 (column %s it), restarted", evolveVictim.name, evolveKilledWith)
 		evolveVictim = nil
 	}
 	for i := 0; i < kills; i++ {
@@ -153,6 +155,7 @@ func TestShapeFaults(t *testing.T) {
 		base := s.fresh()
 		c.restart(in)
 		resumes = append(resumes, s.allProgressedSince(t, base, settle).Sub(started))
+		t.Logf("random kill %d of %s: every partition progressing again after %v", i+1, in.name, resumes[i].Round(10*time.Millisecond))
 	}
 	summary.add("shapes", "instances; kill -9 of a random one at a random moment", "%d; %d", n, kills)
 	summary.add("shapes", "every partition progressing again after a kill", "%s", durStats(resumes))
@@ -241,6 +244,8 @@ func TestShapeFaults(t *testing.T) {
 	ign := c.verify(sIgn, ignStats)
 	upd := c.verify(sUpd, updStats)
 	av := c.verify(sAvro, avroStats)
+	summary.add("shapes", "evolutions: columns added / found at start / retried (instance log lines, all lives)", "%d / %d / %d",
+		countInLogs(ins, "table evolved: columns added"), countInLogs(ins, "evolved columns found"), countInLogs(ins, "cannot add the columns"))
 	summary.add("shapes", "rebalances (sluice_rebalances_total, all members and lives)", "%v", c.metrics.get("sluice_rebalances_total"))
 	summary.add("shapes", "batch retries / chunk retries / keys probed / rows deduplicated (all members and lives)", "%v / %v / %v / %v",
 		c.metrics.get("sluice_batch_retries_total"), c.metrics.get("sluice_chunk_retries_total"),
@@ -249,6 +254,21 @@ func TestShapeFaults(t *testing.T) {
 	summary.addReport("shapes", upd, updStats)
 	summary.addReport("shapes", av, avroStats)
 	summary.add("shapes", "test time (cluster start to last check)", "%v", time.Since(start).Round(100*time.Millisecond))
+}
+
+// countInLogs counts the lines of the instances' logs (every life) that
+// contain s.
+func countInLogs(ins []*instance, s string) int {
+	n := 0
+	for _, in := range ins {
+		b, _ := os.ReadFile(in.logPath)
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, s) {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // hasColumn reports whether table (schema.name) has column col.
