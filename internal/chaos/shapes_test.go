@@ -244,7 +244,7 @@ func TestShapeFaults(t *testing.T) {
 	ign := c.verify(sIgn, ignStats)
 	upd := c.verify(sUpd, updStats)
 	av := c.verify(sAvro, avroStats)
-	summary.add("shapes", "evolutions: columns added / found at start / retried (instance log lines, all lives)", "%d / %d / %d",
+	summary.add("shapes", "evolutions (instance log lines, all lives): shape evolved while running (ALTER run or found done) / evolved columns found at start / waited and retried", "%d / %d / %d",
 		countInLogs(ins, "table evolved: columns added"), countInLogs(ins, "evolved columns found"), countInLogs(ins, "cannot add the columns"))
 	summary.add("shapes", "rebalances (sluice_rebalances_total, all members and lives)", "%v", c.metrics.get("sluice_rebalances_total"))
 	summary.add("shapes", "batch retries / chunk retries / keys probed / rows deduplicated (all members and lives)", "%v / %v / %v / %v",
