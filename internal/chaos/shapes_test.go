@@ -36,13 +36,13 @@ func shapeTableYAML(table, topic, format, onConflict, guard string) string {
 //     that the broker process serves, also null-keyed, with the registry
 //     formats' bad kinds (wrong magic byte, truncated payload, unknown
 //     schema id). The stream moves to a second version of the schema
-//     (loadgen EvolveAt: an optional field channel added) partway through
-//     the random kills, and the table has evolve: add_columns: the
-//     ALTER TABLE that adds channel runs under its advisory lock while
-//     batches of both instances are in flight and instances are killed;
-//     one instance dies with its evolution transaction in flight
-//     (SLUICE_FAULT=evolve), and the kills after it find the evolved
-//     table (loadEvolved) and writer schemas of both versions in flight.
+//     (loadgen EvolveAt: an optional field channel added) at the first
+//     fault, and the table has evolve: add_columns: the ALTER TABLE that
+//     adds channel runs under its advisory lock while batches of both
+//     instances are in flight, and one instance dies with its own
+//     evolution transaction in flight (SLUICE_FAULT=evolve); every kill
+//     after it finds the evolved table (loadEvolved) and writer schemas
+//     of both versions in flight.
 //
 // Under continuous load the instances are killed with kill -9 at random
 // moments and at a chosen point of a batch transaction, one leaves
@@ -97,12 +97,12 @@ func TestShapeFaults(t *testing.T) {
 		Keys: loadgen.KeysNull, KeyCardinality: pick(int64(500), 1000), UpdateRatio: 0.2, DupRatio: 0.05,
 	}
 	// Avro through the embedded registry, null-keyed, update by version;
-	// from record EvolveAt on (some 8 s in, while the random kills below
-	// go on) written with the schema's second version, which adds channel.
+	// from record EvolveAt on (some 5 s in) written with the schema's
+	// second version, which adds channel.
 	avro := loadgen.Options{
 		Seed: 63, Topic: "avro", Records: 1 << 40, Rate: pick(500.0, 1000.0), Format: loadgen.FormatAvro,
 		Keys: loadgen.KeysNull, KeyCardinality: pick(int64(1000), 2000), UpdateRatio: 0.1, DupRatio: 0.05,
-		EvolveAt: pick(int64(4000), 15000),
+		EvolveAt: pick(int64(2500), 15000),
 	}
 	avro.SpreadBad(0.02)
 	ro := registry.Options{URLs: []string{c.registryURL}}
@@ -118,37 +118,46 @@ func TestShapeFaults(t *testing.T) {
 	settle := pick(time.Minute, 2*time.Minute)
 	s.allProgressedSince(t, map[tp]int64{}, settle)
 
+	// The schema evolution: the stream reaches EvolveAt some 5 s in; the
+	// first instance to meet the new writer schema with the old shape
+	// runs AddColumns, and the evolve victim dies with its own evolution
+	// transaction in flight, whichever came first, while the other one
+	// writes. Until the hook fires it may hold no partition of the Avro
+	// topic (the balancer spreads partitions, not topics): kills of the
+	// others then hand their partitions around. The random kills below
+	// start after it, not during: a member killed while a rebalance waits
+	// for its join holds the group up to the rebalance timeout (20 s).
+	for tries := 0; tries < 12; tries++ {
+		if _, dead := evolveVictim.waitExit(5 * time.Second); dead {
+			break
+		}
+		if tries < 4 {
+			continue // the stream has not reached EvolveAt yet
+		}
+		other := ins[1+rand.IntN(n-1)]
+		other.kill()
+		c.restart(other)
+	}
+	c.faultDeath(evolveVictim, "evolve", 1, settle)
+	evolveKilledWith := "without"
+	if c.hasColumn("public.avro", loadgen.EvolvedField) {
+		evolveKilledWith = "with"
+	}
+	base := s.fresh()
+	c.restart(evolveVictim)
+	s.allProgressedSince(t, base, settle)
+	c.waitColumn("public.avro", loadgen.EvolvedField, settle)
+	t.Logf("%s killed by SLUICE_FAULT=evolve:1 (column %s it), restarted", evolveVictim.name, evolveKilledWith)
+	summary.add("shapes", "kill -9 with the evolution transaction in flight (SLUICE_FAULT=evolve), column there after it", "1, %s", evolveKilledWith)
+
 	// kill -9 of a random instance at a random moment; it comes back at
 	// once, so the group rebalances twice (the newcomer joins, the dead
-	// member expires) while the others write the keys it held in flight.
+	// member expires) while the others write the keys it held in flight,
+	// of both writer schemas.
 	kills := pick(4, 12)
 	var resumes []time.Duration
-	evolvedBy := -1 // the kills done when the channel column was first seen
-	evolveKilledWith := ""
-	// reapEvolve restarts the evolve victim once the fault killed it.
-	reapEvolve := func(d time.Duration) {
-		c.faultDeath(evolveVictim, "evolve", 1, d)
-		evolveKilledWith = "without"
-		if c.hasColumn("public.avro", loadgen.EvolvedField) {
-			evolveKilledWith = "with"
-		}
-		base := s.fresh()
-		c.restart(evolveVictim)
-		s.allProgressedSince(t, base, settle)
-		t.Logf("%s killed by SLUICE_FAULT=evolve:1 (column %s it), restarted", evolveVictim.name, evolveKilledWith)
-		evolveVictim = nil
-	}
 	for i := 0; i < kills; i++ {
-		if evolvedBy < 0 && c.hasColumn("public.avro", loadgen.EvolvedField) {
-			evolvedBy = i
-		}
-		if evolveVictim != nil && !evolveVictim.alive() {
-			reapEvolve(time.Minute)
-		}
 		in := ins[rand.IntN(n)]
-		for in == evolveVictim {
-			in = ins[rand.IntN(n)]
-		}
 		randomDelay(200*time.Millisecond, 2500*time.Millisecond)
 		in.kill()
 		started := time.Now()
@@ -159,18 +168,6 @@ func TestShapeFaults(t *testing.T) {
 	}
 	summary.add("shapes", "instances; kill -9 of a random one at a random moment", "%d; %d", n, kills)
 	summary.add("shapes", "every partition progressing again after a kill", "%s", durStats(resumes))
-
-	// The schema evolution must be done before the kills below, so that
-	// they hit an evolved table with both writer schemas in flight.
-	if evolveVictim != nil {
-		reapEvolve(settle)
-	}
-	if evolvedBy < 0 {
-		c.waitColumn("public.avro", loadgen.EvolvedField, settle)
-		evolvedBy = kills
-	}
-	summary.add("shapes", "evolve: add_columns on public.avro (channel column first seen after kill k of n)", "%d of %d", evolvedBy, kills)
-	summary.add("shapes", "kill -9 with the evolution transaction in flight (SLUICE_FAULT=evolve), column there after it", "1, %s", evolveKilledWith)
 
 	// kill -9 at chosen points of a batch transaction, while the other
 	// instances write the same keys.
