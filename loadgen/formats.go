@@ -245,11 +245,7 @@ func LookupEvolvedSchemaID(ctx context.Context, o Options, ro registry.Options) 
 	if err != nil {
 		return 0, err
 	}
-	cl, err := registry.New(ro)
-	if err != nil {
-		return 0, err
-	}
-	return cl.Lookup(ctx, Subject(o.Topic), typ, text)
+	return lookupID(ctx, ro, Subject(o.Topic), typ, text)
 }
 
 // LookupSchemaID returns the id under which the registry ro describes holds
@@ -261,22 +257,24 @@ func LookupSchemaID(ctx context.Context, o Options, ro registry.Options) (int, e
 	if err != nil {
 		return 0, err
 	}
-	cl, err := registry.New(ro)
-	if err != nil {
-		return 0, err
-	}
-	return cl.Lookup(ctx, Subject(o.Topic), typ, text)
+	return lookupID(ctx, ro, Subject(o.Topic), typ, text)
 }
 
 // lookupKeySchemaID returns the id under which the registry ro describes
 // holds the cdc workload's Key (as RegisterSchema registers it) in
 // KeySubject(topic), registering nothing.
 func lookupKeySchemaID(ctx context.Context, topic string, ro registry.Options) (int, error) {
+	return lookupID(ctx, ro, KeySubject(topic), registry.TypeAvro, CDCAvroKeySchema)
+}
+
+// lookupID returns the id under which the registry ro describes holds
+// schema text of type typ in subject, registering nothing.
+func lookupID(ctx context.Context, ro registry.Options, subject string, typ registry.SchemaType, text string) (int, error) {
 	cl, err := registry.New(ro)
 	if err != nil {
 		return 0, err
 	}
-	return cl.Lookup(ctx, KeySubject(topic), registry.TypeAvro, CDCAvroKeySchema)
+	return cl.Lookup(ctx, subject, typ, text)
 }
 
 // unknownSchemaID is the first of the ids that unknown_schema records name;
