@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -453,5 +455,55 @@ func TestMigrateTemplateTable(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM pg_class WHERE relname LIKE '%{topic}%'`); n != 0 {
 		t.Errorf("migrate made %d relations named like the template:\n%s", n, out.String())
+	}
+}
+
+// TestPartitionNameTakenReported: a partition whose name, and every
+// alternative name, other relations hold is not made; the appliance says
+// so once per name (an ERROR with the fix), however many rounds meet it,
+// and sluice_partition_names_taken counts it until the name is freed.
+func TestPartitionNameTakenReported(t *testing.T) {
+	e := newEnv(t, 1)
+	cfg := e.config(partitionedYAML)
+	var clk clock
+	day0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	clk.set(day0)
+	var logs syncBuffer
+	r := e.start(cfg, clk.prep(), func(a *App) {
+		a.log = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testWriter{t}), nil))
+	})
+	sql := "CREATE TABLE public.pitems_p20261201 (x int)"
+	for i := 1; i <= 9; i++ {
+		sql += fmt.Sprintf("; CREATE TABLE public.pitems_p20261201_%d (x int)", i)
+	}
+	if _, err := e.db.Exec(e.ctx, sql); err != nil {
+		t.Fatal(err)
+	}
+	gauge := func() string {
+		return grepLines(httpGet(t, "http://"+r.app.MetricsAddr()+"/metrics"), `sluice_partition_names_taken{table="public.pitems"}`)
+	}
+	clk.set(day0.AddDate(0, 0, 3)) // 11-30: premake 2 wants 12-01 and 12-02
+	for range 2 {
+		r.app.maintainPartitions(e.ctx) // its error, if any, is the round's; the report is checked below
+	}
+	if got := e.partitions("public.pitems"); slices.Contains(got, "pitems_p20261201") || !slices.Contains(got, "pitems_p20261202") {
+		t.Errorf("partitions after the rounds: %v, want 12-02's and not 12-01's", got)
+	}
+	if g := gauge(); !strings.Contains(g, "} 1") {
+		t.Errorf("sluice_partition_names_taken after two rounds: %q, want 1", g)
+	}
+	if n := len(logLines(logs.String(), "level=ERROR", "PARTITION NOT MADE", "partition=pitems_p20261201")); n != 1 {
+		t.Errorf("%d ERROR lines name the partition after two rounds, want 1:\n%s", n, logs.String())
+	}
+	// The name freed: the next round makes it and the gauge goes back to 0.
+	if _, err := e.db.Exec(e.ctx, "DROP TABLE public.pitems_p20261201"); err != nil {
+		t.Fatal(err)
+	}
+	r.app.maintainPartitions(e.ctx)
+	if got := e.partitions("public.pitems"); !slices.Contains(got, "pitems_p20261201") {
+		t.Errorf("partitions once the name is free: %v, want 12-01's", got)
+	}
+	if g := gauge(); !strings.Contains(g, "} 0") {
+		t.Errorf("sluice_partition_names_taken once the name is free: %q, want 0", g)
 	}
 }
