@@ -541,15 +541,7 @@ func (a *App) replaySchema(ctx context.Context, dec *codec.Decoder, need *codec.
 		return add(need.Ref, nil)
 	}
 	return replayRegistry(ctx, what, func() error {
-		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		var s *registry.Schema
-		var err error
-		if need.Ref.IsGUID {
-			s, err = a.reg.SchemaByGUID(rctx, refLabel(need.Ref))
-		} else {
-			s, err = a.reg.Schema(rctx, int(need.Ref.ID))
-		}
+		s, err := a.schemaByRef(ctx, need.Ref)
 		switch {
 		case err == nil:
 			if cerr := add(need.Ref, codecSchema(s)); cerr != nil {

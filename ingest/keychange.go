@@ -93,6 +93,17 @@ func refLabel(ref codec.SchemaRef) string {
 	return strings.TrimPrefix(strings.TrimPrefix(ref.String(), "id "), "guid ")
 }
 
+// schemaByRef fetches the writer schema ref names from the schema
+// registry, by GUID or by id, waiting at most 30 s for an answer.
+func (a *App) schemaByRef(ctx context.Context, ref codec.SchemaRef) (*registry.Schema, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if ref.IsGUID {
+		return a.reg.SchemaByGUID(ctx, refLabel(ref))
+	}
+	return a.reg.Schema(ctx, int(ref.ID))
+}
+
 // checkKey checks the key schema of record rec for table t when its key
 // is framed with a schema (id or GUID, in the key or in a
 // __key_schema_id header) partition st has not checked for t yet. It
@@ -159,15 +170,7 @@ func (a *App) keySchemaVerdict(ctx context.Context, t *tableRT, topic string, re
 	if done {
 		return fields, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	var s *registry.Schema
-	var err error
-	if ref.IsGUID {
-		s, err = a.reg.SchemaByGUID(ctx, refLabel(ref))
-	} else {
-		s, err = a.reg.Schema(ctx, int(ref.ID))
-	}
-	cancel()
+	s, err := a.schemaByRef(ctx, ref)
 	switch {
 	case err == nil:
 		names, kerr := codec.DebeziumAvroKey(codecSchema(s))

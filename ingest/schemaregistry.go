@@ -247,15 +247,7 @@ func (w *worker) fetchSchema(st *partState, t *tableRT, dec *codec.Decoder, need
 		}
 	}
 	for {
-		ctx, cancel := context.WithTimeout(a.hardCtx, 30*time.Second)
-		var s *registry.Schema
-		var err error
-		if need.Ref.IsGUID {
-			s, err = a.reg.SchemaByGUID(ctx, strings.TrimPrefix(need.Ref.String(), "guid "))
-		} else {
-			s, err = a.reg.Schema(ctx, int(need.Ref.ID))
-		}
-		cancel()
+		s, err := a.schemaByRef(a.hardCtx, need.Ref)
 		var cs *codec.Schema
 		var evolveErr error
 		if err == nil {
