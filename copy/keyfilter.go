@@ -148,19 +148,7 @@ func (f *KeyFilter) limit(maxKeys int) {
 			f.gens[i].fold()
 		}
 	}
-	older := 0
-	for _, g := range f.gens[:len(f.gens)-1] {
-		older += g.cap
-	}
-	drop := 0
-	for older > maxKeys {
-		older -= f.gens[drop].cap
-		drop++
-	}
-	if drop > 0 {
-		f.gens = append(f.gens[:0], f.gens[drop:]...)
-		clear(f.gens[len(f.gens):cap(f.gens)])
-	}
+	f.forgetOldest()
 }
 
 // hash returns the filter's hash of an encoded key.
@@ -280,6 +268,12 @@ func (f *KeyFilter) rotate() {
 		next = min(2*f.gens[n-1].cap, f.max)
 	}
 	f.gens = append(f.gens, newBloom(next))
+	f.forgetOldest()
+}
+
+// forgetOldest drops f's oldest generations while those before the
+// newest hold more than f.max keys.
+func (f *KeyFilter) forgetOldest() {
 	older := 0
 	for _, g := range f.gens[:len(f.gens)-1] {
 		older += g.cap
