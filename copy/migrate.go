@@ -157,7 +157,15 @@ func describeTarget(ctx context.Context, conn *pgconn.PgConn, t *Table) (map[str
 	if len(r.Rows) != 1 || string(r.Rows[0][0]) != "t" {
 		return nil, fmt.Errorf("cannot find table %s: create it, or set create: true for it and run sluice migrate", t.Name)
 	}
-	r, err = query(ctx, conn, `WITH RECURSIVE c AS (
+	return readTargetColumns(ctx, conn, t)
+}
+
+// readTargetColumns returns the columns of t's target by name; the target
+// exists (describeTarget, TargetColumns).
+func readTargetColumns(ctx context.Context, conn *pgconn.PgConn, t *Table) (map[string]targetColumn, error) {
+	var p params
+	p.text(t.ident())
+	r, err := query(ctx, conn, `WITH RECURSIVE c AS (
 	SELECT a.attname, a.attnotnull, a.attnotnull AS nn, a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '' AS def,
 		format_type(a.atttypid, a.atttypmod) AS typ, a.atttypid AS base, a.atttypmod AS mod,
 		coalesce((SELECT co.collisdeterministic FROM pg_collation co WHERE co.oid = a.attcollation), true) AS det,
@@ -202,7 +210,7 @@ func TargetColumns(ctx context.Context, conn *pgconn.PgConn, t *Table) (map[stri
 	if len(r.Rows) != 1 || string(r.Rows[0][0]) != "t" {
 		return nil, false, nil
 	}
-	have, err := describeTarget(ctx, conn, t)
+	have, err := readTargetColumns(ctx, conn, t)
 	if err != nil {
 		return nil, false, err
 	}
